@@ -1,0 +1,44 @@
+# covid-backend: build, run and test.
+GO      ?= go
+BIN     := bin/covid-node
+DATA    ?= ./data
+export CGO_ENABLED := 0
+
+.PHONY: build run test unit-test cluster-test bench generate vet clean
+
+build:
+	$(GO) build -trimpath -o $(BIN) ./cmd/covid-node
+
+## run: a single-node region "dev" on embedded storage under ./data.
+run: build
+	@echo "covid-backend: single-node region 'dev' on http://127.0.0.1:8080, data in $(DATA)"
+	@echo "  admin token:      $(DATA)/admin-token  (send as Authorization: Bearer <token>)"
+	@echo "  upload test keys: $(BIN) dev-upload --addr http://127.0.0.1:8080 --key-file $(DATA)/dev-authority-key.pem"
+	@echo "  status:           curl -s http://127.0.0.1:8080/v1/status"
+	@echo "  members:          $(BIN) members list --token-file $(DATA)/admin-token"
+	exec $(BIN) serve --node-id dev-1 --region dev --data-dir $(DATA) --bootstrap --dev-authority \
+		--http-addr 127.0.0.1:8080 --raft-addr 127.0.0.1:7000
+
+## test: what CI runs: vet, unit tests, then the real-process cluster tests.
+test: vet unit-test cluster-test
+
+vet:
+	$(GO) vet ./...
+
+unit-test:
+	$(GO) test -count=1 -race $$($(GO) list ./... | grep -v /cluster-test)
+
+cluster-test: build
+	$(GO) test -count=1 -v -timeout 15m ./cluster-test/
+
+## bench: micro-benchmarks and the 3-node load run (figures for the notes).
+bench: build
+	$(GO) test -run XXX -bench . -benchmem -benchtime 3x ./fsm/
+	$(GO) test -run XXX -bench . -benchtime 1x -timeout 30m -v ./cluster-test/
+
+## generate: regenerate protobuf code (needs protoc and protoc-gen-go).
+generate:
+	protoc --go_out=. --go_opt=module=github.com/covid-backend/covid-backend fsm/fsmpb/fsm.proto
+
+clean:
+	rm -rf bin

@@ -1,0 +1,105 @@
+package api
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/covid-backend/covid-backend/node"
+)
+
+const maxAdminBody = 1 << 20
+
+// requireToken admits requests that carry the region's admin token.
+func (s *Server) requireToken(c *gin.Context) {
+	got, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
+	if !ok || got == "" {
+		fail(c, http.StatusUnauthorized, "unauthorized", "admin token required: Authorization: Bearer <token>")
+		return
+	}
+	a, b := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(s.cfg.AdminToken))
+	if subtle.ConstantTimeCompare(a[:], b[:]) != 1 {
+		fail(c, http.StatusUnauthorized, "unauthorized", "wrong admin token")
+		return
+	}
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, maxAdminBody)
+	c.Next()
+}
+
+// bindStrict decodes a JSON body, refusing unknown fields and trailing data.
+func bindStrict(c *gin.Context, out any) bool {
+	if err := decodeStrict(c.Request.Body, out); err != nil {
+		fail(c, http.StatusBadRequest, "bad_request", "request body: "+err.Error())
+		return false
+	}
+	return true
+}
+
+func (s *Server) listMembers(c *gin.Context) {
+	members, err := s.node.Members()
+	if err != nil {
+		failErr(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"members": members})
+}
+
+func (s *Server) addMember(c *gin.Context) {
+	var req node.JoinRequest
+	if !bindStrict(c, &req) {
+		return
+	}
+	if req.Region == "" {
+		req.Region = s.node.Config().Region
+	}
+	if err := s.node.Join(c.Request.Context(), req); err != nil {
+		failErr(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"added": req.ID, "dry_run": req.DryRun})
+}
+
+func (s *Server) removeMember(c *gin.Context) {
+	id := c.Param("id")
+	if err := s.node.Remove(c.Request.Context(), id); err != nil {
+		failErr(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"removed": id})
+}
+
+func (s *Server) transferLeadership(c *gin.Context) {
+	var req struct {
+		ID string `json:"id"`
+	}
+	if c.Request.ContentLength != 0 && !bindStrict(c, &req) {
+		return
+	}
+	if err := s.node.TransferLeadership(c.Request.Context(), req.ID); err != nil {
+		failErr(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"transferred": true})
+}
+
+func (s *Server) snapshot(c *gin.Context) {
+	if err := s.node.Snapshot(); err != nil {
+		failErr(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"snapshot": true, "applied_index": s.node.AppliedIndex()})
+}
+
+func (s *Server) forwardedApply(c *gin.Context) {
+	body, err := io.ReadAll(c.Request.Body)
+	if err != nil {
+		fail(c, http.StatusBadRequest, "bad_request", "read command: "+err.Error())
+		return
+	}
+	status, reply := s.node.ApplyForwarded(c.Request.Context(), body)
+	c.JSON(status, reply)
+}

@@ -1,0 +1,112 @@
+package api
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Admin endpoints refuse requests without the right token, with a JSON
+// error, and change nothing.
+func TestAdminNeedsToken(t *testing.T) {
+	ts := newTestServer(t, time.Now)
+	cases := []struct {
+		name, auth string
+	}{
+		{"missing", ""},
+		{"wrong", "Bearer not-the-token"},
+		{"not bearer", "Basic " + testToken},
+	}
+	for _, tc := range cases {
+		for _, ep := range []struct{ method, path string }{
+			{http.MethodGet, "/v1/admin/members"},
+			{http.MethodPost, "/v1/admin/authorities"},
+			{http.MethodDelete, "/v1/admin/members/n1"},
+			{http.MethodPost, "/internal/v1/apply"},
+		} {
+			w := ts.do(ep.method, ep.path, []byte(`{}`), map[string]string{"Authorization": tc.auth})
+			body := decode[errorBody](t, w)
+			if w.Code != http.StatusUnauthorized || body.Code != "unauthorized" || body.Error == "" {
+				t.Fatalf("%s %s with %s token: %d %+v", ep.method, ep.path, tc.name, w.Code, body)
+			}
+		}
+	}
+	st, err := ts.node.Status()
+	if err != nil || len(st.Members) != 1 {
+		t.Fatalf("membership changed: %+v %v", st, err)
+	}
+}
+
+// Authorities are added, rotated by kid, listed and removed; bad input is a
+// 400 naming the problem.
+func TestAuthorityLifecycle(t *testing.T) {
+	ts := newTestServer(t, time.Now)
+	registerGoldenAuthority(t, ts)
+	listed := decode[struct{ Authorities []Authority }](t, ts.admin(http.MethodGet, "/v1/admin/authorities", nil))
+	if len(listed.Authorities) != 1 || len(listed.Authorities[0].Keys) != 1 {
+		t.Fatalf("list: %+v", listed)
+	}
+	rotated := listed.Authorities[0]
+	rotated.Keys[0].Kid = "2"
+	if w := ts.admin(http.MethodPost, "/v1/admin/authorities", rotated); w.Code != http.StatusOK {
+		t.Fatalf("rotate: %d %s", w.Code, w.Body)
+	}
+	a, _ := ts.node.FSM().Authority("iss-test")
+	if len(a.GetKeys()) != 2 {
+		t.Fatalf("after rotation %d keys, want 2", len(a.GetKeys()))
+	}
+	bad := []struct {
+		name string
+		body any
+		want string
+	}{
+		{"not pem", Authority{Issuer: "x", Audience: "y", AppIDs: []string{"a"}, Keys: []AuthorityKey{{Kid: "1", PublicKeyPEM: "nope"}}}, "PEM"},
+		{"missing audience", Authority{Issuer: "x", AppIDs: []string{"a"}, Keys: rotated.Keys}, "required"},
+		{"unknown field", []byte(`{"issuer":"x","color":"blue"}`), "unknown field"},
+	}
+	for _, tc := range bad {
+		w := ts.admin(http.MethodPost, "/v1/admin/authorities", tc.body)
+		body := decode[errorBody](t, w)
+		if w.Code != http.StatusBadRequest || !strings.Contains(body.Error, tc.want) {
+			t.Fatalf("%s: %d %+v", tc.name, w.Code, body)
+		}
+	}
+	if w := ts.admin(http.MethodDelete, "/v1/admin/authorities/iss-test?kid=1", nil); w.Code != http.StatusOK {
+		t.Fatalf("remove kid: %d %s", w.Code, w.Body)
+	}
+	if w := ts.admin(http.MethodDelete, "/v1/admin/authorities/nobody", nil); w.Code != http.StatusNotFound {
+		t.Fatalf("remove unknown: %d %s", w.Code, w.Body)
+	}
+	a, _ = ts.node.FSM().Authority("iss-test")
+	if len(a.GetKeys()) != 1 || a.GetKeys()[0].GetKid() != "2" {
+		t.Fatalf("after removing kid 1: %v", a)
+	}
+}
+
+// Status and probes report the node without secrets.
+func TestStatusAndProbes(t *testing.T) {
+	ts := newTestServer(t, time.Now)
+	for _, path := range []string{"/healthz", "/readyz", "/v1/status"} {
+		w := ts.do(http.MethodGet, path, nil, nil)
+		if w.Code != http.StatusOK {
+			t.Fatalf("%s: %d %s", path, w.Code, w.Body)
+		}
+		if strings.Contains(w.Body.String(), testToken) {
+			t.Fatalf("%s leaks the admin token", path)
+		}
+	}
+	st := decode[map[string]any](t, ts.do(http.MethodGet, "/v1/status", nil, nil))
+	for _, k := range []string{"node_id", "region", "state", "leader_id", "term", "commit_index", "applied_index", "members", "keys"} {
+		if _, ok := st[k]; !ok {
+			t.Fatalf("status lacks %q: %v", k, st)
+		}
+	}
+	w := ts.do(http.MethodGet, "/v1/keys?consistent=true", nil, nil)
+	if w.Code != http.StatusOK || w.Header().Get("X-Applied-Index") == "" {
+		t.Fatalf("consistent read: %d %v", w.Code, w.Header())
+	}
+	if w := ts.do(http.MethodGet, "/nope", nil, nil); w.Code != http.StatusNotFound || decode[errorBody](t, w).Code != "not_found" {
+		t.Fatalf("unknown path: %d %s", w.Code, w.Body)
+	}
+}

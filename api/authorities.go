@@ -1,0 +1,133 @@
+package api
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/covid-backend/covid-backend/fsm/fsmpb"
+)
+
+// AuthorityKey is one verification key of a health authority in the admin API.
+type AuthorityKey struct {
+	Kid          string    `json:"kid"`
+	PublicKeyPEM string    `json:"public_key_pem"`
+	ValidFrom    time.Time `json:"valid_from,omitzero"`
+	ValidThrough time.Time `json:"valid_through,omitzero"`
+}
+
+// Authority is a health authority in the admin API.
+type Authority struct {
+	Issuer   string         `json:"issuer"`
+	Audience string         `json:"audience"`
+	AppIDs   []string       `json:"app_ids"`
+	Keys     []AuthorityKey `json:"keys"`
+}
+
+func (s *Server) listAuthorities(c *gin.Context) {
+	out := []Authority{}
+	for _, a := range s.node.FSM().Authorities() {
+		out = append(out, authorityFromProto(a))
+	}
+	c.JSON(http.StatusOK, gin.H{"authorities": out})
+}
+
+func (s *Server) putAuthority(c *gin.Context) {
+	var req Authority
+	if !bindStrict(c, &req) {
+		return
+	}
+	pa, err := req.proto()
+	if err != nil {
+		fail(c, http.StatusBadRequest, "bad_request", err.Error())
+		return
+	}
+	cmd := &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_PUT_AUTHORITY, PutAuthority: pa}
+	if _, err := s.node.Apply(c.Request.Context(), cmd); err != nil {
+		failErr(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"issuer": req.Issuer})
+}
+
+func (s *Server) removeAuthority(c *gin.Context) {
+	cmd := &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_REMOVE_AUTHORITY,
+		RemoveAuthority: &fsmpb.RemoveAuthority{Issuer: c.Param("issuer"), Kid: c.Query("kid")}}
+	if _, err := s.node.Apply(c.Request.Context(), cmd); err != nil {
+		failErr(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"removed": c.Param("issuer"), "kid": c.Query("kid")})
+}
+
+func (a Authority) proto() (*fsmpb.Authority, error) {
+	if a.Issuer == "" || a.Audience == "" || len(a.AppIDs) == 0 || len(a.Keys) == 0 {
+		return nil, errors.New("issuer, audience, app_ids and keys are required")
+	}
+	out := &fsmpb.Authority{Issuer: a.Issuer, Audience: a.Audience, AppIds: a.AppIDs}
+	for _, k := range a.Keys {
+		der, err := parseP256PEM(k.PublicKeyPEM)
+		if err != nil {
+			return nil, fmt.Errorf("key %q: %w", k.Kid, err)
+		}
+		if !k.ValidThrough.IsZero() && !k.ValidThrough.After(k.ValidFrom) {
+			return nil, fmt.Errorf("key %q: valid_through must be after valid_from", k.Kid)
+		}
+		out.Keys = append(out.Keys, &fsmpb.AuthorityKey{
+			Kid: k.Kid, PublicKeyDer: der, ValidFromUnix: unixOrZero(k.ValidFrom), ValidThroughUnix: unixOrZero(k.ValidThrough),
+		})
+	}
+	return out, nil
+}
+
+// parseP256PEM checks that the PEM holds an ECDSA P-256 public key (the
+// only kind ES256 certificates are signed with) and returns its DER.
+func parseP256PEM(s string) ([]byte, error) {
+	block, _ := pem.Decode([]byte(s))
+	if block == nil {
+		return nil, errors.New("public_key_pem holds no PEM block")
+	}
+	pub, err := x509.ParsePKIXPublicKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("parse public key: %w", err)
+	}
+	ec, ok := pub.(*ecdsa.PublicKey)
+	if !ok || ec.Curve != elliptic.P256() {
+		return nil, errors.New("public key is not ECDSA P-256")
+	}
+	return block.Bytes, nil
+}
+
+func authorityFromProto(a *fsmpb.Authority) Authority {
+	out := Authority{Issuer: a.GetIssuer(), Audience: a.GetAudience(), AppIDs: a.GetAppIds()}
+	for _, k := range a.GetKeys() {
+		out.Keys = append(out.Keys, AuthorityKey{
+			Kid:          k.GetKid(),
+			PublicKeyPEM: string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: k.GetPublicKeyDer()})),
+			ValidFrom:    timeOrZero(k.GetValidFromUnix()),
+			ValidThrough: timeOrZero(k.GetValidThroughUnix()),
+		})
+	}
+	return out
+}
+
+func unixOrZero(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.Unix()
+}
+
+func timeOrZero(u int64) time.Time {
+	if u == 0 {
+		return time.Time{}
+	}
+	return time.Unix(u, 0).UTC()
+}

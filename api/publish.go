@@ -1,0 +1,104 @@
+package api
+
+import (
+	"crypto/rand"
+	"errors"
+	"io"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/covid-backend/covid-backend/fsm"
+	"github.com/covid-backend/covid-backend/fsm/fsmpb"
+	"github.com/covid-backend/covid-backend/node"
+	"github.com/covid-backend/covid-backend/publish"
+)
+
+// publish is POST /v1/publish, the GAEN key server publish API v1.
+func (s *Server) publish(c *gin.Context) {
+	c.Header("X-Api-Version", "v1")
+	if err := publish.CheckContentType(c.GetHeader("Content-Type")); err != nil {
+		s.publishFail(c, err)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, publish.MaxBodyBytes))
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		s.publishFail(c, &publish.Error{Status: http.StatusRequestEntityTooLarge, Code: publish.CodeBadRequest,
+			Message: "request body exceeds 64000 bytes"})
+		return
+	}
+	if err != nil {
+		s.publishFail(c, &publish.Error{Status: http.StatusBadRequest, Code: publish.CodeBadRequest, Message: "read body: " + err.Error()})
+		return
+	}
+	if c.GetHeader("X-Chaff") != "" {
+		c.JSON(http.StatusOK, publish.Response{Padding: publish.Padding()})
+		return
+	}
+	req, err := publish.DecodeRequest(body)
+	if err != nil {
+		s.publishFail(c, err)
+		return
+	}
+	v, err := publish.Validate(req, s.node.FSM(), s.cfg.Now())
+	if err != nil {
+		s.publishFail(c, err)
+		return
+	}
+	resp := publish.Response{Warnings: v.Warnings}
+	if !v.StoreNothing && len(v.Keys) > 0 {
+		inserted, err := s.commit(c, v)
+		if err != nil {
+			s.publishFail(c, err)
+			return
+		}
+		resp.InsertedExposures = inserted
+	}
+	if pf := v.PartialFailure(); pf != nil {
+		resp.Code, resp.ErrorMessage = pf.Code, pf.Message
+	}
+	resp.Padding = publish.Padding()
+	c.JSON(http.StatusOK, resp)
+}
+
+// commit stores the verified keys through raft; it returns only after the
+// commit, so an acknowledged key survives while a majority lives.
+func (s *Server) commit(c *gin.Context, v *publish.Verified) (int, error) {
+	id := make([]byte, 16)
+	if _, err := rand.Read(id); err != nil {
+		return 0, &publish.Error{Status: http.StatusInternalServerError, Code: publish.CodeInternalError, Message: "random: " + err.Error()}
+	}
+	cmd := &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_PUBLISH, Publish: &fsmpb.Publish{
+		SubmissionId: id, AppId: v.AppID, Issuer: v.Issuer, CertificateDigest: v.CertificateDigest[:],
+		Traveler: v.Traveler, Keys: v.Keys,
+	}}
+	val, err := s.node.Apply(c.Request.Context(), cmd)
+	var refused *fsm.Error
+	switch {
+	case errors.As(err, &refused) && refused.Code == fsm.CodeKeyExists:
+		return 0, &publish.Error{Status: http.StatusBadRequest, Code: publish.CodeMissingRevisionToken,
+			Message: "a key of this upload is already stored; revising it needs the revision token"}
+	case errors.Is(err, node.ErrNoLeader):
+		return 0, &publish.Error{Status: http.StatusServiceUnavailable, Code: publish.CodeInternalError,
+			Message: "no leader available, retry: " + err.Error()}
+	case err != nil:
+		s.cfg.Logger.Error("publish commit failed", "err", err)
+		return 0, &publish.Error{Status: http.StatusInternalServerError, Code: publish.CodeInternalError, Message: "commit failed"}
+	}
+	res, _ := val.(fsm.PublishResult)
+	return res.Inserted, nil
+}
+
+func (s *Server) publishFail(c *gin.Context, err error) {
+	var pe *publish.Error
+	if !errors.As(err, &pe) {
+		pe = &publish.Error{Status: http.StatusInternalServerError, Code: publish.CodeInternalError, Message: err.Error()}
+	}
+	if pe.Status == http.StatusServiceUnavailable {
+		c.Header("Retry-After", "1")
+	}
+	resp := pe.Response()
+	resp.Padding = publish.Padding()
+	c.AbortWithStatusJSON(pe.Status, resp)
+}

@@ -1,0 +1,94 @@
+package api
+
+import (
+	"encoding/base64"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/covid-backend/covid-backend/fsm"
+)
+
+func (s *Server) healthz(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "up"}) }
+
+func (s *Server) readyz(c *gin.Context) {
+	if !s.node.Ready() {
+		fail(c, http.StatusServiceUnavailable, "not_ready", "no leader known or still catching up")
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "ready", "applied_index": s.node.AppliedIndex()})
+}
+
+func (s *Server) status(c *gin.Context) {
+	st, err := s.node.Status()
+	if err != nil {
+		failErr(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, st)
+}
+
+// readView serves a read from the local state, stamped with the applied
+// index it reflects. With ?consistent=true the read goes through the
+// leader: the leader answers after a barrier, a follower proxies to it.
+func (s *Server) readView(c *gin.Context) {
+	if c.Query("consistent") == "true" {
+		if !s.node.IsLeader() {
+			s.proxyToLeader(c)
+			return
+		}
+		if err := s.node.Barrier(5 * time.Second); err != nil {
+			fail(c, http.StatusServiceUnavailable, "no_leader", "consistent read: "+err.Error())
+			return
+		}
+	}
+	c.Header("X-Applied-Index", strconv.FormatUint(s.node.AppliedIndex(), 10))
+	c.Next()
+}
+
+func (s *Server) proxyToLeader(c *gin.Context) {
+	leader := s.node.LeaderURL()
+	if leader == "" {
+		fail(c, http.StatusServiceUnavailable, "no_leader", "consistent read: no leader known")
+		return
+	}
+	target, err := url.Parse(leader)
+	if err != nil {
+		fail(c, http.StatusInternalServerError, "internal_error", err.Error())
+		return
+	}
+	c.Abort()
+	httputil.NewSingleHostReverseProxy(target).ServeHTTP(c.Writer, c.Request)
+}
+
+// publicKey is a key as the read API shows it.
+type publicKey struct {
+	Key              string `json:"key"`
+	RollingStart     int32  `json:"rollingStartNumber"`
+	RollingPeriod    int32  `json:"rollingPeriod"`
+	TransmissionRisk int32  `json:"transmissionRisk"`
+	ReportType       int32  `json:"reportType"`
+	DaysSinceOnset   *int32 `json:"daysSinceOnsetOfSymptoms,omitempty"`
+}
+
+// keys lists the stored keys whose validity has ended: a key still valid
+// stays embargoed until it expires, as GAEN requires.
+func (s *Server) keys(c *gin.Context) {
+	nowInterval := int32(s.cfg.Now().Unix() / 600)
+	keys := s.node.FSM().Keys(func(k fsm.Key) bool { return k.RollingStart+k.RollingPeriod <= nowInterval })
+	out := make([]publicKey, len(keys))
+	for i, k := range keys {
+		out[i] = publicKey{
+			Key: base64.StdEncoding.EncodeToString(k.Data[:]), RollingStart: k.RollingStart, RollingPeriod: k.RollingPeriod,
+			TransmissionRisk: k.TransmissionRisk, ReportType: k.ReportType,
+		}
+		if k.HasDaysSinceOnset {
+			out[i].DaysSinceOnset = &keys[i].DaysSinceOnset
+		}
+	}
+	c.JSON(http.StatusOK, gin.H{"keys": out})
+}

@@ -1,0 +1,107 @@
+// Package api is the HTTP layer of a node: the app API (publish, key
+// reads), the admin API (members, health authorities) and the endpoint that
+// followers forward writes to. It only translates between HTTP and the node.
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/covid-backend/covid-backend/node"
+)
+
+// Config configures the HTTP layer.
+type Config struct {
+	// Addr is the listen address.
+	Addr string
+	// AdminToken guards the admin and member-to-member endpoints.
+	AdminToken string
+	// TrustedProxies may set X-Forwarded-For; none by default.
+	TrustedProxies []string
+	// Now is the clock used to check certificates and keys.
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Server serves one node's HTTP API.
+type Server struct {
+	cfg  Config
+	node *node.Node
+	http *http.Server
+}
+
+// New builds the HTTP server of a node.
+func New(cfg Config, n *node.Node) (*Server, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Server{cfg: cfg, node: n}
+	h, err := s.routes()
+	if err != nil {
+		return nil, err
+	}
+	s.http = &http.Server{
+		Addr:              cfg.Addr,
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+	}
+	return s, nil
+}
+
+// Handler returns the router, for tests.
+func (s *Server) Handler() http.Handler { return s.http.Handler }
+
+// Serve answers requests on l until Shutdown.
+func (s *Server) Serve(l net.Listener) error {
+	if err := s.http.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// Shutdown stops accepting requests and waits for those in flight.
+func (s *Server) Shutdown(ctx context.Context) error { return s.http.Shutdown(ctx) }
+
+func (s *Server) routes() (http.Handler, error) {
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.Use(gin.Recovery())
+	if err := r.SetTrustedProxies(s.cfg.TrustedProxies); err != nil {
+		return nil, fmt.Errorf("trusted proxies: %w", err)
+	}
+	r.NoRoute(func(c *gin.Context) { fail(c, http.StatusNotFound, "not_found", "no such endpoint") })
+	r.NoMethod(func(c *gin.Context) { fail(c, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed") })
+	r.HandleMethodNotAllowed = true
+
+	r.GET("/healthz", s.healthz)
+	r.GET("/readyz", s.readyz)
+	r.GET("/v1/status", s.status)
+	r.POST("/v1/publish", s.publish)
+	r.GET("/v1/keys", s.readView, s.keys)
+
+	admin := r.Group("/", s.requireToken)
+	admin.POST(node.PathApply, s.forwardedApply)
+	admin.GET(node.PathMembers, s.readView, s.listMembers)
+	admin.POST(node.PathMembers, s.addMember)
+	admin.DELETE(node.PathMembers+"/:id", s.removeMember)
+	admin.POST(node.PathMembers+"/transfer-leadership", s.transferLeadership)
+	admin.GET("/v1/admin/authorities", s.readView, s.listAuthorities)
+	admin.POST("/v1/admin/authorities", s.putAuthority)
+	admin.DELETE("/v1/admin/authorities/:issuer", s.removeAuthority)
+	admin.POST("/v1/admin/snapshot", s.snapshot)
+	return r, nil
+}

@@ -1,0 +1,120 @@
+package clustertest
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A region formed by bootstrap and join takes uploads through every node,
+// and every node serves every acknowledged key.
+func TestFormRegionAndUploadThroughEveryNode(t *testing.T) {
+	c := newCluster(t)
+	c.form(3)
+	acked := &ackSet{}
+	for _, id := range c.ids(3) {
+		for range 5 {
+			keys, err := c.upload(c.node(id).url())
+			if err != nil {
+				t.Fatalf("upload through %s: %v", id, err)
+			}
+			acked.add(keys)
+		}
+	}
+	c.waitHasAll(acked, 10*time.Second, c.ids(3)...)
+	out := c.cli("members", "list", "--addr", c.node("n2").url())
+	for _, id := range c.ids(3) {
+		if !strings.Contains(out, id) {
+			t.Fatalf("members list lacks %s:\n%s", id, out)
+		}
+	}
+}
+
+// Joining with a wrong region, a taken id or a wrong token fails the start
+// with a clear message, and leaves no raft state in the data dir.
+func TestJoinRefusals(t *testing.T) {
+	c := newCluster(t)
+	c.form(1)
+	seed := c.node("n1").url()
+	badToken := filepath.Join(c.dir, "bad-token")
+	if err := os.WriteFile(badToken, []byte("not-the-region-token-at-all\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name, id, region, token, want string
+	}{
+		{"wrong region", "n7", "elsewhere", c.tokenFile, "region"},
+		{"duplicate id", "n1", "test", c.tokenFile, "already a member"},
+		{"wrong token", "n8", "test", badToken, "admin token"},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dataDir := filepath.Join(c.dir, "refused-"+tc.id)
+			ip := c.ip(20 + i)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			out, err := exec.CommandContext(ctx, binary, "serve", "--node-id", tc.id, "--region", tc.region,
+				"--data-dir", dataDir, "--http-addr", ip+":8080", "--raft-addr", ip+":7000",
+				"--admin-token-file", tc.token, "--join", seed).CombinedOutput()
+			if err == nil || ctx.Err() != nil {
+				t.Fatalf("serve should exit non-zero at once, got err=%v ctx=%v\n%s", err, ctx.Err(), out)
+			}
+			if !strings.Contains(string(out), tc.want) {
+				t.Fatalf("message should mention %q:\n%s", tc.want, out)
+			}
+			if _, err := os.Stat(filepath.Join(dataDir, "raft.db")); !os.IsNotExist(err) {
+				t.Fatalf("refused join left raft state in %s", dataDir)
+			}
+		})
+	}
+	st, err := c.status("n1")
+	if err != nil || len(st.Members) != 1 {
+		t.Fatalf("membership changed by refused joins: %+v %v", st, err)
+	}
+}
+
+// The whole region stopped and started comes back from disk, with neither
+// --bootstrap nor --join, and goes on taking uploads. SIGTERM on the leader
+// hands leadership over before the process exits.
+func TestRegionRestartFromDisk(t *testing.T) {
+	c := newCluster(t)
+	c.form(3)
+	acked := &ackSet{}
+	for range 10 {
+		keys, err := c.upload(c.node("n2").url())
+		if err != nil {
+			t.Fatal(err)
+		}
+		acked.add(keys)
+	}
+	leader := c.waitLeader(10*time.Second, c.ids(3)...)
+	c.stop(leader)
+	if !c.logContains(leader, "leadership transferred before shutdown") {
+		t.Fatalf("leader %s exited without transferring leadership:\n%s", leader, c.logTail(leader))
+	}
+	var rest []string
+	for _, id := range c.ids(3) {
+		if id != leader {
+			rest = append(rest, id)
+		}
+	}
+	c.waitLeader(5*time.Second, rest...)
+	for _, id := range rest {
+		c.stop(id)
+	}
+	for i := 1; i <= 3; i++ {
+		c.start(i)
+	}
+	c.waitLeader(30*time.Second, c.ids(3)...)
+	c.waitHasAll(acked, 30*time.Second, c.ids(3)...)
+	keys, err := c.upload(c.node("n3").url())
+	if err != nil {
+		t.Fatalf("upload after restart: %v", err)
+	}
+	acked.add(keys)
+	c.waitHasAll(acked, 10*time.Second, c.ids(3)...)
+}

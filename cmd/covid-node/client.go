@@ -1,0 +1,104 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+)
+
+// adminClient talks to a node's admin API with the region's admin token.
+type adminClient struct {
+	addr      string
+	tokenFile string
+	token     string
+	http      *http.Client
+}
+
+func (a *adminClient) flags(fs *flag.FlagSet) {
+	fs.StringVar(&a.addr, "addr", "http://127.0.0.1:8080", "HTTP URL of any node of the region")
+	fs.StringVar(&a.tokenFile, "token-file", "data/admin-token", "file with the region's admin token")
+}
+
+func (a *adminClient) init() error {
+	b, err := os.ReadFile(a.tokenFile)
+	if err != nil {
+		return fmt.Errorf("admin token: %w (pass --token-file)", err)
+	}
+	a.token = strings.TrimSpace(string(b))
+	a.addr = strings.TrimRight(a.addr, "/")
+	a.http = &http.Client{Timeout: 30 * time.Second}
+	return nil
+}
+
+// do sends a request and decodes a JSON answer into out; a non-2xx answer
+// becomes an error carrying the server's message.
+func (a *adminClient) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, a.addr+path, body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+a.token)
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := a.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode >= 300 {
+		var e struct {
+			Error string `json:"error"`
+		}
+		if json.Unmarshal(b, &e) == nil && e.Error != "" {
+			return fmt.Errorf("%s %s: %d: %s", method, path, resp.StatusCode, e.Error)
+		}
+		return fmt.Errorf("%s %s: %d: %s", method, path, resp.StatusCode, strings.TrimSpace(string(b)))
+	}
+	if out != nil {
+		return json.Unmarshal(b, out)
+	}
+	return nil
+}
+
+// subcommand parses the flags of an operator subcommand.
+func subcommand(name string, args []string, setup func(fs *flag.FlagSet)) (*adminClient, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	c := &adminClient{}
+	c.flags(fs)
+	if setup != nil {
+		setup(fs)
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("%s: unexpected arguments %v", name, fs.Args())
+	}
+	return c, c.init()
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+)
+
+// serveConfig holds the settings of `covid-node serve`. Each can also come
+// from the JSON config file (--config) under the flag's name; a flag given on
+// the command line wins over the file.
+type serveConfig struct {
+	NodeID, Region, DataDir, HTTPAddr, RaftAddr string
+	Bootstrap                                   bool
+	Join, AdminTokenFile, TrustedProxies        string
+	SnapshotInterval, WriteTimeout              time.Duration
+	SnapshotThreshold, TrailingLogs             uint64
+	DevAuthority                                bool
+	LogLevel                                    string
+	configFile                                  string
+	shutdownTimeout                             time.Duration
+}
+
+func (c *serveConfig) flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.configFile, "config", "", "JSON config file; keys are the flag names; flags win")
+	fs.StringVar(&c.NodeID, "node-id", "", "id of this node, unique in its region (required)")
+	fs.StringVar(&c.Region, "region", "", "name of the region (required)")
+	fs.StringVar(&c.DataDir, "data-dir", "", "directory for the raft log, snapshots and keys (required)")
+	fs.StringVar(&c.HTTPAddr, "http-addr", "127.0.0.1:8080", "HTTP listen address, also advertised to peers")
+	fs.StringVar(&c.RaftAddr, "raft-addr", "127.0.0.1:7000", "raft listen address, also advertised to peers")
+	fs.BoolVar(&c.Bootstrap, "bootstrap", false, "start a new region with this node as its only voter (ignored when the data dir has state)")
+	fs.StringVar(&c.Join, "join", "", "comma-separated HTTP URLs of members to join (ignored when the data dir has state)")
+	fs.StringVar(&c.AdminTokenFile, "admin-token-file", "", "file with the region's admin token; created with a random token if missing (default <data-dir>/admin-token)")
+	fs.DurationVar(&c.SnapshotInterval, "snapshot-interval", 2*time.Minute, "how often raft checks whether to snapshot")
+	fs.Uint64Var(&c.SnapshotThreshold, "snapshot-threshold", 8192, "log entries since the last snapshot that trigger one")
+	fs.Uint64Var(&c.TrailingLogs, "raft-trailing-logs", 10240, "log entries kept after a snapshot; followers further behind get the snapshot")
+	fs.DurationVar(&c.WriteTimeout, "write-timeout", 10*time.Second, "how long a write waits for a leader before 503")
+	fs.StringVar(&c.TrustedProxies, "trusted-proxies", "", "comma-separated proxy addresses or CIDRs whose X-Forwarded-For is trusted")
+	fs.BoolVar(&c.DevAuthority, "dev-authority", false, "create and register a development health authority (for make run and dev-upload)")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long SIGTERM waits for requests in flight")
+}
+
+// parseServe reads flags, then fills what was not set on the command line
+// from the config file.
+func parseServe(args []string) (*serveConfig, error) {
+	var c serveConfig
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	c.flags(fs)
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	if c.configFile != "" {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if err := c.mergeFile(fs, set); err != nil {
+			return nil, err
+		}
+	}
+	if c.AdminTokenFile == "" && c.DataDir != "" {
+		c.AdminTokenFile = c.DataDir + "/admin-token"
+	}
+	var errs []error
+	for name, v := range map[string]string{"node-id": c.NodeID, "region": c.Region, "data-dir": c.DataDir} {
+		if v == "" {
+			errs = append(errs, fmt.Errorf("--%s is required", name))
+		}
+	}
+	return &c, errors.Join(errs...)
+}
+
+// mergeFile applies the config file's values to the flags not set on the
+// command line, by setting them through the flag set itself.
+func (c *serveConfig) mergeFile(fs *flag.FlagSet, set map[string]bool) error {
+	b, err := os.ReadFile(c.configFile)
+	if err != nil {
+		return fmt.Errorf("config file: %w", err)
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return fmt.Errorf("config file %s: %w", c.configFile, err)
+	}
+	for name, val := range raw {
+		f := fs.Lookup(name)
+		if f == nil || name == "config" {
+			return fmt.Errorf("config file %s: unknown setting %q", c.configFile, name)
+		}
+		if set[name] {
+			continue
+		}
+		var s string
+		if err := json.Unmarshal(val, &s); err != nil {
+			s = strings.TrimSpace(string(val)) // numbers and booleans
+		}
+		if err := f.Value.Set(s); err != nil {
+			return fmt.Errorf("config file %s: setting %q: %w", c.configFile, name, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,56 @@
+// Command covid-node is the one binary of covid-backend: `serve` runs a node
+// of a region; the other subcommands are operator tools that talk to a
+// node's admin API.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `usage: covid-node <command> [flags]
+
+commands:
+  serve                 run a node of a region
+  dev-upload            publish random test keys with the development health authority
+  members list|add|remove|transfer-leadership
+                        inspect and change the region's members
+  ha add|list|remove    manage the health authorities whose certificates admit uploads
+
+Run 'covid-node <command> -h' for the flags of a command.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "covid-node:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("no command given")
+	}
+	switch args[0] {
+	case "serve":
+		return serve(ctx, args[1:], stderr)
+	case "dev-upload":
+		return devUpload(ctx, args[1:], stdout)
+	case "members":
+		return members(ctx, args[1:], stdout)
+	case "ha":
+		return authorities(ctx, args[1:], stdout)
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}

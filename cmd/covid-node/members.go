@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"text/tabwriter"
+
+	"github.com/covid-backend/covid-backend/node"
+)
+
+func members(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return errors.New("members: want list, add, remove or transfer-leadership")
+	}
+	var id, raftAddr, httpAddr string
+	idFlag := func(fs *flag.FlagSet) { fs.StringVar(&id, "id", "", "node id") }
+	switch args[0] {
+	case "list":
+		c, err := subcommand("members list", args[1:], nil)
+		if err != nil {
+			return err
+		}
+		var out struct{ Members []node.Member }
+		if err := c.do(ctx, http.MethodGet, node.PathMembers, nil, &out); err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tRAFT\tHTTP\tSUFFRAGE\tLEADER")
+		for _, m := range out.Members {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\n", m.ID, m.RaftAddr, m.HTTPAddr, m.Suffrage, m.Leader)
+		}
+		return tw.Flush()
+	case "add":
+		c, err := subcommand("members add", args[1:], func(fs *flag.FlagSet) {
+			idFlag(fs)
+			fs.StringVar(&raftAddr, "raft-addr", "", "raft address of the new member")
+			fs.StringVar(&httpAddr, "http-addr", "", "HTTP address of the new member")
+		})
+		if err != nil {
+			return err
+		}
+		req := node.JoinRequest{ID: id, RaftAddr: raftAddr, HTTPAddr: httpAddr}
+		if err := c.do(ctx, http.MethodPost, node.PathMembers, req, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "added %s\n", id)
+		return nil
+	case "remove":
+		c, err := subcommand("members remove", args[1:], idFlag)
+		if err != nil {
+			return err
+		}
+		if id == "" {
+			return errors.New("members remove: --id is required")
+		}
+		if err := c.do(ctx, http.MethodDelete, node.PathMembers+"/"+url.PathEscape(id), nil, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "removed %s\n", id)
+		return nil
+	case "transfer-leadership":
+		c, err := subcommand("members transfer-leadership", args[1:], idFlag)
+		if err != nil {
+			return err
+		}
+		if err := c.do(ctx, http.MethodPost, node.PathMembers+"/transfer-leadership", map[string]string{"id": id}, nil); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "leadership transferred")
+		return nil
+	}
+	return fmt.Errorf("members: unknown subcommand %q", args[0])
+}

@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+
+	"github.com/covid-backend/covid-backend/api"
+	"github.com/covid-backend/covid-backend/node"
+)
+
+// serve runs one node until the context ends (SIGINT or SIGTERM), then
+// stops serving, hands over leadership and closes the stores.
+func serve(ctx context.Context, args []string, stderr io.Writer) error {
+	c, err := parseServe(args)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	logger, err := newLogger(stderr, c.LogLevel)
+	if err != nil {
+		return err
+	}
+	ncfg := node.Config{
+		ID: c.NodeID, Region: c.Region, DataDir: c.DataDir, HTTPAddr: c.HTTPAddr, RaftAddr: c.RaftAddr,
+		Bootstrap: c.Bootstrap, Join: splitList(c.Join), AdminToken: "unset",
+		SnapshotInterval: c.SnapshotInterval, SnapshotThreshold: c.SnapshotThreshold, TrailingLogs: c.TrailingLogs,
+		WriteTimeout: c.WriteTimeout, Logger: logger,
+	}
+	if err := ncfg.Validate(); err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	listener, err := net.Listen("tcp", c.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("serve: listen for HTTP: %w", err)
+	}
+	defer listener.Close()
+	if ncfg.AdminToken, err = loadOrCreateToken(c.AdminTokenFile); err != nil {
+		return err
+	}
+	if c.DevAuthority {
+		job, err := devAuthorityJob(c.DataDir)
+		if err != nil {
+			return err
+		}
+		ncfg.LeaderJobs = append(ncfg.LeaderJobs, job)
+	}
+	n, err := node.Open(ctx, ncfg)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	srv, err := api.New(api.Config{Addr: c.HTTPAddr, AdminToken: ncfg.AdminToken, TrustedProxies: splitList(c.TrustedProxies), Logger: logger}, n)
+	if err != nil {
+		return errors.Join(fmt.Errorf("serve: %w", err), n.Close(ctx))
+	}
+	logger.Info("node serving", "node", c.NodeID, "region", c.Region, "http", c.HTTPAddr, "raft", c.RaftAddr,
+		"admin_token_file", c.AdminTokenFile)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(listener) }()
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+		logger.Info("shutting down")
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), c.shutdownTimeout)
+	defer cancel()
+	return errors.Join(err, srv.Shutdown(sctx), n.Close(sctx))
+}
+
+func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: %w", level, err)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+// loadOrCreateToken reads the admin token, or creates the file (mode 0600)
+// with a random token. The token itself is never logged.
+func loadOrCreateToken(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		tok := strings.TrimSpace(string(b))
+		if len(tok) < 16 {
+			return "", fmt.Errorf("admin token file %s: token shorter than 16 characters", path)
+		}
+		return tok, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("admin token file: %w", err)
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return "", err
+	}
+	tok := hex.EncodeToString(raw)
+	if err := os.MkdirAll(dirOf(path), 0o700); err != nil {
+		return "", fmt.Errorf("admin token file: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("create admin token file: %w", err)
+	}
+	if _, err := f.WriteString(tok + "\n"); err != nil {
+		f.Close()
+		return "", fmt.Errorf("write admin token file: %w", err)
+	}
+	return tok, f.Close()
+}
+
+func dirOf(path string) string {
+	if i := strings.LastIndex(path, "/"); i > 0 {
+		return path[:i]
+	}
+	return "."
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -1,0 +1,70 @@
+package fsm
+
+import (
+	"crypto/x509"
+	"slices"
+	"strings"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/covid-backend/covid-backend/fsm/fsmpb"
+)
+
+// applyPutAuthority adds a health authority or updates it: issuer, audience
+// and app ids are replaced, key versions are merged by kid (rotation).
+func applyPutAuthority(s *state, cmd *fsmpb.Command) Response {
+	a := proto.CloneOf(cmd.GetPutAuthority())
+	if a.GetIssuer() == "" || a.GetAudience() == "" {
+		return refuse(CodeInvalidCommand, "authority needs an issuer and an audience")
+	}
+	if len(a.GetAppIds()) == 0 {
+		return refuse(CodeInvalidCommand, "authority %q needs at least one app id", a.GetIssuer())
+	}
+	if len(a.GetKeys()) == 0 {
+		return refuse(CodeInvalidCommand, "authority %q needs at least one key", a.GetIssuer())
+	}
+	kids := make(map[string]bool, len(a.GetKeys()))
+	for _, k := range a.GetKeys() {
+		if k.GetKid() == "" || kids[k.GetKid()] {
+			return refuse(CodeInvalidCommand, "authority %q: key ids must be present and distinct", a.GetIssuer())
+		}
+		kids[k.GetKid()] = true
+		if _, err := x509.ParsePKIXPublicKey(k.GetPublicKeyDer()); err != nil {
+			return refuse(CodeInvalidCommand, "authority %q key %q: %v", a.GetIssuer(), k.GetKid(), err)
+		}
+	}
+	if old, ok := s.authorities[a.GetIssuer()]; ok {
+		for _, k := range old.GetKeys() {
+			if !kids[k.GetKid()] {
+				a.Keys = append(a.Keys, k)
+			}
+		}
+	}
+	slices.SortFunc(a.Keys, func(x, y *fsmpb.AuthorityKey) int { return strings.Compare(x.GetKid(), y.GetKid()) })
+	s.authorities[a.GetIssuer()] = a
+	return Response{}
+}
+
+// applyRemoveAuthority removes one key version, or the whole authority when
+// no kid is given or its last key goes.
+func applyRemoveAuthority(s *state, cmd *fsmpb.Command) Response {
+	r := cmd.GetRemoveAuthority()
+	a, ok := s.authorities[r.GetIssuer()]
+	if !ok {
+		return refuse(CodeUnknownAuthority, "no health authority with issuer %q", r.GetIssuer())
+	}
+	if r.GetKid() == "" {
+		delete(s.authorities, r.GetIssuer())
+		return Response{}
+	}
+	i := slices.IndexFunc(a.GetKeys(), func(k *fsmpb.AuthorityKey) bool { return k.GetKid() == r.GetKid() })
+	if i < 0 {
+		return refuse(CodeUnknownAuthority, "health authority %q has no key %q", r.GetIssuer(), r.GetKid())
+	}
+	if len(a.GetKeys()) == 1 {
+		delete(s.authorities, r.GetIssuer())
+		return Response{}
+	}
+	a.Keys = slices.Delete(slices.Clone(a.Keys), i, i+1)
+	return Response{}
+}

@@ -1,0 +1,181 @@
+package fsm
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+
+	"github.com/hashicorp/raft"
+	"google.golang.org/protobuf/encoding/protodelim"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/covid-backend/covid-backend/fsm/fsmpb"
+)
+
+// SnapshotVersion is the newest snapshot encoding this build writes and reads.
+const SnapshotVersion = 1
+
+// snapshot is a point-in-time copy of the state. Capturing it under the
+// read lock copies only flat slices; sorting and encoding happen in Persist
+// while Apply goes on.
+type snapshot struct {
+	keys        []Key
+	submissions []Submission
+	authorities []*fsmpb.Authority
+	nodes       []*fsmpb.Node
+}
+
+func (s *state) capture() *snapshot {
+	keys := make([]Key, 0, len(s.keys))
+	for data, r := range s.keys {
+		keys = append(keys, r.key(data))
+	}
+	return &snapshot{
+		keys:        keys,
+		submissions: slices.Clone(s.submissions),
+		authorities: sortedClones(s.authorities),
+		nodes:       sortedClones(s.nodes),
+	}
+}
+
+// Persist writes the snapshot: a header, then authorities, nodes,
+// submissions and keys, each a length-delimited protobuf message, keys
+// sorted so that equal states give equal bytes.
+func (sn *snapshot) Persist(sink raft.SnapshotSink) error {
+	if err := sn.write(sink); err != nil {
+		sink.Cancel()
+		return fmt.Errorf("persist snapshot: %w", err)
+	}
+	return sink.Close()
+}
+
+// Release is a no-op: the snapshot holds only copies.
+func (sn *snapshot) Release() {}
+
+func (sn *snapshot) write(w io.Writer) error {
+	slices.SortFunc(sn.keys, func(a, b Key) int { return bytes.Compare(a.Data[:], b.Data[:]) })
+	bw := bufio.NewWriterSize(w, 1<<20)
+	put := func(m proto.Message) error {
+		_, err := protodelim.MarshalTo(bw, m)
+		return err
+	}
+	hdr := &fsmpb.SnapshotHeader{
+		Version: SnapshotVersion, Authorities: uint64(len(sn.authorities)), Nodes: uint64(len(sn.nodes)),
+		Submissions: uint64(len(sn.submissions)), Keys: uint64(len(sn.keys)),
+	}
+	if err := put(hdr); err != nil {
+		return err
+	}
+	for _, a := range sn.authorities {
+		if err := put(a); err != nil {
+			return err
+		}
+	}
+	for _, n := range sn.nodes {
+		if err := put(n); err != nil {
+			return err
+		}
+	}
+	for _, s := range sn.submissions {
+		if err := put(submissionProto(s)); err != nil {
+			return err
+		}
+	}
+	var rec fsmpb.StoredKey
+	for _, k := range sn.keys {
+		rec.Key, rec.Submission = k.Proto(), k.Submission
+		if err := put(&rec); err != nil {
+			return err
+		}
+	}
+	return bw.Flush()
+}
+
+// readSnapshot decodes what write wrote, checking every record.
+func readSnapshot(r io.Reader) (*state, error) {
+	br := bufio.NewReaderSize(r, 1<<20)
+	opts := protodelim.UnmarshalOptions{MaxSize: 16 << 20}
+	get := func(m proto.Message) error { return opts.UnmarshalFrom(br, m) }
+	var hdr fsmpb.SnapshotHeader
+	if err := get(&hdr); err != nil {
+		return nil, fmt.Errorf("read header: %w", err)
+	}
+	if hdr.GetVersion() == 0 || hdr.GetVersion() > SnapshotVersion {
+		return nil, fmt.Errorf("snapshot version %d, this build reads 1..%d", hdr.GetVersion(), SnapshotVersion)
+	}
+	s := newState()
+	for range hdr.GetAuthorities() {
+		a := &fsmpb.Authority{}
+		if err := get(a); err != nil {
+			return nil, fmt.Errorf("read authority: %w", err)
+		}
+		s.authorities[a.GetIssuer()] = a
+	}
+	for range hdr.GetNodes() {
+		n := &fsmpb.Node{}
+		if err := get(n); err != nil {
+			return nil, fmt.Errorf("read node: %w", err)
+		}
+		s.nodes[n.GetId()] = n
+	}
+	if err := readSubmissions(s, hdr.GetSubmissions(), get); err != nil {
+		return nil, err
+	}
+	if err := readKeys(s, hdr.GetKeys(), get); err != nil {
+		return nil, err
+	}
+	if _, err := br.ReadByte(); !errors.Is(err, io.EOF) {
+		return nil, errors.New("trailing data after the last record")
+	}
+	return s, nil
+}
+
+func readSubmissions(s *state, n uint64, get func(proto.Message) error) error {
+	s.submissions = make([]Submission, 0, n)
+	var p fsmpb.Submission
+	for i := range n {
+		if err := get(&p); err != nil {
+			return fmt.Errorf("read submission %d: %w", i, err)
+		}
+		if len(p.GetId()) != 16 {
+			return fmt.Errorf("submission %d: id is not 16 bytes", i)
+		}
+		sub := Submission{
+			ID: [16]byte(p.GetId()), TimeUnix: p.GetTimeUnix(), AppID: p.GetAppId(), Issuer: p.GetIssuer(),
+			CertificateDigest: p.GetCertificateDigest(), Traveler: p.GetTraveler(), KeyCount: p.GetKeyCount(),
+		}
+		s.submissionIdx[sub.ID] = uint32(len(s.submissions))
+		s.submissions = append(s.submissions, sub)
+	}
+	return nil
+}
+
+func readKeys(s *state, n uint64, get func(proto.Message) error) error {
+	s.keys = make(map[TEK]keyRecord, n)
+	var rec fsmpb.StoredKey
+	for i := range n {
+		if err := get(&rec); err != nil {
+			return fmt.Errorf("read key %d: %w", i, err)
+		}
+		k, err := KeyFromProto(rec.GetKey())
+		if err != nil {
+			return fmt.Errorf("key %d: %w", i, err)
+		}
+		if int(rec.GetSubmission()) >= len(s.submissions) {
+			return fmt.Errorf("key %d: submission %d out of range", i, rec.GetSubmission())
+		}
+		k.Submission = rec.GetSubmission()
+		s.keys[k.Data] = k.record()
+	}
+	return nil
+}
+
+func submissionProto(s Submission) *fsmpb.Submission {
+	return &fsmpb.Submission{
+		Id: s.ID[:], TimeUnix: s.TimeUnix, AppId: s.AppID, Issuer: s.Issuer,
+		CertificateDigest: s.CertificateDigest, Traveler: s.Traveler, KeyCount: s.KeyCount,
+	}
+}

@@ -1,0 +1,187 @@
+package fsm
+
+import (
+	"bytes"
+	"slices"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/covid-backend/covid-backend/fsm/fsmpb"
+)
+
+// KeyLen is the length of a temporary exposure key.
+const KeyLen = 16
+
+// TEK is the raw 16 bytes of a temporary exposure key.
+type TEK [KeyLen]byte
+
+// Key is a stored temporary exposure key with the fields exports carry.
+type Key struct {
+	Data              TEK
+	RollingStart      int32
+	RollingPeriod     int32
+	TransmissionRisk  int32
+	ReportType        int32
+	DaysSinceOnset    int32
+	HasDaysSinceOnset bool
+	// Submission is the index of the submission that brought the key.
+	Submission uint32
+}
+
+// keyRecord is the in-memory form of a key without its bytes (those are the
+// map key): 16 bytes, so a million keys cost tens of megabytes.
+type keyRecord struct {
+	start      int32
+	submission uint32
+	period     uint8
+	risk       uint8
+	report     uint8
+	onset      int8
+	hasOnset   bool
+}
+
+// Submission is one accepted upload and what authorized it.
+type Submission struct {
+	ID                [16]byte
+	TimeUnix          int64
+	AppID             string
+	Issuer            string
+	CertificateDigest []byte
+	Traveler          bool
+	KeyCount          uint32
+}
+
+// state is the whole replicated state. Only Apply and Restore change it.
+type state struct {
+	keys          map[TEK]keyRecord
+	submissions   []Submission
+	submissionIdx map[[16]byte]uint32
+	authorities   map[string]*fsmpb.Authority
+	nodes         map[string]*fsmpb.Node
+}
+
+func newState() *state {
+	return &state{
+		keys:          make(map[TEK]keyRecord),
+		submissionIdx: make(map[[16]byte]uint32),
+		authorities:   make(map[string]*fsmpb.Authority),
+		nodes:         make(map[string]*fsmpb.Node),
+	}
+}
+
+func (r keyRecord) key(data TEK) Key {
+	return Key{
+		Data: data, RollingStart: r.start, RollingPeriod: int32(r.period),
+		TransmissionRisk: int32(r.risk), ReportType: int32(r.report),
+		DaysSinceOnset: int32(r.onset), HasDaysSinceOnset: r.hasOnset,
+		Submission: r.submission,
+	}
+}
+
+func (k Key) record() keyRecord {
+	return keyRecord{
+		start: k.RollingStart, submission: k.Submission, period: uint8(k.RollingPeriod),
+		risk: uint8(k.TransmissionRisk), report: uint8(k.ReportType),
+		onset: int8(k.DaysSinceOnset), hasOnset: k.HasDaysSinceOnset,
+	}
+}
+
+// NumKeys returns how many keys the state holds.
+func (f *FSM) NumKeys() int {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return len(f.state.keys)
+}
+
+// HasKey reports whether the key is stored.
+func (f *FSM) HasKey(k TEK) bool {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	_, ok := f.state.keys[k]
+	return ok
+}
+
+// Keys returns every stored key accepted by keep, sorted by key bytes.
+func (f *FSM) Keys(keep func(Key) bool) []Key {
+	f.mu.RLock()
+	out := make([]Key, 0, len(f.state.keys))
+	for data, r := range f.state.keys {
+		if k := r.key(data); keep == nil || keep(k) {
+			out = append(out, k)
+		}
+	}
+	f.mu.RUnlock()
+	slices.SortFunc(out, func(a, b Key) int { return bytes.Compare(a.Data[:], b.Data[:]) })
+	return out
+}
+
+// Submission returns the submission with the given index.
+func (f *FSM) Submission(i uint32) (Submission, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if int(i) >= len(f.state.submissions) {
+		return Submission{}, false
+	}
+	return f.state.submissions[i], true
+}
+
+// Authority returns a copy of the health authority with the given issuer.
+func (f *FSM) Authority(issuer string) (*fsmpb.Authority, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	a, ok := f.state.authorities[issuer]
+	if !ok {
+		return nil, false
+	}
+	return proto.CloneOf(a), true
+}
+
+// Authorities returns copies of all health authorities, sorted by issuer.
+func (f *FSM) Authorities() []*fsmpb.Authority {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return sortedClones(f.state.authorities)
+}
+
+// Node returns the recorded addresses of a member.
+func (f *FSM) Node(id string) (*fsmpb.Node, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	n, ok := f.state.nodes[id]
+	if !ok {
+		return nil, false
+	}
+	return proto.CloneOf(n), true
+}
+
+// Nodes returns the recorded addresses of all members, sorted by id.
+func (f *FSM) Nodes() []*fsmpb.Node {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return sortedClones(f.state.nodes)
+}
+
+func sortedClones[M proto.Message](m map[string]M) []M {
+	names := make([]string, 0, len(m))
+	for name := range m {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	out := make([]M, len(names))
+	for i, name := range names {
+		out[i] = proto.CloneOf(m[name])
+	}
+	return out
+}
+
+// AppKnown reports whether any health authority lists the app id.
+func (f *FSM) AppKnown(appID string) bool {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	for _, a := range f.state.authorities {
+		if slices.Contains(a.GetAppIds(), appID) {
+			return true
+		}
+	}
+	return false
+}

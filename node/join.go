@@ -1,0 +1,77 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// preflightJoin asks the region, before anything is written to the data
+// dir, whether it would admit this node: a wrong region, a taken id or a bad
+// token ends the start with a clear error instead of a half-made data dir.
+// It retries while no member answers.
+func preflightJoin(ctx context.Context, cfg Config, client *http.Client) error {
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, "raft.db")); err == nil {
+		return nil
+	}
+	req := JoinRequest{ID: cfg.ID, RaftAddr: cfg.RaftAddr, HTTPAddr: cfg.HTTPAddr, Region: cfg.Region, DryRun: true}
+	return tryJoin(ctx, cfg, client, req)
+}
+
+// joinLoop asks the members listed in --join to admit this node, until one
+// of them does or the node stops.
+func (n *Node) joinLoop(ctx context.Context) {
+	req := JoinRequest{ID: n.cfg.ID, RaftAddr: n.cfg.RaftAddr, HTTPAddr: n.cfg.HTTPAddr, Region: n.cfg.Region}
+	if err := tryJoin(ctx, n.cfg, n.client, req); err != nil {
+		n.cfg.Logger.Error("join failed", "err", err)
+		return
+	}
+	n.cfg.Logger.Info("joined region", "region", n.cfg.Region)
+}
+
+func tryJoin(ctx context.Context, cfg Config, client *http.Client, req JoinRequest) error {
+	body, _ := json.Marshal(req)
+	for attempt := 0; ; attempt++ {
+		for _, base := range cfg.Join {
+			status, msg, err := postJoin(ctx, client, cfg.AdminToken, strings.TrimRight(base, "/")+PathMembers, body)
+			switch {
+			case err != nil:
+				cfg.Logger.Info("join: member not reachable yet", "url", base, "err", err)
+			case status < 300:
+				return nil
+			case status == http.StatusServiceUnavailable || status >= 500:
+				cfg.Logger.Info("join: region not ready", "url", base, "status", status, "error", msg)
+			default:
+				return fmt.Errorf("join %s refused (%d): %s", base, status, msg)
+			}
+		}
+		if err := sleepCtx(ctx, min(time.Duration(attempt+1)*200*time.Millisecond, 2*time.Second)); err != nil {
+			return fmt.Errorf("join: %w", err)
+		}
+	}
+}
+
+func postJoin(ctx context.Context, client *http.Client, token, url string, body []byte) (int, string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return 0, "", err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	var reply struct {
+		Error string `json:"error"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&reply)
+	return resp.StatusCode, reply.Error, nil
+}

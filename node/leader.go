@@ -1,0 +1,61 @@
+package node
+
+import (
+	"context"
+	"time"
+
+	"github.com/covid-backend/covid-backend/fsm/fsmpb"
+)
+
+// watchLeadership drains raft's NotifyCh (raft blocks if nobody reads it)
+// and runs the leader jobs for as long as leadership lasts.
+func (n *Node) watchLeadership(ctx context.Context) {
+	leaderCtx, stop := context.WithCancel(ctx)
+	stop()
+	for {
+		select {
+		case <-ctx.Done():
+			stop()
+			return
+		case isLeader := <-n.leaderCh:
+			stop()
+			if !isLeader {
+				n.cfg.Logger.Info("lost leadership", "node", n.cfg.ID)
+				continue
+			}
+			n.cfg.Logger.Info("became leader", "node", n.cfg.ID, "term", n.raft.CurrentTerm())
+			leaderCtx, stop = context.WithCancel(ctx)
+			jobCtx := leaderCtx
+			n.goRun(func() { n.runLeaderJobs(jobCtx) })
+		}
+	}
+}
+
+func (n *Node) runLeaderJobs(ctx context.Context) {
+	jobs := append([]LeaderJob{(*Node).registerSelf}, n.cfg.LeaderJobs...)
+	for _, job := range jobs {
+		for {
+			err := job(n, ctx)
+			if err == nil || ctx.Err() != nil {
+				break
+			}
+			n.cfg.Logger.Warn("leader job failed, retrying", "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+		}
+	}
+}
+
+// registerSelf records this node's addresses in the replicated state so
+// that followers can forward writes to it.
+func (n *Node) registerSelf(ctx context.Context) error {
+	want := &fsmpb.Node{Id: n.cfg.ID, RaftAddr: string(n.transport.LocalAddr()), HttpAddr: n.cfg.HTTPAddr}
+	if have, ok := n.fsm.Node(n.cfg.ID); ok && have.GetHttpAddr() == want.HttpAddr && have.GetRaftAddr() == want.RaftAddr {
+		return nil
+	}
+	_, err := n.Apply(ctx, &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_PUT_NODE, PutNode: want})
+	return err
+}

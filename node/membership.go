@@ -1,0 +1,250 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/covid-backend/covid-backend/fsm"
+	"github.com/covid-backend/covid-backend/fsm/fsmpb"
+)
+
+// Member is one server of the region's raft configuration.
+type Member struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raft_addr"`
+	HTTPAddr string `json:"http_addr,omitempty"`
+	Suffrage string `json:"suffrage"`
+	Leader   bool   `json:"leader"`
+}
+
+// JoinRequest asks the leader to admit a node as a voter.
+type JoinRequest struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raft_addr"`
+	HTTPAddr string `json:"http_addr"`
+	Region   string `json:"region"`
+	// DryRun checks everything and changes nothing.
+	DryRun bool `json:"dry_run,omitempty"`
+}
+
+// MembershipError is a refused membership change, with the HTTP status the
+// API answers it with (possibly the leader's answer to a forwarded request).
+type MembershipError struct {
+	Status  int
+	Message string
+}
+
+func (e *MembershipError) Error() string { return e.Message }
+
+func refusal(status int, format string, args ...any) error {
+	return &MembershipError{Status: status, Message: fmt.Sprintf(format, args...)}
+}
+
+// Members returns the region's raft configuration as this node knows it,
+// with each member's HTTP address from the replicated state.
+func (n *Node) Members() ([]Member, error) {
+	f := n.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, fmt.Errorf("read raft configuration: %w", err)
+	}
+	_, leader := n.raft.LeaderWithID()
+	var out []Member
+	for _, s := range f.Configuration().Servers {
+		m := Member{ID: string(s.ID), RaftAddr: string(s.Address), Suffrage: s.Suffrage.String(), Leader: s.ID == leader}
+		if meta, ok := n.fsm.Node(m.ID); ok {
+			m.HTTPAddr = meta.GetHttpAddr()
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// Join admits a node as a voter (on the leader; a follower forwards).
+func (n *Node) Join(ctx context.Context, req JoinRequest) error {
+	body, _ := json.Marshal(req)
+	return n.onLeader(ctx, func() error { return n.joinLocal(ctx, req) }, http.MethodPost, PathMembers, body)
+}
+
+func (n *Node) joinLocal(ctx context.Context, req JoinRequest) error {
+	if req.Region != n.cfg.Region {
+		return refusal(http.StatusConflict, "node %q belongs to region %q, this is region %q", req.ID, req.Region, n.cfg.Region)
+	}
+	probe := Config{ID: req.ID, Region: req.Region, DataDir: "-", HTTPAddr: req.HTTPAddr, RaftAddr: req.RaftAddr, AdminToken: "-"}
+	if err := probe.Validate(); err != nil {
+		return refusal(http.StatusBadRequest, "join request: %v", err)
+	}
+	servers, err := n.servers()
+	if err != nil {
+		return err
+	}
+	for _, s := range servers {
+		switch {
+		case string(s.ID) == req.ID && string(s.Address) != req.RaftAddr:
+			return refusal(http.StatusConflict, "node id %q is already a member at %s", req.ID, s.Address)
+		case string(s.ID) != req.ID && string(s.Address) == req.RaftAddr:
+			return refusal(http.StatusConflict, "raft address %s is already used by member %q", req.RaftAddr, s.ID)
+		}
+	}
+	if req.DryRun {
+		return nil
+	}
+	if err := n.raft.AddVoter(raft.ServerID(req.ID), raft.ServerAddress(req.RaftAddr), 0, n.cfg.WriteTimeout).Error(); err != nil {
+		return retryIfLeadership(fmt.Errorf("add voter %s: %w", req.ID, err))
+	}
+	n.cfg.Logger.Info("member added", "id", req.ID, "raft_addr", req.RaftAddr)
+	_, err = n.Apply(ctx, &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_PUT_NODE,
+		PutNode: &fsmpb.Node{Id: req.ID, RaftAddr: req.RaftAddr, HttpAddr: req.HTTPAddr}})
+	return err
+}
+
+// Remove takes a member out of the region, dead or alive. Removing the
+// leader first moves leadership to another voter, which then removes it.
+func (n *Node) Remove(ctx context.Context, id string) error {
+	return n.onLeader(ctx, func() error { return n.removeLocal(ctx, id) },
+		http.MethodDelete, PathMembers+"/"+url.PathEscape(id), nil)
+}
+
+func (n *Node) removeLocal(ctx context.Context, id string) error {
+	servers, err := n.servers()
+	if err != nil {
+		return err
+	}
+	found := false
+	for _, s := range servers {
+		found = found || string(s.ID) == id
+	}
+	if !found {
+		return refusal(http.StatusNotFound, "no member with id %q", id)
+	}
+	if id == n.cfg.ID {
+		if len(servers) == 1 {
+			return refusal(http.StatusConflict, "cannot remove %q: it is the last member", id)
+		}
+		if err := n.raft.LeadershipTransfer().Error(); err != nil {
+			return errRetry{fmt.Errorf("move leadership before removing %s: %w", id, err)}
+		}
+		return errRetry{errors.New("leadership moved; the new leader removes this node")}
+	}
+	if err := n.raft.RemoveServer(raft.ServerID(id), 0, n.cfg.WriteTimeout).Error(); err != nil {
+		return retryIfLeadership(fmt.Errorf("remove server %s: %w", id, err))
+	}
+	n.cfg.Logger.Info("member removed", "id", id)
+	_, err = n.Apply(ctx, &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_REMOVE_NODE, RemoveNode: &fsmpb.RemoveNode{Id: id}})
+	var refused *fsm.Error
+	if errors.As(err, &refused) && refused.Code == fsm.CodeUnknownNode {
+		return nil
+	}
+	return err
+}
+
+// TransferLeadership moves leadership to the given member, or to the most
+// up-to-date other voter when id is empty.
+func (n *Node) TransferLeadership(ctx context.Context, id string) error {
+	body, _ := json.Marshal(map[string]string{"id": id})
+	return n.onLeader(ctx, func() error { return n.transferLocal(id) }, http.MethodPost, PathMembers+"/transfer-leadership", body)
+}
+
+func (n *Node) transferLocal(id string) error {
+	if id == n.cfg.ID {
+		return nil
+	}
+	f := n.raft.LeadershipTransfer()
+	if id != "" {
+		servers, err := n.servers()
+		if err != nil {
+			return err
+		}
+		var addr raft.ServerAddress
+		for _, s := range servers {
+			if string(s.ID) == id {
+				addr = s.Address
+			}
+		}
+		if addr == "" {
+			return refusal(http.StatusNotFound, "no member with id %q", id)
+		}
+		f = n.raft.LeadershipTransferToServer(raft.ServerID(id), addr)
+	}
+	if err := f.Error(); err != nil {
+		return refusal(http.StatusConflict, "leadership transfer: %v", err)
+	}
+	return nil
+}
+
+func (n *Node) servers() ([]raft.Server, error) {
+	f := n.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, fmt.Errorf("read raft configuration: %w", err)
+	}
+	return f.Configuration().Servers, nil
+}
+
+// onLeader runs local on the leader, or forwards the admin request to the
+// leader, waiting through elections up to the write timeout.
+func (n *Node) onLeader(ctx context.Context, local func() error, method, path string, body []byte) error {
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.WriteTimeout)
+	defer cancel()
+	for attempt := 0; ; attempt++ {
+		var err error
+		switch url := n.leaderURL(); {
+		case n.IsLeader():
+			err = local()
+		case url != "":
+			err = n.forwardAdmin(ctx, method, url+path, body)
+		default:
+			err = errRetry{errors.New("leader unknown")}
+		}
+		var retry errRetry
+		if !errors.As(err, &retry) {
+			return err
+		}
+		if sleepCtx(ctx, backoff(attempt)) != nil {
+			return fmt.Errorf("%w: %v", ErrNoLeader, retry.err)
+		}
+	}
+}
+
+func (n *Node) forwardAdmin(ctx context.Context, method, url string, body []byte) error {
+	var reply struct {
+		Error string `json:"error"`
+	}
+	status, err := n.call(ctx, method, url, "application/json", bytes.NewReader(body), &reply)
+	switch {
+	case err != nil:
+		return errRetry{fmt.Errorf("forward to leader: %w", err)}
+	case status == http.StatusServiceUnavailable:
+		return errRetry{fmt.Errorf("leader busy: %s", reply.Error)}
+	case status >= 300:
+		return &MembershipError{Status: status, Message: reply.Error}
+	}
+	return nil
+}
+
+func retryIfLeadership(err error) error {
+	if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) ||
+		errors.Is(err, raft.ErrLeadershipTransferInProgress) {
+		return errRetry{err}
+	}
+	return err
+}
+
+func (n *Node) voters() int {
+	servers, err := n.servers()
+	if err != nil {
+		return 0
+	}
+	c := 0
+	for _, s := range servers {
+		if s.Suffrage == raft.Voter {
+			c++
+		}
+	}
+	return c
+}

@@ -1,0 +1,232 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
+
+	"github.com/covid-backend/covid-backend/fsm"
+)
+
+// Node is one running member of a region.
+type Node struct {
+	cfg       Config
+	fsm       *fsm.FSM
+	raft      *raft.Raft
+	store     *raftboltdb.BoltStore
+	transport *raft.NetworkTransport
+	client    *http.Client
+	leaderCh  chan bool
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// identity is written to the data dir on first start so that a restart with
+// another id or region is refused instead of corrupting the region.
+type identity struct {
+	ID     string `json:"id"`
+	Region string `json:"region"`
+}
+
+// Open starts raft on the data dir: it restores existing state, or
+// bootstraps a new region, or (in the background) joins one.
+func Open(ctx context.Context, cfg Config) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	if len(cfg.Join) > 0 {
+		if err := preflightJoin(ctx, cfg, newPeerClient(cfg.HTTPAddr)); err != nil {
+			return nil, err
+		}
+	}
+	if err := checkIdentity(cfg); err != nil {
+		return nil, err
+	}
+	n := &Node{
+		cfg:      cfg,
+		fsm:      fsm.New(),
+		client:   newPeerClient(cfg.HTTPAddr),
+		leaderCh: make(chan bool, 16),
+	}
+	hasState, err := n.openRaft()
+	if err != nil {
+		return nil, err
+	}
+	if err := writeIdentity(cfg); err != nil {
+		n.shutdownRaft()
+		return nil, err
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+	n.goRun(func() { n.watchLeadership(runCtx) })
+	switch {
+	case hasState:
+		cfg.Logger.Info("restarting from existing state", "node", cfg.ID, "region", cfg.Region)
+	case cfg.Bootstrap:
+		if err := n.bootstrap(); err != nil {
+			n.Close(ctx)
+			return nil, err
+		}
+	case len(cfg.Join) > 0:
+		n.goRun(func() { n.joinLoop(runCtx) })
+	default:
+		cfg.Logger.Warn("no existing state, no --bootstrap and no --join: waiting to be added by an operator")
+	}
+	return n, nil
+}
+
+func (n *Node) goRun(f func()) {
+	n.wg.Add(1)
+	go func() { defer n.wg.Done(); f() }()
+}
+
+func (n *Node) openRaft() (bool, error) {
+	cfg := n.cfg
+	store, err := raftboltdb.New(raftboltdb.Options{
+		Path: filepath.Join(cfg.DataDir, "raft.db"),
+		BoltOptions: &bbolt.Options{
+			Timeout: time.Second, NoFreelistSync: true, FreelistType: bbolt.FreelistMapType,
+		},
+	})
+	if err != nil {
+		return false, fmt.Errorf("open raft store in %s (is another node using it?): %w", cfg.DataDir, err)
+	}
+	n.store = store
+	logs, err := raft.NewLogCache(1024, store)
+	if err != nil {
+		store.Close()
+		return false, fmt.Errorf("log cache: %w", err)
+	}
+	hlog := newHCLogger(cfg.Logger)
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, 2, hlog)
+	if err != nil {
+		store.Close()
+		return false, fmt.Errorf("snapshot store: %w", err)
+	}
+	trans, err := newTransport(cfg.RaftAddr, hlog)
+	if err != nil {
+		store.Close()
+		return false, err
+	}
+	n.transport = trans
+	hasState, err := raft.HasExistingState(logs, store, snaps)
+	if err != nil {
+		n.closeStores()
+		return false, fmt.Errorf("inspect raft state: %w", err)
+	}
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.ID)
+	rc.SnapshotInterval = cfg.SnapshotInterval
+	rc.SnapshotThreshold = cfg.SnapshotThreshold
+	rc.TrailingLogs = cfg.TrailingLogs
+	rc.ShutdownOnRemove = false
+	rc.BatchApplyCh = true
+	rc.MaxAppendEntries = 256
+	rc.NotifyCh = n.leaderCh
+	rc.Logger = hlog
+	r, err := raft.NewRaft(rc, n.fsm, logs, store, snaps, trans)
+	if err != nil {
+		n.closeStores()
+		return false, fmt.Errorf("start raft: %w", err)
+	}
+	n.raft = r
+	return hasState, nil
+}
+
+func (n *Node) bootstrap() error {
+	f := n.raft.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{
+		ID: raft.ServerID(n.cfg.ID), Address: n.transport.LocalAddr(), Suffrage: raft.Voter,
+	}}})
+	if err := f.Error(); err != nil {
+		return fmt.Errorf("bootstrap region %s: %w", n.cfg.Region, err)
+	}
+	n.cfg.Logger.Info("bootstrapped new region", "region", n.cfg.Region, "node", n.cfg.ID)
+	return nil
+}
+
+// Close stops the node. A leader first hands leadership to another voter so
+// that the region does not wait for an election timeout.
+func (n *Node) Close(ctx context.Context) error {
+	if n.raft != nil && n.raft.State() == raft.Leader && n.voters() > 1 {
+		if err := n.raft.LeadershipTransfer().Error(); err != nil {
+			n.cfg.Logger.Warn("leadership transfer before shutdown failed", "err", err)
+		} else {
+			n.cfg.Logger.Info("leadership transferred before shutdown")
+		}
+	}
+	if n.cancel != nil {
+		n.cancel()
+	}
+	err := n.shutdownRaft()
+	n.wg.Wait()
+	return err
+}
+
+func (n *Node) shutdownRaft() error {
+	var err error
+	if n.raft != nil {
+		err = n.raft.Shutdown().Error()
+	}
+	return errors.Join(err, n.closeStores())
+}
+
+func (n *Node) closeStores() error {
+	var errs []error
+	if n.transport != nil {
+		errs = append(errs, n.transport.Close())
+	}
+	if n.store != nil {
+		errs = append(errs, n.store.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// FSM returns the node's local copy of the region's state, for reads.
+func (n *Node) FSM() *fsm.FSM { return n.fsm }
+
+// Config returns the node's configuration.
+func (n *Node) Config() Config { return n.cfg }
+
+// Snapshot asks raft for a snapshot now (operators, tests).
+func (n *Node) Snapshot() error { return n.raft.Snapshot().Error() }
+
+func checkIdentity(cfg Config) error {
+	b, err := os.ReadFile(filepath.Join(cfg.DataDir, "node.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read node identity: %w", err)
+	}
+	var id identity
+	if err := json.Unmarshal(b, &id); err != nil {
+		return fmt.Errorf("read node identity: %w", err)
+	}
+	if id.ID != cfg.ID || id.Region != cfg.Region {
+		return fmt.Errorf("data dir %s belongs to node %q of region %q, not node %q of region %q",
+			cfg.DataDir, id.ID, id.Region, cfg.ID, cfg.Region)
+	}
+	return nil
+}
+
+func writeIdentity(cfg Config) error {
+	b, _ := json.Marshal(identity{ID: cfg.ID, Region: cfg.Region})
+	if err := os.WriteFile(filepath.Join(cfg.DataDir, "node.json"), b, 0o600); err != nil {
+		return fmt.Errorf("write node identity: %w", err)
+	}
+	return nil
+}

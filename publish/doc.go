@@ -1,0 +1,17 @@
+// Package publish implements the request side of the GAEN key server publish
+// API v1 (POST /v1/publish) as google/exposure-notifications-server v1.17.0
+// does it, so that apps and verification servers built for the reference work
+// unchanged: it decodes the JSON body, verifies the health authority's
+// verification certificate (an ES256 JWT) and the tekmac that binds it to the
+// keys, applies the per-key rules, and returns the keys to store as
+// fsmpb.Key values for the replicated state machine.
+//
+// The package has no HTTP code: the api layer reads the body, calls
+// DecodeRequest and Validate, proposes the Verified result and writes a
+// Response (always with Padding). Revision tokens are not handled yet: a
+// non-empty revisionToken is ignored, and keys already stored are refused by
+// the state machine.
+//
+// Wire facts are in /work/shared/GAEN.md; where this package deliberately
+// differs from the reference the doc comment says so.
+package publish
