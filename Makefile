@@ -2,12 +2,11 @@
 GO      ?= go
 BIN     := bin/covid-node
 DATA    ?= ./data
-export CGO_ENABLED := 0
 
 .PHONY: build run test unit-test cluster-test bench generate vet clean
 
 build:
-	$(GO) build -trimpath -o $(BIN) ./cmd/covid-node
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/covid-node
 
 ## run: a single-node region "dev" on embedded storage under ./data.
 run: build
