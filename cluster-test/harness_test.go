@@ -52,7 +52,7 @@ func TestMain(m *testing.M) {
 
 // cluster is one region of real processes.
 type cluster struct {
-	t         *testing.T
+	t         testing.TB
 	dir       string
 	subnet    int // node i listens on 127.0.<subnet>.<i>
 	tokenFile string
@@ -81,7 +81,7 @@ var subnets = struct {
 }{next: 10}
 
 // newCluster prepares a region; extra flags go to every node.
-func newCluster(t *testing.T, extra ...string) *cluster {
+func newCluster(t testing.TB, extra ...string) *cluster {
 	t.Helper()
 	subnets.Lock()
 	subnet := subnets.next
@@ -523,7 +523,7 @@ func (c *cluster) startLoad(workers int, targets func() []string) *load {
 	return l
 }
 
-func randomHex(t *testing.T, n int) string {
+func randomHex(t testing.TB, n int) string {
 	b := make([]byte, n)
 	if _, err := rand.Read(b); err != nil {
 		t.Fatal(err)

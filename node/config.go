@@ -40,6 +40,9 @@ type Config struct {
 	// TrailingLogs is how many log entries a snapshot leaves behind; a
 	// follower further behind catches up from a snapshot instead.
 	TrailingLogs uint64
+	// NoBatchApply turns off raft's batching of concurrent Apply calls into
+	// one log write (on by default; off only to measure what it brings).
+	NoBatchApply bool
 	// WriteTimeout bounds how long a write waits for a leader.
 	WriteTimeout time.Duration
 	// LeaderJobs run each time this node becomes leader, with a context

@@ -134,7 +134,7 @@ func (n *Node) openRaft() (bool, error) {
 	rc.SnapshotThreshold = cfg.SnapshotThreshold
 	rc.TrailingLogs = cfg.TrailingLogs
 	rc.ShutdownOnRemove = false
-	rc.BatchApplyCh = true
+	rc.BatchApplyCh = !cfg.NoBatchApply
 	rc.MaxAppendEntries = 256
 	rc.NotifyCh = n.leaderCh
 	rc.Logger = hlog

@@ -19,7 +19,7 @@ type serveConfig struct {
 	Join, AdminTokenFile, TrustedProxies        string
 	SnapshotInterval, WriteTimeout              time.Duration
 	SnapshotThreshold, TrailingLogs             uint64
-	DevAuthority                                bool
+	DevAuthority, NoBatchApply                  bool
 	LogLevel                                    string
 	configFile                                  string
 	shutdownTimeout                             time.Duration
@@ -39,6 +39,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.Uint64Var(&c.SnapshotThreshold, "snapshot-threshold", 8192, "log entries since the last snapshot that trigger one")
 	fs.Uint64Var(&c.TrailingLogs, "raft-trailing-logs", 10240, "log entries kept after a snapshot; followers further behind get the snapshot")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", 10*time.Second, "how long a write waits for a leader before 503")
+	fs.BoolVar(&c.NoBatchApply, "raft-no-batch-apply", false, "do not batch concurrent writes into one raft log write (for measurements)")
 	fs.StringVar(&c.TrustedProxies, "trusted-proxies", "", "comma-separated proxy addresses or CIDRs whose X-Forwarded-For is trusted")
 	fs.BoolVar(&c.DevAuthority, "dev-authority", false, "create and register a development health authority (for make run and dev-upload)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")

@@ -31,7 +31,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		ID: c.NodeID, Region: c.Region, DataDir: c.DataDir, HTTPAddr: c.HTTPAddr, RaftAddr: c.RaftAddr,
 		Bootstrap: c.Bootstrap, Join: splitList(c.Join), AdminToken: "unset",
 		SnapshotInterval: c.SnapshotInterval, SnapshotThreshold: c.SnapshotThreshold, TrailingLogs: c.TrailingLogs,
-		WriteTimeout: c.WriteTimeout, Logger: logger,
+		WriteTimeout: c.WriteTimeout, NoBatchApply: c.NoBatchApply, Logger: logger,
 	}
 	if err := ncfg.Validate(); err != nil {
 		return fmt.Errorf("serve: %w", err)
