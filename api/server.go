@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -76,6 +78,20 @@ func (s *Server) Serve(l net.Listener) error {
 // Shutdown stops accepting requests and waits for those in flight.
 func (s *Server) Shutdown(ctx context.Context) error { return s.http.Shutdown(ctx) }
 
+// pprofHandler serves Go's profiles to operators (admin token required).
+func pprofHandler(w http.ResponseWriter, r *http.Request) {
+	switch name := strings.TrimPrefix(r.URL.Path, "/debug/pprof/"); name {
+	case "profile":
+		pprof.Profile(w, r)
+	case "trace":
+		pprof.Trace(w, r)
+	case "":
+		pprof.Index(w, r)
+	default:
+		pprof.Handler(name).ServeHTTP(w, r)
+	}
+}
+
 func (s *Server) routes() (http.Handler, error) {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
@@ -103,5 +119,6 @@ func (s *Server) routes() (http.Handler, error) {
 	admin.POST("/v1/admin/authorities", s.putAuthority)
 	admin.DELETE("/v1/admin/authorities/:issuer", s.removeAuthority)
 	admin.POST("/v1/admin/snapshot", s.snapshot)
+	admin.GET("/debug/pprof/*profile", gin.WrapF(pprofHandler))
 	return r, nil
 }

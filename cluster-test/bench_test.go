@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -60,6 +63,8 @@ func benchPublish(b *testing.B, c *cluster, clients, uploads int) {
 	}
 	close(next)
 	b.StartTimer()
+	stopProfiles := c.profileIfAsked(b, fmt.Sprintf("clients%d", clients))
+	defer stopProfiles()
 	start := time.Now()
 	var wg sync.WaitGroup
 	for w := range clients {
@@ -98,4 +103,36 @@ func benchPublish(b *testing.B, c *cluster, clients, uploads int) {
 	b.ReportMetric(float64(latencies[len(latencies)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(latencies[len(latencies)*99/100].Microseconds())/1000, "p99-ms")
 	b.StartTimer()
+}
+
+// profileIfAsked fetches 3-second CPU profiles of n1 (the leader) and n2
+// while the load runs, into $COVID_BENCH_PROFILE_DIR when it is set.
+func (c *cluster) profileIfAsked(b *testing.B, label string) (wait func()) {
+	dir := os.Getenv("COVID_BENCH_PROFILE_DIR")
+	if dir == "" {
+		return func() {}
+	}
+	var wg sync.WaitGroup
+	for _, id := range []string{"n1", "n2"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequest(http.MethodGet, c.node(id).url()+"/debug/pprof/profile?seconds=3", nil)
+			req.Header.Set("Authorization", "Bearer "+c.token)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				b.Logf("profile %s: %v", id, err)
+				return
+			}
+			defer resp.Body.Close()
+			f, err := os.Create(filepath.Join(dir, label+"-"+id+".pprof"))
+			if err != nil {
+				b.Logf("profile %s: %v", id, err)
+				return
+			}
+			defer f.Close()
+			io.Copy(f, resp.Body)
+		}()
+	}
+	return wg.Wait
 }

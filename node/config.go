@@ -53,7 +53,7 @@ type Config struct {
 }
 
 // LeaderJob is work only the leader does, such as registering defaults.
-type LeaderJob func(n *Node, ctx context.Context) error
+type LeaderJob func(ctx context.Context, n *Node) error
 
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
 

@@ -32,10 +32,10 @@ func (n *Node) watchLeadership(ctx context.Context) {
 }
 
 func (n *Node) runLeaderJobs(ctx context.Context) {
-	jobs := append([]LeaderJob{(*Node).registerSelf}, n.cfg.LeaderJobs...)
+	jobs := append([]LeaderJob{registerSelf}, n.cfg.LeaderJobs...)
 	for _, job := range jobs {
 		for {
-			err := job(n, ctx)
+			err := job(ctx, n)
 			if err == nil || ctx.Err() != nil {
 				break
 			}
@@ -51,7 +51,7 @@ func (n *Node) runLeaderJobs(ctx context.Context) {
 
 // registerSelf records this node's addresses in the replicated state so
 // that followers can forward writes to it.
-func (n *Node) registerSelf(ctx context.Context) error {
+func registerSelf(ctx context.Context, n *Node) error {
 	want := &fsmpb.Node{Id: n.cfg.ID, RaftAddr: string(n.transport.LocalAddr()), HttpAddr: n.cfg.HTTPAddr}
 	if have, ok := n.fsm.Node(n.cfg.ID); ok && have.GetHttpAddr() == want.HttpAddr && have.GetRaftAddr() == want.RaftAddr {
 		return nil

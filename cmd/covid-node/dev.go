@@ -45,7 +45,7 @@ func devAuthorityJob(dataDir string) (node.LeaderJob, error) {
 	if err != nil {
 		return nil, err
 	}
-	return func(n *node.Node, ctx context.Context) error {
+	return func(ctx context.Context, n *node.Node) error {
 		if a, ok := n.FSM().Authority(devIssuer); ok {
 			for _, k := range a.GetKeys() {
 				if k.GetKid() == devKid && bytes.Equal(k.GetPublicKeyDer(), der) {
