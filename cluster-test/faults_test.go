@@ -142,6 +142,19 @@ func TestMembershipChangesUnderLoad(t *testing.T) {
 	c.waitAuthority("n5")
 	setMembers(append(targets(), "n5"))
 	progress("adding n5")
+
+	leader = c.waitLeader(10*time.Second, targets()...)
+	dead := without(targets(), leader)[0]
+	setMembers(without(targets(), dead))
+	c.kill9(dead)
+	c.cli("members", "remove", "--addr", c.node(leader).url(), "--id", dead)
+	progress("removing dead member " + dead)
+
+	c.start(6, "--join", c.node(leader).url())
+	c.waitReady("n6")
+	c.waitAuthority("n6")
+	setMembers(append(targets(), "n6"))
+	progress("adding n6")
 	l.stop()
 
 	final := targets()
