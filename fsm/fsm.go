@@ -80,8 +80,8 @@ func (f *FSM) applyLocked(l *raft.Log) any {
 	if err := proto.Unmarshal(l.Data, &cmd); err != nil {
 		return Response{Err: fmt.Errorf("decode command at index %d: %w", l.Index, err)}
 	}
-	if cmd.GetVersion() > CommandVersion {
-		return Response{Err: fmt.Errorf("command at index %d has version %d, this build reads up to %d", l.Index, cmd.GetVersion(), CommandVersion)}
+	if v := cmd.GetVersion(); v == 0 || v > CommandVersion {
+		return Response{Err: fmt.Errorf("command at index %d has version %d, this build reads 1..%d", l.Index, v, CommandVersion)}
 	}
 	apply, ok := f.appliers[cmd.GetType()]
 	if !ok {

@@ -94,6 +94,11 @@ func (sn *snapshot) write(w io.Writer) error {
 	return bw.Flush()
 }
 
+// maxPrealloc bounds the room reserved from the header's counts: a corrupted
+// count must fail on the missing records, not exhaust memory (a huge count
+// made make() throw a fatal, unrecoverable out-of-memory error).
+const maxPrealloc = 1 << 22
+
 // readSnapshot decodes what write wrote, checking every record.
 func readSnapshot(r io.Reader) (*state, error) {
 	br := bufio.NewReaderSize(r, 1<<20)
@@ -134,7 +139,7 @@ func readSnapshot(r io.Reader) (*state, error) {
 }
 
 func readSubmissions(s *state, n uint64, get func(proto.Message) error) error {
-	s.submissions = make([]Submission, 0, n)
+	s.submissions = make([]Submission, 0, min(n, maxPrealloc))
 	var p fsmpb.Submission
 	for i := range n {
 		if err := get(&p); err != nil {
@@ -154,8 +159,9 @@ func readSubmissions(s *state, n uint64, get func(proto.Message) error) error {
 }
 
 func readKeys(s *state, n uint64, get func(proto.Message) error) error {
-	s.keys = make(map[TEK]keyRecord, n)
+	s.keys = make(map[TEK]keyRecord, min(n, maxPrealloc))
 	var rec fsmpb.StoredKey
+	var prev TEK
 	for i := range n {
 		if err := get(&rec); err != nil {
 			return fmt.Errorf("read key %d: %w", i, err)
@@ -164,6 +170,10 @@ func readKeys(s *state, n uint64, get func(proto.Message) error) error {
 		if err != nil {
 			return fmt.Errorf("key %d: %w", i, err)
 		}
+		if i > 0 && bytes.Compare(prev[:], k.Data[:]) >= 0 {
+			return fmt.Errorf("key %d: not in ascending order (duplicate or corrupted)", i)
+		}
+		prev = k.Data
 		if int(rec.GetSubmission()) >= len(s.submissions) {
 			return fmt.Errorf("key %d: submission %d out of range", i, rec.GetSubmission())
 		}
