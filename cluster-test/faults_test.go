@@ -13,8 +13,9 @@ func without(ids []string, gone ...string) []string {
 
 // kill9LeaderUnderLoad kills the leader while uploads go on through every
 // node, checks that a new leader takes over and nothing acknowledged is
-// lost, then restarts the old leader and waits for it to catch up.
-func kill9LeaderUnderLoad(t *testing.T, c *cluster) (oldLeader string) {
+// lost, runs beforeRestart on the survivors, then restarts the old leader
+// and waits for it to catch up.
+func kill9LeaderUnderLoad(t *testing.T, c *cluster, beforeRestart func(survivors []string)) (oldLeader string) {
 	c.form(3)
 	all := c.ids(3)
 	l := c.startLoad(6, func() []string {
@@ -38,6 +39,7 @@ func kill9LeaderUnderLoad(t *testing.T, c *cluster) (oldLeader string) {
 	c.waitFor("uploads after the fault", 30*time.Second, func() bool { return l.acked.len() >= ackedBefore+14*30 })
 	l.stop()
 	c.waitHasAll(l.acked, 20*time.Second, rest...)
+	beforeRestart(rest)
 	i := slices.Index(all, leader) + 1
 	c.start(i)
 	c.waitHasAll(l.acked, 60*time.Second, all...)
@@ -47,17 +49,23 @@ func kill9LeaderUnderLoad(t *testing.T, c *cluster) (oldLeader string) {
 // The old leader, restarted, catches up from the raft log.
 func TestKill9LeaderUnderLoadCatchUpFromLog(t *testing.T) {
 	c := newCluster(t)
-	old := kill9LeaderUnderLoad(t, c)
+	old := kill9LeaderUnderLoad(t, c, func([]string) {})
 	if c.logContains(old, "Installed remote snapshot") {
 		t.Fatalf("%s caught up from a snapshot; this scenario wants the log path", old)
 	}
 }
 
-// With a compacted log the restarted old leader can only catch up from a
-// snapshot sent by the new leader.
+// With the log compacted past what the old leader has, the restarted old
+// leader can only catch up from a snapshot sent by the new leader. The
+// survivors snapshot on the operator's request (admin API) after the kill,
+// keeping 16 trailing entries of the 30 or more written since.
 func TestKill9LeaderUnderLoadCatchUpFromSnapshot(t *testing.T) {
-	c := newCluster(t, "--snapshot-threshold", "64", "--snapshot-interval", "200ms", "--raft-trailing-logs", "16")
-	old := kill9LeaderUnderLoad(t, c)
+	c := newCluster(t, "--raft-trailing-logs", "16")
+	old := kill9LeaderUnderLoad(t, c, func(survivors []string) {
+		for _, id := range survivors {
+			c.adminPost(id, "/v1/admin/snapshot")
+		}
+	})
 	if !c.logContains(old, "Installed remote snapshot") {
 		t.Fatalf("%s did not catch up from a snapshot:\n%s", old, c.logTail(old))
 	}

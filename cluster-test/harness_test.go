@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -359,6 +360,25 @@ func (c *cluster) waitAuthority(id string) {
 		out, err := c.cliResult("ha", "list", "--addr", c.node(id).url())
 		return err == nil && strings.Contains(out, c.signer.Issuer)
 	})
+}
+
+// adminPost sends an empty admin POST to a node and fails on any non-200.
+func (c *cluster) adminPost(id, path string) {
+	c.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, c.node(id).url()+path, nil)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	resp, err := c.client.Do(req)
+	if err != nil {
+		c.t.Fatalf("POST %s on %s: %v", path, id, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		c.t.Fatalf("POST %s on %s: %d %s", path, id, resp.StatusCode, b)
+	}
 }
 
 // cli runs an operator subcommand with the region's token and fails the
