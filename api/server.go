@@ -27,6 +27,8 @@ type Config struct {
 	AdminToken string
 	// TrustedProxies may set X-Forwarded-For; none by default.
 	TrustedProxies []string
+	// Limits are the DoS filters; the zero value turns them all off.
+	Limits Limits
 	// Now is the clock used to check certificates and keys.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -106,8 +108,10 @@ func (s *Server) routes() (http.Handler, error) {
 	r.GET("/healthz", s.healthz)
 	r.GET("/readyz", s.readyz)
 	r.GET("/v1/status", s.status)
-	r.POST("/v1/publish", s.publish)
-	r.GET("/v1/keys", s.readView, s.keys)
+	publishLimit := rateLimit(newIPLimiter(s.cfg.Limits.PublishRate, s.cfg.Limits.PublishBurst, s.cfg.Now))
+	readLimit := rateLimit(newIPLimiter(s.cfg.Limits.ReadRate, s.cfg.Limits.ReadBurst, s.cfg.Now))
+	r.POST("/v1/publish", publishLimit, inFlight(s.cfg.Limits.MaxUploadsInFlight), s.publish)
+	r.GET("/v1/keys", readLimit, s.readView, s.keys)
 
 	admin := r.Group("/", s.requireToken)
 	admin.POST(node.PathApply, s.forwardedApply)

@@ -121,7 +121,7 @@ func (c *cluster) start(i int, args ...string) *proc {
 	c.mu.Unlock()
 	full := append([]string{"serve", "--node-id", id, "--region", "test", "--data-dir", p.dataDir,
 		"--http-addr", p.ip + ":8080", "--raft-addr", p.ip + ":7000", "--admin-token-file", c.tokenFile,
-		"--log-level", "info"}, c.extra...)
+		"--log-level", "info", "--rate-publish", "0", "--rate-read", "0"}, c.extra...)
 	full = append(full, args...)
 	logf, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {

@@ -8,6 +8,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/covid-backend/covid-backend/api"
 )
 
 // serveConfig holds the settings of `covid-node serve`. Each can also come
@@ -21,6 +23,7 @@ type serveConfig struct {
 	SnapshotThreshold, TrailingLogs             uint64
 	DevAuthority, NoBatchApply                  bool
 	LogLevel                                    string
+	Limits                                      api.Limits
 	configFile                                  string
 	shutdownTimeout                             time.Duration
 }
@@ -40,6 +43,12 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.Uint64Var(&c.TrailingLogs, "raft-trailing-logs", 10240, "log entries kept after a snapshot; followers further behind get the snapshot")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", 10*time.Second, "how long a write waits for a leader before 503")
 	fs.BoolVar(&c.NoBatchApply, "raft-no-batch-apply", false, "do not batch concurrent writes into one raft log write (for measurements)")
+	d := api.DefaultLimits()
+	fs.Float64Var(&c.Limits.PublishRate, "rate-publish", d.PublishRate, "uploads per second per client IP (0: no limit)")
+	fs.IntVar(&c.Limits.PublishBurst, "rate-publish-burst", d.PublishBurst, "uploads a client IP may send at once")
+	fs.Float64Var(&c.Limits.ReadRate, "rate-read", d.ReadRate, "reads per second per client IP (0: no limit)")
+	fs.IntVar(&c.Limits.ReadBurst, "rate-read-burst", d.ReadBurst, "reads a client IP may send at once")
+	fs.IntVar(&c.Limits.MaxUploadsInFlight, "max-uploads-in-flight", d.MaxUploadsInFlight, "uploads processed at once on this node; more get 429 (0: no cap)")
 	fs.StringVar(&c.TrustedProxies, "trusted-proxies", "", "comma-separated proxy addresses or CIDRs whose X-Forwarded-For is trusted")
 	fs.BoolVar(&c.DevAuthority, "dev-authority", false, "create and register a development health authority (for make run and dev-upload)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")

@@ -55,7 +55,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	srv, err := api.New(api.Config{Addr: c.HTTPAddr, AdminToken: ncfg.AdminToken, TrustedProxies: splitList(c.TrustedProxies), Logger: logger}, n)
+	srv, err := api.New(api.Config{Addr: c.HTTPAddr, AdminToken: ncfg.AdminToken, TrustedProxies: splitList(c.TrustedProxies), Limits: c.Limits, Logger: logger}, n)
 	if err != nil {
 		return errors.Join(fmt.Errorf("serve: %w", err), n.Close(ctx))
 	}
