@@ -38,6 +38,7 @@ bench: build
 ## generate: regenerate protobuf code (needs protoc and protoc-gen-go).
 generate:
 	protoc --go_out=. --go_opt=module=github.com/covid-backend/covid-backend fsm/fsmpb/fsm.proto
+	protoc --go_out=. --go_opt=module=github.com/covid-backend/covid-backend export/exportpb/export.proto
 
 clean:
 	rm -rf bin

@@ -13,6 +13,8 @@ const (
 	CodeInvalidCommand   Code = "invalid_command"
 	CodeUnknownAuthority Code = "unknown_authority"
 	CodeUnknownNode      Code = "unknown_node"
+	CodeStaleSeal        Code = "stale_seal"
+	CodeNothingToSeal    Code = "nothing_to_seal"
 )
 
 // Error is a refusal by the state machine: the command changed nothing.

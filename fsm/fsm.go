@@ -50,6 +50,7 @@ func New() *FSM {
 			fsmpb.CommandType_COMMAND_TYPE_REMOVE_AUTHORITY: applyRemoveAuthority,
 			fsmpb.CommandType_COMMAND_TYPE_PUT_NODE:         applyPutNode,
 			fsmpb.CommandType_COMMAND_TYPE_REMOVE_NODE:      applyRemoveNode,
+			fsmpb.CommandType_COMMAND_TYPE_SEAL:             applySeal,
 		},
 	}
 }

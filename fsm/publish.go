@@ -47,6 +47,7 @@ func applyPublish(s *state, cmd *fsmpb.Command) Response {
 	for _, k := range keys {
 		k.Submission = idx
 		s.keys[k.Data] = k.record()
+		s.pending = append(s.pending, k.Data)
 	}
 	return Response{Value: PublishResult{Inserted: len(keys), Submission: idx}}
 }

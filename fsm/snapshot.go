@@ -22,10 +22,13 @@ const SnapshotVersion = 1
 // read lock copies only flat slices; sorting and encoding happen in Persist
 // while Apply goes on.
 type snapshot struct {
-	keys        []Key
-	submissions []Submission
-	authorities []*fsmpb.Authority
-	nodes       []*fsmpb.Node
+	keys         []Key
+	submissions  []Submission
+	authorities  []*fsmpb.Authority
+	nodes        []*fsmpb.Node
+	batches      []*Batch // immutable once sealed, so shared
+	lastSeq      uint32
+	lastSealUnix int64
 }
 
 func (s *state) capture() *snapshot {
@@ -34,10 +37,13 @@ func (s *state) capture() *snapshot {
 		keys = append(keys, r.key(data))
 	}
 	return &snapshot{
-		keys:        keys,
-		submissions: slices.Clone(s.submissions),
-		authorities: sortedClones(s.authorities),
-		nodes:       sortedClones(s.nodes),
+		keys:         keys,
+		submissions:  slices.Clone(s.submissions),
+		authorities:  sortedClones(s.authorities),
+		nodes:        sortedClones(s.nodes),
+		batches:      slices.Clone(s.batches),
+		lastSeq:      s.lastSeq,
+		lastSealUnix: s.lastSealUnix,
 	}
 }
 
@@ -65,6 +71,7 @@ func (sn *snapshot) write(w io.Writer) error {
 	hdr := &fsmpb.SnapshotHeader{
 		Version: SnapshotVersion, Authorities: uint64(len(sn.authorities)), Nodes: uint64(len(sn.nodes)),
 		Submissions: uint64(len(sn.submissions)), Keys: uint64(len(sn.keys)),
+		Batches: uint64(len(sn.batches)), LastBatchSeq: sn.lastSeq, LastSealUnix: sn.lastSealUnix,
 	}
 	if err := put(hdr); err != nil {
 		return err
@@ -84,9 +91,14 @@ func (sn *snapshot) write(w io.Writer) error {
 			return err
 		}
 	}
+	for _, b := range sn.batches {
+		if err := put(batchProto(b)); err != nil {
+			return err
+		}
+	}
 	var rec fsmpb.StoredKey
 	for _, k := range sn.keys {
-		rec.Key, rec.Submission = k.Proto(), k.Submission
+		rec.Key, rec.Submission, rec.Batch = k.Proto(), k.Submission, k.Batch
 		if err := put(&rec); err != nil {
 			return err
 		}
@@ -129,8 +141,15 @@ func readSnapshot(r io.Reader) (*state, error) {
 	if err := readSubmissions(s, hdr.GetSubmissions(), get); err != nil {
 		return nil, err
 	}
+	if err := readBatches(s, hdr.GetBatches(), get); err != nil {
+		return nil, err
+	}
 	if err := readKeys(s, hdr.GetKeys(), get); err != nil {
 		return nil, err
+	}
+	s.lastSeq, s.lastSealUnix = hdr.GetLastBatchSeq(), hdr.GetLastSealUnix()
+	if n := len(s.batches); n > 0 && s.batches[n-1].Seq != s.lastSeq {
+		return nil, fmt.Errorf("last batch %d, header says %d", s.batches[n-1].Seq, s.lastSeq)
 	}
 	if _, err := br.ReadByte(); !errors.Is(err, io.EOF) {
 		return nil, errors.New("trailing data after the last record")
@@ -177,8 +196,30 @@ func readKeys(s *state, n uint64, get func(proto.Message) error) error {
 		if int(rec.GetSubmission()) >= len(s.submissions) {
 			return fmt.Errorf("key %d: submission %d out of range", i, rec.GetSubmission())
 		}
-		k.Submission = rec.GetSubmission()
+		k.Submission, k.Batch = rec.GetSubmission(), rec.GetBatch()
 		s.keys[k.Data] = k.record()
+		if k.Batch == 0 {
+			s.pending = append(s.pending, k.Data)
+		}
+	}
+	return nil
+}
+
+func readBatches(s *state, n uint64, get func(proto.Message) error) error {
+	s.batches = make([]*Batch, 0, min(n, maxPrealloc))
+	for i := range n {
+		var p fsmpb.Batch
+		if err := get(&p); err != nil {
+			return fmt.Errorf("read batch %d: %w", i, err)
+		}
+		b, err := batchFromProto(&p)
+		if err != nil {
+			return fmt.Errorf("batch %d: %w", i, err)
+		}
+		if len(s.batches) > 0 && b.Seq <= s.batches[len(s.batches)-1].Seq {
+			return fmt.Errorf("batch %d: sequence %d out of order", i, b.Seq)
+		}
+		s.batches = append(s.batches, b)
 	}
 	return nil
 }

@@ -26,13 +26,17 @@ type Key struct {
 	HasDaysSinceOnset bool
 	// Submission is the index of the submission that brought the key.
 	Submission uint32
+	// Batch is the sequence number of the batch that published the key, 0
+	// while the key waits for sealing.
+	Batch uint32
 }
 
 // keyRecord is the in-memory form of a key without its bytes (those are the
-// map key): 16 bytes, so a million keys cost tens of megabytes.
+// map key): 20 bytes, so a million keys cost tens of megabytes.
 type keyRecord struct {
 	start      int32
 	submission uint32
+	batch      uint32
 	period     uint8
 	risk       uint8
 	report     uint8
@@ -58,6 +62,14 @@ type state struct {
 	submissionIdx map[[16]byte]uint32
 	authorities   map[string]*fsmpb.Authority
 	nodes         map[string]*fsmpb.Node
+	// pending lists, in arrival order, the keys not yet sealed.
+	pending []TEK
+	// batches are the sealed batches, oldest first.
+	batches []*Batch
+	// lastSeq and lastSealUnix survive the removal of old batches, so
+	// that batch numbers are never reused.
+	lastSeq      uint32
+	lastSealUnix int64
 }
 
 func newState() *state {
@@ -74,7 +86,7 @@ func (r keyRecord) key(data TEK) Key {
 		Data: data, RollingStart: r.start, RollingPeriod: int32(r.period),
 		TransmissionRisk: int32(r.risk), ReportType: int32(r.report),
 		DaysSinceOnset: int32(r.onset), HasDaysSinceOnset: r.hasOnset,
-		Submission: r.submission,
+		Submission: r.submission, Batch: r.batch,
 	}
 }
 
@@ -82,7 +94,7 @@ func (k Key) record() keyRecord {
 	return keyRecord{
 		start: k.RollingStart, submission: k.Submission, period: uint8(k.RollingPeriod),
 		risk: uint8(k.TransmissionRisk), report: uint8(k.ReportType),
-		onset: int8(k.DaysSinceOnset), hasOnset: k.HasDaysSinceOnset,
+		onset: int8(k.DaysSinceOnset), hasOnset: k.HasDaysSinceOnset, batch: k.Batch,
 	}
 }
 

@@ -43,6 +43,11 @@ type Config struct {
 	// NoBatchApply turns off raft's batching of concurrent Apply calls into
 	// one log write (on by default; off only to measure what it brings).
 	NoBatchApply bool
+	// SealInterval is how often the leader seals expired keys into a batch.
+	SealInterval time.Duration
+	// SealMinKeys is the size below which a batch is padded with random
+	// keys (plus up to 100 more at random, as the GAEN reference does).
+	SealMinKeys int
 	// WriteTimeout bounds how long a write waits for a leader.
 	WriteTimeout time.Duration
 	// LeaderJobs run each time this node becomes leader, with a context
@@ -88,6 +93,12 @@ func (c *Config) Validate() error {
 	}
 	if c.TrailingLogs == 0 {
 		c.TrailingLogs = 10240
+	}
+	if c.SealInterval == 0 {
+		c.SealInterval = 10 * time.Minute
+	}
+	if c.SealMinKeys < 0 {
+		errs = append(errs, errors.New("seal minimum keys must not be negative"))
 	}
 	if c.WriteTimeout == 0 {
 		c.WriteTimeout = 10 * time.Second

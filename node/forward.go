@@ -24,6 +24,7 @@ const (
 // ApplyReply carries a forwarded command's outcome back to the follower.
 type ApplyReply struct {
 	Publish *fsm.PublishResult `json:"publish,omitempty"`
+	Seal    *fsm.SealResult    `json:"seal,omitempty"`
 	Code    fsm.Code           `json:"code,omitempty"`
 	Message string             `json:"message,omitempty"`
 }
@@ -51,8 +52,11 @@ func (n *Node) ApplyForwarded(ctx context.Context, data []byte) (int, ApplyReply
 		return http.StatusInternalServerError, ApplyReply{Message: err.Error()}
 	}
 	reply := ApplyReply{}
-	if p, ok := val.(fsm.PublishResult); ok {
-		reply.Publish = &p
+	switch v := val.(type) {
+	case fsm.PublishResult:
+		reply.Publish = &v
+	case fsm.SealResult:
+		reply.Seal = &v
 	}
 	return http.StatusOK, reply
 }
@@ -75,6 +79,8 @@ func (n *Node) forwardApply(ctx context.Context, leaderURL string, cmd *fsmpb.Co
 		return nil, &fsm.Error{Code: reply.Code, Message: reply.Message}
 	case reply.Publish != nil:
 		return *reply.Publish, nil
+	case reply.Seal != nil:
+		return *reply.Seal, nil
 	}
 	return nil, nil
 }

@@ -31,21 +31,24 @@ func (n *Node) watchLeadership(ctx context.Context) {
 	}
 }
 
+// runLeaderJobs starts every leader job in its own goroutine; a job that
+// fails is retried after a pause while leadership lasts.
 func (n *Node) runLeaderJobs(ctx context.Context) {
-	jobs := append([]LeaderJob{registerSelf}, n.cfg.LeaderJobs...)
+	jobs := []LeaderJob{registerSelf, sealLoop}
+	jobs = append(jobs, n.cfg.LeaderJobs...)
 	for _, job := range jobs {
-		for {
-			err := job(ctx, n)
-			if err == nil || ctx.Err() != nil {
-				break
+		n.goRun(func() {
+			for {
+				err := job(ctx, n)
+				if err == nil || ctx.Err() != nil {
+					return
+				}
+				n.cfg.Logger.Warn("leader job failed, retrying", "err", err)
+				if sleepCtx(ctx, time.Second) != nil {
+					return
+				}
 			}
-			n.cfg.Logger.Warn("leader job failed, retrying", "err", err)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(time.Second):
-			}
-		}
+		})
 	}
 }
 

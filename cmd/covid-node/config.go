@@ -19,7 +19,9 @@ type serveConfig struct {
 	NodeID, Region, DataDir, HTTPAddr, RaftAddr string
 	Bootstrap                                   bool
 	Join, AdminTokenFile, TrustedProxies        string
-	SnapshotInterval, WriteTimeout              time.Duration
+	SnapshotInterval, WriteTimeout, SealEvery   time.Duration
+	SealMinKeys                                 int
+	ExportKeyFiles, ExportKeyIDs, ExportKeyVers string
 	SnapshotThreshold, TrailingLogs             uint64
 	DevAuthority, NoBatchApply                  bool
 	LogLevel                                    string
@@ -43,6 +45,11 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.Uint64Var(&c.TrailingLogs, "raft-trailing-logs", 10240, "log entries kept after a snapshot; followers further behind get the snapshot")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", 10*time.Second, "how long a write waits for a leader before 503")
 	fs.BoolVar(&c.NoBatchApply, "raft-no-batch-apply", false, "do not batch concurrent writes into one raft log write (for measurements)")
+	fs.DurationVar(&c.SealEvery, "seal-interval", 10*time.Minute, "how often the leader seals expired keys into a batch")
+	fs.IntVar(&c.SealMinKeys, "seal-min-keys", 1000, "batches with fewer keys are padded with random keys up to this (plus 0-100)")
+	fs.StringVar(&c.ExportKeyFiles, "export-key-file", "", "comma-separated PEM files of the ECDSA P-256 keys that sign exports (every node of the region the same)")
+	fs.StringVar(&c.ExportKeyIDs, "export-key-id", "", "comma-separated verification key ids, one per export key (the id apps are configured with)")
+	fs.StringVar(&c.ExportKeyVers, "export-key-version", "", "comma-separated verification key versions, one per export key")
 	d := api.DefaultLimits()
 	fs.Float64Var(&c.Limits.PublishRate, "rate-publish", d.PublishRate, "uploads per second per client IP (0: no limit)")
 	fs.IntVar(&c.Limits.PublishBurst, "rate-publish-burst", d.PublishBurst, "uploads a client IP may send at once")

@@ -32,6 +32,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		Bootstrap: c.Bootstrap, Join: splitList(c.Join), AdminToken: "unset",
 		SnapshotInterval: c.SnapshotInterval, SnapshotThreshold: c.SnapshotThreshold, TrailingLogs: c.TrailingLogs,
 		WriteTimeout: c.WriteTimeout, NoBatchApply: c.NoBatchApply, Logger: logger,
+		SealInterval: c.SealEvery, SealMinKeys: c.SealMinKeys,
 	}
 	if err := ncfg.Validate(); err != nil {
 		return fmt.Errorf("serve: %w", err)

@@ -36,6 +36,7 @@ const (
 	CommandType_COMMAND_TYPE_REMOVE_AUTHORITY CommandType = 3
 	CommandType_COMMAND_TYPE_PUT_NODE         CommandType = 4
 	CommandType_COMMAND_TYPE_REMOVE_NODE      CommandType = 5
+	CommandType_COMMAND_TYPE_SEAL             CommandType = 6
 )
 
 // Enum value maps for CommandType.
@@ -47,6 +48,7 @@ var (
 		3: "COMMAND_TYPE_REMOVE_AUTHORITY",
 		4: "COMMAND_TYPE_PUT_NODE",
 		5: "COMMAND_TYPE_REMOVE_NODE",
+		6: "COMMAND_TYPE_SEAL",
 	}
 	CommandType_value = map[string]int32{
 		"COMMAND_TYPE_UNSPECIFIED":      0,
@@ -55,6 +57,7 @@ var (
 		"COMMAND_TYPE_REMOVE_AUTHORITY": 3,
 		"COMMAND_TYPE_PUT_NODE":         4,
 		"COMMAND_TYPE_REMOVE_NODE":      5,
+		"COMMAND_TYPE_SEAL":             6,
 	}
 )
 
@@ -97,6 +100,7 @@ type Command struct {
 	RemoveAuthority *RemoveAuthority       `protobuf:"bytes,12,opt,name=remove_authority,json=removeAuthority,proto3" json:"remove_authority,omitempty"`
 	PutNode         *Node                  `protobuf:"bytes,13,opt,name=put_node,json=putNode,proto3" json:"put_node,omitempty"`
 	RemoveNode      *RemoveNode            `protobuf:"bytes,14,opt,name=remove_node,json=removeNode,proto3" json:"remove_node,omitempty"`
+	Seal            *Seal                  `protobuf:"bytes,15,opt,name=seal,proto3" json:"seal,omitempty"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
@@ -187,6 +191,165 @@ func (x *Command) GetRemoveNode() *RemoveNode {
 	return nil
 }
 
+func (x *Command) GetSeal() *Seal {
+	if x != nil {
+		return x.Seal
+	}
+	return nil
+}
+
+// Seal closes the next batch: every accepted key whose validity has ended
+// (by the command's time) and every revocation not yet published. seq must
+// be the next batch number, which makes a retried seal harmless. Batches
+// with fewer than target_keys keys are padded with the random keys the
+// leader supplies, so no file tells how few people uploaded.
+type Seal struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Seq           uint32                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	TargetKeys    uint32                 `protobuf:"varint,2,opt,name=target_keys,json=targetKeys,proto3" json:"target_keys,omitempty"`
+	Padding       [][]byte               `protobuf:"bytes,3,rep,name=padding,proto3" json:"padding,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Seal) Reset() {
+	*x = Seal{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Seal) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Seal) ProtoMessage() {}
+
+func (x *Seal) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Seal.ProtoReflect.Descriptor instead.
+func (*Seal) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Seal) GetSeq() uint32 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *Seal) GetTargetKeys() uint32 {
+	if x != nil {
+		return x.TargetKeys
+	}
+	return 0
+}
+
+func (x *Seal) GetPadding() [][]byte {
+	if x != nil {
+		return x.Padding
+	}
+	return nil
+}
+
+// Batch is a sealed, immutable batch as a snapshot stores it. Its own keys
+// are listed by value in keys (their fields live with the stored keys);
+// padding and revised keys are kept whole.
+type Batch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Seq           uint32                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	StartUnix     int64                  `protobuf:"varint,2,opt,name=start_unix,json=startUnix,proto3" json:"start_unix,omitempty"`
+	EndUnix       int64                  `protobuf:"varint,3,opt,name=end_unix,json=endUnix,proto3" json:"end_unix,omitempty"`
+	Keys          [][]byte               `protobuf:"bytes,4,rep,name=keys,proto3" json:"keys,omitempty"`
+	Padding       []*Key                 `protobuf:"bytes,5,rep,name=padding,proto3" json:"padding,omitempty"`
+	Revised       []*Key                 `protobuf:"bytes,6,rep,name=revised,proto3" json:"revised,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Batch) Reset() {
+	*x = Batch{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Batch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Batch) ProtoMessage() {}
+
+func (x *Batch) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Batch.ProtoReflect.Descriptor instead.
+func (*Batch) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Batch) GetSeq() uint32 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *Batch) GetStartUnix() int64 {
+	if x != nil {
+		return x.StartUnix
+	}
+	return 0
+}
+
+func (x *Batch) GetEndUnix() int64 {
+	if x != nil {
+		return x.EndUnix
+	}
+	return 0
+}
+
+func (x *Batch) GetKeys() [][]byte {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+func (x *Batch) GetPadding() []*Key {
+	if x != nil {
+		return x.Padding
+	}
+	return nil
+}
+
+func (x *Batch) GetRevised() []*Key {
+	if x != nil {
+		return x.Revised
+	}
+	return nil
+}
+
 // Key is one temporary exposure key with the fields GAEN exports carry.
 type Key struct {
 	state             protoimpl.MessageState `protogen:"open.v1"`
@@ -203,7 +366,7 @@ type Key struct {
 
 func (x *Key) Reset() {
 	*x = Key{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[1]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -215,7 +378,7 @@ func (x *Key) String() string {
 func (*Key) ProtoMessage() {}
 
 func (x *Key) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[1]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -228,7 +391,7 @@ func (x *Key) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Key.ProtoReflect.Descriptor instead.
 func (*Key) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{1}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Key) GetKeyData() []byte {
@@ -296,7 +459,7 @@ type Publish struct {
 
 func (x *Publish) Reset() {
 	*x = Publish{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[2]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -308,7 +471,7 @@ func (x *Publish) String() string {
 func (*Publish) ProtoMessage() {}
 
 func (x *Publish) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[2]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -321,7 +484,7 @@ func (x *Publish) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Publish.ProtoReflect.Descriptor instead.
 func (*Publish) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{2}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Publish) GetSubmissionId() []byte {
@@ -380,7 +543,7 @@ type AuthorityKey struct {
 
 func (x *AuthorityKey) Reset() {
 	*x = AuthorityKey{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[3]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -392,7 +555,7 @@ func (x *AuthorityKey) String() string {
 func (*AuthorityKey) ProtoMessage() {}
 
 func (x *AuthorityKey) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[3]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -405,7 +568,7 @@ func (x *AuthorityKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthorityKey.ProtoReflect.Descriptor instead.
 func (*AuthorityKey) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{3}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *AuthorityKey) GetKid() string {
@@ -451,7 +614,7 @@ type Authority struct {
 
 func (x *Authority) Reset() {
 	*x = Authority{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[4]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -463,7 +626,7 @@ func (x *Authority) String() string {
 func (*Authority) ProtoMessage() {}
 
 func (x *Authority) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[4]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -476,7 +639,7 @@ func (x *Authority) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Authority.ProtoReflect.Descriptor instead.
 func (*Authority) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{4}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Authority) GetIssuer() string {
@@ -518,7 +681,7 @@ type RemoveAuthority struct {
 
 func (x *RemoveAuthority) Reset() {
 	*x = RemoveAuthority{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[5]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -530,7 +693,7 @@ func (x *RemoveAuthority) String() string {
 func (*RemoveAuthority) ProtoMessage() {}
 
 func (x *RemoveAuthority) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[5]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -543,7 +706,7 @@ func (x *RemoveAuthority) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveAuthority.ProtoReflect.Descriptor instead.
 func (*RemoveAuthority) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{5}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RemoveAuthority) GetIssuer() string {
@@ -572,7 +735,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[6]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -584,7 +747,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[6]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -597,7 +760,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{6}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Node) GetId() string {
@@ -630,7 +793,7 @@ type RemoveNode struct {
 
 func (x *RemoveNode) Reset() {
 	*x = RemoveNode{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[7]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -642,7 +805,7 @@ func (x *RemoveNode) String() string {
 func (*RemoveNode) ProtoMessage() {}
 
 func (x *RemoveNode) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[7]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -655,7 +818,7 @@ func (x *RemoveNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNode.ProtoReflect.Descriptor instead.
 func (*RemoveNode) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{7}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RemoveNode) GetId() string {
@@ -681,7 +844,7 @@ type Submission struct {
 
 func (x *Submission) Reset() {
 	*x = Submission{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[8]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -693,7 +856,7 @@ func (x *Submission) String() string {
 func (*Submission) ProtoMessage() {}
 
 func (x *Submission) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[8]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -706,7 +869,7 @@ func (x *Submission) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Submission.ProtoReflect.Descriptor instead.
 func (*Submission) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{8}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Submission) GetId() []byte {
@@ -759,7 +922,8 @@ func (x *Submission) GetKeyCount() uint32 {
 }
 
 // SnapshotHeader opens a snapshot stream; the counts say how many records of
-// each kind follow, in this order: authorities, nodes, submissions, keys.
+// each kind follow, in this order: authorities, nodes, submissions, batches,
+// keys. (Version 1 snapshots written before batches existed have none.)
 type SnapshotHeader struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Version       uint32                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
@@ -767,13 +931,16 @@ type SnapshotHeader struct {
 	Nodes         uint64                 `protobuf:"varint,3,opt,name=nodes,proto3" json:"nodes,omitempty"`
 	Submissions   uint64                 `protobuf:"varint,4,opt,name=submissions,proto3" json:"submissions,omitempty"`
 	Keys          uint64                 `protobuf:"varint,5,opt,name=keys,proto3" json:"keys,omitempty"`
+	Batches       uint64                 `protobuf:"varint,6,opt,name=batches,proto3" json:"batches,omitempty"`
+	LastBatchSeq  uint32                 `protobuf:"varint,7,opt,name=last_batch_seq,json=lastBatchSeq,proto3" json:"last_batch_seq,omitempty"`
+	LastSealUnix  int64                  `protobuf:"varint,8,opt,name=last_seal_unix,json=lastSealUnix,proto3" json:"last_seal_unix,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SnapshotHeader) Reset() {
 	*x = SnapshotHeader{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[9]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -785,7 +952,7 @@ func (x *SnapshotHeader) String() string {
 func (*SnapshotHeader) ProtoMessage() {}
 
 func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[9]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -798,7 +965,7 @@ func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotHeader.ProtoReflect.Descriptor instead.
 func (*SnapshotHeader) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{9}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SnapshotHeader) GetVersion() uint32 {
@@ -836,19 +1003,44 @@ func (x *SnapshotHeader) GetKeys() uint64 {
 	return 0
 }
 
+func (x *SnapshotHeader) GetBatches() uint64 {
+	if x != nil {
+		return x.Batches
+	}
+	return 0
+}
+
+func (x *SnapshotHeader) GetLastBatchSeq() uint32 {
+	if x != nil {
+		return x.LastBatchSeq
+	}
+	return 0
+}
+
+func (x *SnapshotHeader) GetLastSealUnix() int64 {
+	if x != nil {
+		return x.LastSealUnix
+	}
+	return 0
+}
+
 // StoredKey is a key record in a snapshot: the key and the index of the
 // submission that brought it.
 type StoredKey struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Key           *Key                   `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
-	Submission    uint32                 `protobuf:"varint,2,opt,name=submission,proto3" json:"submission,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Key        *Key                   `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Submission uint32                 `protobuf:"varint,2,opt,name=submission,proto3" json:"submission,omitempty"`
+	// batch is the sequence number of the batch that published the key; 0
+	// while it waits for sealing.
+	Batch         uint32 `protobuf:"varint,3,opt,name=batch,proto3" json:"batch,omitempty"`
+	Revoked       bool   `protobuf:"varint,4,opt,name=revoked,proto3" json:"revoked,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StoredKey) Reset() {
 	*x = StoredKey{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[10]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -860,7 +1052,7 @@ func (x *StoredKey) String() string {
 func (*StoredKey) ProtoMessage() {}
 
 func (x *StoredKey) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[10]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -873,7 +1065,7 @@ func (x *StoredKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoredKey.ProtoReflect.Descriptor instead.
 func (*StoredKey) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{10}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *StoredKey) GetKey() *Key {
@@ -890,11 +1082,25 @@ func (x *StoredKey) GetSubmission() uint32 {
 	return 0
 }
 
+func (x *StoredKey) GetBatch() uint32 {
+	if x != nil {
+		return x.Batch
+	}
+	return 0
+}
+
+func (x *StoredKey) GetRevoked() bool {
+	if x != nil {
+		return x.Revoked
+	}
+	return false
+}
+
 var File_fsm_fsmpb_fsm_proto protoreflect.FileDescriptor
 
 const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\n" +
-	"\x13fsm/fsmpb/fsm.proto\x12\fcovid.fsm.v1\"\x92\x03\n" +
+	"\x13fsm/fsmpb/fsm.proto\x12\fcovid.fsm.v1\"\xba\x03\n" +
 	"\aCommand\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12-\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x19.covid.fsm.v1.CommandTypeR\x04type\x12\x1b\n" +
@@ -905,7 +1111,21 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x10remove_authority\x18\f \x01(\v2\x1d.covid.fsm.v1.RemoveAuthorityR\x0fremoveAuthority\x12-\n" +
 	"\bput_node\x18\r \x01(\v2\x12.covid.fsm.v1.NodeR\aputNode\x129\n" +
 	"\vremove_node\x18\x0e \x01(\v2\x18.covid.fsm.v1.RemoveNodeR\n" +
-	"removeNode\"\x95\x02\n" +
+	"removeNode\x12&\n" +
+	"\x04seal\x18\x0f \x01(\v2\x12.covid.fsm.v1.SealR\x04seal\"S\n" +
+	"\x04Seal\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\rR\x03seq\x12\x1f\n" +
+	"\vtarget_keys\x18\x02 \x01(\rR\n" +
+	"targetKeys\x12\x18\n" +
+	"\apadding\x18\x03 \x03(\fR\apadding\"\xc1\x01\n" +
+	"\x05Batch\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\rR\x03seq\x12\x1d\n" +
+	"\n" +
+	"start_unix\x18\x02 \x01(\x03R\tstartUnix\x12\x19\n" +
+	"\bend_unix\x18\x03 \x01(\x03R\aendUnix\x12\x12\n" +
+	"\x04keys\x18\x04 \x03(\fR\x04keys\x12+\n" +
+	"\apadding\x18\x05 \x03(\v2\x11.covid.fsm.v1.KeyR\apadding\x12+\n" +
+	"\arevised\x18\x06 \x03(\v2\x11.covid.fsm.v1.KeyR\arevised\"\x95\x02\n" +
 	"\x03Key\x12\x19\n" +
 	"\bkey_data\x18\x01 \x01(\fR\akeyData\x12#\n" +
 	"\rrolling_start\x18\x02 \x01(\x05R\frollingStart\x12%\n" +
@@ -950,25 +1170,31 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x06issuer\x18\x04 \x01(\tR\x06issuer\x12-\n" +
 	"\x12certificate_digest\x18\x05 \x01(\fR\x11certificateDigest\x12\x1a\n" +
 	"\btraveler\x18\x06 \x01(\bR\btraveler\x12\x1b\n" +
-	"\tkey_count\x18\a \x01(\rR\bkeyCount\"\x98\x01\n" +
+	"\tkey_count\x18\a \x01(\rR\bkeyCount\"\xfe\x01\n" +
 	"\x0eSnapshotHeader\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12 \n" +
 	"\vauthorities\x18\x02 \x01(\x04R\vauthorities\x12\x14\n" +
 	"\x05nodes\x18\x03 \x01(\x04R\x05nodes\x12 \n" +
 	"\vsubmissions\x18\x04 \x01(\x04R\vsubmissions\x12\x12\n" +
-	"\x04keys\x18\x05 \x01(\x04R\x04keys\"P\n" +
+	"\x04keys\x18\x05 \x01(\x04R\x04keys\x12\x18\n" +
+	"\abatches\x18\x06 \x01(\x04R\abatches\x12$\n" +
+	"\x0elast_batch_seq\x18\a \x01(\rR\flastBatchSeq\x12$\n" +
+	"\x0elast_seal_unix\x18\b \x01(\x03R\flastSealUnix\"\x80\x01\n" +
 	"\tStoredKey\x12#\n" +
 	"\x03key\x18\x01 \x01(\v2\x11.covid.fsm.v1.KeyR\x03key\x12\x1e\n" +
 	"\n" +
 	"submission\x18\x02 \x01(\rR\n" +
-	"submission*\xc1\x01\n" +
+	"submission\x12\x14\n" +
+	"\x05batch\x18\x03 \x01(\rR\x05batch\x12\x18\n" +
+	"\arevoked\x18\x04 \x01(\bR\arevoked*\xd8\x01\n" +
 	"\vCommandType\x12\x1c\n" +
 	"\x18COMMAND_TYPE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14COMMAND_TYPE_PUBLISH\x10\x01\x12\x1e\n" +
 	"\x1aCOMMAND_TYPE_PUT_AUTHORITY\x10\x02\x12!\n" +
 	"\x1dCOMMAND_TYPE_REMOVE_AUTHORITY\x10\x03\x12\x19\n" +
 	"\x15COMMAND_TYPE_PUT_NODE\x10\x04\x12\x1c\n" +
-	"\x18COMMAND_TYPE_REMOVE_NODE\x10\x05B2Z0github.com/covid-backend/covid-backend/fsm/fsmpbb\x06proto3"
+	"\x18COMMAND_TYPE_REMOVE_NODE\x10\x05\x12\x15\n" +
+	"\x11COMMAND_TYPE_SEAL\x10\x06B2Z0github.com/covid-backend/covid-backend/fsm/fsmpbb\x06proto3"
 
 var (
 	file_fsm_fsmpb_fsm_proto_rawDescOnce sync.Once
@@ -983,36 +1209,41 @@ func file_fsm_fsmpb_fsm_proto_rawDescGZIP() []byte {
 }
 
 var file_fsm_fsmpb_fsm_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_fsm_fsmpb_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_fsm_fsmpb_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_fsm_fsmpb_fsm_proto_goTypes = []any{
 	(CommandType)(0),        // 0: covid.fsm.v1.CommandType
 	(*Command)(nil),         // 1: covid.fsm.v1.Command
-	(*Key)(nil),             // 2: covid.fsm.v1.Key
-	(*Publish)(nil),         // 3: covid.fsm.v1.Publish
-	(*AuthorityKey)(nil),    // 4: covid.fsm.v1.AuthorityKey
-	(*Authority)(nil),       // 5: covid.fsm.v1.Authority
-	(*RemoveAuthority)(nil), // 6: covid.fsm.v1.RemoveAuthority
-	(*Node)(nil),            // 7: covid.fsm.v1.Node
-	(*RemoveNode)(nil),      // 8: covid.fsm.v1.RemoveNode
-	(*Submission)(nil),      // 9: covid.fsm.v1.Submission
-	(*SnapshotHeader)(nil),  // 10: covid.fsm.v1.SnapshotHeader
-	(*StoredKey)(nil),       // 11: covid.fsm.v1.StoredKey
+	(*Seal)(nil),            // 2: covid.fsm.v1.Seal
+	(*Batch)(nil),           // 3: covid.fsm.v1.Batch
+	(*Key)(nil),             // 4: covid.fsm.v1.Key
+	(*Publish)(nil),         // 5: covid.fsm.v1.Publish
+	(*AuthorityKey)(nil),    // 6: covid.fsm.v1.AuthorityKey
+	(*Authority)(nil),       // 7: covid.fsm.v1.Authority
+	(*RemoveAuthority)(nil), // 8: covid.fsm.v1.RemoveAuthority
+	(*Node)(nil),            // 9: covid.fsm.v1.Node
+	(*RemoveNode)(nil),      // 10: covid.fsm.v1.RemoveNode
+	(*Submission)(nil),      // 11: covid.fsm.v1.Submission
+	(*SnapshotHeader)(nil),  // 12: covid.fsm.v1.SnapshotHeader
+	(*StoredKey)(nil),       // 13: covid.fsm.v1.StoredKey
 }
 var file_fsm_fsmpb_fsm_proto_depIdxs = []int32{
-	0, // 0: covid.fsm.v1.Command.type:type_name -> covid.fsm.v1.CommandType
-	3, // 1: covid.fsm.v1.Command.publish:type_name -> covid.fsm.v1.Publish
-	5, // 2: covid.fsm.v1.Command.put_authority:type_name -> covid.fsm.v1.Authority
-	6, // 3: covid.fsm.v1.Command.remove_authority:type_name -> covid.fsm.v1.RemoveAuthority
-	7, // 4: covid.fsm.v1.Command.put_node:type_name -> covid.fsm.v1.Node
-	8, // 5: covid.fsm.v1.Command.remove_node:type_name -> covid.fsm.v1.RemoveNode
-	2, // 6: covid.fsm.v1.Publish.keys:type_name -> covid.fsm.v1.Key
-	4, // 7: covid.fsm.v1.Authority.keys:type_name -> covid.fsm.v1.AuthorityKey
-	2, // 8: covid.fsm.v1.StoredKey.key:type_name -> covid.fsm.v1.Key
-	9, // [9:9] is the sub-list for method output_type
-	9, // [9:9] is the sub-list for method input_type
-	9, // [9:9] is the sub-list for extension type_name
-	9, // [9:9] is the sub-list for extension extendee
-	0, // [0:9] is the sub-list for field type_name
+	0,  // 0: covid.fsm.v1.Command.type:type_name -> covid.fsm.v1.CommandType
+	5,  // 1: covid.fsm.v1.Command.publish:type_name -> covid.fsm.v1.Publish
+	7,  // 2: covid.fsm.v1.Command.put_authority:type_name -> covid.fsm.v1.Authority
+	8,  // 3: covid.fsm.v1.Command.remove_authority:type_name -> covid.fsm.v1.RemoveAuthority
+	9,  // 4: covid.fsm.v1.Command.put_node:type_name -> covid.fsm.v1.Node
+	10, // 5: covid.fsm.v1.Command.remove_node:type_name -> covid.fsm.v1.RemoveNode
+	2,  // 6: covid.fsm.v1.Command.seal:type_name -> covid.fsm.v1.Seal
+	4,  // 7: covid.fsm.v1.Batch.padding:type_name -> covid.fsm.v1.Key
+	4,  // 8: covid.fsm.v1.Batch.revised:type_name -> covid.fsm.v1.Key
+	4,  // 9: covid.fsm.v1.Publish.keys:type_name -> covid.fsm.v1.Key
+	6,  // 10: covid.fsm.v1.Authority.keys:type_name -> covid.fsm.v1.AuthorityKey
+	4,  // 11: covid.fsm.v1.StoredKey.key:type_name -> covid.fsm.v1.Key
+	12, // [12:12] is the sub-list for method output_type
+	12, // [12:12] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_fsm_fsmpb_fsm_proto_init() }
@@ -1026,7 +1257,7 @@ func file_fsm_fsmpb_fsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fsm_fsmpb_fsm_proto_rawDesc), len(file_fsm_fsmpb_fsm_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   11,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

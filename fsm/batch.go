@@ -1,0 +1,122 @@
+package fsm
+
+import (
+	"errors"
+	"slices"
+
+	"github.com/covid-backend/covid-backend/fsm/fsmpb"
+)
+
+// BatchInfo describes a sealed batch without its keys.
+type BatchInfo struct {
+	Seq                    uint32
+	StartUnix, EndUnix     int64
+	Keys, Padding, Revised int
+}
+
+// Batches describes the sealed batches still kept, oldest first.
+func (f *FSM) Batches() []BatchInfo {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	out := make([]BatchInfo, len(f.state.batches))
+	for i, b := range f.state.batches {
+		out[i] = BatchInfo{Seq: b.Seq, StartUnix: b.StartUnix, EndUnix: b.EndUnix,
+			Keys: len(b.Keys), Padding: len(b.Padding), Revised: len(b.Revised)}
+	}
+	return out
+}
+
+// BatchKeys returns what a batch published: its keys with padding mixed in,
+// sorted by key bytes, and its revised keys. ok is false for a batch that
+// does not exist (any more).
+func (f *FSM) BatchKeys(seq uint32) (keys, revised []Key, ok bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	b := f.state.batch(seq)
+	if b == nil {
+		return nil, nil, false
+	}
+	keys = make([]Key, 0, len(b.Keys)+len(b.Padding))
+	for _, k := range b.Keys {
+		keys = append(keys, f.state.keys[k].key(k))
+	}
+	keys = append(keys, b.Padding...)
+	slices.SortFunc(keys, func(a, b Key) int { return compareTEK(a.Data, b.Data) })
+	return keys, slices.Clone(b.Revised), true
+}
+
+// LastBatch returns the sequence number of the newest batch ever sealed.
+func (f *FSM) LastBatch() uint32 {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.state.lastSeq
+}
+
+// Pending returns how many accepted keys wait for sealing and how many of
+// them have expired by interval now, so that the leader knows how much
+// padding a seal needs.
+func (f *FSM) Pending(nowInterval int32) (waiting, expired int) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	for _, k := range f.state.pending {
+		if r := f.state.keys[k]; r.start+int32(r.period) <= nowInterval {
+			expired++
+		}
+	}
+	return len(f.state.pending), expired
+}
+
+func (s *state) batch(seq uint32) *Batch {
+	i, found := slices.BinarySearchFunc(s.batches, seq, func(b *Batch, seq uint32) int { return int(b.Seq) - int(seq) })
+	if !found {
+		return nil
+	}
+	return s.batches[i]
+}
+
+func batchProto(b *Batch) *fsmpb.Batch {
+	p := &fsmpb.Batch{Seq: b.Seq, StartUnix: b.StartUnix, EndUnix: b.EndUnix}
+	for _, k := range b.Keys {
+		p.Keys = append(p.Keys, k[:])
+	}
+	for _, k := range b.Padding {
+		p.Padding = append(p.Padding, k.Proto())
+	}
+	for _, k := range b.Revised {
+		p.Revised = append(p.Revised, k.Proto())
+	}
+	return p
+}
+
+func batchFromProto(p *fsmpb.Batch) (*Batch, error) {
+	if p.GetSeq() == 0 {
+		return nil, errors.New("batch sequence 0")
+	}
+	b := &Batch{Seq: p.GetSeq(), StartUnix: p.GetStartUnix(), EndUnix: p.GetEndUnix()}
+	for _, k := range p.GetKeys() {
+		if len(k) != KeyLen {
+			return nil, errors.New("batch key is not 16 bytes")
+		}
+		b.Keys = append(b.Keys, TEK(k))
+	}
+	var err error
+	if b.Padding, err = keysFromProto(p.GetPadding()); err != nil {
+		return nil, err
+	}
+	if b.Revised, err = keysFromProto(p.GetRevised()); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+func keysFromProto(in []*fsmpb.Key) ([]Key, error) {
+	out := make([]Key, 0, len(in))
+	for _, pk := range in {
+		k, err := KeyFromProto(pk)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, k)
+	}
+	return out, nil
+}

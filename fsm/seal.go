@@ -1,0 +1,114 @@
+package fsm
+
+import (
+	"bytes"
+	"slices"
+
+	"github.com/covid-backend/covid-backend/fsm/fsmpb"
+)
+
+// ReportTypeRevoked is the GAEN report type of a withdrawn key.
+const ReportTypeRevoked = 5
+
+// intervalSeconds is the length of a GAEN rolling interval.
+const intervalSeconds = 600
+
+// Batch is a sealed, immutable batch of keys: what one export file and one
+// step of the delta feed carry.
+type Batch struct {
+	Seq       uint32
+	StartUnix int64
+	EndUnix   int64
+	// Keys are the accepted keys the batch published, sorted; their fields
+	// are in the key set.
+	Keys []TEK
+	// Padding are random keys that hide how few keys were uploaded.
+	Padding []Key
+	// Revised are keys of earlier batches withdrawn since, with report type
+	// REVOKED.
+	Revised []Key
+}
+
+// SealResult is the outcome of a seal command.
+type SealResult struct {
+	Seq                    uint32
+	Keys, Padding, Revised int
+}
+
+// applySeal closes the next batch. A key is published only once its
+// validity has ended (GAEN: a still-valid key must not be published).
+func applySeal(s *state, cmd *fsmpb.Command) Response {
+	sl := cmd.GetSeal()
+	if sl.GetSeq() != s.lastSeq+1 {
+		return refuse(CodeStaleSeal, "seal of batch %d, next is %d", sl.GetSeq(), s.lastSeq+1)
+	}
+	nowInterval := int32(cmd.GetTimeUnix() / intervalSeconds)
+	var eligible, waiting []TEK
+	for _, k := range s.pending {
+		r := s.keys[k]
+		if r.start+int32(r.period) <= nowInterval {
+			eligible = append(eligible, k)
+		} else {
+			waiting = append(waiting, k)
+		}
+	}
+	if len(eligible) == 0 {
+		return refuse(CodeNothingToSeal, "no key has expired since batch %d", s.lastSeq)
+	}
+	slices.SortFunc(eligible, compareTEK)
+	b := &Batch{Seq: sl.GetSeq(), StartUnix: s.batchStart(eligible), EndUnix: cmd.GetTimeUnix(), Keys: eligible}
+	b.Padding = s.padding(eligible, int(sl.GetTargetKeys())-len(eligible), sl.GetPadding())
+	for _, k := range eligible {
+		r := s.keys[k]
+		r.batch = b.Seq
+		s.keys[k] = r
+	}
+	s.pending = waiting
+	s.batches = append(s.batches, b)
+	s.lastSeq, s.lastSealUnix = b.Seq, b.EndUnix
+	return Response{Value: SealResult{Seq: b.Seq, Keys: len(b.Keys), Padding: len(b.Padding), Revised: len(b.Revised)}}
+}
+
+// batchStart is where the new batch's window begins: where the previous
+// one ended, or for the first batch the arrival of its oldest key.
+func (s *state) batchStart(keys []TEK) int64 {
+	if s.lastSealUnix != 0 {
+		return s.lastSealUnix
+	}
+	start := int64(0)
+	for _, k := range keys {
+		t := s.submissions[s.keys[k].submission].TimeUnix
+		if start == 0 || t < start {
+			start = t
+		}
+	}
+	return start
+}
+
+// padding turns up to n of the leader's random keys into padding keys that
+// copy the other fields of the real keys round robin, as the GAEN reference
+// does, so that padding cannot be told from real keys.
+func (s *state) padding(real []TEK, n int, random [][]byte) []Key {
+	var out []Key
+	seen := make(map[TEK]bool, n)
+	for _, data := range random {
+		if len(out) >= n {
+			break
+		}
+		if len(data) != KeyLen {
+			continue
+		}
+		tek := TEK(data)
+		if _, taken := s.keys[tek]; taken || seen[tek] {
+			continue
+		}
+		seen[tek] = true
+		k := s.keys[real[len(out)%len(real)]].key(tek)
+		k.Submission, k.Batch = 0, 0
+		out = append(out, k)
+	}
+	slices.SortFunc(out, func(a, b Key) int { return compareTEK(a.Data, b.Data) })
+	return out
+}
+
+func compareTEK(a, b TEK) int { return bytes.Compare(a[:], b[:]) }
