@@ -14,8 +14,10 @@ run: build
 	@echo "  admin token:      $(DATA)/admin-token  (send as Authorization: Bearer <token>)"
 	@echo "  upload test keys: $(BIN) dev-upload --addr http://127.0.0.1:8080 --key-file $(DATA)/dev-authority-key.pem"
 	@echo "  status:           curl -s http://127.0.0.1:8080/v1/status"
+	@echo "  seal a batch now: curl -s -X POST -H \"Authorization: Bearer \$$(cat $(DATA)/admin-token)\" http://127.0.0.1:8080/v1/admin/seal"
+	@echo "  exports:          curl -s http://127.0.0.1:8080/v1/exports/index.txt  (signed with $(DATA)/dev-export-key.pem, key id dev, version v1)"
 	@echo "  members:          $(BIN) members list --token-file $(DATA)/admin-token"
-	exec $(BIN) serve --node-id dev-1 --region dev --data-dir $(DATA) --bootstrap --dev-authority \
+	exec $(BIN) serve --node-id dev-1 --region dev --data-dir $(DATA) --bootstrap --dev \
 		--http-addr 127.0.0.1:8080 --raft-addr 127.0.0.1:7000
 
 ## test: what CI runs: vet, unit tests, then the real-process cluster tests.
@@ -39,6 +41,7 @@ bench: build
 generate:
 	protoc --go_out=. --go_opt=module=github.com/covid-backend/covid-backend fsm/fsmpb/fsm.proto
 	protoc --go_out=. --go_opt=module=github.com/covid-backend/covid-backend export/exportpb/export.proto
+	protoc --go_out=. --go_opt=module=github.com/covid-backend/covid-backend feed/feedpb/feed.proto
 
 clean:
 	rm -rf bin

@@ -3,6 +3,7 @@ package api
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -92,6 +93,20 @@ func (s *Server) snapshot(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"snapshot": true, "applied_index": s.node.AppliedIndex()})
+}
+
+// seal seals the next batch now instead of at the next tick.
+func (s *Server) seal(c *gin.Context) {
+	res, err := s.node.SealNow(c.Request.Context())
+	if errors.Is(err, node.ErrNothingToSeal) {
+		fail(c, http.StatusConflict, "nothing_to_seal", "no accepted key has expired since the last batch")
+		return
+	}
+	if err != nil {
+		failErr(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, res)
 }
 
 func (s *Server) forwardedApply(c *gin.Context) {

@@ -102,7 +102,7 @@ func TestStatusAndProbes(t *testing.T) {
 			t.Fatalf("status lacks %q: %v", k, st)
 		}
 	}
-	w := ts.do(http.MethodGet, "/v1/keys?consistent=true", nil, nil)
+	w := ts.admin(http.MethodGet, "/v1/admin/keys?consistent=true", nil)
 	if w.Code != http.StatusOK || w.Header().Get("X-Applied-Index") == "" {
 		t.Fatalf("consistent read: %d %v", w.Code, w.Header())
 	}

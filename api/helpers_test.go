@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/covid-backend/covid-backend/feed"
 	"github.com/covid-backend/covid-backend/node"
 )
 
@@ -38,6 +39,11 @@ func freeAddr(t *testing.T) string {
 
 func newTestServer(t *testing.T, now func() time.Time) *testServer {
 	t.Helper()
+	return newTestServerWith(t, now, feed.Config{})
+}
+
+func newTestServerWith(t *testing.T, now func() time.Time, fc feed.Config) *testServer {
+	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -50,7 +56,7 @@ func newTestServer(t *testing.T, now func() time.Time) *testServer {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { n.Close(context.Background()) })
-	srv, err := New(Config{AdminToken: testToken, Now: now, Logger: logger}, n)
+	srv, err := New(Config{AdminToken: testToken, Now: now, Logger: logger, Feed: fc}, n)
 	if err != nil {
 		t.Fatal(err)
 	}

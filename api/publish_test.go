@@ -148,8 +148,8 @@ func TestPublishChaffAndRepeat(t *testing.T) {
 	if n := ts.node.FSM().NumKeys(); n != 14 {
 		t.Fatalf("state holds %d keys, want 14", n)
 	}
-	keys := ts.do(http.MethodGet, "/v1/keys", nil, nil)
+	keys := ts.admin(http.MethodGet, "/v1/admin/keys", nil)
 	if keys.Header().Get("X-Applied-Index") == "" || !bytes.Contains(keys.Body.Bytes(), []byte("+9VSOGaePu9IgQMewmcJeQ==")) {
-		t.Fatalf("keys read: %v %s", keys.Header(), keys.Body.String()[:200])
+		t.Fatalf("keys read: %v %s", keys.Header(), keys.Body.String())
 	}
 }

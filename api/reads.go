@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-
-	"github.com/covid-backend/covid-backend/fsm"
 )
 
 func (s *Server) healthz(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "up"}) }
@@ -65,26 +63,27 @@ func (s *Server) proxyToLeader(c *gin.Context) {
 	httputil.NewSingleHostReverseProxy(target).ServeHTTP(c.Writer, c.Request)
 }
 
-// publicKey is a key as the read API shows it.
-type publicKey struct {
+// storedKey is a key as the admin API shows it, with where it stands.
+type storedKey struct {
 	Key              string `json:"key"`
 	RollingStart     int32  `json:"rollingStartNumber"`
 	RollingPeriod    int32  `json:"rollingPeriod"`
 	TransmissionRisk int32  `json:"transmissionRisk"`
 	ReportType       int32  `json:"reportType"`
 	DaysSinceOnset   *int32 `json:"daysSinceOnsetOfSymptoms,omitempty"`
+	Submission       uint32 `json:"submission"`
+	Batch            uint32 `json:"batch"`
 }
 
-// keys lists the stored keys whose validity has ended: a key still valid
-// stays embargoed until it expires, as GAEN requires.
+// keys lists every stored key, sealed or still waiting (admin only: keys
+// that are still valid must not reach apps before they expire).
 func (s *Server) keys(c *gin.Context) {
-	nowInterval := int32(s.cfg.Now().Unix() / 600)
-	keys := s.node.FSM().Keys(func(k fsm.Key) bool { return k.RollingStart+k.RollingPeriod <= nowInterval })
-	out := make([]publicKey, len(keys))
+	keys := s.node.FSM().Keys(nil)
+	out := make([]storedKey, len(keys))
 	for i, k := range keys {
-		out[i] = publicKey{
+		out[i] = storedKey{
 			Key: base64.StdEncoding.EncodeToString(k.Data[:]), RollingStart: k.RollingStart, RollingPeriod: k.RollingPeriod,
-			TransmissionRisk: k.TransmissionRisk, ReportType: k.ReportType,
+			TransmissionRisk: k.TransmissionRisk, ReportType: k.ReportType, Submission: k.Submission, Batch: k.Batch,
 		}
 		if k.HasDaysSinceOnset {
 			out[i].DaysSinceOnset = &keys[i].DaysSinceOnset

@@ -16,6 +16,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/covid-backend/covid-backend/feed"
 	"github.com/covid-backend/covid-backend/node"
 )
 
@@ -27,6 +28,8 @@ type Config struct {
 	AdminToken string
 	// TrustedProxies may set X-Forwarded-For; none by default.
 	TrustedProxies []string
+	// Feed configures the export files and the delta feed.
+	Feed feed.Config
 	// Limits are the DoS filters; the zero value turns them all off.
 	Limits Limits
 	// Now is the clock used to check certificates and keys.
@@ -36,9 +39,10 @@ type Config struct {
 
 // Server serves one node's HTTP API.
 type Server struct {
-	cfg  Config
-	node *node.Node
-	http *http.Server
+	cfg     Config
+	node    *node.Node
+	catalog *feed.Catalog
+	http    *http.Server
 }
 
 // New builds the HTTP server of a node.
@@ -49,7 +53,8 @@ func New(cfg Config, n *node.Node) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Server{cfg: cfg, node: n}
+	cfg.Feed.Root = "v1/exports"
+	s := &Server{cfg: cfg, node: n, catalog: feed.NewCatalog(cfg.Feed, n.FSM())}
 	h, err := s.routes()
 	if err != nil {
 		return nil, err
@@ -111,7 +116,11 @@ func (s *Server) routes() (http.Handler, error) {
 	publishLimit := rateLimit(newIPLimiter(s.cfg.Limits.PublishRate, s.cfg.Limits.PublishBurst, s.cfg.Now))
 	readLimit := rateLimit(newIPLimiter(s.cfg.Limits.ReadRate, s.cfg.Limits.ReadBurst, s.cfg.Now))
 	r.POST("/v1/publish", publishLimit, inFlight(s.cfg.Limits.MaxUploadsInFlight), s.publish)
-	r.GET("/v1/keys", readLimit, s.readView, s.keys)
+	r.GET("/v1/keys", readLimit, s.readView, s.keyFeed)
+	r.GET("/v1/exports/index.txt", readLimit, s.exportIndex(s.catalog.Index))
+	r.GET("/v1/exports/batches.txt", readLimit, s.exportIndex(s.catalog.BatchIndex))
+	r.GET("/v1/exports/day/:name", readLimit, s.exportFile("day/"))
+	r.GET("/v1/exports/:name", readLimit, s.exportFile(""))
 
 	admin := r.Group("/", s.requireToken)
 	admin.POST(node.PathApply, s.forwardedApply)
@@ -123,6 +132,8 @@ func (s *Server) routes() (http.Handler, error) {
 	admin.POST("/v1/admin/authorities", s.putAuthority)
 	admin.DELETE("/v1/admin/authorities/:issuer", s.removeAuthority)
 	admin.POST("/v1/admin/snapshot", s.snapshot)
+	admin.POST("/v1/admin/seal", s.seal)
+	admin.GET("/v1/admin/keys", s.readView, s.keys)
 	admin.GET("/debug/pprof/*profile", gin.WrapF(pprofHandler))
 	return r, nil
 }

@@ -427,9 +427,15 @@ func (c *cluster) upload(addr string) ([]string, error) {
 	return keys, nil
 }
 
-// keysOn returns the set of keys a node serves from its local state.
+// keysOn returns the set of keys a node holds in its local state, sealed
+// or not (admin view).
 func (c *cluster) keysOn(id string) (map[string]bool, error) {
-	resp, err := c.client.Get(c.node(id).url() + "/v1/keys")
+	req, err := http.NewRequest(http.MethodGet, c.node(id).url()+"/v1/admin/keys", nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	resp, err := c.client.Do(req)
 	if err != nil {
 		return nil, err
 	}

@@ -9,12 +9,12 @@ import (
 // PublishResult is the outcome of a publish command.
 type PublishResult struct {
 	// Inserted is how many keys the submission stored.
-	Inserted int
+	Inserted int `json:"inserted"`
 	// Submission is the index of the submission record.
-	Submission uint32
+	Submission uint32 `json:"submission"`
 	// Replayed is true when this submission id had already been applied and
 	// the first outcome is returned unchanged.
-	Replayed bool
+	Replayed bool `json:"replayed"`
 }
 
 // applyPublish stores the keys of one authorized upload, all or none.

@@ -23,7 +23,7 @@ type serveConfig struct {
 	SealMinKeys                                 int
 	ExportKeyFiles, ExportKeyIDs, ExportKeyVers string
 	SnapshotThreshold, TrailingLogs             uint64
-	DevAuthority, NoBatchApply                  bool
+	Dev, NoBatchApply                           bool
 	LogLevel                                    string
 	Limits                                      api.Limits
 	configFile                                  string
@@ -57,7 +57,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Limits.ReadBurst, "rate-read-burst", d.ReadBurst, "reads a client IP may send at once")
 	fs.IntVar(&c.Limits.MaxUploadsInFlight, "max-uploads-in-flight", d.MaxUploadsInFlight, "uploads processed at once on this node; more get 429 (0: no cap)")
 	fs.StringVar(&c.TrustedProxies, "trusted-proxies", "", "comma-separated proxy addresses or CIDRs whose X-Forwarded-For is trusted")
-	fs.BoolVar(&c.DevAuthority, "dev-authority", false, "create and register a development health authority (for make run and dev-upload)")
+	fs.BoolVar(&c.Dev, "dev", false, "development mode: create and register a development health authority, and a development export key when none is given")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long SIGTERM waits for requests in flight")
 }

@@ -24,7 +24,7 @@ import (
 	"github.com/covid-backend/covid-backend/publish"
 )
 
-// The development health authority that `serve --dev-authority` registers
+// The development health authority that `serve --dev` registers
 // and `dev-upload` signs with. Never use it in production.
 const (
 	devIssuer   = "dev.covid-backend.local"
@@ -103,14 +103,14 @@ func parseECKey(b []byte) (*ecdsa.PrivateKey, error) {
 func devUpload(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("dev-upload", flag.ContinueOnError)
 	addr := fs.String("addr", "http://127.0.0.1:8080", "HTTP URL of any node")
-	keyFile := fs.String("key-file", "data/"+devKeyFile, "the development authority's private key (made by serve --dev-authority)")
+	keyFile := fs.String("key-file", "data/"+devKeyFile, "the development authority's private key (made by serve --dev)")
 	count := fs.Int("keys", 14, "how many daily keys to upload (1..14)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	b, err := os.ReadFile(*keyFile)
 	if err != nil {
-		return fmt.Errorf("dev-upload: %w (start the node with --dev-authority, or pass --key-file)", err)
+		return fmt.Errorf("dev-upload: %w (start the node with --dev, or pass --key-file)", err)
 	}
 	key, err := parseECKey(b)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/covid-backend/covid-backend/api"
+	"github.com/covid-backend/covid-backend/feed"
 	"github.com/covid-backend/covid-backend/node"
 )
 
@@ -42,10 +43,19 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("serve: listen for HTTP: %w", err)
 	}
 	defer listener.Close()
+	exportKeys, err := loadExportKeys(c.ExportKeyFiles, c.ExportKeyIDs, c.ExportKeyVers)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
 	if ncfg.AdminToken, err = loadOrCreateToken(c.AdminTokenFile); err != nil {
 		return err
 	}
-	if c.DevAuthority {
+	if c.Dev && len(exportKeys) == 0 {
+		if exportKeys, err = devExportKey(c.DataDir); err != nil {
+			return err
+		}
+	}
+	if c.Dev {
 		job, err := devAuthorityJob(c.DataDir)
 		if err != nil {
 			return err
@@ -56,7 +66,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	srv, err := api.New(api.Config{Addr: c.HTTPAddr, AdminToken: ncfg.AdminToken, TrustedProxies: splitList(c.TrustedProxies), Limits: c.Limits, Logger: logger}, n)
+	srv, err := api.New(api.Config{Addr: c.HTTPAddr, AdminToken: ncfg.AdminToken, TrustedProxies: splitList(c.TrustedProxies), Limits: c.Limits, Logger: logger,
+		Feed: feed.Config{Region: c.Region, SigningKeys: exportKeys}}, n)
 	if err != nil {
 		return errors.Join(fmt.Errorf("serve: %w", err), n.Close(ctx))
 	}

@@ -1,0 +1,109 @@
+package api
+
+import (
+	"bytes"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/covid-backend/covid-backend/feed"
+)
+
+const (
+	immutableCache = "public, max-age=31536000, immutable"
+	indexCache     = "public, max-age=300"
+	deltaCache     = "public, max-age=60"
+)
+
+// exportIndex serves index.txt: the daily roll-ups of the last 14 days,
+// oldest first, one path per line relative to the server's base URL.
+func (s *Server) exportIndex(list func(time.Time) []string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		body := []byte(strings.Join(list(s.cfg.Now()), "\n"))
+		serveBytes(c, "text/plain; charset=utf-8", indexCache, feed.ETag(body), body)
+	}
+}
+
+// exportFile serves one export file under dir; the same name gives the
+// same bytes on every node of the region, so it is cached as immutable.
+func (s *Server) exportFile(dir string) gin.HandlerFunc {
+	return func(c *gin.Context) { s.serveExport(c, dir+c.Param("name")) }
+}
+
+func (s *Server) serveExport(c *gin.Context, name string) {
+	f, err := s.catalog.File(name)
+	switch {
+	case errors.Is(err, feed.ErrNotFound):
+		fail(c, http.StatusNotFound, "not_found", "no such export file")
+		return
+	case errors.Is(err, feed.ErrNoSigningKey):
+		fail(c, http.StatusServiceUnavailable, "no_export_key", "this node has no export signing key")
+		return
+	case err != nil:
+		failErr(c, err)
+		return
+	}
+	serveBytes(c, "application/zip", immutableCache, f.ETag, f.Data)
+}
+
+// keyFeed serves the delta feed: GET /v1/keys?since=N[&until=M].
+func (s *Server) keyFeed(c *gin.Context) {
+	var cur feed.Cursor
+	var err error
+	if v, ok := c.GetQuery("since"); ok {
+		cur.HasSince = true
+		if cur.Since, err = parseCursor(v); err != nil {
+			fail(c, http.StatusBadRequest, "bad_cursor", "since: "+err.Error())
+			return
+		}
+	}
+	if v, ok := c.GetQuery("until"); ok {
+		if cur.Until, err = parseCursor(v); err != nil || cur.Until == 0 {
+			fail(c, http.StatusBadRequest, "bad_cursor", "until: want a batch number from 1")
+			return
+		}
+	}
+	explicitUntil := cur.Until != 0
+	asJSON := strings.Contains(c.GetHeader("Accept"), "application/json")
+	f, answered, err := s.catalog.Delta(cur, asJSON)
+	if errors.Is(err, feed.ErrFutureCursor) {
+		fail(c, http.StatusBadRequest, "bad_cursor", err.Error())
+		return
+	}
+	if err != nil {
+		failErr(c, err)
+		return
+	}
+	c.Header("X-Next-Cursor", strconv.FormatUint(uint64(answered.Until), 10))
+	ct, cache := "application/x-protobuf", deltaCache
+	if asJSON {
+		ct = "application/json"
+	}
+	if explicitUntil {
+		cache = immutableCache
+	}
+	c.Header("Vary", "Accept")
+	serveBytes(c, ct, cache, f.ETag, f.Data)
+}
+
+func parseCursor(v string) (uint32, error) {
+	n, err := strconv.ParseUint(v, 10, 32)
+	if err != nil {
+		return 0, errors.New("want a batch number")
+	}
+	return uint32(n), nil
+}
+
+// serveBytes answers with content, its ETag and caching, and 304 to a
+// matching conditional request (http.ServeContent does that and ranges).
+func serveBytes(c *gin.Context, contentType, cacheControl, etag string, data []byte) {
+	h := c.Writer.Header()
+	h.Set("Content-Type", contentType)
+	h.Set("Cache-Control", cacheControl)
+	h.Set("ETag", etag)
+	http.ServeContent(c.Writer, c.Request, "", time.Time{}, bytes.NewReader(data))
+}

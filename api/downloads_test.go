@@ -1,0 +1,112 @@
+package api
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/covid-backend/covid-backend/export"
+	"github.com/covid-backend/covid-backend/feed"
+	"github.com/covid-backend/covid-backend/feed/feedpb"
+)
+
+// downloadServer is a node with the golden upload published and sealed.
+func downloadServer(t *testing.T) (*testServer, *ecdsa.PrivateKey) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := newTestServerWith(t, func() time.Time { return time.Unix(1795867700, 0) }, feed.Config{
+		Region: "test", SigningKeys: []export.SigningKey{{Private: key, KeyID: "310", KeyVersion: "v1"}},
+	})
+	registerGoldenAuthority(t, ts)
+	if w := ts.do(http.MethodPost, "/v1/publish", goldenBody(t), jsonCT); w.Code != http.StatusOK {
+		t.Fatalf("publish: %d %s", w.Code, w.Body)
+	}
+	if w := ts.admin(http.MethodPost, "/v1/admin/seal", nil); w.Code != http.StatusOK {
+		t.Fatalf("seal: %d %s", w.Code, w.Body)
+	}
+	return ts, key
+}
+
+// The index lists the roll-up; the file decodes and verifies with the
+// region's public key and holds the published keys; conditional requests
+// get 304; an unknown name is 404.
+func TestExportIndexAndFiles(t *testing.T) {
+	ts, key := downloadServer(t)
+	w := ts.do(http.MethodGet, "/v1/exports/index.txt", nil, nil)
+	if w.Code != http.StatusOK || !strings.HasPrefix(w.Header().Get("Cache-Control"), "public, max-age=300") {
+		t.Fatalf("index: %d %v", w.Code, w.Header())
+	}
+	names := strings.Split(w.Body.String(), "\n")
+	if len(names) != 1 || !strings.HasPrefix(names[0], "v1/exports/day/") {
+		t.Fatalf("index lists %q", names)
+	}
+	f := ts.do(http.MethodGet, "/"+names[0], nil, nil)
+	if f.Code != http.StatusOK || !strings.Contains(f.Header().Get("Cache-Control"), "immutable") || f.Header().Get("ETag") == "" {
+		t.Fatalf("file: %d %v", f.Code, f.Header())
+	}
+	d, err := export.Decode(f.Body.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Verify(&key.PublicKey, "310", "v1"); err != nil {
+		t.Fatalf("verify: %v", err)
+	}
+	if d.File.Region != "test" || len(d.File.Keys) != 14 {
+		t.Fatalf("file holds region %q, %d keys", d.File.Region, len(d.File.Keys))
+	}
+	again := ts.do(http.MethodGet, "/"+names[0], nil, map[string]string{"If-None-Match": f.Header().Get("ETag")})
+	if again.Code != http.StatusNotModified {
+		t.Fatalf("conditional request: %d", again.Code)
+	}
+	batches := ts.do(http.MethodGet, "/v1/exports/batches.txt", nil, nil)
+	if b := ts.do(http.MethodGet, "/"+batches.Body.String(), nil, nil); b.Code != http.StatusOK {
+		t.Fatalf("batch file %q: %d", batches.Body.String(), b.Code)
+	}
+	for _, bad := range []string{"/v1/exports/1-2-00001.zip", "/v1/exports/day/86400-90000-00001.zip", "/v1/exports/nonsense.zip"} {
+		if w := ts.do(http.MethodGet, bad, nil, nil); w.Code != http.StatusNotFound {
+			t.Fatalf("%s: %d", bad, w.Code)
+		}
+	}
+}
+
+// The delta feed answers protobuf by default and JSON on request, with the
+// next cursor; a cursor at the newest batch is empty; bad cursors are 400.
+func TestKeyFeed(t *testing.T) {
+	ts, _ := downloadServer(t)
+	w := ts.do(http.MethodGet, "/v1/keys", nil, nil)
+	var full feedpb.KeyFeed
+	if err := proto.Unmarshal(w.Body.Bytes(), &full); err != nil || w.Code != http.StatusOK {
+		t.Fatalf("full feed: %d %v", w.Code, err)
+	}
+	if !full.GetFull() || full.GetUntil() != 1 || len(full.GetAdded()) != 14 || w.Header().Get("X-Next-Cursor") != "1" {
+		t.Fatalf("full feed: full=%v until=%d added=%d", full.GetFull(), full.GetUntil(), len(full.GetAdded()))
+	}
+	j := ts.do(http.MethodGet, "/v1/keys?since=0", nil, map[string]string{"Accept": "application/json"})
+	var asJSON map[string]any
+	if err := json.Unmarshal(j.Body.Bytes(), &asJSON); err != nil || j.Header().Get("Content-Type") != "application/json" {
+		t.Fatalf("json feed: %v %v", err, j.Header())
+	}
+	if added, _ := asJSON["added"].([]any); len(added) != 14 {
+		t.Fatalf("json feed added %d keys", len(added))
+	}
+	var empty feedpb.KeyFeed
+	e := ts.do(http.MethodGet, "/v1/keys?since=1&until=1", nil, nil)
+	if err := proto.Unmarshal(e.Body.Bytes(), &empty); err != nil || len(empty.GetAdded()) != 0 || !strings.Contains(e.Header().Get("Cache-Control"), "immutable") {
+		t.Fatalf("empty delta: %v %d %v", err, len(empty.GetAdded()), e.Header())
+	}
+	for _, q := range []string{"since=abc", "since=-1", "since=7", "until=0", "since=1&until=9"} {
+		if w := ts.do(http.MethodGet, "/v1/keys?"+q, nil, nil); w.Code != http.StatusBadRequest || decode[errorBody](t, w).Code != "bad_cursor" {
+			t.Fatalf("%s: %d %s", q, w.Code, w.Body)
+		}
+	}
+}

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/covid-backend/covid-backend/export"
+)
+
+// Names of the development export key that `serve --dev` makes.
+const (
+	devExportKeyFile    = "dev-export-key.pem"
+	devExportKeyID      = "dev"
+	devExportKeyVersion = "v1"
+)
+
+// loadExportKeys reads the export signing keys: one PEM file, key id and
+// version per key, in the same order (several during a rotation).
+func loadExportKeys(files, ids, versions string) ([]export.SigningKey, error) {
+	f, i, v := splitList(files), splitList(ids), splitList(versions)
+	if len(f) != len(i) || len(f) != len(v) {
+		return nil, fmt.Errorf("export keys: %d files, %d ids, %d versions: give one id and version per file", len(f), len(i), len(v))
+	}
+	var out []export.SigningKey
+	for n, path := range f {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("export key: %w", err)
+		}
+		key, err := export.ParsePrivateKeyPEM(b)
+		if err != nil {
+			return nil, fmt.Errorf("export key %s: %w", path, err)
+		}
+		out = append(out, export.SigningKey{Private: key, KeyID: i[n], KeyVersion: v[n]})
+	}
+	return out, nil
+}
+
+// devExportKey makes (once) and loads the development export key.
+func devExportKey(dataDir string) ([]export.SigningKey, error) {
+	key, err := loadOrCreateECKey(filepath.Join(dataDir, devExportKeyFile))
+	if err != nil {
+		return nil, errors.Join(errors.New("development export key"), err)
+	}
+	return []export.SigningKey{{Private: key, KeyID: devExportKeyID, KeyVersion: devExportKeyVersion}}, nil
+}

@@ -1,0 +1,67 @@
+// Package feed builds what apps download from a region's sealed batches:
+// the GAEN export catalog (index.txt, one file per batch, daily roll-ups)
+// and the delta feed that also carries removals. Everything is computed
+// from replicated state with deterministic encoding and signatures, so
+// every node serves byte-identical files under the same name; results are
+// cached in memory and never touch raft.
+package feed
+
+import (
+	"errors"
+	"time"
+
+	"github.com/covid-backend/covid-backend/export"
+	"github.com/covid-backend/covid-backend/fsm"
+)
+
+// Source is the read side of the replicated state that the feed needs;
+// *fsm.FSM implements it.
+type Source interface {
+	Batches() []fsm.BatchInfo
+	BatchKeys(seq uint32) (keys, revised []fsm.Key, ok bool)
+	LastBatch() uint32
+}
+
+// Config configures a feed.
+type Config struct {
+	// Region is written into every export file.
+	Region string
+	// SigningKeys sign every export file (several during a key rotation).
+	SigningKeys []export.SigningKey
+	// Root prefixes the paths that index.txt lists, relative to the
+	// server's base URL, e.g. "v1/exports".
+	Root string
+	// Retention is how far back index.txt reaches (GAEN: 14 days).
+	Retention time.Duration
+	// MaxKeysPerFile splits larger files (GAEN reference: 500,000).
+	MaxKeysPerFile int
+	// CacheEntries bounds how many built files are kept in memory.
+	CacheEntries int
+}
+
+// ErrNotFound means the name matches no file this node can build: unknown,
+// expired, or from a batch this node has not applied yet.
+var ErrNotFound = errors.New("no such export file")
+
+// ErrNoSigningKey means the node was started without an export key.
+var ErrNoSigningKey = errors.New("no export signing key configured")
+
+func (c *Config) defaults() {
+	if c.Retention == 0 {
+		c.Retention = 14 * 24 * time.Hour
+	}
+	if c.MaxKeysPerFile == 0 {
+		c.MaxKeysPerFile = export.MaxKeysPerFile
+	}
+	if c.CacheEntries == 0 {
+		c.CacheEntries = 256
+	}
+}
+
+func exportKey(k fsm.Key) export.Key {
+	return export.Key{
+		Data: k.Data, RollingStart: k.RollingStart, RollingPeriod: k.RollingPeriod,
+		TransmissionRisk: k.TransmissionRisk, ReportType: k.ReportType,
+		DaysSinceOnset: k.DaysSinceOnset, HasDaysSinceOnset: k.HasDaysSinceOnset,
+	}
+}

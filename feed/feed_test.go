@@ -1,0 +1,196 @@
+package feed
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"errors"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/covid-backend/covid-backend/export"
+	"github.com/covid-backend/covid-backend/feed/feedpb"
+	"github.com/covid-backend/covid-backend/fsm"
+)
+
+// fakeSource holds batches in memory.
+type fakeSource struct {
+	infos   []fsm.BatchInfo
+	keys    map[uint32][]fsm.Key
+	revised map[uint32][]fsm.Key
+}
+
+func (f *fakeSource) Batches() []fsm.BatchInfo { return f.infos }
+func (f *fakeSource) BatchKeys(seq uint32) ([]fsm.Key, []fsm.Key, bool) {
+	k, ok := f.keys[seq]
+	return k, f.revised[seq], ok
+}
+func (f *fakeSource) LastBatch() uint32 {
+	if len(f.infos) == 0 {
+		return 0
+	}
+	return f.infos[len(f.infos)-1].Seq
+}
+
+func key(n byte) fsm.Key {
+	return fsm.Key{Data: fsm.TEK{n, n, n}, RollingStart: 2_990_000, RollingPeriod: 144, TransmissionRisk: 2, ReportType: 1}
+}
+
+// add appends batch seq ending at end with the given keys and revisions.
+func (f *fakeSource) add(seq uint32, start, end int64, keys []fsm.Key, revised ...fsm.Key) {
+	f.infos = append(f.infos, fsm.BatchInfo{Seq: seq, StartUnix: start, EndUnix: end, Keys: len(keys), Revised: len(revised)})
+	f.keys[seq], f.revised[seq] = keys, revised
+}
+
+func newFake() *fakeSource {
+	return &fakeSource{keys: map[uint32][]fsm.Key{}, revised: map[uint32][]fsm.Key{}}
+}
+
+func signingKey(t *testing.T) export.SigningKey {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return export.SigningKey{Private: k, KeyID: "id", KeyVersion: "v1"}
+}
+
+const day0 = 20_000 * daySeconds // a UTC midnight
+
+func TestParseName(t *testing.T) {
+	cases := []struct {
+		rel  string
+		ok   bool
+		want fileSpec
+	}{
+		{"100-200-00001.zip", true, fileSpec{start: 100, end: 200, part: 1}},
+		{"day/1728000000-1728003600-00002.zip", true, fileSpec{rollup: true, start: 1728000000, end: 1728003600, part: 2}},
+		{"100-200-1.zip", false, fileSpec{}},                       // not canonical
+		{"100-200-00000.zip", false, fileSpec{}},                   // part 0
+		{"200-100-00001.zip", false, fileSpec{}},                   // end before start
+		{"day/1728000001-1728003600-00001.zip", false, fileSpec{}}, // not midnight
+		{"day/1728000000-1728100000-00001.zip", false, fileSpec{}}, // longer than a day
+		{"other/100-200-00001.zip", false, fileSpec{}},
+		{"../100-200-00001.zip", false, fileSpec{}},
+		{"index.txt", false, fileSpec{}},
+	}
+	for _, tc := range cases {
+		got, err := parseName(tc.rel)
+		if (err == nil) != tc.ok || (tc.ok && got != tc.want) {
+			t.Errorf("parseName(%q) = %+v, %v", tc.rel, got, err)
+		}
+	}
+}
+
+// The index groups batches into one roll-up per UTC day, the day of a
+// batch's end, within the retention window, oldest first.
+func TestIndexRollsUpDays(t *testing.T) {
+	src := newFake()
+	src.add(1, day0-3*daySeconds, day0-2*daySeconds+100, []fsm.Key{key(1)}) // too old at now
+	src.add(2, day0+10, day0+600, []fsm.Key{key(2)})
+	src.add(3, day0+600, day0+daySeconds, []fsm.Key{key(3)}) // ends at midnight: day0
+	src.add(4, day0+daySeconds, day0+daySeconds+60, []fsm.Key{key(4)})
+	c := NewCatalog(Config{Root: "v1/exports", Retention: 1 * 24 * time.Hour}, src)
+	now := time.Unix(day0+daySeconds+3600, 0)
+	got := c.Index(now)
+	want := []string{
+		"v1/exports/day/" + itoa(day0) + "-" + itoa(day0+daySeconds) + "-00001.zip",
+		"v1/exports/day/" + itoa(day0+daySeconds) + "-" + itoa(day0+daySeconds+60) + "-00001.zip",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("index\n%v\nwant\n%v", got, want)
+	}
+	if b := c.BatchIndex(now); len(b) != 3 || !strings.HasSuffix(b[0], itoa(day0+10)+"-"+itoa(day0+600)+"-00001.zip") {
+		t.Fatalf("batch index %v", b)
+	}
+}
+
+// A roll-up holds the keys and revisions of its day's batches; files are
+// byte-identical when built twice (two nodes) and split when over the limit.
+func TestFilesContentAndSplit(t *testing.T) {
+	src := newFake()
+	src.add(1, day0+10, day0+600, []fsm.Key{key(3), key(1), key(2)})
+	src.add(2, day0+600, day0+1200, []fsm.Key{key(4), key(5)}, fsm.Key{Data: key(1).Data, RollingStart: 2_990_000, RollingPeriod: 144, ReportType: fsm.ReportTypeRevoked})
+	sk := signingKey(t)
+	cfg := Config{Region: "r", SigningKeys: []export.SigningKey{sk}, MaxKeysPerFile: 4}
+	a, b := NewCatalog(cfg, src), NewCatalog(cfg, src)
+	names := a.Index(time.Unix(day0+2000, 0))
+	if len(names) != 2 {
+		t.Fatalf("6 entries at 4 per file should give 2 parts: %v", names)
+	}
+	var total, revised int
+	for _, n := range names {
+		fa, err := a.File(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fb, _ := b.File(n)
+		if !bytes.Equal(fa.Data, fb.Data) || fa.ETag != fb.ETag {
+			t.Fatalf("%s differs between two catalogs", n)
+		}
+		d, err := export.Decode(fa.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Verify(&sk.Private.PublicKey, "id", "v1"); err != nil {
+			t.Fatal(err)
+		}
+		total += len(d.File.Keys)
+		revised += len(d.File.RevisedKeys)
+	}
+	if total != 5 || revised != 1 {
+		t.Fatalf("files hold %d keys and %d revisions, want 5 and 1", total, revised)
+	}
+	if _, err := a.File("day/" + itoa(day0) + "-" + itoa(day0+900) + "-00001.zip"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("roll-up ending between batches: %v", err)
+	}
+	if _, err := a.File("day/" + itoa(day0) + "-" + itoa(day0+1200) + "-00003.zip"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("part beyond the last: %v", err)
+	}
+	none := NewCatalog(Config{}, src)
+	if _, err := none.File(names[0]); !errors.Is(err, ErrNoSigningKey) {
+		t.Fatalf("without a key: %v", err)
+	}
+}
+
+// The delta feed: full answers drop revoked keys; incremental ones list
+// them as removals; cursors beyond the newest batch are refused.
+func TestDelta(t *testing.T) {
+	src := newFake()
+	src.add(1, day0, day0+600, []fsm.Key{key(1), key(2)})
+	src.add(2, day0+600, day0+1200, []fsm.Key{key(3)}, fsm.Key{Data: key(1).Data, ReportType: fsm.ReportTypeRevoked, RollingPeriod: 144})
+	c := NewCatalog(Config{Region: "r"}, src)
+	decode := func(f *File) *feedpb.KeyFeed {
+		var m feedpb.KeyFeed
+		if err := proto.Unmarshal(f.Data, &m); err != nil {
+			t.Fatal(err)
+		}
+		return &m
+	}
+	f, cur, err := c.Delta(Cursor{}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	full := decode(f)
+	if !full.GetFull() || cur.Until != 2 || len(full.GetAdded()) != 2 || len(full.GetRemoved()) != 0 {
+		t.Fatalf("full: %v", full)
+	}
+	f, _, _ = c.Delta(Cursor{Since: 1, HasSince: true}, false)
+	inc := decode(f)
+	revoked := key(1).Data
+	if inc.GetFull() || len(inc.GetAdded()) != 1 || len(inc.GetRemoved()) != 1 || !bytes.Equal(inc.GetRemoved()[0].GetKeyData(), revoked[:]) {
+		t.Fatalf("since 1: %v", inc)
+	}
+	for _, bad := range []Cursor{{Since: 3, HasSince: true}, {Until: 9}, {Since: 2, Until: 1, HasSince: true}} {
+		if _, _, err := c.Delta(bad, false); !errors.Is(err, ErrFutureCursor) {
+			t.Fatalf("%+v: %v", bad, err)
+		}
+	}
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }

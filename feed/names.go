@@ -1,0 +1,72 @@
+package feed
+
+import (
+	"fmt"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/covid-backend/covid-backend/export"
+)
+
+const (
+	daySeconds = 24 * 60 * 60
+	rollupDir  = "day"
+)
+
+// fileSpec identifies one export file: the window of one batch, or a daily
+// roll-up from UTC midnight to the end of the last batch of that day that
+// the node knew; part numbers files of a window split for size. Because a
+// node that has a batch has every batch before it (raft log order), the
+// same name always means the same content on every node.
+type fileSpec struct {
+	rollup     bool
+	start, end int64
+	part       int
+}
+
+// rel is the file's path relative to the catalog root.
+func (s fileSpec) rel() string {
+	dir := ""
+	if s.rollup {
+		dir = rollupDir
+	}
+	return export.FileName(dir, time.Unix(s.start, 0), time.Unix(s.end, 0), s.part)
+}
+
+// parseName reads a path relative to the catalog root.
+func parseName(rel string) (fileSpec, error) {
+	var s fileSpec
+	base := rel
+	if d, f, ok := strings.Cut(rel, "/"); ok {
+		if d != rollupDir {
+			return s, ErrNotFound
+		}
+		s.rollup, base = true, f
+	}
+	if path.Ext(base) != ".zip" || strings.Contains(base, "/") {
+		return s, ErrNotFound
+	}
+	var n int
+	if _, err := fmt.Sscanf(base, "%d-%d-%05d.zip", &s.start, &s.end, &n); err != nil || n < 1 {
+		return s, ErrNotFound
+	}
+	s.part = n
+	if s.rel() != rel || s.end < s.start {
+		return s, ErrNotFound // not in canonical form
+	}
+	if s.rollup && (s.start%daySeconds != 0 || s.end > s.start+daySeconds) {
+		return s, ErrNotFound
+	}
+	return s, nil
+}
+
+// dayOf is the UTC day a batch belongs to: that of its end, a batch ending
+// exactly at midnight belonging to the day before.
+func dayOf(endUnix int64) int64 {
+	return (endUnix - 1) / daySeconds * daySeconds
+}
+
+func parts(keys, perFile int) int {
+	return max(1, (keys+perFile-1)/perFile)
+}
