@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"net/http"
+	"slices"
 
 	"github.com/gin-gonic/gin"
 
@@ -31,7 +32,8 @@ func failErr(c *gin.Context, err error) {
 	switch {
 	case errors.As(err, &member):
 		fail(c, member.Status, "refused", member.Message)
-	case errors.As(err, &refused) && (refused.Code == fsm.CodeUnknownAuthority || refused.Code == fsm.CodeUnknownNode):
+	case errors.As(err, &refused) && slices.Contains([]fsm.Code{fsm.CodeUnknownAuthority, fsm.CodeUnknownNode,
+		fsm.CodeUnknownSubmission, fsm.CodeUnknownKey}, refused.Code):
 		fail(c, http.StatusNotFound, string(refused.Code), refused.Message)
 	case errors.As(err, &refused):
 		fail(c, http.StatusBadRequest, string(refused.Code), refused.Message)

@@ -134,6 +134,9 @@ func (s *Server) routes() (http.Handler, error) {
 	admin.POST("/v1/admin/snapshot", s.snapshot)
 	admin.POST("/v1/admin/seal", s.seal)
 	admin.GET("/v1/admin/keys", s.readView, s.keys)
+	admin.GET("/v1/admin/submissions", s.readView, s.listSubmissions)
+	admin.GET("/v1/admin/revocations", s.readView, s.listRevocations)
+	admin.POST("/v1/admin/revocations", s.revoke)
 	admin.GET("/debug/pprof/*profile", gin.WrapF(pprofHandler))
 	return r, nil
 }

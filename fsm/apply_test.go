@@ -122,7 +122,7 @@ func TestApplyPublish(t *testing.T) {
 			}
 			p := c.cmd.Publish
 			wantSub := fsm.Submission{
-				ID: [16]byte(p.SubmissionId), TimeUnix: c.cmd.TimeUnix, AppID: p.AppId, Issuer: p.Issuer,
+				Index: 1, ID: [16]byte(p.SubmissionId), TimeUnix: c.cmd.TimeUnix, AppID: p.AppId, Issuer: p.Issuer,
 				CertificateDigest: p.CertificateDigest, Traveler: p.Traveler, KeyCount: uint32(len(p.Keys)),
 			}
 			gotSub, ok := f.Submission(1)

@@ -59,11 +59,14 @@ func (f *FSM) Pending(nowInterval int32) (waiting, expired int) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	for _, k := range f.state.pending {
-		if r := f.state.keys[k]; r.start+int32(r.period) <= nowInterval {
+		if r := f.state.keys[k]; r.revoked {
+			continue
+		} else if r.start+int32(r.period) <= nowInterval {
 			expired++
 		}
+		waiting++
 	}
-	return len(f.state.pending), expired
+	return waiting, expired
 }
 
 func (s *state) batch(seq uint32) *Batch {

@@ -9,12 +9,14 @@ type Code string
 // Codes returned by Apply. They are part of the replicated outcome, so every
 // node returns the same code for the same entry.
 const (
-	CodeKeyExists        Code = "key_exists"
-	CodeInvalidCommand   Code = "invalid_command"
-	CodeUnknownAuthority Code = "unknown_authority"
-	CodeUnknownNode      Code = "unknown_node"
-	CodeStaleSeal        Code = "stale_seal"
-	CodeNothingToSeal    Code = "nothing_to_seal"
+	CodeKeyExists         Code = "key_exists"
+	CodeInvalidCommand    Code = "invalid_command"
+	CodeUnknownAuthority  Code = "unknown_authority"
+	CodeUnknownNode       Code = "unknown_node"
+	CodeStaleSeal         Code = "stale_seal"
+	CodeNothingToSeal     Code = "nothing_to_seal"
+	CodeUnknownSubmission Code = "unknown_submission"
+	CodeUnknownKey        Code = "unknown_key"
 )
 
 // Error is a refusal by the state machine: the command changed nothing.

@@ -51,6 +51,8 @@ func New() *FSM {
 			fsmpb.CommandType_COMMAND_TYPE_PUT_NODE:         applyPutNode,
 			fsmpb.CommandType_COMMAND_TYPE_REMOVE_NODE:      applyRemoveNode,
 			fsmpb.CommandType_COMMAND_TYPE_SEAL:             applySeal,
+			fsmpb.CommandType_COMMAND_TYPE_REVOKE:           applyRevoke,
+			fsmpb.CommandType_COMMAND_TYPE_EXPIRE:           applyExpire,
 		},
 	}
 }

@@ -37,12 +37,14 @@ func applyPublish(s *state, cmd *fsmpb.Command) Response {
 			return refuse(CodeKeyExists, "key %x is already stored", k.Data[:4])
 		}
 	}
-	idx := uint32(len(s.submissions))
-	s.submissions = append(s.submissions, Submission{
-		ID: id, TimeUnix: cmd.GetTimeUnix(), AppID: p.GetAppId(), Issuer: p.GetIssuer(),
+	idx := s.nextSubmission
+	s.nextSubmission++
+	s.submissions[idx] = &Submission{
+		Index: idx, ID: id, TimeUnix: cmd.GetTimeUnix(), AppID: p.GetAppId(), Issuer: p.GetIssuer(),
 		CertificateDigest: bytes.Clone(p.GetCertificateDigest()), Traveler: p.GetTraveler(),
 		KeyCount: uint32(len(keys)),
-	})
+	}
+	s.live[idx] = uint32(len(keys))
 	s.submissionIdx[id] = idx
 	for _, k := range keys {
 		k.Submission = idx

@@ -45,19 +45,26 @@ func applySeal(s *state, cmd *fsmpb.Command) Response {
 	nowInterval := int32(cmd.GetTimeUnix() / intervalSeconds)
 	var eligible, waiting []TEK
 	for _, k := range s.pending {
-		r := s.keys[k]
-		if r.start+int32(r.period) <= nowInterval {
+		switch r := s.keys[k]; {
+		case r.revoked: // withdrawn before publication: never published
+		case r.start+int32(r.period) <= nowInterval:
 			eligible = append(eligible, k)
-		} else {
+		default:
 			waiting = append(waiting, k)
 		}
 	}
-	if len(eligible) == 0 {
-		return refuse(CodeNothingToSeal, "no key has expired since batch %d", s.lastSeq)
+	if len(eligible) == 0 && len(s.revokedPending) == 0 {
+		return refuse(CodeNothingToSeal, "no key has expired and none was revoked since batch %d", s.lastSeq)
 	}
 	slices.SortFunc(eligible, compareTEK)
-	b := &Batch{Seq: sl.GetSeq(), StartUnix: s.batchStart(eligible), EndUnix: cmd.GetTimeUnix(), Keys: eligible}
-	b.Padding = s.padding(eligible, int(sl.GetTargetKeys())-len(eligible), sl.GetPadding())
+	// Windows end strictly later than the previous one, so that no two
+	// batches share a file name even when sealed within one second.
+	end := max(cmd.GetTimeUnix(), s.lastSealUnix+1)
+	b := &Batch{Seq: sl.GetSeq(), StartUnix: s.batchStart(eligible, end), EndUnix: end, Keys: eligible}
+	if len(eligible) > 0 {
+		b.Padding = s.padding(eligible, int(sl.GetTargetKeys())-len(eligible), sl.GetPadding())
+	}
+	b.Revised = s.revised()
 	for _, k := range eligible {
 		r := s.keys[k]
 		r.batch = b.Seq
@@ -69,16 +76,29 @@ func applySeal(s *state, cmd *fsmpb.Command) Response {
 	return Response{Value: SealResult{Seq: b.Seq, Keys: len(b.Keys), Padding: len(b.Padding), Revised: len(b.Revised)}}
 }
 
+// revised turns the revocations of published keys since the last batch
+// into revised keys with report type REVOKED, and clears them.
+func (s *state) revised() []Key {
+	slices.SortFunc(s.revokedPending, compareTEK)
+	out := make([]Key, 0, len(s.revokedPending))
+	for _, k := range slices.Compact(s.revokedPending) {
+		key := s.keys[k].key(k)
+		key.ReportType, key.Submission, key.Batch, key.Revoked = ReportTypeRevoked, 0, 0, false
+		out = append(out, key)
+	}
+	s.revokedPending = nil
+	return out
+}
+
 // batchStart is where the new batch's window begins: where the previous
 // one ended, or for the first batch the arrival of its oldest key.
-func (s *state) batchStart(keys []TEK) int64 {
+func (s *state) batchStart(keys []TEK, end int64) int64 {
 	if s.lastSealUnix != 0 {
 		return s.lastSealUnix
 	}
-	start := int64(0)
+	start := end
 	for _, k := range keys {
-		t := s.submissions[s.keys[k].submission].TimeUnix
-		if start == 0 || t < start {
+		if t := s.submissions[s.keys[k].submission].TimeUnix; t < start {
 			start = t
 		}
 	}

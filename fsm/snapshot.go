@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"cmp"
 	"bufio"
 	"bytes"
 	"errors"
@@ -22,13 +23,16 @@ const SnapshotVersion = 1
 // read lock copies only flat slices; sorting and encoding happen in Persist
 // while Apply goes on.
 type snapshot struct {
-	keys         []Key
-	submissions  []Submission
-	authorities  []*fsmpb.Authority
-	nodes        []*fsmpb.Node
-	batches      []*Batch // immutable once sealed, so shared
-	lastSeq      uint32
-	lastSealUnix int64
+	keys           []Key
+	submissions    []Submission
+	authorities    []*fsmpb.Authority
+	nodes          []*fsmpb.Node
+	batches        []*Batch // immutable once sealed, so shared
+	revocations    []*fsmpb.Revocation
+	revokedPending []TEK
+	lastSeq        uint32
+	lastSealUnix   int64
+	nextSubmission uint32
 }
 
 func (s *state) capture() *snapshot {
@@ -36,14 +40,21 @@ func (s *state) capture() *snapshot {
 	for data, r := range s.keys {
 		keys = append(keys, r.key(data))
 	}
+	subs := make([]Submission, 0, len(s.submissions))
+	for _, sub := range s.submissions {
+		subs = append(subs, *sub)
+	}
 	return &snapshot{
-		keys:         keys,
-		submissions:  slices.Clone(s.submissions),
-		authorities:  sortedClones(s.authorities),
-		nodes:        sortedClones(s.nodes),
-		batches:      slices.Clone(s.batches),
-		lastSeq:      s.lastSeq,
-		lastSealUnix: s.lastSealUnix,
+		keys:           keys,
+		submissions:    subs,
+		authorities:    sortedClones(s.authorities),
+		nodes:          sortedClones(s.nodes),
+		batches:        slices.Clone(s.batches),
+		revocations:    slices.Clone(s.revocations), // records are never changed
+		revokedPending: slices.Clone(s.revokedPending),
+		lastSeq:        s.lastSeq,
+		lastSealUnix:   s.lastSealUnix,
+		nextSubmission: s.nextSubmission,
 	}
 }
 
@@ -63,6 +74,8 @@ func (sn *snapshot) Release() {}
 
 func (sn *snapshot) write(w io.Writer) error {
 	slices.SortFunc(sn.keys, func(a, b Key) int { return bytes.Compare(a.Data[:], b.Data[:]) })
+	slices.SortFunc(sn.submissions, func(a, b Submission) int { return cmp.Compare(a.Index, b.Index) })
+	slices.SortFunc(sn.revokedPending, compareTEK)
 	bw := bufio.NewWriterSize(w, 1<<20)
 	put := func(m proto.Message) error {
 		_, err := protodelim.MarshalTo(bw, m)
@@ -72,6 +85,10 @@ func (sn *snapshot) write(w io.Writer) error {
 		Version: SnapshotVersion, Authorities: uint64(len(sn.authorities)), Nodes: uint64(len(sn.nodes)),
 		Submissions: uint64(len(sn.submissions)), Keys: uint64(len(sn.keys)),
 		Batches: uint64(len(sn.batches)), LastBatchSeq: sn.lastSeq, LastSealUnix: sn.lastSealUnix,
+		NextSubmission: sn.nextSubmission, Revocations: uint64(len(sn.revocations)),
+	}
+	for _, k := range sn.revokedPending {
+		hdr.RevokedPending = append(hdr.RevokedPending, k[:])
 	}
 	if err := put(hdr); err != nil {
 		return err
@@ -98,8 +115,13 @@ func (sn *snapshot) write(w io.Writer) error {
 	}
 	var rec fsmpb.StoredKey
 	for _, k := range sn.keys {
-		rec.Key, rec.Submission, rec.Batch = k.Proto(), k.Submission, k.Batch
+		rec.Key, rec.Submission, rec.Batch, rec.Revoked = k.Proto(), k.Submission, k.Batch, k.Revoked
 		if err := put(&rec); err != nil {
+			return err
+		}
+	}
+	for _, r := range sn.revocations {
+		if err := put(r); err != nil {
 			return err
 		}
 	}
@@ -138,7 +160,7 @@ func readSnapshot(r io.Reader) (*state, error) {
 		}
 		s.nodes[n.GetId()] = n
 	}
-	if err := readSubmissions(s, hdr.GetSubmissions(), get); err != nil {
+	if err := readSubmissions(s, &hdr, get); err != nil {
 		return nil, err
 	}
 	if err := readBatches(s, hdr.GetBatches(), get); err != nil {
@@ -147,9 +169,15 @@ func readSnapshot(r io.Reader) (*state, error) {
 	if err := readKeys(s, hdr.GetKeys(), get); err != nil {
 		return nil, err
 	}
-	s.lastSeq, s.lastSealUnix = hdr.GetLastBatchSeq(), hdr.GetLastSealUnix()
-	if n := len(s.batches); n > 0 && s.batches[n-1].Seq != s.lastSeq {
-		return nil, fmt.Errorf("last batch %d, header says %d", s.batches[n-1].Seq, s.lastSeq)
+	for range hdr.GetRevocations() {
+		r := &fsmpb.Revocation{}
+		if err := get(r); err != nil {
+			return nil, fmt.Errorf("read revocation: %w", err)
+		}
+		s.revocations = append(s.revocations, r)
+	}
+	if err := s.restoreDerived(&hdr); err != nil {
+		return nil, err
 	}
 	if _, err := br.ReadByte(); !errors.Is(err, io.EOF) {
 		return nil, errors.New("trailing data after the last record")
@@ -157,22 +185,34 @@ func readSnapshot(r io.Reader) (*state, error) {
 	return s, nil
 }
 
-func readSubmissions(s *state, n uint64, get func(proto.Message) error) error {
-	s.submissions = make([]Submission, 0, min(n, maxPrealloc))
+func readSubmissions(s *state, hdr *fsmpb.SnapshotHeader, get func(proto.Message) error) error {
+	// Snapshots from before submissions could expire numbered them by
+	// position and had no next_submission.
+	byPosition := hdr.GetNextSubmission() == 0
 	var p fsmpb.Submission
-	for i := range n {
+	for i := range hdr.GetSubmissions() {
 		if err := get(&p); err != nil {
 			return fmt.Errorf("read submission %d: %w", i, err)
 		}
 		if len(p.GetId()) != 16 {
 			return fmt.Errorf("submission %d: id is not 16 bytes", i)
 		}
-		sub := Submission{
-			ID: [16]byte(p.GetId()), TimeUnix: p.GetTimeUnix(), AppID: p.GetAppId(), Issuer: p.GetIssuer(),
+		sub := &Submission{
+			Index: p.GetIndex(), ID: [16]byte(p.GetId()), TimeUnix: p.GetTimeUnix(), AppID: p.GetAppId(), Issuer: p.GetIssuer(),
 			CertificateDigest: p.GetCertificateDigest(), Traveler: p.GetTraveler(), KeyCount: p.GetKeyCount(),
 		}
-		s.submissionIdx[sub.ID] = uint32(len(s.submissions))
-		s.submissions = append(s.submissions, sub)
+		if byPosition {
+			sub.Index = uint32(i)
+		}
+		if _, dup := s.submissions[sub.Index]; dup {
+			return fmt.Errorf("submission %d: number %d twice", i, sub.Index)
+		}
+		s.submissions[sub.Index] = sub
+		s.submissionIdx[sub.ID] = sub.Index
+	}
+	s.nextSubmission = hdr.GetNextSubmission()
+	if byPosition {
+		s.nextSubmission = uint32(len(s.submissions))
 	}
 	return nil
 }
@@ -193,12 +233,14 @@ func readKeys(s *state, n uint64, get func(proto.Message) error) error {
 			return fmt.Errorf("key %d: not in ascending order (duplicate or corrupted)", i)
 		}
 		prev = k.Data
-		if int(rec.GetSubmission()) >= len(s.submissions) {
-			return fmt.Errorf("key %d: submission %d out of range", i, rec.GetSubmission())
+		sub, ok := s.submissions[rec.GetSubmission()]
+		if !ok {
+			return fmt.Errorf("key %d: unknown submission %d", i, rec.GetSubmission())
 		}
-		k.Submission, k.Batch = rec.GetSubmission(), rec.GetBatch()
+		s.live[sub.Index]++
+		k.Submission, k.Batch, k.Revoked = rec.GetSubmission(), rec.GetBatch(), rec.GetRevoked()
 		s.keys[k.Data] = k.record()
-		if k.Batch == 0 {
+		if k.Batch == 0 && !k.Revoked {
 			s.pending = append(s.pending, k.Data)
 		}
 	}
@@ -226,7 +268,30 @@ func readBatches(s *state, n uint64, get func(proto.Message) error) error {
 
 func submissionProto(s Submission) *fsmpb.Submission {
 	return &fsmpb.Submission{
-		Id: s.ID[:], TimeUnix: s.TimeUnix, AppId: s.AppID, Issuer: s.Issuer,
+		Index: s.Index, Id: s.ID[:], TimeUnix: s.TimeUnix, AppId: s.AppID, Issuer: s.Issuer,
 		CertificateDigest: s.CertificateDigest, Traveler: s.Traveler, KeyCount: s.KeyCount,
 	}
+}
+
+// restoreDerived sets and checks what the header carries beside records.
+func (s *state) restoreDerived(hdr *fsmpb.SnapshotHeader) error {
+	s.lastSeq, s.lastSealUnix = hdr.GetLastBatchSeq(), hdr.GetLastSealUnix()
+	if n := len(s.batches); n > 0 && s.batches[n-1].Seq != s.lastSeq {
+		return fmt.Errorf("last batch %d, header says %d", s.batches[n-1].Seq, s.lastSeq)
+	}
+	for _, sub := range s.submissions {
+		if sub.Index >= s.nextSubmission {
+			return fmt.Errorf("submission %d beyond next number %d", sub.Index, s.nextSubmission)
+		}
+	}
+	for _, k := range hdr.GetRevokedPending() {
+		if len(k) != KeyLen {
+			return errors.New("revoked pending key is not 16 bytes")
+		}
+		if r, ok := s.keys[TEK(k)]; !ok || !r.revoked || r.batch == 0 {
+			return fmt.Errorf("revoked pending key %x is not a revoked published key", k[:4])
+		}
+		s.revokedPending = append(s.revokedPending, TEK(k))
+	}
+	return nil
 }

@@ -29,6 +29,8 @@ type Key struct {
 	// Batch is the sequence number of the batch that published the key, 0
 	// while the key waits for sealing.
 	Batch uint32
+	// Revoked is set once the key has been withdrawn.
+	Revoked bool
 }
 
 // keyRecord is the in-memory form of a key without its bytes (those are the
@@ -37,6 +39,7 @@ type keyRecord struct {
 	start      int32
 	submission uint32
 	batch      uint32
+	revoked    bool
 	period     uint8
 	risk       uint8
 	report     uint8
@@ -46,6 +49,8 @@ type keyRecord struct {
 
 // Submission is one accepted upload and what authorized it.
 type Submission struct {
+	// Index is the submission's number, which key records refer to.
+	Index             uint32
 	ID                [16]byte
 	TimeUnix          int64
 	AppID             string
@@ -57,13 +62,21 @@ type Submission struct {
 
 // state is the whole replicated state. Only Apply and Restore change it.
 type state struct {
-	keys          map[TEK]keyRecord
-	submissions   []Submission
-	submissionIdx map[[16]byte]uint32
+	keys           map[TEK]keyRecord
+	submissions    map[uint32]*Submission
+	nextSubmission uint32
+	submissionIdx  map[[16]byte]uint32
+	// live counts each submission's keys still in the key set; at zero the
+	// submission expires with them.
+	live map[uint32]uint32
 	authorities   map[string]*fsmpb.Authority
 	nodes         map[string]*fsmpb.Node
 	// pending lists, in arrival order, the keys not yet sealed.
 	pending []TEK
+	// revokedPending are published keys revoked since the last batch.
+	revokedPending []TEK
+	// revocations records every revocation with its reason.
+	revocations []*fsmpb.Revocation
 	// batches are the sealed batches, oldest first.
 	batches []*Batch
 	// lastSeq and lastSealUnix survive the removal of old batches, so
@@ -75,6 +88,8 @@ type state struct {
 func newState() *state {
 	return &state{
 		keys:          make(map[TEK]keyRecord),
+		submissions:   make(map[uint32]*Submission),
+		live:          make(map[uint32]uint32),
 		submissionIdx: make(map[[16]byte]uint32),
 		authorities:   make(map[string]*fsmpb.Authority),
 		nodes:         make(map[string]*fsmpb.Node),
@@ -86,7 +101,7 @@ func (r keyRecord) key(data TEK) Key {
 		Data: data, RollingStart: r.start, RollingPeriod: int32(r.period),
 		TransmissionRisk: int32(r.risk), ReportType: int32(r.report),
 		DaysSinceOnset: int32(r.onset), HasDaysSinceOnset: r.hasOnset,
-		Submission: r.submission, Batch: r.batch,
+		Submission: r.submission, Batch: r.batch, Revoked: r.revoked,
 	}
 }
 
@@ -94,7 +109,7 @@ func (k Key) record() keyRecord {
 	return keyRecord{
 		start: k.RollingStart, submission: k.Submission, period: uint8(k.RollingPeriod),
 		risk: uint8(k.TransmissionRisk), report: uint8(k.ReportType),
-		onset: int8(k.DaysSinceOnset), hasOnset: k.HasDaysSinceOnset, batch: k.Batch,
+		onset: int8(k.DaysSinceOnset), hasOnset: k.HasDaysSinceOnset, batch: k.Batch, revoked: k.Revoked,
 	}
 }
 
@@ -131,10 +146,22 @@ func (f *FSM) Keys(keep func(Key) bool) []Key {
 func (f *FSM) Submission(i uint32) (Submission, bool) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	if int(i) >= len(f.state.submissions) {
+	sub, ok := f.state.submissions[i]
+	if !ok {
 		return Submission{}, false
 	}
-	return f.state.submissions[i], true
+	return *sub, true
+}
+
+// SubmissionByID returns the submission with the given id.
+func (f *FSM) SubmissionByID(id [16]byte) (Submission, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	i, ok := f.state.submissionIdx[id]
+	if !ok {
+		return Submission{}, false
+	}
+	return *f.state.submissions[i], true
 }
 
 // Authority returns a copy of the health authority with the given issuer.
@@ -196,4 +223,16 @@ func (f *FSM) AppKnown(appID string) bool {
 		}
 	}
 	return false
+}
+
+// Submissions returns every kept submission, sorted by index.
+func (f *FSM) Submissions() []Submission {
+	f.mu.RLock()
+	out := make([]Submission, 0, len(f.state.submissions))
+	for _, sub := range f.state.submissions {
+		out = append(out, *sub)
+	}
+	f.mu.RUnlock()
+	slices.SortFunc(out, func(a, b Submission) int { return int(a.Index) - int(b.Index) })
+	return out
 }

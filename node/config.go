@@ -48,6 +48,9 @@ type Config struct {
 	// SealMinKeys is the size below which a batch is padded with random
 	// keys (plus up to 100 more at random, as the GAEN reference does).
 	SealMinKeys int
+	// Retention is how long sealed batches (and their keys) are kept after
+	// they end, and unpublished keys after their validity ends.
+	Retention time.Duration
 	// WriteTimeout bounds how long a write waits for a leader.
 	WriteTimeout time.Duration
 	// LeaderJobs run each time this node becomes leader, with a context
@@ -99,6 +102,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SealMinKeys < 0 {
 		errs = append(errs, errors.New("seal minimum keys must not be negative"))
+	}
+	if c.Retention == 0 {
+		c.Retention = 14 * 24 * time.Hour
 	}
 	if c.WriteTimeout == 0 {
 		c.WriteTimeout = 10 * time.Second

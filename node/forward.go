@@ -25,6 +25,8 @@ const (
 type ApplyReply struct {
 	Publish *fsm.PublishResult `json:"publish,omitempty"`
 	Seal    *fsm.SealResult    `json:"seal,omitempty"`
+	Revoke  *fsm.RevokeResult  `json:"revoke,omitempty"`
+	Expire  *fsm.ExpireResult  `json:"expire,omitempty"`
 	Code    fsm.Code           `json:"code,omitempty"`
 	Message string             `json:"message,omitempty"`
 }
@@ -57,6 +59,10 @@ func (n *Node) ApplyForwarded(ctx context.Context, data []byte) (int, ApplyReply
 		reply.Publish = &v
 	case fsm.SealResult:
 		reply.Seal = &v
+	case fsm.RevokeResult:
+		reply.Revoke = &v
+	case fsm.ExpireResult:
+		reply.Expire = &v
 	}
 	return http.StatusOK, reply
 }
@@ -81,6 +87,10 @@ func (n *Node) forwardApply(ctx context.Context, leaderURL string, cmd *fsmpb.Co
 		return *reply.Publish, nil
 	case reply.Seal != nil:
 		return *reply.Seal, nil
+	case reply.Revoke != nil:
+		return *reply.Revoke, nil
+	case reply.Expire != nil:
+		return *reply.Expire, nil
 	}
 	return nil, nil
 }

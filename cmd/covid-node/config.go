@@ -20,6 +20,7 @@ type serveConfig struct {
 	Bootstrap                                   bool
 	Join, AdminTokenFile, TrustedProxies        string
 	SnapshotInterval, WriteTimeout, SealEvery   time.Duration
+	Retention                                   time.Duration
 	SealMinKeys                                 int
 	ExportKeyFiles, ExportKeyIDs, ExportKeyVers string
 	SnapshotThreshold, TrailingLogs             uint64
@@ -47,6 +48,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.NoBatchApply, "raft-no-batch-apply", false, "do not batch concurrent writes into one raft log write (for measurements)")
 	fs.DurationVar(&c.SealEvery, "seal-interval", 10*time.Minute, "how often the leader seals expired keys into a batch")
 	fs.IntVar(&c.SealMinKeys, "seal-min-keys", 1000, "batches with fewer keys are padded with random keys up to this (plus 0-100)")
+	fs.DurationVar(&c.Retention, "retention", 14*24*time.Hour, "how long batches and their keys are kept and listed (GAEN: 14 days)")
 	fs.StringVar(&c.ExportKeyFiles, "export-key-file", "", "comma-separated PEM files of the ECDSA P-256 keys that sign exports (every node of the region the same)")
 	fs.StringVar(&c.ExportKeyIDs, "export-key-id", "", "comma-separated verification key ids, one per export key (the id apps are configured with)")
 	fs.StringVar(&c.ExportKeyVers, "export-key-version", "", "comma-separated verification key versions, one per export key")

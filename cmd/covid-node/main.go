@@ -20,6 +20,9 @@ commands:
   members list|add|remove|transfer-leadership
                         inspect and change the region's members
   ha add|list|remove    manage the health authorities whose certificates admit uploads
+  revoke                withdraw keys: a submission, single keys, or what an issuer authorized since a time
+  revocations           list the revocations with their reasons
+  submissions           list the kept submissions (for rollback)
 
 Run 'covid-node <command> -h' for the flags of a command.
 `
@@ -47,6 +50,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return members(ctx, args[1:], stdout)
 	case "ha":
 		return authorities(ctx, args[1:], stdout)
+	case "revoke":
+		return revoke(ctx, args[1:], stdout)
+	case "revocations":
+		return listJSON(ctx, "revocations", "/v1/admin/revocations", args[1:], stdout)
+	case "submissions":
+		return listJSON(ctx, "submissions", "/v1/admin/submissions", args[1:], stdout)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

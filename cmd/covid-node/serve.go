@@ -33,7 +33,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		Bootstrap: c.Bootstrap, Join: splitList(c.Join), AdminToken: "unset",
 		SnapshotInterval: c.SnapshotInterval, SnapshotThreshold: c.SnapshotThreshold, TrailingLogs: c.TrailingLogs,
 		WriteTimeout: c.WriteTimeout, NoBatchApply: c.NoBatchApply, Logger: logger,
-		SealInterval: c.SealEvery, SealMinKeys: c.SealMinKeys,
+		SealInterval: c.SealEvery, SealMinKeys: c.SealMinKeys, Retention: c.Retention,
 	}
 	if err := ncfg.Validate(); err != nil {
 		return fmt.Errorf("serve: %w", err)
@@ -67,7 +67,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	srv, err := api.New(api.Config{Addr: c.HTTPAddr, AdminToken: ncfg.AdminToken, TrustedProxies: splitList(c.TrustedProxies), Limits: c.Limits, Logger: logger,
-		Feed: feed.Config{Region: c.Region, SigningKeys: exportKeys}}, n)
+		Feed: feed.Config{Region: c.Region, SigningKeys: exportKeys, Retention: c.Retention}}, n)
 	if err != nil {
 		return errors.Join(fmt.Errorf("serve: %w", err), n.Close(ctx))
 	}

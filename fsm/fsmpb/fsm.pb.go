@@ -37,6 +37,8 @@ const (
 	CommandType_COMMAND_TYPE_PUT_NODE         CommandType = 4
 	CommandType_COMMAND_TYPE_REMOVE_NODE      CommandType = 5
 	CommandType_COMMAND_TYPE_SEAL             CommandType = 6
+	CommandType_COMMAND_TYPE_REVOKE           CommandType = 7
+	CommandType_COMMAND_TYPE_EXPIRE           CommandType = 8
 )
 
 // Enum value maps for CommandType.
@@ -49,6 +51,8 @@ var (
 		4: "COMMAND_TYPE_PUT_NODE",
 		5: "COMMAND_TYPE_REMOVE_NODE",
 		6: "COMMAND_TYPE_SEAL",
+		7: "COMMAND_TYPE_REVOKE",
+		8: "COMMAND_TYPE_EXPIRE",
 	}
 	CommandType_value = map[string]int32{
 		"COMMAND_TYPE_UNSPECIFIED":      0,
@@ -58,6 +62,8 @@ var (
 		"COMMAND_TYPE_PUT_NODE":         4,
 		"COMMAND_TYPE_REMOVE_NODE":      5,
 		"COMMAND_TYPE_SEAL":             6,
+		"COMMAND_TYPE_REVOKE":           7,
+		"COMMAND_TYPE_EXPIRE":           8,
 	}
 )
 
@@ -101,6 +107,8 @@ type Command struct {
 	PutNode         *Node                  `protobuf:"bytes,13,opt,name=put_node,json=putNode,proto3" json:"put_node,omitempty"`
 	RemoveNode      *RemoveNode            `protobuf:"bytes,14,opt,name=remove_node,json=removeNode,proto3" json:"remove_node,omitempty"`
 	Seal            *Seal                  `protobuf:"bytes,15,opt,name=seal,proto3" json:"seal,omitempty"`
+	Revoke          *Revoke                `protobuf:"bytes,16,opt,name=revoke,proto3" json:"revoke,omitempty"`
+	Expire          *Expire                `protobuf:"bytes,17,opt,name=expire,proto3" json:"expire,omitempty"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
@@ -198,6 +206,219 @@ func (x *Command) GetSeal() *Seal {
 	return nil
 }
 
+func (x *Command) GetRevoke() *Revoke {
+	if x != nil {
+		return x.Revoke
+	}
+	return nil
+}
+
+func (x *Command) GetExpire() *Expire {
+	if x != nil {
+		return x.Expire
+	}
+	return nil
+}
+
+// Revoke withdraws keys: exactly one selector is set. Keys already
+// published appear in the next batch's revised keys with report type
+// REVOKED; keys not yet published are never published.
+type Revoke struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Reason string                 `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
+	// submission_id rolls back one submission, all its keys.
+	SubmissionId []byte `protobuf:"bytes,2,opt,name=submission_id,json=submissionId,proto3" json:"submission_id,omitempty"`
+	// keys revokes single keys.
+	Keys [][]byte `protobuf:"bytes,3,rep,name=keys,proto3" json:"keys,omitempty"`
+	// issuer revokes everything a health authority's certificates
+	// authorized since since_unix (a compromised signer).
+	Issuer        string `protobuf:"bytes,4,opt,name=issuer,proto3" json:"issuer,omitempty"`
+	SinceUnix     int64  `protobuf:"varint,5,opt,name=since_unix,json=sinceUnix,proto3" json:"since_unix,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Revoke) Reset() {
+	*x = Revoke{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Revoke) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Revoke) ProtoMessage() {}
+
+func (x *Revoke) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Revoke.ProtoReflect.Descriptor instead.
+func (*Revoke) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Revoke) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *Revoke) GetSubmissionId() []byte {
+	if x != nil {
+		return x.SubmissionId
+	}
+	return nil
+}
+
+func (x *Revoke) GetKeys() [][]byte {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+func (x *Revoke) GetIssuer() string {
+	if x != nil {
+		return x.Issuer
+	}
+	return ""
+}
+
+func (x *Revoke) GetSinceUnix() int64 {
+	if x != nil {
+		return x.SinceUnix
+	}
+	return 0
+}
+
+// Expire removes what retention no longer needs: batches that ended before
+// cutoff_unix with their keys, unpublished keys whose validity ended
+// before it, and the submissions and revocation records left without keys.
+type Expire struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	CutoffUnix    int64                  `protobuf:"varint,1,opt,name=cutoff_unix,json=cutoffUnix,proto3" json:"cutoff_unix,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Expire) Reset() {
+	*x = Expire{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Expire) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Expire) ProtoMessage() {}
+
+func (x *Expire) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Expire.ProtoReflect.Descriptor instead.
+func (*Expire) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Expire) GetCutoffUnix() int64 {
+	if x != nil {
+		return x.CutoffUnix
+	}
+	return 0
+}
+
+// Revocation records a revocation and its reason, for operators.
+type Revocation struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TimeUnix      int64                  `protobuf:"varint,1,opt,name=time_unix,json=timeUnix,proto3" json:"time_unix,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	Selector      string                 `protobuf:"bytes,3,opt,name=selector,proto3" json:"selector,omitempty"`
+	Keys          uint32                 `protobuf:"varint,4,opt,name=keys,proto3" json:"keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Revocation) Reset() {
+	*x = Revocation{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Revocation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Revocation) ProtoMessage() {}
+
+func (x *Revocation) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Revocation.ProtoReflect.Descriptor instead.
+func (*Revocation) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Revocation) GetTimeUnix() int64 {
+	if x != nil {
+		return x.TimeUnix
+	}
+	return 0
+}
+
+func (x *Revocation) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *Revocation) GetSelector() string {
+	if x != nil {
+		return x.Selector
+	}
+	return ""
+}
+
+func (x *Revocation) GetKeys() uint32 {
+	if x != nil {
+		return x.Keys
+	}
+	return 0
+}
+
 // Seal closes the next batch: every accepted key whose validity has ended
 // (by the command's time) and every revocation not yet published. seq must
 // be the next batch number, which makes a retried seal harmless. Batches
@@ -214,7 +435,7 @@ type Seal struct {
 
 func (x *Seal) Reset() {
 	*x = Seal{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[1]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -226,7 +447,7 @@ func (x *Seal) String() string {
 func (*Seal) ProtoMessage() {}
 
 func (x *Seal) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[1]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -239,7 +460,7 @@ func (x *Seal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Seal.ProtoReflect.Descriptor instead.
 func (*Seal) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{1}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Seal) GetSeq() uint32 {
@@ -280,7 +501,7 @@ type Batch struct {
 
 func (x *Batch) Reset() {
 	*x = Batch{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[2]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -292,7 +513,7 @@ func (x *Batch) String() string {
 func (*Batch) ProtoMessage() {}
 
 func (x *Batch) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[2]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -305,7 +526,7 @@ func (x *Batch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Batch.ProtoReflect.Descriptor instead.
 func (*Batch) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{2}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Batch) GetSeq() uint32 {
@@ -366,7 +587,7 @@ type Key struct {
 
 func (x *Key) Reset() {
 	*x = Key{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[3]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -378,7 +599,7 @@ func (x *Key) String() string {
 func (*Key) ProtoMessage() {}
 
 func (x *Key) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[3]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -391,7 +612,7 @@ func (x *Key) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Key.ProtoReflect.Descriptor instead.
 func (*Key) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{3}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Key) GetKeyData() []byte {
@@ -459,7 +680,7 @@ type Publish struct {
 
 func (x *Publish) Reset() {
 	*x = Publish{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[4]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -471,7 +692,7 @@ func (x *Publish) String() string {
 func (*Publish) ProtoMessage() {}
 
 func (x *Publish) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[4]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -484,7 +705,7 @@ func (x *Publish) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Publish.ProtoReflect.Descriptor instead.
 func (*Publish) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{4}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Publish) GetSubmissionId() []byte {
@@ -543,7 +764,7 @@ type AuthorityKey struct {
 
 func (x *AuthorityKey) Reset() {
 	*x = AuthorityKey{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[5]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -555,7 +776,7 @@ func (x *AuthorityKey) String() string {
 func (*AuthorityKey) ProtoMessage() {}
 
 func (x *AuthorityKey) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[5]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -568,7 +789,7 @@ func (x *AuthorityKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthorityKey.ProtoReflect.Descriptor instead.
 func (*AuthorityKey) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{5}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *AuthorityKey) GetKid() string {
@@ -614,7 +835,7 @@ type Authority struct {
 
 func (x *Authority) Reset() {
 	*x = Authority{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[6]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -626,7 +847,7 @@ func (x *Authority) String() string {
 func (*Authority) ProtoMessage() {}
 
 func (x *Authority) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[6]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -639,7 +860,7 @@ func (x *Authority) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Authority.ProtoReflect.Descriptor instead.
 func (*Authority) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{6}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Authority) GetIssuer() string {
@@ -681,7 +902,7 @@ type RemoveAuthority struct {
 
 func (x *RemoveAuthority) Reset() {
 	*x = RemoveAuthority{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[7]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -693,7 +914,7 @@ func (x *RemoveAuthority) String() string {
 func (*RemoveAuthority) ProtoMessage() {}
 
 func (x *RemoveAuthority) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[7]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -706,7 +927,7 @@ func (x *RemoveAuthority) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveAuthority.ProtoReflect.Descriptor instead.
 func (*RemoveAuthority) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{7}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RemoveAuthority) GetIssuer() string {
@@ -735,7 +956,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[8]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -747,7 +968,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[8]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -760,7 +981,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{8}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Node) GetId() string {
@@ -793,7 +1014,7 @@ type RemoveNode struct {
 
 func (x *RemoveNode) Reset() {
 	*x = RemoveNode{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[9]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -805,7 +1026,7 @@ func (x *RemoveNode) String() string {
 func (*RemoveNode) ProtoMessage() {}
 
 func (x *RemoveNode) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[9]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -818,7 +1039,7 @@ func (x *RemoveNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNode.ProtoReflect.Descriptor instead.
 func (*RemoveNode) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{9}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RemoveNode) GetId() string {
@@ -838,13 +1059,15 @@ type Submission struct {
 	CertificateDigest []byte                 `protobuf:"bytes,5,opt,name=certificate_digest,json=certificateDigest,proto3" json:"certificate_digest,omitempty"`
 	Traveler          bool                   `protobuf:"varint,6,opt,name=traveler,proto3" json:"traveler,omitempty"`
 	KeyCount          uint32                 `protobuf:"varint,7,opt,name=key_count,json=keyCount,proto3" json:"key_count,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// index is the submission's number, which key records refer to.
+	Index         uint32 `protobuf:"varint,8,opt,name=index,proto3" json:"index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Submission) Reset() {
 	*x = Submission{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[10]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -856,7 +1079,7 @@ func (x *Submission) String() string {
 func (*Submission) ProtoMessage() {}
 
 func (x *Submission) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[10]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -869,7 +1092,7 @@ func (x *Submission) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Submission.ProtoReflect.Descriptor instead.
 func (*Submission) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{10}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Submission) GetId() []byte {
@@ -921,26 +1144,40 @@ func (x *Submission) GetKeyCount() uint32 {
 	return 0
 }
 
+func (x *Submission) GetIndex() uint32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
 // SnapshotHeader opens a snapshot stream; the counts say how many records of
 // each kind follow, in this order: authorities, nodes, submissions, batches,
-// keys. (Version 1 snapshots written before batches existed have none.)
+// keys, revocations. (Version 1 snapshots written before batches existed have none.)
 type SnapshotHeader struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Version       uint32                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
-	Authorities   uint64                 `protobuf:"varint,2,opt,name=authorities,proto3" json:"authorities,omitempty"`
-	Nodes         uint64                 `protobuf:"varint,3,opt,name=nodes,proto3" json:"nodes,omitempty"`
-	Submissions   uint64                 `protobuf:"varint,4,opt,name=submissions,proto3" json:"submissions,omitempty"`
-	Keys          uint64                 `protobuf:"varint,5,opt,name=keys,proto3" json:"keys,omitempty"`
-	Batches       uint64                 `protobuf:"varint,6,opt,name=batches,proto3" json:"batches,omitempty"`
-	LastBatchSeq  uint32                 `protobuf:"varint,7,opt,name=last_batch_seq,json=lastBatchSeq,proto3" json:"last_batch_seq,omitempty"`
-	LastSealUnix  int64                  `protobuf:"varint,8,opt,name=last_seal_unix,json=lastSealUnix,proto3" json:"last_seal_unix,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Version      uint32                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	Authorities  uint64                 `protobuf:"varint,2,opt,name=authorities,proto3" json:"authorities,omitempty"`
+	Nodes        uint64                 `protobuf:"varint,3,opt,name=nodes,proto3" json:"nodes,omitempty"`
+	Submissions  uint64                 `protobuf:"varint,4,opt,name=submissions,proto3" json:"submissions,omitempty"`
+	Keys         uint64                 `protobuf:"varint,5,opt,name=keys,proto3" json:"keys,omitempty"`
+	Batches      uint64                 `protobuf:"varint,6,opt,name=batches,proto3" json:"batches,omitempty"`
+	LastBatchSeq uint32                 `protobuf:"varint,7,opt,name=last_batch_seq,json=lastBatchSeq,proto3" json:"last_batch_seq,omitempty"`
+	LastSealUnix int64                  `protobuf:"varint,8,opt,name=last_seal_unix,json=lastSealUnix,proto3" json:"last_seal_unix,omitempty"`
+	// next_submission is the number the next submission gets (0 in
+	// snapshots written before submissions expired: then a submission's
+	// number is its position).
+	NextSubmission uint32 `protobuf:"varint,9,opt,name=next_submission,json=nextSubmission,proto3" json:"next_submission,omitempty"`
+	// revoked_pending are published keys revoked since the last batch.
+	RevokedPending [][]byte `protobuf:"bytes,10,rep,name=revoked_pending,json=revokedPending,proto3" json:"revoked_pending,omitempty"`
+	Revocations    uint64   `protobuf:"varint,11,opt,name=revocations,proto3" json:"revocations,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *SnapshotHeader) Reset() {
 	*x = SnapshotHeader{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[11]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -952,7 +1189,7 @@ func (x *SnapshotHeader) String() string {
 func (*SnapshotHeader) ProtoMessage() {}
 
 func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[11]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -965,7 +1202,7 @@ func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotHeader.ProtoReflect.Descriptor instead.
 func (*SnapshotHeader) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{11}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *SnapshotHeader) GetVersion() uint32 {
@@ -1024,6 +1261,27 @@ func (x *SnapshotHeader) GetLastSealUnix() int64 {
 	return 0
 }
 
+func (x *SnapshotHeader) GetNextSubmission() uint32 {
+	if x != nil {
+		return x.NextSubmission
+	}
+	return 0
+}
+
+func (x *SnapshotHeader) GetRevokedPending() [][]byte {
+	if x != nil {
+		return x.RevokedPending
+	}
+	return nil
+}
+
+func (x *SnapshotHeader) GetRevocations() uint64 {
+	if x != nil {
+		return x.Revocations
+	}
+	return 0
+}
+
 // StoredKey is a key record in a snapshot: the key and the index of the
 // submission that brought it.
 type StoredKey struct {
@@ -1040,7 +1298,7 @@ type StoredKey struct {
 
 func (x *StoredKey) Reset() {
 	*x = StoredKey{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[12]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1052,7 +1310,7 @@ func (x *StoredKey) String() string {
 func (*StoredKey) ProtoMessage() {}
 
 func (x *StoredKey) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[12]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1065,7 +1323,7 @@ func (x *StoredKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoredKey.ProtoReflect.Descriptor instead.
 func (*StoredKey) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{12}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *StoredKey) GetKey() *Key {
@@ -1100,7 +1358,7 @@ var File_fsm_fsmpb_fsm_proto protoreflect.FileDescriptor
 
 const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\n" +
-	"\x13fsm/fsmpb/fsm.proto\x12\fcovid.fsm.v1\"\xba\x03\n" +
+	"\x13fsm/fsmpb/fsm.proto\x12\fcovid.fsm.v1\"\x96\x04\n" +
 	"\aCommand\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12-\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x19.covid.fsm.v1.CommandTypeR\x04type\x12\x1b\n" +
@@ -1112,7 +1370,25 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\bput_node\x18\r \x01(\v2\x12.covid.fsm.v1.NodeR\aputNode\x129\n" +
 	"\vremove_node\x18\x0e \x01(\v2\x18.covid.fsm.v1.RemoveNodeR\n" +
 	"removeNode\x12&\n" +
-	"\x04seal\x18\x0f \x01(\v2\x12.covid.fsm.v1.SealR\x04seal\"S\n" +
+	"\x04seal\x18\x0f \x01(\v2\x12.covid.fsm.v1.SealR\x04seal\x12,\n" +
+	"\x06revoke\x18\x10 \x01(\v2\x14.covid.fsm.v1.RevokeR\x06revoke\x12,\n" +
+	"\x06expire\x18\x11 \x01(\v2\x14.covid.fsm.v1.ExpireR\x06expire\"\x90\x01\n" +
+	"\x06Revoke\x12\x16\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason\x12#\n" +
+	"\rsubmission_id\x18\x02 \x01(\fR\fsubmissionId\x12\x12\n" +
+	"\x04keys\x18\x03 \x03(\fR\x04keys\x12\x16\n" +
+	"\x06issuer\x18\x04 \x01(\tR\x06issuer\x12\x1d\n" +
+	"\n" +
+	"since_unix\x18\x05 \x01(\x03R\tsinceUnix\")\n" +
+	"\x06Expire\x12\x1f\n" +
+	"\vcutoff_unix\x18\x01 \x01(\x03R\n" +
+	"cutoffUnix\"q\n" +
+	"\n" +
+	"Revocation\x12\x1b\n" +
+	"\ttime_unix\x18\x01 \x01(\x03R\btimeUnix\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x1a\n" +
+	"\bselector\x18\x03 \x01(\tR\bselector\x12\x12\n" +
+	"\x04keys\x18\x04 \x01(\rR\x04keys\"S\n" +
 	"\x04Seal\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\rR\x03seq\x12\x1f\n" +
 	"\vtarget_keys\x18\x02 \x01(\rR\n" +
@@ -1161,7 +1437,7 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\thttp_addr\x18\x03 \x01(\tR\bhttpAddr\"\x1c\n" +
 	"\n" +
 	"RemoveNode\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"\xd0\x01\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\xe6\x01\n" +
 	"\n" +
 	"Submission\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12\x1b\n" +
@@ -1170,7 +1446,8 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x06issuer\x18\x04 \x01(\tR\x06issuer\x12-\n" +
 	"\x12certificate_digest\x18\x05 \x01(\fR\x11certificateDigest\x12\x1a\n" +
 	"\btraveler\x18\x06 \x01(\bR\btraveler\x12\x1b\n" +
-	"\tkey_count\x18\a \x01(\rR\bkeyCount\"\xfe\x01\n" +
+	"\tkey_count\x18\a \x01(\rR\bkeyCount\x12\x14\n" +
+	"\x05index\x18\b \x01(\rR\x05index\"\xf2\x02\n" +
 	"\x0eSnapshotHeader\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12 \n" +
 	"\vauthorities\x18\x02 \x01(\x04R\vauthorities\x12\x14\n" +
@@ -1179,14 +1456,18 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x04keys\x18\x05 \x01(\x04R\x04keys\x12\x18\n" +
 	"\abatches\x18\x06 \x01(\x04R\abatches\x12$\n" +
 	"\x0elast_batch_seq\x18\a \x01(\rR\flastBatchSeq\x12$\n" +
-	"\x0elast_seal_unix\x18\b \x01(\x03R\flastSealUnix\"\x80\x01\n" +
+	"\x0elast_seal_unix\x18\b \x01(\x03R\flastSealUnix\x12'\n" +
+	"\x0fnext_submission\x18\t \x01(\rR\x0enextSubmission\x12'\n" +
+	"\x0frevoked_pending\x18\n" +
+	" \x03(\fR\x0erevokedPending\x12 \n" +
+	"\vrevocations\x18\v \x01(\x04R\vrevocations\"\x80\x01\n" +
 	"\tStoredKey\x12#\n" +
 	"\x03key\x18\x01 \x01(\v2\x11.covid.fsm.v1.KeyR\x03key\x12\x1e\n" +
 	"\n" +
 	"submission\x18\x02 \x01(\rR\n" +
 	"submission\x12\x14\n" +
 	"\x05batch\x18\x03 \x01(\rR\x05batch\x12\x18\n" +
-	"\arevoked\x18\x04 \x01(\bR\arevoked*\xd8\x01\n" +
+	"\arevoked\x18\x04 \x01(\bR\arevoked*\x8a\x02\n" +
 	"\vCommandType\x12\x1c\n" +
 	"\x18COMMAND_TYPE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14COMMAND_TYPE_PUBLISH\x10\x01\x12\x1e\n" +
@@ -1194,7 +1475,9 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x1dCOMMAND_TYPE_REMOVE_AUTHORITY\x10\x03\x12\x19\n" +
 	"\x15COMMAND_TYPE_PUT_NODE\x10\x04\x12\x1c\n" +
 	"\x18COMMAND_TYPE_REMOVE_NODE\x10\x05\x12\x15\n" +
-	"\x11COMMAND_TYPE_SEAL\x10\x06B2Z0github.com/covid-backend/covid-backend/fsm/fsmpbb\x06proto3"
+	"\x11COMMAND_TYPE_SEAL\x10\x06\x12\x17\n" +
+	"\x13COMMAND_TYPE_REVOKE\x10\a\x12\x17\n" +
+	"\x13COMMAND_TYPE_EXPIRE\x10\bB2Z0github.com/covid-backend/covid-backend/fsm/fsmpbb\x06proto3"
 
 var (
 	file_fsm_fsmpb_fsm_proto_rawDescOnce sync.Once
@@ -1209,41 +1492,46 @@ func file_fsm_fsmpb_fsm_proto_rawDescGZIP() []byte {
 }
 
 var file_fsm_fsmpb_fsm_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_fsm_fsmpb_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_fsm_fsmpb_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_fsm_fsmpb_fsm_proto_goTypes = []any{
 	(CommandType)(0),        // 0: covid.fsm.v1.CommandType
 	(*Command)(nil),         // 1: covid.fsm.v1.Command
-	(*Seal)(nil),            // 2: covid.fsm.v1.Seal
-	(*Batch)(nil),           // 3: covid.fsm.v1.Batch
-	(*Key)(nil),             // 4: covid.fsm.v1.Key
-	(*Publish)(nil),         // 5: covid.fsm.v1.Publish
-	(*AuthorityKey)(nil),    // 6: covid.fsm.v1.AuthorityKey
-	(*Authority)(nil),       // 7: covid.fsm.v1.Authority
-	(*RemoveAuthority)(nil), // 8: covid.fsm.v1.RemoveAuthority
-	(*Node)(nil),            // 9: covid.fsm.v1.Node
-	(*RemoveNode)(nil),      // 10: covid.fsm.v1.RemoveNode
-	(*Submission)(nil),      // 11: covid.fsm.v1.Submission
-	(*SnapshotHeader)(nil),  // 12: covid.fsm.v1.SnapshotHeader
-	(*StoredKey)(nil),       // 13: covid.fsm.v1.StoredKey
+	(*Revoke)(nil),          // 2: covid.fsm.v1.Revoke
+	(*Expire)(nil),          // 3: covid.fsm.v1.Expire
+	(*Revocation)(nil),      // 4: covid.fsm.v1.Revocation
+	(*Seal)(nil),            // 5: covid.fsm.v1.Seal
+	(*Batch)(nil),           // 6: covid.fsm.v1.Batch
+	(*Key)(nil),             // 7: covid.fsm.v1.Key
+	(*Publish)(nil),         // 8: covid.fsm.v1.Publish
+	(*AuthorityKey)(nil),    // 9: covid.fsm.v1.AuthorityKey
+	(*Authority)(nil),       // 10: covid.fsm.v1.Authority
+	(*RemoveAuthority)(nil), // 11: covid.fsm.v1.RemoveAuthority
+	(*Node)(nil),            // 12: covid.fsm.v1.Node
+	(*RemoveNode)(nil),      // 13: covid.fsm.v1.RemoveNode
+	(*Submission)(nil),      // 14: covid.fsm.v1.Submission
+	(*SnapshotHeader)(nil),  // 15: covid.fsm.v1.SnapshotHeader
+	(*StoredKey)(nil),       // 16: covid.fsm.v1.StoredKey
 }
 var file_fsm_fsmpb_fsm_proto_depIdxs = []int32{
 	0,  // 0: covid.fsm.v1.Command.type:type_name -> covid.fsm.v1.CommandType
-	5,  // 1: covid.fsm.v1.Command.publish:type_name -> covid.fsm.v1.Publish
-	7,  // 2: covid.fsm.v1.Command.put_authority:type_name -> covid.fsm.v1.Authority
-	8,  // 3: covid.fsm.v1.Command.remove_authority:type_name -> covid.fsm.v1.RemoveAuthority
-	9,  // 4: covid.fsm.v1.Command.put_node:type_name -> covid.fsm.v1.Node
-	10, // 5: covid.fsm.v1.Command.remove_node:type_name -> covid.fsm.v1.RemoveNode
-	2,  // 6: covid.fsm.v1.Command.seal:type_name -> covid.fsm.v1.Seal
-	4,  // 7: covid.fsm.v1.Batch.padding:type_name -> covid.fsm.v1.Key
-	4,  // 8: covid.fsm.v1.Batch.revised:type_name -> covid.fsm.v1.Key
-	4,  // 9: covid.fsm.v1.Publish.keys:type_name -> covid.fsm.v1.Key
-	6,  // 10: covid.fsm.v1.Authority.keys:type_name -> covid.fsm.v1.AuthorityKey
-	4,  // 11: covid.fsm.v1.StoredKey.key:type_name -> covid.fsm.v1.Key
-	12, // [12:12] is the sub-list for method output_type
-	12, // [12:12] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	8,  // 1: covid.fsm.v1.Command.publish:type_name -> covid.fsm.v1.Publish
+	10, // 2: covid.fsm.v1.Command.put_authority:type_name -> covid.fsm.v1.Authority
+	11, // 3: covid.fsm.v1.Command.remove_authority:type_name -> covid.fsm.v1.RemoveAuthority
+	12, // 4: covid.fsm.v1.Command.put_node:type_name -> covid.fsm.v1.Node
+	13, // 5: covid.fsm.v1.Command.remove_node:type_name -> covid.fsm.v1.RemoveNode
+	5,  // 6: covid.fsm.v1.Command.seal:type_name -> covid.fsm.v1.Seal
+	2,  // 7: covid.fsm.v1.Command.revoke:type_name -> covid.fsm.v1.Revoke
+	3,  // 8: covid.fsm.v1.Command.expire:type_name -> covid.fsm.v1.Expire
+	7,  // 9: covid.fsm.v1.Batch.padding:type_name -> covid.fsm.v1.Key
+	7,  // 10: covid.fsm.v1.Batch.revised:type_name -> covid.fsm.v1.Key
+	7,  // 11: covid.fsm.v1.Publish.keys:type_name -> covid.fsm.v1.Key
+	9,  // 12: covid.fsm.v1.Authority.keys:type_name -> covid.fsm.v1.AuthorityKey
+	7,  // 13: covid.fsm.v1.StoredKey.key:type_name -> covid.fsm.v1.Key
+	14, // [14:14] is the sub-list for method output_type
+	14, // [14:14] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_fsm_fsmpb_fsm_proto_init() }
@@ -1257,7 +1545,7 @@ func file_fsm_fsmpb_fsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fsm_fsmpb_fsm_proto_rawDesc), len(file_fsm_fsmpb_fsm_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   13,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,105 @@
+package api
+
+import (
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/covid-backend/covid-backend/fsm"
+	"github.com/covid-backend/covid-backend/fsm/fsmpb"
+)
+
+// RevokeRequest withdraws keys: exactly one of SubmissionID, Keys or Issuer.
+type RevokeRequest struct {
+	Reason string `json:"reason"`
+	// SubmissionID (hex, from GET /v1/admin/submissions) rolls back one
+	// submission.
+	SubmissionID string `json:"submission_id,omitempty"`
+	// Keys (base64) revokes single keys.
+	Keys []string `json:"keys,omitempty"`
+	// Issuer revokes everything the authority's certificates authorized
+	// since Since (a compromised signer).
+	Issuer string    `json:"issuer,omitempty"`
+	Since  time.Time `json:"since,omitzero"`
+}
+
+// Revocation is a kept revocation record.
+type Revocation struct {
+	Time     time.Time `json:"time"`
+	Reason   string    `json:"reason"`
+	Selector string    `json:"selector"`
+	Keys     uint32    `json:"keys"`
+}
+
+// SubmissionView is a submission in the admin API.
+type SubmissionView struct {
+	Index    uint32    `json:"index"`
+	ID       string    `json:"id"`
+	Time     time.Time `json:"time"`
+	AppID    string    `json:"app_id"`
+	Issuer   string    `json:"issuer"`
+	Traveler bool      `json:"traveler"`
+	Keys     uint32    `json:"keys"`
+}
+
+func (s *Server) revoke(c *gin.Context) {
+	var req RevokeRequest
+	if !bindStrict(c, &req) {
+		return
+	}
+	rv, err := req.proto()
+	if err != nil {
+		fail(c, http.StatusBadRequest, "bad_request", err.Error())
+		return
+	}
+	val, err := s.node.Apply(c.Request.Context(), &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_REVOKE, Revoke: rv})
+	if err != nil {
+		failErr(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, val)
+}
+
+func (r RevokeRequest) proto() (*fsmpb.Revoke, error) {
+	if r.Reason == "" {
+		return nil, errors.New("reason is required")
+	}
+	rv := &fsmpb.Revoke{Reason: r.Reason, Issuer: r.Issuer, SinceUnix: unixOrZero(r.Since)}
+	if r.SubmissionID != "" {
+		id, err := hex.DecodeString(r.SubmissionID)
+		if err != nil || len(id) != 16 {
+			return nil, errors.New("submission_id: want 32 hex digits")
+		}
+		rv.SubmissionId = id
+	}
+	for _, k := range r.Keys {
+		b, err := base64.StdEncoding.DecodeString(k)
+		if err != nil || len(b) != fsm.KeyLen {
+			return nil, errors.New("keys: want base64 of 16 bytes each, got " + k)
+		}
+		rv.Keys = append(rv.Keys, b)
+	}
+	return rv, nil
+}
+
+func (s *Server) listRevocations(c *gin.Context) {
+	out := []Revocation{}
+	for _, r := range s.node.FSM().Revocations() {
+		out = append(out, Revocation{Time: time.Unix(r.GetTimeUnix(), 0).UTC(), Reason: r.GetReason(), Selector: r.GetSelector(), Keys: r.GetKeys()})
+	}
+	c.JSON(http.StatusOK, gin.H{"revocations": out})
+}
+
+func (s *Server) listSubmissions(c *gin.Context) {
+	subs := s.node.FSM().Submissions()
+	out := make([]SubmissionView, len(subs))
+	for i, sub := range subs {
+		out[i] = SubmissionView{Index: sub.Index, ID: hex.EncodeToString(sub.ID[:]), Time: time.Unix(sub.TimeUnix, 0).UTC(),
+			AppID: sub.AppID, Issuer: sub.Issuer, Traveler: sub.Traveler, Keys: sub.KeyCount}
+	}
+	c.JSON(http.StatusOK, gin.H{"submissions": out})
+}

@@ -1,0 +1,51 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/covid-backend/covid-backend/api"
+)
+
+// revoke withdraws keys through the admin API.
+func revoke(ctx context.Context, args []string, stdout io.Writer) error {
+	var req api.RevokeRequest
+	var keys, since string
+	c, err := subcommand("revoke", args, func(fs *flag.FlagSet) {
+		fs.StringVar(&req.Reason, "reason", "", "why (required, kept with the revocation)")
+		fs.StringVar(&req.SubmissionID, "submission", "", "roll back this submission (hex id from 'covid-node submissions')")
+		fs.StringVar(&keys, "key", "", "comma-separated base64 keys to revoke")
+		fs.StringVar(&req.Issuer, "issuer", "", "revoke everything this health authority's certificates authorized")
+		fs.StringVar(&since, "since", "", "with --issuer: only since this RFC 3339 time")
+	})
+	if err != nil {
+		return err
+	}
+	req.Keys = splitList(keys)
+	if req.Since, err = parseOptionalTime(since); err != nil {
+		return fmt.Errorf("revoke: --since: %w", err)
+	}
+	var out json.RawMessage
+	if err := c.do(ctx, http.MethodPost, "/v1/admin/revocations", req, &out); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s\n", out)
+	return nil
+}
+
+// listJSON prints an admin list endpoint as indented JSON.
+func listJSON(ctx context.Context, name, path string, args []string, stdout io.Writer) error {
+	c, err := subcommand(name, args, nil)
+	if err != nil {
+		return err
+	}
+	var out json.RawMessage
+	if err := c.do(ctx, http.MethodGet, path, nil, &out); err != nil {
+		return err
+	}
+	return printJSON(stdout, out)
+}

@@ -1,0 +1,57 @@
+package fsm
+
+import (
+	"slices"
+
+	"github.com/covid-backend/covid-backend/fsm/fsmpb"
+)
+
+// ExpireResult counts what an expire command removed.
+type ExpireResult struct {
+	Batches     int `json:"batches"`
+	Keys        int `json:"keys"`
+	Submissions int `json:"submissions"`
+	Revocations int `json:"revocations"`
+}
+
+// applyExpire removes what retention no longer needs, so that state and
+// snapshots stay bounded under steady load. A sealed key leaves with its
+// batch (files are immutable: a key stays in its file while the file is
+// listed); an unpublished key leaves once its validity ended before the
+// cutoff.
+func applyExpire(s *state, cmd *fsmpb.Command) Response {
+	cutoff := cmd.GetExpire().GetCutoffUnix()
+	if cutoff <= 0 || cutoff > cmd.GetTimeUnix() {
+		return refuse(CodeInvalidCommand, "expire cutoff %d must be in the past", cutoff)
+	}
+	var res ExpireResult
+	gone := map[uint32]bool{}
+	for len(s.batches) > 0 && s.batches[0].EndUnix < cutoff {
+		gone[s.batches[0].Seq] = true
+		s.batches = s.batches[1:]
+		res.Batches++
+	}
+	cutoffInterval := int32(cutoff / intervalSeconds)
+	for k, r := range s.keys {
+		if gone[r.batch] || (r.batch == 0 && r.start+int32(r.period) < cutoffInterval) {
+			delete(s.keys, k)
+			res.Keys++
+			s.live[r.submission]--
+		}
+	}
+	for i, sub := range s.submissions {
+		if s.live[i] == 0 {
+			delete(s.submissions, i)
+			delete(s.submissionIdx, sub.ID)
+			delete(s.live, i)
+			res.Submissions++
+		}
+	}
+	live := func(k TEK) bool { _, ok := s.keys[k]; return !ok }
+	s.pending = slices.DeleteFunc(s.pending, live)
+	s.revokedPending = slices.DeleteFunc(s.revokedPending, live)
+	before := len(s.revocations)
+	s.revocations = slices.DeleteFunc(s.revocations, func(r *fsmpb.Revocation) bool { return r.GetTimeUnix() < cutoff })
+	res.Revocations = before - len(s.revocations)
+	return Response{Value: res}
+}

@@ -1,0 +1,133 @@
+package fsm
+
+import (
+	"encoding/hex"
+	"fmt"
+	"slices"
+
+	"github.com/covid-backend/covid-backend/fsm/fsmpb"
+)
+
+// RevokeResult is the outcome of a revoke command.
+type RevokeResult struct {
+	// Revoked counts the keys withdrawn by this command (keys revoked
+	// before are not counted again).
+	Revoked int `json:"revoked"`
+}
+
+// applyRevoke withdraws the keys one selector names. Published keys go to
+// the next batch's revised keys; unpublished ones are never published.
+func applyRevoke(s *state, cmd *fsmpb.Command) Response {
+	rv := cmd.GetRevoke()
+	if rv.GetReason() == "" {
+		return refuse(CodeInvalidCommand, "a revocation needs a reason")
+	}
+	keys, selector, resp := s.selectRevocation(rv)
+	if resp != nil {
+		return *resp
+	}
+	n := 0
+	for _, k := range keys {
+		r := s.keys[k]
+		if r.revoked {
+			continue
+		}
+		r.revoked = true
+		s.keys[k] = r
+		n++
+		if r.batch != 0 {
+			s.revokedPending = append(s.revokedPending, k)
+		} // an unpublished key stays in pending; the next seal drops it
+	}
+	s.revocations = append(s.revocations, &fsmpb.Revocation{
+		TimeUnix: cmd.GetTimeUnix(), Reason: rv.GetReason(), Selector: selector, Keys: uint32(n),
+	})
+	return Response{Value: RevokeResult{Revoked: n}}
+}
+
+// selectRevocation resolves the selector to stored keys, sorted; a selector
+// naming nothing that exists is refused.
+func (s *state) selectRevocation(rv *fsmpb.Revoke) ([]TEK, string, *Response) {
+	set := 0
+	for _, on := range []bool{len(rv.GetSubmissionId()) > 0, len(rv.GetKeys()) > 0, rv.GetIssuer() != ""} {
+		if on {
+			set++
+		}
+	}
+	if set != 1 {
+		r := refuse(CodeInvalidCommand, "a revocation names exactly one of: submission, keys, issuer")
+		return nil, "", &r
+	}
+	switch {
+	case len(rv.GetSubmissionId()) > 0:
+		idx, ok := s.submissionIdx[[16]byte(pad16(rv.GetSubmissionId()))]
+		if !ok || len(rv.GetSubmissionId()) != 16 {
+			r := refuse(CodeUnknownSubmission, "no submission %x", rv.GetSubmissionId())
+			return nil, "", &r
+		}
+		return s.keysWhere(func(r keyRecord) bool { return r.submission == idx }), "submission " + hex.EncodeToString(rv.GetSubmissionId()), nil
+	case len(rv.GetKeys()) > 0:
+		var out []TEK
+		for _, k := range rv.GetKeys() {
+			if _, ok := s.keys[TEK(pad16(k))]; !ok || len(k) != KeyLen {
+				r := refuse(CodeUnknownKey, "no stored key %x", k)
+				return nil, "", &r
+			}
+			out = append(out, TEK(k))
+		}
+		slices.SortFunc(out, compareTEK)
+		return slices.Compact(out), fmt.Sprintf("%d keys", len(out)), nil
+	default:
+		if _, ok := s.authorities[rv.GetIssuer()]; !ok && !s.issuerUsed(rv.GetIssuer()) {
+			r := refuse(CodeUnknownAuthority, "no health authority or submission with issuer %q", rv.GetIssuer())
+			return nil, "", &r
+		}
+		subs := map[uint32]bool{}
+		for i, sub := range s.submissions {
+			if sub.Issuer == rv.GetIssuer() && sub.TimeUnix >= rv.GetSinceUnix() {
+				subs[i] = true
+			}
+		}
+		return s.keysWhere(func(r keyRecord) bool { return subs[r.submission] }),
+			fmt.Sprintf("issuer %q since %d", rv.GetIssuer(), rv.GetSinceUnix()), nil
+	}
+}
+
+func (s *state) issuerUsed(issuer string) bool {
+	for _, sub := range s.submissions {
+		if sub.Issuer == issuer {
+			return true
+		}
+	}
+	return false
+}
+
+// keysWhere returns the stored keys whose record matches, sorted.
+func (s *state) keysWhere(match func(keyRecord) bool) []TEK {
+	var out []TEK
+	for k, r := range s.keys {
+		if match(r) {
+			out = append(out, k)
+		}
+	}
+	slices.SortFunc(out, compareTEK)
+	return out
+}
+
+// pad16 returns b as 16 bytes for map lookups (callers check the length).
+func pad16(b []byte) []byte {
+	out := make([]byte, KeyLen)
+	copy(out, b)
+	return out
+}
+
+// Revocations returns every revocation still kept, oldest first.
+func (f *FSM) Revocations() []*fsmpb.Revocation {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	out := make([]*fsmpb.Revocation, len(f.state.revocations))
+	for i, r := range f.state.revocations {
+		out[i] = &fsmpb.Revocation{TimeUnix: r.GetTimeUnix(), Reason: r.GetReason(), Selector: r.GetSelector(), Keys: r.GetKeys()}
+	}
+	return out
+}
