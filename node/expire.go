@@ -12,18 +12,11 @@ import (
 // expireLoop applies retention while this node leads, as often as it seals
 // but at least hourly.
 func expireLoop(ctx context.Context, n *Node) error {
-	t := time.NewTicker(min(n.cfg.SealInterval, time.Hour))
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-			if _, err := n.ExpireNow(ctx); err != nil {
-				n.cfg.Logger.Warn("expire failed", "err", err)
-			}
+	return every(ctx, min(n.cfg.SealInterval, time.Hour), func() {
+		if _, err := n.ExpireNow(ctx); err != nil {
+			n.cfg.Logger.Warn("expire failed", "err", err)
 		}
-	}
+	})
 }
 
 // ExpireNow removes from the replicated state what retention no longer

@@ -18,16 +18,23 @@ const paddingJitter = 100
 
 // sealLoop seals a batch every seal interval while this node leads.
 func sealLoop(ctx context.Context, n *Node) error {
-	t := time.NewTicker(n.cfg.SealInterval)
+	return every(ctx, n.cfg.SealInterval, func() {
+		if _, err := n.SealNow(ctx); err != nil && !errors.Is(err, ErrNothingToSeal) {
+			n.cfg.Logger.Warn("seal failed", "err", err)
+		}
+	})
+}
+
+// every runs f at each interval until ctx ends.
+func every(ctx context.Context, interval time.Duration, f func()) error {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-			if _, err := n.SealNow(ctx); err != nil && !errors.Is(err, ErrNothingToSeal) {
-				n.cfg.Logger.Warn("seal failed", "err", err)
-			}
+			f()
 		}
 	}
 }
