@@ -24,6 +24,7 @@ const testToken = "test-admin-token-0123456789"
 type testServer struct {
 	t    *testing.T
 	node *node.Node
+	srv  *Server
 	h    http.Handler
 }
 
@@ -60,7 +61,7 @@ func newTestServerWith(t *testing.T, now func() time.Time, fc feed.Config) *test
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := &testServer{t: t, node: n, h: srv.Handler()}
+	ts := &testServer{t: t, node: n, srv: srv, h: srv.Handler()}
 	deadline := time.Now().Add(10 * time.Second)
 	for !n.IsLeader() || !n.Ready() {
 		if time.Now().After(deadline) {

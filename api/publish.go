@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 
 	"github.com/gin-gonic/gin"
 
@@ -41,14 +42,20 @@ func (s *Server) publish(c *gin.Context) {
 		s.publishFail(c, err)
 		return
 	}
-	v, err := publish.Validate(req, s.node.FSM(), s.cfg.Now())
+	var v *publish.Verified
+	var code *publish.Code
+	if publish.IsCode(req.VerificationPayload) {
+		v, code, err = s.verifyCode(c, req)
+	} else {
+		v, err = publish.Validate(req, s.node.FSM(), s.cfg.Now())
+	}
 	if err != nil {
 		s.publishFail(c, err)
 		return
 	}
 	resp := publish.Response{Warnings: v.Warnings}
 	if !v.StoreNothing && len(v.Keys) > 0 {
-		inserted, err := s.commit(c, v)
+		inserted, err := s.commit(c, v, code)
 		if err != nil {
 			s.publishFail(c, err)
 			return
@@ -64,7 +71,7 @@ func (s *Server) publish(c *gin.Context) {
 
 // commit stores the verified keys through raft; it returns only after the
 // commit, so an acknowledged key survives while a majority lives.
-func (s *Server) commit(c *gin.Context, v *publish.Verified) (int, error) {
+func (s *Server) commit(c *gin.Context, v *publish.Verified, code *publish.Code) (int, error) {
 	id := make([]byte, 16)
 	if _, err := rand.Read(id); err != nil {
 		return 0, &publish.Error{Status: http.StatusInternalServerError, Code: publish.CodeInternalError, Message: "random: " + err.Error()}
@@ -73,9 +80,19 @@ func (s *Server) commit(c *gin.Context, v *publish.Verified) (int, error) {
 		SubmissionId: id, AppId: v.AppID, Issuer: v.Issuer, CertificateDigest: v.CertificateDigest[:],
 		Traveler: v.Traveler, Keys: v.Keys,
 	}}
+	if code != nil {
+		hash := code.Hash(s.codeKey)
+		cmd.Publish.CodeLookup, cmd.Publish.CodeHash, cmd.Publish.CertificateDigest = code.Lookup, hash[:], nil
+	}
 	val, err := s.node.Apply(c.Request.Context(), cmd)
 	var refused *fsm.Error
 	switch {
+	case errors.As(err, &refused) && isCodeRefusal(refused.Code):
+		if refused.Code == fsm.CodeBadCode {
+			s.codeFailures.reserve(c.ClientIP())
+		}
+		return 0, &publish.Error{Status: http.StatusUnauthorized, Code: publish.CodeVerificationCertificateInvalid,
+			Message: "one-time code refused: " + refused.Message}
 	case errors.As(err, &refused) && refused.Code == fsm.CodeKeyExists:
 		return 0, &publish.Error{Status: http.StatusBadRequest, Code: publish.CodeMissingRevisionToken,
 			Message: "a key of this upload is already stored; revising it needs the revision token"}
@@ -101,4 +118,31 @@ func (s *Server) publishFail(c *gin.Context, err error) {
 	resp := pe.Response()
 	resp.Padding = publish.Padding()
 	c.AbortWithStatusJSON(pe.Status, resp)
+}
+
+// isCodeRefusal tells the state machine's answers about a one-time code.
+func isCodeRefusal(code fsm.Code) bool {
+	return slices.Contains([]fsm.Code{fsm.CodeBadCode, fsm.CodeCodeUsed, fsm.CodeCodeExpired, fsm.CodeCodeLocked}, code)
+}
+
+// verifyCode checks the cheap things about a code upload before raft: the
+// client is not over its failure budget, the code exists here, the keys
+// pass the rules under the code's grant. The state machine then checks the
+// code itself and consumes it with the insert, in one command.
+func (s *Server) verifyCode(c *gin.Context, req *publish.Request) (*publish.Verified, *publish.Code, error) {
+	ip := c.ClientIP()
+	if s.codeFailures.exhausted(ip) {
+		c.Header("Retry-After", "600")
+		return nil, nil, &publish.Error{Status: http.StatusTooManyRequests, Code: publish.CodeBadRequest,
+			Message: "too many wrong one-time codes from this client; try later"}
+	}
+	code, _ := publish.ParseCode(req.VerificationPayload)
+	grant, ok := s.codeGrant(c.Request.Context(), code.Lookup)
+	if !ok {
+		s.codeFailures.reserve(ip)
+		return nil, nil, &publish.Error{Status: http.StatusUnauthorized, Code: publish.CodeVerificationCertificateInvalid,
+			Message: "unknown one-time code"}
+	}
+	v, err := publish.ValidateWithCode(req, grant, s.cfg.Now())
+	return v, &code, err
 }

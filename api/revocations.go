@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 
 	"github.com/covid-backend/covid-backend/fsm"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
+	"github.com/covid-backend/covid-backend/publish"
 )
 
 // RevokeRequest withdraws keys: exactly one of SubmissionID, Keys or Issuer.
@@ -25,6 +27,11 @@ type RevokeRequest struct {
 	// since Since (a compromised signer).
 	Issuer string    `json:"issuer,omitempty"`
 	Since  time.Time `json:"since,omitzero"`
+	// Provider revokes everything the provider's codes authorized since
+	// Since (a compromised provider).
+	Provider string `json:"provider,omitempty"`
+	// Code revokes the upload that one one-time code authorized.
+	Code string `json:"code,omitempty"`
 }
 
 // Revocation is a kept revocation record.
@@ -51,7 +58,7 @@ func (s *Server) revoke(c *gin.Context) {
 	if !bindStrict(c, &req) {
 		return
 	}
-	rv, err := req.proto()
+	rv, err := req.proto(s.codeKey)
 	if err != nil {
 		fail(c, http.StatusBadRequest, "bad_request", err.Error())
 		return
@@ -64,11 +71,19 @@ func (s *Server) revoke(c *gin.Context) {
 	c.JSON(http.StatusOK, val)
 }
 
-func (r RevokeRequest) proto() (*fsmpb.Revoke, error) {
+func (r RevokeRequest) proto(codeKey []byte) (*fsmpb.Revoke, error) {
 	if r.Reason == "" {
 		return nil, errors.New("reason is required")
 	}
-	rv := &fsmpb.Revoke{Reason: r.Reason, Issuer: r.Issuer, SinceUnix: unixOrZero(r.Since)}
+	rv := &fsmpb.Revoke{Reason: r.Reason, Issuer: r.Issuer, Provider: r.Provider, SinceUnix: unixOrZero(r.Since)}
+	if r.Code != "" {
+		code, err := publish.ParseCode(r.Code)
+		if err != nil {
+			return nil, fmt.Errorf("code: %w", err)
+		}
+		hash := code.Hash(codeKey)
+		rv.CodeHash = hash[:]
+	}
 	if r.SubmissionID != "" {
 		id, err := hex.DecodeString(r.SubmissionID)
 		if err != nil || len(id) != 16 {

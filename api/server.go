@@ -28,6 +28,8 @@ type Config struct {
 	AdminToken string
 	// TrustedProxies may set X-Forwarded-For; none by default.
 	TrustedProxies []string
+	// CodeTTL is how long a one-time code stays valid (default 24 h).
+	CodeTTL time.Duration
 	// Feed configures the export files and the delta feed.
 	Feed feed.Config
 	// Limits are the DoS filters; the zero value turns them all off.
@@ -39,10 +41,12 @@ type Config struct {
 
 // Server serves one node's HTTP API.
 type Server struct {
-	cfg     Config
-	node    *node.Node
-	catalog *feed.Catalog
-	http    *http.Server
+	cfg          Config
+	node         *node.Node
+	catalog      *feed.Catalog
+	codeKey      []byte
+	codeFailures *ipLimiter
+	http         *http.Server
 }
 
 // New builds the HTTP server of a node.
@@ -53,8 +57,12 @@ func New(cfg Config, n *node.Node) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.CodeTTL == 0 {
+		cfg.CodeTTL = 24 * time.Hour
+	}
 	cfg.Feed.Root = "v1/exports"
-	s := &Server{cfg: cfg, node: n, catalog: feed.NewCatalog(cfg.Feed, n.FSM())}
+	s := &Server{cfg: cfg, node: n, catalog: feed.NewCatalog(cfg.Feed, n.FSM()), codeKey: codeKey(cfg.AdminToken),
+		codeFailures: newIPLimiter(cfg.Limits.CodeFailuresPerHour/3600, cfg.Limits.CodeFailureBurst, cfg.Now)}
 	h, err := s.routes()
 	if err != nil {
 		return nil, err
@@ -116,6 +124,7 @@ func (s *Server) routes() (http.Handler, error) {
 	publishLimit := rateLimit(newIPLimiter(s.cfg.Limits.PublishRate, s.cfg.Limits.PublishBurst, s.cfg.Now))
 	readLimit := rateLimit(newIPLimiter(s.cfg.Limits.ReadRate, s.cfg.Limits.ReadBurst, s.cfg.Now))
 	r.POST("/v1/publish", publishLimit, inFlight(s.cfg.Limits.MaxUploadsInFlight), s.publish)
+	r.POST("/v1/codes", publishLimit, s.requireProvider, s.issueCode)
 	r.GET("/v1/keys", readLimit, s.readView, s.keyFeed)
 	r.GET("/v1/exports/index.txt", readLimit, s.exportIndex(s.catalog.Index))
 	r.GET("/v1/exports/batches.txt", readLimit, s.exportIndex(s.catalog.BatchIndex))
@@ -137,6 +146,9 @@ func (s *Server) routes() (http.Handler, error) {
 	admin.GET("/v1/admin/submissions", s.readView, s.listSubmissions)
 	admin.GET("/v1/admin/revocations", s.readView, s.listRevocations)
 	admin.POST("/v1/admin/revocations", s.revoke)
+	admin.GET("/v1/admin/providers", s.readView, s.listProviders)
+	admin.POST("/v1/admin/providers", s.putProvider)
+	admin.DELETE("/v1/admin/providers/:id", s.revokeProvider)
 	admin.GET("/debug/pprof/*profile", gin.WrapF(pprofHandler))
 	return r, nil
 }

@@ -17,9 +17,16 @@ const (
 	CodeNothingToSeal     Code = "nothing_to_seal"
 	CodeUnknownSubmission Code = "unknown_submission"
 	CodeUnknownKey        Code = "unknown_key"
+	CodeUnknownProvider   Code = "unknown_provider"
+	CodeCodeCollision     Code = "code_collision"
+	CodeBadCode           Code = "bad_code"
+	CodeCodeUsed          Code = "code_used"
+	CodeCodeExpired       Code = "code_expired"
+	CodeCodeLocked        Code = "code_locked"
 )
 
-// Error is a refusal by the state machine: the command changed nothing.
+// Error is a refusal by the state machine: the command changed nothing
+// (except that a wrong one-time code counts a failure on that code).
 type Error struct {
 	Code    Code
 	Message string

@@ -12,6 +12,7 @@ type ExpireResult struct {
 	Keys        int `json:"keys"`
 	Submissions int `json:"submissions"`
 	Revocations int `json:"revocations"`
+	Codes       int `json:"codes"`
 }
 
 // applyExpire removes what retention no longer needs, so that state and
@@ -50,6 +51,12 @@ func applyExpire(s *state, cmd *fsmpb.Command) Response {
 	live := func(k TEK) bool { _, ok := s.keys[k]; return !ok }
 	s.pending = slices.DeleteFunc(s.pending, live)
 	s.revokedPending = slices.DeleteFunc(s.revokedPending, live)
+	for lookup, c := range s.codes {
+		if c.GetExpiresUnix() < cutoff {
+			delete(s.codes, lookup)
+			res.Codes++
+		}
+	}
 	before := len(s.revocations)
 	s.revocations = slices.DeleteFunc(s.revocations, func(r *fsmpb.Revocation) bool { return r.GetTimeUnix() < cutoff })
 	res.Revocations = before - len(s.revocations)

@@ -53,6 +53,9 @@ func New() *FSM {
 			fsmpb.CommandType_COMMAND_TYPE_SEAL:             applySeal,
 			fsmpb.CommandType_COMMAND_TYPE_REVOKE:           applyRevoke,
 			fsmpb.CommandType_COMMAND_TYPE_EXPIRE:           applyExpire,
+			fsmpb.CommandType_COMMAND_TYPE_PUT_PROVIDER:     applyPutProvider,
+			fsmpb.CommandType_COMMAND_TYPE_REVOKE_PROVIDER:  applyRevokeProvider,
+			fsmpb.CommandType_COMMAND_TYPE_ISSUE_CODE:       applyIssueCode,
 		},
 	}
 }

@@ -32,6 +32,13 @@ func applyPublish(s *state, cmd *fsmpb.Command) Response {
 	if err != nil {
 		return Response{Err: err}
 	}
+	var code *fsmpb.Code
+	if len(p.GetCodeHash()) > 0 {
+		var refused *Response
+		if code, refused = s.redeemCode(p, cmd.GetTimeUnix()); refused != nil {
+			return *refused
+		}
+	}
 	for _, k := range keys {
 		if _, ok := s.keys[k.Data]; ok {
 			return refuse(CodeKeyExists, "key %x is already stored", k.Data[:4])
@@ -39,11 +46,16 @@ func applyPublish(s *state, cmd *fsmpb.Command) Response {
 	}
 	idx := s.nextSubmission
 	s.nextSubmission++
-	s.submissions[idx] = &Submission{
+	sub := &Submission{
 		Index: idx, ID: id, TimeUnix: cmd.GetTimeUnix(), AppID: p.GetAppId(), Issuer: p.GetIssuer(),
 		CertificateDigest: bytes.Clone(p.GetCertificateDigest()), Traveler: p.GetTraveler(),
 		KeyCount: uint32(len(keys)),
 	}
+	if code != nil {
+		code.UsedUnix = cmd.GetTimeUnix()
+		sub.Provider, sub.CodeHash, sub.Issuer = code.GetProvider(), bytes.Clone(code.GetHash()), ""
+	}
+	s.submissions[idx] = sub
 	s.live[idx] = uint32(len(keys))
 	s.submissionIdx[id] = idx
 	for _, k := range keys {

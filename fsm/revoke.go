@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"bytes"
 	"encoding/hex"
 	"fmt"
 	"slices"
@@ -49,13 +50,14 @@ func applyRevoke(s *state, cmd *fsmpb.Command) Response {
 // naming nothing that exists is refused.
 func (s *state) selectRevocation(rv *fsmpb.Revoke) ([]TEK, string, *Response) {
 	set := 0
-	for _, on := range []bool{len(rv.GetSubmissionId()) > 0, len(rv.GetKeys()) > 0, rv.GetIssuer() != ""} {
+	for _, on := range []bool{len(rv.GetSubmissionId()) > 0, len(rv.GetKeys()) > 0, rv.GetIssuer() != "",
+		rv.GetProvider() != "", len(rv.GetCodeHash()) > 0} {
 		if on {
 			set++
 		}
 	}
 	if set != 1 {
-		r := refuse(CodeInvalidCommand, "a revocation names exactly one of: submission, keys, issuer")
+		r := refuse(CodeInvalidCommand, "a revocation names exactly one of: submission, keys, issuer, provider, code")
 		return nil, "", &r
 	}
 	switch {
@@ -77,20 +79,41 @@ func (s *state) selectRevocation(rv *fsmpb.Revoke) ([]TEK, string, *Response) {
 		}
 		slices.SortFunc(out, compareTEK)
 		return slices.Compact(out), fmt.Sprintf("%d keys", len(out)), nil
+	case rv.GetProvider() != "":
+		if _, ok := s.providers[rv.GetProvider()]; !ok {
+			r := refuse(CodeUnknownProvider, "no provider %q", rv.GetProvider())
+			return nil, "", &r
+		}
+		return s.submissionKeys(func(sub *Submission) bool {
+			return sub.Provider == rv.GetProvider() && sub.TimeUnix >= rv.GetSinceUnix()
+		}), fmt.Sprintf("provider %q since %d", rv.GetProvider(), rv.GetSinceUnix()), nil
+	case len(rv.GetCodeHash()) > 0:
+		keys := s.submissionKeys(func(sub *Submission) bool { return bytes.Equal(sub.CodeHash, rv.GetCodeHash()) })
+		if len(keys) == 0 {
+			r := refuse(CodeUnknownSubmission, "no upload with that code")
+			return nil, "", &r
+		}
+		return keys, "code " + hex.EncodeToString(rv.GetCodeHash()[:4]), nil
 	default:
 		if _, ok := s.authorities[rv.GetIssuer()]; !ok && !s.issuerUsed(rv.GetIssuer()) {
 			r := refuse(CodeUnknownAuthority, "no health authority or submission with issuer %q", rv.GetIssuer())
 			return nil, "", &r
 		}
-		subs := map[uint32]bool{}
-		for i, sub := range s.submissions {
-			if sub.Issuer == rv.GetIssuer() && sub.TimeUnix >= rv.GetSinceUnix() {
-				subs[i] = true
-			}
-		}
-		return s.keysWhere(func(r keyRecord) bool { return subs[r.submission] }),
-			fmt.Sprintf("issuer %q since %d", rv.GetIssuer(), rv.GetSinceUnix()), nil
+		return s.submissionKeys(func(sub *Submission) bool {
+			return sub.Issuer == rv.GetIssuer() && sub.TimeUnix >= rv.GetSinceUnix()
+		}), fmt.Sprintf("issuer %q since %d", rv.GetIssuer(), rv.GetSinceUnix()), nil
 	}
+}
+
+// submissionKeys returns the keys of the submissions that match, sorted.
+func (s *state) submissionKeys(match func(*Submission) bool) []TEK {
+	subs := map[uint32]bool{}
+	for i, sub := range s.submissions {
+		if match(sub) {
+			subs[i] = true
+		}
+	}
+	return s.keysWhere(func(r keyRecord) bool { return subs[r.submission] })
 }
 
 func (s *state) issuerUsed(issuer string) bool {

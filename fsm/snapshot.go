@@ -1,9 +1,9 @@
 package fsm
 
 import (
-	"cmp"
 	"bufio"
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -29,6 +29,8 @@ type snapshot struct {
 	nodes          []*fsmpb.Node
 	batches        []*Batch // immutable once sealed, so shared
 	revocations    []*fsmpb.Revocation
+	providers      []*fsmpb.Provider
+	codes          []*fsmpb.Code
 	revokedPending []TEK
 	lastSeq        uint32
 	lastSealUnix   int64
@@ -51,6 +53,8 @@ func (s *state) capture() *snapshot {
 		nodes:          sortedClones(s.nodes),
 		batches:        slices.Clone(s.batches),
 		revocations:    slices.Clone(s.revocations), // records are never changed
+		providers:      sortedClones(s.providers),
+		codes:          sortedCodes(s.codes),
 		revokedPending: slices.Clone(s.revokedPending),
 		lastSeq:        s.lastSeq,
 		lastSealUnix:   s.lastSealUnix,
@@ -86,6 +90,7 @@ func (sn *snapshot) write(w io.Writer) error {
 		Submissions: uint64(len(sn.submissions)), Keys: uint64(len(sn.keys)),
 		Batches: uint64(len(sn.batches)), LastBatchSeq: sn.lastSeq, LastSealUnix: sn.lastSealUnix,
 		NextSubmission: sn.nextSubmission, Revocations: uint64(len(sn.revocations)),
+		Providers: uint64(len(sn.providers)), Codes: uint64(len(sn.codes)),
 	}
 	for _, k := range sn.revokedPending {
 		hdr.RevokedPending = append(hdr.RevokedPending, k[:])
@@ -122,6 +127,16 @@ func (sn *snapshot) write(w io.Writer) error {
 	}
 	for _, r := range sn.revocations {
 		if err := put(r); err != nil {
+			return err
+		}
+	}
+	for _, p := range sn.providers {
+		if err := put(p); err != nil {
+			return err
+		}
+	}
+	for _, c := range sn.codes {
+		if err := put(c); err != nil {
 			return err
 		}
 	}
@@ -176,6 +191,9 @@ func readSnapshot(r io.Reader) (*state, error) {
 		}
 		s.revocations = append(s.revocations, r)
 	}
+	if err := readAccess(s, &hdr, get); err != nil {
+		return nil, err
+	}
 	if err := s.restoreDerived(&hdr); err != nil {
 		return nil, err
 	}
@@ -200,6 +218,7 @@ func readSubmissions(s *state, hdr *fsmpb.SnapshotHeader, get func(proto.Message
 		sub := &Submission{
 			Index: p.GetIndex(), ID: [16]byte(p.GetId()), TimeUnix: p.GetTimeUnix(), AppID: p.GetAppId(), Issuer: p.GetIssuer(),
 			CertificateDigest: p.GetCertificateDigest(), Traveler: p.GetTraveler(), KeyCount: p.GetKeyCount(),
+			Provider: p.GetProvider(), CodeHash: p.GetCodeHash(),
 		}
 		if byPosition {
 			sub.Index = uint32(i)
@@ -270,7 +289,39 @@ func submissionProto(s Submission) *fsmpb.Submission {
 	return &fsmpb.Submission{
 		Index: s.Index, Id: s.ID[:], TimeUnix: s.TimeUnix, AppId: s.AppID, Issuer: s.Issuer,
 		CertificateDigest: s.CertificateDigest, Traveler: s.Traveler, KeyCount: s.KeyCount,
+		Provider: s.Provider, CodeHash: s.CodeHash,
 	}
+}
+
+// readAccess reads the providers and their codes.
+func readAccess(s *state, hdr *fsmpb.SnapshotHeader, get func(proto.Message) error) error {
+	for range hdr.GetProviders() {
+		p := &fsmpb.Provider{}
+		if err := get(p); err != nil {
+			return fmt.Errorf("read provider: %w", err)
+		}
+		s.providers[p.GetId()] = p
+	}
+	for range hdr.GetCodes() {
+		c := &fsmpb.Code{}
+		if err := get(c); err != nil {
+			return fmt.Errorf("read code: %w", err)
+		}
+		if _, ok := s.providers[c.GetProvider()]; !ok {
+			return fmt.Errorf("code of unknown provider %q", c.GetProvider())
+		}
+		s.codes[c.GetLookup()] = c
+	}
+	return nil
+}
+
+func sortedCodes(m map[uint32]*fsmpb.Code) []*fsmpb.Code {
+	out := make([]*fsmpb.Code, 0, len(m))
+	for _, c := range m {
+		out = append(out, proto.CloneOf(c))
+	}
+	slices.SortFunc(out, func(a, b *fsmpb.Code) int { return cmp.Compare(a.GetLookup(), b.GetLookup()) })
+	return out
 }
 
 // restoreDerived sets and checks what the header carries beside records.

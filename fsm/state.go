@@ -58,6 +58,9 @@ type Submission struct {
 	CertificateDigest []byte
 	Traveler          bool
 	KeyCount          uint32
+	// Provider and CodeHash record what authorized a code upload.
+	Provider string
+	CodeHash []byte
 }
 
 // state is the whole replicated state. Only Apply and Restore change it.
@@ -68,9 +71,11 @@ type state struct {
 	submissionIdx  map[[16]byte]uint32
 	// live counts each submission's keys still in the key set; at zero the
 	// submission expires with them.
-	live map[uint32]uint32
-	authorities   map[string]*fsmpb.Authority
-	nodes         map[string]*fsmpb.Node
+	live        map[uint32]uint32
+	authorities map[string]*fsmpb.Authority
+	nodes       map[string]*fsmpb.Node
+	providers   map[string]*fsmpb.Provider
+	codes       map[uint32]*fsmpb.Code
 	// pending lists, in arrival order, the keys not yet sealed.
 	pending []TEK
 	// revokedPending are published keys revoked since the last batch.
@@ -92,6 +97,8 @@ func newState() *state {
 		live:          make(map[uint32]uint32),
 		submissionIdx: make(map[[16]byte]uint32),
 		authorities:   make(map[string]*fsmpb.Authority),
+		providers:     make(map[string]*fsmpb.Provider),
+		codes:         make(map[uint32]*fsmpb.Code),
 		nodes:         make(map[string]*fsmpb.Node),
 	}
 }
@@ -235,4 +242,17 @@ func (f *FSM) Submissions() []Submission {
 	f.mu.RUnlock()
 	slices.SortFunc(out, func(a, b Submission) int { return int(a.Index) - int(b.Index) })
 	return out
+}
+
+// idPattern accepts ids of providers: letters, digits, '.', '_', '-'.
+func idPattern(s string) bool {
+	if len(s) == 0 || len(s) > 63 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
 }

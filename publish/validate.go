@@ -80,15 +80,26 @@ func Validate(req *Request, auth Authorities, now time.Time) (*Verified, error) 
 	if err != nil {
 		return nil, certificateInvalid(err)
 	}
+	v, err := verifyKeys(req, cert.reportType, cert.onset, now)
+	if err != nil {
+		return nil, err
+	}
+	v.Issuer = cert.authority.GetIssuer()
+	v.CertificateDigest = sha256.Sum256([]byte(req.VerificationPayload))
+	return v, nil
+}
 
+// verifyKeys applies the key rules under the report type and symptom
+// onset that the authorization (certificate or code) grants.
+func verifyKeys(req *Request, reportType string, grantedOnset uint32, now time.Time) (*Verified, error) {
 	switch n := len(req.Keys); {
 	case n == 0:
 		return nil, transformFailed(errors.New("no exposure keys in publish request"), nil)
 	case n > maxKeysPerPublish:
 		return nil, transformFailed(fmt.Errorf("too many exposure keys in publish: %d, max of %d is allowed", n, maxKeysPerPublish), nil)
 	}
-	onset := onsetInterval(req.SymptomOnsetInterval, cert.onset, now)
-	t := transformKeys(sortedByKeyText(req.Keys), cert.reportType, onset, now)
+	onset := onsetInterval(req.SymptomOnsetInterval, grantedOnset, now)
+	t := transformKeys(sortedByKeyText(req.Keys), reportType, onset, now)
 	if len(t.keys) == 0 && len(t.dropped) > 0 {
 		return nil, transformFailed(multiError(t.dropped), t.warnings)
 	}
@@ -96,15 +107,13 @@ func Validate(req *Request, auth Authorities, now time.Time) (*Verified, error) 
 		return nil, transformFailed(err, t.warnings)
 	}
 	return &Verified{
-		Issuer:            cert.authority.GetIssuer(),
 		AppID:             req.HealthAuthorityID,
-		ReportType:        cert.reportType,
-		CertificateDigest: sha256.Sum256([]byte(req.VerificationPayload)),
+		ReportType:        reportType,
 		Keys:              dedupe(t.keys),
 		Dropped:           len(t.dropped),
 		DropErrors:        t.dropped,
 		Warnings:          t.warnings,
 		Traveler:          req.Traveler,
-		StoreNothing:      cert.reportType == ReportTypeNegative,
+		StoreNothing:      reportType == ReportTypeNegative,
 	}, nil
 }

@@ -20,7 +20,7 @@ type serveConfig struct {
 	Bootstrap                                   bool
 	Join, AdminTokenFile, TrustedProxies        string
 	SnapshotInterval, WriteTimeout, SealEvery   time.Duration
-	Retention                                   time.Duration
+	Retention, CodeTTL                          time.Duration
 	SealMinKeys                                 int
 	ExportKeyFiles, ExportKeyIDs, ExportKeyVers string
 	SnapshotThreshold, TrailingLogs             uint64
@@ -49,6 +49,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.SealEvery, "seal-interval", 10*time.Minute, "how often the leader seals expired keys into a batch")
 	fs.IntVar(&c.SealMinKeys, "seal-min-keys", 1000, "batches with fewer keys are padded with random keys up to this (plus 0-100)")
 	fs.DurationVar(&c.Retention, "retention", 14*24*time.Hour, "how long batches and their keys are kept and listed (GAEN: 14 days)")
+	fs.DurationVar(&c.CodeTTL, "code-ttl", 24*time.Hour, "how long a one-time code from POST /v1/codes stays valid")
 	fs.StringVar(&c.ExportKeyFiles, "export-key-file", "", "comma-separated PEM files of the ECDSA P-256 keys that sign exports (every node of the region the same)")
 	fs.StringVar(&c.ExportKeyIDs, "export-key-id", "", "comma-separated verification key ids, one per export key (the id apps are configured with)")
 	fs.StringVar(&c.ExportKeyVers, "export-key-version", "", "comma-separated verification key versions, one per export key")
@@ -57,6 +58,8 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Limits.PublishBurst, "rate-publish-burst", d.PublishBurst, "uploads a client IP may send at once")
 	fs.Float64Var(&c.Limits.ReadRate, "rate-read", d.ReadRate, "reads per second per client IP (0: no limit)")
 	fs.IntVar(&c.Limits.ReadBurst, "rate-read-burst", d.ReadBurst, "reads a client IP may send at once")
+	fs.Float64Var(&c.Limits.CodeFailuresPerHour, "code-failures-per-hour", d.CodeFailuresPerHour, "wrong one-time codes a client IP may send per hour (0: no limit)")
+	fs.IntVar(&c.Limits.CodeFailureBurst, "code-failure-burst", d.CodeFailureBurst, "wrong one-time codes a client IP may send at once")
 	fs.IntVar(&c.Limits.MaxUploadsInFlight, "max-uploads-in-flight", d.MaxUploadsInFlight, "uploads processed at once on this node; more get 429 (0: no cap)")
 	fs.StringVar(&c.TrustedProxies, "trusted-proxies", "", "comma-separated proxy addresses or CIDRs whose X-Forwarded-For is trusted")
 	fs.BoolVar(&c.Dev, "dev", false, "development mode: create and register a development health authority, and a development export key when none is given")

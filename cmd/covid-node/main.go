@@ -20,6 +20,8 @@ commands:
   members list|add|remove|transfer-leadership
                         inspect and change the region's members
   ha add|list|remove    manage the health authorities whose certificates admit uploads
+  providers add|list|revoke
+                        manage the health care providers that issue one-time codes
   revoke                withdraw keys: a submission, single keys, or what an issuer authorized since a time
   revocations           list the revocations with their reasons
   submissions           list the kept submissions (for rollback)
@@ -50,6 +52,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return members(ctx, args[1:], stdout)
 	case "ha":
 		return authorities(ctx, args[1:], stdout)
+	case "providers":
+		return providers(ctx, args[1:], stdout)
 	case "revoke":
 		return revoke(ctx, args[1:], stdout)
 	case "revocations":

@@ -20,7 +20,9 @@ func revoke(ctx context.Context, args []string, stdout io.Writer) error {
 		fs.StringVar(&req.SubmissionID, "submission", "", "roll back this submission (hex id from 'covid-node submissions')")
 		fs.StringVar(&keys, "key", "", "comma-separated base64 keys to revoke")
 		fs.StringVar(&req.Issuer, "issuer", "", "revoke everything this health authority's certificates authorized")
-		fs.StringVar(&since, "since", "", "with --issuer: only since this RFC 3339 time")
+		fs.StringVar(&req.Provider, "provider", "", "revoke everything this provider's codes authorized")
+		fs.StringVar(&req.Code, "code", "", "revoke the upload this one-time code authorized")
+		fs.StringVar(&since, "since", "", "with --issuer or --provider: only since this RFC 3339 time")
 	})
 	if err != nil {
 		return err

@@ -39,20 +39,26 @@ const (
 	CommandType_COMMAND_TYPE_SEAL             CommandType = 6
 	CommandType_COMMAND_TYPE_REVOKE           CommandType = 7
 	CommandType_COMMAND_TYPE_EXPIRE           CommandType = 8
+	CommandType_COMMAND_TYPE_PUT_PROVIDER     CommandType = 9
+	CommandType_COMMAND_TYPE_REVOKE_PROVIDER  CommandType = 10
+	CommandType_COMMAND_TYPE_ISSUE_CODE       CommandType = 11
 )
 
 // Enum value maps for CommandType.
 var (
 	CommandType_name = map[int32]string{
-		0: "COMMAND_TYPE_UNSPECIFIED",
-		1: "COMMAND_TYPE_PUBLISH",
-		2: "COMMAND_TYPE_PUT_AUTHORITY",
-		3: "COMMAND_TYPE_REMOVE_AUTHORITY",
-		4: "COMMAND_TYPE_PUT_NODE",
-		5: "COMMAND_TYPE_REMOVE_NODE",
-		6: "COMMAND_TYPE_SEAL",
-		7: "COMMAND_TYPE_REVOKE",
-		8: "COMMAND_TYPE_EXPIRE",
+		0:  "COMMAND_TYPE_UNSPECIFIED",
+		1:  "COMMAND_TYPE_PUBLISH",
+		2:  "COMMAND_TYPE_PUT_AUTHORITY",
+		3:  "COMMAND_TYPE_REMOVE_AUTHORITY",
+		4:  "COMMAND_TYPE_PUT_NODE",
+		5:  "COMMAND_TYPE_REMOVE_NODE",
+		6:  "COMMAND_TYPE_SEAL",
+		7:  "COMMAND_TYPE_REVOKE",
+		8:  "COMMAND_TYPE_EXPIRE",
+		9:  "COMMAND_TYPE_PUT_PROVIDER",
+		10: "COMMAND_TYPE_REVOKE_PROVIDER",
+		11: "COMMAND_TYPE_ISSUE_CODE",
 	}
 	CommandType_value = map[string]int32{
 		"COMMAND_TYPE_UNSPECIFIED":      0,
@@ -64,6 +70,9 @@ var (
 		"COMMAND_TYPE_SEAL":             6,
 		"COMMAND_TYPE_REVOKE":           7,
 		"COMMAND_TYPE_EXPIRE":           8,
+		"COMMAND_TYPE_PUT_PROVIDER":     9,
+		"COMMAND_TYPE_REVOKE_PROVIDER":  10,
+		"COMMAND_TYPE_ISSUE_CODE":       11,
 	}
 )
 
@@ -109,6 +118,9 @@ type Command struct {
 	Seal            *Seal                  `protobuf:"bytes,15,opt,name=seal,proto3" json:"seal,omitempty"`
 	Revoke          *Revoke                `protobuf:"bytes,16,opt,name=revoke,proto3" json:"revoke,omitempty"`
 	Expire          *Expire                `protobuf:"bytes,17,opt,name=expire,proto3" json:"expire,omitempty"`
+	PutProvider     *Provider              `protobuf:"bytes,18,opt,name=put_provider,json=putProvider,proto3" json:"put_provider,omitempty"`
+	RevokeProvider  *RevokeProvider        `protobuf:"bytes,19,opt,name=revoke_provider,json=revokeProvider,proto3" json:"revoke_provider,omitempty"`
+	IssueCode       *Code                  `protobuf:"bytes,20,opt,name=issue_code,json=issueCode,proto3" json:"issue_code,omitempty"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
@@ -220,6 +232,269 @@ func (x *Command) GetExpire() *Expire {
 	return nil
 }
 
+func (x *Command) GetPutProvider() *Provider {
+	if x != nil {
+		return x.PutProvider
+	}
+	return nil
+}
+
+func (x *Command) GetRevokeProvider() *RevokeProvider {
+	if x != nil {
+		return x.RevokeProvider
+	}
+	return nil
+}
+
+func (x *Command) GetIssueCode() *Code {
+	if x != nil {
+		return x.IssueCode
+	}
+	return nil
+}
+
+// Provider is a health care provider that hands one-time codes to
+// patients. Its API token is stored only as a SHA-256 hash.
+type Provider struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	TokenHash     []byte                 `protobuf:"bytes,3,opt,name=token_hash,json=tokenHash,proto3" json:"token_hash,omitempty"`
+	Revoked       bool                   `protobuf:"varint,4,opt,name=revoked,proto3" json:"revoked,omitempty"`
+	CreatedUnix   int64                  `protobuf:"varint,5,opt,name=created_unix,json=createdUnix,proto3" json:"created_unix,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Provider) Reset() {
+	*x = Provider{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Provider) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Provider) ProtoMessage() {}
+
+func (x *Provider) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Provider.ProtoReflect.Descriptor instead.
+func (*Provider) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Provider) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Provider) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Provider) GetTokenHash() []byte {
+	if x != nil {
+		return x.TokenHash
+	}
+	return nil
+}
+
+func (x *Provider) GetRevoked() bool {
+	if x != nil {
+		return x.Revoked
+	}
+	return false
+}
+
+func (x *Provider) GetCreatedUnix() int64 {
+	if x != nil {
+		return x.CreatedUnix
+	}
+	return 0
+}
+
+type RevokeProvider struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeProvider) Reset() {
+	*x = RevokeProvider{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeProvider) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeProvider) ProtoMessage() {}
+
+func (x *RevokeProvider) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeProvider.ProtoReflect.Descriptor instead.
+func (*RevokeProvider) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *RevokeProvider) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// Code is a one-time code a provider issued. Only a keyed hash of the code
+// is kept; lookup (the first 20 bits, not enough to use the code) finds it.
+// An ISSUE_CODE command carries ttl_seconds; the state machine sets
+// issued_unix and expires_unix from the command's time.
+type Code struct {
+	state                protoimpl.MessageState `protogen:"open.v1"`
+	Lookup               uint32                 `protobuf:"varint,1,opt,name=lookup,proto3" json:"lookup,omitempty"`
+	Hash                 []byte                 `protobuf:"bytes,2,opt,name=hash,proto3" json:"hash,omitempty"`
+	Provider             string                 `protobuf:"bytes,3,opt,name=provider,proto3" json:"provider,omitempty"`
+	IssuedUnix           int64                  `protobuf:"varint,4,opt,name=issued_unix,json=issuedUnix,proto3" json:"issued_unix,omitempty"`
+	ExpiresUnix          int64                  `protobuf:"varint,5,opt,name=expires_unix,json=expiresUnix,proto3" json:"expires_unix,omitempty"`
+	ReportType           string                 `protobuf:"bytes,6,opt,name=report_type,json=reportType,proto3" json:"report_type,omitempty"`
+	SymptomOnsetInterval int32                  `protobuf:"varint,7,opt,name=symptom_onset_interval,json=symptomOnsetInterval,proto3" json:"symptom_onset_interval,omitempty"`
+	UsedUnix             int64                  `protobuf:"varint,8,opt,name=used_unix,json=usedUnix,proto3" json:"used_unix,omitempty"`
+	Failures             uint32                 `protobuf:"varint,9,opt,name=failures,proto3" json:"failures,omitempty"`
+	TtlSeconds           int64                  `protobuf:"varint,10,opt,name=ttl_seconds,json=ttlSeconds,proto3" json:"ttl_seconds,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
+}
+
+func (x *Code) Reset() {
+	*x = Code{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Code) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Code) ProtoMessage() {}
+
+func (x *Code) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Code.ProtoReflect.Descriptor instead.
+func (*Code) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Code) GetLookup() uint32 {
+	if x != nil {
+		return x.Lookup
+	}
+	return 0
+}
+
+func (x *Code) GetHash() []byte {
+	if x != nil {
+		return x.Hash
+	}
+	return nil
+}
+
+func (x *Code) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
+func (x *Code) GetIssuedUnix() int64 {
+	if x != nil {
+		return x.IssuedUnix
+	}
+	return 0
+}
+
+func (x *Code) GetExpiresUnix() int64 {
+	if x != nil {
+		return x.ExpiresUnix
+	}
+	return 0
+}
+
+func (x *Code) GetReportType() string {
+	if x != nil {
+		return x.ReportType
+	}
+	return ""
+}
+
+func (x *Code) GetSymptomOnsetInterval() int32 {
+	if x != nil {
+		return x.SymptomOnsetInterval
+	}
+	return 0
+}
+
+func (x *Code) GetUsedUnix() int64 {
+	if x != nil {
+		return x.UsedUnix
+	}
+	return 0
+}
+
+func (x *Code) GetFailures() uint32 {
+	if x != nil {
+		return x.Failures
+	}
+	return 0
+}
+
+func (x *Code) GetTtlSeconds() int64 {
+	if x != nil {
+		return x.TtlSeconds
+	}
+	return 0
+}
+
 // Revoke withdraws keys: exactly one selector is set. Keys already
 // published appear in the next batch's revised keys with report type
 // REVOKED; keys not yet published are never published.
@@ -232,15 +507,20 @@ type Revoke struct {
 	Keys [][]byte `protobuf:"bytes,3,rep,name=keys,proto3" json:"keys,omitempty"`
 	// issuer revokes everything a health authority's certificates
 	// authorized since since_unix (a compromised signer).
-	Issuer        string `protobuf:"bytes,4,opt,name=issuer,proto3" json:"issuer,omitempty"`
-	SinceUnix     int64  `protobuf:"varint,5,opt,name=since_unix,json=sinceUnix,proto3" json:"since_unix,omitempty"`
+	Issuer    string `protobuf:"bytes,4,opt,name=issuer,proto3" json:"issuer,omitempty"`
+	SinceUnix int64  `protobuf:"varint,5,opt,name=since_unix,json=sinceUnix,proto3" json:"since_unix,omitempty"`
+	// provider revokes everything a provider's codes authorized since
+	// since_unix.
+	Provider string `protobuf:"bytes,6,opt,name=provider,proto3" json:"provider,omitempty"`
+	// code_hash revokes the upload one code authorized.
+	CodeHash      []byte `protobuf:"bytes,7,opt,name=code_hash,json=codeHash,proto3" json:"code_hash,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Revoke) Reset() {
 	*x = Revoke{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[1]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -252,7 +532,7 @@ func (x *Revoke) String() string {
 func (*Revoke) ProtoMessage() {}
 
 func (x *Revoke) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[1]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -265,7 +545,7 @@ func (x *Revoke) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Revoke.ProtoReflect.Descriptor instead.
 func (*Revoke) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{1}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Revoke) GetReason() string {
@@ -303,6 +583,20 @@ func (x *Revoke) GetSinceUnix() int64 {
 	return 0
 }
 
+func (x *Revoke) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
+func (x *Revoke) GetCodeHash() []byte {
+	if x != nil {
+		return x.CodeHash
+	}
+	return nil
+}
+
 // Expire removes what retention no longer needs: batches that ended before
 // cutoff_unix with their keys, unpublished keys whose validity ended
 // before it, and the submissions and revocation records left without keys.
@@ -315,7 +609,7 @@ type Expire struct {
 
 func (x *Expire) Reset() {
 	*x = Expire{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[2]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -327,7 +621,7 @@ func (x *Expire) String() string {
 func (*Expire) ProtoMessage() {}
 
 func (x *Expire) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[2]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -340,7 +634,7 @@ func (x *Expire) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Expire.ProtoReflect.Descriptor instead.
 func (*Expire) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{2}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Expire) GetCutoffUnix() int64 {
@@ -363,7 +657,7 @@ type Revocation struct {
 
 func (x *Revocation) Reset() {
 	*x = Revocation{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[3]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -375,7 +669,7 @@ func (x *Revocation) String() string {
 func (*Revocation) ProtoMessage() {}
 
 func (x *Revocation) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[3]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -388,7 +682,7 @@ func (x *Revocation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Revocation.ProtoReflect.Descriptor instead.
 func (*Revocation) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{3}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Revocation) GetTimeUnix() int64 {
@@ -435,7 +729,7 @@ type Seal struct {
 
 func (x *Seal) Reset() {
 	*x = Seal{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[4]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -447,7 +741,7 @@ func (x *Seal) String() string {
 func (*Seal) ProtoMessage() {}
 
 func (x *Seal) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[4]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -460,7 +754,7 @@ func (x *Seal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Seal.ProtoReflect.Descriptor instead.
 func (*Seal) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{4}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Seal) GetSeq() uint32 {
@@ -501,7 +795,7 @@ type Batch struct {
 
 func (x *Batch) Reset() {
 	*x = Batch{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[5]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -513,7 +807,7 @@ func (x *Batch) String() string {
 func (*Batch) ProtoMessage() {}
 
 func (x *Batch) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[5]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -526,7 +820,7 @@ func (x *Batch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Batch.ProtoReflect.Descriptor instead.
 func (*Batch) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{5}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Batch) GetSeq() uint32 {
@@ -587,7 +881,7 @@ type Key struct {
 
 func (x *Key) Reset() {
 	*x = Key{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[6]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -599,7 +893,7 @@ func (x *Key) String() string {
 func (*Key) ProtoMessage() {}
 
 func (x *Key) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[6]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -612,7 +906,7 @@ func (x *Key) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Key.ProtoReflect.Descriptor instead.
 func (*Key) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{6}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Key) GetKeyData() []byte {
@@ -674,13 +968,17 @@ type Publish struct {
 	CertificateDigest []byte                 `protobuf:"bytes,4,opt,name=certificate_digest,json=certificateDigest,proto3" json:"certificate_digest,omitempty"`
 	Traveler          bool                   `protobuf:"varint,5,opt,name=traveler,proto3" json:"traveler,omitempty"`
 	Keys              []*Key                 `protobuf:"bytes,6,rep,name=keys,proto3" json:"keys,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// A code upload names the code by lookup and keyed hash instead of a
+	// certificate; checking and consuming it is part of this command.
+	CodeLookup    uint32 `protobuf:"varint,7,opt,name=code_lookup,json=codeLookup,proto3" json:"code_lookup,omitempty"`
+	CodeHash      []byte `protobuf:"bytes,8,opt,name=code_hash,json=codeHash,proto3" json:"code_hash,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Publish) Reset() {
 	*x = Publish{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[7]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -692,7 +990,7 @@ func (x *Publish) String() string {
 func (*Publish) ProtoMessage() {}
 
 func (x *Publish) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[7]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -705,7 +1003,7 @@ func (x *Publish) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Publish.ProtoReflect.Descriptor instead.
 func (*Publish) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{7}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Publish) GetSubmissionId() []byte {
@@ -750,6 +1048,20 @@ func (x *Publish) GetKeys() []*Key {
 	return nil
 }
 
+func (x *Publish) GetCodeLookup() uint32 {
+	if x != nil {
+		return x.CodeLookup
+	}
+	return 0
+}
+
+func (x *Publish) GetCodeHash() []byte {
+	if x != nil {
+		return x.CodeHash
+	}
+	return nil
+}
+
 // AuthorityKey is one verification key of a health authority; several may be
 // valid at once so that authorities can rotate keys.
 type AuthorityKey struct {
@@ -764,7 +1076,7 @@ type AuthorityKey struct {
 
 func (x *AuthorityKey) Reset() {
 	*x = AuthorityKey{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[8]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -776,7 +1088,7 @@ func (x *AuthorityKey) String() string {
 func (*AuthorityKey) ProtoMessage() {}
 
 func (x *AuthorityKey) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[8]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -789,7 +1101,7 @@ func (x *AuthorityKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthorityKey.ProtoReflect.Descriptor instead.
 func (*AuthorityKey) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{8}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *AuthorityKey) GetKid() string {
@@ -835,7 +1147,7 @@ type Authority struct {
 
 func (x *Authority) Reset() {
 	*x = Authority{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[9]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -847,7 +1159,7 @@ func (x *Authority) String() string {
 func (*Authority) ProtoMessage() {}
 
 func (x *Authority) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[9]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -860,7 +1172,7 @@ func (x *Authority) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Authority.ProtoReflect.Descriptor instead.
 func (*Authority) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{9}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Authority) GetIssuer() string {
@@ -902,7 +1214,7 @@ type RemoveAuthority struct {
 
 func (x *RemoveAuthority) Reset() {
 	*x = RemoveAuthority{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[10]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -914,7 +1226,7 @@ func (x *RemoveAuthority) String() string {
 func (*RemoveAuthority) ProtoMessage() {}
 
 func (x *RemoveAuthority) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[10]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -927,7 +1239,7 @@ func (x *RemoveAuthority) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveAuthority.ProtoReflect.Descriptor instead.
 func (*RemoveAuthority) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{10}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RemoveAuthority) GetIssuer() string {
@@ -956,7 +1268,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[11]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -968,7 +1280,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[11]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -981,7 +1293,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{11}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Node) GetId() string {
@@ -1014,7 +1326,7 @@ type RemoveNode struct {
 
 func (x *RemoveNode) Reset() {
 	*x = RemoveNode{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[12]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1026,7 +1338,7 @@ func (x *RemoveNode) String() string {
 func (*RemoveNode) ProtoMessage() {}
 
 func (x *RemoveNode) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[12]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1039,7 +1351,7 @@ func (x *RemoveNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNode.ProtoReflect.Descriptor instead.
 func (*RemoveNode) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{12}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RemoveNode) GetId() string {
@@ -1060,14 +1372,17 @@ type Submission struct {
 	Traveler          bool                   `protobuf:"varint,6,opt,name=traveler,proto3" json:"traveler,omitempty"`
 	KeyCount          uint32                 `protobuf:"varint,7,opt,name=key_count,json=keyCount,proto3" json:"key_count,omitempty"`
 	// index is the submission's number, which key records refer to.
-	Index         uint32 `protobuf:"varint,8,opt,name=index,proto3" json:"index,omitempty"`
+	Index uint32 `protobuf:"varint,8,opt,name=index,proto3" json:"index,omitempty"`
+	// provider and code_hash record a code upload's authorization.
+	Provider      string `protobuf:"bytes,9,opt,name=provider,proto3" json:"provider,omitempty"`
+	CodeHash      []byte `protobuf:"bytes,10,opt,name=code_hash,json=codeHash,proto3" json:"code_hash,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Submission) Reset() {
 	*x = Submission{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[13]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1079,7 +1394,7 @@ func (x *Submission) String() string {
 func (*Submission) ProtoMessage() {}
 
 func (x *Submission) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[13]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1092,7 +1407,7 @@ func (x *Submission) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Submission.ProtoReflect.Descriptor instead.
 func (*Submission) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{13}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Submission) GetId() []byte {
@@ -1151,9 +1466,23 @@ func (x *Submission) GetIndex() uint32 {
 	return 0
 }
 
+func (x *Submission) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
+func (x *Submission) GetCodeHash() []byte {
+	if x != nil {
+		return x.CodeHash
+	}
+	return nil
+}
+
 // SnapshotHeader opens a snapshot stream; the counts say how many records of
 // each kind follow, in this order: authorities, nodes, submissions, batches,
-// keys, revocations. (Version 1 snapshots written before batches existed have none.)
+// keys, revocations, providers, codes. (Version 1 snapshots written before batches existed have none.)
 type SnapshotHeader struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
 	Version      uint32                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
@@ -1171,13 +1500,15 @@ type SnapshotHeader struct {
 	// revoked_pending are published keys revoked since the last batch.
 	RevokedPending [][]byte `protobuf:"bytes,10,rep,name=revoked_pending,json=revokedPending,proto3" json:"revoked_pending,omitempty"`
 	Revocations    uint64   `protobuf:"varint,11,opt,name=revocations,proto3" json:"revocations,omitempty"`
+	Providers      uint64   `protobuf:"varint,12,opt,name=providers,proto3" json:"providers,omitempty"`
+	Codes          uint64   `protobuf:"varint,13,opt,name=codes,proto3" json:"codes,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
 
 func (x *SnapshotHeader) Reset() {
 	*x = SnapshotHeader{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[14]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1189,7 +1520,7 @@ func (x *SnapshotHeader) String() string {
 func (*SnapshotHeader) ProtoMessage() {}
 
 func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[14]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1202,7 +1533,7 @@ func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotHeader.ProtoReflect.Descriptor instead.
 func (*SnapshotHeader) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{14}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *SnapshotHeader) GetVersion() uint32 {
@@ -1282,6 +1613,20 @@ func (x *SnapshotHeader) GetRevocations() uint64 {
 	return 0
 }
 
+func (x *SnapshotHeader) GetProviders() uint64 {
+	if x != nil {
+		return x.Providers
+	}
+	return 0
+}
+
+func (x *SnapshotHeader) GetCodes() uint64 {
+	if x != nil {
+		return x.Codes
+	}
+	return 0
+}
+
 // StoredKey is a key record in a snapshot: the key and the index of the
 // submission that brought it.
 type StoredKey struct {
@@ -1298,7 +1643,7 @@ type StoredKey struct {
 
 func (x *StoredKey) Reset() {
 	*x = StoredKey{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[15]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1310,7 +1655,7 @@ func (x *StoredKey) String() string {
 func (*StoredKey) ProtoMessage() {}
 
 func (x *StoredKey) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[15]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1323,7 +1668,7 @@ func (x *StoredKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoredKey.ProtoReflect.Descriptor instead.
 func (*StoredKey) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{15}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *StoredKey) GetKey() *Key {
@@ -1358,7 +1703,7 @@ var File_fsm_fsmpb_fsm_proto protoreflect.FileDescriptor
 
 const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\n" +
-	"\x13fsm/fsmpb/fsm.proto\x12\fcovid.fsm.v1\"\x96\x04\n" +
+	"\x13fsm/fsmpb/fsm.proto\x12\fcovid.fsm.v1\"\xcb\x05\n" +
 	"\aCommand\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12-\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x19.covid.fsm.v1.CommandTypeR\x04type\x12\x1b\n" +
@@ -1372,14 +1717,44 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"removeNode\x12&\n" +
 	"\x04seal\x18\x0f \x01(\v2\x12.covid.fsm.v1.SealR\x04seal\x12,\n" +
 	"\x06revoke\x18\x10 \x01(\v2\x14.covid.fsm.v1.RevokeR\x06revoke\x12,\n" +
-	"\x06expire\x18\x11 \x01(\v2\x14.covid.fsm.v1.ExpireR\x06expire\"\x90\x01\n" +
+	"\x06expire\x18\x11 \x01(\v2\x14.covid.fsm.v1.ExpireR\x06expire\x129\n" +
+	"\fput_provider\x18\x12 \x01(\v2\x16.covid.fsm.v1.ProviderR\vputProvider\x12E\n" +
+	"\x0frevoke_provider\x18\x13 \x01(\v2\x1c.covid.fsm.v1.RevokeProviderR\x0erevokeProvider\x121\n" +
+	"\n" +
+	"issue_code\x18\x14 \x01(\v2\x12.covid.fsm.v1.CodeR\tissueCode\"\x8a\x01\n" +
+	"\bProvider\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1d\n" +
+	"\n" +
+	"token_hash\x18\x03 \x01(\fR\ttokenHash\x12\x18\n" +
+	"\arevoked\x18\x04 \x01(\bR\arevoked\x12!\n" +
+	"\fcreated_unix\x18\x05 \x01(\x03R\vcreatedUnix\" \n" +
+	"\x0eRevokeProvider\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\xc3\x02\n" +
+	"\x04Code\x12\x16\n" +
+	"\x06lookup\x18\x01 \x01(\rR\x06lookup\x12\x12\n" +
+	"\x04hash\x18\x02 \x01(\fR\x04hash\x12\x1a\n" +
+	"\bprovider\x18\x03 \x01(\tR\bprovider\x12\x1f\n" +
+	"\vissued_unix\x18\x04 \x01(\x03R\n" +
+	"issuedUnix\x12!\n" +
+	"\fexpires_unix\x18\x05 \x01(\x03R\vexpiresUnix\x12\x1f\n" +
+	"\vreport_type\x18\x06 \x01(\tR\n" +
+	"reportType\x124\n" +
+	"\x16symptom_onset_interval\x18\a \x01(\x05R\x14symptomOnsetInterval\x12\x1b\n" +
+	"\tused_unix\x18\b \x01(\x03R\busedUnix\x12\x1a\n" +
+	"\bfailures\x18\t \x01(\rR\bfailures\x12\x1f\n" +
+	"\vttl_seconds\x18\n" +
+	" \x01(\x03R\n" +
+	"ttlSeconds\"\xc9\x01\n" +
 	"\x06Revoke\x12\x16\n" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\x12#\n" +
 	"\rsubmission_id\x18\x02 \x01(\fR\fsubmissionId\x12\x12\n" +
 	"\x04keys\x18\x03 \x03(\fR\x04keys\x12\x16\n" +
 	"\x06issuer\x18\x04 \x01(\tR\x06issuer\x12\x1d\n" +
 	"\n" +
-	"since_unix\x18\x05 \x01(\x03R\tsinceUnix\")\n" +
+	"since_unix\x18\x05 \x01(\x03R\tsinceUnix\x12\x1a\n" +
+	"\bprovider\x18\x06 \x01(\tR\bprovider\x12\x1b\n" +
+	"\tcode_hash\x18\a \x01(\fR\bcodeHash\")\n" +
 	"\x06Expire\x12\x1f\n" +
 	"\vcutoff_unix\x18\x01 \x01(\x03R\n" +
 	"cutoffUnix\"q\n" +
@@ -1410,14 +1785,17 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\vreport_type\x18\x05 \x01(\x05R\n" +
 	"reportType\x12/\n" +
 	"\x14has_days_since_onset\x18\x06 \x01(\bR\x11hasDaysSinceOnset\x12(\n" +
-	"\x10days_since_onset\x18\a \x01(\x11R\x0edaysSinceOnset\"\xcf\x01\n" +
+	"\x10days_since_onset\x18\a \x01(\x11R\x0edaysSinceOnset\"\x8d\x02\n" +
 	"\aPublish\x12#\n" +
 	"\rsubmission_id\x18\x01 \x01(\fR\fsubmissionId\x12\x15\n" +
 	"\x06app_id\x18\x02 \x01(\tR\x05appId\x12\x16\n" +
 	"\x06issuer\x18\x03 \x01(\tR\x06issuer\x12-\n" +
 	"\x12certificate_digest\x18\x04 \x01(\fR\x11certificateDigest\x12\x1a\n" +
 	"\btraveler\x18\x05 \x01(\bR\btraveler\x12%\n" +
-	"\x04keys\x18\x06 \x03(\v2\x11.covid.fsm.v1.KeyR\x04keys\"\x9c\x01\n" +
+	"\x04keys\x18\x06 \x03(\v2\x11.covid.fsm.v1.KeyR\x04keys\x12\x1f\n" +
+	"\vcode_lookup\x18\a \x01(\rR\n" +
+	"codeLookup\x12\x1b\n" +
+	"\tcode_hash\x18\b \x01(\fR\bcodeHash\"\x9c\x01\n" +
 	"\fAuthorityKey\x12\x10\n" +
 	"\x03kid\x18\x01 \x01(\tR\x03kid\x12$\n" +
 	"\x0epublic_key_der\x18\x02 \x01(\fR\fpublicKeyDer\x12&\n" +
@@ -1437,7 +1815,7 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\thttp_addr\x18\x03 \x01(\tR\bhttpAddr\"\x1c\n" +
 	"\n" +
 	"RemoveNode\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"\xe6\x01\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x9f\x02\n" +
 	"\n" +
 	"Submission\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12\x1b\n" +
@@ -1447,7 +1825,10 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x12certificate_digest\x18\x05 \x01(\fR\x11certificateDigest\x12\x1a\n" +
 	"\btraveler\x18\x06 \x01(\bR\btraveler\x12\x1b\n" +
 	"\tkey_count\x18\a \x01(\rR\bkeyCount\x12\x14\n" +
-	"\x05index\x18\b \x01(\rR\x05index\"\xf2\x02\n" +
+	"\x05index\x18\b \x01(\rR\x05index\x12\x1a\n" +
+	"\bprovider\x18\t \x01(\tR\bprovider\x12\x1b\n" +
+	"\tcode_hash\x18\n" +
+	" \x01(\fR\bcodeHash\"\xa6\x03\n" +
 	"\x0eSnapshotHeader\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12 \n" +
 	"\vauthorities\x18\x02 \x01(\x04R\vauthorities\x12\x14\n" +
@@ -1460,14 +1841,16 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x0fnext_submission\x18\t \x01(\rR\x0enextSubmission\x12'\n" +
 	"\x0frevoked_pending\x18\n" +
 	" \x03(\fR\x0erevokedPending\x12 \n" +
-	"\vrevocations\x18\v \x01(\x04R\vrevocations\"\x80\x01\n" +
+	"\vrevocations\x18\v \x01(\x04R\vrevocations\x12\x1c\n" +
+	"\tproviders\x18\f \x01(\x04R\tproviders\x12\x14\n" +
+	"\x05codes\x18\r \x01(\x04R\x05codes\"\x80\x01\n" +
 	"\tStoredKey\x12#\n" +
 	"\x03key\x18\x01 \x01(\v2\x11.covid.fsm.v1.KeyR\x03key\x12\x1e\n" +
 	"\n" +
 	"submission\x18\x02 \x01(\rR\n" +
 	"submission\x12\x14\n" +
 	"\x05batch\x18\x03 \x01(\rR\x05batch\x12\x18\n" +
-	"\arevoked\x18\x04 \x01(\bR\arevoked*\x8a\x02\n" +
+	"\arevoked\x18\x04 \x01(\bR\arevoked*\xe8\x02\n" +
 	"\vCommandType\x12\x1c\n" +
 	"\x18COMMAND_TYPE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14COMMAND_TYPE_PUBLISH\x10\x01\x12\x1e\n" +
@@ -1477,7 +1860,11 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x18COMMAND_TYPE_REMOVE_NODE\x10\x05\x12\x15\n" +
 	"\x11COMMAND_TYPE_SEAL\x10\x06\x12\x17\n" +
 	"\x13COMMAND_TYPE_REVOKE\x10\a\x12\x17\n" +
-	"\x13COMMAND_TYPE_EXPIRE\x10\bB2Z0github.com/covid-backend/covid-backend/fsm/fsmpbb\x06proto3"
+	"\x13COMMAND_TYPE_EXPIRE\x10\b\x12\x1d\n" +
+	"\x19COMMAND_TYPE_PUT_PROVIDER\x10\t\x12 \n" +
+	"\x1cCOMMAND_TYPE_REVOKE_PROVIDER\x10\n" +
+	"\x12\x1b\n" +
+	"\x17COMMAND_TYPE_ISSUE_CODE\x10\vB2Z0github.com/covid-backend/covid-backend/fsm/fsmpbb\x06proto3"
 
 var (
 	file_fsm_fsmpb_fsm_proto_rawDescOnce sync.Once
@@ -1492,46 +1879,52 @@ func file_fsm_fsmpb_fsm_proto_rawDescGZIP() []byte {
 }
 
 var file_fsm_fsmpb_fsm_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_fsm_fsmpb_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_fsm_fsmpb_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_fsm_fsmpb_fsm_proto_goTypes = []any{
 	(CommandType)(0),        // 0: covid.fsm.v1.CommandType
 	(*Command)(nil),         // 1: covid.fsm.v1.Command
-	(*Revoke)(nil),          // 2: covid.fsm.v1.Revoke
-	(*Expire)(nil),          // 3: covid.fsm.v1.Expire
-	(*Revocation)(nil),      // 4: covid.fsm.v1.Revocation
-	(*Seal)(nil),            // 5: covid.fsm.v1.Seal
-	(*Batch)(nil),           // 6: covid.fsm.v1.Batch
-	(*Key)(nil),             // 7: covid.fsm.v1.Key
-	(*Publish)(nil),         // 8: covid.fsm.v1.Publish
-	(*AuthorityKey)(nil),    // 9: covid.fsm.v1.AuthorityKey
-	(*Authority)(nil),       // 10: covid.fsm.v1.Authority
-	(*RemoveAuthority)(nil), // 11: covid.fsm.v1.RemoveAuthority
-	(*Node)(nil),            // 12: covid.fsm.v1.Node
-	(*RemoveNode)(nil),      // 13: covid.fsm.v1.RemoveNode
-	(*Submission)(nil),      // 14: covid.fsm.v1.Submission
-	(*SnapshotHeader)(nil),  // 15: covid.fsm.v1.SnapshotHeader
-	(*StoredKey)(nil),       // 16: covid.fsm.v1.StoredKey
+	(*Provider)(nil),        // 2: covid.fsm.v1.Provider
+	(*RevokeProvider)(nil),  // 3: covid.fsm.v1.RevokeProvider
+	(*Code)(nil),            // 4: covid.fsm.v1.Code
+	(*Revoke)(nil),          // 5: covid.fsm.v1.Revoke
+	(*Expire)(nil),          // 6: covid.fsm.v1.Expire
+	(*Revocation)(nil),      // 7: covid.fsm.v1.Revocation
+	(*Seal)(nil),            // 8: covid.fsm.v1.Seal
+	(*Batch)(nil),           // 9: covid.fsm.v1.Batch
+	(*Key)(nil),             // 10: covid.fsm.v1.Key
+	(*Publish)(nil),         // 11: covid.fsm.v1.Publish
+	(*AuthorityKey)(nil),    // 12: covid.fsm.v1.AuthorityKey
+	(*Authority)(nil),       // 13: covid.fsm.v1.Authority
+	(*RemoveAuthority)(nil), // 14: covid.fsm.v1.RemoveAuthority
+	(*Node)(nil),            // 15: covid.fsm.v1.Node
+	(*RemoveNode)(nil),      // 16: covid.fsm.v1.RemoveNode
+	(*Submission)(nil),      // 17: covid.fsm.v1.Submission
+	(*SnapshotHeader)(nil),  // 18: covid.fsm.v1.SnapshotHeader
+	(*StoredKey)(nil),       // 19: covid.fsm.v1.StoredKey
 }
 var file_fsm_fsmpb_fsm_proto_depIdxs = []int32{
 	0,  // 0: covid.fsm.v1.Command.type:type_name -> covid.fsm.v1.CommandType
-	8,  // 1: covid.fsm.v1.Command.publish:type_name -> covid.fsm.v1.Publish
-	10, // 2: covid.fsm.v1.Command.put_authority:type_name -> covid.fsm.v1.Authority
-	11, // 3: covid.fsm.v1.Command.remove_authority:type_name -> covid.fsm.v1.RemoveAuthority
-	12, // 4: covid.fsm.v1.Command.put_node:type_name -> covid.fsm.v1.Node
-	13, // 5: covid.fsm.v1.Command.remove_node:type_name -> covid.fsm.v1.RemoveNode
-	5,  // 6: covid.fsm.v1.Command.seal:type_name -> covid.fsm.v1.Seal
-	2,  // 7: covid.fsm.v1.Command.revoke:type_name -> covid.fsm.v1.Revoke
-	3,  // 8: covid.fsm.v1.Command.expire:type_name -> covid.fsm.v1.Expire
-	7,  // 9: covid.fsm.v1.Batch.padding:type_name -> covid.fsm.v1.Key
-	7,  // 10: covid.fsm.v1.Batch.revised:type_name -> covid.fsm.v1.Key
-	7,  // 11: covid.fsm.v1.Publish.keys:type_name -> covid.fsm.v1.Key
-	9,  // 12: covid.fsm.v1.Authority.keys:type_name -> covid.fsm.v1.AuthorityKey
-	7,  // 13: covid.fsm.v1.StoredKey.key:type_name -> covid.fsm.v1.Key
-	14, // [14:14] is the sub-list for method output_type
-	14, // [14:14] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	11, // 1: covid.fsm.v1.Command.publish:type_name -> covid.fsm.v1.Publish
+	13, // 2: covid.fsm.v1.Command.put_authority:type_name -> covid.fsm.v1.Authority
+	14, // 3: covid.fsm.v1.Command.remove_authority:type_name -> covid.fsm.v1.RemoveAuthority
+	15, // 4: covid.fsm.v1.Command.put_node:type_name -> covid.fsm.v1.Node
+	16, // 5: covid.fsm.v1.Command.remove_node:type_name -> covid.fsm.v1.RemoveNode
+	8,  // 6: covid.fsm.v1.Command.seal:type_name -> covid.fsm.v1.Seal
+	5,  // 7: covid.fsm.v1.Command.revoke:type_name -> covid.fsm.v1.Revoke
+	6,  // 8: covid.fsm.v1.Command.expire:type_name -> covid.fsm.v1.Expire
+	2,  // 9: covid.fsm.v1.Command.put_provider:type_name -> covid.fsm.v1.Provider
+	3,  // 10: covid.fsm.v1.Command.revoke_provider:type_name -> covid.fsm.v1.RevokeProvider
+	4,  // 11: covid.fsm.v1.Command.issue_code:type_name -> covid.fsm.v1.Code
+	10, // 12: covid.fsm.v1.Batch.padding:type_name -> covid.fsm.v1.Key
+	10, // 13: covid.fsm.v1.Batch.revised:type_name -> covid.fsm.v1.Key
+	10, // 14: covid.fsm.v1.Publish.keys:type_name -> covid.fsm.v1.Key
+	12, // 15: covid.fsm.v1.Authority.keys:type_name -> covid.fsm.v1.AuthorityKey
+	10, // 16: covid.fsm.v1.StoredKey.key:type_name -> covid.fsm.v1.Key
+	17, // [17:17] is the sub-list for method output_type
+	17, // [17:17] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_fsm_fsmpb_fsm_proto_init() }
@@ -1545,7 +1938,7 @@ func file_fsm_fsmpb_fsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fsm_fsmpb_fsm_proto_rawDesc), len(file_fsm_fsmpb_fsm_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   16,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,186 @@
+package api
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/covid-backend/covid-backend/fsm"
+	"github.com/covid-backend/covid-backend/fsm/fsmpb"
+	"github.com/covid-backend/covid-backend/publish"
+)
+
+// codeKey derives the key of the codes' keyed hash from the admin token,
+// which every node of the region shares and which is never replicated: a
+// copy of the raft state alone does not reveal or confirm codes.
+func codeKey(adminToken string) []byte {
+	m := hmac.New(sha256.New, []byte(adminToken))
+	m.Write([]byte("covid-backend one-time code key v1"))
+	return m.Sum(nil)
+}
+
+// ProviderRequest registers a health care provider.
+type ProviderRequest struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+// ProviderView is a provider in the admin API (never its token).
+type ProviderView struct {
+	ID      string    `json:"id"`
+	Name    string    `json:"name"`
+	Revoked bool      `json:"revoked"`
+	Created time.Time `json:"created"`
+}
+
+// putProvider registers a provider (or gives it a new token) and returns
+// its API token, the only time the token is shown.
+func (s *Server) putProvider(c *gin.Context) {
+	var req ProviderRequest
+	if !bindStrict(c, &req) {
+		return
+	}
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		failErr(c, err)
+		return
+	}
+	token := req.ID + "." + hex.EncodeToString(secret)
+	hash := sha256.Sum256([]byte(token))
+	_, err := s.node.Apply(c.Request.Context(), &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_PUT_PROVIDER,
+		PutProvider: &fsmpb.Provider{Id: req.ID, Name: req.Name, TokenHash: hash[:]}})
+	if err != nil {
+		failErr(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"id": req.ID, "token": token})
+}
+
+func (s *Server) listProviders(c *gin.Context) {
+	out := []ProviderView{}
+	for _, p := range s.node.FSM().Providers() {
+		out = append(out, ProviderView{ID: p.GetId(), Name: p.GetName(), Revoked: p.GetRevoked(), Created: time.Unix(p.GetCreatedUnix(), 0).UTC()})
+	}
+	c.JSON(http.StatusOK, gin.H{"providers": out})
+}
+
+func (s *Server) revokeProvider(c *gin.Context) {
+	_, err := s.node.Apply(c.Request.Context(), &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_REVOKE_PROVIDER,
+		RevokeProvider: &fsmpb.RevokeProvider{Id: c.Param("id")}})
+	if err != nil {
+		failErr(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"revoked": c.Param("id")})
+}
+
+// requireProvider admits requests with a valid, unrevoked provider token
+// and stores the provider id in the context.
+func (s *Server) requireProvider(c *gin.Context) {
+	token, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
+	id, _, _ := strings.Cut(token, ".")
+	p, known := s.node.FSM().Provider(id)
+	hash := sha256.Sum256([]byte(token))
+	if !ok || !known || p.GetRevoked() || subtle.ConstantTimeCompare(hash[:], p.GetTokenHash()) != 1 {
+		fail(c, http.StatusUnauthorized, "unauthorized", "a valid provider token is required: Authorization: Bearer <token>")
+		return
+	}
+	c.Set("provider", id)
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, maxAdminBody)
+}
+
+// CodeRequest asks for a one-time code.
+type CodeRequest struct {
+	// ReportType is confirmed (default), likely, negative or user-report.
+	ReportType string `json:"report_type"`
+	// SymptomOnset is the day symptoms began (YYYY-MM-DD), if known.
+	SymptomOnset string `json:"symptom_onset,omitempty"`
+}
+
+// CodeResponse carries a new code, grouped for reading aloud.
+type CodeResponse struct {
+	Code      string    `json:"code"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// issueCode is POST /v1/codes: a provider gets a one-time code for a
+// patient, valid once, until it expires.
+func (s *Server) issueCode(c *gin.Context) {
+	var req CodeRequest
+	if c.Request.ContentLength != 0 && !bindStrict(c, &req) {
+		return
+	}
+	grant, err := req.grant()
+	if err != nil {
+		fail(c, http.StatusBadRequest, "bad_request", err.Error())
+		return
+	}
+	for range 8 { // a lookup collision draws another code
+		code, err := publish.NewCode()
+		if err != nil {
+			failErr(c, err)
+			return
+		}
+		hash := code.Hash(s.codeKey)
+		val, err := s.node.Apply(c.Request.Context(), &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_ISSUE_CODE,
+			IssueCode: &fsmpb.Code{Lookup: code.Lookup, Hash: hash[:], Provider: c.GetString("provider"),
+				TtlSeconds: int64(s.cfg.CodeTTL / time.Second), ReportType: grant.ReportType,
+				SymptomOnsetInterval: int32(grant.SymptomOnsetInterval)}})
+		var refused *fsm.Error
+		if errors.As(err, &refused) && refused.Code == fsm.CodeCodeCollision {
+			continue
+		}
+		if err != nil {
+			failErr(c, err)
+			return
+		}
+		res, _ := val.(fsm.CodeResult)
+		c.JSON(http.StatusOK, CodeResponse{Code: code.Display(), ExpiresAt: time.Unix(res.ExpiresUnix, 0).UTC()})
+		return
+	}
+	fail(c, http.StatusServiceUnavailable, "internal_error", "could not draw an unused code")
+}
+
+func (r CodeRequest) grant() (publish.CodeGrant, error) {
+	g := publish.CodeGrant{ReportType: r.ReportType}
+	if g.ReportType == "" {
+		g.ReportType = publish.ReportTypeConfirmed
+	}
+	switch g.ReportType {
+	case publish.ReportTypeConfirmed, publish.ReportTypeLikely, publish.ReportTypeNegative, publish.ReportTypeUserReport:
+	default:
+		return g, errors.New("report_type: want confirmed, likely, negative or user-report")
+	}
+	if r.SymptomOnset != "" {
+		day, err := time.Parse(time.DateOnly, r.SymptomOnset)
+		if err != nil {
+			return g, errors.New("symptom_onset: want YYYY-MM-DD")
+		}
+		g.SymptomOnsetInterval = uint32(day.Unix() / 600)
+	}
+	return g, nil
+}
+
+// codeGrant finds the code in the local state. A code issued through
+// another node may still be on its way here; wait a moment for it.
+func (s *Server) codeGrant(ctx context.Context, lookup uint32) (publish.CodeGrant, bool) {
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		if code, ok := s.node.FSM().Code(lookup); ok {
+			return publish.CodeGrant{ReportType: code.GetReportType(), SymptomOnsetInterval: uint32(code.GetSymptomOnsetInterval())}, true
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return publish.CodeGrant{}, false
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -1,0 +1,147 @@
+package fsm
+
+import (
+	"crypto/subtle"
+	"slices"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/covid-backend/covid-backend/fsm/fsmpb"
+)
+
+// Limits of one-time codes.
+const (
+	// MaxCodeFailures wrong attempts on a code lock it.
+	MaxCodeFailures = 5
+	// CodeLookupBits is the size of the part of a code that finds it.
+	CodeLookupBits = 20
+)
+
+var reportTypes = []string{"confirmed", "likely", "negative", "user-report"}
+
+// applyPutProvider registers a health care provider or replaces its name
+// and token hash (token rotation).
+func applyPutProvider(s *state, cmd *fsmpb.Command) Response {
+	p := proto.CloneOf(cmd.GetPutProvider())
+	if !validName(p.GetId()) || len(p.GetTokenHash()) != 32 {
+		return refuse(CodeInvalidCommand, "provider needs an id and a 32-byte token hash")
+	}
+	if old, ok := s.providers[p.GetId()]; ok {
+		if old.GetRevoked() {
+			return refuse(CodeInvalidCommand, "provider %q is revoked", p.GetId())
+		}
+		p.CreatedUnix = old.GetCreatedUnix()
+	} else {
+		p.CreatedUnix = cmd.GetTimeUnix()
+	}
+	p.Revoked = false
+	s.providers[p.GetId()] = p
+	return Response{}
+}
+
+// applyRevokeProvider stops a provider: its token no longer works and its
+// unused codes are void. What it authorized stays until revoked by the
+// revoke command, which can name the provider.
+func applyRevokeProvider(s *state, cmd *fsmpb.Command) Response {
+	p, ok := s.providers[cmd.GetRevokeProvider().GetId()]
+	if !ok {
+		return refuse(CodeUnknownProvider, "no provider %q", cmd.GetRevokeProvider().GetId())
+	}
+	p.Revoked = true
+	for lookup, c := range s.codes {
+		if c.GetProvider() == p.GetId() && c.GetUsedUnix() == 0 {
+			delete(s.codes, lookup)
+		}
+	}
+	return Response{}
+}
+
+// applyIssueCode records a new one-time code (as a keyed hash).
+func applyIssueCode(s *state, cmd *fsmpb.Command) Response {
+	c := proto.CloneOf(cmd.GetIssueCode())
+	p, ok := s.providers[c.GetProvider()]
+	switch {
+	case !ok || p.GetRevoked():
+		return refuse(CodeUnknownProvider, "no active provider %q", c.GetProvider())
+	case c.GetLookup() >= 1<<CodeLookupBits || len(c.GetHash()) != 32 || c.GetTtlSeconds() <= 0:
+		return refuse(CodeInvalidCommand, "code needs a 20-bit lookup, a 32-byte hash and a positive lifetime")
+	case !slices.Contains(reportTypes, c.GetReportType()):
+		return refuse(CodeInvalidCommand, "report type %q", c.GetReportType())
+	}
+	if old, taken := s.codes[c.GetLookup()]; taken && s.codeUsable(old, cmd.GetTimeUnix()) {
+		return refuse(CodeCodeCollision, "lookup %d is in use; draw another code", c.GetLookup())
+	}
+	c.IssuedUnix, c.ExpiresUnix = cmd.GetTimeUnix(), cmd.GetTimeUnix()+c.GetTtlSeconds()
+	c.UsedUnix, c.Failures, c.TtlSeconds = 0, 0, 0
+	s.codes[c.GetLookup()] = c
+	return Response{Value: CodeResult{ExpiresUnix: c.GetExpiresUnix()}}
+}
+
+// CodeResult is the outcome of issuing a code.
+type CodeResult struct {
+	ExpiresUnix int64 `json:"expires_unix"`
+}
+
+func (s *state) codeUsable(c *fsmpb.Code, now int64) bool {
+	return c.GetUsedUnix() == 0 && now < c.GetExpiresUnix() && c.GetFailures() < MaxCodeFailures
+}
+
+// redeemCode checks the code of a code upload. A wrong code counts a
+// failure on the code it names (that is the one state change a refused
+// upload makes); the caller consumes the code once the keys are stored.
+func (s *state) redeemCode(p *fsmpb.Publish, now int64) (*fsmpb.Code, *Response) {
+	c, ok := s.codes[p.GetCodeLookup()]
+	if !ok {
+		r := refuse(CodeBadCode, "unknown code")
+		return nil, &r
+	}
+	var r Response
+	switch {
+	case c.GetUsedUnix() != 0:
+		r = refuse(CodeCodeUsed, "code already used")
+	case now >= c.GetExpiresUnix():
+		r = refuse(CodeCodeExpired, "code expired")
+	case c.GetFailures() >= MaxCodeFailures:
+		r = refuse(CodeCodeLocked, "code locked after %d wrong attempts", MaxCodeFailures)
+	case subtle.ConstantTimeCompare(c.GetHash(), p.GetCodeHash()) != 1:
+		c.Failures++
+		r = refuse(CodeBadCode, "wrong code (%d of %d attempts)", c.GetFailures(), MaxCodeFailures)
+	default:
+		return c, nil
+	}
+	return nil, &r
+}
+
+// Code returns a copy of the code with the given lookup, so that the API
+// can read what it grants (report type, onset) before the upload.
+func (f *FSM) Code(lookup uint32) (*fsmpb.Code, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	c, ok := f.state.codes[lookup]
+	if !ok {
+		return nil, false
+	}
+	return proto.CloneOf(c), true
+}
+
+// Provider returns a copy of a provider.
+func (f *FSM) Provider(id string) (*fsmpb.Provider, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	p, ok := f.state.providers[id]
+	if !ok {
+		return nil, false
+	}
+	return proto.CloneOf(p), true
+}
+
+// Providers returns copies of all providers, sorted by id.
+func (f *FSM) Providers() []*fsmpb.Provider {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return sortedClones(f.state.providers)
+}
+
+func validName(s string) bool {
+	return idPattern(s)
+}
