@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -18,6 +19,7 @@ import (
 // publish is POST /v1/publish, the GAEN key server publish API v1.
 func (s *Server) publish(c *gin.Context) {
 	c.Header("X-Api-Version", "v1")
+	start := time.Now()
 	if err := publish.CheckContentType(c.GetHeader("Content-Type")); err != nil {
 		s.publishFail(c, err)
 		return
@@ -34,7 +36,7 @@ func (s *Server) publish(c *gin.Context) {
 		return
 	}
 	if c.GetHeader("X-Chaff") != "" {
-		c.JSON(http.StatusOK, publish.Response{Padding: publish.Padding()})
+		s.chaff(c, start, body)
 		return
 	}
 	req, err := publish.DecodeRequest(body)
@@ -66,6 +68,25 @@ func (s *Server) publish(c *gin.Context) {
 		resp.Code, resp.ErrorMessage = pf.Code, pf.Message
 	}
 	resp.Padding = publish.Padding()
+	c.JSON(http.StatusOK, resp)
+	s.recent.record(time.Since(start))
+}
+
+// chaff answers a decoy upload like a real one: same status, a body of the
+// same shape and size (random padding), after as long as a recent real
+// upload took; it stores nothing.
+func (s *Server) chaff(c *gin.Context, start time.Time, body []byte) {
+	t := time.NewTimer(time.Until(start.Add(s.recent.sample())))
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-c.Request.Context().Done():
+		return
+	}
+	resp := publish.Response{Padding: publish.Padding()}
+	if req, err := publish.DecodeRequest(body); err == nil {
+		resp.InsertedExposures = len(req.Keys)
+	}
 	c.JSON(http.StatusOK, resp)
 }
 

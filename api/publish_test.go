@@ -133,15 +133,23 @@ func TestPublishBadInput(t *testing.T) {
 func TestPublishChaffAndRepeat(t *testing.T) {
 	ts := newTestServer(t, func() time.Time { return time.Unix(1795867700, 0) })
 	registerGoldenAuthority(t, ts)
+	const realLatency = 300 * time.Millisecond
+	ts.srv.recent.record(realLatency)
+	start := time.Now()
 	w := ts.do(http.MethodPost, "/v1/publish", goldenBody(t), map[string]string{"Content-Type": "application/json", "X-Chaff": "1"})
-	if w.Code != http.StatusOK || ts.node.FSM().NumKeys() != 0 {
-		t.Fatalf("chaff: %d, %d keys stored", w.Code, ts.node.FSM().NumKeys())
+	took := time.Since(start)
+	resp := decode[publish.Response](t, w)
+	if w.Code != http.StatusOK || resp.InsertedExposures != 14 || len(resp.Padding) < 1024 || ts.node.FSM().NumKeys() != 0 {
+		t.Fatalf("chaff: %d %+v, %d keys stored", w.Code, resp.InsertedExposures, ts.node.FSM().NumKeys())
+	}
+	if took < realLatency {
+		t.Fatalf("chaff answered after %v, sooner than the real upload it imitates (%v)", took, realLatency)
 	}
 	if w := ts.do(http.MethodPost, "/v1/publish", goldenBody(t), jsonCT); w.Code != http.StatusOK {
 		t.Fatalf("first publish: %d %s", w.Code, w.Body)
 	}
 	w = ts.do(http.MethodPost, "/v1/publish", goldenBody(t), jsonCT)
-	resp := decode[publish.Response](t, w)
+	resp = decode[publish.Response](t, w)
 	if w.Code != http.StatusBadRequest || resp.Code != publish.CodeMissingRevisionToken {
 		t.Fatalf("repeat: %d %+v", w.Code, resp)
 	}

@@ -46,6 +46,7 @@ type Server struct {
 	catalog      *feed.Catalog
 	codeKey      []byte
 	codeFailures *ipLimiter
+	recent       latencies
 	http         *http.Server
 }
 
