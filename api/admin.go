@@ -109,6 +109,16 @@ func (s *Server) seal(c *gin.Context) {
 	c.JSON(http.StatusOK, res)
 }
 
+// expire applies retention now instead of at the next tick.
+func (s *Server) expire(c *gin.Context) {
+	res, err := s.node.ExpireNow(c.Request.Context())
+	if err != nil {
+		failErr(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, res)
+}
+
 func (s *Server) forwardedApply(c *gin.Context) {
 	body, err := io.ReadAll(c.Request.Body)
 	if err != nil {

@@ -143,6 +143,7 @@ func (s *Server) routes() (http.Handler, error) {
 	admin.DELETE("/v1/admin/authorities/:issuer", s.removeAuthority)
 	admin.POST("/v1/admin/snapshot", s.snapshot)
 	admin.POST("/v1/admin/seal", s.seal)
+	admin.POST("/v1/admin/expire", s.expire)
 	admin.GET("/v1/admin/keys", s.readView, s.keys)
 	admin.GET("/v1/admin/submissions", s.readView, s.listSubmissions)
 	admin.GET("/v1/admin/revocations", s.readView, s.listRevocations)

@@ -242,23 +242,39 @@ func TestRollbackReachesEveryNode(t *testing.T) {
 	}
 }
 
-// Retention removes old batches and their keys from every node.
+// Retention removes old batches and their keys from every node. Seal and
+// expiry are driven by hand (admin API) so that the key is published before
+// retention removes it with its batch.
 func TestRetentionRemovesOldKeys(t *testing.T) {
-	c, _ := keyServiceCluster(t, "--retention", "3s")
-	if _, err := c.upload(c.node("n1").url()); err != nil {
+	dir := t.TempDir()
+	_, flags := exportKey(t, dir)
+	c := newCluster(t, append(flags, "--seal-interval", "1h", "--retention", "3s")...)
+	c.form(3)
+	acked := &ackSet{}
+	keys, err := c.upload(c.node("n1").url())
+	if err != nil {
 		t.Fatal(err)
 	}
-	c.waitFor("a batch", 30*time.Second, func() bool {
-		_, b, _ := c.get("n2", "/v1/exports/batches.txt")
-		return len(b) > 0
-	})
+	acked.add(keys)
+	c.waitHasAll(acked, 10*time.Second, c.ids(3)...)
+	c.adminPost("n2", "/v1/admin/seal")
 	for _, id := range c.ids(3) {
-		c.waitFor(id+" to drop the expired keys and batches", 30*time.Second, func() bool {
-			keys, err := c.keysOn(id)
+		c.waitFor(id+" to list the batch", 10*time.Second, func() bool {
 			_, b, _ := c.get(id, "/v1/exports/batches.txt")
-			return err == nil && len(keys) == 0 && len(b) == 0
+			return len(b) > 0
 		})
 	}
+	c.waitFor("retention to remove the batch and its keys everywhere", 30*time.Second, func() bool {
+		c.adminPost("n3", "/v1/admin/expire")
+		for _, id := range c.ids(3) {
+			keys, err := c.keysOn(id)
+			_, b, _ := c.get(id, "/v1/exports/batches.txt")
+			if err != nil || len(keys) != 0 || len(b) != 0 {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // The per-client rate limit answers 429 with Retry-After.
