@@ -35,6 +35,10 @@ cluster-test: build
 ## bench: micro-benchmarks and the 3-node load run (figures for the notes).
 bench: build
 	$(GO) test -run XXX -bench . -benchmem -benchtime 3x ./fsm/
+	$(GO) test -run XXX -bench . -benchmem -benchtime 3x ./feed/
+	@if ! { command -v nginx || test -x /usr/sbin/nginx; } >/dev/null 2>&1 || ! command -v wrk >/dev/null 2>&1; then \
+		(apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y nginx wrk) || \
+		echo "could not install nginx and wrk: BenchmarkDownloadVsNginx will skip"; fi
 	$(GO) test -run XXX -bench . -benchtime 1x -timeout 30m -v ./cluster-test/
 
 ## generate: regenerate protobuf code (needs protoc and protoc-gen-go).

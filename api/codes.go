@@ -170,17 +170,33 @@ func (r CodeRequest) grant() (publish.CodeGrant, error) {
 	return g, nil
 }
 
-// codeGrant finds the code in the local state. A code issued through
-// another node may still be on its way here; wait a moment for it.
-func (s *Server) codeGrant(ctx context.Context, lookup uint32) (publish.CodeGrant, bool) {
+// codeGrant finds a usable code in the local state (the state machine
+// checks again when it consumes the code). A code issued through another
+// node may still be on its way here; wait a moment for it.
+func (s *Server) codeGrant(ctx context.Context, code publish.Code) (publish.CodeGrant, error) {
 	deadline := time.Now().Add(2 * time.Second)
 	for {
-		if code, ok := s.node.FSM().Code(lookup); ok {
-			return publish.CodeGrant{ReportType: code.GetReportType(), SymptomOnsetInterval: uint32(code.GetSymptomOnsetInterval())}, true
+		if stored, ok := s.node.FSM().Code(code.Lookup); ok {
+			hash := code.Hash(s.codeKey)
+			switch {
+			case stored.GetUsedUnix() != 0:
+				return publish.CodeGrant{}, errors.New("one-time code already used")
+			case stored.GetFailures() >= fsm.MaxCodeFailures:
+				return publish.CodeGrant{}, errors.New("one-time code locked after too many wrong attempts")
+			case s.cfg.Now().Unix() >= stored.GetExpiresUnix():
+				return publish.CodeGrant{}, errors.New("one-time code expired")
+			case subtle.ConstantTimeCompare(hash[:], stored.GetHash()) != 1:
+				return publish.CodeGrant{}, errWrongCode
+			}
+			return publish.CodeGrant{ReportType: stored.GetReportType(), SymptomOnsetInterval: uint32(stored.GetSymptomOnsetInterval())}, nil
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			return publish.CodeGrant{}, false
+			return publish.CodeGrant{}, errors.New("unknown one-time code")
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// errWrongCode: the code's lookup exists but the rest does not match. The
+// attempt still goes to the state machine, which counts it on the code.
+var errWrongCode = errors.New("wrong one-time code")

@@ -44,28 +44,10 @@ func (s *Server) publish(c *gin.Context) {
 		s.publishFail(c, err)
 		return
 	}
-	var v *publish.Verified
-	var code *publish.Code
-	if publish.IsCode(req.VerificationPayload) {
-		v, code, err = s.verifyCode(c, req)
-	} else {
-		v, err = publish.Validate(req, s.node.FSM(), s.cfg.Now())
-	}
+	resp, err := s.upload(c, req)
 	if err != nil {
 		s.publishFail(c, err)
 		return
-	}
-	resp := publish.Response{Warnings: v.Warnings}
-	if !v.StoreNothing && len(v.Keys) > 0 {
-		inserted, err := s.commit(c, v, code)
-		if err != nil {
-			s.publishFail(c, err)
-			return
-		}
-		resp.InsertedExposures = inserted
-	}
-	if pf := v.PartialFailure(); pf != nil {
-		resp.Code, resp.ErrorMessage = pf.Code, pf.Message
 	}
 	resp.Padding = publish.Padding()
 	c.JSON(http.StatusOK, resp)
@@ -90,42 +72,86 @@ func (s *Server) chaff(c *gin.Context, start time.Time, body []byte) {
 	c.JSON(http.StatusOK, resp)
 }
 
+// upload authorizes and checks one upload, then stores its new keys and
+// revisions in one raft command.
+func (s *Server) upload(c *gin.Context, req *publish.Request) (publish.Response, error) {
+	var v *publish.Verified
+	var code *publish.Code
+	var err error
+	if publish.IsCode(req.VerificationPayload) {
+		v, code, err = s.verifyCode(c, req)
+		if errors.Is(err, errWrongCode) {
+			return publish.Response{}, s.countWrongCode(c, code)
+		}
+	} else {
+		v, err = publish.Validate(req, s.node.FSM(), s.cfg.Now())
+	}
+	if err != nil {
+		return publish.Response{}, err
+	}
+	plan, err := s.planRevisions(req, v)
+	if err != nil {
+		return publish.Response{}, err
+	}
+	resp := publish.Response{Warnings: v.Warnings}
+	if len(plan.newKeys)+len(plan.revisions) > 0 {
+		if resp.InsertedExposures, err = s.commit(c, v, code, plan); err != nil {
+			return publish.Response{}, err
+		}
+	}
+	if resp.RevisionToken, err = plan.token(s.revisionKey); err != nil {
+		return publish.Response{}, err
+	}
+	if pf := v.PartialFailure(); pf != nil {
+		resp.Code, resp.ErrorMessage = pf.Code, pf.Message
+	}
+	return resp, nil
+}
+
 // commit stores the verified keys through raft; it returns only after the
 // commit, so an acknowledged key survives while a majority lives.
-func (s *Server) commit(c *gin.Context, v *publish.Verified, code *publish.Code) (int, error) {
+func (s *Server) commit(c *gin.Context, v *publish.Verified, code *publish.Code, plan uploadPlan) (int, error) {
 	id := make([]byte, 16)
 	if _, err := rand.Read(id); err != nil {
 		return 0, &publish.Error{Status: http.StatusInternalServerError, Code: publish.CodeInternalError, Message: "random: " + err.Error()}
 	}
 	cmd := &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_PUBLISH, Publish: &fsmpb.Publish{
 		SubmissionId: id, AppId: v.AppID, Issuer: v.Issuer, CertificateDigest: v.CertificateDigest[:],
-		Traveler: v.Traveler, Keys: v.Keys,
+		Traveler: v.Traveler, Keys: plan.newKeys, Revisions: plan.revisions,
 	}}
 	if code != nil {
 		hash := code.Hash(s.codeKey)
 		cmd.Publish.CodeLookup, cmd.Publish.CodeHash, cmd.Publish.CertificateDigest = code.Lookup, hash[:], nil
 	}
 	val, err := s.node.Apply(c.Request.Context(), cmd)
+	if err != nil {
+		return 0, s.commitError(c, err)
+	}
+	res, _ := val.(fsm.PublishResult)
+	return res.Inserted, nil
+}
+
+// commitError turns the state machine's or raft's answer to an upload into
+// the GAEN error apps expect.
+func (s *Server) commitError(c *gin.Context, err error) error {
 	var refused *fsm.Error
 	switch {
 	case errors.As(err, &refused) && isCodeRefusal(refused.Code):
 		if refused.Code == fsm.CodeBadCode {
 			s.codeFailures.reserve(c.ClientIP())
 		}
-		return 0, &publish.Error{Status: http.StatusUnauthorized, Code: publish.CodeVerificationCertificateInvalid,
+		return &publish.Error{Status: http.StatusUnauthorized, Code: publish.CodeVerificationCertificateInvalid,
 			Message: "one-time code refused: " + refused.Message}
-	case errors.As(err, &refused) && refused.Code == fsm.CodeKeyExists:
-		return 0, &publish.Error{Status: http.StatusBadRequest, Code: publish.CodeMissingRevisionToken,
-			Message: "a key of this upload is already stored; revising it needs the revision token"}
+	case errors.As(err, &refused) && revisionCode(refused.Code) != "":
+		return &publish.Error{Status: http.StatusBadRequest, Code: revisionCode(refused.Code), Message: refused.Message}
 	case errors.Is(err, node.ErrNoLeader):
-		return 0, &publish.Error{Status: http.StatusServiceUnavailable, Code: publish.CodeInternalError,
+		return &publish.Error{Status: http.StatusServiceUnavailable, Code: publish.CodeInternalError,
 			Message: "no leader available, retry: " + err.Error()}
 	case err != nil:
 		s.cfg.Logger.Error("publish commit failed", "err", err)
-		return 0, &publish.Error{Status: http.StatusInternalServerError, Code: publish.CodeInternalError, Message: "commit failed"}
+		return &publish.Error{Status: http.StatusInternalServerError, Code: publish.CodeInternalError, Message: "commit failed"}
 	}
-	res, _ := val.(fsm.PublishResult)
-	return res.Inserted, nil
+	return nil
 }
 
 func (s *Server) publishFail(c *gin.Context, err error) {
@@ -158,12 +184,35 @@ func (s *Server) verifyCode(c *gin.Context, req *publish.Request) (*publish.Veri
 			Message: "too many wrong one-time codes from this client; try later"}
 	}
 	code, _ := publish.ParseCode(req.VerificationPayload)
-	grant, ok := s.codeGrant(c.Request.Context(), code.Lookup)
-	if !ok {
+	grant, err := s.codeGrant(c.Request.Context(), code)
+	if errors.Is(err, errWrongCode) {
+		return nil, &code, err // counted on the code by the state machine
+	}
+	if err != nil {
 		s.codeFailures.reserve(ip)
 		return nil, nil, &publish.Error{Status: http.StatusUnauthorized, Code: publish.CodeVerificationCertificateInvalid,
-			Message: "unknown one-time code"}
+			Message: err.Error()}
 	}
 	v, err := publish.ValidateWithCode(req, grant, s.cfg.Now())
 	return v, &code, err
+}
+
+// countWrongCode sends a wrong code to the state machine, which counts the
+// failure on the code it names (and locks it at the limit).
+func (s *Server) countWrongCode(c *gin.Context, code *publish.Code) error {
+	hash := code.Hash(s.codeKey)
+	id := make([]byte, 16)
+	if _, err := rand.Read(id); err != nil {
+		return err
+	}
+	_, err := s.node.Apply(c.Request.Context(), &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_PUBLISH, Publish: &fsmpb.Publish{
+		SubmissionId: id, CodeLookup: code.Lookup, CodeHash: hash[:], // no keys: never stores
+	}})
+	var refused *fsm.Error
+	if errors.As(err, &refused) && refused.Code == fsm.CodeInvalidCommand {
+		// The code matched after all (re-issued since this node last saw
+		// it): nothing was counted or consumed; the app may retry.
+		return &publish.Error{Status: http.StatusServiceUnavailable, Code: publish.CodeInternalError, Message: "one-time code changed meanwhile; retry"}
+	}
+	return s.commitError(c, err)
 }

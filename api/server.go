@@ -18,6 +18,7 @@ import (
 
 	"github.com/covid-backend/covid-backend/feed"
 	"github.com/covid-backend/covid-backend/node"
+	"github.com/covid-backend/covid-backend/publish"
 )
 
 // Config configures the HTTP layer.
@@ -45,6 +46,7 @@ type Server struct {
 	node         *node.Node
 	catalog      *feed.Catalog
 	codeKey      []byte
+	revisionKey  []byte
 	codeFailures *ipLimiter
 	recent       latencies
 	http         *http.Server
@@ -63,6 +65,7 @@ func New(cfg Config, n *node.Node) (*Server, error) {
 	}
 	cfg.Feed.Root = "v1/exports"
 	s := &Server{cfg: cfg, node: n, catalog: feed.NewCatalog(cfg.Feed, n.FSM()), codeKey: codeKey(cfg.AdminToken),
+		revisionKey:  publish.RevisionTokenKey(cfg.AdminToken),
 		codeFailures: newIPLimiter(cfg.Limits.CodeFailuresPerHour/3600, cfg.Limits.CodeFailureBurst, cfg.Now)}
 	h, err := s.routes()
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -79,15 +80,37 @@ func (p *proc) url() string { return "http://" + p.ip + ":8080" }
 var subnets = struct {
 	sync.Mutex
 	next int
-}{next: 10}
+}{next: 10 + os.Getpid()%100}
+
+// freeSubnet picks the next 127.0.S.0/24 whose first node's ports are
+// free, so that concurrent test processes do not collide.
+func freeSubnet(t testing.TB) int {
+	subnets.Lock()
+	defer subnets.Unlock()
+	for range 200 {
+		s := subnets.next
+		subnets.next = 10 + (subnets.next-9)%240
+		free := true
+		for _, port := range []string{":8080", ":7000"} {
+			l, err := net.Listen("tcp", fmt.Sprintf("127.0.%d.1", s)+port)
+			if err != nil {
+				free = false
+				break
+			}
+			l.Close()
+		}
+		if free {
+			return s
+		}
+	}
+	t.Fatal("no free loopback subnet")
+	return 0
+}
 
 // newCluster prepares a region; extra flags go to every node.
 func newCluster(t testing.TB, extra ...string) *cluster {
 	t.Helper()
-	subnets.Lock()
-	subnet := subnets.next
-	subnets.next++
-	subnets.Unlock()
+	subnet := freeSubnet(t)
 	dir := t.TempDir()
 	c := &cluster{
 		t: t, dir: dir, subnet: subnet, tokenFile: filepath.Join(dir, "admin-token"),

@@ -120,7 +120,7 @@ func BenchmarkSealAndSign100k(b *testing.B) {
 	seal := sealLog(b, 1, benchNow)
 	cfg := benchConfig(b)
 	var sealTime, fileTime time.Duration
-	var size int
+	var last *feed.File
 	for range b.N {
 		b.StopTimer()
 		f := fsm.New()
@@ -153,15 +153,22 @@ func BenchmarkSealAndSign100k(b *testing.B) {
 		}
 		sealTime += t1.Sub(t0)
 		fileTime += t2.Sub(t1)
-		size = len(file.Data)
+		last = file
 		b.StartTimer()
 	}
 	b.StopTimer()
+	d, err := export.Decode(last.Data)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := d.Verify(&cfg.SigningKeys[0].Private.PublicKey, "bench", "v1"); err != nil || len(d.File.Keys) != nKeys {
+		b.Fatalf("export file: %d keys, verify: %v", len(d.File.Keys), err)
+	}
 	n := float64(b.N)
 	b.ReportMetric((sealTime+fileTime).Seconds()*1000/n, "ms")
 	b.ReportMetric(sealTime.Seconds()*1000/n, "seal-ms")
 	b.ReportMetric(fileTime.Seconds()*1000/n, "file-ms")
-	b.ReportMetric(float64(size), "file-bytes")
+	b.ReportMetric(float64(len(last.Data)), "file-bytes")
 }
 
 // million is a state of 1,000,000 sealed keys in 10 batches of 100,000,

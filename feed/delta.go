@@ -46,10 +46,7 @@ func (c *Catalog) Delta(cur Cursor, asJSON bool) (*File, Cursor, error) {
 
 func (c *Catalog) buildDelta(batches []fsm.BatchInfo, cur Cursor, full, asJSON bool) (*File, error) {
 	msg := &feedpb.KeyFeed{Region: c.cfg.Region, Since: cur.Since, Until: cur.Until, Full: full}
-	var removed map[fsm.TEK]bool
-	if full {
-		removed = map[fsm.TEK]bool{}
-	}
+	set := newKeySet()
 	for _, b := range batches {
 		if b.Seq > cur.Until || b.Seq <= cur.Since {
 			continue
@@ -59,18 +56,23 @@ func (c *Catalog) buildDelta(batches []fsm.BatchInfo, cur Cursor, full, asJSON b
 			return nil, fmt.Errorf("batch %d vanished while building the delta", b.Seq)
 		}
 		for _, k := range keys {
-			msg.Added = append(msg.Added, feedKey(k))
+			set.put(k)
 		}
 		for _, k := range revised {
-			if full {
-				removed[k.Data] = true
+			// A revoked key is a removal; a revised one is published again
+			// with its new report type.
+			if k.ReportType == fsm.ReportTypeRevoked {
+				if !set.drop(k.Data) || !full {
+					msg.Removed = append(msg.Removed, feedKey(k))
+				}
 			} else {
-				msg.Removed = append(msg.Removed, feedKey(k))
+				set.put(k)
 			}
 		}
 	}
+	msg.Added = set.list()
 	if full {
-		msg.Added = slices.DeleteFunc(msg.Added, func(k *feedpb.Key) bool { return removed[fsm.TEK(k.GetKeyData())] })
+		msg.Removed = nil // a full answer is the current set: nothing to remove
 	}
 	var data []byte
 	var err error
@@ -83,6 +85,37 @@ func (c *Catalog) buildDelta(batches []fsm.BatchInfo, cur Cursor, full, asJSON b
 		return nil, fmt.Errorf("encode delta: %w", err)
 	}
 	return newFile(data), nil
+}
+
+// keySet keeps keys in the order first seen, the latest version of each.
+type keySet struct {
+	keys []*feedpb.Key
+	pos  map[fsm.TEK]int
+}
+
+func newKeySet() *keySet { return &keySet{pos: map[fsm.TEK]int{}} }
+
+func (s *keySet) put(k fsm.Key) {
+	if i, ok := s.pos[k.Data]; ok && s.keys[i] != nil {
+		s.keys[i] = feedKey(k)
+		return
+	}
+	s.pos[k.Data] = len(s.keys)
+	s.keys = append(s.keys, feedKey(k))
+}
+
+// drop removes a key; it reports whether the key was in the set.
+func (s *keySet) drop(data fsm.TEK) bool {
+	i, ok := s.pos[data]
+	if !ok || s.keys[i] == nil {
+		return false
+	}
+	s.keys[i] = nil
+	return true
+}
+
+func (s *keySet) list() []*feedpb.Key {
+	return slices.DeleteFunc(s.keys, func(k *feedpb.Key) bool { return k == nil })
 }
 
 func feedKey(k fsm.Key) *feedpb.Key {

@@ -186,7 +186,28 @@ func TestDelta(t *testing.T) {
 	if inc.GetFull() || len(inc.GetAdded()) != 1 || len(inc.GetRemoved()) != 1 || !bytes.Equal(inc.GetRemoved()[0].GetKeyData(), revoked[:]) {
 		t.Fatalf("since 1: %v", inc)
 	}
-	for _, bad := range []Cursor{{Since: 3, HasSince: true}, {Until: 9}, {Since: 2, Until: 1, HasSince: true}} {
+	// A revision (not a revocation) publishes the key again with its new
+	// report type: an update in both full and incremental answers.
+	upgraded := key(2)
+	upgraded.ReportType = 2
+	src.add(3, day0+1200, day0+1800, nil, upgraded)
+	c = NewCatalog(Config{Region: "r"}, src)
+	f, _, _ = c.Delta(Cursor{}, false)
+	full = decode(f)
+	var got int32 = -1
+	for _, k := range full.GetAdded() {
+		if bytes.Equal(k.GetKeyData(), upgraded.Data[:]) {
+			got = k.GetReportType()
+		}
+	}
+	if len(full.GetAdded()) != 2 || got != 2 {
+		t.Fatalf("full after revision: %d keys, revised key type %d", len(full.GetAdded()), got)
+	}
+	f, _, _ = c.Delta(Cursor{Since: 2, HasSince: true}, false)
+	if inc := decode(f); len(inc.GetAdded()) != 1 || inc.GetAdded()[0].GetReportType() != 2 || len(inc.GetRemoved()) != 0 {
+		t.Fatalf("since 2: %v", inc)
+	}
+	for _, bad := range []Cursor{{Since: 4, HasSince: true}, {Until: 9}, {Since: 2, Until: 1, HasSince: true}} {
 		if _, _, err := c.Delta(bad, false); !errors.Is(err, ErrFutureCursor) {
 			t.Fatalf("%+v: %v", bad, err)
 		}

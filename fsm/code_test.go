@@ -105,6 +105,19 @@ func TestCodeLocksAfterFailures(t *testing.T) {
 	if code := codeOf(applyCmd(t, f, codePublish(9, now, 7, codeHash(1), pkey(1))).Err); code != fsm.CodeCodeLocked {
 		t.Fatalf("right code after lock: %q", code)
 	}
+	// A code without keys only reports a wrong attempt; a right one is
+	// neither counted nor used.
+	mustApply(t, f, issueCode(now+1, "p1", 8, codeHash(8)))
+	probe := codePublish(20, now+2, 8, codeHash(8))
+	if code := codeOf(applyCmd(t, f, probe).Err); code != fsm.CodeInvalidCommand {
+		t.Fatalf("keyless right code: %q", code)
+	}
+	if c, _ := f.Code(8); c.GetUsedUnix() != 0 || c.GetFailures() != 0 {
+		t.Fatalf("keyless right code changed the code: %v", c)
+	}
+	if code := codeOf(applyCmd(t, f, codePublish(21, now+2, 8, codeHash(9))).Err); code != fsm.CodeBadCode {
+		t.Fatalf("keyless wrong code: %q", code)
+	}
 	// A locked lookup may be reused for a new code.
 	mustApply(t, f, issueCode(now+1, "p1", 7, codeHash(3)))
 }

@@ -23,6 +23,8 @@ const (
 	CodeCodeUsed          Code = "code_used"
 	CodeCodeExpired       Code = "code_expired"
 	CodeCodeLocked        Code = "code_locked"
+	CodeKeyAlreadyRevised Code = "key_already_revised"
+	CodeBadTransition     Code = "invalid_report_type_transition"
 )
 
 // Error is a refusal by the state machine: the command changed nothing

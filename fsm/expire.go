@@ -50,7 +50,7 @@ func applyExpire(s *state, cmd *fsmpb.Command) Response {
 	}
 	live := func(k TEK) bool { _, ok := s.keys[k]; return !ok }
 	s.pending = slices.DeleteFunc(s.pending, live)
-	s.revokedPending = slices.DeleteFunc(s.revokedPending, live)
+	s.revisedPending = slices.DeleteFunc(s.revisedPending, live)
 	for lookup, c := range s.codes {
 		if c.GetExpiresUnix() < cutoff {
 			delete(s.codes, lookup)

@@ -37,7 +37,7 @@ func applyRevoke(s *state, cmd *fsmpb.Command) Response {
 		s.keys[k] = r
 		n++
 		if r.batch != 0 {
-			s.revokedPending = append(s.revokedPending, k)
+			s.revisedPending = append(s.revisedPending, k)
 		} // an unpublished key stays in pending; the next seal drops it
 	}
 	s.revocations = append(s.revocations, &fsmpb.Revocation{

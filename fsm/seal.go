@@ -53,7 +53,7 @@ func applySeal(s *state, cmd *fsmpb.Command) Response {
 			waiting = append(waiting, k)
 		}
 	}
-	if len(eligible) == 0 && len(s.revokedPending) == 0 {
+	if len(eligible) == 0 && len(s.revisedPending) == 0 {
 		return refuse(CodeNothingToSeal, "no key has expired and none was revoked since batch %d", s.lastSeq)
 	}
 	slices.SortFunc(eligible, compareTEK)
@@ -76,17 +76,21 @@ func applySeal(s *state, cmd *fsmpb.Command) Response {
 	return Response{Value: SealResult{Seq: b.Seq, Keys: len(b.Keys), Padding: len(b.Padding), Revised: len(b.Revised)}}
 }
 
-// revised turns the revocations of published keys since the last batch
-// into revised keys with report type REVOKED, and clears them.
+// revised turns the published keys revoked or revised since the last batch
+// into revised keys with their new report type (REVOKED for a withdrawn
+// key), and clears them.
 func (s *state) revised() []Key {
-	slices.SortFunc(s.revokedPending, compareTEK)
-	out := make([]Key, 0, len(s.revokedPending))
-	for _, k := range slices.Compact(s.revokedPending) {
+	slices.SortFunc(s.revisedPending, compareTEK)
+	out := make([]Key, 0, len(s.revisedPending))
+	for _, k := range slices.Compact(s.revisedPending) {
 		key := s.keys[k].key(k)
-		key.ReportType, key.Submission, key.Batch, key.Revoked = ReportTypeRevoked, 0, 0, false
+		if key.Revoked {
+			key.ReportType = ReportTypeRevoked
+		}
+		key.Submission, key.Batch, key.Revoked, key.Revised = 0, 0, false, false
 		out = append(out, key)
 	}
-	s.revokedPending = nil
+	s.revisedPending = nil
 	return out
 }
 

@@ -31,7 +31,7 @@ type snapshot struct {
 	revocations    []*fsmpb.Revocation
 	providers      []*fsmpb.Provider
 	codes          []*fsmpb.Code
-	revokedPending []TEK
+	revisedPending []TEK
 	lastSeq        uint32
 	lastSealUnix   int64
 	nextSubmission uint32
@@ -55,7 +55,7 @@ func (s *state) capture() *snapshot {
 		revocations:    slices.Clone(s.revocations), // records are never changed
 		providers:      sortedClones(s.providers),
 		codes:          sortedCodes(s.codes),
-		revokedPending: slices.Clone(s.revokedPending),
+		revisedPending: slices.Clone(s.revisedPending),
 		lastSeq:        s.lastSeq,
 		lastSealUnix:   s.lastSealUnix,
 		nextSubmission: s.nextSubmission,
@@ -79,7 +79,7 @@ func (sn *snapshot) Release() {}
 func (sn *snapshot) write(w io.Writer) error {
 	slices.SortFunc(sn.keys, func(a, b Key) int { return bytes.Compare(a.Data[:], b.Data[:]) })
 	slices.SortFunc(sn.submissions, func(a, b Submission) int { return cmp.Compare(a.Index, b.Index) })
-	slices.SortFunc(sn.revokedPending, compareTEK)
+	slices.SortFunc(sn.revisedPending, compareTEK)
 	bw := bufio.NewWriterSize(w, 1<<20)
 	put := func(m proto.Message) error {
 		_, err := protodelim.MarshalTo(bw, m)
@@ -92,8 +92,8 @@ func (sn *snapshot) write(w io.Writer) error {
 		NextSubmission: sn.nextSubmission, Revocations: uint64(len(sn.revocations)),
 		Providers: uint64(len(sn.providers)), Codes: uint64(len(sn.codes)),
 	}
-	for _, k := range sn.revokedPending {
-		hdr.RevokedPending = append(hdr.RevokedPending, k[:])
+	for _, k := range sn.revisedPending {
+		hdr.RevisedPending = append(hdr.RevisedPending, k[:])
 	}
 	if err := put(hdr); err != nil {
 		return err
@@ -120,7 +120,7 @@ func (sn *snapshot) write(w io.Writer) error {
 	}
 	var rec fsmpb.StoredKey
 	for _, k := range sn.keys {
-		rec.Key, rec.Submission, rec.Batch, rec.Revoked = k.Proto(), k.Submission, k.Batch, k.Revoked
+		rec.Key, rec.Submission, rec.Batch, rec.Revoked, rec.Revised = k.Proto(), k.Submission, k.Batch, k.Revoked, k.Revised
 		if err := put(&rec); err != nil {
 			return err
 		}
@@ -257,7 +257,7 @@ func readKeys(s *state, n uint64, get func(proto.Message) error) error {
 			return fmt.Errorf("key %d: unknown submission %d", i, rec.GetSubmission())
 		}
 		s.live[sub.Index]++
-		k.Submission, k.Batch, k.Revoked = rec.GetSubmission(), rec.GetBatch(), rec.GetRevoked()
+		k.Submission, k.Batch, k.Revoked, k.Revised = rec.GetSubmission(), rec.GetBatch(), rec.GetRevoked(), rec.GetRevised()
 		s.keys[k.Data] = k.record()
 		if k.Batch == 0 && !k.Revoked {
 			s.pending = append(s.pending, k.Data)
@@ -335,14 +335,14 @@ func (s *state) restoreDerived(hdr *fsmpb.SnapshotHeader) error {
 			return fmt.Errorf("submission %d beyond next number %d", sub.Index, s.nextSubmission)
 		}
 	}
-	for _, k := range hdr.GetRevokedPending() {
+	for _, k := range hdr.GetRevisedPending() {
 		if len(k) != KeyLen {
 			return errors.New("revoked pending key is not 16 bytes")
 		}
-		if r, ok := s.keys[TEK(k)]; !ok || !r.revoked || r.batch == 0 {
-			return fmt.Errorf("revoked pending key %x is not a revoked published key", k[:4])
+		if r, ok := s.keys[TEK(k)]; !ok || !(r.revoked || r.revised) || r.batch == 0 {
+			return fmt.Errorf("revised pending key %x is not a revoked or revised published key", k[:4])
 		}
-		s.revokedPending = append(s.revokedPending, TEK(k))
+		s.revisedPending = append(s.revisedPending, TEK(k))
 	}
 	return nil
 }

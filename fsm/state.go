@@ -31,6 +31,8 @@ type Key struct {
 	Batch uint32
 	// Revoked is set once the key has been withdrawn.
 	Revoked bool
+	// Revised is set once the key's report type was revised by its uploader.
+	Revised bool
 }
 
 // keyRecord is the in-memory form of a key without its bytes (those are the
@@ -40,6 +42,7 @@ type keyRecord struct {
 	submission uint32
 	batch      uint32
 	revoked    bool
+	revised    bool
 	period     uint8
 	risk       uint8
 	report     uint8
@@ -78,8 +81,8 @@ type state struct {
 	codes       map[uint32]*fsmpb.Code
 	// pending lists, in arrival order, the keys not yet sealed.
 	pending []TEK
-	// revokedPending are published keys revoked since the last batch.
-	revokedPending []TEK
+	// revisedPending are published keys revoked since the last batch.
+	revisedPending []TEK
 	// revocations records every revocation with its reason.
 	revocations []*fsmpb.Revocation
 	// batches are the sealed batches, oldest first.
@@ -108,7 +111,7 @@ func (r keyRecord) key(data TEK) Key {
 		Data: data, RollingStart: r.start, RollingPeriod: int32(r.period),
 		TransmissionRisk: int32(r.risk), ReportType: int32(r.report),
 		DaysSinceOnset: int32(r.onset), HasDaysSinceOnset: r.hasOnset,
-		Submission: r.submission, Batch: r.batch, Revoked: r.revoked,
+		Submission: r.submission, Batch: r.batch, Revoked: r.revoked, Revised: r.revised,
 	}
 }
 
@@ -117,6 +120,7 @@ func (k Key) record() keyRecord {
 		start: k.RollingStart, submission: k.Submission, period: uint8(k.RollingPeriod),
 		risk: uint8(k.TransmissionRisk), report: uint8(k.ReportType),
 		onset: int8(k.DaysSinceOnset), hasOnset: k.HasDaysSinceOnset, batch: k.Batch, revoked: k.Revoked,
+		revised: k.Revised,
 	}
 }
 

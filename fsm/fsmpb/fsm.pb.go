@@ -970,8 +970,13 @@ type Publish struct {
 	Keys              []*Key                 `protobuf:"bytes,6,rep,name=keys,proto3" json:"keys,omitempty"`
 	// A code upload names the code by lookup and keyed hash instead of a
 	// certificate; checking and consuming it is part of this command.
-	CodeLookup    uint32 `protobuf:"varint,7,opt,name=code_lookup,json=codeLookup,proto3" json:"code_lookup,omitempty"`
-	CodeHash      []byte `protobuf:"bytes,8,opt,name=code_hash,json=codeHash,proto3" json:"code_hash,omitempty"`
+	CodeLookup uint32 `protobuf:"varint,7,opt,name=code_lookup,json=codeLookup,proto3" json:"code_lookup,omitempty"`
+	CodeHash   []byte `protobuf:"bytes,8,opt,name=code_hash,json=codeHash,proto3" json:"code_hash,omitempty"`
+	// revisions change the report type of keys stored before (GAEN revision
+	// tokens; the token was checked before proposing). Allowed: likely to
+	// confirmed or negative, user-report to confirmed, likely or negative;
+	// once per key.
+	Revisions     []*Key `protobuf:"bytes,9,rep,name=revisions,proto3" json:"revisions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1058,6 +1063,13 @@ func (x *Publish) GetCodeLookup() uint32 {
 func (x *Publish) GetCodeHash() []byte {
 	if x != nil {
 		return x.CodeHash
+	}
+	return nil
+}
+
+func (x *Publish) GetRevisions() []*Key {
+	if x != nil {
+		return x.Revisions
 	}
 	return nil
 }
@@ -1497,8 +1509,9 @@ type SnapshotHeader struct {
 	// snapshots written before submissions expired: then a submission's
 	// number is its position).
 	NextSubmission uint32 `protobuf:"varint,9,opt,name=next_submission,json=nextSubmission,proto3" json:"next_submission,omitempty"`
-	// revoked_pending are published keys revoked since the last batch.
-	RevokedPending [][]byte `protobuf:"bytes,10,rep,name=revoked_pending,json=revokedPending,proto3" json:"revoked_pending,omitempty"`
+	// revised_pending are published keys revoked or revised since the last
+	// batch.
+	RevisedPending [][]byte `protobuf:"bytes,10,rep,name=revised_pending,json=revisedPending,proto3" json:"revised_pending,omitempty"`
 	Revocations    uint64   `protobuf:"varint,11,opt,name=revocations,proto3" json:"revocations,omitempty"`
 	Providers      uint64   `protobuf:"varint,12,opt,name=providers,proto3" json:"providers,omitempty"`
 	Codes          uint64   `protobuf:"varint,13,opt,name=codes,proto3" json:"codes,omitempty"`
@@ -1599,9 +1612,9 @@ func (x *SnapshotHeader) GetNextSubmission() uint32 {
 	return 0
 }
 
-func (x *SnapshotHeader) GetRevokedPending() [][]byte {
+func (x *SnapshotHeader) GetRevisedPending() [][]byte {
 	if x != nil {
-		return x.RevokedPending
+		return x.RevisedPending
 	}
 	return nil
 }
@@ -1635,8 +1648,10 @@ type StoredKey struct {
 	Submission uint32                 `protobuf:"varint,2,opt,name=submission,proto3" json:"submission,omitempty"`
 	// batch is the sequence number of the batch that published the key; 0
 	// while it waits for sealing.
-	Batch         uint32 `protobuf:"varint,3,opt,name=batch,proto3" json:"batch,omitempty"`
-	Revoked       bool   `protobuf:"varint,4,opt,name=revoked,proto3" json:"revoked,omitempty"`
+	Batch   uint32 `protobuf:"varint,3,opt,name=batch,proto3" json:"batch,omitempty"`
+	Revoked bool   `protobuf:"varint,4,opt,name=revoked,proto3" json:"revoked,omitempty"`
+	// revised is set once the key's report type was revised.
+	Revised       bool `protobuf:"varint,5,opt,name=revised,proto3" json:"revised,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1695,6 +1710,13 @@ func (x *StoredKey) GetBatch() uint32 {
 func (x *StoredKey) GetRevoked() bool {
 	if x != nil {
 		return x.Revoked
+	}
+	return false
+}
+
+func (x *StoredKey) GetRevised() bool {
+	if x != nil {
+		return x.Revised
 	}
 	return false
 }
@@ -1785,7 +1807,7 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\vreport_type\x18\x05 \x01(\x05R\n" +
 	"reportType\x12/\n" +
 	"\x14has_days_since_onset\x18\x06 \x01(\bR\x11hasDaysSinceOnset\x12(\n" +
-	"\x10days_since_onset\x18\a \x01(\x11R\x0edaysSinceOnset\"\x8d\x02\n" +
+	"\x10days_since_onset\x18\a \x01(\x11R\x0edaysSinceOnset\"\xbe\x02\n" +
 	"\aPublish\x12#\n" +
 	"\rsubmission_id\x18\x01 \x01(\fR\fsubmissionId\x12\x15\n" +
 	"\x06app_id\x18\x02 \x01(\tR\x05appId\x12\x16\n" +
@@ -1795,7 +1817,8 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x04keys\x18\x06 \x03(\v2\x11.covid.fsm.v1.KeyR\x04keys\x12\x1f\n" +
 	"\vcode_lookup\x18\a \x01(\rR\n" +
 	"codeLookup\x12\x1b\n" +
-	"\tcode_hash\x18\b \x01(\fR\bcodeHash\"\x9c\x01\n" +
+	"\tcode_hash\x18\b \x01(\fR\bcodeHash\x12/\n" +
+	"\trevisions\x18\t \x03(\v2\x11.covid.fsm.v1.KeyR\trevisions\"\x9c\x01\n" +
 	"\fAuthorityKey\x12\x10\n" +
 	"\x03kid\x18\x01 \x01(\tR\x03kid\x12$\n" +
 	"\x0epublic_key_der\x18\x02 \x01(\fR\fpublicKeyDer\x12&\n" +
@@ -1839,18 +1862,19 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x0elast_batch_seq\x18\a \x01(\rR\flastBatchSeq\x12$\n" +
 	"\x0elast_seal_unix\x18\b \x01(\x03R\flastSealUnix\x12'\n" +
 	"\x0fnext_submission\x18\t \x01(\rR\x0enextSubmission\x12'\n" +
-	"\x0frevoked_pending\x18\n" +
-	" \x03(\fR\x0erevokedPending\x12 \n" +
+	"\x0frevised_pending\x18\n" +
+	" \x03(\fR\x0erevisedPending\x12 \n" +
 	"\vrevocations\x18\v \x01(\x04R\vrevocations\x12\x1c\n" +
 	"\tproviders\x18\f \x01(\x04R\tproviders\x12\x14\n" +
-	"\x05codes\x18\r \x01(\x04R\x05codes\"\x80\x01\n" +
+	"\x05codes\x18\r \x01(\x04R\x05codes\"\x9a\x01\n" +
 	"\tStoredKey\x12#\n" +
 	"\x03key\x18\x01 \x01(\v2\x11.covid.fsm.v1.KeyR\x03key\x12\x1e\n" +
 	"\n" +
 	"submission\x18\x02 \x01(\rR\n" +
 	"submission\x12\x14\n" +
 	"\x05batch\x18\x03 \x01(\rR\x05batch\x12\x18\n" +
-	"\arevoked\x18\x04 \x01(\bR\arevoked*\xe8\x02\n" +
+	"\arevoked\x18\x04 \x01(\bR\arevoked\x12\x18\n" +
+	"\arevised\x18\x05 \x01(\bR\arevised*\xe8\x02\n" +
 	"\vCommandType\x12\x1c\n" +
 	"\x18COMMAND_TYPE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14COMMAND_TYPE_PUBLISH\x10\x01\x12\x1e\n" +
@@ -1918,13 +1942,14 @@ var file_fsm_fsmpb_fsm_proto_depIdxs = []int32{
 	10, // 12: covid.fsm.v1.Batch.padding:type_name -> covid.fsm.v1.Key
 	10, // 13: covid.fsm.v1.Batch.revised:type_name -> covid.fsm.v1.Key
 	10, // 14: covid.fsm.v1.Publish.keys:type_name -> covid.fsm.v1.Key
-	12, // 15: covid.fsm.v1.Authority.keys:type_name -> covid.fsm.v1.AuthorityKey
-	10, // 16: covid.fsm.v1.StoredKey.key:type_name -> covid.fsm.v1.Key
-	17, // [17:17] is the sub-list for method output_type
-	17, // [17:17] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	10, // 15: covid.fsm.v1.Publish.revisions:type_name -> covid.fsm.v1.Key
+	12, // 16: covid.fsm.v1.Authority.keys:type_name -> covid.fsm.v1.AuthorityKey
+	10, // 17: covid.fsm.v1.StoredKey.key:type_name -> covid.fsm.v1.Key
+	18, // [18:18] is the sub-list for method output_type
+	18, // [18:18] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_fsm_fsmpb_fsm_proto_init() }
