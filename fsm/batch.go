@@ -37,9 +37,7 @@ func (f *FSM) BatchKeys(seq uint32) (keys, revised []Key, ok bool) {
 		return nil, nil, false
 	}
 	keys = make([]Key, 0, len(b.Keys)+len(b.Padding))
-	for _, k := range b.Keys {
-		keys = append(keys, f.state.keys[k].key(k))
-	}
+	keys = append(keys, b.Keys...)
 	keys = append(keys, b.Padding...)
 	slices.SortFunc(keys, func(a, b Key) int { return compareTEK(a.Data, b.Data) })
 	return keys, slices.Clone(b.Revised), true
@@ -80,7 +78,7 @@ func (s *state) batch(seq uint32) *Batch {
 func batchProto(b *Batch) *fsmpb.Batch {
 	p := &fsmpb.Batch{Seq: b.Seq, StartUnix: b.StartUnix, EndUnix: b.EndUnix}
 	for _, k := range b.Keys {
-		p.Keys = append(p.Keys, k[:])
+		p.SealedKeys = append(p.SealedKeys, k.Proto())
 	}
 	for _, k := range b.Padding {
 		p.Padding = append(p.Padding, k.Proto())
@@ -91,25 +89,30 @@ func batchProto(b *Batch) *fsmpb.Batch {
 	return p
 }
 
-func batchFromProto(p *fsmpb.Batch) (*Batch, error) {
+// batchFromProto reads a batch; legacy lists the key bytes of a batch from
+// a snapshot that kept the fields only with the stored keys, to be filled
+// in once the keys are read.
+func batchFromProto(p *fsmpb.Batch) (b *Batch, legacy []TEK, err error) {
 	if p.GetSeq() == 0 {
-		return nil, errors.New("batch sequence 0")
+		return nil, nil, errors.New("batch sequence 0")
 	}
-	b := &Batch{Seq: p.GetSeq(), StartUnix: p.GetStartUnix(), EndUnix: p.GetEndUnix()}
+	b = &Batch{Seq: p.GetSeq(), StartUnix: p.GetStartUnix(), EndUnix: p.GetEndUnix()}
 	for _, k := range p.GetKeys() {
 		if len(k) != KeyLen {
-			return nil, errors.New("batch key is not 16 bytes")
+			return nil, nil, errors.New("batch key is not 16 bytes")
 		}
-		b.Keys = append(b.Keys, TEK(k))
+		legacy = append(legacy, TEK(k))
 	}
-	var err error
+	if b.Keys, err = keysFromProto(p.GetSealedKeys()); err != nil {
+		return nil, nil, err
+	}
 	if b.Padding, err = keysFromProto(p.GetPadding()); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if b.Revised, err = keysFromProto(p.GetRevised()); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return b, nil
+	return b, legacy, nil
 }
 
 func keysFromProto(in []*fsmpb.Key) ([]Key, error) {

@@ -46,6 +46,11 @@ func TestRevisionLikelyToConfirmed(t *testing.T) {
 	if seal.Revised != 1 || seal.Keys != 2 {
 		t.Fatalf("seal %+v: want k1 revised, k2 and k3 published", seal)
 	}
+	// Batch 1 (a published file) still shows k1 as it was published.
+	first, _, _ := f.BatchKeys(1)
+	if len(first) != 1 || first[0].ReportType != 2 {
+		t.Fatalf("batch 1 changed after the revision: %+v", first)
+	}
 	keys, revised, _ := f.BatchKeys(2)
 	if revised[0].Data != fsm.TEK(k1.KeyData) || revised[0].ReportType != 1 {
 		t.Fatalf("revised %+v", revised)

@@ -19,9 +19,9 @@ type Batch struct {
 	Seq       uint32
 	StartUnix int64
 	EndUnix   int64
-	// Keys are the accepted keys the batch published, sorted; their fields
-	// are in the key set.
-	Keys []TEK
+	// Keys are the accepted keys the batch published, as published (a later
+	// revision shows in a later batch's Revised), sorted.
+	Keys []Key
 	// Padding are random keys that hide how few keys were uploaded.
 	Padding []Key
 	// Revised are keys of earlier batches withdrawn since, with report type
@@ -60,7 +60,7 @@ func applySeal(s *state, cmd *fsmpb.Command) Response {
 	// Windows end strictly later than the previous one, so that no two
 	// batches share a file name even when sealed within one second.
 	end := max(cmd.GetTimeUnix(), s.lastSealUnix+1)
-	b := &Batch{Seq: sl.GetSeq(), StartUnix: s.batchStart(eligible, end), EndUnix: end, Keys: eligible}
+	b := &Batch{Seq: sl.GetSeq(), StartUnix: s.batchStart(eligible, end), EndUnix: end, Keys: s.published(sl.GetSeq(), eligible)}
 	if len(eligible) > 0 {
 		b.Padding = s.padding(eligible, int(sl.GetTargetKeys())-len(eligible), sl.GetPadding())
 	}
@@ -91,6 +91,16 @@ func (s *state) revised() []Key {
 		out = append(out, key)
 	}
 	s.revisedPending = nil
+	return out
+}
+
+// published copies the keys as batch seq publishes them.
+func (s *state) published(seq uint32, keys []TEK) []Key {
+	out := make([]Key, len(keys))
+	for i, k := range keys {
+		out[i] = s.keys[k].key(k)
+		out[i].Submission, out[i].Batch, out[i].Revoked, out[i].Revised = 0, seq, false, false
+	}
 	return out
 }
 

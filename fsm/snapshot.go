@@ -178,10 +178,14 @@ func readSnapshot(r io.Reader) (*state, error) {
 	if err := readSubmissions(s, &hdr, get); err != nil {
 		return nil, err
 	}
-	if err := readBatches(s, hdr.GetBatches(), get); err != nil {
+	legacy, err := readBatches(s, hdr.GetBatches(), get)
+	if err != nil {
 		return nil, err
 	}
 	if err := readKeys(s, hdr.GetKeys(), get); err != nil {
+		return nil, err
+	}
+	if err := s.fillLegacy(legacy); err != nil {
 		return nil, err
 	}
 	for range hdr.GetRevocations() {
@@ -266,21 +270,40 @@ func readKeys(s *state, n uint64, get func(proto.Message) error) error {
 	return nil
 }
 
-func readBatches(s *state, n uint64, get func(proto.Message) error) error {
+// readBatches reads the batches; for batches of older snapshots it returns
+// the key bytes whose fields are filled in from the stored keys.
+func readBatches(s *state, n uint64, get func(proto.Message) error) (map[*Batch][]TEK, error) {
 	s.batches = make([]*Batch, 0, min(n, maxPrealloc))
+	legacy := map[*Batch][]TEK{}
 	for i := range n {
 		var p fsmpb.Batch
 		if err := get(&p); err != nil {
-			return fmt.Errorf("read batch %d: %w", i, err)
+			return nil, fmt.Errorf("read batch %d: %w", i, err)
 		}
-		b, err := batchFromProto(&p)
+		b, old, err := batchFromProto(&p)
 		if err != nil {
-			return fmt.Errorf("batch %d: %w", i, err)
+			return nil, fmt.Errorf("batch %d: %w", i, err)
 		}
 		if len(s.batches) > 0 && b.Seq <= s.batches[len(s.batches)-1].Seq {
-			return fmt.Errorf("batch %d: sequence %d out of order", i, b.Seq)
+			return nil, fmt.Errorf("batch %d: sequence %d out of order", i, b.Seq)
+		}
+		if len(old) > 0 {
+			legacy[b] = old
 		}
 		s.batches = append(s.batches, b)
+	}
+	return legacy, nil
+}
+
+// fillLegacy gives batches of older snapshots copies of their keys.
+func (s *state) fillLegacy(legacy map[*Batch][]TEK) error {
+	for b, keys := range legacy {
+		for _, k := range keys {
+			if _, ok := s.keys[k]; !ok {
+				return fmt.Errorf("batch %d lists unknown key %x", b.Seq, k[:4])
+			}
+		}
+		b.Keys = s.published(b.Seq, keys)
 	}
 	return nil
 }

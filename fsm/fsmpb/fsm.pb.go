@@ -42,6 +42,9 @@ const (
 	CommandType_COMMAND_TYPE_PUT_PROVIDER     CommandType = 9
 	CommandType_COMMAND_TYPE_REVOKE_PROVIDER  CommandType = 10
 	CommandType_COMMAND_TYPE_ISSUE_CODE       CommandType = 11
+	CommandType_COMMAND_TYPE_PUT_TRUST        CommandType = 12
+	CommandType_COMMAND_TYPE_REMOVE_TRUST     CommandType = 13
+	CommandType_COMMAND_TYPE_IMPORT_BATCH     CommandType = 14
 )
 
 // Enum value maps for CommandType.
@@ -59,6 +62,9 @@ var (
 		9:  "COMMAND_TYPE_PUT_PROVIDER",
 		10: "COMMAND_TYPE_REVOKE_PROVIDER",
 		11: "COMMAND_TYPE_ISSUE_CODE",
+		12: "COMMAND_TYPE_PUT_TRUST",
+		13: "COMMAND_TYPE_REMOVE_TRUST",
+		14: "COMMAND_TYPE_IMPORT_BATCH",
 	}
 	CommandType_value = map[string]int32{
 		"COMMAND_TYPE_UNSPECIFIED":      0,
@@ -73,6 +79,9 @@ var (
 		"COMMAND_TYPE_PUT_PROVIDER":     9,
 		"COMMAND_TYPE_REVOKE_PROVIDER":  10,
 		"COMMAND_TYPE_ISSUE_CODE":       11,
+		"COMMAND_TYPE_PUT_TRUST":        12,
+		"COMMAND_TYPE_REMOVE_TRUST":     13,
+		"COMMAND_TYPE_IMPORT_BATCH":     14,
 	}
 )
 
@@ -121,6 +130,9 @@ type Command struct {
 	PutProvider     *Provider              `protobuf:"bytes,18,opt,name=put_provider,json=putProvider,proto3" json:"put_provider,omitempty"`
 	RevokeProvider  *RevokeProvider        `protobuf:"bytes,19,opt,name=revoke_provider,json=revokeProvider,proto3" json:"revoke_provider,omitempty"`
 	IssueCode       *Code                  `protobuf:"bytes,20,opt,name=issue_code,json=issueCode,proto3" json:"issue_code,omitempty"`
+	PutTrust        *TrustedRegion         `protobuf:"bytes,21,opt,name=put_trust,json=putTrust,proto3" json:"put_trust,omitempty"`
+	RemoveTrust     *RemoveTrust           `protobuf:"bytes,22,opt,name=remove_trust,json=removeTrust,proto3" json:"remove_trust,omitempty"`
+	ImportBatch     *ImportBatch           `protobuf:"bytes,23,opt,name=import_batch,json=importBatch,proto3" json:"import_batch,omitempty"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
@@ -253,6 +265,420 @@ func (x *Command) GetIssueCode() *Code {
 	return nil
 }
 
+func (x *Command) GetPutTrust() *TrustedRegion {
+	if x != nil {
+		return x.PutTrust
+	}
+	return nil
+}
+
+func (x *Command) GetRemoveTrust() *RemoveTrust {
+	if x != nil {
+		return x.RemoveTrust
+	}
+	return nil
+}
+
+func (x *Command) GetImportBatch() *ImportBatch {
+	if x != nil {
+		return x.ImportBatch
+	}
+	return nil
+}
+
+// TrustKey is one federation public key of a region (Ed25519, PKIX DER).
+type TrustKey struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	PublicKeyDer  []byte                 `protobuf:"bytes,2,opt,name=public_key_der,json=publicKeyDer,proto3" json:"public_key_der,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TrustKey) Reset() {
+	*x = TrustKey{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TrustKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TrustKey) ProtoMessage() {}
+
+func (x *TrustKey) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TrustKey.ProtoReflect.Descriptor instead.
+func (*TrustKey) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *TrustKey) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *TrustKey) GetPublicKeyDer() []byte {
+	if x != nil {
+		return x.PublicKeyDer
+	}
+	return nil
+}
+
+// TrustedRegion is a region whose signed batches this region accepts.
+// PUT_TRUST replaces the flags and merges keys by id (rotation).
+type TrustedRegion struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Region string                 `protobuf:"bytes,1,opt,name=region,proto3" json:"region,omitempty"`
+	Keys   []*TrustKey            `protobuf:"bytes,2,rep,name=keys,proto3" json:"keys,omitempty"`
+	// serve: keep its batches and serve them to its apps; merge: include its
+	// keys in this region's own exports.
+	Serve         bool `protobuf:"varint,3,opt,name=serve,proto3" json:"serve,omitempty"`
+	Merge         bool `protobuf:"varint,4,opt,name=merge,proto3" json:"merge,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TrustedRegion) Reset() {
+	*x = TrustedRegion{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TrustedRegion) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TrustedRegion) ProtoMessage() {}
+
+func (x *TrustedRegion) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TrustedRegion.ProtoReflect.Descriptor instead.
+func (*TrustedRegion) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *TrustedRegion) GetRegion() string {
+	if x != nil {
+		return x.Region
+	}
+	return ""
+}
+
+func (x *TrustedRegion) GetKeys() []*TrustKey {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+func (x *TrustedRegion) GetServe() bool {
+	if x != nil {
+		return x.Serve
+	}
+	return false
+}
+
+func (x *TrustedRegion) GetMerge() bool {
+	if x != nil {
+		return x.Merge
+	}
+	return false
+}
+
+// RemoveTrust removes one key of a region (key_id set) or the region.
+type RemoveTrust struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Region        string                 `protobuf:"bytes,1,opt,name=region,proto3" json:"region,omitempty"`
+	KeyId         string                 `protobuf:"bytes,2,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveTrust) Reset() {
+	*x = RemoveTrust{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveTrust) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveTrust) ProtoMessage() {}
+
+func (x *RemoveTrust) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveTrust.ProtoReflect.Descriptor instead.
+func (*RemoveTrust) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *RemoveTrust) GetRegion() string {
+	if x != nil {
+		return x.Region
+	}
+	return ""
+}
+
+func (x *RemoveTrust) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+// ImportBatch applies a signed federation batch of another region, exactly
+// as received: the state machine checks the signature against the trust
+// store and the chain of the origin before keeping it.
+type ImportBatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Signed        []byte                 `protobuf:"bytes,1,opt,name=signed,proto3" json:"signed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportBatch) Reset() {
+	*x = ImportBatch{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportBatch) ProtoMessage() {}
+
+func (x *ImportBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportBatch.ProtoReflect.Descriptor instead.
+func (*ImportBatch) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ImportBatch) GetSigned() []byte {
+	if x != nil {
+		return x.Signed
+	}
+	return nil
+}
+
+// FederationBatch is the signed content of a federation batch: everything
+// a relay could otherwise alter (origin, sequence, chain, window, keys and
+// revocations) is under the signature. Encoded deterministically.
+type FederationBatch struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Version uint32                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	Origin  string                 `protobuf:"bytes,2,opt,name=origin,proto3" json:"origin,omitempty"`
+	Seq     uint32                 `protobuf:"varint,3,opt,name=seq,proto3" json:"seq,omitempty"`
+	// prev_digest is the SHA-256 of the previous batch body of the same
+	// origin (empty for its first batch).
+	PrevDigest    []byte `protobuf:"bytes,4,opt,name=prev_digest,json=prevDigest,proto3" json:"prev_digest,omitempty"`
+	StartUnix     int64  `protobuf:"varint,5,opt,name=start_unix,json=startUnix,proto3" json:"start_unix,omitempty"`
+	EndUnix       int64  `protobuf:"varint,6,opt,name=end_unix,json=endUnix,proto3" json:"end_unix,omitempty"`
+	Keys          []*Key `protobuf:"bytes,7,rep,name=keys,proto3" json:"keys,omitempty"`
+	Revised       []*Key `protobuf:"bytes,8,rep,name=revised,proto3" json:"revised,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FederationBatch) Reset() {
+	*x = FederationBatch{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FederationBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FederationBatch) ProtoMessage() {}
+
+func (x *FederationBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FederationBatch.ProtoReflect.Descriptor instead.
+func (*FederationBatch) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *FederationBatch) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *FederationBatch) GetOrigin() string {
+	if x != nil {
+		return x.Origin
+	}
+	return ""
+}
+
+func (x *FederationBatch) GetSeq() uint32 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *FederationBatch) GetPrevDigest() []byte {
+	if x != nil {
+		return x.PrevDigest
+	}
+	return nil
+}
+
+func (x *FederationBatch) GetStartUnix() int64 {
+	if x != nil {
+		return x.StartUnix
+	}
+	return 0
+}
+
+func (x *FederationBatch) GetEndUnix() int64 {
+	if x != nil {
+		return x.EndUnix
+	}
+	return 0
+}
+
+func (x *FederationBatch) GetKeys() []*Key {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+func (x *FederationBatch) GetRevised() []*Key {
+	if x != nil {
+		return x.Revised
+	}
+	return nil
+}
+
+// SignedBatch is what travels between regions, byte for byte: the encoded
+// FederationBatch and the origin's Ed25519 signature over
+// "covid-backend federation batch v1" || 0x00 || body.
+type SignedBatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Body          []byte                 `protobuf:"bytes,1,opt,name=body,proto3" json:"body,omitempty"`
+	KeyId         string                 `protobuf:"bytes,2,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	Signature     []byte                 `protobuf:"bytes,3,opt,name=signature,proto3" json:"signature,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignedBatch) Reset() {
+	*x = SignedBatch{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignedBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignedBatch) ProtoMessage() {}
+
+func (x *SignedBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignedBatch.ProtoReflect.Descriptor instead.
+func (*SignedBatch) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *SignedBatch) GetBody() []byte {
+	if x != nil {
+		return x.Body
+	}
+	return nil
+}
+
+func (x *SignedBatch) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *SignedBatch) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
 // Provider is a health care provider that hands one-time codes to
 // patients. Its API token is stored only as a SHA-256 hash.
 type Provider struct {
@@ -268,7 +694,7 @@ type Provider struct {
 
 func (x *Provider) Reset() {
 	*x = Provider{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[1]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -280,7 +706,7 @@ func (x *Provider) String() string {
 func (*Provider) ProtoMessage() {}
 
 func (x *Provider) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[1]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -293,7 +719,7 @@ func (x *Provider) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Provider.ProtoReflect.Descriptor instead.
 func (*Provider) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{1}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Provider) GetId() string {
@@ -340,7 +766,7 @@ type RevokeProvider struct {
 
 func (x *RevokeProvider) Reset() {
 	*x = RevokeProvider{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[2]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -352,7 +778,7 @@ func (x *RevokeProvider) String() string {
 func (*RevokeProvider) ProtoMessage() {}
 
 func (x *RevokeProvider) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[2]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -365,7 +791,7 @@ func (x *RevokeProvider) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeProvider.ProtoReflect.Descriptor instead.
 func (*RevokeProvider) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{2}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RevokeProvider) GetId() string {
@@ -397,7 +823,7 @@ type Code struct {
 
 func (x *Code) Reset() {
 	*x = Code{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[3]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -409,7 +835,7 @@ func (x *Code) String() string {
 func (*Code) ProtoMessage() {}
 
 func (x *Code) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[3]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -422,7 +848,7 @@ func (x *Code) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Code.ProtoReflect.Descriptor instead.
 func (*Code) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{3}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Code) GetLookup() uint32 {
@@ -520,7 +946,7 @@ type Revoke struct {
 
 func (x *Revoke) Reset() {
 	*x = Revoke{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[4]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -532,7 +958,7 @@ func (x *Revoke) String() string {
 func (*Revoke) ProtoMessage() {}
 
 func (x *Revoke) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[4]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -545,7 +971,7 @@ func (x *Revoke) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Revoke.ProtoReflect.Descriptor instead.
 func (*Revoke) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{4}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Revoke) GetReason() string {
@@ -609,7 +1035,7 @@ type Expire struct {
 
 func (x *Expire) Reset() {
 	*x = Expire{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[5]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -621,7 +1047,7 @@ func (x *Expire) String() string {
 func (*Expire) ProtoMessage() {}
 
 func (x *Expire) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[5]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -634,7 +1060,7 @@ func (x *Expire) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Expire.ProtoReflect.Descriptor instead.
 func (*Expire) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{5}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Expire) GetCutoffUnix() int64 {
@@ -657,7 +1083,7 @@ type Revocation struct {
 
 func (x *Revocation) Reset() {
 	*x = Revocation{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[6]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -669,7 +1095,7 @@ func (x *Revocation) String() string {
 func (*Revocation) ProtoMessage() {}
 
 func (x *Revocation) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[6]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -682,7 +1108,7 @@ func (x *Revocation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Revocation.ProtoReflect.Descriptor instead.
 func (*Revocation) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{6}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Revocation) GetTimeUnix() int64 {
@@ -719,17 +1145,19 @@ func (x *Revocation) GetKeys() uint32 {
 // with fewer than target_keys keys are padded with the random keys the
 // leader supplies, so no file tells how few people uploaded.
 type Seal struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Seq           uint32                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
-	TargetKeys    uint32                 `protobuf:"varint,2,opt,name=target_keys,json=targetKeys,proto3" json:"target_keys,omitempty"`
-	Padding       [][]byte               `protobuf:"bytes,3,rep,name=padding,proto3" json:"padding,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Seq        uint32                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	TargetKeys uint32                 `protobuf:"varint,2,opt,name=target_keys,json=targetKeys,proto3" json:"target_keys,omitempty"`
+	Padding    [][]byte               `protobuf:"bytes,3,rep,name=padding,proto3" json:"padding,omitempty"`
+	// origin is this region's name, written into the federation batch body.
+	Origin        string `protobuf:"bytes,4,opt,name=origin,proto3" json:"origin,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Seal) Reset() {
 	*x = Seal{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[7]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -741,7 +1169,7 @@ func (x *Seal) String() string {
 func (*Seal) ProtoMessage() {}
 
 func (x *Seal) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[7]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -754,7 +1182,7 @@ func (x *Seal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Seal.ProtoReflect.Descriptor instead.
 func (*Seal) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{7}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Seal) GetSeq() uint32 {
@@ -778,24 +1206,38 @@ func (x *Seal) GetPadding() [][]byte {
 	return nil
 }
 
-// Batch is a sealed, immutable batch as a snapshot stores it. Its own keys
-// are listed by value in keys (their fields live with the stored keys);
-// padding and revised keys are kept whole.
+func (x *Seal) GetOrigin() string {
+	if x != nil {
+		return x.Origin
+	}
+	return ""
+}
+
+// Batch is a sealed, immutable batch as a snapshot stores it, with copies
+// of its keys as they were published (a later revision does not change a
+// published file). Snapshots written before sealed_keys existed list the
+// key bytes in keys instead, with the fields in the stored keys.
 type Batch struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Seq           uint32                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
-	StartUnix     int64                  `protobuf:"varint,2,opt,name=start_unix,json=startUnix,proto3" json:"start_unix,omitempty"`
-	EndUnix       int64                  `protobuf:"varint,3,opt,name=end_unix,json=endUnix,proto3" json:"end_unix,omitempty"`
-	Keys          [][]byte               `protobuf:"bytes,4,rep,name=keys,proto3" json:"keys,omitempty"`
-	Padding       []*Key                 `protobuf:"bytes,5,rep,name=padding,proto3" json:"padding,omitempty"`
-	Revised       []*Key                 `protobuf:"bytes,6,rep,name=revised,proto3" json:"revised,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Seq        uint32                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	StartUnix  int64                  `protobuf:"varint,2,opt,name=start_unix,json=startUnix,proto3" json:"start_unix,omitempty"`
+	EndUnix    int64                  `protobuf:"varint,3,opt,name=end_unix,json=endUnix,proto3" json:"end_unix,omitempty"`
+	Keys       [][]byte               `protobuf:"bytes,4,rep,name=keys,proto3" json:"keys,omitempty"`
+	SealedKeys []*Key                 `protobuf:"bytes,10,rep,name=sealed_keys,json=sealedKeys,proto3" json:"sealed_keys,omitempty"`
+	Padding    []*Key                 `protobuf:"bytes,5,rep,name=padding,proto3" json:"padding,omitempty"`
+	Revised    []*Key                 `protobuf:"bytes,6,rep,name=revised,proto3" json:"revised,omitempty"`
+	// digest is the SHA-256 of the batch's federation body; prev_digest
+	// chains it to the previous batch.
+	Digest        []byte `protobuf:"bytes,7,opt,name=digest,proto3" json:"digest,omitempty"`
+	PrevDigest    []byte `protobuf:"bytes,8,opt,name=prev_digest,json=prevDigest,proto3" json:"prev_digest,omitempty"`
+	Origin        string `protobuf:"bytes,9,opt,name=origin,proto3" json:"origin,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Batch) Reset() {
 	*x = Batch{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[8]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -807,7 +1249,7 @@ func (x *Batch) String() string {
 func (*Batch) ProtoMessage() {}
 
 func (x *Batch) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[8]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -820,7 +1262,7 @@ func (x *Batch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Batch.ProtoReflect.Descriptor instead.
 func (*Batch) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{8}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Batch) GetSeq() uint32 {
@@ -851,6 +1293,13 @@ func (x *Batch) GetKeys() [][]byte {
 	return nil
 }
 
+func (x *Batch) GetSealedKeys() []*Key {
+	if x != nil {
+		return x.SealedKeys
+	}
+	return nil
+}
+
 func (x *Batch) GetPadding() []*Key {
 	if x != nil {
 		return x.Padding
@@ -861,6 +1310,104 @@ func (x *Batch) GetPadding() []*Key {
 func (x *Batch) GetRevised() []*Key {
 	if x != nil {
 		return x.Revised
+	}
+	return nil
+}
+
+func (x *Batch) GetDigest() []byte {
+	if x != nil {
+		return x.Digest
+	}
+	return nil
+}
+
+func (x *Batch) GetPrevDigest() []byte {
+	if x != nil {
+		return x.PrevDigest
+	}
+	return nil
+}
+
+func (x *Batch) GetOrigin() string {
+	if x != nil {
+		return x.Origin
+	}
+	return ""
+}
+
+// ForeignBatch is a batch of another region kept as received.
+type ForeignBatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Origin        string                 `protobuf:"bytes,1,opt,name=origin,proto3" json:"origin,omitempty"`
+	Seq           uint32                 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
+	Digest        []byte                 `protobuf:"bytes,3,opt,name=digest,proto3" json:"digest,omitempty"`
+	EndUnix       int64                  `protobuf:"varint,4,opt,name=end_unix,json=endUnix,proto3" json:"end_unix,omitempty"`
+	Signed        []byte                 `protobuf:"bytes,5,opt,name=signed,proto3" json:"signed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ForeignBatch) Reset() {
+	*x = ForeignBatch{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ForeignBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ForeignBatch) ProtoMessage() {}
+
+func (x *ForeignBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ForeignBatch.ProtoReflect.Descriptor instead.
+func (*ForeignBatch) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ForeignBatch) GetOrigin() string {
+	if x != nil {
+		return x.Origin
+	}
+	return ""
+}
+
+func (x *ForeignBatch) GetSeq() uint32 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *ForeignBatch) GetDigest() []byte {
+	if x != nil {
+		return x.Digest
+	}
+	return nil
+}
+
+func (x *ForeignBatch) GetEndUnix() int64 {
+	if x != nil {
+		return x.EndUnix
+	}
+	return 0
+}
+
+func (x *ForeignBatch) GetSigned() []byte {
+	if x != nil {
+		return x.Signed
 	}
 	return nil
 }
@@ -881,7 +1428,7 @@ type Key struct {
 
 func (x *Key) Reset() {
 	*x = Key{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[9]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -893,7 +1440,7 @@ func (x *Key) String() string {
 func (*Key) ProtoMessage() {}
 
 func (x *Key) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[9]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -906,7 +1453,7 @@ func (x *Key) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Key.ProtoReflect.Descriptor instead.
 func (*Key) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{9}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Key) GetKeyData() []byte {
@@ -983,7 +1530,7 @@ type Publish struct {
 
 func (x *Publish) Reset() {
 	*x = Publish{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[10]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -995,7 +1542,7 @@ func (x *Publish) String() string {
 func (*Publish) ProtoMessage() {}
 
 func (x *Publish) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[10]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1008,7 +1555,7 @@ func (x *Publish) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Publish.ProtoReflect.Descriptor instead.
 func (*Publish) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{10}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Publish) GetSubmissionId() []byte {
@@ -1088,7 +1635,7 @@ type AuthorityKey struct {
 
 func (x *AuthorityKey) Reset() {
 	*x = AuthorityKey{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[11]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1100,7 +1647,7 @@ func (x *AuthorityKey) String() string {
 func (*AuthorityKey) ProtoMessage() {}
 
 func (x *AuthorityKey) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[11]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1113,7 +1660,7 @@ func (x *AuthorityKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthorityKey.ProtoReflect.Descriptor instead.
 func (*AuthorityKey) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{11}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *AuthorityKey) GetKid() string {
@@ -1159,7 +1706,7 @@ type Authority struct {
 
 func (x *Authority) Reset() {
 	*x = Authority{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[12]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1171,7 +1718,7 @@ func (x *Authority) String() string {
 func (*Authority) ProtoMessage() {}
 
 func (x *Authority) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[12]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1184,7 +1731,7 @@ func (x *Authority) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Authority.ProtoReflect.Descriptor instead.
 func (*Authority) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{12}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Authority) GetIssuer() string {
@@ -1226,7 +1773,7 @@ type RemoveAuthority struct {
 
 func (x *RemoveAuthority) Reset() {
 	*x = RemoveAuthority{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[13]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1238,7 +1785,7 @@ func (x *RemoveAuthority) String() string {
 func (*RemoveAuthority) ProtoMessage() {}
 
 func (x *RemoveAuthority) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[13]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1251,7 +1798,7 @@ func (x *RemoveAuthority) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveAuthority.ProtoReflect.Descriptor instead.
 func (*RemoveAuthority) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{13}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RemoveAuthority) GetIssuer() string {
@@ -1280,7 +1827,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[14]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1292,7 +1839,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[14]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1305,7 +1852,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{14}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Node) GetId() string {
@@ -1338,7 +1885,7 @@ type RemoveNode struct {
 
 func (x *RemoveNode) Reset() {
 	*x = RemoveNode{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[15]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1350,7 +1897,7 @@ func (x *RemoveNode) String() string {
 func (*RemoveNode) ProtoMessage() {}
 
 func (x *RemoveNode) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[15]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1363,7 +1910,7 @@ func (x *RemoveNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNode.ProtoReflect.Descriptor instead.
 func (*RemoveNode) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{15}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RemoveNode) GetId() string {
@@ -1394,7 +1941,7 @@ type Submission struct {
 
 func (x *Submission) Reset() {
 	*x = Submission{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[16]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1406,7 +1953,7 @@ func (x *Submission) String() string {
 func (*Submission) ProtoMessage() {}
 
 func (x *Submission) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[16]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1419,7 +1966,7 @@ func (x *Submission) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Submission.ProtoReflect.Descriptor instead.
 func (*Submission) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{16}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Submission) GetId() []byte {
@@ -1494,7 +2041,7 @@ func (x *Submission) GetCodeHash() []byte {
 
 // SnapshotHeader opens a snapshot stream; the counts say how many records of
 // each kind follow, in this order: authorities, nodes, submissions, batches,
-// keys, revocations, providers, codes. (Version 1 snapshots written before batches existed have none.)
+// keys, revocations, providers, codes, trusted regions, foreign batches. (Version 1 snapshots written before batches existed have none.)
 type SnapshotHeader struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
 	Version      uint32                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
@@ -1515,13 +2062,15 @@ type SnapshotHeader struct {
 	Revocations    uint64   `protobuf:"varint,11,opt,name=revocations,proto3" json:"revocations,omitempty"`
 	Providers      uint64   `protobuf:"varint,12,opt,name=providers,proto3" json:"providers,omitempty"`
 	Codes          uint64   `protobuf:"varint,13,opt,name=codes,proto3" json:"codes,omitempty"`
+	Trusted        uint64   `protobuf:"varint,14,opt,name=trusted,proto3" json:"trusted,omitempty"`
+	Foreign        uint64   `protobuf:"varint,15,opt,name=foreign,proto3" json:"foreign,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
 
 func (x *SnapshotHeader) Reset() {
 	*x = SnapshotHeader{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[17]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1533,7 +2082,7 @@ func (x *SnapshotHeader) String() string {
 func (*SnapshotHeader) ProtoMessage() {}
 
 func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[17]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1546,7 +2095,7 @@ func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotHeader.ProtoReflect.Descriptor instead.
 func (*SnapshotHeader) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{17}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *SnapshotHeader) GetVersion() uint32 {
@@ -1640,6 +2189,20 @@ func (x *SnapshotHeader) GetCodes() uint64 {
 	return 0
 }
 
+func (x *SnapshotHeader) GetTrusted() uint64 {
+	if x != nil {
+		return x.Trusted
+	}
+	return 0
+}
+
+func (x *SnapshotHeader) GetForeign() uint64 {
+	if x != nil {
+		return x.Foreign
+	}
+	return 0
+}
+
 // StoredKey is a key record in a snapshot: the key and the index of the
 // submission that brought it.
 type StoredKey struct {
@@ -1658,7 +2221,7 @@ type StoredKey struct {
 
 func (x *StoredKey) Reset() {
 	*x = StoredKey{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[18]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1670,7 +2233,7 @@ func (x *StoredKey) String() string {
 func (*StoredKey) ProtoMessage() {}
 
 func (x *StoredKey) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[18]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1683,7 +2246,7 @@ func (x *StoredKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoredKey.ProtoReflect.Descriptor instead.
 func (*StoredKey) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{18}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *StoredKey) GetKey() *Key {
@@ -1725,7 +2288,7 @@ var File_fsm_fsmpb_fsm_proto protoreflect.FileDescriptor
 
 const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\n" +
-	"\x13fsm/fsmpb/fsm.proto\x12\fcovid.fsm.v1\"\xcb\x05\n" +
+	"\x13fsm/fsmpb/fsm.proto\x12\fcovid.fsm.v1\"\x81\a\n" +
 	"\aCommand\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12-\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x19.covid.fsm.v1.CommandTypeR\x04type\x12\x1b\n" +
@@ -1743,7 +2306,38 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\fput_provider\x18\x12 \x01(\v2\x16.covid.fsm.v1.ProviderR\vputProvider\x12E\n" +
 	"\x0frevoke_provider\x18\x13 \x01(\v2\x1c.covid.fsm.v1.RevokeProviderR\x0erevokeProvider\x121\n" +
 	"\n" +
-	"issue_code\x18\x14 \x01(\v2\x12.covid.fsm.v1.CodeR\tissueCode\"\x8a\x01\n" +
+	"issue_code\x18\x14 \x01(\v2\x12.covid.fsm.v1.CodeR\tissueCode\x128\n" +
+	"\tput_trust\x18\x15 \x01(\v2\x1b.covid.fsm.v1.TrustedRegionR\bputTrust\x12<\n" +
+	"\fremove_trust\x18\x16 \x01(\v2\x19.covid.fsm.v1.RemoveTrustR\vremoveTrust\x12<\n" +
+	"\fimport_batch\x18\x17 \x01(\v2\x19.covid.fsm.v1.ImportBatchR\vimportBatch\"@\n" +
+	"\bTrustKey\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12$\n" +
+	"\x0epublic_key_der\x18\x02 \x01(\fR\fpublicKeyDer\"\x7f\n" +
+	"\rTrustedRegion\x12\x16\n" +
+	"\x06region\x18\x01 \x01(\tR\x06region\x12*\n" +
+	"\x04keys\x18\x02 \x03(\v2\x16.covid.fsm.v1.TrustKeyR\x04keys\x12\x14\n" +
+	"\x05serve\x18\x03 \x01(\bR\x05serve\x12\x14\n" +
+	"\x05merge\x18\x04 \x01(\bR\x05merge\"<\n" +
+	"\vRemoveTrust\x12\x16\n" +
+	"\x06region\x18\x01 \x01(\tR\x06region\x12\x15\n" +
+	"\x06key_id\x18\x02 \x01(\tR\x05keyId\"%\n" +
+	"\vImportBatch\x12\x16\n" +
+	"\x06signed\x18\x01 \x01(\fR\x06signed\"\x84\x02\n" +
+	"\x0fFederationBatch\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\rR\aversion\x12\x16\n" +
+	"\x06origin\x18\x02 \x01(\tR\x06origin\x12\x10\n" +
+	"\x03seq\x18\x03 \x01(\rR\x03seq\x12\x1f\n" +
+	"\vprev_digest\x18\x04 \x01(\fR\n" +
+	"prevDigest\x12\x1d\n" +
+	"\n" +
+	"start_unix\x18\x05 \x01(\x03R\tstartUnix\x12\x19\n" +
+	"\bend_unix\x18\x06 \x01(\x03R\aendUnix\x12%\n" +
+	"\x04keys\x18\a \x03(\v2\x11.covid.fsm.v1.KeyR\x04keys\x12+\n" +
+	"\arevised\x18\b \x03(\v2\x11.covid.fsm.v1.KeyR\arevised\"V\n" +
+	"\vSignedBatch\x12\x12\n" +
+	"\x04body\x18\x01 \x01(\fR\x04body\x12\x15\n" +
+	"\x06key_id\x18\x02 \x01(\tR\x05keyId\x12\x1c\n" +
+	"\tsignature\x18\x03 \x01(\fR\tsignature\"\x8a\x01\n" +
 	"\bProvider\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1d\n" +
@@ -1785,20 +2379,34 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\ttime_unix\x18\x01 \x01(\x03R\btimeUnix\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x1a\n" +
 	"\bselector\x18\x03 \x01(\tR\bselector\x12\x12\n" +
-	"\x04keys\x18\x04 \x01(\rR\x04keys\"S\n" +
+	"\x04keys\x18\x04 \x01(\rR\x04keys\"k\n" +
 	"\x04Seal\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\rR\x03seq\x12\x1f\n" +
 	"\vtarget_keys\x18\x02 \x01(\rR\n" +
 	"targetKeys\x12\x18\n" +
-	"\apadding\x18\x03 \x03(\fR\apadding\"\xc1\x01\n" +
+	"\apadding\x18\x03 \x03(\fR\apadding\x12\x16\n" +
+	"\x06origin\x18\x04 \x01(\tR\x06origin\"\xc6\x02\n" +
 	"\x05Batch\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\rR\x03seq\x12\x1d\n" +
 	"\n" +
 	"start_unix\x18\x02 \x01(\x03R\tstartUnix\x12\x19\n" +
 	"\bend_unix\x18\x03 \x01(\x03R\aendUnix\x12\x12\n" +
-	"\x04keys\x18\x04 \x03(\fR\x04keys\x12+\n" +
+	"\x04keys\x18\x04 \x03(\fR\x04keys\x122\n" +
+	"\vsealed_keys\x18\n" +
+	" \x03(\v2\x11.covid.fsm.v1.KeyR\n" +
+	"sealedKeys\x12+\n" +
 	"\apadding\x18\x05 \x03(\v2\x11.covid.fsm.v1.KeyR\apadding\x12+\n" +
-	"\arevised\x18\x06 \x03(\v2\x11.covid.fsm.v1.KeyR\arevised\"\x95\x02\n" +
+	"\arevised\x18\x06 \x03(\v2\x11.covid.fsm.v1.KeyR\arevised\x12\x16\n" +
+	"\x06digest\x18\a \x01(\fR\x06digest\x12\x1f\n" +
+	"\vprev_digest\x18\b \x01(\fR\n" +
+	"prevDigest\x12\x16\n" +
+	"\x06origin\x18\t \x01(\tR\x06origin\"\x83\x01\n" +
+	"\fForeignBatch\x12\x16\n" +
+	"\x06origin\x18\x01 \x01(\tR\x06origin\x12\x10\n" +
+	"\x03seq\x18\x02 \x01(\rR\x03seq\x12\x16\n" +
+	"\x06digest\x18\x03 \x01(\fR\x06digest\x12\x19\n" +
+	"\bend_unix\x18\x04 \x01(\x03R\aendUnix\x12\x16\n" +
+	"\x06signed\x18\x05 \x01(\fR\x06signed\"\x95\x02\n" +
 	"\x03Key\x12\x19\n" +
 	"\bkey_data\x18\x01 \x01(\fR\akeyData\x12#\n" +
 	"\rrolling_start\x18\x02 \x01(\x05R\frollingStart\x12%\n" +
@@ -1851,7 +2459,7 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x05index\x18\b \x01(\rR\x05index\x12\x1a\n" +
 	"\bprovider\x18\t \x01(\tR\bprovider\x12\x1b\n" +
 	"\tcode_hash\x18\n" +
-	" \x01(\fR\bcodeHash\"\xa6\x03\n" +
+	" \x01(\fR\bcodeHash\"\xda\x03\n" +
 	"\x0eSnapshotHeader\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12 \n" +
 	"\vauthorities\x18\x02 \x01(\x04R\vauthorities\x12\x14\n" +
@@ -1866,7 +2474,9 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	" \x03(\fR\x0erevisedPending\x12 \n" +
 	"\vrevocations\x18\v \x01(\x04R\vrevocations\x12\x1c\n" +
 	"\tproviders\x18\f \x01(\x04R\tproviders\x12\x14\n" +
-	"\x05codes\x18\r \x01(\x04R\x05codes\"\x9a\x01\n" +
+	"\x05codes\x18\r \x01(\x04R\x05codes\x12\x18\n" +
+	"\atrusted\x18\x0e \x01(\x04R\atrusted\x12\x18\n" +
+	"\aforeign\x18\x0f \x01(\x04R\aforeign\"\x9a\x01\n" +
 	"\tStoredKey\x12#\n" +
 	"\x03key\x18\x01 \x01(\v2\x11.covid.fsm.v1.KeyR\x03key\x12\x1e\n" +
 	"\n" +
@@ -1874,7 +2484,7 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"submission\x12\x14\n" +
 	"\x05batch\x18\x03 \x01(\rR\x05batch\x12\x18\n" +
 	"\arevoked\x18\x04 \x01(\bR\arevoked\x12\x18\n" +
-	"\arevised\x18\x05 \x01(\bR\arevised*\xe8\x02\n" +
+	"\arevised\x18\x05 \x01(\bR\arevised*\xc2\x03\n" +
 	"\vCommandType\x12\x1c\n" +
 	"\x18COMMAND_TYPE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14COMMAND_TYPE_PUBLISH\x10\x01\x12\x1e\n" +
@@ -1888,7 +2498,10 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x19COMMAND_TYPE_PUT_PROVIDER\x10\t\x12 \n" +
 	"\x1cCOMMAND_TYPE_REVOKE_PROVIDER\x10\n" +
 	"\x12\x1b\n" +
-	"\x17COMMAND_TYPE_ISSUE_CODE\x10\vB2Z0github.com/covid-backend/covid-backend/fsm/fsmpbb\x06proto3"
+	"\x17COMMAND_TYPE_ISSUE_CODE\x10\v\x12\x1a\n" +
+	"\x16COMMAND_TYPE_PUT_TRUST\x10\f\x12\x1d\n" +
+	"\x19COMMAND_TYPE_REMOVE_TRUST\x10\r\x12\x1d\n" +
+	"\x19COMMAND_TYPE_IMPORT_BATCH\x10\x0eB2Z0github.com/covid-backend/covid-backend/fsm/fsmpbb\x06proto3"
 
 var (
 	file_fsm_fsmpb_fsm_proto_rawDescOnce sync.Once
@@ -1903,53 +2516,67 @@ func file_fsm_fsmpb_fsm_proto_rawDescGZIP() []byte {
 }
 
 var file_fsm_fsmpb_fsm_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_fsm_fsmpb_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_fsm_fsmpb_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_fsm_fsmpb_fsm_proto_goTypes = []any{
 	(CommandType)(0),        // 0: covid.fsm.v1.CommandType
 	(*Command)(nil),         // 1: covid.fsm.v1.Command
-	(*Provider)(nil),        // 2: covid.fsm.v1.Provider
-	(*RevokeProvider)(nil),  // 3: covid.fsm.v1.RevokeProvider
-	(*Code)(nil),            // 4: covid.fsm.v1.Code
-	(*Revoke)(nil),          // 5: covid.fsm.v1.Revoke
-	(*Expire)(nil),          // 6: covid.fsm.v1.Expire
-	(*Revocation)(nil),      // 7: covid.fsm.v1.Revocation
-	(*Seal)(nil),            // 8: covid.fsm.v1.Seal
-	(*Batch)(nil),           // 9: covid.fsm.v1.Batch
-	(*Key)(nil),             // 10: covid.fsm.v1.Key
-	(*Publish)(nil),         // 11: covid.fsm.v1.Publish
-	(*AuthorityKey)(nil),    // 12: covid.fsm.v1.AuthorityKey
-	(*Authority)(nil),       // 13: covid.fsm.v1.Authority
-	(*RemoveAuthority)(nil), // 14: covid.fsm.v1.RemoveAuthority
-	(*Node)(nil),            // 15: covid.fsm.v1.Node
-	(*RemoveNode)(nil),      // 16: covid.fsm.v1.RemoveNode
-	(*Submission)(nil),      // 17: covid.fsm.v1.Submission
-	(*SnapshotHeader)(nil),  // 18: covid.fsm.v1.SnapshotHeader
-	(*StoredKey)(nil),       // 19: covid.fsm.v1.StoredKey
+	(*TrustKey)(nil),        // 2: covid.fsm.v1.TrustKey
+	(*TrustedRegion)(nil),   // 3: covid.fsm.v1.TrustedRegion
+	(*RemoveTrust)(nil),     // 4: covid.fsm.v1.RemoveTrust
+	(*ImportBatch)(nil),     // 5: covid.fsm.v1.ImportBatch
+	(*FederationBatch)(nil), // 6: covid.fsm.v1.FederationBatch
+	(*SignedBatch)(nil),     // 7: covid.fsm.v1.SignedBatch
+	(*Provider)(nil),        // 8: covid.fsm.v1.Provider
+	(*RevokeProvider)(nil),  // 9: covid.fsm.v1.RevokeProvider
+	(*Code)(nil),            // 10: covid.fsm.v1.Code
+	(*Revoke)(nil),          // 11: covid.fsm.v1.Revoke
+	(*Expire)(nil),          // 12: covid.fsm.v1.Expire
+	(*Revocation)(nil),      // 13: covid.fsm.v1.Revocation
+	(*Seal)(nil),            // 14: covid.fsm.v1.Seal
+	(*Batch)(nil),           // 15: covid.fsm.v1.Batch
+	(*ForeignBatch)(nil),    // 16: covid.fsm.v1.ForeignBatch
+	(*Key)(nil),             // 17: covid.fsm.v1.Key
+	(*Publish)(nil),         // 18: covid.fsm.v1.Publish
+	(*AuthorityKey)(nil),    // 19: covid.fsm.v1.AuthorityKey
+	(*Authority)(nil),       // 20: covid.fsm.v1.Authority
+	(*RemoveAuthority)(nil), // 21: covid.fsm.v1.RemoveAuthority
+	(*Node)(nil),            // 22: covid.fsm.v1.Node
+	(*RemoveNode)(nil),      // 23: covid.fsm.v1.RemoveNode
+	(*Submission)(nil),      // 24: covid.fsm.v1.Submission
+	(*SnapshotHeader)(nil),  // 25: covid.fsm.v1.SnapshotHeader
+	(*StoredKey)(nil),       // 26: covid.fsm.v1.StoredKey
 }
 var file_fsm_fsmpb_fsm_proto_depIdxs = []int32{
 	0,  // 0: covid.fsm.v1.Command.type:type_name -> covid.fsm.v1.CommandType
-	11, // 1: covid.fsm.v1.Command.publish:type_name -> covid.fsm.v1.Publish
-	13, // 2: covid.fsm.v1.Command.put_authority:type_name -> covid.fsm.v1.Authority
-	14, // 3: covid.fsm.v1.Command.remove_authority:type_name -> covid.fsm.v1.RemoveAuthority
-	15, // 4: covid.fsm.v1.Command.put_node:type_name -> covid.fsm.v1.Node
-	16, // 5: covid.fsm.v1.Command.remove_node:type_name -> covid.fsm.v1.RemoveNode
-	8,  // 6: covid.fsm.v1.Command.seal:type_name -> covid.fsm.v1.Seal
-	5,  // 7: covid.fsm.v1.Command.revoke:type_name -> covid.fsm.v1.Revoke
-	6,  // 8: covid.fsm.v1.Command.expire:type_name -> covid.fsm.v1.Expire
-	2,  // 9: covid.fsm.v1.Command.put_provider:type_name -> covid.fsm.v1.Provider
-	3,  // 10: covid.fsm.v1.Command.revoke_provider:type_name -> covid.fsm.v1.RevokeProvider
-	4,  // 11: covid.fsm.v1.Command.issue_code:type_name -> covid.fsm.v1.Code
-	10, // 12: covid.fsm.v1.Batch.padding:type_name -> covid.fsm.v1.Key
-	10, // 13: covid.fsm.v1.Batch.revised:type_name -> covid.fsm.v1.Key
-	10, // 14: covid.fsm.v1.Publish.keys:type_name -> covid.fsm.v1.Key
-	10, // 15: covid.fsm.v1.Publish.revisions:type_name -> covid.fsm.v1.Key
-	12, // 16: covid.fsm.v1.Authority.keys:type_name -> covid.fsm.v1.AuthorityKey
-	10, // 17: covid.fsm.v1.StoredKey.key:type_name -> covid.fsm.v1.Key
-	18, // [18:18] is the sub-list for method output_type
-	18, // [18:18] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	18, // 1: covid.fsm.v1.Command.publish:type_name -> covid.fsm.v1.Publish
+	20, // 2: covid.fsm.v1.Command.put_authority:type_name -> covid.fsm.v1.Authority
+	21, // 3: covid.fsm.v1.Command.remove_authority:type_name -> covid.fsm.v1.RemoveAuthority
+	22, // 4: covid.fsm.v1.Command.put_node:type_name -> covid.fsm.v1.Node
+	23, // 5: covid.fsm.v1.Command.remove_node:type_name -> covid.fsm.v1.RemoveNode
+	14, // 6: covid.fsm.v1.Command.seal:type_name -> covid.fsm.v1.Seal
+	11, // 7: covid.fsm.v1.Command.revoke:type_name -> covid.fsm.v1.Revoke
+	12, // 8: covid.fsm.v1.Command.expire:type_name -> covid.fsm.v1.Expire
+	8,  // 9: covid.fsm.v1.Command.put_provider:type_name -> covid.fsm.v1.Provider
+	9,  // 10: covid.fsm.v1.Command.revoke_provider:type_name -> covid.fsm.v1.RevokeProvider
+	10, // 11: covid.fsm.v1.Command.issue_code:type_name -> covid.fsm.v1.Code
+	3,  // 12: covid.fsm.v1.Command.put_trust:type_name -> covid.fsm.v1.TrustedRegion
+	4,  // 13: covid.fsm.v1.Command.remove_trust:type_name -> covid.fsm.v1.RemoveTrust
+	5,  // 14: covid.fsm.v1.Command.import_batch:type_name -> covid.fsm.v1.ImportBatch
+	2,  // 15: covid.fsm.v1.TrustedRegion.keys:type_name -> covid.fsm.v1.TrustKey
+	17, // 16: covid.fsm.v1.FederationBatch.keys:type_name -> covid.fsm.v1.Key
+	17, // 17: covid.fsm.v1.FederationBatch.revised:type_name -> covid.fsm.v1.Key
+	17, // 18: covid.fsm.v1.Batch.sealed_keys:type_name -> covid.fsm.v1.Key
+	17, // 19: covid.fsm.v1.Batch.padding:type_name -> covid.fsm.v1.Key
+	17, // 20: covid.fsm.v1.Batch.revised:type_name -> covid.fsm.v1.Key
+	17, // 21: covid.fsm.v1.Publish.keys:type_name -> covid.fsm.v1.Key
+	17, // 22: covid.fsm.v1.Publish.revisions:type_name -> covid.fsm.v1.Key
+	19, // 23: covid.fsm.v1.Authority.keys:type_name -> covid.fsm.v1.AuthorityKey
+	17, // 24: covid.fsm.v1.StoredKey.key:type_name -> covid.fsm.v1.Key
+	25, // [25:25] is the sub-list for method output_type
+	25, // [25:25] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_fsm_fsmpb_fsm_proto_init() }
@@ -1963,7 +2590,7 @@ func file_fsm_fsmpb_fsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fsm_fsmpb_fsm_proto_rawDesc), len(file_fsm_fsmpb_fsm_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   19,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
