@@ -76,7 +76,7 @@ func (s *state) batch(seq uint32) *Batch {
 }
 
 func batchProto(b *Batch) *fsmpb.Batch {
-	p := &fsmpb.Batch{Seq: b.Seq, StartUnix: b.StartUnix, EndUnix: b.EndUnix}
+	p := &fsmpb.Batch{Seq: b.Seq, StartUnix: b.StartUnix, EndUnix: b.EndUnix, Origin: b.Origin, Digest: b.Digest, PrevDigest: b.PrevDigest}
 	for _, k := range b.Keys {
 		p.SealedKeys = append(p.SealedKeys, k.Proto())
 	}
@@ -96,7 +96,8 @@ func batchFromProto(p *fsmpb.Batch) (b *Batch, legacy []TEK, err error) {
 	if p.GetSeq() == 0 {
 		return nil, nil, errors.New("batch sequence 0")
 	}
-	b = &Batch{Seq: p.GetSeq(), StartUnix: p.GetStartUnix(), EndUnix: p.GetEndUnix()}
+	b = &Batch{Seq: p.GetSeq(), StartUnix: p.GetStartUnix(), EndUnix: p.GetEndUnix(),
+		Origin: p.GetOrigin(), Digest: p.GetDigest(), PrevDigest: p.GetPrevDigest()}
 	for _, k := range p.GetKeys() {
 		if len(k) != KeyLen {
 			return nil, nil, errors.New("batch key is not 16 bytes")

@@ -25,6 +25,11 @@ const (
 	CodeCodeLocked        Code = "code_locked"
 	CodeKeyAlreadyRevised Code = "key_already_revised"
 	CodeBadTransition     Code = "invalid_report_type_transition"
+	CodeUnknownRegion     Code = "unknown_region"
+	CodeBadBatch          Code = "bad_batch"
+	CodeBadSignature      Code = "bad_signature"
+	CodeBrokenChain       Code = "broken_chain"
+	CodeBatchConflict     Code = "batch_conflict"
 )
 
 // Error is a refusal by the state machine: the command changed nothing

@@ -57,6 +57,9 @@ func applyExpire(s *state, cmd *fsmpb.Command) Response {
 			res.Codes++
 		}
 	}
+	for origin, kept := range s.foreign {
+		s.foreign[origin] = slices.DeleteFunc(kept, func(fb *fsmpb.ForeignBatch) bool { return fb.GetEndUnix() < cutoff })
+	}
 	before := len(s.revocations)
 	s.revocations = slices.DeleteFunc(s.revocations, func(r *fsmpb.Revocation) bool { return r.GetTimeUnix() < cutoff })
 	res.Revocations = before - len(s.revocations)

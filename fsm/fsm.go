@@ -56,6 +56,9 @@ func New() *FSM {
 			fsmpb.CommandType_COMMAND_TYPE_PUT_PROVIDER:     applyPutProvider,
 			fsmpb.CommandType_COMMAND_TYPE_REVOKE_PROVIDER:  applyRevokeProvider,
 			fsmpb.CommandType_COMMAND_TYPE_ISSUE_CODE:       applyIssueCode,
+			fsmpb.CommandType_COMMAND_TYPE_PUT_TRUST:        applyPutTrust,
+			fsmpb.CommandType_COMMAND_TYPE_REMOVE_TRUST:     applyRemoveTrust,
+			fsmpb.CommandType_COMMAND_TYPE_IMPORT_BATCH:     applyImportBatch,
 		},
 	}
 }

@@ -24,9 +24,13 @@ type Batch struct {
 	Keys []Key
 	// Padding are random keys that hide how few keys were uploaded.
 	Padding []Key
-	// Revised are keys of earlier batches withdrawn since, with report type
-	// REVOKED.
+	// Revised are keys of earlier batches withdrawn or revised since, with
+	// their new report type (REVOKED for a withdrawn key).
 	Revised []Key
+	// Origin, Digest and PrevDigest place the batch in its region's
+	// federation chain (empty when sealed without an origin).
+	Origin             string
+	Digest, PrevDigest []byte
 }
 
 // SealResult is the outcome of a seal command.
@@ -65,6 +69,9 @@ func applySeal(s *state, cmd *fsmpb.Command) Response {
 		b.Padding = s.padding(eligible, int(sl.GetTargetKeys())-len(eligible), sl.GetPadding())
 	}
 	b.Revised = s.revised()
+	if sl.GetOrigin() != "" {
+		s.chain(sl.GetOrigin(), b)
+	}
 	for _, k := range eligible {
 		r := s.keys[k]
 		r.batch = b.Seq

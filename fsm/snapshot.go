@@ -31,6 +31,9 @@ type snapshot struct {
 	revocations    []*fsmpb.Revocation
 	providers      []*fsmpb.Provider
 	codes          []*fsmpb.Code
+	trusted        []*fsmpb.TrustedRegion
+	foreign        []*fsmpb.ForeignBatch // immutable once kept, so shared
+	lastDigest     []byte
 	revisedPending []TEK
 	lastSeq        uint32
 	lastSealUnix   int64
@@ -55,6 +58,9 @@ func (s *state) capture() *snapshot {
 		revocations:    slices.Clone(s.revocations), // records are never changed
 		providers:      sortedClones(s.providers),
 		codes:          sortedCodes(s.codes),
+		trusted:        sortedClones(s.trusted),
+		foreign:        s.foreignList(),
+		lastDigest:     s.lastDigest,
 		revisedPending: slices.Clone(s.revisedPending),
 		lastSeq:        s.lastSeq,
 		lastSealUnix:   s.lastSealUnix,
@@ -91,6 +97,7 @@ func (sn *snapshot) write(w io.Writer) error {
 		Batches: uint64(len(sn.batches)), LastBatchSeq: sn.lastSeq, LastSealUnix: sn.lastSealUnix,
 		NextSubmission: sn.nextSubmission, Revocations: uint64(len(sn.revocations)),
 		Providers: uint64(len(sn.providers)), Codes: uint64(len(sn.codes)),
+		Trusted: uint64(len(sn.trusted)), Foreign: uint64(len(sn.foreign)), LastDigest: sn.lastDigest,
 	}
 	for _, k := range sn.revisedPending {
 		hdr.RevisedPending = append(hdr.RevisedPending, k[:])
@@ -137,6 +144,16 @@ func (sn *snapshot) write(w io.Writer) error {
 	}
 	for _, c := range sn.codes {
 		if err := put(c); err != nil {
+			return err
+		}
+	}
+	for _, r := range sn.trusted {
+		if err := put(r); err != nil {
+			return err
+		}
+	}
+	for _, fb := range sn.foreign {
+		if err := put(fb); err != nil {
 			return err
 		}
 	}
@@ -196,6 +213,9 @@ func readSnapshot(r io.Reader) (*state, error) {
 		s.revocations = append(s.revocations, r)
 	}
 	if err := readAccess(s, &hdr, get); err != nil {
+		return nil, err
+	}
+	if err := readFederation(s, &hdr, get); err != nil {
 		return nil, err
 	}
 	if err := s.restoreDerived(&hdr); err != nil {
@@ -367,5 +387,43 @@ func (s *state) restoreDerived(hdr *fsmpb.SnapshotHeader) error {
 		}
 		s.revisedPending = append(s.revisedPending, TEK(k))
 	}
+	return nil
+}
+
+// foreignList lists the kept foreign batches by origin, then sequence.
+func (s *state) foreignList() []*fsmpb.ForeignBatch {
+	origins := make([]string, 0, len(s.foreign))
+	for o := range s.foreign {
+		origins = append(origins, o)
+	}
+	slices.Sort(origins)
+	var out []*fsmpb.ForeignBatch
+	for _, o := range origins {
+		out = append(out, s.foreign[o]...)
+	}
+	return out
+}
+
+// readFederation reads the trust store and the kept foreign batches.
+func readFederation(s *state, hdr *fsmpb.SnapshotHeader, get func(proto.Message) error) error {
+	for range hdr.GetTrusted() {
+		r := &fsmpb.TrustedRegion{}
+		if err := get(r); err != nil {
+			return fmt.Errorf("read trusted region: %w", err)
+		}
+		s.trusted[r.GetRegion()] = r
+	}
+	for range hdr.GetForeign() {
+		fb := &fsmpb.ForeignBatch{}
+		if err := get(fb); err != nil {
+			return fmt.Errorf("read foreign batch: %w", err)
+		}
+		kept := s.foreign[fb.GetOrigin()]
+		if n := len(kept); n > 0 && kept[n-1].GetSeq() >= fb.GetSeq() {
+			return fmt.Errorf("foreign batch %s %d out of order", fb.GetOrigin(), fb.GetSeq())
+		}
+		s.foreign[fb.GetOrigin()] = append(kept, fb)
+	}
+	s.lastDigest = hdr.GetLastDigest()
 	return nil
 }

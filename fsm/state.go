@@ -79,6 +79,12 @@ type state struct {
 	nodes       map[string]*fsmpb.Node
 	providers   map[string]*fsmpb.Provider
 	codes       map[uint32]*fsmpb.Code
+	trusted     map[string]*fsmpb.TrustedRegion
+	// foreign keeps other regions' batches as received, by origin, in
+	// sequence order.
+	foreign map[string][]*fsmpb.ForeignBatch
+	// lastDigest chains this region's own batches.
+	lastDigest []byte
 	// pending lists, in arrival order, the keys not yet sealed.
 	pending []TEK
 	// revisedPending are published keys revoked since the last batch.
@@ -101,6 +107,8 @@ func newState() *state {
 		submissionIdx: make(map[[16]byte]uint32),
 		authorities:   make(map[string]*fsmpb.Authority),
 		providers:     make(map[string]*fsmpb.Provider),
+		trusted:       make(map[string]*fsmpb.TrustedRegion),
+		foreign:       make(map[string][]*fsmpb.ForeignBatch),
 		codes:         make(map[uint32]*fsmpb.Code),
 		nodes:         make(map[string]*fsmpb.Node),
 	}

@@ -64,7 +64,7 @@ func (n *Node) SealNow(ctx context.Context) (fsm.SealResult, error) {
 	}
 	seq := n.fsm.LastBatch() + 1
 	val, err := n.Apply(ctx, &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_SEAL,
-		Seal: &fsmpb.Seal{Seq: seq, TargetKeys: uint32(target), Padding: padding}})
+		Seal: &fsmpb.Seal{Seq: seq, TargetKeys: uint32(target), Padding: padding, Origin: n.cfg.Region}})
 	var refused *fsm.Error
 	if errors.As(err, &refused) && refused.Code == fsm.CodeNothingToSeal {
 		return fsm.SealResult{}, ErrNothingToSeal

@@ -2064,8 +2064,10 @@ type SnapshotHeader struct {
 	Codes          uint64   `protobuf:"varint,13,opt,name=codes,proto3" json:"codes,omitempty"`
 	Trusted        uint64   `protobuf:"varint,14,opt,name=trusted,proto3" json:"trusted,omitempty"`
 	Foreign        uint64   `protobuf:"varint,15,opt,name=foreign,proto3" json:"foreign,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// last_digest is the digest of this region's newest batch body.
+	LastDigest    []byte `protobuf:"bytes,16,opt,name=last_digest,json=lastDigest,proto3" json:"last_digest,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SnapshotHeader) Reset() {
@@ -2201,6 +2203,13 @@ func (x *SnapshotHeader) GetForeign() uint64 {
 		return x.Foreign
 	}
 	return 0
+}
+
+func (x *SnapshotHeader) GetLastDigest() []byte {
+	if x != nil {
+		return x.LastDigest
+	}
+	return nil
 }
 
 // StoredKey is a key record in a snapshot: the key and the index of the
@@ -2459,7 +2468,7 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x05index\x18\b \x01(\rR\x05index\x12\x1a\n" +
 	"\bprovider\x18\t \x01(\tR\bprovider\x12\x1b\n" +
 	"\tcode_hash\x18\n" +
-	" \x01(\fR\bcodeHash\"\xda\x03\n" +
+	" \x01(\fR\bcodeHash\"\xfb\x03\n" +
 	"\x0eSnapshotHeader\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12 \n" +
 	"\vauthorities\x18\x02 \x01(\x04R\vauthorities\x12\x14\n" +
@@ -2476,7 +2485,9 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\tproviders\x18\f \x01(\x04R\tproviders\x12\x14\n" +
 	"\x05codes\x18\r \x01(\x04R\x05codes\x12\x18\n" +
 	"\atrusted\x18\x0e \x01(\x04R\atrusted\x12\x18\n" +
-	"\aforeign\x18\x0f \x01(\x04R\aforeign\"\x9a\x01\n" +
+	"\aforeign\x18\x0f \x01(\x04R\aforeign\x12\x1f\n" +
+	"\vlast_digest\x18\x10 \x01(\fR\n" +
+	"lastDigest\"\x9a\x01\n" +
 	"\tStoredKey\x12#\n" +
 	"\x03key\x18\x01 \x01(\v2\x11.covid.fsm.v1.KeyR\x03key\x12\x1e\n" +
 	"\n" +

@@ -1,0 +1,163 @@
+package fsm
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"errors"
+	"slices"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/covid-backend/covid-backend/fsm/fsmpb"
+)
+
+// FederationVersion is the version of the federation batch body.
+const FederationVersion = 1
+
+// FederationDomain prefixes the signed bytes, so that a federation
+// signature can never be taken for a signature over anything else.
+const FederationDomain = "covid-backend federation batch v1\x00"
+
+var errNotEd25519 = errors.New("not an Ed25519 public key")
+
+// federationBody is the canonical body of an own batch: everything under
+// the region's signature, keys and revised keys sorted.
+func federationBody(origin string, b *Batch) *fsmpb.FederationBatch {
+	body := &fsmpb.FederationBatch{Version: FederationVersion, Origin: origin, Seq: b.Seq,
+		PrevDigest: b.PrevDigest, StartUnix: b.StartUnix, EndUnix: b.EndUnix}
+	keys := append(slices.Clone(b.Keys), b.Padding...)
+	slices.SortFunc(keys, func(x, y Key) int { return compareTEK(x.Data, y.Data) })
+	for _, k := range keys {
+		body.Keys = append(body.Keys, k.Proto())
+	}
+	for _, k := range b.Revised {
+		body.Revised = append(body.Revised, k.Proto())
+	}
+	return body
+}
+
+// encodeBody is the deterministic encoding that is signed and digested.
+func encodeBody(body *fsmpb.FederationBatch) []byte {
+	data, err := proto.MarshalOptions{Deterministic: true}.Marshal(body)
+	if err != nil {
+		panic("fsm: encode federation body: " + err.Error()) // only valid fields are set
+	}
+	return data
+}
+
+// chain sets a new own batch's place in its region's chain.
+func (s *state) chain(origin string, b *Batch) {
+	b.Origin, b.PrevDigest = origin, s.lastDigest
+	sum := sha256.Sum256(encodeBody(federationBody(origin, b)))
+	b.Digest = sum[:]
+	s.lastDigest = b.Digest
+}
+
+// FederationBody returns the encoded federation body of an own batch, for
+// the region's signer: every node encodes it to the same bytes.
+func (f *FSM) FederationBody(seq uint32) ([]byte, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	b := f.state.batch(seq)
+	if b == nil || b.Origin == "" {
+		return nil, false
+	}
+	return encodeBody(federationBody(b.Origin, b)), true
+}
+
+// ImportResult is the outcome of importing a foreign batch.
+type ImportResult struct {
+	Origin string `json:"origin"`
+	Seq    uint32 `json:"seq"`
+	// Duplicate is set when the same batch was already kept.
+	Duplicate bool `json:"duplicate"`
+}
+
+// applyImportBatch keeps a signed batch of a trusted region, as received,
+// after checking the signature with the region's keys and the chain of
+// the origin: the sequence follows the last kept one and the previous
+// digest matches it. The same batch again is a no-op; other content under
+// a kept sequence number is refused.
+func applyImportBatch(s *state, cmd *fsmpb.Command) Response {
+	raw := cmd.GetImportBatch().GetSigned()
+	body, digest, resp := s.verifyForeign(raw)
+	if resp != nil {
+		return *resp
+	}
+	kept := s.foreign[body.GetOrigin()]
+	if i := slices.IndexFunc(kept, func(fb *fsmpb.ForeignBatch) bool { return fb.GetSeq() == body.GetSeq() }); i >= 0 {
+		if bytes.Equal(kept[i].GetDigest(), digest) {
+			return Response{Value: ImportResult{Origin: body.GetOrigin(), Seq: body.GetSeq(), Duplicate: true}}
+		}
+		return refuse(CodeBatchConflict, "%s batch %d is kept with other content", body.GetOrigin(), body.GetSeq())
+	}
+	if n := len(kept); n > 0 {
+		last := kept[n-1]
+		if body.GetSeq() != last.GetSeq()+1 || !bytes.Equal(body.GetPrevDigest(), last.GetDigest()) {
+			return refuse(CodeBrokenChain, "%s batch %d does not follow batch %d", body.GetOrigin(), body.GetSeq(), last.GetSeq())
+		}
+	}
+	s.foreign[body.GetOrigin()] = append(kept, &fsmpb.ForeignBatch{
+		Origin: body.GetOrigin(), Seq: body.GetSeq(), Digest: digest, EndUnix: body.GetEndUnix(), Signed: bytes.Clone(raw),
+	})
+	return Response{Value: ImportResult{Origin: body.GetOrigin(), Seq: body.GetSeq()}}
+}
+
+// verifyForeign decodes a signed batch and checks it against the trust
+// store; it changes nothing.
+func (s *state) verifyForeign(raw []byte) (*fsmpb.FederationBatch, []byte, *Response) {
+	fail := func(code Code, format string, args ...any) (*fsmpb.FederationBatch, []byte, *Response) {
+		r := refuse(code, format, args...)
+		return nil, nil, &r
+	}
+	var sb fsmpb.SignedBatch
+	var body fsmpb.FederationBatch
+	if proto.Unmarshal(raw, &sb) != nil || proto.Unmarshal(sb.GetBody(), &body) != nil {
+		return fail(CodeBadBatch, "batch does not decode")
+	}
+	if body.GetVersion() != FederationVersion || body.GetSeq() == 0 {
+		return fail(CodeBadBatch, "batch version %d, sequence %d", body.GetVersion(), body.GetSeq())
+	}
+	region, ok := s.trusted[body.GetOrigin()]
+	if !ok || !region.GetServe() && !region.GetMerge() {
+		return fail(CodeUnknownRegion, "origin %q is not trusted", body.GetOrigin())
+	}
+	i := slices.IndexFunc(region.GetKeys(), func(k *fsmpb.TrustKey) bool { return k.GetId() == sb.GetKeyId() })
+	if i < 0 {
+		return fail(CodeBadSignature, "origin %q has no key %q", body.GetOrigin(), sb.GetKeyId())
+	}
+	pub, err := parseEd25519(region.GetKeys()[i].GetPublicKeyDer())
+	if err != nil || !ed25519.Verify(pub, append([]byte(FederationDomain), sb.GetBody()...), sb.GetSignature()) {
+		return fail(CodeBadSignature, "signature of %s batch %d does not verify", body.GetOrigin(), body.GetSeq())
+	}
+	if _, err := keysFromProto(append(slices.Clone(body.GetKeys()), body.GetRevised()...)); err != nil {
+		return fail(CodeBadBatch, "%s batch %d: %v", body.GetOrigin(), body.GetSeq(), err)
+	}
+	sum := sha256.Sum256(sb.GetBody())
+	return &body, sum[:], nil
+}
+
+// ForeignBatches returns the kept batches of an origin (without their
+// bytes), oldest first.
+func (f *FSM) ForeignBatches(origin string) []*fsmpb.ForeignBatch {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	out := make([]*fsmpb.ForeignBatch, 0, len(f.state.foreign[origin]))
+	for _, fb := range f.state.foreign[origin] {
+		out = append(out, &fsmpb.ForeignBatch{Origin: fb.GetOrigin(), Seq: fb.GetSeq(), Digest: fb.GetDigest(), EndUnix: fb.GetEndUnix()})
+	}
+	return out
+}
+
+// ForeignSigned returns a kept foreign batch exactly as received.
+func (f *FSM) ForeignSigned(origin string, seq uint32) ([]byte, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	for _, fb := range f.state.foreign[origin] {
+		if fb.GetSeq() == seq {
+			return fb.GetSigned(), true
+		}
+	}
+	return nil, false
+}

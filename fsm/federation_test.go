@@ -1,0 +1,165 @@
+package fsm_test
+
+import (
+	"bytes"
+	"crypto/x509"
+	"encoding/pem"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/covid-backend/covid-backend/federation"
+	"github.com/covid-backend/covid-backend/fsm"
+	"github.com/covid-backend/covid-backend/fsm/fsmpb"
+)
+
+func fedKey(t *testing.T, id string) (federation.Key, []byte) {
+	t.Helper()
+	priv, pub, err := federation.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(priv)
+	k, _ := x509.ParsePKCS8PrivateKey(block.Bytes)
+	der, err := federation.PublicKeyDER(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := federation.LoadKeyFromPKCS8(k, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key, der
+}
+
+func trust(region string, der []byte, keyID string) *fsmpb.Command {
+	return &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_PUT_TRUST, PutTrust: &fsmpb.TrustedRegion{
+		Region: region, Serve: true, Keys: []*fsmpb.TrustKey{{Id: keyID, PublicKeyDer: der}}}}
+}
+
+func importCmd(signed []byte) *fsmpb.Command {
+	return &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_IMPORT_BATCH, ImportBatch: &fsmpb.ImportBatch{Signed: signed}}
+}
+
+// regionA seals two chained batches as origin "A".
+func regionA(t *testing.T) *fsm.FSM {
+	t.Helper()
+	const today = 20_000
+	now := int64(today*day*600 + 3600)
+	a := fsm.New()
+	mustApply(t, a, publish(1, now-100, dayKey(1, today-2)))
+	s1 := sealCmd(1, now, 0, 0)
+	s1.Seal.Origin = "A"
+	mustApply(t, a, s1)
+	mustApply(t, a, publish(2, now, dayKey(2, today-1)))
+	s2 := sealCmd(2, now+600, 0, 0)
+	s2.Seal.Origin = "A"
+	mustApply(t, a, s2)
+	return a
+}
+
+func signedBatch(t *testing.T, a *fsm.FSM, key federation.Key, seq uint32) []byte {
+	t.Helper()
+	body, ok := a.FederationBody(seq)
+	if !ok {
+		t.Fatalf("no body for batch %d", seq)
+	}
+	return key.Sign(body)
+}
+
+// A region keeps a trusted region's batches in chain order, exactly as
+// received, once each; forgeries, strangers, gaps and conflicts are refused
+// without changing anything.
+func TestImportForeignBatches(t *testing.T) {
+	a := regionA(t)
+	keyA, derA := fedKey(t, "a1")
+	forger, _ := fedKey(t, "a1") // same key id, other key
+	b1, b2 := signedBatch(t, a, keyA, 1), signedBatch(t, a, keyA, 2)
+
+	b := fsm.New()
+	if code := codeOf(applyCmd(t, b, importCmd(b1)).Err); code != fsm.CodeUnknownRegion {
+		t.Fatalf("import from an untrusted origin: %q", code)
+	}
+	mustApply(t, b, trust("A", derA, "a1"))
+	if code := codeOf(applyCmd(t, b, importCmd(b2)).Err); code != "" {
+		t.Fatalf("first batch seen may start the chain anywhere: %q", code)
+	}
+	b = fsm.New()
+	mustApply(t, b, trust("A", derA, "a1"))
+	mustApply(t, b, importCmd(b1))
+	if r := mustApply(t, b, importCmd(b1)).Value.(fsm.ImportResult); !r.Duplicate {
+		t.Fatalf("second import of batch 1: %+v", r)
+	}
+	forged := signedBatch(t, a, forger, 2)
+	var tampered fsmpb.SignedBatch
+	proto.Unmarshal(b2, &tampered)
+	tampered.Body = append(bytes.Clone(tampered.Body), 0x08, 0x01) // append a field: body changes
+	tamperedBytes, _ := proto.Marshal(&tampered)
+	other := fsm.New() // another history of "A" at the same sequence numbers
+	const t0 = int64(20_000*day*600 + 3600)
+	mustApply(t, other, publish(9, t0, dayKey(9, 19_990)))
+	o1 := sealCmd(1, t0, 0, 0)
+	o1.Seal.Origin = "A"
+	mustApply(t, other, o1)
+	cases := []struct {
+		name string
+		data []byte
+		code fsm.Code
+	}{
+		{"forged signature", forged, fsm.CodeBadSignature},
+		{"tampered body", tamperedBytes, fsm.CodeBadSignature},
+		{"garbage", []byte("not a batch"), fsm.CodeBadBatch},
+		{"other content under a kept number", signedBatch(t, other, keyA, 1), fsm.CodeBatchConflict},
+	}
+	for _, tc := range cases {
+		before := freeze(t, b)
+		if code := codeOf(applyCmd(t, b, importCmd(tc.data)).Err); code != tc.code {
+			t.Fatalf("%s: code %q, want %q", tc.name, code, tc.code)
+		}
+		assertUnchanged(t, b, before)
+	}
+	mustApply(t, b, importCmd(b2))
+	if got, ok := b.ForeignSigned("A", 2); !ok || !bytes.Equal(got, b2) {
+		t.Fatal("batch 2 is not kept byte for byte")
+	}
+	// A batch that does not follow the last kept one breaks the chain.
+	mustApply(t, other, publish(10, t0+1, dayKey(10, 19_990)))
+	o2 := sealCmd(2, t0+2, 0, 0)
+	o2.Seal.Origin = "A"
+	mustApply(t, other, o2)
+	o3 := sealCmd(3, t0+4, 0, 0)
+	o3.Seal.Origin = "A"
+	mustApply(t, other, publish(11, t0+3, dayKey(11, 19_990)))
+	mustApply(t, other, o3)
+	if code := codeOf(applyCmd(t, b, importCmd(signedBatch(t, other, keyA, 3))).Err); code != fsm.CodeBrokenChain {
+		t.Fatalf("batch 3 of another chain: %q", code)
+	}
+	g := fsm.New()
+	snap := snapshotBytes(t, b)
+	if err := restoreBytes(g, snap); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(snapshotBytes(t, g), snap) {
+		t.Fatal("foreign batches do not survive a snapshot")
+	}
+}
+
+// Own batches chain by digest, and every node encodes the same body.
+func TestOwnBatchChain(t *testing.T) {
+	a, again := regionA(t), regionA(t)
+	for seq := uint32(1); seq <= 2; seq++ {
+		x, _ := a.FederationBody(seq)
+		y, _ := again.FederationBody(seq)
+		if !bytes.Equal(x, y) {
+			t.Fatalf("batch %d body differs between two replicas", seq)
+		}
+	}
+	var first, second fsmpb.FederationBatch
+	b1, _ := a.FederationBody(1)
+	b2, _ := a.FederationBody(2)
+	proto.Unmarshal(b1, &first)
+	proto.Unmarshal(b2, &second)
+	if len(first.GetPrevDigest()) != 0 || len(second.GetPrevDigest()) != 32 || first.GetOrigin() != "A" || len(first.GetKeys()) != 1 {
+		t.Fatalf("chain: %v / %v", &first, &second)
+	}
+}
