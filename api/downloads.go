@@ -107,3 +107,5 @@ func serveBytes(c *gin.Context, contentType, cacheControl, etag string, data []b
 	h.Set("ETag", etag)
 	http.ServeContent(c.Writer, c.Request, "", time.Time{}, bytes.NewReader(data))
 }
+
+func etagOf(data []byte) string { return feed.ETag(data) }

@@ -33,7 +33,7 @@ func failErr(c *gin.Context, err error) {
 	case errors.As(err, &member):
 		fail(c, member.Status, "refused", member.Message)
 	case errors.As(err, &refused) && slices.Contains([]fsm.Code{fsm.CodeUnknownAuthority, fsm.CodeUnknownNode,
-		fsm.CodeUnknownSubmission, fsm.CodeUnknownKey, fsm.CodeUnknownProvider}, refused.Code):
+		fsm.CodeUnknownSubmission, fsm.CodeUnknownKey, fsm.CodeUnknownProvider, fsm.CodeUnknownRegion}, refused.Code):
 		fail(c, http.StatusNotFound, string(refused.Code), refused.Message)
 	case errors.As(err, &refused):
 		fail(c, http.StatusBadRequest, string(refused.Code), refused.Message)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/covid-backend/covid-backend/federation"
 	"github.com/covid-backend/covid-backend/feed"
 	"github.com/covid-backend/covid-backend/node"
 	"github.com/covid-backend/covid-backend/publish"
@@ -31,6 +32,9 @@ type Config struct {
 	TrustedProxies []string
 	// CodeTTL is how long a one-time code stays valid (default 24 h).
 	CodeTTL time.Duration
+	// FederationKey signs this region's batches for other regions (nil: the
+	// node serves no own signed batches).
+	FederationKey *federation.Key
 	// Feed configures the export files and the delta feed.
 	Feed feed.Config
 	// Limits are the DoS filters; the zero value turns them all off.
@@ -134,6 +138,8 @@ func (s *Server) routes() (http.Handler, error) {
 	r.GET("/v1/exports/batches.txt", readLimit, s.exportIndex(s.catalog.BatchIndex))
 	r.GET("/v1/exports/day/:name", readLimit, s.exportFile("day/"))
 	r.GET("/v1/exports/:name", readLimit, s.exportFile(""))
+	r.GET("/v1/federation", readLimit, s.readView, s.federationStatus)
+	r.GET("/v1/federation/batches/:origin/:seq", readLimit, s.signedBatch)
 
 	admin := r.Group("/", s.requireToken)
 	admin.POST(node.PathApply, s.forwardedApply)
@@ -154,6 +160,9 @@ func (s *Server) routes() (http.Handler, error) {
 	admin.GET("/v1/admin/providers", s.readView, s.listProviders)
 	admin.POST("/v1/admin/providers", s.putProvider)
 	admin.DELETE("/v1/admin/providers/:id", s.revokeProvider)
+	admin.POST("/v1/admin/federation/import", s.importBatch)
+	admin.POST("/v1/admin/trust", s.putTrust)
+	admin.DELETE("/v1/admin/trust/:region", s.removeTrust)
 	admin.GET("/debug/pprof/*profile", gin.WrapF(pprofHandler))
 	return r, nil
 }

@@ -56,6 +56,7 @@ func TestMain(m *testing.M) {
 type cluster struct {
 	t         testing.TB
 	dir       string
+	region    string
 	subnet    int // node i listens on 127.0.<subnet>.<i>
 	tokenFile string
 	token     string
@@ -113,7 +114,7 @@ func newCluster(t testing.TB, extra ...string) *cluster {
 	subnet := freeSubnet(t)
 	dir := t.TempDir()
 	c := &cluster{
-		t: t, dir: dir, subnet: subnet, tokenFile: filepath.Join(dir, "admin-token"),
+		t: t, dir: dir, subnet: subnet, region: "test", tokenFile: filepath.Join(dir, "admin-token"),
 		token: "cluster-test-token-" + randomHex(t, 8), extra: extra,
 		client: &http.Client{Timeout: 20 * time.Second}, nodes: map[string]*proc{},
 	}
@@ -142,7 +143,7 @@ func (c *cluster) start(i int, args ...string) *proc {
 		c.nodes[id] = p
 	}
 	c.mu.Unlock()
-	full := append([]string{"serve", "--node-id", id, "--region", "test", "--data-dir", p.dataDir,
+	full := append([]string{"serve", "--node-id", id, "--region", c.region, "--data-dir", p.dataDir,
 		"--http-addr", p.ip + ":8080", "--raft-addr", p.ip + ":7000", "--admin-token-file", c.tokenFile,
 		"--log-level", "info", "--rate-publish", "0", "--rate-read", "0"}, c.extra...)
 	full = append(full, args...)
@@ -578,4 +579,11 @@ func randomHex(t testing.TB, n int) string {
 		t.Fatal(err)
 	}
 	return fmt.Sprintf("%x", b)
+}
+
+func writeFile(t testing.TB, path string, data []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
 }

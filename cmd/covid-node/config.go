@@ -23,6 +23,7 @@ type serveConfig struct {
 	Retention, CodeTTL                          time.Duration
 	SealMinKeys                                 int
 	ExportKeyFiles, ExportKeyIDs, ExportKeyVers string
+	SigningKeyFile, SigningKeyID                string
 	SnapshotThreshold, TrailingLogs             uint64
 	Dev, NoBatchApply                           bool
 	LogLevel                                    string
@@ -50,6 +51,8 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.SealMinKeys, "seal-min-keys", 1000, "batches with fewer keys are padded with random keys up to this (plus 0-100)")
 	fs.DurationVar(&c.Retention, "retention", 14*24*time.Hour, "how long batches and their keys are kept and listed (GAEN: 14 days)")
 	fs.DurationVar(&c.CodeTTL, "code-ttl", 24*time.Hour, "how long a one-time code from POST /v1/codes stays valid")
+	fs.StringVar(&c.SigningKeyFile, "signing-key-file", "", "the region's federation signing key (Ed25519, from covid-node keygen); every node of the region the same")
+	fs.StringVar(&c.SigningKeyID, "signing-key-id", "", "id of the federation signing key, as other regions trust it (default <region>-1)")
 	fs.StringVar(&c.ExportKeyFiles, "export-key-file", "", "comma-separated PEM files of the ECDSA P-256 keys that sign exports (every node of the region the same)")
 	fs.StringVar(&c.ExportKeyIDs, "export-key-id", "", "comma-separated verification key ids, one per export key (the id apps are configured with)")
 	fs.StringVar(&c.ExportKeyVers, "export-key-version", "", "comma-separated verification key versions, one per export key")

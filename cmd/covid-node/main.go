@@ -25,6 +25,10 @@ commands:
   revoke                withdraw keys: a submission, single keys, or what an issuer authorized since a time
   revocations           list the revocations with their reasons
   submissions           list the kept submissions (for rollback)
+  keygen                make a region's federation signing key pair
+  trust add|list|remove manage the regions whose signed batches this region accepts
+  federation status|import
+                        what this region keeps per origin; fetch a batch from a peer and import it
 
 Run 'covid-node <command> -h' for the flags of a command.
 `
@@ -54,6 +58,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return authorities(ctx, args[1:], stdout)
 	case "providers":
 		return providers(ctx, args[1:], stdout)
+	case "keygen":
+		return keygen(args[1:], stdout)
+	case "trust":
+		return trustCmd(ctx, args[1:], stdout)
+	case "federation":
+		return federationCmd(ctx, args[1:], stdout)
 	case "revoke":
 		return revoke(ctx, args[1:], stdout)
 	case "revocations":

@@ -47,6 +47,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
+	fedKey, err := loadFederationKey(c)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
 	if ncfg.AdminToken, err = loadOrCreateToken(c.AdminTokenFile); err != nil {
 		return err
 	}
@@ -66,7 +70,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	srv, err := api.New(api.Config{Addr: c.HTTPAddr, AdminToken: ncfg.AdminToken, TrustedProxies: splitList(c.TrustedProxies), Limits: c.Limits, Logger: logger, CodeTTL: c.CodeTTL,
+	srv, err := api.New(api.Config{Addr: c.HTTPAddr, AdminToken: ncfg.AdminToken, TrustedProxies: splitList(c.TrustedProxies), Limits: c.Limits, Logger: logger, CodeTTL: c.CodeTTL, FederationKey: fedKey,
 		Feed: feed.Config{Region: c.Region, SigningKeys: exportKeys, Retention: c.Retention}}, n)
 	if err != nil {
 		return errors.Join(fmt.Errorf("serve: %w", err), n.Close(ctx))

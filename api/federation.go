@@ -1,0 +1,138 @@
+package api
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/covid-backend/covid-backend/federation"
+	"github.com/covid-backend/covid-backend/fsm"
+	"github.com/covid-backend/covid-backend/fsm/fsmpb"
+)
+
+// maxBatchBytes bounds a signed batch accepted for import.
+const maxBatchBytes = 32 << 20
+
+// TrustRequest adds a region to the trust store (or a key to it).
+type TrustRequest struct {
+	Region       string `json:"region"`
+	KeyID        string `json:"key_id"`
+	PublicKeyPEM string `json:"public_key_pem"`
+	Serve        bool   `json:"serve"`
+	Merge        bool   `json:"merge"`
+}
+
+// OriginStatus is what a node keeps of one origin.
+type OriginStatus struct {
+	Origin   string `json:"origin"`
+	FirstSeq uint32 `json:"first_seq"`
+	LastSeq  uint32 `json:"last_seq"`
+	Batches  int    `json:"batches"`
+}
+
+// signedBatch serves a signed federation batch: this region's own, signed
+// on the fly (Ed25519 is deterministic: every node gives the same bytes),
+// or another region's exactly as received.
+func (s *Server) signedBatch(c *gin.Context) {
+	seq, err := strconv.ParseUint(c.Param("seq"), 10, 32)
+	if err != nil || seq == 0 {
+		fail(c, http.StatusBadRequest, "bad_request", "seq: want a batch number from 1")
+		return
+	}
+	origin := c.Param("origin")
+	var data []byte
+	var ok bool
+	if origin == s.node.Config().Region {
+		if s.cfg.FederationKey == nil {
+			fail(c, http.StatusServiceUnavailable, "no_signing_key", "this node has no federation signing key")
+			return
+		}
+		var body []byte
+		if body, ok = s.node.FSM().FederationBody(uint32(seq)); ok {
+			data = s.cfg.FederationKey.Sign(body)
+		}
+	} else {
+		data, ok = s.node.FSM().ForeignSigned(origin, uint32(seq))
+	}
+	if !ok {
+		fail(c, http.StatusNotFound, "not_found", "no such batch here")
+		return
+	}
+	serveBytes(c, "application/x-protobuf", immutableCache, etagOf(data), data)
+}
+
+// federationStatus reports the trust store and what this node keeps per
+// origin, with its own region's newest batch.
+func (s *Server) federationStatus(c *gin.Context) {
+	f := s.node.FSM()
+	origins := []OriginStatus{{Origin: s.node.Config().Region, LastSeq: f.LastBatch()}}
+	trusted := []gin.H{}
+	for _, r := range f.Trusted() {
+		kept := f.ForeignBatches(r.GetRegion())
+		st := OriginStatus{Origin: r.GetRegion(), Batches: len(kept)}
+		if len(kept) > 0 {
+			st.FirstSeq, st.LastSeq = kept[0].GetSeq(), kept[len(kept)-1].GetSeq()
+		}
+		origins = append(origins, st)
+		var ids []string
+		for _, k := range r.GetKeys() {
+			ids = append(ids, k.GetId())
+		}
+		trusted = append(trusted, gin.H{"region": r.GetRegion(), "key_ids": ids, "serve": r.GetServe(), "merge": r.GetMerge()})
+	}
+	c.JSON(http.StatusOK, gin.H{"region": s.node.Config().Region, "origins": origins, "trusted": trusted})
+}
+
+// importBatch takes a signed batch (raw bytes) and commits it if the
+// state machine accepts it.
+func (s *Server) importBatch(c *gin.Context) {
+	data, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxBatchBytes))
+	if err != nil {
+		fail(c, http.StatusRequestEntityTooLarge, "bad_request", "batch too large or unreadable: "+err.Error())
+		return
+	}
+	val, err := s.node.Apply(c.Request.Context(), &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_IMPORT_BATCH,
+		ImportBatch: &fsmpb.ImportBatch{Signed: data}})
+	var refused *fsm.Error
+	if errors.As(err, &refused) && refused.Code != fsm.CodeInvalidCommand {
+		fail(c, http.StatusUnprocessableEntity, string(refused.Code), refused.Message)
+		return
+	}
+	if err != nil {
+		failErr(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, val)
+}
+
+func (s *Server) putTrust(c *gin.Context) {
+	var req TrustRequest
+	if !bindStrict(c, &req) {
+		return
+	}
+	der, err := federation.PublicKeyDER([]byte(req.PublicKeyPEM))
+	if err != nil || req.KeyID == "" {
+		fail(c, http.StatusBadRequest, "bad_request", "want region, key_id and an Ed25519 public_key_pem")
+		return
+	}
+	_, err = s.node.Apply(c.Request.Context(), &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_PUT_TRUST, PutTrust: &fsmpb.TrustedRegion{
+		Region: req.Region, Serve: req.Serve, Merge: req.Merge, Keys: []*fsmpb.TrustKey{{Id: req.KeyID, PublicKeyDer: der}}}})
+	if err != nil {
+		failErr(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"region": req.Region, "key_id": req.KeyID})
+}
+
+func (s *Server) removeTrust(c *gin.Context) {
+	_, err := s.node.Apply(c.Request.Context(), &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_REMOVE_TRUST,
+		RemoveTrust: &fsmpb.RemoveTrust{Region: c.Param("region"), KeyId: c.Query("key_id")}})
+	if err != nil {
+		failErr(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"removed": c.Param("region"), "key_id": c.Query("key_id")})
+}

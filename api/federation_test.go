@@ -1,0 +1,47 @@
+package api
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/covid-backend/covid-backend/federation"
+)
+
+// The trust store refuses keys that are not Ed25519; an import of garbage
+// or from an untrusted origin is a 422 naming the reason.
+func TestTrustAndImportInput(t *testing.T) {
+	ts := newTestServer(t, time.Now)
+	_, pub, err := federation.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		body TrustRequest
+		want int
+	}{
+		{"ok", TrustRequest{Region: "A", KeyID: "a1", PublicKeyPEM: string(pub), Serve: true}, http.StatusOK},
+		{"not a key", TrustRequest{Region: "A", KeyID: "a1", PublicKeyPEM: "nope"}, http.StatusBadRequest},
+		{"no key id", TrustRequest{Region: "A", PublicKeyPEM: string(pub)}, http.StatusBadRequest},
+		{"bad region name", TrustRequest{Region: "no spaces", KeyID: "a1", PublicKeyPEM: string(pub)}, http.StatusBadRequest},
+	}
+	for _, tc := range cases {
+		if w := ts.admin(http.MethodPost, "/v1/admin/trust", tc.body); w.Code != tc.want {
+			t.Fatalf("%s: %d %s", tc.name, w.Code, w.Body)
+		}
+	}
+	w := ts.admin(http.MethodPost, "/v1/admin/federation/import", []byte("garbage"))
+	if w.Code != http.StatusUnprocessableEntity || decode[errorBody](t, w).Code != "bad_batch" {
+		t.Fatalf("garbage import: %d %s", w.Code, w.Body)
+	}
+	if w := ts.do(http.MethodGet, "/v1/federation/batches/A/1", nil, nil); w.Code != http.StatusNotFound {
+		t.Fatalf("unknown batch: %d", w.Code)
+	}
+	if w := ts.do(http.MethodGet, "/v1/federation/batches/test/1", nil, nil); w.Code != http.StatusServiceUnavailable {
+		t.Fatalf("own batch without a signing key: %d", w.Code)
+	}
+	if w := ts.admin(http.MethodDelete, "/v1/admin/trust/Z", nil); w.Code != http.StatusNotFound {
+		t.Fatalf("remove unknown region: %d", w.Code)
+	}
+}

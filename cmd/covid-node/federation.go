@@ -1,0 +1,170 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+
+	"github.com/covid-backend/covid-backend/api"
+	"github.com/covid-backend/covid-backend/federation"
+)
+
+// loadFederationKey reads the region's signing key, if one is given.
+func loadFederationKey(c *serveConfig) (*federation.Key, error) {
+	if c.SigningKeyFile == "" {
+		return nil, nil
+	}
+	id := c.SigningKeyID
+	if id == "" {
+		id = c.Region + "-1"
+	}
+	k, err := federation.LoadKey(c.SigningKeyFile, id)
+	if err != nil {
+		return nil, err
+	}
+	return &k, nil
+}
+
+// keygen writes a new federation key pair: PREFIX.key (0600) and
+// PREFIX.pub.pem for the other regions' trust stores.
+func keygen(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("keygen", flag.ContinueOnError)
+	out := fs.String("out", "federation", "file name prefix: writes PREFIX.key and PREFIX.pub.pem")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	priv, pub, err := federation.GenerateKey()
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(*out+".key", os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("keygen: %w", err)
+	}
+	if _, err := f.Write(priv); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.WriteFile(*out+".pub.pem", pub, 0o644); err != nil {
+		return fmt.Errorf("keygen: %w", err)
+	}
+	fmt.Fprintf(stdout, "wrote %s.key (keep it secret; give it to every node with --signing-key-file) and %s.pub.pem (give it to other regions)\n", *out, *out)
+	return nil
+}
+
+// trustCmd manages the trust store.
+func trustCmd(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return errors.New("trust: want add, list or remove")
+	}
+	var req api.TrustRequest
+	var pubFile string
+	switch args[0] {
+	case "list":
+		return listJSON(ctx, "trust list", "/v1/federation", args[1:], stdout)
+	case "add":
+		c, err := subcommand("trust add", args[1:], func(fs *flag.FlagSet) {
+			fs.StringVar(&req.Region, "region", "", "the trusted region's name")
+			fs.StringVar(&req.KeyID, "key-id", "", "id of its signing key (as its nodes' --signing-key-id)")
+			fs.StringVar(&pubFile, "public-key-file", "", "its public key PEM (from its keygen)")
+			fs.BoolVar(&req.Serve, "serve", true, "keep its batches and serve them to its apps")
+			fs.BoolVar(&req.Merge, "merge", false, "merge its keys into this region's exports")
+		})
+		if err != nil {
+			return err
+		}
+		pem, err := os.ReadFile(pubFile)
+		if err != nil {
+			return fmt.Errorf("trust add: %w", err)
+		}
+		req.PublicKeyPEM = string(pem)
+		if err := c.do(ctx, http.MethodPost, "/v1/admin/trust", req, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "trusting %s key %s\n", req.Region, req.KeyID)
+		return nil
+	case "remove":
+		c, err := subcommand("trust remove", args[1:], func(fs *flag.FlagSet) {
+			fs.StringVar(&req.Region, "region", "", "the region")
+			fs.StringVar(&req.KeyID, "key-id", "", "remove only this key")
+		})
+		if err != nil {
+			return err
+		}
+		path := "/v1/admin/trust/" + url.PathEscape(req.Region) + "?key_id=" + url.QueryEscape(req.KeyID)
+		return c.do(ctx, http.MethodDelete, path, nil, nil)
+	}
+	return fmt.Errorf("trust: unknown subcommand %q", args[0])
+}
+
+// federationCmd shows what a region keeps, or relays one batch by hand:
+// fetch it from any node that has it and import it here.
+func federationCmd(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return errors.New("federation: want status or import")
+	}
+	switch args[0] {
+	case "status":
+		return listJSON(ctx, "federation status", "/v1/federation", args[1:], stdout)
+	case "import":
+		var from, origin string
+		var seq uint
+		c, err := subcommand("federation import", args[1:], func(fs *flag.FlagSet) {
+			fs.StringVar(&from, "from", "", "HTTP URL of any node (of any region) that has the batch")
+			fs.StringVar(&origin, "origin", "", "the batch's region")
+			fs.UintVar(&seq, "seq", 0, "the batch's number")
+		})
+		if err != nil {
+			return err
+		}
+		data, err := fetchBatch(ctx, from, origin, seq)
+		if err != nil {
+			return err
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.addr+"/v1/admin/federation/import", bytes.NewReader(data))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Authorization", "Bearer "+c.token)
+		resp, err := c.http.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("import %s batch %d: %d %s", origin, seq, resp.StatusCode, strings.TrimSpace(string(body)))
+		}
+		fmt.Fprintf(stdout, "%s\n", body)
+		return nil
+	}
+	return fmt.Errorf("federation: unknown subcommand %q", args[0])
+}
+
+func fetchBatch(ctx context.Context, from, origin string, seq uint) ([]byte, error) {
+	u := fmt.Sprintf("%s/v1/federation/batches/%s/%d", strings.TrimRight(from, "/"), url.PathEscape(origin), seq)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("fetch batch: %w", err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("fetch %s: %d %v", u, resp.StatusCode, err)
+	}
+	return data, nil
+}
