@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"errors"
 	"net/http"
 	"strconv"
@@ -99,13 +98,35 @@ func parseCursor(v string) (uint32, error) {
 }
 
 // serveBytes answers with content, its ETag and caching, and 304 to a
-// matching conditional request (http.ServeContent does that and ranges).
+// matching If-None-Match. It writes the bytes in one call with their
+// length (no ranges: files are small and immutable, and a CDN or proxy in
+// front serves ranges if anyone wants them).
 func serveBytes(c *gin.Context, contentType, cacheControl, etag string, data []byte) {
 	h := c.Writer.Header()
-	h.Set("Content-Type", contentType)
 	h.Set("Cache-Control", cacheControl)
 	h.Set("ETag", etag)
-	http.ServeContent(c.Writer, c.Request, "", time.Time{}, bytes.NewReader(data))
+	if match := c.GetHeader("If-None-Match"); match != "" && etagMatches(match, etag) {
+		c.Status(http.StatusNotModified)
+		return
+	}
+	h.Set("Content-Type", contentType)
+	h.Set("Content-Length", strconv.Itoa(len(data)))
+	c.Status(http.StatusOK)
+	if c.Request.Method != http.MethodHead {
+		c.Writer.Write(data)
+	}
+}
+
+// etagMatches implements If-None-Match's list and wildcard (weak
+// comparison, as RFC 9110 asks for this header).
+func etagMatches(header, etag string) bool {
+	for _, t := range strings.Split(header, ",") {
+		t = strings.TrimPrefix(strings.TrimSpace(t), "W/")
+		if t == "*" || t == etag {
+			return true
+		}
+	}
+	return false
 }
 
 func etagOf(data []byte) string { return feed.ETag(data) }

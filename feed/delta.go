@@ -46,7 +46,13 @@ func (c *Catalog) Delta(cur Cursor, asJSON bool) (*File, Cursor, error) {
 
 func (c *Catalog) buildDelta(batches []fsm.BatchInfo, cur Cursor, full, asJSON bool) (*File, error) {
 	msg := &feedpb.KeyFeed{Region: c.cfg.Region, Since: cur.Since, Until: cur.Until, Full: full}
-	set := newKeySet()
+	size := 0
+	for _, b := range batches {
+		if b.Seq <= cur.Until && b.Seq > cur.Since {
+			size += b.Keys + b.Padding + b.Revised
+		}
+	}
+	set := newKeySet(size)
 	for _, b := range batches {
 		if b.Seq > cur.Until || b.Seq <= cur.Since {
 			continue
@@ -93,7 +99,9 @@ type keySet struct {
 	pos  map[fsm.TEK]int
 }
 
-func newKeySet() *keySet { return &keySet{pos: map[fsm.TEK]int{}} }
+func newKeySet(size int) *keySet {
+	return &keySet{keys: make([]*feedpb.Key, 0, size), pos: make(map[fsm.TEK]int, size)}
+}
 
 func (s *keySet) put(k fsm.Key) {
 	if i, ok := s.pos[k.Data]; ok && s.keys[i] != nil {
