@@ -83,7 +83,11 @@ func (s *Server) federationStatus(c *gin.Context) {
 		}
 		trusted = append(trusted, gin.H{"region": r.GetRegion(), "key_ids": ids, "serve": r.GetServe(), "merge": r.GetMerge()})
 	}
-	c.JSON(http.StatusOK, gin.H{"region": s.node.Config().Region, "origins": origins, "trusted": trusted})
+	out := gin.H{"region": s.node.Config().Region, "origins": origins, "trusted": trusted}
+	if s.cfg.Pool != nil {
+		out["pool"] = s.cfg.Pool.Status()
+	}
+	c.JSON(http.StatusOK, out)
 }
 
 // importBatch takes a signed batch (raw bytes) and commits it if the

@@ -35,6 +35,8 @@ type Config struct {
 	// FederationKey signs this region's batches for other regions (nil: the
 	// node serves no own signed batches).
 	FederationKey *federation.Key
+	// Pool is this node's part of the federation gossip pool (nil: none).
+	Pool *federation.Pool
 	// Feed configures the export files and the delta feed.
 	Feed feed.Config
 	// Limits are the DoS filters; the zero value turns them all off.

@@ -62,6 +62,8 @@ type cluster struct {
 	token     string
 	signer    publish.Signer
 	extra     []string
+	// nodeFlags, if set, gives flags that differ per node (by its IP).
+	nodeFlags func(ip string) []string
 	client    *http.Client
 
 	mu    sync.Mutex
@@ -147,6 +149,9 @@ func (c *cluster) start(i int, args ...string) *proc {
 		"--http-addr", p.ip + ":8080", "--raft-addr", p.ip + ":7000", "--admin-token-file", c.tokenFile,
 		"--log-level", "info", "--rate-publish", "0", "--rate-read", "0"}, c.extra...)
 	full = append(full, args...)
+	if c.nodeFlags != nil {
+		full = append(full, c.nodeFlags(p.ip)...)
+	}
 	logf, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		c.t.Fatal(err)

@@ -51,13 +51,22 @@ func keyServiceCluster(t *testing.T, extra ...string) (*cluster, *ecdsa.PrivateK
 
 func (c *cluster) get(id, path string) (int, []byte, http.Header) {
 	c.t.Helper()
-	resp, err := c.client.Get(c.node(id).url() + path)
+	status, b, h, err := c.tryGet(id, path)
 	if err != nil {
 		c.t.Fatalf("GET %s on %s: %v", path, id, err)
 	}
+	return status, b, h
+}
+
+// tryGet is get for a node that may be down.
+func (c *cluster) tryGet(id, path string) (int, []byte, http.Header, error) {
+	resp, err := c.client.Get(c.node(id).url() + path)
+	if err != nil {
+		return 0, nil, nil, err
+	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, b, resp.Header
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, resp.Header, err
 }
 
 // Every node lists the same index and serves byte-identical export files

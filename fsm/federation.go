@@ -161,3 +161,20 @@ func (f *FSM) ForeignSigned(origin string, seq uint32) ([]byte, bool) {
 	}
 	return nil, false
 }
+
+// OwnChain returns the first and last own batch still kept and the digest
+// of the last, for announcing them to other regions.
+func (f *FSM) OwnChain() (first, last uint32, digest []byte) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	for _, b := range f.state.batches {
+		if b.Origin == "" {
+			continue
+		}
+		if first == 0 {
+			first = b.Seq
+		}
+		last, digest = b.Seq, b.Digest
+	}
+	return first, last, digest
+}

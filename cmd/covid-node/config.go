@@ -24,6 +24,7 @@ type serveConfig struct {
 	SealMinKeys                                 int
 	ExportKeyFiles, ExportKeyIDs, ExportKeyVers string
 	SigningKeyFile, SigningKeyID                string
+	FederationAddr, FederationJoin, PoolKeyFile string
 	SnapshotThreshold, TrailingLogs             uint64
 	Dev, NoBatchApply                           bool
 	LogLevel                                    string
@@ -53,6 +54,9 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.CodeTTL, "code-ttl", 24*time.Hour, "how long a one-time code from POST /v1/codes stays valid")
 	fs.StringVar(&c.SigningKeyFile, "signing-key-file", "", "the region's federation signing key (Ed25519, from covid-node keygen); every node of the region the same")
 	fs.StringVar(&c.SigningKeyID, "signing-key-id", "", "id of the federation signing key, as other regions trust it (default <region>-1)")
+	fs.StringVar(&c.FederationAddr, "federation-addr", "", "join the federation gossip pool on this address (memberlist, TCP and UDP); empty: no federation")
+	fs.StringVar(&c.FederationJoin, "federation-join", "", "comma-separated pool members (any region) to join")
+	fs.StringVar(&c.PoolKeyFile, "federation-pool-key-file", "", "the pool's shared key (from covid-node keygen --pool); required with --federation-addr")
 	fs.StringVar(&c.ExportKeyFiles, "export-key-file", "", "comma-separated PEM files of the ECDSA P-256 keys that sign exports (every node of the region the same)")
 	fs.StringVar(&c.ExportKeyIDs, "export-key-id", "", "comma-separated verification key ids, one per export key (the id apps are configured with)")
 	fs.StringVar(&c.ExportKeyVers, "export-key-version", "", "comma-separated verification key versions, one per export key")

@@ -3,10 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -14,6 +17,7 @@ import (
 
 	"github.com/covid-backend/covid-backend/api"
 	"github.com/covid-backend/covid-backend/federation"
+	"github.com/covid-backend/covid-backend/node"
 )
 
 // loadFederationKey reads the region's signing key, if one is given.
@@ -32,28 +36,52 @@ func loadFederationKey(c *serveConfig) (*federation.Key, error) {
 	return &k, nil
 }
 
+// startPool joins the federation pool when --federation-addr is set.
+func startPool(c *serveConfig, n *node.Node, logger *slog.Logger) (*federation.Pool, error) {
+	if c.FederationAddr == "" {
+		return nil, nil
+	}
+	raw, err := os.ReadFile(c.PoolKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("federation pool key: %w (make one with covid-node keygen --pool)", err)
+	}
+	key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(raw)))
+	if err != nil || len(key) != 32 {
+		return nil, errors.New("federation pool key: want base64 of 32 bytes")
+	}
+	return federation.Start(federation.Config{
+		Region: c.Region, NodeID: c.NodeID, HTTPURL: "http://" + c.HTTPAddr, BindAddr: c.FederationAddr,
+		Join: splitList(c.FederationJoin), PoolKey: key, Logger: logger,
+	}, n)
+}
+
 // keygen writes a new federation key pair: PREFIX.key (0600) and
-// PREFIX.pub.pem for the other regions' trust stores.
+// PREFIX.pub.pem for the other regions' trust stores; with --pool, a pool
+// key shared by all gateways instead.
 func keygen(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("keygen", flag.ContinueOnError)
-	out := fs.String("out", "federation", "file name prefix: writes PREFIX.key and PREFIX.pub.pem")
+	out := fs.String("out", "federation", "file name prefix: writes PREFIX.key and PREFIX.pub.pem (with --pool: the file itself)")
+	pool := fs.Bool("pool", false, "make a pool key (32 random bytes, base64) instead of a signing key pair")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *pool {
+		key := make([]byte, 32)
+		if _, err := rand.Read(key); err != nil {
+			return err
+		}
+		if err := writeNew(*out, []byte(base64.StdEncoding.EncodeToString(key)+"\n")); err != nil {
+			return fmt.Errorf("keygen: %w", err)
+		}
+		fmt.Fprintf(stdout, "wrote pool key %s (give it to every gateway of every region, with --federation-pool-key-file)\n", *out)
+		return nil
 	}
 	priv, pub, err := federation.GenerateKey()
 	if err != nil {
 		return err
 	}
-	f, err := os.OpenFile(*out+".key", os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
+	if err := writeNew(*out+".key", priv); err != nil {
 		return fmt.Errorf("keygen: %w", err)
-	}
-	if _, err := f.Write(priv); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
 	}
 	if err := os.WriteFile(*out+".pub.pem", pub, 0o644); err != nil {
 		return fmt.Errorf("keygen: %w", err)
@@ -167,4 +195,17 @@ func fetchBatch(ctx context.Context, from, origin string, seq uint) ([]byte, err
 		return nil, fmt.Errorf("fetch %s: %d %v", u, resp.StatusCode, err)
 	}
 	return data, nil
+}
+
+// writeNew writes a secret to a new file, mode 0600, never over an old one.
+func writeNew(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

@@ -70,7 +70,14 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	srv, err := api.New(api.Config{Addr: c.HTTPAddr, AdminToken: ncfg.AdminToken, TrustedProxies: splitList(c.TrustedProxies), Limits: c.Limits, Logger: logger, CodeTTL: c.CodeTTL, FederationKey: fedKey,
+	pool, err := startPool(c, n, logger)
+	if err != nil {
+		return errors.Join(fmt.Errorf("serve: %w", err), n.Close(ctx))
+	}
+	if pool != nil {
+		defer pool.Close()
+	}
+	srv, err := api.New(api.Config{Addr: c.HTTPAddr, AdminToken: ncfg.AdminToken, TrustedProxies: splitList(c.TrustedProxies), Limits: c.Limits, Logger: logger, CodeTTL: c.CodeTTL, FederationKey: fedKey, Pool: pool,
 		Feed: feed.Config{Region: c.Region, SigningKeys: exportKeys, Retention: c.Retention}}, n)
 	if err != nil {
 		return errors.Join(fmt.Errorf("serve: %w", err), n.Close(ctx))

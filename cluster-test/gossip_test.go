@@ -1,0 +1,179 @@
+package clustertest
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// federatedRegions starts regions of n nodes each in one encrypted gossip
+// pool, each trusting all the others.
+func federatedRegions(t *testing.T, dir string, names []string, n int) map[string]*cluster {
+	t.Helper()
+	poolKey := filepath.Join(dir, "pool.key")
+	run := func(args ...string) {
+		if out, err := exec.Command(binary, args...).CombinedOutput(); err != nil {
+			t.Fatalf("covid-node %v: %v %s", args, err, out)
+		}
+	}
+	run("keygen", "--pool", "--out", poolKey)
+	regions := map[string]*cluster{}
+	var seed string
+	for _, name := range names {
+		prefix := filepath.Join(dir, name)
+		run("keygen", "--out", prefix)
+		c := newCluster(t, "--signing-key-file", prefix+".key", "--signing-key-id", name+"-1",
+			"--federation-pool-key-file", poolKey, "--seal-interval", "1h")
+		c.region = name
+		join := seed
+		c.nodeFlags = func(ip string) []string {
+			flags := []string{"--federation-addr", ip + ":7946"}
+			if join != "" {
+				flags = append(flags, "--federation-join", join)
+			}
+			return flags
+		}
+		if seed == "" {
+			seed = c.ip(1) + ":7946"
+		}
+		c.form(n)
+		regions[name] = c
+	}
+	for _, name := range names {
+		for _, other := range names {
+			if other != name {
+				c := regions[name]
+				c.cli("trust", "add", "--addr", c.node("n1").url(), "--region", other, "--key-id", other+"-1",
+					"--public-key-file", filepath.Join(dir, other+".pub.pem"))
+			}
+		}
+	}
+	return regions
+}
+
+// waitBatchEverywhere waits until every node of the regions serves
+// origin's batch seq, byte-identical to want, and returns how long it took.
+func waitBatchEverywhere(t *testing.T, regions []*cluster, origin string, seq int, want []byte) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for _, r := range regions {
+		for _, id := range r.ids(len(r.nodes)) {
+			r.waitFor(fmt.Sprintf("%s/%s to hold %s batch %d", r.region, id, origin, seq), 60*time.Second, func() bool {
+				status, got, _, _ := r.tryGet(id, fmt.Sprintf("/v1/federation/batches/%s/%d", origin, seq))
+				if status == http.StatusOK && !bytes.Equal(got, want) {
+					t.Fatalf("%s/%s serves %s batch %d altered", r.region, id, origin, seq)
+				}
+				return status == http.StatusOK
+			})
+		}
+	}
+	return time.Since(start)
+}
+
+// A batch sealed in A reaches every node of B and C through the gossip
+// pool; with A cut off from C (but not from B) C still gets A's batches,
+// through B, byte for byte.
+func TestGossipAcrossRegions(t *testing.T) {
+	dir := t.TempDir()
+	regions := federatedRegions(t, dir, []string{"A", "B", "C"}, 3)
+	a, b, c := regions["A"], regions["B"], regions["C"]
+	fw := newFirewall(t, a.subnet)
+
+	sealed := func(seq int) []byte {
+		if _, err := a.upload(a.node("n1").url()); err != nil {
+			t.Fatal(err)
+		}
+		a.adminPost("n2", "/v1/admin/seal")
+		var data []byte
+		a.waitFor("A's own signed batch", 10*time.Second, func() bool {
+			status, got, _ := a.get("n3", fmt.Sprintf("/v1/federation/batches/A/%d", seq))
+			data = got
+			return status == http.StatusOK
+		})
+		return data
+	}
+	took := waitBatchEverywhere(t, []*cluster{b, c}, "A", 1, sealed(1))
+	t.Logf("A's batch 1 on all 6 nodes of B and C after %v", took.Round(time.Millisecond))
+
+	for i := 1; i <= 3; i++ {
+		for j := 1; j <= 3; j++ {
+			fw.isolate(a.ip(i), c.ip(j))
+		}
+	}
+	took = waitBatchEverywhere(t, []*cluster{b, c}, "A", 2, sealed(2))
+	t.Logf("with A cut off from C, A's batch 2 reached C through B after %v", took.Round(time.Millisecond))
+	fromB := false
+	for _, id := range c.ids(3) {
+		fromB = fromB || c.logContains(id, `msg="federation: imported batch" origin=A seq=2 from=http://`+b.ip(1)) ||
+			c.logContains(id, `msg="federation: imported batch" origin=A seq=2 from=http://`+b.ip(2)) ||
+			c.logContains(id, `msg="federation: imported batch" origin=A seq=2 from=http://`+b.ip(3))
+	}
+	if !fromB {
+		t.Fatal("C did not take A's batch 2 from a node of B")
+	}
+	fw.heal()
+
+	// The whole of C killed; A seals meanwhile; C restarted catches up.
+	for _, id := range c.ids(3) {
+		c.kill9(id)
+	}
+	third := sealed(3)
+	for i := 1; i <= 3; i++ {
+		c.start(i)
+	}
+	took = waitBatchEverywhere(t, []*cluster{c}, "A", 3, third)
+	t.Logf("C restarted and caught up with A's batch 3 after %v", took.Round(time.Millisecond))
+
+	// A rogue gateway with the pool key but not A's signing key claims to
+	// be A and announces newer batches: they are refused everywhere.
+	forger := filepath.Join(dir, "forger")
+	if out, err := exec.Command(binary, "keygen", "--out", forger).CombinedOutput(); err != nil {
+		t.Fatalf("keygen: %v %s", err, out)
+	}
+	rogue := newCluster(t, "--signing-key-file", forger+".key", "--signing-key-id", "A-1",
+		"--federation-pool-key-file", filepath.Join(dir, "pool.key"), "--seal-interval", "1h")
+	rogue.region = "A"
+	rogue.nodeFlags = func(ip string) []string {
+		return []string{"--federation-addr", ip + ":7946", "--federation-join", a.ip(1) + ":7946"}
+	}
+	rogue.form(1)
+	for range 4 {
+		if _, err := rogue.upload(rogue.node("n1").url()); err != nil {
+			t.Fatal(err)
+		}
+		rogue.adminPost("n1", "/v1/admin/seal")
+	}
+	for _, r := range []*cluster{b, c} {
+		r.waitFor(r.region+" (its leader, which imports) to reject the rogue's batch", 30*time.Second, func() bool {
+			rejected := 0
+			for _, id := range r.ids(3) {
+				_, body, _ := r.get(id, "/v1/federation")
+				var st struct {
+					Origins []struct {
+						Origin  string `json:"origin"`
+						LastSeq uint32 `json:"last_seq"`
+					}
+					Pool struct{ Rejected map[string]int }
+				}
+				if json.Unmarshal(body, &st) != nil {
+					return false
+				}
+				for _, o := range st.Origins {
+					if o.Origin == "A" && o.LastSeq != 3 {
+						t.Fatalf("%s took a rogue batch: A's last is %d", r.region, o.LastSeq)
+					}
+				}
+				rejected += st.Pool.Rejected["bad_signature"]
+			}
+			return rejected > 0
+		})
+		if _, got, _ := r.get("n2", "/v1/federation/batches/A/3"); !bytes.Equal(got, third) {
+			t.Fatalf("%s's copy of A's batch 3 changed", r.region)
+		}
+	}
+}

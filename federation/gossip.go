@@ -1,0 +1,128 @@
+package federation
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/covid-backend/covid-backend/federation/fedpb"
+)
+
+// delegate is the pool's memberlist delegate. Every method returns at
+// once: memberlist calls them from its packet loops.
+type delegate Pool
+
+func (d *delegate) NodeMeta(limit int) []byte {
+	b := encode(&fedpb.Meta{Region: d.cfg.Region, HttpUrl: d.cfg.HTTPURL})
+	if len(b) > limit {
+		return nil
+	}
+	return b
+}
+
+// NotifyMsg takes an announcement: a new one is noted and re-broadcast
+// (a memberlist broadcast reaches only the sender's direct targets); one
+// that does not decode is dropped.
+func (d *delegate) NotifyMsg(b []byte) {
+	var a fedpb.Announcement
+	if proto.Unmarshal(b, &a) != nil || a.GetMark().GetOrigin() == "" {
+		return
+	}
+	p := (*Pool)(d)
+	if p.note(a.GetMark(), a.GetHolderUrl()) {
+		p.queue.QueueBroadcast(broadcast(bytes.Clone(b)))
+	}
+}
+
+func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte {
+	return d.queue.GetBroadcasts(overhead, limit)
+}
+
+// LocalState sends this node's high-water marks in a push/pull.
+func (d *delegate) LocalState(bool) []byte {
+	p := (*Pool)(d)
+	return encode(&fedpb.State{HolderUrl: p.cfg.HTTPURL, Marks: p.marks()})
+}
+
+// MergeRemoteState notes what a peer holds.
+func (d *delegate) MergeRemoteState(buf []byte, _ bool) {
+	var st fedpb.State
+	if proto.Unmarshal(buf, &st) != nil {
+		return
+	}
+	for _, m := range st.GetMarks() {
+		(*Pool)(d).note(m, st.GetHolderUrl())
+	}
+}
+
+// broadcast is one queued announcement.
+type broadcast []byte
+
+func (b broadcast) Invalidates(memberlist.Broadcast) bool { return false }
+func (b broadcast) Message() []byte                       { return b }
+func (b broadcast) Finished()                             {}
+
+// note records that holder has origin's batches up to mark.Last; it
+// reports whether the mark was new to this node.
+func (p *Pool) note(m *fedpb.Mark, holder string) bool {
+	if m.GetOrigin() == p.cfg.Region || m.GetLast() == 0 || holder == "" {
+		return false
+	}
+	key := fmt.Sprintf("%s/%d/%x/%s", m.GetOrigin(), m.GetLast(), m.GetDigest(), holder)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.seen[key] {
+		return false
+	}
+	p.seen[key] = true
+	r := p.remote[m.GetOrigin()]
+	if r == nil {
+		r = &remoteMark{holders: map[string]bool{}}
+		p.remote[m.GetOrigin()] = r
+	}
+	if m.GetLast() > r.last {
+		r.last = m.GetLast()
+	}
+	if r.first == 0 || m.GetFirst() < r.first {
+		r.first = m.GetFirst()
+	}
+	r.holders[holder] = true
+	return true
+}
+
+// marks lists what this node holds: its own region's chain and every
+// origin it keeps batches of.
+func (p *Pool) marks() []*fedpb.Mark {
+	f := p.node.FSM()
+	var out []*fedpb.Mark
+	if first, last, digest := f.OwnChain(); last > 0 {
+		out = append(out, &fedpb.Mark{Origin: p.cfg.Region, First: first, Last: last, Digest: digest})
+	}
+	for _, r := range f.Trusted() {
+		kept := f.ForeignBatches(r.GetRegion())
+		if n := len(kept); n > 0 {
+			out = append(out, &fedpb.Mark{Origin: r.GetRegion(), First: kept[0].GetSeq(), Last: kept[n-1].GetSeq(), Digest: kept[n-1].GetDigest()})
+		}
+	}
+	return out
+}
+
+// announceLoop broadcasts every origin whose newest batch here is newer
+// than what this node last announced.
+func (p *Pool) announceLoop(ctx context.Context) {
+	for sleep(ctx, 500*time.Millisecond) == nil {
+		for _, m := range p.marks() {
+			p.mu.Lock()
+			fresh := m.GetLast() > p.lastSent[m.GetOrigin()]
+			p.lastSent[m.GetOrigin()] = max(p.lastSent[m.GetOrigin()], m.GetLast())
+			p.mu.Unlock()
+			if fresh {
+				p.queue.QueueBroadcast(broadcast(encode(&fedpb.Announcement{Mark: m, HolderUrl: p.cfg.HTTPURL})))
+			}
+		}
+	}
+}

@@ -1,0 +1,145 @@
+package federation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"time"
+
+	"github.com/covid-backend/covid-backend/fsm"
+	"github.com/covid-backend/covid-backend/fsm/fsmpb"
+)
+
+// Limits of a batch transfer.
+const (
+	maxBatchBytes      = 32 << 20
+	peerBackoff        = 30 * time.Second
+	unreachableBackoff = 10 * time.Second
+)
+
+// pullLoop fetches, on the region's leader, the batches of trusted
+// origins that peers hold and this region lacks, and commits them through
+// raft (where the signature and chain are checked) in sequence order.
+func (p *Pool) pullLoop(ctx context.Context) {
+	for sleep(ctx, p.cfg.PullInterval) == nil {
+		if !p.node.IsLeader() {
+			continue
+		}
+		for _, r := range p.node.FSM().Trusted() {
+			if r.GetServe() || r.GetMerge() {
+				p.catchUp(ctx, r.GetRegion())
+			}
+		}
+	}
+}
+
+// catchUp imports the missing batches of one origin, one at a time.
+func (p *Pool) catchUp(ctx context.Context, origin string) {
+	for ctx.Err() == nil {
+		next, holders := p.nextWanted(origin)
+		if next == 0 {
+			return
+		}
+		if !p.fetchAndImport(ctx, origin, next, holders) {
+			return
+		}
+	}
+}
+
+// nextWanted is the next sequence number to fetch for origin (0: none)
+// and the peers that may hold it, those in backoff left out.
+func (p *Pool) nextWanted(origin string) (uint32, []string) {
+	kept := p.node.FSM().ForeignBatches(origin)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r := p.remote[origin]
+	if r == nil {
+		return 0, nil
+	}
+	next := r.first
+	if n := len(kept); n > 0 {
+		next = kept[n-1].GetSeq() + 1
+	}
+	if next == 0 || next > r.last {
+		return 0, nil
+	}
+	var holders []string
+	for h := range r.holders {
+		if time.Now().After(p.backoff[h]) {
+			holders = append(holders, h)
+		}
+	}
+	slices.Sort(holders)
+	return next, holders
+}
+
+// fetchAndImport tries the holders in turn; it reports whether the batch
+// is now kept.
+func (p *Pool) fetchAndImport(ctx context.Context, origin string, seq uint32, holders []string) bool {
+	for _, h := range holders {
+		data, err := p.fetch(ctx, h, origin, seq)
+		if err != nil {
+			p.cfg.Logger.Debug("federation: fetch", "holder", h, "origin", origin, "seq", seq, "err", err)
+			p.pause(h, unreachableBackoff) // try the other holders first
+			continue
+		}
+		_, err = p.node.Apply(ctx, &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_IMPORT_BATCH,
+			ImportBatch: &fsmpb.ImportBatch{Signed: data}})
+		var refused *fsm.Error
+		if errors.As(err, &refused) {
+			p.reject(h, refused)
+			continue
+		}
+		if err != nil {
+			p.cfg.Logger.Warn("federation: import", "origin", origin, "seq", seq, "err", err)
+			return false
+		}
+		p.cfg.Logger.Info("federation: imported batch", "origin", origin, "seq", seq, "from", h)
+		return true
+	}
+	return false
+}
+
+// reject counts a refused batch by reason and backs off the peer that sent it.
+func (p *Pool) reject(holder string, refused *fsm.Error) {
+	p.cfg.Logger.Warn("federation: batch rejected", "holder", holder, "code", refused.Code, "reason", refused.Message)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.rejected[string(refused.Code)]++
+	p.backoff[holder] = time.Now().Add(peerBackoff)
+}
+
+// pause leaves a holder out of fetches for a while.
+func (p *Pool) pause(holder string, d time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.backoff[holder] = time.Now().Add(d)
+}
+
+func (p *Pool) fetch(ctx context.Context, holder, origin string, seq uint32) ([]byte, error) {
+	u := fmt.Sprintf("%s/v1/federation/batches/%s/%d", holder, url.PathEscape(origin), seq)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s: %d", u, resp.StatusCode)
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBatchBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxBatchBytes {
+		return nil, fmt.Errorf("%s: batch over %d bytes", u, maxBatchBytes)
+	}
+	return data, nil
+}
