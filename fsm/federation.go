@@ -72,6 +72,10 @@ type ImportResult struct {
 	Seq    uint32 `json:"seq"`
 	// Duplicate is set when the same batch was already kept.
 	Duplicate bool `json:"duplicate"`
+	// Merged and Revoked count the keys taken into, and withdrawn from,
+	// this region's own key set (origins trusted with merge).
+	Merged  int `json:"merged"`
+	Revoked int `json:"revoked"`
 }
 
 // applyImportBatch keeps a signed batch of a trusted region, as received,
@@ -101,7 +105,48 @@ func applyImportBatch(s *state, cmd *fsmpb.Command) Response {
 	s.foreign[body.GetOrigin()] = append(kept, &fsmpb.ForeignBatch{
 		Origin: body.GetOrigin(), Seq: body.GetSeq(), Digest: digest, EndUnix: body.GetEndUnix(), Signed: bytes.Clone(raw),
 	})
-	return Response{Value: ImportResult{Origin: body.GetOrigin(), Seq: body.GetSeq()}}
+	res := ImportResult{Origin: body.GetOrigin(), Seq: body.GetSeq()}
+	if s.trusted[body.GetOrigin()].GetMerge() {
+		res.Merged, res.Revoked = s.merge(body, digest, cmd.GetTimeUnix())
+	}
+	return Response{Value: res}
+}
+
+// merge takes a foreign batch's keys into this region's own key set, as
+// one submission authorized by the origin, so that they are sealed into
+// this region's next batch and exports (the "one EU" pattern); keys the
+// origin revoked are revoked here too. Keys already stored are skipped.
+func (s *state) merge(body *fsmpb.FederationBatch, digest []byte, now int64) (merged, revoked int) {
+	issuer := "federation:" + body.GetOrigin()
+	keys, _ := keysFromProto(body.GetKeys())
+	keys = slices.DeleteFunc(keys, func(k Key) bool { _, stored := s.keys[k.Data]; return stored })
+	if len(keys) > 0 {
+		idx := s.nextSubmission
+		s.nextSubmission++
+		id := [16]byte(digest[:16])
+		s.submissions[idx] = &Submission{Index: idx, ID: id, TimeUnix: now, Issuer: issuer, KeyCount: uint32(len(keys))}
+		s.submissionIdx[id] = idx
+		s.live[idx] = uint32(len(keys))
+		for _, k := range keys {
+			k.Submission = idx
+			s.keys[k.Data] = k.record()
+			s.pending = append(s.pending, k.Data)
+		}
+	}
+	revisions, _ := keysFromProto(body.GetRevised())
+	for _, k := range revisions {
+		r, ok := s.keys[k.Data]
+		if !ok || r.revoked || k.ReportType != ReportTypeRevoked || s.submissions[r.submission].Issuer != issuer {
+			continue
+		}
+		r.revoked = true
+		s.keys[k.Data] = r
+		if r.batch != 0 {
+			s.revisedPending = append(s.revisedPending, k.Data)
+		}
+		revoked++
+	}
+	return len(keys), revoked
 }
 
 // verifyForeign decodes a signed batch and checks it against the trust

@@ -163,3 +163,39 @@ func TestOwnBatchChain(t *testing.T) {
 		t.Fatalf("chain: %v / %v", &first, &second)
 	}
 }
+
+// A region trusting another with merge takes its keys into its own key
+// set (sealed into its own next batch) and follows its revocations.
+func TestMergeForeignKeys(t *testing.T) {
+	const today = 20_000
+	now := int64(today*day*600 + 3600)
+	a := regionA(t)
+	keyA, derA := fedKey(t, "a1")
+	b := fsm.New()
+	cmd := trust("A", derA, "a1")
+	cmd.PutTrust.Merge = true
+	mustApply(t, b, cmd)
+	mustApply(t, b, publish(50, now, dayKey(50, today-1)))
+	r := mustApply(t, b, importCmd(signedBatch(t, a, keyA, 1))).Value.(fsm.ImportResult)
+	if r.Merged != 1 {
+		t.Fatalf("merged %d keys, want 1", r.Merged)
+	}
+	seal := mustApply(t, b, sealCmd(1, now+600, 0, 0)).Value.(fsm.SealResult)
+	if seal.Keys != 2 {
+		t.Fatalf("B's batch holds %d keys, want its own and A's", seal.Keys)
+	}
+	// A revokes its key; B follows when it imports A's next batch.
+	mustApply(t, a, revokeCmd(now+700, &fsmpb.Revoke{Keys: [][]byte{tekBytes(1)}}))
+	s3 := sealCmd(3, now+1200, 0, 0)
+	s3.Seal.Origin = "A"
+	mustApply(t, a, s3)
+	mustApply(t, b, importCmd(signedBatch(t, a, keyA, 2)))
+	r = mustApply(t, b, importCmd(signedBatch(t, a, keyA, 3))).Value.(fsm.ImportResult)
+	if r.Revoked != 1 {
+		t.Fatalf("B revoked %d of A's keys, want 1", r.Revoked)
+	}
+	seal = mustApply(t, b, sealCmd(2, now+1800, 0, 0)).Value.(fsm.SealResult)
+	if seal.Revised != 1 {
+		t.Fatalf("B's next batch revises %d keys, want A's revoked key", seal.Revised)
+	}
+}

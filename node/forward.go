@@ -27,6 +27,7 @@ type ApplyReply struct {
 	Seal    *fsm.SealResult    `json:"seal,omitempty"`
 	Revoke  *fsm.RevokeResult  `json:"revoke,omitempty"`
 	Expire  *fsm.ExpireResult  `json:"expire,omitempty"`
+	Import  *fsm.ImportResult  `json:"import,omitempty"`
 	Code    fsm.Code           `json:"code,omitempty"`
 	Message string             `json:"message,omitempty"`
 }
@@ -63,6 +64,8 @@ func (n *Node) ApplyForwarded(ctx context.Context, data []byte) (int, ApplyReply
 		reply.Revoke = &v
 	case fsm.ExpireResult:
 		reply.Expire = &v
+	case fsm.ImportResult:
+		reply.Import = &v
 	}
 	return http.StatusOK, reply
 }
@@ -91,6 +94,8 @@ func (n *Node) forwardApply(ctx context.Context, leaderURL string, cmd *fsmpb.Co
 		return *reply.Revoke, nil
 	case reply.Expire != nil:
 		return *reply.Expire, nil
+	case reply.Import != nil:
+		return *reply.Import, nil
 	}
 	return nil, nil
 }
