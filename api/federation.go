@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 
@@ -52,7 +53,7 @@ func (s *Server) signedBatch(c *gin.Context) {
 		}
 		var body []byte
 		if body, ok = s.node.FSM().FederationBody(uint32(seq)); ok {
-			data = s.cfg.FederationKey.Sign(body)
+			data = s.cfg.FederationKey.Sign(body, s.catalog.BatchExportSig(uint32(seq)))
 		}
 	} else {
 		data, ok = s.node.FSM().ForeignSigned(origin, uint32(seq))
@@ -139,4 +140,23 @@ func (s *Server) removeTrust(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"removed": c.Param("region"), "key_id": c.Query("key_id")})
+}
+
+// regionIndex lists a region's batch files: this region's own or, from
+// the batches kept here, another's, so that any node of any region serves
+// any region's apps.
+func (s *Server) regionIndex(c *gin.Context) {
+	body := []byte(strings.Join(s.catalog.RegionIndex(c.Param("region"), s.node.FSM(), s.cfg.Now()), "\n"))
+	serveBytes(c, "text/plain; charset=utf-8", indexCache, etagOf(body), body)
+}
+
+// regionFile serves one of a region's batch files, byte-identical to the
+// region's own (its export key signed it).
+func (s *Server) regionFile(c *gin.Context) {
+	f, err := s.catalog.RegionFile(c.Param("region"), c.Param("name"), s.node.FSM())
+	if err != nil {
+		fail(c, http.StatusNotFound, "not_found", "no such export file")
+		return
+	}
+	serveBytes(c, "application/zip", immutableCache, f.ETag, f.Data)
 }

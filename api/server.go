@@ -142,6 +142,8 @@ func (s *Server) routes() (http.Handler, error) {
 	r.GET("/v1/exports/:name", readLimit, s.exportFile(""))
 	r.GET("/v1/federation", readLimit, s.readView, s.federationStatus)
 	r.GET("/v1/federation/batches/:origin/:seq", readLimit, s.signedBatch)
+	r.GET("/v1/regions/:region/exports/index.txt", readLimit, s.regionIndex)
+	r.GET("/v1/regions/:region/exports/:name", readLimit, s.regionFile)
 
 	admin := r.Group("/", s.requireToken)
 	admin.POST(node.PathApply, s.forwardedApply)

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -27,8 +28,9 @@ func federatedRegions(t *testing.T, dir string, names []string, n int) map[strin
 	for _, name := range names {
 		prefix := filepath.Join(dir, name)
 		run("keygen", "--out", prefix)
-		c := newCluster(t, "--signing-key-file", prefix+".key", "--signing-key-id", name+"-1",
-			"--federation-pool-key-file", poolKey, "--seal-interval", "1h")
+		_, exportFlags := exportKey(t, t.TempDir())
+		c := newCluster(t, append(exportFlags, "--signing-key-file", prefix+".key", "--signing-key-id", name+"-1",
+			"--federation-pool-key-file", poolKey, "--seal-interval", "1h")...)
 		c.region = name
 		join := seed
 		c.nodeFlags = func(ip string) []string {
@@ -174,6 +176,36 @@ func TestGossipAcrossRegions(t *testing.T) {
 		})
 		if _, got, _ := r.get("n2", "/v1/federation/batches/A/3"); !bytes.Equal(got, third) {
 			t.Fatalf("%s's copy of A's batch 3 changed", r.region)
+		}
+	}
+
+	// With all of A down, B's nodes serve A's index and export files
+	// byte-identical to A's own.
+	_, index, _ := a.get("n1", "/v1/regions/A/exports/index.txt")
+	names := strings.Split(string(index), "\n")
+	if len(names) != 3 {
+		t.Fatalf("A lists %d batch files, want 3: %q", len(names), index)
+	}
+	files := map[string][]byte{}
+	for _, name := range names {
+		status, data, _ := a.get("n2", "/"+name)
+		if status != http.StatusOK {
+			t.Fatalf("A's own %s: %d", name, status)
+		}
+		files[name] = data
+	}
+	for _, id := range a.ids(3) {
+		a.kill9(id)
+	}
+	rogue.kill9("n1")
+	for _, id := range b.ids(3) {
+		if _, got, _ := b.get(id, "/v1/regions/A/exports/index.txt"); !bytes.Equal(got, index) {
+			t.Fatalf("B/%s lists A's files as %q, A as %q", id, got, index)
+		}
+		for name, want := range files {
+			if _, got, _ := b.get(id, "/"+name); !bytes.Equal(got, want) {
+				t.Fatalf("B/%s serves %s altered", id, name)
+			}
 		}
 	}
 }

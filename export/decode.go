@@ -49,7 +49,7 @@ func Decode(data []byte) (*Decoded, error) {
 	if !haveBin || !haveSig {
 		return nil, fmt.Errorf("%w: want %s and %s (have bin %t, sig %t)", ErrMalformed, binName, sigName, haveBin, haveSig)
 	}
-	d := &Decoded{Bin: bin}
+	d := &Decoded{Bin: bin, Sig: sig}
 	if err := decodeBin(bin, &d.File); err != nil {
 		return nil, err
 	}

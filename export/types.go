@@ -99,6 +99,8 @@ type Decoded struct {
 	Bin []byte
 	// Signatures are the entries of export.sig, in file order.
 	Signatures []Signature
+	// Sig is export.sig as stored.
+	Sig []byte
 }
 
 // Signature is one entry of export.sig, kept raw so that Verify can pick the

@@ -25,12 +25,13 @@ type Key struct {
 	Private ed25519.PrivateKey
 }
 
-// Sign wraps an encoded batch body in a signed batch. Ed25519 signatures
-// are deterministic, so every node of the region that holds the key signs
-// a batch to the same bytes.
-func (k Key) Sign(body []byte) []byte {
+// Sign wraps an encoded batch body in a signed batch, with the export.sig
+// of the batch's export file if there is one. Ed25519 and the export
+// signatures are deterministic, so every node of the region that holds the
+// keys signs a batch to the same bytes.
+func (k Key) Sign(body, exportSig []byte) []byte {
 	sig := ed25519.Sign(k.Private, append([]byte(fsm.FederationDomain), body...))
-	out, err := proto.MarshalOptions{Deterministic: true}.Marshal(&fsmpb.SignedBatch{Body: body, KeyId: k.ID, Signature: sig})
+	out, err := proto.MarshalOptions{Deterministic: true}.Marshal(&fsmpb.SignedBatch{Body: body, KeyId: k.ID, Signature: sig, ExportSig: exportSig})
 	if err != nil {
 		panic("federation: encode signed batch: " + err.Error()) // only bytes and a string
 	}

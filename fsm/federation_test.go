@@ -64,7 +64,7 @@ func signedBatch(t *testing.T, a *fsm.FSM, key federation.Key, seq uint32) []byt
 	if !ok {
 		t.Fatalf("no body for batch %d", seq)
 	}
-	return key.Sign(body)
+	return key.Sign(body, nil)
 }
 
 // A region keeps a trusted region's batches in chain order, exactly as

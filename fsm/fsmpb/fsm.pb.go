@@ -620,10 +620,16 @@ func (x *FederationBatch) GetRevised() []*Key {
 // FederationBatch and the origin's Ed25519 signature over
 // "covid-backend federation batch v1" || 0x00 || body.
 type SignedBatch struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Body          []byte                 `protobuf:"bytes,1,opt,name=body,proto3" json:"body,omitempty"`
-	KeyId         string                 `protobuf:"bytes,2,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
-	Signature     []byte                 `protobuf:"bytes,3,opt,name=signature,proto3" json:"signature,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Body      []byte                 `protobuf:"bytes,1,opt,name=body,proto3" json:"body,omitempty"`
+	KeyId     string                 `protobuf:"bytes,2,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	Signature []byte                 `protobuf:"bytes,3,opt,name=signature,proto3" json:"signature,omitempty"`
+	// export_sig is the origin's export.sig of the batch's GAEN export file
+	// (export keys, not the federation key, sign it), so that any region can
+	// serve that file byte for byte and apps verify it with the origin's
+	// export key. Not under the federation signature: altering it only makes
+	// the file fail on devices.
+	ExportSig     []byte `protobuf:"bytes,4,opt,name=export_sig,json=exportSig,proto3" json:"export_sig,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -675,6 +681,13 @@ func (x *SignedBatch) GetKeyId() string {
 func (x *SignedBatch) GetSignature() []byte {
 	if x != nil {
 		return x.Signature
+	}
+	return nil
+}
+
+func (x *SignedBatch) GetExportSig() []byte {
+	if x != nil {
+		return x.ExportSig
 	}
 	return nil
 }
@@ -2342,11 +2355,13 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"start_unix\x18\x05 \x01(\x03R\tstartUnix\x12\x19\n" +
 	"\bend_unix\x18\x06 \x01(\x03R\aendUnix\x12%\n" +
 	"\x04keys\x18\a \x03(\v2\x11.covid.fsm.v1.KeyR\x04keys\x12+\n" +
-	"\arevised\x18\b \x03(\v2\x11.covid.fsm.v1.KeyR\arevised\"V\n" +
+	"\arevised\x18\b \x03(\v2\x11.covid.fsm.v1.KeyR\arevised\"u\n" +
 	"\vSignedBatch\x12\x12\n" +
 	"\x04body\x18\x01 \x01(\fR\x04body\x12\x15\n" +
 	"\x06key_id\x18\x02 \x01(\tR\x05keyId\x12\x1c\n" +
-	"\tsignature\x18\x03 \x01(\fR\tsignature\"\x8a\x01\n" +
+	"\tsignature\x18\x03 \x01(\fR\tsignature\x12\x1d\n" +
+	"\n" +
+	"export_sig\x18\x04 \x01(\fR\texportSig\"\x8a\x01\n" +
 	"\bProvider\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1d\n" +
