@@ -73,6 +73,8 @@ type storedKey struct {
 	DaysSinceOnset   *int32 `json:"daysSinceOnsetOfSymptoms,omitempty"`
 	Submission       uint32 `json:"submission"`
 	Batch            uint32 `json:"batch"`
+	Revoked          bool   `json:"revoked,omitempty"`
+	Revised          bool   `json:"revised,omitempty"`
 }
 
 // keys lists every stored key, sealed or still waiting (admin only: keys
@@ -84,6 +86,7 @@ func (s *Server) keys(c *gin.Context) {
 		out[i] = storedKey{
 			Key: base64.StdEncoding.EncodeToString(k.Data[:]), RollingStart: k.RollingStart, RollingPeriod: k.RollingPeriod,
 			TransmissionRisk: k.TransmissionRisk, ReportType: k.ReportType, Submission: k.Submission, Batch: k.Batch,
+			Revoked: k.Revoked, Revised: k.Revised,
 		}
 		if k.HasDaysSinceOnset {
 			out[i].DaysSinceOnset = &keys[i].DaysSinceOnset

@@ -209,3 +209,63 @@ func TestGossipAcrossRegions(t *testing.T) {
 		}
 	}
 }
+
+// Regions that trust A with merge take A's keys into their own key sets,
+// and a revocation in A removes the key in B and C.
+func TestRevocationCrossesRegions(t *testing.T) {
+	dir := t.TempDir()
+	regions := federatedRegions(t, dir, []string{"A", "B", "C"}, 1)
+	a := regions["A"]
+	for _, name := range []string{"B", "C"} {
+		r := regions[name]
+		r.cli("trust", "add", "--addr", r.node("n1").url(), "--region", "A", "--key-id", "A-1",
+			"--public-key-file", filepath.Join(dir, "A.pub.pem"), "--merge")
+	}
+	keys, err := a.upload(a.node("n1").url())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.adminPost("n1", "/v1/admin/seal")
+	stored := func(r *cluster, revoked bool) bool {
+		req, _ := http.NewRequest(http.MethodGet, r.node("n1").url()+"/v1/admin/keys", nil)
+		req.Header.Set("Authorization", "Bearer "+r.token)
+		resp, err := r.client.Do(req)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var out struct {
+			Keys []struct {
+				Key     string
+				Revoked bool
+			}
+		}
+		if json.NewDecoder(resp.Body).Decode(&out) != nil {
+			return false
+		}
+		have := map[string]bool{}
+		for _, k := range out.Keys {
+			have[k.Key] = k.Revoked == revoked
+		}
+		for _, k := range keys {
+			if !have[k] {
+				return false
+			}
+		}
+		return true
+	}
+	for _, name := range []string{"B", "C"} {
+		r := regions[name]
+		r.waitFor(name+" to merge A's keys", 30*time.Second, func() bool { return stored(r, false) })
+	}
+	var subs struct{ Submissions []struct{ ID string } }
+	if err := json.Unmarshal([]byte(a.cli("submissions", "--addr", a.node("n1").url())), &subs); err != nil || len(subs.Submissions) == 0 {
+		t.Fatalf("A's submissions: %v", err)
+	}
+	a.cli("revoke", "--addr", a.node("n1").url(), "--reason", "false positive", "--submission", subs.Submissions[0].ID)
+	a.adminPost("n1", "/v1/admin/seal")
+	for _, name := range []string{"B", "C"} {
+		r := regions[name]
+		r.waitFor(name+" to revoke A's keys", 30*time.Second, func() bool { return stored(r, true) })
+	}
+}

@@ -51,6 +51,7 @@ type Pool struct {
 	rejected map[string]int
 	backoff  map[string]time.Time
 	lastSent map[string]uint32
+	received map[string]time.Time
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -72,7 +73,7 @@ func Start(cfg Config, n *node.Node) (*Pool, error) {
 	}
 	p := &Pool{cfg: cfg, node: n,
 		seen: map[string]bool{}, remote: map[string]*remoteMark{}, rejected: map[string]int{},
-		backoff: map[string]time.Time{}, lastSent: map[string]uint32{}}
+		backoff: map[string]time.Time{}, lastSent: map[string]uint32{}, received: map[string]time.Time{}}
 	mc, err := p.memberlistConfig()
 	if err != nil {
 		return nil, err
@@ -160,6 +161,9 @@ type Status struct {
 	Members  []string          `json:"members"`
 	Remote   map[string]uint32 `json:"remote_last_seq"`
 	Rejected map[string]int    `json:"rejected"`
+	// LastReceived is when this node last imported a batch of each origin
+	// (only the leader imports).
+	LastReceived map[string]time.Time `json:"last_received"`
 }
 
 // Status reports the members, the newest batch known elsewhere per origin
@@ -167,7 +171,10 @@ type Status struct {
 func (p *Pool) Status() Status {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	st := Status{Members: p.Members(), Remote: map[string]uint32{}, Rejected: map[string]int{}}
+	st := Status{Members: p.Members(), Remote: map[string]uint32{}, Rejected: map[string]int{}, LastReceived: map[string]time.Time{}}
+	for o, t := range p.received {
+		st.LastReceived[o] = t.UTC()
+	}
 	for o, r := range p.remote {
 		st.Remote[o] = r.last
 	}

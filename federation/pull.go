@@ -99,6 +99,9 @@ func (p *Pool) fetchAndImport(ctx context.Context, origin string, seq uint32, ho
 			return false
 		}
 		p.cfg.Logger.Info("federation: imported batch", "origin", origin, "seq", seq, "from", h)
+		p.mu.Lock()
+		p.received[origin] = time.Now()
+		p.mu.Unlock()
 		return true
 	}
 	return false

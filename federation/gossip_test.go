@@ -1,0 +1,46 @@
+package federation
+
+import (
+	"io"
+	"log/slog"
+	"testing"
+
+	"github.com/hashicorp/memberlist"
+
+	"github.com/covid-backend/covid-backend/federation/fedpb"
+)
+
+func testPool() *Pool {
+	return &Pool{cfg: Config{Region: "B", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
+		seen: map[string]bool{}, remote: map[string]*remoteMark{}, rejected: map[string]int{},
+		queue: &memberlist.TransmitLimitedQueue{NumNodes: func() int { return 3 }, RetransmitMult: 1}}
+}
+
+// Gossip that does not decode is dropped; a new announcement is noted and
+// re-broadcast once; announcements of the node's own region are ignored.
+func TestNotifyMsg(t *testing.T) {
+	p := testPool()
+	d := (*delegate)(p)
+	d.NotifyMsg([]byte{0xff, 0x01, 0x02})
+	d.NotifyMsg(nil)
+	if len(p.remote) != 0 || p.queue.NumQueued() != 0 {
+		t.Fatal("garbage gossip changed the pool")
+	}
+	a := encode(&fedpb.Announcement{Mark: &fedpb.Mark{Origin: "A", First: 1, Last: 4, Digest: []byte{1}}, HolderUrl: "http://a"})
+	d.NotifyMsg(a)
+	d.NotifyMsg(a)
+	if p.queue.NumQueued() != 1 {
+		t.Fatalf("%d re-broadcasts, want 1", p.queue.NumQueued())
+	}
+	if r := p.remote["A"]; r == nil || r.last != 4 || r.first != 1 || !r.holders["http://a"] {
+		t.Fatalf("remote mark %+v", p.remote["A"])
+	}
+	d.NotifyMsg(encode(&fedpb.Announcement{Mark: &fedpb.Mark{Origin: "B", Last: 9}, HolderUrl: "http://b"}))
+	if p.remote["B"] != nil {
+		t.Fatal("an announcement of the node's own region was noted")
+	}
+	d.MergeRemoteState(encode(&fedpb.State{HolderUrl: "http://c", Marks: []*fedpb.Mark{{Origin: "A", First: 2, Last: 6}}}), false)
+	if r := p.remote["A"]; r.last != 6 || r.first != 1 || !r.holders["http://c"] {
+		t.Fatalf("after push/pull: %+v", r)
+	}
+}
