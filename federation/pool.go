@@ -1,11 +1,11 @@
 package federation
 
 import (
-	"log"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"

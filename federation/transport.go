@@ -40,7 +40,9 @@ func (t *boundTransport) DialAddressTimeout(a memberlist.Address, timeout time.D
 func boundClient(ip string) *http.Client {
 	d := &net.Dialer{Timeout: 2 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
 	return &http.Client{Timeout: time.Minute, Transport: &http.Transport{
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) { return d.DialContext(ctx, network, addr) },
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return d.DialContext(ctx, network, addr)
+		},
 		// A peer cut off mid-way must not hold a kept-alive connection for
 		// the whole transfer timeout.
 		ResponseHeaderTimeout: 3 * time.Second,

@@ -107,13 +107,13 @@ func verifyKeys(req *Request, reportType string, grantedOnset uint32, now time.T
 		return nil, transformFailed(err, t.warnings)
 	}
 	return &Verified{
-		AppID:             req.HealthAuthorityID,
-		ReportType:        reportType,
-		Keys:              dedupe(t.keys),
-		Dropped:           len(t.dropped),
-		DropErrors:        t.dropped,
-		Warnings:          t.warnings,
-		Traveler:          req.Traveler,
-		StoreNothing:      reportType == ReportTypeNegative,
+		AppID:        req.HealthAuthorityID,
+		ReportType:   reportType,
+		Keys:         dedupe(t.keys),
+		Dropped:      len(t.dropped),
+		DropErrors:   t.dropped,
+		Warnings:     t.warnings,
+		Traveler:     req.Traveler,
+		StoreNothing: reportType == ReportTypeNegative,
 	}, nil
 }
