@@ -24,6 +24,7 @@ run: build
 test: vet unit-test cluster-test
 
 vet:
+	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
 
 unit-test:
