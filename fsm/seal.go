@@ -35,8 +35,10 @@ type Batch struct {
 
 // SealResult is the outcome of a seal command.
 type SealResult struct {
-	Seq                    uint32
-	Keys, Padding, Revised int
+	Seq     uint32 `json:"seq"`
+	Keys    int    `json:"keys"`
+	Padding int    `json:"padding"`
+	Revised int    `json:"revised"`
 }
 
 // applySeal closes the next batch. A key is published only once its
