@@ -69,7 +69,8 @@ func (s *Server) signedBatch(c *gin.Context) {
 // origin, with its own region's newest batch.
 func (s *Server) federationStatus(c *gin.Context) {
 	f := s.node.FSM()
-	origins := []OriginStatus{{Origin: s.node.Config().Region, LastSeq: f.LastBatch()}}
+	first, last, _ := f.OwnChain()
+	origins := []OriginStatus{{Origin: s.node.Config().Region, FirstSeq: first, LastSeq: last, Batches: len(f.Batches())}}
 	trusted := []gin.H{}
 	for _, r := range f.Trusted() {
 		kept := f.ForeignBatches(r.GetRegion())
