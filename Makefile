@@ -40,6 +40,7 @@ bench: build
 	@if ! { command -v nginx || test -x /usr/sbin/nginx; } >/dev/null 2>&1 || ! command -v wrk >/dev/null 2>&1; then \
 		(apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y nginx wrk) || \
 		echo "could not install nginx and wrk: BenchmarkDownloadVsNginx will skip"; fi
+	@test "$$(id -u)" = 0 || echo "not root: BenchmarkFederation/idle-gossip will skip (it counts gossip bytes with iptables)"
 	$(GO) test -run XXX -bench . -benchtime 1x -timeout 30m -v ./cluster-test/
 
 ## generate: regenerate protobuf code (needs protoc and protoc-gen-go).

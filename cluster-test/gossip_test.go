@@ -32,16 +32,16 @@ func federatedRegions(t *testing.T, dir string, names []string, n int) map[strin
 		c := newCluster(t, append(exportFlags, "--signing-key-file", prefix+".key", "--signing-key-id", name+"-1",
 			"--federation-pool-key-file", poolKey, "--seal-interval", "1h")...)
 		c.region = name
+		if seed == "" {
+			seed = c.ip(1) + ":7946" // the first region's n1 seeds the pool
+		}
 		join := seed
 		c.nodeFlags = func(ip string) []string {
 			flags := []string{"--federation-addr", ip + ":7946"}
-			if join != "" {
+			if ip+":7946" != join {
 				flags = append(flags, "--federation-join", join)
 			}
 			return flags
-		}
-		if seed == "" {
-			seed = c.ip(1) + ":7946"
 		}
 		c.form(n)
 		regions[name] = c

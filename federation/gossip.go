@@ -81,16 +81,20 @@ func (p *Pool) note(m *fedpb.Mark, holder string) bool {
 	p.seen[key] = true
 	r := p.remote[m.GetOrigin()]
 	if r == nil {
-		r = &remoteMark{holders: map[string]bool{}}
+		r = &remoteMark{holders: map[string]uint32{}}
 		p.remote[m.GetOrigin()] = r
 	}
 	if m.GetLast() > r.last {
 		r.last = m.GetLast()
+		select { // wake the puller now rather than at its next tick
+		case p.wake <- struct{}{}:
+		default:
+		}
 	}
 	if r.first == 0 || m.GetFirst() < r.first {
 		r.first = m.GetFirst()
 	}
-	r.holders[holder] = true
+	r.holders[holder] = max(r.holders[holder], m.GetLast())
 	return true
 }
 
@@ -111,10 +115,15 @@ func (p *Pool) marks() []*fedpb.Mark {
 	return out
 }
 
-// announceLoop broadcasts every origin whose newest batch here is newer
-// than what this node last announced.
+// announceLoop broadcasts, from the region's leader, every origin whose
+// newest batch here is newer than what this node last announced. Only the
+// leader announces (its followers hold the same): announcements grow with
+// regions, not nodes; followers still show up as holders through push/pull.
 func (p *Pool) announceLoop(ctx context.Context) {
-	for sleep(ctx, 500*time.Millisecond) == nil {
+	for sleep(ctx, 200*time.Millisecond) == nil {
+		if !p.node.IsLeader() {
+			continue
+		}
 		for _, m := range p.marks() {
 			p.mu.Lock()
 			fresh := m.GetLast() > p.lastSent[m.GetOrigin()]

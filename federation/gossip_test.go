@@ -12,7 +12,7 @@ import (
 
 func testPool() *Pool {
 	return &Pool{cfg: Config{Region: "B", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
-		seen: map[string]bool{}, remote: map[string]*remoteMark{}, rejected: map[string]int{},
+		seen: map[string]bool{}, remote: map[string]*remoteMark{}, rejected: map[string]int{}, wake: make(chan struct{}, 1),
 		queue: &memberlist.TransmitLimitedQueue{NumNodes: func() int { return 3 }, RetransmitMult: 1}}
 }
 
@@ -32,7 +32,7 @@ func TestNotifyMsg(t *testing.T) {
 	if p.queue.NumQueued() != 1 {
 		t.Fatalf("%d re-broadcasts, want 1", p.queue.NumQueued())
 	}
-	if r := p.remote["A"]; r == nil || r.last != 4 || r.first != 1 || !r.holders["http://a"] {
+	if r := p.remote["A"]; r == nil || r.last != 4 || r.first != 1 || r.holders["http://a"] != 4 {
 		t.Fatalf("remote mark %+v", p.remote["A"])
 	}
 	d.NotifyMsg(encode(&fedpb.Announcement{Mark: &fedpb.Mark{Origin: "B", Last: 9}, HolderUrl: "http://b"}))
@@ -40,7 +40,7 @@ func TestNotifyMsg(t *testing.T) {
 		t.Fatal("an announcement of the node's own region was noted")
 	}
 	d.MergeRemoteState(encode(&fedpb.State{HolderUrl: "http://c", Marks: []*fedpb.Mark{{Origin: "A", First: 2, Last: 6}}}), false)
-	if r := p.remote["A"]; r.last != 6 || r.first != 1 || !r.holders["http://c"] {
+	if r := p.remote["A"]; r.last != 6 || r.first != 1 || r.holders["http://c"] != 6 {
 		t.Fatalf("after push/pull: %+v", r)
 	}
 }

@@ -52,15 +52,17 @@ type Pool struct {
 	backoff  map[string]time.Time
 	lastSent map[string]uint32
 	received map[string]time.Time
+	wake     chan struct{}
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
 
-// remoteMark is the best known extent of an origin elsewhere and who holds it.
+// remoteMark is the best known extent of an origin elsewhere, and the
+// newest batch each holder announced.
 type remoteMark struct {
 	first, last uint32
-	holders     map[string]bool
+	holders     map[string]uint32
 }
 
 // Start joins the pool and starts announcing and pulling batches.
@@ -69,11 +71,12 @@ func Start(cfg Config, n *node.Node) (*Pool, error) {
 		return nil, errors.New("federation: a pool key is required (gossip is never plaintext)")
 	}
 	if cfg.PullInterval == 0 {
-		cfg.PullInterval = time.Second
+		cfg.PullInterval = 2 * time.Second
 	}
 	p := &Pool{cfg: cfg, node: n,
 		seen: map[string]bool{}, remote: map[string]*remoteMark{}, rejected: map[string]int{},
-		backoff: map[string]time.Time{}, lastSent: map[string]uint32{}, received: map[string]time.Time{}}
+		backoff: map[string]time.Time{}, lastSent: map[string]uint32{}, received: map[string]time.Time{},
+		wake: make(chan struct{}, 1)}
 	mc, err := p.memberlistConfig()
 	if err != nil {
 		return nil, err

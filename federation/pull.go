@@ -18,14 +18,25 @@ import (
 const (
 	maxBatchBytes      = 32 << 20
 	peerBackoff        = 30 * time.Second
-	unreachableBackoff = 10 * time.Second
+	unreachableBackoff = 5 * time.Second
 )
+
+// errNotHeld: the holder answered that it does not have the batch.
+var errNotHeld = errors.New("batch not held")
 
 // pullLoop fetches, on the region's leader, the batches of trusted
 // origins that peers hold and this region lacks, and commits them through
 // raft (where the signature and chain are checked) in sequence order.
 func (p *Pool) pullLoop(ctx context.Context) {
-	for sleep(ctx, p.cfg.PullInterval) == nil {
+	t := time.NewTicker(p.cfg.PullInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-p.wake:
+		}
 		if !p.node.IsLeader() {
 			continue
 		}
@@ -68,12 +79,17 @@ func (p *Pool) nextWanted(origin string) (uint32, []string) {
 		return 0, nil
 	}
 	var holders []string
-	for h := range r.holders {
-		if time.Now().After(p.backoff[h]) {
+	for h, last := range r.holders {
+		if h != p.cfg.HTTPURL && last >= next && time.Now().After(p.backoff[h]) {
 			holders = append(holders, h)
 		}
 	}
+	// Spread the load: start at a different holder for each batch.
 	slices.Sort(holders)
+	if n := len(holders); n > 1 {
+		k := int(next) % n
+		holders = append(holders[k:], holders[:k]...)
+	}
 	return next, holders
 }
 
@@ -82,9 +98,12 @@ func (p *Pool) nextWanted(origin string) (uint32, []string) {
 func (p *Pool) fetchAndImport(ctx context.Context, origin string, seq uint32, holders []string) bool {
 	for _, h := range holders {
 		data, err := p.fetch(ctx, h, origin, seq)
+		if errors.Is(err, errNotHeld) {
+			continue // it announced the batch but no longer has it (retention)
+		}
 		if err != nil {
-			p.cfg.Logger.Debug("federation: fetch", "holder", h, "origin", origin, "seq", seq, "err", err)
-			p.pause(h, unreachableBackoff) // try the other holders first
+			p.cfg.Logger.Info("federation: fetch failed", "holder", h, "origin", origin, "seq", seq, "err", err)
+			p.pause(h, unreachableBackoff) // unreachable: try the other holders first
 			continue
 		}
 		_, err = p.node.Apply(ctx, &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_IMPORT_BATCH,
@@ -134,6 +153,9 @@ func (p *Pool) fetch(ctx context.Context, holder, origin string, seq uint32) ([]
 		return nil, err
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound {
+		return nil, errNotHeld
+	}
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("%s: %d", u, resp.StatusCode)
 	}
