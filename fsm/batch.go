@@ -37,7 +37,7 @@ func (f *FSM) BatchKeys(seq uint32) (keys, revised []Key, ok bool) {
 		return nil, nil, false
 	}
 	keys = make([]Key, 0, len(b.Keys)+len(b.Padding))
-	keys = append(keys, b.Keys...)
+	keys = append(keys, b.keys()...)
 	keys = append(keys, b.Padding...)
 	slices.SortFunc(keys, func(a, b Key) int { return compareTEK(a.Data, b.Data) })
 	return keys, slices.Clone(b.Revised), true
@@ -77,7 +77,7 @@ func (s *state) batch(seq uint32) *Batch {
 
 func batchProto(b *Batch) *fsmpb.Batch {
 	p := &fsmpb.Batch{Seq: b.Seq, StartUnix: b.StartUnix, EndUnix: b.EndUnix, Origin: b.Origin, Digest: b.Digest, PrevDigest: b.PrevDigest}
-	for _, k := range b.Keys {
+	for _, k := range b.keys() {
 		p.SealedKeys = append(p.SealedKeys, k.Proto())
 	}
 	for _, k := range b.Padding {
@@ -104,8 +104,12 @@ func batchFromProto(p *fsmpb.Batch) (b *Batch, legacy []TEK, err error) {
 		}
 		legacy = append(legacy, TEK(k))
 	}
-	if b.Keys, err = keysFromProto(p.GetSealedKeys()); err != nil {
+	sealed, err := keysFromProto(p.GetSealedKeys())
+	if err != nil {
 		return nil, nil, err
+	}
+	for _, k := range sealed {
+		b.Keys = append(b.Keys, publishedOf(k))
 	}
 	if b.Padding, err = keysFromProto(p.GetPadding()); err != nil {
 		return nil, nil, err

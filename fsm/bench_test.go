@@ -166,7 +166,7 @@ func heapAlloc() int64 {
 // 1M/14 submissions) costs, built through Apply ("B/key") and through
 // Restore of its snapshot ("B/key-restored", where the map is presized).
 func BenchmarkMemoryPerKey(b *testing.B) {
-	var applied, restored float64
+	var applied, sealed, restored float64
 	for range b.N {
 		b.StopTimer()
 		logs := publishEntries(b, benchKeys, benchKeysPerSub, 0)
@@ -177,6 +177,11 @@ func BenchmarkMemoryPerKey(b *testing.B) {
 		b.StopTimer()
 		applied = float64(heapAlloc()-before) / benchKeys
 		runtime.KeepAlive(logs)
+		// Sealed keys are also copied into their batch (as published).
+		seal := sealCmd(1, 2_000_000_000, 0, 0)
+		seal.Seal.Origin = "bench"
+		mustApply(b, f, seal)
+		sealed = float64(heapAlloc()-before) / benchKeys
 
 		snap := snapshotBytes(b, f)
 		logs, f = nil, nil
@@ -192,5 +197,6 @@ func BenchmarkMemoryPerKey(b *testing.B) {
 		runtime.KeepAlive(snap)
 	}
 	b.ReportMetric(applied, "B/key")
+	b.ReportMetric(sealed, "B/key-sealed")
 	b.ReportMetric(restored, "B/key-restored")
 }

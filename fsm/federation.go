@@ -26,9 +26,10 @@ var errNotEd25519 = errors.New("not an Ed25519 public key")
 func federationBody(origin string, b *Batch) *fsmpb.FederationBatch {
 	body := &fsmpb.FederationBatch{Version: FederationVersion, Origin: origin, Seq: b.Seq,
 		PrevDigest: b.PrevDigest, StartUnix: b.StartUnix, EndUnix: b.EndUnix}
-	keys := append(slices.Clone(b.Keys), b.Padding...)
+	keys := append(b.keys(), b.Padding...)
 	slices.SortFunc(keys, func(x, y Key) int { return compareTEK(x.Data, y.Data) })
 	for _, k := range keys {
+		k.Batch = 0
 		body.Keys = append(body.Keys, k.Proto())
 	}
 	for _, k := range b.Revised {

@@ -20,8 +20,9 @@ type Batch struct {
 	StartUnix int64
 	EndUnix   int64
 	// Keys are the accepted keys the batch published, as published (a later
-	// revision shows in a later batch's Revised), sorted.
-	Keys []Key
+	// revision shows in a later batch's Revised), sorted; compact, since
+	// every sealed key has a copy here.
+	Keys []PublishedKey
 	// Padding are random keys that hide how few keys were uploaded.
 	Padding []Key
 	// Revised are keys of earlier batches withdrawn or revised since, with
@@ -66,7 +67,7 @@ func applySeal(s *state, cmd *fsmpb.Command) Response {
 	// Windows end strictly later than the previous one, so that no two
 	// batches share a file name even when sealed within one second.
 	end := max(cmd.GetTimeUnix(), s.lastSealUnix+1)
-	b := &Batch{Seq: sl.GetSeq(), StartUnix: s.batchStart(eligible, end), EndUnix: end, Keys: s.published(sl.GetSeq(), eligible)}
+	b := &Batch{Seq: sl.GetSeq(), StartUnix: s.batchStart(eligible, end), EndUnix: end, Keys: s.published(eligible)}
 	if len(eligible) > 0 {
 		b.Padding = s.padding(eligible, int(sl.GetTargetKeys())-len(eligible), sl.GetPadding())
 	}
@@ -103,12 +104,42 @@ func (s *state) revised() []Key {
 	return out
 }
 
+// PublishedKey is a key as a batch published it: 24 bytes.
+type PublishedKey struct {
+	Data     TEK
+	start    int32
+	period   uint8
+	risk     uint8
+	report   uint8
+	onset    int8
+	hasOnset bool
+}
+
+func publishedOf(k Key) PublishedKey {
+	return PublishedKey{Data: k.Data, start: k.RollingStart, period: uint8(k.RollingPeriod), risk: uint8(k.TransmissionRisk),
+		report: uint8(k.ReportType), onset: int8(k.DaysSinceOnset), hasOnset: k.HasDaysSinceOnset}
+}
+
+// key expands a published key of batch seq.
+func (p PublishedKey) key(seq uint32) Key {
+	return Key{Data: p.Data, RollingStart: p.start, RollingPeriod: int32(p.period), TransmissionRisk: int32(p.risk),
+		ReportType: int32(p.report), DaysSinceOnset: int32(p.onset), HasDaysSinceOnset: p.hasOnset, Batch: seq}
+}
+
 // published copies the keys as batch seq publishes them.
-func (s *state) published(seq uint32, keys []TEK) []Key {
-	out := make([]Key, len(keys))
+func (s *state) published(keys []TEK) []PublishedKey {
+	out := make([]PublishedKey, len(keys))
 	for i, k := range keys {
-		out[i] = s.keys[k].key(k)
-		out[i].Submission, out[i].Batch, out[i].Revoked, out[i].Revised = 0, seq, false, false
+		out[i] = publishedOf(s.keys[k].key(k))
+	}
+	return out
+}
+
+// keys expands the batch's own keys.
+func (b *Batch) keys() []Key {
+	out := make([]Key, len(b.Keys))
+	for i, p := range b.Keys {
+		out[i] = p.key(b.Seq)
 	}
 	return out
 }

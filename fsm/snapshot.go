@@ -168,7 +168,9 @@ const maxPrealloc = 1 << 22
 // readSnapshot decodes what write wrote, checking every record.
 func readSnapshot(r io.Reader) (*state, error) {
 	br := bufio.NewReaderSize(r, 1<<20)
-	opts := protodelim.UnmarshalOptions{MaxSize: 16 << 20}
+	// A batch record holds all its keys (about 32 bytes each): allow large
+	// batches, still bounding what a corrupted length can claim.
+	opts := protodelim.UnmarshalOptions{MaxSize: 1 << 30}
 	get := func(m proto.Message) error { return opts.UnmarshalFrom(br, m) }
 	var hdr fsmpb.SnapshotHeader
 	if err := get(&hdr); err != nil {
@@ -323,7 +325,7 @@ func (s *state) fillLegacy(legacy map[*Batch][]TEK) error {
 				return fmt.Errorf("batch %d lists unknown key %x", b.Seq, k[:4])
 			}
 		}
-		b.Keys = s.published(b.Seq, keys)
+		b.Keys = s.published(keys)
 	}
 	return nil
 }
