@@ -109,4 +109,13 @@ func TestStatusAndProbes(t *testing.T) {
 	if w := ts.do(http.MethodGet, "/nope", nil, nil); w.Code != http.StatusNotFound || decode[errorBody](t, w).Code != "not_found" {
 		t.Fatalf("unknown path: %d %s", w.Code, w.Body)
 	}
+	if w := ts.do(http.MethodGet, "/metrics", nil, nil); w.Code != http.StatusUnauthorized {
+		t.Fatalf("metrics without a token: %d", w.Code)
+	}
+	metrics := ts.admin(http.MethodGet, "/metrics", nil).Body.String()
+	for _, want := range []string{`covid_http_requests_total{route="/v1/status",status="200"} 2`, "covid_raft_leader 1", "covid_keys 0"} {
+		if !strings.Contains(metrics, want) {
+			t.Fatalf("metrics lack %q:\n%s", want, metrics)
+		}
+	}
 }

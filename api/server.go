@@ -120,7 +120,8 @@ func pprofHandler(w http.ResponseWriter, r *http.Request) {
 func (s *Server) routes() (http.Handler, error) {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
-	r.Use(gin.Recovery())
+	m := s.newMetrics()
+	r.Use(gin.Recovery(), m.observe)
 	if err := r.SetTrustedProxies(s.cfg.TrustedProxies); err != nil {
 		return nil, fmt.Errorf("trusted proxies: %w", err)
 	}
@@ -168,5 +169,6 @@ func (s *Server) routes() (http.Handler, error) {
 	admin.POST("/v1/admin/trust", s.putTrust)
 	admin.DELETE("/v1/admin/trust/:region", s.removeTrust)
 	admin.GET("/debug/pprof/*profile", gin.WrapF(pprofHandler))
+	admin.GET("/metrics", m.handler())
 	return r, nil
 }
