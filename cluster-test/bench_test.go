@@ -53,17 +53,24 @@ func benchPublish(b *testing.B, c *cluster, clients, uploads int) {
 		}
 		bodies[i], _ = json.Marshal(req)
 	}
+	runUploads(b, c, clients, bodies, fmt.Sprintf("clients%d", clients))
+}
+
+// runUploads posts pre-built upload bodies from clients workers, round
+// robin over the three nodes, and reports uploads/s and latencies; every
+// upload must store its 14 keys. Call with the timer stopped.
+func runUploads(b *testing.B, c *cluster, clients int, bodies [][]byte, label string) {
 	urls := []string{c.node("n1").url(), c.node("n2").url(), c.node("n3").url()}
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
-	latencies := make([]time.Duration, uploads)
+	latencies := make([]time.Duration, len(bodies))
 	var failures sync.Map
-	next := make(chan int, uploads)
-	for i := range uploads {
+	next := make(chan int, len(bodies))
+	for i := range bodies {
 		next <- i
 	}
 	close(next)
 	b.StartTimer()
-	stopProfiles := c.profileIfAsked(b, fmt.Sprintf("clients%d", clients))
+	stopProfiles := c.profileIfAsked(b, label)
 	defer stopProfiles()
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -79,12 +86,13 @@ func benchPublish(b *testing.B, c *cluster, clients, uploads int) {
 					continue
 				}
 				var out struct {
-					InsertedExposures int `json:"insertedExposures"`
+					InsertedExposures int    `json:"insertedExposures"`
+					Code              string `json:"code"`
 				}
 				json.NewDecoder(resp.Body).Decode(&out)
 				resp.Body.Close()
 				if resp.StatusCode != http.StatusOK || out.InsertedExposures != 14 {
-					failures.Store(i, resp.Status)
+					failures.Store(i, fmt.Sprintf("%s %s", resp.Status, out.Code))
 				}
 				latencies[i] = time.Since(t0)
 			}
@@ -94,12 +102,13 @@ func benchPublish(b *testing.B, c *cluster, clients, uploads int) {
 	elapsed := time.Since(start)
 	b.StopTimer()
 	failed := 0
-	failures.Range(func(_, v any) bool { failed++; return true })
+	var first any
+	failures.Range(func(_, v any) bool { failed++; first = v; return true })
 	if failed > 0 {
-		b.Fatalf("%d of %d uploads failed", failed, uploads)
+		b.Fatalf("%d of %d uploads failed (e.g. %v)", failed, len(bodies), first)
 	}
 	slices.Sort(latencies)
-	b.ReportMetric(float64(uploads)/elapsed.Seconds(), "uploads/s")
+	b.ReportMetric(float64(len(bodies))/elapsed.Seconds(), "uploads/s")
 	b.ReportMetric(float64(latencies[len(latencies)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(latencies[len(latencies)*99/100].Microseconds())/1000, "p99-ms")
 	b.StartTimer()

@@ -1,12 +1,10 @@
 package clustertest
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -61,54 +59,7 @@ func benchPublishCodes(b *testing.B, c *cluster, token string, clients, uploads 
 		req.VerificationPayload = codes[i]
 		bodies[i], _ = json.Marshal(req)
 	}
-	latencies := make([]time.Duration, uploads)
-	var failures sync.Map
-	next := make(chan int, uploads)
-	for i := range uploads {
-		next <- i
-	}
-	close(next)
-	b.StartTimer()
-	start := time.Now()
-	var wg sync.WaitGroup
-	for w := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				t0 := time.Now()
-				resp, err := client.Post(urls[(i+w)%len(urls)]+"/v1/publish", "application/json", bytes.NewReader(bodies[i]))
-				if err != nil {
-					failures.Store(i, err.Error())
-					continue
-				}
-				var out struct {
-					InsertedExposures int    `json:"insertedExposures"`
-					Code              string `json:"code"`
-				}
-				json.NewDecoder(resp.Body).Decode(&out)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusOK || out.InsertedExposures != 14 {
-					failures.Store(i, fmt.Sprintf("%s %s", resp.Status, out.Code))
-				}
-				latencies[i] = time.Since(t0)
-			}
-		}()
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	b.StopTimer()
-	failed := 0
-	var first any
-	failures.Range(func(_, v any) bool { failed++; first = v; return true })
-	if failed > 0 {
-		b.Fatalf("%d of %d code uploads failed (e.g. %v)", failed, uploads, first)
-	}
-	slices.Sort(latencies)
-	b.ReportMetric(float64(uploads)/elapsed.Seconds(), "uploads/s")
-	b.ReportMetric(float64(latencies[len(latencies)/2].Microseconds())/1000, "p50-ms")
-	b.ReportMetric(float64(latencies[len(latencies)*99/100].Microseconds())/1000, "p99-ms")
-	b.StartTimer()
+	runUploads(b, c, clients, bodies, fmt.Sprintf("codes-clients%d", clients))
 }
 
 // issueCodes has the provider issue n codes through POST /v1/codes, round
