@@ -1,8 +1,8 @@
 package feed
 
 import (
-	"fmt"
 	"path"
+	"strconv"
 	"strings"
 	"time"
 
@@ -47,11 +47,17 @@ func parseName(rel string) (fileSpec, error) {
 	if path.Ext(base) != ".zip" || strings.Contains(base, "/") {
 		return s, ErrNotFound
 	}
-	var n int
-	if _, err := fmt.Sscanf(base, "%d-%d-%05d.zip", &s.start, &s.end, &n); err != nil || n < 1 {
+	fields := strings.Split(strings.TrimSuffix(base, ".zip"), "-")
+	if len(fields) != 3 {
 		return s, ErrNotFound
 	}
-	s.part = n
+	var err1, err2, err3 error
+	s.start, err1 = strconv.ParseInt(fields[0], 10, 64)
+	s.end, err2 = strconv.ParseInt(fields[1], 10, 64)
+	s.part, err3 = strconv.Atoi(fields[2])
+	if err1 != nil || err2 != nil || err3 != nil || s.part < 1 {
+		return s, ErrNotFound
+	}
 	if s.rel() != rel || s.end < s.start {
 		return s, ErrNotFound // not in canonical form
 	}
