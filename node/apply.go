@@ -67,7 +67,7 @@ func (n *Node) applyLocal(ctx context.Context, cmd *fsmpb.Command) (any, error) 
 		timeout = time.Until(d)
 	}
 	f := n.raft.Apply(data, timeout)
-	if err := f.Error(); err != nil {
+	if err := waitFuture(ctx, f); err != nil {
 		err = fmt.Errorf("apply %v: %w", cmd.GetType(), err)
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) ||
 			errors.Is(err, raft.ErrLeadershipTransferInProgress) || errors.Is(err, raft.ErrEnqueueTimeout) {
@@ -108,5 +108,19 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 		return ctx.Err()
 	case <-t.C:
 		return nil
+	}
+}
+
+// waitFuture waits for a raft future, or for the context: a future still
+// queued when raft shuts down is never answered, and a caller must not
+// wait for it forever (the node's Close waits for its callers).
+func waitFuture(ctx context.Context, f raft.Future) error {
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return errRetry{fmt.Errorf("waiting for raft: %w", ctx.Err())}
 	}
 }

@@ -95,7 +95,7 @@ func (n *Node) joinLocal(ctx context.Context, req JoinRequest) error {
 	if req.DryRun {
 		return nil
 	}
-	if err := n.raft.AddVoter(raft.ServerID(req.ID), raft.ServerAddress(req.RaftAddr), 0, n.cfg.WriteTimeout).Error(); err != nil {
+	if err := waitFuture(ctx, n.raft.AddVoter(raft.ServerID(req.ID), raft.ServerAddress(req.RaftAddr), 0, n.cfg.WriteTimeout)); err != nil {
 		return retryIfLeadership(fmt.Errorf("add voter %s: %w", req.ID, err))
 	}
 	n.cfg.Logger.Info("member added", "id", req.ID, "raft_addr", req.RaftAddr)
@@ -132,7 +132,7 @@ func (n *Node) removeLocal(ctx context.Context, id string) error {
 		}
 		return errRetry{errors.New("leadership moved; the new leader removes this node")}
 	}
-	if err := n.raft.RemoveServer(raft.ServerID(id), 0, n.cfg.WriteTimeout).Error(); err != nil {
+	if err := waitFuture(ctx, n.raft.RemoveServer(raft.ServerID(id), 0, n.cfg.WriteTimeout)); err != nil {
 		return retryIfLeadership(fmt.Errorf("remove server %s: %w", id, err))
 	}
 	n.cfg.Logger.Info("member removed", "id", id)
