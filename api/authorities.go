@@ -1,8 +1,6 @@
 package api
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -12,6 +10,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/covid-backend/covid-backend/export"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 )
 
@@ -90,19 +89,11 @@ func (a Authority) proto() (*fsmpb.Authority, error) {
 // parseP256PEM checks that the PEM holds an ECDSA P-256 public key (the
 // only kind ES256 certificates are signed with) and returns its DER.
 func parseP256PEM(s string) ([]byte, error) {
-	block, _ := pem.Decode([]byte(s))
-	if block == nil {
-		return nil, errors.New("public_key_pem holds no PEM block")
-	}
-	pub, err := x509.ParsePKIXPublicKey(block.Bytes)
+	pub, err := export.ParsePublicKeyPEM([]byte(s))
 	if err != nil {
-		return nil, fmt.Errorf("parse public key: %w", err)
+		return nil, err
 	}
-	ec, ok := pub.(*ecdsa.PublicKey)
-	if !ok || ec.Curve != elliptic.P256() {
-		return nil, errors.New("public key is not ECDSA P-256")
-	}
-	return block.Bytes, nil
+	return x509.MarshalPKIXPublicKey(pub)
 }
 
 func authorityFromProto(a *fsmpb.Authority) Authority {

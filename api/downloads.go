@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -18,12 +17,13 @@ const (
 	deltaCache     = "public, max-age=60"
 )
 
-// exportIndex serves index.txt: the daily roll-ups of the last 14 days,
-// oldest first, one path per line relative to the server's base URL.
-func (s *Server) exportIndex(list func(time.Time) []string) gin.HandlerFunc {
+// exportIndex serves index.txt (the daily roll-ups of the last 14 days)
+// or batches.txt: oldest first, one path per line relative to the
+// server's base URL.
+func (s *Server) exportIndex(rollups bool) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		body := []byte(strings.Join(list(s.cfg.Now()), "\n"))
-		serveBytes(c, "text/plain; charset=utf-8", indexCache, feed.ETag(body), body)
+		f := s.catalog.IndexFile(s.cfg.Now(), rollups)
+		serveBytes(c, "text/plain; charset=utf-8", indexCache, f.ETag, f.Data)
 	}
 }
 
@@ -128,5 +128,3 @@ func etagMatches(header, etag string) bool {
 	}
 	return false
 }
-
-func etagOf(data []byte) string { return feed.ETag(data) }

@@ -10,6 +10,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/covid-backend/covid-backend/federation"
+	"github.com/covid-backend/covid-backend/feed"
 	"github.com/covid-backend/covid-backend/fsm"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 )
@@ -62,7 +63,7 @@ func (s *Server) signedBatch(c *gin.Context) {
 		fail(c, http.StatusNotFound, "not_found", "no such batch here")
 		return
 	}
-	serveBytes(c, "application/x-protobuf", immutableCache, etagOf(data), data)
+	serveBytes(c, "application/x-protobuf", immutableCache, feed.ETag(data), data)
 }
 
 // federationStatus reports the trust store and what this node keeps per
@@ -148,7 +149,7 @@ func (s *Server) removeTrust(c *gin.Context) {
 // any region's apps.
 func (s *Server) regionIndex(c *gin.Context) {
 	body := []byte(strings.Join(s.catalog.RegionIndex(c.Param("region"), s.node.FSM(), s.cfg.Now()), "\n"))
-	serveBytes(c, "text/plain; charset=utf-8", indexCache, etagOf(body), body)
+	serveBytes(c, "text/plain; charset=utf-8", indexCache, feed.ETag(body), body)
 }
 
 // regionFile serves one of a region's batch files, byte-identical to the

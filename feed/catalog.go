@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/covid-backend/covid-backend/export"
@@ -54,6 +55,21 @@ func (c *Catalog) Index(now time.Time) []string {
 // for clients that poll often and want small increments.
 func (c *Catalog) BatchIndex(now time.Time) []string {
 	return c.list(now, false)
+}
+
+// IndexFile is index.txt (rollups) or batches.txt as served, one path a
+// line. It changes only with the batches kept or the day, so it is built
+// once per (oldest and newest batch, day) however often apps poll.
+func (c *Catalog) IndexFile(now time.Time, rollups bool) *File {
+	var first uint32
+	if b := c.src.Batches(); len(b) > 0 {
+		first = b[0].Seq
+	}
+	key := fmt.Sprintf("index/%v/%d/%d/%d", rollups, first, c.src.LastBatch(), dayOf(now.Unix()+1))
+	f, _ := c.files.get(key, func() (*File, error) {
+		return newFile([]byte(strings.Join(c.list(now, rollups), "\n"))), nil
+	})
+	return f
 }
 
 func (c *Catalog) list(now time.Time, rollups bool) []string {

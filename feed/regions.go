@@ -31,15 +31,22 @@ func (c *Catalog) BatchExportSig(seq uint32) []byte {
 		if b.Seq != seq || parts(b.Keys+b.Padding+b.Revised, c.cfg.MaxKeysPerFile) != 1 {
 			continue
 		}
-		f, err := c.File(fileSpec{start: b.StartUnix, end: b.EndUnix, part: 1}.rel())
+		rel := fileSpec{start: b.StartUnix, end: b.EndUnix, part: 1}.rel()
+		sig, err := c.files.get("sig/"+rel, func() (*File, error) {
+			f, err := c.File(rel)
+			if err != nil {
+				return nil, err
+			}
+			d, err := export.Decode(f.Data)
+			if err != nil {
+				return nil, err
+			}
+			return &File{Data: d.Sig}, nil
+		})
 		if err != nil {
 			return nil
 		}
-		d, err := export.Decode(f.Data)
-		if err != nil {
-			return nil
-		}
-		return d.Sig
+		return sig.Data
 	}
 	return nil
 }
@@ -58,11 +65,8 @@ func (c *Catalog) RegionIndex(origin string, foreign Foreign, now time.Time) []s
 		return out
 	}
 	for _, fb := range foreign.ForeignBatches(origin) {
-		if dayOf(fb.GetEndUnix()) < oldest {
-			continue
-		}
-		if body, sb, err := openForeign(foreign, origin, fb.GetSeq()); err == nil && len(sb.GetExportSig()) > 0 {
-			out = append(out, path.Join(RegionRoot(origin), fileSpec{start: body.GetStartUnix(), end: body.GetEndUnix(), part: 1}.rel()))
+		if dayOf(fb.GetEndUnix()) >= oldest && fb.GetHasExportSig() {
+			out = append(out, path.Join(RegionRoot(origin), fileSpec{start: fb.GetStartUnix(), end: fb.GetEndUnix(), part: 1}.rel()))
 		}
 	}
 	return out
@@ -81,9 +85,12 @@ func (c *Catalog) RegionFile(origin, rel string, foreign Foreign) (*File, error)
 	}
 	return c.files.get("regions/"+origin+"/"+rel, func() (*File, error) {
 		for _, fb := range foreign.ForeignBatches(origin) {
-			body, sb, err := openForeign(foreign, origin, fb.GetSeq())
-			if err != nil || body.GetStartUnix() != spec.start || body.GetEndUnix() != spec.end || len(sb.GetExportSig()) == 0 {
+			if fb.GetStartUnix() != spec.start || fb.GetEndUnix() != spec.end || !fb.GetHasExportSig() {
 				continue
+			}
+			body, sb, err := openForeign(foreign, origin, fb.GetSeq())
+			if err != nil {
+				return nil, fmt.Errorf("open %s batch %d: %w", origin, fb.GetSeq(), err)
 			}
 			data, err := export.Rebuild(foreignFile(body), sb.GetExportSig())
 			if err != nil {

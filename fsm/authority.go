@@ -33,14 +33,7 @@ func applyPutAuthority(s *state, cmd *fsmpb.Command) Response {
 			return refuse(CodeInvalidCommand, "authority %q key %q: %v", a.GetIssuer(), k.GetKid(), err)
 		}
 	}
-	if old, ok := s.authorities[a.GetIssuer()]; ok {
-		for _, k := range old.GetKeys() {
-			if !kids[k.GetKid()] {
-				a.Keys = append(a.Keys, k)
-			}
-		}
-	}
-	slices.SortFunc(a.Keys, func(x, y *fsmpb.AuthorityKey) int { return strings.Compare(x.GetKid(), y.GetKid()) })
+	a.Keys = mergeByID(a.GetKeys(), s.authorities[a.GetIssuer()].GetKeys(), (*fsmpb.AuthorityKey).GetKid)
 	s.authorities[a.GetIssuer()] = a
 	return Response{}
 }
@@ -67,4 +60,21 @@ func applyRemoveAuthority(s *state, cmd *fsmpb.Command) Response {
 	}
 	a.Keys = slices.Delete(slices.Clone(a.Keys), i, i+1)
 	return Response{}
+}
+
+// mergeByID adds to fresh the entries of old whose id fresh lacks, sorted
+// by id: a new key version joins the others (rotation) instead of
+// replacing them.
+func mergeByID[T any](fresh, old []T, id func(T) string) []T {
+	have := make(map[string]bool, len(fresh))
+	for _, e := range fresh {
+		have[id(e)] = true
+	}
+	for _, e := range old {
+		if !have[id(e)] {
+			fresh = append(fresh, e)
+		}
+	}
+	slices.SortFunc(fresh, func(x, y T) int { return strings.Compare(id(x), id(y)) })
+	return fresh
 }

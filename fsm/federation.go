@@ -29,7 +29,6 @@ func federationBody(origin string, b *Batch) *fsmpb.FederationBatch {
 	keys := append(b.keys(), b.Padding...)
 	slices.SortFunc(keys, func(x, y Key) int { return compareTEK(x.Data, y.Data) })
 	for _, k := range keys {
-		k.Batch = 0
 		body.Keys = append(body.Keys, k.Proto())
 	}
 	for _, k := range b.Revised {
@@ -86,7 +85,7 @@ type ImportResult struct {
 // a kept sequence number is refused.
 func applyImportBatch(s *state, cmd *fsmpb.Command) Response {
 	raw := cmd.GetImportBatch().GetSigned()
-	body, digest, resp := s.verifyForeign(raw)
+	body, sb, digest, resp := s.verifyForeign(raw)
 	if resp != nil {
 		return *resp
 	}
@@ -105,6 +104,7 @@ func applyImportBatch(s *state, cmd *fsmpb.Command) Response {
 	}
 	s.foreign[body.GetOrigin()] = append(kept, &fsmpb.ForeignBatch{
 		Origin: body.GetOrigin(), Seq: body.GetSeq(), Digest: digest, EndUnix: body.GetEndUnix(), Signed: bytes.Clone(raw),
+		StartUnix: body.GetStartUnix(), HasExportSig: len(sb.GetExportSig()) > 0,
 	})
 	res := ImportResult{Origin: body.GetOrigin(), Seq: body.GetSeq()}
 	if s.trusted[body.GetOrigin()].GetMerge() {
@@ -152,10 +152,10 @@ func (s *state) merge(body *fsmpb.FederationBatch, digest []byte, now int64) (me
 
 // verifyForeign decodes a signed batch and checks it against the trust
 // store; it changes nothing.
-func (s *state) verifyForeign(raw []byte) (*fsmpb.FederationBatch, []byte, *Response) {
-	fail := func(code Code, format string, args ...any) (*fsmpb.FederationBatch, []byte, *Response) {
+func (s *state) verifyForeign(raw []byte) (*fsmpb.FederationBatch, *fsmpb.SignedBatch, []byte, *Response) {
+	fail := func(code Code, format string, args ...any) (*fsmpb.FederationBatch, *fsmpb.SignedBatch, []byte, *Response) {
 		r := refuse(code, format, args...)
-		return nil, nil, &r
+		return nil, nil, nil, &r
 	}
 	var sb fsmpb.SignedBatch
 	var body fsmpb.FederationBatch
@@ -181,7 +181,7 @@ func (s *state) verifyForeign(raw []byte) (*fsmpb.FederationBatch, []byte, *Resp
 		return fail(CodeBadBatch, "%s batch %d: %v", body.GetOrigin(), body.GetSeq(), err)
 	}
 	sum := sha256.Sum256(sb.GetBody())
-	return &body, sum[:], nil
+	return &body, &sb, sum[:], nil
 }
 
 // ForeignBatches returns the kept batches of an origin (without their
@@ -191,7 +191,8 @@ func (f *FSM) ForeignBatches(origin string) []*fsmpb.ForeignBatch {
 	defer f.mu.RUnlock()
 	out := make([]*fsmpb.ForeignBatch, 0, len(f.state.foreign[origin]))
 	for _, fb := range f.state.foreign[origin] {
-		out = append(out, &fsmpb.ForeignBatch{Origin: fb.GetOrigin(), Seq: fb.GetSeq(), Digest: fb.GetDigest(), EndUnix: fb.GetEndUnix()})
+		out = append(out, &fsmpb.ForeignBatch{Origin: fb.GetOrigin(), Seq: fb.GetSeq(), Digest: fb.GetDigest(),
+			StartUnix: fb.GetStartUnix(), EndUnix: fb.GetEndUnix(), HasExportSig: fb.GetHasExportSig()})
 	}
 	return out
 }

@@ -4,7 +4,6 @@ import (
 	"crypto/ed25519"
 	"crypto/x509"
 	"slices"
-	"strings"
 
 	"google.golang.org/protobuf/proto"
 
@@ -28,14 +27,7 @@ func applyPutTrust(s *state, cmd *fsmpb.Command) Response {
 			return refuse(CodeInvalidCommand, "region %q key %q: %v", r.GetRegion(), k.GetId(), err)
 		}
 	}
-	if old, ok := s.trusted[r.GetRegion()]; ok {
-		for _, k := range old.GetKeys() {
-			if !ids[k.GetId()] {
-				r.Keys = append(r.Keys, k)
-			}
-		}
-	}
-	slices.SortFunc(r.Keys, func(a, b *fsmpb.TrustKey) int { return strings.Compare(a.GetId(), b.GetId()) })
+	r.Keys = mergeByID(r.GetKeys(), s.trusted[r.GetRegion()].GetKeys(), (*fsmpb.TrustKey).GetId)
 	s.trusted[r.GetRegion()] = r
 	return Response{}
 }

@@ -10,8 +10,7 @@ import (
 // watchLeadership drains raft's NotifyCh (raft blocks if nobody reads it)
 // and runs the leader jobs for as long as leadership lasts.
 func (n *Node) watchLeadership(ctx context.Context) {
-	leaderCtx, stop := context.WithCancel(ctx)
-	stop()
+	stop := context.CancelFunc(func() {})
 	for {
 		select {
 		case <-ctx.Done():
@@ -24,9 +23,9 @@ func (n *Node) watchLeadership(ctx context.Context) {
 				continue
 			}
 			n.cfg.Logger.Info("became leader", "node", n.cfg.ID, "term", n.raft.CurrentTerm())
+			var leaderCtx context.Context
 			leaderCtx, stop = context.WithCancel(ctx)
-			jobCtx := leaderCtx
-			n.goRun(func() { n.runLeaderJobs(jobCtx) })
+			n.goRun(func() { n.runLeaderJobs(leaderCtx) })
 		}
 	}
 }

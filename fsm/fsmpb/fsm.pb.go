@@ -1350,12 +1350,16 @@ func (x *Batch) GetOrigin() string {
 
 // ForeignBatch is a batch of another region kept as received.
 type ForeignBatch struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Origin        string                 `protobuf:"bytes,1,opt,name=origin,proto3" json:"origin,omitempty"`
-	Seq           uint32                 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
-	Digest        []byte                 `protobuf:"bytes,3,opt,name=digest,proto3" json:"digest,omitempty"`
-	EndUnix       int64                  `protobuf:"varint,4,opt,name=end_unix,json=endUnix,proto3" json:"end_unix,omitempty"`
-	Signed        []byte                 `protobuf:"bytes,5,opt,name=signed,proto3" json:"signed,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Origin  string                 `protobuf:"bytes,1,opt,name=origin,proto3" json:"origin,omitempty"`
+	Seq     uint32                 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
+	Digest  []byte                 `protobuf:"bytes,3,opt,name=digest,proto3" json:"digest,omitempty"`
+	EndUnix int64                  `protobuf:"varint,4,opt,name=end_unix,json=endUnix,proto3" json:"end_unix,omitempty"`
+	Signed  []byte                 `protobuf:"bytes,5,opt,name=signed,proto3" json:"signed,omitempty"`
+	// start_unix and has_export_sig let a node list the origin's export
+	// files without decoding the kept bytes.
+	StartUnix     int64 `protobuf:"varint,6,opt,name=start_unix,json=startUnix,proto3" json:"start_unix,omitempty"`
+	HasExportSig  bool  `protobuf:"varint,7,opt,name=has_export_sig,json=hasExportSig,proto3" json:"has_export_sig,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1423,6 +1427,20 @@ func (x *ForeignBatch) GetSigned() []byte {
 		return x.Signed
 	}
 	return nil
+}
+
+func (x *ForeignBatch) GetStartUnix() int64 {
+	if x != nil {
+		return x.StartUnix
+	}
+	return 0
+}
+
+func (x *ForeignBatch) GetHasExportSig() bool {
+	if x != nil {
+		return x.HasExportSig
+	}
+	return false
 }
 
 // Key is one temporary exposure key with the fields GAEN exports carry.
@@ -2424,13 +2442,16 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x06digest\x18\a \x01(\fR\x06digest\x12\x1f\n" +
 	"\vprev_digest\x18\b \x01(\fR\n" +
 	"prevDigest\x12\x16\n" +
-	"\x06origin\x18\t \x01(\tR\x06origin\"\x83\x01\n" +
+	"\x06origin\x18\t \x01(\tR\x06origin\"\xc8\x01\n" +
 	"\fForeignBatch\x12\x16\n" +
 	"\x06origin\x18\x01 \x01(\tR\x06origin\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\rR\x03seq\x12\x16\n" +
 	"\x06digest\x18\x03 \x01(\fR\x06digest\x12\x19\n" +
 	"\bend_unix\x18\x04 \x01(\x03R\aendUnix\x12\x16\n" +
-	"\x06signed\x18\x05 \x01(\fR\x06signed\"\x95\x02\n" +
+	"\x06signed\x18\x05 \x01(\fR\x06signed\x12\x1d\n" +
+	"\n" +
+	"start_unix\x18\x06 \x01(\x03R\tstartUnix\x12$\n" +
+	"\x0ehas_export_sig\x18\a \x01(\bR\fhasExportSig\"\x95\x02\n" +
 	"\x03Key\x12\x19\n" +
 	"\bkey_data\x18\x01 \x01(\fR\akeyData\x12#\n" +
 	"\rrolling_start\x18\x02 \x01(\x05R\frollingStart\x12%\n" +
