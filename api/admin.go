@@ -106,7 +106,7 @@ func (s *Server) seal(c *gin.Context) {
 		failErr(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, res)
+	protoJSON(c, http.StatusOK, res)
 }
 
 // expire applies retention now instead of at the next tick.
@@ -116,7 +116,7 @@ func (s *Server) expire(c *gin.Context) {
 		failErr(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, res)
+	protoJSON(c, http.StatusOK, res)
 }
 
 func (s *Server) forwardedApply(c *gin.Context) {
@@ -126,5 +126,5 @@ func (s *Server) forwardedApply(c *gin.Context) {
 		return
 	}
 	status, reply := s.node.ApplyForwarded(c.Request.Context(), body)
-	c.JSON(status, reply)
+	c.Data(status, "application/x-protobuf", reply)
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/covid-backend/covid-backend/command"
 	"github.com/covid-backend/covid-backend/export"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 )
@@ -48,8 +49,7 @@ func (s *Server) putAuthority(c *gin.Context) {
 		fail(c, http.StatusBadRequest, "bad_request", err.Error())
 		return
 	}
-	cmd := &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_PUT_AUTHORITY, PutAuthority: pa}
-	if _, err := s.node.Apply(c.Request.Context(), cmd); err != nil {
+	if err := command.PutAuthority(c.Request.Context(), s.node, pa); err != nil {
 		failErr(c, err)
 		return
 	}
@@ -57,9 +57,7 @@ func (s *Server) putAuthority(c *gin.Context) {
 }
 
 func (s *Server) removeAuthority(c *gin.Context) {
-	cmd := &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_REMOVE_AUTHORITY,
-		RemoveAuthority: &fsmpb.RemoveAuthority{Issuer: c.Param("issuer"), Kid: c.Query("kid")}}
-	if _, err := s.node.Apply(c.Request.Context(), cmd); err != nil {
+	if err := command.RemoveAuthority(c.Request.Context(), s.node, c.Param("issuer"), c.Query("kid")); err != nil {
 		failErr(c, err)
 		return
 	}

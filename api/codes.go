@@ -14,6 +14,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/covid-backend/covid-backend/command"
 	"github.com/covid-backend/covid-backend/fsm"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 	"github.com/covid-backend/covid-backend/publish"
@@ -56,9 +57,7 @@ func (s *Server) putProvider(c *gin.Context) {
 	}
 	token := req.ID + "." + hex.EncodeToString(secret)
 	hash := sha256.Sum256([]byte(token))
-	_, err := s.node.Apply(c.Request.Context(), &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_PUT_PROVIDER,
-		PutProvider: &fsmpb.Provider{Id: req.ID, Name: req.Name, TokenHash: hash[:]}})
-	if err != nil {
+	if err := command.PutProvider(c.Request.Context(), s.node, &fsmpb.Provider{Id: req.ID, Name: req.Name, TokenHash: hash[:]}); err != nil {
 		failErr(c, err)
 		return
 	}
@@ -74,9 +73,7 @@ func (s *Server) listProviders(c *gin.Context) {
 }
 
 func (s *Server) revokeProvider(c *gin.Context) {
-	_, err := s.node.Apply(c.Request.Context(), &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_REVOKE_PROVIDER,
-		RevokeProvider: &fsmpb.RevokeProvider{Id: c.Param("id")}})
-	if err != nil {
+	if err := command.RevokeProvider(c.Request.Context(), s.node, c.Param("id")); err != nil {
 		failErr(c, err)
 		return
 	}
@@ -109,6 +106,7 @@ type CodeRequest struct {
 // CodeResponse carries a new code, grouped for reading aloud.
 type CodeResponse struct {
 	Code      string    `json:"code"`
+	IssuedAt  time.Time `json:"issued_at"`
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
@@ -131,20 +129,20 @@ func (s *Server) issueCode(c *gin.Context) {
 			return
 		}
 		hash := code.Hash(s.codeKey)
-		val, err := s.node.Apply(c.Request.Context(), &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_ISSUE_CODE,
-			IssueCode: &fsmpb.Code{Lookup: code.Lookup, Hash: hash[:], Provider: c.GetString("provider"),
-				TtlSeconds: int64(s.cfg.CodeTTL / time.Second), ReportType: grant.ReportType,
-				SymptomOnsetInterval: int32(grant.SymptomOnsetInterval)}})
-		var refused *fsm.Error
-		if errors.As(err, &refused) && refused.Code == fsm.CodeCodeCollision {
+		policy, _ := s.node.FSM().Policy()
+		res, err := command.IssueCode(c.Request.Context(), s.node, &fsmpb.Code{Lookup: code.Lookup, Hash: hash[:],
+			Provider: c.GetString("provider"), TtlSeconds: policy.GetCodeTtlSeconds(), ReportType: grant.ReportType,
+			SymptomOnsetInterval: int32(grant.SymptomOnsetInterval)})
+		var refused *command.Error
+		if errors.As(err, &refused) && refused.Code == command.CodeCodeCollision {
 			continue
 		}
 		if err != nil {
 			failErr(c, err)
 			return
 		}
-		res, _ := val.(fsm.CodeResult)
-		c.JSON(http.StatusOK, CodeResponse{Code: code.Display(), ExpiresAt: time.Unix(res.ExpiresUnix, 0).UTC()})
+		c.JSON(http.StatusOK, CodeResponse{Code: code.Display(), IssuedAt: time.Unix(res.GetIssuedUnix(), 0).UTC(),
+			ExpiresAt: time.Unix(res.GetExpiresUnix(), 0).UTC()})
 		return
 	}
 	fail(c, http.StatusServiceUnavailable, "internal_error", "could not draw an unused code")

@@ -110,3 +110,24 @@ func TestKeyFeed(t *testing.T) {
 		}
 	}
 }
+
+// HEAD works on every download route with the headers of GET and no body.
+func TestHeadOnDownloads(t *testing.T) {
+	ts, _ := downloadServer(t)
+	index := ts.do(http.MethodGet, "/v1/exports/index.txt", nil, nil).Body.String()
+	batches := ts.do(http.MethodGet, "/v1/exports/batches.txt", nil, nil).Body.String()
+	paths := []string{"/v1/exports/index.txt", "/v1/exports/batches.txt", "/" + index, "/" + batches,
+		"/v1/keys", "/v1/keys?since=0&until=1", "/v1/regions/test/exports/index.txt"}
+	for _, p := range paths {
+		get := ts.do(http.MethodGet, p, nil, nil)
+		head := ts.do(http.MethodHead, p, nil, nil)
+		if get.Code != http.StatusOK || head.Code != http.StatusOK || head.Body.Len() != 0 {
+			t.Fatalf("%s: GET %d, HEAD %d with %d body bytes", p, get.Code, head.Code, head.Body.Len())
+		}
+		for _, h := range []string{"Content-Type", "Content-Length", "ETag", "Cache-Control", "X-Next-Cursor"} {
+			if get.Header().Get(h) != head.Header().Get(h) {
+				t.Errorf("%s: %s is %q on GET, %q on HEAD", p, h, get.Header().Get(h), head.Header().Get(h))
+			}
+		}
+	}
+}

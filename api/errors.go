@@ -6,8 +6,10 @@ import (
 	"slices"
 
 	"github.com/gin-gonic/gin"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
-	"github.com/covid-backend/covid-backend/fsm"
+	"github.com/covid-backend/covid-backend/command"
 	"github.com/covid-backend/covid-backend/node"
 )
 
@@ -27,19 +29,33 @@ func fail(c *gin.Context, status int, code, msg string) {
 
 // failErr answers an error from the node with the status it calls for.
 func failErr(c *gin.Context, err error) {
-	var refused *fsm.Error
+	var refused *command.Error
 	var member *node.MembershipError
+	var upgrade *command.ErrUpgradePending
 	switch {
 	case errors.As(err, &member):
 		fail(c, member.Status, "refused", member.Message)
-	case errors.As(err, &refused) && slices.Contains([]fsm.Code{fsm.CodeUnknownAuthority, fsm.CodeUnknownNode,
-		fsm.CodeUnknownSubmission, fsm.CodeUnknownKey, fsm.CodeUnknownProvider, fsm.CodeUnknownRegion}, refused.Code):
+	case errors.As(err, &refused) && slices.Contains([]command.Code{command.CodeUnknownAuthority, command.CodeUnknownNode,
+		command.CodeUnknownSubmission, command.CodeUnknownKey, command.CodeUnknownProvider, command.CodeUnknownRegion}, refused.Code):
 		fail(c, http.StatusNotFound, string(refused.Code), refused.Message)
 	case errors.As(err, &refused):
 		fail(c, http.StatusBadRequest, string(refused.Code), refused.Message)
 	case errors.Is(err, node.ErrNoLeader):
 		fail(c, http.StatusServiceUnavailable, "no_leader", err.Error())
+	case errors.As(err, &upgrade):
+		fail(c, http.StatusServiceUnavailable, "upgrade_pending", err.Error())
 	default:
 		fail(c, http.StatusInternalServerError, "internal_error", err.Error())
 	}
+}
+
+// protoJSON answers a command result as JSON with the proto field names,
+// zero values included (a seal of no padding says "padding": 0).
+func protoJSON(c *gin.Context, status int, m proto.Message) {
+	b, err := protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true}.Marshal(m)
+	if err != nil {
+		fail(c, http.StatusInternalServerError, "internal_error", "encode result: "+err.Error())
+		return
+	}
+	c.Data(status, "application/json; charset=utf-8", b)
 }

@@ -9,9 +9,9 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/covid-backend/covid-backend/command"
 	"github.com/covid-backend/covid-backend/federation"
 	"github.com/covid-backend/covid-backend/feed"
-	"github.com/covid-backend/covid-backend/fsm"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 )
 
@@ -101,10 +101,9 @@ func (s *Server) importBatch(c *gin.Context) {
 		fail(c, http.StatusRequestEntityTooLarge, "bad_request", "batch too large or unreadable: "+err.Error())
 		return
 	}
-	val, err := s.node.Apply(c.Request.Context(), &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_IMPORT_BATCH,
-		ImportBatch: &fsmpb.ImportBatch{Signed: data}})
-	var refused *fsm.Error
-	if errors.As(err, &refused) && refused.Code != fsm.CodeInvalidCommand {
+	res, err := command.ImportBatch(c.Request.Context(), s.node, data)
+	var refused *command.Error
+	if errors.As(err, &refused) && refused.Code != command.CodeInvalidCommand {
 		fail(c, http.StatusUnprocessableEntity, string(refused.Code), refused.Message)
 		return
 	}
@@ -112,7 +111,7 @@ func (s *Server) importBatch(c *gin.Context) {
 		failErr(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, val)
+	protoJSON(c, http.StatusOK, res)
 }
 
 func (s *Server) putTrust(c *gin.Context) {
@@ -125,8 +124,8 @@ func (s *Server) putTrust(c *gin.Context) {
 		fail(c, http.StatusBadRequest, "bad_request", "want region, key_id and an Ed25519 public_key_pem")
 		return
 	}
-	_, err = s.node.Apply(c.Request.Context(), &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_PUT_TRUST, PutTrust: &fsmpb.TrustedRegion{
-		Region: req.Region, Serve: req.Serve, Merge: req.Merge, Keys: []*fsmpb.TrustKey{{Id: req.KeyID, PublicKeyDer: der}}}})
+	err = command.PutTrust(c.Request.Context(), s.node, &fsmpb.TrustedRegion{
+		Region: req.Region, Serve: req.Serve, Merge: req.Merge, Keys: []*fsmpb.TrustKey{{Id: req.KeyID, PublicKeyDer: der}}})
 	if err != nil {
 		failErr(c, err)
 		return
@@ -135,9 +134,7 @@ func (s *Server) putTrust(c *gin.Context) {
 }
 
 func (s *Server) removeTrust(c *gin.Context) {
-	_, err := s.node.Apply(c.Request.Context(), &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_REMOVE_TRUST,
-		RemoveTrust: &fsmpb.RemoveTrust{Region: c.Param("region"), KeyId: c.Query("key_id")}})
-	if err != nil {
+	if err := command.RemoveTrust(c.Request.Context(), s.node, c.Param("region"), c.Query("key_id")); err != nil {
 		failErr(c, err)
 		return
 	}

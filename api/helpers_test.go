@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/covid-backend/covid-backend/feed"
+	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 	"github.com/covid-backend/covid-backend/node"
 )
 
@@ -52,6 +53,7 @@ func newTestServerWith(t *testing.T, now func() time.Time, fc feed.Config) *test
 	n, err := node.Open(context.Background(), node.Config{
 		ID: "n1", Region: "test", DataDir: t.TempDir(), HTTPAddr: freeAddr(t), RaftAddr: freeAddr(t),
 		Bootstrap: true, AdminToken: testToken, WriteTimeout: 5 * time.Second, Logger: logger,
+		Policy: &fsmpb.Policy{NoPadding: true},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -63,13 +65,18 @@ func newTestServerWith(t *testing.T, now func() time.Time, fc feed.Config) *test
 	}
 	ts := &testServer{t: t, node: n, srv: srv, h: srv.Handler()}
 	deadline := time.Now().Add(10 * time.Second)
-	for !n.IsLeader() || !n.Ready() {
+	for !n.IsLeader() || !n.Ready() || !policySet(n) {
 		if time.Now().After(deadline) {
 			t.Fatal("single node did not become leader")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	return ts
+}
+
+func policySet(n *node.Node) bool {
+	_, set := n.FSM().Policy()
+	return set
 }
 
 // do sends a request; body may be nil, a []byte or a value to encode.

@@ -10,7 +10,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/covid-backend/covid-backend/fsm"
+	"github.com/covid-backend/covid-backend/command"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 	"github.com/covid-backend/covid-backend/node"
 	"github.com/covid-backend/covid-backend/publish"
@@ -72,8 +72,9 @@ func (s *Server) chaff(c *gin.Context, start time.Time, body []byte) {
 	c.JSON(http.StatusOK, resp)
 }
 
-// upload authorizes and checks one upload, then stores its new keys and
-// revisions in one raft command.
+// upload authorizes and checks one upload, then hands all its keys to the
+// state machine in one raft command, which stores the new ones and revises
+// or leaves as they are the stored ones the revision token covers.
 func (s *Server) upload(c *gin.Context, req *publish.Request) (publish.Response, error) {
 	var v *publish.Verified
 	var code *publish.Code
@@ -89,17 +90,14 @@ func (s *Server) upload(c *gin.Context, req *publish.Request) (publish.Response,
 	if err != nil {
 		return publish.Response{}, err
 	}
-	plan, err := s.planRevisions(req, v)
-	if err != nil {
-		return publish.Response{}, err
-	}
+	tok := s.openToken(req)
 	resp := publish.Response{Warnings: v.Warnings}
-	if len(plan.newKeys)+len(plan.revisions) > 0 {
-		if resp.InsertedExposures, err = s.commit(c, v, code, plan); err != nil {
+	if len(v.Keys) > 0 {
+		if resp.InsertedExposures, err = s.commit(c, v, code, tok); err != nil {
 			return publish.Response{}, err
 		}
 	}
-	if resp.RevisionToken, err = plan.token(s.revisionKey); err != nil {
+	if resp.RevisionToken, err = s.answerToken(tok, v.Keys); err != nil {
 		return publish.Response{}, err
 	}
 	if pf := v.PartialFailure(); pf != nil {
@@ -108,45 +106,45 @@ func (s *Server) upload(c *gin.Context, req *publish.Request) (publish.Response,
 	return resp, nil
 }
 
-// commit stores the verified keys through raft; it returns only after the
-// commit, so an acknowledged key survives while a majority lives.
-func (s *Server) commit(c *gin.Context, v *publish.Verified, code *publish.Code, plan uploadPlan) (int, error) {
-	id := make([]byte, 16)
-	if _, err := rand.Read(id); err != nil {
-		return 0, &publish.Error{Status: http.StatusInternalServerError, Code: publish.CodeInternalError, Message: "random: " + err.Error()}
-	}
-	cmd := &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_PUBLISH, Publish: &fsmpb.Publish{
-		SubmissionId: id, AppId: v.AppID, Issuer: v.Issuer, CertificateDigest: v.CertificateDigest[:],
-		Traveler: v.Traveler, Keys: plan.newKeys, Revisions: plan.revisions,
-	}}
+// commit stores the verified upload through raft; it returns only after the
+// commit, so an acknowledged key survives while a majority lives. The
+// submission id comes from the upload itself, so that an exact retry is
+// answered with the first outcome.
+func (s *Server) commit(c *gin.Context, v *publish.Verified, code *publish.Code, tok uploadToken) (int, error) {
+	p := &fsmpb.Publish{AppId: v.AppID, Issuer: v.Issuer, AuthorityKid: v.Kid, CertificateDigest: v.CertificateDigest[:],
+		Traveler: v.Traveler, Keys: v.Keys, HasToken: tok.present, TokenKeys: tok.covered(v.Keys), ReviseOnly: v.StoreNothing}
+	authorization := v.CertificateDigest[:]
 	if code != nil {
 		hash := code.Hash(s.codeKey)
-		cmd.Publish.CodeLookup, cmd.Publish.CodeHash, cmd.Publish.CertificateDigest = code.Lookup, hash[:], nil
+		p.CodeLookup, p.CodeHash, p.CertificateDigest, p.AuthorityKid = code.Lookup, hash[:], nil, ""
+		authorization = hash[:]
 	}
-	val, err := s.node.Apply(c.Request.Context(), cmd)
+	id := publish.SubmissionID(authorization, v.Keys, v.StoreNothing)
+	p.SubmissionId = id[:]
+	res, err := command.Publish(c.Request.Context(), s.node, p)
 	if err != nil {
 		return 0, s.commitError(c, err)
 	}
-	res, _ := val.(fsm.PublishResult)
-	return res.Inserted, nil
+	return int(res.GetInserted()), nil
 }
 
 // commitError turns the state machine's or raft's answer to an upload into
 // the GAEN error apps expect.
 func (s *Server) commitError(c *gin.Context, err error) error {
-	var refused *fsm.Error
+	var refused *command.Error
+	var upgrade *command.ErrUpgradePending
 	switch {
 	case errors.As(err, &refused) && isCodeRefusal(refused.Code):
-		if refused.Code == fsm.CodeBadCode {
+		if refused.Code == command.CodeBadCode {
 			s.codeFailures.reserve(c.ClientIP())
 		}
 		return &publish.Error{Status: http.StatusUnauthorized, Code: publish.CodeVerificationCertificateInvalid,
 			Message: "one-time code refused: " + refused.Message}
 	case errors.As(err, &refused) && revisionCode(refused.Code) != "":
 		return &publish.Error{Status: http.StatusBadRequest, Code: revisionCode(refused.Code), Message: refused.Message}
-	case errors.Is(err, node.ErrNoLeader):
+	case errors.Is(err, node.ErrNoLeader) || errors.As(err, &upgrade):
 		return &publish.Error{Status: http.StatusServiceUnavailable, Code: publish.CodeInternalError,
-			Message: "no leader available, retry: " + err.Error()}
+			Message: "region not ready, retry: " + err.Error()}
 	case err != nil:
 		s.cfg.Logger.Error("publish commit failed", "err", err)
 		return &publish.Error{Status: http.StatusInternalServerError, Code: publish.CodeInternalError, Message: "commit failed"}
@@ -168,8 +166,8 @@ func (s *Server) publishFail(c *gin.Context, err error) {
 }
 
 // isCodeRefusal tells the state machine's answers about a one-time code.
-func isCodeRefusal(code fsm.Code) bool {
-	return slices.Contains([]fsm.Code{fsm.CodeBadCode, fsm.CodeCodeUsed, fsm.CodeCodeExpired, fsm.CodeCodeLocked}, code)
+func isCodeRefusal(code command.Code) bool {
+	return slices.Contains([]command.Code{command.CodeBadCode, command.CodeCodeUsed, command.CodeCodeExpired, command.CodeCodeLocked}, code)
 }
 
 // verifyCode checks the cheap things about a code upload before raft: the
@@ -205,11 +203,11 @@ func (s *Server) countWrongCode(c *gin.Context, code *publish.Code) error {
 	if _, err := rand.Read(id); err != nil {
 		return err
 	}
-	_, err := s.node.Apply(c.Request.Context(), &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_PUBLISH, Publish: &fsmpb.Publish{
+	_, err := command.Publish(c.Request.Context(), s.node, &fsmpb.Publish{
 		SubmissionId: id, CodeLookup: code.Lookup, CodeHash: hash[:], // no keys: never stores
-	}})
-	var refused *fsm.Error
-	if errors.As(err, &refused) && refused.Code == fsm.CodeInvalidCommand {
+	})
+	var refused *command.Error
+	if errors.As(err, &refused) && refused.Code == command.CodeInvalidCommand {
 		// The code matched after all (re-issued since this node last saw
 		// it): nothing was counted or consumed; the app may retry.
 		return &publish.Error{Status: http.StatusServiceUnavailable, Code: publish.CodeInternalError, Message: "one-time code changed meanwhile; retry"}

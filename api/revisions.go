@@ -3,78 +3,79 @@ package api
 import (
 	"net/http"
 
-	"github.com/covid-backend/covid-backend/fsm"
+	"github.com/covid-backend/covid-backend/command"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 	"github.com/covid-backend/covid-backend/publish"
 )
 
 // revisionCode maps the state machine's refusals of an upload's keys to
 // the GAEN error codes apps know ("" for other refusals).
-func revisionCode(c fsm.Code) string {
+func revisionCode(c command.Code) string {
 	switch c {
-	case fsm.CodeKeyExists:
+	case command.CodeKeyExists, command.CodeMissingToken:
 		return publish.CodeMissingRevisionToken
-	case fsm.CodeKeyAlreadyRevised:
+	case command.CodeKeyAlreadyRevised:
 		return publish.CodeKeyAlreadyRevised
-	case fsm.CodeBadTransition:
+	case command.CodeBadTransition:
 		return publish.CodeInvalidReportTypeTransition
-	case fsm.CodeUnknownKey:
+	case command.CodeUnknownKey, command.CodeInvalidToken:
 		return publish.CodeInvalidRevisionToken
 	}
 	return ""
 }
 
-// uploadPlan splits an upload's keys into new keys and revisions of keys
-// stored before.
-type uploadPlan struct {
-	all, newKeys, revisions []*fsmpb.Key
+// uploadToken is what the revision token an upload carries grants. The
+// token key is not replicated, so the node that receives the upload opens
+// the token and tells the state machine which keys it covers.
+type uploadToken struct {
+	present bool
+	keys    []publish.RevisableKey
 }
 
-// planRevisions finds the keys of the upload that are stored already:
-// revising them needs the revision token of the upload that brought them,
-// covering each key with its start and period. A negative report stores no
-// new key (GAEN: a first negative upload is not stored) but revises.
-func (s *Server) planRevisions(req *publish.Request, v *publish.Verified) (uploadPlan, error) {
-	p := uploadPlan{all: v.Keys}
-	for _, k := range v.Keys {
-		if s.node.FSM().HasKey(fsm.TEK(k.GetKeyData())) {
-			p.revisions = append(p.revisions, k)
-		} else if !v.StoreNothing {
-			p.newKeys = append(p.newKeys, k)
-		}
-	}
-	if len(p.revisions) == 0 {
-		return p, nil
-	}
+// openToken opens the upload's revision token; one that does not open is
+// present but covers nothing (a stored key sent with it is refused as
+// invalid_revision_token, new keys are stored, as in the reference).
+func (s *Server) openToken(req *publish.Request) uploadToken {
 	if req.RevisionToken == "" {
-		return p, revisionError(publish.CodeMissingRevisionToken, "a key of this upload is already stored; revising it needs the revision token")
+		return uploadToken{}
 	}
-	allowed, err := publish.OpenRevisionToken(s.revisionKey, req.RevisionToken)
+	keys, err := publish.OpenRevisionToken(s.revisionKey, req.RevisionToken)
 	if err != nil {
-		return p, revisionError(publish.CodeInvalidRevisionToken, err.Error())
+		return uploadToken{present: true}
 	}
-	covered := make(map[publish.RevisableKey]bool, len(allowed))
-	for _, k := range allowed {
-		covered[k] = true
-	}
-	for _, k := range p.revisions {
-		if !covered[revisable(k)] {
-			return p, revisionError(publish.CodeInvalidRevisionToken, "the revision token does not cover a stored key of this upload")
-		}
-	}
-	return p, nil
+	return uploadToken{present: true, keys: keys}
 }
 
-// token is the revision token for the keys of this upload.
-func (p uploadPlan) token(key []byte) (string, error) {
-	if len(p.all) == 0 {
+// covered lists the keys of the upload that the token covers with the same
+// start and period.
+func (t uploadToken) covered(keys []*fsmpb.Key) [][]byte {
+	var out [][]byte
+	for _, k := range keys {
+		r := revisable(k)
+		for _, allowed := range t.keys {
+			if allowed == r {
+				out = append(out, k.GetKeyData())
+				break
+			}
+		}
+	}
+	return out
+}
+
+// answerToken is the revision token answered to an upload: it covers the
+// upload's keys and those of the token it came with still within
+// retention ("" for an upload without keys).
+func (s *Server) answerToken(t uploadToken, keys []*fsmpb.Key) (string, error) {
+	if len(keys) == 0 {
 		return "", nil
 	}
-	keys := make([]publish.RevisableKey, len(p.all))
-	for i, k := range p.all {
-		keys[i] = revisable(k)
+	upload := make([]publish.RevisableKey, len(keys))
+	for i, k := range keys {
+		upload[i] = revisable(k)
 	}
-	tok, err := publish.SealRevisionToken(key, keys)
+	policy, _ := s.node.FSM().Policy()
+	oldest := int32((s.cfg.Now().Unix() - policy.GetRetentionSeconds()) / 600)
+	tok, err := publish.SealRevisionToken(s.revisionKey, publish.TokenKeys(t.keys, upload, oldest))
 	if err != nil {
 		return "", &publish.Error{Status: http.StatusInternalServerError, Code: publish.CodeInternalError, Message: "revision token: " + err.Error()}
 	}
@@ -83,8 +84,4 @@ func (p uploadPlan) token(key []byte) (string, error) {
 
 func revisable(k *fsmpb.Key) publish.RevisableKey {
 	return publish.RevisableKey{Key: [16]byte(k.GetKeyData()), Start: k.GetRollingStart(), Period: k.GetRollingPeriod()}
-}
-
-func revisionError(code, msg string) error {
-	return &publish.Error{Status: http.StatusBadRequest, Code: code, Message: msg}
 }

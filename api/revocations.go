@@ -10,6 +10,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/covid-backend/covid-backend/command"
 	"github.com/covid-backend/covid-backend/fsm"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 	"github.com/covid-backend/covid-backend/publish"
@@ -63,12 +64,12 @@ func (s *Server) revoke(c *gin.Context) {
 		fail(c, http.StatusBadRequest, "bad_request", err.Error())
 		return
 	}
-	val, err := s.node.Apply(c.Request.Context(), &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_REVOKE, Revoke: rv})
+	res, err := command.Revoke(c.Request.Context(), s.node, rv)
 	if err != nil {
 		failErr(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, val)
+	protoJSON(c, http.StatusOK, res)
 }
 
 func (r RevokeRequest) proto(codeKey []byte) (*fsmpb.Revoke, error) {

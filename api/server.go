@@ -30,8 +30,6 @@ type Config struct {
 	AdminToken string
 	// TrustedProxies may set X-Forwarded-For; none by default.
 	TrustedProxies []string
-	// CodeTTL is how long a one-time code stays valid (default 24 h).
-	CodeTTL time.Duration
 	// FederationKey signs this region's batches for other regions (nil: the
 	// node serves no own signed batches).
 	FederationKey *federation.Key
@@ -65,9 +63,6 @@ func New(cfg Config, n *node.Node) (*Server, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
-	}
-	if cfg.CodeTTL == 0 {
-		cfg.CodeTTL = 24 * time.Hour
 	}
 	cfg.Feed.Root = "v1/exports"
 	s := &Server{cfg: cfg, node: n, catalog: feed.NewCatalog(cfg.Feed, n.FSM()), codeKey: codeKey(cfg.AdminToken),
@@ -129,22 +124,24 @@ func (s *Server) routes() (http.Handler, error) {
 	r.NoMethod(func(c *gin.Context) { fail(c, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed") })
 	r.HandleMethodNotAllowed = true
 
-	r.GET("/healthz", s.healthz)
-	r.GET("/readyz", s.readyz)
-	r.GET("/v1/status", s.status)
+	// Every read of the app API answers HEAD as GET, without the body.
+	read := func(path string, h ...gin.HandlerFunc) { r.Match([]string{http.MethodGet, http.MethodHead}, path, h...) }
+	read("/healthz", s.healthz)
+	read("/readyz", s.readyz)
+	read("/v1/status", s.status)
 	publishLimit := rateLimit(newIPLimiter(s.cfg.Limits.PublishRate, s.cfg.Limits.PublishBurst, s.cfg.Now))
 	readLimit := rateLimit(newIPLimiter(s.cfg.Limits.ReadRate, s.cfg.Limits.ReadBurst, s.cfg.Now))
 	r.POST("/v1/publish", publishLimit, inFlight(s.cfg.Limits.MaxUploadsInFlight), s.publish)
 	r.POST("/v1/codes", publishLimit, s.requireProvider, s.issueCode)
-	r.GET("/v1/keys", readLimit, s.readView, s.keyFeed)
-	r.GET("/v1/exports/index.txt", readLimit, s.exportIndex(true))
-	r.GET("/v1/exports/batches.txt", readLimit, s.exportIndex(false))
-	r.GET("/v1/exports/day/:name", readLimit, s.exportFile("day/"))
-	r.GET("/v1/exports/:name", readLimit, s.exportFile(""))
-	r.GET("/v1/federation", readLimit, s.readView, s.federationStatus)
-	r.GET("/v1/federation/batches/:origin/:seq", readLimit, s.signedBatch)
-	r.GET("/v1/regions/:region/exports/index.txt", readLimit, s.regionIndex)
-	r.GET("/v1/regions/:region/exports/:name", readLimit, s.regionFile)
+	read("/v1/keys", readLimit, s.readView, s.keyFeed)
+	read("/v1/exports/index.txt", readLimit, s.exportIndex(true))
+	read("/v1/exports/batches.txt", readLimit, s.exportIndex(false))
+	read("/v1/exports/day/:name", readLimit, s.exportFile("day/"))
+	read("/v1/exports/:name", readLimit, s.exportFile(""))
+	read("/v1/federation", readLimit, s.readView, s.federationStatus)
+	read("/v1/federation/batches/:origin/:seq", readLimit, s.signedBatch)
+	read("/v1/regions/:region/exports/index.txt", readLimit, s.regionIndex)
+	read("/v1/regions/:region/exports/:name", readLimit, s.regionFile)
 
 	admin := r.Group("/", s.requireToken)
 	admin.POST(node.PathApply, s.forwardedApply)

@@ -10,8 +10,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/covid-backend/covid-backend/fsm"
-	"github.com/covid-backend/covid-backend/fsm/fsmpb"
+	"github.com/covid-backend/covid-backend/command"
 )
 
 // Limits of a batch transfer.
@@ -106,9 +105,8 @@ func (p *Pool) fetchAndImport(ctx context.Context, origin string, seq uint32, ho
 			p.pause(h, unreachableBackoff) // unreachable: try the other holders first
 			continue
 		}
-		_, err = p.node.Apply(ctx, &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_IMPORT_BATCH,
-			ImportBatch: &fsmpb.ImportBatch{Signed: data}})
-		var refused *fsm.Error
+		_, err = command.ImportBatch(ctx, p.node, data)
+		var refused *command.Error
 		if errors.As(err, &refused) {
 			p.reject(h, refused)
 			continue
@@ -127,7 +125,7 @@ func (p *Pool) fetchAndImport(ctx context.Context, origin string, seq uint32, ho
 }
 
 // reject counts a refused batch by reason and backs off the peer that sent it.
-func (p *Pool) reject(holder string, refused *fsm.Error) {
+func (p *Pool) reject(holder string, refused *command.Error) {
 	p.cfg.Logger.Warn("federation: batch rejected", "holder", holder, "code", refused.Code, "reason", refused.Message)
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/covid-backend/covid-backend/export"
 	"github.com/covid-backend/covid-backend/feed"
@@ -55,7 +56,8 @@ func expiredKey(n uint64) *fsmpb.Key {
 
 func logOf(tb testing.TB, cmd *fsmpb.Command) *raft.Log {
 	tb.Helper()
-	data, err := fsm.Encode(cmd)
+	cmd.Version = 1
+	data, err := proto.Marshal(cmd)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -83,11 +85,11 @@ func publishLogs(tb testing.TB, first uint64, nKeys int, timeUnix int64) []*raft
 	return out
 }
 
-func applyOK(tb testing.TB, f *fsm.FSM, l *raft.Log) fsm.Response {
+func applyOK(tb testing.TB, f *fsm.FSM, l *raft.Log) *fsmpb.Result {
 	tb.Helper()
-	r := f.Apply(l).(fsm.Response)
-	if r.Err != nil {
-		tb.Fatal(r.Err)
+	r := f.Apply(l).(*fsmpb.Result)
+	if r.GetRefusal() != nil {
+		tb.Fatal(r.GetRefusal())
 	}
 	return r
 }
@@ -135,7 +137,7 @@ func BenchmarkSealAndSign100k(b *testing.B) {
 		b.StartTimer()
 
 		t0 := time.Now()
-		res := applyOK(b, f, seal).Value.(fsm.SealResult)
+		res := applyOK(b, f, seal).GetSeal()
 		t1 := time.Now()
 		names := c.BatchIndex(time.Unix(benchNow, 0))
 		if len(names) != 1 {
@@ -188,7 +190,7 @@ func millionSealed(b *testing.B) *fsm.FSM {
 			for _, l := range publishLogs(b, uint64(i*perBatch), perBatch, t-300) {
 				applyOK(b, f, l)
 			}
-			if r := applyOK(b, f, sealLog(b, uint32(i+1), t)).Value.(fsm.SealResult); r.Keys != perBatch {
+			if r := applyOK(b, f, sealLog(b, uint32(i+1), t)).GetSeal(); int(r.GetKeys()) != perBatch {
 				b.Fatalf("seal %d: %+v", i+1, r)
 			}
 		}

@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/hashicorp/raft"
+	"google.golang.org/protobuf/encoding/prototext"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/covid-backend/covid-backend/command"
 	"github.com/covid-backend/covid-backend/fsm"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 )
@@ -46,32 +49,32 @@ func TestApplyPublish(t *testing.T) {
 	cases := []struct {
 		name string
 		cmd  *fsmpb.Command
-		code fsm.Code // "" means accepted
+		code command.Code // "" means accepted
 	}{
 		{"fourteen new keys", publish(2, now, keysFrom(100, 14)...), ""},
 		{"one new key", publish(2, now, pkey(100)), ""},
 		{"boundary values", publish(2, now, boundary...), ""},
 		{"traveler without digest or app id", travelerNoDigest, ""},
-		{"no publish body", &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_PUBLISH, TimeUnix: now}, fsm.CodeInvalidCommand},
-		{"no submission id", withSubID(nil), fsm.CodeInvalidCommand},
-		{"submission id 15 bytes", withSubID(make([]byte, 15)), fsm.CodeInvalidCommand},
-		{"submission id 17 bytes", withSubID(make([]byte, 17)), fsm.CodeInvalidCommand},
-		{"no keys", publish(2, now), fsm.CodeInvalidCommand},
-		{"key data missing", withBadKey(func(k *fsmpb.Key) { k.KeyData = nil }), fsm.CodeInvalidCommand},
-		{"key data 15 bytes", withBadKey(func(k *fsmpb.Key) { k.KeyData = k.KeyData[:15] }), fsm.CodeInvalidCommand},
-		{"key data 17 bytes", withBadKey(func(k *fsmpb.Key) { k.KeyData = append(k.KeyData, 0) }), fsm.CodeInvalidCommand},
-		{"rolling period 0", withBadKey(func(k *fsmpb.Key) { k.RollingPeriod = 0 }), fsm.CodeInvalidCommand},
-		{"rolling period 145", withBadKey(func(k *fsmpb.Key) { k.RollingPeriod = 145 }), fsm.CodeInvalidCommand},
-		{"transmission risk -1", withBadKey(func(k *fsmpb.Key) { k.TransmissionRisk = -1 }), fsm.CodeInvalidCommand},
-		{"transmission risk 9", withBadKey(func(k *fsmpb.Key) { k.TransmissionRisk = 9 }), fsm.CodeInvalidCommand},
-		{"report type -1", withBadKey(func(k *fsmpb.Key) { k.ReportType = -1 }), fsm.CodeInvalidCommand},
-		{"report type 6", withBadKey(func(k *fsmpb.Key) { k.ReportType = 6 }), fsm.CodeInvalidCommand},
-		{"days since onset -15", withBadKey(func(k *fsmpb.Key) { k.HasDaysSinceOnset, k.DaysSinceOnset = true, -15 }), fsm.CodeInvalidCommand},
-		{"days since onset 15", withBadKey(func(k *fsmpb.Key) { k.HasDaysSinceOnset, k.DaysSinceOnset = true, 15 }), fsm.CodeInvalidCommand},
-		{"negative rolling start", withBadKey(func(k *fsmpb.Key) { k.RollingStart = -1 }), fsm.CodeInvalidCommand},
-		{"same key twice in one command", publish(2, now, pkey(100), pkey(101), pkey(100)), fsm.CodeInvalidCommand},
-		{"one key already stored", publish(2, now, pkey(100), pkey(1), pkey(101)), fsm.CodeKeyExists},
-		{"all keys already stored", publish(2, now, keysFrom(0, 3)...), fsm.CodeKeyExists},
+		{"no publish body", &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_PUBLISH, TimeUnix: now}, command.CodeInvalidCommand},
+		{"no submission id", withSubID(nil), command.CodeInvalidCommand},
+		{"submission id 15 bytes", withSubID(make([]byte, 15)), command.CodeInvalidCommand},
+		{"submission id 17 bytes", withSubID(make([]byte, 17)), command.CodeInvalidCommand},
+		{"no keys", publish(2, now), command.CodeInvalidCommand},
+		{"key data missing", withBadKey(func(k *fsmpb.Key) { k.KeyData = nil }), command.CodeInvalidCommand},
+		{"key data 15 bytes", withBadKey(func(k *fsmpb.Key) { k.KeyData = k.KeyData[:15] }), command.CodeInvalidCommand},
+		{"key data 17 bytes", withBadKey(func(k *fsmpb.Key) { k.KeyData = append(k.KeyData, 0) }), command.CodeInvalidCommand},
+		{"rolling period 0", withBadKey(func(k *fsmpb.Key) { k.RollingPeriod = 0 }), command.CodeInvalidCommand},
+		{"rolling period 145", withBadKey(func(k *fsmpb.Key) { k.RollingPeriod = 145 }), command.CodeInvalidCommand},
+		{"transmission risk -1", withBadKey(func(k *fsmpb.Key) { k.TransmissionRisk = -1 }), command.CodeInvalidCommand},
+		{"transmission risk 9", withBadKey(func(k *fsmpb.Key) { k.TransmissionRisk = 9 }), command.CodeInvalidCommand},
+		{"report type -1", withBadKey(func(k *fsmpb.Key) { k.ReportType = -1 }), command.CodeInvalidCommand},
+		{"report type 6", withBadKey(func(k *fsmpb.Key) { k.ReportType = 6 }), command.CodeInvalidCommand},
+		{"days since onset -15", withBadKey(func(k *fsmpb.Key) { k.HasDaysSinceOnset, k.DaysSinceOnset = true, -15 }), command.CodeInvalidCommand},
+		{"days since onset 15", withBadKey(func(k *fsmpb.Key) { k.HasDaysSinceOnset, k.DaysSinceOnset = true, 15 }), command.CodeInvalidCommand},
+		{"negative rolling start", withBadKey(func(k *fsmpb.Key) { k.RollingStart = -1 }), command.CodeInvalidCommand},
+		{"same key twice in one command", publish(2, now, pkey(100), pkey(101), pkey(100)), command.CodeInvalidCommand},
+		{"one key already stored", publish(2, now, pkey(100), pkey(1), pkey(101)), command.CodeKeyExists},
+		{"all keys already stored", publish(2, now, keysFrom(0, 3)...), command.CodeKeyExists},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -82,8 +85,8 @@ func TestApplyPublish(t *testing.T) {
 				if got := codeOf(r.Err); got != c.code {
 					t.Fatalf("Err = %v (code %q), want code %q", r.Err, got, c.code)
 				}
-				if r.Value != nil {
-					t.Errorf("refused command returned value %#v", r.Value)
+				if r.GetValue() != nil {
+					t.Errorf("refused command returned value %v", r.Result)
 				}
 				assertUnchanged(t, f, before)
 				return
@@ -91,11 +94,11 @@ func TestApplyPublish(t *testing.T) {
 			if r.Err != nil {
 				t.Fatalf("Err = %v, want success", r.Err)
 			}
-			want := fsm.PublishResult{Inserted: len(c.cmd.Publish.Keys), Submission: 1}
-			if r.Value != want {
-				t.Fatalf("Value = %#v, want %#v", r.Value, want)
+			want := &fsmpb.PublishResult{Inserted: uint32(len(c.cmd.Publish.Keys)), Submission: 1}
+			if !proto.Equal(r.GetPublish(), want) {
+				t.Fatalf("result = %v, want %v", r.Result, want)
 			}
-			if got := f.NumKeys(); got != 3+want.Inserted {
+			if got := f.NumKeys(); got != 3+int(want.Inserted) {
 				t.Errorf("NumKeys = %d, want %d", got, 3+want.Inserted)
 			}
 			var wantKeys []fsm.Key
@@ -161,8 +164,8 @@ func TestPublishAllOrNothing(t *testing.T) {
 	clash := append(slices.Clone(fresh[:7]), pkey(2))
 	clash = append(clash, fresh[7:]...)
 	r := applyCmd(t, f, publish(2, now, clash...))
-	if codeOf(r.Err) != fsm.CodeKeyExists {
-		t.Fatalf("Err = %v, want %s", r.Err, fsm.CodeKeyExists)
+	if codeOf(r.Err) != command.CodeKeyExists {
+		t.Fatalf("Err = %v, want %s", r.Err, command.CodeKeyExists)
 	}
 	for _, k := range fresh {
 		if f.HasKey(fsm.TEK(k.KeyData)) {
@@ -174,8 +177,8 @@ func TestPublishAllOrNothing(t *testing.T) {
 	// A refused submission is not remembered: the retry without the clashing
 	// key is applied, not replayed.
 	r = mustApply(t, f, publish(2, now+1, fresh...))
-	if want := (fsm.PublishResult{Inserted: 13, Submission: 1}); r.Value != want {
-		t.Fatalf("retry Value = %#v, want %#v", r.Value, want)
+	if want := (&fsmpb.PublishResult{Inserted: 13, Submission: 1}); !proto.Equal(r.GetPublish(), want) {
+		t.Fatalf("retry result = %v, want %v", r.Result, want)
 	}
 	if f.NumKeys() != 16 {
 		t.Fatalf("NumKeys = %d, want 16", f.NumKeys())
@@ -183,8 +186,8 @@ func TestPublishAllOrNothing(t *testing.T) {
 	// A new submission clashing with the retried one is refused as a whole.
 	before = freeze(t, f)
 	r = applyCmd(t, f, publish(3, now+2, pkey(500), fresh[12]))
-	if codeOf(r.Err) != fsm.CodeKeyExists {
-		t.Fatalf("Err = %v, want %s", r.Err, fsm.CodeKeyExists)
+	if codeOf(r.Err) != command.CodeKeyExists {
+		t.Fatalf("Err = %v, want %s", r.Err, command.CodeKeyExists)
 	}
 	if f.HasKey(fsm.TEK(tekBytes(500))) {
 		t.Error("key 500 stored by a refused command")
@@ -195,11 +198,11 @@ func TestPublishAllOrNothing(t *testing.T) {
 func TestPublishReplay(t *testing.T) {
 	f := fsm.New()
 	first := mustApply(t, f, publish(7, now, keysFrom(0, 14)...))
-	want := fsm.PublishResult{Inserted: 14, Submission: 0}
-	if first.Value != want {
-		t.Fatalf("first Value = %#v, want %#v", first.Value, want)
+	want := &fsmpb.PublishResult{Inserted: 14, Submission: 0}
+	if !proto.Equal(first.GetPublish(), want) {
+		t.Fatalf("first result = %v, want %v", first.Result, want)
 	}
-	wantReplay := want
+	wantReplay := proto.CloneOf(want)
 	wantReplay.Replayed = true
 
 	retries := []struct {
@@ -216,18 +219,18 @@ func TestPublishReplay(t *testing.T) {
 		t.Run(rt.name, func(t *testing.T) {
 			before := freeze(t, f)
 			r := applyCmd(t, f, rt.cmd)
-			if r.Err != nil || r.Value != wantReplay {
-				t.Fatalf("replay = %#v, %v; want %#v, nil", r.Value, r.Err, wantReplay)
+			if r.Err != nil || !proto.Equal(r.GetPublish(), wantReplay) {
+				t.Fatalf("replay = %v, %v; want %v, nil", r.Result, r.Err, wantReplay)
 			}
 			assertUnchanged(t, f, before)
 		})
 	}
 	// Still replayed after other submissions were added.
-	if r := mustApply(t, f, publish(8, now, keysFrom(100, 2)...)); r.Value != (fsm.PublishResult{Inserted: 2, Submission: 1}) {
-		t.Fatalf("second submission Value = %#v", r.Value)
+	if r := mustApply(t, f, publish(8, now, keysFrom(100, 2)...)); !proto.Equal(r.GetPublish(), &fsmpb.PublishResult{Inserted: 2, Submission: 1}) {
+		t.Fatalf("second submission result = %v", r.Result)
 	}
-	if r := applyCmd(t, f, publish(7, now, keysFrom(0, 14)...)); r.Err != nil || r.Value != wantReplay {
-		t.Fatalf("late replay = %#v, %v; want %#v", r.Value, r.Err, wantReplay)
+	if r := applyCmd(t, f, publish(7, now, keysFrom(0, 14)...)); r.Err != nil || !proto.Equal(r.GetPublish(), wantReplay) {
+		t.Fatalf("late replay = %v, %v; want %v", r.Result, r.Err, wantReplay)
 	}
 	if sub, _ := f.Submission(0); sub.TimeUnix != now || sub.KeyCount != 14 {
 		t.Errorf("submission 0 = %+v, want the first stamp and 14 keys", sub)
@@ -252,7 +255,7 @@ func TestApplyAuthority(t *testing.T) {
 	steps := []struct {
 		name  string
 		cmd   *fsmpb.Command
-		code  fsm.Code
+		code  command.Code
 		want  []*fsmpb.Authority // all authorities after the step
 		apps  []string           // app ids AppKnown must report
 		noApp []string           // app ids AppKnown must not report
@@ -271,19 +274,19 @@ func TestApplyAuthority(t *testing.T) {
 			name: "update replaces a kid", cmd: putAuthority(ha, "aud2", []string{"app.b"}, akey("k1", 3, 99)),
 			want: []*fsmpb.Authority{auth(ha, "aud2", []string{"app.b"}, akey("k0", 3, 0), akey("k1", 3, 99), akey("k2", 1, 0), akey("k3", 2, 0))},
 		},
-		{name: "no body", cmd: &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_PUT_AUTHORITY}, code: fsm.CodeInvalidCommand},
-		{name: "no issuer", cmd: putAuthority("", "aud", []string{"app"}, akey("k9", 0, 0)), code: fsm.CodeInvalidCommand},
-		{name: "no audience", cmd: putAuthority(ha, "", []string{"app"}, akey("k9", 0, 0)), code: fsm.CodeInvalidCommand},
-		{name: "no app ids", cmd: putAuthority(ha, "aud", nil, akey("k9", 0, 0)), code: fsm.CodeInvalidCommand},
-		{name: "no keys", cmd: putAuthority(ha, "aud", []string{"app"}), code: fsm.CodeInvalidCommand},
-		{name: "empty kid", cmd: badKid(akey("k9", 0, 0), akey("", 1, 0)), code: fsm.CodeInvalidCommand},
-		{name: "duplicate kid", cmd: badKid(akey("k9", 0, 0), akey("k9", 1, 0)), code: fsm.CodeInvalidCommand},
-		{name: "bad public key", cmd: badKid(akey("k9", 0, 0), garbage), code: fsm.CodeInvalidCommand},
+		{name: "no body", cmd: &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_PUT_AUTHORITY}, code: command.CodeInvalidCommand},
+		{name: "no issuer", cmd: putAuthority("", "aud", []string{"app"}, akey("k9", 0, 0)), code: command.CodeInvalidCommand},
+		{name: "no audience", cmd: putAuthority(ha, "", []string{"app"}, akey("k9", 0, 0)), code: command.CodeInvalidCommand},
+		{name: "no app ids", cmd: putAuthority(ha, "aud", nil, akey("k9", 0, 0)), code: command.CodeInvalidCommand},
+		{name: "no keys", cmd: putAuthority(ha, "aud", []string{"app"}), code: command.CodeInvalidCommand},
+		{name: "empty kid", cmd: badKid(akey("k9", 0, 0), akey("", 1, 0)), code: command.CodeInvalidCommand},
+		{name: "duplicate kid", cmd: badKid(akey("k9", 0, 0), akey("k9", 1, 0)), code: command.CodeInvalidCommand},
+		{name: "bad public key", cmd: badKid(akey("k9", 0, 0), garbage), code: command.CodeInvalidCommand},
 		{name: "remove one kid", cmd: removeAuthority(ha, "k2"),
 			want: []*fsmpb.Authority{auth(ha, "aud2", []string{"app.b"}, akey("k0", 3, 0), akey("k1", 3, 99), akey("k3", 2, 0))}},
-		{name: "remove unknown kid", cmd: removeAuthority(ha, "k2"), code: fsm.CodeUnknownAuthority},
-		{name: "remove unknown issuer", cmd: removeAuthority("https://nobody", ""), code: fsm.CodeUnknownAuthority},
-		{name: "remove with no body", cmd: &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_REMOVE_AUTHORITY}, code: fsm.CodeUnknownAuthority},
+		{name: "remove unknown kid", cmd: removeAuthority(ha, "k2"), code: command.CodeUnknownAuthority},
+		{name: "remove unknown issuer", cmd: removeAuthority("https://nobody", ""), code: command.CodeUnknownAuthority},
+		{name: "remove with no body", cmd: &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_REMOVE_AUTHORITY}, code: command.CodeUnknownAuthority},
 		{
 			name: "second authority sorts by issuer", cmd: putAuthority(hb, "aud", []string{"app.z"}, akey("only", 0, 0)),
 			want: []*fsmpb.Authority{
@@ -296,7 +299,7 @@ func TestApplyAuthority(t *testing.T) {
 			want:  []*fsmpb.Authority{auth(ha, "aud2", []string{"app.b"}, akey("k0", 3, 0), akey("k1", 3, 99), akey("k3", 2, 0))},
 			noApp: []string{"app.z"}},
 		{name: "remove whole authority", cmd: removeAuthority(ha, ""), want: nil, noApp: []string{"app.b"}},
-		{name: "remove again", cmd: removeAuthority(ha, ""), code: fsm.CodeUnknownAuthority},
+		{name: "remove again", cmd: removeAuthority(ha, ""), code: command.CodeUnknownAuthority},
 	}
 	for _, s := range steps {
 		before := freeze(t, f)
@@ -308,8 +311,8 @@ func TestApplyAuthority(t *testing.T) {
 			assertUnchanged(t, f, before)
 			continue
 		}
-		if r.Err != nil || r.Value != nil {
-			t.Fatalf("%s: response %#v, %v; want empty", s.name, r.Value, r.Err)
+		if r.Err != nil || r.GetValue() != nil {
+			t.Fatalf("%s: response %v, %v; want empty", s.name, r.Result, r.Err)
 		}
 		got := f.Authorities()
 		if len(got) != len(s.want) {
@@ -370,7 +373,7 @@ func TestApplyNode(t *testing.T) {
 	steps := []struct {
 		name string
 		cmd  *fsmpb.Command
-		code fsm.Code
+		code command.Code
 		want []*fsmpb.Node
 	}{
 		{"add n2", putNode("n2", "10.0.0.2:7000", "10.0.0.2:8080"), "", []*fsmpb.Node{node("n2", "10.0.0.2:7000", "10.0.0.2:8080")}},
@@ -378,14 +381,14 @@ func TestApplyNode(t *testing.T) {
 			[]*fsmpb.Node{node("n1", "10.0.0.1:7000", "10.0.0.1:8080"), node("n2", "10.0.0.2:7000", "10.0.0.2:8080")}},
 		{"update n1", putNode("n1", "10.0.1.1:7000", "10.0.1.1:8443"), "",
 			[]*fsmpb.Node{node("n1", "10.0.1.1:7000", "10.0.1.1:8443"), node("n2", "10.0.0.2:7000", "10.0.0.2:8080")}},
-		{"no id", putNode("", "a:1", "a:2"), fsm.CodeInvalidCommand, nil},
-		{"no raft address", putNode("n3", "", "a:2"), fsm.CodeInvalidCommand, nil},
-		{"no http address", putNode("n3", "a:1", ""), fsm.CodeInvalidCommand, nil},
-		{"no body", &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_PUT_NODE}, fsm.CodeInvalidCommand, nil},
-		{"remove unknown", removeNode("n3"), fsm.CodeUnknownNode, nil},
-		{"remove with no body", &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_REMOVE_NODE}, fsm.CodeUnknownNode, nil},
+		{"no id", putNode("", "a:1", "a:2"), command.CodeInvalidCommand, nil},
+		{"no raft address", putNode("n3", "", "a:2"), command.CodeInvalidCommand, nil},
+		{"no http address", putNode("n3", "a:1", ""), command.CodeInvalidCommand, nil},
+		{"no body", &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_PUT_NODE}, command.CodeInvalidCommand, nil},
+		{"remove unknown", removeNode("n3"), command.CodeUnknownNode, nil},
+		{"remove with no body", &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_REMOVE_NODE}, command.CodeUnknownNode, nil},
 		{"remove n1", removeNode("n1"), "", []*fsmpb.Node{node("n2", "10.0.0.2:7000", "10.0.0.2:8080")}},
-		{"remove n1 again", removeNode("n1"), fsm.CodeUnknownNode, nil},
+		{"remove n1 again", removeNode("n1"), command.CodeUnknownNode, nil},
 		{"remove n2", removeNode("n2"), "", nil},
 	}
 	for _, s := range steps {
@@ -398,8 +401,8 @@ func TestApplyNode(t *testing.T) {
 			assertUnchanged(t, f, before)
 			continue
 		}
-		if r.Err != nil || r.Value != nil {
-			t.Fatalf("%s: response %#v, %v; want empty", s.name, r.Value, r.Err)
+		if r.Err != nil || r.GetValue() != nil {
+			t.Fatalf("%s: response %v, %v; want empty", s.name, r.Result, r.Err)
 		}
 		got := f.Nodes()
 		if len(got) != len(s.want) {
@@ -429,46 +432,54 @@ func TestApplyMalformed(t *testing.T) {
 	}
 	valid := mustEncode(t, putNode("n9", "a:1", "a:2"))
 	future := putNode("n9", "a:1", "a:2")
-	future.Version = fsm.CommandVersion + 1
+	future.Version = command.Version + 1
 	unspecified := putNode("n9", "a:1", "a:2")
 	unspecified.Type = fsmpb.CommandType_COMMAND_TYPE_UNSPECIFIED
 	unknown := putNode("n9", "a:1", "a:2")
 	unknown.Type = 99
 	mismatch := publish(5, now, pkey(5))
 	mismatch.Type = fsmpb.CommandType_COMMAND_TYPE_PUT_NODE
+	policyV1 := &fsmpb.Command{Version: 1, Type: fsmpb.CommandType_COMMAND_TYPE_SET_POLICY, SetPolicy: &fsmpb.Policy{CodeTtlSeconds: 600}}
 
 	cases := []struct {
 		name string
 		data []byte
-		code fsm.Code // "" means any non-nil error
+		halt bool // the node must stop; otherwise a refusal with code
+		code command.Code
 	}{
-		{"invalid wire type", []byte{0xff, 0xff, 0xff}, ""},
-		{"truncated", valid[:len(valid)-1], ""},
-		{"length past the end", []byte{0x6a, 0x7f, 0x0a}, ""},
-		{"future version", marshal(future), ""},
-		{"version 0", marshal(&fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_PUT_NODE, PutNode: future.PutNode}), ""},
-		{"far future version", marshal(&fsmpb.Command{Version: 1 << 31, Type: fsmpb.CommandType_COMMAND_TYPE_PUT_NODE, PutNode: future.PutNode}), ""},
-		{"unspecified type", mustEncode(t, unspecified), ""},
-		{"unknown type", mustEncode(t, unknown), ""},
-		{"empty entry", nil, ""},
-		{"body of another type", mustEncode(t, mismatch), fsm.CodeInvalidCommand},
+		{"invalid wire type", []byte{0xff, 0xff, 0xff}, true, ""},
+		{"truncated", valid[:len(valid)-1], true, ""},
+		{"length past the end", []byte{0x6a, 0x7f, 0x0a}, true, ""},
+		{"future version", marshal(future), true, ""},
+		{"version 0", marshal(&fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_PUT_NODE, PutNode: future.PutNode}), true, ""},
+		{"far future version", marshal(&fsmpb.Command{Version: 1 << 31, Type: fsmpb.CommandType_COMMAND_TYPE_PUT_NODE, PutNode: future.PutNode}), true, ""},
+		{"type newer than its version", mustEncode(t, policyV1), true, ""},
+		{"unspecified type", mustEncode(t, unspecified), true, ""},
+		{"unknown type", mustEncode(t, unknown), true, ""},
+		{"empty entry", nil, true, ""},
+		{"body of another type", mustEncode(t, mismatch), false, command.CodeInvalidCommand},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			f := fsm.New()
+			var halted []error
+			f.SetHalt(func(err error) { halted = append(halted, err) })
 			mustApply(t, f, publish(1, now, keysFrom(0, 3)...))
 			before := freeze(t, f)
 			for name, apply := range map[string]func() any{
 				"Apply":      func() any { return f.Apply(logEntry(9, c.data)) },
 				"ApplyBatch": func() any { return f.ApplyBatch([]*raft.Log{logEntry(9, c.data)})[0] },
 			} {
-				out := apply()
-				r, ok := out.(fsm.Response)
-				if !ok {
-					t.Fatalf("%s returned %T, want fsm.Response", name, out)
+				halted = nil
+				r := toResponse(t, apply())
+				if r.Err == nil || r.GetValue() != nil {
+					t.Fatalf("%s = %v, %v; want a refusal", name, r.Result, r.Err)
 				}
-				if r.Err == nil || r.Value != nil {
-					t.Fatalf("%s = %#v, %v; want a refusal", name, r.Value, r.Err)
+				if c.halt != (len(halted) == 1) {
+					t.Fatalf("%s: halted %v, want halt %v", name, halted, c.halt)
+				}
+				if c.halt && !strings.Contains(halted[0].Error(), "entry 9") {
+					t.Errorf("%s: halt reason %q does not name the entry", name, halted[0])
 				}
 				if c.code != "" && codeOf(r.Err) != c.code {
 					t.Fatalf("%s: Err = %v, want code %q", name, r.Err, c.code)
@@ -539,21 +550,18 @@ func mixedLog(tb testing.TB, publishes int) []*raft.Log {
 }
 
 func describe(out any) string {
-	r, ok := out.(fsm.Response)
+	r, ok := out.(*fsmpb.Result)
 	if !ok {
 		return fmt.Sprintf("%T %#v", out, out)
 	}
-	s := fmt.Sprintf("value=%#v", r.Value)
-	if r.Err != nil {
-		s += fmt.Sprintf(" code=%q err=%q", codeOf(r.Err), r.Err.Error())
-	}
-	return s
+	return prototext.MarshalOptions{}.Format(r)
 }
 
 func TestApplyBatchMatchesApply(t *testing.T) {
 	logs := mixedLog(t, 120)
 
 	one := fsm.New()
+	one.SetHalt(func(error) {}) // the log holds undecodable entries
 	var want []string
 	for _, l := range logs {
 		want = append(want, describe(one.Apply(l)))
@@ -565,9 +573,9 @@ func TestApplyBatchMatchesApply(t *testing.T) {
 		switch {
 		case d == "<nil> <nil>":
 			ignored++
-		case bytes.Contains([]byte(d), []byte("Replayed:true")):
+		case strings.Contains(d, "replayed:true"):
 			replayed++
-		case bytes.Contains([]byte(d), []byte(" err=")):
+		case strings.Contains(d, "refusal:"):
 			refused++
 		default:
 			accepted++
@@ -580,6 +588,7 @@ func TestApplyBatchMatchesApply(t *testing.T) {
 	for _, size := range []int{1, 2, 3, 7, 64, len(logs)} {
 		t.Run("batch "+itoa(size), func(t *testing.T) {
 			f := fsm.New()
+			f.SetHalt(func(error) {})
 			var got []string
 			for chunk := range slices.Chunk(logs, size) {
 				out := f.ApplyBatch(chunk)

@@ -35,7 +35,7 @@ func publishEntries(tb testing.TB, nKeys, perSub int, firstKey uint64) []*raft.L
 func mustApplyAll(tb testing.TB, f *fsm.FSM, logs []*raft.Log) {
 	tb.Helper()
 	for _, l := range logs {
-		if r := f.Apply(l).(fsm.Response); r.Err != nil {
+		if r := toResponse(tb, f.Apply(l)); r.Err != nil {
 			tb.Fatal(r.Err)
 		}
 	}
@@ -73,7 +73,7 @@ func BenchmarkApplyPublish(b *testing.B) {
 		b.ReportAllocs()
 		b.ResetTimer()
 		for i := range b.N {
-			if r := f.Apply(logs[i]).(fsm.Response); r.Err != nil {
+			if r := toResponse(b, f.Apply(logs[i])); r.Err != nil {
 				b.Fatal(r.Err)
 			}
 		}
@@ -88,7 +88,7 @@ func BenchmarkApplyPublish(b *testing.B) {
 		b.ResetTimer()
 		for chunk := range slices.Chunk(logs, 64) {
 			for _, out := range f.ApplyBatch(chunk) {
-				if r := out.(fsm.Response); r.Err != nil {
+				if r := toResponse(b, out); r.Err != nil {
 					b.Fatal(r.Err)
 				}
 			}

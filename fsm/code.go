@@ -6,6 +6,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/covid-backend/covid-backend/command"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 )
 
@@ -21,14 +22,14 @@ var reportTypes = []string{"confirmed", "likely", "negative", "user-report"}
 
 // applyPutProvider registers a health care provider or replaces its name
 // and token hash (token rotation).
-func applyPutProvider(s *state, cmd *fsmpb.Command) Response {
+func applyPutProvider(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 	p := proto.CloneOf(cmd.GetPutProvider())
 	if !validName(p.GetId()) || len(p.GetTokenHash()) != 32 {
-		return refuse(CodeInvalidCommand, "provider needs an id and a 32-byte token hash")
+		return refuse(command.CodeInvalidCommand, "provider needs an id and a 32-byte token hash")
 	}
 	if old, ok := s.providers[p.GetId()]; ok {
 		if old.GetRevoked() {
-			return refuse(CodeInvalidCommand, "provider %q is revoked", p.GetId())
+			return refuse(command.CodeInvalidCommand, "provider %q is revoked", p.GetId())
 		}
 		p.CreatedUnix = old.GetCreatedUnix()
 	} else {
@@ -36,16 +37,16 @@ func applyPutProvider(s *state, cmd *fsmpb.Command) Response {
 	}
 	p.Revoked = false
 	s.providers[p.GetId()] = p
-	return Response{}
+	return &fsmpb.Result{}
 }
 
 // applyRevokeProvider stops a provider: its token no longer works and its
 // unused codes are void. What it authorized stays until revoked by the
 // revoke command, which can name the provider.
-func applyRevokeProvider(s *state, cmd *fsmpb.Command) Response {
+func applyRevokeProvider(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 	p, ok := s.providers[cmd.GetRevokeProvider().GetId()]
 	if !ok {
-		return refuse(CodeUnknownProvider, "no provider %q", cmd.GetRevokeProvider().GetId())
+		return refuse(command.CodeUnknownProvider, "no provider %q", cmd.GetRevokeProvider().GetId())
 	}
 	p.Revoked = true
 	for lookup, c := range s.codes {
@@ -53,33 +54,28 @@ func applyRevokeProvider(s *state, cmd *fsmpb.Command) Response {
 			delete(s.codes, lookup)
 		}
 	}
-	return Response{}
+	return &fsmpb.Result{}
 }
 
 // applyIssueCode records a new one-time code (as a keyed hash).
-func applyIssueCode(s *state, cmd *fsmpb.Command) Response {
+func applyIssueCode(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 	c := proto.CloneOf(cmd.GetIssueCode())
 	p, ok := s.providers[c.GetProvider()]
 	switch {
 	case !ok || p.GetRevoked():
-		return refuse(CodeUnknownProvider, "no active provider %q", c.GetProvider())
+		return refuse(command.CodeUnknownProvider, "no active provider %q", c.GetProvider())
 	case c.GetLookup() >= 1<<CodeLookupBits || len(c.GetHash()) != 32 || c.GetTtlSeconds() <= 0:
-		return refuse(CodeInvalidCommand, "code needs a 20-bit lookup, a 32-byte hash and a positive lifetime")
+		return refuse(command.CodeInvalidCommand, "code needs a 20-bit lookup, a 32-byte hash and a positive lifetime")
 	case !slices.Contains(reportTypes, c.GetReportType()):
-		return refuse(CodeInvalidCommand, "report type %q", c.GetReportType())
+		return refuse(command.CodeInvalidCommand, "report type %q", c.GetReportType())
 	}
 	if old, taken := s.codes[c.GetLookup()]; taken && s.codeUsable(old, cmd.GetTimeUnix()) {
-		return refuse(CodeCodeCollision, "lookup %d is in use; draw another code", c.GetLookup())
+		return refuse(command.CodeCodeCollision, "lookup %d is in use; draw another code", c.GetLookup())
 	}
 	c.IssuedUnix, c.ExpiresUnix = cmd.GetTimeUnix(), cmd.GetTimeUnix()+c.GetTtlSeconds()
 	c.UsedUnix, c.Failures, c.TtlSeconds = 0, 0, 0
 	s.codes[c.GetLookup()] = c
-	return Response{Value: CodeResult{ExpiresUnix: c.GetExpiresUnix()}}
-}
-
-// CodeResult is the outcome of issuing a code.
-type CodeResult struct {
-	ExpiresUnix int64 `json:"expires_unix"`
+	return &fsmpb.Result{Value: &fsmpb.Result_IssueCode{IssueCode: &fsmpb.CodeResult{IssuedUnix: c.GetIssuedUnix(), ExpiresUnix: c.GetExpiresUnix()}}}
 }
 
 func (s *state) codeUsable(c *fsmpb.Code, now int64) bool {
@@ -89,27 +85,27 @@ func (s *state) codeUsable(c *fsmpb.Code, now int64) bool {
 // redeemCode checks the code of a code upload. A wrong code counts a
 // failure on the code it names (that is the one state change a refused
 // upload makes); the caller consumes the code once the keys are stored.
-func (s *state) redeemCode(p *fsmpb.Publish, now int64) (*fsmpb.Code, *Response) {
+func (s *state) redeemCode(p *fsmpb.Publish, now int64) (*fsmpb.Code, *fsmpb.Result) {
 	c, ok := s.codes[p.GetCodeLookup()]
 	if !ok {
-		r := refuse(CodeBadCode, "unknown code")
-		return nil, &r
+		r := refuse(command.CodeBadCode, "unknown code")
+		return nil, r
 	}
-	var r Response
+	var r *fsmpb.Result
 	switch {
 	case c.GetUsedUnix() != 0:
-		r = refuse(CodeCodeUsed, "code already used")
+		r = refuse(command.CodeCodeUsed, "code already used")
 	case now >= c.GetExpiresUnix():
-		r = refuse(CodeCodeExpired, "code expired")
+		r = refuse(command.CodeCodeExpired, "code expired")
 	case c.GetFailures() >= MaxCodeFailures:
-		r = refuse(CodeCodeLocked, "code locked after %d wrong attempts", MaxCodeFailures)
+		r = refuse(command.CodeCodeLocked, "code locked after %d wrong attempts", MaxCodeFailures)
 	case subtle.ConstantTimeCompare(c.GetHash(), p.GetCodeHash()) != 1:
 		c.Failures++
-		r = refuse(CodeBadCode, "wrong code (%d of %d attempts)", c.GetFailures(), MaxCodeFailures)
+		r = refuse(command.CodeBadCode, "wrong code (%d of %d attempts)", c.GetFailures(), MaxCodeFailures)
 	default:
 		return c, nil
 	}
-	return nil, &r
+	return nil, r
 }
 
 // Code returns a copy of the code with the given lookup, so that the API

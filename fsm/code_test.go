@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"testing"
 
+	"github.com/covid-backend/covid-backend/command"
 	"github.com/covid-backend/covid-backend/fsm"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 )
@@ -40,7 +41,7 @@ func TestCodeAdmitsOneUpload(t *testing.T) {
 	mustApply(t, f, issueCode(now, "p1", 7, codeHash(1)))
 	mustApply(t, f, codePublish(1, now+10, 7, codeHash(1), pkey(1), pkey(2)))
 	before := freeze(t, f)
-	if code := codeOf(applyCmd(t, f, codePublish(2, now+11, 7, codeHash(1), pkey(3))).Err); code != fsm.CodeCodeUsed {
+	if code := codeOf(applyCmd(t, f, codePublish(2, now+11, 7, codeHash(1), pkey(3))).Err); code != command.CodeCodeUsed {
 		t.Fatalf("second upload with the code: %q", code)
 	}
 	assertUnchanged(t, f, before)
@@ -49,7 +50,7 @@ func TestCodeAdmitsOneUpload(t *testing.T) {
 		t.Fatalf("submission %+v", sub)
 	}
 	// A replay of the first upload (unknown outcome, retried) still answers.
-	if r := mustApply(t, f, codePublish(1, now+12, 7, codeHash(1), pkey(1), pkey(2))).Value.(fsm.PublishResult); !r.Replayed {
+	if r := mustApply(t, f, codePublish(1, now+12, 7, codeHash(1), pkey(1), pkey(2))).GetPublish(); !r.Replayed {
 		t.Fatalf("replay: %+v", r)
 	}
 }
@@ -60,15 +61,15 @@ func TestCodeRefusals(t *testing.T) {
 		name  string
 		setup func(f *fsm.FSM)
 		cmd   *fsmpb.Command
-		code  fsm.Code
+		code  command.Code
 	}{
-		{"unknown code", nil, codePublish(1, now, 99, codeHash(1), pkey(1)), fsm.CodeBadCode},
-		{"expired", nil, codePublish(1, now+3600, 7, codeHash(1), pkey(1)), fsm.CodeCodeExpired},
+		{"unknown code", nil, codePublish(1, now, 99, codeHash(1), pkey(1)), command.CodeBadCode},
+		{"expired", nil, codePublish(1, now+3600, 7, codeHash(1), pkey(1)), command.CodeCodeExpired},
 		{"key already stored keeps the code", func(f *fsm.FSM) { mustApply(t, f, publish(9, now, pkey(1))) },
-			codePublish(1, now, 7, codeHash(1), pkey(1)), fsm.CodeKeyExists},
-		{"issue for unknown provider", nil, issueCode(now, "nobody", 8, codeHash(2)), fsm.CodeUnknownProvider},
-		{"lookup in use", nil, issueCode(now, "p1", 7, codeHash(2)), fsm.CodeCodeCollision},
-		{"lookup too large", nil, issueCode(now, "p1", 1<<20, codeHash(2)), fsm.CodeInvalidCommand},
+			codePublish(1, now, 7, codeHash(1), pkey(1)), command.CodeKeyExists},
+		{"issue for unknown provider", nil, issueCode(now, "nobody", 8, codeHash(2)), command.CodeUnknownProvider},
+		{"lookup in use", nil, issueCode(now, "p1", 7, codeHash(2)), command.CodeCodeCollision},
+		{"lookup too large", nil, issueCode(now, "p1", 1<<20, codeHash(2)), command.CodeInvalidCommand},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -95,27 +96,27 @@ func TestCodeLocksAfterFailures(t *testing.T) {
 	mustApply(t, f, putProvider("p1"))
 	mustApply(t, f, issueCode(now, "p1", 7, codeHash(1)))
 	for i := 1; i <= fsm.MaxCodeFailures; i++ {
-		if code := codeOf(applyCmd(t, f, codePublish(uint64(i), now, 7, codeHash(2), pkey(1))).Err); code != fsm.CodeBadCode {
+		if code := codeOf(applyCmd(t, f, codePublish(uint64(i), now, 7, codeHash(2), pkey(1))).Err); code != command.CodeBadCode {
 			t.Fatalf("attempt %d: %q", i, code)
 		}
 		if c, _ := f.Code(7); c.GetFailures() != uint32(i) {
 			t.Fatalf("failures %d after %d attempts", c.GetFailures(), i)
 		}
 	}
-	if code := codeOf(applyCmd(t, f, codePublish(9, now, 7, codeHash(1), pkey(1))).Err); code != fsm.CodeCodeLocked {
+	if code := codeOf(applyCmd(t, f, codePublish(9, now, 7, codeHash(1), pkey(1))).Err); code != command.CodeCodeLocked {
 		t.Fatalf("right code after lock: %q", code)
 	}
 	// A code without keys only reports a wrong attempt; a right one is
 	// neither counted nor used.
 	mustApply(t, f, issueCode(now+1, "p1", 8, codeHash(8)))
 	probe := codePublish(20, now+2, 8, codeHash(8))
-	if code := codeOf(applyCmd(t, f, probe).Err); code != fsm.CodeInvalidCommand {
+	if code := codeOf(applyCmd(t, f, probe).Err); code != command.CodeInvalidCommand {
 		t.Fatalf("keyless right code: %q", code)
 	}
 	if c, _ := f.Code(8); c.GetUsedUnix() != 0 || c.GetFailures() != 0 {
 		t.Fatalf("keyless right code changed the code: %v", c)
 	}
-	if code := codeOf(applyCmd(t, f, codePublish(21, now+2, 8, codeHash(9))).Err); code != fsm.CodeBadCode {
+	if code := codeOf(applyCmd(t, f, codePublish(21, now+2, 8, codeHash(9))).Err); code != command.CodeBadCode {
 		t.Fatalf("keyless wrong code: %q", code)
 	}
 	// A locked lookup may be reused for a new code.
@@ -145,19 +146,19 @@ func TestProviderRevocationAndCodeLifecycle(t *testing.T) {
 		if _, ok := x.Code(2); ok {
 			t.Fatal("unused code of a revoked provider survives")
 		}
-		if code := codeOf(applyCmd(t, x, issueCode(now, "p1", 4, codeHash(4))).Err); code != fsm.CodeUnknownProvider {
+		if code := codeOf(applyCmd(t, x, issueCode(now, "p1", 4, codeHash(4))).Err); code != command.CodeUnknownProvider {
 			t.Fatalf("revoked provider issued a code: %q", code)
 		}
-		r := mustApply(t, x, revokeCmd(now+2, &fsmpb.Revoke{Provider: "p1"})).Value.(fsm.RevokeResult)
+		r := mustApply(t, x, revokeCmd(now+2, &fsmpb.Revoke{Provider: "p1"})).GetRevoke()
 		if r.Revoked != 1 {
 			t.Fatalf("revoke by provider: %d", r.Revoked)
 		}
-		r = mustApply(t, x, revokeCmd(now+2, &fsmpb.Revoke{CodeHash: codeHash(3)})).Value.(fsm.RevokeResult)
+		r = mustApply(t, x, revokeCmd(now+2, &fsmpb.Revoke{CodeHash: codeHash(3)})).GetRevoke()
 		if r.Revoked != 2 {
 			t.Fatalf("revoke by code: %d", r.Revoked)
 		}
 		exp := mustApply(t, x, &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_EXPIRE, TimeUnix: now + 7200,
-			Expire: &fsmpb.Expire{CutoffUnix: now + 3601}}).Value.(fsm.ExpireResult)
+			Expire: &fsmpb.Expire{CutoffUnix: now + 3601}}).GetExpire()
 		if exp.Codes != 2 {
 			t.Fatalf("expired %d codes, want the 2 used ones", exp.Codes)
 		}

@@ -3,29 +3,21 @@ package fsm
 import (
 	"slices"
 
+	"github.com/covid-backend/covid-backend/command"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 )
-
-// ExpireResult counts what an expire command removed.
-type ExpireResult struct {
-	Batches     int `json:"batches"`
-	Keys        int `json:"keys"`
-	Submissions int `json:"submissions"`
-	Revocations int `json:"revocations"`
-	Codes       int `json:"codes"`
-}
 
 // applyExpire removes what retention no longer needs, so that state and
 // snapshots stay bounded under steady load. A sealed key leaves with its
 // batch (files are immutable: a key stays in its file while the file is
 // listed); an unpublished key leaves once its validity ended before the
 // cutoff.
-func applyExpire(s *state, cmd *fsmpb.Command) Response {
+func applyExpire(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 	cutoff := cmd.GetExpire().GetCutoffUnix()
 	if cutoff <= 0 || cutoff > cmd.GetTimeUnix() {
-		return refuse(CodeInvalidCommand, "expire cutoff %d must be in the past", cutoff)
+		return refuse(command.CodeInvalidCommand, "expire cutoff %d must be in the past", cutoff)
 	}
-	var res ExpireResult
+	res := &fsmpb.ExpireResult{}
 	gone := map[uint32]bool{}
 	for len(s.batches) > 0 && s.batches[0].EndUnix < cutoff {
 		gone[s.batches[0].Seq] = true
@@ -62,6 +54,6 @@ func applyExpire(s *state, cmd *fsmpb.Command) Response {
 	}
 	before := len(s.revocations)
 	s.revocations = slices.DeleteFunc(s.revocations, func(r *fsmpb.Revocation) bool { return r.GetTimeUnix() < cutoff })
-	res.Revocations = before - len(s.revocations)
-	return Response{Value: res}
+	res.Revocations = uint32(before - len(s.revocations))
+	return &fsmpb.Result{Value: &fsmpb.Result_Expire{Expire: res}}
 }

@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/covid-backend/covid-backend/command"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 )
 
@@ -66,58 +67,46 @@ func (f *FSM) FederationBody(seq uint32) ([]byte, bool) {
 	return encodeBody(federationBody(b.Origin, b)), true
 }
 
-// ImportResult is the outcome of importing a foreign batch.
-type ImportResult struct {
-	Origin string `json:"origin"`
-	Seq    uint32 `json:"seq"`
-	// Duplicate is set when the same batch was already kept.
-	Duplicate bool `json:"duplicate"`
-	// Merged and Revoked count the keys taken into, and withdrawn from,
-	// this region's own key set (origins trusted with merge).
-	Merged  int `json:"merged"`
-	Revoked int `json:"revoked"`
-}
-
 // applyImportBatch keeps a signed batch of a trusted region, as received,
 // after checking the signature with the region's keys and the chain of
 // the origin: the sequence follows the last kept one and the previous
 // digest matches it. The same batch again is a no-op; other content under
 // a kept sequence number is refused.
-func applyImportBatch(s *state, cmd *fsmpb.Command) Response {
+func applyImportBatch(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 	raw := cmd.GetImportBatch().GetSigned()
 	body, sb, digest, resp := s.verifyForeign(raw)
 	if resp != nil {
-		return *resp
+		return resp
 	}
 	kept := s.foreign[body.GetOrigin()]
 	if i := slices.IndexFunc(kept, func(fb *fsmpb.ForeignBatch) bool { return fb.GetSeq() == body.GetSeq() }); i >= 0 {
 		if bytes.Equal(kept[i].GetDigest(), digest) {
-			return Response{Value: ImportResult{Origin: body.GetOrigin(), Seq: body.GetSeq(), Duplicate: true}}
+			return &fsmpb.Result{Value: &fsmpb.Result_Import{Import: &fsmpb.ImportResult{Origin: body.GetOrigin(), Seq: body.GetSeq(), Duplicate: true}}}
 		}
-		return refuse(CodeBatchConflict, "%s batch %d is kept with other content", body.GetOrigin(), body.GetSeq())
+		return refuse(command.CodeBatchConflict, "%s batch %d is kept with other content", body.GetOrigin(), body.GetSeq())
 	}
 	if n := len(kept); n > 0 {
 		last := kept[n-1]
 		if body.GetSeq() != last.GetSeq()+1 || !bytes.Equal(body.GetPrevDigest(), last.GetDigest()) {
-			return refuse(CodeBrokenChain, "%s batch %d does not follow batch %d", body.GetOrigin(), body.GetSeq(), last.GetSeq())
+			return refuse(command.CodeBrokenChain, "%s batch %d does not follow batch %d", body.GetOrigin(), body.GetSeq(), last.GetSeq())
 		}
 	}
 	s.foreign[body.GetOrigin()] = append(kept, &fsmpb.ForeignBatch{
 		Origin: body.GetOrigin(), Seq: body.GetSeq(), Digest: digest, EndUnix: body.GetEndUnix(), Signed: bytes.Clone(raw),
 		StartUnix: body.GetStartUnix(), HasExportSig: len(sb.GetExportSig()) > 0,
 	})
-	res := ImportResult{Origin: body.GetOrigin(), Seq: body.GetSeq()}
+	res := &fsmpb.ImportResult{Origin: body.GetOrigin(), Seq: body.GetSeq()}
 	if s.trusted[body.GetOrigin()].GetMerge() {
 		res.Merged, res.Revoked = s.merge(body, digest, cmd.GetTimeUnix())
 	}
-	return Response{Value: res}
+	return &fsmpb.Result{Value: &fsmpb.Result_Import{Import: res}}
 }
 
 // merge takes a foreign batch's keys into this region's own key set, as
 // one submission authorized by the origin, so that they are sealed into
 // this region's next batch and exports (the "one EU" pattern); keys the
 // origin revoked are revoked here too. Keys already stored are skipped.
-func (s *state) merge(body *fsmpb.FederationBatch, digest []byte, now int64) (merged, revoked int) {
+func (s *state) merge(body *fsmpb.FederationBatch, digest []byte, now int64) (merged, revoked uint32) {
 	issuer := "federation:" + body.GetOrigin()
 	keys, _ := keysFromProto(body.GetKeys())
 	keys = slices.DeleteFunc(keys, func(k Key) bool { _, stored := s.keys[k.Data]; return stored })
@@ -147,38 +136,38 @@ func (s *state) merge(body *fsmpb.FederationBatch, digest []byte, now int64) (me
 		}
 		revoked++
 	}
-	return len(keys), revoked
+	return uint32(len(keys)), revoked
 }
 
 // verifyForeign decodes a signed batch and checks it against the trust
 // store; it changes nothing.
-func (s *state) verifyForeign(raw []byte) (*fsmpb.FederationBatch, *fsmpb.SignedBatch, []byte, *Response) {
-	fail := func(code Code, format string, args ...any) (*fsmpb.FederationBatch, *fsmpb.SignedBatch, []byte, *Response) {
+func (s *state) verifyForeign(raw []byte) (*fsmpb.FederationBatch, *fsmpb.SignedBatch, []byte, *fsmpb.Result) {
+	fail := func(code command.Code, format string, args ...any) (*fsmpb.FederationBatch, *fsmpb.SignedBatch, []byte, *fsmpb.Result) {
 		r := refuse(code, format, args...)
-		return nil, nil, nil, &r
+		return nil, nil, nil, r
 	}
 	var sb fsmpb.SignedBatch
 	var body fsmpb.FederationBatch
 	if proto.Unmarshal(raw, &sb) != nil || proto.Unmarshal(sb.GetBody(), &body) != nil {
-		return fail(CodeBadBatch, "batch does not decode")
+		return fail(command.CodeBadBatch, "batch does not decode")
 	}
 	if body.GetVersion() != FederationVersion || body.GetSeq() == 0 {
-		return fail(CodeBadBatch, "batch version %d, sequence %d", body.GetVersion(), body.GetSeq())
+		return fail(command.CodeBadBatch, "batch version %d, sequence %d", body.GetVersion(), body.GetSeq())
 	}
 	region, ok := s.trusted[body.GetOrigin()]
 	if !ok || !region.GetServe() && !region.GetMerge() {
-		return fail(CodeUnknownRegion, "origin %q is not trusted", body.GetOrigin())
+		return fail(command.CodeUnknownRegion, "origin %q is not trusted", body.GetOrigin())
 	}
 	i := slices.IndexFunc(region.GetKeys(), func(k *fsmpb.TrustKey) bool { return k.GetId() == sb.GetKeyId() })
 	if i < 0 {
-		return fail(CodeBadSignature, "origin %q has no key %q", body.GetOrigin(), sb.GetKeyId())
+		return fail(command.CodeBadSignature, "origin %q has no key %q", body.GetOrigin(), sb.GetKeyId())
 	}
 	pub, err := parseEd25519(region.GetKeys()[i].GetPublicKeyDer())
 	if err != nil || !ed25519.Verify(pub, append([]byte(FederationDomain), sb.GetBody()...), sb.GetSignature()) {
-		return fail(CodeBadSignature, "signature of %s batch %d does not verify", body.GetOrigin(), body.GetSeq())
+		return fail(command.CodeBadSignature, "signature of %s batch %d does not verify", body.GetOrigin(), body.GetSeq())
 	}
 	if _, err := keysFromProto(append(slices.Clone(body.GetKeys()), body.GetRevised()...)); err != nil {
-		return fail(CodeBadBatch, "%s batch %d: %v", body.GetOrigin(), body.GetSeq(), err)
+		return fail(command.CodeBadBatch, "%s batch %d: %v", body.GetOrigin(), body.GetSeq(), err)
 	}
 	sum := sha256.Sum256(sb.GetBody())
 	return &body, &sb, sum[:], nil

@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/covid-backend/covid-backend/command"
 	"github.com/covid-backend/covid-backend/federation"
 	"github.com/covid-backend/covid-backend/fsm"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
@@ -77,7 +78,7 @@ func TestImportForeignBatches(t *testing.T) {
 	b1, b2 := signedBatch(t, a, keyA, 1), signedBatch(t, a, keyA, 2)
 
 	b := fsm.New()
-	if code := codeOf(applyCmd(t, b, importCmd(b1)).Err); code != fsm.CodeUnknownRegion {
+	if code := codeOf(applyCmd(t, b, importCmd(b1)).Err); code != command.CodeUnknownRegion {
 		t.Fatalf("import from an untrusted origin: %q", code)
 	}
 	mustApply(t, b, trust("A", derA, "a1"))
@@ -87,7 +88,7 @@ func TestImportForeignBatches(t *testing.T) {
 	b = fsm.New()
 	mustApply(t, b, trust("A", derA, "a1"))
 	mustApply(t, b, importCmd(b1))
-	if r := mustApply(t, b, importCmd(b1)).Value.(fsm.ImportResult); !r.Duplicate {
+	if r := mustApply(t, b, importCmd(b1)).GetImport(); !r.Duplicate {
 		t.Fatalf("second import of batch 1: %+v", r)
 	}
 	forged := signedBatch(t, a, forger, 2)
@@ -104,12 +105,12 @@ func TestImportForeignBatches(t *testing.T) {
 	cases := []struct {
 		name string
 		data []byte
-		code fsm.Code
+		code command.Code
 	}{
-		{"forged signature", forged, fsm.CodeBadSignature},
-		{"tampered body", tamperedBytes, fsm.CodeBadSignature},
-		{"garbage", []byte("not a batch"), fsm.CodeBadBatch},
-		{"other content under a kept number", signedBatch(t, other, keyA, 1), fsm.CodeBatchConflict},
+		{"forged signature", forged, command.CodeBadSignature},
+		{"tampered body", tamperedBytes, command.CodeBadSignature},
+		{"garbage", []byte("not a batch"), command.CodeBadBatch},
+		{"other content under a kept number", signedBatch(t, other, keyA, 1), command.CodeBatchConflict},
 	}
 	for _, tc := range cases {
 		before := freeze(t, b)
@@ -131,7 +132,7 @@ func TestImportForeignBatches(t *testing.T) {
 	o3.Seal.Origin = "A"
 	mustApply(t, other, publish(11, t0+3, dayKey(11, 19_990)))
 	mustApply(t, other, o3)
-	if code := codeOf(applyCmd(t, b, importCmd(signedBatch(t, other, keyA, 3))).Err); code != fsm.CodeBrokenChain {
+	if code := codeOf(applyCmd(t, b, importCmd(signedBatch(t, other, keyA, 3))).Err); code != command.CodeBrokenChain {
 		t.Fatalf("batch 3 of another chain: %q", code)
 	}
 	g := fsm.New()
@@ -176,11 +177,11 @@ func TestMergeForeignKeys(t *testing.T) {
 	cmd.PutTrust.Merge = true
 	mustApply(t, b, cmd)
 	mustApply(t, b, publish(50, now, dayKey(50, today-1)))
-	r := mustApply(t, b, importCmd(signedBatch(t, a, keyA, 1))).Value.(fsm.ImportResult)
+	r := mustApply(t, b, importCmd(signedBatch(t, a, keyA, 1))).GetImport()
 	if r.Merged != 1 {
 		t.Fatalf("merged %d keys, want 1", r.Merged)
 	}
-	seal := mustApply(t, b, sealCmd(1, now+600, 0, 0)).Value.(fsm.SealResult)
+	seal := mustApply(t, b, sealCmd(1, now+600, 0, 0)).GetSeal()
 	if seal.Keys != 2 {
 		t.Fatalf("B's batch holds %d keys, want its own and A's", seal.Keys)
 	}
@@ -190,11 +191,11 @@ func TestMergeForeignKeys(t *testing.T) {
 	s3.Seal.Origin = "A"
 	mustApply(t, a, s3)
 	mustApply(t, b, importCmd(signedBatch(t, a, keyA, 2)))
-	r = mustApply(t, b, importCmd(signedBatch(t, a, keyA, 3))).Value.(fsm.ImportResult)
+	r = mustApply(t, b, importCmd(signedBatch(t, a, keyA, 3))).GetImport()
 	if r.Revoked != 1 {
 		t.Fatalf("B revoked %d of A's keys, want 1", r.Revoked)
 	}
-	seal = mustApply(t, b, sealCmd(2, now+1800, 0, 0)).Value.(fsm.SealResult)
+	seal = mustApply(t, b, sealCmd(2, now+1800, 0, 0)).GetSeal()
 	if seal.Revised != 1 {
 		t.Fatalf("B's next batch revises %d keys, want A's revoked key", seal.Revised)
 	}

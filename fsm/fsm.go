@@ -15,35 +15,32 @@ import (
 	"github.com/hashicorp/raft"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/covid-backend/covid-backend/command"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 )
 
-// CommandVersion is the newest command encoding this build writes and reads.
-const CommandVersion = 1
-
 // applyFunc applies one decoded command to the state; the caller holds the
 // write lock.
-type applyFunc func(s *state, cmd *fsmpb.Command) Response
-
-// Response is what Apply returns for one log entry: a value for the caller
-// or an error that tells why the command changed nothing.
-type Response struct {
-	Value any
-	Err   error
-}
+type applyFunc func(s *state, cmd *fsmpb.Command) *fsmpb.Result
 
 // FSM is the region's state machine. It implements raft.BatchingFSM so that
 // a batch of log entries is applied under one lock acquisition.
+//
+// Apply returns a *fsmpb.Result for every command entry: the command's
+// typed result, or the refusal that tells why it changed nothing.
 type FSM struct {
 	mu       sync.RWMutex
 	state    *state
 	appliers map[fsmpb.CommandType]applyFunc
+	halt     func(error)
 }
 
-// New returns an empty state machine.
+// New returns an empty state machine. It stops the node (see SetHalt) at an
+// entry it cannot apply.
 func New() *FSM {
 	return &FSM{
 		state: newState(),
+		halt:  func(err error) { panic(err) },
 		appliers: map[fsmpb.CommandType]applyFunc{
 			fsmpb.CommandType_COMMAND_TYPE_PUBLISH:          applyPublish,
 			fsmpb.CommandType_COMMAND_TYPE_PUT_AUTHORITY:    applyPutAuthority,
@@ -59,9 +56,17 @@ func New() *FSM {
 			fsmpb.CommandType_COMMAND_TYPE_PUT_TRUST:        applyPutTrust,
 			fsmpb.CommandType_COMMAND_TYPE_REMOVE_TRUST:     applyRemoveTrust,
 			fsmpb.CommandType_COMMAND_TYPE_IMPORT_BATCH:     applyImportBatch,
+			fsmpb.CommandType_COMMAND_TYPE_SET_POLICY:       applySetPolicy,
 		},
 	}
 }
+
+// SetHalt sets what happens at a log entry this build cannot apply (it
+// does not decode, or has a type or version this build does not know):
+// skipping it would let this node's state drift from the others', so the
+// node must stop until it runs a build that knows the entry. The default
+// panics. Call it before raft starts.
+func (f *FSM) SetHalt(halt func(error)) { f.halt = halt }
 
 // Apply applies one committed log entry.
 func (f *FSM) Apply(l *raft.Log) any {
@@ -86,17 +91,33 @@ func (f *FSM) applyLocked(l *raft.Log) any {
 		return nil
 	}
 	var cmd fsmpb.Command
-	if err := proto.Unmarshal(l.Data, &cmd); err != nil {
-		return Response{Err: fmt.Errorf("decode command at index %d: %w", l.Index, err)}
-	}
-	if v := cmd.GetVersion(); v == 0 || v > CommandVersion {
-		return Response{Err: fmt.Errorf("command at index %d has version %d, this build reads 1..%d", l.Index, v, CommandVersion)}
+	err := proto.Unmarshal(l.Data, &cmd)
+	if err == nil {
+		err = command.Check(&cmd)
 	}
 	apply, ok := f.appliers[cmd.GetType()]
-	if !ok {
-		return Response{Err: fmt.Errorf("command at index %d: unknown type %v", l.Index, cmd.GetType())}
+	if err == nil && !ok {
+		err = fmt.Errorf("no applier for %v", cmd.GetType())
 	}
-	return apply(f.state, &cmd)
+	if err != nil {
+		f.halt(fmt.Errorf("log entry %d cannot be applied by this build (command version %d): %w", l.Index, command.Version, err))
+		return refuse(command.CodeInvalidCommand, "entry %d: %v", l.Index, err)
+	}
+	f.state.stamp(&cmd)
+	res := apply(f.state, &cmd)
+	if changed(res) {
+		f.state.lastTime = max(f.state.lastTime, cmd.GetTimeUnix())
+	}
+	return res
+}
+
+// changed tells whether a command's result says it changed the state: not
+// refused, and not a publish that was replayed or stored nothing.
+func changed(res *fsmpb.Result) bool {
+	if p := res.GetPublish(); p != nil {
+		return !p.GetReplayed() && p.GetInserted()+p.GetRevised() > 0
+	}
+	return res.GetRefusal() == nil
 }
 
 // Snapshot captures the state for raft. It copies under the read lock (a
@@ -118,16 +139,6 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.state = s
 	f.mu.Unlock()
 	return nil
-}
-
-// Encode marshals a command for the raft log, setting the current version.
-func Encode(cmd *fsmpb.Command) ([]byte, error) {
-	cmd.Version = CommandVersion
-	b, err := proto.Marshal(cmd)
-	if err != nil {
-		return nil, fmt.Errorf("encode %v command: %w", cmd.GetType(), err)
-	}
-	return b, nil
 }
 
 var (

@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/raft"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/covid-backend/covid-backend/command"
 	"github.com/covid-backend/covid-backend/fsm"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 )
@@ -179,13 +180,39 @@ func akey(kid string, der int, from int64) *fsmpb.AuthorityKey {
 	return &fsmpb.AuthorityKey{Kid: kid, PublicKeyDer: pubKeys[der], ValidFromUnix: from}
 }
 
+// mustEncode encodes a command for the log, at version 1 unless the
+// command names its version.
 func mustEncode(tb testing.TB, cmd *fsmpb.Command) []byte {
 	tb.Helper()
-	b, err := fsm.Encode(cmd)
+	if cmd.GetVersion() == 0 {
+		cmd = proto.CloneOf(cmd)
+		cmd.Version = 1
+	}
+	b, err := proto.Marshal(cmd)
 	if err != nil {
 		tb.Fatalf("Encode: %v", err)
 	}
 	return b
+}
+
+// response is an applied command as the tests read it: its result, and
+// its refusal as an error.
+type response struct {
+	*fsmpb.Result
+	Err error
+}
+
+func toResponse(tb testing.TB, out any) response {
+	tb.Helper()
+	res, ok := out.(*fsmpb.Result)
+	if !ok {
+		tb.Fatalf("Apply returned %T (%v), want *fsmpb.Result", out, out)
+	}
+	r := response{Result: res}
+	if ref := res.GetRefusal(); ref != nil {
+		r.Err = &command.Error{Code: command.Code(ref.GetCode()), Message: ref.GetMessage()}
+	}
+	return r
 }
 
 func logEntry(idx uint64, data []byte) *raft.Log {
@@ -193,17 +220,12 @@ func logEntry(idx uint64, data []byte) *raft.Log {
 }
 
 // applyCmd encodes cmd, applies it as the next entry and returns the response.
-func applyCmd(tb testing.TB, f *fsm.FSM, cmd *fsmpb.Command) fsm.Response {
+func applyCmd(tb testing.TB, f *fsm.FSM, cmd *fsmpb.Command) response {
 	tb.Helper()
-	out := f.Apply(logEntry(1, mustEncode(tb, cmd)))
-	r, ok := out.(fsm.Response)
-	if !ok {
-		tb.Fatalf("Apply returned %T (%v), want fsm.Response", out, out)
-	}
-	return r
+	return toResponse(tb, f.Apply(logEntry(1, mustEncode(tb, cmd))))
 }
 
-func mustApply(tb testing.TB, f *fsm.FSM, cmd *fsmpb.Command) fsm.Response {
+func mustApply(tb testing.TB, f *fsm.FSM, cmd *fsmpb.Command) response {
 	tb.Helper()
 	r := applyCmd(tb, f, cmd)
 	if r.Err != nil {
@@ -212,9 +234,9 @@ func mustApply(tb testing.TB, f *fsm.FSM, cmd *fsmpb.Command) fsm.Response {
 	return r
 }
 
-// codeOf returns the refusal code of err, or "" when err is not an *fsm.Error.
-func codeOf(err error) fsm.Code {
-	var e *fsm.Error
+// codeOf returns the refusal code of err, or "" when err is not a refusal.
+func codeOf(err error) command.Code {
+	var e *command.Error
 	if errors.As(err, &e) {
 		return e.Code
 	}

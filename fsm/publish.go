@@ -4,82 +4,174 @@ import (
 	"bytes"
 	"slices"
 
+	"github.com/covid-backend/covid-backend/command"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 )
 
-// PublishResult is the outcome of a publish command.
-type PublishResult struct {
-	// Inserted is how many keys the submission stored.
-	Inserted int `json:"inserted"`
-	// Submission is the index of the submission record.
-	Submission uint32 `json:"submission"`
-	// Replayed is true when this submission id had already been applied and
-	// the first outcome is returned unchanged.
-	Replayed bool `json:"replayed"`
-	// Revised counts the keys whose report type this upload revised.
-	Revised int `json:"revised"`
-}
-
-// applyPublish stores the keys of one authorized upload, all or none.
-func applyPublish(s *state, cmd *fsmpb.Command) Response {
+// applyPublish stores the keys of one authorized upload, all or none. A
+// submission id applied before answers its first outcome again, so an exact
+// retry of an upload (after a lost answer) is harmless.
+func applyPublish(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 	p := cmd.GetPublish()
 	if p == nil || len(p.GetSubmissionId()) != 16 {
-		return refuse(CodeInvalidCommand, "publish needs a 16-byte submission id")
+		return refuse(command.CodeInvalidCommand, "publish needs a 16-byte submission id")
 	}
-	id := [16]byte(p.GetSubmissionId())
-	if idx, ok := s.submissionIdx[id]; ok {
+	if idx, ok := s.submissionIdx[[16]byte(p.GetSubmissionId())]; ok {
 		sub := s.submissions[idx]
-		return Response{Value: PublishResult{Inserted: int(sub.KeyCount), Submission: idx, Replayed: true}}
+		return publishResult(&fsmpb.PublishResult{Inserted: sub.KeyCount, Submission: idx, Replayed: true})
 	}
 	if len(p.GetKeys())+len(p.GetRevisions()) == 0 && len(p.GetCodeHash()) > 0 {
 		// A code without keys: the API reports a wrong code it saw, so that
 		// the failure is counted on the code; a matching code is not used.
 		if _, refused := s.redeemCode(p, cmd.GetTimeUnix()); refused != nil {
-			return *refused
+			return refused
 		}
-		return refuse(CodeInvalidCommand, "publish has no keys")
+		return refuse(command.CodeInvalidCommand, "publish has no keys")
 	}
-	all, err := decodeKeys(append(slices.Clone(p.GetKeys()), p.GetRevisions()...))
-	if err != nil {
-		return Response{Err: err}
+	var plan publishPlan
+	var refused *fsmpb.Result
+	if cmd.GetVersion() >= 2 {
+		plan, refused = s.planV2(p, cmd.GetTimeUnix())
+	} else {
+		plan, refused = s.planV1(p)
 	}
-	keys, revisions := all[:len(p.GetKeys())], all[len(p.GetKeys()):]
-	if resp := s.checkRevisions(revisions); resp != nil {
-		return *resp
+	if refused != nil {
+		return refused
+	}
+	if len(plan.keys)+len(plan.revisions) == 0 {
+		return publishResult(&fsmpb.PublishResult{Unchanged: plan.unchanged})
 	}
 	var code *fsmpb.Code
 	if len(p.GetCodeHash()) > 0 {
-		var refused *Response
 		if code, refused = s.redeemCode(p, cmd.GetTimeUnix()); refused != nil {
-			return *refused
+			return refused
 		}
 	}
-	for _, k := range keys {
+	return publishResult(s.store(cmd, code, plan))
+}
+
+// publishPlan is what a publish changes: new keys to store and stored keys
+// to revise; unchanged counts the stored keys sent again as they are.
+type publishPlan struct {
+	keys, revisions []Key
+	unchanged       uint32
+}
+
+// planV1 reads a version 1 publish: new keys and revisions apart, as the
+// API split them before proposing.
+func (s *state) planV1(p *fsmpb.Publish) (publishPlan, *fsmpb.Result) {
+	all, err := decodeKeys(append(slices.Clone(p.GetKeys()), p.GetRevisions()...))
+	if err != nil {
+		return publishPlan{}, refusal(err)
+	}
+	plan := publishPlan{keys: all[:len(p.GetKeys())], revisions: all[len(p.GetKeys()):]}
+	for _, k := range plan.revisions {
+		if refused := s.checkRevision(k); refused != nil {
+			return publishPlan{}, refused
+		}
+	}
+	for _, k := range plan.keys {
 		if _, ok := s.keys[k.Data]; ok {
-			return refuse(CodeKeyExists, "key %x is already stored", k.Data[:4])
+			return publishPlan{}, refuse(command.CodeKeyExists, "key %x is already stored", k.Data[:4])
 		}
 	}
+	return plan, nil
+}
+
+// planV2 decides, from the stored keys, what each key of a version 2
+// publish is: new (stored), a resend (the same report type: left as it
+// is) or a revision (checked against the GAEN rules). A stored key needs
+// the upload's revision token to cover it, as in the reference server.
+func (s *state) planV2(p *fsmpb.Publish, now int64) (publishPlan, *fsmpb.Result) {
+	keys, err := decodeKeys(p.GetKeys())
+	if err != nil {
+		return publishPlan{}, refusal(err)
+	}
+	if refused := s.checkAuthorityKey(p, now); refused != nil {
+		return publishPlan{}, refused
+	}
+	var plan publishPlan
+	for _, k := range keys {
+		r, stored := s.keys[k.Data]
+		switch {
+		case !stored && p.GetReviseOnly(): // a first negative report stores nothing
+		case !stored:
+			plan.keys = append(plan.keys, k)
+		case !tokenCovers(p, k.Data):
+			code, msg := command.CodeMissingToken, "key %x is already stored; sending it again needs the revision token"
+			if p.GetHasToken() {
+				code, msg = command.CodeInvalidToken, "the revision token does not cover stored key %x"
+			}
+			return publishPlan{}, refuse(code, msg, k.Data[:4])
+		case r.start != k.RollingStart || int32(r.period) != k.RollingPeriod:
+			return publishPlan{}, refuse(command.CodeInvalidToken, "key %x: interval differs from the stored key", k.Data[:4])
+		case int32(r.report) == k.ReportType:
+			plan.unchanged++
+		default:
+			if refused := s.checkRevision(k); refused != nil {
+				return publishPlan{}, refused
+			}
+			plan.revisions = append(plan.revisions, k)
+		}
+	}
+	return plan, nil
+}
+
+func tokenCovers(p *fsmpb.Publish, k TEK) bool {
+	return slices.ContainsFunc(p.GetTokenKeys(), func(b []byte) bool { return bytes.Equal(b, k[:]) })
+}
+
+// checkAuthorityKey refuses a certificate upload whose verifying key (the
+// issuer's key named by kid) was removed or is outside its validity at the
+// command's time: a node whose copy lagged cannot admit what the region
+// no longer trusts. Code uploads carry no certificate.
+func (s *state) checkAuthorityKey(p *fsmpb.Publish, now int64) *fsmpb.Result {
+	if len(p.GetCodeHash()) > 0 {
+		return nil
+	}
+	if p.GetIssuer() == "" || p.GetAuthorityKid() == "" {
+		return refuse(command.CodeInvalidCommand, "a certificate upload names its issuer and key id")
+	}
+	i := slices.IndexFunc(s.authorities[p.GetIssuer()].GetKeys(), func(k *fsmpb.AuthorityKey) bool { return k.GetKid() == p.GetAuthorityKid() })
+	if i < 0 {
+		return refuse(command.CodeAuthorityKey, "health authority %q has no key %q", p.GetIssuer(), p.GetAuthorityKid())
+	}
+	k := s.authorities[p.GetIssuer()].GetKeys()[i]
+	if now < k.GetValidFromUnix() || k.GetValidThroughUnix() != 0 && now >= k.GetValidThroughUnix() {
+		return refuse(command.CodeAuthorityKey, "key %q of %q is not valid at %d", k.GetKid(), p.GetIssuer(), now)
+	}
+	return nil
+}
+
+// store records the submission and applies the plan.
+func (s *state) store(cmd *fsmpb.Command, code *fsmpb.Code, plan publishPlan) *fsmpb.PublishResult {
+	p := cmd.GetPublish()
 	idx := s.nextSubmission
 	s.nextSubmission++
 	sub := &Submission{
-		Index: idx, ID: id, TimeUnix: cmd.GetTimeUnix(), AppID: p.GetAppId(), Issuer: p.GetIssuer(),
+		Index: idx, ID: [16]byte(p.GetSubmissionId()), TimeUnix: cmd.GetTimeUnix(), AppID: p.GetAppId(), Issuer: p.GetIssuer(),
 		CertificateDigest: bytes.Clone(p.GetCertificateDigest()), Traveler: p.GetTraveler(),
-		KeyCount: uint32(len(keys)),
+		KeyCount: uint32(len(plan.keys)),
 	}
 	if code != nil {
 		code.UsedUnix = cmd.GetTimeUnix()
 		sub.Provider, sub.CodeHash, sub.Issuer = code.GetProvider(), bytes.Clone(code.GetHash()), ""
 	}
 	s.submissions[idx] = sub
-	s.live[idx] = uint32(len(keys))
-	s.submissionIdx[id] = idx
-	for _, k := range keys {
+	s.live[idx] = uint32(len(plan.keys))
+	s.submissionIdx[sub.ID] = idx
+	for _, k := range plan.keys {
 		k.Submission = idx
 		s.keys[k.Data] = k.record()
 		s.pending = append(s.pending, k.Data)
 	}
-	s.revise(revisions)
-	return Response{Value: PublishResult{Inserted: len(keys), Revised: len(revisions), Submission: idx}}
+	s.revise(plan.revisions)
+	return &fsmpb.PublishResult{Inserted: uint32(len(plan.keys)), Revised: uint32(len(plan.revisions)),
+		Submission: idx, Unchanged: plan.unchanged}
+}
+
+func publishResult(r *fsmpb.PublishResult) *fsmpb.Result {
+	return &fsmpb.Result{Value: &fsmpb.Result_Publish{Publish: r}}
 }
 
 // revisionAllowed tells whether an uploader may revise a key from one
@@ -95,23 +187,17 @@ func revisionAllowed(from, to int32) bool {
 	return false
 }
 
-// checkRevisions refuses revisions of unknown keys, of keys revised
-// before, and transitions the rules do not allow.
-func (s *state) checkRevisions(revisions []Key) *Response {
-	for _, k := range revisions {
-		r, ok := s.keys[k.Data]
-		var resp Response
-		switch {
-		case !ok || r.revoked:
-			resp = refuse(CodeUnknownKey, "key %x to revise is not stored", k.Data[:4])
-		case r.revised:
-			resp = refuse(CodeKeyAlreadyRevised, "key %x was revised before", k.Data[:4])
-		case !revisionAllowed(int32(r.report), k.ReportType):
-			resp = refuse(CodeBadTransition, "key %x: report type %d cannot become %d", k.Data[:4], r.report, k.ReportType)
-		default:
-			continue
-		}
-		return &resp
+// checkRevision refuses the revision of an unknown or withdrawn key, of a
+// key revised before, and transitions the rules do not allow.
+func (s *state) checkRevision(k Key) *fsmpb.Result {
+	r, ok := s.keys[k.Data]
+	switch {
+	case !ok || r.revoked && !r.revised:
+		return refuse(command.CodeUnknownKey, "key %x to revise is not stored (or was withdrawn)", k.Data[:4])
+	case r.revised:
+		return refuse(command.CodeKeyAlreadyRevised, "key %x was revised before", k.Data[:4])
+	case !revisionAllowed(int32(r.report), k.ReportType):
+		return refuse(command.CodeBadTransition, "key %x: report type %d cannot become %d", k.Data[:4], r.report, k.ReportType)
 	}
 	return nil
 }
@@ -134,19 +220,19 @@ func (s *state) revise(revisions []Key) {
 
 // decodeKeys checks the invariants the state relies on (sizes and ranges);
 // the GAEN rules that depend on the clock are checked before proposing.
-func decodeKeys(in []*fsmpb.Key) ([]Key, error) {
+func decodeKeys(in []*fsmpb.Key) ([]Key, *command.Error) {
 	if len(in) == 0 {
-		return nil, &Error{Code: CodeInvalidCommand, Message: "publish has no keys and no revisions"}
+		return nil, command.Refused(command.CodeInvalidCommand, "publish has no keys and no revisions")
 	}
 	seen := make(map[TEK]bool, len(in))
 	out := make([]Key, 0, len(in))
 	for i, pk := range in {
 		k, err := KeyFromProto(pk)
 		if err != nil {
-			return nil, &Error{Code: CodeInvalidCommand, Message: "key " + itoa(i) + ": " + err.Error()}
+			return nil, command.Refused(command.CodeInvalidCommand, "key %d: %v", i, err)
 		}
 		if seen[k.Data] {
-			return nil, &Error{Code: CodeInvalidCommand, Message: "key " + itoa(i) + " appears twice"}
+			return nil, command.Refused(command.CodeInvalidCommand, "key %d appears twice", i)
 		}
 		seen[k.Data] = true
 		out = append(out, k)

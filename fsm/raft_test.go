@@ -7,7 +7,9 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"google.golang.org/protobuf/proto"
 
+	"github.com/covid-backend/covid-backend/command"
 	"github.com/covid-backend/covid-backend/fsm"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 )
@@ -87,17 +89,13 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool)
 	}
 }
 
-func raftApply(t *testing.T, leader *member, cmd *fsmpb.Command) fsm.Response {
+func raftApply(t *testing.T, leader *member, cmd *fsmpb.Command) response {
 	t.Helper()
 	fut := leader.raft.Apply(mustEncode(t, cmd), 5*time.Second)
 	if err := fut.Error(); err != nil {
 		t.Fatalf("raft Apply %v: %v", cmd.GetType(), err)
 	}
-	r, ok := fut.Response().(fsm.Response)
-	if !ok {
-		t.Fatalf("raft Apply %v: response %T, want fsm.Response", cmd.GetType(), fut.Response())
-	}
-	return r
+	return toResponse(t, fut.Response())
 }
 
 func TestRaftCluster(t *testing.T) {
@@ -151,17 +149,17 @@ func TestRaftCluster(t *testing.T) {
 		if err := fut.Error(); err != nil {
 			t.Fatalf("publish %d: %v", i, err)
 		}
-		want := fsm.Response{Value: fsm.PublishResult{Inserted: 14, Submission: uint32(i)}}
-		if got := fut.Response(); got != want {
-			t.Fatalf("publish %d: response %#v, want %#v", i, got, want)
+		want := &fsmpb.PublishResult{Inserted: 14, Submission: uint32(i)}
+		if got := toResponse(t, fut.Response()); !proto.Equal(got.GetPublish(), want) {
+			t.Fatalf("publish %d: response %v, want %v", i, got, want)
 		}
 	}
 	if r := raftApply(t, leader, publish(3, now, keysFrom(3*14, 14)...)); r.Err != nil ||
-		r.Value != (fsm.PublishResult{Inserted: 14, Submission: 3, Replayed: true}) {
+		!proto.Equal(r.GetPublish(), &fsmpb.PublishResult{Inserted: 14, Submission: 3, Replayed: true}) {
 		t.Fatalf("replay through raft: %#v", r)
 	}
-	if r := raftApply(t, leader, publish(10_000, now, pkey(99_999), pkey(5))); codeOf(r.Err) != fsm.CodeKeyExists {
-		t.Fatalf("clashing publish through raft: %#v, want %s", r, fsm.CodeKeyExists)
+	if r := raftApply(t, leader, publish(10_000, now, pkey(99_999), pkey(5))); codeOf(r.Err) != command.CodeKeyExists {
+		t.Fatalf("clashing publish through raft: %#v, want %s", r, command.CodeKeyExists)
 	}
 
 	const wantKeys = subs * 14

@@ -5,6 +5,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/covid-backend/covid-backend/command"
 	"github.com/covid-backend/covid-backend/fsm"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 )
@@ -38,11 +39,11 @@ func TestRevisionLikelyToConfirmed(t *testing.T) {
 	mustApply(t, f, publish(1, now-100, k1, k2))
 	mustApply(t, f, sealCmd(1, now, 0, 0)) // publishes k1 only
 
-	res := mustApply(t, f, revisionCmd(2, now+10, []*fsmpb.Key{dayKey(3, today-1)}, withReport(k1, 1), withReport(k2, 1))).Value.(fsm.PublishResult)
+	res := mustApply(t, f, revisionCmd(2, now+10, []*fsmpb.Key{dayKey(3, today-1)}, withReport(k1, 1), withReport(k2, 1))).GetPublish()
 	if res.Inserted != 1 || res.Revised != 2 {
 		t.Fatalf("revision result %+v", res)
 	}
-	seal := mustApply(t, f, sealCmd(2, now+2*day*600, 0, 0)).Value.(fsm.SealResult)
+	seal := mustApply(t, f, sealCmd(2, now+2*day*600, 0, 0)).GetSeal()
 	if seal.Revised != 1 || seal.Keys != 2 {
 		t.Fatalf("seal %+v: want k1 revised, k2 and k3 published", seal)
 	}
@@ -69,13 +70,13 @@ func TestRevisionRefusals(t *testing.T) {
 	cases := []struct {
 		name string
 		cmd  *fsmpb.Command
-		code fsm.Code
+		code command.Code
 	}{
-		{"confirmed to likely", revisionCmd(9, now, nil, withReport(confirmed, 2)), fsm.CodeBadTransition},
-		{"likely to user-report", revisionCmd(9, now, nil, withReport(likely, 3)), fsm.CodeBadTransition},
-		{"unknown key", revisionCmd(9, now, nil, withReport(likelyKey(7, 20_000), 1)), fsm.CodeUnknownKey},
-		{"valid revision with a stored new key", revisionCmd(9, now, []*fsmpb.Key{confirmed}, withReport(likely, 1)), fsm.CodeKeyExists},
-		{"same key new and revised", revisionCmd(9, now, []*fsmpb.Key{likely}, withReport(likely, 1)), fsm.CodeInvalidCommand},
+		{"confirmed to likely", revisionCmd(9, now, nil, withReport(confirmed, 2)), command.CodeBadTransition},
+		{"likely to user-report", revisionCmd(9, now, nil, withReport(likely, 3)), command.CodeBadTransition},
+		{"unknown key", revisionCmd(9, now, nil, withReport(likelyKey(7, 20_000), 1)), command.CodeUnknownKey},
+		{"valid revision with a stored new key", revisionCmd(9, now, []*fsmpb.Key{confirmed}, withReport(likely, 1)), command.CodeKeyExists},
+		{"same key new and revised", revisionCmd(9, now, []*fsmpb.Key{likely}, withReport(likely, 1)), command.CodeInvalidCommand},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -92,7 +93,7 @@ func TestRevisionRefusals(t *testing.T) {
 		f := fsm.New()
 		mustApply(t, f, publish(1, now, likely, user))
 		mustApply(t, f, revisionCmd(2, now, nil, withReport(user, 2)))
-		if code := codeOf(applyCmd(t, f, revisionCmd(3, now, nil, withReport(user, 1))).Err); code != fsm.CodeKeyAlreadyRevised {
+		if code := codeOf(applyCmd(t, f, revisionCmd(3, now, nil, withReport(user, 1))).Err); code != command.CodeKeyAlreadyRevised {
 			t.Fatalf("second revision: %q", code)
 		}
 	})

@@ -6,26 +6,20 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/covid-backend/covid-backend/command"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 )
 
-// RevokeResult is the outcome of a revoke command.
-type RevokeResult struct {
-	// Revoked counts the keys withdrawn by this command (keys revoked
-	// before are not counted again).
-	Revoked int `json:"revoked"`
-}
-
 // applyRevoke withdraws the keys one selector names. Published keys go to
 // the next batch's revised keys; unpublished ones are never published.
-func applyRevoke(s *state, cmd *fsmpb.Command) Response {
+func applyRevoke(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 	rv := cmd.GetRevoke()
 	if rv.GetReason() == "" {
-		return refuse(CodeInvalidCommand, "a revocation needs a reason")
+		return refuse(command.CodeInvalidCommand, "a revocation needs a reason")
 	}
 	keys, selector, resp := s.selectRevocation(rv)
 	if resp != nil {
-		return *resp
+		return resp
 	}
 	n := 0
 	for _, k := range keys {
@@ -43,12 +37,12 @@ func applyRevoke(s *state, cmd *fsmpb.Command) Response {
 	s.revocations = append(s.revocations, &fsmpb.Revocation{
 		TimeUnix: cmd.GetTimeUnix(), Reason: rv.GetReason(), Selector: selector, Keys: uint32(n),
 	})
-	return Response{Value: RevokeResult{Revoked: n}}
+	return &fsmpb.Result{Value: &fsmpb.Result_Revoke{Revoke: &fsmpb.RevokeResult{Revoked: uint32(n)}}}
 }
 
 // selectRevocation resolves the selector to stored keys, sorted; a selector
 // naming nothing that exists is refused.
-func (s *state) selectRevocation(rv *fsmpb.Revoke) ([]TEK, string, *Response) {
+func (s *state) selectRevocation(rv *fsmpb.Revoke) ([]TEK, string, *fsmpb.Result) {
 	set := 0
 	for _, on := range []bool{len(rv.GetSubmissionId()) > 0, len(rv.GetKeys()) > 0, rv.GetIssuer() != "",
 		rv.GetProvider() != "", len(rv.GetCodeHash()) > 0} {
@@ -57,23 +51,23 @@ func (s *state) selectRevocation(rv *fsmpb.Revoke) ([]TEK, string, *Response) {
 		}
 	}
 	if set != 1 {
-		r := refuse(CodeInvalidCommand, "a revocation names exactly one of: submission, keys, issuer, provider, code")
-		return nil, "", &r
+		r := refuse(command.CodeInvalidCommand, "a revocation names exactly one of: submission, keys, issuer, provider, code")
+		return nil, "", r
 	}
 	switch {
 	case len(rv.GetSubmissionId()) > 0:
 		idx, ok := s.submissionIdx[[16]byte(pad16(rv.GetSubmissionId()))]
 		if !ok || len(rv.GetSubmissionId()) != 16 {
-			r := refuse(CodeUnknownSubmission, "no submission %x", rv.GetSubmissionId())
-			return nil, "", &r
+			r := refuse(command.CodeUnknownSubmission, "no submission %x", rv.GetSubmissionId())
+			return nil, "", r
 		}
 		return s.keysWhere(func(r keyRecord) bool { return r.submission == idx }), "submission " + hex.EncodeToString(rv.GetSubmissionId()), nil
 	case len(rv.GetKeys()) > 0:
 		var out []TEK
 		for _, k := range rv.GetKeys() {
 			if _, ok := s.keys[TEK(pad16(k))]; !ok || len(k) != KeyLen {
-				r := refuse(CodeUnknownKey, "no stored key %x", k)
-				return nil, "", &r
+				r := refuse(command.CodeUnknownKey, "no stored key %x", k)
+				return nil, "", r
 			}
 			out = append(out, TEK(k))
 		}
@@ -81,8 +75,8 @@ func (s *state) selectRevocation(rv *fsmpb.Revoke) ([]TEK, string, *Response) {
 		return slices.Compact(out), fmt.Sprintf("%d keys", len(out)), nil
 	case rv.GetProvider() != "":
 		if _, ok := s.providers[rv.GetProvider()]; !ok {
-			r := refuse(CodeUnknownProvider, "no provider %q", rv.GetProvider())
-			return nil, "", &r
+			r := refuse(command.CodeUnknownProvider, "no provider %q", rv.GetProvider())
+			return nil, "", r
 		}
 		return s.submissionKeys(func(sub *Submission) bool {
 			return sub.Provider == rv.GetProvider() && sub.TimeUnix >= rv.GetSinceUnix()
@@ -90,14 +84,14 @@ func (s *state) selectRevocation(rv *fsmpb.Revoke) ([]TEK, string, *Response) {
 	case len(rv.GetCodeHash()) > 0:
 		keys := s.submissionKeys(func(sub *Submission) bool { return bytes.Equal(sub.CodeHash, rv.GetCodeHash()) })
 		if len(keys) == 0 {
-			r := refuse(CodeUnknownSubmission, "no upload with that code")
-			return nil, "", &r
+			r := refuse(command.CodeUnknownSubmission, "no upload with that code")
+			return nil, "", r
 		}
 		return keys, "code " + hex.EncodeToString(rv.GetCodeHash()[:4]), nil
 	default:
 		if _, ok := s.authorities[rv.GetIssuer()]; !ok && !s.issuerUsed(rv.GetIssuer()) {
-			r := refuse(CodeUnknownAuthority, "no health authority or submission with issuer %q", rv.GetIssuer())
-			return nil, "", &r
+			r := refuse(command.CodeUnknownAuthority, "no health authority or submission with issuer %q", rv.GetIssuer())
+			return nil, "", r
 		}
 		return s.submissionKeys(func(sub *Submission) bool {
 			return sub.Issuer == rv.GetIssuer() && sub.TimeUnix >= rv.GetSinceUnix()

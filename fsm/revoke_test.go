@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"testing"
 
+	"github.com/covid-backend/covid-backend/command"
 	"github.com/covid-backend/covid-backend/fsm"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 )
@@ -26,18 +27,18 @@ func TestRevokeSubmission(t *testing.T) {
 	mustApply(t, f, publish(2, now+10, dayKey(3, today-3), dayKey(4, today)))
 	mustApply(t, f, publish(3, now+10, dayKey(5, today-3)))
 
-	res := mustApply(t, f, revokeCmd(now+20, &fsmpb.Revoke{Reason: "fraudulent upload", SubmissionId: subID(1)})).Value.(fsm.RevokeResult)
+	res := mustApply(t, f, revokeCmd(now+20, &fsmpb.Revoke{Reason: "fraudulent upload", SubmissionId: subID(1)})).GetRevoke()
 	if res.Revoked != 2 {
 		t.Fatalf("revoked %d, want 2", res.Revoked)
 	}
-	res = mustApply(t, f, revokeCmd(now+21, &fsmpb.Revoke{SubmissionId: subID(2)})).Value.(fsm.RevokeResult)
+	res = mustApply(t, f, revokeCmd(now+21, &fsmpb.Revoke{SubmissionId: subID(2)})).GetRevoke()
 	if res.Revoked != 2 {
 		t.Fatalf("revoked %d, want 2", res.Revoked)
 	}
-	if again := mustApply(t, f, revokeCmd(now+22, &fsmpb.Revoke{SubmissionId: subID(1)})).Value.(fsm.RevokeResult); again.Revoked != 0 {
+	if again := mustApply(t, f, revokeCmd(now+22, &fsmpb.Revoke{SubmissionId: subID(1)})).GetRevoke(); again.Revoked != 0 {
 		t.Fatalf("revoking again counted %d", again.Revoked)
 	}
-	seal := mustApply(t, f, sealCmd(2, now+2*day*600, 0, 0)).Value.(fsm.SealResult)
+	seal := mustApply(t, f, sealCmd(2, now+2*day*600, 0, 0)).GetSeal()
 	if seal.Keys != 1 || seal.Revised != 2 {
 		t.Fatalf("seal after revocation: %+v (want only submission 3's key and 2 revisions)", seal)
 	}
@@ -64,14 +65,14 @@ func TestRevokeRefusals(t *testing.T) {
 	cases := []struct {
 		name string
 		rv   *fsmpb.Revoke
-		code fsm.Code
+		code command.Code
 	}{
-		{"no selector", &fsmpb.Revoke{}, fsm.CodeInvalidCommand},
-		{"two selectors", &fsmpb.Revoke{SubmissionId: subID(1), Keys: [][]byte{tekBytes(1)}}, fsm.CodeInvalidCommand},
-		{"unknown submission", &fsmpb.Revoke{SubmissionId: subID(9)}, fsm.CodeUnknownSubmission},
-		{"short submission id", &fsmpb.Revoke{SubmissionId: []byte{1}}, fsm.CodeUnknownSubmission},
-		{"one unknown key", &fsmpb.Revoke{Keys: [][]byte{tekBytes(1), tekBytes(99)}}, fsm.CodeUnknownKey},
-		{"unknown issuer", &fsmpb.Revoke{Issuer: "nobody"}, fsm.CodeUnknownAuthority},
+		{"no selector", &fsmpb.Revoke{}, command.CodeInvalidCommand},
+		{"two selectors", &fsmpb.Revoke{SubmissionId: subID(1), Keys: [][]byte{tekBytes(1)}}, command.CodeInvalidCommand},
+		{"unknown submission", &fsmpb.Revoke{SubmissionId: subID(9)}, command.CodeUnknownSubmission},
+		{"short submission id", &fsmpb.Revoke{SubmissionId: []byte{1}}, command.CodeUnknownSubmission},
+		{"one unknown key", &fsmpb.Revoke{Keys: [][]byte{tekBytes(1), tekBytes(99)}}, command.CodeUnknownKey},
+		{"unknown issuer", &fsmpb.Revoke{Issuer: "nobody"}, command.CodeUnknownAuthority},
 	}
 	for _, tc := range cases {
 		before := freeze(t, f)
@@ -82,7 +83,7 @@ func TestRevokeRefusals(t *testing.T) {
 	}
 	noReason := revokeCmd(now, &fsmpb.Revoke{SubmissionId: subID(1)})
 	noReason.Revoke.Reason = ""
-	if code := codeOf(applyCmd(t, f, noReason).Err); code != fsm.CodeInvalidCommand {
+	if code := codeOf(applyCmd(t, f, noReason).Err); code != command.CodeInvalidCommand {
 		t.Fatalf("no reason: %q", code)
 	}
 }
@@ -93,7 +94,7 @@ func TestRevokeIssuerSince(t *testing.T) {
 	f := fsm.New()
 	mustApply(t, f, publish(1, now-100, pkey(1)))
 	mustApply(t, f, publish(2, now, pkey(2), pkey(3)))
-	res := mustApply(t, f, revokeCmd(now+1, &fsmpb.Revoke{Issuer: "https://ha.example.org", SinceUnix: now})).Value.(fsm.RevokeResult)
+	res := mustApply(t, f, revokeCmd(now+1, &fsmpb.Revoke{Issuer: "https://ha.example.org", SinceUnix: now})).GetRevoke()
 	if res.Revoked != 2 {
 		t.Fatalf("revoked %d, want the 2 keys of submission 2", res.Revoked)
 	}
@@ -121,12 +122,12 @@ func TestExpire(t *testing.T) {
 	mustApply(t, f, publish(4, later, dayKey(5, today+3)))  // still valid
 	mustApply(t, f, revokeCmd(later, &fsmpb.Revoke{Keys: [][]byte{tekBytes(3)}}))
 	bad := &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_EXPIRE, TimeUnix: later, Expire: &fsmpb.Expire{CutoffUnix: later + 1}}
-	if code := codeOf(applyCmd(t, f, bad).Err); code != fsm.CodeInvalidCommand {
+	if code := codeOf(applyCmd(t, f, bad).Err); code != command.CodeInvalidCommand {
 		t.Fatalf("future cutoff: %q", code)
 	}
 	cmd := &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_EXPIRE, TimeUnix: later + 10,
 		Expire: &fsmpb.Expire{CutoffUnix: now + 1}}
-	res := mustApply(t, f, cmd).Value.(fsm.ExpireResult)
+	res := mustApply(t, f, cmd).GetExpire()
 	if res.Batches != 1 || res.Keys != 3 || res.Submissions != 2 {
 		t.Fatalf("expire: %+v (want batch 1, keys 1, 2 and the unpublished old key 4, submissions 1 and 3)", res)
 	}
@@ -142,7 +143,7 @@ func TestExpire(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, x := range []*fsm.FSM{f, g} {
-		seal := mustApply(t, x, sealCmd(3, later+day*600, 0, 0)).Value.(fsm.SealResult)
+		seal := mustApply(t, x, sealCmd(3, later+day*600, 0, 0)).GetSeal()
 		if seal.Revised != 1 || seal.Seq != 3 {
 			t.Fatalf("seal after restore: %+v", seal)
 		}

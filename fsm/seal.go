@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"slices"
 
+	"github.com/covid-backend/covid-backend/command"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 )
 
@@ -34,20 +35,12 @@ type Batch struct {
 	Digest, PrevDigest []byte
 }
 
-// SealResult is the outcome of a seal command.
-type SealResult struct {
-	Seq     uint32 `json:"seq"`
-	Keys    int    `json:"keys"`
-	Padding int    `json:"padding"`
-	Revised int    `json:"revised"`
-}
-
 // applySeal closes the next batch. A key is published only once its
 // validity has ended (GAEN: a still-valid key must not be published).
-func applySeal(s *state, cmd *fsmpb.Command) Response {
+func applySeal(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 	sl := cmd.GetSeal()
 	if sl.GetSeq() != s.lastSeq+1 {
-		return refuse(CodeStaleSeal, "seal of batch %d, next is %d", sl.GetSeq(), s.lastSeq+1)
+		return refuse(command.CodeStaleSeal, "seal of batch %d, next is %d", sl.GetSeq(), s.lastSeq+1)
 	}
 	nowInterval := int32(cmd.GetTimeUnix() / intervalSeconds)
 	var eligible, waiting []TEK
@@ -61,7 +54,7 @@ func applySeal(s *state, cmd *fsmpb.Command) Response {
 		}
 	}
 	if len(eligible) == 0 && len(s.revisedPending) == 0 {
-		return refuse(CodeNothingToSeal, "no key has expired and none was revoked since batch %d", s.lastSeq)
+		return refuse(command.CodeNothingToSeal, "no key has expired and none was revoked since batch %d", s.lastSeq)
 	}
 	slices.SortFunc(eligible, compareTEK)
 	// Windows end strictly later than the previous one, so that no two
@@ -83,7 +76,7 @@ func applySeal(s *state, cmd *fsmpb.Command) Response {
 	s.pending = waiting
 	s.batches = append(s.batches, b)
 	s.lastSeq, s.lastSealUnix = b.Seq, b.EndUnix
-	return Response{Value: SealResult{Seq: b.Seq, Keys: len(b.Keys), Padding: len(b.Padding), Revised: len(b.Revised)}}
+	return &fsmpb.Result{Value: &fsmpb.Result_Seal{Seal: &fsmpb.SealResult{Seq: b.Seq, Keys: uint32(len(b.Keys)), Padding: uint32(len(b.Padding)), Revised: uint32(len(b.Revised))}}}
 }
 
 // revised turns the published keys revoked or revised since the last batch

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"testing"
 
+	"github.com/covid-backend/covid-backend/command"
 	"github.com/covid-backend/covid-backend/fsm"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 )
@@ -33,7 +34,7 @@ func TestSealPublishesOnlyExpiredKeys(t *testing.T) {
 	f := fsm.New()
 	mustApply(t, f, publish(1, now-100, dayKey(1, today-2), dayKey(2, today-1), dayKey(3, today)))
 	r := mustApply(t, f, sealCmd(1, now, 0, 0))
-	res := r.Value.(fsm.SealResult)
+	res := r.GetSeal()
 	if res.Seq != 1 || res.Keys != 2 || res.Padding != 0 {
 		t.Fatalf("seal 1: %+v", res)
 	}
@@ -54,18 +55,18 @@ func TestSealPublishesOnlyExpiredKeys(t *testing.T) {
 	}
 	// Nothing new has expired: the seal is refused and changes nothing.
 	before := freeze(t, f)
-	if code := codeOf(applyCmd(t, f, sealCmd(2, now+60, 0, 0)).Err); code != fsm.CodeNothingToSeal {
+	if code := codeOf(applyCmd(t, f, sealCmd(2, now+60, 0, 0)).Err); code != command.CodeNothingToSeal {
 		t.Fatalf("empty seal: code %q", code)
 	}
 	assertUnchanged(t, f, before)
 	// A retried or stale seal is refused.
-	if code := codeOf(applyCmd(t, f, sealCmd(1, now+60, 0, 0)).Err); code != fsm.CodeStaleSeal {
+	if code := codeOf(applyCmd(t, f, sealCmd(1, now+60, 0, 0)).Err); code != command.CodeStaleSeal {
 		t.Fatalf("stale seal: code %q", code)
 	}
 	assertUnchanged(t, f, before)
 	// The next day today's key has expired and goes into batch 2.
 	r = mustApply(t, f, sealCmd(2, now+day*600, 0, 0))
-	if res := r.Value.(fsm.SealResult); res.Seq != 2 || res.Keys != 1 {
+	if res := r.GetSeal(); res.Seq != 2 || res.Keys != 1 {
 		t.Fatalf("seal 2: %+v", res)
 	}
 	infos := f.Batches()
@@ -96,8 +97,8 @@ func TestSealPadding(t *testing.T) {
 				keys = append(keys, dayKey(uint64(i+1), today-1-int32(i%14)))
 			}
 			mustApply(t, f, publish(1, now-100, keys...))
-			res := mustApply(t, f, sealCmd(1, now, tc.target, tc.supplied)).Value.(fsm.SealResult)
-			if res.Keys != tc.real || res.Padding != tc.wantPadding {
+			res := mustApply(t, f, sealCmd(1, now, tc.target, tc.supplied)).GetSeal()
+			if int(res.GetKeys()) != tc.real || int(res.GetPadding()) != tc.wantPadding {
 				t.Fatalf("seal: %+v", res)
 			}
 			got, _, _ := f.BatchKeys(1)
@@ -124,7 +125,7 @@ func TestSealPaddingSkipsCollisions(t *testing.T) {
 	mustApply(t, f, publish(1, now-100, dayKey(1, today-1)))
 	cmd := sealCmd(1, now, 3, 0)
 	cmd.Seal.Padding = [][]byte{tekBytes(1), tekBytes(500), tekBytes(500), {1, 2, 3}, tekBytes(501)}
-	res := mustApply(t, f, cmd).Value.(fsm.SealResult)
+	res := mustApply(t, f, cmd).GetSeal()
 	if res.Padding != 2 {
 		t.Fatalf("padding %d, want 2 (stored key, duplicate and short key skipped)", res.Padding)
 	}

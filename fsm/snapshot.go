@@ -38,6 +38,8 @@ type snapshot struct {
 	lastSeq        uint32
 	lastSealUnix   int64
 	nextSubmission uint32
+	lastTime       int64
+	policy         *fsmpb.Policy
 }
 
 func (s *state) capture() *snapshot {
@@ -65,6 +67,8 @@ func (s *state) capture() *snapshot {
 		lastSeq:        s.lastSeq,
 		lastSealUnix:   s.lastSealUnix,
 		nextSubmission: s.nextSubmission,
+		lastTime:       s.lastTime,
+		policy:         proto.CloneOf(s.policy),
 	}
 }
 
@@ -98,6 +102,7 @@ func (sn *snapshot) write(w io.Writer) error {
 		NextSubmission: sn.nextSubmission, Revocations: uint64(len(sn.revocations)),
 		Providers: uint64(len(sn.providers)), Codes: uint64(len(sn.codes)),
 		Trusted: uint64(len(sn.trusted)), Foreign: uint64(len(sn.foreign)), LastDigest: sn.lastDigest,
+		LastTimeUnix: sn.lastTime, Policy: sn.policy,
 	}
 	for _, k := range sn.revisedPending {
 		hdr.RevisedPending = append(hdr.RevisedPending, k[:])
@@ -372,6 +377,7 @@ func sortedCodes(m map[uint32]*fsmpb.Code) []*fsmpb.Code {
 // restoreDerived sets and checks what the header carries beside records.
 func (s *state) restoreDerived(hdr *fsmpb.SnapshotHeader) error {
 	s.lastSeq, s.lastSealUnix = hdr.GetLastBatchSeq(), hdr.GetLastSealUnix()
+	s.lastTime, s.policy = hdr.GetLastTimeUnix(), hdr.GetPolicy()
 	if n := len(s.batches); n > 0 && s.batches[n-1].Seq != s.lastSeq {
 		return fmt.Errorf("last batch %d, header says %d", s.batches[n-1].Seq, s.lastSeq)
 	}

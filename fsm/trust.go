@@ -7,53 +7,54 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/covid-backend/covid-backend/command"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 )
 
 // applyPutTrust adds a region to the trust store or updates it: flags are
 // replaced, keys merged by id so that a region can rotate its key.
-func applyPutTrust(s *state, cmd *fsmpb.Command) Response {
+func applyPutTrust(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 	r := proto.CloneOf(cmd.GetPutTrust())
 	if !idPattern(r.GetRegion()) || len(r.GetKeys()) == 0 {
-		return refuse(CodeInvalidCommand, "a trusted region needs a name and at least one key")
+		return refuse(command.CodeInvalidCommand, "a trusted region needs a name and at least one key")
 	}
 	ids := map[string]bool{}
 	for _, k := range r.GetKeys() {
 		if k.GetId() == "" || ids[k.GetId()] {
-			return refuse(CodeInvalidCommand, "region %q: key ids must be present and distinct", r.GetRegion())
+			return refuse(command.CodeInvalidCommand, "region %q: key ids must be present and distinct", r.GetRegion())
 		}
 		ids[k.GetId()] = true
 		if _, err := parseEd25519(k.GetPublicKeyDer()); err != nil {
-			return refuse(CodeInvalidCommand, "region %q key %q: %v", r.GetRegion(), k.GetId(), err)
+			return refuse(command.CodeInvalidCommand, "region %q key %q: %v", r.GetRegion(), k.GetId(), err)
 		}
 	}
 	r.Keys = mergeByID(r.GetKeys(), s.trusted[r.GetRegion()].GetKeys(), (*fsmpb.TrustKey).GetId)
 	s.trusted[r.GetRegion()] = r
-	return Response{}
+	return &fsmpb.Result{}
 }
 
 // applyRemoveTrust removes one key of a region, or the region with its
 // kept batches: batches of a region no longer trusted are not served.
-func applyRemoveTrust(s *state, cmd *fsmpb.Command) Response {
+func applyRemoveTrust(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 	rm := cmd.GetRemoveTrust()
 	r, ok := s.trusted[rm.GetRegion()]
 	if !ok {
-		return refuse(CodeUnknownRegion, "region %q is not trusted", rm.GetRegion())
+		return refuse(command.CodeUnknownRegion, "region %q is not trusted", rm.GetRegion())
 	}
 	i := slices.IndexFunc(r.GetKeys(), func(k *fsmpb.TrustKey) bool { return k.GetId() == rm.GetKeyId() })
 	if rm.GetKeyId() != "" && len(r.GetKeys()) > 1 {
 		if i < 0 {
-			return refuse(CodeUnknownRegion, "region %q has no key %q", rm.GetRegion(), rm.GetKeyId())
+			return refuse(command.CodeUnknownRegion, "region %q has no key %q", rm.GetRegion(), rm.GetKeyId())
 		}
 		r.Keys = slices.Delete(slices.Clone(r.Keys), i, i+1)
-		return Response{}
+		return &fsmpb.Result{}
 	}
 	if rm.GetKeyId() != "" && i < 0 {
-		return refuse(CodeUnknownRegion, "region %q has no key %q", rm.GetRegion(), rm.GetKeyId())
+		return refuse(command.CodeUnknownRegion, "region %q has no key %q", rm.GetRegion(), rm.GetKeyId())
 	}
 	delete(s.trusted, rm.GetRegion())
 	delete(s.foreign, rm.GetRegion())
-	return Response{}
+	return &fsmpb.Result{}
 }
 
 func parseEd25519(der []byte) (ed25519.PublicKey, error) {

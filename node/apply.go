@@ -9,7 +9,7 @@ import (
 	"github.com/hashicorp/raft"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/covid-backend/covid-backend/fsm"
+	"github.com/covid-backend/covid-backend/command"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 )
 
@@ -24,18 +24,24 @@ func (e errRetry) Error() string { return e.err.Error() }
 func (e errRetry) Unwrap() error { return e.err }
 
 // Apply commits a command through the region's leader and returns the state
-// machine's answer: on the leader directly, on a follower by forwarding to
-// the leader. During an election it waits, up to the write timeout, for a
-// new leader. Commands are idempotent, so an attempt whose outcome is
-// unknown (leadership lost mid-way) is simply tried again.
-func (n *Node) Apply(ctx context.Context, cmd *fsmpb.Command) (any, error) {
+// machine's result (command.Applier): on the leader directly, on a follower
+// by forwarding to the leader. It stamps the command's version here, once,
+// with the newest version every member applies. During an election it
+// waits, up to the write timeout, for a new leader. Commands are
+// idempotent, so an attempt whose outcome is unknown (leadership lost
+// mid-way) is simply tried again. A refusal is returned as *command.Error.
+func (n *Node) Apply(ctx context.Context, cmd *fsmpb.Command) (*fsmpb.Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.WriteTimeout)
 	defer cancel()
+	cmd, err := n.stamp(ctx, cmd)
+	if err != nil {
+		return nil, err
+	}
 	for attempt := 0; ; attempt++ {
-		val, err := n.applyOnce(ctx, cmd)
+		res, err := n.applyOnce(ctx, cmd)
 		var retry errRetry
 		if !errors.As(err, &retry) {
-			return val, err
+			return res, err
 		}
 		if sleepCtx(ctx, backoff(attempt)) != nil {
 			return nil, fmt.Errorf("%w: %v", ErrNoLeader, retry.err)
@@ -43,9 +49,24 @@ func (n *Node) Apply(ctx context.Context, cmd *fsmpb.Command) (any, error) {
 	}
 }
 
-func (n *Node) applyOnce(ctx context.Context, cmd *fsmpb.Command) (any, error) {
+// stamp returns a copy of cmd with the version it goes out with. When the
+// region does not apply that version yet it waits, within ctx: a new
+// region records its first member a moment after it starts, a region being
+// upgraded not before its last member runs the new build.
+func (n *Node) stamp(ctx context.Context, cmd *fsmpb.Command) (*fsmpb.Command, error) {
+	cmd = proto.CloneOf(cmd)
+	for attempt := 0; ; attempt++ {
+		err := command.Stamp(cmd, n.RegionVersion())
+		var pending *command.ErrUpgradePending
+		if !errors.As(err, &pending) || sleepCtx(ctx, backoff(attempt)) != nil {
+			return cmd, err
+		}
+	}
+}
+
+func (n *Node) applyOnce(ctx context.Context, cmd *fsmpb.Command) (*fsmpb.Result, error) {
 	if n.raft.State() == raft.Leader {
-		return n.applyLocal(ctx, cmd)
+		return resultError(n.applyLocal(ctx, cmd))
 	}
 	url := n.leaderURL()
 	if url == "" {
@@ -54,13 +75,32 @@ func (n *Node) applyOnce(ctx context.Context, cmd *fsmpb.Command) (any, error) {
 	return n.forwardApply(ctx, url, cmd)
 }
 
-// applyLocal stamps the time and proposes the command on this leader.
-func (n *Node) applyLocal(ctx context.Context, cmd *fsmpb.Command) (any, error) {
-	cmd = proto.CloneOf(cmd)
-	cmd.TimeUnix = time.Now().Unix()
-	data, err := fsm.Encode(cmd)
+// resultError returns a refusal carried by the result as *command.Error.
+func resultError(res *fsmpb.Result, err error) (*fsmpb.Result, error) {
 	if err != nil {
 		return nil, err
+	}
+	if r := res.GetRefusal(); r != nil {
+		return res, &command.Error{Code: command.Code(r.GetCode()), Message: r.GetMessage()}
+	}
+	return res, nil
+}
+
+// applyLocal stamps the time and proposes the command on this leader. It
+// proposes only what every member applies (its version stays as the node
+// that built it set it), so no member stops at the entry.
+func (n *Node) applyLocal(ctx context.Context, cmd *fsmpb.Command) (*fsmpb.Result, error) {
+	if err := command.Check(cmd); err != nil {
+		return nil, fmt.Errorf("leader %s cannot propose: %w", n.cfg.ID, err)
+	}
+	if region := n.RegionVersion(); cmd.GetVersion() > region {
+		return nil, &command.ErrUpgradePending{Type: cmd.GetType(), Need: cmd.GetVersion(), Region: region}
+	}
+	cmd = proto.CloneOf(cmd)
+	cmd.TimeUnix = n.cfg.Now().Unix()
+	data, err := proto.Marshal(cmd)
+	if err != nil {
+		return nil, fmt.Errorf("encode %v command: %w", cmd.GetType(), err)
 	}
 	timeout := 5 * time.Second
 	if d, ok := ctx.Deadline(); ok {
@@ -75,11 +115,26 @@ func (n *Node) applyLocal(ctx context.Context, cmd *fsmpb.Command) (any, error) 
 		}
 		return nil, err
 	}
-	resp, ok := f.Response().(fsm.Response)
+	res, ok := f.Response().(*fsmpb.Result)
 	if !ok {
 		return nil, fmt.Errorf("apply %v: unexpected response %T", cmd.GetType(), f.Response())
 	}
-	return resp.Value, resp.Err
+	return res, nil
+}
+
+// RegionVersion is the newest command version every member of the region
+// applies, by the versions members recorded in the replicated state (a
+// member that recorded none applies version 1).
+func (n *Node) RegionVersion() uint32 {
+	v := uint32(command.Version)
+	nodes := n.fsm.Nodes()
+	if len(nodes) == 0 {
+		return 1
+	}
+	for _, m := range nodes {
+		v = min(v, max(1, m.GetCommandVersion()))
+	}
+	return v
 }
 
 // leaderURL returns the HTTP base URL of the current leader, or "".

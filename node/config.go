@@ -9,8 +9,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"regexp"
 	"time"
+
+	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 )
 
 // Config is what one node needs to run.
@@ -45,12 +48,10 @@ type Config struct {
 	NoBatchApply bool
 	// SealInterval is how often the leader seals expired keys into a batch.
 	SealInterval time.Duration
-	// SealMinKeys is the size below which a batch is padded with random
-	// keys (plus up to 100 more at random, as the GAEN reference does).
-	SealMinKeys int
-	// Retention is how long sealed batches (and their keys) are kept after
-	// they end, and unpublished keys after their validity ends.
-	Retention time.Duration
+	// Policy is the region policy (retention, padding, code lifetime) a
+	// region without one starts with; nil leaves the defaults. Once a
+	// policy is replicated every node follows it, whatever its flags say.
+	Policy *fsmpb.Policy
 	// WriteTimeout bounds how long a write waits for a leader.
 	WriteTimeout time.Duration
 	// LeaderJobs run each time this node becomes leader, with a context
@@ -58,6 +59,13 @@ type Config struct {
 	LeaderJobs []LeaderJob
 	// Logger receives the node's logs; raft's own go to it as well.
 	Logger *slog.Logger
+	// Now is the node's clock, read where the leader stamps commands and
+	// picks seal and retention times (default time.Now).
+	Now func() time.Time
+	// Halt stops the node at a log entry its build cannot apply (default:
+	// log the reason and exit with status 3, so that an operator upgrades
+	// the node instead of running it with drifting state).
+	Halt func(error)
 }
 
 // LeaderJob is work only the leader does, such as registering defaults.
@@ -100,17 +108,21 @@ func (c *Config) Validate() error {
 	if c.SealInterval == 0 {
 		c.SealInterval = 10 * time.Minute
 	}
-	if c.SealMinKeys < 0 {
-		errs = append(errs, errors.New("seal minimum keys must not be negative"))
-	}
-	if c.Retention == 0 {
-		c.Retention = 14 * 24 * time.Hour
-	}
 	if c.WriteTimeout == 0 {
 		c.WriteTimeout = 10 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Halt == nil {
+		logger := c.Logger
+		c.Halt = func(err error) {
+			logger.Error("state machine stopped: this build cannot apply the region's log; run a build that knows the entry", "err", err)
+			os.Exit(3)
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/covid-backend/covid-backend/fsm"
+	"github.com/covid-backend/covid-backend/command"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 )
 
@@ -19,19 +19,18 @@ func expireLoop(ctx context.Context, n *Node) error {
 	})
 }
 
-// ExpireNow removes from the replicated state what retention no longer
-// needs; the leader picks the cutoff, the state machine applies it the same
-// everywhere.
-func (n *Node) ExpireNow(ctx context.Context) (fsm.ExpireResult, error) {
-	cutoff := time.Now().Add(-n.cfg.Retention).Unix()
-	val, err := n.Apply(ctx, &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_EXPIRE,
-		Expire: &fsmpb.Expire{CutoffUnix: cutoff}})
+// ExpireNow removes from the replicated state what retention (the region
+// policy) no longer needs; the leader picks the cutoff, the state machine
+// applies it the same everywhere.
+func (n *Node) ExpireNow(ctx context.Context) (*fsmpb.ExpireResult, error) {
+	policy, _ := n.fsm.Policy()
+	cutoff := n.cfg.Now().Unix() - policy.GetRetentionSeconds()
+	res, err := command.Expire(ctx, n, &fsmpb.Expire{CutoffUnix: cutoff})
 	if err != nil {
-		return fsm.ExpireResult{}, fmt.Errorf("expire before %d: %w", cutoff, err)
+		return nil, fmt.Errorf("expire before %d: %w", cutoff, err)
 	}
-	res, _ := val.(fsm.ExpireResult)
-	if res.Batches+res.Keys+res.Submissions > 0 {
-		n.cfg.Logger.Info("expired", "batches", res.Batches, "keys", res.Keys, "submissions", res.Submissions)
+	if res.GetBatches()+res.GetKeys()+res.GetSubmissions() > 0 {
+		n.cfg.Logger.Info("expired", "batches", res.GetBatches(), "keys", res.GetKeys(), "submissions", res.GetSubmissions())
 	}
 	return res, nil
 }

@@ -4,6 +4,9 @@ import (
 	"context"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
+	"github.com/covid-backend/covid-backend/command"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 )
 
@@ -33,7 +36,7 @@ func (n *Node) watchLeadership(ctx context.Context) {
 // runLeaderJobs starts every leader job in its own goroutine; a job that
 // fails is retried after a pause while leadership lasts.
 func (n *Node) runLeaderJobs(ctx context.Context) {
-	jobs := []LeaderJob{registerSelf, sealLoop, expireLoop}
+	jobs := []LeaderJob{seedPolicy, sealLoop, expireLoop}
 	jobs = append(jobs, n.cfg.LeaderJobs...)
 	for _, job := range jobs {
 		n.goRun(func() {
@@ -51,13 +54,41 @@ func (n *Node) runLeaderJobs(ctx context.Context) {
 	}
 }
 
-// registerSelf records this node's addresses in the replicated state so
-// that followers can forward writes to it.
-func registerSelf(ctx context.Context, n *Node) error {
-	want := &fsmpb.Node{Id: n.cfg.ID, RaftAddr: string(n.transport.LocalAddr()), HttpAddr: n.cfg.HTTPAddr}
-	if have, ok := n.fsm.Node(n.cfg.ID); ok && have.GetHttpAddr() == want.HttpAddr && have.GetRaftAddr() == want.RaftAddr {
-		return nil
+// registerSelf keeps this node's record in the replicated state true: its
+// addresses, so that followers can forward writes to it, and the command
+// version its build applies, so that the leader proposes only what every
+// member applies. Every member runs it, from start to shutdown; after a
+// restart with a new build the record follows.
+func (n *Node) registerSelf(ctx context.Context) {
+	for {
+		want := &fsmpb.Node{Id: n.cfg.ID, RaftAddr: string(n.transport.LocalAddr()), HttpAddr: n.cfg.HTTPAddr,
+			CommandVersion: command.Version}
+		wait := 10 * time.Second
+		if have, ok := n.fsm.Node(n.cfg.ID); !ok || !proto.Equal(have, want) {
+			wait = time.Second
+			if n.isVoter() {
+				if err := command.PutNode(ctx, n, want); err != nil && ctx.Err() == nil {
+					n.cfg.Logger.Info("could not record this node in the region yet", "err", err)
+				}
+			}
+		}
+		if sleepCtx(ctx, wait) != nil {
+			return
+		}
 	}
-	_, err := n.Apply(ctx, &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_PUT_NODE, PutNode: want})
-	return err
+}
+
+// isVoter tells whether this node is in the region's raft configuration
+// (a node waiting to be admitted has nothing to record yet).
+func (n *Node) isVoter() bool {
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return false
+	}
+	for _, s := range f.Configuration().Servers {
+		if string(s.ID) == n.cfg.ID {
+			return true
+		}
+	}
+	return false
 }

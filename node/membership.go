@@ -11,7 +11,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
-	"github.com/covid-backend/covid-backend/fsm"
+	"github.com/covid-backend/covid-backend/command"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 )
 
@@ -30,6 +30,9 @@ type JoinRequest struct {
 	RaftAddr string `json:"raft_addr"`
 	HTTPAddr string `json:"http_addr"`
 	Region   string `json:"region"`
+	// CommandVersion is the newest command version the node's build
+	// applies; a build older than what the region uses is refused.
+	CommandVersion uint32 `json:"command_version"`
 	// DryRun checks everything and changes nothing.
 	DryRun bool `json:"dry_run,omitempty"`
 }
@@ -92,6 +95,9 @@ func (n *Node) joinLocal(ctx context.Context, req JoinRequest) error {
 			return refusal(http.StatusConflict, "raft address %s is already used by member %q", req.RaftAddr, s.ID)
 		}
 	}
+	if v := max(1, req.CommandVersion); v < n.RegionVersion() {
+		return refusal(http.StatusConflict, "node %q applies command version %d, the region uses %d: upgrade it first", req.ID, v, n.RegionVersion())
+	}
 	if req.DryRun {
 		return nil
 	}
@@ -99,9 +105,8 @@ func (n *Node) joinLocal(ctx context.Context, req JoinRequest) error {
 		return retryIfLeadership(fmt.Errorf("add voter %s: %w", req.ID, err))
 	}
 	n.cfg.Logger.Info("member added", "id", req.ID, "raft_addr", req.RaftAddr)
-	_, err = n.Apply(ctx, &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_PUT_NODE,
-		PutNode: &fsmpb.Node{Id: req.ID, RaftAddr: req.RaftAddr, HttpAddr: req.HTTPAddr}})
-	return err
+	return command.PutNode(ctx, n, &fsmpb.Node{Id: req.ID, RaftAddr: req.RaftAddr, HttpAddr: req.HTTPAddr,
+		CommandVersion: req.CommandVersion})
 }
 
 // Remove takes a member out of the region, dead or alive. Removing the
@@ -136,9 +141,9 @@ func (n *Node) removeLocal(ctx context.Context, id string) error {
 		return retryIfLeadership(fmt.Errorf("remove server %s: %w", id, err))
 	}
 	n.cfg.Logger.Info("member removed", "id", id)
-	_, err = n.Apply(ctx, &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_REMOVE_NODE, RemoveNode: &fsmpb.RemoveNode{Id: id}})
-	var refused *fsm.Error
-	if errors.As(err, &refused) && refused.Code == fsm.CodeUnknownNode {
+	err = command.RemoveNode(ctx, n, id)
+	var refused *command.Error
+	if errors.As(err, &refused) && refused.Code == command.CodeUnknownNode {
 		return nil
 	}
 	return err

@@ -62,6 +62,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		client:   newPeerClient(cfg.HTTPAddr),
 		leaderCh: make(chan bool, 16),
 	}
+	n.fsm.SetHalt(cfg.Halt)
 	hasState, err := n.openRaft()
 	if err != nil {
 		return nil, err
@@ -73,6 +74,8 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	runCtx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 	n.goRun(func() { n.watchLeadership(runCtx) })
+	n.goRun(func() { n.registerSelf(runCtx) })
+	n.goRun(func() { n.warnPolicy(runCtx) })
 	switch {
 	case hasState:
 		cfg.Logger.Info("restarting from existing state", "node", cfg.ID, "region", cfg.Region)

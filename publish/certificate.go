@@ -149,6 +149,7 @@ func validReportType(t string) bool {
 // verifiedCertificate is what a certificate that passed every check says.
 type verifiedCertificate struct {
 	authority  *fsmpb.Authority
+	kid        string
 	reportType string
 	// onset is the symptomOnsetInterval claim (0: absent), still to be
 	// checked for plausibility.
@@ -174,6 +175,7 @@ func verifyCertificate(req *Request, auth Authorities, now time.Time) (*verified
 		return nil, errors.New("missing verification certificate")
 	}
 	var authority *fsmpb.Authority
+	var keyID string
 	claims := &certClaims{}
 	parser := jwt.NewParser(
 		jwt.WithValidMethods([]string{jwt.SigningMethodES256.Alg()}),
@@ -198,7 +200,7 @@ func verifyCertificate(req *Request, auth Authorities, now time.Time) (*verified
 		if err != nil {
 			return nil, err
 		}
-		authority = a
+		authority, keyID = a, kid
 		return pub, nil
 	})
 	if err != nil {
@@ -215,7 +217,7 @@ func verifyCertificate(req *Request, auth Authorities, now time.Time) (*verified
 	if err := checkTEKMAC(claims.TEKMAC, req); err != nil {
 		return nil, err
 	}
-	return &verifiedCertificate{authority: authority, reportType: claims.ReportType, onset: claims.SymptomOnsetInterval}, nil
+	return &verifiedCertificate{authority: authority, kid: keyID, reportType: claims.ReportType, onset: claims.SymptomOnsetInterval}, nil
 }
 
 // authorityKey returns the public key of the authority with the given kid

@@ -1,6 +1,7 @@
 package publish
 
 import (
+	"cmp"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hmac"
@@ -10,6 +11,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // Revision tokens let an app revise its own earlier upload (for example
@@ -18,11 +20,14 @@ import (
 // least 28 entries so that its length does not tell how many keys were
 // sent, as the reference server does.
 const (
-	tokenVersion      = 1
-	tokenEntry        = 16 + 4 + 1
-	tokenMinEntries   = 28
-	tokenAssociated   = "covid-backend revision token v1"
-	maxTokenCiphertxt = 64 * tokenEntry
+	tokenVersion    = 1
+	tokenEntry      = 16 + 4 + 1
+	tokenMinEntries = 28
+	tokenAssociated = "covid-backend revision token v1"
+	// TokenMaxKeys is the most keys one token covers: an app's keys of
+	// the retention window over several uploads, with room to spare.
+	TokenMaxKeys      = 128
+	maxTokenCiphertxt = TokenMaxKeys * tokenEntry
 )
 
 // RevisableKey is a key an app may revise with its token.
@@ -40,8 +45,26 @@ func RevisionTokenKey(secret string) []byte {
 	return m.Sum(nil)
 }
 
-// SealRevisionToken makes a token over keys.
+// TokenKeys is what the token answered to an upload covers, as in the
+// reference server: the keys of this upload and those of the token it came
+// with whose validity has not ended before oldest (a rolling interval
+// number), without repeats; newest first when they do not all fit.
+func TokenKeys(previous, upload []RevisableKey, oldest int32) []RevisableKey {
+	out := slices.Clone(upload)
+	for _, k := range previous {
+		if k.Start+k.Period >= oldest && !slices.ContainsFunc(out, func(o RevisableKey) bool { return o.Key == k.Key }) {
+			out = append(out, k)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b RevisableKey) int { return cmp.Compare(b.Start, a.Start) })
+	return out[:min(len(out), TokenMaxKeys)]
+}
+
+// SealRevisionToken makes a token over keys (at most TokenMaxKeys).
 func SealRevisionToken(key []byte, keys []RevisableKey) (string, error) {
+	if len(keys) > TokenMaxKeys {
+		return "", fmt.Errorf("revision token: %d keys, at most %d", len(keys), TokenMaxKeys)
+	}
 	gcm, err := newGCM(key)
 	if err != nil {
 		return "", err

@@ -13,8 +13,9 @@ import (
 // Verified is an upload that passed every check: what the api layer puts
 // in the raft publish command and needs for its answer.
 type Verified struct {
-	// Issuer is the health authority whose certificate admitted the upload.
-	Issuer string
+	// Issuer is the health authority whose certificate admitted the upload,
+	// Kid the key of that authority that verified the certificate.
+	Issuer, Kid string
 	// AppID is the request's healthAuthorityID.
 	AppID string
 	// ReportType is the certificate's report type (ReportType constants).
@@ -84,7 +85,7 @@ func Validate(req *Request, auth Authorities, now time.Time) (*Verified, error) 
 	if err != nil {
 		return nil, err
 	}
-	v.Issuer = cert.authority.GetIssuer()
+	v.Issuer, v.Kid = cert.authority.GetIssuer(), cert.kid
 	v.CertificateDigest = sha256.Sum256([]byte(req.VerificationPayload))
 	return v, nil
 }

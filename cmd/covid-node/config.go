@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/covid-backend/covid-backend/api"
+	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 )
 
 // serveConfig holds the settings of `covid-node serve`. Each can also come
@@ -49,9 +50,9 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", 10*time.Second, "how long a write waits for a leader before 503")
 	fs.BoolVar(&c.NoBatchApply, "raft-no-batch-apply", false, "do not batch concurrent writes into one raft log write (for measurements)")
 	fs.DurationVar(&c.SealEvery, "seal-interval", 10*time.Minute, "how often the leader seals expired keys into a batch")
-	fs.IntVar(&c.SealMinKeys, "seal-min-keys", 1000, "batches with fewer keys are padded with random keys up to this (plus 0-100)")
-	fs.DurationVar(&c.Retention, "retention", 14*24*time.Hour, "how long batches and their keys are kept and listed (GAEN: 14 days)")
-	fs.DurationVar(&c.CodeTTL, "code-ttl", 24*time.Hour, "how long a one-time code from POST /v1/codes stays valid")
+	fs.IntVar(&c.SealMinKeys, "seal-min-keys", 1000, "batches with fewer keys are padded with random keys up to this (plus 0-100); 0: no padding. A new region starts with it, then the replicated policy rules (covid-node policy)")
+	fs.DurationVar(&c.Retention, "retention", 14*24*time.Hour, "how long batches and their keys are kept (GAEN: 14 days). A new region starts with it, then the replicated policy rules")
+	fs.DurationVar(&c.CodeTTL, "code-ttl", 24*time.Hour, "how long a one-time code from POST /v1/codes stays valid. A new region starts with it, then the replicated policy rules")
 	fs.StringVar(&c.SigningKeyFile, "signing-key-file", "", "the region's federation signing key (Ed25519, from covid-node keygen); every node of the region the same")
 	fs.StringVar(&c.SigningKeyID, "signing-key-id", "", "id of the federation signing key, as other regions trust it (default <region>-1)")
 	fs.StringVar(&c.FederationAddr, "federation-addr", "", "join the federation gossip pool on this address (memberlist, TCP and UDP); empty: no federation")
@@ -133,4 +134,15 @@ func (c *serveConfig) mergeFile(fs *flag.FlagSet, set map[string]bool) error {
 		}
 	}
 	return nil
+}
+
+// policy is the region policy the flags describe: what a new region starts
+// with, before operators change it.
+func (c *serveConfig) policy() *fsmpb.Policy {
+	p := &fsmpb.Policy{RetentionSeconds: int64(c.Retention / time.Second), CodeTtlSeconds: int64(c.CodeTTL / time.Second),
+		SealMinKeys: uint32(max(0, c.SealMinKeys))}
+	if c.SealMinKeys <= 0 {
+		p.NoPadding = true
+	}
+	return p
 }

@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/covid-backend/covid-backend/command"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 	"github.com/covid-backend/covid-backend/node"
 	"github.com/covid-backend/covid-backend/publish"
@@ -53,11 +54,10 @@ func devAuthorityJob(dataDir string) (node.LeaderJob, error) {
 				}
 			}
 		}
-		_, err := n.Apply(ctx, &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_PUT_AUTHORITY, PutAuthority: &fsmpb.Authority{
+		return command.PutAuthority(ctx, n, &fsmpb.Authority{
 			Issuer: devIssuer, Audience: devAudience, AppIds: []string{devApp},
 			Keys: []*fsmpb.AuthorityKey{{Kid: devKid, PublicKeyDer: der}},
-		}})
-		return err
+		})
 	}, nil
 }
 

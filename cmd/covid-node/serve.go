@@ -33,7 +33,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		Bootstrap: c.Bootstrap, Join: splitList(c.Join), AdminToken: "unset",
 		SnapshotInterval: c.SnapshotInterval, SnapshotThreshold: c.SnapshotThreshold, TrailingLogs: c.TrailingLogs,
 		WriteTimeout: c.WriteTimeout, NoBatchApply: c.NoBatchApply, Logger: logger,
-		SealInterval: c.SealEvery, SealMinKeys: c.SealMinKeys, Retention: c.Retention,
+		SealInterval: c.SealEvery, Policy: c.policy(),
 	}
 	if err := ncfg.Validate(); err != nil {
 		return fmt.Errorf("serve: %w", err)
@@ -77,8 +77,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if pool != nil {
 		defer pool.Close()
 	}
-	srv, err := api.New(api.Config{Addr: c.HTTPAddr, AdminToken: ncfg.AdminToken, TrustedProxies: splitList(c.TrustedProxies), Limits: c.Limits, Logger: logger, CodeTTL: c.CodeTTL, FederationKey: fedKey, Pool: pool,
-		Feed: feed.Config{Region: c.Region, SigningKeys: exportKeys, Retention: c.Retention}}, n)
+	srv, err := api.New(api.Config{Addr: c.HTTPAddr, AdminToken: ncfg.AdminToken, TrustedProxies: splitList(c.TrustedProxies), Limits: c.Limits, Logger: logger, FederationKey: fedKey, Pool: pool,
+		Feed: feed.Config{Region: c.Region, SigningKeys: exportKeys}}, n)
 	if err != nil {
 		return errors.Join(fmt.Errorf("serve: %w", err), n.Close(ctx))
 	}

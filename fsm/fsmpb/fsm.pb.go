@@ -45,6 +45,7 @@ const (
 	CommandType_COMMAND_TYPE_PUT_TRUST        CommandType = 12
 	CommandType_COMMAND_TYPE_REMOVE_TRUST     CommandType = 13
 	CommandType_COMMAND_TYPE_IMPORT_BATCH     CommandType = 14
+	CommandType_COMMAND_TYPE_SET_POLICY       CommandType = 15
 )
 
 // Enum value maps for CommandType.
@@ -65,6 +66,7 @@ var (
 		12: "COMMAND_TYPE_PUT_TRUST",
 		13: "COMMAND_TYPE_REMOVE_TRUST",
 		14: "COMMAND_TYPE_IMPORT_BATCH",
+		15: "COMMAND_TYPE_SET_POLICY",
 	}
 	CommandType_value = map[string]int32{
 		"COMMAND_TYPE_UNSPECIFIED":      0,
@@ -82,6 +84,7 @@ var (
 		"COMMAND_TYPE_PUT_TRUST":        12,
 		"COMMAND_TYPE_REMOVE_TRUST":     13,
 		"COMMAND_TYPE_IMPORT_BATCH":     14,
+		"COMMAND_TYPE_SET_POLICY":       15,
 	}
 )
 
@@ -113,7 +116,9 @@ func (CommandType) EnumDescriptor() ([]byte, []int) {
 }
 
 // Command is one raft log entry. The leader stamps time_unix before it is
-// proposed, so Apply never reads a clock.
+// proposed, so Apply never reads a clock. version is set by the node that
+// builds the command (the command package), never changed on the way: a
+// state machine stops on a version it does not know.
 type Command struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
 	Version         uint32                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
@@ -133,6 +138,7 @@ type Command struct {
 	PutTrust        *TrustedRegion         `protobuf:"bytes,21,opt,name=put_trust,json=putTrust,proto3" json:"put_trust,omitempty"`
 	RemoveTrust     *RemoveTrust           `protobuf:"bytes,22,opt,name=remove_trust,json=removeTrust,proto3" json:"remove_trust,omitempty"`
 	ImportBatch     *ImportBatch           `protobuf:"bytes,23,opt,name=import_batch,json=importBatch,proto3" json:"import_batch,omitempty"`
+	SetPolicy       *Policy                `protobuf:"bytes,24,opt,name=set_policy,json=setPolicy,proto3" json:"set_policy,omitempty"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
@@ -286,6 +292,734 @@ func (x *Command) GetImportBatch() *ImportBatch {
 	return nil
 }
 
+func (x *Command) GetSetPolicy() *Policy {
+	if x != nil {
+		return x.SetPolicy
+	}
+	return nil
+}
+
+// Policy is the region-wide configuration every node follows, replicated so
+// that no node decides by its own flags. SET_POLICY replaces the fields
+// that are set (non-zero); a zero field keeps the current value.
+type Policy struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// retention_seconds: how long sealed batches and unpublished keys are
+	// kept after they end.
+	RetentionSeconds int64 `protobuf:"varint,1,opt,name=retention_seconds,json=retentionSeconds,proto3" json:"retention_seconds,omitempty"`
+	// seal_min_keys: batches with fewer keys are padded with random keys;
+	// seal_padding_jitter: up to this many more at random. no_padding turns
+	// padding off (a zero seal_min_keys keeps the current value).
+	SealMinKeys       uint32 `protobuf:"varint,2,opt,name=seal_min_keys,json=sealMinKeys,proto3" json:"seal_min_keys,omitempty"`
+	SealPaddingJitter uint32 `protobuf:"varint,3,opt,name=seal_padding_jitter,json=sealPaddingJitter,proto3" json:"seal_padding_jitter,omitempty"`
+	NoPadding         bool   `protobuf:"varint,4,opt,name=no_padding,json=noPadding,proto3" json:"no_padding,omitempty"`
+	// code_ttl_seconds: how long a one-time code is valid.
+	CodeTtlSeconds int64 `protobuf:"varint,5,opt,name=code_ttl_seconds,json=codeTtlSeconds,proto3" json:"code_ttl_seconds,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *Policy) Reset() {
+	*x = Policy{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Policy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Policy) ProtoMessage() {}
+
+func (x *Policy) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Policy.ProtoReflect.Descriptor instead.
+func (*Policy) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Policy) GetRetentionSeconds() int64 {
+	if x != nil {
+		return x.RetentionSeconds
+	}
+	return 0
+}
+
+func (x *Policy) GetSealMinKeys() uint32 {
+	if x != nil {
+		return x.SealMinKeys
+	}
+	return 0
+}
+
+func (x *Policy) GetSealPaddingJitter() uint32 {
+	if x != nil {
+		return x.SealPaddingJitter
+	}
+	return 0
+}
+
+func (x *Policy) GetNoPadding() bool {
+	if x != nil {
+		return x.NoPadding
+	}
+	return false
+}
+
+func (x *Policy) GetCodeTtlSeconds() int64 {
+	if x != nil {
+		return x.CodeTtlSeconds
+	}
+	return 0
+}
+
+// Result is what one command returns, the same on every node. A forwarded
+// write carries it back to the follower as it is, so a local and a
+// forwarded write give the caller the same typed answer.
+type Result struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// refusal is set when the command changed nothing (except that a wrong
+	// one-time code counts a failure on that code).
+	Refusal *Refusal `protobuf:"bytes,1,opt,name=refusal,proto3" json:"refusal,omitempty"`
+	// Types that are valid to be assigned to Value:
+	//
+	//	*Result_Publish
+	//	*Result_Seal
+	//	*Result_Revoke
+	//	*Result_Expire
+	//	*Result_Import
+	//	*Result_IssueCode
+	//	*Result_Policy
+	Value         isResult_Value `protobuf_oneof:"value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Result) Reset() {
+	*x = Result{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Result) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Result) ProtoMessage() {}
+
+func (x *Result) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Result.ProtoReflect.Descriptor instead.
+func (*Result) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Result) GetRefusal() *Refusal {
+	if x != nil {
+		return x.Refusal
+	}
+	return nil
+}
+
+func (x *Result) GetValue() isResult_Value {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+func (x *Result) GetPublish() *PublishResult {
+	if x != nil {
+		if x, ok := x.Value.(*Result_Publish); ok {
+			return x.Publish
+		}
+	}
+	return nil
+}
+
+func (x *Result) GetSeal() *SealResult {
+	if x != nil {
+		if x, ok := x.Value.(*Result_Seal); ok {
+			return x.Seal
+		}
+	}
+	return nil
+}
+
+func (x *Result) GetRevoke() *RevokeResult {
+	if x != nil {
+		if x, ok := x.Value.(*Result_Revoke); ok {
+			return x.Revoke
+		}
+	}
+	return nil
+}
+
+func (x *Result) GetExpire() *ExpireResult {
+	if x != nil {
+		if x, ok := x.Value.(*Result_Expire); ok {
+			return x.Expire
+		}
+	}
+	return nil
+}
+
+func (x *Result) GetImport() *ImportResult {
+	if x != nil {
+		if x, ok := x.Value.(*Result_Import); ok {
+			return x.Import
+		}
+	}
+	return nil
+}
+
+func (x *Result) GetIssueCode() *CodeResult {
+	if x != nil {
+		if x, ok := x.Value.(*Result_IssueCode); ok {
+			return x.IssueCode
+		}
+	}
+	return nil
+}
+
+func (x *Result) GetPolicy() *Policy {
+	if x != nil {
+		if x, ok := x.Value.(*Result_Policy); ok {
+			return x.Policy
+		}
+	}
+	return nil
+}
+
+type isResult_Value interface {
+	isResult_Value()
+}
+
+type Result_Publish struct {
+	Publish *PublishResult `protobuf:"bytes,10,opt,name=publish,proto3,oneof"`
+}
+
+type Result_Seal struct {
+	Seal *SealResult `protobuf:"bytes,11,opt,name=seal,proto3,oneof"`
+}
+
+type Result_Revoke struct {
+	Revoke *RevokeResult `protobuf:"bytes,12,opt,name=revoke,proto3,oneof"`
+}
+
+type Result_Expire struct {
+	Expire *ExpireResult `protobuf:"bytes,13,opt,name=expire,proto3,oneof"`
+}
+
+type Result_Import struct {
+	Import *ImportResult `protobuf:"bytes,14,opt,name=import,proto3,oneof"`
+}
+
+type Result_IssueCode struct {
+	IssueCode *CodeResult `protobuf:"bytes,15,opt,name=issue_code,json=issueCode,proto3,oneof"`
+}
+
+type Result_Policy struct {
+	Policy *Policy `protobuf:"bytes,16,opt,name=policy,proto3,oneof"`
+}
+
+func (*Result_Publish) isResult_Value() {}
+
+func (*Result_Seal) isResult_Value() {}
+
+func (*Result_Revoke) isResult_Value() {}
+
+func (*Result_Expire) isResult_Value() {}
+
+func (*Result_Import) isResult_Value() {}
+
+func (*Result_IssueCode) isResult_Value() {}
+
+func (*Result_Policy) isResult_Value() {}
+
+// Refusal tells why the state machine refused a command.
+type Refusal struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Code          string                 `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Refusal) Reset() {
+	*x = Refusal{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Refusal) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Refusal) ProtoMessage() {}
+
+func (x *Refusal) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Refusal.ProtoReflect.Descriptor instead.
+func (*Refusal) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Refusal) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *Refusal) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+// PublishResult is the outcome of a publish command.
+type PublishResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// inserted: keys this submission stored.
+	Inserted uint32 `protobuf:"varint,1,opt,name=inserted,proto3" json:"inserted,omitempty"`
+	// submission: the number of the submission record.
+	Submission uint32 `protobuf:"varint,2,opt,name=submission,proto3" json:"submission,omitempty"`
+	// replayed: this submission id was applied before and its first outcome
+	// is returned.
+	Replayed bool `protobuf:"varint,3,opt,name=replayed,proto3" json:"replayed,omitempty"`
+	// revised: keys whose report type this upload revised.
+	Revised uint32 `protobuf:"varint,4,opt,name=revised,proto3" json:"revised,omitempty"`
+	// unchanged: stored keys sent again with the same report type (a resend).
+	Unchanged     uint32 `protobuf:"varint,5,opt,name=unchanged,proto3" json:"unchanged,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PublishResult) Reset() {
+	*x = PublishResult{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PublishResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PublishResult) ProtoMessage() {}
+
+func (x *PublishResult) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PublishResult.ProtoReflect.Descriptor instead.
+func (*PublishResult) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *PublishResult) GetInserted() uint32 {
+	if x != nil {
+		return x.Inserted
+	}
+	return 0
+}
+
+func (x *PublishResult) GetSubmission() uint32 {
+	if x != nil {
+		return x.Submission
+	}
+	return 0
+}
+
+func (x *PublishResult) GetReplayed() bool {
+	if x != nil {
+		return x.Replayed
+	}
+	return false
+}
+
+func (x *PublishResult) GetRevised() uint32 {
+	if x != nil {
+		return x.Revised
+	}
+	return 0
+}
+
+func (x *PublishResult) GetUnchanged() uint32 {
+	if x != nil {
+		return x.Unchanged
+	}
+	return 0
+}
+
+// SealResult is the outcome of a seal command.
+type SealResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Seq           uint32                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	Keys          uint32                 `protobuf:"varint,2,opt,name=keys,proto3" json:"keys,omitempty"`
+	Padding       uint32                 `protobuf:"varint,3,opt,name=padding,proto3" json:"padding,omitempty"`
+	Revised       uint32                 `protobuf:"varint,4,opt,name=revised,proto3" json:"revised,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SealResult) Reset() {
+	*x = SealResult{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SealResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SealResult) ProtoMessage() {}
+
+func (x *SealResult) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SealResult.ProtoReflect.Descriptor instead.
+func (*SealResult) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *SealResult) GetSeq() uint32 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *SealResult) GetKeys() uint32 {
+	if x != nil {
+		return x.Keys
+	}
+	return 0
+}
+
+func (x *SealResult) GetPadding() uint32 {
+	if x != nil {
+		return x.Padding
+	}
+	return 0
+}
+
+func (x *SealResult) GetRevised() uint32 {
+	if x != nil {
+		return x.Revised
+	}
+	return 0
+}
+
+// RevokeResult counts the keys a revoke command withdrew (keys revoked
+// before are not counted again).
+type RevokeResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Revoked       uint32                 `protobuf:"varint,1,opt,name=revoked,proto3" json:"revoked,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeResult) Reset() {
+	*x = RevokeResult{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeResult) ProtoMessage() {}
+
+func (x *RevokeResult) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeResult.ProtoReflect.Descriptor instead.
+func (*RevokeResult) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *RevokeResult) GetRevoked() uint32 {
+	if x != nil {
+		return x.Revoked
+	}
+	return 0
+}
+
+// ExpireResult counts what an expire command removed.
+type ExpireResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Batches       uint32                 `protobuf:"varint,1,opt,name=batches,proto3" json:"batches,omitempty"`
+	Keys          uint32                 `protobuf:"varint,2,opt,name=keys,proto3" json:"keys,omitempty"`
+	Submissions   uint32                 `protobuf:"varint,3,opt,name=submissions,proto3" json:"submissions,omitempty"`
+	Revocations   uint32                 `protobuf:"varint,4,opt,name=revocations,proto3" json:"revocations,omitempty"`
+	Codes         uint32                 `protobuf:"varint,5,opt,name=codes,proto3" json:"codes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExpireResult) Reset() {
+	*x = ExpireResult{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExpireResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExpireResult) ProtoMessage() {}
+
+func (x *ExpireResult) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExpireResult.ProtoReflect.Descriptor instead.
+func (*ExpireResult) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ExpireResult) GetBatches() uint32 {
+	if x != nil {
+		return x.Batches
+	}
+	return 0
+}
+
+func (x *ExpireResult) GetKeys() uint32 {
+	if x != nil {
+		return x.Keys
+	}
+	return 0
+}
+
+func (x *ExpireResult) GetSubmissions() uint32 {
+	if x != nil {
+		return x.Submissions
+	}
+	return 0
+}
+
+func (x *ExpireResult) GetRevocations() uint32 {
+	if x != nil {
+		return x.Revocations
+	}
+	return 0
+}
+
+func (x *ExpireResult) GetCodes() uint32 {
+	if x != nil {
+		return x.Codes
+	}
+	return 0
+}
+
+// ImportResult is the outcome of importing a foreign batch.
+type ImportResult struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Origin string                 `protobuf:"bytes,1,opt,name=origin,proto3" json:"origin,omitempty"`
+	Seq    uint32                 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
+	// duplicate: the same batch was already kept.
+	Duplicate bool `protobuf:"varint,3,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
+	// merged and revoked count the keys taken into, and withdrawn from, this
+	// region's own key set (origins trusted with merge).
+	Merged        uint32 `protobuf:"varint,4,opt,name=merged,proto3" json:"merged,omitempty"`
+	Revoked       uint32 `protobuf:"varint,5,opt,name=revoked,proto3" json:"revoked,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportResult) Reset() {
+	*x = ImportResult{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportResult) ProtoMessage() {}
+
+func (x *ImportResult) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportResult.ProtoReflect.Descriptor instead.
+func (*ImportResult) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ImportResult) GetOrigin() string {
+	if x != nil {
+		return x.Origin
+	}
+	return ""
+}
+
+func (x *ImportResult) GetSeq() uint32 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *ImportResult) GetDuplicate() bool {
+	if x != nil {
+		return x.Duplicate
+	}
+	return false
+}
+
+func (x *ImportResult) GetMerged() uint32 {
+	if x != nil {
+		return x.Merged
+	}
+	return 0
+}
+
+func (x *ImportResult) GetRevoked() uint32 {
+	if x != nil {
+		return x.Revoked
+	}
+	return 0
+}
+
+// CodeResult is the outcome of issuing a one-time code.
+type CodeResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	IssuedUnix    int64                  `protobuf:"varint,1,opt,name=issued_unix,json=issuedUnix,proto3" json:"issued_unix,omitempty"`
+	ExpiresUnix   int64                  `protobuf:"varint,2,opt,name=expires_unix,json=expiresUnix,proto3" json:"expires_unix,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CodeResult) Reset() {
+	*x = CodeResult{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CodeResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CodeResult) ProtoMessage() {}
+
+func (x *CodeResult) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CodeResult.ProtoReflect.Descriptor instead.
+func (*CodeResult) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *CodeResult) GetIssuedUnix() int64 {
+	if x != nil {
+		return x.IssuedUnix
+	}
+	return 0
+}
+
+func (x *CodeResult) GetExpiresUnix() int64 {
+	if x != nil {
+		return x.ExpiresUnix
+	}
+	return 0
+}
+
 // TrustKey is one federation public key of a region (Ed25519, PKIX DER).
 type TrustKey struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -297,7 +1031,7 @@ type TrustKey struct {
 
 func (x *TrustKey) Reset() {
 	*x = TrustKey{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[1]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -309,7 +1043,7 @@ func (x *TrustKey) String() string {
 func (*TrustKey) ProtoMessage() {}
 
 func (x *TrustKey) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[1]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -322,7 +1056,7 @@ func (x *TrustKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrustKey.ProtoReflect.Descriptor instead.
 func (*TrustKey) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{1}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *TrustKey) GetId() string {
@@ -355,7 +1089,7 @@ type TrustedRegion struct {
 
 func (x *TrustedRegion) Reset() {
 	*x = TrustedRegion{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[2]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -367,7 +1101,7 @@ func (x *TrustedRegion) String() string {
 func (*TrustedRegion) ProtoMessage() {}
 
 func (x *TrustedRegion) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[2]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -380,7 +1114,7 @@ func (x *TrustedRegion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrustedRegion.ProtoReflect.Descriptor instead.
 func (*TrustedRegion) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{2}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *TrustedRegion) GetRegion() string {
@@ -422,7 +1156,7 @@ type RemoveTrust struct {
 
 func (x *RemoveTrust) Reset() {
 	*x = RemoveTrust{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[3]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -434,7 +1168,7 @@ func (x *RemoveTrust) String() string {
 func (*RemoveTrust) ProtoMessage() {}
 
 func (x *RemoveTrust) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[3]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -447,7 +1181,7 @@ func (x *RemoveTrust) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveTrust.ProtoReflect.Descriptor instead.
 func (*RemoveTrust) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{3}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RemoveTrust) GetRegion() string {
@@ -476,7 +1210,7 @@ type ImportBatch struct {
 
 func (x *ImportBatch) Reset() {
 	*x = ImportBatch{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[4]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -488,7 +1222,7 @@ func (x *ImportBatch) String() string {
 func (*ImportBatch) ProtoMessage() {}
 
 func (x *ImportBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[4]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -501,7 +1235,7 @@ func (x *ImportBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportBatch.ProtoReflect.Descriptor instead.
 func (*ImportBatch) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{4}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ImportBatch) GetSigned() []byte {
@@ -532,7 +1266,7 @@ type FederationBatch struct {
 
 func (x *FederationBatch) Reset() {
 	*x = FederationBatch{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[5]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -544,7 +1278,7 @@ func (x *FederationBatch) String() string {
 func (*FederationBatch) ProtoMessage() {}
 
 func (x *FederationBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[5]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -557,7 +1291,7 @@ func (x *FederationBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FederationBatch.ProtoReflect.Descriptor instead.
 func (*FederationBatch) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{5}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *FederationBatch) GetVersion() uint32 {
@@ -636,7 +1370,7 @@ type SignedBatch struct {
 
 func (x *SignedBatch) Reset() {
 	*x = SignedBatch{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[6]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -648,7 +1382,7 @@ func (x *SignedBatch) String() string {
 func (*SignedBatch) ProtoMessage() {}
 
 func (x *SignedBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[6]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -661,7 +1395,7 @@ func (x *SignedBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignedBatch.ProtoReflect.Descriptor instead.
 func (*SignedBatch) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{6}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SignedBatch) GetBody() []byte {
@@ -707,7 +1441,7 @@ type Provider struct {
 
 func (x *Provider) Reset() {
 	*x = Provider{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[7]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -719,7 +1453,7 @@ func (x *Provider) String() string {
 func (*Provider) ProtoMessage() {}
 
 func (x *Provider) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[7]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -732,7 +1466,7 @@ func (x *Provider) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Provider.ProtoReflect.Descriptor instead.
 func (*Provider) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{7}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Provider) GetId() string {
@@ -779,7 +1513,7 @@ type RevokeProvider struct {
 
 func (x *RevokeProvider) Reset() {
 	*x = RevokeProvider{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[8]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -791,7 +1525,7 @@ func (x *RevokeProvider) String() string {
 func (*RevokeProvider) ProtoMessage() {}
 
 func (x *RevokeProvider) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[8]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -804,7 +1538,7 @@ func (x *RevokeProvider) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeProvider.ProtoReflect.Descriptor instead.
 func (*RevokeProvider) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{8}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RevokeProvider) GetId() string {
@@ -836,7 +1570,7 @@ type Code struct {
 
 func (x *Code) Reset() {
 	*x = Code{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[9]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -848,7 +1582,7 @@ func (x *Code) String() string {
 func (*Code) ProtoMessage() {}
 
 func (x *Code) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[9]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -861,7 +1595,7 @@ func (x *Code) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Code.ProtoReflect.Descriptor instead.
 func (*Code) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{9}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Code) GetLookup() uint32 {
@@ -959,7 +1693,7 @@ type Revoke struct {
 
 func (x *Revoke) Reset() {
 	*x = Revoke{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[10]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -971,7 +1705,7 @@ func (x *Revoke) String() string {
 func (*Revoke) ProtoMessage() {}
 
 func (x *Revoke) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[10]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -984,7 +1718,7 @@ func (x *Revoke) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Revoke.ProtoReflect.Descriptor instead.
 func (*Revoke) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{10}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Revoke) GetReason() string {
@@ -1048,7 +1782,7 @@ type Expire struct {
 
 func (x *Expire) Reset() {
 	*x = Expire{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[11]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1060,7 +1794,7 @@ func (x *Expire) String() string {
 func (*Expire) ProtoMessage() {}
 
 func (x *Expire) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[11]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1073,7 +1807,7 @@ func (x *Expire) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Expire.ProtoReflect.Descriptor instead.
 func (*Expire) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{11}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Expire) GetCutoffUnix() int64 {
@@ -1096,7 +1830,7 @@ type Revocation struct {
 
 func (x *Revocation) Reset() {
 	*x = Revocation{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[12]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1108,7 +1842,7 @@ func (x *Revocation) String() string {
 func (*Revocation) ProtoMessage() {}
 
 func (x *Revocation) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[12]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1121,7 +1855,7 @@ func (x *Revocation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Revocation.ProtoReflect.Descriptor instead.
 func (*Revocation) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{12}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Revocation) GetTimeUnix() int64 {
@@ -1170,7 +1904,7 @@ type Seal struct {
 
 func (x *Seal) Reset() {
 	*x = Seal{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[13]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1182,7 +1916,7 @@ func (x *Seal) String() string {
 func (*Seal) ProtoMessage() {}
 
 func (x *Seal) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[13]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1195,7 +1929,7 @@ func (x *Seal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Seal.ProtoReflect.Descriptor instead.
 func (*Seal) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{13}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Seal) GetSeq() uint32 {
@@ -1250,7 +1984,7 @@ type Batch struct {
 
 func (x *Batch) Reset() {
 	*x = Batch{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[14]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1262,7 +1996,7 @@ func (x *Batch) String() string {
 func (*Batch) ProtoMessage() {}
 
 func (x *Batch) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[14]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1275,7 +2009,7 @@ func (x *Batch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Batch.ProtoReflect.Descriptor instead.
 func (*Batch) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{14}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Batch) GetSeq() uint32 {
@@ -1366,7 +2100,7 @@ type ForeignBatch struct {
 
 func (x *ForeignBatch) Reset() {
 	*x = ForeignBatch{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[15]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1378,7 +2112,7 @@ func (x *ForeignBatch) String() string {
 func (*ForeignBatch) ProtoMessage() {}
 
 func (x *ForeignBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[15]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1391,7 +2125,7 @@ func (x *ForeignBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForeignBatch.ProtoReflect.Descriptor instead.
 func (*ForeignBatch) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{15}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ForeignBatch) GetOrigin() string {
@@ -1459,7 +2193,7 @@ type Key struct {
 
 func (x *Key) Reset() {
 	*x = Key{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[16]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1471,7 +2205,7 @@ func (x *Key) String() string {
 func (*Key) ProtoMessage() {}
 
 func (x *Key) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[16]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1484,7 +2218,7 @@ func (x *Key) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Key.ProtoReflect.Descriptor instead.
 func (*Key) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{16}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Key) GetKeyData() []byte {
@@ -1554,14 +2288,30 @@ type Publish struct {
 	// tokens; the token was checked before proposing). Allowed: likely to
 	// confirmed or negative, user-report to confirmed, likely or negative;
 	// once per key.
-	Revisions     []*Key `protobuf:"bytes,9,rep,name=revisions,proto3" json:"revisions,omitempty"`
+	Revisions []*Key `protobuf:"bytes,9,rep,name=revisions,proto3" json:"revisions,omitempty"`
+	// Version 2 publishes send every key of the upload in keys (revisions
+	// stays empty) and let the state machine decide: a new key is stored; a
+	// stored key that the upload's revision token covers is left as it is
+	// when the report type is the same (a resend) and revised otherwise.
+	//
+	// authority_kid names the key of issuer that verified the certificate;
+	// the upload is refused if that key was removed or is outside its
+	// validity at the command's time.
+	AuthorityKid string `protobuf:"bytes,10,opt,name=authority_kid,json=authorityKid,proto3" json:"authority_kid,omitempty"`
+	// has_token: the upload carried a revision token; token_keys: the keys
+	// that token covers and that this upload sends (opened before proposing,
+	// since the token key is not replicated).
+	HasToken  bool     `protobuf:"varint,11,opt,name=has_token,json=hasToken,proto3" json:"has_token,omitempty"`
+	TokenKeys [][]byte `protobuf:"bytes,12,rep,name=token_keys,json=tokenKeys,proto3" json:"token_keys,omitempty"`
+	// revise_only: a report that stores no new key (negative) but revises.
+	ReviseOnly    bool `protobuf:"varint,13,opt,name=revise_only,json=reviseOnly,proto3" json:"revise_only,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Publish) Reset() {
 	*x = Publish{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[17]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1573,7 +2323,7 @@ func (x *Publish) String() string {
 func (*Publish) ProtoMessage() {}
 
 func (x *Publish) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[17]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1586,7 +2336,7 @@ func (x *Publish) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Publish.ProtoReflect.Descriptor instead.
 func (*Publish) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{17}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Publish) GetSubmissionId() []byte {
@@ -1652,6 +2402,34 @@ func (x *Publish) GetRevisions() []*Key {
 	return nil
 }
 
+func (x *Publish) GetAuthorityKid() string {
+	if x != nil {
+		return x.AuthorityKid
+	}
+	return ""
+}
+
+func (x *Publish) GetHasToken() bool {
+	if x != nil {
+		return x.HasToken
+	}
+	return false
+}
+
+func (x *Publish) GetTokenKeys() [][]byte {
+	if x != nil {
+		return x.TokenKeys
+	}
+	return nil
+}
+
+func (x *Publish) GetReviseOnly() bool {
+	if x != nil {
+		return x.ReviseOnly
+	}
+	return false
+}
+
 // AuthorityKey is one verification key of a health authority; several may be
 // valid at once so that authorities can rotate keys.
 type AuthorityKey struct {
@@ -1666,7 +2444,7 @@ type AuthorityKey struct {
 
 func (x *AuthorityKey) Reset() {
 	*x = AuthorityKey{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[18]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1678,7 +2456,7 @@ func (x *AuthorityKey) String() string {
 func (*AuthorityKey) ProtoMessage() {}
 
 func (x *AuthorityKey) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[18]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1691,7 +2469,7 @@ func (x *AuthorityKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthorityKey.ProtoReflect.Descriptor instead.
 func (*AuthorityKey) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{18}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *AuthorityKey) GetKid() string {
@@ -1737,7 +2515,7 @@ type Authority struct {
 
 func (x *Authority) Reset() {
 	*x = Authority{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[19]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1749,7 +2527,7 @@ func (x *Authority) String() string {
 func (*Authority) ProtoMessage() {}
 
 func (x *Authority) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[19]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1762,7 +2540,7 @@ func (x *Authority) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Authority.ProtoReflect.Descriptor instead.
 func (*Authority) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{19}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Authority) GetIssuer() string {
@@ -1804,7 +2582,7 @@ type RemoveAuthority struct {
 
 func (x *RemoveAuthority) Reset() {
 	*x = RemoveAuthority{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[20]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1816,7 +2594,7 @@ func (x *RemoveAuthority) String() string {
 func (*RemoveAuthority) ProtoMessage() {}
 
 func (x *RemoveAuthority) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[20]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1829,7 +2607,7 @@ func (x *RemoveAuthority) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveAuthority.ProtoReflect.Descriptor instead.
 func (*RemoveAuthority) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{20}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *RemoveAuthority) GetIssuer() string {
@@ -1848,17 +2626,20 @@ func (x *RemoveAuthority) GetKid() string {
 
 // Node records how to reach a member over HTTP, for leader forwarding.
 type Node struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	RaftAddr      string                 `protobuf:"bytes,2,opt,name=raft_addr,json=raftAddr,proto3" json:"raft_addr,omitempty"`
-	HttpAddr      string                 `protobuf:"bytes,3,opt,name=http_addr,json=httpAddr,proto3" json:"http_addr,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Id       string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	RaftAddr string                 `protobuf:"bytes,2,opt,name=raft_addr,json=raftAddr,proto3" json:"raft_addr,omitempty"`
+	HttpAddr string                 `protobuf:"bytes,3,opt,name=http_addr,json=httpAddr,proto3" json:"http_addr,omitempty"`
+	// command_version is the newest command version the member's build
+	// applies (0: written by a build that did not say, which knows 1).
+	CommandVersion uint32 `protobuf:"varint,4,opt,name=command_version,json=commandVersion,proto3" json:"command_version,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[21]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1870,7 +2651,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[21]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1883,7 +2664,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{21}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Node) GetId() string {
@@ -1907,6 +2688,13 @@ func (x *Node) GetHttpAddr() string {
 	return ""
 }
 
+func (x *Node) GetCommandVersion() uint32 {
+	if x != nil {
+		return x.CommandVersion
+	}
+	return 0
+}
+
 type RemoveNode struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -1916,7 +2704,7 @@ type RemoveNode struct {
 
 func (x *RemoveNode) Reset() {
 	*x = RemoveNode{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[22]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1928,7 +2716,7 @@ func (x *RemoveNode) String() string {
 func (*RemoveNode) ProtoMessage() {}
 
 func (x *RemoveNode) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[22]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1941,7 +2729,7 @@ func (x *RemoveNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNode.ProtoReflect.Descriptor instead.
 func (*RemoveNode) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{22}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *RemoveNode) GetId() string {
@@ -1972,7 +2760,7 @@ type Submission struct {
 
 func (x *Submission) Reset() {
 	*x = Submission{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[23]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1984,7 +2772,7 @@ func (x *Submission) String() string {
 func (*Submission) ProtoMessage() {}
 
 func (x *Submission) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[23]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1997,7 +2785,7 @@ func (x *Submission) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Submission.ProtoReflect.Descriptor instead.
 func (*Submission) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{23}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *Submission) GetId() []byte {
@@ -2096,14 +2884,19 @@ type SnapshotHeader struct {
 	Trusted        uint64   `protobuf:"varint,14,opt,name=trusted,proto3" json:"trusted,omitempty"`
 	Foreign        uint64   `protobuf:"varint,15,opt,name=foreign,proto3" json:"foreign,omitempty"`
 	// last_digest is the digest of this region's newest batch body.
-	LastDigest    []byte `protobuf:"bytes,16,opt,name=last_digest,json=lastDigest,proto3" json:"last_digest,omitempty"`
+	LastDigest []byte `protobuf:"bytes,16,opt,name=last_digest,json=lastDigest,proto3" json:"last_digest,omitempty"`
+	// last_time_unix is the highest command time applied: commands of
+	// version 2 stamped earlier are applied at this time instead.
+	LastTimeUnix int64 `protobuf:"varint,17,opt,name=last_time_unix,json=lastTimeUnix,proto3" json:"last_time_unix,omitempty"`
+	// policy is the replicated region configuration (absent: defaults).
+	Policy        *Policy `protobuf:"bytes,18,opt,name=policy,proto3" json:"policy,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SnapshotHeader) Reset() {
 	*x = SnapshotHeader{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[24]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2115,7 +2908,7 @@ func (x *SnapshotHeader) String() string {
 func (*SnapshotHeader) ProtoMessage() {}
 
 func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[24]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2128,7 +2921,7 @@ func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotHeader.ProtoReflect.Descriptor instead.
 func (*SnapshotHeader) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{24}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *SnapshotHeader) GetVersion() uint32 {
@@ -2243,6 +3036,20 @@ func (x *SnapshotHeader) GetLastDigest() []byte {
 	return nil
 }
 
+func (x *SnapshotHeader) GetLastTimeUnix() int64 {
+	if x != nil {
+		return x.LastTimeUnix
+	}
+	return 0
+}
+
+func (x *SnapshotHeader) GetPolicy() *Policy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
 // StoredKey is a key record in a snapshot: the key and the index of the
 // submission that brought it.
 type StoredKey struct {
@@ -2261,7 +3068,7 @@ type StoredKey struct {
 
 func (x *StoredKey) Reset() {
 	*x = StoredKey{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[25]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2273,7 +3080,7 @@ func (x *StoredKey) String() string {
 func (*StoredKey) ProtoMessage() {}
 
 func (x *StoredKey) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[25]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2286,7 +3093,7 @@ func (x *StoredKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoredKey.ProtoReflect.Descriptor instead.
 func (*StoredKey) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{25}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *StoredKey) GetKey() *Key {
@@ -2328,7 +3135,7 @@ var File_fsm_fsmpb_fsm_proto protoreflect.FileDescriptor
 
 const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\n" +
-	"\x13fsm/fsmpb/fsm.proto\x12\fcovid.fsm.v1\"\x81\a\n" +
+	"\x13fsm/fsmpb/fsm.proto\x12\fcovid.fsm.v1\"\xb6\a\n" +
 	"\aCommand\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12-\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x19.covid.fsm.v1.CommandTypeR\x04type\x12\x1b\n" +
@@ -2349,7 +3156,64 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"issue_code\x18\x14 \x01(\v2\x12.covid.fsm.v1.CodeR\tissueCode\x128\n" +
 	"\tput_trust\x18\x15 \x01(\v2\x1b.covid.fsm.v1.TrustedRegionR\bputTrust\x12<\n" +
 	"\fremove_trust\x18\x16 \x01(\v2\x19.covid.fsm.v1.RemoveTrustR\vremoveTrust\x12<\n" +
-	"\fimport_batch\x18\x17 \x01(\v2\x19.covid.fsm.v1.ImportBatchR\vimportBatch\"@\n" +
+	"\fimport_batch\x18\x17 \x01(\v2\x19.covid.fsm.v1.ImportBatchR\vimportBatch\x123\n" +
+	"\n" +
+	"set_policy\x18\x18 \x01(\v2\x14.covid.fsm.v1.PolicyR\tsetPolicy\"\xd2\x01\n" +
+	"\x06Policy\x12+\n" +
+	"\x11retention_seconds\x18\x01 \x01(\x03R\x10retentionSeconds\x12\"\n" +
+	"\rseal_min_keys\x18\x02 \x01(\rR\vsealMinKeys\x12.\n" +
+	"\x13seal_padding_jitter\x18\x03 \x01(\rR\x11sealPaddingJitter\x12\x1d\n" +
+	"\n" +
+	"no_padding\x18\x04 \x01(\bR\tnoPadding\x12(\n" +
+	"\x10code_ttl_seconds\x18\x05 \x01(\x03R\x0ecodeTtlSeconds\"\xb8\x03\n" +
+	"\x06Result\x12/\n" +
+	"\arefusal\x18\x01 \x01(\v2\x15.covid.fsm.v1.RefusalR\arefusal\x127\n" +
+	"\apublish\x18\n" +
+	" \x01(\v2\x1b.covid.fsm.v1.PublishResultH\x00R\apublish\x12.\n" +
+	"\x04seal\x18\v \x01(\v2\x18.covid.fsm.v1.SealResultH\x00R\x04seal\x124\n" +
+	"\x06revoke\x18\f \x01(\v2\x1a.covid.fsm.v1.RevokeResultH\x00R\x06revoke\x124\n" +
+	"\x06expire\x18\r \x01(\v2\x1a.covid.fsm.v1.ExpireResultH\x00R\x06expire\x124\n" +
+	"\x06import\x18\x0e \x01(\v2\x1a.covid.fsm.v1.ImportResultH\x00R\x06import\x129\n" +
+	"\n" +
+	"issue_code\x18\x0f \x01(\v2\x18.covid.fsm.v1.CodeResultH\x00R\tissueCode\x12.\n" +
+	"\x06policy\x18\x10 \x01(\v2\x14.covid.fsm.v1.PolicyH\x00R\x06policyB\a\n" +
+	"\x05value\"7\n" +
+	"\aRefusal\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\x9f\x01\n" +
+	"\rPublishResult\x12\x1a\n" +
+	"\binserted\x18\x01 \x01(\rR\binserted\x12\x1e\n" +
+	"\n" +
+	"submission\x18\x02 \x01(\rR\n" +
+	"submission\x12\x1a\n" +
+	"\breplayed\x18\x03 \x01(\bR\breplayed\x12\x18\n" +
+	"\arevised\x18\x04 \x01(\rR\arevised\x12\x1c\n" +
+	"\tunchanged\x18\x05 \x01(\rR\tunchanged\"f\n" +
+	"\n" +
+	"SealResult\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\rR\x03seq\x12\x12\n" +
+	"\x04keys\x18\x02 \x01(\rR\x04keys\x12\x18\n" +
+	"\apadding\x18\x03 \x01(\rR\apadding\x12\x18\n" +
+	"\arevised\x18\x04 \x01(\rR\arevised\"(\n" +
+	"\fRevokeResult\x12\x18\n" +
+	"\arevoked\x18\x01 \x01(\rR\arevoked\"\x96\x01\n" +
+	"\fExpireResult\x12\x18\n" +
+	"\abatches\x18\x01 \x01(\rR\abatches\x12\x12\n" +
+	"\x04keys\x18\x02 \x01(\rR\x04keys\x12 \n" +
+	"\vsubmissions\x18\x03 \x01(\rR\vsubmissions\x12 \n" +
+	"\vrevocations\x18\x04 \x01(\rR\vrevocations\x12\x14\n" +
+	"\x05codes\x18\x05 \x01(\rR\x05codes\"\x88\x01\n" +
+	"\fImportResult\x12\x16\n" +
+	"\x06origin\x18\x01 \x01(\tR\x06origin\x12\x10\n" +
+	"\x03seq\x18\x02 \x01(\rR\x03seq\x12\x1c\n" +
+	"\tduplicate\x18\x03 \x01(\bR\tduplicate\x12\x16\n" +
+	"\x06merged\x18\x04 \x01(\rR\x06merged\x12\x18\n" +
+	"\arevoked\x18\x05 \x01(\rR\arevoked\"P\n" +
+	"\n" +
+	"CodeResult\x12\x1f\n" +
+	"\vissued_unix\x18\x01 \x01(\x03R\n" +
+	"issuedUnix\x12!\n" +
+	"\fexpires_unix\x18\x02 \x01(\x03R\vexpiresUnix\"@\n" +
 	"\bTrustKey\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12$\n" +
 	"\x0epublic_key_der\x18\x02 \x01(\fR\fpublicKeyDer\"\x7f\n" +
@@ -2460,7 +3324,7 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\vreport_type\x18\x05 \x01(\x05R\n" +
 	"reportType\x12/\n" +
 	"\x14has_days_since_onset\x18\x06 \x01(\bR\x11hasDaysSinceOnset\x12(\n" +
-	"\x10days_since_onset\x18\a \x01(\x11R\x0edaysSinceOnset\"\xbe\x02\n" +
+	"\x10days_since_onset\x18\a \x01(\x11R\x0edaysSinceOnset\"\xc0\x03\n" +
 	"\aPublish\x12#\n" +
 	"\rsubmission_id\x18\x01 \x01(\fR\fsubmissionId\x12\x15\n" +
 	"\x06app_id\x18\x02 \x01(\tR\x05appId\x12\x16\n" +
@@ -2471,7 +3335,14 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\vcode_lookup\x18\a \x01(\rR\n" +
 	"codeLookup\x12\x1b\n" +
 	"\tcode_hash\x18\b \x01(\fR\bcodeHash\x12/\n" +
-	"\trevisions\x18\t \x03(\v2\x11.covid.fsm.v1.KeyR\trevisions\"\x9c\x01\n" +
+	"\trevisions\x18\t \x03(\v2\x11.covid.fsm.v1.KeyR\trevisions\x12#\n" +
+	"\rauthority_kid\x18\n" +
+	" \x01(\tR\fauthorityKid\x12\x1b\n" +
+	"\thas_token\x18\v \x01(\bR\bhasToken\x12\x1d\n" +
+	"\n" +
+	"token_keys\x18\f \x03(\fR\ttokenKeys\x12\x1f\n" +
+	"\vrevise_only\x18\r \x01(\bR\n" +
+	"reviseOnly\"\x9c\x01\n" +
 	"\fAuthorityKey\x12\x10\n" +
 	"\x03kid\x18\x01 \x01(\tR\x03kid\x12$\n" +
 	"\x0epublic_key_der\x18\x02 \x01(\fR\fpublicKeyDer\x12&\n" +
@@ -2484,11 +3355,12 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x04keys\x18\x04 \x03(\v2\x1a.covid.fsm.v1.AuthorityKeyR\x04keys\";\n" +
 	"\x0fRemoveAuthority\x12\x16\n" +
 	"\x06issuer\x18\x01 \x01(\tR\x06issuer\x12\x10\n" +
-	"\x03kid\x18\x02 \x01(\tR\x03kid\"P\n" +
+	"\x03kid\x18\x02 \x01(\tR\x03kid\"y\n" +
 	"\x04Node\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12\x1b\n" +
-	"\thttp_addr\x18\x03 \x01(\tR\bhttpAddr\"\x1c\n" +
+	"\thttp_addr\x18\x03 \x01(\tR\bhttpAddr\x12'\n" +
+	"\x0fcommand_version\x18\x04 \x01(\rR\x0ecommandVersion\"\x1c\n" +
 	"\n" +
 	"RemoveNode\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x9f\x02\n" +
@@ -2504,7 +3376,7 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x05index\x18\b \x01(\rR\x05index\x12\x1a\n" +
 	"\bprovider\x18\t \x01(\tR\bprovider\x12\x1b\n" +
 	"\tcode_hash\x18\n" +
-	" \x01(\fR\bcodeHash\"\xfb\x03\n" +
+	" \x01(\fR\bcodeHash\"\xcf\x04\n" +
 	"\x0eSnapshotHeader\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12 \n" +
 	"\vauthorities\x18\x02 \x01(\x04R\vauthorities\x12\x14\n" +
@@ -2523,7 +3395,9 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\atrusted\x18\x0e \x01(\x04R\atrusted\x12\x18\n" +
 	"\aforeign\x18\x0f \x01(\x04R\aforeign\x12\x1f\n" +
 	"\vlast_digest\x18\x10 \x01(\fR\n" +
-	"lastDigest\"\x9a\x01\n" +
+	"lastDigest\x12$\n" +
+	"\x0elast_time_unix\x18\x11 \x01(\x03R\flastTimeUnix\x12,\n" +
+	"\x06policy\x18\x12 \x01(\v2\x14.covid.fsm.v1.PolicyR\x06policy\"\x9a\x01\n" +
 	"\tStoredKey\x12#\n" +
 	"\x03key\x18\x01 \x01(\v2\x11.covid.fsm.v1.KeyR\x03key\x12\x1e\n" +
 	"\n" +
@@ -2531,7 +3405,7 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"submission\x12\x14\n" +
 	"\x05batch\x18\x03 \x01(\rR\x05batch\x12\x18\n" +
 	"\arevoked\x18\x04 \x01(\bR\arevoked\x12\x18\n" +
-	"\arevised\x18\x05 \x01(\bR\arevised*\xc2\x03\n" +
+	"\arevised\x18\x05 \x01(\bR\arevised*\xdf\x03\n" +
 	"\vCommandType\x12\x1c\n" +
 	"\x18COMMAND_TYPE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14COMMAND_TYPE_PUBLISH\x10\x01\x12\x1e\n" +
@@ -2548,7 +3422,8 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x17COMMAND_TYPE_ISSUE_CODE\x10\v\x12\x1a\n" +
 	"\x16COMMAND_TYPE_PUT_TRUST\x10\f\x12\x1d\n" +
 	"\x19COMMAND_TYPE_REMOVE_TRUST\x10\r\x12\x1d\n" +
-	"\x19COMMAND_TYPE_IMPORT_BATCH\x10\x0eB2Z0github.com/covid-backend/covid-backend/fsm/fsmpbb\x06proto3"
+	"\x19COMMAND_TYPE_IMPORT_BATCH\x10\x0e\x12\x1b\n" +
+	"\x17COMMAND_TYPE_SET_POLICY\x10\x0fB2Z0github.com/covid-backend/covid-backend/fsm/fsmpbb\x06proto3"
 
 var (
 	file_fsm_fsmpb_fsm_proto_rawDescOnce sync.Once
@@ -2563,67 +3438,86 @@ func file_fsm_fsmpb_fsm_proto_rawDescGZIP() []byte {
 }
 
 var file_fsm_fsmpb_fsm_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_fsm_fsmpb_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_fsm_fsmpb_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_fsm_fsmpb_fsm_proto_goTypes = []any{
 	(CommandType)(0),        // 0: covid.fsm.v1.CommandType
 	(*Command)(nil),         // 1: covid.fsm.v1.Command
-	(*TrustKey)(nil),        // 2: covid.fsm.v1.TrustKey
-	(*TrustedRegion)(nil),   // 3: covid.fsm.v1.TrustedRegion
-	(*RemoveTrust)(nil),     // 4: covid.fsm.v1.RemoveTrust
-	(*ImportBatch)(nil),     // 5: covid.fsm.v1.ImportBatch
-	(*FederationBatch)(nil), // 6: covid.fsm.v1.FederationBatch
-	(*SignedBatch)(nil),     // 7: covid.fsm.v1.SignedBatch
-	(*Provider)(nil),        // 8: covid.fsm.v1.Provider
-	(*RevokeProvider)(nil),  // 9: covid.fsm.v1.RevokeProvider
-	(*Code)(nil),            // 10: covid.fsm.v1.Code
-	(*Revoke)(nil),          // 11: covid.fsm.v1.Revoke
-	(*Expire)(nil),          // 12: covid.fsm.v1.Expire
-	(*Revocation)(nil),      // 13: covid.fsm.v1.Revocation
-	(*Seal)(nil),            // 14: covid.fsm.v1.Seal
-	(*Batch)(nil),           // 15: covid.fsm.v1.Batch
-	(*ForeignBatch)(nil),    // 16: covid.fsm.v1.ForeignBatch
-	(*Key)(nil),             // 17: covid.fsm.v1.Key
-	(*Publish)(nil),         // 18: covid.fsm.v1.Publish
-	(*AuthorityKey)(nil),    // 19: covid.fsm.v1.AuthorityKey
-	(*Authority)(nil),       // 20: covid.fsm.v1.Authority
-	(*RemoveAuthority)(nil), // 21: covid.fsm.v1.RemoveAuthority
-	(*Node)(nil),            // 22: covid.fsm.v1.Node
-	(*RemoveNode)(nil),      // 23: covid.fsm.v1.RemoveNode
-	(*Submission)(nil),      // 24: covid.fsm.v1.Submission
-	(*SnapshotHeader)(nil),  // 25: covid.fsm.v1.SnapshotHeader
-	(*StoredKey)(nil),       // 26: covid.fsm.v1.StoredKey
+	(*Policy)(nil),          // 2: covid.fsm.v1.Policy
+	(*Result)(nil),          // 3: covid.fsm.v1.Result
+	(*Refusal)(nil),         // 4: covid.fsm.v1.Refusal
+	(*PublishResult)(nil),   // 5: covid.fsm.v1.PublishResult
+	(*SealResult)(nil),      // 6: covid.fsm.v1.SealResult
+	(*RevokeResult)(nil),    // 7: covid.fsm.v1.RevokeResult
+	(*ExpireResult)(nil),    // 8: covid.fsm.v1.ExpireResult
+	(*ImportResult)(nil),    // 9: covid.fsm.v1.ImportResult
+	(*CodeResult)(nil),      // 10: covid.fsm.v1.CodeResult
+	(*TrustKey)(nil),        // 11: covid.fsm.v1.TrustKey
+	(*TrustedRegion)(nil),   // 12: covid.fsm.v1.TrustedRegion
+	(*RemoveTrust)(nil),     // 13: covid.fsm.v1.RemoveTrust
+	(*ImportBatch)(nil),     // 14: covid.fsm.v1.ImportBatch
+	(*FederationBatch)(nil), // 15: covid.fsm.v1.FederationBatch
+	(*SignedBatch)(nil),     // 16: covid.fsm.v1.SignedBatch
+	(*Provider)(nil),        // 17: covid.fsm.v1.Provider
+	(*RevokeProvider)(nil),  // 18: covid.fsm.v1.RevokeProvider
+	(*Code)(nil),            // 19: covid.fsm.v1.Code
+	(*Revoke)(nil),          // 20: covid.fsm.v1.Revoke
+	(*Expire)(nil),          // 21: covid.fsm.v1.Expire
+	(*Revocation)(nil),      // 22: covid.fsm.v1.Revocation
+	(*Seal)(nil),            // 23: covid.fsm.v1.Seal
+	(*Batch)(nil),           // 24: covid.fsm.v1.Batch
+	(*ForeignBatch)(nil),    // 25: covid.fsm.v1.ForeignBatch
+	(*Key)(nil),             // 26: covid.fsm.v1.Key
+	(*Publish)(nil),         // 27: covid.fsm.v1.Publish
+	(*AuthorityKey)(nil),    // 28: covid.fsm.v1.AuthorityKey
+	(*Authority)(nil),       // 29: covid.fsm.v1.Authority
+	(*RemoveAuthority)(nil), // 30: covid.fsm.v1.RemoveAuthority
+	(*Node)(nil),            // 31: covid.fsm.v1.Node
+	(*RemoveNode)(nil),      // 32: covid.fsm.v1.RemoveNode
+	(*Submission)(nil),      // 33: covid.fsm.v1.Submission
+	(*SnapshotHeader)(nil),  // 34: covid.fsm.v1.SnapshotHeader
+	(*StoredKey)(nil),       // 35: covid.fsm.v1.StoredKey
 }
 var file_fsm_fsmpb_fsm_proto_depIdxs = []int32{
 	0,  // 0: covid.fsm.v1.Command.type:type_name -> covid.fsm.v1.CommandType
-	18, // 1: covid.fsm.v1.Command.publish:type_name -> covid.fsm.v1.Publish
-	20, // 2: covid.fsm.v1.Command.put_authority:type_name -> covid.fsm.v1.Authority
-	21, // 3: covid.fsm.v1.Command.remove_authority:type_name -> covid.fsm.v1.RemoveAuthority
-	22, // 4: covid.fsm.v1.Command.put_node:type_name -> covid.fsm.v1.Node
-	23, // 5: covid.fsm.v1.Command.remove_node:type_name -> covid.fsm.v1.RemoveNode
-	14, // 6: covid.fsm.v1.Command.seal:type_name -> covid.fsm.v1.Seal
-	11, // 7: covid.fsm.v1.Command.revoke:type_name -> covid.fsm.v1.Revoke
-	12, // 8: covid.fsm.v1.Command.expire:type_name -> covid.fsm.v1.Expire
-	8,  // 9: covid.fsm.v1.Command.put_provider:type_name -> covid.fsm.v1.Provider
-	9,  // 10: covid.fsm.v1.Command.revoke_provider:type_name -> covid.fsm.v1.RevokeProvider
-	10, // 11: covid.fsm.v1.Command.issue_code:type_name -> covid.fsm.v1.Code
-	3,  // 12: covid.fsm.v1.Command.put_trust:type_name -> covid.fsm.v1.TrustedRegion
-	4,  // 13: covid.fsm.v1.Command.remove_trust:type_name -> covid.fsm.v1.RemoveTrust
-	5,  // 14: covid.fsm.v1.Command.import_batch:type_name -> covid.fsm.v1.ImportBatch
-	2,  // 15: covid.fsm.v1.TrustedRegion.keys:type_name -> covid.fsm.v1.TrustKey
-	17, // 16: covid.fsm.v1.FederationBatch.keys:type_name -> covid.fsm.v1.Key
-	17, // 17: covid.fsm.v1.FederationBatch.revised:type_name -> covid.fsm.v1.Key
-	17, // 18: covid.fsm.v1.Batch.sealed_keys:type_name -> covid.fsm.v1.Key
-	17, // 19: covid.fsm.v1.Batch.padding:type_name -> covid.fsm.v1.Key
-	17, // 20: covid.fsm.v1.Batch.revised:type_name -> covid.fsm.v1.Key
-	17, // 21: covid.fsm.v1.Publish.keys:type_name -> covid.fsm.v1.Key
-	17, // 22: covid.fsm.v1.Publish.revisions:type_name -> covid.fsm.v1.Key
-	19, // 23: covid.fsm.v1.Authority.keys:type_name -> covid.fsm.v1.AuthorityKey
-	17, // 24: covid.fsm.v1.StoredKey.key:type_name -> covid.fsm.v1.Key
-	25, // [25:25] is the sub-list for method output_type
-	25, // [25:25] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	27, // 1: covid.fsm.v1.Command.publish:type_name -> covid.fsm.v1.Publish
+	29, // 2: covid.fsm.v1.Command.put_authority:type_name -> covid.fsm.v1.Authority
+	30, // 3: covid.fsm.v1.Command.remove_authority:type_name -> covid.fsm.v1.RemoveAuthority
+	31, // 4: covid.fsm.v1.Command.put_node:type_name -> covid.fsm.v1.Node
+	32, // 5: covid.fsm.v1.Command.remove_node:type_name -> covid.fsm.v1.RemoveNode
+	23, // 6: covid.fsm.v1.Command.seal:type_name -> covid.fsm.v1.Seal
+	20, // 7: covid.fsm.v1.Command.revoke:type_name -> covid.fsm.v1.Revoke
+	21, // 8: covid.fsm.v1.Command.expire:type_name -> covid.fsm.v1.Expire
+	17, // 9: covid.fsm.v1.Command.put_provider:type_name -> covid.fsm.v1.Provider
+	18, // 10: covid.fsm.v1.Command.revoke_provider:type_name -> covid.fsm.v1.RevokeProvider
+	19, // 11: covid.fsm.v1.Command.issue_code:type_name -> covid.fsm.v1.Code
+	12, // 12: covid.fsm.v1.Command.put_trust:type_name -> covid.fsm.v1.TrustedRegion
+	13, // 13: covid.fsm.v1.Command.remove_trust:type_name -> covid.fsm.v1.RemoveTrust
+	14, // 14: covid.fsm.v1.Command.import_batch:type_name -> covid.fsm.v1.ImportBatch
+	2,  // 15: covid.fsm.v1.Command.set_policy:type_name -> covid.fsm.v1.Policy
+	4,  // 16: covid.fsm.v1.Result.refusal:type_name -> covid.fsm.v1.Refusal
+	5,  // 17: covid.fsm.v1.Result.publish:type_name -> covid.fsm.v1.PublishResult
+	6,  // 18: covid.fsm.v1.Result.seal:type_name -> covid.fsm.v1.SealResult
+	7,  // 19: covid.fsm.v1.Result.revoke:type_name -> covid.fsm.v1.RevokeResult
+	8,  // 20: covid.fsm.v1.Result.expire:type_name -> covid.fsm.v1.ExpireResult
+	9,  // 21: covid.fsm.v1.Result.import:type_name -> covid.fsm.v1.ImportResult
+	10, // 22: covid.fsm.v1.Result.issue_code:type_name -> covid.fsm.v1.CodeResult
+	2,  // 23: covid.fsm.v1.Result.policy:type_name -> covid.fsm.v1.Policy
+	11, // 24: covid.fsm.v1.TrustedRegion.keys:type_name -> covid.fsm.v1.TrustKey
+	26, // 25: covid.fsm.v1.FederationBatch.keys:type_name -> covid.fsm.v1.Key
+	26, // 26: covid.fsm.v1.FederationBatch.revised:type_name -> covid.fsm.v1.Key
+	26, // 27: covid.fsm.v1.Batch.sealed_keys:type_name -> covid.fsm.v1.Key
+	26, // 28: covid.fsm.v1.Batch.padding:type_name -> covid.fsm.v1.Key
+	26, // 29: covid.fsm.v1.Batch.revised:type_name -> covid.fsm.v1.Key
+	26, // 30: covid.fsm.v1.Publish.keys:type_name -> covid.fsm.v1.Key
+	26, // 31: covid.fsm.v1.Publish.revisions:type_name -> covid.fsm.v1.Key
+	28, // 32: covid.fsm.v1.Authority.keys:type_name -> covid.fsm.v1.AuthorityKey
+	2,  // 33: covid.fsm.v1.SnapshotHeader.policy:type_name -> covid.fsm.v1.Policy
+	26, // 34: covid.fsm.v1.StoredKey.key:type_name -> covid.fsm.v1.Key
+	35, // [35:35] is the sub-list for method output_type
+	35, // [35:35] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_fsm_fsmpb_fsm_proto_init() }
@@ -2631,13 +3525,22 @@ func file_fsm_fsmpb_fsm_proto_init() {
 	if File_fsm_fsmpb_fsm_proto != nil {
 		return
 	}
+	file_fsm_fsmpb_fsm_proto_msgTypes[2].OneofWrappers = []any{
+		(*Result_Publish)(nil),
+		(*Result_Seal)(nil),
+		(*Result_Revoke)(nil),
+		(*Result_Expire)(nil),
+		(*Result_Import)(nil),
+		(*Result_IssueCode)(nil),
+		(*Result_Policy)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fsm_fsmpb_fsm_proto_rawDesc), len(file_fsm_fsmpb_fsm_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   26,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,13 +1,13 @@
-package fsm
+package command
 
 import "fmt"
 
-// Code names why a command was refused; the API layer maps codes to the
-// error codes of its protocol.
+// Code names why the state machine refused a command; the API layer maps
+// codes to the error codes of its protocol.
 type Code string
 
-// Codes returned by Apply. They are part of the replicated outcome, so every
-// node returns the same code for the same entry.
+// Codes of refusals. They are part of the replicated outcome, so every node
+// returns the same code for the same log entry.
 const (
 	CodeKeyExists         Code = "key_exists"
 	CodeInvalidCommand    Code = "invalid_command"
@@ -25,6 +25,9 @@ const (
 	CodeCodeLocked        Code = "code_locked"
 	CodeKeyAlreadyRevised Code = "key_already_revised"
 	CodeBadTransition     Code = "invalid_report_type_transition"
+	CodeMissingToken      Code = "missing_revision_token"
+	CodeInvalidToken      Code = "invalid_revision_token"
+	CodeAuthorityKey      Code = "authority_key_not_valid"
 	CodeUnknownRegion     Code = "unknown_region"
 	CodeBadBatch          Code = "bad_batch"
 	CodeBadSignature      Code = "bad_signature"
@@ -41,6 +44,7 @@ type Error struct {
 
 func (e *Error) Error() string { return fmt.Sprintf("%s: %s", e.Code, e.Message) }
 
-func refuse(code Code, format string, args ...any) Response {
-	return Response{Err: &Error{Code: code, Message: fmt.Sprintf(format, args...)}}
+// Refused builds a refusal with a formatted message.
+func Refused(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
 }

@@ -1,0 +1,110 @@
+// Package command is the region's command vocabulary: every command a node
+// proposes to raft, the version it goes out with, and the typed result it
+// gets back. Every other package builds commands here and nowhere else, so
+// that a local write and a write forwarded to the leader return the same
+// result by construction, and a new command is registered in one place.
+//
+// The wire messages (fsmpb.Command, its bodies, fsmpb.Result) are defined
+// in fsm/fsmpb/fsm.proto; the state machine (package fsm) applies them.
+package command
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/covid-backend/covid-backend/fsm/fsmpb"
+)
+
+// Version is the newest command version this build writes and applies.
+//
+// Version 2: publishes carry every key of an upload and the authority key
+// that verified it, and the state machine decides new, resent and revised
+// keys; command times never go backwards; SET_POLICY exists.
+const Version = 2
+
+// Applier commits a command through the region's leader and returns its
+// result; a refusal by the state machine is returned as *Error together
+// with the result that carries it. node.Node implements it.
+type Applier interface {
+	Apply(ctx context.Context, cmd *fsmpb.Command) (*fsmpb.Result, error)
+}
+
+// Since returns the command version that introduced a type, and false for
+// a type this build does not know. It is the one list of command types:
+// the state machine stops at a type missing here.
+func Since(t fsmpb.CommandType) (uint32, bool) {
+	switch t {
+	case fsmpb.CommandType_COMMAND_TYPE_PUBLISH,
+		fsmpb.CommandType_COMMAND_TYPE_PUT_AUTHORITY,
+		fsmpb.CommandType_COMMAND_TYPE_REMOVE_AUTHORITY,
+		fsmpb.CommandType_COMMAND_TYPE_PUT_NODE,
+		fsmpb.CommandType_COMMAND_TYPE_REMOVE_NODE,
+		fsmpb.CommandType_COMMAND_TYPE_SEAL,
+		fsmpb.CommandType_COMMAND_TYPE_REVOKE,
+		fsmpb.CommandType_COMMAND_TYPE_EXPIRE,
+		fsmpb.CommandType_COMMAND_TYPE_PUT_PROVIDER,
+		fsmpb.CommandType_COMMAND_TYPE_REVOKE_PROVIDER,
+		fsmpb.CommandType_COMMAND_TYPE_ISSUE_CODE,
+		fsmpb.CommandType_COMMAND_TYPE_PUT_TRUST,
+		fsmpb.CommandType_COMMAND_TYPE_REMOVE_TRUST,
+		fsmpb.CommandType_COMMAND_TYPE_IMPORT_BATCH:
+		return 1, true
+	case fsmpb.CommandType_COMMAND_TYPE_SET_POLICY:
+		return 2, true
+	}
+	return 0, false
+}
+
+// lowest is the lowest version in which this build can write a command of
+// the type: the type's first version, or a later one whose form changed.
+func lowest(t fsmpb.CommandType) uint32 {
+	if t == fsmpb.CommandType_COMMAND_TYPE_PUBLISH {
+		return 2 // every key of the upload, authority key named
+	}
+	v, _ := Since(t)
+	return v
+}
+
+// ErrUpgradePending means a command needs a version that not every member
+// of the region applies yet; it can be proposed once every member runs a
+// build that knows it (a rolling upgrade in progress).
+type ErrUpgradePending struct {
+	Type         fsmpb.CommandType
+	Need, Region uint32
+}
+
+func (e *ErrUpgradePending) Error() string {
+	return fmt.Sprintf("%v needs command version %d; every member of the region applies version %d: finish upgrading the region", e.Type, e.Need, e.Region)
+}
+
+// Stamp sets the version a command goes out with: the newest version the
+// whole region applies (agreed), but at least the lowest version in which
+// this build writes that command. It fails, changing nothing, when the
+// region does not apply that version yet or the type is unknown. The node
+// that builds a command stamps it; nobody changes the version after that.
+func Stamp(cmd *fsmpb.Command, agreed uint32) error {
+	if _, ok := Since(cmd.GetType()); !ok {
+		return fmt.Errorf("unknown command type %v", cmd.GetType())
+	}
+	v := max(lowest(cmd.GetType()), min(Version, agreed))
+	if v > agreed {
+		return &ErrUpgradePending{Type: cmd.GetType(), Need: v, Region: agreed}
+	}
+	cmd.Version = v
+	return nil
+}
+
+// Check tells whether this build applies a command as stamped: a known
+// type, at a version between the type's first and Version.
+func Check(cmd *fsmpb.Command) error {
+	since, ok := Since(cmd.GetType())
+	switch v := cmd.GetVersion(); {
+	case !ok:
+		return fmt.Errorf("unknown command type %d", cmd.GetType())
+	case v == 0 || v > Version:
+		return fmt.Errorf("%v has command version %d, this build applies 1..%d", cmd.GetType(), v, Version)
+	case v < since:
+		return fmt.Errorf("%v has command version %d, the type exists since version %d", cmd.GetType(), v, since)
+	}
+	return nil
+}

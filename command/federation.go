@@ -1,0 +1,29 @@
+package command
+
+import (
+	"context"
+
+	"github.com/covid-backend/covid-backend/fsm/fsmpb"
+)
+
+// PutTrust trusts a region's federation keys (merged by id) with the given
+// flags.
+func PutTrust(ctx context.Context, a Applier, r *fsmpb.TrustedRegion) error {
+	_, err := a.Apply(ctx, &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_PUT_TRUST, PutTrust: r})
+	return err
+}
+
+// RemoveTrust removes one key of a region (keyID set) or the region.
+func RemoveTrust(ctx context.Context, a Applier, region, keyID string) error {
+	_, err := a.Apply(ctx, &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_REMOVE_TRUST,
+		RemoveTrust: &fsmpb.RemoveTrust{Region: region, KeyId: keyID}})
+	return err
+}
+
+// ImportBatch keeps a signed batch of another region, as received, if the
+// state machine accepts its signature and chain.
+func ImportBatch(ctx context.Context, a Applier, signed []byte) (*fsmpb.ImportResult, error) {
+	res, err := a.Apply(ctx, &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_IMPORT_BATCH,
+		ImportBatch: &fsmpb.ImportBatch{Signed: signed}})
+	return res.GetImport(), err
+}

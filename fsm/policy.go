@@ -1,0 +1,76 @@
+package fsm
+
+import (
+	"google.golang.org/protobuf/proto"
+
+	"github.com/covid-backend/covid-backend/command"
+	"github.com/covid-backend/covid-backend/fsm/fsmpb"
+)
+
+// Defaults of the region policy, in force until an operator (or the first
+// leader, from its flags) sets it.
+const (
+	DefaultRetentionSeconds  = 14 * 24 * 3600
+	DefaultSealMinKeys       = 1000
+	DefaultSealPaddingJitter = 100
+	DefaultCodeTTLSeconds    = 24 * 3600
+)
+
+// Bounds of the region policy: a typo must not void every key or code.
+const (
+	minRetentionSeconds = 1
+	maxRetentionSeconds = 60 * 24 * 3600
+	maxSealKeys         = 100_000
+	minCodeTTLSeconds   = 60
+	maxCodeTTLSeconds   = 30 * 24 * 3600
+)
+
+// applySetPolicy changes the region policy: every set field replaces the
+// current value, a zero field keeps it.
+func applySetPolicy(s *state, cmd *fsmpb.Command) *fsmpb.Result {
+	in := cmd.GetSetPolicy()
+	switch r, ttl := in.GetRetentionSeconds(), in.GetCodeTtlSeconds(); {
+	case r != 0 && (r < minRetentionSeconds || r > maxRetentionSeconds):
+		return refuse(command.CodeInvalidCommand, "retention %d s: want %d..%d", r, minRetentionSeconds, maxRetentionSeconds)
+	case ttl != 0 && (ttl < minCodeTTLSeconds || ttl > maxCodeTTLSeconds):
+		return refuse(command.CodeInvalidCommand, "code lifetime %d s: want %d..%d", ttl, minCodeTTLSeconds, maxCodeTTLSeconds)
+	case in.GetSealMinKeys() > maxSealKeys || in.GetSealPaddingJitter() > maxSealKeys:
+		return refuse(command.CodeInvalidCommand, "seal padding: at most %d keys", maxSealKeys)
+	case in.GetNoPadding() && in.GetSealMinKeys() != 0:
+		return refuse(command.CodeInvalidCommand, "no padding and a padding minimum exclude each other")
+	}
+	p := s.effectivePolicy()
+	if v := in.GetRetentionSeconds(); v != 0 {
+		p.RetentionSeconds = v
+	}
+	if v := in.GetCodeTtlSeconds(); v != 0 {
+		p.CodeTtlSeconds = v
+	}
+	if v := in.GetSealPaddingJitter(); v != 0 {
+		p.SealPaddingJitter = v
+	}
+	if in.GetNoPadding() {
+		p.SealMinKeys, p.NoPadding = 0, true
+	} else if v := in.GetSealMinKeys(); v != 0 {
+		p.SealMinKeys, p.NoPadding = v, false
+	}
+	s.policy = p
+	return &fsmpb.Result{Value: &fsmpb.Result_Policy{Policy: proto.CloneOf(p)}}
+}
+
+// effectivePolicy is a copy of the policy in force, defaults filled in.
+func (s *state) effectivePolicy() *fsmpb.Policy {
+	if s.policy != nil {
+		return proto.CloneOf(s.policy)
+	}
+	return &fsmpb.Policy{RetentionSeconds: DefaultRetentionSeconds, SealMinKeys: DefaultSealMinKeys,
+		SealPaddingJitter: DefaultSealPaddingJitter, CodeTtlSeconds: DefaultCodeTTLSeconds}
+}
+
+// Policy returns the region policy in force (defaults until one is set),
+// and whether one was set.
+func (f *FSM) Policy() (*fsmpb.Policy, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.state.effectivePolicy(), f.state.policy != nil
+}

@@ -1,0 +1,54 @@
+package node
+
+import (
+	"context"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/covid-backend/covid-backend/command"
+	"github.com/covid-backend/covid-backend/fsm/fsmpb"
+)
+
+// seedPolicy is a leader job: a region that has no policy yet gets the one
+// this node was started with (its flags), so that every node follows one
+// replicated policy from then on; operators change it with SET_POLICY.
+func seedPolicy(ctx context.Context, n *Node) error {
+	if _, set := n.fsm.Policy(); set || n.cfg.Policy == nil {
+		return nil
+	}
+	_, err := command.SetPolicy(ctx, n, n.cfg.Policy)
+	return err
+}
+
+// warnPolicy logs, once the state is caught up, where this node's flags
+// disagree with the region policy it follows instead.
+func (n *Node) warnPolicy(ctx context.Context) {
+	if n.cfg.Policy == nil {
+		return
+	}
+	for {
+		if policy, set := n.fsm.Policy(); set {
+			if want := merged(policy, n.cfg.Policy); !proto.Equal(want, policy) {
+				n.cfg.Logger.Warn("this node's policy flags differ from the region policy; following the region policy (change it with `covid-node policy set`)",
+					"flags", n.cfg.Policy.String(), "region", policy.String())
+			}
+			return
+		}
+		if sleepCtx(ctx, time.Second) != nil {
+			return
+		}
+	}
+}
+
+// merged is the policy p with the fields set in q replacing its own.
+func merged(p, q *fsmpb.Policy) *fsmpb.Policy {
+	out := proto.CloneOf(p)
+	proto.Merge(out, q)
+	if q.GetNoPadding() {
+		out.SealMinKeys = 0
+	} else if q.GetSealMinKeys() != 0 {
+		out.NoPadding = false
+	}
+	return out
+}
