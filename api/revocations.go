@@ -50,6 +50,7 @@ type SubmissionView struct {
 	Time     time.Time `json:"time"`
 	AppID    string    `json:"app_id"`
 	Issuer   string    `json:"issuer"`
+	Provider string    `json:"provider,omitempty"`
 	Traveler bool      `json:"traveler"`
 	Keys     uint32    `json:"keys"`
 }
@@ -115,7 +116,7 @@ func (s *Server) listSubmissions(c *gin.Context) {
 	out := make([]SubmissionView, len(subs))
 	for i, sub := range subs {
 		out[i] = SubmissionView{Index: sub.Index, ID: hex.EncodeToString(sub.ID[:]), Time: time.Unix(sub.TimeUnix, 0).UTC(),
-			AppID: sub.AppID, Issuer: sub.Issuer, Traveler: sub.Traveler, Keys: sub.KeyCount}
+			AppID: sub.AppID, Issuer: sub.Issuer, Provider: sub.Provider, Traveler: sub.Traveler, Keys: sub.KeyCount}
 	}
 	c.JSON(http.StatusOK, gin.H{"submissions": out})
 }

@@ -125,7 +125,9 @@ func (s *Server) routes() (http.Handler, error) {
 	r.HandleMethodNotAllowed = true
 
 	// Every read of the app API answers HEAD as GET, without the body.
-	read := func(path string, h ...gin.HandlerFunc) { r.Match([]string{http.MethodGet, http.MethodHead}, path, h...) }
+	read := func(path string, h ...gin.HandlerFunc) {
+		r.Match([]string{http.MethodGet, http.MethodHead}, path, h...)
+	}
 	read("/healthz", s.healthz)
 	read("/readyz", s.readyz)
 	read("/v1/status", s.status)
@@ -152,6 +154,8 @@ func (s *Server) routes() (http.Handler, error) {
 	admin.GET("/v1/admin/authorities", s.readView, s.listAuthorities)
 	admin.POST("/v1/admin/authorities", s.putAuthority)
 	admin.DELETE("/v1/admin/authorities/:issuer", s.removeAuthority)
+	admin.GET("/v1/admin/policy", s.readView, s.getPolicy)
+	admin.PUT("/v1/admin/policy", s.setPolicy)
 	admin.POST("/v1/admin/snapshot", s.snapshot)
 	admin.POST("/v1/admin/seal", s.seal)
 	admin.POST("/v1/admin/expire", s.expire)

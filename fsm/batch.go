@@ -50,23 +50,6 @@ func (f *FSM) LastBatch() uint32 {
 	return f.state.lastSeq
 }
 
-// Pending returns how many accepted keys wait for sealing and how many of
-// them have expired by interval now, so that the leader knows how much
-// padding a seal needs.
-func (f *FSM) Pending(nowInterval int32) (waiting, expired int) {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	for _, k := range f.state.pending {
-		if r := f.state.keys[k]; r.revoked {
-			continue
-		} else if r.start+int32(r.period) <= nowInterval {
-			expired++
-		}
-		waiting++
-	}
-	return waiting, expired
-}
-
 func (s *state) batch(seq uint32) *Batch {
 	i, found := slices.BinarySearchFunc(s.batches, seq, func(b *Batch, seq uint32) int { return int(b.Seq) - int(seq) })
 	if !found {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/covid-backend/covid-backend/command"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 )
 
@@ -111,5 +112,63 @@ func TestDataDirIdentity(t *testing.T) {
 			t.Fatal("restarted single node did not lead again")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// While a member runs a build that applies only version 1, the region
+// proposes nothing newer: a version 2 command waits, then fails with
+// ErrUpgradePending and changes nothing; version 1 commands go on; once the
+// member reports the new version the command is proposed. A node whose
+// build is older than what the region uses is refused at join, and
+// admitted while the region uses what it knows.
+func TestRollingUpgradeGate(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Bootstrap = true
+	n, err := Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close(context.Background())
+	ctx := context.Background()
+	deadline := time.Now().Add(10 * time.Second)
+	for n.RegionVersion() != command.Version {
+		if time.Now().After(deadline) {
+			t.Fatal("the node never recorded its own command version")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := command.PutNode(ctx, n, &fsmpb.Node{Id: "old", RaftAddr: "127.0.0.9:1", HttpAddr: "127.0.0.9:2", CommandVersion: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if v := n.RegionVersion(); v != 1 {
+		t.Fatalf("region version %d with an old member, want 1", v)
+	}
+	_, err = command.SetPolicy(ctx, n, &fsmpb.Policy{CodeTtlSeconds: 600})
+	var pending *command.ErrUpgradePending
+	if !errors.As(err, &pending) || pending.Need != 2 || pending.Region != 1 {
+		t.Fatalf("SET_POLICY with an old member: %v, want ErrUpgradePending", err)
+	}
+	if _, set := n.FSM().Policy(); set {
+		t.Fatal("a refused policy change was applied")
+	}
+	if err := command.PutNode(ctx, n, &fsmpb.Node{Id: "spare", RaftAddr: "127.0.0.9:3", HttpAddr: "127.0.0.9:4"}); err != nil {
+		t.Fatalf("version 1 command with an old member: %v", err)
+	}
+	err = n.Join(ctx, JoinRequest{ID: "n9", RaftAddr: "127.0.0.9:5", HTTPAddr: "127.0.0.9:6", Region: "r1", CommandVersion: 1, DryRun: true})
+	if err != nil {
+		t.Fatalf("a version 1 build refused by a region that uses version 1: %v", err)
+	}
+	for _, id := range []string{"old", "spare"} {
+		if err := command.PutNode(ctx, n, &fsmpb.Node{Id: id, RaftAddr: "127.0.0.9:1", HttpAddr: "127.0.0.9:2", CommandVersion: command.Version}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := command.SetPolicy(ctx, n, &fsmpb.Policy{CodeTtlSeconds: 600}); err != nil {
+		t.Fatalf("SET_POLICY once every member is upgraded: %v", err)
+	}
+	err = n.Join(ctx, JoinRequest{ID: "n9", RaftAddr: "127.0.0.9:5", HTTPAddr: "127.0.0.9:6", Region: "r1", CommandVersion: 1, DryRun: true})
+	var refused *MembershipError
+	if !errors.As(err, &refused) || refused.Status != 409 {
+		t.Fatalf("old build joining a version %d region: %v, want 409", command.Version, err)
 	}
 }

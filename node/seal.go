@@ -53,8 +53,10 @@ func (n *Node) SealNow(ctx context.Context) (*fsmpb.SealResult, error) {
 		}
 		target = int(policy.GetSealMinKeys()) + int(jitter.Int64())
 	}
-	_, expired := n.fsm.Pending(int32(n.cfg.Now().Unix() / 600))
-	padding := make([][]byte, max(0, target-expired))
+	// As many random keys as the batch could need: the state machine takes
+	// what the keys it seals leave short of the target (this node's copy of
+	// the state may lag, so it cannot tell how many that is).
+	padding := make([][]byte, target)
 	for i := range padding {
 		padding[i] = make([]byte, fsm.KeyLen)
 		if _, err := rand.Read(padding[i]); err != nil {

@@ -22,6 +22,7 @@ commands:
   ha add|list|remove    manage the health authorities whose certificates admit uploads
   providers add|list|revoke
                         manage the health care providers that issue one-time codes
+  policy show|set       the region policy (retention, padding, code lifetime) every node follows
   revoke                withdraw keys: a submission, single keys, or what an issuer authorized since a time
   revocations           list the revocations with their reasons
   submissions           list the kept submissions (for rollback)
@@ -64,6 +65,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return trustCmd(ctx, args[1:], stdout)
 	case "federation":
 		return federationCmd(ctx, args[1:], stdout)
+	case "policy":
+		return policyCmd(ctx, args[1:], stdout)
 	case "revoke":
 		return revoke(ctx, args[1:], stdout)
 	case "revocations":

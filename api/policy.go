@@ -1,0 +1,85 @@
+package api
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/covid-backend/covid-backend/command"
+	"github.com/covid-backend/covid-backend/fsm/fsmpb"
+)
+
+// PolicyRequest changes the region policy; fields left out keep their
+// value. Durations are Go durations ("336h", "15m").
+type PolicyRequest struct {
+	Retention         string  `json:"retention,omitempty"`
+	CodeTTL           string  `json:"code_ttl,omitempty"`
+	SealMinKeys       *uint32 `json:"seal_min_keys,omitempty"`
+	SealPaddingJitter *uint32 `json:"seal_padding_jitter,omitempty"`
+	NoPadding         bool    `json:"no_padding,omitempty"`
+}
+
+// PolicyView is the region policy in force.
+type PolicyView struct {
+	Retention         string `json:"retention"`
+	CodeTTL           string `json:"code_ttl"`
+	SealMinKeys       uint32 `json:"seal_min_keys"`
+	SealPaddingJitter uint32 `json:"seal_padding_jitter"`
+	NoPadding         bool   `json:"no_padding"`
+	// Set is false while the region runs on the defaults.
+	Set bool `json:"set"`
+}
+
+func policyView(p *fsmpb.Policy, set bool) PolicyView {
+	return PolicyView{
+		Retention:   (time.Duration(p.GetRetentionSeconds()) * time.Second).String(),
+		CodeTTL:     (time.Duration(p.GetCodeTtlSeconds()) * time.Second).String(),
+		SealMinKeys: p.GetSealMinKeys(), SealPaddingJitter: p.GetSealPaddingJitter(), NoPadding: p.GetNoPadding(),
+		Set: set,
+	}
+}
+
+func (s *Server) getPolicy(c *gin.Context) {
+	c.JSON(http.StatusOK, policyView(s.node.FSM().Policy()))
+}
+
+// setPolicy is PUT /v1/admin/policy: one replicated change that every node
+// follows, whatever its flags say.
+func (s *Server) setPolicy(c *gin.Context) {
+	var req PolicyRequest
+	if !bindStrict(c, &req) {
+		return
+	}
+	p := &fsmpb.Policy{NoPadding: req.NoPadding}
+	for _, d := range []struct {
+		name, value string
+		into        *int64
+	}{{"retention", req.Retention, &p.RetentionSeconds}, {"code_ttl", req.CodeTTL, &p.CodeTtlSeconds}} {
+		if d.value == "" {
+			continue
+		}
+		v, err := time.ParseDuration(d.value)
+		if err != nil || v < time.Second {
+			fail(c, http.StatusBadRequest, "bad_request", d.name+": want a duration of at least 1s, such as 336h")
+			return
+		}
+		*d.into = int64(v / time.Second)
+	}
+	if req.SealMinKeys != nil {
+		if *req.SealMinKeys == 0 {
+			fail(c, http.StatusBadRequest, "bad_request", "seal_min_keys: want at least 1; no_padding turns padding off")
+			return
+		}
+		p.SealMinKeys = *req.SealMinKeys
+	}
+	if req.SealPaddingJitter != nil {
+		p.SealPaddingJitter = *req.SealPaddingJitter
+	}
+	res, err := command.SetPolicy(c.Request.Context(), s.node, p)
+	if err != nil {
+		failErr(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, policyView(res, true))
+}
