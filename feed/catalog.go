@@ -11,6 +11,7 @@ import (
 
 	"github.com/covid-backend/covid-backend/export"
 	"github.com/covid-backend/covid-backend/fsm"
+	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 )
 
 // File is a built, immutable download.
@@ -86,12 +87,12 @@ func (c *Catalog) list(now time.Time, rollups bool) []string {
 			specs, counts = append(specs, fileSpec{start: b.StartUnix, end: b.EndUnix}), append(counts, n)
 			continue
 		}
-		if last := len(specs) - 1; last >= 0 && specs[last].start == day {
+		if last := len(specs) - 1; last >= 0 && dayOf(specs[last].end) == day {
 			specs[last].end = b.EndUnix
 			counts[last] += n
 			continue
 		}
-		specs, counts = append(specs, fileSpec{rollup: true, start: day, end: b.EndUnix}), append(counts, n)
+		specs, counts = append(specs, fileSpec{rollup: true, start: b.EndUnix - 1, end: b.EndUnix}), append(counts, n)
 	}
 	var out []string
 	for i, s := range specs {
@@ -114,10 +115,11 @@ func (c *Catalog) File(rel string) (*File, error) {
 }
 
 func (c *Catalog) build(spec fileSpec) (*File, error) {
-	if len(c.cfg.SigningKeys) == 0 {
-		return nil, ErrNoSigningKey
+	keys, revised, signers, err := c.content(spec)
+	if err != nil {
+		return nil, err
 	}
-	keys, revised, err := c.content(spec)
+	signing, err := c.signingKeys(signers)
 	if err != nil {
 		return nil, err
 	}
@@ -133,37 +135,46 @@ func (c *Catalog) build(spec fileSpec) (*File, error) {
 		hi = min(lo+perFile, len(keys))
 		revised = nil
 	}
+	start := spec.start
+	if spec.rollup {
+		start = dayOf(spec.end) // the name's start tells the content apart
+	}
 	f := export.File{
-		Start: time.Unix(spec.start, 0), End: time.Unix(spec.end+int64(spec.part-1), 0),
+		Start: time.Unix(start, 0), End: time.Unix(spec.end+int64(spec.part-1), 0),
 		Region: c.cfg.Region, BatchNum: 1, BatchSize: 1, Keys: keys[lo:hi], RevisedKeys: revised,
 	}
-	data, err := export.Encode(f, c.cfg.SigningKeys)
+	data, err := export.Encode(f, signing)
 	if err != nil {
 		return nil, fmt.Errorf("encode export %s: %w", spec.rel(), err)
 	}
 	return newFile(data), nil
 }
 
-// content gathers the keys of the batches a file covers.
-func (c *Catalog) content(spec fileSpec) (keys, revised []export.Key, err error) {
+// content gathers the keys of the batches a file covers, and the export
+// keys of the last of them (those in force when it was sealed sign the
+// file). A roll-up's name starts one second before the end of its first
+// batch, so that a day that retention shrank gets a new name: a node that
+// no longer has the first batch, or not yet the last, has no such file.
+func (c *Catalog) content(spec fileSpec) (keys, revised []export.Key, signers []*fsmpb.ExportSigner, err error) {
 	var seqs []uint32
-	found := false
+	first, last := false, false
 	for _, b := range c.src.Batches() {
 		switch {
 		case !spec.rollup && b.StartUnix == spec.start && b.EndUnix == spec.end:
-			seqs, found = append(seqs, b.Seq), true
+			seqs, first, last, signers = append(seqs, b.Seq), true, true, b.Signers
 		case spec.rollup && b.EndUnix > spec.start && b.EndUnix <= spec.end:
-			seqs = append(seqs, b.Seq)
-			found = found || b.EndUnix == spec.end
+			seqs, signers = append(seqs, b.Seq), b.Signers
+			first = first || b.EndUnix == spec.start+1
+			last = last || b.EndUnix == spec.end
 		}
 	}
-	if !found {
-		return nil, nil, ErrNotFound
+	if !first || !last {
+		return nil, nil, nil, ErrNotFound
 	}
 	for _, seq := range seqs {
 		k, r, ok := c.src.BatchKeys(seq)
 		if !ok {
-			return nil, nil, ErrNotFound
+			return nil, nil, nil, ErrNotFound
 		}
 		for _, x := range k {
 			keys = append(keys, exportKey(x))
@@ -173,7 +184,31 @@ func (c *Catalog) content(spec fileSpec) (keys, revised []export.Key, err error)
 		}
 	}
 	slices.SortFunc(keys, func(a, b export.Key) int { return compareData(a.Data, b.Data) })
-	return keys, revised, nil
+	return keys, revised, signers, nil
+}
+
+// signingKeys are this node's private keys for the signers a file names,
+// in that order; a file sealed before signers were kept is signed with
+// every key. A signer this node has no key for means the file cannot be
+// built here with the bytes it has elsewhere: ErrNoSigningKey.
+func (c *Catalog) signingKeys(signers []*fsmpb.ExportSigner) ([]export.SigningKey, error) {
+	if len(signers) == 0 {
+		if len(c.cfg.SigningKeys) == 0 {
+			return nil, ErrNoSigningKey
+		}
+		return c.cfg.SigningKeys, nil
+	}
+	out := make([]export.SigningKey, 0, len(signers))
+	for _, sg := range signers {
+		i := slices.IndexFunc(c.cfg.SigningKeys, func(k export.SigningKey) bool {
+			return k.KeyID == sg.GetKeyId() && k.KeyVersion == sg.GetKeyVersion()
+		})
+		if i < 0 {
+			return nil, fmt.Errorf("%w: %s/%s", ErrNoSigningKey, sg.GetKeyId(), sg.GetKeyVersion())
+		}
+		out = append(out, c.cfg.SigningKeys[i])
+	}
+	return out, nil
 }
 
 func compareData(a, b [16]byte) int {

@@ -70,11 +70,13 @@ func TestParseName(t *testing.T) {
 	}{
 		{"100-200-00001.zip", true, fileSpec{start: 100, end: 200, part: 1}},
 		{"day/1728000000-1728003600-00002.zip", true, fileSpec{rollup: true, start: 1728000000, end: 1728003600, part: 2}},
-		{"100-200-1.zip", false, fileSpec{}},                       // not canonical
-		{"100-200-00000.zip", false, fileSpec{}},                   // part 0
-		{"200-100-00001.zip", false, fileSpec{}},                   // end before start
-		{"day/1728000001-1728003600-00001.zip", false, fileSpec{}}, // not midnight
+		{"100-200-1.zip", false, fileSpec{}},     // not canonical
+		{"100-200-00000.zip", false, fileSpec{}}, // part 0
+		{"200-100-00001.zip", false, fileSpec{}}, // end before start
+		{"day/1728000001-1728003600-00001.zip", true, fileSpec{rollup: true, start: 1728000001, end: 1728003600, part: 1}},
+		{"day/1727999999-1728003600-00001.zip", false, fileSpec{}}, // starts the day before
 		{"day/1728000000-1728100000-00001.zip", false, fileSpec{}}, // longer than a day
+		{"day/1728003600-1728003600-00001.zip", false, fileSpec{}}, // empty
 		{"other/100-200-00001.zip", false, fileSpec{}},
 		{"../100-200-00001.zip", false, fileSpec{}},
 		{"index.txt", false, fileSpec{}},
@@ -99,8 +101,8 @@ func TestIndexRollsUpDays(t *testing.T) {
 	now := time.Unix(day0+daySeconds+3600, 0)
 	got := c.Index(now)
 	want := []string{
-		"v1/exports/day/" + itoa(day0) + "-" + itoa(day0+daySeconds) + "-00001.zip",
-		"v1/exports/day/" + itoa(day0+daySeconds) + "-" + itoa(day0+daySeconds+60) + "-00001.zip",
+		"v1/exports/day/" + itoa(day0+599) + "-" + itoa(day0+daySeconds) + "-00001.zip",
+		"v1/exports/day/" + itoa(day0+daySeconds+59) + "-" + itoa(day0+daySeconds+60) + "-00001.zip",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("index\n%v\nwant\n%v", got, want)

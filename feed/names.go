@@ -15,10 +15,12 @@ const (
 )
 
 // fileSpec identifies one export file: the window of one batch, or a daily
-// roll-up from UTC midnight to the end of the last batch of that day that
-// the node knew; part numbers files of a window split for size. Because a
-// node that has a batch has every batch before it (raft log order), the
-// same name always means the same content on every node.
+// roll-up of the batches of one UTC day that end after start and by end
+// (start is one second before the end of the first batch it holds, end
+// the end of the last); part numbers files of a window split for size.
+// Because a node that has a batch has every batch before it (raft log
+// order) and a file is built only when its first and last batch are
+// there, the same name always means the same content on every node.
 type fileSpec struct {
 	rollup     bool
 	start, end int64
@@ -61,8 +63,8 @@ func parseName(rel string) (fileSpec, error) {
 	if s.rel() != rel || s.end < s.start {
 		return s, ErrNotFound // not in canonical form
 	}
-	if s.rollup && (s.start%daySeconds != 0 || s.end > s.start+daySeconds) {
-		return s, ErrNotFound
+	if s.rollup && (s.start < dayOf(s.end) || s.start >= s.end) {
+		return s, ErrNotFound // not within one day
 	}
 	return s, nil
 }

@@ -12,6 +12,9 @@ type BatchInfo struct {
 	Seq                    uint32
 	StartUnix, EndUnix     int64
 	Keys, Padding, Revised int
+	// Signers are the export keys its files are signed with (nil: a batch
+	// sealed before they were kept).
+	Signers []*fsmpb.ExportSigner
 }
 
 // Batches describes the sealed batches still kept, oldest first.
@@ -21,7 +24,7 @@ func (f *FSM) Batches() []BatchInfo {
 	out := make([]BatchInfo, len(f.state.batches))
 	for i, b := range f.state.batches {
 		out[i] = BatchInfo{Seq: b.Seq, StartUnix: b.StartUnix, EndUnix: b.EndUnix,
-			Keys: len(b.Keys), Padding: len(b.Padding), Revised: len(b.Revised)}
+			Keys: len(b.Keys), Padding: len(b.Padding), Revised: len(b.Revised), Signers: b.Signers}
 	}
 	return out
 }
@@ -59,7 +62,8 @@ func (s *state) batch(seq uint32) *Batch {
 }
 
 func batchProto(b *Batch) *fsmpb.Batch {
-	p := &fsmpb.Batch{Seq: b.Seq, StartUnix: b.StartUnix, EndUnix: b.EndUnix, Origin: b.Origin, Digest: b.Digest, PrevDigest: b.PrevDigest}
+	p := &fsmpb.Batch{Seq: b.Seq, StartUnix: b.StartUnix, EndUnix: b.EndUnix, Origin: b.Origin, Digest: b.Digest, PrevDigest: b.PrevDigest,
+		Signers: b.Signers}
 	for _, k := range b.keys() {
 		p.SealedKeys = append(p.SealedKeys, k.Proto())
 	}
@@ -80,7 +84,7 @@ func batchFromProto(p *fsmpb.Batch) (b *Batch, legacy []TEK, err error) {
 		return nil, nil, errors.New("batch sequence 0")
 	}
 	b = &Batch{Seq: p.GetSeq(), StartUnix: p.GetStartUnix(), EndUnix: p.GetEndUnix(),
-		Origin: p.GetOrigin(), Digest: p.GetDigest(), PrevDigest: p.GetPrevDigest()}
+		Origin: p.GetOrigin(), Digest: p.GetDigest(), PrevDigest: p.GetPrevDigest(), Signers: p.GetSigners()}
 	for _, k := range p.GetKeys() {
 		if len(k) != KeyLen {
 			return nil, nil, errors.New("batch key is not 16 bytes")

@@ -33,6 +33,9 @@ type Batch struct {
 	// federation chain (empty when sealed without an origin).
 	Origin             string
 	Digest, PrevDigest []byte
+	// Signers are the export keys in force when it was sealed; shared
+	// read-only messages.
+	Signers []*fsmpb.ExportSigner
 }
 
 // applySeal closes the next batch. A key is published only once its
@@ -65,6 +68,9 @@ func applySeal(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 		b.Padding = s.padding(eligible, int(sl.GetTargetKeys())-len(eligible), sl.GetPadding())
 	}
 	b.Revised = s.revised()
+	if cmd.GetVersion() >= 2 {
+		b.Signers = cloneSigners(sl.GetSigners())
+	}
 	if sl.GetOrigin() != "" {
 		s.chain(sl.GetOrigin(), b)
 	}
@@ -179,3 +185,14 @@ func (s *state) padding(real []TEK, n int, random [][]byte) []Key {
 }
 
 func compareTEK(a, b TEK) int { return bytes.Compare(a[:], b[:]) }
+
+func cloneSigners(in []*fsmpb.ExportSigner) []*fsmpb.ExportSigner {
+	if len(in) == 0 {
+		return nil
+	}
+	out := make([]*fsmpb.ExportSigner, len(in))
+	for i, sg := range in {
+		out[i] = &fsmpb.ExportSigner{KeyId: sg.GetKeyId(), KeyVersion: sg.GetKeyVersion()}
+	}
+	return out
+}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"testing"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/covid-backend/covid-backend/command"
 	"github.com/covid-backend/covid-backend/fsm"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
@@ -156,5 +158,40 @@ func TestSealSnapshotRoundTrip(t *testing.T) {
 	}
 	if g.LastBatch() != 2 {
 		t.Fatalf("last batch %d", g.LastBatch())
+	}
+}
+
+// A version 2 seal records the export keys in force, and they survive a
+// snapshot; a version 1 seal records none (the builds that wrote it kept
+// none).
+func TestSealRecordsSigners(t *testing.T) {
+	const today = 20_000
+	now := int64(today*day*600 + 3600)
+	signers := []*fsmpb.ExportSigner{{KeyId: "b", KeyVersion: "v2"}, {KeyId: "a", KeyVersion: "v1"}}
+	for _, version := range []uint32{1, 2} {
+		f := fsm.New()
+		mustApply(t, f, publish(1, now-100, dayKey(1, today-2)))
+		seal := sealCmd(1, now, 0, 0)
+		seal.Version, seal.Seal.Signers = version, signers
+		mustApply(t, f, seal)
+		g := fsm.New()
+		if err := restoreBytes(g, snapshotBytes(t, f)); err != nil {
+			t.Fatal(err)
+		}
+		for name, x := range map[string]*fsm.FSM{"applied": f, "restored": g} {
+			got := x.Batches()[0].Signers
+			want := signers
+			if version == 1 {
+				want = nil
+			}
+			if len(got) != len(want) {
+				t.Fatalf("version %d, %s: signers %v, want %v", version, name, got, want)
+			}
+			for i := range want {
+				if !proto.Equal(got[i], want[i]) {
+					t.Fatalf("version %d, %s: signers %v, want %v", version, name, got, want)
+				}
+			}
+		}
 	}
 }

@@ -52,6 +52,10 @@ type Config struct {
 	// region without one starts with; nil leaves the defaults. Once a
 	// policy is replicated every node follows it, whatever its flags say.
 	Policy *fsmpb.Policy
+	// ExportSigners are the export keys that sign the files of batches this
+	// node seals as leader (every node holds their private keys); a key
+	// retired from here still signs the files sealed while it was in force.
+	ExportSigners []*fsmpb.ExportSigner
 	// WriteTimeout bounds how long a write waits for a leader.
 	WriteTimeout time.Duration
 	// LeaderJobs run each time this node becomes leader, with a context

@@ -64,7 +64,8 @@ func (n *Node) SealNow(ctx context.Context) (*fsmpb.SealResult, error) {
 		}
 	}
 	seq := n.fsm.LastBatch() + 1
-	res, err := command.Seal(ctx, n, &fsmpb.Seal{Seq: seq, TargetKeys: uint32(target), Padding: padding, Origin: n.cfg.Region})
+	res, err := command.Seal(ctx, n, &fsmpb.Seal{Seq: seq, TargetKeys: uint32(target), Padding: padding, Origin: n.cfg.Region,
+		Signers: n.cfg.ExportSigners})
 	var refused *command.Error
 	if errors.As(err, &refused) && refused.Code == command.CodeNothingToSeal {
 		return nil, ErrNothingToSeal

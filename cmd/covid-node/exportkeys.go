@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/covid-backend/covid-backend/export"
+	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 )
 
 // Names of the development export key that `serve --dev` makes.
@@ -45,4 +47,27 @@ func devExportKey(dataDir string) ([]export.SigningKey, error) {
 		return nil, errors.Join(errors.New("development export key"), err)
 	}
 	return []export.SigningKey{{Private: key, KeyID: devExportKeyID, KeyVersion: devExportKeyVersion}}, nil
+}
+
+// exportSigners are the keys that sign new batches: every loaded key but
+// the retired ones (given as id/version), which still sign the files of the
+// batches sealed while they were in force.
+func exportSigners(keys []export.SigningKey, retired string) ([]*fsmpb.ExportSigner, error) {
+	gone := map[string]bool{}
+	for _, r := range splitList(retired) {
+		if !slices.ContainsFunc(keys, func(k export.SigningKey) bool { return k.KeyID+"/"+k.KeyVersion == r }) {
+			return nil, fmt.Errorf("retired export key %q: no such key (want id/version of a loaded key)", r)
+		}
+		gone[r] = true
+	}
+	var out []*fsmpb.ExportSigner
+	for _, k := range keys {
+		if !gone[k.KeyID+"/"+k.KeyVersion] {
+			out = append(out, &fsmpb.ExportSigner{KeyId: k.KeyID, KeyVersion: k.KeyVersion})
+		}
+	}
+	if len(keys) > 0 && len(out) == 0 {
+		return nil, errors.New("every export key is retired: new batches would have no signer")
+	}
+	return out, nil
 }

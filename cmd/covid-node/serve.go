@@ -59,6 +59,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			return err
 		}
 	}
+	if ncfg.ExportSigners, err = exportSigners(exportKeys, c.ExportKeysRetired); err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
 	if c.Dev {
 		job, err := devAuthorityJob(c.DataDir)
 		if err != nil {

@@ -1897,7 +1897,12 @@ type Seal struct {
 	TargetKeys uint32                 `protobuf:"varint,2,opt,name=target_keys,json=targetKeys,proto3" json:"target_keys,omitempty"`
 	Padding    [][]byte               `protobuf:"bytes,3,rep,name=padding,proto3" json:"padding,omitempty"`
 	// origin is this region's name, written into the federation batch body.
-	Origin        string `protobuf:"bytes,4,opt,name=origin,proto3" json:"origin,omitempty"`
+	Origin string `protobuf:"bytes,4,opt,name=origin,proto3" json:"origin,omitempty"`
+	// signers are the export keys in force when the batch is sealed (the
+	// leader's): its files are signed with exactly these, for as long as
+	// they are served, whatever keys are added or retired later. Kept from
+	// version 2 on.
+	Signers       []*ExportSigner `protobuf:"bytes,5,rep,name=signers,proto3" json:"signers,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1960,6 +1965,66 @@ func (x *Seal) GetOrigin() string {
 	return ""
 }
 
+func (x *Seal) GetSigners() []*ExportSigner {
+	if x != nil {
+		return x.Signers
+	}
+	return nil
+}
+
+// ExportSigner names an export signing key as GAEN apps know it.
+type ExportSigner struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	KeyId         string                 `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	KeyVersion    string                 `protobuf:"bytes,2,opt,name=key_version,json=keyVersion,proto3" json:"key_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportSigner) Reset() {
+	*x = ExportSigner{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportSigner) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportSigner) ProtoMessage() {}
+
+func (x *ExportSigner) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportSigner.ProtoReflect.Descriptor instead.
+func (*ExportSigner) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ExportSigner) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *ExportSigner) GetKeyVersion() string {
+	if x != nil {
+		return x.KeyVersion
+	}
+	return ""
+}
+
 // Batch is a sealed, immutable batch as a snapshot stores it, with copies
 // of its keys as they were published (a later revision does not change a
 // published file). Snapshots written before sealed_keys existed list the
@@ -1975,16 +2040,19 @@ type Batch struct {
 	Revised    []*Key                 `protobuf:"bytes,6,rep,name=revised,proto3" json:"revised,omitempty"`
 	// digest is the SHA-256 of the batch's federation body; prev_digest
 	// chains it to the previous batch.
-	Digest        []byte `protobuf:"bytes,7,opt,name=digest,proto3" json:"digest,omitempty"`
-	PrevDigest    []byte `protobuf:"bytes,8,opt,name=prev_digest,json=prevDigest,proto3" json:"prev_digest,omitempty"`
-	Origin        string `protobuf:"bytes,9,opt,name=origin,proto3" json:"origin,omitempty"`
+	Digest     []byte `protobuf:"bytes,7,opt,name=digest,proto3" json:"digest,omitempty"`
+	PrevDigest []byte `protobuf:"bytes,8,opt,name=prev_digest,json=prevDigest,proto3" json:"prev_digest,omitempty"`
+	Origin     string `protobuf:"bytes,9,opt,name=origin,proto3" json:"origin,omitempty"`
+	// signers sign the batch's files (none: a batch sealed before signers
+	// were kept, signed with every key the node has).
+	Signers       []*ExportSigner `protobuf:"bytes,11,rep,name=signers,proto3" json:"signers,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Batch) Reset() {
 	*x = Batch{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[23]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1996,7 +2064,7 @@ func (x *Batch) String() string {
 func (*Batch) ProtoMessage() {}
 
 func (x *Batch) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[23]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2009,7 +2077,7 @@ func (x *Batch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Batch.ProtoReflect.Descriptor instead.
 func (*Batch) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{23}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Batch) GetSeq() uint32 {
@@ -2082,6 +2150,13 @@ func (x *Batch) GetOrigin() string {
 	return ""
 }
 
+func (x *Batch) GetSigners() []*ExportSigner {
+	if x != nil {
+		return x.Signers
+	}
+	return nil
+}
+
 // ForeignBatch is a batch of another region kept as received.
 type ForeignBatch struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -2100,7 +2175,7 @@ type ForeignBatch struct {
 
 func (x *ForeignBatch) Reset() {
 	*x = ForeignBatch{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[24]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2112,7 +2187,7 @@ func (x *ForeignBatch) String() string {
 func (*ForeignBatch) ProtoMessage() {}
 
 func (x *ForeignBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[24]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2125,7 +2200,7 @@ func (x *ForeignBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForeignBatch.ProtoReflect.Descriptor instead.
 func (*ForeignBatch) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{24}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ForeignBatch) GetOrigin() string {
@@ -2193,7 +2268,7 @@ type Key struct {
 
 func (x *Key) Reset() {
 	*x = Key{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[25]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2205,7 +2280,7 @@ func (x *Key) String() string {
 func (*Key) ProtoMessage() {}
 
 func (x *Key) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[25]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2218,7 +2293,7 @@ func (x *Key) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Key.ProtoReflect.Descriptor instead.
 func (*Key) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{25}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Key) GetKeyData() []byte {
@@ -2311,7 +2386,7 @@ type Publish struct {
 
 func (x *Publish) Reset() {
 	*x = Publish{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[26]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2323,7 +2398,7 @@ func (x *Publish) String() string {
 func (*Publish) ProtoMessage() {}
 
 func (x *Publish) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[26]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2336,7 +2411,7 @@ func (x *Publish) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Publish.ProtoReflect.Descriptor instead.
 func (*Publish) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{26}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Publish) GetSubmissionId() []byte {
@@ -2444,7 +2519,7 @@ type AuthorityKey struct {
 
 func (x *AuthorityKey) Reset() {
 	*x = AuthorityKey{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[27]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2456,7 +2531,7 @@ func (x *AuthorityKey) String() string {
 func (*AuthorityKey) ProtoMessage() {}
 
 func (x *AuthorityKey) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[27]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2469,7 +2544,7 @@ func (x *AuthorityKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthorityKey.ProtoReflect.Descriptor instead.
 func (*AuthorityKey) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{27}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *AuthorityKey) GetKid() string {
@@ -2515,7 +2590,7 @@ type Authority struct {
 
 func (x *Authority) Reset() {
 	*x = Authority{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[28]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2527,7 +2602,7 @@ func (x *Authority) String() string {
 func (*Authority) ProtoMessage() {}
 
 func (x *Authority) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[28]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2540,7 +2615,7 @@ func (x *Authority) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Authority.ProtoReflect.Descriptor instead.
 func (*Authority) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{28}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Authority) GetIssuer() string {
@@ -2582,7 +2657,7 @@ type RemoveAuthority struct {
 
 func (x *RemoveAuthority) Reset() {
 	*x = RemoveAuthority{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[29]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2594,7 +2669,7 @@ func (x *RemoveAuthority) String() string {
 func (*RemoveAuthority) ProtoMessage() {}
 
 func (x *RemoveAuthority) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[29]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2607,7 +2682,7 @@ func (x *RemoveAuthority) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveAuthority.ProtoReflect.Descriptor instead.
 func (*RemoveAuthority) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{29}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *RemoveAuthority) GetIssuer() string {
@@ -2639,7 +2714,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[30]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2651,7 +2726,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[30]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2664,7 +2739,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{30}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *Node) GetId() string {
@@ -2704,7 +2779,7 @@ type RemoveNode struct {
 
 func (x *RemoveNode) Reset() {
 	*x = RemoveNode{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[31]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2716,7 +2791,7 @@ func (x *RemoveNode) String() string {
 func (*RemoveNode) ProtoMessage() {}
 
 func (x *RemoveNode) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[31]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2729,7 +2804,7 @@ func (x *RemoveNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNode.ProtoReflect.Descriptor instead.
 func (*RemoveNode) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{31}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *RemoveNode) GetId() string {
@@ -2760,7 +2835,7 @@ type Submission struct {
 
 func (x *Submission) Reset() {
 	*x = Submission{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[32]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2772,7 +2847,7 @@ func (x *Submission) String() string {
 func (*Submission) ProtoMessage() {}
 
 func (x *Submission) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[32]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2785,7 +2860,7 @@ func (x *Submission) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Submission.ProtoReflect.Descriptor instead.
 func (*Submission) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{32}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *Submission) GetId() []byte {
@@ -2896,7 +2971,7 @@ type SnapshotHeader struct {
 
 func (x *SnapshotHeader) Reset() {
 	*x = SnapshotHeader{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[33]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2908,7 +2983,7 @@ func (x *SnapshotHeader) String() string {
 func (*SnapshotHeader) ProtoMessage() {}
 
 func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[33]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2921,7 +2996,7 @@ func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotHeader.ProtoReflect.Descriptor instead.
 func (*SnapshotHeader) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{33}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *SnapshotHeader) GetVersion() uint32 {
@@ -3068,7 +3143,7 @@ type StoredKey struct {
 
 func (x *StoredKey) Reset() {
 	*x = StoredKey{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[34]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3080,7 +3155,7 @@ func (x *StoredKey) String() string {
 func (*StoredKey) ProtoMessage() {}
 
 func (x *StoredKey) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[34]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3093,7 +3168,7 @@ func (x *StoredKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoredKey.ProtoReflect.Descriptor instead.
 func (*StoredKey) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{34}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *StoredKey) GetKey() *Key {
@@ -3285,13 +3360,18 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\ttime_unix\x18\x01 \x01(\x03R\btimeUnix\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x1a\n" +
 	"\bselector\x18\x03 \x01(\tR\bselector\x12\x12\n" +
-	"\x04keys\x18\x04 \x01(\rR\x04keys\"k\n" +
+	"\x04keys\x18\x04 \x01(\rR\x04keys\"\xa1\x01\n" +
 	"\x04Seal\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\rR\x03seq\x12\x1f\n" +
 	"\vtarget_keys\x18\x02 \x01(\rR\n" +
 	"targetKeys\x12\x18\n" +
 	"\apadding\x18\x03 \x03(\fR\apadding\x12\x16\n" +
-	"\x06origin\x18\x04 \x01(\tR\x06origin\"\xc6\x02\n" +
+	"\x06origin\x18\x04 \x01(\tR\x06origin\x124\n" +
+	"\asigners\x18\x05 \x03(\v2\x1a.covid.fsm.v1.ExportSignerR\asigners\"F\n" +
+	"\fExportSigner\x12\x15\n" +
+	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x1f\n" +
+	"\vkey_version\x18\x02 \x01(\tR\n" +
+	"keyVersion\"\xfc\x02\n" +
 	"\x05Batch\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\rR\x03seq\x12\x1d\n" +
 	"\n" +
@@ -3306,7 +3386,8 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x06digest\x18\a \x01(\fR\x06digest\x12\x1f\n" +
 	"\vprev_digest\x18\b \x01(\fR\n" +
 	"prevDigest\x12\x16\n" +
-	"\x06origin\x18\t \x01(\tR\x06origin\"\xc8\x01\n" +
+	"\x06origin\x18\t \x01(\tR\x06origin\x124\n" +
+	"\asigners\x18\v \x03(\v2\x1a.covid.fsm.v1.ExportSignerR\asigners\"\xc8\x01\n" +
 	"\fForeignBatch\x12\x16\n" +
 	"\x06origin\x18\x01 \x01(\tR\x06origin\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\rR\x03seq\x12\x16\n" +
@@ -3438,7 +3519,7 @@ func file_fsm_fsmpb_fsm_proto_rawDescGZIP() []byte {
 }
 
 var file_fsm_fsmpb_fsm_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_fsm_fsmpb_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_fsm_fsmpb_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_fsm_fsmpb_fsm_proto_goTypes = []any{
 	(CommandType)(0),        // 0: covid.fsm.v1.CommandType
 	(*Command)(nil),         // 1: covid.fsm.v1.Command
@@ -3464,26 +3545,27 @@ var file_fsm_fsmpb_fsm_proto_goTypes = []any{
 	(*Expire)(nil),          // 21: covid.fsm.v1.Expire
 	(*Revocation)(nil),      // 22: covid.fsm.v1.Revocation
 	(*Seal)(nil),            // 23: covid.fsm.v1.Seal
-	(*Batch)(nil),           // 24: covid.fsm.v1.Batch
-	(*ForeignBatch)(nil),    // 25: covid.fsm.v1.ForeignBatch
-	(*Key)(nil),             // 26: covid.fsm.v1.Key
-	(*Publish)(nil),         // 27: covid.fsm.v1.Publish
-	(*AuthorityKey)(nil),    // 28: covid.fsm.v1.AuthorityKey
-	(*Authority)(nil),       // 29: covid.fsm.v1.Authority
-	(*RemoveAuthority)(nil), // 30: covid.fsm.v1.RemoveAuthority
-	(*Node)(nil),            // 31: covid.fsm.v1.Node
-	(*RemoveNode)(nil),      // 32: covid.fsm.v1.RemoveNode
-	(*Submission)(nil),      // 33: covid.fsm.v1.Submission
-	(*SnapshotHeader)(nil),  // 34: covid.fsm.v1.SnapshotHeader
-	(*StoredKey)(nil),       // 35: covid.fsm.v1.StoredKey
+	(*ExportSigner)(nil),    // 24: covid.fsm.v1.ExportSigner
+	(*Batch)(nil),           // 25: covid.fsm.v1.Batch
+	(*ForeignBatch)(nil),    // 26: covid.fsm.v1.ForeignBatch
+	(*Key)(nil),             // 27: covid.fsm.v1.Key
+	(*Publish)(nil),         // 28: covid.fsm.v1.Publish
+	(*AuthorityKey)(nil),    // 29: covid.fsm.v1.AuthorityKey
+	(*Authority)(nil),       // 30: covid.fsm.v1.Authority
+	(*RemoveAuthority)(nil), // 31: covid.fsm.v1.RemoveAuthority
+	(*Node)(nil),            // 32: covid.fsm.v1.Node
+	(*RemoveNode)(nil),      // 33: covid.fsm.v1.RemoveNode
+	(*Submission)(nil),      // 34: covid.fsm.v1.Submission
+	(*SnapshotHeader)(nil),  // 35: covid.fsm.v1.SnapshotHeader
+	(*StoredKey)(nil),       // 36: covid.fsm.v1.StoredKey
 }
 var file_fsm_fsmpb_fsm_proto_depIdxs = []int32{
 	0,  // 0: covid.fsm.v1.Command.type:type_name -> covid.fsm.v1.CommandType
-	27, // 1: covid.fsm.v1.Command.publish:type_name -> covid.fsm.v1.Publish
-	29, // 2: covid.fsm.v1.Command.put_authority:type_name -> covid.fsm.v1.Authority
-	30, // 3: covid.fsm.v1.Command.remove_authority:type_name -> covid.fsm.v1.RemoveAuthority
-	31, // 4: covid.fsm.v1.Command.put_node:type_name -> covid.fsm.v1.Node
-	32, // 5: covid.fsm.v1.Command.remove_node:type_name -> covid.fsm.v1.RemoveNode
+	28, // 1: covid.fsm.v1.Command.publish:type_name -> covid.fsm.v1.Publish
+	30, // 2: covid.fsm.v1.Command.put_authority:type_name -> covid.fsm.v1.Authority
+	31, // 3: covid.fsm.v1.Command.remove_authority:type_name -> covid.fsm.v1.RemoveAuthority
+	32, // 4: covid.fsm.v1.Command.put_node:type_name -> covid.fsm.v1.Node
+	33, // 5: covid.fsm.v1.Command.remove_node:type_name -> covid.fsm.v1.RemoveNode
 	23, // 6: covid.fsm.v1.Command.seal:type_name -> covid.fsm.v1.Seal
 	20, // 7: covid.fsm.v1.Command.revoke:type_name -> covid.fsm.v1.Revoke
 	21, // 8: covid.fsm.v1.Command.expire:type_name -> covid.fsm.v1.Expire
@@ -3503,21 +3585,23 @@ var file_fsm_fsmpb_fsm_proto_depIdxs = []int32{
 	10, // 22: covid.fsm.v1.Result.issue_code:type_name -> covid.fsm.v1.CodeResult
 	2,  // 23: covid.fsm.v1.Result.policy:type_name -> covid.fsm.v1.Policy
 	11, // 24: covid.fsm.v1.TrustedRegion.keys:type_name -> covid.fsm.v1.TrustKey
-	26, // 25: covid.fsm.v1.FederationBatch.keys:type_name -> covid.fsm.v1.Key
-	26, // 26: covid.fsm.v1.FederationBatch.revised:type_name -> covid.fsm.v1.Key
-	26, // 27: covid.fsm.v1.Batch.sealed_keys:type_name -> covid.fsm.v1.Key
-	26, // 28: covid.fsm.v1.Batch.padding:type_name -> covid.fsm.v1.Key
-	26, // 29: covid.fsm.v1.Batch.revised:type_name -> covid.fsm.v1.Key
-	26, // 30: covid.fsm.v1.Publish.keys:type_name -> covid.fsm.v1.Key
-	26, // 31: covid.fsm.v1.Publish.revisions:type_name -> covid.fsm.v1.Key
-	28, // 32: covid.fsm.v1.Authority.keys:type_name -> covid.fsm.v1.AuthorityKey
-	2,  // 33: covid.fsm.v1.SnapshotHeader.policy:type_name -> covid.fsm.v1.Policy
-	26, // 34: covid.fsm.v1.StoredKey.key:type_name -> covid.fsm.v1.Key
-	35, // [35:35] is the sub-list for method output_type
-	35, // [35:35] is the sub-list for method input_type
-	35, // [35:35] is the sub-list for extension type_name
-	35, // [35:35] is the sub-list for extension extendee
-	0,  // [0:35] is the sub-list for field type_name
+	27, // 25: covid.fsm.v1.FederationBatch.keys:type_name -> covid.fsm.v1.Key
+	27, // 26: covid.fsm.v1.FederationBatch.revised:type_name -> covid.fsm.v1.Key
+	24, // 27: covid.fsm.v1.Seal.signers:type_name -> covid.fsm.v1.ExportSigner
+	27, // 28: covid.fsm.v1.Batch.sealed_keys:type_name -> covid.fsm.v1.Key
+	27, // 29: covid.fsm.v1.Batch.padding:type_name -> covid.fsm.v1.Key
+	27, // 30: covid.fsm.v1.Batch.revised:type_name -> covid.fsm.v1.Key
+	24, // 31: covid.fsm.v1.Batch.signers:type_name -> covid.fsm.v1.ExportSigner
+	27, // 32: covid.fsm.v1.Publish.keys:type_name -> covid.fsm.v1.Key
+	27, // 33: covid.fsm.v1.Publish.revisions:type_name -> covid.fsm.v1.Key
+	29, // 34: covid.fsm.v1.Authority.keys:type_name -> covid.fsm.v1.AuthorityKey
+	2,  // 35: covid.fsm.v1.SnapshotHeader.policy:type_name -> covid.fsm.v1.Policy
+	27, // 36: covid.fsm.v1.StoredKey.key:type_name -> covid.fsm.v1.Key
+	37, // [37:37] is the sub-list for method output_type
+	37, // [37:37] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_fsm_fsmpb_fsm_proto_init() }
@@ -3540,7 +3624,7 @@ func file_fsm_fsmpb_fsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fsm_fsmpb_fsm_proto_rawDesc), len(file_fsm_fsmpb_fsm_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   35,
+			NumMessages:   36,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

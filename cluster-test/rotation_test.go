@@ -1,0 +1,163 @@
+package clustertest
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/covid-backend/covid-backend/export"
+)
+
+// writeExportKey writes an export key as PEM and returns it.
+func writeExportKey(t *testing.T, path string) *ecdsa.PrivateKey {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := x509.MarshalPKCS8PrivateKey(key)
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return key
+}
+
+// published reads index.txt and batches.txt of a node and the bytes of
+// every file they list.
+func (c *cluster) published(id string) map[string][]byte {
+	c.t.Helper()
+	out := map[string][]byte{}
+	for _, list := range []string{"/v1/exports/index.txt", "/v1/exports/batches.txt"} {
+		_, b, _ := c.get(id, list)
+		for _, name := range strings.Split(string(b), "\n") {
+			if name == "" {
+				continue
+			}
+			status, data, _ := c.get(id, "/"+name)
+			if status != http.StatusOK {
+				c.t.Fatalf("%s on %s: %d %s", name, id, status, data)
+			}
+			out[name] = data
+		}
+	}
+	return out
+}
+
+// restartAll restarts every node, one at a time, with the given flags.
+func (c *cluster) restartAll(flags ...string) {
+	c.t.Helper()
+	for i, id := range c.ids(3) {
+		c.stop(id)
+		c.start(i+1, flags...)
+		c.waitReady(id)
+	}
+	c.waitLeader(15*time.Second, c.ids(3)...)
+}
+
+// sealOne uploads and seals one batch and waits until every node lists it.
+func (c *cluster) sealOne(wantBatches int) {
+	c.t.Helper()
+	c.waitFor("an upload to be acknowledged", 30*time.Second, func() bool {
+		_, err := c.upload(c.node("n1").url())
+		return err == nil
+	})
+	c.waitFor("a seal", 30*time.Second, func() bool {
+		req, _ := http.NewRequest(http.MethodPost, c.node("n2").url()+"/v1/admin/seal", nil)
+		req.Header.Set("Authorization", "Bearer "+c.token)
+		resp, err := c.client.Do(req)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	c.waitFor("every node to list the new batch", 30*time.Second, func() bool {
+		for _, id := range c.ids(3) {
+			_, b, _ := c.get(id, "/v1/exports/batches.txt")
+			if len(strings.Split(strings.TrimSpace(string(b)), "\n")) != wantBatches {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// A published file is signed once, with the export keys in force when its
+// batch was sealed: adding a key and then retiring the old one changes no
+// byte of any file published before, on any node; new batches are signed
+// with the keys in force at their seal.
+func TestExportKeyRotationKeepsFiles(t *testing.T) {
+	dir := t.TempDir()
+	fileA, fileB := filepath.Join(dir, "a.pem"), filepath.Join(dir, "b.pem")
+	keyA, keyB := writeExportKey(t, fileA), writeExportKey(t, fileB)
+	onlyA := []string{"--export-key-file", fileA, "--export-key-id", "a", "--export-key-version", "v1"}
+	both := []string{"--export-key-file", fileA + "," + fileB, "--export-key-id", "a,b", "--export-key-version", "v1,v1"}
+	c := newCluster(t, append(onlyA, "--seal-interval", "1h", "--seal-min-keys", "20")...)
+	c.form(3)
+
+	c.sealOne(1)
+	first := c.published("n1")
+	// A node still catching up after its restart may not serve a file yet
+	// (404); once it serves it, the bytes must be those published first.
+	assertUnchangedEverywhere := func(when string, files map[string][]byte) {
+		t.Helper()
+		for _, id := range c.ids(3) {
+			for name, data := range files {
+				c.waitFor(when+": "+id+" to serve "+name, 15*time.Second, func() bool {
+					status, b, _ := c.get(id, "/"+name)
+					if status == http.StatusOK && !bytes.Equal(b, data) {
+						t.Fatalf("%s: %s on %s changed", when, name, id)
+					}
+					return status == http.StatusOK
+				})
+			}
+		}
+	}
+	verifyWith := func(name string, data []byte, want map[string]*ecdsa.PrivateKey, not string) {
+		t.Helper()
+		d, err := export.Decode(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for id, k := range want {
+			if err := d.Verify(&k.PublicKey, id, "v1"); err != nil {
+				t.Errorf("%s is not signed by key %s: %v", name, id, err)
+			}
+		}
+		if not != "" && len(d.Signatures) != len(want) {
+			t.Errorf("%s carries %d signatures, want %d (not key %s)", name, len(d.Signatures), len(want), not)
+		}
+	}
+	for name, data := range first {
+		verifyWith(name, data, map[string]*ecdsa.PrivateKey{"a": keyA}, "b")
+	}
+
+	c.restartAll(both...)
+	assertUnchangedEverywhere("after adding key b", first)
+	c.sealOne(2)
+	second := c.published("n3")
+	for name, data := range second {
+		if _, old := first[name]; !old && !strings.Contains(name, "/day/") {
+			verifyWith(name, data, map[string]*ecdsa.PrivateKey{"a": keyA, "b": keyB}, "")
+		}
+	}
+
+	c.restartAll(append(both, "--export-key-retired", "a/v1")...)
+	assertUnchangedEverywhere("after retiring key a", first)
+	assertUnchangedEverywhere("after retiring key a", second)
+	c.sealOne(3)
+	for name, data := range c.published("n2") {
+		if _, old := second[name]; !old && !strings.Contains(name, "/day/") {
+			verifyWith(name, data, map[string]*ecdsa.PrivateKey{"b": keyB}, "a")
+		}
+	}
+}
