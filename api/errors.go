@@ -32,6 +32,7 @@ func failErr(c *gin.Context, err error) {
 	var refused *command.Error
 	var member *node.MembershipError
 	var upgrade *command.ErrUpgradePending
+	var leader *node.LeaderRefused
 	switch {
 	case errors.As(err, &member):
 		fail(c, member.Status, "refused", member.Message)
@@ -44,6 +45,8 @@ func failErr(c *gin.Context, err error) {
 		fail(c, http.StatusServiceUnavailable, "no_leader", err.Error())
 	case errors.As(err, &upgrade):
 		fail(c, http.StatusServiceUnavailable, "upgrade_pending", err.Error())
+	case errors.Is(err, node.ErrClockDisagrees) || errors.As(err, &leader):
+		fail(c, http.StatusServiceUnavailable, "leader_refused", err.Error())
 	default:
 		fail(c, http.StatusInternalServerError, "internal_error", err.Error())
 	}

@@ -133,6 +133,7 @@ func (s *Server) commit(c *gin.Context, v *publish.Verified, code *publish.Code,
 func (s *Server) commitError(c *gin.Context, err error) error {
 	var refused *command.Error
 	var upgrade *command.ErrUpgradePending
+	var leader *node.LeaderRefused
 	switch {
 	case errors.As(err, &refused) && isCodeRefusal(refused.Code):
 		if refused.Code == command.CodeBadCode {
@@ -142,7 +143,7 @@ func (s *Server) commitError(c *gin.Context, err error) error {
 			Message: "one-time code refused: " + refused.Message}
 	case errors.As(err, &refused) && revisionCode(refused.Code) != "":
 		return &publish.Error{Status: http.StatusBadRequest, Code: revisionCode(refused.Code), Message: refused.Message}
-	case errors.Is(err, node.ErrNoLeader) || errors.As(err, &upgrade):
+	case errors.Is(err, node.ErrNoLeader) || errors.As(err, &upgrade) || errors.As(err, &leader) || errors.Is(err, node.ErrClockDisagrees):
 		return &publish.Error{Status: http.StatusServiceUnavailable, Code: publish.CodeInternalError,
 			Message: "region not ready, retry: " + err.Error()}
 	case err != nil:

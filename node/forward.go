@@ -43,7 +43,7 @@ func (n *Node) ApplyForwarded(ctx context.Context, data []byte) (int, []byte) {
 	switch {
 	case errors.As(err, &retry):
 		return http.StatusServiceUnavailable, []byte(err.Error())
-	case errors.As(err, &upgrade):
+	case errors.As(err, &upgrade) || errors.Is(err, ErrClockDisagrees):
 		return http.StatusConflict, []byte(err.Error())
 	case err != nil:
 		return http.StatusInternalServerError, []byte(err.Error())
@@ -54,6 +54,15 @@ func (n *Node) ApplyForwarded(ctx context.Context, data []byte) (int, []byte) {
 	}
 	return http.StatusOK, out
 }
+
+// LeaderRefused is the leader's refusal to propose a forwarded command
+// that it will propose later (its clock disagrees with the region, or the
+// region is being upgraded); the caller may retry.
+type LeaderRefused struct {
+	Leader, Message string
+}
+
+func (e *LeaderRefused) Error() string { return "leader " + e.Leader + " refused: " + e.Message }
 
 func (n *Node) forwardApply(ctx context.Context, leaderURL string, cmd *fsmpb.Command) (*fsmpb.Result, error) {
 	data, err := proto.Marshal(cmd)
@@ -66,6 +75,8 @@ func (n *Node) forwardApply(ctx context.Context, leaderURL string, cmd *fsmpb.Co
 		return nil, errRetry{fmt.Errorf("forward to leader %s: %w", leaderURL, err)}
 	case status == http.StatusServiceUnavailable:
 		return nil, errRetry{fmt.Errorf("leader %s: %s", leaderURL, body)}
+	case status == http.StatusConflict:
+		return nil, &LeaderRefused{Leader: leaderURL, Message: string(body)}
 	case status != http.StatusOK:
 		return nil, fmt.Errorf("leader %s answered %d: %s", leaderURL, status, body)
 	}

@@ -36,7 +36,7 @@ func (n *Node) watchLeadership(ctx context.Context) {
 // runLeaderJobs starts every leader job in its own goroutine; a job that
 // fails is retried after a pause while leadership lasts.
 func (n *Node) runLeaderJobs(ctx context.Context) {
-	jobs := []LeaderJob{seedPolicy, sealLoop, expireLoop}
+	jobs := []LeaderJob{clockLoop, seedPolicy, sealLoop, expireLoop}
 	jobs = append(jobs, n.cfg.LeaderJobs...)
 	for _, job := range jobs {
 		n.goRun(func() {

@@ -27,6 +27,7 @@ type Node struct {
 	transport *raft.NetworkTransport
 	client    *http.Client
 	leaderCh  chan bool
+	clock     clockState
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup

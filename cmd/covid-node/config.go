@@ -25,6 +25,7 @@ type serveConfig struct {
 	SealMinKeys                                 int
 	ExportKeyFiles, ExportKeyIDs, ExportKeyVers string
 	ExportKeysRetired                           string
+	TestClockOffset                             time.Duration
 	SigningKeyFile, SigningKeyID                string
 	FederationAddr, FederationJoin, PoolKeyFile string
 	SnapshotThreshold, TrailingLogs             uint64
@@ -62,6 +63,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ExportKeyFiles, "export-key-file", "", "comma-separated PEM files of the ECDSA P-256 keys that sign exports (every node of the region the same)")
 	fs.StringVar(&c.ExportKeyIDs, "export-key-id", "", "comma-separated verification key ids, one per export key (the id apps are configured with)")
 	fs.StringVar(&c.ExportKeyVers, "export-key-version", "", "comma-separated verification key versions, one per export key")
+	fs.DurationVar(&c.TestClockOffset, "test-clock-offset", 0, "for fault tests only: shift this node's clock by this much")
 	fs.StringVar(&c.ExportKeysRetired, "export-key-retired", "", "comma-separated id/version of export keys that sign no new batch but still the files sealed while they were in force (keep them 14 days after retiring)")
 	d := api.DefaultLimits()
 	fs.Float64Var(&c.Limits.PublishRate, "rate-publish", d.PublishRate, "uploads per second per client IP (0: no limit)")

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/covid-backend/covid-backend/api"
 	"github.com/covid-backend/covid-backend/feed"
@@ -34,6 +35,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		SnapshotInterval: c.SnapshotInterval, SnapshotThreshold: c.SnapshotThreshold, TrailingLogs: c.TrailingLogs,
 		WriteTimeout: c.WriteTimeout, NoBatchApply: c.NoBatchApply, Logger: logger,
 		SealInterval: c.SealEvery, Policy: c.policy(),
+	}
+	if off := c.TestClockOffset; off != 0 {
+		ncfg.Now = func() time.Time { return time.Now().Add(off) }
 	}
 	if err := ncfg.Validate(); err != nil {
 		return fmt.Errorf("serve: %w", err)
@@ -80,7 +84,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if pool != nil {
 		defer pool.Close()
 	}
-	srv, err := api.New(api.Config{Addr: c.HTTPAddr, AdminToken: ncfg.AdminToken, TrustedProxies: splitList(c.TrustedProxies), Limits: c.Limits, Logger: logger, FederationKey: fedKey, Pool: pool,
+	srv, err := api.New(api.Config{Addr: c.HTTPAddr, Now: ncfg.Now, AdminToken: ncfg.AdminToken, TrustedProxies: splitList(c.TrustedProxies), Limits: c.Limits, Logger: logger, FederationKey: fedKey, Pool: pool,
 		Feed: feed.Config{Region: c.Region, SigningKeys: exportKeys}}, n)
 	if err != nil {
 		return errors.Join(fmt.Errorf("serve: %w", err), n.Close(ctx))
