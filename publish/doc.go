@@ -7,11 +7,11 @@
 // fsmpb.Key values for the replicated state machine.
 //
 // The package has no HTTP code: the api layer reads the body, calls
-// DecodeRequest and Validate, proposes the Verified result and writes a
-// Response (always with Padding). Revision tokens are not handled yet: a
-// non-empty revisionToken is ignored, and keys already stored are refused by
-// the state machine.
+// DecodeRequest and Validate, opens the revision token, names the upload
+// (SubmissionID) and proposes every verified key in one version 2 publish
+// command; the state machine decides which keys are new, resent or
+// revised. It writes a Response (always with Padding).
 //
-// Wire facts are in /work/shared/GAEN.md; where this package deliberately
-// differs from the reference the doc comment says so.
+// The wire facts are summarised in docs/design.md; where this package
+// deliberately differs from the reference the doc comment says so.
 package publish
