@@ -1,6 +1,8 @@
 package api
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"slices"
@@ -56,9 +58,13 @@ func failErr(c *gin.Context, err error) {
 // zero values included (a seal of no padding says "padding": 0).
 func protoJSON(c *gin.Context, status int, m proto.Message) {
 	b, err := protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true}.Marshal(m)
+	var out bytes.Buffer
+	if err == nil {
+		err = json.Compact(&out, b) // protojson varies its spacing on purpose
+	}
 	if err != nil {
 		fail(c, http.StatusInternalServerError, "internal_error", "encode result: "+err.Error())
 		return
 	}
-	c.Data(status, "application/json; charset=utf-8", b)
+	c.Data(status, "application/json; charset=utf-8", out.Bytes())
 }
