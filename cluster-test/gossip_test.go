@@ -150,8 +150,11 @@ func TestGossipAcrossRegions(t *testing.T) {
 		}
 		rogue.adminPost("n1", "/v1/admin/seal")
 	}
+	// Only the rogue holds its batch: a region whose leader missed the
+	// announcement (gossip is UDP) learns of it when that leader happens to
+	// push/pull with the rogue, one random member every 5 s among ten.
 	for _, r := range []*cluster{b, c} {
-		r.waitFor(r.region+" (its leader, which imports) to reject the rogue's batch", 30*time.Second, func() bool {
+		r.waitFor(r.region+" (its leader, which imports) to reject the rogue's batch", 90*time.Second, func() bool {
 			rejected := 0
 			for _, id := range r.ids(3) {
 				_, body, _ := r.get(id, "/v1/federation")
