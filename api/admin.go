@@ -128,3 +128,14 @@ func (s *Server) forwardedApply(c *gin.Context) {
 	status, reply := s.node.ApplyForwarded(c.Request.Context(), body)
 	c.Data(status, "application/x-protobuf", reply)
 }
+
+// forwardedApplyV1 is forwardedApply for members of an older build.
+func (s *Server) forwardedApplyV1(c *gin.Context) {
+	body, err := io.ReadAll(c.Request.Body)
+	if err != nil {
+		fail(c, http.StatusBadRequest, "bad_request", "read command: "+err.Error())
+		return
+	}
+	status, reply := s.node.ApplyForwardedV1(c.Request.Context(), body)
+	c.Data(status, "application/json", reply)
+}

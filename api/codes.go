@@ -129,7 +129,7 @@ func (s *Server) issueCode(c *gin.Context) {
 			return
 		}
 		hash := code.Hash(s.codeKey)
-		policy, _ := s.node.FSM().Policy()
+		policy, _ := s.node.Policy()
 		res, err := command.IssueCode(c.Request.Context(), s.node, &fsmpb.Code{Lookup: code.Lookup, Hash: hash[:],
 			Provider: c.GetString("provider"), TtlSeconds: policy.GetCodeTtlSeconds(), ReportType: grant.ReportType,
 			SymptomOnsetInterval: int32(grant.SymptomOnsetInterval)})
@@ -176,9 +176,10 @@ func (s *Server) codeGrant(ctx context.Context, code publish.Code) (publish.Code
 	for {
 		if stored, ok := s.node.FSM().Code(code.Lookup); ok {
 			hash := code.Hash(s.codeKey)
+			grant := publish.CodeGrant{ReportType: stored.GetReportType(), SymptomOnsetInterval: uint32(stored.GetSymptomOnsetInterval())}
 			switch {
-			case stored.GetUsedUnix() != 0:
-				return publish.CodeGrant{}, errors.New("one-time code already used")
+			case stored.GetUsedUnix() != 0 && subtle.ConstantTimeCompare(hash[:], stored.GetHash()) == 1:
+				return grant, errCodeUsed
 			case stored.GetFailures() >= fsm.MaxCodeFailures:
 				return publish.CodeGrant{}, errors.New("one-time code locked after too many wrong attempts")
 			case s.cfg.Now().Unix() >= stored.GetExpiresUnix():
@@ -186,7 +187,7 @@ func (s *Server) codeGrant(ctx context.Context, code publish.Code) (publish.Code
 			case subtle.ConstantTimeCompare(hash[:], stored.GetHash()) != 1:
 				return publish.CodeGrant{}, errWrongCode
 			}
-			return publish.CodeGrant{ReportType: stored.GetReportType(), SymptomOnsetInterval: uint32(stored.GetSymptomOnsetInterval())}, nil
+			return grant, nil
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			return publish.CodeGrant{}, errors.New("unknown one-time code")
@@ -198,3 +199,8 @@ func (s *Server) codeGrant(ctx context.Context, code publish.Code) (publish.Code
 // errWrongCode: the code's lookup exists but the rest does not match. The
 // attempt still goes to the state machine, which counts it on the code.
 var errWrongCode = errors.New("wrong one-time code")
+
+// errCodeUsed: the code was used; the upload still goes to the state
+// machine, which answers an exact retry of the upload that used it with
+// the first outcome and refuses any other.
+var errCodeUsed = errors.New("one-time code already used")

@@ -13,11 +13,18 @@ import (
 // certificate.
 func codeUpload(t *testing.T, code string) []byte {
 	t.Helper()
+	return codeUploadOf(t, code, 14)
+}
+
+// codeUploadOf is codeUpload with the first n of the golden keys.
+func codeUploadOf(t *testing.T, code string, n int) []byte {
+	t.Helper()
 	var req map[string]any
 	if err := json.Unmarshal(goldenBody(t), &req); err != nil {
 		t.Fatal(err)
 	}
 	req["verificationPayload"] = code
+	req["temporaryExposureKeys"] = req["temporaryExposureKeys"].([]any)[:n]
 	b, _ := json.Marshal(req)
 	return b
 }
@@ -57,17 +64,23 @@ func TestOneTimeCodes(t *testing.T) {
 	if len(subs.Submissions) != 1 || subs.Submissions[0].Issuer != "" {
 		t.Fatalf("submissions %+v", subs)
 	}
+	// The same upload again (its answer was lost) is answered as the first.
+	w = ts.do(http.MethodPost, "/v1/publish", codeUpload(t, code), jsonCT)
+	if resp := decode[publish.Response](t, w); w.Code != http.StatusOK || resp.InsertedExposures != 14 || resp.RevisionToken == "" {
+		t.Fatalf("exact retry of the code upload: %d %+v", w.Code, resp)
+	}
 	fresh := getCode(t, ts, token)
 	wrong := []byte(fresh)
 	wrong[len(wrong)-1] = map[bool]byte{true: '1', false: '0'}[wrong[len(wrong)-1] == '0'] // same lookup, wrong secret
 	for _, tc := range []struct {
 		name, code string
+		keys       int
 	}{
-		{"reused", code},
-		{"wrong secret", string(wrong)},
-		{"unknown", "ZZZZ-ZZZZ-ZZZZ-ZZZZ-ZZZZ"},
+		{"reused for another upload", code, 13},
+		{"wrong secret", string(wrong), 14},
+		{"unknown", "ZZZZ-ZZZZ-ZZZZ-ZZZZ-ZZZZ", 14},
 	} {
-		w := ts.do(http.MethodPost, "/v1/publish", codeUpload(t, tc.code), jsonCT)
+		w := ts.do(http.MethodPost, "/v1/publish", codeUploadOf(t, tc.code, tc.keys), jsonCT)
 		resp := decode[publish.Response](t, w)
 		if w.Code != http.StatusUnauthorized || resp.Code != publish.CodeVerificationCertificateInvalid || resp.ErrorMessage == "" {
 			t.Fatalf("%s code: %d %+v", tc.name, w.Code, resp)

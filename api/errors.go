@@ -47,7 +47,7 @@ func failErr(c *gin.Context, err error) {
 		fail(c, http.StatusServiceUnavailable, "no_leader", err.Error())
 	case errors.As(err, &upgrade):
 		fail(c, http.StatusServiceUnavailable, "upgrade_pending", err.Error())
-	case errors.Is(err, node.ErrClockDisagrees) || errors.As(err, &leader):
+	case errors.Is(err, node.ErrClockDisagrees) || errors.Is(err, node.ErrClockUnconfirmed) || errors.As(err, &leader):
 		fail(c, http.StatusServiceUnavailable, "leader_refused", err.Error())
 	default:
 		fail(c, http.StatusInternalServerError, "internal_error", err.Error())

@@ -39,11 +39,14 @@ func (s *Server) newMetrics() *metrics {
 		gauge("covid_keys", "Keys held in the local state.", func() float64 { return float64(f.NumKeys()) }),
 		gauge("covid_last_batch", "Newest sealed batch of this region.", func() float64 { return float64(f.LastBatch()) }),
 		gauge("covid_raft_applied_index", "Last raft index applied here.", func() float64 { return float64(s.node.AppliedIndex()) }),
-		gauge("covid_clock_agrees", "0 while this leader's clock disagrees with a majority of the region (it stamps no command).", func() float64 {
-			if r := s.node.Clocks(); !r.Checked.IsZero() && !r.Agrees {
-				return 0
+		gauge("covid_clock_agrees", "This leader's clock at the last check: 1 a majority of the region agrees, 0 unconfirmed (no seal or expiry), -1 a majority disagrees (it stamps nothing).", func() float64 {
+			switch r := s.node.Clocks(); {
+			case r.Checked.IsZero() || r.Agrees:
+				return 1
+			case r.Disagrees:
+				return -1
 			}
-			return 1
+			return 0
 		}),
 		gauge("covid_clock_max_offset_seconds", "Largest offset of another member's clock from this leader's, at the last check.", func() float64 {
 			return s.node.Clocks().MaxOffset().Seconds()

@@ -27,7 +27,8 @@ type PolicyView struct {
 	SealMinKeys       uint32 `json:"seal_min_keys"`
 	SealPaddingJitter uint32 `json:"seal_padding_jitter"`
 	NoPadding         bool   `json:"no_padding"`
-	// Set is false while the region runs on the defaults.
+	// Set is false while the region has no replicated policy yet (this
+	// node then follows its own flags).
 	Set bool `json:"set"`
 }
 
@@ -41,7 +42,7 @@ func policyView(p *fsmpb.Policy, set bool) PolicyView {
 }
 
 func (s *Server) getPolicy(c *gin.Context) {
-	c.JSON(http.StatusOK, policyView(s.node.FSM().Policy()))
+	c.JSON(http.StatusOK, policyView(s.node.Policy()))
 }
 
 // setPolicy is PUT /v1/admin/policy: one replicated change that every node

@@ -121,6 +121,13 @@ func (s *Server) commit(c *gin.Context, v *publish.Verified, code *publish.Code,
 	}
 	id := publish.SubmissionID(authorization, v.Keys, v.StoreNothing)
 	p.SubmissionId = id[:]
+	if s.node.RegionVersion() < 2 {
+		if err := s.downgrade(p, tok); errors.Is(err, errNothingToCommit) {
+			return 0, nil
+		} else if err != nil {
+			return 0, err
+		}
+	}
 	res, err := command.Publish(c.Request.Context(), s.node, p)
 	if err != nil {
 		return 0, s.commitError(c, err)
@@ -141,9 +148,12 @@ func (s *Server) commitError(c *gin.Context, err error) error {
 		}
 		return &publish.Error{Status: http.StatusUnauthorized, Code: publish.CodeVerificationCertificateInvalid,
 			Message: "one-time code refused: " + refused.Message}
+	case errors.As(err, &refused) && refused.Code == command.CodeAuthorityKey:
+		return &publish.Error{Status: http.StatusUnauthorized, Code: publish.CodeVerificationCertificateInvalid,
+			Message: "unable to validate diagnosis verification: " + refused.Message}
 	case errors.As(err, &refused) && revisionCode(refused.Code) != "":
 		return &publish.Error{Status: http.StatusBadRequest, Code: revisionCode(refused.Code), Message: refused.Message}
-	case errors.Is(err, node.ErrNoLeader) || errors.As(err, &upgrade) || errors.As(err, &leader) || errors.Is(err, node.ErrClockDisagrees):
+	case errors.Is(err, node.ErrNoLeader) || errors.As(err, &upgrade) || errors.As(err, &leader) || errors.Is(err, node.ErrClockDisagrees) || errors.Is(err, node.ErrClockUnconfirmed):
 		return &publish.Error{Status: http.StatusServiceUnavailable, Code: publish.CodeInternalError,
 			Message: "region not ready, retry: " + err.Error()}
 	case err != nil:
@@ -186,6 +196,11 @@ func (s *Server) verifyCode(c *gin.Context, req *publish.Request) (*publish.Veri
 	grant, err := s.codeGrant(c.Request.Context(), code)
 	if errors.Is(err, errWrongCode) {
 		return nil, &code, err // counted on the code by the state machine
+	}
+	if errors.Is(err, errCodeUsed) {
+		// An exact retry of the upload that used it is answered as the
+		// first was; any other upload is refused. The state machine tells.
+		err = nil
 	}
 	if err != nil {
 		s.codeFailures.reserve(ip)

@@ -147,6 +147,7 @@ func (s *Server) routes() (http.Handler, error) {
 
 	admin := r.Group("/", s.requireToken)
 	admin.POST(node.PathApply, s.forwardedApply)
+	admin.POST(node.PathApplyV1, s.forwardedApplyV1)
 	admin.GET(node.PathClock, func(c *gin.Context) { c.JSON(http.StatusOK, s.node.Clock()) })
 	admin.GET(node.PathMembers, s.readView, s.listMembers)
 	admin.POST(node.PathMembers, s.addMember)

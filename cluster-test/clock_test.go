@@ -65,7 +65,7 @@ func TestLeaderWithBadClockStampsNothing(t *testing.T) {
 			break
 		}
 	}
-	if !strings.Contains(metrics.String(), "covid_clock_agrees 0") {
+	if !strings.Contains(metrics.String(), "covid_clock_agrees -1") {
 		t.Fatalf("metrics of n1 do not show the disagreement:\n%s", grepLines(metrics.String(), "covid_clock"))
 	}
 }

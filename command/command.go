@@ -55,14 +55,22 @@ func Since(t fsmpb.CommandType) (uint32, bool) {
 	return 0, false
 }
 
-// lowest is the lowest version in which this build can write a command of
-// the type: the type's first version, or a later one whose form changed.
-func lowest(t fsmpb.CommandType) uint32 {
-	if t == fsmpb.CommandType_COMMAND_TYPE_PUBLISH {
-		return 2 // every key of the upload, authority key named
+// versions is the range of versions in which this build can write a
+// command as built: from its type's first version, or a later one whose
+// form it uses, up to Version (or only 1 for a form that later versions
+// read differently).
+func versions(cmd *fsmpb.Command) (lo, hi uint32) {
+	lo, _ = Since(cmd.GetType())
+	hi = Version
+	if p := cmd.GetPublish(); cmd.GetType() == fsmpb.CommandType_COMMAND_TYPE_PUBLISH {
+		switch {
+		case len(p.GetRevisions()) > 0: // version 1 form: stored keys apart
+			hi = 1
+		case p.GetAuthorityKid() != "" || p.GetHasToken() || len(p.GetTokenKeys()) > 0 || p.GetReviseOnly():
+			lo = 2 // version 2 form: the state machine decides
+		}
 	}
-	v, _ := Since(t)
-	return v
+	return lo, hi
 }
 
 // ErrUpgradePending means a command needs a version that not every member
@@ -78,15 +86,16 @@ func (e *ErrUpgradePending) Error() string {
 }
 
 // Stamp sets the version a command goes out with: the newest version the
-// whole region applies (agreed), but at least the lowest version in which
-// this build writes that command. It fails, changing nothing, when the
-// region does not apply that version yet or the type is unknown. The node
-// that builds a command stamps it; nobody changes the version after that.
+// whole region applies (agreed), within the versions in which this build
+// writes the command as built. It fails, changing nothing, when the region
+// does not apply that version yet or the type is unknown. The node that
+// builds a command stamps it; nobody changes the version after that.
 func Stamp(cmd *fsmpb.Command, agreed uint32) error {
 	if _, ok := Since(cmd.GetType()); !ok {
 		return fmt.Errorf("unknown command type %v", cmd.GetType())
 	}
-	v := max(lowest(cmd.GetType()), min(Version, agreed))
+	lo, hi := versions(cmd)
+	v := min(max(lo, min(Version, agreed)), hi)
 	if v > agreed {
 		return &ErrUpgradePending{Type: cmd.GetType(), Need: v, Region: agreed}
 	}

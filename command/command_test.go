@@ -4,6 +4,8 @@ import (
 	"errors"
 	"testing"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/covid-backend/covid-backend/command"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 )
@@ -12,24 +14,32 @@ import (
 // below the version in which this build writes it, and not at all while
 // the region is older than that.
 func TestStamp(t *testing.T) {
+	seal := &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_SEAL}
+	v2publish := &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_PUBLISH, Publish: &fsmpb.Publish{AuthorityKid: "k1"}}
+	v1publish := &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_PUBLISH, Publish: &fsmpb.Publish{Revisions: []*fsmpb.Key{{}}}}
+	plain := &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_PUBLISH, Publish: &fsmpb.Publish{Keys: []*fsmpb.Key{{}}}}
+	policy := &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_SET_POLICY}
 	cases := []struct {
 		name    string
-		typ     fsmpb.CommandType
+		cmd     *fsmpb.Command
 		region  uint32
 		want    uint32
 		pending bool
 	}{
-		{"old region, unchanged command", fsmpb.CommandType_COMMAND_TYPE_SEAL, 1, 1, false},
-		{"new region, unchanged command", fsmpb.CommandType_COMMAND_TYPE_SEAL, command.Version, command.Version, false},
-		{"region ahead of this build", fsmpb.CommandType_COMMAND_TYPE_SEAL, command.Version + 1, command.Version, false},
-		{"publish in an old region", fsmpb.CommandType_COMMAND_TYPE_PUBLISH, 1, 0, true},
-		{"publish in a new region", fsmpb.CommandType_COMMAND_TYPE_PUBLISH, 2, 2, false},
-		{"new type in an old region", fsmpb.CommandType_COMMAND_TYPE_SET_POLICY, 1, 0, true},
-		{"new type in a new region", fsmpb.CommandType_COMMAND_TYPE_SET_POLICY, 2, 2, false},
+		{"old region, unchanged command", seal, 1, 1, false},
+		{"new region, unchanged command", seal, command.Version, command.Version, false},
+		{"region ahead of this build", seal, command.Version + 1, command.Version, false},
+		{"version 2 publish in an old region", v2publish, 1, 0, true},
+		{"version 2 publish in a new region", v2publish, 2, 2, false},
+		{"version 1 form in a new region", v1publish, 2, 1, false},
+		{"publish of either form, old region", plain, 1, 1, false},
+		{"publish of either form, new region", plain, 2, 2, false},
+		{"new type in an old region", policy, 1, 0, true},
+		{"new type in a new region", policy, 2, 2, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			cmd := &fsmpb.Command{Type: c.typ}
+			cmd := proto.CloneOf(c.cmd)
 			err := command.Stamp(cmd, c.region)
 			var pending *command.ErrUpgradePending
 			if errors.As(err, &pending) != c.pending {

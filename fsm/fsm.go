@@ -105,7 +105,7 @@ func (f *FSM) applyLocked(l *raft.Log) any {
 	}
 	f.state.stamp(&cmd)
 	res := apply(f.state, &cmd)
-	if changed(res) {
+	if cmd.GetVersion() >= 2 && changed(res) {
 		f.state.lastTime = max(f.state.lastTime, cmd.GetTimeUnix())
 	}
 	return res

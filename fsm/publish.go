@@ -28,23 +28,46 @@ func applyPublish(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 		}
 		return refuse(command.CodeInvalidCommand, "publish has no keys")
 	}
-	var plan publishPlan
-	var refused *fsmpb.Result
-	if cmd.GetVersion() >= 2 {
-		plan, refused = s.planV2(p, cmd.GetTimeUnix())
-	} else {
-		plan, refused = s.planV1(p)
+	if cmd.GetVersion() < 2 {
+		return s.publishV1(cmd)
 	}
+	// What authorized the upload first (a wrong code counts), then its keys;
+	// the code is used only by an upload that changes something.
+	var code *fsmpb.Code
+	var refused *fsmpb.Result
+	if len(p.GetCodeHash()) > 0 {
+		if code, refused = s.redeemCode(p, cmd.GetTimeUnix()); refused != nil {
+			return refused
+		}
+	}
+	plan, refused := s.planV2(p, cmd.GetTimeUnix())
 	if refused != nil {
 		return refused
 	}
 	if len(plan.keys)+len(plan.revisions) == 0 {
 		return publishResult(&fsmpb.PublishResult{Unchanged: plan.unchanged})
 	}
+	return publishResult(s.store(cmd, code, plan))
+}
+
+// publishV1 applies a version 1 publish in the order the builds that wrote
+// it did: keys and revisions checked, the code redeemed (a wrong one
+// counted), then stored keys refused.
+func (s *state) publishV1(cmd *fsmpb.Command) *fsmpb.Result {
+	p := cmd.GetPublish()
+	plan, refused := s.planV1(p)
+	if refused != nil {
+		return refused
+	}
 	var code *fsmpb.Code
 	if len(p.GetCodeHash()) > 0 {
 		if code, refused = s.redeemCode(p, cmd.GetTimeUnix()); refused != nil {
 			return refused
+		}
+	}
+	for _, k := range plan.keys {
+		if _, ok := s.keys[k.Data]; ok {
+			return refuse(command.CodeKeyExists, "key %x is already stored", k.Data[:4])
 		}
 	}
 	return publishResult(s.store(cmd, code, plan))
@@ -68,11 +91,6 @@ func (s *state) planV1(p *fsmpb.Publish) (publishPlan, *fsmpb.Result) {
 	for _, k := range plan.revisions {
 		if refused := s.checkRevision(k); refused != nil {
 			return publishPlan{}, refused
-		}
-	}
-	for _, k := range plan.keys {
-		if _, ok := s.keys[k.Data]; ok {
-			return publishPlan{}, refuse(command.CodeKeyExists, "key %x is already stored", k.Data[:4])
 		}
 	}
 	return plan, nil

@@ -97,8 +97,10 @@ type state struct {
 	// that batch numbers are never reused.
 	lastSeq      uint32
 	lastSealUnix int64
-	// lastTime is the highest time of a command that changed the state
-	// (see changed and stamp).
+	// lastTime is the highest time of a command of version 2 or later that
+	// changed the state (see changed and stamp); version 1 commands leave
+	// it, so that it is the same whether a node replayed them or restored
+	// a snapshot written before it existed.
 	lastTime int64
 	// policy is the region policy operators set (nil: defaults).
 	policy *fsmpb.Policy
@@ -109,7 +111,7 @@ type state struct {
 // that a new leader whose clock is behind cannot move the region's time
 // back (unpublish a sealed window, revive an expired code). Version 1
 // commands keep their stamp, as the builds that wrote them applied them.
-// Apply records the time of each command that changed the state.
+// Apply records the time of each such command that changed the state.
 func (s *state) stamp(cmd *fsmpb.Command) {
 	if cmd.GetVersion() >= 2 && cmd.GetTimeUnix() < s.lastTime {
 		cmd.TimeUnix = s.lastTime

@@ -96,7 +96,7 @@ func (n *Node) applyLocal(ctx context.Context, cmd *fsmpb.Command) (*fsmpb.Resul
 	if region := n.RegionVersion(); cmd.GetVersion() > region {
 		return nil, &command.ErrUpgradePending{Type: cmd.GetType(), Need: cmd.GetVersion(), Region: region}
 	}
-	if err := n.clockAgrees(ctx); err != nil {
+	if err := n.clockAgrees(ctx, cmd.GetType()); err != nil {
 		return nil, err
 	}
 	cmd = proto.CloneOf(cmd)

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 )
 
 // MaxClockSkew is how far the leader's clock may be from a majority of the
@@ -33,12 +35,20 @@ const (
 // leadership to another member.
 var ErrClockDisagrees = errors.New("the leader's clock disagrees with a majority of the region")
 
+// ErrClockUnconfirmed means the leader could not confirm its clock with a
+// majority of the region (members down, or as many disagreeing as
+// agreeing): it seals and expires nothing, the commands whose effect
+// depends most on the time, until it can.
+var ErrClockUnconfirmed = errors.New("the leader cannot confirm its clock with a majority of the region")
+
 // ClockReport is the leader's last comparison of its clock with the other
-// members' (offsets are theirs minus its own).
+// members' (offsets are theirs minus its own). Agrees: a majority of the
+// region (this node included) is within MaxClockSkew; Disagrees: a
+// majority is measured further away; neither while too few answered.
 type ClockReport struct {
-	Checked time.Time
-	Agrees  bool
-	Offsets map[string]time.Duration
+	Checked           time.Time
+	Agrees, Disagrees bool
+	Offsets           map[string]time.Duration
 }
 
 // MaxOffset is the largest offset of another member's clock, either way.
@@ -76,7 +86,7 @@ func (n *Node) Clocks() ClockReport {
 // disagrees with the region.
 func clockLoop(ctx context.Context, n *Node) error {
 	for {
-		if r := n.checkClocks(ctx); !r.Agrees && ctx.Err() == nil {
+		if r := n.checkClocks(ctx); r.Disagrees && ctx.Err() == nil {
 			n.cfg.Logger.Error("this node's clock disagrees with a majority of the region by more than a minute: it stamps no command and hands leadership on; fix its time",
 				"offsets", fmt.Sprint(r.Offsets))
 			if err := n.raft.LeadershipTransfer().Error(); err != nil {
@@ -89,35 +99,43 @@ func clockLoop(ctx context.Context, n *Node) error {
 	}
 }
 
-// clockAgrees tells whether this leader may stamp a command, measuring the
-// clocks first when the last comparison is stale.
-func (n *Node) clockAgrees(ctx context.Context) error {
+// clockAgrees tells whether this leader may stamp a command of the given
+// type, measuring the clocks first when the last comparison is stale: no
+// command while a majority disagrees, no seal or expiry until a majority
+// agrees.
+func (n *Node) clockAgrees(ctx context.Context, t fsmpb.CommandType) error {
 	r := n.Clocks()
 	if n.cfg.Now().Sub(r.Checked).Abs() > clockStale {
 		r = n.checkClocks(ctx)
 	}
-	if !r.Agrees {
+	timeCritical := t == fsmpb.CommandType_COMMAND_TYPE_SEAL || t == fsmpb.CommandType_COMMAND_TYPE_EXPIRE
+	switch {
+	case r.Disagrees:
 		return fmt.Errorf("%w (offsets of the others %v)", ErrClockDisagrees, r.Offsets)
+	case !r.Agrees && timeCritical:
+		return fmt.Errorf("%w (offsets of those that answered %v)", ErrClockUnconfirmed, r.Offsets)
 	}
 	return nil
 }
 
-// checkClocks measures the other members' clocks and records whether this
-// node agrees with the region: it does unless a majority of the region's
-// members is measured more than MaxClockSkew away. A member that does not
-// answer (down, or not yet recorded while it joins) counts neither way.
+// checkClocks measures the other members' clocks and records whether a
+// majority of the region agrees with this node's clock (itself included),
+// or a majority disagrees. A member that does not answer (down, or not yet
+// recorded while it joins) counts neither way.
 func (n *Node) checkClocks(ctx context.Context) ClockReport {
 	servers, err := n.servers()
 	r := ClockReport{Checked: n.cfg.Now(), Offsets: map[string]time.Duration{}}
 	if err == nil {
-		disagree := 0
+		agree, disagree, majority := 1, 0, len(servers)/2+1
 		for id, off := range n.measure(ctx, servers) {
 			r.Offsets[id] = off
 			if off.Abs() > MaxClockSkew {
 				disagree++
+			} else {
+				agree++
 			}
 		}
-		r.Agrees = disagree < len(servers)/2+1
+		r.Agrees, r.Disagrees = agree >= majority, disagree >= majority
 	}
 	n.clock.mu.Lock()
 	n.clock.report = r

@@ -19,12 +19,23 @@ func expireLoop(ctx context.Context, n *Node) error {
 	})
 }
 
+// expireCutoff is the time before which retention removes batches: now
+// minus retention, floored to whole UTC days (to multiples of the
+// retention when that is shorter), so that a day leaves the exports at
+// once instead of batch by batch, and its roll-up is renamed once, not at
+// every run.
+func expireCutoff(now, retention int64) int64 {
+	step := min(int64(24*60*60), max(1, retention))
+	cut := now - retention
+	return cut - cut%step
+}
+
 // ExpireNow removes from the replicated state what retention (the region
 // policy) no longer needs; the leader picks the cutoff, the state machine
 // applies it the same everywhere.
 func (n *Node) ExpireNow(ctx context.Context) (*fsmpb.ExpireResult, error) {
-	policy, _ := n.fsm.Policy()
-	cutoff := n.cfg.Now().Unix() - policy.GetRetentionSeconds()
+	policy, _ := n.Policy()
+	cutoff := expireCutoff(n.cfg.Now().Unix(), policy.GetRetentionSeconds())
 	res, err := command.Expire(ctx, n, &fsmpb.Expire{CutoffUnix: cutoff})
 	if err != nil {
 		return nil, fmt.Errorf("expire before %d: %w", cutoff, err)

@@ -16,8 +16,11 @@ import (
 )
 
 // Paths of the member-to-member endpoints that the api package serves.
+// PathApply answers an fsmpb.Result; PathApplyV1 answers as builds before
+// command version 2 did (forward_v1.go).
 const (
-	PathApply   = "/internal/v1/apply"
+	PathApply   = "/internal/v2/apply"
+	PathApplyV1 = "/internal/v1/apply"
 	PathMembers = "/v1/admin/members"
 )
 
@@ -30,29 +33,40 @@ const protobufType = "application/x-protobuf"
 // forwards again: if this node is no longer leader the follower is told to
 // retry (503), so a write never travels in circles.
 func (n *Node) ApplyForwarded(ctx context.Context, data []byte) (int, []byte) {
-	var cmd fsmpb.Command
-	if err := proto.Unmarshal(data, &cmd); err != nil {
-		return http.StatusBadRequest, []byte("decode command: " + err.Error())
-	}
-	if !n.IsLeader() {
-		return http.StatusServiceUnavailable, []byte("not the leader")
-	}
-	res, err := n.applyLocal(ctx, &cmd)
-	var retry errRetry
-	var upgrade *command.ErrUpgradePending
-	switch {
-	case errors.As(err, &retry):
-		return http.StatusServiceUnavailable, []byte(err.Error())
-	case errors.As(err, &upgrade) || errors.Is(err, ErrClockDisagrees):
-		return http.StatusConflict, []byte(err.Error())
-	case err != nil:
-		return http.StatusInternalServerError, []byte(err.Error())
+	status, res, msg := n.applyForwarded(ctx, data)
+	if status != http.StatusOK {
+		return status, []byte(msg)
 	}
 	out, err := proto.Marshal(res)
 	if err != nil {
 		return http.StatusInternalServerError, []byte("encode result: " + err.Error())
 	}
 	return http.StatusOK, out
+}
+
+func (n *Node) applyForwarded(ctx context.Context, data []byte) (int, *fsmpb.Result, string) {
+	var cmd fsmpb.Command
+	if err := proto.Unmarshal(data, &cmd); err != nil {
+		return http.StatusBadRequest, nil, "decode command: " + err.Error()
+	}
+	if !n.IsLeader() {
+		return http.StatusServiceUnavailable, nil, "not the leader"
+	}
+	if cmd.GetVersion() == 0 {
+		cmd.Version = 1 // from a build before command version 2: it left stamping to the leader
+	}
+	res, err := n.applyLocal(ctx, &cmd)
+	var retry errRetry
+	var upgrade *command.ErrUpgradePending
+	switch {
+	case errors.As(err, &retry):
+		return http.StatusServiceUnavailable, nil, err.Error()
+	case errors.As(err, &upgrade) || errors.Is(err, ErrClockDisagrees) || errors.Is(err, ErrClockUnconfirmed):
+		return http.StatusConflict, nil, err.Error()
+	case err != nil:
+		return http.StatusInternalServerError, nil, err.Error()
+	}
+	return http.StatusOK, res, ""
 }
 
 // LeaderRefused is the leader's refusal to propose a forwarded command
@@ -70,6 +84,9 @@ func (n *Node) forwardApply(ctx context.Context, leaderURL string, cmd *fsmpb.Co
 		return nil, fmt.Errorf("encode forwarded command: %w", err)
 	}
 	status, body, err := n.send(ctx, http.MethodPost, leaderURL+PathApply, protobufType, bytes.NewReader(data))
+	if err == nil && status == http.StatusNotFound {
+		return n.forwardApplyV1(ctx, leaderURL, data) // a leader of an older build
+	}
 	switch {
 	case err != nil:
 		return nil, errRetry{fmt.Errorf("forward to leader %s: %w", leaderURL, err)}

@@ -172,3 +172,21 @@ func TestRollingUpgradeGate(t *testing.T) {
 		t.Fatalf("old build joining a version %d region: %v, want 409", command.Version, err)
 	}
 }
+
+func TestExpireCutoff(t *testing.T) {
+	const day = 24 * 60 * 60
+	cases := []struct {
+		now, retention, want int64
+	}{
+		{20*day + 3600, 14 * day, 6 * day},       // whole days
+		{20*day + 86399, 14 * day, 6 * day},      // until the next midnight
+		{20*day + 86400, 14 * day, 7 * day},      // then a whole day more
+		{1000, 3, 996},                           // a short retention: its own multiples
+		{20*day + 3600, day / 2, 19*day + day/2}, // half a day: half days
+	}
+	for _, c := range cases {
+		if got := expireCutoff(c.now, c.retention); got != c.want {
+			t.Errorf("expireCutoff(%d, %d) = %d, want %d", c.now, c.retention, got, c.want)
+		}
+	}
+}

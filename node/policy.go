@@ -10,6 +10,18 @@ import (
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 )
 
+// Policy is the region policy this node follows: the replicated one once
+// set, and until then the defaults with this node's flags over them (so
+// that a region whose policy is not yet replicated, during an upgrade for
+// one, keeps the retention its operators configured). set tells which.
+func (n *Node) Policy() (p *fsmpb.Policy, set bool) {
+	p, set = n.fsm.Policy()
+	if !set && n.cfg.Policy != nil {
+		p = merged(p, n.cfg.Policy)
+	}
+	return p, set
+}
+
 // seedPolicy is a leader job: a region that has no policy yet gets the one
 // this node was started with (its flags), so that every node follows one
 // replicated policy from then on; operators change it with SET_POLICY.

@@ -44,7 +44,7 @@ var ErrNothingToSeal = errors.New("nothing to seal")
 // and the state machine decides, the same on every node, which keys the
 // batch holds.
 func (n *Node) SealNow(ctx context.Context) (*fsmpb.SealResult, error) {
-	policy, _ := n.fsm.Policy()
+	policy, _ := n.Policy()
 	target := 0
 	if policy.GetSealMinKeys() > 0 {
 		jitter, err := rand.Int(rand.Reader, big.NewInt(int64(policy.GetSealPaddingJitter())+1))

@@ -8,9 +8,9 @@ import (
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 )
 
-// An upload's id depends on what authorized it and on every stored field of
-// every key, not on the order of the keys: an exact retry gets the same id,
-// any other upload another.
+// An upload's id depends on what authorized it and on the keys (data,
+// interval), not on their order nor on fields the server derives: an exact
+// retry gets the same id, any other upload another.
 func TestSubmissionID(t *testing.T) {
 	keys := []*fsmpb.Key{
 		{KeyData: []byte("aaaaaaaaaaaaaaaa"), RollingStart: 100, RollingPeriod: 144, TransmissionRisk: 2, ReportType: 1},
@@ -26,14 +26,17 @@ func TestSubmissionID(t *testing.T) {
 	if got := SubmissionID(auth, []*fsmpb.Key{keys[1], keys[0]}, false); got != base {
 		t.Error("the order of the keys changed the id")
 	}
+	derived := changed(func(k *fsmpb.Key) { k.HasDaysSinceOnset, k.DaysSinceOnset, k.TransmissionRisk = true, -3, 5 })
+	if SubmissionID(auth, derived, false) != base {
+		t.Error("fields the server derives changed the id")
+	}
 	others := map[string][16]byte{
 		"other authorization": SubmissionID([]byte("another digest"), keys, false),
 		"revise only":         SubmissionID(auth, keys, true),
 		"a key less":          SubmissionID(auth, keys[:1], false),
-		"other report type":   SubmissionID(auth, changed(func(k *fsmpb.Key) { k.ReportType = 2 }), false),
-		"other risk":          SubmissionID(auth, changed(func(k *fsmpb.Key) { k.TransmissionRisk = 3 }), false),
-		"other onset":         SubmissionID(auth, changed(func(k *fsmpb.Key) { k.HasDaysSinceOnset = true }), false),
-		"other interval":      SubmissionID(auth, changed(func(k *fsmpb.Key) { k.RollingStart++ }), false),
+		"other key":           SubmissionID(auth, changed(func(k *fsmpb.Key) { k.KeyData = []byte("cccccccccccccccc") }), false),
+		"other start":         SubmissionID(auth, changed(func(k *fsmpb.Key) { k.RollingStart++ }), false),
+		"other period":        SubmissionID(auth, changed(func(k *fsmpb.Key) { k.RollingPeriod-- }), false),
 	}
 	for name, id := range others {
 		if id == base {
