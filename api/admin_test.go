@@ -84,7 +84,9 @@ func TestAuthorityLifecycle(t *testing.T) {
 	}
 }
 
-// Status and probes report the node without secrets.
+// Status and probes report the node without secrets, and the public ones
+// without anything that counts uploads: no key counts, raft indexes, term
+// or raft addresses; operators get all of it from the admin status.
 func TestStatusAndProbes(t *testing.T) {
 	ts := newTestServer(t, time.Now)
 	for _, path := range []string{"/healthz", "/readyz", "/v1/status"} {
@@ -96,10 +98,36 @@ func TestStatusAndProbes(t *testing.T) {
 			t.Fatalf("%s leaks the admin token", path)
 		}
 	}
-	st := decode[map[string]any](t, ts.do(http.MethodGet, "/v1/status", nil, nil))
+	if w := ts.do(http.MethodPost, "/v1/publish", goldenBody(t), jsonCT); w.Code != http.StatusUnauthorized {
+		t.Fatalf("publish without an authority: %d", w.Code) // some raft traffic first
+	}
+	public := map[string]map[string]any{
+		"/v1/status": decode[map[string]any](t, ts.do(http.MethodGet, "/v1/status", nil, nil)),
+		"/readyz":    decode[map[string]any](t, ts.do(http.MethodGet, "/readyz", nil, nil)),
+	}
+	wantPublic := map[string][]string{"/v1/status": {"node_id", "region", "state", "leader_id", "ready"}, "/readyz": {"status"}}
+	for path, body := range public {
+		if len(body) != len(wantPublic[path]) {
+			t.Fatalf("%s tells %v, want only %v", path, body, wantPublic[path])
+		}
+		for _, k := range wantPublic[path] {
+			if _, ok := body[k]; !ok {
+				t.Fatalf("%s lacks %q: %v", path, k, body)
+			}
+		}
+	}
+	for _, path := range []string{"/v1/keys?consistent=true", "/v1/federation?consistent=true"} {
+		if w := ts.do(http.MethodGet, path, nil, nil); w.Code != http.StatusForbidden {
+			t.Fatalf("%s: %d, want 403", path, w.Code)
+		}
+	}
+	if w := ts.do(http.MethodGet, "/v1/keys", nil, nil); w.Header().Get("X-Applied-Index") != "" {
+		t.Fatal("a public read tells the applied index")
+	}
+	st := decode[map[string]any](t, ts.admin(http.MethodGet, "/v1/admin/status", nil))
 	for _, k := range []string{"node_id", "region", "state", "leader_id", "term", "commit_index", "applied_index", "members", "keys"} {
 		if _, ok := st[k]; !ok {
-			t.Fatalf("status lacks %q: %v", k, st)
+			t.Fatalf("admin status lacks %q: %v", k, st)
 		}
 	}
 	w := ts.admin(http.MethodGet, "/v1/admin/keys?consistent=true", nil)

@@ -18,10 +18,14 @@ func (s *Server) readyz(c *gin.Context) {
 		fail(c, http.StatusServiceUnavailable, "not_ready", "no leader known or still catching up")
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"status": "ready", "applied_index": s.node.AppliedIndex()})
+	c.JSON(http.StatusOK, gin.H{"status": "ready"})
 }
 
-func (s *Server) status(c *gin.Context) {
+// status is the public status: no counts, indexes or raft addresses.
+func (s *Server) status(c *gin.Context) { c.JSON(http.StatusOK, s.node.PublicStatus()) }
+
+// adminStatus is the operators' full status view.
+func (s *Server) adminStatus(c *gin.Context) {
 	st, err := s.node.Status()
 	if err != nil {
 		failErr(c, err)
@@ -30,9 +34,21 @@ func (s *Server) status(c *gin.Context) {
 	c.JSON(http.StatusOK, st)
 }
 
-// readView serves a read from the local state, stamped with the applied
-// index it reflects. With ?consistent=true the read goes through the
-// leader: the leader answers after a barrier, a follower proxies to it.
+// publicRead serves a public read from the local state. Consistent reads
+// (a raft barrier, a log entry per read) and the applied index are for
+// operators: a stranger could otherwise fill the log, or watch the index
+// count uploads.
+func (s *Server) publicRead(c *gin.Context) {
+	if c.Query("consistent") != "" {
+		fail(c, http.StatusForbidden, "forbidden", "consistent reads are for operators: use the admin API")
+		return
+	}
+	c.Next()
+}
+
+// readView serves an operator's read from the local state, stamped with the
+// applied index it reflects. With ?consistent=true the read goes through
+// the leader: the leader answers after a barrier, a follower proxies to it.
 func (s *Server) readView(c *gin.Context) {
 	if c.Query("consistent") == "true" {
 		if !s.node.IsLeader() {

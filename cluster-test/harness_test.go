@@ -268,7 +268,7 @@ func (c *cluster) waitFor(what string, timeout time.Duration, cond func() bool) 
 	}
 }
 
-// status is the part of GET /v1/status the tests read.
+// status is the part of GET /v1/admin/status the tests read.
 type status struct {
 	NodeID       string `json:"node_id"`
 	State        string `json:"state"`
@@ -282,7 +282,12 @@ type status struct {
 
 func (c *cluster) status(id string) (status, error) {
 	var st status
-	resp, err := c.client.Get(c.node(id).url() + "/v1/status")
+	req, err := http.NewRequest(http.MethodGet, c.node(id).url()+"/v1/admin/status", nil)
+	if err != nil {
+		return st, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	resp, err := c.client.Do(req)
 	if err != nil {
 		return st, err
 	}

@@ -6,7 +6,26 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// Status is what GET /v1/status reports about a node; it holds no secrets.
+// PublicStatus is what GET /v1/status tells anyone about a node: nothing
+// that counts uploads (keys, raft indexes, term) or names the members'
+// raft addresses.
+type PublicStatus struct {
+	NodeID   string `json:"node_id"`
+	Region   string `json:"region"`
+	State    string `json:"state"`
+	LeaderID string `json:"leader_id"`
+	Ready    bool   `json:"ready"`
+}
+
+// PublicStatus reports the node as anyone may see it.
+func (n *Node) PublicStatus() PublicStatus {
+	_, leader := n.raft.LeaderWithID()
+	return PublicStatus{NodeID: n.cfg.ID, Region: n.cfg.Region, State: n.raft.State().String(),
+		LeaderID: string(leader), Ready: n.Ready()}
+}
+
+// Status is what operators see of a node (GET /v1/admin/status); it holds
+// no secrets.
 type Status struct {
 	NodeID       string   `json:"node_id"`
 	Region       string   `json:"region"`
