@@ -64,7 +64,10 @@ type cluster struct {
 	extra     []string
 	// nodeFlags, if set, gives flags that differ per node (by its IP).
 	nodeFlags func(ip string) []string
-	client    *http.Client
+	// insecure starts nodes with plaintext raft (--insecure-dev) instead
+	// of the region's certificates.
+	insecure bool
+	client   *http.Client
 
 	mu    sync.Mutex
 	nodes map[string]*proc
@@ -147,7 +150,8 @@ func (c *cluster) start(i int, args ...string) *proc {
 	c.mu.Unlock()
 	full := append([]string{"serve", "--node-id", id, "--region", c.region, "--data-dir", p.dataDir,
 		"--http-addr", p.ip + ":8080", "--raft-addr", p.ip + ":7000", "--admin-token-file", c.tokenFile,
-		"--log-level", "info", "--rate-publish", "0", "--rate-read", "0"}, c.extra...)
+		"--log-level", "info", "--rate-publish", "0", "--rate-read", "0"}, c.memberFlags(id, p.ip)...)
+	full = append(full, c.extra...)
 	full = append(full, args...)
 	if c.nodeFlags != nil {
 		full = append(full, c.nodeFlags(p.ip)...)
@@ -169,6 +173,30 @@ func (c *cluster) start(i int, args ...string) *proc {
 		close(p.done)
 	}()
 	return p
+}
+
+// memberFlags gives a node its member credential, made with the binary's
+// own certs command: the region CA on first use, then one certificate per
+// node for its IP.
+func (c *cluster) memberFlags(id, ip string) []string {
+	c.t.Helper()
+	if c.insecure {
+		return []string{"--insecure-dev"}
+	}
+	dir := filepath.Join(c.dir, "certs")
+	run := func(args ...string) {
+		if out, err := exec.Command(binary, args...).CombinedOutput(); err != nil {
+			c.t.Fatalf("covid-node %v: %v\n%s", args, err, out)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "ca.pem")); err != nil {
+		run("certs", "ca", "--dir", dir, "--region", c.region)
+	}
+	if _, err := os.Stat(filepath.Join(dir, id+".pem")); err != nil {
+		run("certs", "node", "--dir", dir, "--id", id, "--ip", ip)
+	}
+	return []string{"--tls-ca-file", filepath.Join(dir, "ca.pem"),
+		"--tls-cert-file", filepath.Join(dir, id+".pem"), "--tls-key-file", filepath.Join(dir, id+".key")}
 }
 
 func (c *cluster) node(id string) *proc {
@@ -273,6 +301,7 @@ type status struct {
 	NodeID       string `json:"node_id"`
 	State        string `json:"state"`
 	LeaderID     string `json:"leader_id"`
+	Term         uint64 `json:"term"`
 	AppliedIndex uint64 `json:"applied_index"`
 	Keys         int    `json:"keys"`
 	Members      []struct {

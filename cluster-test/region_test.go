@@ -46,10 +46,12 @@ func TestJoinRefusals(t *testing.T) {
 	}
 	cases := []struct {
 		name, id, region, token, want string
+		plaintext                     bool
 	}{
-		{"wrong region", "n7", "elsewhere", c.tokenFile, "region"},
-		{"duplicate id", "n1", "test", c.tokenFile, "already a member"},
-		{"wrong token", "n8", "test", badToken, "admin token"},
+		{"wrong region", "n7", "elsewhere", c.tokenFile, "region", false},
+		{"duplicate id", "n1", "test", c.tokenFile, "already a member", false},
+		{"wrong token", "n8", "test", badToken, "admin token", false},
+		{"plaintext raft into a TLS region", "n9", "test", c.tokenFile, "speaks raft in plaintext", true},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -57,9 +59,13 @@ func TestJoinRefusals(t *testing.T) {
 			ip := c.ip(20 + i)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			out, err := exec.CommandContext(ctx, binary, "serve", "--node-id", tc.id, "--region", tc.region,
-				"--data-dir", dataDir, "--http-addr", ip+":8080", "--raft-addr", ip+":7000",
-				"--admin-token-file", tc.token, "--join", seed).CombinedOutput()
+			member := c.memberFlags(tc.id, ip)
+			if tc.plaintext {
+				member = []string{"--insecure-dev"}
+			}
+			out, err := exec.CommandContext(ctx, binary, append([]string{"serve", "--node-id", tc.id, "--region", tc.region,
+				"--data-dir", dataDir, "--http-addr", ip + ":8080", "--raft-addr", ip + ":7000",
+				"--admin-token-file", tc.token, "--join", seed}, member...)...).CombinedOutput()
 			if err == nil || ctx.Err() != nil {
 				t.Fatalf("serve should exit non-zero at once, got err=%v ctx=%v\n%s", err, ctx.Err(), out)
 			}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
+	"github.com/covid-backend/covid-backend/membertls"
 )
 
 // Config is what one node needs to run.
@@ -37,6 +38,10 @@ type Config struct {
 	// AdminToken authenticates admin requests and forwarding between
 	// members; every node of a region shares it.
 	AdminToken string
+	// MemberTLS is the member credential: raft runs over mutual TLS 1.3
+	// with it, so that only holders of a certificate of the region CA can
+	// speak raft to this node. Nil: plaintext raft (development only).
+	MemberTLS *membertls.Credentials
 	// SnapshotInterval and SnapshotThreshold tune raft's snapshotting.
 	SnapshotInterval  time.Duration
 	SnapshotThreshold uint64

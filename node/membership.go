@@ -33,6 +33,9 @@ type JoinRequest struct {
 	// CommandVersion is the newest command version the node's build
 	// applies; a build older than what the region uses is refused.
 	CommandVersion uint32 `json:"command_version"`
+	// TLS tells whether the node speaks raft over mutual TLS; a region
+	// admits only nodes that speak it as its members do.
+	TLS bool `json:"tls"`
 	// DryRun checks everything and changes nothing.
 	DryRun bool `json:"dry_run,omitempty"`
 }
@@ -94,6 +97,9 @@ func (n *Node) joinLocal(ctx context.Context, req JoinRequest) error {
 		case string(s.ID) != req.ID && string(s.Address) == req.RaftAddr:
 			return refusal(http.StatusConflict, "raft address %s is already used by member %q", req.RaftAddr, s.ID)
 		}
+	}
+	if tlsHere := n.cfg.MemberTLS != nil; req.TLS != tlsHere {
+		return refusal(http.StatusConflict, "node %q speaks raft %s; this region speaks it %s", req.ID, raftMode(req.TLS), raftMode(tlsHere))
 	}
 	if v := max(1, req.CommandVersion); v < n.RegionVersion() {
 		return refusal(http.StatusConflict, "node %q applies command version %d, the region uses %d: upgrade it first", req.ID, v, n.RegionVersion())
@@ -252,4 +258,11 @@ func (n *Node) voters() int {
 		}
 	}
 	return c
+}
+
+func raftMode(tls bool) string {
+	if tls {
+		return "over mutual TLS"
+	}
+	return "in plaintext"
 }

@@ -121,7 +121,7 @@ func (n *Node) openRaft() (bool, error) {
 		store.Close()
 		return false, fmt.Errorf("snapshot store: %w", err)
 	}
-	trans, err := newTransport(cfg.RaftAddr, hlog)
+	trans, err := newTransport(cfg.RaftAddr, cfg.MemberTLS, hlog)
 	if err != nil {
 		store.Close()
 		return false, err

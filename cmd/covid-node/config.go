@@ -26,6 +26,8 @@ type serveConfig struct {
 	ExportKeyFiles, ExportKeyIDs, ExportKeyVers string
 	ExportKeysRetired                           string
 	TestClockOffset                             time.Duration
+	TLSCAFile, TLSCertFile, TLSKeyFile          string
+	InsecureDev                                 bool
 	SigningKeyFile, SigningKeyID                string
 	FederationAddr, FederationJoin, PoolKeyFile string
 	SnapshotThreshold, TrailingLogs             uint64
@@ -63,6 +65,10 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ExportKeyFiles, "export-key-file", "", "comma-separated PEM files of the ECDSA P-256 keys that sign exports (every node of the region the same)")
 	fs.StringVar(&c.ExportKeyIDs, "export-key-id", "", "comma-separated verification key ids, one per export key (the id apps are configured with)")
 	fs.StringVar(&c.ExportKeyVers, "export-key-version", "", "comma-separated verification key versions, one per export key")
+	fs.StringVar(&c.TLSCAFile, "tls-ca-file", "", "the region CA (PEM): members speak raft only with holders of its certificates (covid-node certs ca)")
+	fs.StringVar(&c.TLSCertFile, "tls-cert-file", "", "this node's certificate from the region CA (covid-node certs node)")
+	fs.StringVar(&c.TLSKeyFile, "tls-key-file", "", "this node's private key (mode 0600)")
+	fs.BoolVar(&c.InsecureDev, "insecure-dev", false, "speak raft in plaintext, without certificates (loopback development only)")
 	fs.DurationVar(&c.TestClockOffset, "test-clock-offset", 0, "for fault tests only: shift this node's clock by this much")
 	fs.StringVar(&c.ExportKeysRetired, "export-key-retired", "", "comma-separated id/version of export keys that sign no new batch but still the files sealed while they were in force (keep them 14 days after retiring)")
 	d := api.DefaultLimits()

@@ -26,6 +26,7 @@ commands:
   revoke                withdraw keys: a submission, single keys, or what an issuer authorized since a time
   revocations           list the revocations with their reasons
   submissions           list the kept submissions (for rollback)
+  certs ca|node         make the region's CA and node certificates (members speak raft over mutual TLS)
   keygen                make a region's federation signing key pair
   trust add|list|remove manage the regions whose signed batches this region accepts
   federation status|import
@@ -61,6 +62,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return providers(ctx, args[1:], stdout)
 	case "keygen":
 		return keygen(args[1:], stdout)
+	case "certs":
+		return certs(args[1:], stdout)
 	case "trust":
 		return trustCmd(ctx, args[1:], stdout)
 	case "federation":

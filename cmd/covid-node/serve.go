@@ -42,6 +42,12 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := ncfg.Validate(); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
+	if ncfg.MemberTLS, err = memberCredential(c); err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	if ncfg.MemberTLS == nil {
+		logger.Warn("raft speaks plaintext (--insecure-dev): anyone who reaches the raft port can take over the region")
+	}
 	listener, err := net.Listen("tcp", c.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("serve: listen for HTTP: %w", err)
