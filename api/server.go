@@ -54,6 +54,8 @@ type Server struct {
 	codeFailures *ipLimiter
 	recent       latencies
 	http         *http.Server
+	// member serves the member port (mutual TLS) when the node has one.
+	member *http.Server
 }
 
 // New builds the HTTP server of a node.
@@ -81,14 +83,41 @@ func New(cfg Config, n *node.Node) (*Server, error) {
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    16 << 10,
 	}
+	s.member = &http.Server{Handler: s.memberHandler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 60 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 16 << 10}
 	return s, nil
+}
+
+// memberRoutes are the member-to-member endpoints: on the member port under
+// mutual TLS, or (plaintext raft) on the API port behind the admin token.
+func (s *Server) memberRoutes(r gin.IRoutes) {
+	r.POST(node.PathApply, s.forwardedApply)
+	r.POST(node.PathApplyV1, s.forwardedApplyV1)
+	r.GET(node.PathClock, func(c *gin.Context) { c.JSON(http.StatusOK, s.node.Clock()) })
+}
+
+// memberHandler serves the member port: whoever got past its handshake
+// holds a certificate of the region CA.
+func (s *Server) memberHandler() http.Handler {
+	r := gin.New()
+	r.Use(gin.Recovery())
+	r.NoRoute(func(c *gin.Context) { fail(c, http.StatusNotFound, "not_found", "no such member endpoint") })
+	s.memberRoutes(r)
+	r.POST(node.PathMembers, s.addMember)
+	r.DELETE(node.PathMembers+"/:id", s.removeMember)
+	r.POST(node.PathMembers+"/transfer-leadership", s.transferLeadership)
+	return r
 }
 
 // Handler returns the router, for tests.
 func (s *Server) Handler() http.Handler { return s.http.Handler }
 
-// Serve answers requests on l until Shutdown.
+// Serve answers requests on l, and member requests on the node's member
+// port, until Shutdown.
 func (s *Server) Serve(l net.Listener) error {
+	if ml := s.node.MemberListener(); ml != nil {
+		go s.member.Serve(ml)
+	}
 	if err := s.http.Serve(l); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
@@ -96,7 +125,9 @@ func (s *Server) Serve(l net.Listener) error {
 }
 
 // Shutdown stops accepting requests and waits for those in flight.
-func (s *Server) Shutdown(ctx context.Context) error { return s.http.Shutdown(ctx) }
+func (s *Server) Shutdown(ctx context.Context) error {
+	return errors.Join(s.http.Shutdown(ctx), s.member.Shutdown(ctx))
+}
 
 // pprofHandler serves Go's profiles to operators (admin token required).
 func pprofHandler(w http.ResponseWriter, r *http.Request) {
@@ -146,9 +177,9 @@ func (s *Server) routes() (http.Handler, error) {
 	read("/v1/regions/:region/exports/:name", readLimit, s.regionFile)
 
 	admin := r.Group("/", s.requireToken)
-	admin.POST(node.PathApply, s.forwardedApply)
-	admin.POST(node.PathApplyV1, s.forwardedApplyV1)
-	admin.GET(node.PathClock, func(c *gin.Context) { c.JSON(http.StatusOK, s.node.Clock()) })
+	if s.node.MemberListener() == nil {
+		s.memberRoutes(admin) // plaintext raft: members use this port and the admin token
+	}
 	admin.GET(node.PathMembers, s.readView, s.listMembers)
 	admin.POST(node.PathMembers, s.addMember)
 	admin.DELETE(node.PathMembers+"/:id", s.removeMember)

@@ -121,7 +121,7 @@ func TestMembershipChangesUnderLoad(t *testing.T) {
 	}
 	progress("start")
 
-	c.start(4, "--join", c.node("n1").url())
+	c.start(4, "--join", c.joinAddr("n1"))
 	c.waitReady("n4")
 	c.waitAuthority("n4")
 	setMembers([]string{"n1", "n2", "n3", "n4"})
@@ -145,7 +145,7 @@ func TestMembershipChangesUnderLoad(t *testing.T) {
 	c.stop(leader)
 	progress("removing leader " + leader)
 
-	c.start(5, "--join", c.node(newLeader).url())
+	c.start(5, "--join", c.joinAddr(newLeader))
 	c.waitReady("n5")
 	c.waitAuthority("n5")
 	setMembers(append(targets(), "n5"))
@@ -158,7 +158,7 @@ func TestMembershipChangesUnderLoad(t *testing.T) {
 	c.cli("members", "remove", "--addr", c.node(leader).url(), "--id", dead)
 	progress("removing dead member " + dead)
 
-	c.start(6, "--join", c.node(leader).url())
+	c.start(6, "--join", c.joinAddr(leader))
 	c.waitReady("n6")
 	c.waitAuthority("n6")
 	setMembers(append(targets(), "n6"))

@@ -199,6 +199,15 @@ func (c *cluster) memberFlags(id, ip string) []string {
 		"--tls-cert-file", filepath.Join(dir, id+".pem"), "--tls-key-file", filepath.Join(dir, id+".key")}
 }
 
+// joinAddr is how a joining node names a member: its member port (raft
+// address) under TLS, its API URL with plaintext raft.
+func (c *cluster) joinAddr(id string) string {
+	if c.insecure {
+		return c.node(id).url()
+	}
+	return c.node(id).ip + ":7000"
+}
+
 func (c *cluster) node(id string) *proc {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -377,7 +386,7 @@ func (c *cluster) form(n int) {
 	c.start(1, "--bootstrap")
 	c.waitReady("n1")
 	for i := 2; i <= n; i++ {
-		c.start(i, "--join", c.node(fmt.Sprintf("n%d", i-1)).url())
+		c.start(i, "--join", c.joinAddr(fmt.Sprintf("n%d", i-1)))
 		c.waitReady(fmt.Sprintf("n%d", i))
 	}
 	ids := c.ids(n)

@@ -39,7 +39,7 @@ func TestFormRegionAndUploadThroughEveryNode(t *testing.T) {
 func TestJoinRefusals(t *testing.T) {
 	c := newCluster(t)
 	c.form(1)
-	seed := c.node("n1").url()
+	seed := c.joinAddr("n1")
 	badToken := filepath.Join(c.dir, "bad-token")
 	if err := os.WriteFile(badToken, []byte("not-the-region-token-at-all\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -50,7 +50,7 @@ func TestJoinRefusals(t *testing.T) {
 	}{
 		{"wrong region", "n7", "elsewhere", c.tokenFile, "region", false},
 		{"duplicate id", "n1", "test", c.tokenFile, "already a member", false},
-		{"wrong token", "n8", "test", badToken, "admin token", false},
+		{"wrong token on the API port", "n8", "test", badToken, "admin token", true},
 		{"plaintext raft into a TLS region", "n9", "test", c.tokenFile, "speaks raft in plaintext", true},
 	}
 	for i, tc := range cases {
@@ -59,13 +59,13 @@ func TestJoinRefusals(t *testing.T) {
 			ip := c.ip(20 + i)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			member := c.memberFlags(tc.id, ip)
-			if tc.plaintext {
-				member = []string{"--insecure-dev"}
+			member, join := c.memberFlags(tc.id, ip), seed
+			if tc.plaintext { // asks through the API port, with the admin token
+				member, join = []string{"--insecure-dev"}, c.node("n1").url()
 			}
 			out, err := exec.CommandContext(ctx, binary, append([]string{"serve", "--node-id", tc.id, "--region", tc.region,
 				"--data-dir", dataDir, "--http-addr", ip + ":8080", "--raft-addr", ip + ":7000",
-				"--admin-token-file", tc.token, "--join", seed}, member...)...).CombinedOutput()
+				"--admin-token-file", tc.token, "--join", join}, member...)...).CombinedOutput()
 			if err == nil || ctx.Err() != nil {
 				t.Fatalf("serve should exit non-zero at once, got err=%v ctx=%v\n%s", err, ctx.Err(), out)
 			}

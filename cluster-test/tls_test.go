@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/tls"
 	"net"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -97,6 +99,22 @@ func TestStrangerCannotSpeakRaft(t *testing.T) {
 				}
 			}
 		}
+	}
+	// Member HTTP is on the member port too: the admin token makes no one a
+	// member on the API port, and without a certificate of the region CA
+	// there is no HTTPS to the member port.
+	req, _ := http.NewRequest(http.MethodPost, c.node("n2").url()+"/internal/v2/apply", strings.NewReader("x"))
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	if resp, err := c.client.Do(req); err != nil || resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("forwarding on the API port with the admin token: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	stranger := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
+		InsecureSkipVerify: true, NextProtos: []string{membertls.ProtoMember}}}}
+	if resp, err := stranger.Post("https://"+c.node("n2").ip+":7000/internal/v2/apply", "application/x-protobuf", strings.NewReader("x")); err == nil {
+		resp.Body.Close()
+		t.Fatalf("a client without a certificate got %d from the member port", resp.StatusCode)
 	}
 	// The RPCs failed at once; a region that had taken them would start an
 	// election within an election timeout: give it five.

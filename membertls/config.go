@@ -9,8 +9,12 @@ import (
 	"os"
 )
 
-// ProtoRaft is the ALPN protocol of raft connections between members.
-const ProtoRaft = "covid-raft/1"
+// ALPN protocols of the member port: raft, and member-to-member HTTP
+// (forwarded writes, joins, clocks) on the same port and credential.
+const (
+	ProtoRaft   = "covid-raft/1"
+	ProtoMember = "covid-member/1"
+)
 
 // Credentials are a member's certificate and the region CA it trusts.
 type Credentials struct {

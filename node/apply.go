@@ -140,17 +140,18 @@ func (n *Node) RegionVersion() uint32 {
 	return v
 }
 
-// leaderURL returns the HTTP base URL of the current leader, or "".
+// leaderURL returns the base URL of the current leader's member
+// endpoints, or "".
 func (n *Node) leaderURL() string {
-	_, id := n.raft.LeaderWithID()
+	addr, id := n.raft.LeaderWithID()
 	if id == "" || string(id) == n.cfg.ID {
 		return ""
 	}
 	m, ok := n.fsm.Node(string(id))
-	if !ok {
+	if n.cfg.MemberTLS == nil && !ok {
 		return ""
 	}
-	return "http://" + m.GetHttpAddr()
+	return n.memberURL(string(addr), m.GetHttpAddr())
 }
 
 func backoff(attempt int) time.Duration {

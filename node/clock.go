@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"sort"
 	"sync"
 	"time"
 
@@ -151,22 +150,19 @@ func (n *Node) measure(ctx context.Context, servers []raft.Server) map[string]ti
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	out := map[string]time.Duration{}
-	ids := make([]string, 0, len(servers))
 	for _, s := range servers {
-		ids = append(ids, string(s.ID))
-	}
-	sort.Strings(ids)
-	for _, id := range ids {
+		id := string(s.ID)
 		m, ok := n.fsm.Node(id)
 		if id == n.cfg.ID || !ok || m.GetHttpAddr() == "" {
-			continue
+			continue // a member not recorded yet (joining) is not asked
 		}
+		url := n.memberURL(string(s.Address), m.GetHttpAddr()) + PathClock
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			sent := n.cfg.Now()
 			var mc MemberClock
-			status, err := n.call(ctx, http.MethodGet, "http://"+m.GetHttpAddr()+PathClock, "", nil, &mc)
+			status, err := n.call(ctx, http.MethodGet, url, "", nil, &mc)
 			back := n.cfg.Now()
 			if err != nil || status != http.StatusOK {
 				return

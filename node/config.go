@@ -32,11 +32,12 @@ type Config struct {
 	// Bootstrap starts a new region with this node as its only voter, when
 	// the data dir holds no raft state yet.
 	Bootstrap bool
-	// Join lists HTTP base URLs of members to ask for admission, when the
-	// data dir holds no raft state yet.
+	// Join lists members to ask for admission, when the data dir holds no
+	// raft state yet: their member ports (raft addresses, host:port) with
+	// a member credential, their API URLs with plaintext raft.
 	Join []string
-	// AdminToken authenticates admin requests and forwarding between
-	// members; every node of a region shares it.
+	// AdminToken authenticates operators' admin requests, and with
+	// plaintext raft also requests between members.
 	AdminToken string
 	// MemberTLS is the member credential: raft runs over mutual TLS 1.3
 	// with it, so that only holders of a certificate of the region CA can

@@ -120,14 +120,17 @@ func (n *Node) call(ctx context.Context, method, url, contentType string, body i
 	return status, nil
 }
 
-// send sends an authenticated request to another member and returns the
+// send sends a request to another member (authenticated by the member
+// credential, or with plaintext raft by the admin token) and returns the
 // status and body (at most 1 MiB) of its answer.
 func (n *Node) send(ctx context.Context, method, url, contentType string, body io.Reader) (int, []byte, error) {
 	req, err := http.NewRequestWithContext(ctx, method, url, body)
 	if err != nil {
 		return 0, nil, err
 	}
-	req.Header.Set("Authorization", "Bearer "+n.cfg.AdminToken)
+	if n.cfg.MemberTLS == nil {
+		req.Header.Set("Authorization", "Bearer "+n.cfg.AdminToken)
+	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}

@@ -22,14 +22,14 @@ func preflightJoin(ctx context.Context, cfg Config, client *http.Client) error {
 	if _, err := os.Stat(filepath.Join(cfg.DataDir, "raft.db")); err == nil {
 		return nil
 	}
-	req := JoinRequest{ID: cfg.ID, RaftAddr: cfg.RaftAddr, HTTPAddr: cfg.HTTPAddr, Region: cfg.Region, CommandVersion: command.Version, TLS: cfg.MemberTLS != nil, DryRun: true}
+	req := JoinRequest{ID: cfg.ID, RaftAddr: cfg.RaftAddr, HTTPAddr: cfg.HTTPAddr, Region: cfg.Region, CommandVersion: command.Version, TLS: speaksTLS(cfg), DryRun: true}
 	return tryJoin(ctx, cfg, client, req)
 }
 
 // joinLoop asks the members listed in --join to admit this node, until one
 // of them does or the node stops.
 func (n *Node) joinLoop(ctx context.Context) {
-	req := JoinRequest{ID: n.cfg.ID, RaftAddr: n.cfg.RaftAddr, HTTPAddr: n.cfg.HTTPAddr, Region: n.cfg.Region, CommandVersion: command.Version, TLS: n.cfg.MemberTLS != nil}
+	req := JoinRequest{ID: n.cfg.ID, RaftAddr: n.cfg.RaftAddr, HTTPAddr: n.cfg.HTTPAddr, Region: n.cfg.Region, CommandVersion: command.Version, TLS: speaksTLS(n.cfg)}
 	if err := tryJoin(ctx, n.cfg, n.client, req); err != nil {
 		n.cfg.Logger.Error("join failed", "err", err)
 		return
@@ -41,7 +41,7 @@ func tryJoin(ctx context.Context, cfg Config, client *http.Client, req JoinReque
 	body, _ := json.Marshal(req)
 	for attempt := 0; ; attempt++ {
 		for _, base := range cfg.Join {
-			status, msg, err := postJoin(ctx, client, cfg.AdminToken, strings.TrimRight(base, "/")+PathMembers, body)
+			status, msg, err := postJoin(ctx, client, cfg, joinURL(cfg, base)+PathMembers, body)
 			switch {
 			case err != nil:
 				cfg.Logger.Info("join: member not reachable yet", "url", base, "err", err)
@@ -59,12 +59,24 @@ func tryJoin(ctx context.Context, cfg Config, client *http.Client, req JoinReque
 	}
 }
 
-func postJoin(ctx context.Context, client *http.Client, token, url string, body []byte) (int, string, error) {
+// joinURL is the base URL a --join entry names: with a member credential
+// a member's port (host:port, its raft address), else its API URL.
+func joinURL(cfg Config, entry string) string {
+	entry = strings.TrimRight(entry, "/")
+	if cfg.MemberTLS != nil {
+		return "https://" + strings.TrimPrefix(entry, "https://")
+	}
+	return entry
+}
+
+func postJoin(ctx context.Context, client *http.Client, cfg Config, url string, body []byte) (int, string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return 0, "", err
 	}
-	req.Header.Set("Authorization", "Bearer "+token)
+	if cfg.MemberTLS == nil {
+		req.Header.Set("Authorization", "Bearer "+cfg.AdminToken)
+	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := client.Do(req)
 	if err != nil {
@@ -76,4 +88,9 @@ func postJoin(ctx context.Context, client *http.Client, token, url string, body 
 	}
 	_ = json.NewDecoder(resp.Body).Decode(&reply)
 	return resp.StatusCode, reply.Error, nil
+}
+
+func speaksTLS(cfg Config) *bool {
+	tls := cfg.MemberTLS != nil
+	return &tls
 }

@@ -34,8 +34,9 @@ type JoinRequest struct {
 	// applies; a build older than what the region uses is refused.
 	CommandVersion uint32 `json:"command_version"`
 	// TLS tells whether the node speaks raft over mutual TLS; a region
-	// admits only nodes that speak it as its members do.
-	TLS bool `json:"tls"`
+	// admits only nodes that speak it as its members do. A node asking to
+	// join says; an operator adding a node need not (nil: as the region).
+	TLS *bool `json:"tls,omitempty"`
 	// DryRun checks everything and changes nothing.
 	DryRun bool `json:"dry_run,omitempty"`
 }
@@ -98,8 +99,8 @@ func (n *Node) joinLocal(ctx context.Context, req JoinRequest) error {
 			return refusal(http.StatusConflict, "raft address %s is already used by member %q", req.RaftAddr, s.ID)
 		}
 	}
-	if tlsHere := n.cfg.MemberTLS != nil; req.TLS != tlsHere {
-		return refusal(http.StatusConflict, "node %q speaks raft %s; this region speaks it %s", req.ID, raftMode(req.TLS), raftMode(tlsHere))
+	if tlsHere := n.cfg.MemberTLS != nil; req.TLS != nil && *req.TLS != tlsHere {
+		return refusal(http.StatusConflict, "node %q speaks raft %s; this region speaks it %s", req.ID, raftMode(*req.TLS), raftMode(tlsHere))
 	}
 	if v := max(1, req.CommandVersion); v < n.RegionVersion() {
 		return refusal(http.StatusConflict, "node %q applies command version %d, the region uses %d: upgrade it first", req.ID, v, n.RegionVersion())

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -25,9 +26,13 @@ type Node struct {
 	raft      *raft.Raft
 	store     *raftboltdb.BoltStore
 	transport *raft.NetworkTransport
-	client    *http.Client
-	leaderCh  chan bool
-	clock     clockState
+	member    *memberMux // nil with plaintext raft
+	// memberHTTP is the member port's listener for member HTTP.
+	memberHTTP net.Listener
+	memberOnce sync.Once
+	client     *http.Client
+	leaderCh   chan bool
+	clock      clockState
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -50,7 +55,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
 	if len(cfg.Join) > 0 {
-		if err := preflightJoin(ctx, cfg, newPeerClient(cfg.HTTPAddr)); err != nil {
+		if err := preflightJoin(ctx, cfg, newPeerClient(cfg)); err != nil {
 			return nil, err
 		}
 	}
@@ -60,7 +65,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	n := &Node{
 		cfg:      cfg,
 		fsm:      fsm.New(),
-		client:   newPeerClient(cfg.HTTPAddr),
+		client:   newPeerClient(cfg),
 		leaderCh: make(chan bool, 16),
 	}
 	n.fsm.SetHalt(cfg.Halt)
@@ -93,6 +98,17 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	return n, nil
 }
 
+// MemberListener is the member port's side for member HTTP (forwarded
+// writes, joins, clocks), under the same mutual TLS as raft; nil with
+// plaintext raft, where members use the API port and the admin token.
+func (n *Node) MemberListener() net.Listener {
+	if n.member == nil {
+		return nil
+	}
+	n.memberOnce.Do(func() { n.memberHTTP = newMemberHTTPListener(n.member) })
+	return n.memberHTTP
+}
+
 func (n *Node) goRun(f func()) {
 	n.wg.Add(1)
 	go func() { defer n.wg.Done(); f() }()
@@ -121,12 +137,12 @@ func (n *Node) openRaft() (bool, error) {
 		store.Close()
 		return false, fmt.Errorf("snapshot store: %w", err)
 	}
-	trans, err := newTransport(cfg.RaftAddr, cfg.MemberTLS, hlog)
+	trans, mux, err := newTransport(cfg.RaftAddr, cfg.MemberTLS, hlog)
 	if err != nil {
 		store.Close()
 		return false, err
 	}
-	n.transport = trans
+	n.transport, n.member = trans, mux
 	hasState, err := raft.HasExistingState(logs, store, snaps)
 	if err != nil {
 		n.closeStores()

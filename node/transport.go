@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -34,17 +33,15 @@ func (s *boundStreamLayer) Dial(addr raft.ServerAddress, timeout time.Duration) 
 
 func (s *boundStreamLayer) Addr() net.Addr { return s.advertise }
 
-// tlsStreamLayer is the bound stream layer under mutual TLS 1.3: only a
-// peer with a certificate of the region CA gets past the handshake, and a
-// stranger (plain TCP, another CA, no certificate) is dropped before raft
-// reads a byte of its RPC.
+// tlsStreamLayer is raft's side of the member port (memberMux): it dials
+// members from this node's IP under mutual TLS 1.3 and accepts the
+// connections that negotiated raft.
 type tlsStreamLayer struct {
 	*boundStreamLayer
-	creds *membertls.Credentials
+	mux *memberMux
 }
 
-// handshakeTimeout bounds how long an accepted connection may take to
-// prove itself.
+// handshakeTimeout bounds how long a connection may take to prove itself.
 const handshakeTimeout = 5 * time.Second
 
 func (s *tlsStreamLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
@@ -52,7 +49,7 @@ func (s *tlsStreamLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (n
 	if err != nil {
 		return nil, err
 	}
-	tc := tls.Client(conn, s.creds.ClientConfig(string(addr), membertls.ProtoRaft))
+	tc := tls.Client(conn, s.mux.creds.ClientConfig(string(addr), membertls.ProtoRaft))
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
@@ -62,93 +59,76 @@ func (s *tlsStreamLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (n
 	return tc, nil
 }
 
-func (s *tlsStreamLayer) Accept() (net.Conn, error) {
-	conn, err := s.boundStreamLayer.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return &serverConn{Conn: tls.Server(conn, s.creds.ServerConfig(membertls.ProtoRaft))}, nil
-}
+func (s *tlsStreamLayer) Accept() (net.Conn, error) { return s.mux.accept(s.mux.raft, nil) }
+func (s *tlsStreamLayer) Close() error              { return s.mux.Close() }
 
-// serverConn completes the TLS handshake, within handshakeTimeout, on its
-// first read or write: in raft's goroutine for the connection, so that a
-// slow stranger holds up no one else.
-type serverConn struct {
-	*tls.Conn
-	once sync.Once
-	err  error
-}
-
-func (c *serverConn) handshake() error {
-	c.once.Do(func() {
-		c.Conn.SetDeadline(time.Now().Add(handshakeTimeout))
-		if c.err = c.Conn.Handshake(); c.err == nil {
-			c.err = c.Conn.SetDeadline(time.Time{})
-		}
-		if c.err != nil {
-			c.Conn.Close()
-		}
-	})
-	return c.err
-}
-
-func (c *serverConn) Read(b []byte) (int, error) {
-	if err := c.handshake(); err != nil {
-		return 0, err
-	}
-	return c.Conn.Read(b)
-}
-
-func (c *serverConn) Write(b []byte) (int, error) {
-	if err := c.handshake(); err != nil {
-		return 0, err
-	}
-	return c.Conn.Write(b)
-}
-
-// newTransport listens for raft on addr and dials peers from addr's IP,
-// under mutual TLS when creds are given.
-func newTransport(addr string, creds *membertls.Credentials, logger hclog.Logger) (*raft.NetworkTransport, error) {
+// newTransport listens for raft on addr and dials peers from addr's IP.
+// With creds it runs over mutual TLS on a member port that also carries
+// member HTTP (the returned mux).
+func newTransport(addr string, creds *membertls.Credentials, logger hclog.Logger) (*raft.NetworkTransport, *memberMux, error) {
 	advertise, err := net.ResolveTCPAddr("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("resolve raft address %s: %w", addr, err)
+		return nil, nil, fmt.Errorf("resolve raft address %s: %w", addr, err)
 	}
 	if advertise.IP.IsUnspecified() {
-		return nil, errors.New("raft address must be an address peers can reach, not " + addr)
+		return nil, nil, errors.New("raft address must be an address peers can reach, not " + addr)
 	}
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("listen for raft on %s: %w", addr, err)
+		return nil, nil, fmt.Errorf("listen for raft on %s: %w", addr, err)
 	}
 	bound := &boundStreamLayer{
 		Listener:  l,
 		dialer:    net.Dialer{LocalAddr: &net.TCPAddr{IP: advertise.IP}},
 		advertise: advertise,
 	}
-	var stream raft.StreamLayer = bound
-	if creds != nil {
-		stream = &tlsStreamLayer{boundStreamLayer: bound, creds: creds}
+	if creds == nil {
+		return raft.NewNetworkTransportWithLogger(bound, 5, 10*time.Second, logger), nil, nil
 	}
-	return raft.NewNetworkTransportWithLogger(stream, 5, 10*time.Second, logger), nil
+	mux := newMemberMux(l, creds)
+	stream := &tlsStreamLayer{boundStreamLayer: bound, mux: mux}
+	return raft.NewNetworkTransportWithLogger(stream, 5, 10*time.Second, logger), mux, nil
 }
 
-// newPeerClient is the HTTP client for forwarding to other members; like
-// the raft transport it connects from the node's own IP.
-func newPeerClient(httpAddr string) *http.Client {
+// newPeerClient is the HTTP client for member-to-member requests; like the
+// raft transport it connects from the node's own IP, and with a member
+// credential it speaks to the members' ports under mutual TLS.
+func newPeerClient(cfg Config) *http.Client {
 	d := &net.Dialer{Timeout: 5 * time.Second}
-	if host, _, err := net.SplitHostPort(httpAddr); err == nil {
-		if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
-			d.LocalAddr = &net.TCPAddr{IP: ip}
+	if ip := hostIP(cfg.RaftAddr); cfg.MemberTLS != nil && ip != nil {
+		d.LocalAddr = &net.TCPAddr{IP: ip}
+	} else if ip := hostIP(cfg.HTTPAddr); ip != nil {
+		d.LocalAddr = &net.TCPAddr{IP: ip}
+	}
+	t := &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return d.DialContext(ctx, network, addr)
+		},
+		MaxIdleConnsPerHost: 256,
+		IdleConnTimeout:     time.Minute,
+	}
+	if creds := cfg.MemberTLS; creds != nil {
+		t.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return (&tls.Dialer{NetDialer: d, Config: creds.ClientConfig(addr, membertls.ProtoMember)}).DialContext(ctx, network, addr)
 		}
 	}
-	return &http.Client{
-		Timeout: 15 * time.Second,
-		Transport: &http.Transport{
-			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-				return d.DialContext(ctx, network, addr)
-			},
-			MaxIdleConnsPerHost: 256,
-			IdleConnTimeout:     time.Minute,
-		},
+	return &http.Client{Timeout: 15 * time.Second, Transport: t}
+}
+
+func hostIP(addr string) net.IP {
+	host, _, err := net.SplitHostPort(addr)
+	if ip := net.ParseIP(host); err == nil && ip != nil && !ip.IsUnspecified() {
+		return ip
 	}
+	return nil
+}
+
+// memberURL is the base URL of a member's member endpoints: its member
+// port (raft address) under mutual TLS, or its API port with plaintext
+// raft.
+func (n *Node) memberURL(raftAddr, httpAddr string) string {
+	if n.cfg.MemberTLS != nil {
+		return "https://" + raftAddr
+	}
+	return "http://" + httpAddr
 }
