@@ -135,3 +135,26 @@ func TestRegionRestartFromDisk(t *testing.T) {
 	c.waitLeader(30*time.Second, c.ids(3)...)
 	c.waitHasAll(acked, 30*time.Second, c.ids(3)...)
 }
+
+// An operator adds a node that was started with neither --bootstrap nor
+// --join (it waits to be added): the region admits it over the member
+// port, and it catches up and serves uploads.
+func TestOperatorAddsMember(t *testing.T) {
+	c := newCluster(t)
+	c.form(2)
+	if _, err := c.upload(c.node("n1").url()); err != nil {
+		t.Fatal(err)
+	}
+	c.start(3)
+	c.cli("members", "add", "--addr", c.node("n2").url(), "--id", "n3",
+		"--raft-addr", c.node("n3").ip+":7000", "--http-addr", c.node("n3").ip+":8080")
+	c.waitReady("n3")
+	c.waitAuthority("n3")
+	keys, err := c.upload(c.node("n3").url())
+	if err != nil {
+		t.Fatalf("upload through the added node: %v", err)
+	}
+	acked := &ackSet{}
+	acked.add(keys)
+	c.waitHasAll(acked, 30*time.Second, c.ids(3)...)
+}

@@ -31,8 +31,10 @@ type JoinRequest struct {
 	HTTPAddr string `json:"http_addr"`
 	Region   string `json:"region"`
 	// CommandVersion is the newest command version the node's build
-	// applies; a build older than what the region uses is refused.
-	CommandVersion uint32 `json:"command_version"`
+	// applies; a build older than what the region uses is refused (0: a
+	// build before versions were reported, which applies version 1). The
+	// node records its version itself once it runs as a member.
+	CommandVersion uint32 `json:"command_version,omitempty"`
 	// TLS tells whether the node speaks raft over mutual TLS; a region
 	// admits only nodes that speak it as its members do. A node asking to
 	// join says; an operator adding a node need not (nil: as the region).
@@ -113,7 +115,7 @@ func (n *Node) joinLocal(ctx context.Context, req JoinRequest) error {
 	}
 	n.cfg.Logger.Info("member added", "id", req.ID, "raft_addr", req.RaftAddr)
 	return command.PutNode(ctx, n, &fsmpb.Node{Id: req.ID, RaftAddr: req.RaftAddr, HttpAddr: req.HTTPAddr,
-		CommandVersion: req.CommandVersion})
+		CommandVersion: max(1, req.CommandVersion)})
 }
 
 // Remove takes a member out of the region, dead or alive. Removing the

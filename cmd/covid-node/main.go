@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/covid-backend/covid-backend/command"
 )
 
 const usage = `usage: covid-node <command> [flags]
@@ -27,6 +29,7 @@ commands:
   revocations           list the revocations with their reasons
   submissions           list the kept submissions (for rollback)
   certs ca|node         make the region's CA and node certificates (members speak raft over mutual TLS)
+  version               the newest command version this build applies
   keygen                make a region's federation signing key pair
   trust add|list|remove manage the regions whose signed batches this region accepts
   federation status|import
@@ -76,6 +79,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return listJSON(ctx, "revocations", "/v1/admin/revocations", args[1:], stdout)
 	case "submissions":
 		return listJSON(ctx, "submissions", "/v1/admin/submissions", args[1:], stdout)
+	case "version":
+		fmt.Fprintf(stdout, "covid-node, command version %d\n", command.Version)
+		return nil
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"text/tabwriter"
 
+	"github.com/covid-backend/covid-backend/command"
 	"github.com/covid-backend/covid-backend/node"
 )
 
@@ -36,15 +37,17 @@ func members(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		return tw.Flush()
 	case "add":
+		var version uint
 		c, err := subcommand("members add", args[1:], func(fs *flag.FlagSet) {
 			idFlag(fs)
 			fs.StringVar(&raftAddr, "raft-addr", "", "raft address of the new member")
 			fs.StringVar(&httpAddr, "http-addr", "", "HTTP address of the new member")
+			fs.UintVar(&version, "command-version", command.Version, "the newest command version the new member's build applies (covid-node version tells)")
 		})
 		if err != nil {
 			return err
 		}
-		req := node.JoinRequest{ID: id, RaftAddr: raftAddr, HTTPAddr: httpAddr}
+		req := node.JoinRequest{ID: id, RaftAddr: raftAddr, HTTPAddr: httpAddr, CommandVersion: uint32(version)}
 		if err := c.do(ctx, http.MethodPost, node.PathMembers, req, nil); err != nil {
 			return err
 		}
