@@ -68,6 +68,7 @@ func (s *Server) chaff(c *gin.Context, start time.Time, body []byte) {
 	resp := publish.Response{Padding: publish.Padding()}
 	if req, err := publish.DecodeRequest(body); err == nil {
 		resp.InsertedExposures = len(req.Keys)
+		resp.RevisionToken = publish.DecoyRevisionToken(len(req.Keys), req.RevisionToken)
 	}
 	c.JSON(http.StatusOK, resp)
 }

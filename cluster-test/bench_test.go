@@ -18,23 +18,32 @@ import (
 // of a 3-node region on loopback: each upload has 14 keys and its own signed
 // certificate; clients spread their uploads over all nodes, as apps do
 // (two of three uploads are forwarded to the leader). Bodies are signed
-// before the clock starts. Run with: make bench.
+// before the clock starts. Members speak raft over mutual TLS, as in
+// production; the plaintext runs (--insecure-dev) tell what TLS costs. Run
+// with: make bench.
 func BenchmarkPublish3Nodes(b *testing.B) {
 	for _, tc := range []struct {
 		clients, uploads int
 		flags            []string
+		plaintext        bool
 	}{
-		{1, 300, nil},
-		{16, 3000, nil},
-		{64, 6000, nil},
-		{64, 6000, []string{"--raft-no-batch-apply"}},
+		{1, 300, nil, false},
+		{16, 3000, nil, false},
+		{16, 3000, nil, true},
+		{64, 6000, nil, false},
+		{64, 6000, nil, true},
+		{64, 6000, []string{"--raft-no-batch-apply"}, false},
 	} {
 		name := fmt.Sprintf("clients=%d", tc.clients)
 		if len(tc.flags) > 0 {
 			name += "/no-batch-apply"
 		}
+		if tc.plaintext {
+			name += "/plaintext-raft"
+		}
 		b.Run(name, func(b *testing.B) {
 			c := newCluster(b, tc.flags...)
+			c.insecure = tc.plaintext
 			c.form(3)
 			for range b.N {
 				benchPublish(b, c, tc.clients, tc.uploads)

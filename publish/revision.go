@@ -125,3 +125,21 @@ func newGCM(key []byte) (cipher.AEAD, error) {
 	}
 	return cipher.NewGCM(block)
 }
+
+// DecoyRevisionToken is a token for a decoy (chaff) answer: sealed with a
+// throwaway key, as long as the token a real answer to the same request
+// would carry (the upload's keys, and the slots of the token it came with
+// when that one was fuller than the padding), so that a network observer
+// cannot tell decoys by size. It opens nowhere.
+func DecoyRevisionToken(keys int, previous string) string {
+	slots := keys
+	if raw, err := decodeBase64(previous); err == nil {
+		if prev := (len(raw) - 1 - 12 - 16) / tokenEntry; prev > tokenMinEntries {
+			slots = max(slots, prev)
+		}
+	}
+	throwaway := make([]byte, 32)
+	_, _ = rand.Read(throwaway) // crypto/rand never fails
+	tok, _ := SealRevisionToken(throwaway, make([]RevisableKey, min(slots, TokenMaxKeys)))
+	return tok
+}

@@ -78,3 +78,42 @@ func TestTokenKeys(t *testing.T) {
 		t.Fatal("a token over the limit sealed")
 	}
 }
+
+// A decoy's token is as long as the token a real answer to the same
+// request carries.
+func TestDecoyRevisionTokenLength(t *testing.T) {
+	key := RevisionTokenKey("region")
+	keys := func(n int) []RevisableKey {
+		out := make([]RevisableKey, n)
+		for i := range out {
+			out[i] = RevisableKey{Key: [16]byte{byte(i)}, Start: int32(i), Period: 144}
+		}
+		return out
+	}
+	seal := func(k []RevisableKey) string {
+		tok, err := SealRevisionToken(key, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	for _, c := range []struct {
+		name     string
+		upload   int
+		previous []RevisableKey
+	}{
+		{"first upload", 14, nil},
+		{"a full upload", 30, nil},
+		{"a resend with a padded token", 14, keys(14)},
+		{"a resend with a full token", 10, keys(40)},
+	} {
+		prev := ""
+		if c.previous != nil {
+			prev = seal(c.previous)
+		}
+		real := seal(TokenKeys(c.previous, keys(c.upload), 0))
+		if got := DecoyRevisionToken(c.upload, prev); len(got) != len(real) {
+			t.Errorf("%s: decoy token of %d characters, real %d", c.name, len(got), len(real))
+		}
+	}
+}

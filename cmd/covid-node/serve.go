@@ -15,6 +15,7 @@ import (
 
 	"github.com/covid-backend/covid-backend/api"
 	"github.com/covid-backend/covid-backend/feed"
+	"github.com/covid-backend/covid-backend/membertls"
 	"github.com/covid-backend/covid-backend/node"
 )
 
@@ -53,6 +54,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("serve: listen for HTTP: %w", err)
 	}
 	defer listener.Close()
+	if err := checkSecrets(c); err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
 	exportKeys, err := loadExportKeys(c.ExportKeyFiles, c.ExportKeyIDs, c.ExportKeyVers)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
@@ -165,4 +169,23 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// checkSecrets refuses to start with a secret file that others than its
+// owner may read: the admin token, export keys, the federation signing key
+// and the pool key (the member key is checked where it is loaded).
+func checkSecrets(c *serveConfig) error {
+	files := append(splitList(c.ExportKeyFiles), c.SigningKeyFile, c.PoolKeyFile)
+	if _, err := os.Stat(c.AdminTokenFile); err == nil {
+		files = append(files, c.AdminTokenFile)
+	}
+	for _, f := range files {
+		if f == "" {
+			continue
+		}
+		if err := membertls.CheckSecretFile(f); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -1,0 +1,65 @@
+package api
+
+import (
+	"math"
+	"net/http"
+	"slices"
+	"testing"
+)
+
+// ksStatistic is the two-sample Kolmogorov-Smirnov statistic: the largest
+// distance between the empirical distributions of a and b.
+func ksStatistic(a, b []int) float64 {
+	slices.Sort(a)
+	slices.Sort(b)
+	var i, j int
+	var d float64
+	for i < len(a) && j < len(b) {
+		x := min(a[i], b[j])
+		for i < len(a) && a[i] == x {
+			i++
+		}
+		for j < len(b) && b[j] == x {
+			j++
+		}
+		d = max(d, math.Abs(float64(i)/float64(len(a))-float64(j)/float64(len(b))))
+	}
+	return d
+}
+
+// Decoy answers have the sizes of real ones: over many answers a
+// two-sample Kolmogorov-Smirnov test finds no difference (at a level of
+// one in ten thousand), where the revision token alone, missing from
+// decoys, would make the two apart entirely.
+func TestDecoyAnswerSizes(t *testing.T) {
+	ts, key, now := revisionServer(t)
+	const n = 150
+	var real, decoy []int
+	for range n {
+		body := signedBody(t, key, now, "confirmed", "", dayKeys(now, 7))
+		w := ts.do(http.MethodPost, "/v1/publish", body, jsonCT)
+		if w.Code != http.StatusOK {
+			t.Fatalf("real upload: %d %s", w.Code, w.Body)
+		}
+		real = append(real, w.Body.Len())
+		w = ts.do(http.MethodPost, "/v1/publish", signedBody(t, key, now, "confirmed", "", dayKeys(now, 7)),
+			map[string]string{"Content-Type": "application/json", "X-Chaff": "1"})
+		if w.Code != http.StatusOK {
+			t.Fatalf("decoy: %d %s", w.Code, w.Body)
+		}
+		decoy = append(decoy, w.Body.Len())
+	}
+	d := ksStatistic(real, decoy)
+	critical := 2.15 * math.Sqrt(2.0/n) // alpha = 1e-4
+	if d > critical {
+		t.Fatalf("answer sizes differ: KS statistic %.3f over %.3f (real %v..., decoy %v...)", d, critical, real[:5], decoy[:5])
+	}
+	// The test tells the distributions apart when they differ.
+	shifted := make([]int, n)
+	for i, s := range decoy {
+		shifted[i] = s - 800
+	}
+	if ksStatistic(real, shifted) <= critical {
+		t.Fatal("the test does not notice answers 800 bytes shorter")
+	}
+}
