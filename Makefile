@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin/covid-node
 DATA    ?= ./data
 
-.PHONY: build run test unit-test cluster-test bench generate vet clean
+.PHONY: build run test unit-test cluster-test bench fuzz generate vet clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/covid-node
@@ -20,8 +20,10 @@ run: build
 	exec $(BIN) serve --node-id dev-1 --region dev --data-dir $(DATA) --bootstrap --dev \
 		--http-addr 127.0.0.1:8080 --raft-addr 127.0.0.1:7000
 
-## test: what CI runs: vet, unit tests, then the real-process cluster tests.
+## test: what CI runs: vet, unit tests, the real-process cluster tests, then
+## every fuzz target briefly (make fuzz for longer).
 test: vet unit-test cluster-test
+	$(MAKE) fuzz FUZZTIME=2s
 
 vet:
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
@@ -32,6 +34,19 @@ unit-test:
 
 cluster-test: build
 	$(GO) test -count=1 -v -timeout 15m ./cluster-test/
+
+## fuzz: every fuzz target for FUZZTIME each; inputs that fail are kept in
+## the package's testdata/fuzz/ and run by make test from then on.
+FUZZTIME ?= 5s
+FUZZ_TARGETS := ./publish:FuzzPublish ./publish:FuzzParseCode ./publish:FuzzRevisionToken \
+	./export:FuzzDecode ./fsm:FuzzApply ./fsm:FuzzRestore ./feed:FuzzParseName ./federation:FuzzGossip \
+	./api:FuzzCursor
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$pkg $$name ($(FUZZTIME))"; \
+		$(GO) test -run XXX -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	done
 
 ## bench: micro-benchmarks and the 3-node load run (figures for the notes).
 bench: build

@@ -1,0 +1,91 @@
+package publish
+
+import (
+	"encoding/pem"
+	"os"
+	"testing"
+)
+
+// Any upload body either is refused with an *Error or verifies against
+// the golden authority; a verified upload holds only keys the rules admit.
+func FuzzPublish(f *testing.F) {
+	body, err := os.ReadFile("../testdata/gaen/publish-with-certificate.json")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(body)
+	f.Add([]byte(`{"temporaryExposureKeys":[],"healthAuthorityID":"x"}`))
+	f.Add([]byte(`{`))
+	pemBytes, err := os.ReadFile("../testdata/gaen/publish-certificate-signer.pub.pem")
+	if err != nil {
+		f.Fatal(err)
+	}
+	block, _ := pem.Decode(pemBytes)
+	auth := fakeAuthorities{testIssuer: testAuthority(block.Bytes)}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		req, err := DecodeRequest(b)
+		if err != nil {
+			if _, ok := err.(*Error); !ok {
+				t.Fatalf("refusal %T %v is not an *Error", err, err)
+			}
+			return
+		}
+		v, err := Validate(req, auth, goldenNow())
+		if err != nil {
+			return
+		}
+		if len(v.Keys) > maxKeysPerPublish {
+			t.Fatalf("%d keys admitted", len(v.Keys))
+		}
+	})
+}
+
+// Any text sent as a one-time code parses to a code that prints back the
+// same way, or is refused.
+func FuzzParseCode(f *testing.F) {
+	c, err := NewCode()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(c.Display())
+	f.Add("ZZZZ-ZZZZ-ZZZZ-ZZZZ-ZZZZ")
+	f.Add("0")
+	f.Fuzz(func(t *testing.T, s string) {
+		code, err := ParseCode(s)
+		if err != nil {
+			return
+		}
+		again, err := ParseCode(code.Display())
+		if err != nil || again != code {
+			t.Fatalf("%q parsed as %+v, whose display %q parses as %+v (%v)", s, code, code.Display(), again, err)
+		}
+	})
+}
+
+// Any revision token an app sends opens only if this region sealed it, and
+// then to the keys it was sealed over.
+func FuzzRevisionToken(f *testing.F) {
+	key := RevisionTokenKey("fuzz")
+	tok, err := SealRevisionToken(key, []RevisableKey{{Key: [16]byte{1}, Start: 100, Period: 144}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(tok)
+	f.Add("")
+	f.Add("AAAA")
+	f.Fuzz(func(t *testing.T, s string) {
+		keys, err := OpenRevisionToken(key, s)
+		if err != nil {
+			return
+		}
+		if len(keys) > TokenMaxKeys {
+			t.Fatalf("a token opened to %d keys", len(keys))
+		}
+		if s != tok && len(keys) > 0 {
+			// Only a token sealed here opens; the seed is the one we sealed.
+			if again, err := SealRevisionToken(key, keys); err != nil || len(again) != len(s) {
+				t.Fatalf("a token not sealed here opened to %v", keys)
+			}
+		}
+	})
+}
