@@ -27,8 +27,17 @@ func (s *Server) requireToken(c *gin.Context) {
 		fail(c, http.StatusUnauthorized, "unauthorized", "wrong admin token")
 		return
 	}
-	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, maxAdminBody)
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, adminBodyLimit(c.FullPath()))
 	c.Next()
+}
+
+// adminBodyLimit is the most an admin request may send: a batch to import
+// (as its documentation says), else maxAdminBody.
+func adminBodyLimit(route string) int64 {
+	if route == pathImport {
+		return maxBatchBytes
+	}
+	return maxAdminBody
 }
 
 // bindStrict decodes a JSON body, refusing unknown fields and trailing data.
@@ -120,7 +129,7 @@ func (s *Server) expire(c *gin.Context) {
 }
 
 func (s *Server) forwardedApply(c *gin.Context) {
-	body, err := io.ReadAll(c.Request.Body)
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxCommandBytes))
 	if err != nil {
 		fail(c, http.StatusBadRequest, "bad_request", "read command: "+err.Error())
 		return
@@ -131,7 +140,7 @@ func (s *Server) forwardedApply(c *gin.Context) {
 
 // forwardedApplyV1 is forwardedApply for members of an older build.
 func (s *Server) forwardedApplyV1(c *gin.Context) {
-	body, err := io.ReadAll(c.Request.Body)
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxCommandBytes))
 	if err != nil {
 		fail(c, http.StatusBadRequest, "bad_request", "read command: "+err.Error())
 		return

@@ -15,8 +15,13 @@ import (
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 )
 
-// maxBatchBytes bounds a signed batch accepted for import.
-const maxBatchBytes = 32 << 20
+// maxBatchBytes bounds a signed batch accepted for import; a forwarded
+// command (an import among them) may be that and its envelope.
+const (
+	maxBatchBytes   = 32 << 20
+	maxCommandBytes = maxBatchBytes + 1<<20
+	pathImport      = "/v1/admin/federation/import"
+)
 
 // TrustRequest adds a region to the trust store (or a key to it).
 type TrustRequest struct {

@@ -45,3 +45,20 @@ func TestTrustAndImportInput(t *testing.T) {
 		t.Fatalf("remove unknown region: %d", w.Code)
 	}
 }
+
+// The admin import takes a batch up to the documented 32 MiB (a larger
+// body is 413), and other admin requests up to 1 MiB.
+func TestImportBodyLimit(t *testing.T) {
+	ts := newTestServer(t, time.Now)
+	big := make([]byte, 2<<20)
+	if w := ts.admin(http.MethodPost, "/v1/admin/federation/import", big); w.Code == http.StatusRequestEntityTooLarge {
+		t.Fatalf("a 2 MiB batch was cut: %d %s", w.Code, w.Body)
+	}
+	huge := make([]byte, 33<<20)
+	if w := ts.admin(http.MethodPost, "/v1/admin/federation/import", huge); w.Code != http.StatusRequestEntityTooLarge {
+		t.Fatalf("a 33 MiB batch: %d, want 413", w.Code)
+	}
+	if w := ts.admin(http.MethodPut, "/v1/admin/policy", big); w.Code == http.StatusOK {
+		t.Fatalf("a 2 MiB policy change: %d", w.Code)
+	}
+}

@@ -3,6 +3,7 @@ package api
 import (
 	"math"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync"
 	"time"
@@ -36,11 +37,16 @@ func DefaultLimits() Limits {
 		CodeFailuresPerHour: 10, CodeFailureBurst: 10}
 }
 
-// ipLimiter keeps one token bucket per client IP, forgetting idle ones.
+// ipLimiter keeps one token bucket per client (an IPv4 address, or an IPv6
+// /64: one host's share of addresses), forgetting idle ones. It keeps at
+// most maxBuckets; past that, clients it does not know yet share one
+// bucket, so that a flood of addresses costs bounded memory and gets
+// limited together.
 type ipLimiter struct {
-	limit rate.Limit
-	burst int
-	now   func() time.Time
+	limit      rate.Limit
+	burst      int
+	now        func() time.Time
+	maxBuckets int
 
 	mu      sync.Mutex
 	buckets map[string]*bucket
@@ -56,11 +62,32 @@ type bucket struct {
 // forgotten only once full again.
 const idleAfter = 10 * time.Minute
 
+// defaultMaxBuckets bounds a limiter's memory (about 200 bytes a bucket).
+const defaultMaxBuckets = 100_000
+
+// overflowKey is the bucket of the clients beyond maxBuckets.
+const overflowKey = "overflow"
+
+// clientKey is the client a limit counts: an IPv4 address, or the /64 of
+// an IPv6 address (a host is given a /64 and chooses within it).
+func clientKey(ip string) string {
+	addr, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	if addr.Is4() || addr.Is4In6() {
+		return addr.Unmap().String()
+	}
+	p, _ := addr.Prefix(64)
+	return p.String()
+}
+
 func newIPLimiter(perSecond float64, burst int, now func() time.Time) *ipLimiter {
 	if perSecond <= 0 {
 		return nil
 	}
-	return &ipLimiter{limit: rate.Limit(perSecond), burst: max(burst, 1), now: now, buckets: map[string]*bucket{}}
+	return &ipLimiter{limit: rate.Limit(perSecond), burst: max(burst, 1), now: now, maxBuckets: defaultMaxBuckets,
+		buckets: map[string]*bucket{}}
 }
 
 // reserve takes a token for ip, or says how long until one is free. A nil
@@ -91,24 +118,32 @@ func (l *ipLimiter) exhausted(ip string) bool {
 	return l.bucket(ip, now).TokensAt(now) < 1
 }
 
-// bucket returns ip's bucket, forgetting idle ones now and then; the
-// caller holds the lock.
+// bucket returns the bucket of ip's client, forgetting idle ones now and
+// then; the caller holds the lock.
 func (l *ipLimiter) bucket(ip string, now time.Time) *rate.Limiter {
+	key := clientKey(ip)
 	if now.Sub(l.swept) > idleAfter {
-		for k, b := range l.buckets {
-			if now.Sub(b.seen) > idleAfter && b.lim.TokensAt(now) >= float64(l.burst) {
-				delete(l.buckets, k) // full again: forgetting it changes nothing
-			}
-		}
-		l.swept = now
+		l.sweep(now)
 	}
-	b := l.buckets[ip]
+	b := l.buckets[key]
+	if b == nil && len(l.buckets) >= l.maxBuckets {
+		key, b = overflowKey, l.buckets[overflowKey]
+	}
 	if b == nil {
 		b = &bucket{lim: rate.NewLimiter(l.limit, l.burst)}
-		l.buckets[ip] = b
+		l.buckets[key] = b
 	}
 	b.seen = now
 	return b.lim
+}
+
+func (l *ipLimiter) sweep(now time.Time) {
+	for k, b := range l.buckets {
+		if now.Sub(b.seen) > idleAfter && b.lim.TokensAt(now) >= float64(l.burst) {
+			delete(l.buckets, k) // full again: forgetting it changes nothing
+		}
+	}
+	l.swept = now
 }
 
 // rateLimit answers 429 with Retry-After when the client IP is over its

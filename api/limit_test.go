@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -107,5 +108,44 @@ func TestInFlightCap(t *testing.T) {
 	close(release)
 	if code := <-first; code != http.StatusOK {
 		t.Fatalf("first request: %d", code)
+	}
+}
+
+// Limits count clients: an IPv4 address, or an IPv6 /64 (a host picks any
+// address in its /64, so per-address buckets would let it go unlimited).
+func TestClientKey(t *testing.T) {
+	cases := []struct {
+		a, b string
+		same bool
+	}{
+		{"2001:db8:1:2::1", "2001:db8:1:2:ffff:ffff:ffff:ffff", true},
+		{"2001:db8:1:2::1", "2001:db8:1:3::1", false},
+		{"10.0.0.1", "::ffff:10.0.0.1", true},
+		{"10.0.0.1", "10.0.0.2", false},
+	}
+	for _, c := range cases {
+		if got := clientKey(c.a) == clientKey(c.b); got != c.same {
+			t.Errorf("%s and %s: same client %v, want %v", c.a, c.b, got, c.same)
+		}
+	}
+}
+
+// A flood of addresses costs bounded memory: past maxBuckets, new clients
+// share one bucket, which limits them together.
+func TestLimiterBounded(t *testing.T) {
+	now := time.Unix(1000, 0)
+	l := newIPLimiter(1, 2, func() time.Time { return now })
+	l.maxBuckets = 100
+	for i := range 10_000 {
+		l.reserve(fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255))
+	}
+	if n := len(l.buckets); n > 101 {
+		t.Fatalf("%d buckets kept, want at most 101", n)
+	}
+	if ok, _ := l.reserve("192.0.2.7"); ok {
+		t.Fatal("a new client past the bound was not limited with the others")
+	}
+	if ok, _ := l.reserve("10.0.0.50"); !ok {
+		t.Fatal("a client known before the flood lost its own bucket")
 	}
 }

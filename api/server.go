@@ -200,7 +200,7 @@ func (s *Server) routes() (http.Handler, error) {
 	admin.GET("/v1/admin/providers", s.readView, s.listProviders)
 	admin.POST("/v1/admin/providers", s.putProvider)
 	admin.DELETE("/v1/admin/providers/:id", s.revokeProvider)
-	admin.POST("/v1/admin/federation/import", s.importBatch)
+	admin.POST(pathImport, s.importBatch)
 	admin.POST("/v1/admin/trust", s.putTrust)
 	admin.DELETE("/v1/admin/trust/:region", s.removeTrust)
 	admin.GET("/debug/pprof/*profile", gin.WrapF(pprofHandler))
