@@ -168,37 +168,52 @@ func (r CodeRequest) grant() (publish.CodeGrant, error) {
 	return g, nil
 }
 
-// codeGrant finds a usable code in the local state (the state machine
-// checks again when it consumes the code). A code issued through another
-// node may still be on its way here; wait a moment for it.
-func (s *Server) codeGrant(ctx context.Context, code publish.Code) (publish.CodeGrant, error) {
-	deadline := time.Now().Add(2 * time.Second)
+// codeWait is how long an upload waits for a one-time code this node has
+// not seen yet (issued through another node, still on its way); every code
+// refusal is answered this long after the request came, so that unknown,
+// used, expired, locked and wrong codes take the same time.
+const codeWait = 2 * time.Second
+
+// awaitCode waits, up to codeWait, until the code with this lookup is in
+// the local state.
+func (s *Server) awaitCode(ctx context.Context, lookup uint32) {
+	deadline := time.Now().Add(codeWait)
 	for {
-		if stored, ok := s.node.FSM().Code(code.Lookup); ok {
-			hash := code.Hash(s.codeKey)
-			grant := publish.CodeGrant{ReportType: stored.GetReportType(), SymptomOnsetInterval: uint32(stored.GetSymptomOnsetInterval())}
-			switch {
-			case stored.GetUsedUnix() != 0 && subtle.ConstantTimeCompare(hash[:], stored.GetHash()) == 1:
-				return grant, errCodeUsed
-			case stored.GetFailures() >= fsm.MaxCodeFailures:
-				return publish.CodeGrant{}, errors.New("one-time code locked after too many wrong attempts")
-			case s.cfg.Now().Unix() >= stored.GetExpiresUnix():
-				return publish.CodeGrant{}, errors.New("one-time code expired")
-			case subtle.ConstantTimeCompare(hash[:], stored.GetHash()) != 1:
-				return publish.CodeGrant{}, errWrongCode
-			}
-			return grant, nil
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return publish.CodeGrant{}, errors.New("unknown one-time code")
+		if _, ok := s.node.FSM().Code(lookup); ok || time.Now().After(deadline) || ctx.Err() != nil {
+			return
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 }
 
-// errWrongCode: the code's lookup exists but the rest does not match. The
-// attempt still goes to the state machine, which counts it on the code.
-var errWrongCode = errors.New("wrong one-time code")
+// codeGrant finds a usable code in the local state (the state machine
+// checks again when it consumes the code). Unknown, locked, expired and
+// wrong codes are one refusal; a used code that matches goes on, for the
+// state machine to answer an exact retry of the upload that used it.
+func (s *Server) codeGrant(code publish.Code) (publish.CodeGrant, error) {
+	stored, ok := s.node.FSM().Code(code.Lookup)
+	if !ok {
+		return publish.CodeGrant{}, errCodeRefused
+	}
+	hash := code.Hash(s.codeKey)
+	matches := subtle.ConstantTimeCompare(hash[:], stored.GetHash()) == 1
+	grant := publish.CodeGrant{ReportType: stored.GetReportType(), SymptomOnsetInterval: uint32(stored.GetSymptomOnsetInterval())}
+	switch {
+	case !matches || stored.GetFailures() >= fsm.MaxCodeFailures:
+		return publish.CodeGrant{}, errCodeRefused
+	case stored.GetUsedUnix() != 0:
+		return grant, errCodeUsed
+	case s.cfg.Now().Unix() >= stored.GetExpiresUnix():
+		return publish.CodeGrant{}, errCodeRefused
+	}
+	return grant, nil
+}
+
+// errCodeRefused: the one answer to a code that does not admit an upload
+// (unknown, wrong, locked, expired or used): it tells a stranger nothing
+// about the state of a code.
+var errCodeRefused = &publish.Error{Status: http.StatusUnauthorized, Code: publish.CodeVerificationCertificateInvalid,
+	Message: "one-time code refused"}
 
 // errCodeUsed: the code was used; the upload still goes to the state
 // machine, which answers an exact retry of the upload that used it with

@@ -80,19 +80,33 @@ func TestOneTimeCodes(t *testing.T) {
 		{"wrong secret", string(wrong), 14},
 		{"unknown", "ZZZZ-ZZZZ-ZZZZ-ZZZZ-ZZZZ", 14},
 	} {
+		// Every refusal reads alike and takes as long: a stranger learns
+		// nothing of a code's state from the answer.
+		start := time.Now()
 		w := ts.do(http.MethodPost, "/v1/publish", codeUploadOf(t, tc.code, tc.keys), jsonCT)
 		resp := decode[publish.Response](t, w)
-		if w.Code != http.StatusUnauthorized || resp.Code != publish.CodeVerificationCertificateInvalid || resp.ErrorMessage == "" {
+		if w.Code != http.StatusUnauthorized || resp.Code != publish.CodeVerificationCertificateInvalid || resp.ErrorMessage != "one-time code refused" {
 			t.Fatalf("%s code: %d %+v", tc.name, w.Code, resp)
+		}
+		if took := time.Since(start); took < codeWait {
+			t.Fatalf("%s code answered after %v, before the %v every refusal takes", tc.name, took, codeWait)
 		}
 	}
 	if n := ts.node.FSM().NumKeys(); n != 14 {
 		t.Fatalf("%d keys stored, want 14", n)
 	}
+	// The wrong secret counted against the client, not the code: its
+	// holder still uploads with it.
 	if c, _ := publish.ParseCode(fresh); true {
-		if stored, _ := ts.node.FSM().Code(c.Lookup); stored.GetFailures() != 1 {
-			t.Fatalf("wrong secret counted %d failures on the code, want 1", stored.GetFailures())
+		if stored, _ := ts.node.FSM().Code(c.Lookup); stored.GetFailures() != 0 {
+			t.Fatalf("a wrong secret counted %d failures on the code", stored.GetFailures())
 		}
+	}
+	// (The golden keys are stored already: the answer is about them, which
+	// shows the code itself was admitted.)
+	w = ts.do(http.MethodPost, "/v1/publish", codeUploadOf(t, fresh, 12), jsonCT)
+	if resp := decode[publish.Response](t, w); resp.Code != publish.CodeMissingRevisionToken {
+		t.Fatalf("the holder of the code after a stranger's wrong guess: %d %+v", w.Code, resp)
 	}
 	if w := ts.admin(http.MethodDelete, "/v1/admin/providers/clinic-1", nil); w.Code != http.StatusOK {
 		t.Fatalf("revoke provider: %d %s", w.Code, w.Body)

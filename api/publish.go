@@ -1,7 +1,7 @@
 package api
 
 import (
-	"crypto/rand"
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -16,10 +16,19 @@ import (
 	"github.com/covid-backend/covid-backend/publish"
 )
 
-// publish is POST /v1/publish, the GAEN key server publish API v1.
-func (s *Server) publish(c *gin.Context) {
+// Context keys of an upload read by readUpload.
+const (
+	ctxUploadStart = "upload-start"
+	ctxUploadBody  = "upload-body"
+)
+
+// readUpload reads an upload's body (bounded) before it takes one of the
+// node's upload slots, and for a one-time code this node has not seen yet
+// waits a moment for it to arrive by replication: a stranger's unknown
+// codes hold no slot.
+func (s *Server) readUpload(c *gin.Context) {
 	c.Header("X-Api-Version", "v1")
-	start := time.Now()
+	c.Set(ctxUploadStart, time.Now())
 	if err := publish.CheckContentType(c.GetHeader("Content-Type")); err != nil {
 		s.publishFail(c, err)
 		return
@@ -35,6 +44,21 @@ func (s *Server) publish(c *gin.Context) {
 		s.publishFail(c, &publish.Error{Status: http.StatusBadRequest, Code: publish.CodeBadRequest, Message: "read body: " + err.Error()})
 		return
 	}
+	c.Set(ctxUploadBody, body)
+	if c.GetHeader("X-Chaff") == "" {
+		if req, err := publish.DecodeRequest(body); err == nil && publish.IsCode(req.VerificationPayload) {
+			if code, err := publish.ParseCode(req.VerificationPayload); err == nil {
+				s.awaitCode(c.Request.Context(), code.Lookup)
+			}
+		}
+	}
+	c.Next()
+}
+
+// publish is POST /v1/publish, the GAEN key server publish API v1 (after
+// readUpload).
+func (s *Server) publish(c *gin.Context) {
+	start, body := c.GetTime(ctxUploadStart), c.MustGet(ctxUploadBody).([]byte)
 	if c.GetHeader("X-Chaff") != "" {
 		s.chaff(c, start, body)
 		return
@@ -45,6 +69,9 @@ func (s *Server) publish(c *gin.Context) {
 		return
 	}
 	resp, err := s.upload(c, req)
+	if errors.Is(err, errCodeRefused) {
+		sleepUntil(c.Request.Context(), start.Add(codeWait)) // all code refusals take as long
+	}
 	if err != nil {
 		s.publishFail(c, err)
 		return
@@ -52,6 +79,15 @@ func (s *Server) publish(c *gin.Context) {
 	resp.Padding = publish.Padding()
 	c.JSON(http.StatusOK, resp)
 	s.recent.record(time.Since(start))
+}
+
+func sleepUntil(ctx context.Context, t time.Time) {
+	timer := time.NewTimer(time.Until(t))
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+	case <-ctx.Done():
+	}
 }
 
 // chaff answers a decoy upload like a real one: same status, a body of the
@@ -82,9 +118,6 @@ func (s *Server) upload(c *gin.Context, req *publish.Request) (publish.Response,
 	var err error
 	if publish.IsCode(req.VerificationPayload) {
 		v, code, err = s.verifyCode(c, req)
-		if errors.Is(err, errWrongCode) {
-			return publish.Response{}, s.countWrongCode(c, code)
-		}
 	} else {
 		v, err = publish.Validate(req, s.node.FSM(), s.cfg.Now())
 	}
@@ -144,11 +177,8 @@ func (s *Server) commitError(c *gin.Context, err error) error {
 	var leader *node.LeaderRefused
 	switch {
 	case errors.As(err, &refused) && isCodeRefusal(refused.Code):
-		if refused.Code == command.CodeBadCode {
-			s.codeFailures.reserve(c.ClientIP())
-		}
-		return &publish.Error{Status: http.StatusUnauthorized, Code: publish.CodeVerificationCertificateInvalid,
-			Message: "one-time code refused: " + refused.Message}
+		s.codeFailures.reserve(c.ClientIP())
+		return errCodeRefused
 	case errors.As(err, &refused) && refused.Code == command.CodeAuthorityKey:
 		return &publish.Error{Status: http.StatusUnauthorized, Code: publish.CodeVerificationCertificateInvalid,
 			Message: "unable to validate diagnosis verification: " + refused.Message}
@@ -183,9 +213,11 @@ func isCodeRefusal(code command.Code) bool {
 }
 
 // verifyCode checks the cheap things about a code upload before raft: the
-// client is not over its failure budget, the code exists here, the keys
-// pass the rules under the code's grant. The state machine then checks the
-// code itself and consumes it with the insert, in one command.
+// client is not over its failure budget, the code exists here and matches,
+// the keys pass the rules under the code's grant. The state machine then
+// checks the code again and consumes it with the insert, in one command.
+// A refused code counts against the client, never against the code: a
+// stranger who knows part of someone's code can neither lock nor use it.
 func (s *Server) verifyCode(c *gin.Context, req *publish.Request) (*publish.Verified, *publish.Code, error) {
 	ip := c.ClientIP()
 	if s.codeFailures.exhausted(ip) {
@@ -194,10 +226,7 @@ func (s *Server) verifyCode(c *gin.Context, req *publish.Request) (*publish.Veri
 			Message: "too many wrong one-time codes from this client; try later"}
 	}
 	code, _ := publish.ParseCode(req.VerificationPayload)
-	grant, err := s.codeGrant(c.Request.Context(), code)
-	if errors.Is(err, errWrongCode) {
-		return nil, &code, err // counted on the code by the state machine
-	}
+	grant, err := s.codeGrant(code)
 	if errors.Is(err, errCodeUsed) {
 		// An exact retry of the upload that used it is answered as the
 		// first was; any other upload is refused. The state machine tells.
@@ -205,29 +234,8 @@ func (s *Server) verifyCode(c *gin.Context, req *publish.Request) (*publish.Veri
 	}
 	if err != nil {
 		s.codeFailures.reserve(ip)
-		return nil, nil, &publish.Error{Status: http.StatusUnauthorized, Code: publish.CodeVerificationCertificateInvalid,
-			Message: err.Error()}
+		return nil, nil, err
 	}
 	v, err := publish.ValidateWithCode(req, grant, s.cfg.Now())
 	return v, &code, err
-}
-
-// countWrongCode sends a wrong code to the state machine, which counts the
-// failure on the code it names (and locks it at the limit).
-func (s *Server) countWrongCode(c *gin.Context, code *publish.Code) error {
-	hash := code.Hash(s.codeKey)
-	id := make([]byte, 16)
-	if _, err := rand.Read(id); err != nil {
-		return err
-	}
-	_, err := command.Publish(c.Request.Context(), s.node, &fsmpb.Publish{
-		SubmissionId: id, CodeLookup: code.Lookup, CodeHash: hash[:], // no keys: never stores
-	})
-	var refused *command.Error
-	if errors.As(err, &refused) && refused.Code == command.CodeInvalidCommand {
-		// The code matched after all (re-issued since this node last saw
-		// it): nothing was counted or consumed; the app may retry.
-		return &publish.Error{Status: http.StatusServiceUnavailable, Code: publish.CodeInternalError, Message: "one-time code changed meanwhile; retry"}
-	}
-	return s.commitError(c, err)
 }

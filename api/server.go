@@ -164,7 +164,7 @@ func (s *Server) routes() (http.Handler, error) {
 	read("/v1/status", s.status)
 	publishLimit := rateLimit(newIPLimiter(s.cfg.Limits.PublishRate, s.cfg.Limits.PublishBurst, s.cfg.Now))
 	readLimit := rateLimit(newIPLimiter(s.cfg.Limits.ReadRate, s.cfg.Limits.ReadBurst, s.cfg.Now))
-	r.POST("/v1/publish", publishLimit, inFlight(s.cfg.Limits.MaxUploadsInFlight), s.publish)
+	r.POST("/v1/publish", publishLimit, s.readUpload, inFlight(s.cfg.Limits.MaxUploadsInFlight), s.publish)
 	r.POST("/v1/codes", publishLimit, s.requireProvider, s.issueCode)
 	read("/v1/keys", readLimit, s.publicRead, s.keyFeed)
 	read("/v1/exports/index.txt", readLimit, s.exportIndex(true))

@@ -82,10 +82,13 @@ func (s *state) codeUsable(c *fsmpb.Code, now int64) bool {
 	return c.GetUsedUnix() == 0 && now < c.GetExpiresUnix() && c.GetFailures() < MaxCodeFailures
 }
 
-// redeemCode checks the code of a code upload. A wrong code counts a
-// failure on the code it names (that is the one state change a refused
-// upload makes); the caller consumes the code once the keys are stored.
-func (s *state) redeemCode(p *fsmpb.Publish, now int64) (*fsmpb.Code, *fsmpb.Result) {
+// redeemCode checks the code of a code upload; the caller consumes the
+// code once the keys are stored. For a version 1 command a wrong code
+// counts a failure on the code it names (that is the one state change a
+// refused upload makes); from version 2 on failures count against the
+// client, in the API, never against a code the client has not shown it
+// holds.
+func (s *state) redeemCode(p *fsmpb.Publish, now int64, countFailure bool) (*fsmpb.Code, *fsmpb.Result) {
 	c, ok := s.codes[p.GetCodeLookup()]
 	if !ok {
 		r := refuse(command.CodeBadCode, "unknown code")
@@ -99,6 +102,8 @@ func (s *state) redeemCode(p *fsmpb.Publish, now int64) (*fsmpb.Code, *fsmpb.Res
 		r = refuse(command.CodeCodeExpired, "code expired")
 	case c.GetFailures() >= MaxCodeFailures:
 		r = refuse(command.CodeCodeLocked, "code locked after %d wrong attempts", MaxCodeFailures)
+	case subtle.ConstantTimeCompare(c.GetHash(), p.GetCodeHash()) != 1 && !countFailure:
+		r = refuse(command.CodeBadCode, "wrong code")
 	case subtle.ConstantTimeCompare(c.GetHash(), p.GetCodeHash()) != 1:
 		c.Failures++
 		r = refuse(command.CodeBadCode, "wrong code (%d of %d attempts)", c.GetFailures(), MaxCodeFailures)

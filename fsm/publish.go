@@ -20,10 +20,11 @@ func applyPublish(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 		sub := s.submissions[idx]
 		return publishResult(&fsmpb.PublishResult{Inserted: sub.KeyCount, Submission: idx, Replayed: true})
 	}
-	if len(p.GetKeys())+len(p.GetRevisions()) == 0 && len(p.GetCodeHash()) > 0 {
-		// A code without keys: the API reports a wrong code it saw, so that
-		// the failure is counted on the code; a matching code is not used.
-		if _, refused := s.redeemCode(p, cmd.GetTimeUnix()); refused != nil {
+	if len(p.GetKeys())+len(p.GetRevisions()) == 0 && len(p.GetCodeHash()) > 0 && cmd.GetVersion() < 2 {
+		// A code without keys: builds of version 1 report a wrong code they
+		// saw, so that the failure is counted on the code; a matching code
+		// is not used.
+		if _, refused := s.redeemCode(p, cmd.GetTimeUnix(), true); refused != nil {
 			return refused
 		}
 		return refuse(command.CodeInvalidCommand, "publish has no keys")
@@ -36,7 +37,7 @@ func applyPublish(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 	var code *fsmpb.Code
 	var refused *fsmpb.Result
 	if len(p.GetCodeHash()) > 0 {
-		if code, refused = s.redeemCode(p, cmd.GetTimeUnix()); refused != nil {
+		if code, refused = s.redeemCode(p, cmd.GetTimeUnix(), false); refused != nil {
 			return refused
 		}
 	}
@@ -61,7 +62,7 @@ func (s *state) publishV1(cmd *fsmpb.Command) *fsmpb.Result {
 	}
 	var code *fsmpb.Code
 	if len(p.GetCodeHash()) > 0 {
-		if code, refused = s.redeemCode(p, cmd.GetTimeUnix()); refused != nil {
+		if code, refused = s.redeemCode(p, cmd.GetTimeUnix(), true); refused != nil {
 			return refused
 		}
 	}
