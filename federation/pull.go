@@ -105,8 +105,20 @@ func (p *Pool) fetchAndImport(ctx context.Context, origin string, seq uint32, ho
 			p.pause(h, unreachableBackoff) // unreachable: try the other holders first
 			continue
 		}
+		// Checked before it is proposed: the raft log carries no batch the
+		// state machine refuses, nor one other than what was asked for.
+		gotOrigin, gotSeq, duplicate, refused := p.node.FSM().CheckImport(data)
+		if refused == nil && (gotOrigin != origin || gotSeq != seq) {
+			refused = command.Refused(command.CodeBadBatch, "asked %s batch %d, got %s batch %d", origin, seq, gotOrigin, gotSeq)
+		}
+		if refused != nil {
+			p.reject(h, refused)
+			continue
+		}
+		if duplicate {
+			return true
+		}
 		_, err = command.ImportBatch(ctx, p.node, data)
-		var refused *command.Error
 		if errors.As(err, &refused) {
 			p.reject(h, refused)
 			continue

@@ -75,9 +75,29 @@ func (f *FSM) FederationBody(seq uint32) ([]byte, bool) {
 func applyImportBatch(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 	raw := cmd.GetImportBatch().GetSigned()
 	body, sb, digest, resp := s.verifyForeign(raw)
+	if resp == nil {
+		resp = s.checkChain(body, digest)
+	}
 	if resp != nil {
 		return resp
 	}
+	kept := s.foreign[body.GetOrigin()]
+	s.foreign[body.GetOrigin()] = append(kept, &fsmpb.ForeignBatch{
+		Origin: body.GetOrigin(), Seq: body.GetSeq(), Digest: digest, EndUnix: body.GetEndUnix(), Signed: bytes.Clone(raw),
+		StartUnix: body.GetStartUnix(), HasExportSig: len(sb.GetExportSig()) > 0,
+	})
+	res := &fsmpb.ImportResult{Origin: body.GetOrigin(), Seq: body.GetSeq()}
+	if s.trusted[body.GetOrigin()].GetMerge() {
+		res.Merged, res.Revoked = s.merge(body, digest, cmd.GetTimeUnix())
+	}
+	return &fsmpb.Result{Value: &fsmpb.Result_Import{Import: res}}
+}
+
+// checkChain places a verified batch in its origin's chain: the same batch
+// again is a duplicate (answered as such), other content under a kept
+// sequence is refused, and so is a batch that does not follow the last
+// kept one. Nil: the batch is new and follows.
+func (s *state) checkChain(body *fsmpb.FederationBatch, digest []byte) *fsmpb.Result {
 	kept := s.foreign[body.GetOrigin()]
 	if i := slices.IndexFunc(kept, func(fb *fsmpb.ForeignBatch) bool { return fb.GetSeq() == body.GetSeq() }); i >= 0 {
 		if bytes.Equal(kept[i].GetDigest(), digest) {
@@ -91,15 +111,25 @@ func applyImportBatch(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 			return refuse(command.CodeBrokenChain, "%s batch %d does not follow batch %d", body.GetOrigin(), body.GetSeq(), last.GetSeq())
 		}
 	}
-	s.foreign[body.GetOrigin()] = append(kept, &fsmpb.ForeignBatch{
-		Origin: body.GetOrigin(), Seq: body.GetSeq(), Digest: digest, EndUnix: body.GetEndUnix(), Signed: bytes.Clone(raw),
-		StartUnix: body.GetStartUnix(), HasExportSig: len(sb.GetExportSig()) > 0,
-	})
-	res := &fsmpb.ImportResult{Origin: body.GetOrigin(), Seq: body.GetSeq()}
-	if s.trusted[body.GetOrigin()].GetMerge() {
-		res.Merged, res.Revoked = s.merge(body, digest, cmd.GetTimeUnix())
+	return nil
+}
+
+// CheckImport tells, without changing anything, what importing a signed
+// batch would do: its origin and sequence, whether it is kept already,
+// or the refusal the state machine would give. The federation puller
+// checks every fetched batch so, before it proposes the import, so that
+// the raft log does not carry bytes the state machine refuses.
+func (f *FSM) CheckImport(raw []byte) (origin string, seq uint32, duplicate bool, refused *command.Error) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	body, _, digest, res := f.state.verifyForeign(raw)
+	if res == nil {
+		res = f.state.checkChain(body, digest)
 	}
-	return &fsmpb.Result{Value: &fsmpb.Result_Import{Import: res}}
+	if r := res.GetRefusal(); r != nil {
+		return "", 0, false, &command.Error{Code: command.Code(r.GetCode()), Message: r.GetMessage()}
+	}
+	return body.GetOrigin(), body.GetSeq(), res.GetImport().GetDuplicate(), nil
 }
 
 // merge takes a foreign batch's keys into this region's own key set, as

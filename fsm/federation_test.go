@@ -200,3 +200,51 @@ func TestMergeForeignKeys(t *testing.T) {
 		t.Fatalf("B's next batch revises %d keys, want A's revoked key", seal.Revised)
 	}
 }
+
+// CheckImport tells what an import would do, the same as Apply, and
+// changes nothing: the puller checks fetched batches with it before they
+// reach the raft log.
+func TestCheckImportMatchesApply(t *testing.T) {
+	a := regionA(t)
+	keyA, derA := fedKey(t, "a1")
+	forger, _ := fedKey(t, "a1")
+	b1, b2 := signedBatch(t, a, keyA, 1), signedBatch(t, a, keyA, 2)
+	b := fsm.New()
+	mustApply(t, b, trust("A", derA, "a1"))
+	mustApply(t, b, importCmd(b1))
+	cases := []struct {
+		name string
+		raw  []byte
+		dup  bool
+		code command.Code
+	}{
+		{"next batch", b2, false, ""},
+		{"kept batch", b1, true, ""},
+		{"forged", signedBatch(t, a, forger, 2), false, command.CodeBadSignature},
+		{"junk", []byte{0xff, 0x01}, false, command.CodeBadBatch},
+	}
+	for _, c := range cases {
+		before := freeze(t, b)
+		origin, seq, dup, refused := b.CheckImport(c.raw)
+		assertUnchanged(t, b, before)
+		if codeOf(errOrNil(refused)) != c.code || dup != c.dup {
+			t.Fatalf("%s: CheckImport = %s %d dup=%v %v; want code %q dup=%v", c.name, origin, seq, dup, refused, c.code, c.dup)
+		}
+		if c.code == "" && (origin != "A" || seq == 0) {
+			t.Fatalf("%s: CheckImport names %s batch %d", c.name, origin, seq)
+		}
+		g := fsm.New()
+		restoreBytes(g, snapshotBytes(t, b))
+		r := applyCmd(t, g, importCmd(c.raw))
+		if codeOf(r.Err) != c.code || r.GetImport().GetDuplicate() != c.dup {
+			t.Fatalf("%s: Apply = %v %v, CheckImport said %q dup=%v", c.name, r.Result, r.Err, c.code, c.dup)
+		}
+	}
+}
+
+func errOrNil(e *command.Error) error {
+	if e == nil {
+		return nil
+	}
+	return e
+}
