@@ -54,6 +54,11 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
+	// The log and snapshots hold code hashes and submissions: only this
+	// node's user may enter the data dir (raft writes its files 0644).
+	if err := os.Chmod(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
 	if len(cfg.Join) > 0 {
 		if err := preflightJoin(ctx, cfg, newPeerClient(cfg)); err != nil {
 			return nil, err

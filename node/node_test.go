@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -188,5 +189,23 @@ func TestExpireCutoff(t *testing.T) {
 		if got := expireCutoff(c.now, c.retention); got != c.want {
 			t.Errorf("expireCutoff(%d, %d) = %d, want %d", c.now, c.retention, got, c.want)
 		}
+	}
+}
+
+// The data dir is closed to other users, even if it existed before.
+func TestDataDirMode(t *testing.T) {
+	cfg := testConfig(t)
+	if err := os.Chmod(cfg.DataDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Bootstrap = true
+	n, err := Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close(context.Background())
+	st, err := os.Stat(cfg.DataDir)
+	if err != nil || st.Mode().Perm() != 0o700 {
+		t.Fatalf("data dir mode %v (%v), want 0700", st.Mode().Perm(), err)
 	}
 }
