@@ -75,10 +75,11 @@ func (p *Pool) note(m *fedpb.Mark, holder string) bool {
 	key := fmt.Sprintf("%s/%d/%x/%s", m.GetOrigin(), m.GetLast(), m.GetDigest(), holder)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.seen[key] {
+	if _, ok := p.seen[key]; ok {
 		return false
 	}
-	p.seen[key] = true
+	p.forgetSeen()
+	p.seen[key] = time.Now()
 	r := p.remote[m.GetOrigin()]
 	if r == nil {
 		r = &remoteMark{holders: map[string]uint32{}}
@@ -96,6 +97,29 @@ func (p *Pool) note(m *fedpb.Mark, holder string) bool {
 	}
 	r.holders[holder] = max(r.holders[holder], m.GetLast())
 	return true
+}
+
+// Bounds of the seen set: past maxSeen entries those older than seenFor
+// are forgotten, and past twice as many all of them (a forgotten
+// announcement is only re-broadcast once more).
+const (
+	maxSeen = 10_000
+	seenFor = 10 * time.Minute
+)
+
+// forgetSeen keeps the seen set bounded; the caller holds the lock.
+func (p *Pool) forgetSeen() {
+	if len(p.seen) < maxSeen {
+		return
+	}
+	for k, at := range p.seen {
+		if time.Since(at) > seenFor {
+			delete(p.seen, k)
+		}
+	}
+	if len(p.seen) >= 2*maxSeen {
+		clear(p.seen)
+	}
 }
 
 // marks lists what this node holds: its own region's chain and every

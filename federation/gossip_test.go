@@ -4,6 +4,7 @@ import (
 	"io"
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/memberlist"
 
@@ -12,7 +13,7 @@ import (
 
 func testPool() *Pool {
 	return &Pool{cfg: Config{Region: "B", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
-		seen: map[string]bool{}, remote: map[string]*remoteMark{}, rejected: map[string]int{}, wake: make(chan struct{}, 1),
+		seen: map[string]time.Time{}, remote: map[string]*remoteMark{}, rejected: map[string]int{}, wake: make(chan struct{}, 1),
 		queue: &memberlist.TransmitLimitedQueue{NumNodes: func() int { return 3 }, RetransmitMult: 1}}
 }
 

@@ -46,7 +46,7 @@ type Pool struct {
 	client *http.Client
 
 	mu       sync.Mutex
-	seen     map[string]bool
+	seen     map[string]time.Time
 	remote   map[string]*remoteMark
 	rejected map[string]int
 	backoff  map[string]time.Time
@@ -74,7 +74,7 @@ func Start(cfg Config, n *node.Node) (*Pool, error) {
 		cfg.PullInterval = 2 * time.Second
 	}
 	p := &Pool{cfg: cfg, node: n,
-		seen: map[string]bool{}, remote: map[string]*remoteMark{}, rejected: map[string]int{},
+		seen: map[string]time.Time{}, remote: map[string]*remoteMark{}, rejected: map[string]int{},
 		backoff: map[string]time.Time{}, lastSent: map[string]uint32{}, received: map[string]time.Time{},
 		wake: make(chan struct{}, 1)}
 	mc, err := p.memberlistConfig()
@@ -108,7 +108,10 @@ func (p *Pool) memberlistConfig() (*memberlist.Config, error) {
 		return nil, fmt.Errorf("federation pool key: %w", err)
 	}
 	mc := memberlist.DefaultWANConfig()
-	mc.Name = p.cfg.Region + "/" + p.cfg.NodeID
+	// The name says who claims to be whom and from where: a second node
+	// claiming the same region and id is another member, whose batches
+	// must still verify, not a conflict that hides it.
+	mc.Name = p.cfg.Region + "/" + p.cfg.NodeID + "@" + p.cfg.BindAddr
 	mc.BindAddr, mc.BindPort = host, port
 	mc.AdvertiseAddr, mc.AdvertisePort = host, port
 	mc.Keyring = keyring

@@ -10,7 +10,10 @@ import (
 	"slices"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/covid-backend/covid-backend/command"
+	"github.com/covid-backend/covid-backend/federation/fedpb"
 )
 
 // Limits of a batch transfer.
@@ -64,6 +67,7 @@ func (p *Pool) catchUp(ctx context.Context, origin string) {
 // and the peers that may hold it, those in backoff left out.
 func (p *Pool) nextWanted(origin string) (uint32, []string) {
 	kept := p.node.FSM().ForeignBatches(origin)
+	members := p.memberURLs() // before the lock: memberlist has its own
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	r := p.remote[origin]
@@ -79,7 +83,7 @@ func (p *Pool) nextWanted(origin string) (uint32, []string) {
 	}
 	var holders []string
 	for h, last := range r.holders {
-		if h != p.cfg.HTTPURL && last >= next && time.Now().After(p.backoff[h]) {
+		if h != p.cfg.HTTPURL && last >= next && time.Now().After(p.backoff[h]) && (members == nil || members[h]) {
 			holders = append(holders, h)
 		}
 	}
@@ -177,4 +181,25 @@ func (p *Pool) fetch(ctx context.Context, holder, origin string, seq uint32) ([]
 		return nil, fmt.Errorf("%s: batch over %d bytes", u, maxBatchBytes)
 	}
 	return data, nil
+}
+
+// memberURLs are the holder URLs fetches may go to: those pool members
+// advertise whose host is the member's own pool address, so that gossip
+// cannot send this node's fetches to another host. Nil without a pool
+// (tests of the puller alone).
+func (p *Pool) memberURLs() map[string]bool {
+	if p.ml == nil {
+		return nil
+	}
+	out := map[string]bool{}
+	for _, m := range p.ml.Members() {
+		var meta fedpb.Meta
+		if proto.Unmarshal(m.Meta, &meta) != nil {
+			continue
+		}
+		if u, err := url.Parse(meta.GetHttpUrl()); err == nil && u.Hostname() == m.Addr.String() && u.Path == "" {
+			out[meta.GetHttpUrl()] = true
+		}
+	}
+	return out
 }

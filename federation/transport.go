@@ -39,7 +39,7 @@ func (t *boundTransport) DialAddressTimeout(a memberlist.Address, timeout time.D
 // boundClient is an HTTP client that connects from ip.
 func boundClient(ip string) *http.Client {
 	d := &net.Dialer{Timeout: 2 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
-	return &http.Client{Timeout: time.Minute, Transport: &http.Transport{
+	return &http.Client{Timeout: time.Minute, CheckRedirect: noRedirects, Transport: &http.Transport{
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			return d.DialContext(ctx, network, addr)
 		},
@@ -49,3 +49,7 @@ func boundClient(ip string) *http.Client {
 		IdleConnTimeout:       30 * time.Second,
 	}}
 }
+
+// noRedirects: a holder answers for itself; a redirect to another host is
+// an answer that is not a batch.
+func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
