@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/gin-gonic/gin"
 
@@ -57,10 +58,13 @@ func (s *Server) signedBatch(c *gin.Context) {
 			fail(c, http.StatusServiceUnavailable, "no_signing_key", "this node has no federation signing key")
 			return
 		}
-		var body []byte
-		if body, ok = s.node.FSM().FederationBody(uint32(seq)); ok {
-			data = s.cfg.FederationKey.Sign(body, s.catalog.BatchExportSig(uint32(seq)))
-		}
+		data, ok = s.ownSigned.get(uint32(seq), func() ([]byte, bool) {
+			body, ok := s.node.FSM().FederationBody(uint32(seq))
+			if !ok {
+				return nil, false
+			}
+			return s.cfg.FederationKey.Sign(body, s.catalog.BatchExportSig(uint32(seq))), true
+		})
 	} else {
 		data, ok = s.node.FSM().ForeignSigned(origin, uint32(seq))
 	}
@@ -69,6 +73,41 @@ func (s *Server) signedBatch(c *gin.Context) {
 		return
 	}
 	serveBytes(c, "application/x-protobuf", immutableCache, feed.ETag(data), data)
+}
+
+// signedCache keeps this region's own signed batches, signed once each
+// (a batch never changes), the newest maxSignedCached of them.
+type signedCache struct {
+	mu    sync.Mutex
+	bySeq map[uint32][]byte
+	order []uint32
+}
+
+const maxSignedCached = 256
+
+func (c *signedCache) get(seq uint32, sign func() ([]byte, bool)) ([]byte, bool) {
+	c.mu.Lock()
+	data, ok := c.bySeq[seq]
+	c.mu.Unlock()
+	if ok {
+		return data, true
+	}
+	if data, ok = sign(); !ok {
+		return nil, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.bySeq == nil {
+		c.bySeq = map[uint32][]byte{}
+	}
+	if _, ok := c.bySeq[seq]; !ok {
+		c.bySeq[seq], c.order = data, append(c.order, seq)
+		if len(c.order) > maxSignedCached {
+			delete(c.bySeq, c.order[0])
+			c.order = c.order[1:]
+		}
+	}
+	return data, true
 }
 
 // federationStatus reports the trust store and what this node keeps per

@@ -62,3 +62,29 @@ func TestImportBodyLimit(t *testing.T) {
 		t.Fatalf("a 2 MiB policy change: %d", w.Code)
 	}
 }
+
+// The own batches are signed once each, and the newest are kept.
+func TestSignedCache(t *testing.T) {
+	var c signedCache
+	signs := 0
+	sign := func(seq uint32) func() ([]byte, bool) {
+		return func() ([]byte, bool) { signs++; return []byte{byte(seq)}, true }
+	}
+	for range 3 {
+		if b, ok := c.get(7, sign(7)); !ok || b[0] != 7 {
+			t.Fatalf("batch 7: %v %v", b, ok)
+		}
+	}
+	if signs != 1 {
+		t.Fatalf("batch 7 signed %d times", signs)
+	}
+	for seq := range uint32(maxSignedCached + 10) {
+		c.get(seq+100, sign(seq+100))
+	}
+	if len(c.bySeq) != maxSignedCached || len(c.order) != maxSignedCached {
+		t.Fatalf("%d batches kept, want %d", len(c.bySeq), maxSignedCached)
+	}
+	if _, ok := c.get(1, func() ([]byte, bool) { return nil, false }); ok {
+		t.Fatal("a batch that does not exist was served")
+	}
+}

@@ -56,6 +56,8 @@ type Server struct {
 	http         *http.Server
 	// member serves the member port (mutual TLS) when the node has one.
 	member *http.Server
+	// ownSigned keeps this region's signed federation batches.
+	ownSigned signedCache
 }
 
 // New builds the HTTP server of a node.
