@@ -20,13 +20,27 @@ import (
 	"github.com/covid-backend/covid-backend/publish"
 )
 
-// codeKey derives the key of the codes' keyed hash from the admin token,
-// which every node of the region shares and which is never replicated: a
-// copy of the raft state alone does not reveal or confirm codes.
+// codeKey derives a key of the codes' keyed hash from the admin token, for
+// a region given no code key file: the key is never replicated, so a copy
+// of the raft state alone does not reveal or confirm codes.
 func codeKey(adminToken string) []byte {
 	m := hmac.New(sha256.New, []byte(adminToken))
 	m.Write([]byte("covid-backend one-time code key v1"))
 	return m.Sum(nil)
+}
+
+// codeHash is the keyed hash a code is stored under: by the code key that
+// made it, when the state holds it (an outstanding code stays valid while
+// its key is among the code keys), else by the current key.
+func (s *Server) codeHash(code publish.Code) [32]byte {
+	if stored, ok := s.node.FSM().Code(code.Lookup); ok {
+		for _, k := range s.codeKeys {
+			if h := code.Hash(k); subtle.ConstantTimeCompare(h[:], stored.GetHash()) == 1 {
+				return h
+			}
+		}
+	}
+	return code.Hash(s.codeKeys[0])
 }
 
 // ProviderRequest registers a health care provider.
@@ -128,7 +142,7 @@ func (s *Server) issueCode(c *gin.Context) {
 			failErr(c, err)
 			return
 		}
-		hash := code.Hash(s.codeKey)
+		hash := code.Hash(s.codeKeys[0])
 		policy, _ := s.node.Policy()
 		res, err := command.IssueCode(c.Request.Context(), s.node, &fsmpb.Code{Lookup: code.Lookup, Hash: hash[:],
 			Provider: c.GetString("provider"), TtlSeconds: policy.GetCodeTtlSeconds(), ReportType: grant.ReportType,
@@ -195,7 +209,7 @@ func (s *Server) codeGrant(code publish.Code) (publish.CodeGrant, error) {
 	if !ok {
 		return publish.CodeGrant{}, errCodeRefused
 	}
-	hash := code.Hash(s.codeKey)
+	hash := s.codeHash(code)
 	matches := subtle.ConstantTimeCompare(hash[:], stored.GetHash()) == 1
 	grant := publish.CodeGrant{ReportType: stored.GetReportType(), SymptomOnsetInterval: uint32(stored.GetSymptomOnsetInterval())}
 	switch {

@@ -149,7 +149,7 @@ func (s *Server) commit(c *gin.Context, v *publish.Verified, code *publish.Code,
 		Traveler: v.Traveler, Keys: v.Keys, HasToken: tok.present, TokenKeys: tok.covered(v.Keys), ReviseOnly: v.StoreNothing}
 	authorization := v.CertificateDigest[:]
 	if code != nil {
-		hash := code.Hash(s.codeKey)
+		hash := s.codeHash(*code)
 		p.CodeLookup, p.CodeHash, p.CertificateDigest, p.AuthorityKid = code.Lookup, hash[:], nil, ""
 		authorization = hash[:]
 	}

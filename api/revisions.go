@@ -41,11 +41,12 @@ func (s *Server) openToken(req *publish.Request) uploadToken {
 	if req.RevisionToken == "" {
 		return uploadToken{}
 	}
-	keys, err := publish.OpenRevisionToken(s.revisionKey, req.RevisionToken)
-	if err != nil {
-		return uploadToken{present: true}
+	for _, k := range s.revisionKeys { // the current key, then those rotated out
+		if keys, err := publish.OpenRevisionToken(k, req.RevisionToken); err == nil {
+			return uploadToken{present: true, keys: keys}
+		}
 	}
-	return uploadToken{present: true, keys: keys}
+	return uploadToken{present: true}
 }
 
 // covered lists the keys of the upload that the token covers with the same
@@ -77,7 +78,7 @@ func (s *Server) answerToken(t uploadToken, keys []*fsmpb.Key) (string, error) {
 	}
 	policy, _ := s.node.Policy()
 	oldest := int32((s.cfg.Now().Unix() - policy.GetRetentionSeconds()) / 600)
-	tok, err := publish.SealRevisionToken(s.revisionKey, publish.TokenKeys(t.keys, upload, oldest))
+	tok, err := publish.SealRevisionToken(s.revisionKeys[0], publish.TokenKeys(t.keys, upload, oldest))
 	if err != nil {
 		return "", &publish.Error{Status: http.StatusInternalServerError, Code: publish.CodeInternalError, Message: "revision token: " + err.Error()}
 	}

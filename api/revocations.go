@@ -60,7 +60,7 @@ func (s *Server) revoke(c *gin.Context) {
 	if !bindStrict(c, &req) {
 		return
 	}
-	rv, err := req.proto(s.codeKey)
+	rv, err := req.proto(s.codeHash)
 	if err != nil {
 		fail(c, http.StatusBadRequest, "bad_request", err.Error())
 		return
@@ -73,7 +73,7 @@ func (s *Server) revoke(c *gin.Context) {
 	protoJSON(c, http.StatusOK, res)
 }
 
-func (r RevokeRequest) proto(codeKey []byte) (*fsmpb.Revoke, error) {
+func (r RevokeRequest) proto(codeHash func(publish.Code) [32]byte) (*fsmpb.Revoke, error) {
 	if r.Reason == "" {
 		return nil, errors.New("reason is required")
 	}
@@ -83,7 +83,7 @@ func (r RevokeRequest) proto(codeKey []byte) (*fsmpb.Revoke, error) {
 		if err != nil {
 			return nil, fmt.Errorf("code: %w", err)
 		}
-		hash := code.Hash(codeKey)
+		hash := codeHash(code)
 		rv.CodeHash = hash[:]
 	}
 	if r.SubmissionID != "" {

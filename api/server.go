@@ -28,6 +28,12 @@ type Config struct {
 	Addr string
 	// AdminToken guards the admin and member-to-member endpoints.
 	AdminToken string
+	// CodeKeys hash one-time codes, RevisionKeys seal revision tokens:
+	// every node of a region has the same; the first of each makes, every
+	// one opens, so that a key rotated out leaves outstanding codes and
+	// tokens valid. None given: one of each is derived from the admin
+	// token (then rotating the token voids them).
+	CodeKeys, RevisionKeys [][]byte
 	// TrustedProxies may set X-Forwarded-For; none by default.
 	TrustedProxies []string
 	// FederationKey signs this region's batches for other regions (nil: the
@@ -46,11 +52,13 @@ type Config struct {
 
 // Server serves one node's HTTP API.
 type Server struct {
-	cfg          Config
-	node         *node.Node
-	catalog      *feed.Catalog
-	codeKey      []byte
-	revisionKey  []byte
+	cfg     Config
+	node    *node.Node
+	catalog *feed.Catalog
+	// codeKeys hash one-time codes and revisionKeys seal revision tokens:
+	// the first of each makes, every one opens (rotation with an overlap).
+	codeKeys     [][]byte
+	revisionKeys [][]byte
 	codeFailures *ipLimiter
 	recent       latencies
 	http         *http.Server
@@ -69,8 +77,14 @@ func New(cfg Config, n *node.Node) (*Server, error) {
 		cfg.Logger = slog.Default()
 	}
 	cfg.Feed.Root = "v1/exports"
-	s := &Server{cfg: cfg, node: n, catalog: feed.NewCatalog(cfg.Feed, n.FSM()), codeKey: codeKey(cfg.AdminToken),
-		revisionKey:  publish.RevisionTokenKey(cfg.AdminToken),
+	if len(cfg.CodeKeys) == 0 {
+		cfg.CodeKeys = [][]byte{codeKey(cfg.AdminToken)}
+	}
+	if len(cfg.RevisionKeys) == 0 {
+		cfg.RevisionKeys = [][]byte{publish.RevisionTokenKey(cfg.AdminToken)}
+	}
+	s := &Server{cfg: cfg, node: n, catalog: feed.NewCatalog(cfg.Feed, n.FSM()), codeKeys: cfg.CodeKeys,
+		revisionKeys: cfg.RevisionKeys,
 		codeFailures: newIPLimiter(cfg.Limits.CodeFailuresPerHour/3600, cfg.Limits.CodeFailureBurst, cfg.Now)}
 	h, err := s.routes()
 	if err != nil {

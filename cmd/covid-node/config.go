@@ -28,6 +28,7 @@ type serveConfig struct {
 	TestClockOffset                             time.Duration
 	TLSCAFile, TLSCertFile, TLSKeyFile          string
 	InsecureDev                                 bool
+	CodeKeyFiles, RevisionKeyFiles              string
 	SigningKeyFile, SigningKeyID                string
 	FederationAddr, FederationJoin, PoolKeyFile string
 	SnapshotThreshold, TrailingLogs             uint64
@@ -68,6 +69,8 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.TLSCAFile, "tls-ca-file", "", "the region CA (PEM): members speak raft only with holders of its certificates (covid-node certs ca)")
 	fs.StringVar(&c.TLSCertFile, "tls-cert-file", "", "this node's certificate from the region CA (covid-node certs node)")
 	fs.StringVar(&c.TLSKeyFile, "tls-key-file", "", "this node's private key (mode 0600)")
+	fs.StringVar(&c.CodeKeyFiles, "code-key-file", "", "comma-separated files of the keys that hash one-time codes (covid-node keygen --secret; every node the same): the first makes, all open, so codes outlive a rotation; none: derived from the admin token")
+	fs.StringVar(&c.RevisionKeyFiles, "revision-key-file", "", "comma-separated files of the keys that seal revision tokens, as for --code-key-file")
 	fs.BoolVar(&c.InsecureDev, "insecure-dev", false, "speak raft in plaintext, without certificates (loopback development only)")
 	fs.DurationVar(&c.TestClockOffset, "test-clock-offset", 0, "for fault tests only: shift this node's clock by this much")
 	fs.StringVar(&c.ExportKeysRetired, "export-key-retired", "", "comma-separated id/version of export keys that sign no new batch but still the files sealed while they were in force (keep them 14 days after retiring)")

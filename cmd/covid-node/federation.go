@@ -62,16 +62,21 @@ func keygen(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("keygen", flag.ContinueOnError)
 	out := fs.String("out", "federation", "file name prefix: writes PREFIX.key and PREFIX.pub.pem (with --pool: the file itself)")
 	pool := fs.Bool("pool", false, "make a pool key (32 random bytes, base64) instead of a signing key pair")
+	secret := fs.Bool("secret", false, "make a code or revision token key (32 random bytes, base64) for --code-key-file or --revision-key-file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *pool {
+	if *pool || *secret {
 		key := make([]byte, 32)
 		if _, err := rand.Read(key); err != nil {
 			return err
 		}
 		if err := writeNew(*out, []byte(base64.StdEncoding.EncodeToString(key)+"\n")); err != nil {
 			return fmt.Errorf("keygen: %w", err)
+		}
+		if *secret {
+			fmt.Fprintf(stdout, "wrote key %s (give it to every node of the region, first in --code-key-file or --revision-key-file)\n", *out)
+			return nil
 		}
 		fmt.Fprintf(stdout, "wrote pool key %s (give it to every gateway of every region, with --federation-pool-key-file)\n", *out)
 		return nil

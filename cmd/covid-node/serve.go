@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -94,7 +95,15 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if pool != nil {
 		defer pool.Close()
 	}
-	srv, err := api.New(api.Config{Addr: c.HTTPAddr, Now: ncfg.Now, AdminToken: ncfg.AdminToken, TrustedProxies: splitList(c.TrustedProxies), Limits: c.Limits, Logger: logger, FederationKey: fedKey, Pool: pool,
+	codeKeys, err := loadSecrets(c.CodeKeyFiles)
+	if err != nil {
+		return errors.Join(fmt.Errorf("serve: code keys: %w", err), n.Close(ctx))
+	}
+	revisionKeys, err := loadSecrets(c.RevisionKeyFiles)
+	if err != nil {
+		return errors.Join(fmt.Errorf("serve: revision keys: %w", err), n.Close(ctx))
+	}
+	srv, err := api.New(api.Config{Addr: c.HTTPAddr, Now: ncfg.Now, CodeKeys: codeKeys, RevisionKeys: revisionKeys, AdminToken: ncfg.AdminToken, TrustedProxies: splitList(c.TrustedProxies), Limits: c.Limits, Logger: logger, FederationKey: fedKey, Pool: pool,
 		Feed: feed.Config{Region: c.Region, SigningKeys: exportKeys}}, n)
 	if err != nil {
 		return errors.Join(fmt.Errorf("serve: %w", err), n.Close(ctx))
@@ -176,6 +185,7 @@ func splitList(s string) []string {
 // and the pool key (the member key is checked where it is loaded).
 func checkSecrets(c *serveConfig) error {
 	files := append(splitList(c.ExportKeyFiles), c.SigningKeyFile, c.PoolKeyFile)
+	files = append(append(files, splitList(c.CodeKeyFiles)...), splitList(c.RevisionKeyFiles)...)
 	if _, err := os.Stat(c.AdminTokenFile); err == nil {
 		files = append(files, c.AdminTokenFile)
 	}
@@ -188,4 +198,21 @@ func checkSecrets(c *serveConfig) error {
 		}
 	}
 	return nil
+}
+
+// loadSecrets reads 32-byte keys, base64 in each file (keygen --secret).
+func loadSecrets(files string) ([][]byte, error) {
+	var out [][]byte
+	for _, f := range splitList(files) {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(b)))
+		if err != nil || len(key) < 32 {
+			return nil, fmt.Errorf("%s: want 32 random bytes in base64 (covid-node keygen --secret)", f)
+		}
+		out = append(out, key)
+	}
+	return out, nil
 }
