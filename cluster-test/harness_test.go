@@ -175,9 +175,9 @@ func (c *cluster) start(i int, args ...string) *proc {
 	return p
 }
 
-// memberFlags gives a node its member credential, made with the binary's
-// own certs command: the region CA on first use, then one certificate per
-// node for its IP.
+// memberFlags gives a node its member credential and the region's code and
+// revision token keys, made with the binary's own commands: the region CA
+// and keys on first use, then one certificate per node for its IP.
 func (c *cluster) memberFlags(id, ip string) []string {
 	c.t.Helper()
 	if c.insecure {
@@ -191,12 +191,15 @@ func (c *cluster) memberFlags(id, ip string) []string {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "ca.pem")); err != nil {
 		run("certs", "ca", "--dir", dir, "--region", c.region)
+		run("keygen", "--secret", "--out", filepath.Join(dir, "code.key"))
+		run("keygen", "--secret", "--out", filepath.Join(dir, "revision.key"))
 	}
 	if _, err := os.Stat(filepath.Join(dir, id+".pem")); err != nil {
 		run("certs", "node", "--dir", dir, "--id", id, "--ip", ip)
 	}
 	return []string{"--tls-ca-file", filepath.Join(dir, "ca.pem"),
-		"--tls-cert-file", filepath.Join(dir, id+".pem"), "--tls-key-file", filepath.Join(dir, id+".key")}
+		"--tls-cert-file", filepath.Join(dir, id+".pem"), "--tls-key-file", filepath.Join(dir, id+".key"),
+		"--code-key-file", filepath.Join(dir, "code.key"), "--revision-key-file", filepath.Join(dir, "revision.key")}
 }
 
 // joinAddr is how a joining node names a member: its member port (raft
