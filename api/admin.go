@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
@@ -128,23 +129,16 @@ func (s *Server) expire(c *gin.Context) {
 	protoJSON(c, http.StatusOK, res)
 }
 
-func (s *Server) forwardedApply(c *gin.Context) {
-	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxCommandBytes))
-	if err != nil {
-		fail(c, http.StatusBadRequest, "bad_request", "read command: "+err.Error())
-		return
+// forwarded serves a command a follower forwarded: apply answers it in the
+// follower's format (protobuf result; JSON for builds before version 2).
+func forwarded(contentType string, apply func(context.Context, []byte) (int, []byte)) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxCommandBytes))
+		if err != nil {
+			fail(c, http.StatusBadRequest, "bad_request", "read command: "+err.Error())
+			return
+		}
+		status, reply := apply(c.Request.Context(), body)
+		c.Data(status, contentType, reply)
 	}
-	status, reply := s.node.ApplyForwarded(c.Request.Context(), body)
-	c.Data(status, "application/x-protobuf", reply)
-}
-
-// forwardedApplyV1 is forwardedApply for members of an older build.
-func (s *Server) forwardedApplyV1(c *gin.Context) {
-	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxCommandBytes))
-	if err != nil {
-		fail(c, http.StatusBadRequest, "bad_request", "read command: "+err.Error())
-		return
-	}
-	status, reply := s.node.ApplyForwardedV1(c.Request.Context(), body)
-	c.Data(status, "application/json", reply)
 }
