@@ -40,8 +40,9 @@ func (n *Node) ExpireNow(ctx context.Context) (*fsmpb.ExpireResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("expire before %d: %w", cutoff, err)
 	}
-	if res.GetBatches()+res.GetKeys()+res.GetSubmissions() > 0 {
-		n.cfg.Logger.Info("expired", "batches", res.GetBatches(), "keys", res.GetKeys(), "submissions", res.GetSubmissions())
+	if res.GetBatches() > 0 {
+		n.cfg.Logger.Info("expired batches", "batches", res.GetBatches())
 	}
+	n.cfg.Logger.Debug("expired", "batches", res.GetBatches(), "keys", res.GetKeys(), "submissions", res.GetSubmissions())
 	return res, nil
 }
