@@ -5,18 +5,22 @@ import (
 )
 
 // cache keeps built results by name, evicting the oldest entries beyond a
-// bound, and builds each name once even under concurrent requests.
+// bound in number and in bytes, and builds each name once even under
+// concurrent requests. A result larger than the byte bound is not kept.
 type cache[V any] struct {
-	max int
+	max      int
+	maxBytes int
+	size     func(V) int
 
 	mu       sync.Mutex
 	entries  map[string]V
 	order    []string
+	bytes    int
 	building map[string]chan struct{}
 }
 
-func newCache[V any](max int) *cache[V] {
-	return &cache[V]{max: max, entries: map[string]V{}, building: map[string]chan struct{}{}}
+func newCache[V any](max, maxBytes int, size func(V) int) *cache[V] {
+	return &cache[V]{max: max, maxBytes: maxBytes, size: size, entries: map[string]V{}, building: map[string]chan struct{}{}}
 }
 
 // get returns the cached value for name, or builds it with build.
@@ -48,9 +52,15 @@ func (c *cache[V]) get(name string, build func() (V, error)) (V, error) {
 }
 
 func (c *cache[V]) put(name string, v V) {
+	n := c.size(v)
+	if n > c.maxBytes {
+		return
+	}
 	c.entries[name] = v
 	c.order = append(c.order, name)
-	for len(c.order) > c.max {
+	c.bytes += n
+	for len(c.order) > c.max || c.bytes > c.maxBytes {
+		c.bytes -= c.size(c.entries[c.order[0]])
 		delete(c.entries, c.order[0])
 		c.order = c.order[1:]
 	}

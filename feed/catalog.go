@@ -42,7 +42,9 @@ type Catalog struct {
 // NewCatalog returns a catalog over the batches of src.
 func NewCatalog(cfg Config, src Source) *Catalog {
 	cfg.defaults()
-	return &Catalog{cfg: cfg, src: src, files: newCache[*File](cfg.CacheEntries), delta: newCache[*File](cfg.CacheEntries)}
+	size := func(f *File) int { return len(f.Data) }
+	return &Catalog{cfg: cfg, src: src, files: newCache(cfg.CacheEntries, cfg.CacheBytes, size),
+		delta: newCache(cfg.CacheEntries, cfg.CacheBytes, size)}
 }
 
 // Index lists, oldest first, the daily roll-ups of the retention window

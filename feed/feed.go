@@ -35,8 +35,11 @@ type Config struct {
 	Retention time.Duration
 	// MaxKeysPerFile splits larger files (GAEN reference: 500,000).
 	MaxKeysPerFile int
-	// CacheEntries bounds how many built files are kept in memory.
+	// CacheEntries and CacheBytes bound how many built files, and how many
+	// bytes of them, are kept in memory (each for export files and for the
+	// delta feed).
 	CacheEntries int
+	CacheBytes   int
 }
 
 // ErrNotFound means the name matches no file this node can build: unknown,
@@ -52,6 +55,9 @@ func (c *Config) defaults() {
 	}
 	if c.MaxKeysPerFile == 0 {
 		c.MaxKeysPerFile = export.MaxKeysPerFile
+	}
+	if c.CacheBytes == 0 {
+		c.CacheBytes = 256 << 20
 	}
 	if c.CacheEntries == 0 {
 		c.CacheEntries = 256
