@@ -28,17 +28,15 @@ func (s *Server) requireToken(c *gin.Context) {
 		fail(c, http.StatusUnauthorized, "unauthorized", "wrong admin token")
 		return
 	}
-	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, adminBodyLimit(c.FullPath()))
 	c.Next()
 }
 
-// adminBodyLimit is the most an admin request may send: a batch to import
-// (as its documentation says), else maxAdminBody.
-func adminBodyLimit(route string) int64 {
-	if route == pathImport {
-		return maxBatchBytes
+// bodyLimit bounds what a request may send.
+func bodyLimit(n int64) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, n)
+		c.Next()
 	}
-	return maxAdminBody
 }
 
 // bindStrict decodes a JSON body, refusing unknown fields and trailing data.

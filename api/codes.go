@@ -33,11 +33,15 @@ func codeKey(adminToken string) []byte {
 // made it, when the state holds it (an outstanding code stays valid while
 // its key is among the code keys), else by the current key.
 func (s *Server) codeHash(code publish.Code) [32]byte {
-	if stored, ok := s.node.FSM().Code(code.Lookup); ok {
-		for _, k := range s.codeKeys {
-			if h := code.Hash(k); subtle.ConstantTimeCompare(h[:], stored.GetHash()) == 1 {
-				return h
-			}
+	stored, _ := s.node.FSM().Code(code.Lookup)
+	return s.storedHash(code, stored)
+}
+
+// storedHash is codeHash for the stored code (nil: none).
+func (s *Server) storedHash(code publish.Code, stored *fsmpb.Code) [32]byte {
+	for _, k := range s.codeKeys {
+		if h := code.Hash(k); stored != nil && subtle.ConstantTimeCompare(h[:], stored.GetHash()) == 1 {
+			return h
 		}
 	}
 	return code.Hash(s.codeKeys[0])
@@ -209,7 +213,7 @@ func (s *Server) codeGrant(code publish.Code) (publish.CodeGrant, error) {
 	if !ok {
 		return publish.CodeGrant{}, errCodeRefused
 	}
-	hash := s.codeHash(code)
+	hash := s.storedHash(code, stored)
 	matches := subtle.ConstantTimeCompare(hash[:], stored.GetHash()) == 1
 	grant := publish.CodeGrant{ReportType: stored.GetReportType(), SymptomOnsetInterval: uint32(stored.GetSymptomOnsetInterval())}
 	switch {

@@ -18,21 +18,16 @@ import (
 func TestCodeAndTokenKeyRotation(t *testing.T) {
 	ts, key, now := revisionServer(t)
 	old, fresh := bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32)
+	// serve is another server on the same node, with the given keys.
 	serve := func(codeKeys, tokenKeys [][]byte) func(method, path string, body []byte, headers map[string]string) *httptest.ResponseRecorder {
 		srv, err := New(Config{AdminToken: testToken, Now: func() time.Time { return now }, Logger: ts.srv.cfg.Logger,
 			CodeKeys: codeKeys, RevisionKeys: tokenKeys}, ts.node)
 		if err != nil {
 			t.Fatal(err)
 		}
-		h := srv.Handler()
+		other := &testServer{t: t, node: ts.node, srv: srv, h: srv.Handler()}
 		return func(method, path string, body []byte, headers map[string]string) *httptest.ResponseRecorder {
-			req := httptest.NewRequest(method, path, bytes.NewReader(body))
-			for k, v := range headers {
-				req.Header.Set(k, v)
-			}
-			w := httptest.NewRecorder()
-			h.ServeHTTP(w, req)
-			return w
+			return other.do(method, path, body, headers)
 		}
 	}
 	before := serve([][]byte{old}, [][]byte{old})

@@ -20,6 +20,7 @@ import (
 const (
 	ctxUploadStart = "upload-start"
 	ctxUploadBody  = "upload-body"
+	ctxUploadReq   = "upload-request"
 )
 
 // readUpload reads an upload's body (bounded) before it takes one of the
@@ -46,10 +47,14 @@ func (s *Server) readUpload(c *gin.Context) {
 	}
 	c.Set(ctxUploadBody, body)
 	if c.GetHeader("X-Chaff") == "" {
-		if req, err := publish.DecodeRequest(body); err == nil && publish.IsCode(req.VerificationPayload) {
-			if code, err := publish.ParseCode(req.VerificationPayload); err == nil {
-				s.awaitCode(c.Request.Context(), code.Lookup)
-			}
+		req, err := publish.DecodeRequest(body)
+		if err != nil {
+			s.publishFail(c, err)
+			return
+		}
+		c.Set(ctxUploadReq, req)
+		if code, err := publish.ParseCode(req.VerificationPayload); err == nil && publish.IsCode(req.VerificationPayload) {
+			s.awaitCode(c.Request.Context(), code.Lookup)
 		}
 	}
 	c.Next()
@@ -58,17 +63,12 @@ func (s *Server) readUpload(c *gin.Context) {
 // publish is POST /v1/publish, the GAEN key server publish API v1 (after
 // readUpload).
 func (s *Server) publish(c *gin.Context) {
-	start, body := c.GetTime(ctxUploadStart), c.MustGet(ctxUploadBody).([]byte)
+	start := c.GetTime(ctxUploadStart)
 	if c.GetHeader("X-Chaff") != "" {
-		s.chaff(c, start, body)
+		s.chaff(c, start, c.MustGet(ctxUploadBody).([]byte))
 		return
 	}
-	req, err := publish.DecodeRequest(body)
-	if err != nil {
-		s.publishFail(c, err)
-		return
-	}
-	resp, err := s.upload(c, req)
+	resp, err := s.upload(c, c.MustGet(ctxUploadReq).(*publish.Request))
 	if errors.Is(err, errCodeRefused) {
 		sleepUntil(c.Request.Context(), start.Add(codeWait)) // all code refusals take as long
 	}

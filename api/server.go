@@ -119,9 +119,10 @@ func (s *Server) memberHandler() http.Handler {
 	r.Use(gin.Recovery())
 	r.NoRoute(func(c *gin.Context) { fail(c, http.StatusNotFound, "not_found", "no such member endpoint") })
 	s.memberRoutes(r)
-	r.POST(node.PathMembers, s.addMember)
-	r.DELETE(node.PathMembers+"/:id", s.removeMember)
-	r.POST(node.PathMembers+"/transfer-leadership", s.transferLeadership)
+	m := r.Group("/", bodyLimit(maxAdminBody))
+	m.POST(node.PathMembers, s.addMember)
+	m.DELETE(node.PathMembers+"/:id", s.removeMember)
+	m.POST(node.PathMembers+"/transfer-leadership", s.transferLeadership)
 	return r
 }
 
@@ -192,7 +193,10 @@ func (s *Server) routes() (http.Handler, error) {
 	read("/v1/regions/:region/exports/index.txt", readLimit, s.regionIndex)
 	read("/v1/regions/:region/exports/:name", readLimit, s.regionFile)
 
-	admin := r.Group("/", s.requireToken)
+	admin := r.Group("/", s.requireToken, bodyLimit(maxAdminBody))
+	// A batch to import may be as large as its documentation says (the
+	// handler bounds it).
+	r.POST(pathImport, s.requireToken, s.importBatch)
 	if s.node.MemberListener() == nil {
 		s.memberRoutes(admin) // plaintext raft: members use this port and the admin token
 	}
@@ -216,7 +220,6 @@ func (s *Server) routes() (http.Handler, error) {
 	admin.GET("/v1/admin/providers", s.readView, s.listProviders)
 	admin.POST("/v1/admin/providers", s.putProvider)
 	admin.DELETE("/v1/admin/providers/:id", s.revokeProvider)
-	admin.POST(pathImport, s.importBatch)
 	admin.POST("/v1/admin/trust", s.putTrust)
 	admin.DELETE("/v1/admin/trust/:region", s.removeTrust)
 	admin.GET("/debug/pprof/*profile", gin.WrapF(pprofHandler))

@@ -25,3 +25,16 @@ func applyRemoveNode(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 	delete(s.nodes, id)
 	return &fsmpb.Result{}
 }
+
+// MinCommandVersion is the lowest command version the recorded members
+// apply (a record without one: 1), at most limit; limit when no member is
+// recorded. Read on every write, so it copies nothing.
+func (f *FSM) MinCommandVersion(limit uint32) (v uint32, recorded bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	v = limit
+	for _, m := range f.state.nodes {
+		v = min(v, max(1, m.GetCommandVersion()))
+	}
+	return v, len(f.state.nodes) > 0
+}

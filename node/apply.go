@@ -129,13 +129,9 @@ func (n *Node) applyLocal(ctx context.Context, cmd *fsmpb.Command) (*fsmpb.Resul
 // applies, by the versions members recorded in the replicated state (a
 // member that recorded none applies version 1).
 func (n *Node) RegionVersion() uint32 {
-	v := uint32(command.Version)
-	nodes := n.fsm.Nodes()
-	if len(nodes) == 0 {
+	v, recorded := n.fsm.MinCommandVersion(command.Version)
+	if !recorded {
 		return 1
-	}
-	for _, m := range nodes {
-		v = min(v, max(1, m.GetCommandVersion()))
 	}
 	return v
 }
