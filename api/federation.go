@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"io"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -31,6 +32,9 @@ type TrustRequest struct {
 	PublicKeyPEM string `json:"public_key_pem"`
 	Serve        bool   `json:"serve"`
 	Merge        bool   `json:"merge"`
+	// StartSeq is the first batch to take when none of the region's is
+	// kept (0: the oldest its holders offer); needs command version 3.
+	StartSeq uint `json:"start_seq,omitempty"`
 }
 
 // OriginStatus is what a node keeps of one origin.
@@ -39,6 +43,8 @@ type OriginStatus struct {
 	FirstSeq uint32 `json:"first_seq"`
 	LastSeq  uint32 `json:"last_seq"`
 	Batches  int    `json:"batches"`
+	// NextSeq is the batch this region takes next (other regions only).
+	NextSeq uint32 `json:"next_seq,omitempty"`
 }
 
 // signedBatch serves a signed federation batch: this region's own, signed
@@ -120,6 +126,7 @@ func (s *Server) federationStatus(c *gin.Context) {
 	for _, r := range f.Trusted() {
 		kept := f.ForeignBatches(r.GetRegion())
 		st := OriginStatus{Origin: r.GetRegion(), Batches: len(kept)}
+		st.NextSeq, _ = f.NextForeign(r.GetRegion())
 		if len(kept) > 0 {
 			st.FirstSeq, st.LastSeq = kept[0].GetSeq(), kept[len(kept)-1].GetSeq()
 		}
@@ -128,7 +135,7 @@ func (s *Server) federationStatus(c *gin.Context) {
 		for _, k := range r.GetKeys() {
 			ids = append(ids, k.GetId())
 		}
-		trusted = append(trusted, gin.H{"region": r.GetRegion(), "key_ids": ids, "serve": r.GetServe(), "merge": r.GetMerge()})
+		trusted = append(trusted, gin.H{"region": r.GetRegion(), "key_ids": ids, "serve": r.GetServe(), "merge": r.GetMerge(), "start_seq": r.GetStartSeq()})
 	}
 	out := gin.H{"region": s.node.Config().Region, "origins": origins, "trusted": trusted}
 	if s.cfg.Pool != nil {
@@ -145,8 +152,14 @@ func (s *Server) importBatch(c *gin.Context) {
 		fail(c, http.StatusRequestEntityTooLarge, "bad_request", "batch too large or unreadable: "+err.Error())
 		return
 	}
+	// Checked first, at the version it would be stamped with, so that a
+	// refused batch never reaches the raft log.
+	_, _, _, refused := s.node.FSM().CheckImport(data, min(s.node.RegionVersion(), command.Version))
+	if refused != nil {
+		fail(c, http.StatusUnprocessableEntity, string(refused.Code), refused.Message)
+		return
+	}
 	res, err := command.ImportBatch(c.Request.Context(), s.node, data)
-	var refused *command.Error
 	if errors.As(err, &refused) && refused.Code != command.CodeInvalidCommand {
 		fail(c, http.StatusUnprocessableEntity, string(refused.Code), refused.Message)
 		return
@@ -169,7 +182,7 @@ func (s *Server) putTrust(c *gin.Context) {
 		return
 	}
 	err = command.PutTrust(c.Request.Context(), s.node, &fsmpb.TrustedRegion{
-		Region: req.Region, Serve: req.Serve, Merge: req.Merge, Keys: []*fsmpb.TrustKey{{Id: req.KeyID, PublicKeyDer: der}}})
+		Region: req.Region, Serve: req.Serve, Merge: req.Merge, StartSeq: uint32(min(req.StartSeq, math.MaxUint32)), Keys: []*fsmpb.TrustKey{{Id: req.KeyID, PublicKeyDer: der}}})
 	if err != nil {
 		failErr(c, err)
 		return

@@ -111,9 +111,9 @@ func TestGossipAcrossRegions(t *testing.T) {
 	t.Logf("with A cut off from C, A's batch 2 reached C through B after %v", took.Round(time.Millisecond))
 	fromB := false
 	for _, id := range c.ids(3) {
-		fromB = fromB || c.logContains(id, `msg="federation: imported batch" origin=A seq=2 from=http://`+b.ip(1)) ||
-			c.logContains(id, `msg="federation: imported batch" origin=A seq=2 from=http://`+b.ip(2)) ||
-			c.logContains(id, `msg="federation: imported batch" origin=A seq=2 from=http://`+b.ip(3))
+		fromB = fromB || c.logContains(id, `msg="federation: imported batch" origin=A seq=2 from=B/n1@`) ||
+			c.logContains(id, `msg="federation: imported batch" origin=A seq=2 from=B/n2@`) ||
+			c.logContains(id, `msg="federation: imported batch" origin=A seq=2 from=B/n3@`)
 	}
 	if !fromB {
 		t.Fatal("C did not take A's batch 2 from a node of B")

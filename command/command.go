@@ -20,7 +20,12 @@ import (
 // Version 2: publishes carry every key of an upload and the authority key
 // that verified it, and the state machine decides new, resent and revised
 // keys; command times never go backwards; SET_POLICY exists.
-const Version = 2
+//
+// Version 3: an imported batch needs signature_v2 (which covers its
+// export.sig) and is placed against its origin's high-water mark, so that
+// no expired batch is taken again; a trusted region may have a start
+// sequence.
+const Version = 3
 
 // Applier commits a command through the region's leader and returns its
 // result; a refusal by the state machine is returned as *Error together
@@ -69,6 +74,9 @@ func versions(cmd *fsmpb.Command) (lo, hi uint32) {
 		case p.GetAuthorityKid() != "" || p.GetHasToken() || len(p.GetTokenKeys()) > 0 || p.GetReviseOnly():
 			lo = 2 // version 2 form: the state machine decides
 		}
+	}
+	if cmd.GetPutTrust().GetStartSeq() > 0 {
+		lo = 3 // earlier versions do not know a start sequence
 	}
 	return lo, hi
 }

@@ -33,6 +33,8 @@ const (
 	CodeBadSignature      Code = "bad_signature"
 	CodeBrokenChain       Code = "broken_chain"
 	CodeBatchConflict     Code = "batch_conflict"
+	CodeReplayedBatch     Code = "replayed_batch"
+	CodeBeforeStart       Code = "before_start_seq"
 )
 
 // Error is a refusal by the state machine: the command changed nothing

@@ -66,13 +66,16 @@ func (b broadcast) Invalidates(memberlist.Broadcast) bool { return false }
 func (b broadcast) Message() []byte                       { return b }
 func (b broadcast) Finished()                             {}
 
-// note records that holder has origin's batches up to mark.Last; it
-// reports whether the mark was new to this node.
+// note records that holder has origin's batches from mark.First to
+// mark.Last; it reports whether the mark was new to this node. Marks of
+// origins this region does not trust are dropped, and an origin has at
+// most maxHolders holders (pool members are far fewer; prune drops those
+// that are not members).
 func (p *Pool) note(m *fedpb.Mark, holder string) bool {
-	if m.GetOrigin() == p.cfg.Region || m.GetLast() == 0 || holder == "" {
+	if m.GetOrigin() == p.cfg.Region || m.GetLast() == 0 || holder == "" || !p.isTrusted(m.GetOrigin()) {
 		return false
 	}
-	key := fmt.Sprintf("%s/%d/%x/%s", m.GetOrigin(), m.GetLast(), m.GetDigest(), holder)
+	key := fmt.Sprintf("%s/%d/%d/%x/%s", m.GetOrigin(), m.GetFirst(), m.GetLast(), m.GetDigest(), holder)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if _, ok := p.seen[key]; ok {
@@ -82,8 +85,11 @@ func (p *Pool) note(m *fedpb.Mark, holder string) bool {
 	p.seen[key] = time.Now()
 	r := p.remote[m.GetOrigin()]
 	if r == nil {
-		r = &remoteMark{holders: map[string]uint32{}}
+		r = &remoteMark{holders: map[string]span{}}
 		p.remote[m.GetOrigin()] = r
+	}
+	if _, known := r.holders[holder]; !known && len(r.holders) >= maxHolders {
+		return false
 	}
 	if m.GetLast() > r.last {
 		r.last = m.GetLast()
@@ -92,19 +98,18 @@ func (p *Pool) note(m *fedpb.Mark, holder string) bool {
 		default:
 		}
 	}
-	if r.first == 0 || m.GetFirst() < r.first {
-		r.first = m.GetFirst()
-	}
-	r.holders[holder] = max(r.holders[holder], m.GetLast())
+	r.holders[holder] = span{first: max(m.GetFirst(), 1), last: m.GetLast()}
 	return true
 }
 
-// Bounds of the seen set: past maxSeen entries those older than seenFor
-// are forgotten, and past twice as many all of them (a forgotten
-// announcement is only re-broadcast once more).
+// Bounds of gossip state: past maxSeen entries, seen announcements older
+// than seenFor are forgotten (prune forgets them anyway), and past twice
+// as many all of them (a forgotten announcement is only re-broadcast once
+// more); an origin keeps at most maxHolders holders.
 const (
-	maxSeen = 10_000
-	seenFor = 10 * time.Minute
+	maxSeen    = 10_000
+	seenFor    = 10 * time.Minute
+	maxHolders = 256
 )
 
 // forgetSeen keeps the seen set bounded; the caller holds the lock.

@@ -14,7 +14,8 @@ import (
 func testPool() *Pool {
 	return &Pool{cfg: Config{Region: "B", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
 		seen: map[string]time.Time{}, remote: map[string]*remoteMark{}, rejected: map[string]int{}, wake: make(chan struct{}, 1),
-		queue: &memberlist.TransmitLimitedQueue{NumNodes: func() int { return 3 }, RetransmitMult: 1}}
+		isTrusted: func(origin string) bool { return origin == "A" },
+		queue:     &memberlist.TransmitLimitedQueue{NumNodes: func() int { return 3 }, RetransmitMult: 1}}
 }
 
 // Gossip that does not decode is dropped; a new announcement is noted and
@@ -33,15 +34,19 @@ func TestNotifyMsg(t *testing.T) {
 	if p.queue.NumQueued() != 1 {
 		t.Fatalf("%d re-broadcasts, want 1", p.queue.NumQueued())
 	}
-	if r := p.remote["A"]; r == nil || r.last != 4 || r.first != 1 || r.holders["http://a"] != 4 {
+	if r := p.remote["A"]; r == nil || r.last != 4 || r.holders["http://a"] != (span{1, 4}) {
 		t.Fatalf("remote mark %+v", p.remote["A"])
 	}
 	d.NotifyMsg(encode(&fedpb.Announcement{Mark: &fedpb.Mark{Origin: "B", Last: 9}, HolderUrl: "http://b"}))
 	if p.remote["B"] != nil {
 		t.Fatal("an announcement of the node's own region was noted")
 	}
+	d.NotifyMsg(encode(&fedpb.Announcement{Mark: &fedpb.Mark{Origin: "Z", Last: 9}, HolderUrl: "http://z"}))
+	if p.remote["Z"] != nil || p.queue.NumQueued() != 1 {
+		t.Fatal("an announcement of an untrusted origin was noted or passed on")
+	}
 	d.MergeRemoteState(encode(&fedpb.State{HolderUrl: "http://c", Marks: []*fedpb.Mark{{Origin: "A", First: 2, Last: 6}}}), false)
-	if r := p.remote["A"]; r.last != 6 || r.first != 1 || r.holders["http://c"] != 6 {
+	if r := p.remote["A"]; r.last != 6 || r.holders["http://c"] != (span{2, 6}) || r.holders["http://a"] != (span{1, 4}) {
 		t.Fatalf("after push/pull: %+v", r)
 	}
 }

@@ -39,11 +39,14 @@ type Config struct {
 
 // Pool is this node's part of the gossip pool of all regions' gateways.
 type Pool struct {
-	cfg    Config
-	node   *node.Node
-	ml     *memberlist.Memberlist
-	queue  *memberlist.TransmitLimitedQueue
-	client *http.Client
+	cfg  Config
+	node *node.Node
+	// isTrusted tells whether this region trusts an origin: gossip state
+	// is kept for those only.
+	isTrusted func(origin string) bool
+	ml        *memberlist.Memberlist
+	queue     *memberlist.TransmitLimitedQueue
+	client    *http.Client
 
 	mu       sync.Mutex
 	seen     map[string]time.Time
@@ -58,12 +61,15 @@ type Pool struct {
 	wg     sync.WaitGroup
 }
 
-// remoteMark is the best known extent of an origin elsewhere, and the
-// newest batch each holder announced.
+// remoteMark is the newest known batch of an origin elsewhere, and the
+// batches each holder announced, by holder URL.
 type remoteMark struct {
-	first, last uint32
-	holders     map[string]uint32
+	last    uint32
+	holders map[string]span
 }
+
+// span is the range of an origin's batches a holder announced.
+type span struct{ first, last uint32 }
 
 // Start joins the pool and starts announcing and pulling batches.
 func Start(cfg Config, n *node.Node) (*Pool, error) {
@@ -73,7 +79,7 @@ func Start(cfg Config, n *node.Node) (*Pool, error) {
 	if cfg.PullInterval == 0 {
 		cfg.PullInterval = 2 * time.Second
 	}
-	p := &Pool{cfg: cfg, node: n,
+	p := &Pool{cfg: cfg, node: n, isTrusted: n.FSM().IsTrusted,
 		seen: map[string]time.Time{}, remote: map[string]*remoteMark{}, rejected: map[string]int{},
 		backoff: map[string]time.Time{}, lastSent: map[string]uint32{}, received: map[string]time.Time{},
 		wake: make(chan struct{}, 1)}
@@ -175,9 +181,10 @@ type Status struct {
 // Status reports the members, the newest batch known elsewhere per origin
 // and the batches rejected, by reason.
 func (p *Pool) Status() Status {
+	members := p.Members() // before the lock the gossip delegate needs
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	st := Status{Members: p.Members(), Remote: map[string]uint32{}, Rejected: map[string]int{}, LastReceived: map[string]time.Time{}}
+	st := Status{Members: members, Remote: map[string]uint32{}, Rejected: map[string]int{}, LastReceived: map[string]time.Time{}}
 	for o, t := range p.received {
 		st.LastReceived[o] = t.UTC()
 	}

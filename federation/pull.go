@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -39,6 +40,7 @@ func (p *Pool) pullLoop(ctx context.Context) {
 		case <-t.C:
 		case <-p.wake:
 		}
+		p.prune()
 		if !p.node.IsLeader() {
 			continue
 		}
@@ -63,10 +65,16 @@ func (p *Pool) catchUp(ctx context.Context, origin string) {
 	}
 }
 
+// holder is a pool member that may hold a batch: where to fetch it, and
+// the member name that backoff is kept by (the URL without a pool).
+type holder struct{ url, member string }
+
 // nextWanted is the next sequence number to fetch for origin (0: none)
-// and the peers that may hold it, those in backoff left out.
-func (p *Pool) nextWanted(origin string) (uint32, []string) {
-	kept := p.node.FSM().ForeignBatches(origin)
+// and the members that announced holding it, those in backoff left out.
+// When none of the origin's batches is kept, it is the oldest batch above
+// the region's high-water mark that an available holder offers.
+func (p *Pool) nextWanted(origin string) (uint32, []holder) {
+	next, chained := p.node.FSM().NextForeign(origin)
 	members := p.memberURLs() // before the lock: memberlist has its own
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -74,44 +82,53 @@ func (p *Pool) nextWanted(origin string) (uint32, []string) {
 	if r == nil {
 		return 0, nil
 	}
-	next := r.first
-	if n := len(kept); n > 0 {
-		next = kept[n-1].GetSeq() + 1
-	}
-	if next == 0 || next > r.last {
-		return 0, nil
-	}
-	var holders []string
-	for h, last := range r.holders {
-		if h != p.cfg.HTTPURL && last >= next && time.Now().After(p.backoff[h]) && (members == nil || members[h]) {
-			holders = append(holders, h)
+	var avail []holder
+	for u := range r.holders {
+		h, ok := holder{url: u, member: u}, members == nil
+		if members != nil {
+			h.member, ok = members[u]
+		}
+		if ok && u != p.cfg.HTTPURL && time.Now().After(p.backoff[h.member]) {
+			avail = append(avail, h)
 		}
 	}
-	// Spread the load: start at a different holder for each batch.
-	slices.Sort(holders)
-	if n := len(holders); n > 1 {
-		k := int(next) % n
-		holders = append(holders[k:], holders[:k]...)
+	if !chained {
+		oldest := uint32(0)
+		for _, h := range avail {
+			if sp := r.holders[h.url]; sp.last >= next && (oldest == 0 || sp.first < oldest) {
+				oldest = sp.first
+			}
+		}
+		next = max(next, oldest)
 	}
-	return next, holders
+	avail = slices.DeleteFunc(avail, func(h holder) bool { sp := r.holders[h.url]; return next < sp.first || next > sp.last })
+	if len(avail) == 0 {
+		return 0, nil
+	}
+	// Spread the load: start at a different holder for each batch.
+	slices.SortFunc(avail, func(a, b holder) int { return strings.Compare(a.url, b.url) })
+	k := int(next) % len(avail)
+	return next, append(avail[k:], avail[:k]...)
 }
 
 // fetchAndImport tries the holders in turn; it reports whether the batch
 // is now kept.
-func (p *Pool) fetchAndImport(ctx context.Context, origin string, seq uint32, holders []string) bool {
+func (p *Pool) fetchAndImport(ctx context.Context, origin string, seq uint32, holders []holder) bool {
 	for _, h := range holders {
-		data, err := p.fetch(ctx, h, origin, seq)
+		data, err := p.fetch(ctx, h.url, origin, seq)
 		if errors.Is(err, errNotHeld) {
 			continue // it announced the batch but no longer has it (retention)
 		}
 		if err != nil {
-			p.cfg.Logger.Info("federation: fetch failed", "holder", h, "origin", origin, "seq", seq, "err", err)
+			p.cfg.Logger.Info("federation: fetch failed", "holder", h.member, "origin", origin, "seq", seq, "err", err)
 			p.pause(h, unreachableBackoff) // unreachable: try the other holders first
 			continue
 		}
-		// Checked before it is proposed: the raft log carries no batch the
-		// state machine refuses, nor one other than what was asked for.
-		gotOrigin, gotSeq, duplicate, refused := p.node.FSM().CheckImport(data)
+		// Checked before it is proposed, at the version it will be
+		// stamped with: the raft log carries no batch the state machine
+		// refuses, nor one other than what was asked for.
+		version := min(p.node.RegionVersion(), command.Version)
+		gotOrigin, gotSeq, duplicate, refused := p.node.FSM().CheckImport(data, version)
 		if refused == nil && (gotOrigin != origin || gotSeq != seq) {
 			refused = command.Refused(command.CodeBadBatch, "asked %s batch %d, got %s batch %d", origin, seq, gotOrigin, gotSeq)
 		}
@@ -131,7 +148,7 @@ func (p *Pool) fetchAndImport(ctx context.Context, origin string, seq uint32, ho
 			p.cfg.Logger.Warn("federation: import", "origin", origin, "seq", seq, "err", err)
 			return false
 		}
-		p.cfg.Logger.Info("federation: imported batch", "origin", origin, "seq", seq, "from", h)
+		p.cfg.Logger.Info("federation: imported batch", "origin", origin, "seq", seq, "from", h.member)
 		p.mu.Lock()
 		p.received[origin] = time.Now()
 		p.mu.Unlock()
@@ -140,20 +157,52 @@ func (p *Pool) fetchAndImport(ctx context.Context, origin string, seq uint32, ho
 	return false
 }
 
-// reject counts a refused batch by reason and backs off the peer that sent it.
-func (p *Pool) reject(holder string, refused *command.Error) {
-	p.cfg.Logger.Warn("federation: batch rejected", "holder", holder, "code", refused.Code, "reason", refused.Message)
+// reject counts a refused batch by reason and backs off the member that
+// sent it.
+func (p *Pool) reject(h holder, refused *command.Error) {
+	p.cfg.Logger.Warn("federation: batch rejected", "holder", h.member, "code", refused.Code, "reason", refused.Message)
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	p.rejected[string(refused.Code)]++
-	p.backoff[holder] = time.Now().Add(peerBackoff)
+	p.mu.Unlock()
+	p.pause(h, peerBackoff)
 }
 
-// pause leaves a holder out of fetches for a while.
-func (p *Pool) pause(holder string, d time.Duration) {
+// pause leaves a member out of fetches for a while.
+func (p *Pool) pause(h holder, d time.Duration) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.backoff[holder] = time.Now().Add(d)
+	p.backoff[h.member] = time.Now().Add(d)
+}
+
+// prune forgets what gossip left that no longer matters: holders that are
+// not pool members, backoffs that ended, announcements seen long ago and
+// origins no longer trusted. It runs on every node, leader or not.
+func (p *Pool) prune() {
+	members := p.memberURLs()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := time.Now()
+	for m, until := range p.backoff {
+		if now.After(until) {
+			delete(p.backoff, m)
+		}
+	}
+	for k, at := range p.seen {
+		if now.Sub(at) > seenFor {
+			delete(p.seen, k)
+		}
+	}
+	for origin, r := range p.remote {
+		if !p.isTrusted(origin) {
+			delete(p.remote, origin)
+			continue
+		}
+		for u := range r.holders {
+			if _, ok := members[u]; members != nil && !ok {
+				delete(r.holders, u)
+			}
+		}
+	}
 }
 
 func (p *Pool) fetch(ctx context.Context, holder, origin string, seq uint32) ([]byte, error) {
@@ -162,6 +211,7 @@ func (p *Pool) fetch(ctx context.Context, holder, origin string, seq uint32) ([]
 	if err != nil {
 		return nil, err
 	}
+	req.Header.Set("Accept-Encoding", "identity")
 	resp, err := p.client.Do(req)
 	if err != nil {
 		return nil, err
@@ -173,6 +223,9 @@ func (p *Pool) fetch(ctx context.Context, holder, origin string, seq uint32) ([]
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("%s: %d", u, resp.StatusCode)
 	}
+	if enc := resp.Header.Get("Content-Encoding"); enc != "" && enc != "identity" {
+		return nil, fmt.Errorf("%s: content encoding %q (a batch is sent as is)", u, enc)
+	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBatchBytes+1))
 	if err != nil {
 		return nil, err
@@ -183,22 +236,22 @@ func (p *Pool) fetch(ctx context.Context, holder, origin string, seq uint32) ([]
 	return data, nil
 }
 
-// memberURLs are the holder URLs fetches may go to: those pool members
-// advertise whose host is the member's own pool address, so that gossip
-// cannot send this node's fetches to another host. Nil without a pool
-// (tests of the puller alone).
-func (p *Pool) memberURLs() map[string]bool {
+// memberURLs are the holder URLs fetches may go to, with the member
+// behind each: those pool members advertise whose host is the member's
+// own pool address, so that gossip cannot send this node's fetches to
+// another host. Nil without a pool (tests of the puller alone).
+func (p *Pool) memberURLs() map[string]string {
 	if p.ml == nil {
 		return nil
 	}
-	out := map[string]bool{}
+	out := map[string]string{}
 	for _, m := range p.ml.Members() {
 		var meta fedpb.Meta
 		if proto.Unmarshal(m.Meta, &meta) != nil {
 			continue
 		}
 		if u, err := url.Parse(meta.GetHttpUrl()); err == nil && u.Hostname() == m.Addr.String() && u.Path == "" {
-			out[meta.GetHttpUrl()] = true
+			out[meta.GetHttpUrl()] = m.Name
 		}
 	}
 	return out

@@ -26,12 +26,16 @@ type Key struct {
 }
 
 // Sign wraps an encoded batch body in a signed batch, with the export.sig
-// of the batch's export file if there is one. Ed25519 and the export
-// signatures are deterministic, so every node of the region that holds the
-// keys signs a batch to the same bytes.
+// of the batch's export file if there is one, signed twice: signature for
+// regions that import under command versions 1 and 2, signature_v2 (over
+// the export.sig too) for version 3. Ed25519 and the export signatures
+// are deterministic, so every node of the region that holds the keys
+// signs a batch to the same bytes.
 func (k Key) Sign(body, exportSig []byte) []byte {
 	sig := ed25519.Sign(k.Private, append([]byte(fsm.FederationDomain), body...))
-	out, err := proto.MarshalOptions{Deterministic: true}.Marshal(&fsmpb.SignedBatch{Body: body, KeyId: k.ID, Signature: sig, ExportSig: exportSig})
+	sig2 := ed25519.Sign(k.Private, fsm.SignedMessageV2(body, exportSig))
+	out, err := proto.MarshalOptions{Deterministic: true}.Marshal(&fsmpb.SignedBatch{
+		Body: body, KeyId: k.ID, Signature: sig, ExportSig: exportSig, SignatureV2: sig2})
 	if err != nil {
 		panic("federation: encode signed batch: " + err.Error()) // only bytes and a string
 	}

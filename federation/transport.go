@@ -47,6 +47,9 @@ func boundClient(ip string) *http.Client {
 		// the whole transfer timeout.
 		ResponseHeaderTimeout: 3 * time.Second,
 		IdleConnTimeout:       30 * time.Second,
+		// A batch is fetched as is, so that the byte limit is on what
+		// arrives; a compressed answer is refused, never inflated.
+		DisableCompression: true,
 	}}
 }
 

@@ -50,7 +50,9 @@ func applyExpire(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 		}
 	}
 	for origin, kept := range s.foreign {
-		s.foreign[origin] = slices.DeleteFunc(kept, func(fb *fsmpb.ForeignBatch) bool { return fb.GetEndUnix() < cutoff })
+		if s.foreign[origin] = slices.DeleteFunc(kept, func(fb *fsmpb.ForeignBatch) bool { return fb.GetEndUnix() < cutoff }); len(s.foreign[origin]) == 0 {
+			delete(s.foreign, origin) // its high-water mark stays
+		}
 	}
 	before := len(s.revocations)
 	s.revocations = slices.DeleteFunc(s.revocations, func(r *fsmpb.Revocation) bool { return r.GetTimeUnix() < cutoff })

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"slices"
 
@@ -19,6 +20,24 @@ const FederationVersion = 1
 // FederationDomain prefixes the signed bytes, so that a federation
 // signature can never be taken for a signature over anything else.
 const FederationDomain = "covid-backend federation batch v1\x00"
+
+// FederationDomainV2 prefixes the bytes of signature_v2, which also cover
+// the batch's export.sig.
+const FederationDomainV2 = "covid-backend federation batch v2\x00"
+
+// SignedMessageV2 is what signature_v2 signs: the domain, the body's
+// length, the body and the export.sig (the length keeps the two apart).
+func SignedMessageV2(body, exportSig []byte) []byte {
+	msg := make([]byte, 0, len(FederationDomainV2)+4+len(body)+len(exportSig))
+	msg = append(msg, FederationDomainV2...)
+	msg = binary.BigEndian.AppendUint32(msg, uint32(len(body)))
+	msg = append(append(msg, body...), exportSig...)
+	return msg
+}
+
+// versionExportSigBound is the command version from which an import needs
+// signature_v2 and is placed against the origin's high-water mark.
+const versionExportSigBound = 3
 
 var errNotEd25519 = errors.New("not an Ed25519 public key")
 
@@ -69,25 +88,27 @@ func (f *FSM) FederationBody(seq uint32) ([]byte, bool) {
 
 // applyImportBatch keeps a signed batch of a trusted region, as received,
 // after checking the signature with the region's keys and the chain of
-// the origin: the sequence follows the last kept one and the previous
-// digest matches it. The same batch again is a no-op; other content under
-// a kept sequence number is refused.
+// the origin (see checkChain). The same batch again is a no-op; other
+// content under a kept sequence number is refused.
 func applyImportBatch(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 	raw := cmd.GetImportBatch().GetSigned()
-	body, sb, digest, resp := s.verifyForeign(raw)
+	body, sb, digest, resp := s.verifyForeign(raw, cmd.GetVersion())
 	if resp == nil {
-		resp = s.checkChain(body, digest)
+		resp = s.checkChain(body, digest, cmd.GetVersion())
 	}
 	if resp != nil {
 		return resp
 	}
-	kept := s.foreign[body.GetOrigin()]
-	s.foreign[body.GetOrigin()] = append(kept, &fsmpb.ForeignBatch{
-		Origin: body.GetOrigin(), Seq: body.GetSeq(), Digest: digest, EndUnix: body.GetEndUnix(), Signed: bytes.Clone(raw),
+	origin := body.GetOrigin()
+	s.foreign[origin] = append(s.foreign[origin], &fsmpb.ForeignBatch{
+		Origin: origin, Seq: body.GetSeq(), Digest: digest, EndUnix: body.GetEndUnix(), Signed: bytes.Clone(raw),
 		StartUnix: body.GetStartUnix(), HasExportSig: len(sb.GetExportSig()) > 0,
 	})
-	res := &fsmpb.ImportResult{Origin: body.GetOrigin(), Seq: body.GetSeq()}
-	if s.trusted[body.GetOrigin()].GetMerge() {
+	if body.GetSeq() > s.marks[origin].GetSeq() {
+		s.marks[origin] = &fsmpb.OriginMark{Origin: origin, Seq: body.GetSeq(), Digest: digest}
+	}
+	res := &fsmpb.ImportResult{Origin: origin, Seq: body.GetSeq()}
+	if s.trusted[origin].GetMerge() {
 		res.Merged, res.Revoked = s.merge(body, digest, cmd.GetTimeUnix())
 	}
 	return &fsmpb.Result{Value: &fsmpb.Result_Import{Import: res}}
@@ -96,40 +117,79 @@ func applyImportBatch(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 // checkChain places a verified batch in its origin's chain: the same batch
 // again is a duplicate (answered as such), other content under a kept
 // sequence is refused, and so is a batch that does not follow the last
-// kept one. Nil: the batch is new and follows.
-func (s *state) checkChain(body *fsmpb.FederationBatch, digest []byte) *fsmpb.Result {
-	kept := s.foreign[body.GetOrigin()]
-	if i := slices.IndexFunc(kept, func(fb *fsmpb.ForeignBatch) bool { return fb.GetSeq() == body.GetSeq() }); i >= 0 {
+// kept one. From command version 3, a batch at or below the origin's
+// high-water mark is a replay, and the first batch kept after a gap (all
+// expired, or a late trust add) follows the mark and the trusted start.
+// Nil: the batch is new and follows.
+func (s *state) checkChain(body *fsmpb.FederationBatch, digest []byte, version uint32) *fsmpb.Result {
+	origin, seq := body.GetOrigin(), body.GetSeq()
+	kept := s.foreign[origin]
+	if i := slices.IndexFunc(kept, func(fb *fsmpb.ForeignBatch) bool { return fb.GetSeq() == seq }); i >= 0 {
 		if bytes.Equal(kept[i].GetDigest(), digest) {
-			return &fsmpb.Result{Value: &fsmpb.Result_Import{Import: &fsmpb.ImportResult{Origin: body.GetOrigin(), Seq: body.GetSeq(), Duplicate: true}}}
+			return &fsmpb.Result{Value: &fsmpb.Result_Import{Import: &fsmpb.ImportResult{Origin: origin, Seq: seq, Duplicate: true}}}
 		}
-		return refuse(command.CodeBatchConflict, "%s batch %d is kept with other content", body.GetOrigin(), body.GetSeq())
+		return refuse(command.CodeBatchConflict, "%s batch %d is kept with other content", origin, seq)
+	}
+	if version >= versionExportSigBound {
+		if res := s.checkMark(body); res != nil {
+			return res
+		}
 	}
 	if n := len(kept); n > 0 {
 		last := kept[n-1]
-		if body.GetSeq() != last.GetSeq()+1 || !bytes.Equal(body.GetPrevDigest(), last.GetDigest()) {
-			return refuse(command.CodeBrokenChain, "%s batch %d does not follow batch %d", body.GetOrigin(), body.GetSeq(), last.GetSeq())
+		if seq != last.GetSeq()+1 || !bytes.Equal(body.GetPrevDigest(), last.GetDigest()) {
+			return refuse(command.CodeBrokenChain, "%s batch %d does not follow batch %d", origin, seq, last.GetSeq())
 		}
 	}
 	return nil
 }
 
+// checkMark refuses a batch at or below its origin's high-water mark, one
+// right after the mark that does not chain to it, and, when none of the
+// origin's batches is kept, one below the trusted start sequence.
+func (s *state) checkMark(body *fsmpb.FederationBatch) *fsmpb.Result {
+	origin, seq := body.GetOrigin(), body.GetSeq()
+	m := s.marks[origin]
+	switch {
+	case seq <= m.GetSeq():
+		return refuse(command.CodeReplayedBatch, "%s batch %d is at or below the newest batch this region kept of it (%d)", origin, seq, m.GetSeq())
+	case m != nil && seq == m.GetSeq()+1 && !bytes.Equal(body.GetPrevDigest(), m.GetDigest()):
+		return refuse(command.CodeBrokenChain, "%s batch %d does not follow batch %d", origin, seq, m.GetSeq())
+	case len(s.foreign[origin]) == 0 && seq < s.trusted[origin].GetStartSeq():
+		return refuse(command.CodeBeforeStart, "%s batches are kept from %d on, not %d", origin, s.trusted[origin].GetStartSeq(), seq)
+	}
+	return nil
+}
+
 // CheckImport tells, without changing anything, what importing a signed
-// batch would do: its origin and sequence, whether it is kept already,
-// or the refusal the state machine would give. The federation puller
-// checks every fetched batch so, before it proposes the import, so that
-// the raft log does not carry bytes the state machine refuses.
-func (f *FSM) CheckImport(raw []byte) (origin string, seq uint32, duplicate bool, refused *command.Error) {
+// batch under a command version would do: its origin and sequence,
+// whether it is kept already, or the refusal the state machine would
+// give. The federation puller checks every fetched batch so, before it
+// proposes the import, so that the raft log does not carry bytes the
+// state machine refuses.
+func (f *FSM) CheckImport(raw []byte, version uint32) (origin string, seq uint32, duplicate bool, refused *command.Error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	body, _, digest, res := f.state.verifyForeign(raw)
+	body, _, digest, res := f.state.verifyForeign(raw, version)
 	if res == nil {
-		res = f.state.checkChain(body, digest)
+		res = f.state.checkChain(body, digest, version)
 	}
 	if r := res.GetRefusal(); r != nil {
 		return "", 0, false, &command.Error{Code: command.Code(r.GetCode()), Message: r.GetMessage()}
 	}
 	return body.GetOrigin(), body.GetSeq(), res.GetImport().GetDuplicate(), nil
+}
+
+// NextForeign is the next sequence of origin to import: the one after the
+// last kept (chained), or, when none is kept, the first above the
+// high-water mark and not below the trusted start.
+func (f *FSM) NextForeign(origin string) (next uint32, chained bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if kept := f.state.foreign[origin]; len(kept) > 0 {
+		return kept[len(kept)-1].GetSeq() + 1, true
+	}
+	return max(f.state.marks[origin].GetSeq()+1, f.state.trusted[origin].GetStartSeq()), false
 }
 
 // merge takes a foreign batch's keys into this region's own key set, as
@@ -170,8 +230,9 @@ func (s *state) merge(body *fsmpb.FederationBatch, digest []byte, now int64) (me
 }
 
 // verifyForeign decodes a signed batch and checks it against the trust
-// store; it changes nothing.
-func (s *state) verifyForeign(raw []byte) (*fsmpb.FederationBatch, *fsmpb.SignedBatch, []byte, *fsmpb.Result) {
+// store (signature_v2 from command version 3, signature before); it
+// changes nothing.
+func (s *state) verifyForeign(raw []byte, version uint32) (*fsmpb.FederationBatch, *fsmpb.SignedBatch, []byte, *fsmpb.Result) {
 	fail := func(code command.Code, format string, args ...any) (*fsmpb.FederationBatch, *fsmpb.SignedBatch, []byte, *fsmpb.Result) {
 		r := refuse(code, format, args...)
 		return nil, nil, nil, r
@@ -193,7 +254,11 @@ func (s *state) verifyForeign(raw []byte) (*fsmpb.FederationBatch, *fsmpb.Signed
 		return fail(command.CodeBadSignature, "origin %q has no key %q", body.GetOrigin(), sb.GetKeyId())
 	}
 	pub, err := parseEd25519(region.GetKeys()[i].GetPublicKeyDer())
-	if err != nil || !ed25519.Verify(pub, append([]byte(FederationDomain), sb.GetBody()...), sb.GetSignature()) {
+	msg, sig := append([]byte(FederationDomain), sb.GetBody()...), sb.GetSignature()
+	if version >= versionExportSigBound {
+		msg, sig = SignedMessageV2(sb.GetBody(), sb.GetExportSig()), sb.GetSignatureV2()
+	}
+	if err != nil || !ed25519.Verify(pub, msg, sig) {
 		return fail(command.CodeBadSignature, "signature of %s batch %d does not verify", body.GetOrigin(), body.GetSeq())
 	}
 	if _, err := keysFromProto(append(slices.Clone(body.GetKeys()), body.GetRevised()...)); err != nil {

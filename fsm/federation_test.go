@@ -225,7 +225,7 @@ func TestCheckImportMatchesApply(t *testing.T) {
 	}
 	for _, c := range cases {
 		before := freeze(t, b)
-		origin, seq, dup, refused := b.CheckImport(c.raw)
+		origin, seq, dup, refused := b.CheckImport(c.raw, 1)
 		assertUnchanged(t, b, before)
 		if codeOf(errOrNil(refused)) != c.code || dup != c.dup {
 			t.Fatalf("%s: CheckImport = %s %d dup=%v %v; want code %q dup=%v", c.name, origin, seq, dup, refused, c.code, c.dup)
@@ -247,4 +247,131 @@ func errOrNil(e *command.Error) error {
 		return nil
 	}
 	return e
+}
+
+// v3 stamps a command with command version 3.
+func v3(cmd *fsmpb.Command) *fsmpb.Command {
+	cmd.Version = 3
+	return cmd
+}
+
+// From command version 3 an import needs signature_v2, which covers the
+// export.sig: a stripped or altered export.sig, or a batch signed the old
+// way only, is refused, and the honest copy is still taken afterwards.
+func TestImportV3NeedsExportSigUnderSignature(t *testing.T) {
+	a := regionA(t)
+	keyA, derA := fedKey(t, "a1")
+	body, _ := a.FederationBody(1)
+	honest := keyA.Sign(body, []byte("export signature of batch 1"))
+	var sb fsmpb.SignedBatch
+	if err := proto.Unmarshal(honest, &sb); err != nil {
+		t.Fatal(err)
+	}
+	edit := func(change func(*fsmpb.SignedBatch)) []byte {
+		c := proto.CloneOf(&sb)
+		change(c)
+		out, _ := proto.Marshal(c)
+		return out
+	}
+	b := fsm.New()
+	mustApply(t, b, trust("A", derA, "a1"))
+	for name, raw := range map[string][]byte{
+		"stripped export sig": edit(func(c *fsmpb.SignedBatch) { c.ExportSig = nil }),
+		"altered export sig":  edit(func(c *fsmpb.SignedBatch) { c.ExportSig = []byte("another signature") }),
+		"old signature only":  edit(func(c *fsmpb.SignedBatch) { c.SignatureV2 = nil }),
+	} {
+		before := freeze(t, b)
+		if code := codeOf(applyCmd(t, b, v3(importCmd(raw))).Err); code != command.CodeBadSignature {
+			t.Fatalf("%s: code %q, want %q", name, code, command.CodeBadSignature)
+		}
+		assertUnchanged(t, b, before)
+		if _, _, _, refused := b.CheckImport(raw, 3); codeOf(errOrNil(refused)) != command.CodeBadSignature {
+			t.Fatalf("%s: CheckImport says %v", name, refused)
+		}
+	}
+	mustApply(t, b, v3(importCmd(honest)))
+	if got, _ := b.ForeignSigned("A", 1); !bytes.Equal(got, honest) {
+		t.Fatal("the honest copy is not kept as received")
+	}
+	// Version 1 entries in the log keep their meaning: the export.sig is
+	// not under the signature they check.
+	old := fsm.New()
+	mustApply(t, old, trust("A", derA, "a1"))
+	mustApply(t, old, importCmd(edit(func(c *fsmpb.SignedBatch) { c.ExportSig, c.SignatureV2 = nil, nil })))
+}
+
+// An origin's high-water mark outlives its batches' expiry and its trust:
+// an expired or once-kept batch is never taken again, a gap is crossed only
+// forward, and a late trust add starts at the operator's sequence.
+func TestOriginHighWaterMark(t *testing.T) {
+	const today = 20_000
+	now := int64(today*day*600 + 3600)
+	a := regionA(t)
+	for seq := uint32(3); seq <= 4; seq++ {
+		mustApply(t, a, publish(uint64(seq)*10, now+int64(seq)*600-1, dayKey(uint64(seq)*10, today-1)))
+		s := sealCmd(seq, now+int64(seq)*600, 0, 0)
+		s.Seal.Origin = "A"
+		mustApply(t, a, s)
+	}
+	keyA, derA := fedKey(t, "a1")
+	batch := func(seq uint32) []byte {
+		body, _ := a.FederationBody(seq)
+		return keyA.Sign(body, []byte{byte(seq)})
+	}
+	refused := func(b *fsm.FSM, seq uint32, want command.Code) {
+		t.Helper()
+		before := freeze(t, b)
+		if code := codeOf(applyCmd(t, b, v3(importCmd(batch(seq)))).Err); code != want {
+			t.Fatalf("batch %d: code %q, want %q", seq, code, want)
+		}
+		assertUnchanged(t, b, before)
+	}
+	b := fsm.New()
+	mustApply(t, b, trust("A", derA, "a1"))
+	mustApply(t, b, v3(importCmd(batch(1))))
+	mustApply(t, b, v3(importCmd(batch(2))))
+	// Every batch of A expires in B; A's batch 1 offered again is a replay.
+	mustApply(t, b, &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_EXPIRE, TimeUnix: now + 30*86400,
+		Expire: &fsmpb.Expire{CutoffUnix: now + 20*86400}})
+	if len(b.ForeignBatches("A")) != 0 {
+		t.Fatal("A's batches did not expire")
+	}
+	refused(b, 1, command.CodeReplayedBatch)
+	refused(b, 2, command.CodeReplayedBatch)
+	if next, chained := b.NextForeign("A"); next != 3 || chained {
+		t.Fatalf("next after expiry: %d chained=%v, want 3 unchained", next, chained)
+	}
+	// Trust removed and given again: still no replay.
+	mustApply(t, b, &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_REMOVE_TRUST, RemoveTrust: &fsmpb.RemoveTrust{Region: "A"}})
+	mustApply(t, b, trust("A", derA, "a1"))
+	refused(b, 2, command.CodeReplayedBatch)
+	// Nothing kept: the chain may go on after a gap, forward only.
+	mustApply(t, b, v3(importCmd(batch(4))))
+	refused(b, 3, command.CodeReplayedBatch)
+
+	// A late trust add with a start sequence.
+	late := fsm.New()
+	add := trust("A", derA, "a1")
+	add.PutTrust.StartSeq = 3
+	mustApply(t, late, v3(add))
+	if next, _ := late.NextForeign("A"); next != 3 {
+		t.Fatalf("next with start 3: %d", next)
+	}
+	refused(late, 2, command.CodeBeforeStart)
+	mustApply(t, late, v3(importCmd(batch(3))))
+	mustApply(t, late, trust("A", derA, "a1")) // an update without a start keeps it
+	if r := late.Trusted()[0]; r.GetStartSeq() != 3 {
+		t.Fatalf("start sequence after an update: %d", r.GetStartSeq())
+	}
+
+	// Marks survive a snapshot, and so does their effect.
+	g := fsm.New()
+	snap := snapshotBytes(t, b)
+	if err := restoreBytes(g, snap); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(snapshotBytes(t, g), snap) {
+		t.Fatal("marks do not round-trip through a snapshot")
+	}
+	refused(g, 2, command.CodeReplayedBatch)
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 
 	"github.com/hashicorp/raft"
 	"google.golang.org/protobuf/encoding/protodelim"
@@ -33,6 +34,7 @@ type snapshot struct {
 	codes          []*fsmpb.Code
 	trusted        []*fsmpb.TrustedRegion
 	foreign        []*fsmpb.ForeignBatch // immutable once kept, so shared
+	marks          []*fsmpb.OriginMark   // replaced, never changed, so shared
 	lastDigest     []byte
 	revisedPending []TEK
 	lastSeq        uint32
@@ -62,6 +64,7 @@ func (s *state) capture() *snapshot {
 		codes:          sortedCodes(s.codes),
 		trusted:        sortedClones(s.trusted),
 		foreign:        s.foreignList(),
+		marks:          sortedMarks(s.marks),
 		lastDigest:     s.lastDigest,
 		revisedPending: slices.Clone(s.revisedPending),
 		lastSeq:        s.lastSeq,
@@ -102,7 +105,7 @@ func (sn *snapshot) write(w io.Writer) error {
 		NextSubmission: sn.nextSubmission, Revocations: uint64(len(sn.revocations)),
 		Providers: uint64(len(sn.providers)), Codes: uint64(len(sn.codes)),
 		Trusted: uint64(len(sn.trusted)), Foreign: uint64(len(sn.foreign)), LastDigest: sn.lastDigest,
-		LastTimeUnix: sn.lastTime, Policy: sn.policy,
+		LastTimeUnix: sn.lastTime, Policy: sn.policy, OriginMarks: sn.marks,
 	}
 	for _, k := range sn.revisedPending {
 		hdr.RevisedPending = append(hdr.RevisedPending, k[:])
@@ -433,5 +436,27 @@ func readFederation(s *state, hdr *fsmpb.SnapshotHeader, get func(proto.Message)
 		s.foreign[fb.GetOrigin()] = append(kept, fb)
 	}
 	s.lastDigest = hdr.GetLastDigest()
+	for _, m := range hdr.GetOriginMarks() {
+		if m.GetOrigin() == "" || m.GetSeq() == 0 || s.marks[m.GetOrigin()] != nil {
+			return fmt.Errorf("origin mark %q %d: empty or twice", m.GetOrigin(), m.GetSeq())
+		}
+		s.marks[m.GetOrigin()] = m
+	}
+	// Snapshots from before marks existed: the last kept batch is the mark.
+	for origin, kept := range s.foreign {
+		if last := kept[len(kept)-1]; last.GetSeq() > s.marks[origin].GetSeq() {
+			s.marks[origin] = &fsmpb.OriginMark{Origin: origin, Seq: last.GetSeq(), Digest: last.GetDigest()}
+		}
+	}
 	return nil
+}
+
+// sortedMarks lists the high-water marks by origin.
+func sortedMarks(m map[string]*fsmpb.OriginMark) []*fsmpb.OriginMark {
+	out := make([]*fsmpb.OriginMark, 0, len(m))
+	for _, mark := range m {
+		out = append(out, mark)
+	}
+	slices.SortFunc(out, func(a, b *fsmpb.OriginMark) int { return strings.Compare(a.GetOrigin(), b.GetOrigin()) })
+	return out
 }

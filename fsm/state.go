@@ -83,6 +83,9 @@ type state struct {
 	// foreign keeps other regions' batches as received, by origin, in
 	// sequence order.
 	foreign map[string][]*fsmpb.ForeignBatch
+	// marks are the newest batch ever kept per origin (high-water marks),
+	// kept after the batches expire and after the origin's trust goes.
+	marks map[string]*fsmpb.OriginMark
 	// lastDigest chains this region's own batches.
 	lastDigest []byte
 	// pending lists, in arrival order, the keys not yet sealed.
@@ -128,6 +131,7 @@ func newState() *state {
 		providers:     make(map[string]*fsmpb.Provider),
 		trusted:       make(map[string]*fsmpb.TrustedRegion),
 		foreign:       make(map[string][]*fsmpb.ForeignBatch),
+		marks:         make(map[string]*fsmpb.OriginMark),
 		codes:         make(map[uint32]*fsmpb.Code),
 		nodes:         make(map[string]*fsmpb.Node),
 	}

@@ -12,7 +12,8 @@ import (
 )
 
 // applyPutTrust adds a region to the trust store or updates it: flags are
-// replaced, keys merged by id so that a region can rotate its key.
+// replaced, keys merged by id so that a region can rotate its key, and the
+// start sequence kept unless a new one is given.
 func applyPutTrust(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 	r := proto.CloneOf(cmd.GetPutTrust())
 	if !idPattern(r.GetRegion()) || len(r.GetKeys()) == 0 {
@@ -28,13 +29,19 @@ func applyPutTrust(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 			return refuse(command.CodeInvalidCommand, "region %q key %q: %v", r.GetRegion(), k.GetId(), err)
 		}
 	}
-	r.Keys = mergeByID(r.GetKeys(), s.trusted[r.GetRegion()].GetKeys(), (*fsmpb.TrustKey).GetId)
+	old := s.trusted[r.GetRegion()]
+	r.Keys = mergeByID(r.GetKeys(), old.GetKeys(), (*fsmpb.TrustKey).GetId)
+	if r.GetStartSeq() == 0 {
+		r.StartSeq = old.GetStartSeq()
+	}
 	s.trusted[r.GetRegion()] = r
 	return &fsmpb.Result{}
 }
 
 // applyRemoveTrust removes one key of a region, or the region with its
-// kept batches: batches of a region no longer trusted are not served.
+// kept batches: batches of a region no longer trusted are not served. The
+// region's high-water mark stays, so that trusting it again does not
+// take its old batches a second time.
 func applyRemoveTrust(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 	rm := cmd.GetRemoveTrust()
 	r, ok := s.trusted[rm.GetRegion()]
@@ -74,4 +81,12 @@ func (f *FSM) Trusted() []*fsmpb.TrustedRegion {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	return sortedClones(f.state.trusted)
+}
+
+// IsTrusted tells whether origin is in the trust store, to serve or merge.
+func (f *FSM) IsTrusted(origin string) bool {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	r, ok := f.state.trusted[origin]
+	return ok && (r.GetServe() || r.GetMerge())
 }

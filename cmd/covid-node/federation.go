@@ -112,6 +112,7 @@ func trustCmd(ctx context.Context, args []string, stdout io.Writer) error {
 			fs.StringVar(&pubFile, "public-key-file", "", "its public key PEM (from its keygen)")
 			fs.BoolVar(&req.Serve, "serve", true, "keep its batches and serve them to its apps")
 			fs.BoolVar(&req.Merge, "merge", false, "merge its keys into this region's exports")
+			fs.UintVar(&req.StartSeq, "start-seq", 0, "first batch to take when none is kept yet (default: the oldest its holders offer)")
 		})
 		if err != nil {
 			return err

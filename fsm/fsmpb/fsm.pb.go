@@ -1081,8 +1081,13 @@ type TrustedRegion struct {
 	Keys   []*TrustKey            `protobuf:"bytes,2,rep,name=keys,proto3" json:"keys,omitempty"`
 	// serve: keep its batches and serve them to its apps; merge: include its
 	// keys in this region's own exports.
-	Serve         bool `protobuf:"varint,3,opt,name=serve,proto3" json:"serve,omitempty"`
-	Merge         bool `protobuf:"varint,4,opt,name=merge,proto3" json:"merge,omitempty"`
+	Serve bool `protobuf:"varint,3,opt,name=serve,proto3" json:"serve,omitempty"`
+	Merge bool `protobuf:"varint,4,opt,name=merge,proto3" json:"merge,omitempty"`
+	// start_seq is the lowest sequence kept as the first batch of the region
+	// when none is chained (a late trust add that should not fetch the whole
+	// retention window, or an origin whose older batches no holder offers).
+	// 0: from the oldest offered. Kept when an update leaves it 0.
+	StartSeq      uint32 `protobuf:"varint,5,opt,name=start_seq,json=startSeq,proto3" json:"start_seq,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1143,6 +1148,13 @@ func (x *TrustedRegion) GetMerge() bool {
 		return x.Merge
 	}
 	return false
+}
+
+func (x *TrustedRegion) GetStartSeq() uint32 {
+	if x != nil {
+		return x.StartSeq
+	}
+	return 0
 }
 
 // RemoveTrust removes one key of a region (key_id set) or the region.
@@ -1351,19 +1363,25 @@ func (x *FederationBatch) GetRevised() []*Key {
 }
 
 // SignedBatch is what travels between regions, byte for byte: the encoded
-// FederationBatch and the origin's Ed25519 signature over
-// "covid-backend federation batch v1" || 0x00 || body.
+// FederationBatch, the origin's export.sig of the batch's file, and the
+// origin's Ed25519 signatures (signature_v2 covers the export.sig too).
 type SignedBatch struct {
-	state     protoimpl.MessageState `protogen:"open.v1"`
-	Body      []byte                 `protobuf:"bytes,1,opt,name=body,proto3" json:"body,omitempty"`
-	KeyId     string                 `protobuf:"bytes,2,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
-	Signature []byte                 `protobuf:"bytes,3,opt,name=signature,proto3" json:"signature,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Body  []byte                 `protobuf:"bytes,1,opt,name=body,proto3" json:"body,omitempty"`
+	KeyId string                 `protobuf:"bytes,2,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	// signature is over "covid-backend federation batch v1" || 0x00 || body;
+	// imports of command version 1 and 2 check it.
+	Signature []byte `protobuf:"bytes,3,opt,name=signature,proto3" json:"signature,omitempty"`
 	// export_sig is the origin's export.sig of the batch's GAEN export file
 	// (export keys, not the federation key, sign it), so that any region can
 	// serve that file byte for byte and apps verify it with the origin's
-	// export key. Not under the federation signature: altering it only makes
-	// the file fail on devices.
-	ExportSig     []byte `protobuf:"bytes,4,opt,name=export_sig,json=exportSig,proto3" json:"export_sig,omitempty"`
+	// export key.
+	ExportSig []byte `protobuf:"bytes,4,opt,name=export_sig,json=exportSig,proto3" json:"export_sig,omitempty"`
+	// signature_v2 is over "covid-backend federation batch v2" || 0x00 ||
+	// len(body) as 4 bytes big-endian || body || export_sig, so that a
+	// stripped or altered export.sig fails; imports of command version 3
+	// check it and nothing else.
+	SignatureV2   []byte `protobuf:"bytes,5,opt,name=signature_v2,json=signatureV2,proto3" json:"signature_v2,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1426,6 +1444,76 @@ func (x *SignedBatch) GetExportSig() []byte {
 	return nil
 }
 
+func (x *SignedBatch) GetSignatureV2() []byte {
+	if x != nil {
+		return x.SignatureV2
+	}
+	return nil
+}
+
+// OriginMark is the newest batch ever kept of an origin: it outlives the
+// batch's expiry and the origin's removal from the trust store, so that no
+// older batch can be replayed and merged again.
+type OriginMark struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Origin        string                 `protobuf:"bytes,1,opt,name=origin,proto3" json:"origin,omitempty"`
+	Seq           uint32                 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
+	Digest        []byte                 `protobuf:"bytes,3,opt,name=digest,proto3" json:"digest,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OriginMark) Reset() {
+	*x = OriginMark{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OriginMark) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OriginMark) ProtoMessage() {}
+
+func (x *OriginMark) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OriginMark.ProtoReflect.Descriptor instead.
+func (*OriginMark) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *OriginMark) GetOrigin() string {
+	if x != nil {
+		return x.Origin
+	}
+	return ""
+}
+
+func (x *OriginMark) GetSeq() uint32 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *OriginMark) GetDigest() []byte {
+	if x != nil {
+		return x.Digest
+	}
+	return nil
+}
+
 // Provider is a health care provider that hands one-time codes to
 // patients. Its API token is stored only as a SHA-256 hash.
 type Provider struct {
@@ -1441,7 +1529,7 @@ type Provider struct {
 
 func (x *Provider) Reset() {
 	*x = Provider{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[16]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1453,7 +1541,7 @@ func (x *Provider) String() string {
 func (*Provider) ProtoMessage() {}
 
 func (x *Provider) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[16]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1466,7 +1554,7 @@ func (x *Provider) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Provider.ProtoReflect.Descriptor instead.
 func (*Provider) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{16}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Provider) GetId() string {
@@ -1513,7 +1601,7 @@ type RevokeProvider struct {
 
 func (x *RevokeProvider) Reset() {
 	*x = RevokeProvider{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[17]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1525,7 +1613,7 @@ func (x *RevokeProvider) String() string {
 func (*RevokeProvider) ProtoMessage() {}
 
 func (x *RevokeProvider) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[17]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1538,7 +1626,7 @@ func (x *RevokeProvider) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeProvider.ProtoReflect.Descriptor instead.
 func (*RevokeProvider) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{17}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RevokeProvider) GetId() string {
@@ -1570,7 +1658,7 @@ type Code struct {
 
 func (x *Code) Reset() {
 	*x = Code{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[18]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1582,7 +1670,7 @@ func (x *Code) String() string {
 func (*Code) ProtoMessage() {}
 
 func (x *Code) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[18]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1595,7 +1683,7 @@ func (x *Code) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Code.ProtoReflect.Descriptor instead.
 func (*Code) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{18}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Code) GetLookup() uint32 {
@@ -1693,7 +1781,7 @@ type Revoke struct {
 
 func (x *Revoke) Reset() {
 	*x = Revoke{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[19]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1705,7 +1793,7 @@ func (x *Revoke) String() string {
 func (*Revoke) ProtoMessage() {}
 
 func (x *Revoke) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[19]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1718,7 +1806,7 @@ func (x *Revoke) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Revoke.ProtoReflect.Descriptor instead.
 func (*Revoke) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{19}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Revoke) GetReason() string {
@@ -1782,7 +1870,7 @@ type Expire struct {
 
 func (x *Expire) Reset() {
 	*x = Expire{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[20]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1794,7 +1882,7 @@ func (x *Expire) String() string {
 func (*Expire) ProtoMessage() {}
 
 func (x *Expire) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[20]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1807,7 +1895,7 @@ func (x *Expire) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Expire.ProtoReflect.Descriptor instead.
 func (*Expire) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{20}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Expire) GetCutoffUnix() int64 {
@@ -1830,7 +1918,7 @@ type Revocation struct {
 
 func (x *Revocation) Reset() {
 	*x = Revocation{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[21]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1842,7 +1930,7 @@ func (x *Revocation) String() string {
 func (*Revocation) ProtoMessage() {}
 
 func (x *Revocation) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[21]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1855,7 +1943,7 @@ func (x *Revocation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Revocation.ProtoReflect.Descriptor instead.
 func (*Revocation) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{21}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Revocation) GetTimeUnix() int64 {
@@ -1909,7 +1997,7 @@ type Seal struct {
 
 func (x *Seal) Reset() {
 	*x = Seal{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[22]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1921,7 +2009,7 @@ func (x *Seal) String() string {
 func (*Seal) ProtoMessage() {}
 
 func (x *Seal) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[22]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1934,7 +2022,7 @@ func (x *Seal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Seal.ProtoReflect.Descriptor instead.
 func (*Seal) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{22}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Seal) GetSeq() uint32 {
@@ -1983,7 +2071,7 @@ type ExportSigner struct {
 
 func (x *ExportSigner) Reset() {
 	*x = ExportSigner{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[23]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1995,7 +2083,7 @@ func (x *ExportSigner) String() string {
 func (*ExportSigner) ProtoMessage() {}
 
 func (x *ExportSigner) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[23]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2008,7 +2096,7 @@ func (x *ExportSigner) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportSigner.ProtoReflect.Descriptor instead.
 func (*ExportSigner) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{23}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ExportSigner) GetKeyId() string {
@@ -2052,7 +2140,7 @@ type Batch struct {
 
 func (x *Batch) Reset() {
 	*x = Batch{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[24]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2064,7 +2152,7 @@ func (x *Batch) String() string {
 func (*Batch) ProtoMessage() {}
 
 func (x *Batch) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[24]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2077,7 +2165,7 @@ func (x *Batch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Batch.ProtoReflect.Descriptor instead.
 func (*Batch) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{24}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Batch) GetSeq() uint32 {
@@ -2175,7 +2263,7 @@ type ForeignBatch struct {
 
 func (x *ForeignBatch) Reset() {
 	*x = ForeignBatch{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[25]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2187,7 +2275,7 @@ func (x *ForeignBatch) String() string {
 func (*ForeignBatch) ProtoMessage() {}
 
 func (x *ForeignBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[25]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2200,7 +2288,7 @@ func (x *ForeignBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForeignBatch.ProtoReflect.Descriptor instead.
 func (*ForeignBatch) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{25}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ForeignBatch) GetOrigin() string {
@@ -2268,7 +2356,7 @@ type Key struct {
 
 func (x *Key) Reset() {
 	*x = Key{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[26]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2280,7 +2368,7 @@ func (x *Key) String() string {
 func (*Key) ProtoMessage() {}
 
 func (x *Key) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[26]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2293,7 +2381,7 @@ func (x *Key) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Key.ProtoReflect.Descriptor instead.
 func (*Key) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{26}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Key) GetKeyData() []byte {
@@ -2386,7 +2474,7 @@ type Publish struct {
 
 func (x *Publish) Reset() {
 	*x = Publish{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[27]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2398,7 +2486,7 @@ func (x *Publish) String() string {
 func (*Publish) ProtoMessage() {}
 
 func (x *Publish) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[27]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2411,7 +2499,7 @@ func (x *Publish) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Publish.ProtoReflect.Descriptor instead.
 func (*Publish) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{27}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Publish) GetSubmissionId() []byte {
@@ -2519,7 +2607,7 @@ type AuthorityKey struct {
 
 func (x *AuthorityKey) Reset() {
 	*x = AuthorityKey{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[28]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2531,7 +2619,7 @@ func (x *AuthorityKey) String() string {
 func (*AuthorityKey) ProtoMessage() {}
 
 func (x *AuthorityKey) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[28]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2544,7 +2632,7 @@ func (x *AuthorityKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthorityKey.ProtoReflect.Descriptor instead.
 func (*AuthorityKey) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{28}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *AuthorityKey) GetKid() string {
@@ -2590,7 +2678,7 @@ type Authority struct {
 
 func (x *Authority) Reset() {
 	*x = Authority{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[29]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2602,7 +2690,7 @@ func (x *Authority) String() string {
 func (*Authority) ProtoMessage() {}
 
 func (x *Authority) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[29]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2615,7 +2703,7 @@ func (x *Authority) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Authority.ProtoReflect.Descriptor instead.
 func (*Authority) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{29}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Authority) GetIssuer() string {
@@ -2657,7 +2745,7 @@ type RemoveAuthority struct {
 
 func (x *RemoveAuthority) Reset() {
 	*x = RemoveAuthority{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[30]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2669,7 +2757,7 @@ func (x *RemoveAuthority) String() string {
 func (*RemoveAuthority) ProtoMessage() {}
 
 func (x *RemoveAuthority) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[30]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2682,7 +2770,7 @@ func (x *RemoveAuthority) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveAuthority.ProtoReflect.Descriptor instead.
 func (*RemoveAuthority) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{30}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *RemoveAuthority) GetIssuer() string {
@@ -2714,7 +2802,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[31]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2726,7 +2814,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[31]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2739,7 +2827,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{31}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *Node) GetId() string {
@@ -2779,7 +2867,7 @@ type RemoveNode struct {
 
 func (x *RemoveNode) Reset() {
 	*x = RemoveNode{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[32]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2791,7 +2879,7 @@ func (x *RemoveNode) String() string {
 func (*RemoveNode) ProtoMessage() {}
 
 func (x *RemoveNode) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[32]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2804,7 +2892,7 @@ func (x *RemoveNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNode.ProtoReflect.Descriptor instead.
 func (*RemoveNode) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{32}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *RemoveNode) GetId() string {
@@ -2835,7 +2923,7 @@ type Submission struct {
 
 func (x *Submission) Reset() {
 	*x = Submission{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[33]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2847,7 +2935,7 @@ func (x *Submission) String() string {
 func (*Submission) ProtoMessage() {}
 
 func (x *Submission) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[33]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2860,7 +2948,7 @@ func (x *Submission) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Submission.ProtoReflect.Descriptor instead.
 func (*Submission) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{33}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *Submission) GetId() []byte {
@@ -2964,14 +3052,16 @@ type SnapshotHeader struct {
 	// version 2 stamped earlier are applied at this time instead.
 	LastTimeUnix int64 `protobuf:"varint,17,opt,name=last_time_unix,json=lastTimeUnix,proto3" json:"last_time_unix,omitempty"`
 	// policy is the replicated region configuration (absent: defaults).
-	Policy        *Policy `protobuf:"bytes,18,opt,name=policy,proto3" json:"policy,omitempty"`
+	Policy *Policy `protobuf:"bytes,18,opt,name=policy,proto3" json:"policy,omitempty"`
+	// origin_marks are the high-water marks of other regions, by origin.
+	OriginMarks   []*OriginMark `protobuf:"bytes,19,rep,name=origin_marks,json=originMarks,proto3" json:"origin_marks,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SnapshotHeader) Reset() {
 	*x = SnapshotHeader{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[34]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2983,7 +3073,7 @@ func (x *SnapshotHeader) String() string {
 func (*SnapshotHeader) ProtoMessage() {}
 
 func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[34]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2996,7 +3086,7 @@ func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotHeader.ProtoReflect.Descriptor instead.
 func (*SnapshotHeader) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{34}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *SnapshotHeader) GetVersion() uint32 {
@@ -3125,6 +3215,13 @@ func (x *SnapshotHeader) GetPolicy() *Policy {
 	return nil
 }
 
+func (x *SnapshotHeader) GetOriginMarks() []*OriginMark {
+	if x != nil {
+		return x.OriginMarks
+	}
+	return nil
+}
+
 // StoredKey is a key record in a snapshot: the key and the index of the
 // submission that brought it.
 type StoredKey struct {
@@ -3143,7 +3240,7 @@ type StoredKey struct {
 
 func (x *StoredKey) Reset() {
 	*x = StoredKey{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[35]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3155,7 +3252,7 @@ func (x *StoredKey) String() string {
 func (*StoredKey) ProtoMessage() {}
 
 func (x *StoredKey) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[35]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3168,7 +3265,7 @@ func (x *StoredKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoredKey.ProtoReflect.Descriptor instead.
 func (*StoredKey) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{35}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *StoredKey) GetKey() *Key {
@@ -3291,12 +3388,13 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\fexpires_unix\x18\x02 \x01(\x03R\vexpiresUnix\"@\n" +
 	"\bTrustKey\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12$\n" +
-	"\x0epublic_key_der\x18\x02 \x01(\fR\fpublicKeyDer\"\x7f\n" +
+	"\x0epublic_key_der\x18\x02 \x01(\fR\fpublicKeyDer\"\x9c\x01\n" +
 	"\rTrustedRegion\x12\x16\n" +
 	"\x06region\x18\x01 \x01(\tR\x06region\x12*\n" +
 	"\x04keys\x18\x02 \x03(\v2\x16.covid.fsm.v1.TrustKeyR\x04keys\x12\x14\n" +
 	"\x05serve\x18\x03 \x01(\bR\x05serve\x12\x14\n" +
-	"\x05merge\x18\x04 \x01(\bR\x05merge\"<\n" +
+	"\x05merge\x18\x04 \x01(\bR\x05merge\x12\x1b\n" +
+	"\tstart_seq\x18\x05 \x01(\rR\bstartSeq\"<\n" +
 	"\vRemoveTrust\x12\x16\n" +
 	"\x06region\x18\x01 \x01(\tR\x06region\x12\x15\n" +
 	"\x06key_id\x18\x02 \x01(\tR\x05keyId\"%\n" +
@@ -3312,13 +3410,19 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"start_unix\x18\x05 \x01(\x03R\tstartUnix\x12\x19\n" +
 	"\bend_unix\x18\x06 \x01(\x03R\aendUnix\x12%\n" +
 	"\x04keys\x18\a \x03(\v2\x11.covid.fsm.v1.KeyR\x04keys\x12+\n" +
-	"\arevised\x18\b \x03(\v2\x11.covid.fsm.v1.KeyR\arevised\"u\n" +
+	"\arevised\x18\b \x03(\v2\x11.covid.fsm.v1.KeyR\arevised\"\x98\x01\n" +
 	"\vSignedBatch\x12\x12\n" +
 	"\x04body\x18\x01 \x01(\fR\x04body\x12\x15\n" +
 	"\x06key_id\x18\x02 \x01(\tR\x05keyId\x12\x1c\n" +
 	"\tsignature\x18\x03 \x01(\fR\tsignature\x12\x1d\n" +
 	"\n" +
-	"export_sig\x18\x04 \x01(\fR\texportSig\"\x8a\x01\n" +
+	"export_sig\x18\x04 \x01(\fR\texportSig\x12!\n" +
+	"\fsignature_v2\x18\x05 \x01(\fR\vsignatureV2\"N\n" +
+	"\n" +
+	"OriginMark\x12\x16\n" +
+	"\x06origin\x18\x01 \x01(\tR\x06origin\x12\x10\n" +
+	"\x03seq\x18\x02 \x01(\rR\x03seq\x12\x16\n" +
+	"\x06digest\x18\x03 \x01(\fR\x06digest\"\x8a\x01\n" +
 	"\bProvider\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1d\n" +
@@ -3457,7 +3561,7 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x05index\x18\b \x01(\rR\x05index\x12\x1a\n" +
 	"\bprovider\x18\t \x01(\tR\bprovider\x12\x1b\n" +
 	"\tcode_hash\x18\n" +
-	" \x01(\fR\bcodeHash\"\xcf\x04\n" +
+	" \x01(\fR\bcodeHash\"\x8c\x05\n" +
 	"\x0eSnapshotHeader\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12 \n" +
 	"\vauthorities\x18\x02 \x01(\x04R\vauthorities\x12\x14\n" +
@@ -3478,7 +3582,8 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\vlast_digest\x18\x10 \x01(\fR\n" +
 	"lastDigest\x12$\n" +
 	"\x0elast_time_unix\x18\x11 \x01(\x03R\flastTimeUnix\x12,\n" +
-	"\x06policy\x18\x12 \x01(\v2\x14.covid.fsm.v1.PolicyR\x06policy\"\x9a\x01\n" +
+	"\x06policy\x18\x12 \x01(\v2\x14.covid.fsm.v1.PolicyR\x06policy\x12;\n" +
+	"\forigin_marks\x18\x13 \x03(\v2\x18.covid.fsm.v1.OriginMarkR\voriginMarks\"\x9a\x01\n" +
 	"\tStoredKey\x12#\n" +
 	"\x03key\x18\x01 \x01(\v2\x11.covid.fsm.v1.KeyR\x03key\x12\x1e\n" +
 	"\n" +
@@ -3519,7 +3624,7 @@ func file_fsm_fsmpb_fsm_proto_rawDescGZIP() []byte {
 }
 
 var file_fsm_fsmpb_fsm_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_fsm_fsmpb_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_fsm_fsmpb_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_fsm_fsmpb_fsm_proto_goTypes = []any{
 	(CommandType)(0),        // 0: covid.fsm.v1.CommandType
 	(*Command)(nil),         // 1: covid.fsm.v1.Command
@@ -3538,40 +3643,41 @@ var file_fsm_fsmpb_fsm_proto_goTypes = []any{
 	(*ImportBatch)(nil),     // 14: covid.fsm.v1.ImportBatch
 	(*FederationBatch)(nil), // 15: covid.fsm.v1.FederationBatch
 	(*SignedBatch)(nil),     // 16: covid.fsm.v1.SignedBatch
-	(*Provider)(nil),        // 17: covid.fsm.v1.Provider
-	(*RevokeProvider)(nil),  // 18: covid.fsm.v1.RevokeProvider
-	(*Code)(nil),            // 19: covid.fsm.v1.Code
-	(*Revoke)(nil),          // 20: covid.fsm.v1.Revoke
-	(*Expire)(nil),          // 21: covid.fsm.v1.Expire
-	(*Revocation)(nil),      // 22: covid.fsm.v1.Revocation
-	(*Seal)(nil),            // 23: covid.fsm.v1.Seal
-	(*ExportSigner)(nil),    // 24: covid.fsm.v1.ExportSigner
-	(*Batch)(nil),           // 25: covid.fsm.v1.Batch
-	(*ForeignBatch)(nil),    // 26: covid.fsm.v1.ForeignBatch
-	(*Key)(nil),             // 27: covid.fsm.v1.Key
-	(*Publish)(nil),         // 28: covid.fsm.v1.Publish
-	(*AuthorityKey)(nil),    // 29: covid.fsm.v1.AuthorityKey
-	(*Authority)(nil),       // 30: covid.fsm.v1.Authority
-	(*RemoveAuthority)(nil), // 31: covid.fsm.v1.RemoveAuthority
-	(*Node)(nil),            // 32: covid.fsm.v1.Node
-	(*RemoveNode)(nil),      // 33: covid.fsm.v1.RemoveNode
-	(*Submission)(nil),      // 34: covid.fsm.v1.Submission
-	(*SnapshotHeader)(nil),  // 35: covid.fsm.v1.SnapshotHeader
-	(*StoredKey)(nil),       // 36: covid.fsm.v1.StoredKey
+	(*OriginMark)(nil),      // 17: covid.fsm.v1.OriginMark
+	(*Provider)(nil),        // 18: covid.fsm.v1.Provider
+	(*RevokeProvider)(nil),  // 19: covid.fsm.v1.RevokeProvider
+	(*Code)(nil),            // 20: covid.fsm.v1.Code
+	(*Revoke)(nil),          // 21: covid.fsm.v1.Revoke
+	(*Expire)(nil),          // 22: covid.fsm.v1.Expire
+	(*Revocation)(nil),      // 23: covid.fsm.v1.Revocation
+	(*Seal)(nil),            // 24: covid.fsm.v1.Seal
+	(*ExportSigner)(nil),    // 25: covid.fsm.v1.ExportSigner
+	(*Batch)(nil),           // 26: covid.fsm.v1.Batch
+	(*ForeignBatch)(nil),    // 27: covid.fsm.v1.ForeignBatch
+	(*Key)(nil),             // 28: covid.fsm.v1.Key
+	(*Publish)(nil),         // 29: covid.fsm.v1.Publish
+	(*AuthorityKey)(nil),    // 30: covid.fsm.v1.AuthorityKey
+	(*Authority)(nil),       // 31: covid.fsm.v1.Authority
+	(*RemoveAuthority)(nil), // 32: covid.fsm.v1.RemoveAuthority
+	(*Node)(nil),            // 33: covid.fsm.v1.Node
+	(*RemoveNode)(nil),      // 34: covid.fsm.v1.RemoveNode
+	(*Submission)(nil),      // 35: covid.fsm.v1.Submission
+	(*SnapshotHeader)(nil),  // 36: covid.fsm.v1.SnapshotHeader
+	(*StoredKey)(nil),       // 37: covid.fsm.v1.StoredKey
 }
 var file_fsm_fsmpb_fsm_proto_depIdxs = []int32{
 	0,  // 0: covid.fsm.v1.Command.type:type_name -> covid.fsm.v1.CommandType
-	28, // 1: covid.fsm.v1.Command.publish:type_name -> covid.fsm.v1.Publish
-	30, // 2: covid.fsm.v1.Command.put_authority:type_name -> covid.fsm.v1.Authority
-	31, // 3: covid.fsm.v1.Command.remove_authority:type_name -> covid.fsm.v1.RemoveAuthority
-	32, // 4: covid.fsm.v1.Command.put_node:type_name -> covid.fsm.v1.Node
-	33, // 5: covid.fsm.v1.Command.remove_node:type_name -> covid.fsm.v1.RemoveNode
-	23, // 6: covid.fsm.v1.Command.seal:type_name -> covid.fsm.v1.Seal
-	20, // 7: covid.fsm.v1.Command.revoke:type_name -> covid.fsm.v1.Revoke
-	21, // 8: covid.fsm.v1.Command.expire:type_name -> covid.fsm.v1.Expire
-	17, // 9: covid.fsm.v1.Command.put_provider:type_name -> covid.fsm.v1.Provider
-	18, // 10: covid.fsm.v1.Command.revoke_provider:type_name -> covid.fsm.v1.RevokeProvider
-	19, // 11: covid.fsm.v1.Command.issue_code:type_name -> covid.fsm.v1.Code
+	29, // 1: covid.fsm.v1.Command.publish:type_name -> covid.fsm.v1.Publish
+	31, // 2: covid.fsm.v1.Command.put_authority:type_name -> covid.fsm.v1.Authority
+	32, // 3: covid.fsm.v1.Command.remove_authority:type_name -> covid.fsm.v1.RemoveAuthority
+	33, // 4: covid.fsm.v1.Command.put_node:type_name -> covid.fsm.v1.Node
+	34, // 5: covid.fsm.v1.Command.remove_node:type_name -> covid.fsm.v1.RemoveNode
+	24, // 6: covid.fsm.v1.Command.seal:type_name -> covid.fsm.v1.Seal
+	21, // 7: covid.fsm.v1.Command.revoke:type_name -> covid.fsm.v1.Revoke
+	22, // 8: covid.fsm.v1.Command.expire:type_name -> covid.fsm.v1.Expire
+	18, // 9: covid.fsm.v1.Command.put_provider:type_name -> covid.fsm.v1.Provider
+	19, // 10: covid.fsm.v1.Command.revoke_provider:type_name -> covid.fsm.v1.RevokeProvider
+	20, // 11: covid.fsm.v1.Command.issue_code:type_name -> covid.fsm.v1.Code
 	12, // 12: covid.fsm.v1.Command.put_trust:type_name -> covid.fsm.v1.TrustedRegion
 	13, // 13: covid.fsm.v1.Command.remove_trust:type_name -> covid.fsm.v1.RemoveTrust
 	14, // 14: covid.fsm.v1.Command.import_batch:type_name -> covid.fsm.v1.ImportBatch
@@ -3585,23 +3691,24 @@ var file_fsm_fsmpb_fsm_proto_depIdxs = []int32{
 	10, // 22: covid.fsm.v1.Result.issue_code:type_name -> covid.fsm.v1.CodeResult
 	2,  // 23: covid.fsm.v1.Result.policy:type_name -> covid.fsm.v1.Policy
 	11, // 24: covid.fsm.v1.TrustedRegion.keys:type_name -> covid.fsm.v1.TrustKey
-	27, // 25: covid.fsm.v1.FederationBatch.keys:type_name -> covid.fsm.v1.Key
-	27, // 26: covid.fsm.v1.FederationBatch.revised:type_name -> covid.fsm.v1.Key
-	24, // 27: covid.fsm.v1.Seal.signers:type_name -> covid.fsm.v1.ExportSigner
-	27, // 28: covid.fsm.v1.Batch.sealed_keys:type_name -> covid.fsm.v1.Key
-	27, // 29: covid.fsm.v1.Batch.padding:type_name -> covid.fsm.v1.Key
-	27, // 30: covid.fsm.v1.Batch.revised:type_name -> covid.fsm.v1.Key
-	24, // 31: covid.fsm.v1.Batch.signers:type_name -> covid.fsm.v1.ExportSigner
-	27, // 32: covid.fsm.v1.Publish.keys:type_name -> covid.fsm.v1.Key
-	27, // 33: covid.fsm.v1.Publish.revisions:type_name -> covid.fsm.v1.Key
-	29, // 34: covid.fsm.v1.Authority.keys:type_name -> covid.fsm.v1.AuthorityKey
+	28, // 25: covid.fsm.v1.FederationBatch.keys:type_name -> covid.fsm.v1.Key
+	28, // 26: covid.fsm.v1.FederationBatch.revised:type_name -> covid.fsm.v1.Key
+	25, // 27: covid.fsm.v1.Seal.signers:type_name -> covid.fsm.v1.ExportSigner
+	28, // 28: covid.fsm.v1.Batch.sealed_keys:type_name -> covid.fsm.v1.Key
+	28, // 29: covid.fsm.v1.Batch.padding:type_name -> covid.fsm.v1.Key
+	28, // 30: covid.fsm.v1.Batch.revised:type_name -> covid.fsm.v1.Key
+	25, // 31: covid.fsm.v1.Batch.signers:type_name -> covid.fsm.v1.ExportSigner
+	28, // 32: covid.fsm.v1.Publish.keys:type_name -> covid.fsm.v1.Key
+	28, // 33: covid.fsm.v1.Publish.revisions:type_name -> covid.fsm.v1.Key
+	30, // 34: covid.fsm.v1.Authority.keys:type_name -> covid.fsm.v1.AuthorityKey
 	2,  // 35: covid.fsm.v1.SnapshotHeader.policy:type_name -> covid.fsm.v1.Policy
-	27, // 36: covid.fsm.v1.StoredKey.key:type_name -> covid.fsm.v1.Key
-	37, // [37:37] is the sub-list for method output_type
-	37, // [37:37] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	17, // 36: covid.fsm.v1.SnapshotHeader.origin_marks:type_name -> covid.fsm.v1.OriginMark
+	28, // 37: covid.fsm.v1.StoredKey.key:type_name -> covid.fsm.v1.Key
+	38, // [38:38] is the sub-list for method output_type
+	38, // [38:38] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_fsm_fsmpb_fsm_proto_init() }
@@ -3624,7 +3731,7 @@ func file_fsm_fsmpb_fsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fsm_fsmpb_fsm_proto_rawDesc), len(file_fsm_fsmpb_fsm_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   36,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
