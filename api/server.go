@@ -5,6 +5,7 @@ package api
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -26,6 +27,9 @@ import (
 type Config struct {
 	// Addr is the listen address.
 	Addr string
+	// TLS, if set, makes the app and admin API HTTPS (with HTTP/2); its
+	// certificate may change between handshakes (servingcert).
+	TLS *tls.Config
 	// AdminToken guards the admin and member-to-member endpoints.
 	AdminToken string
 	// CodeKeys hash one-time codes, RevisionKeys seal revision tokens:
@@ -135,7 +139,12 @@ func (s *Server) Serve(l net.Listener) error {
 	if ml := s.node.MemberListener(); ml != nil {
 		go s.member.Serve(ml)
 	}
-	if err := s.http.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+	serve := s.http.Serve
+	if s.cfg.TLS != nil {
+		s.http.TLSConfig = s.cfg.TLS
+		serve = func(l net.Listener) error { return s.http.ServeTLS(l, "", "") }
+	}
+	if err := serve(l); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil

@@ -2,6 +2,7 @@ package federation
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -32,6 +33,8 @@ type Config struct {
 	// PoolKey encrypts and authenticates all gossip (16, 24 or 32 bytes):
 	// a process without it can neither join nor read the pool.
 	PoolKey []byte
+	// RootCAs verify holders that serve HTTPS (nil: the system's).
+	RootCAs *x509.CertPool
 	// PullInterval is how often missing batches are fetched.
 	PullInterval time.Duration
 	Logger       *slog.Logger
@@ -132,7 +135,7 @@ func (p *Pool) memberlistConfig() (*memberlist.Config, error) {
 		return nil, fmt.Errorf("federation: listen on %s: %w", p.cfg.BindAddr, err)
 	}
 	mc.Transport = tr
-	p.client = boundClient(host)
+	p.client = boundClient(host, p.cfg.RootCAs)
 	return mc, nil
 }
 

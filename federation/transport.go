@@ -2,6 +2,8 @@ package federation
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"log"
 	"net"
 	"net/http"
@@ -36,8 +38,9 @@ func (t *boundTransport) DialAddressTimeout(a memberlist.Address, timeout time.D
 	return t.DialTimeout(a.Addr, timeout)
 }
 
-// boundClient is an HTTP client that connects from ip.
-func boundClient(ip string) *http.Client {
+// boundClient is an HTTP client that connects from ip and verifies HTTPS
+// holders against roots (nil: the system's).
+func boundClient(ip string, roots *x509.CertPool) *http.Client {
 	d := &net.Dialer{Timeout: 2 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
 	return &http.Client{Timeout: time.Minute, CheckRedirect: noRedirects, Transport: &http.Transport{
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -50,6 +53,8 @@ func boundClient(ip string) *http.Client {
 		// A batch is fetched as is, so that the byte limit is on what
 		// arrives; a compressed answer is refused, never inflated.
 		DisableCompression: true,
+		TLSClientConfig:    &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
+		ForceAttemptHTTP2:  true,
 	}}
 }
 

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -17,13 +19,15 @@ import (
 type adminClient struct {
 	addr      string
 	tokenFile string
+	caFile    string
 	token     string
 	http      *http.Client
 }
 
 func (a *adminClient) flags(fs *flag.FlagSet) {
-	fs.StringVar(&a.addr, "addr", "http://127.0.0.1:8080", "HTTP URL of any node of the region")
+	fs.StringVar(&a.addr, "addr", "http://127.0.0.1:8080", "HTTP or HTTPS URL of any node of the region")
 	fs.StringVar(&a.tokenFile, "token-file", "data/admin-token", "file with the region's admin token")
+	fs.StringVar(&a.caFile, "ca-file", "", "CA certificate (PEM) the node's HTTPS certificate chains to, if not a system one")
 }
 
 func (a *adminClient) init() error {
@@ -33,7 +37,19 @@ func (a *adminClient) init() error {
 	}
 	a.token = strings.TrimSpace(string(b))
 	a.addr = strings.TrimRight(a.addr, "/")
-	a.http = &http.Client{Timeout: 30 * time.Second}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if a.caFile != "" {
+		pem, err := os.ReadFile(a.caFile)
+		if err != nil {
+			return fmt.Errorf("--ca-file: %w", err)
+		}
+		roots := x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("--ca-file %s: no certificate in it", a.caFile)
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	}
+	a.http = &http.Client{Timeout: 30 * time.Second, Transport: tr}
 	return nil
 }
 

@@ -27,6 +27,8 @@ type serveConfig struct {
 	ExportKeysRetired                           string
 	TestClockOffset                             time.Duration
 	TLSCAFile, TLSCertFile, TLSKeyFile          string
+	HTTPSCertFile, HTTPSKeyFile                 string
+	FederationCAFile                            string
 	InsecureDev                                 bool
 	CodeKeyFiles, RevisionKeyFiles              string
 	SigningKeyFile, SigningKeyID                string
@@ -71,6 +73,9 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.TLSKeyFile, "tls-key-file", "", "this node's private key (mode 0600)")
 	fs.StringVar(&c.CodeKeyFiles, "code-key-file", "", "comma-separated files of the keys that hash one-time codes (covid-node keygen --secret; every node the same): the first makes, all open, so codes outlive a rotation; none: derived from the admin token")
 	fs.StringVar(&c.RevisionKeyFiles, "revision-key-file", "", "comma-separated files of the keys that seal revision tokens, as for --code-key-file")
+	fs.StringVar(&c.HTTPSCertFile, "https-cert-file", "", "serve the app and admin API over HTTPS (and HTTP/2) with this certificate chain (PEM); reloaded on SIGHUP and when the file changes")
+	fs.StringVar(&c.HTTPSKeyFile, "https-key-file", "", "the HTTPS certificate's private key (mode 0600)")
+	fs.StringVar(&c.FederationCAFile, "federation-ca-file", "", "extra CA certificates (PEM) that other regions' HTTPS certificates may chain to, besides the system's")
 	fs.BoolVar(&c.InsecureDev, "insecure-dev", false, "speak raft in plaintext, without certificates (loopback development only)")
 	fs.DurationVar(&c.TestClockOffset, "test-clock-offset", 0, "for fault tests only: shift this node's clock by this much")
 	fs.StringVar(&c.ExportKeysRetired, "export-key-retired", "", "comma-separated id/version of export keys that sign no new batch but still the files sealed while they were in force (keep them 14 days after retiring)")

@@ -49,9 +49,13 @@ func startPool(c *serveConfig, n *node.Node, logger *slog.Logger) (*federation.P
 	if err != nil || len(key) != 32 {
 		return nil, errors.New("federation pool key: want base64 of 32 bytes")
 	}
+	roots, err := federationRoots(c)
+	if err != nil {
+		return nil, err
+	}
 	return federation.Start(federation.Config{
-		Region: c.Region, NodeID: c.NodeID, HTTPURL: "http://" + c.HTTPAddr, BindAddr: c.FederationAddr,
-		Join: splitList(c.FederationJoin), PoolKey: key, Logger: logger,
+		Region: c.Region, NodeID: c.NodeID, HTTPURL: c.apiScheme() + "://" + c.HTTPAddr, BindAddr: c.FederationAddr,
+		Join: splitList(c.FederationJoin), PoolKey: key, RootCAs: roots, Logger: logger,
 	}, n)
 }
 

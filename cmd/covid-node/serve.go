@@ -103,12 +103,16 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return errors.Join(fmt.Errorf("serve: revision keys: %w", err), n.Close(ctx))
 	}
-	srv, err := api.New(api.Config{Addr: c.HTTPAddr, Now: ncfg.Now, CodeKeys: codeKeys, RevisionKeys: revisionKeys, AdminToken: ncfg.AdminToken, TrustedProxies: splitList(c.TrustedProxies), Limits: c.Limits, Logger: logger, FederationKey: fedKey, Pool: pool,
+	tlsConfig, err := httpsConfig(ctx, c, logger)
+	if err != nil {
+		return errors.Join(fmt.Errorf("serve: %w", err), n.Close(ctx))
+	}
+	srv, err := api.New(api.Config{Addr: c.HTTPAddr, TLS: tlsConfig, Now: ncfg.Now, CodeKeys: codeKeys, RevisionKeys: revisionKeys, AdminToken: ncfg.AdminToken, TrustedProxies: splitList(c.TrustedProxies), Limits: c.Limits, Logger: logger, FederationKey: fedKey, Pool: pool,
 		Feed: feed.Config{Region: c.Region, SigningKeys: exportKeys}}, n)
 	if err != nil {
 		return errors.Join(fmt.Errorf("serve: %w", err), n.Close(ctx))
 	}
-	logger.Info("node serving", "node", c.NodeID, "region", c.Region, "http", c.HTTPAddr, "raft", c.RaftAddr,
+	logger.Info("node serving", "node", c.NodeID, "region", c.Region, "api", c.apiScheme()+"://"+c.HTTPAddr, "raft", c.RaftAddr,
 		"admin_token_file", c.AdminTokenFile)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(listener) }()
