@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 	"testing"
+	"time"
 )
 
 // ksStatistic is the two-sample Kolmogorov-Smirnov statistic: the largest
@@ -61,5 +62,27 @@ func TestDecoyAnswerSizes(t *testing.T) {
 	}
 	if ksStatistic(real, shifted) <= critical {
 		t.Fatal("the test does not notice answers 800 bytes shorter")
+	}
+}
+
+// Before this node has seen a real upload, a decoy takes as long as a
+// recent write through the node took (the commit that dominates an
+// upload), not a fixed delay an observer could learn.
+func TestDecoyDelayBeforeFirstUpload(t *testing.T) {
+	ts := newTestServer(t, nil)
+	if _, ok := ts.srv.recent.Sample(); ok {
+		t.Fatal("a new server has upload latencies")
+	}
+	registerGoldenAuthority(t, ts) // a write through the node
+	written, ok := ts.node.WriteLatency()
+	if !ok {
+		t.Fatal("the write was not timed")
+	}
+	if got := ts.srv.chaffDelay(); got == defaultChaffDelay || got <= 0 {
+		t.Fatalf("decoy delay %v: not drawn from the node's writes (one took %v)", got, written)
+	}
+	ts.srv.recent.Record(123 * time.Millisecond)
+	if got := ts.srv.chaffDelay(); got != 123*time.Millisecond {
+		t.Fatalf("decoy delay %v once an upload was seen, want that upload's 123ms", got)
 	}
 }

@@ -78,7 +78,7 @@ func (s *Server) publish(c *gin.Context) {
 	}
 	resp.Padding = publish.Padding()
 	c.JSON(http.StatusOK, resp)
-	s.recent.record(time.Since(start))
+	s.recent.Record(time.Since(start))
 }
 
 func sleepUntil(ctx context.Context, t time.Time) {
@@ -94,7 +94,7 @@ func sleepUntil(ctx context.Context, t time.Time) {
 // same shape and size (random padding), after as long as a recent real
 // upload took; it stores nothing.
 func (s *Server) chaff(c *gin.Context, start time.Time, body []byte) {
-	t := time.NewTimer(time.Until(start.Add(s.recent.sample())))
+	t := time.NewTimer(time.Until(start.Add(s.chaffDelay())))
 	defer t.Stop()
 	select {
 	case <-t.C:

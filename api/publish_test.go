@@ -134,7 +134,7 @@ func TestPublishChaffAndRepeat(t *testing.T) {
 	ts := newTestServer(t, func() time.Time { return time.Unix(1795867700, 0) })
 	registerGoldenAuthority(t, ts)
 	const realLatency = 300 * time.Millisecond
-	ts.srv.recent.record(realLatency)
+	ts.srv.recent.Record(realLatency)
 	start := time.Now()
 	w := ts.do(http.MethodPost, "/v1/publish", goldenBody(t), map[string]string{"Content-Type": "application/json", "X-Chaff": "1"})
 	took := time.Since(start)

@@ -64,7 +64,7 @@ type Server struct {
 	codeKeys     [][]byte
 	revisionKeys [][]byte
 	codeFailures *ipLimiter
-	recent       latencies
+	recent       node.Latencies
 	http         *http.Server
 	// member serves the member port (mutual TLS) when the node has one.
 	member *http.Server

@@ -24,7 +24,7 @@ import (
 // Version 3: an imported batch needs signature_v2 (which covers its
 // export.sig) and is placed against its origin's high-water mark, so that
 // no expired batch is taken again; a trusted region may have a start
-// sequence.
+// sequence; a seal may say which real key each padding key copies.
 const Version = 3
 
 // Applier commits a command through the region's leader and returns its
@@ -75,8 +75,8 @@ func versions(cmd *fsmpb.Command) (lo, hi uint32) {
 			lo = 2 // version 2 form: the state machine decides
 		}
 	}
-	if cmd.GetPutTrust().GetStartSeq() > 0 {
-		lo = 3 // earlier versions do not know a start sequence
+	if cmd.GetPutTrust().GetStartSeq() > 0 || len(cmd.GetSeal().GetPaddingPicks()) > 0 {
+		lo = 3 // earlier versions know neither start sequences nor picks
 	}
 	return lo, hi
 }

@@ -159,18 +159,19 @@ func (c *Catalog) build(spec fileSpec) (*File, error) {
 // no longer has the first batch, or not yet the last, has no such file.
 func (c *Catalog) content(spec fileSpec) (keys, revised []export.Key, signers []*fsmpb.ExportSigner, err error) {
 	var seqs []uint32
-	first, last := false, false
+	var dayEnds []int64 // ends of the batches of the roll-up's day
 	for _, b := range c.src.Batches() {
 		switch {
 		case !spec.rollup && b.StartUnix == spec.start && b.EndUnix == spec.end:
-			seqs, first, last, signers = append(seqs, b.Seq), true, true, b.Signers
-		case spec.rollup && b.EndUnix > spec.start && b.EndUnix <= spec.end:
-			seqs, signers = append(seqs, b.Seq), b.Signers
-			first = first || b.EndUnix == spec.start+1
-			last = last || b.EndUnix == spec.end
+			seqs, signers, dayEnds = append(seqs, b.Seq), b.Signers, []int64{b.EndUnix}
+		case spec.rollup && dayOf(b.EndUnix) == dayOf(spec.end):
+			dayEnds = append(dayEnds, b.EndUnix)
+			if b.EndUnix <= spec.end {
+				seqs, signers = append(seqs, b.Seq), b.Signers
+			}
 		}
 	}
-	if !first || !last {
+	if !listedName(spec, dayEnds) {
 		return nil, nil, nil, ErrNotFound
 	}
 	for _, seq := range seqs {
@@ -187,6 +188,22 @@ func (c *Catalog) content(spec fileSpec) (keys, revised []export.Key, signers []
 	}
 	slices.SortFunc(keys, func(a, b export.Key) int { return compareData(a.Data, b.Data) })
 	return keys, revised, signers, nil
+}
+
+// listedName tells whether a file name is one the index lists, or listed
+// until the last seal: a batch file of a kept batch, or a roll-up from the
+// first batch of its day to the last, or to the one before (an app may
+// read the index just before a seal). Other windows of a day are never
+// built, so the names a client can make the node build are bounded.
+func listedName(spec fileSpec, dayEnds []int64) bool {
+	n := len(dayEnds)
+	switch {
+	case n == 0:
+		return false
+	case !spec.rollup:
+		return true
+	}
+	return dayEnds[0] == spec.start+1 && (dayEnds[n-1] == spec.end || n > 1 && dayEnds[n-2] == spec.end)
 }
 
 // signingKeys are this node's private keys for the signers a file names,

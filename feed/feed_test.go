@@ -217,3 +217,29 @@ func TestDelta(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// Only the roll-up the index lists for a day is built, and the one it
+// listed before the day's last seal: no other window of a day, so that the
+// files a client can make a node build are bounded.
+func TestRollupNamesOnlyListed(t *testing.T) {
+	src := newFake()
+	for i := range 4 {
+		src.add(uint32(i+1), day0+int64(i)*600, day0+int64(i+1)*600, []fsm.Key{key(byte(i + 1))})
+	}
+	c := NewCatalog(Config{Root: "v1/exports", Retention: 24 * time.Hour, SigningKeys: []export.SigningKey{signingKey(t)}}, src)
+	name := func(first, last int) string {
+		return "day/" + itoa(day0+int64(first)*600-1) + "-" + itoa(day0+int64(last)*600) + "-00001.zip"
+	}
+	if idx := c.Index(time.Unix(day0+3000, 0)); len(idx) != 1 || idx[0] != "v1/exports/"+name(1, 4) {
+		t.Fatalf("index %v, want %s", idx, name(1, 4))
+	}
+	for _, tc := range []struct {
+		first, last int
+		served      bool
+	}{{1, 4, true}, {1, 3, true}, {1, 2, false}, {1, 1, false}, {2, 4, false}, {3, 4, false}} {
+		_, err := c.File(name(tc.first, tc.last))
+		if served := err == nil; served != tc.served {
+			t.Errorf("roll-up of batches %d to %d: err %v, want served=%v", tc.first, tc.last, err, tc.served)
+		}
+	}
+}

@@ -65,7 +65,7 @@ func applySeal(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 	end := max(cmd.GetTimeUnix(), s.lastSealUnix+1)
 	b := &Batch{Seq: sl.GetSeq(), StartUnix: s.batchStart(eligible, end), EndUnix: end, Keys: s.published(eligible)}
 	if len(eligible) > 0 {
-		b.Padding = s.padding(eligible, int(sl.GetTargetKeys())-len(eligible), sl.GetPadding())
+		b.Padding = s.padding(eligible, int(sl.GetTargetKeys())-len(eligible), sl.GetPadding(), sl.GetPaddingPicks())
 	}
 	b.Revised = s.revised()
 	if cmd.GetVersion() >= 2 {
@@ -159,9 +159,11 @@ func (s *state) batchStart(keys []TEK, end int64) int64 {
 }
 
 // padding turns up to n of the leader's random keys into padding keys that
-// copy the other fields of the real keys round robin, as the GAEN reference
-// does, so that padding cannot be told from real keys.
-func (s *state) padding(real []TEK, n int, random [][]byte) []Key {
+// copy the other fields of real keys, so that padding cannot be told from
+// real keys: the real key the leader picked for each (at random), or, for
+// commands without picks, the real keys round robin as the GAEN reference
+// does (which lets group sizes by metadata give the real count away).
+func (s *state) padding(real []TEK, n int, random [][]byte, picks []uint32) []Key {
 	var out []Key
 	seen := make(map[TEK]bool, n)
 	for _, data := range random {
@@ -176,7 +178,11 @@ func (s *state) padding(real []TEK, n int, random [][]byte) []Key {
 			continue
 		}
 		seen[tek] = true
-		k := s.keys[real[len(out)%len(real)]].key(tek)
+		pick := len(out) % len(real)
+		if len(out) < len(picks) {
+			pick = int(picks[len(out)] % uint32(len(real)))
+		}
+		k := s.keys[real[pick]].key(tek)
 		k.Submission, k.Batch = 0, 0
 		out = append(out, k)
 	}

@@ -2,6 +2,7 @@ package fsm_test
 
 import (
 	"bytes"
+	"slices"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -116,6 +117,49 @@ func TestSealPadding(t *testing.T) {
 				t.Fatalf("padding entered the key set: %d keys", f.NumKeys())
 			}
 		})
+	}
+}
+
+// Padding copies the metadata of the real key the leader picked for it
+// (version 3), not the real keys round robin: round robin makes every group
+// of keys with the same metadata a multiple of (padding+real)/real, which
+// gives the real count away.
+func TestSealPaddingMetadataFollowsPicks(t *testing.T) {
+	const today = 20_000
+	now := int64(today*day*600 + 3600)
+	groups := func(picks []uint32) []int {
+		f := fsm.New()
+		mustApply(t, f, publish(1, now-100, dayKey(1, today-1), dayKey(2, today-2), dayKey(3, today-3)))
+		cmd := sealCmd(1, now, 33, 30)
+		cmd.Seal.PaddingPicks = picks
+		if picks != nil {
+			cmd.Version = 3
+		}
+		mustApply(t, f, cmd)
+		got, _, _ := f.BatchKeys(1)
+		by := map[int32]int{}
+		for _, k := range got {
+			by[k.RollingStart]++
+		}
+		var sizes []int
+		for _, n := range by {
+			sizes = append(sizes, n)
+		}
+		slices.Sort(sizes)
+		return sizes
+	}
+	if got := groups(nil); !slices.Equal(got, []int{11, 11, 11}) {
+		t.Fatalf("round robin: groups %v, want 11 each", got)
+	}
+	picks := make([]uint32, 30)
+	want := []int{1, 1, 1}
+	for i := range picks {
+		picks[i] = uint32(i*i*7 + 3)
+		want[picks[i]%3]++
+	}
+	slices.Sort(want)
+	if got := groups(picks); !slices.Equal(got, want) {
+		t.Fatalf("picked: groups %v, want %v", got, want)
 	}
 }
 

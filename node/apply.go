@@ -37,10 +37,14 @@ func (n *Node) Apply(ctx context.Context, cmd *fsmpb.Command) (*fsmpb.Result, er
 	if err != nil {
 		return nil, err
 	}
+	start := time.Now()
 	for attempt := 0; ; attempt++ {
 		res, err := n.applyOnce(ctx, cmd)
 		var retry errRetry
 		if !errors.As(err, &retry) {
+			if res != nil {
+				n.writes.Record(time.Since(start))
+			}
 			return res, err
 		}
 		if sleepCtx(ctx, backoff(attempt)) != nil {

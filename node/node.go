@@ -33,6 +33,8 @@ type Node struct {
 	client     *http.Client
 	leaderCh   chan bool
 	clock      clockState
+	// writes times the writes committed through this node.
+	writes Latencies
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup

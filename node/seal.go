@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/big"
@@ -39,6 +40,23 @@ func every(ctx context.Context, interval time.Duration, f func()) error {
 // ErrNothingToSeal means no accepted key has expired since the last batch.
 var ErrNothingToSeal = errors.New("nothing to seal")
 
+// paddingPicks draws, for each padding key, which real key it copies the
+// metadata of; none while the region applies a version before picks.
+func paddingPicks(regionVersion uint32, n int) ([]uint32, error) {
+	if regionVersion < 3 || n == 0 {
+		return nil, nil
+	}
+	raw := make([]byte, 4*n)
+	if _, err := rand.Read(raw); err != nil {
+		return nil, err
+	}
+	picks := make([]uint32, n)
+	for i := range picks {
+		picks[i] = binary.BigEndian.Uint32(raw[4*i:])
+	}
+	return picks, nil
+}
+
 // SealNow seals the next batch through raft: the leader draws the padding
 // keys (randomness stays out of Apply), as many as the region policy asks,
 // and the state machine decides, the same on every node, which keys the
@@ -63,9 +81,13 @@ func (n *Node) SealNow(ctx context.Context) (*fsmpb.SealResult, error) {
 			return nil, err
 		}
 	}
+	picks, err := paddingPicks(n.RegionVersion(), target)
+	if err != nil {
+		return nil, err
+	}
 	seq := n.fsm.LastBatch() + 1
 	res, err := command.Seal(ctx, n, &fsmpb.Seal{Seq: seq, TargetKeys: uint32(target), Padding: padding, Origin: n.cfg.Region,
-		Signers: n.cfg.ExportSigners})
+		Signers: n.cfg.ExportSigners, PaddingPicks: picks})
 	var refused *command.Error
 	if errors.As(err, &refused) && refused.Code == command.CodeNothingToSeal {
 		return nil, ErrNothingToSeal

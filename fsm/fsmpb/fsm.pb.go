@@ -1990,7 +1990,13 @@ type Seal struct {
 	// leader's): its files are signed with exactly these, for as long as
 	// they are served, whatever keys are added or retired later. Kept from
 	// version 2 on.
-	Signers       []*ExportSigner `protobuf:"bytes,5,rep,name=signers,proto3" json:"signers,omitempty"`
+	Signers []*ExportSigner `protobuf:"bytes,5,rep,name=signers,proto3" json:"signers,omitempty"`
+	// padding_picks say, for each padding key in turn, which of the batch's
+	// real keys (modulo their number) it copies the other fields of. The
+	// leader draws them at random, so that grouping a file by metadata does
+	// not give the count of real keys, as copying them round robin does.
+	// Version 3; without them padding copies round robin.
+	PaddingPicks  []uint32 `protobuf:"varint,6,rep,packed,name=padding_picks,json=paddingPicks,proto3" json:"padding_picks,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2056,6 +2062,13 @@ func (x *Seal) GetOrigin() string {
 func (x *Seal) GetSigners() []*ExportSigner {
 	if x != nil {
 		return x.Signers
+	}
+	return nil
+}
+
+func (x *Seal) GetPaddingPicks() []uint32 {
+	if x != nil {
+		return x.PaddingPicks
 	}
 	return nil
 }
@@ -3464,14 +3477,15 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\ttime_unix\x18\x01 \x01(\x03R\btimeUnix\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x1a\n" +
 	"\bselector\x18\x03 \x01(\tR\bselector\x12\x12\n" +
-	"\x04keys\x18\x04 \x01(\rR\x04keys\"\xa1\x01\n" +
+	"\x04keys\x18\x04 \x01(\rR\x04keys\"\xc6\x01\n" +
 	"\x04Seal\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\rR\x03seq\x12\x1f\n" +
 	"\vtarget_keys\x18\x02 \x01(\rR\n" +
 	"targetKeys\x12\x18\n" +
 	"\apadding\x18\x03 \x03(\fR\apadding\x12\x16\n" +
 	"\x06origin\x18\x04 \x01(\tR\x06origin\x124\n" +
-	"\asigners\x18\x05 \x03(\v2\x1a.covid.fsm.v1.ExportSignerR\asigners\"F\n" +
+	"\asigners\x18\x05 \x03(\v2\x1a.covid.fsm.v1.ExportSignerR\asigners\x12#\n" +
+	"\rpadding_picks\x18\x06 \x03(\rR\fpaddingPicks\"F\n" +
 	"\fExportSigner\x12\x15\n" +
 	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x1f\n" +
 	"\vkey_version\x18\x02 \x01(\tR\n" +
