@@ -40,7 +40,7 @@ cluster-test: build
 FUZZTIME ?= 5s
 FUZZ_TARGETS := ./publish:FuzzPublish ./publish:FuzzParseCode ./publish:FuzzRevisionToken \
 	./export:FuzzDecode ./fsm:FuzzApply ./fsm:FuzzRestore ./feed:FuzzParseName ./federation:FuzzGossip \
-	./api:FuzzCursor
+	./api:FuzzCursor ./verify:FuzzParseToken
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; name=$${t##*:}; \

@@ -46,6 +46,13 @@ func newTestServer(t *testing.T, now func() time.Time) *testServer {
 
 func newTestServerWith(t *testing.T, now func() time.Time, fc feed.Config) *testServer {
 	t.Helper()
+	return newTestServerConfig(t, Config{Now: now, Feed: fc})
+}
+
+// newTestServerConfig runs the API with cfg (admin token and logger set
+// here) on a new single-node region.
+func newTestServerConfig(t *testing.T, cfg Config) *testServer {
+	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -59,7 +66,8 @@ func newTestServerWith(t *testing.T, now func() time.Time, fc feed.Config) *test
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { n.Close(context.Background()) })
-	srv, err := New(Config{AdminToken: testToken, Now: now, Logger: logger, Feed: fc}, n)
+	cfg.AdminToken, cfg.Logger = testToken, logger
+	srv, err := New(cfg, n)
 	if err != nil {
 		t.Fatal(err)
 	}

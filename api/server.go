@@ -47,6 +47,9 @@ type Config struct {
 	Pool *federation.Pool
 	// Feed configures the export files and the delta feed.
 	Feed feed.Config
+	// Verification, if set, runs the verification service (device and
+	// issuing API) with these keys.
+	Verification *Verification
 	// Limits are the DoS filters; the zero value turns them all off.
 	Limits Limits
 	// Now is the clock used to check certificates and keys.
@@ -192,6 +195,9 @@ func (s *Server) routes() (http.Handler, error) {
 	readLimit := rateLimit(newIPLimiter(s.cfg.Limits.ReadRate, s.cfg.Limits.ReadBurst, s.cfg.Now))
 	r.POST("/v1/publish", publishLimit, s.readUpload, inFlight(s.cfg.Limits.MaxUploadsInFlight), s.publish)
 	r.POST("/v1/codes", publishLimit, s.requireProvider, s.issueCode)
+	if s.cfg.Verification != nil {
+		s.verificationRoutes(r, publishLimit)
+	}
 	read("/v1/keys", readLimit, s.publicRead, s.keyFeed)
 	read("/v1/exports/index.txt", readLimit, s.exportIndex(true))
 	read("/v1/exports/batches.txt", readLimit, s.exportIndex(false))
@@ -229,6 +235,9 @@ func (s *Server) routes() (http.Handler, error) {
 	admin.GET("/v1/admin/providers", s.readView, s.listProviders)
 	admin.POST("/v1/admin/providers", s.putProvider)
 	admin.DELETE("/v1/admin/providers/:id", s.revokeProvider)
+	admin.GET("/v1/admin/apikeys", s.readView, s.listAPIKeys)
+	admin.POST("/v1/admin/apikeys", s.putAPIKey)
+	admin.DELETE("/v1/admin/apikeys/:name", s.revokeAPIKey)
 	admin.POST("/v1/admin/trust", s.putTrust)
 	admin.DELETE("/v1/admin/trust/:region", s.removeTrust)
 	admin.GET("/debug/pprof/*profile", gin.WrapF(pprofHandler))

@@ -24,7 +24,8 @@ import (
 // Version 3: an imported batch needs signature_v2 (which covers its
 // export.sig) and is placed against its origin's high-water mark, so that
 // no expired batch is taken again; a trusted region may have a start
-// sequence; a seal may say which real key each padding key copies.
+// sequence; a seal may say which real key each padding key copies; the
+// verification service's API keys, codes and tokens exist.
 const Version = 3
 
 // Applier commits a command through the region's leader and returns its
@@ -56,6 +57,13 @@ func Since(t fsmpb.CommandType) (uint32, bool) {
 		return 1, true
 	case fsmpb.CommandType_COMMAND_TYPE_SET_POLICY:
 		return 2, true
+	case fsmpb.CommandType_COMMAND_TYPE_PUT_API_KEY,
+		fsmpb.CommandType_COMMAND_TYPE_REVOKE_API_KEY,
+		fsmpb.CommandType_COMMAND_TYPE_ISSUE_VERIFICATION_CODE,
+		fsmpb.CommandType_COMMAND_TYPE_CLAIM_CODE,
+		fsmpb.CommandType_COMMAND_TYPE_CLAIM_TOKEN,
+		fsmpb.CommandType_COMMAND_TYPE_EXPIRE_VERIFICATION_CODE:
+		return 3, true
 	}
 	return 0, false
 }

@@ -35,6 +35,14 @@ const (
 	CodeBatchConflict     Code = "batch_conflict"
 	CodeReplayedBatch     Code = "replayed_batch"
 	CodeBeforeStart       Code = "before_start_seq"
+	// Refusals of the verification service, named as its device and
+	// issuing API answer them.
+	CodeCodeInvalid         Code = "code_invalid"
+	CodeUnsupportedTestType Code = "unsupported_test_type"
+	CodeTokenExpired        Code = "token_expired"
+	CodeUUIDExists          Code = "uuid_already_exists"
+	CodeCodeNotFound        Code = "code_not_found"
+	CodeUnknownAPIKey       Code = "unknown_api_key"
 )
 
 // Error is a refusal by the state machine: the command changed nothing

@@ -40,8 +40,8 @@ func applyPutProvider(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 	return &fsmpb.Result{}
 }
 
-// applyRevokeProvider stops a provider: its token no longer works and its
-// unused codes are void. What it authorized stays until revoked by the
+// applyRevokeProvider stops a provider: its token and admin API keys no
+// longer work and its unused codes (of both kinds) are void. What it authorized stays until revoked by the
 // revoke command, which can name the provider.
 func applyRevokeProvider(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 	p, ok := s.providers[cmd.GetRevokeProvider().GetId()]
@@ -52,6 +52,11 @@ func applyRevokeProvider(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 	for lookup, c := range s.codes {
 		if c.GetProvider() == p.GetId() && c.GetUsedUnix() == 0 {
 			delete(s.codes, lookup)
+		}
+	}
+	for uuid, c := range s.vcodes {
+		if c.GetProvider() == p.GetId() && c.GetClaimedUnix() == 0 {
+			s.dropVerificationCode(uuid)
 		}
 	}
 	return &fsmpb.Result{}

@@ -35,6 +35,7 @@ type snapshot struct {
 	trusted        []*fsmpb.TrustedRegion
 	foreign        []*fsmpb.ForeignBatch // immutable once kept, so shared
 	marks          []*fsmpb.OriginMark   // replaced, never changed, so shared
+	verification   verificationRecords
 	lastDigest     []byte
 	revisedPending []TEK
 	lastSeq        uint32
@@ -65,6 +66,7 @@ func (s *state) capture() *snapshot {
 		trusted:        sortedClones(s.trusted),
 		foreign:        s.foreignList(),
 		marks:          sortedMarks(s.marks),
+		verification:   s.verificationRecords(),
 		lastDigest:     s.lastDigest,
 		revisedPending: slices.Clone(s.revisedPending),
 		lastSeq:        s.lastSeq,
@@ -106,6 +108,8 @@ func (sn *snapshot) write(w io.Writer) error {
 		Providers: uint64(len(sn.providers)), Codes: uint64(len(sn.codes)),
 		Trusted: uint64(len(sn.trusted)), Foreign: uint64(len(sn.foreign)), LastDigest: sn.lastDigest,
 		LastTimeUnix: sn.lastTime, Policy: sn.policy, OriginMarks: sn.marks,
+		ApiKeys: uint64(len(sn.verification.apiKeys)), VerificationCodes: uint64(len(sn.verification.codes)),
+		VerificationTokens: uint64(len(sn.verification.tokens)),
 	}
 	for _, k := range sn.revisedPending {
 		hdr.RevisedPending = append(hdr.RevisedPending, k[:])
@@ -164,6 +168,9 @@ func (sn *snapshot) write(w io.Writer) error {
 		if err := put(fb); err != nil {
 			return err
 		}
+	}
+	if err := sn.verification.write(put); err != nil {
+		return err
 	}
 	return bw.Flush()
 }
@@ -226,6 +233,9 @@ func readSnapshot(r io.Reader) (*state, error) {
 		return nil, err
 	}
 	if err := readFederation(s, &hdr, get); err != nil {
+		return nil, err
+	}
+	if err := readVerification(s, &hdr, get); err != nil {
 		return nil, err
 	}
 	if err := s.restoreDerived(&hdr); err != nil {

@@ -86,6 +86,13 @@ type state struct {
 	// marks are the newest batch ever kept per origin (high-water marks),
 	// kept after the batches expire and after the origin's trust goes.
 	marks map[string]*fsmpb.OriginMark
+	// apiKeys are the verification service's keys by hash; vcodes its
+	// codes by uuid, found from a code's keyed hash through vcodeHash;
+	// tokens the tokens /api/verify handed out, by id.
+	apiKeys   map[[32]byte]*fsmpb.ApiKey
+	vcodes    map[string]*fsmpb.VerificationCode
+	vcodeHash map[[32]byte]string
+	tokens    map[string]*fsmpb.VerificationToken
 	// lastDigest chains this region's own batches.
 	lastDigest []byte
 	// pending lists, in arrival order, the keys not yet sealed.
@@ -132,6 +139,10 @@ func newState() *state {
 		trusted:       make(map[string]*fsmpb.TrustedRegion),
 		foreign:       make(map[string][]*fsmpb.ForeignBatch),
 		marks:         make(map[string]*fsmpb.OriginMark),
+		apiKeys:       make(map[[32]byte]*fsmpb.ApiKey),
+		vcodes:        make(map[string]*fsmpb.VerificationCode),
+		vcodeHash:     make(map[[32]byte]string),
+		tokens:        make(map[string]*fsmpb.VerificationToken),
 		codes:         make(map[uint32]*fsmpb.Code),
 		nodes:         make(map[string]*fsmpb.Node),
 	}

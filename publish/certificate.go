@@ -55,8 +55,9 @@ type Claims struct {
 	SymptomOnsetInterval int32
 	// TEKMAC is the tekmac of the keys the certificate admits (see TEKMAC).
 	TEKMAC string
-	// IssuedAt is required; nbf is set 5 s before it.
-	IssuedAt time.Time
+	// IssuedAt is required; nbf is NotBefore, or 5 s before IssuedAt when
+	// NotBefore is zero.
+	IssuedAt, NotBefore time.Time
 	// TTL is the time from IssuedAt to exp; 0 means 15 minutes.
 	TTL time.Duration
 }
@@ -107,6 +108,10 @@ func SignCertificate(key *ecdsa.PrivateKey, c Claims) (string, error) {
 		ttl = defaultCertTTL
 	}
 	iat := c.IssuedAt.Unix()
+	nbf := c.IssuedAt.Add(-certBackdate)
+	if !c.NotBefore.IsZero() {
+		nbf = c.NotBefore
+	}
 	payload := certPayload{
 		ReportType:           c.ReportType,
 		SymptomOnsetInterval: uint32(c.SymptomOnsetInterval),
@@ -115,7 +120,7 @@ func SignCertificate(key *ecdsa.PrivateKey, c Claims) (string, error) {
 		ExpiresAt:            c.IssuedAt.Add(ttl).Unix(),
 		IssuedAt:             iat,
 		Issuer:               c.Issuer,
-		NotBefore:            c.IssuedAt.Add(-certBackdate).Unix(),
+		NotBefore:            nbf.Unix(),
 	}
 	return signJWT(key, c.Kid, payload)
 }
@@ -244,11 +249,11 @@ func authorityKey(a *fsmpb.Authority, kid string, now time.Time) (*ecdsa.PublicK
 // checkTEKMAC checks that the certificate's tekmac covers exactly the
 // request's keys, with the request's hmacKey as the HMAC secret.
 func checkTEKMAC(tekmac string, req *Request) error {
-	got, err := decodeBase64(tekmac)
+	got, err := DecodeBase64(tekmac)
 	if err != nil {
 		return fmt.Errorf("error decoding HMAC from claims: %w", err)
 	}
-	secret, err := decodeBase64(req.HMACKey)
+	secret, err := DecodeBase64(req.HMACKey)
 	if err != nil {
 		return fmt.Errorf("error decoding HMAC secret from publish request: %w", err)
 	}

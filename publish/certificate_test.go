@@ -214,7 +214,7 @@ func TestUnknownHealthAuthorityID(t *testing.T) {
 func TestSignCertificateMatchesGolden(t *testing.T) {
 	req, _ := golden(t)
 	signer, _ := newSigner(t)
-	secret, err := decodeBase64(req.HMACKey)
+	secret, err := DecodeBase64(req.HMACKey)
 	if err != nil {
 		t.Fatal(err)
 	}

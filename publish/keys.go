@@ -119,7 +119,7 @@ func newKeyWindow(now time.Time) keyWindow {
 // checkKey applies the reference's per-key rules and returns the key bytes;
 // a key that fails is dropped from the upload.
 func (w keyWindow) checkKey(k ExposureKey) ([]byte, error) {
-	data, err := decodeBase64(k.Key)
+	data, err := DecodeBase64(k.Key)
 	if err != nil {
 		return nil, err
 	}

@@ -39,7 +39,7 @@ func TestDecodeRequest(t *testing.T) {
 				if r.Keys[0].Key != "Fy_EgOWYSQw0F3YEM5sVQw" {
 					t.Errorf("key text = %q", r.Keys[0].Key)
 				}
-				data, err := decodeBase64(r.Keys[0].Key)
+				data, err := DecodeBase64(r.Keys[0].Key)
 				if err != nil || len(data) != 16 {
 					t.Errorf("key decodes to %d bytes, %v", len(data), err)
 				}
@@ -123,7 +123,7 @@ func TestPadding(t *testing.T) {
 		if len(p) < 1368 || len(p) > 2732 {
 			t.Fatalf("padding length %d outside 1-2 KB of base64", len(p))
 		}
-		if _, err := decodeBase64(p); err != nil {
+		if _, err := DecodeBase64(p); err != nil {
 			t.Fatalf("padding is not base64: %v", err)
 		}
 		seen[p] = true

@@ -90,7 +90,7 @@ func SealRevisionToken(key []byte, keys []RevisableKey) (string, error) {
 // OpenRevisionToken returns the keys a token lets its holder revise; a
 // token that was not made with key, or was altered, is an error.
 func OpenRevisionToken(key []byte, token string) ([]RevisableKey, error) {
-	raw, err := decodeBase64(token)
+	raw, err := DecodeBase64(token)
 	if err != nil {
 		return nil, errors.New("revision token is not base64")
 	}
@@ -133,7 +133,7 @@ func newGCM(key []byte) (cipher.AEAD, error) {
 // cannot tell decoys by size. It opens nowhere.
 func DecoyRevisionToken(keys int, previous string) string {
 	slots := keys
-	if raw, err := decodeBase64(previous); err == nil {
+	if raw, err := DecodeBase64(previous); err == nil {
 		if prev := (len(raw) - 1 - 12 - 16) / tokenEntry; prev > tokenMinEntries {
 			slots = max(slots, prev)
 		}

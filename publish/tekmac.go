@@ -61,9 +61,10 @@ func hmacSHA256(secret []byte, message string) []byte {
 	return mac.Sum(nil)
 }
 
-// decodeBase64 decodes base64 in the standard or URL alphabet, padded or
-// not, as the reference's base64util does for keys, hmacKey and tekmac.
-func decodeBase64(s string) ([]byte, error) {
+// DecodeBase64 decodes base64 in the standard or URL alphabet, padded or
+// not, as the reference's base64util does for keys, hmacKey, tekmac and
+// the verification server's ekeyhmac.
+func DecodeBase64(s string) ([]byte, error) {
 	s = strings.NewReplacer("+", "-", "/", "_").Replace(s)
 	s = strings.TrimRight(s, "=")
 	b, err := base64.RawURLEncoding.DecodeString(s)

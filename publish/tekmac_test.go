@@ -71,12 +71,12 @@ func TestTEKMACSortsWithoutReordering(t *testing.T) {
 func TestDecodeBase64Alphabets(t *testing.T) {
 	want := []byte{0xfb, 0xff, 0xbf, 0x01}
 	for _, s := range []string{"+/+/AQ==", "+/+/AQ", "-_-_AQ==", "-_-_AQ"} {
-		got, err := decodeBase64(s)
+		got, err := DecodeBase64(s)
 		if err != nil || string(got) != string(want) {
-			t.Errorf("decodeBase64(%q) = %x, %v; want %x", s, got, err, want)
+			t.Errorf("DecodeBase64(%q) = %x, %v; want %x", s, got, err, want)
 		}
 	}
-	if _, err := decodeBase64("not base64!"); err == nil {
-		t.Error("decodeBase64 accepted garbage")
+	if _, err := DecodeBase64("not base64!"); err == nil {
+		t.Error("DecodeBase64 accepted garbage")
 	}
 }

@@ -29,6 +29,10 @@ type serveConfig struct {
 	TLSCAFile, TLSCertFile, TLSKeyFile          string
 	HTTPSCertFile, HTTPSKeyFile                 string
 	FederationCAFile                            string
+	VerifyCertKeyFiles, VerifyCertKids          string
+	VerifyTokenKeyFiles, VerifyTokenKids        string
+	VerifyIssuer, VerifyAudience, VerifyAppIDs  string
+	VerifyCodeTTL                               time.Duration
 	InsecureDev                                 bool
 	CodeKeyFiles, RevisionKeyFiles              string
 	SigningKeyFile, SigningKeyID                string
@@ -76,6 +80,14 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.HTTPSCertFile, "https-cert-file", "", "serve the app and admin API over HTTPS (and HTTP/2) with this certificate chain (PEM); reloaded on SIGHUP and when the file changes")
 	fs.StringVar(&c.HTTPSKeyFile, "https-key-file", "", "the HTTPS certificate's private key (mode 0600)")
 	fs.StringVar(&c.FederationCAFile, "federation-ca-file", "", "extra CA certificates (PEM) that other regions' HTTPS certificates may chain to, besides the system's")
+	fs.StringVar(&c.VerifyCertKeyFiles, "verify-cert-key-file", "", "run the verification service (/api/verify, /api/certificate, /api/issue...): comma-separated ECDSA P-256 PEM files of the keys that sign its certificates (the first signs; every node the same); they become this region's own health authority")
+	fs.StringVar(&c.VerifyCertKids, "verify-cert-kid", "", "comma-separated kids of the certificate keys, one per file (the key version /v1/publish knows)")
+	fs.StringVar(&c.VerifyTokenKeyFiles, "verify-token-key-file", "", "comma-separated ECDSA P-256 PEM files of the keys that sign verification tokens (the first signs)")
+	fs.StringVar(&c.VerifyTokenKids, "verify-token-kid", "", "comma-separated kids of the token keys, one per file")
+	fs.StringVar(&c.VerifyIssuer, "verify-issuer", "", "iss of tokens and certificates (default covid-backend.<region>.verification)")
+	fs.StringVar(&c.VerifyAudience, "verify-audience", "", "aud of certificates (default the issuer)")
+	fs.StringVar(&c.VerifyAppIDs, "verify-app-id", "", "comma-separated app ids (healthAuthorityID) whose uploads the service's certificates admit")
+	fs.DurationVar(&c.VerifyCodeTTL, "verify-code-ttl", 15*time.Minute, "how long an issued code is valid (at most 1h)")
 	fs.BoolVar(&c.InsecureDev, "insecure-dev", false, "speak raft in plaintext, without certificates (loopback development only)")
 	fs.DurationVar(&c.TestClockOffset, "test-clock-offset", 0, "for fault tests only: shift this node's clock by this much")
 	fs.StringVar(&c.ExportKeysRetired, "export-key-retired", "", "comma-separated id/version of export keys that sign no new batch but still the files sealed while they were in force (keep them 14 days after retiring)")

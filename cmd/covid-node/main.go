@@ -24,6 +24,8 @@ commands:
   ha add|list|remove    manage the health authorities whose certificates admit uploads
   providers add|list|revoke
                         manage the health care providers that issue one-time codes
+  apikeys add|list|revoke
+                        manage the verification service's API keys (device keys for apps, admin keys of providers)
   policy show|set       the region policy (retention, padding, code lifetime) every node follows
   revoke                withdraw keys: a submission, single keys, or what an issuer authorized since a time
   revocations           list the revocations with their reasons
@@ -63,6 +65,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return authorities(ctx, args[1:], stdout)
 	case "providers":
 		return providers(ctx, args[1:], stdout)
+	case "apikeys":
+		return apiKeys(ctx, args[1:], stdout)
 	case "keygen":
 		return keygen(args[1:], stdout)
 	case "certs":

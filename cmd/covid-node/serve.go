@@ -77,6 +77,16 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if ncfg.ExportSigners, err = exportSigners(exportKeys, c.ExportKeysRetired); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
+	verifyCfg, verifyJob, err := verification(c)
+	if err != nil {
+		return fmt.Errorf("serve: verification service: %w", err)
+	}
+	if c.VerifyCodeTTL <= 0 || c.VerifyCodeTTL > maxCodeTTL {
+		return fmt.Errorf("serve: --verify-code-ttl %v: want up to %v", c.VerifyCodeTTL, maxCodeTTL)
+	}
+	if verifyJob != nil {
+		ncfg.LeaderJobs = append(ncfg.LeaderJobs, verifyJob)
+	}
 	if c.Dev {
 		job, err := devAuthorityJob(c.DataDir)
 		if err != nil {
@@ -107,7 +117,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return errors.Join(fmt.Errorf("serve: %w", err), n.Close(ctx))
 	}
-	srv, err := api.New(api.Config{Addr: c.HTTPAddr, TLS: tlsConfig, Now: ncfg.Now, CodeKeys: codeKeys, RevisionKeys: revisionKeys, AdminToken: ncfg.AdminToken, TrustedProxies: splitList(c.TrustedProxies), Limits: c.Limits, Logger: logger, FederationKey: fedKey, Pool: pool,
+	srv, err := api.New(api.Config{Addr: c.HTTPAddr, TLS: tlsConfig, Verification: verifyCfg, Now: ncfg.Now, CodeKeys: codeKeys, RevisionKeys: revisionKeys, AdminToken: ncfg.AdminToken, TrustedProxies: splitList(c.TrustedProxies), Limits: c.Limits, Logger: logger, FederationKey: fedKey, Pool: pool,
 		Feed: feed.Config{Region: c.Region, SigningKeys: exportKeys}}, n)
 	if err != nil {
 		return errors.Join(fmt.Errorf("serve: %w", err), n.Close(ctx))
@@ -189,6 +199,7 @@ func splitList(s string) []string {
 // and the pool key (the member key is checked where it is loaded).
 func checkSecrets(c *serveConfig) error {
 	files := append(splitList(c.ExportKeyFiles), c.SigningKeyFile, c.PoolKeyFile)
+	files = append(append(files, splitList(c.VerifyCertKeyFiles)...), splitList(c.VerifyTokenKeyFiles)...)
 	files = append(append(files, splitList(c.CodeKeyFiles)...), splitList(c.RevisionKeyFiles)...)
 	if _, err := os.Stat(c.AdminTokenFile); err == nil {
 		files = append(files, c.AdminTokenFile)

@@ -30,22 +30,28 @@ const (
 type CommandType int32
 
 const (
-	CommandType_COMMAND_TYPE_UNSPECIFIED      CommandType = 0
-	CommandType_COMMAND_TYPE_PUBLISH          CommandType = 1
-	CommandType_COMMAND_TYPE_PUT_AUTHORITY    CommandType = 2
-	CommandType_COMMAND_TYPE_REMOVE_AUTHORITY CommandType = 3
-	CommandType_COMMAND_TYPE_PUT_NODE         CommandType = 4
-	CommandType_COMMAND_TYPE_REMOVE_NODE      CommandType = 5
-	CommandType_COMMAND_TYPE_SEAL             CommandType = 6
-	CommandType_COMMAND_TYPE_REVOKE           CommandType = 7
-	CommandType_COMMAND_TYPE_EXPIRE           CommandType = 8
-	CommandType_COMMAND_TYPE_PUT_PROVIDER     CommandType = 9
-	CommandType_COMMAND_TYPE_REVOKE_PROVIDER  CommandType = 10
-	CommandType_COMMAND_TYPE_ISSUE_CODE       CommandType = 11
-	CommandType_COMMAND_TYPE_PUT_TRUST        CommandType = 12
-	CommandType_COMMAND_TYPE_REMOVE_TRUST     CommandType = 13
-	CommandType_COMMAND_TYPE_IMPORT_BATCH     CommandType = 14
-	CommandType_COMMAND_TYPE_SET_POLICY       CommandType = 15
+	CommandType_COMMAND_TYPE_UNSPECIFIED              CommandType = 0
+	CommandType_COMMAND_TYPE_PUBLISH                  CommandType = 1
+	CommandType_COMMAND_TYPE_PUT_AUTHORITY            CommandType = 2
+	CommandType_COMMAND_TYPE_REMOVE_AUTHORITY         CommandType = 3
+	CommandType_COMMAND_TYPE_PUT_NODE                 CommandType = 4
+	CommandType_COMMAND_TYPE_REMOVE_NODE              CommandType = 5
+	CommandType_COMMAND_TYPE_SEAL                     CommandType = 6
+	CommandType_COMMAND_TYPE_REVOKE                   CommandType = 7
+	CommandType_COMMAND_TYPE_EXPIRE                   CommandType = 8
+	CommandType_COMMAND_TYPE_PUT_PROVIDER             CommandType = 9
+	CommandType_COMMAND_TYPE_REVOKE_PROVIDER          CommandType = 10
+	CommandType_COMMAND_TYPE_ISSUE_CODE               CommandType = 11
+	CommandType_COMMAND_TYPE_PUT_TRUST                CommandType = 12
+	CommandType_COMMAND_TYPE_REMOVE_TRUST             CommandType = 13
+	CommandType_COMMAND_TYPE_IMPORT_BATCH             CommandType = 14
+	CommandType_COMMAND_TYPE_SET_POLICY               CommandType = 15
+	CommandType_COMMAND_TYPE_PUT_API_KEY              CommandType = 16
+	CommandType_COMMAND_TYPE_REVOKE_API_KEY           CommandType = 17
+	CommandType_COMMAND_TYPE_ISSUE_VERIFICATION_CODE  CommandType = 18
+	CommandType_COMMAND_TYPE_CLAIM_CODE               CommandType = 19
+	CommandType_COMMAND_TYPE_CLAIM_TOKEN              CommandType = 20
+	CommandType_COMMAND_TYPE_EXPIRE_VERIFICATION_CODE CommandType = 21
 )
 
 // Enum value maps for CommandType.
@@ -67,24 +73,36 @@ var (
 		13: "COMMAND_TYPE_REMOVE_TRUST",
 		14: "COMMAND_TYPE_IMPORT_BATCH",
 		15: "COMMAND_TYPE_SET_POLICY",
+		16: "COMMAND_TYPE_PUT_API_KEY",
+		17: "COMMAND_TYPE_REVOKE_API_KEY",
+		18: "COMMAND_TYPE_ISSUE_VERIFICATION_CODE",
+		19: "COMMAND_TYPE_CLAIM_CODE",
+		20: "COMMAND_TYPE_CLAIM_TOKEN",
+		21: "COMMAND_TYPE_EXPIRE_VERIFICATION_CODE",
 	}
 	CommandType_value = map[string]int32{
-		"COMMAND_TYPE_UNSPECIFIED":      0,
-		"COMMAND_TYPE_PUBLISH":          1,
-		"COMMAND_TYPE_PUT_AUTHORITY":    2,
-		"COMMAND_TYPE_REMOVE_AUTHORITY": 3,
-		"COMMAND_TYPE_PUT_NODE":         4,
-		"COMMAND_TYPE_REMOVE_NODE":      5,
-		"COMMAND_TYPE_SEAL":             6,
-		"COMMAND_TYPE_REVOKE":           7,
-		"COMMAND_TYPE_EXPIRE":           8,
-		"COMMAND_TYPE_PUT_PROVIDER":     9,
-		"COMMAND_TYPE_REVOKE_PROVIDER":  10,
-		"COMMAND_TYPE_ISSUE_CODE":       11,
-		"COMMAND_TYPE_PUT_TRUST":        12,
-		"COMMAND_TYPE_REMOVE_TRUST":     13,
-		"COMMAND_TYPE_IMPORT_BATCH":     14,
-		"COMMAND_TYPE_SET_POLICY":       15,
+		"COMMAND_TYPE_UNSPECIFIED":              0,
+		"COMMAND_TYPE_PUBLISH":                  1,
+		"COMMAND_TYPE_PUT_AUTHORITY":            2,
+		"COMMAND_TYPE_REMOVE_AUTHORITY":         3,
+		"COMMAND_TYPE_PUT_NODE":                 4,
+		"COMMAND_TYPE_REMOVE_NODE":              5,
+		"COMMAND_TYPE_SEAL":                     6,
+		"COMMAND_TYPE_REVOKE":                   7,
+		"COMMAND_TYPE_EXPIRE":                   8,
+		"COMMAND_TYPE_PUT_PROVIDER":             9,
+		"COMMAND_TYPE_REVOKE_PROVIDER":          10,
+		"COMMAND_TYPE_ISSUE_CODE":               11,
+		"COMMAND_TYPE_PUT_TRUST":                12,
+		"COMMAND_TYPE_REMOVE_TRUST":             13,
+		"COMMAND_TYPE_IMPORT_BATCH":             14,
+		"COMMAND_TYPE_SET_POLICY":               15,
+		"COMMAND_TYPE_PUT_API_KEY":              16,
+		"COMMAND_TYPE_REVOKE_API_KEY":           17,
+		"COMMAND_TYPE_ISSUE_VERIFICATION_CODE":  18,
+		"COMMAND_TYPE_CLAIM_CODE":               19,
+		"COMMAND_TYPE_CLAIM_TOKEN":              20,
+		"COMMAND_TYPE_EXPIRE_VERIFICATION_CODE": 21,
 	}
 )
 
@@ -120,27 +138,33 @@ func (CommandType) EnumDescriptor() ([]byte, []int) {
 // builds the command (the command package), never changed on the way: a
 // state machine stops on a version it does not know.
 type Command struct {
-	state           protoimpl.MessageState `protogen:"open.v1"`
-	Version         uint32                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
-	Type            CommandType            `protobuf:"varint,2,opt,name=type,proto3,enum=covid.fsm.v1.CommandType" json:"type,omitempty"`
-	TimeUnix        int64                  `protobuf:"varint,3,opt,name=time_unix,json=timeUnix,proto3" json:"time_unix,omitempty"`
-	Publish         *Publish               `protobuf:"bytes,10,opt,name=publish,proto3" json:"publish,omitempty"`
-	PutAuthority    *Authority             `protobuf:"bytes,11,opt,name=put_authority,json=putAuthority,proto3" json:"put_authority,omitempty"`
-	RemoveAuthority *RemoveAuthority       `protobuf:"bytes,12,opt,name=remove_authority,json=removeAuthority,proto3" json:"remove_authority,omitempty"`
-	PutNode         *Node                  `protobuf:"bytes,13,opt,name=put_node,json=putNode,proto3" json:"put_node,omitempty"`
-	RemoveNode      *RemoveNode            `protobuf:"bytes,14,opt,name=remove_node,json=removeNode,proto3" json:"remove_node,omitempty"`
-	Seal            *Seal                  `protobuf:"bytes,15,opt,name=seal,proto3" json:"seal,omitempty"`
-	Revoke          *Revoke                `protobuf:"bytes,16,opt,name=revoke,proto3" json:"revoke,omitempty"`
-	Expire          *Expire                `protobuf:"bytes,17,opt,name=expire,proto3" json:"expire,omitempty"`
-	PutProvider     *Provider              `protobuf:"bytes,18,opt,name=put_provider,json=putProvider,proto3" json:"put_provider,omitempty"`
-	RevokeProvider  *RevokeProvider        `protobuf:"bytes,19,opt,name=revoke_provider,json=revokeProvider,proto3" json:"revoke_provider,omitempty"`
-	IssueCode       *Code                  `protobuf:"bytes,20,opt,name=issue_code,json=issueCode,proto3" json:"issue_code,omitempty"`
-	PutTrust        *TrustedRegion         `protobuf:"bytes,21,opt,name=put_trust,json=putTrust,proto3" json:"put_trust,omitempty"`
-	RemoveTrust     *RemoveTrust           `protobuf:"bytes,22,opt,name=remove_trust,json=removeTrust,proto3" json:"remove_trust,omitempty"`
-	ImportBatch     *ImportBatch           `protobuf:"bytes,23,opt,name=import_batch,json=importBatch,proto3" json:"import_batch,omitempty"`
-	SetPolicy       *Policy                `protobuf:"bytes,24,opt,name=set_policy,json=setPolicy,proto3" json:"set_policy,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	state                  protoimpl.MessageState  `protogen:"open.v1"`
+	Version                uint32                  `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	Type                   CommandType             `protobuf:"varint,2,opt,name=type,proto3,enum=covid.fsm.v1.CommandType" json:"type,omitempty"`
+	TimeUnix               int64                   `protobuf:"varint,3,opt,name=time_unix,json=timeUnix,proto3" json:"time_unix,omitempty"`
+	Publish                *Publish                `protobuf:"bytes,10,opt,name=publish,proto3" json:"publish,omitempty"`
+	PutAuthority           *Authority              `protobuf:"bytes,11,opt,name=put_authority,json=putAuthority,proto3" json:"put_authority,omitempty"`
+	RemoveAuthority        *RemoveAuthority        `protobuf:"bytes,12,opt,name=remove_authority,json=removeAuthority,proto3" json:"remove_authority,omitempty"`
+	PutNode                *Node                   `protobuf:"bytes,13,opt,name=put_node,json=putNode,proto3" json:"put_node,omitempty"`
+	RemoveNode             *RemoveNode             `protobuf:"bytes,14,opt,name=remove_node,json=removeNode,proto3" json:"remove_node,omitempty"`
+	Seal                   *Seal                   `protobuf:"bytes,15,opt,name=seal,proto3" json:"seal,omitempty"`
+	Revoke                 *Revoke                 `protobuf:"bytes,16,opt,name=revoke,proto3" json:"revoke,omitempty"`
+	Expire                 *Expire                 `protobuf:"bytes,17,opt,name=expire,proto3" json:"expire,omitempty"`
+	PutProvider            *Provider               `protobuf:"bytes,18,opt,name=put_provider,json=putProvider,proto3" json:"put_provider,omitempty"`
+	RevokeProvider         *RevokeProvider         `protobuf:"bytes,19,opt,name=revoke_provider,json=revokeProvider,proto3" json:"revoke_provider,omitempty"`
+	IssueCode              *Code                   `protobuf:"bytes,20,opt,name=issue_code,json=issueCode,proto3" json:"issue_code,omitempty"`
+	PutTrust               *TrustedRegion          `protobuf:"bytes,21,opt,name=put_trust,json=putTrust,proto3" json:"put_trust,omitempty"`
+	RemoveTrust            *RemoveTrust            `protobuf:"bytes,22,opt,name=remove_trust,json=removeTrust,proto3" json:"remove_trust,omitempty"`
+	ImportBatch            *ImportBatch            `protobuf:"bytes,23,opt,name=import_batch,json=importBatch,proto3" json:"import_batch,omitempty"`
+	SetPolicy              *Policy                 `protobuf:"bytes,24,opt,name=set_policy,json=setPolicy,proto3" json:"set_policy,omitempty"`
+	PutApiKey              *ApiKey                 `protobuf:"bytes,25,opt,name=put_api_key,json=putApiKey,proto3" json:"put_api_key,omitempty"`
+	RevokeApiKey           *RevokeApiKey           `protobuf:"bytes,26,opt,name=revoke_api_key,json=revokeApiKey,proto3" json:"revoke_api_key,omitempty"`
+	IssueVerificationCode  *VerificationCode       `protobuf:"bytes,27,opt,name=issue_verification_code,json=issueVerificationCode,proto3" json:"issue_verification_code,omitempty"`
+	ClaimCode              *ClaimCode              `protobuf:"bytes,28,opt,name=claim_code,json=claimCode,proto3" json:"claim_code,omitempty"`
+	ClaimToken             *ClaimToken             `protobuf:"bytes,29,opt,name=claim_token,json=claimToken,proto3" json:"claim_token,omitempty"`
+	ExpireVerificationCode *ExpireVerificationCode `protobuf:"bytes,30,opt,name=expire_verification_code,json=expireVerificationCode,proto3" json:"expire_verification_code,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
 }
 
 func (x *Command) Reset() {
@@ -299,6 +323,48 @@ func (x *Command) GetSetPolicy() *Policy {
 	return nil
 }
 
+func (x *Command) GetPutApiKey() *ApiKey {
+	if x != nil {
+		return x.PutApiKey
+	}
+	return nil
+}
+
+func (x *Command) GetRevokeApiKey() *RevokeApiKey {
+	if x != nil {
+		return x.RevokeApiKey
+	}
+	return nil
+}
+
+func (x *Command) GetIssueVerificationCode() *VerificationCode {
+	if x != nil {
+		return x.IssueVerificationCode
+	}
+	return nil
+}
+
+func (x *Command) GetClaimCode() *ClaimCode {
+	if x != nil {
+		return x.ClaimCode
+	}
+	return nil
+}
+
+func (x *Command) GetClaimToken() *ClaimToken {
+	if x != nil {
+		return x.ClaimToken
+	}
+	return nil
+}
+
+func (x *Command) GetExpireVerificationCode() *ExpireVerificationCode {
+	if x != nil {
+		return x.ExpireVerificationCode
+	}
+	return nil
+}
+
 // Policy is the region-wide configuration every node follows, replicated so
 // that no node decides by its own flags. SET_POLICY replaces the fields
 // that are set (non-zero); a zero field keeps the current value.
@@ -401,6 +467,8 @@ type Result struct {
 	//	*Result_Import
 	//	*Result_IssueCode
 	//	*Result_Policy
+	//	*Result_VerificationCode
+	//	*Result_VerificationToken
 	Value         isResult_Value `protobuf_oneof:"value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -513,6 +581,24 @@ func (x *Result) GetPolicy() *Policy {
 	return nil
 }
 
+func (x *Result) GetVerificationCode() *VerificationCode {
+	if x != nil {
+		if x, ok := x.Value.(*Result_VerificationCode); ok {
+			return x.VerificationCode
+		}
+	}
+	return nil
+}
+
+func (x *Result) GetVerificationToken() *VerificationToken {
+	if x != nil {
+		if x, ok := x.Value.(*Result_VerificationToken); ok {
+			return x.VerificationToken
+		}
+	}
+	return nil
+}
+
 type isResult_Value interface {
 	isResult_Value()
 }
@@ -545,6 +631,14 @@ type Result_Policy struct {
 	Policy *Policy `protobuf:"bytes,16,opt,name=policy,proto3,oneof"`
 }
 
+type Result_VerificationCode struct {
+	VerificationCode *VerificationCode `protobuf:"bytes,17,opt,name=verification_code,json=verificationCode,proto3,oneof"`
+}
+
+type Result_VerificationToken struct {
+	VerificationToken *VerificationToken `protobuf:"bytes,18,opt,name=verification_token,json=verificationToken,proto3,oneof"`
+}
+
 func (*Result_Publish) isResult_Value() {}
 
 func (*Result_Seal) isResult_Value() {}
@@ -558,6 +652,10 @@ func (*Result_Import) isResult_Value() {}
 func (*Result_IssueCode) isResult_Value() {}
 
 func (*Result_Policy) isResult_Value() {}
+
+func (*Result_VerificationCode) isResult_Value() {}
+
+func (*Result_VerificationToken) isResult_Value() {}
 
 // Refusal tells why the state machine refused a command.
 type Refusal struct {
@@ -3067,9 +3165,14 @@ type SnapshotHeader struct {
 	// policy is the replicated region configuration (absent: defaults).
 	Policy *Policy `protobuf:"bytes,18,opt,name=policy,proto3" json:"policy,omitempty"`
 	// origin_marks are the high-water marks of other regions, by origin.
-	OriginMarks   []*OriginMark `protobuf:"bytes,19,rep,name=origin_marks,json=originMarks,proto3" json:"origin_marks,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	OriginMarks []*OriginMark `protobuf:"bytes,19,rep,name=origin_marks,json=originMarks,proto3" json:"origin_marks,omitempty"`
+	// api_keys, verification_codes and verification_tokens count the
+	// verification service's records, which follow the foreign batches.
+	ApiKeys            uint64 `protobuf:"varint,20,opt,name=api_keys,json=apiKeys,proto3" json:"api_keys,omitempty"`
+	VerificationCodes  uint64 `protobuf:"varint,21,opt,name=verification_codes,json=verificationCodes,proto3" json:"verification_codes,omitempty"`
+	VerificationTokens uint64 `protobuf:"varint,22,opt,name=verification_tokens,json=verificationTokens,proto3" json:"verification_tokens,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *SnapshotHeader) Reset() {
@@ -3235,6 +3338,27 @@ func (x *SnapshotHeader) GetOriginMarks() []*OriginMark {
 	return nil
 }
 
+func (x *SnapshotHeader) GetApiKeys() uint64 {
+	if x != nil {
+		return x.ApiKeys
+	}
+	return 0
+}
+
+func (x *SnapshotHeader) GetVerificationCodes() uint64 {
+	if x != nil {
+		return x.VerificationCodes
+	}
+	return 0
+}
+
+func (x *SnapshotHeader) GetVerificationTokens() uint64 {
+	if x != nil {
+		return x.VerificationTokens
+	}
+	return 0
+}
+
 // StoredKey is a key record in a snapshot: the key and the index of the
 // submission that brought it.
 type StoredKey struct {
@@ -3316,11 +3440,578 @@ func (x *StoredKey) GetRevised() bool {
 	return false
 }
 
+// ApiKey is a key of the verification service's device or issuing API,
+// kept as the SHA-256 of the key. A device key is the region's (apps hold
+// it); an admin key belongs to one provider and issues its codes.
+type ApiKey struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Hash  []byte                 `protobuf:"bytes,1,opt,name=hash,proto3" json:"hash,omitempty"`
+	Name  string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// kind: "device" or "admin".
+	Kind string `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"`
+	// provider: the provider an admin key issues for (empty for device keys).
+	Provider      string `protobuf:"bytes,4,opt,name=provider,proto3" json:"provider,omitempty"`
+	CreatedUnix   int64  `protobuf:"varint,5,opt,name=created_unix,json=createdUnix,proto3" json:"created_unix,omitempty"`
+	Revoked       bool   `protobuf:"varint,6,opt,name=revoked,proto3" json:"revoked,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApiKey) Reset() {
+	*x = ApiKey{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApiKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApiKey) ProtoMessage() {}
+
+func (x *ApiKey) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApiKey.ProtoReflect.Descriptor instead.
+func (*ApiKey) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *ApiKey) GetHash() []byte {
+	if x != nil {
+		return x.Hash
+	}
+	return nil
+}
+
+func (x *ApiKey) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ApiKey) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *ApiKey) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
+func (x *ApiKey) GetCreatedUnix() int64 {
+	if x != nil {
+		return x.CreatedUnix
+	}
+	return 0
+}
+
+func (x *ApiKey) GetRevoked() bool {
+	if x != nil {
+		return x.Revoked
+	}
+	return false
+}
+
+type RevokeApiKey struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Hash          []byte                 `protobuf:"bytes,1,opt,name=hash,proto3" json:"hash,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeApiKey) Reset() {
+	*x = RevokeApiKey{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeApiKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeApiKey) ProtoMessage() {}
+
+func (x *RevokeApiKey) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeApiKey.ProtoReflect.Descriptor instead.
+func (*RevokeApiKey) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *RevokeApiKey) GetHash() []byte {
+	if x != nil {
+		return x.Hash
+	}
+	return nil
+}
+
+// VerificationCode is a code pair of the verification service: a short
+// code read over the phone and a long code sent by SMS or link, kept only
+// as keyed hashes, issued by a provider under a client-chosen uuid. An
+// ISSUE_VERIFICATION_CODE command carries the lifetimes; the state machine
+// sets the times from the command's time.
+type VerificationCode struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Uuid     string                 `protobuf:"bytes,1,opt,name=uuid,proto3" json:"uuid,omitempty"`
+	Provider string                 `protobuf:"bytes,2,opt,name=provider,proto3" json:"provider,omitempty"`
+	// issued_by names who issued it within the provider (an API key's name,
+	// a portal user), for the provider's records.
+	IssuedBy  string `protobuf:"bytes,3,opt,name=issued_by,json=issuedBy,proto3" json:"issued_by,omitempty"`
+	ShortHash []byte `protobuf:"bytes,4,opt,name=short_hash,json=shortHash,proto3" json:"short_hash,omitempty"`
+	LongHash  []byte `protobuf:"bytes,5,opt,name=long_hash,json=longHash,proto3" json:"long_hash,omitempty"`
+	TestType  string `protobuf:"bytes,6,opt,name=test_type,json=testType,proto3" json:"test_type,omitempty"`
+	// test_day and symptom_day are days since 1970-01-01 (0: not given).
+	TestDay         int32 `protobuf:"varint,7,opt,name=test_day,json=testDay,proto3" json:"test_day,omitempty"`
+	SymptomDay      int32 `protobuf:"varint,8,opt,name=symptom_day,json=symptomDay,proto3" json:"symptom_day,omitempty"`
+	IssuedUnix      int64 `protobuf:"varint,9,opt,name=issued_unix,json=issuedUnix,proto3" json:"issued_unix,omitempty"`
+	ExpiresUnix     int64 `protobuf:"varint,10,opt,name=expires_unix,json=expiresUnix,proto3" json:"expires_unix,omitempty"`
+	LongExpiresUnix int64 `protobuf:"varint,11,opt,name=long_expires_unix,json=longExpiresUnix,proto3" json:"long_expires_unix,omitempty"`
+	// claimed_unix is when /api/verify used the code up (0: unused).
+	ClaimedUnix int64 `protobuf:"varint,12,opt,name=claimed_unix,json=claimedUnix,proto3" json:"claimed_unix,omitempty"`
+	// expired_by_unix is when the provider expired it (0: never).
+	ExpiredByUnix   int64 `protobuf:"varint,13,opt,name=expired_by_unix,json=expiredByUnix,proto3" json:"expired_by_unix,omitempty"`
+	ShortTtlSeconds int64 `protobuf:"varint,14,opt,name=short_ttl_seconds,json=shortTtlSeconds,proto3" json:"short_ttl_seconds,omitempty"`
+	LongTtlSeconds  int64 `protobuf:"varint,15,opt,name=long_ttl_seconds,json=longTtlSeconds,proto3" json:"long_ttl_seconds,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *VerificationCode) Reset() {
+	*x = VerificationCode{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerificationCode) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerificationCode) ProtoMessage() {}
+
+func (x *VerificationCode) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerificationCode.ProtoReflect.Descriptor instead.
+func (*VerificationCode) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *VerificationCode) GetUuid() string {
+	if x != nil {
+		return x.Uuid
+	}
+	return ""
+}
+
+func (x *VerificationCode) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
+func (x *VerificationCode) GetIssuedBy() string {
+	if x != nil {
+		return x.IssuedBy
+	}
+	return ""
+}
+
+func (x *VerificationCode) GetShortHash() []byte {
+	if x != nil {
+		return x.ShortHash
+	}
+	return nil
+}
+
+func (x *VerificationCode) GetLongHash() []byte {
+	if x != nil {
+		return x.LongHash
+	}
+	return nil
+}
+
+func (x *VerificationCode) GetTestType() string {
+	if x != nil {
+		return x.TestType
+	}
+	return ""
+}
+
+func (x *VerificationCode) GetTestDay() int32 {
+	if x != nil {
+		return x.TestDay
+	}
+	return 0
+}
+
+func (x *VerificationCode) GetSymptomDay() int32 {
+	if x != nil {
+		return x.SymptomDay
+	}
+	return 0
+}
+
+func (x *VerificationCode) GetIssuedUnix() int64 {
+	if x != nil {
+		return x.IssuedUnix
+	}
+	return 0
+}
+
+func (x *VerificationCode) GetExpiresUnix() int64 {
+	if x != nil {
+		return x.ExpiresUnix
+	}
+	return 0
+}
+
+func (x *VerificationCode) GetLongExpiresUnix() int64 {
+	if x != nil {
+		return x.LongExpiresUnix
+	}
+	return 0
+}
+
+func (x *VerificationCode) GetClaimedUnix() int64 {
+	if x != nil {
+		return x.ClaimedUnix
+	}
+	return 0
+}
+
+func (x *VerificationCode) GetExpiredByUnix() int64 {
+	if x != nil {
+		return x.ExpiredByUnix
+	}
+	return 0
+}
+
+func (x *VerificationCode) GetShortTtlSeconds() int64 {
+	if x != nil {
+		return x.ShortTtlSeconds
+	}
+	return 0
+}
+
+func (x *VerificationCode) GetLongTtlSeconds() int64 {
+	if x != nil {
+		return x.LongTtlSeconds
+	}
+	return 0
+}
+
+// ClaimCode uses up a verification code and creates its token, in one
+// command, so that two requests racing on two nodes cannot both win.
+type ClaimCode struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// hashes are the typed code's keyed hash under each code key in force.
+	Hashes [][]byte `protobuf:"bytes,1,rep,name=hashes,proto3" json:"hashes,omitempty"`
+	// accept is the set of test types the app handles (expanded).
+	Accept []string `protobuf:"bytes,2,rep,name=accept,proto3" json:"accept,omitempty"`
+	// token_id is the token's jti, drawn by the node; token_ttl_seconds its
+	// lifetime.
+	TokenId         string `protobuf:"bytes,3,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
+	TokenTtlSeconds int64  `protobuf:"varint,4,opt,name=token_ttl_seconds,json=tokenTtlSeconds,proto3" json:"token_ttl_seconds,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ClaimCode) Reset() {
+	*x = ClaimCode{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClaimCode) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClaimCode) ProtoMessage() {}
+
+func (x *ClaimCode) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClaimCode.ProtoReflect.Descriptor instead.
+func (*ClaimCode) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *ClaimCode) GetHashes() [][]byte {
+	if x != nil {
+		return x.Hashes
+	}
+	return nil
+}
+
+func (x *ClaimCode) GetAccept() []string {
+	if x != nil {
+		return x.Accept
+	}
+	return nil
+}
+
+func (x *ClaimCode) GetTokenId() string {
+	if x != nil {
+		return x.TokenId
+	}
+	return ""
+}
+
+func (x *ClaimCode) GetTokenTtlSeconds() int64 {
+	if x != nil {
+		return x.TokenTtlSeconds
+	}
+	return 0
+}
+
+// VerificationToken is the record of a token /api/verify handed out: the
+// state machine keeps it single use.
+type VerificationToken struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	CodeUuid      string                 `protobuf:"bytes,2,opt,name=code_uuid,json=codeUuid,proto3" json:"code_uuid,omitempty"`
+	TestType      string                 `protobuf:"bytes,3,opt,name=test_type,json=testType,proto3" json:"test_type,omitempty"`
+	TestDay       int32                  `protobuf:"varint,4,opt,name=test_day,json=testDay,proto3" json:"test_day,omitempty"`
+	SymptomDay    int32                  `protobuf:"varint,5,opt,name=symptom_day,json=symptomDay,proto3" json:"symptom_day,omitempty"`
+	ExpiresUnix   int64                  `protobuf:"varint,6,opt,name=expires_unix,json=expiresUnix,proto3" json:"expires_unix,omitempty"`
+	UsedUnix      int64                  `protobuf:"varint,7,opt,name=used_unix,json=usedUnix,proto3" json:"used_unix,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerificationToken) Reset() {
+	*x = VerificationToken{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerificationToken) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerificationToken) ProtoMessage() {}
+
+func (x *VerificationToken) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerificationToken.ProtoReflect.Descriptor instead.
+func (*VerificationToken) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *VerificationToken) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *VerificationToken) GetCodeUuid() string {
+	if x != nil {
+		return x.CodeUuid
+	}
+	return ""
+}
+
+func (x *VerificationToken) GetTestType() string {
+	if x != nil {
+		return x.TestType
+	}
+	return ""
+}
+
+func (x *VerificationToken) GetTestDay() int32 {
+	if x != nil {
+		return x.TestDay
+	}
+	return 0
+}
+
+func (x *VerificationToken) GetSymptomDay() int32 {
+	if x != nil {
+		return x.SymptomDay
+	}
+	return 0
+}
+
+func (x *VerificationToken) GetExpiresUnix() int64 {
+	if x != nil {
+		return x.ExpiresUnix
+	}
+	return 0
+}
+
+func (x *VerificationToken) GetUsedUnix() int64 {
+	if x != nil {
+		return x.UsedUnix
+	}
+	return 0
+}
+
+// ClaimToken uses up a token for its one certificate.
+type ClaimToken struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TokenId       string                 `protobuf:"bytes,1,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClaimToken) Reset() {
+	*x = ClaimToken{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClaimToken) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClaimToken) ProtoMessage() {}
+
+func (x *ClaimToken) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClaimToken.ProtoReflect.Descriptor instead.
+func (*ClaimToken) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *ClaimToken) GetTokenId() string {
+	if x != nil {
+		return x.TokenId
+	}
+	return ""
+}
+
+// ExpireVerificationCode expires an unused code now, for the provider that
+// issued it only.
+type ExpireVerificationCode struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Uuid          string                 `protobuf:"bytes,1,opt,name=uuid,proto3" json:"uuid,omitempty"`
+	Provider      string                 `protobuf:"bytes,2,opt,name=provider,proto3" json:"provider,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExpireVerificationCode) Reset() {
+	*x = ExpireVerificationCode{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExpireVerificationCode) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExpireVerificationCode) ProtoMessage() {}
+
+func (x *ExpireVerificationCode) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExpireVerificationCode.ProtoReflect.Descriptor instead.
+func (*ExpireVerificationCode) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *ExpireVerificationCode) GetUuid() string {
+	if x != nil {
+		return x.Uuid
+	}
+	return ""
+}
+
+func (x *ExpireVerificationCode) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
 var File_fsm_fsmpb_fsm_proto protoreflect.FileDescriptor
 
 const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\n" +
-	"\x13fsm/fsmpb/fsm.proto\x12\fcovid.fsm.v1\"\xb6\a\n" +
+	"\x13fsm/fsmpb/fsm.proto\x12\fcovid.fsm.v1\"\xd9\n" +
+	"\n" +
 	"\aCommand\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12-\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x19.covid.fsm.v1.CommandTypeR\x04type\x12\x1b\n" +
@@ -3343,14 +4034,22 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\fremove_trust\x18\x16 \x01(\v2\x19.covid.fsm.v1.RemoveTrustR\vremoveTrust\x12<\n" +
 	"\fimport_batch\x18\x17 \x01(\v2\x19.covid.fsm.v1.ImportBatchR\vimportBatch\x123\n" +
 	"\n" +
-	"set_policy\x18\x18 \x01(\v2\x14.covid.fsm.v1.PolicyR\tsetPolicy\"\xd2\x01\n" +
+	"set_policy\x18\x18 \x01(\v2\x14.covid.fsm.v1.PolicyR\tsetPolicy\x124\n" +
+	"\vput_api_key\x18\x19 \x01(\v2\x14.covid.fsm.v1.ApiKeyR\tputApiKey\x12@\n" +
+	"\x0erevoke_api_key\x18\x1a \x01(\v2\x1a.covid.fsm.v1.RevokeApiKeyR\frevokeApiKey\x12V\n" +
+	"\x17issue_verification_code\x18\x1b \x01(\v2\x1e.covid.fsm.v1.VerificationCodeR\x15issueVerificationCode\x126\n" +
+	"\n" +
+	"claim_code\x18\x1c \x01(\v2\x17.covid.fsm.v1.ClaimCodeR\tclaimCode\x129\n" +
+	"\vclaim_token\x18\x1d \x01(\v2\x18.covid.fsm.v1.ClaimTokenR\n" +
+	"claimToken\x12^\n" +
+	"\x18expire_verification_code\x18\x1e \x01(\v2$.covid.fsm.v1.ExpireVerificationCodeR\x16expireVerificationCode\"\xd2\x01\n" +
 	"\x06Policy\x12+\n" +
 	"\x11retention_seconds\x18\x01 \x01(\x03R\x10retentionSeconds\x12\"\n" +
 	"\rseal_min_keys\x18\x02 \x01(\rR\vsealMinKeys\x12.\n" +
 	"\x13seal_padding_jitter\x18\x03 \x01(\rR\x11sealPaddingJitter\x12\x1d\n" +
 	"\n" +
 	"no_padding\x18\x04 \x01(\bR\tnoPadding\x12(\n" +
-	"\x10code_ttl_seconds\x18\x05 \x01(\x03R\x0ecodeTtlSeconds\"\xb8\x03\n" +
+	"\x10code_ttl_seconds\x18\x05 \x01(\x03R\x0ecodeTtlSeconds\"\xd9\x04\n" +
 	"\x06Result\x12/\n" +
 	"\arefusal\x18\x01 \x01(\v2\x15.covid.fsm.v1.RefusalR\arefusal\x127\n" +
 	"\apublish\x18\n" +
@@ -3361,7 +4060,9 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x06import\x18\x0e \x01(\v2\x1a.covid.fsm.v1.ImportResultH\x00R\x06import\x129\n" +
 	"\n" +
 	"issue_code\x18\x0f \x01(\v2\x18.covid.fsm.v1.CodeResultH\x00R\tissueCode\x12.\n" +
-	"\x06policy\x18\x10 \x01(\v2\x14.covid.fsm.v1.PolicyH\x00R\x06policyB\a\n" +
+	"\x06policy\x18\x10 \x01(\v2\x14.covid.fsm.v1.PolicyH\x00R\x06policy\x12M\n" +
+	"\x11verification_code\x18\x11 \x01(\v2\x1e.covid.fsm.v1.VerificationCodeH\x00R\x10verificationCode\x12P\n" +
+	"\x12verification_token\x18\x12 \x01(\v2\x1f.covid.fsm.v1.VerificationTokenH\x00R\x11verificationTokenB\a\n" +
 	"\x05value\"7\n" +
 	"\aRefusal\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
@@ -3575,7 +4276,7 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x05index\x18\b \x01(\rR\x05index\x12\x1a\n" +
 	"\bprovider\x18\t \x01(\tR\bprovider\x12\x1b\n" +
 	"\tcode_hash\x18\n" +
-	" \x01(\fR\bcodeHash\"\x8c\x05\n" +
+	" \x01(\fR\bcodeHash\"\x87\x06\n" +
 	"\x0eSnapshotHeader\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12 \n" +
 	"\vauthorities\x18\x02 \x01(\x04R\vauthorities\x12\x14\n" +
@@ -3597,7 +4298,10 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"lastDigest\x12$\n" +
 	"\x0elast_time_unix\x18\x11 \x01(\x03R\flastTimeUnix\x12,\n" +
 	"\x06policy\x18\x12 \x01(\v2\x14.covid.fsm.v1.PolicyR\x06policy\x12;\n" +
-	"\forigin_marks\x18\x13 \x03(\v2\x18.covid.fsm.v1.OriginMarkR\voriginMarks\"\x9a\x01\n" +
+	"\forigin_marks\x18\x13 \x03(\v2\x18.covid.fsm.v1.OriginMarkR\voriginMarks\x12\x19\n" +
+	"\bapi_keys\x18\x14 \x01(\x04R\aapiKeys\x12-\n" +
+	"\x12verification_codes\x18\x15 \x01(\x04R\x11verificationCodes\x12/\n" +
+	"\x13verification_tokens\x18\x16 \x01(\x04R\x12verificationTokens\"\x9a\x01\n" +
 	"\tStoredKey\x12#\n" +
 	"\x03key\x18\x01 \x01(\v2\x11.covid.fsm.v1.KeyR\x03key\x12\x1e\n" +
 	"\n" +
@@ -3605,7 +4309,56 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"submission\x12\x14\n" +
 	"\x05batch\x18\x03 \x01(\rR\x05batch\x12\x18\n" +
 	"\arevoked\x18\x04 \x01(\bR\arevoked\x12\x18\n" +
-	"\arevised\x18\x05 \x01(\bR\arevised*\xdf\x03\n" +
+	"\arevised\x18\x05 \x01(\bR\arevised\"\x9d\x01\n" +
+	"\x06ApiKey\x12\x12\n" +
+	"\x04hash\x18\x01 \x01(\fR\x04hash\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
+	"\x04kind\x18\x03 \x01(\tR\x04kind\x12\x1a\n" +
+	"\bprovider\x18\x04 \x01(\tR\bprovider\x12!\n" +
+	"\fcreated_unix\x18\x05 \x01(\x03R\vcreatedUnix\x12\x18\n" +
+	"\arevoked\x18\x06 \x01(\bR\arevoked\"\"\n" +
+	"\fRevokeApiKey\x12\x12\n" +
+	"\x04hash\x18\x01 \x01(\fR\x04hash\"\x85\x04\n" +
+	"\x10VerificationCode\x12\x12\n" +
+	"\x04uuid\x18\x01 \x01(\tR\x04uuid\x12\x1a\n" +
+	"\bprovider\x18\x02 \x01(\tR\bprovider\x12\x1b\n" +
+	"\tissued_by\x18\x03 \x01(\tR\bissuedBy\x12\x1d\n" +
+	"\n" +
+	"short_hash\x18\x04 \x01(\fR\tshortHash\x12\x1b\n" +
+	"\tlong_hash\x18\x05 \x01(\fR\blongHash\x12\x1b\n" +
+	"\ttest_type\x18\x06 \x01(\tR\btestType\x12\x19\n" +
+	"\btest_day\x18\a \x01(\x05R\atestDay\x12\x1f\n" +
+	"\vsymptom_day\x18\b \x01(\x05R\n" +
+	"symptomDay\x12\x1f\n" +
+	"\vissued_unix\x18\t \x01(\x03R\n" +
+	"issuedUnix\x12!\n" +
+	"\fexpires_unix\x18\n" +
+	" \x01(\x03R\vexpiresUnix\x12*\n" +
+	"\x11long_expires_unix\x18\v \x01(\x03R\x0flongExpiresUnix\x12!\n" +
+	"\fclaimed_unix\x18\f \x01(\x03R\vclaimedUnix\x12&\n" +
+	"\x0fexpired_by_unix\x18\r \x01(\x03R\rexpiredByUnix\x12*\n" +
+	"\x11short_ttl_seconds\x18\x0e \x01(\x03R\x0fshortTtlSeconds\x12(\n" +
+	"\x10long_ttl_seconds\x18\x0f \x01(\x03R\x0elongTtlSeconds\"\x82\x01\n" +
+	"\tClaimCode\x12\x16\n" +
+	"\x06hashes\x18\x01 \x03(\fR\x06hashes\x12\x16\n" +
+	"\x06accept\x18\x02 \x03(\tR\x06accept\x12\x19\n" +
+	"\btoken_id\x18\x03 \x01(\tR\atokenId\x12*\n" +
+	"\x11token_ttl_seconds\x18\x04 \x01(\x03R\x0ftokenTtlSeconds\"\xd9\x01\n" +
+	"\x11VerificationToken\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
+	"\tcode_uuid\x18\x02 \x01(\tR\bcodeUuid\x12\x1b\n" +
+	"\ttest_type\x18\x03 \x01(\tR\btestType\x12\x19\n" +
+	"\btest_day\x18\x04 \x01(\x05R\atestDay\x12\x1f\n" +
+	"\vsymptom_day\x18\x05 \x01(\x05R\n" +
+	"symptomDay\x12!\n" +
+	"\fexpires_unix\x18\x06 \x01(\x03R\vexpiresUnix\x12\x1b\n" +
+	"\tused_unix\x18\a \x01(\x03R\busedUnix\"'\n" +
+	"\n" +
+	"ClaimToken\x12\x19\n" +
+	"\btoken_id\x18\x01 \x01(\tR\atokenId\"H\n" +
+	"\x16ExpireVerificationCode\x12\x12\n" +
+	"\x04uuid\x18\x01 \x01(\tR\x04uuid\x12\x1a\n" +
+	"\bprovider\x18\x02 \x01(\tR\bprovider*\xae\x05\n" +
 	"\vCommandType\x12\x1c\n" +
 	"\x18COMMAND_TYPE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14COMMAND_TYPE_PUBLISH\x10\x01\x12\x1e\n" +
@@ -3623,7 +4376,13 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x16COMMAND_TYPE_PUT_TRUST\x10\f\x12\x1d\n" +
 	"\x19COMMAND_TYPE_REMOVE_TRUST\x10\r\x12\x1d\n" +
 	"\x19COMMAND_TYPE_IMPORT_BATCH\x10\x0e\x12\x1b\n" +
-	"\x17COMMAND_TYPE_SET_POLICY\x10\x0fB2Z0github.com/covid-backend/covid-backend/fsm/fsmpbb\x06proto3"
+	"\x17COMMAND_TYPE_SET_POLICY\x10\x0f\x12\x1c\n" +
+	"\x18COMMAND_TYPE_PUT_API_KEY\x10\x10\x12\x1f\n" +
+	"\x1bCOMMAND_TYPE_REVOKE_API_KEY\x10\x11\x12(\n" +
+	"$COMMAND_TYPE_ISSUE_VERIFICATION_CODE\x10\x12\x12\x1b\n" +
+	"\x17COMMAND_TYPE_CLAIM_CODE\x10\x13\x12\x1c\n" +
+	"\x18COMMAND_TYPE_CLAIM_TOKEN\x10\x14\x12)\n" +
+	"%COMMAND_TYPE_EXPIRE_VERIFICATION_CODE\x10\x15B2Z0github.com/covid-backend/covid-backend/fsm/fsmpbb\x06proto3"
 
 var (
 	file_fsm_fsmpb_fsm_proto_rawDescOnce sync.Once
@@ -3638,46 +4397,53 @@ func file_fsm_fsmpb_fsm_proto_rawDescGZIP() []byte {
 }
 
 var file_fsm_fsmpb_fsm_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_fsm_fsmpb_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
+var file_fsm_fsmpb_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
 var file_fsm_fsmpb_fsm_proto_goTypes = []any{
-	(CommandType)(0),        // 0: covid.fsm.v1.CommandType
-	(*Command)(nil),         // 1: covid.fsm.v1.Command
-	(*Policy)(nil),          // 2: covid.fsm.v1.Policy
-	(*Result)(nil),          // 3: covid.fsm.v1.Result
-	(*Refusal)(nil),         // 4: covid.fsm.v1.Refusal
-	(*PublishResult)(nil),   // 5: covid.fsm.v1.PublishResult
-	(*SealResult)(nil),      // 6: covid.fsm.v1.SealResult
-	(*RevokeResult)(nil),    // 7: covid.fsm.v1.RevokeResult
-	(*ExpireResult)(nil),    // 8: covid.fsm.v1.ExpireResult
-	(*ImportResult)(nil),    // 9: covid.fsm.v1.ImportResult
-	(*CodeResult)(nil),      // 10: covid.fsm.v1.CodeResult
-	(*TrustKey)(nil),        // 11: covid.fsm.v1.TrustKey
-	(*TrustedRegion)(nil),   // 12: covid.fsm.v1.TrustedRegion
-	(*RemoveTrust)(nil),     // 13: covid.fsm.v1.RemoveTrust
-	(*ImportBatch)(nil),     // 14: covid.fsm.v1.ImportBatch
-	(*FederationBatch)(nil), // 15: covid.fsm.v1.FederationBatch
-	(*SignedBatch)(nil),     // 16: covid.fsm.v1.SignedBatch
-	(*OriginMark)(nil),      // 17: covid.fsm.v1.OriginMark
-	(*Provider)(nil),        // 18: covid.fsm.v1.Provider
-	(*RevokeProvider)(nil),  // 19: covid.fsm.v1.RevokeProvider
-	(*Code)(nil),            // 20: covid.fsm.v1.Code
-	(*Revoke)(nil),          // 21: covid.fsm.v1.Revoke
-	(*Expire)(nil),          // 22: covid.fsm.v1.Expire
-	(*Revocation)(nil),      // 23: covid.fsm.v1.Revocation
-	(*Seal)(nil),            // 24: covid.fsm.v1.Seal
-	(*ExportSigner)(nil),    // 25: covid.fsm.v1.ExportSigner
-	(*Batch)(nil),           // 26: covid.fsm.v1.Batch
-	(*ForeignBatch)(nil),    // 27: covid.fsm.v1.ForeignBatch
-	(*Key)(nil),             // 28: covid.fsm.v1.Key
-	(*Publish)(nil),         // 29: covid.fsm.v1.Publish
-	(*AuthorityKey)(nil),    // 30: covid.fsm.v1.AuthorityKey
-	(*Authority)(nil),       // 31: covid.fsm.v1.Authority
-	(*RemoveAuthority)(nil), // 32: covid.fsm.v1.RemoveAuthority
-	(*Node)(nil),            // 33: covid.fsm.v1.Node
-	(*RemoveNode)(nil),      // 34: covid.fsm.v1.RemoveNode
-	(*Submission)(nil),      // 35: covid.fsm.v1.Submission
-	(*SnapshotHeader)(nil),  // 36: covid.fsm.v1.SnapshotHeader
-	(*StoredKey)(nil),       // 37: covid.fsm.v1.StoredKey
+	(CommandType)(0),               // 0: covid.fsm.v1.CommandType
+	(*Command)(nil),                // 1: covid.fsm.v1.Command
+	(*Policy)(nil),                 // 2: covid.fsm.v1.Policy
+	(*Result)(nil),                 // 3: covid.fsm.v1.Result
+	(*Refusal)(nil),                // 4: covid.fsm.v1.Refusal
+	(*PublishResult)(nil),          // 5: covid.fsm.v1.PublishResult
+	(*SealResult)(nil),             // 6: covid.fsm.v1.SealResult
+	(*RevokeResult)(nil),           // 7: covid.fsm.v1.RevokeResult
+	(*ExpireResult)(nil),           // 8: covid.fsm.v1.ExpireResult
+	(*ImportResult)(nil),           // 9: covid.fsm.v1.ImportResult
+	(*CodeResult)(nil),             // 10: covid.fsm.v1.CodeResult
+	(*TrustKey)(nil),               // 11: covid.fsm.v1.TrustKey
+	(*TrustedRegion)(nil),          // 12: covid.fsm.v1.TrustedRegion
+	(*RemoveTrust)(nil),            // 13: covid.fsm.v1.RemoveTrust
+	(*ImportBatch)(nil),            // 14: covid.fsm.v1.ImportBatch
+	(*FederationBatch)(nil),        // 15: covid.fsm.v1.FederationBatch
+	(*SignedBatch)(nil),            // 16: covid.fsm.v1.SignedBatch
+	(*OriginMark)(nil),             // 17: covid.fsm.v1.OriginMark
+	(*Provider)(nil),               // 18: covid.fsm.v1.Provider
+	(*RevokeProvider)(nil),         // 19: covid.fsm.v1.RevokeProvider
+	(*Code)(nil),                   // 20: covid.fsm.v1.Code
+	(*Revoke)(nil),                 // 21: covid.fsm.v1.Revoke
+	(*Expire)(nil),                 // 22: covid.fsm.v1.Expire
+	(*Revocation)(nil),             // 23: covid.fsm.v1.Revocation
+	(*Seal)(nil),                   // 24: covid.fsm.v1.Seal
+	(*ExportSigner)(nil),           // 25: covid.fsm.v1.ExportSigner
+	(*Batch)(nil),                  // 26: covid.fsm.v1.Batch
+	(*ForeignBatch)(nil),           // 27: covid.fsm.v1.ForeignBatch
+	(*Key)(nil),                    // 28: covid.fsm.v1.Key
+	(*Publish)(nil),                // 29: covid.fsm.v1.Publish
+	(*AuthorityKey)(nil),           // 30: covid.fsm.v1.AuthorityKey
+	(*Authority)(nil),              // 31: covid.fsm.v1.Authority
+	(*RemoveAuthority)(nil),        // 32: covid.fsm.v1.RemoveAuthority
+	(*Node)(nil),                   // 33: covid.fsm.v1.Node
+	(*RemoveNode)(nil),             // 34: covid.fsm.v1.RemoveNode
+	(*Submission)(nil),             // 35: covid.fsm.v1.Submission
+	(*SnapshotHeader)(nil),         // 36: covid.fsm.v1.SnapshotHeader
+	(*StoredKey)(nil),              // 37: covid.fsm.v1.StoredKey
+	(*ApiKey)(nil),                 // 38: covid.fsm.v1.ApiKey
+	(*RevokeApiKey)(nil),           // 39: covid.fsm.v1.RevokeApiKey
+	(*VerificationCode)(nil),       // 40: covid.fsm.v1.VerificationCode
+	(*ClaimCode)(nil),              // 41: covid.fsm.v1.ClaimCode
+	(*VerificationToken)(nil),      // 42: covid.fsm.v1.VerificationToken
+	(*ClaimToken)(nil),             // 43: covid.fsm.v1.ClaimToken
+	(*ExpireVerificationCode)(nil), // 44: covid.fsm.v1.ExpireVerificationCode
 }
 var file_fsm_fsmpb_fsm_proto_depIdxs = []int32{
 	0,  // 0: covid.fsm.v1.Command.type:type_name -> covid.fsm.v1.CommandType
@@ -3696,33 +4462,41 @@ var file_fsm_fsmpb_fsm_proto_depIdxs = []int32{
 	13, // 13: covid.fsm.v1.Command.remove_trust:type_name -> covid.fsm.v1.RemoveTrust
 	14, // 14: covid.fsm.v1.Command.import_batch:type_name -> covid.fsm.v1.ImportBatch
 	2,  // 15: covid.fsm.v1.Command.set_policy:type_name -> covid.fsm.v1.Policy
-	4,  // 16: covid.fsm.v1.Result.refusal:type_name -> covid.fsm.v1.Refusal
-	5,  // 17: covid.fsm.v1.Result.publish:type_name -> covid.fsm.v1.PublishResult
-	6,  // 18: covid.fsm.v1.Result.seal:type_name -> covid.fsm.v1.SealResult
-	7,  // 19: covid.fsm.v1.Result.revoke:type_name -> covid.fsm.v1.RevokeResult
-	8,  // 20: covid.fsm.v1.Result.expire:type_name -> covid.fsm.v1.ExpireResult
-	9,  // 21: covid.fsm.v1.Result.import:type_name -> covid.fsm.v1.ImportResult
-	10, // 22: covid.fsm.v1.Result.issue_code:type_name -> covid.fsm.v1.CodeResult
-	2,  // 23: covid.fsm.v1.Result.policy:type_name -> covid.fsm.v1.Policy
-	11, // 24: covid.fsm.v1.TrustedRegion.keys:type_name -> covid.fsm.v1.TrustKey
-	28, // 25: covid.fsm.v1.FederationBatch.keys:type_name -> covid.fsm.v1.Key
-	28, // 26: covid.fsm.v1.FederationBatch.revised:type_name -> covid.fsm.v1.Key
-	25, // 27: covid.fsm.v1.Seal.signers:type_name -> covid.fsm.v1.ExportSigner
-	28, // 28: covid.fsm.v1.Batch.sealed_keys:type_name -> covid.fsm.v1.Key
-	28, // 29: covid.fsm.v1.Batch.padding:type_name -> covid.fsm.v1.Key
-	28, // 30: covid.fsm.v1.Batch.revised:type_name -> covid.fsm.v1.Key
-	25, // 31: covid.fsm.v1.Batch.signers:type_name -> covid.fsm.v1.ExportSigner
-	28, // 32: covid.fsm.v1.Publish.keys:type_name -> covid.fsm.v1.Key
-	28, // 33: covid.fsm.v1.Publish.revisions:type_name -> covid.fsm.v1.Key
-	30, // 34: covid.fsm.v1.Authority.keys:type_name -> covid.fsm.v1.AuthorityKey
-	2,  // 35: covid.fsm.v1.SnapshotHeader.policy:type_name -> covid.fsm.v1.Policy
-	17, // 36: covid.fsm.v1.SnapshotHeader.origin_marks:type_name -> covid.fsm.v1.OriginMark
-	28, // 37: covid.fsm.v1.StoredKey.key:type_name -> covid.fsm.v1.Key
-	38, // [38:38] is the sub-list for method output_type
-	38, // [38:38] is the sub-list for method input_type
-	38, // [38:38] is the sub-list for extension type_name
-	38, // [38:38] is the sub-list for extension extendee
-	0,  // [0:38] is the sub-list for field type_name
+	38, // 16: covid.fsm.v1.Command.put_api_key:type_name -> covid.fsm.v1.ApiKey
+	39, // 17: covid.fsm.v1.Command.revoke_api_key:type_name -> covid.fsm.v1.RevokeApiKey
+	40, // 18: covid.fsm.v1.Command.issue_verification_code:type_name -> covid.fsm.v1.VerificationCode
+	41, // 19: covid.fsm.v1.Command.claim_code:type_name -> covid.fsm.v1.ClaimCode
+	43, // 20: covid.fsm.v1.Command.claim_token:type_name -> covid.fsm.v1.ClaimToken
+	44, // 21: covid.fsm.v1.Command.expire_verification_code:type_name -> covid.fsm.v1.ExpireVerificationCode
+	4,  // 22: covid.fsm.v1.Result.refusal:type_name -> covid.fsm.v1.Refusal
+	5,  // 23: covid.fsm.v1.Result.publish:type_name -> covid.fsm.v1.PublishResult
+	6,  // 24: covid.fsm.v1.Result.seal:type_name -> covid.fsm.v1.SealResult
+	7,  // 25: covid.fsm.v1.Result.revoke:type_name -> covid.fsm.v1.RevokeResult
+	8,  // 26: covid.fsm.v1.Result.expire:type_name -> covid.fsm.v1.ExpireResult
+	9,  // 27: covid.fsm.v1.Result.import:type_name -> covid.fsm.v1.ImportResult
+	10, // 28: covid.fsm.v1.Result.issue_code:type_name -> covid.fsm.v1.CodeResult
+	2,  // 29: covid.fsm.v1.Result.policy:type_name -> covid.fsm.v1.Policy
+	40, // 30: covid.fsm.v1.Result.verification_code:type_name -> covid.fsm.v1.VerificationCode
+	42, // 31: covid.fsm.v1.Result.verification_token:type_name -> covid.fsm.v1.VerificationToken
+	11, // 32: covid.fsm.v1.TrustedRegion.keys:type_name -> covid.fsm.v1.TrustKey
+	28, // 33: covid.fsm.v1.FederationBatch.keys:type_name -> covid.fsm.v1.Key
+	28, // 34: covid.fsm.v1.FederationBatch.revised:type_name -> covid.fsm.v1.Key
+	25, // 35: covid.fsm.v1.Seal.signers:type_name -> covid.fsm.v1.ExportSigner
+	28, // 36: covid.fsm.v1.Batch.sealed_keys:type_name -> covid.fsm.v1.Key
+	28, // 37: covid.fsm.v1.Batch.padding:type_name -> covid.fsm.v1.Key
+	28, // 38: covid.fsm.v1.Batch.revised:type_name -> covid.fsm.v1.Key
+	25, // 39: covid.fsm.v1.Batch.signers:type_name -> covid.fsm.v1.ExportSigner
+	28, // 40: covid.fsm.v1.Publish.keys:type_name -> covid.fsm.v1.Key
+	28, // 41: covid.fsm.v1.Publish.revisions:type_name -> covid.fsm.v1.Key
+	30, // 42: covid.fsm.v1.Authority.keys:type_name -> covid.fsm.v1.AuthorityKey
+	2,  // 43: covid.fsm.v1.SnapshotHeader.policy:type_name -> covid.fsm.v1.Policy
+	17, // 44: covid.fsm.v1.SnapshotHeader.origin_marks:type_name -> covid.fsm.v1.OriginMark
+	28, // 45: covid.fsm.v1.StoredKey.key:type_name -> covid.fsm.v1.Key
+	46, // [46:46] is the sub-list for method output_type
+	46, // [46:46] is the sub-list for method input_type
+	46, // [46:46] is the sub-list for extension type_name
+	46, // [46:46] is the sub-list for extension extendee
+	0,  // [0:46] is the sub-list for field type_name
 }
 
 func init() { file_fsm_fsmpb_fsm_proto_init() }
@@ -3738,6 +4512,8 @@ func file_fsm_fsmpb_fsm_proto_init() {
 		(*Result_Import)(nil),
 		(*Result_IssueCode)(nil),
 		(*Result_Policy)(nil),
+		(*Result_VerificationCode)(nil),
+		(*Result_VerificationToken)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -3745,7 +4521,7 @@ func file_fsm_fsmpb_fsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fsm_fsmpb_fsm_proto_rawDesc), len(file_fsm_fsmpb_fsm_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   37,
+			NumMessages:   44,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,225 @@
+package api
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/covid-backend/covid-backend/command"
+	"github.com/covid-backend/covid-backend/fsm"
+	"github.com/covid-backend/covid-backend/fsm/fsmpb"
+	"github.com/covid-backend/covid-backend/publish"
+	"github.com/covid-backend/covid-backend/verify"
+)
+
+const (
+	deviceKey    = "device-key-of-the-app-0123456789"
+	labKey       = "admin-key-of-the-lab-0123456789"
+	clinicKey    = "admin-key-of-the-clinic-01234567"
+	verifyApp    = "org.example.app"
+	verifyIssuer = "region-test-verification"
+)
+
+func signingKey(t *testing.T, kid string) verify.SigningKey {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return verify.SigningKey{Kid: kid, Private: k}
+}
+
+// verifyServer is a region running the verification service: a device
+// key, two providers with an admin key each, and its certificate key
+// registered as its own health authority.
+func verifyServer(t *testing.T) *testServer {
+	t.Helper()
+	v := &Verification{Issuer: verifyIssuer, Audience: verifyIssuer,
+		TokenKeys: []verify.SigningKey{signingKey(t, "t1")}, CertKeys: []verify.SigningKey{signingKey(t, "c1")}}
+	ts := newTestServerConfig(t, Config{Verification: v})
+	ctx := context.Background()
+	for _, p := range []string{"lab", "clinic"} {
+		h := sha256.Sum256([]byte(p))
+		if err := command.PutProvider(ctx, ts.node, &fsmpb.Provider{Id: p, TokenHash: h[:]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, k := range map[string]*fsmpb.ApiKey{
+		deviceKey: {Name: "app", Kind: fsm.APIKeyDevice},
+		labKey:    {Name: "lab-system", Kind: fsm.APIKeyAdmin, Provider: "lab"},
+		clinicKey: {Name: "clinic-system", Kind: fsm.APIKeyAdmin, Provider: "clinic"},
+	} {
+		h := sha256.Sum256([]byte(name))
+		k.Hash = h[:]
+		if err := command.PutAPIKey(ctx, ts.node, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := verify.EnsureAuthority(ctx, ts.node, ts.node.FSM(), v.Issuer, v.Audience, []string{verifyApp}, v.CertKeys); err != nil {
+		t.Fatal(err)
+	}
+	return ts
+}
+
+func (ts *testServer) api(path, key string, body any) *httptest.ResponseRecorder {
+	ts.t.Helper()
+	return ts.do(http.MethodPost, path, body, map[string]string{"X-API-Key": key, "Content-Type": "application/json; charset=utf-8"})
+}
+
+// apiAnswer decodes an answer as a flat JSON object.
+func apiAnswer(t *testing.T, w *httptest.ResponseRecorder) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(w.Body.Bytes(), &m); err != nil {
+		t.Fatalf("answer %d %q: %v", w.Code, w.Body, err)
+	}
+	return m
+}
+
+func issueCode(t *testing.T, ts *testServer, key string, req verify.IssueRequest) verify.IssueResponse {
+	t.Helper()
+	w := ts.api("/api/issue", key, req)
+	if w.Code != http.StatusOK {
+		t.Fatalf("issue: %d %s", w.Code, w.Body)
+	}
+	return decode[verify.IssueResponse](t, w)
+}
+
+// The flow of an unmodified app: a lab issues a code, the app trades it
+// for a token, the token and the HMAC of its keys for a certificate, and
+// publishes with it; this region's /v1/publish accepts the certificate
+// with no health authority registered by hand.
+func TestVerificationAppFlow(t *testing.T) {
+	ts := verifyServer(t)
+	today := time.Now().UTC().Format("2006-01-02")
+	issued := issueCode(t, ts, labKey, verify.IssueRequest{TestType: "confirmed", TestDate: today, SymptomDate: today, UUID: "lab-0001"})
+	if len(issued.Code) != 8 || issued.UUID != "lab-0001" || issued.ExpiresAtTimestamp-time.Now().Unix() > 15*60 || issued.ExpiresAt == "" {
+		t.Fatalf("issued %+v", issued)
+	}
+
+	w := ts.api("/api/verify", deviceKey, map[string]any{"code": issued.Code, "accept": []string{"confirmed", "likely", "negative"}, "padding": strings.Repeat("x", 3000)})
+	ans := apiAnswer(t, w)
+	if w.Code != http.StatusOK || ans["testtype"] != "confirmed" || ans["testDate"] != today || ans["symptomDate"] != today || ans["token"] == "" || ans["error"] != nil {
+		t.Fatalf("verify: %d %v", w.Code, ans)
+	}
+	if n := len(ans["padding"].(string)); n < 1024*4/3 {
+		t.Fatalf("padding of %d characters", n)
+	}
+	req, mac, err := publish.RandomKeys(verifyApp, 14, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w = ts.api("/api/certificate", deviceKey, map[string]any{"token": ans["token"], "ekeyhmac": mac})
+	cert := apiAnswer(t, w)
+	if w.Code != http.StatusOK || cert["certificate"] == "" {
+		t.Fatalf("certificate: %d %v", w.Code, cert)
+	}
+	req.VerificationPayload = cert["certificate"].(string)
+	if w := ts.do(http.MethodPost, "/v1/publish", req, jsonCT); w.Code != http.StatusOK {
+		t.Fatalf("publish with the region's own certificate: %d %s", w.Code, w.Body)
+	}
+	if n := ts.node.FSM().NumKeys(); n != 14 {
+		t.Fatalf("%d keys stored, want 14", n)
+	}
+	// The token is single use.
+	w = ts.api("/api/certificate", deviceKey, map[string]any{"token": ans["token"], "ekeyhmac": mac})
+	if got := apiAnswer(t, w); w.Code != http.StatusBadRequest || got["errorCode"] != "token_expired" || got["error_code"] != "token_expired" {
+		t.Fatalf("token used twice: %d %v", w.Code, got)
+	}
+	st := ts.api("/api/checkcodestatus", labKey, map[string]any{"uuid": "lab-0001"})
+	if got := apiAnswer(t, st); st.Code != http.StatusOK || got["claimed"] != true {
+		t.Fatalf("status of a used code: %d %v", st.Code, got)
+	}
+}
+
+// Every refusal of /api/verify and /api/certificate, as the reference
+// answers it; none changes anything it should not.
+func TestVerificationRefusals(t *testing.T) {
+	ts := verifyServer(t)
+	likely := issueCode(t, ts, labKey, verify.IssueRequest{TestType: "likely"})
+	for _, tc := range []struct {
+		name   string
+		path   string
+		key    string
+		body   any
+		status int
+		code   string
+	}{
+		{"no key", "/api/verify", "", map[string]any{"code": likely.Code}, 401, "unauthorized"},
+		{"admin key on the device API", "/api/verify", labKey, map[string]any{"code": likely.Code}, 401, "unauthorized"},
+		{"device key on the issuing API", "/api/issue", deviceKey, map[string]any{"testType": "confirmed"}, 401, "unauthorized"},
+		{"not JSON", "/api/verify", deviceKey, []byte("{code"), 400, "unparsable_request"},
+		{"bad accept", "/api/verify", deviceKey, map[string]any{"code": likely.Code, "accept": []string{"positive"}}, 400, "invalid_test_type"},
+		{"unknown code", "/api/verify", deviceKey, map[string]any{"code": "00000000"}, 400, "code_invalid"},
+		{"type not accepted", "/api/verify", deviceKey, map[string]any{"code": likely.Code, "accept": []string{"confirmed"}}, 412, "unsupported_test_type"},
+		{"certificate: not JSON", "/api/certificate", deviceKey, []byte("[]"), 400, "token_invalid"},
+		{"certificate: bad token", "/api/certificate", deviceKey, map[string]any{"token": "x.y.z", "ekeyhmac": strings.Repeat("A", 43)}, 400, "token_invalid"},
+		{"issue: bad type", "/api/issue", labKey, map[string]any{"testType": "positive"}, 400, "invalid_test_type"},
+		{"issue: old date", "/api/issue", labKey, map[string]any{"testType": "confirmed", "testDate": "2020-01-01"}, 400, "invalid_date"},
+		{"issue: uuid taken", "/api/issue", labKey, map[string]any{"testType": "confirmed", "uuid": likely.UUID}, 409, "uuid_already_exists"},
+		{"status of another provider's code", "/api/checkcodestatus", clinicKey, map[string]any{"uuid": likely.UUID}, 404, "code_not_found"},
+		{"expire another provider's code", "/api/expirecode", clinicKey, map[string]any{"uuid": likely.UUID}, 404, "code_not_found"},
+	} {
+		w := ts.api(tc.path, tc.key, tc.body)
+		got := apiAnswer(t, w)
+		if w.Code != tc.status || got["errorCode"] != tc.code || got["error"] == "" {
+			t.Errorf("%s: %d %v, want %d %s", tc.name, w.Code, got, tc.status, tc.code)
+		}
+	}
+	// The 412 left the code unused: an app that accepts likely gets it.
+	w := ts.api("/api/verify", deviceKey, map[string]any{"code": likely.Code, "accept": []string{"likely"}})
+	ans := apiAnswer(t, w)
+	if w.Code != http.StatusOK || ans["testtype"] != "likely" {
+		t.Fatalf("the code after a 412: %d %v", w.Code, ans)
+	}
+	if w := ts.api("/api/verify", deviceKey, map[string]any{"code": likely.Code}); apiAnswer(t, w)["errorCode"] != "code_invalid" {
+		t.Fatalf("a used code: %s", w.Body)
+	}
+	w = ts.api("/api/certificate", deviceKey, map[string]any{"token": ans["token"], "ekeyhmac": "c2hvcnQ="})
+	if got := apiAnswer(t, w); w.Code != 400 || got["errorCode"] != "hmac_invalid" {
+		t.Fatalf("a short ekeyhmac: %d %v", w.Code, got)
+	}
+	// Expiring is for the issuing provider; an expired code is refused.
+	other := issueCode(t, ts, labKey, verify.IssueRequest{TestType: "confirmed"})
+	if w := ts.api("/api/expirecode", labKey, map[string]any{"uuid": other.UUID}); w.Code != http.StatusOK {
+		t.Fatalf("expire: %d %s", w.Code, w.Body)
+	}
+	if w := ts.api("/api/verify", deviceKey, map[string]any{"code": other.Code}); apiAnswer(t, w)["errorCode"] != "code_expired" {
+		t.Fatalf("an expired code: %s", w.Body)
+	}
+}
+
+// A decoy after a valid key is a 200 with padding that changes nothing;
+// batches answer each item in place, at most ten.
+func TestVerificationChaffAndBatch(t *testing.T) {
+	ts := verifyServer(t)
+	before := ts.node.AppliedIndex()
+	w := ts.do(http.MethodPost, "/api/verify", map[string]any{"code": "12345678"},
+		map[string]string{"X-API-Key": deviceKey, "Content-Type": "application/json", "X-Chaff": "1"})
+	if got := apiAnswer(t, w); w.Code != http.StatusOK || got["padding"] == "" || got["error"] != nil {
+		t.Fatalf("chaff: %d %v", w.Code, got)
+	}
+	if ts.node.AppliedIndex() != before {
+		t.Fatal("a decoy reached the raft log")
+	}
+	w = ts.api("/api/batch-issue", labKey, map[string]any{"codes": []map[string]any{{"testType": "confirmed"}, {"testType": "bogus"}, {"testType": "negative"}}})
+	batch := decode[verify.BatchIssueResponse](t, w)
+	if w.Code != http.StatusOK || len(batch.Codes) != 3 || batch.Codes[0].Code == "" || batch.Codes[1].ErrorCode != "invalid_test_type" || batch.Codes[2].Code == "" {
+		t.Fatalf("batch: %d %+v", w.Code, batch)
+	}
+	eleven := make([]map[string]any, 11)
+	for i := range eleven {
+		eleven[i] = map[string]any{"testType": "confirmed"}
+	}
+	if w := ts.api("/api/batch-issue", labKey, map[string]any{"codes": eleven}); w.Code != http.StatusBadRequest {
+		t.Fatalf("a batch of 11: %d %s", w.Code, w.Body)
+	}
+}

@@ -1,0 +1,159 @@
+package clustertest
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/covid-backend/covid-backend/publish"
+)
+
+const verifyAppID = "org.example.app"
+
+// verificationCluster is a 3-node region running the verification
+// service, with a provider "lab", a device key for apps and an admin key
+// of the lab, known on every node.
+func verificationCluster(t *testing.T) (c *cluster, deviceKey, labKey string) {
+	t.Helper()
+	certDir, tokenDir := t.TempDir(), t.TempDir()
+	_, exportFlags := exportKey(t, t.TempDir())
+	exportKey(t, certDir)
+	exportKey(t, tokenDir)
+	c = newCluster(t, append(exportFlags, "--seal-interval", "1h", "--seal-min-keys", "0",
+		"--verify-cert-key-file", filepath.Join(certDir, "export-key.pem"), "--verify-cert-kid", "v1",
+		"--verify-token-key-file", filepath.Join(tokenDir, "export-key.pem"), "--verify-token-kid", "t1",
+		"--verify-app-id", verifyAppID)...)
+	c.form(3)
+	c.cli("providers", "add", "--addr", c.node("n1").url(), "--id", "lab", "--name", "Lab")
+	lastLine := func(out string) string {
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		return lines[len(lines)-1]
+	}
+	deviceKey = lastLine(c.cli("apikeys", "add", "--addr", c.node("n2").url(), "--name", "app", "--kind", "device"))
+	labKey = lastLine(c.cli("apikeys", "add", "--addr", c.node("n3").url(), "--name", "lab-system", "--kind", "admin", "--provider", "lab"))
+	for _, id := range c.ids(3) {
+		c.waitFor(id+" to know both API keys", 10*time.Second, func() bool {
+			s1, _ := c.api(id, "/api/checkcodestatus", labKey, map[string]any{"uuid": "none"})
+			s2, _ := c.api(id, "/api/certificate", deviceKey, map[string]any{"token": "x"})
+			return s1 == http.StatusNotFound && s2 == http.StatusBadRequest
+		})
+	}
+	return c, deviceKey, labKey
+}
+
+// api posts JSON to a node's verification API with an API key.
+func (c *cluster) api(id, path, key string, body any) (int, map[string]any) {
+	c.t.Helper()
+	b, _ := json.Marshal(body)
+	req, _ := http.NewRequest(http.MethodPost, c.node(id).url()+path, bytes.NewReader(b))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-API-Key", key)
+	resp, err := c.client.Do(req)
+	if err != nil {
+		c.t.Fatalf("POST %s on %s: %v", path, id, err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out
+}
+
+// The whole flow of an unmodified app across the region: a code issued on
+// n1, verified on n2, the certificate from n3, the upload on n1 with that
+// certificate, and the keys in the next export on every node.
+func TestVerificationFlowAcrossNodes(t *testing.T) {
+	c, deviceKey, labKey := verificationCluster(t)
+	status, issued := c.api("n1", "/api/issue", labKey, map[string]any{"testType": "confirmed", "symptomDate": time.Now().UTC().Format("2006-01-02")})
+	if status != http.StatusOK || len(issued["code"].(string)) != 8 {
+		t.Fatalf("issue: %d %v", status, issued)
+	}
+	status, verified := c.api("n2", "/api/verify", deviceKey, map[string]any{"code": issued["code"], "accept": []string{"confirmed", "likely", "negative"}})
+	if status != http.StatusOK || verified["testtype"] != "confirmed" {
+		t.Fatalf("verify on n2: %d %v", status, verified)
+	}
+	req, mac, err := publish.RandomKeys(verifyAppID, 14, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, cert := c.api("n3", "/api/certificate", deviceKey, map[string]any{"token": verified["token"], "ekeyhmac": mac})
+	if status != http.StatusOK {
+		t.Fatalf("certificate on n3: %d %v", status, cert)
+	}
+	req.VerificationPayload = cert["certificate"].(string)
+	body, _ := json.Marshal(req)
+	resp, err := c.client.Post(c.node("n1").url()+"/v1/publish", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("publish with the region's certificate: %d", resp.StatusCode)
+	}
+	var keys []string
+	for _, k := range req.Keys {
+		keys = append(keys, k.Key)
+	}
+	c.adminPost("n2", "/v1/admin/seal")
+	for _, id := range c.ids(3) {
+		c.waitFor(id+" to export the uploaded keys", 10*time.Second, func() bool {
+			_, list, _ := c.get(id, "/v1/exports/batches.txt")
+			return len(list) > 0 && exportHolds(t, c, id, strings.Split(string(list), "\n"), keys)
+		})
+	}
+}
+
+// One code raced on two nodes gives exactly one token; one token raced on
+// two nodes gives exactly one certificate.
+func TestVerificationRacesAcrossNodes(t *testing.T) {
+	c, deviceKey, labKey := verificationCluster(t)
+	race := func(path string, body map[string]any, nodes ...string) (wins int, answers []string) {
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for _, id := range nodes {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				status, out := c.api(id, path, deviceKey, body)
+				mu.Lock()
+				defer mu.Unlock()
+				answers = append(answers, fmt.Sprintf("%s: %d %v", id, status, out["errorCode"]))
+				if status == http.StatusOK {
+					wins++
+				}
+			}()
+		}
+		wg.Wait()
+		return wins, answers
+	}
+	for round := range 5 {
+		_, issued := c.api("n1", "/api/issue", labKey, map[string]any{"testType": "confirmed"})
+		for _, id := range c.ids(3) {
+			c.waitFor(id+" to have the code", 10*time.Second, func() bool {
+				status, _ := c.api(id, "/api/checkcodestatus", labKey, map[string]any{"uuid": issued["uuid"]})
+				return status == http.StatusOK
+			})
+		}
+		wins, answers := race("/api/verify", map[string]any{"code": issued["code"]}, "n2", "n3")
+		if wins != 1 {
+			t.Fatalf("round %d: the code gave %d tokens: %v", round, wins, answers)
+		}
+	}
+	for round := range 5 {
+		_, issued := c.api("n1", "/api/issue", labKey, map[string]any{"testType": "confirmed"})
+		status, verified := c.api("n1", "/api/verify", deviceKey, map[string]any{"code": issued["code"]})
+		if status != http.StatusOK {
+			t.Fatalf("verify: %d %v", status, verified)
+		}
+		_, mac, _ := publish.RandomKeys(verifyAppID, 3, time.Now())
+		wins, answers := race("/api/certificate", map[string]any{"token": verified["token"], "ekeyhmac": mac}, "n1", "n2", "n3")
+		if wins != 1 {
+			t.Fatalf("round %d: the token gave %d certificates: %v", round, wins, answers)
+		}
+	}
+}

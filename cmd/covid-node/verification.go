@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/covid-backend/covid-backend/api"
+	"github.com/covid-backend/covid-backend/export"
+	"github.com/covid-backend/covid-backend/node"
+	"github.com/covid-backend/covid-backend/verify"
+)
+
+// Development verification keys that `serve --dev` makes in the data dir.
+const (
+	devCertKeyFile  = "dev-verify-cert-key.pem"
+	devTokenKeyFile = "dev-verify-token-key.pem"
+)
+
+// verification loads the verification service's keys and settings, and
+// the leader job that registers its certificate keys as the region's own
+// health authority; nil without --verify-cert-key-file (or --dev).
+func verification(c *serveConfig) (*api.Verification, node.LeaderJob, error) {
+	certFiles, tokenFiles := c.VerifyCertKeyFiles, c.VerifyTokenKeyFiles
+	certKids, tokenKids := c.VerifyCertKids, c.VerifyTokenKids
+	if certFiles == "" && c.Dev {
+		for _, f := range []string{devCertKeyFile, devTokenKeyFile} {
+			if _, err := loadOrCreateECKey(filepath.Join(c.DataDir, f)); err != nil {
+				return nil, nil, fmt.Errorf("development verification key: %w", err)
+			}
+		}
+		certFiles, tokenFiles = filepath.Join(c.DataDir, devCertKeyFile), filepath.Join(c.DataDir, devTokenKeyFile)
+		certKids, tokenKids = "dev-v1", "dev-t1"
+	}
+	if certFiles == "" {
+		return nil, nil, nil
+	}
+	certKeys, err := loadVerifyKeys(certFiles, certKids)
+	if err != nil {
+		return nil, nil, fmt.Errorf("certificate keys: %w", err)
+	}
+	tokenKeys, err := loadVerifyKeys(tokenFiles, tokenKids)
+	if err != nil {
+		return nil, nil, fmt.Errorf("token keys: %w", err)
+	}
+	apps := splitList(c.VerifyAppIDs)
+	if c.Dev && len(apps) == 0 {
+		apps = []string{devApp}
+	}
+	if len(apps) == 0 {
+		return nil, nil, fmt.Errorf("--verify-app-id: name the app ids (healthAuthorityID) whose uploads its certificates admit")
+	}
+	issuer := c.VerifyIssuer
+	if issuer == "" {
+		issuer = "covid-backend." + c.Region + ".verification"
+	}
+	audience := c.VerifyAudience
+	if audience == "" {
+		audience = issuer
+	}
+	v := &api.Verification{Issuer: issuer, Audience: audience, TokenKeys: tokenKeys, CertKeys: certKeys, ShortTTL: c.VerifyCodeTTL}
+	job := func(ctx context.Context, n *node.Node) error {
+		return verify.EnsureAuthority(ctx, n, n.FSM(), issuer, audience, apps, certKeys)
+	}
+	return v, job, nil
+}
+
+// loadVerifyKeys reads ECDSA P-256 PEM files, one kid each, in order: the
+// first signs, all verify.
+func loadVerifyKeys(files, kids string) ([]verify.SigningKey, error) {
+	f, k := splitList(files), splitList(kids)
+	if len(f) == 0 || len(f) != len(k) {
+		return nil, fmt.Errorf("%d key files and %d kids: give one kid per file", len(f), len(k))
+	}
+	var out []verify.SigningKey
+	for i, path := range f {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		key, err := export.ParsePrivateKeyPEM(b)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		out = append(out, verify.SigningKey{Kid: k[i], Private: key})
+	}
+	return out, nil
+}
+
+// maxCodeTTL bounds --verify-code-ttl, as the reference does.
+const maxCodeTTL = time.Hour

@@ -1,0 +1,252 @@
+package fsm
+
+import (
+	"cmp"
+	"slices"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/covid-backend/covid-backend/command"
+	"github.com/covid-backend/covid-backend/fsm/fsmpb"
+)
+
+// Kinds of verification API keys.
+const (
+	APIKeyDevice = "device"
+	APIKeyAdmin  = "admin"
+)
+
+// maxUUIDLen bounds a client-chosen code uuid.
+const maxUUIDLen = 64
+
+// applyPutAPIKey registers a device key (the region's, held by apps) or an
+// admin key (a provider's, for its issuing systems).
+func applyPutAPIKey(s *state, cmd *fsmpb.Command) *fsmpb.Result {
+	k := proto.CloneOf(cmd.GetPutApiKey())
+	switch p, ok := s.providers[k.GetProvider()]; {
+	case len(k.GetHash()) != 32 || !validName(k.GetName()):
+		return refuse(command.CodeInvalidCommand, "an API key needs a name and a 32-byte hash")
+	case k.GetKind() == APIKeyDevice && k.GetProvider() != "":
+		return refuse(command.CodeInvalidCommand, "a device key belongs to the region, not to provider %q", k.GetProvider())
+	case k.GetKind() == APIKeyAdmin && (!ok || p.GetRevoked()):
+		return refuse(command.CodeUnknownProvider, "no active provider %q for an admin key", k.GetProvider())
+	case k.GetKind() != APIKeyDevice && k.GetKind() != APIKeyAdmin:
+		return refuse(command.CodeInvalidCommand, "API key kind %q: want device or admin", k.GetKind())
+	case s.apiKeys[[32]byte(k.GetHash())] != nil:
+		return refuse(command.CodeInvalidCommand, "this API key exists")
+	case s.apiKeyNamed(k.GetName()):
+		return refuse(command.CodeInvalidCommand, "an API key named %q exists", k.GetName())
+	}
+	k.CreatedUnix, k.Revoked = cmd.GetTimeUnix(), false
+	s.apiKeys[[32]byte(k.GetHash())] = k
+	return &fsmpb.Result{}
+}
+
+func (s *state) apiKeyNamed(name string) bool {
+	for _, k := range s.apiKeys {
+		if k.GetName() == name {
+			return true
+		}
+	}
+	return false
+}
+
+// applyRevokeAPIKey stops a key; its record stays, so that it cannot be
+// registered again.
+func applyRevokeAPIKey(s *state, cmd *fsmpb.Command) *fsmpb.Result {
+	h := cmd.GetRevokeApiKey().GetHash()
+	if len(h) != 32 || s.apiKeys[[32]byte(h)] == nil {
+		return refuse(command.CodeUnknownAPIKey, "no such API key")
+	}
+	k := proto.CloneOf(s.apiKeys[[32]byte(h)])
+	k.Revoked = true
+	s.apiKeys[[32]byte(h)] = k
+	return &fsmpb.Result{}
+}
+
+// applyIssueVerificationCode records a provider's code pair under its uuid.
+// A hash that a live code holds is a collision: the issuer draws again.
+func applyIssueVerificationCode(s *state, cmd *fsmpb.Command) *fsmpb.Result {
+	c := proto.CloneOf(cmd.GetIssueVerificationCode())
+	now := cmd.GetTimeUnix()
+	switch p, ok := s.providers[c.GetProvider()]; {
+	case !ok || p.GetRevoked():
+		return refuse(command.CodeUnknownProvider, "no active provider %q", c.GetProvider())
+	case c.GetUuid() == "" || len(c.GetUuid()) > maxUUIDLen:
+		return refuse(command.CodeInvalidCommand, "a code needs a uuid of at most %d bytes", maxUUIDLen)
+	case s.vcodes[c.GetUuid()] != nil:
+		return refuse(command.CodeUUIDExists, "uuid %q is taken", c.GetUuid())
+	case len(c.GetShortHash()) != 32 || len(c.GetLongHash()) != 32:
+		return refuse(command.CodeInvalidCommand, "a code needs 32-byte hashes")
+	case !slices.Contains(reportTypes, c.GetTestType()):
+		return refuse(command.CodeInvalidCommand, "test type %q", c.GetTestType())
+	case c.GetShortTtlSeconds() <= 0 || c.GetLongTtlSeconds() < c.GetShortTtlSeconds():
+		return refuse(command.CodeInvalidCommand, "lifetimes %d and %d: want 0 < short <= long", c.GetShortTtlSeconds(), c.GetLongTtlSeconds())
+	case s.liveHash(c.GetShortHash(), now) || s.liveHash(c.GetLongHash(), now):
+		return refuse(command.CodeCodeCollision, "a live code has this value; draw another")
+	}
+	c.IssuedUnix, c.ExpiresUnix, c.LongExpiresUnix = now, now+c.GetShortTtlSeconds(), now+c.GetLongTtlSeconds()
+	c.ClaimedUnix, c.ExpiredByUnix = 0, 0
+	s.vcodes[c.GetUuid()] = c
+	s.vcodeHash[[32]byte(c.GetShortHash())] = c.GetUuid()
+	s.vcodeHash[[32]byte(c.GetLongHash())] = c.GetUuid()
+	return &fsmpb.Result{Value: &fsmpb.Result_VerificationCode{VerificationCode: proto.CloneOf(c)}}
+}
+
+// liveHash tells whether a code that has not expired holds hash.
+func (s *state) liveHash(hash []byte, now int64) bool {
+	c := s.vcodes[s.vcodeHash[[32]byte(hash)]]
+	return c != nil && now < c.GetLongExpiresUnix()
+}
+
+// applyClaimCode uses up the code one of the hashes names and creates its
+// token, in the order of the reference's checks: unknown, expired, used,
+// type not accepted (the code stays unused).
+func applyClaimCode(s *state, cmd *fsmpb.Command) *fsmpb.Result {
+	cl, now := cmd.GetClaimCode(), cmd.GetTimeUnix()
+	var c *fsmpb.VerificationCode
+	long := false
+	for _, h := range cl.GetHashes() {
+		if len(h) == 32 && s.vcodes[s.vcodeHash[[32]byte(h)]] != nil {
+			c = s.vcodes[s.vcodeHash[[32]byte(h)]]
+			long = slices.Equal(h, c.GetLongHash())
+			break
+		}
+	}
+	expires := c.GetExpiresUnix()
+	if long {
+		expires = c.GetLongExpiresUnix()
+	}
+	switch {
+	case cl.GetTokenId() == "" || s.tokens[cl.GetTokenId()] != nil || cl.GetTokenTtlSeconds() <= 0:
+		return refuse(command.CodeInvalidCommand, "a claim needs a new token id and a positive token lifetime")
+	case c == nil:
+		return refuse(command.CodeCodeInvalid, "verification code invalid")
+	case now >= expires:
+		return refuse(command.CodeCodeExpired, "verification code expired")
+	case c.GetClaimedUnix() != 0:
+		return refuse(command.CodeCodeInvalid, "verification code invalid")
+	case len(cl.GetAccept()) > 0 && !slices.Contains(cl.GetAccept(), c.GetTestType()):
+		return refuse(command.CodeUnsupportedTestType, "the app does not accept test type %q", c.GetTestType())
+	}
+	c = proto.CloneOf(c)
+	c.ClaimedUnix = now
+	s.vcodes[c.GetUuid()] = c
+	t := &fsmpb.VerificationToken{Id: cl.GetTokenId(), CodeUuid: c.GetUuid(), TestType: c.GetTestType(),
+		TestDay: c.GetTestDay(), SymptomDay: c.GetSymptomDay(), ExpiresUnix: now + cl.GetTokenTtlSeconds()}
+	s.tokens[t.GetId()] = t
+	return &fsmpb.Result{Value: &fsmpb.Result_VerificationToken{VerificationToken: proto.CloneOf(t)}}
+}
+
+// applyClaimToken uses up a token; unknown, expired and used tokens answer
+// alike.
+func applyClaimToken(s *state, cmd *fsmpb.Command) *fsmpb.Result {
+	t := s.tokens[cmd.GetClaimToken().GetTokenId()]
+	if t == nil || cmd.GetTimeUnix() >= t.GetExpiresUnix() || t.GetUsedUnix() != 0 {
+		return refuse(command.CodeTokenExpired, "verification token expired")
+	}
+	t = proto.CloneOf(t)
+	t.UsedUnix = cmd.GetTimeUnix()
+	s.tokens[t.GetId()] = t
+	return &fsmpb.Result{Value: &fsmpb.Result_VerificationToken{VerificationToken: proto.CloneOf(t)}}
+}
+
+// applyExpireVerificationCode expires an unused code now, only for the
+// provider that issued it (CVE-2021-22565: another's code is not found).
+// A used or expired code stays as it is.
+func applyExpireVerificationCode(s *state, cmd *fsmpb.Command) *fsmpb.Result {
+	e, now := cmd.GetExpireVerificationCode(), cmd.GetTimeUnix()
+	c := s.vcodes[e.GetUuid()]
+	if c == nil || c.GetProvider() != e.GetProvider() {
+		return refuse(command.CodeCodeNotFound, "no code %q of this provider", e.GetUuid())
+	}
+	if c.GetClaimedUnix() == 0 && now < c.GetLongExpiresUnix() {
+		c = proto.CloneOf(c)
+		c.ExpiresUnix, c.LongExpiresUnix, c.ExpiredByUnix = min(c.GetExpiresUnix(), now), now, now
+		s.vcodes[c.GetUuid()] = c
+	}
+	return &fsmpb.Result{Value: &fsmpb.Result_VerificationCode{VerificationCode: proto.CloneOf(c)}}
+}
+
+// expireVerification drops codes and tokens that ended before cutoff, and
+// reports how many codes went.
+func (s *state) expireVerification(cutoff int64) uint32 {
+	n := uint32(0)
+	for uuid, c := range s.vcodes {
+		if c.GetLongExpiresUnix() < cutoff {
+			s.dropVerificationCode(uuid)
+			n++
+		}
+	}
+	for id, t := range s.tokens {
+		if t.GetExpiresUnix() < cutoff {
+			delete(s.tokens, id)
+		}
+	}
+	return n
+}
+
+func (s *state) dropVerificationCode(uuid string) {
+	c := s.vcodes[uuid]
+	for _, h := range [][]byte{c.GetShortHash(), c.GetLongHash()} {
+		if s.vcodeHash[[32]byte(h)] == uuid {
+			delete(s.vcodeHash, [32]byte(h))
+		}
+	}
+	delete(s.vcodes, uuid)
+}
+
+// APIKey returns a copy of the API key with the given hash.
+func (f *FSM) APIKey(hash [32]byte) (*fsmpb.ApiKey, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	k, ok := f.state.apiKeys[hash]
+	return proto.CloneOf(k), ok
+}
+
+// APIKeys returns copies of the API keys, by name then hash.
+func (f *FSM) APIKeys() []*fsmpb.ApiKey {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return sortedAPIKeys(f.state.apiKeys)
+}
+
+// VerificationCode returns a copy of the code with the given uuid.
+func (f *FSM) VerificationCode(uuid string) (*fsmpb.VerificationCode, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	c, ok := f.state.vcodes[uuid]
+	return proto.CloneOf(c), ok
+}
+
+// HasVerificationCode tells whether a code with one of the hashes is
+// known, so that a guess at an unknown code costs no raft entry.
+func (f *FSM) HasVerificationCode(hashes [][]byte) bool {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	for _, h := range hashes {
+		if _, ok := f.state.vcodeHash[[32]byte(h)]; len(h) == 32 && ok {
+			return true
+		}
+	}
+	return false
+}
+
+// VerificationToken returns a copy of the token with the given id.
+func (f *FSM) VerificationToken(id string) (*fsmpb.VerificationToken, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	t, ok := f.state.tokens[id]
+	return proto.CloneOf(t), ok
+}
+
+func sortedAPIKeys(m map[[32]byte]*fsmpb.ApiKey) []*fsmpb.ApiKey {
+	out := make([]*fsmpb.ApiKey, 0, len(m))
+	for _, k := range m {
+		out = append(out, proto.CloneOf(k))
+	}
+	slices.SortFunc(out, func(a, b *fsmpb.ApiKey) int {
+		return cmp.Or(cmp.Compare(a.GetName(), b.GetName()), slices.Compare(a.GetHash(), b.GetHash()))
+	})
+	return out
+}

@@ -1,0 +1,200 @@
+package fsm_test
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"testing"
+
+	"github.com/covid-backend/covid-backend/command"
+	"github.com/covid-backend/covid-backend/fsm"
+	"github.com/covid-backend/covid-backend/fsm/fsmpb"
+)
+
+const vt0 = int64(1_800_000_000)
+
+func hashOf(s string) []byte { h := sha256.Sum256([]byte(s)); return h[:] }
+
+func issueVCode(uuid, provider, short, long, testType string, at int64) *fsmpb.Command {
+	return &fsmpb.Command{Version: 3, Type: fsmpb.CommandType_COMMAND_TYPE_ISSUE_VERIFICATION_CODE, TimeUnix: at,
+		IssueVerificationCode: &fsmpb.VerificationCode{Uuid: uuid, Provider: provider, ShortHash: hashOf(short), LongHash: hashOf(long),
+			TestType: testType, TestDay: 20_000, ShortTtlSeconds: 900, LongTtlSeconds: 86_400}}
+}
+
+func claimCode(code, tokenID string, at int64, accept ...string) *fsmpb.Command {
+	return &fsmpb.Command{Version: 3, Type: fsmpb.CommandType_COMMAND_TYPE_CLAIM_CODE, TimeUnix: at,
+		ClaimCode: &fsmpb.ClaimCode{Hashes: [][]byte{hashOf("old key " + code), hashOf(code)}, Accept: accept, TokenId: tokenID, TokenTtlSeconds: 86_400}}
+}
+
+func claimToken(id string, at int64) *fsmpb.Command {
+	return &fsmpb.Command{Version: 3, Type: fsmpb.CommandType_COMMAND_TYPE_CLAIM_TOKEN, TimeUnix: at, ClaimToken: &fsmpb.ClaimToken{TokenId: id}}
+}
+
+func expireVCode(uuid, provider string, at int64) *fsmpb.Command {
+	return &fsmpb.Command{Version: 3, Type: fsmpb.CommandType_COMMAND_TYPE_EXPIRE_VERIFICATION_CODE, TimeUnix: at,
+		ExpireVerificationCode: &fsmpb.ExpireVerificationCode{Uuid: uuid, Provider: provider}}
+}
+
+func verificationFSM(t *testing.T) *fsm.FSM {
+	t.Helper()
+	f := fsm.New()
+	mustApply(t, f, putProvider("lab"))
+	mustApply(t, f, putProvider("clinic"))
+	mustApply(t, f, issueVCode("u1", "lab", "12345678", "abcdefghijklmnop", "confirmed", vt0))
+	mustApply(t, f, issueVCode("u2", "lab", "22345678", "bbcdefghijklmnop", "likely", vt0))
+	return f
+}
+
+// Issuing: the reference's refusals, and no live code value twice.
+func TestIssueVerificationCode(t *testing.T) {
+	f := verificationFSM(t)
+	bad := func(c *fsmpb.Command, change func(*fsmpb.VerificationCode)) *fsmpb.Command {
+		change(c.IssueVerificationCode)
+		return c
+	}
+	for _, tc := range []struct {
+		name string
+		cmd  *fsmpb.Command
+		want command.Code
+	}{
+		{"unknown provider", issueVCode("u9", "nobody", "9", "9l", "confirmed", vt0), command.CodeUnknownProvider},
+		{"uuid taken", issueVCode("u1", "clinic", "9", "9l", "confirmed", vt0), command.CodeUUIDExists},
+		{"live short code", issueVCode("u9", "lab", "12345678", "9l", "confirmed", vt0+10), command.CodeCodeCollision},
+		{"live long code", issueVCode("u9", "lab", "9", "abcdefghijklmnop", "confirmed", vt0+10), command.CodeCodeCollision},
+		{"bad test type", issueVCode("u9", "lab", "9", "9l", "positive", vt0), command.CodeInvalidCommand},
+		{"no uuid", issueVCode("", "lab", "9", "9l", "confirmed", vt0), command.CodeInvalidCommand},
+		{"long shorter than short", bad(issueVCode("u9", "lab", "9", "9l", "confirmed", vt0), func(c *fsmpb.VerificationCode) { c.LongTtlSeconds = 60 }), command.CodeInvalidCommand},
+		{"short hash", bad(issueVCode("u9", "lab", "9", "9l", "confirmed", vt0), func(c *fsmpb.VerificationCode) { c.ShortHash = c.ShortHash[:8] }), command.CodeInvalidCommand},
+	} {
+		before := freeze(t, f)
+		if code := codeOf(applyCmd(t, f, tc.cmd).Err); code != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, code, tc.want)
+		}
+		assertUnchanged(t, f, before)
+	}
+	// Once a code's long code has expired its values may be drawn again.
+	r := mustApply(t, f, issueVCode("u3", "clinic", "12345678", "abcdefghijklmnop", "negative", vt0+86_400)).GetVerificationCode()
+	if r.GetExpiresUnix() != vt0+86_400+900 || r.GetLongExpiresUnix() != vt0+2*86_400 || r.GetIssuedUnix() != vt0+86_400 {
+		t.Fatalf("times of a new code: %v", r)
+	}
+}
+
+// Claiming a code, in the reference's order: unknown, expired, used,
+// type not accepted (the code stays unused); the token is single use.
+func TestClaimCodeAndToken(t *testing.T) {
+	f := verificationFSM(t)
+	for _, tc := range []struct {
+		name string
+		cmd  *fsmpb.Command
+		want command.Code
+	}{
+		{"unknown code", claimCode("00000000", "t0", vt0+1), command.CodeCodeInvalid},
+		{"short code expired", claimCode("12345678", "t0", vt0+900), command.CodeCodeExpired},
+		{"type not accepted", claimCode("22345678", "t0", vt0+1, "confirmed"), command.CodeUnsupportedTestType},
+	} {
+		before := freeze(t, f)
+		if code := codeOf(applyCmd(t, f, tc.cmd).Err); code != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, code, tc.want)
+		}
+		assertUnchanged(t, f, before)
+	}
+	// u2 (likely), refused for an app accepting only confirmed, is unused.
+	mustApply(t, f, claimCode("22345678", "t3", vt0+2, "confirmed", "likely"))
+	// The long code outlives the short one.
+	tok := mustApply(t, f, claimCode("abcdefghijklmnop", "t1", vt0+3600)).GetVerificationToken()
+	if tok.GetCodeUuid() != "u1" || tok.GetTestType() != "confirmed" || tok.GetTestDay() != 20_000 || tok.GetExpiresUnix() != vt0+3600+86_400 {
+		t.Fatalf("token %v", tok)
+	}
+	if code := codeOf(applyCmd(t, f, claimCode("12345678", "t2", vt0+1)).Err); code != command.CodeCodeExpired {
+		t.Fatalf("the short code of a used pair, after its expiry: %q", code)
+	}
+	if code := codeOf(applyCmd(t, f, claimCode("abcdefghijklmnop", "t2", vt0+3601)).Err); code != command.CodeCodeInvalid {
+		t.Fatalf("a used code: %q, want code_invalid", code)
+	}
+	if code := codeOf(applyCmd(t, f, claimCode("bbcdefghijklmnop", "t1", vt0+3)).Err); code != command.CodeInvalidCommand {
+		t.Fatalf("a token id used twice: %q", code)
+	}
+
+	if r := mustApply(t, f, claimToken("t1", vt0+4000)).GetVerificationToken(); r.GetUsedUnix() != vt0+4000 {
+		t.Fatalf("claimed token %v", r)
+	}
+	for name, cmd := range map[string]*fsmpb.Command{
+		"used again": claimToken("t1", vt0+4001),
+		"unknown":    claimToken("nope", vt0+4001),
+		"expired":    claimToken("t3", vt0+2+86_400),
+	} {
+		if code := codeOf(applyCmd(t, f, cmd).Err); code != command.CodeTokenExpired {
+			t.Errorf("token %s: %q, want token_expired", name, code)
+		}
+	}
+}
+
+// Expiring a code is scoped to its provider (CVE-2021-22565): another
+// provider's code is not found, and nothing changes.
+func TestExpireVerificationCodeScoped(t *testing.T) {
+	f := verificationFSM(t)
+	before := freeze(t, f)
+	if code := codeOf(applyCmd(t, f, expireVCode("u1", "clinic", vt0+10)).Err); code != command.CodeCodeNotFound {
+		t.Fatalf("another provider's code: %q, want code_not_found", code)
+	}
+	assertUnchanged(t, f, before)
+	r := mustApply(t, f, expireVCode("u1", "lab", vt0+10)).GetVerificationCode()
+	if r.GetExpiresUnix() != vt0+10 || r.GetLongExpiresUnix() != vt0+10 || r.GetExpiredByUnix() != vt0+10 {
+		t.Fatalf("expired code %v", r)
+	}
+	if code := codeOf(applyCmd(t, f, claimCode("abcdefghijklmnop", "t1", vt0+11)).Err); code != command.CodeCodeExpired {
+		t.Fatalf("an expired code: %q", code)
+	}
+}
+
+// API keys: kinds, providers, and a revoked key stays known.
+func TestAPIKeys(t *testing.T) {
+	f := verificationFSM(t)
+	put := func(name, kind, provider string) *fsmpb.Command {
+		return &fsmpb.Command{Version: 3, Type: fsmpb.CommandType_COMMAND_TYPE_PUT_API_KEY, TimeUnix: vt0,
+			PutApiKey: &fsmpb.ApiKey{Hash: hashOf(name), Name: name, Kind: kind, Provider: provider}}
+	}
+	mustApply(t, f, put("app", fsm.APIKeyDevice, ""))
+	mustApply(t, f, put("lab-system", fsm.APIKeyAdmin, "lab"))
+	for name, cmd := range map[string]*fsmpb.Command{
+		"device key of a provider": put("x", fsm.APIKeyDevice, "lab"),
+		"admin key of nobody":      put("y", fsm.APIKeyAdmin, "nobody"),
+		"other kind":               put("z", "root", ""),
+		"same key again":           put("app", fsm.APIKeyDevice, ""),
+	} {
+		if codeOf(applyCmd(t, f, cmd).Err) == "" {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	mustApply(t, f, &fsmpb.Command{Version: 3, Type: fsmpb.CommandType_COMMAND_TYPE_REVOKE_API_KEY, RevokeApiKey: &fsmpb.RevokeApiKey{Hash: hashOf("app")}})
+	if k, ok := f.APIKey([32]byte(hashOf("app"))); !ok || !k.GetRevoked() {
+		t.Fatalf("revoked key: %v %v", k, ok)
+	}
+}
+
+// Retention drops ended codes and tokens; the verification records
+// survive a snapshot byte for byte, and the restored state decides alike.
+func TestVerificationExpiryAndSnapshot(t *testing.T) {
+	f := verificationFSM(t)
+	mustApply(t, f, claimCode("12345678", "t1", vt0+1))
+	g := fsm.New()
+	snap := snapshotBytes(t, f)
+	if err := restoreBytes(g, snap); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(snapshotBytes(t, g), snap) {
+		t.Fatal("verification records do not round-trip")
+	}
+	if code := codeOf(applyCmd(t, g, claimCode("12345678", "t9", vt0+2)).Err); code != command.CodeCodeInvalid {
+		t.Fatalf("a used code after restore: %q", code)
+	}
+	mustApply(t, g, claimToken("t1", vt0+3))
+	r := mustApply(t, f, &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_EXPIRE, TimeUnix: vt0 + 30*86_400,
+		Expire: &fsmpb.Expire{CutoffUnix: vt0 + 3*86_400}}).GetExpire()
+	if r.GetCodes() != 2 {
+		t.Fatalf("retention dropped %d codes, want 2", r.GetCodes())
+	}
+	if _, ok := f.VerificationToken("t1"); ok {
+		t.Fatal("an ended token is kept")
+	}
+	mustApply(t, f, issueVCode("u1", "lab", "12345678", "abcdefghijklmnop", "confirmed", vt0+30*86_400))
+}

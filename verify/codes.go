@@ -1,0 +1,61 @@
+package verify
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"math/big"
+	"strings"
+)
+
+// Code formats: short codes are read over the phone, long codes sent by SMS
+// or in a link.
+const (
+	ShortCodeDigits = 8
+	LongCodeLength  = 16
+	longAlphabet    = "abcdefghijklmnopqrstuvwxyz0123456789"
+	digits          = "0123456789"
+)
+
+// NewShortCode draws a short code of n decimal digits.
+func NewShortCode(n int) string { return draw(digits, n) }
+
+// NewLongCode draws a long code of n characters of [a-z0-9].
+func NewLongCode(n int) string { return draw(longAlphabet, n) }
+
+func draw(alphabet string, n int) string {
+	var b strings.Builder
+	max := big.NewInt(int64(len(alphabet)))
+	for range n {
+		i, err := rand.Int(rand.Reader, max)
+		if err != nil {
+			panic("verify: the system random source failed: " + err.Error())
+		}
+		b.WriteByte(alphabet[i.Int64()])
+	}
+	return b.String()
+}
+
+// Normalize is a typed code as stored: spaces and dashes a person may add
+// are dropped and letters lower-cased.
+func Normalize(code string) string {
+	return strings.ToLower(strings.NewReplacer(" ", "", "-", "").Replace(strings.TrimSpace(code)))
+}
+
+// Hash is a code's keyed hash under one code key: only hashes are stored.
+func Hash(key []byte, code string) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("covid-backend verification code\x00"))
+	m.Write([]byte(Normalize(code)))
+	return m.Sum(nil)
+}
+
+// Hashes is a code's hash under every key in force (the first makes, all
+// find), so that codes outlive a key rotation.
+func Hashes(keys [][]byte, code string) [][]byte {
+	out := make([][]byte, len(keys))
+	for i, k := range keys {
+		out[i] = Hash(k, code)
+	}
+	return out
+}
