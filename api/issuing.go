@@ -19,7 +19,6 @@ const (
 	maxUUIDLen      = 64
 	issueCollisions = 3
 	defaultShortTTL = 15 * time.Minute
-	defaultLongTTL  = 24 * time.Hour
 )
 
 // callerKey is the admin key of an issuing request.
@@ -71,33 +70,54 @@ func (s *Server) batchIssue(c *gin.Context) {
 	c.JSON(status, out)
 }
 
-// issueOne checks one request and issues its code pair, drawing new codes
-// when the values collide with a live code.
+// issueOne checks one request, issues its code pair and, given a phone
+// and an SMS gateway, sends the long code (which then lives 24 hours).
 func (s *Server) issueOne(c *gin.Context, req verify.IssueRequest) (verify.IssueResponse, *verify.Error) {
 	rec, verr := s.codeRecord(c, req)
 	if verr != nil {
 		return verify.IssueResponse{}, verr
 	}
+	v := s.cfg.Verification
+	phone := ""
+	if req.Phone != "" && v.SMS != nil {
+		if phone, verr = checkPhone(req.Phone); verr != nil {
+			return verify.IssueResponse{}, verr
+		}
+		rec.LongTtlSeconds = int64(v.longTTL() / time.Second)
+	}
+	got, short, long, verr := s.issueRecord(c, rec)
+	if verr == nil && phone != "" {
+		verr = s.sendCode(c, got, phone, short, long)
+	}
+	if verr != nil {
+		return verify.IssueResponse{}, verr
+	}
+	return verify.IssueResponse{UUID: got.GetUuid(), Code: short,
+		ExpiresAt: verify.FormatExpiry(got.GetExpiresUnix()), ExpiresAtTimestamp: got.GetExpiresUnix(),
+		LongExpiresAt: verify.FormatExpiry(got.GetLongExpiresUnix()), LongExpiresAtTimestamp: got.GetLongExpiresUnix()}, nil
+}
+
+// issueRecord draws a code pair for the record and commits it, drawing
+// again when the values collide with a live code; it returns the record
+// as stored and the two codes.
+func (s *Server) issueRecord(c *gin.Context, rec *fsmpb.VerificationCode) (*fsmpb.VerificationCode, string, string, *verify.Error) {
 	for range issueCollisions {
 		short, long := verify.NewShortCode(verify.ShortCodeDigits), verify.NewLongCode(verify.LongCodeLength)
 		rec.ShortHash, rec.LongHash = verify.Hash(s.codeKeys[0], short), verify.Hash(s.codeKeys[0], long)
 		got, err := command.IssueVerificationCode(c.Request.Context(), s.node, rec)
 		var refused *command.Error
-		if errors.As(err, &refused) && refused.Code == command.CodeCodeCollision {
+		switch {
+		case errors.As(err, &refused) && refused.Code == command.CodeCodeCollision:
 			continue
-		}
-		if err != nil {
-			if errors.As(err, &refused) && verify.FromRefusal(refused) != nil {
-				return verify.IssueResponse{}, verify.FromRefusal(refused)
-			}
+		case errors.As(err, &refused) && verify.FromRefusal(refused) != nil:
+			return nil, "", "", verify.FromRefusal(refused)
+		case err != nil:
 			s.cfg.Logger.Error("issue verification code", "err", err)
-			return verify.IssueResponse{}, &verify.Error{Status: http.StatusServiceUnavailable, Code: verify.CodeUnavailable, Message: "region not ready, retry"}
+			return nil, "", "", &verify.Error{Status: http.StatusServiceUnavailable, Code: verify.CodeUnavailable, Message: "region not ready, retry"}
 		}
-		return verify.IssueResponse{UUID: got.GetUuid(), Code: short,
-			ExpiresAt: verify.FormatExpiry(got.GetExpiresUnix()), ExpiresAtTimestamp: got.GetExpiresUnix(),
-			LongExpiresAt: verify.FormatExpiry(got.GetLongExpiresUnix()), LongExpiresAtTimestamp: got.GetLongExpiresUnix()}, nil
+		return got, short, long, nil
 	}
-	return verify.IssueResponse{}, &verify.Error{Status: http.StatusServiceUnavailable, Code: verify.CodeUnavailable, Message: "could not draw a free code, retry"}
+	return nil, "", "", &verify.Error{Status: http.StatusServiceUnavailable, Code: verify.CodeUnavailable, Message: "could not draw a free code, retry"}
 }
 
 // codeRecord checks an issue request by the reference's rules and builds

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"github.com/covid-backend/covid-backend/fsm"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 	"github.com/covid-backend/covid-backend/publish"
+	"github.com/covid-backend/covid-backend/sms"
 	"github.com/covid-backend/covid-backend/verify"
 )
 
@@ -33,6 +35,14 @@ type Verification struct {
 	// ShortTTL is how long a code lives (default 15 minutes; at most an
 	// hour). Without an SMS gateway the long code lives as long.
 	ShortTTL time.Duration
+	// SMS sends long codes (nil: no SMS; user reports are then not
+	// offered); LongTTL is how long a code sent by SMS lives (default 24
+	// hours); SMSTemplate is the message, with [code], [longcode],
+	// [region] and [hours] filled in.
+	SMS         sms.Sender
+	LongTTL     time.Duration
+	SMSTemplate string
+	Region      string
 }
 
 // Context keys of the verification routes.
@@ -51,6 +61,7 @@ func (s *Server) verificationRoutes(r gin.IRoutes, limit gin.HandlerFunc) {
 	device := []gin.HandlerFunc{limit, s.requireAPIKey(fsm.APIKeyDevice), s.readVerifyBody}
 	r.POST("/api/verify", append(device, s.deviceVerify)...)
 	r.POST("/api/certificate", append(device, s.certificate)...)
+	r.POST("/api/user-report", append(device, s.userReport)...)
 	issuing := []gin.HandlerFunc{limit, s.requireAPIKey(fsm.APIKeyAdmin), s.readVerifyBody}
 	r.POST("/api/issue", append(issuing, s.issue)...)
 	r.POST("/api/batch-issue", append(issuing, s.batchIssue)...)
@@ -162,8 +173,14 @@ func (s *Server) deviceVerify(c *gin.Context) {
 		return
 	}
 	v := s.cfg.Verification
+	var nonceHash []byte
+	if req.Nonce != "" {
+		nonce, _ := base64.StdEncoding.DecodeString(req.Nonce)
+		h := sha256.Sum256(nonce)
+		nonceHash = h[:]
+	}
 	tok, err := command.ClaimCode(c.Request.Context(), s.node, &fsmpb.ClaimCode{Hashes: hashes, Accept: accept,
-		TokenId: verify.NewTokenID(), TokenTtlSeconds: int64(verify.TokenTTL / time.Second)})
+		TokenId: verify.NewTokenID(), TokenTtlSeconds: int64(verify.TokenTTL / time.Second), NonceHash: nonceHash})
 	var refused *command.Error
 	if errors.As(err, &refused) && (refused.Code == command.CodeCodeInvalid || refused.Code == command.CodeCodeExpired) {
 		s.codeFailures.reserve(ip) // failures count against the client, never the code

@@ -17,6 +17,7 @@ import (
 	"github.com/covid-backend/covid-backend/fsm"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 	"github.com/covid-backend/covid-backend/publish"
+	"github.com/covid-backend/covid-backend/sms"
 	"github.com/covid-backend/covid-backend/verify"
 )
 
@@ -42,7 +43,13 @@ func signingKey(t *testing.T, kid string) verify.SigningKey {
 // registered as its own health authority.
 func verifyServer(t *testing.T) *testServer {
 	t.Helper()
-	v := &Verification{Issuer: verifyIssuer, Audience: verifyIssuer,
+	return verifyServerWith(t, nil)
+}
+
+// verifyServerWith runs the service with an SMS gateway (nil: none).
+func verifyServerWith(t *testing.T, gateway sms.Sender) *testServer {
+	t.Helper()
+	v := &Verification{Issuer: verifyIssuer, Audience: verifyIssuer, Region: "test", SMS: gateway,
 		TokenKeys: []verify.SigningKey{signingKey(t, "t1")}, CertKeys: []verify.SigningKey{signingKey(t, "c1")}}
 	ts := newTestServerConfig(t, Config{Verification: v})
 	ctx := context.Background()
@@ -84,7 +91,7 @@ func apiAnswer(t *testing.T, w *httptest.ResponseRecorder) map[string]any {
 	return m
 }
 
-func issueCode(t *testing.T, ts *testServer, key string, req verify.IssueRequest) verify.IssueResponse {
+func issueCode(t *testing.T, ts *testServer, key string, req any) verify.IssueResponse {
 	t.Helper()
 	w := ts.api("/api/issue", key, req)
 	if w.Code != http.StatusOK {

@@ -26,7 +26,7 @@ import (
 )
 
 // exportKey writes a region export key and returns the flags that use it.
-func exportKey(t *testing.T, dir string) (*ecdsa.PrivateKey, []string) {
+func exportKey(t testing.TB, dir string) (*ecdsa.PrivateKey, []string) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {

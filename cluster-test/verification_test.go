@@ -19,7 +19,7 @@ const verifyAppID = "org.example.app"
 // verificationCluster is a 3-node region running the verification
 // service, with a provider "lab", a device key for apps and an admin key
 // of the lab, known on every node.
-func verificationCluster(t *testing.T) (c *cluster, deviceKey, labKey string) {
+func verificationCluster(t testing.TB) (c *cluster, deviceKey, labKey string) {
 	t.Helper()
 	certDir, tokenDir := t.TempDir(), t.TempDir()
 	_, exportFlags := exportKey(t, t.TempDir())

@@ -43,6 +43,7 @@ const (
 	CodeUUIDExists          Code = "uuid_already_exists"
 	CodeCodeNotFound        Code = "code_not_found"
 	CodeUnknownAPIKey       Code = "unknown_api_key"
+	CodeUserReportExists    Code = "user_report_exists"
 )
 
 // Error is a refusal by the state machine: the command changed nothing

@@ -69,9 +69,14 @@ func applyRevokeAPIKey(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 func applyIssueVerificationCode(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 	c := proto.CloneOf(cmd.GetIssueVerificationCode())
 	now := cmd.GetTimeUnix()
+	userReport := c.GetTestType() == "user-report" && c.GetProvider() == ""
 	switch p, ok := s.providers[c.GetProvider()]; {
-	case !ok || p.GetRevoked():
+	case !userReport && (!ok || p.GetRevoked()):
 		return refuse(command.CodeUnknownProvider, "no active provider %q", c.GetProvider())
+	case userReport && (len(c.GetNonceHash()) != 32 || len(c.GetPhoneHash()) != 32):
+		return refuse(command.CodeInvalidCommand, "a user report needs a nonce hash and a phone hash")
+	case userReport && s.livePhone(c.GetPhoneHash(), now):
+		return refuse(command.CodeUserReportExists, "this phone has a live user report")
 	case c.GetUuid() == "" || len(c.GetUuid()) > maxUUIDLen:
 		return refuse(command.CodeInvalidCommand, "a code needs a uuid of at most %d bytes", maxUUIDLen)
 	case s.vcodes[c.GetUuid()] != nil:
@@ -91,6 +96,18 @@ func applyIssueVerificationCode(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 	s.vcodeHash[[32]byte(c.GetShortHash())] = c.GetUuid()
 	s.vcodeHash[[32]byte(c.GetLongHash())] = c.GetUuid()
 	return &fsmpb.Result{Value: &fsmpb.Result_VerificationCode{VerificationCode: proto.CloneOf(c)}}
+}
+
+// livePhone tells whether a user report sent to this phone is still live.
+// A scan of the codes: issuing a user report is rare next to the lookups
+// an index would slow down.
+func (s *state) livePhone(hash []byte, now int64) bool {
+	for _, c := range s.vcodes {
+		if len(c.GetPhoneHash()) > 0 && slices.Equal(c.GetPhoneHash(), hash) && now < c.GetLongExpiresUnix() {
+			return true
+		}
+	}
+	return false
 }
 
 // liveHash tells whether a code that has not expired holds hash.
@@ -128,6 +145,8 @@ func applyClaimCode(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 		return refuse(command.CodeCodeInvalid, "verification code invalid")
 	case len(cl.GetAccept()) > 0 && !slices.Contains(cl.GetAccept(), c.GetTestType()):
 		return refuse(command.CodeUnsupportedTestType, "the app does not accept test type %q", c.GetTestType())
+	case len(c.GetNonceHash()) > 0 && !slices.Equal(c.GetNonceHash(), cl.GetNonceHash()):
+		return refuse(command.CodeCodeInvalid, "verification code invalid")
 	}
 	c = proto.CloneOf(c)
 	c.ClaimedUnix = now

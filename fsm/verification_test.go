@@ -198,3 +198,30 @@ func TestVerificationExpiryAndSnapshot(t *testing.T) {
 	}
 	mustApply(t, f, issueVCode("u1", "lab", "12345678", "abcdefghijklmnop", "confirmed", vt0+30*86_400))
 }
+
+// A user report (issued to the region, not a provider) is bound to the
+// app's nonce, and one phone has one live report.
+func TestUserReportCode(t *testing.T) {
+	f := verificationFSM(t)
+	report := func(uuid, short, long, phone string, at int64) *fsmpb.Command {
+		c := issueVCode(uuid, "", short, long, "user-report", at)
+		c.IssueVerificationCode.NonceHash, c.IssueVerificationCode.PhoneHash = hashOf("nonce "+uuid), hashOf(phone)
+		return c
+	}
+	mustApply(t, f, report("r1", "31111111", "rrrrrrrrrrrrrrr1", "+15550001", vt0))
+	if code := codeOf(applyCmd(t, f, report("r2", "32222222", "rrrrrrrrrrrrrrr2", "+15550001", vt0+60)).Err); code != command.CodeUserReportExists {
+		t.Fatalf("a second report to one phone: %q", code)
+	}
+	if code := codeOf(applyCmd(t, f, issueVCode("x", "", "33333333", "rrrrrrrrrrrrrrr3", "confirmed", vt0)).Err); code != command.CodeUnknownProvider {
+		t.Fatalf("a confirmed code of no provider: %q", code)
+	}
+	claim := claimCode("rrrrrrrrrrrrrrr1", "t1", vt0+70)
+	claim.ClaimCode.NonceHash = hashOf("another nonce")
+	if code := codeOf(applyCmd(t, f, claim).Err); code != command.CodeCodeInvalid {
+		t.Fatalf("a user report with another nonce: %q", code)
+	}
+	claim.ClaimCode.NonceHash = hashOf("nonce r1")
+	mustApply(t, f, claim)
+	// A day on, the report has ended and the phone may report again.
+	mustApply(t, f, report("r3", "34444444", "rrrrrrrrrrrrrrr4", "+15550001", vt0+86_400))
+}

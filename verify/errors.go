@@ -23,6 +23,7 @@ const (
 	CodeCodeNotFound        = "code_not_found"
 	CodeTooMany             = "too_many_codes"
 	CodeUnavailable         = "maintenance_mode"
+	CodeUserReportExists    = "user_report_exists"
 )
 
 // Error is an answer other than 200: its status and error code.
@@ -55,6 +56,8 @@ func FromRefusal(e *command.Error) *Error {
 		return fail(http.StatusConflict, CodeUUIDExists, "a code with this uuid exists")
 	case command.CodeCodeNotFound:
 		return fail(http.StatusNotFound, CodeCodeNotFound, "no such code")
+	case command.CodeUserReportExists:
+		return fail(http.StatusConflict, CodeUserReportExists, "this phone already has a user report code")
 	}
 	return nil
 }

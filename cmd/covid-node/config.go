@@ -32,7 +32,8 @@ type serveConfig struct {
 	VerifyCertKeyFiles, VerifyCertKids          string
 	VerifyTokenKeyFiles, VerifyTokenKids        string
 	VerifyIssuer, VerifyAudience, VerifyAppIDs  string
-	VerifyCodeTTL                               time.Duration
+	VerifyCodeTTL, VerifyLongCodeTTL            time.Duration
+	SMSWebhookURL, SMSTokenFile, SMSTemplate    string
 	InsecureDev                                 bool
 	CodeKeyFiles, RevisionKeyFiles              string
 	SigningKeyFile, SigningKeyID                string
@@ -88,6 +89,10 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.VerifyAudience, "verify-audience", "", "aud of certificates (default the issuer)")
 	fs.StringVar(&c.VerifyAppIDs, "verify-app-id", "", "comma-separated app ids (healthAuthorityID) whose uploads the service's certificates admit")
 	fs.DurationVar(&c.VerifyCodeTTL, "verify-code-ttl", 15*time.Minute, "how long an issued code is valid (at most 1h)")
+	fs.DurationVar(&c.VerifyLongCodeTTL, "verify-long-code-ttl", 24*time.Hour, "how long a code sent by SMS is valid (at most 24h)")
+	fs.StringVar(&c.SMSWebhookURL, "sms-webhook-url", "", "the SMS gateway: codes issued with a phone, and user reports, are sent as POST {\"to\", \"message\"} to this URL")
+	fs.StringVar(&c.SMSTokenFile, "sms-webhook-token-file", "", "a file with the bearer token the SMS gateway wants (mode 0600)")
+	fs.StringVar(&c.SMSTemplate, "sms-template", "", "the SMS text, with [code], [longcode], [region] and [hours] filled in (default: the code and an ens:// link)")
 	fs.BoolVar(&c.InsecureDev, "insecure-dev", false, "speak raft in plaintext, without certificates (loopback development only)")
 	fs.DurationVar(&c.TestClockOffset, "test-clock-offset", 0, "for fault tests only: shift this node's clock by this much")
 	fs.StringVar(&c.ExportKeysRetired, "export-key-retired", "", "comma-separated id/version of export keys that sign no new batch but still the files sealed while they were in force (keep them 14 days after retiring)")

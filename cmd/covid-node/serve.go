@@ -200,6 +200,7 @@ func splitList(s string) []string {
 func checkSecrets(c *serveConfig) error {
 	files := append(splitList(c.ExportKeyFiles), c.SigningKeyFile, c.PoolKeyFile)
 	files = append(append(files, splitList(c.VerifyCertKeyFiles)...), splitList(c.VerifyTokenKeyFiles)...)
+	files = append(files, c.SMSTokenFile)
 	files = append(append(files, splitList(c.CodeKeyFiles)...), splitList(c.RevisionKeyFiles)...)
 	if _, err := os.Stat(c.AdminTokenFile); err == nil {
 		files = append(files, c.AdminTokenFile)

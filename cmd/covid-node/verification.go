@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/covid-backend/covid-backend/api"
 	"github.com/covid-backend/covid-backend/export"
 	"github.com/covid-backend/covid-backend/node"
+	"github.com/covid-backend/covid-backend/sms"
 	"github.com/covid-backend/covid-backend/verify"
 )
 
@@ -60,7 +62,22 @@ func verification(c *serveConfig) (*api.Verification, node.LeaderJob, error) {
 	if audience == "" {
 		audience = issuer
 	}
-	v := &api.Verification{Issuer: issuer, Audience: audience, TokenKeys: tokenKeys, CertKeys: certKeys, ShortTTL: c.VerifyCodeTTL}
+	v := &api.Verification{Issuer: issuer, Audience: audience, TokenKeys: tokenKeys, CertKeys: certKeys, ShortTTL: c.VerifyCodeTTL,
+		LongTTL: c.VerifyLongCodeTTL, SMSTemplate: c.SMSTemplate, Region: c.Region}
+	if c.VerifyLongCodeTTL < c.VerifyCodeTTL || c.VerifyLongCodeTTL > 24*time.Hour {
+		return nil, nil, fmt.Errorf("--verify-long-code-ttl %v: want between --verify-code-ttl and 24h", c.VerifyLongCodeTTL)
+	}
+	if c.SMSWebhookURL != "" {
+		token := ""
+		if c.SMSTokenFile != "" {
+			b, err := os.ReadFile(c.SMSTokenFile)
+			if err != nil {
+				return nil, nil, fmt.Errorf("sms gateway token: %w", err)
+			}
+			token = strings.TrimSpace(string(b))
+		}
+		v.SMS = sms.NewWebhook(c.SMSWebhookURL, token)
+	}
 	job := func(ctx context.Context, n *node.Node) error {
 		return verify.EnsureAuthority(ctx, n, n.FSM(), issuer, audience, apps, certKeys)
 	}

@@ -3600,8 +3600,13 @@ type VerificationCode struct {
 	ExpiredByUnix   int64 `protobuf:"varint,13,opt,name=expired_by_unix,json=expiredByUnix,proto3" json:"expired_by_unix,omitempty"`
 	ShortTtlSeconds int64 `protobuf:"varint,14,opt,name=short_ttl_seconds,json=shortTtlSeconds,proto3" json:"short_ttl_seconds,omitempty"`
 	LongTtlSeconds  int64 `protobuf:"varint,15,opt,name=long_ttl_seconds,json=longTtlSeconds,proto3" json:"long_ttl_seconds,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// nonce_hash (user reports): the SHA-256 of the app's nonce, which
+	// /api/verify must present again. phone_hash: a keyed hash of the phone
+	// number it was sent to, so that one phone gets one live user report.
+	NonceHash     []byte `protobuf:"bytes,16,opt,name=nonce_hash,json=nonceHash,proto3" json:"nonce_hash,omitempty"`
+	PhoneHash     []byte `protobuf:"bytes,17,opt,name=phone_hash,json=phoneHash,proto3" json:"phone_hash,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *VerificationCode) Reset() {
@@ -3739,6 +3744,20 @@ func (x *VerificationCode) GetLongTtlSeconds() int64 {
 	return 0
 }
 
+func (x *VerificationCode) GetNonceHash() []byte {
+	if x != nil {
+		return x.NonceHash
+	}
+	return nil
+}
+
+func (x *VerificationCode) GetPhoneHash() []byte {
+	if x != nil {
+		return x.PhoneHash
+	}
+	return nil
+}
+
 // ClaimCode uses up a verification code and creates its token, in one
 // command, so that two requests racing on two nodes cannot both win.
 type ClaimCode struct {
@@ -3751,8 +3770,10 @@ type ClaimCode struct {
 	// lifetime.
 	TokenId         string `protobuf:"bytes,3,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
 	TokenTtlSeconds int64  `protobuf:"varint,4,opt,name=token_ttl_seconds,json=tokenTtlSeconds,proto3" json:"token_ttl_seconds,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// nonce_hash is the SHA-256 of the request's nonce (empty without one).
+	NonceHash     []byte `protobuf:"bytes,5,opt,name=nonce_hash,json=nonceHash,proto3" json:"nonce_hash,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ClaimCode) Reset() {
@@ -3811,6 +3832,13 @@ func (x *ClaimCode) GetTokenTtlSeconds() int64 {
 		return x.TokenTtlSeconds
 	}
 	return 0
+}
+
+func (x *ClaimCode) GetNonceHash() []byte {
+	if x != nil {
+		return x.NonceHash
+	}
+	return nil
 }
 
 // VerificationToken is the record of a token /api/verify handed out: the
@@ -4318,7 +4346,7 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\fcreated_unix\x18\x05 \x01(\x03R\vcreatedUnix\x12\x18\n" +
 	"\arevoked\x18\x06 \x01(\bR\arevoked\"\"\n" +
 	"\fRevokeApiKey\x12\x12\n" +
-	"\x04hash\x18\x01 \x01(\fR\x04hash\"\x85\x04\n" +
+	"\x04hash\x18\x01 \x01(\fR\x04hash\"\xc3\x04\n" +
 	"\x10VerificationCode\x12\x12\n" +
 	"\x04uuid\x18\x01 \x01(\tR\x04uuid\x12\x1a\n" +
 	"\bprovider\x18\x02 \x01(\tR\bprovider\x12\x1b\n" +
@@ -4338,12 +4366,18 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\fclaimed_unix\x18\f \x01(\x03R\vclaimedUnix\x12&\n" +
 	"\x0fexpired_by_unix\x18\r \x01(\x03R\rexpiredByUnix\x12*\n" +
 	"\x11short_ttl_seconds\x18\x0e \x01(\x03R\x0fshortTtlSeconds\x12(\n" +
-	"\x10long_ttl_seconds\x18\x0f \x01(\x03R\x0elongTtlSeconds\"\x82\x01\n" +
+	"\x10long_ttl_seconds\x18\x0f \x01(\x03R\x0elongTtlSeconds\x12\x1d\n" +
+	"\n" +
+	"nonce_hash\x18\x10 \x01(\fR\tnonceHash\x12\x1d\n" +
+	"\n" +
+	"phone_hash\x18\x11 \x01(\fR\tphoneHash\"\xa1\x01\n" +
 	"\tClaimCode\x12\x16\n" +
 	"\x06hashes\x18\x01 \x03(\fR\x06hashes\x12\x16\n" +
 	"\x06accept\x18\x02 \x03(\tR\x06accept\x12\x19\n" +
 	"\btoken_id\x18\x03 \x01(\tR\atokenId\x12*\n" +
-	"\x11token_ttl_seconds\x18\x04 \x01(\x03R\x0ftokenTtlSeconds\"\xd9\x01\n" +
+	"\x11token_ttl_seconds\x18\x04 \x01(\x03R\x0ftokenTtlSeconds\x12\x1d\n" +
+	"\n" +
+	"nonce_hash\x18\x05 \x01(\fR\tnonceHash\"\xd9\x01\n" +
 	"\x11VerificationToken\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\tcode_uuid\x18\x02 \x01(\tR\bcodeUuid\x12\x1b\n" +

@@ -1,0 +1,123 @@
+package api
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/covid-backend/covid-backend/command"
+	"github.com/covid-backend/covid-backend/fsm/fsmpb"
+	"github.com/covid-backend/covid-backend/publish"
+	"github.com/covid-backend/covid-backend/verify"
+)
+
+// Defaults of codes sent by SMS.
+const (
+	defaultLongTTL     = 24 * time.Hour
+	defaultSMSTemplate = "Your exposure notification verification code: [code] (or open ens://v?r=[region]&c=[longcode] within [hours] hours)"
+	nonceBytes         = 256
+)
+
+// longTTL is how long a code sent by SMS lives.
+func (v *Verification) longTTL() time.Duration {
+	if v.LongTTL > 0 {
+		return v.LongTTL
+	}
+	return defaultLongTTL
+}
+
+// smsMessage fills the template for one code pair.
+func (v *Verification) smsMessage(short, long string) string {
+	t := v.SMSTemplate
+	if t == "" {
+		t = defaultSMSTemplate
+	}
+	return strings.NewReplacer("[code]", short, "[longcode]", long, "[region]", v.Region,
+		"[hours]", strconv.Itoa(int(v.longTTL()/time.Hour))).Replace(t)
+}
+
+// checkPhone keeps digits and a leading + of a phone number, which must
+// have 6 to 15 digits (E.164).
+func checkPhone(phone string) (string, *verify.Error) {
+	var b strings.Builder
+	for i, r := range strings.TrimSpace(phone) {
+		switch {
+		case r >= '0' && r <= '9', r == '+' && i == 0:
+			b.WriteRune(r)
+		case r == ' ' || r == '-' || r == '(' || r == ')':
+		default:
+			return "", &verify.Error{Status: http.StatusBadRequest, Code: "invalid_phone", Message: "phone: not a phone number"}
+		}
+	}
+	if n := len(strings.TrimPrefix(b.String(), "+")); n < 6 || n > 15 {
+		return "", &verify.Error{Status: http.StatusBadRequest, Code: "invalid_phone", Message: "phone: want 6 to 15 digits"}
+	}
+	return b.String(), nil
+}
+
+// sendCode sends the long code of a code pair just issued; when the
+// gateway fails the code is expired at once, so that no code is out that
+// its patient never got.
+func (s *Server) sendCode(c *gin.Context, rec *fsmpb.VerificationCode, phone, short, long string) *verify.Error {
+	v := s.cfg.Verification
+	if err := v.SMS.Send(c.Request.Context(), phone, v.smsMessage(short, long)); err != nil {
+		s.cfg.Logger.Warn("sms not sent; the code is expired", "uuid", rec.GetUuid(), "err", err)
+		if _, err := command.ExpireVerificationCode(c.Request.Context(), s.node, rec.GetUuid(), rec.GetProvider()); err != nil {
+			s.cfg.Logger.Error("expire a code whose sms failed", "uuid", rec.GetUuid(), "err", err)
+		}
+		return &verify.Error{Status: http.StatusInternalServerError, Code: "sms_failure", Message: "the SMS could not be sent; the code was expired"}
+	}
+	return nil
+}
+
+// userReport is POST /api/user-report: a person without a lab test asks
+// for a code by SMS to self-report. Only with an SMS gateway (otherwise,
+// as a realm without user reports, 400 unsupported_test_type); one live
+// report per phone; the code is bound to the app's nonce.
+func (s *Server) userReport(c *gin.Context) {
+	var req struct {
+		verify.IssueRequest
+		Nonce string `json:"nonce"`
+	}
+	if !decodeVerify(c, &req, verify.CodeUnparsableRequest) {
+		return
+	}
+	v := s.cfg.Verification
+	nonce, err := base64.StdEncoding.DecodeString(req.Nonce)
+	phone, verr := checkPhone(req.Phone)
+	switch {
+	case v.SMS == nil:
+		verr = &verify.Error{Status: http.StatusBadRequest, Code: verify.CodeUnsupportedTestType, Message: "user reports are not offered here (no SMS gateway)"}
+	case err != nil || len(nonce) != nonceBytes:
+		verr = &verify.Error{Status: http.StatusBadRequest, Code: "invalid_nonce", Message: "nonce: want 256 random bytes in base64"}
+	}
+	if verr != nil {
+		verifyFail(c, verr)
+		return
+	}
+	req.TestType = verify.TestUserReport
+	rec, verr := s.codeRecord(c, req.IssueRequest)
+	if verr != nil {
+		verifyFail(c, verr)
+		return
+	}
+	nh := sha256.Sum256(nonce)
+	rec.Uuid, rec.Provider, rec.IssuedBy = newUUID(), "", "user-report"
+	rec.NonceHash, rec.PhoneHash = nh[:], verify.Hash(s.codeKeys[0], "phone:"+phone)
+	rec.LongTtlSeconds = int64(v.longTTL() / time.Second)
+	got, short, long, verr := s.issueRecord(c, rec)
+	if verr == nil {
+		verr = s.sendCode(c, got, phone, short, long)
+	}
+	if verr != nil {
+		verifyFail(c, verr)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"expiresAt": verify.FormatExpiry(got.GetLongExpiresUnix()),
+		"expiresAtTimestamp": got.GetLongExpiresUnix(), "padding": publish.Padding()})
+}

@@ -1,0 +1,122 @@
+package api
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/covid-backend/covid-backend/sms"
+)
+
+// fakeGateway is an SMS gateway that keeps what it was asked to send, or
+// fails when told to.
+type fakeGateway struct {
+	mu   sync.Mutex
+	sent []struct{ To, Message string }
+	fail bool
+	srv  *httptest.Server
+}
+
+func newFakeGateway(t *testing.T) *fakeGateway {
+	g := &fakeGateway{}
+	g.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var m struct{ To, Message string }
+		json.NewDecoder(r.Body).Decode(&m)
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		if g.fail {
+			w.WriteHeader(http.StatusBadGateway)
+			return
+		}
+		g.sent = append(g.sent, m)
+	}))
+	t.Cleanup(g.srv.Close)
+	return g
+}
+
+// last is the long code of the last message, and its number.
+func (g *fakeGateway) last(t *testing.T) (to, long string) {
+	t.Helper()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.sent) == 0 {
+		t.Fatal("no SMS was sent")
+	}
+	m := g.sent[len(g.sent)-1]
+	found := regexp.MustCompile(`c=([a-z0-9]{16})`).FindStringSubmatch(m.Message)
+	if found == nil {
+		t.Fatalf("no long code in %q", m.Message)
+	}
+	return m.To, found[1]
+}
+
+// A code issued with a phone is sent by SMS: its long code lives a day
+// and verifies; when the gateway fails the answer says so and the code is
+// expired, so no code is out that nobody received.
+func TestIssueWithSMS(t *testing.T) {
+	g := newFakeGateway(t)
+	ts := verifyServerWith(t, sms.NewWebhook(g.srv.URL, ""))
+	issued := issueCode(t, ts, labKey, map[string]any{"testType": "confirmed", "phone": "+1 (555) 000-1234"})
+	to, long := g.last(t)
+	if to != "+15550001234" || issued.LongExpiresAtTimestamp-time.Now().Unix() < 23*3600 {
+		t.Fatalf("sent to %q, long code expires %d", to, issued.LongExpiresAtTimestamp)
+	}
+	if w := ts.api("/api/verify", deviceKey, map[string]any{"code": long}); w.Code != http.StatusOK {
+		t.Fatalf("the long code: %d %s", w.Code, w.Body)
+	}
+	g.mu.Lock()
+	g.fail = true
+	g.mu.Unlock()
+	w := ts.api("/api/issue", labKey, map[string]any{"testType": "confirmed", "phone": "+15550001234", "uuid": "sms-fails"})
+	if got := apiAnswer(t, w); w.Code != http.StatusInternalServerError || got["errorCode"] != "sms_failure" {
+		t.Fatalf("a failed SMS: %d %v", w.Code, got)
+	}
+	if code, ok := ts.node.FSM().VerificationCode("sms-fails"); !ok || code.GetExpiredByUnix() == 0 {
+		t.Fatalf("the code whose SMS failed: %v", code)
+	}
+	if w := ts.api("/api/issue", labKey, map[string]any{"testType": "confirmed", "phone": "call me"}); apiAnswer(t, w)["errorCode"] != "invalid_phone" {
+		t.Fatalf("a phone that is not one: %s", w.Body)
+	}
+}
+
+// A user report: only with an SMS gateway, one live report per phone, and
+// its code only with the nonce of the app that asked for it.
+func TestUserReport(t *testing.T) {
+	nonce := make([]byte, 256)
+	rand.Read(nonce)
+	report := map[string]any{"phone": "+15550009999", "nonce": base64.StdEncoding.EncodeToString(nonce),
+		"symptomDate": time.Now().UTC().Format("2006-01-02")}
+	if w := verifyServer(t).api("/api/user-report", deviceKey, report); w.Code != http.StatusBadRequest || apiAnswer(t, w)["errorCode"] != "unsupported_test_type" {
+		t.Fatalf("without SMS: %d %s", w.Code, w.Body)
+	}
+	g := newFakeGateway(t)
+	ts := verifyServerWith(t, sms.NewWebhook(g.srv.URL, ""))
+	w := ts.api("/api/user-report", deviceKey, report)
+	got := apiAnswer(t, w)
+	if w.Code != http.StatusOK || got["expiresAt"] == "" || got["expiresAtTimestamp"] == nil {
+		t.Fatalf("user report: %d %v", w.Code, got)
+	}
+	_, long := g.last(t)
+	if w := ts.api("/api/user-report", deviceKey, report); w.Code != http.StatusConflict {
+		t.Fatalf("a second report to the phone: %d %s", w.Code, w.Body)
+	}
+	bad := map[string]any{"phone": "+15550008888", "nonce": "c2hvcnQ="}
+	if w := ts.api("/api/user-report", deviceKey, bad); apiAnswer(t, w)["errorCode"] != "invalid_nonce" {
+		t.Fatalf("a short nonce: %s", w.Body)
+	}
+	other := make([]byte, 256)
+	w = ts.api("/api/verify", deviceKey, map[string]any{"code": long, "nonce": base64.StdEncoding.EncodeToString(other)})
+	if got := apiAnswer(t, w); w.Code != http.StatusBadRequest || got["errorCode"] != "code_invalid" {
+		t.Fatalf("another nonce: %d %v", w.Code, got)
+	}
+	w = ts.api("/api/verify", deviceKey, map[string]any{"code": long, "nonce": report["nonce"], "accept": []string{"user-report"}})
+	if got := apiAnswer(t, w); w.Code != http.StatusOK || got["testtype"] != "user-report" {
+		t.Fatalf("the reporter's app: %d %v", w.Code, got)
+	}
+}
