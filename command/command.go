@@ -25,7 +25,8 @@ import (
 // export.sig) and is placed against its origin's high-water mark, so that
 // no expired batch is taken again; a trusted region may have a start
 // sequence; a seal may say which real key each padding key copies; the
-// verification service's API keys, codes and tokens exist.
+// verification service's API keys, codes and tokens, and the portal's
+// accounts and audit log, exist.
 const Version = 3
 
 // Applier commits a command through the region's leader and returns its
@@ -62,7 +63,10 @@ func Since(t fsmpb.CommandType) (uint32, bool) {
 		fsmpb.CommandType_COMMAND_TYPE_ISSUE_VERIFICATION_CODE,
 		fsmpb.CommandType_COMMAND_TYPE_CLAIM_CODE,
 		fsmpb.CommandType_COMMAND_TYPE_CLAIM_TOKEN,
-		fsmpb.CommandType_COMMAND_TYPE_EXPIRE_VERIFICATION_CODE:
+		fsmpb.CommandType_COMMAND_TYPE_EXPIRE_VERIFICATION_CODE,
+		fsmpb.CommandType_COMMAND_TYPE_PUT_USER,
+		fsmpb.CommandType_COMMAND_TYPE_LOGIN,
+		fsmpb.CommandType_COMMAND_TYPE_AUDIT:
 		return 3, true
 	}
 	return 0, false

@@ -44,6 +44,7 @@ const (
 	CodeCodeNotFound        Code = "code_not_found"
 	CodeUnknownAPIKey       Code = "unknown_api_key"
 	CodeUserReportExists    Code = "user_report_exists"
+	CodeUnknownUser         Code = "unknown_user"
 )
 
 // Error is a refusal by the state machine: the command changed nothing

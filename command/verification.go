@@ -46,3 +46,21 @@ func ExpireVerificationCode(ctx context.Context, a Applier, uuid, provider strin
 		ExpireVerificationCode: &fsmpb.ExpireVerificationCode{Uuid: uuid, Provider: provider}})
 	return res.GetVerificationCode(), err
 }
+
+// PutUser creates or changes a portal account; the result is the account.
+func PutUser(ctx context.Context, a Applier, u *fsmpb.User) (*fsmpb.User, error) {
+	res, err := a.Apply(ctx, &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_PUT_USER, PutUser: u})
+	return res.GetUser(), err
+}
+
+// Login records a sign-in's outcome, or ends every session of an account.
+func Login(ctx context.Context, a Applier, l *fsmpb.Login) (*fsmpb.User, error) {
+	res, err := a.Apply(ctx, &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_LOGIN, Login: l})
+	return res.GetUser(), err
+}
+
+// Audit records an action in the audit log.
+func Audit(ctx context.Context, a Applier, e *fsmpb.AuditEvent) error {
+	_, err := a.Apply(ctx, &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_AUDIT, Audit: e})
+	return err
+}

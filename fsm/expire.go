@@ -50,6 +50,7 @@ func applyExpire(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 		}
 	}
 	res.Codes += s.expireVerification(cutoff)
+	s.expireAudit(cutoff)
 	for origin, kept := range s.foreign {
 		if s.foreign[origin] = slices.DeleteFunc(kept, func(fb *fsmpb.ForeignBatch) bool { return fb.GetEndUnix() < cutoff }); len(s.foreign[origin]) == 0 {
 			delete(s.foreign, origin) // its high-water mark stays

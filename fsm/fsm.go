@@ -63,6 +63,9 @@ func New() *FSM {
 			fsmpb.CommandType_COMMAND_TYPE_CLAIM_CODE:               applyClaimCode,
 			fsmpb.CommandType_COMMAND_TYPE_CLAIM_TOKEN:              applyClaimToken,
 			fsmpb.CommandType_COMMAND_TYPE_EXPIRE_VERIFICATION_CODE: applyExpireVerificationCode,
+			fsmpb.CommandType_COMMAND_TYPE_PUT_USER:                 applyPutUser,
+			fsmpb.CommandType_COMMAND_TYPE_LOGIN:                    applyLogin,
+			fsmpb.CommandType_COMMAND_TYPE_AUDIT:                    applyAudit,
 		},
 	}
 }

@@ -109,7 +109,8 @@ func (sn *snapshot) write(w io.Writer) error {
 		Trusted: uint64(len(sn.trusted)), Foreign: uint64(len(sn.foreign)), LastDigest: sn.lastDigest,
 		LastTimeUnix: sn.lastTime, Policy: sn.policy, OriginMarks: sn.marks,
 		ApiKeys: uint64(len(sn.verification.apiKeys)), VerificationCodes: uint64(len(sn.verification.codes)),
-		VerificationTokens: uint64(len(sn.verification.tokens)),
+		VerificationTokens: uint64(len(sn.verification.tokens)), Users: uint64(len(sn.verification.users)),
+		AuditEvents: uint64(len(sn.verification.audit)),
 	}
 	for _, k := range sn.revisedPending {
 		hdr.RevisedPending = append(hdr.RevisedPending, k[:])

@@ -93,6 +93,10 @@ type state struct {
 	vcodes    map[string]*fsmpb.VerificationCode
 	vcodeHash map[[32]byte]string
 	tokens    map[string]*fsmpb.VerificationToken
+	// users are the portal's accounts by email; audit is its audit log,
+	// oldest first.
+	users map[string]*fsmpb.User
+	audit []*fsmpb.AuditEvent
 	// lastDigest chains this region's own batches.
 	lastDigest []byte
 	// pending lists, in arrival order, the keys not yet sealed.
@@ -143,6 +147,7 @@ func newState() *state {
 		vcodes:        make(map[string]*fsmpb.VerificationCode),
 		vcodeHash:     make(map[[32]byte]string),
 		tokens:        make(map[string]*fsmpb.VerificationToken),
+		users:         make(map[string]*fsmpb.User),
 		codes:         make(map[uint32]*fsmpb.Code),
 		nodes:         make(map[string]*fsmpb.Node),
 	}

@@ -17,6 +17,8 @@ type verificationRecords struct {
 	apiKeys []*fsmpb.ApiKey
 	codes   []*fsmpb.VerificationCode
 	tokens  []*fsmpb.VerificationToken
+	users   []*fsmpb.User
+	audit   []*fsmpb.AuditEvent
 }
 
 func (s *state) verificationRecords() verificationRecords {
@@ -30,6 +32,10 @@ func (s *state) verificationRecords() verificationRecords {
 	for _, t := range s.tokens {
 		r.tokens = append(r.tokens, t)
 	}
+	for _, u := range s.users {
+		r.users = append(r.users, u)
+	}
+	r.audit = slices.Clone(s.audit)
 	return r
 }
 
@@ -50,6 +56,17 @@ func (r verificationRecords) write(put func(proto.Message) error) error {
 	}
 	for _, t := range r.tokens {
 		if err := put(t); err != nil {
+			return err
+		}
+	}
+	slices.SortFunc(r.users, func(a, b *fsmpb.User) int { return strings.Compare(a.GetEmail(), b.GetEmail()) })
+	for _, u := range r.users {
+		if err := put(u); err != nil {
+			return err
+		}
+	}
+	for _, e := range r.audit {
+		if err := put(e); err != nil {
 			return err
 		}
 	}
@@ -94,6 +111,23 @@ func readVerification(s *state, hdr *fsmpb.SnapshotHeader, get func(proto.Messag
 			return fmt.Errorf("verification token %q: empty or repeated id", t.GetId())
 		}
 		s.tokens[t.GetId()] = t
+	}
+	for range hdr.GetUsers() {
+		u := &fsmpb.User{}
+		if err := get(u); err != nil {
+			return fmt.Errorf("read portal account: %w", err)
+		}
+		if u.GetEmail() == "" || s.users[u.GetEmail()] != nil {
+			return fmt.Errorf("portal account %q: empty or repeated", u.GetEmail())
+		}
+		s.users[u.GetEmail()] = u
+	}
+	for range hdr.GetAuditEvents() {
+		e := &fsmpb.AuditEvent{}
+		if err := get(e); err != nil {
+			return fmt.Errorf("read audit event: %w", err)
+		}
+		s.audit = append(s.audit, e)
 	}
 	return nil
 }

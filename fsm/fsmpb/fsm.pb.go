@@ -52,6 +52,9 @@ const (
 	CommandType_COMMAND_TYPE_CLAIM_CODE               CommandType = 19
 	CommandType_COMMAND_TYPE_CLAIM_TOKEN              CommandType = 20
 	CommandType_COMMAND_TYPE_EXPIRE_VERIFICATION_CODE CommandType = 21
+	CommandType_COMMAND_TYPE_PUT_USER                 CommandType = 22
+	CommandType_COMMAND_TYPE_LOGIN                    CommandType = 23
+	CommandType_COMMAND_TYPE_AUDIT                    CommandType = 24
 )
 
 // Enum value maps for CommandType.
@@ -79,6 +82,9 @@ var (
 		19: "COMMAND_TYPE_CLAIM_CODE",
 		20: "COMMAND_TYPE_CLAIM_TOKEN",
 		21: "COMMAND_TYPE_EXPIRE_VERIFICATION_CODE",
+		22: "COMMAND_TYPE_PUT_USER",
+		23: "COMMAND_TYPE_LOGIN",
+		24: "COMMAND_TYPE_AUDIT",
 	}
 	CommandType_value = map[string]int32{
 		"COMMAND_TYPE_UNSPECIFIED":              0,
@@ -103,6 +109,9 @@ var (
 		"COMMAND_TYPE_CLAIM_CODE":               19,
 		"COMMAND_TYPE_CLAIM_TOKEN":              20,
 		"COMMAND_TYPE_EXPIRE_VERIFICATION_CODE": 21,
+		"COMMAND_TYPE_PUT_USER":                 22,
+		"COMMAND_TYPE_LOGIN":                    23,
+		"COMMAND_TYPE_AUDIT":                    24,
 	}
 )
 
@@ -163,6 +172,9 @@ type Command struct {
 	ClaimCode              *ClaimCode              `protobuf:"bytes,28,opt,name=claim_code,json=claimCode,proto3" json:"claim_code,omitempty"`
 	ClaimToken             *ClaimToken             `protobuf:"bytes,29,opt,name=claim_token,json=claimToken,proto3" json:"claim_token,omitempty"`
 	ExpireVerificationCode *ExpireVerificationCode `protobuf:"bytes,30,opt,name=expire_verification_code,json=expireVerificationCode,proto3" json:"expire_verification_code,omitempty"`
+	PutUser                *User                   `protobuf:"bytes,31,opt,name=put_user,json=putUser,proto3" json:"put_user,omitempty"`
+	Login                  *Login                  `protobuf:"bytes,32,opt,name=login,proto3" json:"login,omitempty"`
+	Audit                  *AuditEvent             `protobuf:"bytes,33,opt,name=audit,proto3" json:"audit,omitempty"`
 	unknownFields          protoimpl.UnknownFields
 	sizeCache              protoimpl.SizeCache
 }
@@ -365,6 +377,27 @@ func (x *Command) GetExpireVerificationCode() *ExpireVerificationCode {
 	return nil
 }
 
+func (x *Command) GetPutUser() *User {
+	if x != nil {
+		return x.PutUser
+	}
+	return nil
+}
+
+func (x *Command) GetLogin() *Login {
+	if x != nil {
+		return x.Login
+	}
+	return nil
+}
+
+func (x *Command) GetAudit() *AuditEvent {
+	if x != nil {
+		return x.Audit
+	}
+	return nil
+}
+
 // Policy is the region-wide configuration every node follows, replicated so
 // that no node decides by its own flags. SET_POLICY replaces the fields
 // that are set (non-zero); a zero field keeps the current value.
@@ -469,6 +502,7 @@ type Result struct {
 	//	*Result_Policy
 	//	*Result_VerificationCode
 	//	*Result_VerificationToken
+	//	*Result_User
 	Value         isResult_Value `protobuf_oneof:"value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -599,6 +633,15 @@ func (x *Result) GetVerificationToken() *VerificationToken {
 	return nil
 }
 
+func (x *Result) GetUser() *User {
+	if x != nil {
+		if x, ok := x.Value.(*Result_User); ok {
+			return x.User
+		}
+	}
+	return nil
+}
+
 type isResult_Value interface {
 	isResult_Value()
 }
@@ -639,6 +682,10 @@ type Result_VerificationToken struct {
 	VerificationToken *VerificationToken `protobuf:"bytes,18,opt,name=verification_token,json=verificationToken,proto3,oneof"`
 }
 
+type Result_User struct {
+	User *User `protobuf:"bytes,19,opt,name=user,proto3,oneof"`
+}
+
 func (*Result_Publish) isResult_Value() {}
 
 func (*Result_Seal) isResult_Value() {}
@@ -656,6 +703,8 @@ func (*Result_Policy) isResult_Value() {}
 func (*Result_VerificationCode) isResult_Value() {}
 
 func (*Result_VerificationToken) isResult_Value() {}
+
+func (*Result_User) isResult_Value() {}
 
 // Refusal tells why the state machine refused a command.
 type Refusal struct {
@@ -3171,8 +3220,12 @@ type SnapshotHeader struct {
 	ApiKeys            uint64 `protobuf:"varint,20,opt,name=api_keys,json=apiKeys,proto3" json:"api_keys,omitempty"`
 	VerificationCodes  uint64 `protobuf:"varint,21,opt,name=verification_codes,json=verificationCodes,proto3" json:"verification_codes,omitempty"`
 	VerificationTokens uint64 `protobuf:"varint,22,opt,name=verification_tokens,json=verificationTokens,proto3" json:"verification_tokens,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// users and audit_events count the portal's accounts and its audit log,
+	// which follow the verification tokens.
+	Users         uint64 `protobuf:"varint,23,opt,name=users,proto3" json:"users,omitempty"`
+	AuditEvents   uint64 `protobuf:"varint,24,opt,name=audit_events,json=auditEvents,proto3" json:"audit_events,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SnapshotHeader) Reset() {
@@ -3355,6 +3408,20 @@ func (x *SnapshotHeader) GetVerificationCodes() uint64 {
 func (x *SnapshotHeader) GetVerificationTokens() uint64 {
 	if x != nil {
 		return x.VerificationTokens
+	}
+	return 0
+}
+
+func (x *SnapshotHeader) GetUsers() uint64 {
+	if x != nil {
+		return x.Users
+	}
+	return 0
+}
+
+func (x *SnapshotHeader) GetAuditEvents() uint64 {
+	if x != nil {
+		return x.AuditEvents
 	}
 	return 0
 }
@@ -4034,12 +4101,283 @@ func (x *ExpireVerificationCode) GetProvider() string {
 	return ""
 }
 
+// User is an account of the web portal: a health care worker of a provider,
+// or (provider empty) an operator of the region. The password is kept only
+// as an argon2id hash; totp_secret, when set, is a second factor.
+// PUT_USER creates an account or replaces its name, roles, password hash,
+// second factor and disabled flag; a new password hash ends its sessions.
+type User struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Email        string                 `protobuf:"bytes,1,opt,name=email,proto3" json:"email,omitempty"`
+	Name         string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Provider     string                 `protobuf:"bytes,3,opt,name=provider,proto3" json:"provider,omitempty"`
+	Roles        []string               `protobuf:"bytes,4,rep,name=roles,proto3" json:"roles,omitempty"`
+	PasswordHash string                 `protobuf:"bytes,5,opt,name=password_hash,json=passwordHash,proto3" json:"password_hash,omitempty"`
+	TotpSecret   []byte                 `protobuf:"bytes,6,opt,name=totp_secret,json=totpSecret,proto3" json:"totp_secret,omitempty"`
+	Disabled     bool                   `protobuf:"varint,7,opt,name=disabled,proto3" json:"disabled,omitempty"`
+	// failures counts sign-ins refused since the last success; at five the
+	// account is locked until locked_until_unix.
+	Failures        uint32 `protobuf:"varint,8,opt,name=failures,proto3" json:"failures,omitempty"`
+	LockedUntilUnix int64  `protobuf:"varint,9,opt,name=locked_until_unix,json=lockedUntilUnix,proto3" json:"locked_until_unix,omitempty"`
+	// session_epoch is in every session cookie: raising it ends them all.
+	SessionEpoch  uint32 `protobuf:"varint,10,opt,name=session_epoch,json=sessionEpoch,proto3" json:"session_epoch,omitempty"`
+	CreatedUnix   int64  `protobuf:"varint,11,opt,name=created_unix,json=createdUnix,proto3" json:"created_unix,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *User) Reset() {
+	*x = User{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *User) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*User) ProtoMessage() {}
+
+func (x *User) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use User.ProtoReflect.Descriptor instead.
+func (*User) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *User) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+func (x *User) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *User) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
+func (x *User) GetRoles() []string {
+	if x != nil {
+		return x.Roles
+	}
+	return nil
+}
+
+func (x *User) GetPasswordHash() string {
+	if x != nil {
+		return x.PasswordHash
+	}
+	return ""
+}
+
+func (x *User) GetTotpSecret() []byte {
+	if x != nil {
+		return x.TotpSecret
+	}
+	return nil
+}
+
+func (x *User) GetDisabled() bool {
+	if x != nil {
+		return x.Disabled
+	}
+	return false
+}
+
+func (x *User) GetFailures() uint32 {
+	if x != nil {
+		return x.Failures
+	}
+	return 0
+}
+
+func (x *User) GetLockedUntilUnix() int64 {
+	if x != nil {
+		return x.LockedUntilUnix
+	}
+	return 0
+}
+
+func (x *User) GetSessionEpoch() uint32 {
+	if x != nil {
+		return x.SessionEpoch
+	}
+	return 0
+}
+
+func (x *User) GetCreatedUnix() int64 {
+	if x != nil {
+		return x.CreatedUnix
+	}
+	return 0
+}
+
+// Login records the outcome of a sign-in (ok or not), or a sign-out of every
+// session (end_sessions).
+type Login struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Email         string                 `protobuf:"bytes,1,opt,name=email,proto3" json:"email,omitempty"`
+	Ok            bool                   `protobuf:"varint,2,opt,name=ok,proto3" json:"ok,omitempty"`
+	EndSessions   bool                   `protobuf:"varint,3,opt,name=end_sessions,json=endSessions,proto3" json:"end_sessions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Login) Reset() {
+	*x = Login{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Login) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Login) ProtoMessage() {}
+
+func (x *Login) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Login.ProtoReflect.Descriptor instead.
+func (*Login) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *Login) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+func (x *Login) GetOk() bool {
+	if x != nil {
+		return x.Ok
+	}
+	return false
+}
+
+func (x *Login) GetEndSessions() bool {
+	if x != nil {
+		return x.EndSessions
+	}
+	return false
+}
+
+// AuditEvent is one action in the portal or on the admin API: who, what,
+// on what; the state machine sets the time.
+type AuditEvent struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TimeUnix      int64                  `protobuf:"varint,1,opt,name=time_unix,json=timeUnix,proto3" json:"time_unix,omitempty"`
+	Actor         string                 `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
+	Provider      string                 `protobuf:"bytes,3,opt,name=provider,proto3" json:"provider,omitempty"`
+	Action        string                 `protobuf:"bytes,4,opt,name=action,proto3" json:"action,omitempty"`
+	Target        string                 `protobuf:"bytes,5,opt,name=target,proto3" json:"target,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditEvent) Reset() {
+	*x = AuditEvent{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditEvent) ProtoMessage() {}
+
+func (x *AuditEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
+func (*AuditEvent) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *AuditEvent) GetTimeUnix() int64 {
+	if x != nil {
+		return x.TimeUnix
+	}
+	return 0
+}
+
+func (x *AuditEvent) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
 var File_fsm_fsmpb_fsm_proto protoreflect.FileDescriptor
 
 const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\n" +
-	"\x13fsm/fsmpb/fsm.proto\x12\fcovid.fsm.v1\"\xd9\n" +
-	"\n" +
+	"\x13fsm/fsmpb/fsm.proto\x12\fcovid.fsm.v1\"\xe3\v\n" +
 	"\aCommand\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12-\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x19.covid.fsm.v1.CommandTypeR\x04type\x12\x1b\n" +
@@ -4070,14 +4408,17 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"claim_code\x18\x1c \x01(\v2\x17.covid.fsm.v1.ClaimCodeR\tclaimCode\x129\n" +
 	"\vclaim_token\x18\x1d \x01(\v2\x18.covid.fsm.v1.ClaimTokenR\n" +
 	"claimToken\x12^\n" +
-	"\x18expire_verification_code\x18\x1e \x01(\v2$.covid.fsm.v1.ExpireVerificationCodeR\x16expireVerificationCode\"\xd2\x01\n" +
+	"\x18expire_verification_code\x18\x1e \x01(\v2$.covid.fsm.v1.ExpireVerificationCodeR\x16expireVerificationCode\x12-\n" +
+	"\bput_user\x18\x1f \x01(\v2\x12.covid.fsm.v1.UserR\aputUser\x12)\n" +
+	"\x05login\x18  \x01(\v2\x13.covid.fsm.v1.LoginR\x05login\x12.\n" +
+	"\x05audit\x18! \x01(\v2\x18.covid.fsm.v1.AuditEventR\x05audit\"\xd2\x01\n" +
 	"\x06Policy\x12+\n" +
 	"\x11retention_seconds\x18\x01 \x01(\x03R\x10retentionSeconds\x12\"\n" +
 	"\rseal_min_keys\x18\x02 \x01(\rR\vsealMinKeys\x12.\n" +
 	"\x13seal_padding_jitter\x18\x03 \x01(\rR\x11sealPaddingJitter\x12\x1d\n" +
 	"\n" +
 	"no_padding\x18\x04 \x01(\bR\tnoPadding\x12(\n" +
-	"\x10code_ttl_seconds\x18\x05 \x01(\x03R\x0ecodeTtlSeconds\"\xd9\x04\n" +
+	"\x10code_ttl_seconds\x18\x05 \x01(\x03R\x0ecodeTtlSeconds\"\x83\x05\n" +
 	"\x06Result\x12/\n" +
 	"\arefusal\x18\x01 \x01(\v2\x15.covid.fsm.v1.RefusalR\arefusal\x127\n" +
 	"\apublish\x18\n" +
@@ -4090,7 +4431,8 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"issue_code\x18\x0f \x01(\v2\x18.covid.fsm.v1.CodeResultH\x00R\tissueCode\x12.\n" +
 	"\x06policy\x18\x10 \x01(\v2\x14.covid.fsm.v1.PolicyH\x00R\x06policy\x12M\n" +
 	"\x11verification_code\x18\x11 \x01(\v2\x1e.covid.fsm.v1.VerificationCodeH\x00R\x10verificationCode\x12P\n" +
-	"\x12verification_token\x18\x12 \x01(\v2\x1f.covid.fsm.v1.VerificationTokenH\x00R\x11verificationTokenB\a\n" +
+	"\x12verification_token\x18\x12 \x01(\v2\x1f.covid.fsm.v1.VerificationTokenH\x00R\x11verificationToken\x12(\n" +
+	"\x04user\x18\x13 \x01(\v2\x12.covid.fsm.v1.UserH\x00R\x04userB\a\n" +
 	"\x05value\"7\n" +
 	"\aRefusal\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
@@ -4304,7 +4646,7 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x05index\x18\b \x01(\rR\x05index\x12\x1a\n" +
 	"\bprovider\x18\t \x01(\tR\bprovider\x12\x1b\n" +
 	"\tcode_hash\x18\n" +
-	" \x01(\fR\bcodeHash\"\x87\x06\n" +
+	" \x01(\fR\bcodeHash\"\xc0\x06\n" +
 	"\x0eSnapshotHeader\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12 \n" +
 	"\vauthorities\x18\x02 \x01(\x04R\vauthorities\x12\x14\n" +
@@ -4329,7 +4671,9 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\forigin_marks\x18\x13 \x03(\v2\x18.covid.fsm.v1.OriginMarkR\voriginMarks\x12\x19\n" +
 	"\bapi_keys\x18\x14 \x01(\x04R\aapiKeys\x12-\n" +
 	"\x12verification_codes\x18\x15 \x01(\x04R\x11verificationCodes\x12/\n" +
-	"\x13verification_tokens\x18\x16 \x01(\x04R\x12verificationTokens\"\x9a\x01\n" +
+	"\x13verification_tokens\x18\x16 \x01(\x04R\x12verificationTokens\x12\x14\n" +
+	"\x05users\x18\x17 \x01(\x04R\x05users\x12!\n" +
+	"\faudit_events\x18\x18 \x01(\x04R\vauditEvents\"\x9a\x01\n" +
 	"\tStoredKey\x12#\n" +
 	"\x03key\x18\x01 \x01(\v2\x11.covid.fsm.v1.KeyR\x03key\x12\x1e\n" +
 	"\n" +
@@ -4392,7 +4736,32 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\btoken_id\x18\x01 \x01(\tR\atokenId\"H\n" +
 	"\x16ExpireVerificationCode\x12\x12\n" +
 	"\x04uuid\x18\x01 \x01(\tR\x04uuid\x12\x1a\n" +
-	"\bprovider\x18\x02 \x01(\tR\bprovider*\xae\x05\n" +
+	"\bprovider\x18\x02 \x01(\tR\bprovider\"\xd4\x02\n" +
+	"\x04User\x12\x14\n" +
+	"\x05email\x18\x01 \x01(\tR\x05email\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1a\n" +
+	"\bprovider\x18\x03 \x01(\tR\bprovider\x12\x14\n" +
+	"\x05roles\x18\x04 \x03(\tR\x05roles\x12#\n" +
+	"\rpassword_hash\x18\x05 \x01(\tR\fpasswordHash\x12\x1f\n" +
+	"\vtotp_secret\x18\x06 \x01(\fR\n" +
+	"totpSecret\x12\x1a\n" +
+	"\bdisabled\x18\a \x01(\bR\bdisabled\x12\x1a\n" +
+	"\bfailures\x18\b \x01(\rR\bfailures\x12*\n" +
+	"\x11locked_until_unix\x18\t \x01(\x03R\x0flockedUntilUnix\x12#\n" +
+	"\rsession_epoch\x18\n" +
+	" \x01(\rR\fsessionEpoch\x12!\n" +
+	"\fcreated_unix\x18\v \x01(\x03R\vcreatedUnix\"P\n" +
+	"\x05Login\x12\x14\n" +
+	"\x05email\x18\x01 \x01(\tR\x05email\x12\x0e\n" +
+	"\x02ok\x18\x02 \x01(\bR\x02ok\x12!\n" +
+	"\fend_sessions\x18\x03 \x01(\bR\vendSessions\"\x8b\x01\n" +
+	"\n" +
+	"AuditEvent\x12\x1b\n" +
+	"\ttime_unix\x18\x01 \x01(\x03R\btimeUnix\x12\x14\n" +
+	"\x05actor\x18\x02 \x01(\tR\x05actor\x12\x1a\n" +
+	"\bprovider\x18\x03 \x01(\tR\bprovider\x12\x16\n" +
+	"\x06action\x18\x04 \x01(\tR\x06action\x12\x16\n" +
+	"\x06target\x18\x05 \x01(\tR\x06target*\xf9\x05\n" +
 	"\vCommandType\x12\x1c\n" +
 	"\x18COMMAND_TYPE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14COMMAND_TYPE_PUBLISH\x10\x01\x12\x1e\n" +
@@ -4416,7 +4785,10 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"$COMMAND_TYPE_ISSUE_VERIFICATION_CODE\x10\x12\x12\x1b\n" +
 	"\x17COMMAND_TYPE_CLAIM_CODE\x10\x13\x12\x1c\n" +
 	"\x18COMMAND_TYPE_CLAIM_TOKEN\x10\x14\x12)\n" +
-	"%COMMAND_TYPE_EXPIRE_VERIFICATION_CODE\x10\x15B2Z0github.com/covid-backend/covid-backend/fsm/fsmpbb\x06proto3"
+	"%COMMAND_TYPE_EXPIRE_VERIFICATION_CODE\x10\x15\x12\x19\n" +
+	"\x15COMMAND_TYPE_PUT_USER\x10\x16\x12\x16\n" +
+	"\x12COMMAND_TYPE_LOGIN\x10\x17\x12\x16\n" +
+	"\x12COMMAND_TYPE_AUDIT\x10\x18B2Z0github.com/covid-backend/covid-backend/fsm/fsmpbb\x06proto3"
 
 var (
 	file_fsm_fsmpb_fsm_proto_rawDescOnce sync.Once
@@ -4431,7 +4803,7 @@ func file_fsm_fsmpb_fsm_proto_rawDescGZIP() []byte {
 }
 
 var file_fsm_fsmpb_fsm_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_fsm_fsmpb_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
+var file_fsm_fsmpb_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
 var file_fsm_fsmpb_fsm_proto_goTypes = []any{
 	(CommandType)(0),               // 0: covid.fsm.v1.CommandType
 	(*Command)(nil),                // 1: covid.fsm.v1.Command
@@ -4478,6 +4850,9 @@ var file_fsm_fsmpb_fsm_proto_goTypes = []any{
 	(*VerificationToken)(nil),      // 42: covid.fsm.v1.VerificationToken
 	(*ClaimToken)(nil),             // 43: covid.fsm.v1.ClaimToken
 	(*ExpireVerificationCode)(nil), // 44: covid.fsm.v1.ExpireVerificationCode
+	(*User)(nil),                   // 45: covid.fsm.v1.User
+	(*Login)(nil),                  // 46: covid.fsm.v1.Login
+	(*AuditEvent)(nil),             // 47: covid.fsm.v1.AuditEvent
 }
 var file_fsm_fsmpb_fsm_proto_depIdxs = []int32{
 	0,  // 0: covid.fsm.v1.Command.type:type_name -> covid.fsm.v1.CommandType
@@ -4502,35 +4877,39 @@ var file_fsm_fsmpb_fsm_proto_depIdxs = []int32{
 	41, // 19: covid.fsm.v1.Command.claim_code:type_name -> covid.fsm.v1.ClaimCode
 	43, // 20: covid.fsm.v1.Command.claim_token:type_name -> covid.fsm.v1.ClaimToken
 	44, // 21: covid.fsm.v1.Command.expire_verification_code:type_name -> covid.fsm.v1.ExpireVerificationCode
-	4,  // 22: covid.fsm.v1.Result.refusal:type_name -> covid.fsm.v1.Refusal
-	5,  // 23: covid.fsm.v1.Result.publish:type_name -> covid.fsm.v1.PublishResult
-	6,  // 24: covid.fsm.v1.Result.seal:type_name -> covid.fsm.v1.SealResult
-	7,  // 25: covid.fsm.v1.Result.revoke:type_name -> covid.fsm.v1.RevokeResult
-	8,  // 26: covid.fsm.v1.Result.expire:type_name -> covid.fsm.v1.ExpireResult
-	9,  // 27: covid.fsm.v1.Result.import:type_name -> covid.fsm.v1.ImportResult
-	10, // 28: covid.fsm.v1.Result.issue_code:type_name -> covid.fsm.v1.CodeResult
-	2,  // 29: covid.fsm.v1.Result.policy:type_name -> covid.fsm.v1.Policy
-	40, // 30: covid.fsm.v1.Result.verification_code:type_name -> covid.fsm.v1.VerificationCode
-	42, // 31: covid.fsm.v1.Result.verification_token:type_name -> covid.fsm.v1.VerificationToken
-	11, // 32: covid.fsm.v1.TrustedRegion.keys:type_name -> covid.fsm.v1.TrustKey
-	28, // 33: covid.fsm.v1.FederationBatch.keys:type_name -> covid.fsm.v1.Key
-	28, // 34: covid.fsm.v1.FederationBatch.revised:type_name -> covid.fsm.v1.Key
-	25, // 35: covid.fsm.v1.Seal.signers:type_name -> covid.fsm.v1.ExportSigner
-	28, // 36: covid.fsm.v1.Batch.sealed_keys:type_name -> covid.fsm.v1.Key
-	28, // 37: covid.fsm.v1.Batch.padding:type_name -> covid.fsm.v1.Key
-	28, // 38: covid.fsm.v1.Batch.revised:type_name -> covid.fsm.v1.Key
-	25, // 39: covid.fsm.v1.Batch.signers:type_name -> covid.fsm.v1.ExportSigner
-	28, // 40: covid.fsm.v1.Publish.keys:type_name -> covid.fsm.v1.Key
-	28, // 41: covid.fsm.v1.Publish.revisions:type_name -> covid.fsm.v1.Key
-	30, // 42: covid.fsm.v1.Authority.keys:type_name -> covid.fsm.v1.AuthorityKey
-	2,  // 43: covid.fsm.v1.SnapshotHeader.policy:type_name -> covid.fsm.v1.Policy
-	17, // 44: covid.fsm.v1.SnapshotHeader.origin_marks:type_name -> covid.fsm.v1.OriginMark
-	28, // 45: covid.fsm.v1.StoredKey.key:type_name -> covid.fsm.v1.Key
-	46, // [46:46] is the sub-list for method output_type
-	46, // [46:46] is the sub-list for method input_type
-	46, // [46:46] is the sub-list for extension type_name
-	46, // [46:46] is the sub-list for extension extendee
-	0,  // [0:46] is the sub-list for field type_name
+	45, // 22: covid.fsm.v1.Command.put_user:type_name -> covid.fsm.v1.User
+	46, // 23: covid.fsm.v1.Command.login:type_name -> covid.fsm.v1.Login
+	47, // 24: covid.fsm.v1.Command.audit:type_name -> covid.fsm.v1.AuditEvent
+	4,  // 25: covid.fsm.v1.Result.refusal:type_name -> covid.fsm.v1.Refusal
+	5,  // 26: covid.fsm.v1.Result.publish:type_name -> covid.fsm.v1.PublishResult
+	6,  // 27: covid.fsm.v1.Result.seal:type_name -> covid.fsm.v1.SealResult
+	7,  // 28: covid.fsm.v1.Result.revoke:type_name -> covid.fsm.v1.RevokeResult
+	8,  // 29: covid.fsm.v1.Result.expire:type_name -> covid.fsm.v1.ExpireResult
+	9,  // 30: covid.fsm.v1.Result.import:type_name -> covid.fsm.v1.ImportResult
+	10, // 31: covid.fsm.v1.Result.issue_code:type_name -> covid.fsm.v1.CodeResult
+	2,  // 32: covid.fsm.v1.Result.policy:type_name -> covid.fsm.v1.Policy
+	40, // 33: covid.fsm.v1.Result.verification_code:type_name -> covid.fsm.v1.VerificationCode
+	42, // 34: covid.fsm.v1.Result.verification_token:type_name -> covid.fsm.v1.VerificationToken
+	45, // 35: covid.fsm.v1.Result.user:type_name -> covid.fsm.v1.User
+	11, // 36: covid.fsm.v1.TrustedRegion.keys:type_name -> covid.fsm.v1.TrustKey
+	28, // 37: covid.fsm.v1.FederationBatch.keys:type_name -> covid.fsm.v1.Key
+	28, // 38: covid.fsm.v1.FederationBatch.revised:type_name -> covid.fsm.v1.Key
+	25, // 39: covid.fsm.v1.Seal.signers:type_name -> covid.fsm.v1.ExportSigner
+	28, // 40: covid.fsm.v1.Batch.sealed_keys:type_name -> covid.fsm.v1.Key
+	28, // 41: covid.fsm.v1.Batch.padding:type_name -> covid.fsm.v1.Key
+	28, // 42: covid.fsm.v1.Batch.revised:type_name -> covid.fsm.v1.Key
+	25, // 43: covid.fsm.v1.Batch.signers:type_name -> covid.fsm.v1.ExportSigner
+	28, // 44: covid.fsm.v1.Publish.keys:type_name -> covid.fsm.v1.Key
+	28, // 45: covid.fsm.v1.Publish.revisions:type_name -> covid.fsm.v1.Key
+	30, // 46: covid.fsm.v1.Authority.keys:type_name -> covid.fsm.v1.AuthorityKey
+	2,  // 47: covid.fsm.v1.SnapshotHeader.policy:type_name -> covid.fsm.v1.Policy
+	17, // 48: covid.fsm.v1.SnapshotHeader.origin_marks:type_name -> covid.fsm.v1.OriginMark
+	28, // 49: covid.fsm.v1.StoredKey.key:type_name -> covid.fsm.v1.Key
+	50, // [50:50] is the sub-list for method output_type
+	50, // [50:50] is the sub-list for method input_type
+	50, // [50:50] is the sub-list for extension type_name
+	50, // [50:50] is the sub-list for extension extendee
+	0,  // [0:50] is the sub-list for field type_name
 }
 
 func init() { file_fsm_fsmpb_fsm_proto_init() }
@@ -4548,6 +4927,7 @@ func file_fsm_fsmpb_fsm_proto_init() {
 		(*Result_Policy)(nil),
 		(*Result_VerificationCode)(nil),
 		(*Result_VerificationToken)(nil),
+		(*Result_User)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -4555,7 +4935,7 @@ func file_fsm_fsmpb_fsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fsm_fsmpb_fsm_proto_rawDesc), len(file_fsm_fsmpb_fsm_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   44,
+			NumMessages:   47,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,162 @@
+package fsm
+
+import (
+	"slices"
+	"strings"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/covid-backend/covid-backend/command"
+	"github.com/covid-backend/covid-backend/fsm/fsmpb"
+)
+
+// Sign-in limits of portal accounts.
+const (
+	MaxLoginFailures = 5
+	LockoutSeconds   = 15 * 60
+	maxAuditAction   = 200
+)
+
+// Roles a portal account may hold.
+var userRoles = []string{"issue", "bulk", "codes", "users", "apikeys", "operator"}
+
+// applyPutUser creates a portal account or replaces what an operator or
+// provider admin may change; sign-in counters stay, and a new password
+// ends the account's sessions.
+func applyPutUser(s *state, cmd *fsmpb.Command) *fsmpb.Result {
+	u := proto.CloneOf(cmd.GetPutUser())
+	if u == nil {
+		return refuse(command.CodeInvalidCommand, "no account given")
+	}
+	u.Email = strings.ToLower(u.GetEmail())
+	switch p, ok := s.providers[u.GetProvider()]; {
+	case !strings.Contains(u.GetEmail(), "@") || len(u.GetEmail()) > 254:
+		return refuse(command.CodeInvalidCommand, "an account needs an email address")
+	case !strings.HasPrefix(u.GetPasswordHash(), "$argon2id$"):
+		return refuse(command.CodeInvalidCommand, "an account needs an argon2id password hash")
+	case u.GetProvider() != "" && (!ok || p.GetRevoked()):
+		return refuse(command.CodeUnknownProvider, "no active provider %q", u.GetProvider())
+	case slices.ContainsFunc(u.GetRoles(), func(r string) bool { return !slices.Contains(userRoles, r) }):
+		return refuse(command.CodeInvalidCommand, "roles %v: known roles are %v", u.GetRoles(), userRoles)
+	case u.GetProvider() != "" && slices.Contains(u.GetRoles(), "operator"):
+		return refuse(command.CodeInvalidCommand, "only region accounts (no provider) may be operators")
+	}
+	old := s.users[u.GetEmail()]
+	if old != nil && old.GetProvider() != u.GetProvider() {
+		return refuse(command.CodeInvalidCommand, "account %s belongs to another provider", u.GetEmail())
+	}
+	u.Failures, u.LockedUntilUnix, u.SessionEpoch, u.CreatedUnix = old.GetFailures(), old.GetLockedUntilUnix(), old.GetSessionEpoch(), old.GetCreatedUnix()
+	if old == nil {
+		u.CreatedUnix = cmd.GetTimeUnix()
+	} else if old.GetPasswordHash() != u.GetPasswordHash() || u.GetDisabled() {
+		u.SessionEpoch++
+	}
+	slices.Sort(u.Roles)
+	s.users[u.GetEmail()] = u
+	return &fsmpb.Result{Value: &fsmpb.Result_User{User: proto.CloneOf(u)}}
+}
+
+// applyLogin counts a refused sign-in (locking the account at the fifth),
+// clears the count on success, or ends every session of the account.
+func applyLogin(s *state, cmd *fsmpb.Command) *fsmpb.Result {
+	l, now := cmd.GetLogin(), cmd.GetTimeUnix()
+	u := s.users[strings.ToLower(l.GetEmail())]
+	if u == nil {
+		return refuse(command.CodeUnknownUser, "no account %q", l.GetEmail())
+	}
+	u = proto.CloneOf(u)
+	switch {
+	case l.GetEndSessions():
+		u.SessionEpoch++
+	case l.GetOk():
+		u.Failures, u.LockedUntilUnix = 0, 0
+	default:
+		u.Failures++
+		if u.GetFailures() >= MaxLoginFailures {
+			u.Failures, u.LockedUntilUnix = 0, now+LockoutSeconds
+		}
+	}
+	s.users[u.GetEmail()] = u
+	return &fsmpb.Result{Value: &fsmpb.Result_User{User: proto.CloneOf(u)}}
+}
+
+// applyAudit appends an event to the audit log (kept for the retention).
+func applyAudit(s *state, cmd *fsmpb.Command) *fsmpb.Result {
+	e := proto.CloneOf(cmd.GetAudit())
+	if e.GetActor() == "" || e.GetAction() == "" || len(e.GetAction())+len(e.GetTarget()) > maxAuditAction*4 {
+		return refuse(command.CodeInvalidCommand, "an audit event needs an actor and an action, and is short")
+	}
+	e.TimeUnix = cmd.GetTimeUnix()
+	s.audit = append(s.audit, e)
+	return &fsmpb.Result{}
+}
+
+// expireAudit drops audit events older than cutoff.
+func (s *state) expireAudit(cutoff int64) {
+	i := 0
+	for i < len(s.audit) && s.audit[i].GetTimeUnix() < cutoff {
+		i++
+	}
+	s.audit = slices.Clone(s.audit[i:])
+}
+
+// User returns a copy of the account with the given email.
+func (f *FSM) User(email string) (*fsmpb.User, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	u, ok := f.state.users[strings.ToLower(email)]
+	return proto.CloneOf(u), ok
+}
+
+// Users returns copies of the accounts of a provider ("" for the region's
+// operators, "*" for all), sorted by email.
+func (f *FSM) Users(provider string) []*fsmpb.User {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	var out []*fsmpb.User
+	for _, u := range f.state.users {
+		if provider == "*" || u.GetProvider() == provider {
+			out = append(out, proto.CloneOf(u))
+		}
+	}
+	slices.SortFunc(out, func(a, b *fsmpb.User) int { return strings.Compare(a.GetEmail(), b.GetEmail()) })
+	return out
+}
+
+// Audit returns the newest audit events of a provider ("*": all), newest
+// first, at most n.
+func (f *FSM) Audit(provider string, n int) []*fsmpb.AuditEvent {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	var out []*fsmpb.AuditEvent
+	for i := len(f.state.audit) - 1; i >= 0 && len(out) < n; i-- {
+		if e := f.state.audit[i]; provider == "*" || e.GetProvider() == provider {
+			out = append(out, proto.CloneOf(e))
+		}
+	}
+	return out
+}
+
+// VerificationCodes returns the newest codes of a provider, newest first,
+// at most n, for its portal pages.
+func (f *FSM) VerificationCodes(provider string, n int) []*fsmpb.VerificationCode {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	var out []*fsmpb.VerificationCode
+	for _, c := range f.state.vcodes {
+		if c.GetProvider() == provider {
+			out = append(out, c)
+		}
+	}
+	slices.SortFunc(out, func(a, b *fsmpb.VerificationCode) int {
+		if a.GetIssuedUnix() != b.GetIssuedUnix() {
+			return int(b.GetIssuedUnix() - a.GetIssuedUnix())
+		}
+		return strings.Compare(a.GetUuid(), b.GetUuid())
+	})
+	out = out[:min(n, len(out))]
+	for i, c := range out {
+		out[i] = proto.CloneOf(c)
+	}
+	return out
+}

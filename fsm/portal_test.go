@@ -1,0 +1,76 @@
+package fsm_test
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/covid-backend/covid-backend/command"
+	"github.com/covid-backend/covid-backend/fsm"
+	"github.com/covid-backend/covid-backend/fsm/fsmpb"
+)
+
+func putUser(email, provider, hash string, roles ...string) *fsmpb.Command {
+	return &fsmpb.Command{Version: 3, Type: fsmpb.CommandType_COMMAND_TYPE_PUT_USER, TimeUnix: vt0,
+		PutUser: &fsmpb.User{Email: email, Name: "N", Provider: provider, Roles: roles, PasswordHash: hash}}
+}
+
+func login(email string, ok bool, at int64) *fsmpb.Command {
+	return &fsmpb.Command{Version: 3, Type: fsmpb.CommandType_COMMAND_TYPE_LOGIN, TimeUnix: at, Login: &fsmpb.Login{Email: email, Ok: ok}}
+}
+
+// Accounts: the rules of who may hold what; five refused sign-ins lock an
+// account for 15 minutes; a new password or a sign-out ends sessions.
+func TestPortalAccounts(t *testing.T) {
+	f := verificationFSM(t)
+	const h = "$argon2id$v=19$m=65536,t=1,p=2$salt$hash"
+	for name, tc := range map[string]struct {
+		cmd  *fsmpb.Command
+		want command.Code
+	}{
+		"no email":                 {putUser("worker", "lab", h, "issue"), command.CodeInvalidCommand},
+		"a plain password":         {putUser("w@lab.example", "lab", "hunter2", "issue"), command.CodeInvalidCommand},
+		"unknown provider":         {putUser("w@lab.example", "nobody", h, "issue"), command.CodeUnknownProvider},
+		"unknown role":             {putUser("w@lab.example", "lab", h, "root"), command.CodeInvalidCommand},
+		"a provider's operator":    {putUser("w@lab.example", "lab", h, "operator"), command.CodeInvalidCommand},
+		"region operator, allowed": {putUser("ops@region.example", "", h, "operator"), ""},
+	} {
+		if code := codeOf(applyCmd(t, f, tc.cmd).Err); code != tc.want {
+			t.Errorf("%s: %q, want %q", name, code, tc.want)
+		}
+	}
+	u := mustApply(t, f, putUser("W@Lab.example", "lab", h, "issue", "codes")).GetUser()
+	if u.GetEmail() != "w@lab.example" || u.GetCreatedUnix() != vt0 {
+		t.Fatalf("account %v", u)
+	}
+	if code := codeOf(applyCmd(t, f, putUser("w@lab.example", "clinic", h, "issue")).Err); code != command.CodeInvalidCommand {
+		t.Fatalf("moving an account to another provider: %q", code)
+	}
+	for i := range fsm.MaxLoginFailures - 1 {
+		mustApply(t, f, login("w@lab.example", false, vt0+int64(i)))
+	}
+	u = mustApply(t, f, login("w@lab.example", false, vt0+10)).GetUser()
+	if u.GetLockedUntilUnix() != vt0+10+fsm.LockoutSeconds {
+		t.Fatalf("after five failures: %v", u)
+	}
+	u = mustApply(t, f, login("w@lab.example", true, vt0+2000)).GetUser()
+	if u.GetLockedUntilUnix() != 0 || u.GetFailures() != 0 {
+		t.Fatalf("after a success: %v", u)
+	}
+	epoch := u.GetSessionEpoch()
+	u = mustApply(t, f, putUser("w@lab.example", "lab", h+"2", "issue")).GetUser()
+	if u.GetSessionEpoch() != epoch+1 {
+		t.Fatal("a new password did not end the sessions")
+	}
+	mustApply(t, f, &fsmpb.Command{Version: 3, Type: fsmpb.CommandType_COMMAND_TYPE_AUDIT, Audit: &fsmpb.AuditEvent{Actor: "w@lab.example", Provider: "lab", Action: "issue code", Target: "u1"}})
+	if ev := f.Audit("lab", 10); len(ev) != 1 || ev[0].GetAction() != "issue code" || len(f.Audit("clinic", 10)) != 0 {
+		t.Fatalf("audit %v", ev)
+	}
+	g := fsm.New()
+	snap := snapshotBytes(t, f)
+	if err := restoreBytes(g, snap); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(snapshotBytes(t, g), snap) {
+		t.Fatal("accounts and audit log do not round-trip")
+	}
+}
