@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"time"
@@ -30,7 +31,8 @@ func (s *Server) issue(c *gin.Context) {
 	if !decodeVerify(c, &req, verify.CodeUnparsableRequest) {
 		return
 	}
-	resp, verr := s.issueOne(c, req)
+	key := callerKey(c)
+	resp, verr := s.IssueFor(c.Request.Context(), key.GetProvider(), key.GetName(), req)
 	if verr != nil {
 		verifyFail(c, verr)
 		return
@@ -53,8 +55,9 @@ func (s *Server) batchIssue(c *gin.Context) {
 	}
 	out := verify.BatchIssueResponse{Codes: make([]verify.IssueResponse, len(req.Codes)), Padding: publish.Padding()}
 	status := 0
+	key := callerKey(c)
 	for i, item := range req.Codes {
-		resp, verr := s.issueOne(c, item)
+		resp, verr := s.IssueFor(c.Request.Context(), key.GetProvider(), key.GetName(), item)
 		if verr != nil {
 			out.Codes[i] = verify.IssueResponse{ErrorFields: verify.ErrorOf(verr)}
 			if status == 0 {
@@ -70,10 +73,11 @@ func (s *Server) batchIssue(c *gin.Context) {
 	c.JSON(status, out)
 }
 
-// issueOne checks one request, issues its code pair and, given a phone
-// and an SMS gateway, sends the long code (which then lives 24 hours).
-func (s *Server) issueOne(c *gin.Context, req verify.IssueRequest) (verify.IssueResponse, *verify.Error) {
-	rec, verr := s.codeRecord(c, req)
+// IssueFor checks one request, issues its code pair for a provider and,
+// given a phone and an SMS gateway, sends the long code (which then lives
+// 24 hours). The issuing API and the portal (portal.Issuer) issue with it.
+func (s *Server) IssueFor(ctx context.Context, provider, issuedBy string, req verify.IssueRequest) (verify.IssueResponse, *verify.Error) {
+	rec, verr := s.codeRecord(provider, issuedBy, req)
 	if verr != nil {
 		return verify.IssueResponse{}, verr
 	}
@@ -85,9 +89,9 @@ func (s *Server) issueOne(c *gin.Context, req verify.IssueRequest) (verify.Issue
 		}
 		rec.LongTtlSeconds = int64(v.longTTL() / time.Second)
 	}
-	got, short, long, verr := s.issueRecord(c, rec)
+	got, short, long, verr := s.issueRecord(ctx, rec)
 	if verr == nil && phone != "" {
-		verr = s.sendCode(c, got, phone, short, long)
+		verr = s.sendCode(ctx, got, phone, short, long)
 	}
 	if verr != nil {
 		return verify.IssueResponse{}, verr
@@ -100,11 +104,11 @@ func (s *Server) issueOne(c *gin.Context, req verify.IssueRequest) (verify.Issue
 // issueRecord draws a code pair for the record and commits it, drawing
 // again when the values collide with a live code; it returns the record
 // as stored and the two codes.
-func (s *Server) issueRecord(c *gin.Context, rec *fsmpb.VerificationCode) (*fsmpb.VerificationCode, string, string, *verify.Error) {
+func (s *Server) issueRecord(ctx context.Context, rec *fsmpb.VerificationCode) (*fsmpb.VerificationCode, string, string, *verify.Error) {
 	for range issueCollisions {
 		short, long := verify.NewShortCode(verify.ShortCodeDigits), verify.NewLongCode(verify.LongCodeLength)
 		rec.ShortHash, rec.LongHash = verify.Hash(s.codeKeys[0], short), verify.Hash(s.codeKeys[0], long)
-		got, err := command.IssueVerificationCode(c.Request.Context(), s.node, rec)
+		got, err := command.IssueVerificationCode(ctx, s.node, rec)
 		var refused *command.Error
 		switch {
 		case errors.As(err, &refused) && refused.Code == command.CodeCodeCollision:
@@ -122,7 +126,7 @@ func (s *Server) issueRecord(c *gin.Context, rec *fsmpb.VerificationCode) (*fsmp
 
 // codeRecord checks an issue request by the reference's rules and builds
 // the record to issue (hashes still to be drawn).
-func (s *Server) codeRecord(c *gin.Context, req verify.IssueRequest) (*fsmpb.VerificationCode, *verify.Error) {
+func (s *Server) codeRecord(provider, issuedBy string, req verify.IssueRequest) (*fsmpb.VerificationCode, *verify.Error) {
 	now := s.cfg.Now()
 	known := false
 	for _, t := range verify.TestTypes {
@@ -153,8 +157,7 @@ func (s *Server) codeRecord(c *gin.Context, req verify.IssueRequest) (*fsmpb.Ver
 		short = v.ShortTTL
 	}
 	long := short
-	key := callerKey(c)
-	return &fsmpb.VerificationCode{Uuid: uuid, Provider: key.GetProvider(), IssuedBy: key.GetName(), TestType: req.TestType,
+	return &fsmpb.VerificationCode{Uuid: uuid, Provider: provider, IssuedBy: issuedBy, TestType: req.TestType,
 		TestDay: testDay, SymptomDay: symptomDay,
 		ShortTtlSeconds: int64(short / time.Second), LongTtlSeconds: int64(long / time.Second)}, nil
 }

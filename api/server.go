@@ -20,6 +20,7 @@ import (
 	"github.com/covid-backend/covid-backend/federation"
 	"github.com/covid-backend/covid-backend/feed"
 	"github.com/covid-backend/covid-backend/node"
+	"github.com/covid-backend/covid-backend/portal"
 	"github.com/covid-backend/covid-backend/publish"
 )
 
@@ -197,6 +198,12 @@ func (s *Server) routes() (http.Handler, error) {
 	r.POST("/v1/codes", publishLimit, s.requireProvider, s.issueCode)
 	if s.cfg.Verification != nil {
 		s.verificationRoutes(r, publishLimit)
+		p, err := portal.New(portal.Config{SessionKey: portalKey(s.codeKeys[0]), SMS: s.cfg.Verification.SMS != nil,
+			Now: s.cfg.Now, Logger: s.cfg.Logger}, s.node, s)
+		if err != nil {
+			return nil, fmt.Errorf("portal: %w", err)
+		}
+		p.Routes(r.Group("", readLimit))
 	}
 	read("/v1/keys", readLimit, s.publicRead, s.keyFeed)
 	read("/v1/exports/index.txt", readLimit, s.exportIndex(true))
@@ -238,6 +245,8 @@ func (s *Server) routes() (http.Handler, error) {
 	admin.GET("/v1/admin/apikeys", s.readView, s.listAPIKeys)
 	admin.POST("/v1/admin/apikeys", s.putAPIKey)
 	admin.DELETE("/v1/admin/apikeys/:name", s.revokeAPIKey)
+	admin.GET("/v1/admin/users", s.readView, s.listUsers)
+	admin.POST("/v1/admin/users", s.putUser)
 	admin.POST("/v1/admin/trust", s.putTrust)
 	admin.DELETE("/v1/admin/trust/:region", s.removeTrust)
 	admin.GET("/debug/pprof/*profile", gin.WrapF(pprofHandler))

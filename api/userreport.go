@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"net/http"
@@ -63,11 +64,11 @@ func checkPhone(phone string) (string, *verify.Error) {
 // sendCode sends the long code of a code pair just issued; when the
 // gateway fails the code is expired at once, so that no code is out that
 // its patient never got.
-func (s *Server) sendCode(c *gin.Context, rec *fsmpb.VerificationCode, phone, short, long string) *verify.Error {
+func (s *Server) sendCode(ctx context.Context, rec *fsmpb.VerificationCode, phone, short, long string) *verify.Error {
 	v := s.cfg.Verification
-	if err := v.SMS.Send(c.Request.Context(), phone, v.smsMessage(short, long)); err != nil {
+	if err := v.SMS.Send(ctx, phone, v.smsMessage(short, long)); err != nil {
 		s.cfg.Logger.Warn("sms not sent; the code is expired", "uuid", rec.GetUuid(), "err", err)
-		if _, err := command.ExpireVerificationCode(c.Request.Context(), s.node, rec.GetUuid(), rec.GetProvider()); err != nil {
+		if _, err := command.ExpireVerificationCode(ctx, s.node, rec.GetUuid(), rec.GetProvider()); err != nil {
 			s.cfg.Logger.Error("expire a code whose sms failed", "uuid", rec.GetUuid(), "err", err)
 		}
 		return &verify.Error{Status: http.StatusInternalServerError, Code: "sms_failure", Message: "the SMS could not be sent; the code was expired"}
@@ -101,18 +102,18 @@ func (s *Server) userReport(c *gin.Context) {
 		return
 	}
 	req.TestType = verify.TestUserReport
-	rec, verr := s.codeRecord(c, req.IssueRequest)
+	rec, verr := s.codeRecord("", "user-report", req.IssueRequest)
 	if verr != nil {
 		verifyFail(c, verr)
 		return
 	}
 	nh := sha256.Sum256(nonce)
-	rec.Uuid, rec.Provider, rec.IssuedBy = newUUID(), "", "user-report"
+	rec.Uuid = newUUID()
 	rec.NonceHash, rec.PhoneHash = nh[:], verify.Hash(s.codeKeys[0], "phone:"+phone)
 	rec.LongTtlSeconds = int64(v.longTTL() / time.Second)
-	got, short, long, verr := s.issueRecord(c, rec)
+	got, short, long, verr := s.issueRecord(c.Request.Context(), rec)
 	if verr == nil {
-		verr = s.sendCode(c, got, phone, short, long)
+		verr = s.sendCode(c.Request.Context(), got, phone, short, long)
 	}
 	if verr != nil {
 		verifyFail(c, verr)

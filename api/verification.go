@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -241,6 +242,14 @@ func (s *Server) awaitVerificationCode(ctx context.Context, hashes [][]byte) boo
 		time.Sleep(50 * time.Millisecond)
 	}
 	return true
+}
+
+// portalKey derives the portal's session key from the first code key, which
+// every node of the region has and no one else.
+func portalKey(codeKey []byte) []byte {
+	m := hmac.New(sha256.New, codeKey)
+	m.Write([]byte("covid-backend portal sessions"))
+	return m.Sum(nil)
 }
 
 // newUUID draws a version 4 UUID for a code issued without one.

@@ -482,6 +482,12 @@ func (c *cluster) upload(addr string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	return c.publishRequest(addr, req)
+}
+
+// publishRequest publishes an upload to a node and returns its keys if the
+// node stored them all.
+func (c *cluster) publishRequest(addr string, req *publish.Request) ([]string, error) {
 	body, _ := json.Marshal(req)
 	resp, err := c.client.Post(addr+"/v1/publish", "application/json", bytes.NewReader(body))
 	if err != nil {

@@ -26,6 +26,7 @@ commands:
                         manage the health care providers that issue one-time codes
   apikeys add|list|revoke
                         manage the verification service's API keys (device keys for apps, admin keys of providers)
+  users add|list        manage the web portal's accounts (/portal/: health care workers and operators)
   policy show|set       the region policy (retention, padding, code lifetime) every node follows
   revoke                withdraw keys: a submission, single keys, or what an issuer authorized since a time
   revocations           list the revocations with their reasons
@@ -67,6 +68,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return providers(ctx, args[1:], stdout)
 	case "apikeys":
 		return apiKeys(ctx, args[1:], stdout)
+	case "users":
+		return users(ctx, args[1:], stdout)
 	case "keygen":
 		return keygen(args[1:], stdout)
 	case "certs":

@@ -1,0 +1,178 @@
+package api
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pquerna/otp/totp"
+
+	"github.com/covid-backend/covid-backend/command"
+	"github.com/covid-backend/covid-backend/fsm/fsmpb"
+	"github.com/covid-backend/covid-backend/portal"
+)
+
+// browserish is a client with a cookie jar on the portal over HTTPS (the
+// session cookie is Secure).
+type browserish struct {
+	t    *testing.T
+	base string
+	c    *http.Client
+}
+
+func portalClient(t *testing.T, ts *testServer) *browserish {
+	srv := httptest.NewTLSServer(ts.h)
+	t.Cleanup(srv.Close)
+	c := srv.Client()
+	c.Jar, _ = cookiejar.New(nil)
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &browserish{t: t, base: srv.URL + "/portal", c: c}
+}
+
+func (b *browserish) get(path string) (int, string, http.Header) {
+	b.t.Helper()
+	resp, err := b.c.Get(b.base + path)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body), resp.Header
+}
+
+func (b *browserish) post(path string, form url.Values) (int, string) {
+	b.t.Helper()
+	resp, err := b.c.PostForm(b.base+path, form)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+// formToken is the CSRF token of the page's first form.
+func formToken(t *testing.T, page string) string {
+	t.Helper()
+	m := csrfField.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no CSRF token on the page:\n%s", page)
+	}
+	return m[1]
+}
+
+func addWorker(t *testing.T, ts *testServer, email string, totpSecret []byte, roles ...string) {
+	t.Helper()
+	_, err := command.PutUser(context.Background(), ts.node, &fsmpb.User{Email: email, Name: "W", Provider: "lab", Roles: roles,
+		PasswordHash: portal.HashPassword("correct horse battery staple"), TotpSecret: totpSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (b *browserish) signIn(email, password string) (int, string) {
+	b.t.Helper()
+	_, page, _ := b.get("/login")
+	return b.post("/login", url.Values{"csrf": {formToken(b.t, page)}, "email": {email}, "password": {password}})
+}
+
+// Sign-in: the same answer for an unknown account and a wrong password;
+// five wrong passwords lock the account even against the right one; the
+// sign-in form needs its CSRF token; every page has the security headers.
+func TestPortalSignIn(t *testing.T) {
+	ts := verifyServer(t)
+	addWorker(t, ts, "w@lab.example", nil, "issue")
+	b := portalClient(t, ts)
+	_, _, h := b.get("/login")
+	for name, want := range map[string]string{"Content-Security-Policy": "default-src 'none'", "X-Frame-Options": "DENY", "Cache-Control": "no-store"} {
+		if !strings.Contains(h.Get(name), want) {
+			t.Errorf("%s: %q", name, h.Get(name))
+		}
+	}
+	if status, _ := b.post("/login", url.Values{"email": {"w@lab.example"}, "password": {"correct horse battery staple"}}); status != http.StatusForbidden {
+		t.Fatalf("sign-in without its CSRF token: %d", status)
+	}
+	_, unknown := b.signIn("nobody@lab.example", "whatever")
+	_, wrong := b.signIn("w@lab.example", "wrong")
+	if !strings.Contains(unknown, "Wrong email or password") || !strings.Contains(wrong, "Wrong email or password") {
+		t.Fatal("an unknown account and a wrong password are told apart")
+	}
+	for range 4 {
+		b.signIn("w@lab.example", "wrong")
+	}
+	if status, page := b.signIn("w@lab.example", "correct horse battery staple"); status != http.StatusForbidden || !strings.Contains(page, "locked") {
+		t.Fatalf("the right password on a locked account: %d", status)
+	}
+	if u, _ := ts.node.FSM().User("w@lab.example"); u.GetLockedUntilUnix() <= time.Now().Unix() {
+		t.Fatalf("lock not replicated: %v", u)
+	}
+	if status, _, _ := b.get("/"); status != http.StatusSeeOther {
+		t.Fatalf("a page without a session: %d, want a redirect to sign in", status)
+	}
+}
+
+// With a second factor, the password alone gives no session; the TOTP
+// code does. Signing out ends the session on every node (its epoch).
+func TestPortalSecondFactorAndSignOut(t *testing.T) {
+	ts := verifyServer(t)
+	key, err := totp.Generate(totp.GenerateOpts{Issuer: "test", AccountName: "w@lab.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addWorker(t, ts, "w@lab.example", []byte(key.Secret()), "issue", "codes")
+	b := portalClient(t, ts)
+	_, page := b.signIn("w@lab.example", "correct horse battery staple")
+	if !strings.Contains(page, "authenticator") {
+		t.Fatal("no second factor asked")
+	}
+	if status, _, _ := b.get("/"); status != http.StatusSeeOther {
+		t.Fatal("a session before the second factor")
+	}
+	if status, _ := b.post("/totp", url.Values{"csrf": {formToken(t, page)}, "code": {"000000"}}); status != http.StatusUnauthorized {
+		t.Fatalf("a wrong TOTP code: %d", status)
+	}
+	code, _ := totp.GenerateCode(key.Secret(), time.Now())
+	if status, _ := b.post("/totp", url.Values{"csrf": {formToken(t, page)}, "code": {code}}); status != http.StatusSeeOther {
+		t.Fatalf("the TOTP code: %d", status)
+	}
+	status, home, _ := b.get("/")
+	if status != http.StatusOK || !strings.Contains(home, "Create verification code") {
+		t.Fatalf("home after sign-in: %d", status)
+	}
+	if status, _ := b.post("/issue", url.Values{"testType": {"confirmed"}}); status != http.StatusForbidden {
+		t.Fatalf("a form without its CSRF token: %d", status)
+	}
+	if status, _ := b.post("/issue", url.Values{"csrf": {formToken(t, home)}, "testType": {"confirmed"}}); status != http.StatusOK {
+		t.Fatalf("issue: %d", status)
+	}
+	if status, _, _ := b.get("/bulk"); status != http.StatusForbidden {
+		t.Fatalf("bulk without the bulk role: %d", status)
+	}
+	stolen := b.c.Jar.Cookies(mustURL(t, b.base+"/"))
+	b.post("/logout", url.Values{"csrf": {formToken(t, home)}})
+	thief := portalClient(t, ts)
+	thief.c.Jar.SetCookies(mustURL(t, thief.base+"/"), stolen)
+	if status, _, _ := thief.get("/"); status != http.StatusSeeOther {
+		t.Fatalf("a session cookie kept after sign-out: %d", status)
+	}
+	if ev := ts.node.FSM().Audit("lab", 10); len(ev) < 3 || ev[0].GetAction() != "sign out" {
+		t.Fatalf("audit log %v", ev)
+	}
+}
+
+func mustURL(t *testing.T, s string) *url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}

@@ -1,0 +1,170 @@
+package clustertest
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+
+	"github.com/covid-backend/covid-backend/publish"
+)
+
+// browser starts headless Chromium (Debian's, which .ci/run installs).
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	path, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Fatalf("chromium not found (.ci/run installs Debian's chromium): %v", err)
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.NoSandbox,
+		chromedp.Flag("disable-dev-shm-usage", true), chromedp.WindowSize(1100, 900))
+	alloc, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancel)
+	ctx, cancel2 := chromedp.NewContext(alloc)
+	t.Cleanup(cancel2)
+	ctx, cancel3 := context.WithTimeout(ctx, 3*time.Minute)
+	t.Cleanup(cancel3)
+	return ctx
+}
+
+// run runs browser steps, failing the test on error.
+func run(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		t.Fatalf("browser: %s: %v", what, err)
+	}
+}
+
+// text reads the text of the element a CSS selector finds.
+func text(t *testing.T, ctx context.Context, sel string) string {
+	t.Helper()
+	v, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+	if err != nil {
+		t.Fatalf("browser: text of %s: %v", sel, err)
+	}
+	return strings.TrimSpace(v)
+}
+
+// shot saves a screenshot of the page into $COVID_SCREENSHOT_DIR, if set.
+func shot(t *testing.T, ctx context.Context, name string) {
+	dir := os.Getenv("COVID_SCREENSHOT_DIR")
+	if dir == "" {
+		return
+	}
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A health care worker signs in with a real browser, issues a code and
+// reads it off the page; an app uses that code (through other nodes) to
+// publish; a code expired on the page is refused; a CSV is issued in bulk
+// and, sent again, issues nothing twice; a form without its CSRF token is
+// refused.
+func TestPortalInABrowser(t *testing.T) {
+	c, deviceKey, _ := verificationCluster(t)
+	pwFile := filepath.Join(t.TempDir(), "pw")
+	writeFile(t, pwFile, []byte("correct horse battery staple\n"))
+	c.cli("users", "add", "--addr", c.node("n1").url(), "--email", "worker@lab.example", "--name", "Wanda Worker",
+		"--provider", "lab", "--roles", "issue,codes,bulk", "--password-file", pwFile)
+	base := c.node("n2").url() + "/portal"
+	ctx := browser(t)
+
+	css := func(sel string) chromedp.CSS { return chromedp.CSS(sel) }
+	run(t, ctx, "wrong password", chromedp.Navigate(base+"/login"), chromedp.WaitVisible(css("#email")),
+		chromedp.SendKeys(css("#email"), "worker@lab.example"), chromedp.SendKeys(css("#password"), "not the password"),
+		chromedp.Click(css("#signin")), chromedp.WaitVisible(css(".error")))
+	shot(t, ctx, "portal-login")
+	run(t, ctx, "sign in", chromedp.SendKeys(css("#email"), "worker@lab.example"), chromedp.SendKeys(css("#password"), "correct horse battery staple"),
+		chromedp.Click(css("#signin")), chromedp.WaitVisible(css("#issue")))
+	shot(t, ctx, "portal-issue")
+	run(t, ctx, "issue", chromedp.Click(css("#issue")), chromedp.WaitVisible(css("#code")))
+	code, uuid := text(t, ctx, "#code"), text(t, ctx, "#uuid")
+	shot(t, ctx, "portal-code")
+	if len(code) != 8 || uuid == "" {
+		t.Fatalf("the page shows code %q, id %q", code, uuid)
+	}
+	// The page's own script runs under its Content-Security-Policy.
+	if cd := text(t, ctx, "#countdown"); !strings.HasPrefix(cd, "expires in 1") {
+		t.Fatalf("countdown %q: the page's script did not run", cd)
+	}
+
+	// The app's side, on other nodes.
+	status, v := c.api("n3", "/api/verify", deviceKey, map[string]any{"code": code})
+	if status != http.StatusOK {
+		t.Fatalf("the code read off the page: %d %v", status, v)
+	}
+	req, mac, _ := publish.RandomKeys(verifyAppID, 14, time.Now())
+	status, cert := c.api("n1", "/api/certificate", deviceKey, map[string]any{"token": v["token"], "ekeyhmac": mac})
+	if status != http.StatusOK {
+		t.Fatalf("certificate: %d %v", status, cert)
+	}
+	req.VerificationPayload = cert["certificate"].(string)
+	if _, err := c.publishRequest(c.node("n2").url(), req); err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+
+	// Issue another, expire it on the codes page; the app is refused.
+	run(t, ctx, "issue a second code", chromedp.Navigate(base+"/"), chromedp.WaitVisible(css("#issue")), chromedp.Click(css("#issue")),
+		chromedp.WaitVisible(css("#code")))
+	second, uuid := text(t, ctx, "#code"), text(t, ctx, "#uuid")
+	run(t, ctx, "expire it", chromedp.Navigate(base+"/codes"), chromedp.WaitVisible(css("#codes")),
+		chromedp.Click(fmt.Sprintf(`//tr[td[@class="uuid" and text()=%q]]//button`, uuid)), chromedp.WaitVisible(css(".notice")))
+	statuses := text(t, ctx, "#codes")
+	shot(t, ctx, "portal-codes")
+	if !strings.Contains(statuses, "expired (by hand)") || !strings.Contains(statuses, "used") {
+		t.Fatalf("codes page after expiring: %s", statuses)
+	}
+	if status, out := c.api("n1", "/api/verify", deviceKey, map[string]any{"code": second}); out["errorCode"] != "code_expired" {
+		t.Fatalf("the expired code: %d %v", status, out)
+	}
+
+	// Bulk: two lines issued; the same file again issues nothing twice.
+	csvFile := filepath.Join(t.TempDir(), "codes.csv")
+	writeFile(t, csvFile, []byte("testType,testDate\nconfirmed,"+time.Now().UTC().Format("2006-01-02")+"\nlikely,\n"))
+	for round, want := range []string{"2 codes issued", "0 codes issued"} {
+		run(t, ctx, "bulk upload", chromedp.Navigate(base+"/bulk"), chromedp.WaitVisible(css("#file")),
+			chromedp.SetUploadFiles(css("#file"), []string{csvFile}), chromedp.Click(css("#upload")), chromedp.WaitVisible(css("#results")))
+		results := text(t, ctx, "main")
+		if !strings.Contains(results, want) || round == 1 && strings.Count(results, "issued before") != 2 {
+			t.Fatalf("bulk round %d: %s", round, results)
+		}
+		if round == 0 {
+			shot(t, ctx, "portal-bulk")
+		}
+	}
+
+	// A form posted with the session but without its CSRF token.
+	got, err := chromedp.Call(ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{base + "/"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cookies := got.Cookies
+	form := url.Values{"testType": {"confirmed"}}
+	post, _ := http.NewRequest(http.MethodPost, base+"/issue", strings.NewReader(form.Encode()))
+	post.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for _, ck := range cookies {
+		post.AddCookie(&http.Cookie{Name: ck.Name, Value: ck.Value})
+	}
+	resp, err := c.client.Do(post)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden || len(cookies) == 0 {
+		t.Fatalf("an issue form without its CSRF token: %d (cookies %d)", resp.StatusCode, len(cookies))
+	}
+}

@@ -1,0 +1,143 @@
+package portal
+
+import (
+	"crypto/hmac"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/pquerna/otp/totp"
+
+	"github.com/covid-backend/covid-backend/command"
+	"github.com/covid-backend/covid-backend/fsm/fsmpb"
+)
+
+const (
+	ctxUser = "portal.user"
+	ctxCSRF = "portal.csrf"
+)
+
+// setCookie sets a cookie for the portal's pages: Secure, HttpOnly,
+// SameSite=Strict.
+func setCookie(c *gin.Context, name, value string, maxAge time.Duration) {
+	http.SetCookie(c.Writer, &http.Cookie{Name: name, Value: value, Path: "/portal", MaxAge: int(maxAge / time.Second),
+		Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+}
+
+// loginPage shows the sign-in form, with a CSRF token bound to a cookie of
+// its own (double submit: there is no session yet).
+func (p *Portal) loginPage(c *gin.Context) {
+	p.showLogin(c, http.StatusOK, "")
+}
+
+func (p *Portal) showLogin(c *gin.Context, status int, msg string) {
+	tok := randomToken()
+	setCookie(c, loginCSRFToken, tok, time.Hour)
+	p.render(c, status, "login.html", page{Title: "Sign in", Error: msg, CSRF: tok})
+}
+
+// loginCSRF checks the sign-in forms' double-submit token.
+func loginCSRF(c *gin.Context) bool {
+	cookie, err := c.Cookie(loginCSRFToken)
+	return err == nil && cookie != "" && hmac.Equal([]byte(cookie), []byte(c.PostForm("csrf")))
+}
+
+// login checks the password: an unknown account and a wrong password get
+// the same answer; a wrong password counts against the account (five lock
+// it for 15 minutes), recorded in the replicated state.
+func (p *Portal) login(c *gin.Context) {
+	if !loginCSRF(c) {
+		p.showLogin(c, http.StatusForbidden, "The form expired; please sign in again.")
+		return
+	}
+	email, password := strings.ToLower(strings.TrimSpace(c.PostForm("email"))), c.PostForm("password")
+	u, ok := p.region.FSM().User(email)
+	now := p.cfg.Now()
+	switch {
+	case ok && now.Unix() < u.GetLockedUntilUnix():
+		p.showLogin(c, http.StatusForbidden, "This account is locked after repeated failed sign-ins; try again in 15 minutes.")
+		return
+	case !ok || u.GetDisabled() || !CheckPassword(u.GetPasswordHash(), password):
+		if ok {
+			command.Login(c.Request.Context(), p.region, &fsmpb.Login{Email: email})
+		}
+		p.showLogin(c, http.StatusUnauthorized, "Wrong email or password.")
+		return
+	}
+	if len(u.GetTotpSecret()) > 0 {
+		pending := session{Email: email, Epoch: u.GetSessionEpoch(), Issued: now.Unix(), LastSeen: now.Unix()}
+		setCookie(c, pendingCookie, pending.encode(p.cfg.SessionKey), pendingMaxAge)
+		p.render(c, http.StatusOK, "totp.html", page{Title: "Second factor", CSRF: pending.csrfToken(p.cfg.SessionKey)})
+		return
+	}
+	p.signIn(c, u)
+}
+
+// totp checks the second factor of a sign-in whose password was right.
+func (p *Portal) totp(c *gin.Context) {
+	raw, _ := c.Cookie(pendingCookie)
+	pending, err := decodeSession(p.cfg.SessionKey, raw)
+	u, ok := p.region.FSM().User(pending.Email)
+	now := p.cfg.Now()
+	if err != nil || !ok || !pending.live(now, pendingMaxAge) || pending.Epoch != u.GetSessionEpoch() ||
+		!hmac.Equal([]byte(c.PostForm("csrf")), []byte(pending.csrfToken(p.cfg.SessionKey))) || now.Unix() < u.GetLockedUntilUnix() {
+		p.showLogin(c, http.StatusUnauthorized, "Please sign in again.")
+		return
+	}
+	if !totp.Validate(strings.TrimSpace(c.PostForm("code")), string(u.GetTotpSecret())) {
+		command.Login(c.Request.Context(), p.region, &fsmpb.Login{Email: u.GetEmail()})
+		p.render(c, http.StatusUnauthorized, "totp.html", page{Title: "Second factor", Error: "Wrong code.", CSRF: pending.csrfToken(p.cfg.SessionKey)})
+		return
+	}
+	setCookie(c, pendingCookie, "", -time.Second)
+	p.signIn(c, u)
+}
+
+// signIn starts a session and clears the account's failure count.
+func (p *Portal) signIn(c *gin.Context, u *fsmpb.User) {
+	if _, err := command.Login(c.Request.Context(), p.region, &fsmpb.Login{Email: u.GetEmail(), Ok: true}); err != nil {
+		p.showLogin(c, http.StatusServiceUnavailable, "The region is not ready; try again in a moment.")
+		return
+	}
+	now := p.cfg.Now().Unix()
+	s := session{Email: u.GetEmail(), Epoch: u.GetSessionEpoch(), Issued: now, LastSeen: now}
+	setCookie(c, sessionCookie, s.encode(p.cfg.SessionKey), sessionMaxAge)
+	c.Set(ctxUser, u)
+	p.audit(c, "sign in", "")
+	c.Redirect(http.StatusSeeOther, "/portal/")
+}
+
+// requireSession admits a request with a live session of an enabled
+// account whose epoch it carries, renews the idle timer, and checks the
+// CSRF token of every POST.
+func (p *Portal) requireSession(c *gin.Context) {
+	raw, _ := c.Cookie(sessionCookie)
+	s, err := decodeSession(p.cfg.SessionKey, raw)
+	u, ok := p.region.FSM().User(s.Email)
+	now := p.cfg.Now()
+	if err != nil || !ok || u.GetDisabled() || u.GetSessionEpoch() != s.Epoch || !s.live(now, sessionMaxAge) {
+		c.Redirect(http.StatusSeeOther, "/portal/login")
+		c.Abort()
+		return
+	}
+	csrf := s.csrfToken(p.cfg.SessionKey)
+	c.Set(ctxUser, u)
+	c.Set(ctxCSRF, csrf)
+	if c.Request.Method == http.MethodPost && !hmac.Equal([]byte(c.PostForm("csrf")), []byte(csrf)) {
+		p.render(c, http.StatusForbidden, "message.html", page{Title: "Refused", Error: "The form's security token is missing or wrong; reload the page and try again."})
+		c.Abort()
+		return
+	}
+	s.LastSeen = now.Unix()
+	setCookie(c, sessionCookie, s.encode(p.cfg.SessionKey), sessionMaxAge)
+}
+
+// logout ends every session of the account (its epoch goes up).
+func (p *Portal) logout(c *gin.Context) {
+	u := c.MustGet(ctxUser).(*fsmpb.User)
+	command.Login(c.Request.Context(), p.region, &fsmpb.Login{Email: u.GetEmail(), EndSessions: true})
+	p.audit(c, "sign out", "")
+	setCookie(c, sessionCookie, "", -time.Second)
+	c.Redirect(http.StatusSeeOther, "/portal/login")
+}

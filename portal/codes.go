@@ -1,0 +1,229 @@
+package portal
+
+import (
+	"crypto/sha256"
+	"encoding/csv"
+	"encoding/hex"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/covid-backend/covid-backend/command"
+	"github.com/covid-backend/covid-backend/fsm/fsmpb"
+	"github.com/covid-backend/covid-backend/verify"
+)
+
+// Bounds of a bulk upload.
+const (
+	maxBulkRows  = 1000
+	maxDateRange = 28
+)
+
+// issueForm is what the issue page needs: the allowed date range and
+// whether a phone may be given.
+type issueForm struct {
+	Today, Oldest string
+	SMS           bool
+	Types         []string
+}
+
+func (p *Portal) form() issueForm {
+	now := p.cfg.Now().UTC()
+	return issueForm{Today: now.Format("2006-01-02"), Oldest: now.AddDate(0, 0, -maxDateRange).Format("2006-01-02"),
+		SMS: p.cfg.SMS, Types: []string{verify.TestConfirmed, verify.TestLikely, verify.TestNegative}}
+}
+
+// home is the issue form (for accounts that may issue).
+func (p *Portal) home(c *gin.Context) {
+	p.render(c, http.StatusOK, "home.html", page{Title: "Issue a verification code", Data: p.form()})
+}
+
+// issued is the result page: the short code in large digits, its expiry
+// for the countdown, and the uuid.
+type issued struct {
+	Code, UUID string
+	Expires    int64
+	Minutes    int
+	SentSMS    bool
+}
+
+// issue issues one code for the worker's provider and shows it.
+func (p *Portal) issue(c *gin.Context) {
+	u := c.MustGet(ctxUser).(*fsmpb.User)
+	req := verify.IssueRequest{TestType: c.PostForm("testType"), TestDate: c.PostForm("testDate"),
+		SymptomDate: c.PostForm("symptomDate"), Phone: c.PostForm("phone")}
+	resp, verr := p.issuer.IssueFor(c.Request.Context(), u.GetProvider(), u.GetEmail(), req)
+	if verr != nil {
+		p.render(c, verr.Status, "home.html", page{Title: "Issue a verification code", Error: verr.Message, Data: p.form()})
+		return
+	}
+	p.audit(c, "issue code", resp.UUID)
+	p.render(c, http.StatusOK, "issued.html", page{Title: "Verification code", Data: issued{Code: resp.Code, UUID: resp.UUID,
+		Expires: resp.ExpiresAtTimestamp, Minutes: int(time.Until(time.Unix(resp.ExpiresAtTimestamp, 0)).Round(time.Minute) / time.Minute),
+		SentSMS: req.Phone != "" && p.cfg.SMS}})
+}
+
+// codeRow is a code as the list shows it.
+type codeRow struct {
+	UUID, TestType, Status, IssuedBy string
+	Issued                           int64
+	Mine, Expirable                  bool
+}
+
+func status(c *fsmpb.VerificationCode, now int64) string {
+	switch {
+	case c.GetClaimedUnix() != 0:
+		return "used"
+	case c.GetExpiredByUnix() != 0:
+		return "expired (by hand)"
+	case now >= c.GetLongExpiresUnix():
+		return "expired"
+	}
+	return "unused"
+}
+
+// codes lists the provider's recent codes, the worker's own marked.
+func (p *Portal) codes(c *gin.Context) {
+	u := c.MustGet(ctxUser).(*fsmpb.User)
+	now := p.cfg.Now().Unix()
+	var rows []codeRow
+	for _, code := range p.region.FSM().VerificationCodes(u.GetProvider(), 200) {
+		st := status(code, now)
+		rows = append(rows, codeRow{UUID: code.GetUuid(), TestType: code.GetTestType(), Status: st, IssuedBy: code.GetIssuedBy(),
+			Issued: code.GetIssuedUnix(), Mine: code.GetIssuedBy() == u.GetEmail(), Expirable: st == "unused"})
+	}
+	notice := ""
+	if c.Query("notice") == "expired" {
+		notice = "The code was expired: it can no longer be used."
+	}
+	p.render(c, http.StatusOK, "codes.html", page{Title: "Recent codes", Notice: notice, Data: rows})
+}
+
+// expire expires one of the provider's unused codes now.
+func (p *Portal) expire(c *gin.Context) {
+	u := c.MustGet(ctxUser).(*fsmpb.User)
+	uuid := c.PostForm("uuid")
+	_, err := command.ExpireVerificationCode(c.Request.Context(), p.region, uuid, u.GetProvider())
+	var refused *command.Error
+	if errors.As(err, &refused) {
+		p.render(c, http.StatusNotFound, "message.html", page{Title: "Not found", Error: "No such code of your provider."})
+		return
+	}
+	if err != nil {
+		p.render(c, http.StatusServiceUnavailable, "message.html", page{Title: "Try again", Error: "The region is not ready; try again in a moment."})
+		return
+	}
+	p.audit(c, "expire code", uuid)
+	c.Redirect(http.StatusSeeOther, "/portal/codes?notice=expired")
+}
+
+// bulkData is the bulk page: the form and, after an upload, its lines.
+type bulkData struct {
+	issueForm
+	Rows []bulkRow
+}
+
+func (p *Portal) bulkPage(c *gin.Context) {
+	p.render(c, http.StatusOK, "bulk.html", page{Title: "Issue codes in bulk", Data: bulkData{issueForm: p.form()}})
+}
+
+// bulkRow is one line of a bulk upload and what became of it.
+type bulkRow struct {
+	Line             int
+	UUID, Code, Note string
+	OK               bool
+}
+
+// bulk issues a code per CSV line (header: testType, testDate,
+// symptomDate, phone, uuid; only testType required). A line without a uuid
+// gets one derived from the provider and the line, so that sending the
+// same file again, after an interruption, issues only what is missing.
+func (p *Portal) bulk(c *gin.Context) {
+	u := c.MustGet(ctxUser).(*fsmpb.User)
+	f, _, err := c.Request.FormFile("file")
+	if err != nil {
+		p.render(c, http.StatusBadRequest, "bulk.html", page{Title: "Issue codes in bulk", Error: "Choose a CSV file (at most 2 MB).", Data: bulkData{issueForm: p.form()}})
+		return
+	}
+	defer f.Close()
+	rows, err := readBulk(f)
+	if err != nil {
+		p.render(c, http.StatusBadRequest, "bulk.html", page{Title: "Issue codes in bulk", Error: err.Error(), Data: bulkData{issueForm: p.form()}})
+		return
+	}
+	var out []bulkRow
+	issuedCount := 0
+	for _, r := range rows {
+		if r.req.UUID == "" {
+			sum := sha256.Sum256([]byte(u.GetProvider() + "\x00" + r.text))
+			r.req.UUID = "bulk-" + hex.EncodeToString(sum[:12])
+		}
+		resp, verr := p.issuer.IssueFor(c.Request.Context(), u.GetProvider(), u.GetEmail(), r.req)
+		row := bulkRow{Line: r.line, UUID: r.req.UUID}
+		switch {
+		case verr != nil && verr.Code == verify.CodeUUIDExists:
+			row.Note = "issued before (skipped)"
+		case verr != nil:
+			row.Note = verr.Message
+		default:
+			row.OK, row.Code, issuedCount = true, resp.Code, issuedCount+1
+			if r.req.Phone != "" && p.cfg.SMS {
+				row.Code, row.Note = "", "sent by SMS"
+			}
+		}
+		out = append(out, row)
+	}
+	p.audit(c, "bulk issue", strings.Join([]string{strconv.Itoa(issuedCount), "of", strconv.Itoa(len(rows)), "codes"}, " "))
+	p.render(c, http.StatusOK, "bulk.html", page{Title: "Issue codes in bulk", Notice: strconv.Itoa(issuedCount) + " codes issued", Data: bulkData{p.form(), out}})
+}
+
+type csvRow struct {
+	line int
+	text string
+	req  verify.IssueRequest
+}
+
+// readBulk reads the CSV: a header naming the columns, then at most
+// maxBulkRows lines.
+func readBulk(r io.Reader) ([]csvRow, error) {
+	cr := csv.NewReader(r)
+	cr.FieldsPerRecord = -1
+	header, err := cr.Read()
+	if err != nil {
+		return nil, errors.New("the file is not CSV with a header line")
+	}
+	col := map[string]int{}
+	for i, h := range header {
+		col[strings.TrimSpace(h)] = i
+	}
+	if _, ok := col["testType"]; !ok {
+		return nil, errors.New("the header must name a testType column (and may name testDate, symptomDate, phone, uuid)")
+	}
+	get := func(rec []string, name string) string {
+		if i, ok := col[name]; ok && i < len(rec) {
+			return strings.TrimSpace(rec[i])
+		}
+		return ""
+	}
+	var rows []csvRow
+	for line := 2; ; line++ {
+		rec, err := cr.Read()
+		if errors.Is(err, io.EOF) {
+			return rows, nil
+		}
+		if err != nil {
+			return nil, errors.New("line " + strconv.Itoa(line) + ": " + err.Error())
+		}
+		if len(rows) == maxBulkRows {
+			return nil, errors.New("at most 1000 lines per file")
+		}
+		rows = append(rows, csvRow{line: line, text: strings.Join(rec, ","), req: verify.IssueRequest{
+			TestType: get(rec, "testType"), TestDate: get(rec, "testDate"), SymptomDate: get(rec, "symptomDate"),
+			Phone: get(rec, "phone"), UUID: get(rec, "uuid")}})
+	}
+}

@@ -1,0 +1,148 @@
+// Package portal is the web portal of a region for health care workers:
+// server-rendered pages (html/template, assets embedded, nothing from other
+// hosts) to sign in, issue a code and read it off the page, issue codes in
+// bulk from a CSV file, and see and expire the provider's recent codes.
+// Accounts, sign-in failures, sessions' epochs and the audit log are in the
+// replicated state, so any node serves any worker.
+package portal
+
+import (
+	"context"
+	"embed"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/covid-backend/covid-backend/command"
+	"github.com/covid-backend/covid-backend/fsm"
+	"github.com/covid-backend/covid-backend/fsm/fsmpb"
+	"github.com/covid-backend/covid-backend/verify"
+)
+
+//go:embed templates/*.html
+var templateFiles embed.FS
+
+//go:embed static/*
+var staticFiles embed.FS
+
+// Issuer issues codes for a provider by the issuing API's rules (the API
+// server implements it).
+type Issuer interface {
+	IssueFor(ctx context.Context, provider, issuedBy string, req verify.IssueRequest) (verify.IssueResponse, *verify.Error)
+}
+
+// Region is what the portal needs of the node: commands and local reads.
+type Region interface {
+	command.Applier
+	FSM() *fsm.FSM
+}
+
+// Config configures the portal of one node.
+type Config struct {
+	// SessionKey signs sessions and CSRF tokens; every node the same.
+	SessionKey []byte
+	// SMS tells whether codes can be sent to a phone (the phone field).
+	SMS    bool
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Portal serves the pages.
+type Portal struct {
+	cfg    Config
+	region Region
+	issuer Issuer
+	pages  *template.Template
+}
+
+// New parses the embedded templates.
+func New(cfg Config, region Region, issuer Issuer) (*Portal, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	pages, err := template.New("").Funcs(template.FuncMap{
+		"unix": func(t int64) string { return time.Unix(t, 0).UTC().Format("2006-01-02 15:04 UTC") },
+		"has":  has,
+	}).ParseFS(templateFiles, "templates/*.html")
+	if err != nil {
+		return nil, err
+	}
+	return &Portal{cfg: cfg, region: region, issuer: issuer, pages: pages}, nil
+}
+
+// Routes registers the pages under /portal.
+func (p *Portal) Routes(r gin.IRouter) {
+	g := r.Group("/portal", securityHeaders, bodyLimit(2<<20))
+	g.GET("/static/*file", gin.WrapH(http.StripPrefix("/portal", http.FileServerFS(staticFiles))))
+	g.GET("/login", p.loginPage)
+	g.POST("/login", p.login)
+	g.POST("/totp", p.totp)
+	in := g.Group("", p.requireSession)
+	in.GET("/", p.role("issue"), p.home)
+	in.POST("/logout", p.logout)
+	in.POST("/issue", p.role("issue"), p.issue)
+	in.GET("/codes", p.role("codes"), p.codes)
+	in.POST("/codes/expire", p.role("codes"), p.expire)
+	in.GET("/bulk", p.role("bulk"), p.bulkPage)
+	in.POST("/bulk", p.role("bulk"), p.bulk)
+}
+
+// securityHeaders: a strict Content-Security-Policy (only this host's
+// styles and scripts), no framing, no caching, no referrer.
+func securityHeaders(c *gin.Context) {
+	h := c.Writer.Header()
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cache-Control", "no-store")
+}
+
+func bodyLimit(n int64) gin.HandlerFunc {
+	return func(c *gin.Context) { c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, n) }
+}
+
+// page is what every template gets.
+type page struct {
+	Title, Error, Notice string
+	User                 *fsmpb.User
+	CSRF                 string
+	Data                 any
+}
+
+func (p *Portal) render(c *gin.Context, status int, name string, pg page) {
+	if u, ok := c.Get(ctxUser); ok {
+		pg.User = u.(*fsmpb.User)
+		pg.CSRF = c.GetString(ctxCSRF)
+	}
+	c.Status(status)
+	c.Header("Content-Type", "text/html; charset=utf-8")
+	if err := p.pages.ExecuteTemplate(c.Writer, name, pg); err != nil {
+		p.cfg.Logger.Error("portal page", "page", name, "err", err)
+	}
+}
+
+// has tells whether the signed-in account holds a role.
+func has(u *fsmpb.User, role string) bool { return slices.Contains(u.GetRoles(), role) }
+
+// role admits accounts that hold the role (403 page otherwise).
+func (p *Portal) role(role string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if !has(c.MustGet(ctxUser).(*fsmpb.User), role) {
+			p.render(c, http.StatusForbidden, "message.html", page{Title: "Not allowed", Error: "Your account may not do this."})
+			c.Abort()
+		}
+	}
+}
+
+// audit records an action of the signed-in account.
+func (p *Portal) audit(c *gin.Context, action, target string) {
+	u := c.MustGet(ctxUser).(*fsmpb.User)
+	if err := command.Audit(c.Request.Context(), p.region, &fsmpb.AuditEvent{Actor: u.GetEmail(), Provider: u.GetProvider(), Action: action, Target: target}); err != nil {
+		p.cfg.Logger.Error("audit event not recorded", "action", action, "err", err)
+	}
+}

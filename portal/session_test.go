@@ -1,0 +1,56 @@
+package portal
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestPasswordHash(t *testing.T) {
+	h := HashPassword("correct horse battery staple")
+	if !strings.HasPrefix(h, "$argon2id$v=19$m=19456,t=2,p=1$") {
+		t.Fatalf("hash %q", h)
+	}
+	if !CheckPassword(h, "correct horse battery staple") || CheckPassword(h, "correct horse battery stapler") {
+		t.Fatal("the hash does not tell the password apart")
+	}
+	if HashPassword("x") == HashPassword("x") {
+		t.Fatal("two hashes of one password are equal: no salt")
+	}
+	for _, bad := range []string{"", "$argon2id$", "$argon2i$v=19$m=19456,t=2,p=1$AAAA$AAAA", "$argon2id$v=19$m=99999999,t=2,p=1$AAAA$AAAA"} {
+		if CheckPassword(bad, "x") {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+// A session cookie is signed: a changed field or another key is refused;
+// it ends after 20 minutes idle or 20 hours in all.
+func TestSessionCookie(t *testing.T) {
+	key, other := []byte("key one"), []byte("key two")
+	now := time.Unix(1_800_000_000, 0)
+	s := session{Email: "w@lab.example", Epoch: 3, Issued: now.Unix(), LastSeen: now.Unix()}
+	enc := s.encode(key)
+	got, err := decodeSession(key, enc)
+	if err != nil || got != s {
+		t.Fatalf("round trip: %+v %v", got, err)
+	}
+	forged := session{Email: "boss@lab.example", Epoch: 3, Issued: s.Issued, LastSeen: s.LastSeen}.encode(other)
+	body, _, _ := strings.Cut(forged, ".")
+	_, sig, _ := strings.Cut(enc, ".")
+	for _, bad := range []string{forged, body + "." + sig, "", "x.y", enc + "x"} {
+		if _, err := decodeSession(key, bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	if !s.live(now.Add(19*time.Minute), sessionMaxAge) || s.live(now.Add(21*time.Minute), sessionMaxAge) {
+		t.Fatal("idle timeout")
+	}
+	s.LastSeen = now.Add(20*time.Hour - time.Minute).Unix()
+	if s.live(now.Add(20*time.Hour), sessionMaxAge) {
+		t.Fatal("a session outlived 20 hours")
+	}
+	if s.csrfToken(key) == s.csrfToken(other) || s.csrfToken(key) == (session{Email: "x", Issued: s.Issued}).csrfToken(key) {
+		t.Fatal("CSRF tokens do not depend on the key and the session")
+	}
+}
