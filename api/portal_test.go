@@ -176,3 +176,40 @@ func mustURL(t *testing.T, s string) *url.URL {
 	}
 	return u
 }
+
+// A provider's account manager adds accounts of the provider (never an
+// operator) and makes admin API keys that issue for the provider.
+func TestPortalProviderAdmin(t *testing.T) {
+	ts := verifyServer(t)
+	addWorker(t, ts, "boss@lab.example", nil, "users", "apikeys")
+	b := portalClient(t, ts)
+	if status, _ := b.signIn("boss@lab.example", "correct horse battery staple"); status != http.StatusSeeOther {
+		t.Fatalf("sign in: %d", status)
+	}
+	_, page, _ := b.get("/users")
+	tok := formToken(t, page)
+	form := url.Values{"csrf": {tok}, "email": {"new@lab.example"}, "name": {"New"}, "password": {"a long enough password"}, "roles": {"issue", "codes"}}
+	if status, _ := b.post("/users", form); status != http.StatusSeeOther {
+		t.Fatalf("add a worker: %d", status)
+	}
+	if u, ok := ts.node.FSM().User("new@lab.example"); !ok || u.GetProvider() != "lab" || len(u.GetRoles()) != 2 {
+		t.Fatalf("the new account: %v", u)
+	}
+	form.Set("email", "evil@lab.example")
+	form["roles"] = []string{"operator"}
+	if status, _ := b.post("/users", form); status != http.StatusForbidden {
+		t.Fatalf("giving the operator role: %d", status)
+	}
+	_, page, _ = b.get("/apikeys")
+	status, created := b.post("/apikeys", url.Values{"csrf": {formToken(t, page)}, "name": {"lab-lims"}})
+	key := regexp.MustCompile(`id="newkey">([^<]+)<`).FindStringSubmatch(created)
+	if status != http.StatusOK || key == nil {
+		t.Fatalf("create a key: %d", status)
+	}
+	if w := ts.api("/api/issue", key[1], map[string]any{"testType": "confirmed"}); w.Code != http.StatusOK {
+		t.Fatalf("the new key on /api/issue: %d %s", w.Code, w.Body)
+	}
+	if status, _, _ := b.get("/region"); status != http.StatusForbidden {
+		t.Fatalf("the console for a provider's manager: %d", status)
+	}
+}

@@ -2,12 +2,14 @@ package clustertest
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -54,6 +56,18 @@ func text(t *testing.T, ctx context.Context, sel string) string {
 	return strings.TrimSpace(v)
 }
 
+// css is a CSS selector for the browser.
+func css(sel string) chromedp.CSS { return chromedp.CSS(sel) }
+
+// signIn fills the sign-in form of the portal at base and waits for an
+// element of the page it leads to.
+func signIn(t *testing.T, ctx context.Context, base, email, password, waitFor string) {
+	t.Helper()
+	run(t, ctx, "sign in as "+email, chromedp.Navigate(base+"/login"), chromedp.WaitVisible(css("#email")),
+		chromedp.SendKeys(css("#email"), email), chromedp.SendKeys(css("#password"), password),
+		chromedp.Click(css("#signin")), chromedp.WaitVisible(css(waitFor)))
+}
+
 // shot saves a screenshot of the page into $COVID_SCREENSHOT_DIR, if set.
 func shot(t *testing.T, ctx context.Context, name string) {
 	dir := os.Getenv("COVID_SCREENSHOT_DIR")
@@ -83,13 +97,9 @@ func TestPortalInABrowser(t *testing.T) {
 	base := c.node("n2").url() + "/portal"
 	ctx := browser(t)
 
-	css := func(sel string) chromedp.CSS { return chromedp.CSS(sel) }
-	run(t, ctx, "wrong password", chromedp.Navigate(base+"/login"), chromedp.WaitVisible(css("#email")),
-		chromedp.SendKeys(css("#email"), "worker@lab.example"), chromedp.SendKeys(css("#password"), "not the password"),
-		chromedp.Click(css("#signin")), chromedp.WaitVisible(css(".error")))
+	signIn(t, ctx, base, "worker@lab.example", "not the password", ".error")
 	shot(t, ctx, "portal-login")
-	run(t, ctx, "sign in", chromedp.SendKeys(css("#email"), "worker@lab.example"), chromedp.SendKeys(css("#password"), "correct horse battery staple"),
-		chromedp.Click(css("#signin")), chromedp.WaitVisible(css("#issue")))
+	signIn(t, ctx, base, "worker@lab.example", "correct horse battery staple", "#issue")
 	shot(t, ctx, "portal-issue")
 	run(t, ctx, "issue", chromedp.Click(css("#issue")), chromedp.WaitVisible(css("#code")))
 	code, uuid := text(t, ctx, "#code"), text(t, ctx, "#uuid")
@@ -167,4 +177,69 @@ func TestPortalInABrowser(t *testing.T) {
 	if resp.StatusCode != http.StatusForbidden || len(cookies) == 0 {
 		t.Fatalf("an issue form without its CSRF token: %d (cookies %d)", resp.StatusCode, len(cookies))
 	}
+}
+
+// A region operator signs in, sees the region's members and the leader on
+// the console, and rolls back a submission from the page with a reason;
+// the keys are revoked and the revocation is listed.
+func TestOperatorConsoleInABrowser(t *testing.T) {
+	c, _, _ := verificationCluster(t)
+	pwFile := filepath.Join(t.TempDir(), "pw")
+	writeFile(t, pwFile, []byte("operators password 123\n"))
+	c.cli("users", "add", "--addr", c.node("n1").url(), "--email", "ops@region.example", "--name", "Olga Operator",
+		"--roles", "operator", "--password-file", pwFile)
+	keys, err := c.upload(c.node("n2").url())
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := c.node("n3").url() + "/portal"
+	ctx := browser(t)
+	signIn(t, ctx, base, "ops@region.example", "operators password 123", "#members")
+	shot(t, ctx, "portal-region")
+	members, leader := text(t, ctx, "#members"), text(t, ctx, "#leader")
+	for _, id := range c.ids(3) {
+		if !strings.Contains(members, id) {
+			t.Fatalf("the console does not list %s: %s", id, members)
+		}
+	}
+	if want := c.leaderAmong(c.ids(3)...); leader != want {
+		t.Fatalf("the console says the leader is %q, the region %q", leader, want)
+	}
+	run(t, ctx, "roll back", chromedp.Navigate(base+"/revocations"), chromedp.WaitVisible(css("#submissions")),
+		chromedp.SendKeys(css("#submissions input[name=reason]"), "test upload in production"),
+		chromedp.Click(css("#submissions button.revoke")), chromedp.WaitVisible(css(".notice")))
+	shot(t, ctx, "portal-revocations")
+	if list := text(t, ctx, "#revocations"); !strings.Contains(list, "test upload in production") {
+		t.Fatalf("revocations page: %s", list)
+	}
+	c.waitFor("n1 to hold the uploaded keys as revoked", 10*time.Second, func() bool {
+		req, _ := http.NewRequest(http.MethodGet, c.node("n1").url()+"/v1/admin/keys", nil)
+		req.Header.Set("Authorization", "Bearer "+c.token)
+		resp, err := c.client.Do(req)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var out struct {
+			Keys []struct {
+				Key     string `json:"key"`
+				Revoked bool   `json:"revoked"`
+			} `json:"keys"`
+		}
+		json.NewDecoder(resp.Body).Decode(&out)
+		revoked := 0
+		for _, k := range out.Keys {
+			if k.Revoked && slices.Contains(keys, k.Key) {
+				revoked++
+			}
+		}
+		return revoked == len(keys)
+	})
+	// The audit log of the node the operator reads (a follower applies the
+	// event a moment after the leader committed it).
+	c.waitFor("the roll-back in the audit log", 10*time.Second, func() bool {
+		run(t, ctx, "audit log", chromedp.Navigate(base+"/audit"), chromedp.WaitVisible(css("#audit")))
+		log := text(t, ctx, "#audit")
+		return strings.Contains(log, "revoke submission") && strings.Contains(log, "ops@region.example")
+	})
 }

@@ -160,3 +160,15 @@ func (f *FSM) VerificationCodes(provider string, n int) []*fsmpb.VerificationCod
 	}
 	return out
 }
+
+// VerificationCodesAll returns every kept code (shared records, not to be
+// changed), for the operators' figures.
+func (f *FSM) VerificationCodesAll() []*fsmpb.VerificationCode {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	out := make([]*fsmpb.VerificationCode, 0, len(f.state.vcodes))
+	for _, c := range f.state.vcodes {
+		out = append(out, c)
+	}
+	return out
+}

@@ -97,11 +97,7 @@ func (p *Portal) codes(c *gin.Context) {
 		rows = append(rows, codeRow{UUID: code.GetUuid(), TestType: code.GetTestType(), Status: st, IssuedBy: code.GetIssuedBy(),
 			Issued: code.GetIssuedUnix(), Mine: code.GetIssuedBy() == u.GetEmail(), Expirable: st == "unused"})
 	}
-	notice := ""
-	if c.Query("notice") == "expired" {
-		notice = "The code was expired: it can no longer be used."
-	}
-	p.render(c, http.StatusOK, "codes.html", page{Title: "Recent codes", Notice: notice, Data: rows})
+	p.render(c, http.StatusOK, "codes.html", page{Title: "Recent codes", Notice: notices[c.Query("notice")], Data: rows})
 }
 
 // expire expires one of the provider's unused codes now.

@@ -20,6 +20,7 @@ import (
 	"github.com/covid-backend/covid-backend/command"
 	"github.com/covid-backend/covid-backend/fsm"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
+	"github.com/covid-backend/covid-backend/node"
 	"github.com/covid-backend/covid-backend/verify"
 )
 
@@ -35,10 +36,12 @@ type Issuer interface {
 	IssueFor(ctx context.Context, provider, issuedBy string, req verify.IssueRequest) (verify.IssueResponse, *verify.Error)
 }
 
-// Region is what the portal needs of the node: commands and local reads.
+// Region is what the portal needs of the node: commands, local reads and
+// its raft status (*node.Node).
 type Region interface {
 	command.Applier
 	FSM() *fsm.FSM
+	Status() (node.Status, error)
 }
 
 // Config configures the portal of one node.
@@ -82,13 +85,43 @@ func (p *Portal) Routes(r gin.IRouter) {
 	g.POST("/login", p.login)
 	g.POST("/totp", p.totp)
 	in := g.Group("", p.requireSession)
-	in.GET("/", p.role("issue"), p.home)
+	in.GET("/", p.start)
 	in.POST("/logout", p.logout)
 	in.POST("/issue", p.role("issue"), p.issue)
 	in.GET("/codes", p.role("codes"), p.codes)
 	in.POST("/codes/expire", p.role("codes"), p.expire)
 	in.GET("/bulk", p.role("bulk"), p.bulkPage)
 	in.POST("/bulk", p.role("bulk"), p.bulk)
+	in.GET("/users", p.role("users"), p.users)
+	in.POST("/users", p.role("users"), p.addUser)
+	in.GET("/apikeys", p.role("apikeys"), p.apiKeys)
+	in.POST("/apikeys", p.role("apikeys"), p.addAPIKey)
+	in.GET("/audit", p.auditRole, p.auditPage)
+	in.GET("/region", p.role("operator"), p.regionPage)
+	in.GET("/revocations", p.role("operator"), p.revocations)
+	in.POST("/revocations", p.role("operator"), p.revoke)
+}
+
+// auditRole admits operators and account managers to the audit log.
+func (p *Portal) auditRole(c *gin.Context) {
+	u := c.MustGet(ctxUser).(*fsmpb.User)
+	if !has(u, "operator") && !has(u, "users") {
+		p.role("operator")(c)
+	}
+}
+
+// start sends an account to its first page: issuing for workers, the
+// console for operators.
+func (p *Portal) start(c *gin.Context) {
+	u := c.MustGet(ctxUser).(*fsmpb.User)
+	switch {
+	case has(u, "issue"):
+		p.home(c)
+	case has(u, "operator"):
+		c.Redirect(http.StatusSeeOther, "/portal/region")
+	default:
+		p.render(c, http.StatusOK, "message.html", page{Title: "Welcome", Notice: "Your account has no page to start on; see the menu."})
+	}
 }
 
 // securityHeaders: a strict Content-Security-Policy (only this host's

@@ -1,0 +1,191 @@
+package portal
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/covid-backend/covid-backend/command"
+	"github.com/covid-backend/covid-backend/fsm"
+	"github.com/covid-backend/covid-backend/fsm/fsmpb"
+	"github.com/covid-backend/covid-backend/node"
+)
+
+// notices are the fixed messages a redirect may ask a page to show (a
+// query parameter names one; it never carries text).
+var notices = map[string]string{
+	"revoked": "The submission was rolled back: its published keys go out as revoked in the next batch.",
+	"saved":   "The account was saved.",
+	"expired": "The code was expired: it can no longer be used.",
+}
+
+// regionView is the operators' view of the region.
+type regionView struct {
+	Status      node.Status
+	LastBatch   *fsm.BatchInfo
+	Origins     []originRow
+	Authorities []*fsmpb.Authority
+	Providers   []*fsmpb.Provider
+	APIKeys     []*fsmpb.ApiKey
+	Charts      []chart
+}
+
+type originRow struct {
+	Origin   string
+	Last     uint32
+	LastEnd  int64
+	Batches  int
+	NextWant uint32
+}
+
+// regionPage is the operators' console: members, leader, indexes, last
+// seal, federation per origin, health authorities, providers, API keys,
+// charts.
+func (p *Portal) regionPage(c *gin.Context) {
+	st, err := p.region.Status()
+	if err != nil {
+		p.render(c, http.StatusServiceUnavailable, "message.html", page{Title: "Region", Error: "The node cannot tell its state: " + err.Error()})
+		return
+	}
+	f := p.region.FSM()
+	v := regionView{Status: st, Authorities: f.Authorities(), Providers: f.Providers(), APIKeys: f.APIKeys()}
+	if b := f.Batches(); len(b) > 0 {
+		v.LastBatch = &b[len(b)-1]
+	}
+	for _, r := range f.Trusted() {
+		kept := f.ForeignBatches(r.GetRegion())
+		row := originRow{Origin: r.GetRegion(), Batches: len(kept)}
+		if n := len(kept); n > 0 {
+			row.Last, row.LastEnd = kept[n-1].GetSeq(), kept[n-1].GetEndUnix()
+		}
+		row.NextWant, _ = f.NextForeign(r.GetRegion())
+		v.Origins = append(v.Origins, row)
+	}
+	v.Charts = p.charts()
+	p.render(c, http.StatusOK, "region.html", page{Title: "Region " + st.Region, Data: v})
+}
+
+// revocations lists the kept submissions and the revocations with their
+// reasons; an operator rolls a submission back from here.
+func (p *Portal) revocations(c *gin.Context) {
+	f := p.region.FSM()
+	subs := f.Submissions()
+	slices.Reverse(subs) // newest first
+	p.render(c, http.StatusOK, "revocations.html", page{Title: "Submissions and revocations", Notice: notices[c.Query("notice")],
+		Data: struct {
+			Submissions []fsm.Submission
+			Revocations []*fsmpb.Revocation
+		}{subs[:min(len(subs), 200)], f.Revocations()}})
+}
+
+// revoke rolls back one submission, with the operator's reason.
+func (p *Portal) revoke(c *gin.Context) {
+	id, err := hex.DecodeString(c.PostForm("submission"))
+	reason := strings.TrimSpace(c.PostForm("reason"))
+	if err != nil || len(id) != 16 || reason == "" {
+		p.render(c, http.StatusBadRequest, "message.html", page{Title: "Revoke", Error: "A submission and a reason are needed."})
+		return
+	}
+	res, err := command.Revoke(c.Request.Context(), p.region, &fsmpb.Revoke{Reason: reason, SubmissionId: id})
+	if err != nil {
+		p.render(c, http.StatusBadRequest, "message.html", page{Title: "Revoke", Error: err.Error()})
+		return
+	}
+	p.audit(c, "revoke submission", c.PostForm("submission")+": "+reason)
+	p.cfg.Logger.Debug("submission rolled back", "keys", res.GetRevoked())
+	c.Redirect(http.StatusSeeOther, "/portal/revocations?notice=revoked")
+}
+
+// auditPage shows the audit log: everything to operators, the provider's
+// own events to its account managers.
+func (p *Portal) auditPage(c *gin.Context) {
+	u := c.MustGet(ctxUser).(*fsmpb.User)
+	scope := u.GetProvider()
+	if has(u, "operator") {
+		scope = "*"
+	}
+	p.render(c, http.StatusOK, "audit.html", page{Title: "Audit log", Data: p.region.FSM().Audit(scope, 500)})
+}
+
+// providerRoles are the roles a provider's account manager may give.
+var providerRoles = []string{"issue", "bulk", "codes", "users", "apikeys"}
+
+// users lists and adds the accounts of the manager's provider.
+func (p *Portal) users(c *gin.Context) {
+	u := c.MustGet(ctxUser).(*fsmpb.User)
+	p.render(c, http.StatusOK, "users.html", page{Title: "Accounts", Notice: notices[c.Query("notice")],
+		Data: struct {
+			Users []*fsmpb.User
+			Roles []string
+		}{p.region.FSM().Users(u.GetProvider()), providerRoles}})
+}
+
+// addUser creates or changes an account of the manager's own provider (an
+// account of another provider is refused by the state machine).
+func (p *Portal) addUser(c *gin.Context) {
+	u := c.MustGet(ctxUser).(*fsmpb.User)
+	roles := c.PostFormArray("roles")
+	if slices.ContainsFunc(roles, func(r string) bool { return !slices.Contains(providerRoles, r) }) || u.GetProvider() == "" && !has(u, "operator") {
+		p.render(c, http.StatusForbidden, "message.html", page{Title: "Accounts", Error: "You may not give these roles."})
+		return
+	}
+	if len(c.PostForm("password")) < 12 {
+		p.render(c, http.StatusBadRequest, "message.html", page{Title: "Accounts", Error: "A password has at least 12 characters."})
+		return
+	}
+	email := strings.ToLower(strings.TrimSpace(c.PostForm("email")))
+	if old, ok := p.region.FSM().User(email); ok && old.GetProvider() != u.GetProvider() {
+		p.render(c, http.StatusForbidden, "message.html", page{Title: "Accounts", Error: "That account belongs to someone else."})
+		return
+	}
+	_, err := command.PutUser(c.Request.Context(), p.region, &fsmpb.User{Email: email, Name: c.PostForm("name"),
+		Provider: u.GetProvider(), Roles: roles, PasswordHash: HashPassword(c.PostForm("password")), Disabled: c.PostForm("disabled") != ""})
+	if err != nil {
+		p.render(c, http.StatusBadRequest, "message.html", page{Title: "Accounts", Error: err.Error()})
+		return
+	}
+	p.audit(c, "put account", email)
+	c.Redirect(http.StatusSeeOther, "/portal/users?notice=saved")
+}
+
+// apiKeys lists the provider's admin API keys and makes new ones.
+func (p *Portal) apiKeys(c *gin.Context) {
+	u := c.MustGet(ctxUser).(*fsmpb.User)
+	var keys []*fsmpb.ApiKey
+	for _, k := range p.region.FSM().APIKeys() {
+		if k.GetProvider() == u.GetProvider() && k.GetKind() == fsm.APIKeyAdmin {
+			keys = append(keys, k)
+		}
+	}
+	p.render(c, http.StatusOK, "apikeys.html", page{Title: "API keys", Data: struct {
+		Keys []*fsmpb.ApiKey
+		New  string
+	}{keys, ""}})
+}
+
+// addAPIKey makes an admin key of the manager's provider and shows it once.
+func (p *Portal) addAPIKey(c *gin.Context) {
+	u := c.MustGet(ctxUser).(*fsmpb.User)
+	secret := make([]byte, 32)
+	rand.Read(secret) // never fails (crypto/rand aborts the program instead)
+	key := base64.RawURLEncoding.EncodeToString(secret)
+	hash := sha256.Sum256([]byte(key))
+	name := strings.TrimSpace(c.PostForm("name"))
+	err := command.PutAPIKey(c.Request.Context(), p.region, &fsmpb.ApiKey{Hash: hash[:], Name: name, Kind: fsm.APIKeyAdmin, Provider: u.GetProvider()})
+	if err != nil {
+		p.render(c, http.StatusBadRequest, "message.html", page{Title: "API keys", Error: err.Error()})
+		return
+	}
+	p.audit(c, "create api key", name)
+	p.render(c, http.StatusOK, "apikeys.html", page{Title: "API keys", Notice: "Copy the key now: it is not shown again.",
+		Data: struct {
+			Keys []*fsmpb.ApiKey
+			New  string
+		}{nil, key}})
+}
