@@ -96,7 +96,7 @@ func (s *Server) IssueFor(ctx context.Context, provider, issuedBy string, req ve
 	if verr != nil {
 		return verify.IssueResponse{}, verr
 	}
-	return verify.IssueResponse{UUID: got.GetUuid(), Code: short,
+	return verify.IssueResponse{UUID: got.GetUuid(), Code: short, LongCode: long,
 		ExpiresAt: verify.FormatExpiry(got.GetExpiresUnix()), ExpiresAtTimestamp: got.GetExpiresUnix(),
 		LongExpiresAt: verify.FormatExpiry(got.GetLongExpiresUnix()), LongExpiresAtTimestamp: got.GetLongExpiresUnix()}, nil
 }

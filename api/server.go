@@ -198,7 +198,7 @@ func (s *Server) routes() (http.Handler, error) {
 	r.POST("/v1/codes", publishLimit, s.requireProvider, s.issueCode)
 	if s.cfg.Verification != nil {
 		s.verificationRoutes(r, publishLimit)
-		p, err := portal.New(portal.Config{SessionKey: portalKey(s.codeKeys[0]), SMS: s.cfg.Verification.SMS != nil,
+		p, err := portal.New(portal.Config{SessionKey: portalKey(s.codeKeys[0]), SMS: s.cfg.Verification.SMS != nil, Region: s.node.Config().Region,
 			Now: s.cfg.Now, Logger: s.cfg.Logger}, s.node, s)
 		if err != nil {
 			return nil, fmt.Errorf("portal: %w", err)

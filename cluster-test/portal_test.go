@@ -107,6 +107,11 @@ func TestPortalInABrowser(t *testing.T) {
 	if len(code) != 8 || uuid == "" {
 		t.Fatalf("the page shows code %q, id %q", code, uuid)
 	}
+	link := text(t, ctx, "#link")
+	long := strings.TrimPrefix(link, "ens://v?r=test&c=")
+	if len(long) != 16 {
+		t.Fatalf("long-code link %q", link)
+	}
 	// The page's own script runs under its Content-Security-Policy.
 	if cd := text(t, ctx, "#countdown"); !strings.HasPrefix(cd, "expires in 1") {
 		t.Fatalf("countdown %q: the page's script did not run", cd)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -46,10 +47,10 @@ func (p *Portal) home(c *gin.Context) {
 // issued is the result page: the short code in large digits, its expiry
 // for the countdown, and the uuid.
 type issued struct {
-	Code, UUID string
-	Expires    int64
-	Minutes    int
-	SentSMS    bool
+	Code, UUID, Link string
+	Expires          int64
+	Minutes          int
+	SentSMS          bool
 }
 
 // issue issues one code for the worker's provider and shows it.
@@ -64,6 +65,7 @@ func (p *Portal) issue(c *gin.Context) {
 	}
 	p.audit(c, "issue code", resp.UUID)
 	p.render(c, http.StatusOK, "issued.html", page{Title: "Verification code", Data: issued{Code: resp.Code, UUID: resp.UUID,
+		Link:    "ens://v?r=" + url.QueryEscape(p.cfg.Region) + "&c=" + resp.LongCode,
 		Expires: resp.ExpiresAtTimestamp, Minutes: int(time.Until(time.Unix(resp.ExpiresAtTimestamp, 0)).Round(time.Minute) / time.Minute),
 		SentSMS: req.Phone != "" && p.cfg.SMS}})
 }

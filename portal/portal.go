@@ -49,7 +49,9 @@ type Config struct {
 	// SessionKey signs sessions and CSRF tokens; every node the same.
 	SessionKey []byte
 	// SMS tells whether codes can be sent to a phone (the phone field).
-	SMS    bool
+	SMS bool
+	// Region names the region in the long-code link (ens://v?r=…).
+	Region string
 	Now    func() time.Time
 	Logger *slog.Logger
 }

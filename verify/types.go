@@ -71,6 +71,9 @@ type IssueResponse struct {
 	LongExpiresAtTimestamp int64  `json:"longExpiresAtTimestamp,omitempty"`
 	ErrorFields
 	Padding string `json:"padding,omitempty"`
+	// LongCode is for the portal's page only (a link the worker may pass
+	// on); the issuing API never answers it.
+	LongCode string `json:"-"`
 }
 
 // BatchIssueRequest is the body of POST /api/batch-issue.
