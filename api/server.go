@@ -219,6 +219,7 @@ func (s *Server) routes() (http.Handler, error) {
 	// A batch to import may be as large as its documentation says (the
 	// handler bounds it).
 	r.POST(pathImport, s.requireToken, s.importBatch)
+	r.POST("/v1/admin/restore", s.requireToken, s.restoreState)
 	if s.node.MemberListener() == nil {
 		s.memberRoutes(admin) // plaintext raft: members use this port and the admin token
 	}
@@ -233,6 +234,7 @@ func (s *Server) routes() (http.Handler, error) {
 	admin.GET("/v1/admin/status", s.adminStatus)
 	admin.PUT("/v1/admin/policy", s.setPolicy)
 	admin.POST("/v1/admin/snapshot", s.snapshot)
+	admin.GET("/v1/admin/backup", s.backupState)
 	admin.POST("/v1/admin/seal", s.seal)
 	admin.POST("/v1/admin/expire", s.expire)
 	admin.GET("/v1/admin/keys", s.readView, s.keys)

@@ -375,3 +375,27 @@ func TestOriginHighWaterMark(t *testing.T) {
 	}
 	refused(g, 2, command.CodeReplayedBatch)
 }
+
+// A region seeded from a snapshot (a restored backup) goes on with its
+// federation chain: its next batch is the same, byte for byte, as the one
+// the original region seals.
+func TestChainGoesOnAfterRestore(t *testing.T) {
+	const today = 20_000
+	now := int64(today*day*600 + 3600)
+	a := regionA(t)
+	g := fsm.New()
+	if err := restoreBytes(g, snapshotBytes(t, a)); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []*fsm.FSM{a, g} {
+		mustApply(t, f, publish(7, now+1000, dayKey(7, today-1)))
+		s := sealCmd(3, now+1200, 0, 0)
+		s.Seal.Origin = "A"
+		mustApply(t, f, s)
+	}
+	x, _ := a.FederationBody(3)
+	y, ok := g.FederationBody(3)
+	if !ok || !bytes.Equal(x, y) {
+		t.Fatal("the restored region's next batch differs from the original's")
+	}
+}

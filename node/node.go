@@ -35,6 +35,8 @@ type Node struct {
 	clock      clockState
 	// writes times the writes committed through this node.
 	writes Latencies
+	// snapshots is raft's snapshot store, for backups.
+	snapshots raft.SnapshotStore
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -144,6 +146,7 @@ func (n *Node) openRaft() (bool, error) {
 		store.Close()
 		return false, fmt.Errorf("snapshot store: %w", err)
 	}
+	n.snapshots = snaps
 	trans, mux, err := newTransport(cfg.RaftAddr, cfg.MemberTLS, hlog)
 	if err != nil {
 		store.Close()
