@@ -95,6 +95,21 @@ func (s *Server) transferLeadership(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"transferred": true})
 }
 
+// promoteMember makes an edge node a voter.
+func (s *Server) promoteMember(c *gin.Context) {
+	var req struct {
+		ID string `json:"id"`
+	}
+	if !bindStrict(c, &req) {
+		return
+	}
+	if err := s.node.Promote(c.Request.Context(), req.ID); err != nil {
+		failErr(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"promoted": req.ID})
+}
+
 func (s *Server) snapshot(c *gin.Context) {
 	if err := s.node.Snapshot(); err != nil {
 		failErr(c, err)

@@ -131,6 +131,7 @@ func (s *Server) memberHandler() http.Handler {
 	m.POST(node.PathMembers, s.addMember)
 	m.DELETE(node.PathMembers+"/:id", s.removeMember)
 	m.POST(node.PathMembers+"/transfer-leadership", s.transferLeadership)
+	m.POST(node.PathMembers+"/promote", s.promoteMember)
 	return r
 }
 
@@ -227,6 +228,7 @@ func (s *Server) routes() (http.Handler, error) {
 	admin.POST(node.PathMembers, s.addMember)
 	admin.DELETE(node.PathMembers+"/:id", s.removeMember)
 	admin.POST(node.PathMembers+"/transfer-leadership", s.transferLeadership)
+	admin.POST(node.PathMembers+"/promote", s.promoteMember)
 	admin.GET("/v1/admin/authorities", s.readView, s.listAuthorities)
 	admin.POST("/v1/admin/authorities", s.putAuthority)
 	admin.DELETE("/v1/admin/authorities/:issuer", s.removeAuthority)

@@ -32,6 +32,10 @@ type Config struct {
 	// Bootstrap starts a new region with this node as its only voter, when
 	// the data dir holds no raft state yet.
 	Bootstrap bool
+	// Edge joins the region as a read-only edge node: a raft non-voter
+	// that holds the whole state and serves every read, forwards writes,
+	// and never counts toward quorum.
+	Edge bool
 	// Join lists members to ask for admission, when the data dir holds no
 	// raft state yet: their member ports (raft addresses, host:port) with
 	// a member credential, their API URLs with plaintext raft.
@@ -102,6 +106,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Bootstrap && len(c.Join) > 0 {
 		errs = append(errs, errors.New("bootstrap and join exclude each other"))
+	}
+	if c.Edge && c.Bootstrap {
+		errs = append(errs, errors.New("an edge node does not vote, so it cannot start a region: join it to one"))
 	}
 	if c.AdminToken == "" {
 		errs = append(errs, errors.New("admin token is required"))

@@ -41,6 +41,8 @@ type JoinRequest struct {
 	TLS *bool `json:"tls,omitempty"`
 	// DryRun checks everything and changes nothing.
 	DryRun bool `json:"dry_run,omitempty"`
+	// Edge admits the node as a non-voter (a read-only edge node).
+	Edge bool `json:"edge,omitempty"`
 }
 
 // MembershipError is a refused membership change, with the HTTP status the
@@ -110,12 +112,44 @@ func (n *Node) joinLocal(ctx context.Context, req JoinRequest) error {
 	if req.DryRun {
 		return nil
 	}
-	if err := waitFuture(ctx, n.raft.AddVoter(raft.ServerID(req.ID), raft.ServerAddress(req.RaftAddr), 0, n.cfg.WriteTimeout)); err != nil {
-		return retryIfLeadership(fmt.Errorf("add voter %s: %w", req.ID, err))
+	add, kind := n.raft.AddVoter, "voter"
+	if req.Edge {
+		add, kind = n.raft.AddNonvoter, "edge node (non-voter)"
 	}
-	n.cfg.Logger.Info("member added", "id", req.ID, "raft_addr", req.RaftAddr)
+	if err := waitFuture(ctx, add(raft.ServerID(req.ID), raft.ServerAddress(req.RaftAddr), 0, n.cfg.WriteTimeout)); err != nil {
+		return retryIfLeadership(fmt.Errorf("add %s %s: %w", kind, req.ID, err))
+	}
+	n.cfg.Logger.Info("member added", "id", req.ID, "raft_addr", req.RaftAddr, "as", kind)
 	return command.PutNode(ctx, n, &fsmpb.Node{Id: req.ID, RaftAddr: req.RaftAddr, HttpAddr: req.HTTPAddr,
 		CommandVersion: max(1, req.CommandVersion)})
+}
+
+// Promote makes an edge node (a non-voter) a voter (on the leader; a
+// follower forwards).
+func (n *Node) Promote(ctx context.Context, id string) error {
+	body, _ := json.Marshal(map[string]string{"id": id})
+	return n.onLeader(ctx, func() error { return n.promoteLocal(ctx, id) }, http.MethodPost, PathMembers+"/promote", body)
+}
+
+func (n *Node) promoteLocal(ctx context.Context, id string) error {
+	servers, err := n.servers()
+	if err != nil {
+		return err
+	}
+	for _, s := range servers {
+		if string(s.ID) != id {
+			continue
+		}
+		if s.Suffrage == raft.Voter {
+			return refusal(http.StatusConflict, "member %q already votes", id)
+		}
+		if err := waitFuture(ctx, n.raft.AddVoter(s.ID, s.Address, 0, n.cfg.WriteTimeout)); err != nil {
+			return retryIfLeadership(fmt.Errorf("promote %s: %w", id, err))
+		}
+		n.cfg.Logger.Info("edge node promoted to voter", "id", id)
+		return nil
+	}
+	return refusal(http.StatusNotFound, "no member %q", id)
 }
 
 // Remove takes a member out of the region, dead or alive. Removing the

@@ -18,7 +18,7 @@ import (
 // the command line wins over the file.
 type serveConfig struct {
 	NodeID, Region, DataDir, HTTPAddr, RaftAddr string
-	Bootstrap                                   bool
+	Bootstrap, Edge                             bool
 	Join, AdminTokenFile, TrustedProxies        string
 	SnapshotInterval, WriteTimeout, SealEvery   time.Duration
 	Retention, CodeTTL                          time.Duration
@@ -54,6 +54,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.HTTPAddr, "http-addr", "127.0.0.1:8080", "HTTP listen address, also advertised to peers")
 	fs.StringVar(&c.RaftAddr, "raft-addr", "127.0.0.1:7000", "raft listen address, also advertised to peers")
 	fs.BoolVar(&c.Bootstrap, "bootstrap", false, "start a new region with this node as its only voter (ignored when the data dir has state)")
+	fs.BoolVar(&c.Edge, "edge", false, "with --join: join as a read-only edge node, a raft non-voter that serves every read and forwards writes, never counting toward quorum")
 	fs.StringVar(&c.Join, "join", "", "comma-separated HTTP URLs of members to join (ignored when the data dir has state)")
 	fs.StringVar(&c.AdminTokenFile, "admin-token-file", "", "file with the region's admin token; created with a random token if missing (default <data-dir>/admin-token)")
 	fs.DurationVar(&c.SnapshotInterval, "snapshot-interval", 2*time.Minute, "how often raft checks whether to snapshot")

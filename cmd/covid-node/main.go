@@ -19,7 +19,7 @@ const usage = `usage: covid-node <command> [flags]
 commands:
   serve                 run a node of a region
   dev-upload            publish random test keys with the development health authority
-  members list|add|remove|transfer-leadership
+  members list|add|remove|promote|transfer-leadership
                         inspect and change the region's members
   ha add|list|remove    manage the health authorities whose certificates admit uploads
   providers add|list|revoke

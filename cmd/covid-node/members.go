@@ -38,7 +38,9 @@ func members(ctx context.Context, args []string, stdout io.Writer) error {
 		return tw.Flush()
 	case "add":
 		var version uint
+		var nonvoter bool
 		c, err := subcommand("members add", args[1:], func(fs *flag.FlagSet) {
+			fs.BoolVar(&nonvoter, "nonvoter", false, "add it as a read-only edge node (serves reads, forwards writes, never counts toward quorum)")
 			idFlag(fs)
 			fs.StringVar(&raftAddr, "raft-addr", "", "raft address of the new member")
 			fs.StringVar(&httpAddr, "http-addr", "", "HTTP address of the new member")
@@ -47,7 +49,7 @@ func members(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
-		req := node.JoinRequest{ID: id, RaftAddr: raftAddr, HTTPAddr: httpAddr, CommandVersion: uint32(version)}
+		req := node.JoinRequest{ID: id, RaftAddr: raftAddr, HTTPAddr: httpAddr, CommandVersion: uint32(version), Edge: nonvoter}
 		if err := c.do(ctx, http.MethodPost, node.PathMembers, req, nil); err != nil {
 			return err
 		}
@@ -65,6 +67,16 @@ func members(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 		fmt.Fprintf(stdout, "removed %s\n", id)
+		return nil
+	case "promote":
+		c, err := subcommand("members promote", args[1:], idFlag)
+		if err != nil {
+			return err
+		}
+		if err := c.do(ctx, http.MethodPost, node.PathMembers+"/promote", map[string]string{"id": id}, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s now votes\n", id)
 		return nil
 	case "transfer-leadership":
 		c, err := subcommand("members transfer-leadership", args[1:], idFlag)

@@ -33,7 +33,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	ncfg := node.Config{
 		ID: c.NodeID, Region: c.Region, DataDir: c.DataDir, HTTPAddr: c.HTTPAddr, RaftAddr: c.RaftAddr,
-		Bootstrap: c.Bootstrap, Join: splitList(c.Join), AdminToken: "unset",
+		Bootstrap: c.Bootstrap, Edge: c.Edge, Join: splitList(c.Join), AdminToken: "unset",
 		SnapshotInterval: c.SnapshotInterval, SnapshotThreshold: c.SnapshotThreshold, TrailingLogs: c.TrailingLogs,
 		WriteTimeout: c.WriteTimeout, NoBatchApply: c.NoBatchApply, Logger: logger,
 		SealInterval: c.SealEvery, Policy: c.policy(),
