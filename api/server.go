@@ -48,6 +48,9 @@ type Config struct {
 	Pool *federation.Pool
 	// Feed configures the export files and the delta feed.
 	Feed feed.Config
+	// ExportDir, if set, is kept a mirror of the downloads (index.txt,
+	// batches.txt and their files), for nginx or a CDN origin.
+	ExportDir string
 	// Verification, if set, runs the verification service (device and
 	// issuing API) with these keys.
 	Verification *Verification
@@ -74,6 +77,8 @@ type Server struct {
 	member *http.Server
 	// ownSigned keeps this region's signed federation batches.
 	ownSigned signedCache
+	// stopMirror ends the export mirror's loop.
+	stopMirror context.CancelFunc
 }
 
 // New builds the HTTP server of a node.
@@ -141,6 +146,11 @@ func (s *Server) Handler() http.Handler { return s.http.Handler }
 // Serve answers requests on l, and member requests on the node's member
 // port, until Shutdown.
 func (s *Server) Serve(l net.Listener) error {
+	if s.cfg.ExportDir != "" {
+		ctx, cancel := context.WithCancel(context.Background())
+		s.stopMirror = cancel
+		go s.mirrorLoop(ctx)
+	}
 	if ml := s.node.MemberListener(); ml != nil {
 		go s.member.Serve(ml)
 	}
@@ -157,7 +167,28 @@ func (s *Server) Serve(l net.Listener) error {
 
 // Shutdown stops accepting requests and waits for those in flight.
 func (s *Server) Shutdown(ctx context.Context) error {
+	if s.stopMirror != nil {
+		s.stopMirror()
+	}
 	return errors.Join(s.http.Shutdown(ctx), s.member.Shutdown(ctx))
+}
+
+// mirrorLoop keeps the export mirror up to date, checking every second
+// (a sync that finds nothing new does nothing).
+func (s *Server) mirrorLoop(ctx context.Context) {
+	m := &feed.Mirror{Dir: s.cfg.ExportDir, Catalog: s.catalog}
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		if err := m.Sync(s.cfg.Now()); err != nil {
+			s.cfg.Logger.Warn("export mirror", "dir", s.cfg.ExportDir, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // pprofHandler serves Go's profiles to operators (admin token required).

@@ -82,3 +82,23 @@ func memberHas(table, id, suffrage string) bool {
 	}
 	return false
 }
+
+// BenchmarkPublishWithEdges measures uploads through the three voters of a
+// region with 0, 2 and 4 edge nodes replicating: edge nodes do not count
+// toward quorum, so write latency should not grow with them (on 2 cores
+// they still take CPU). Run with: make bench.
+func BenchmarkPublishWithEdges(b *testing.B) {
+	for _, edges := range []int{0, 2, 4} {
+		b.Run(fmt.Sprintf("edges=%d", edges), func(b *testing.B) {
+			c := newCluster(b)
+			c.form(3)
+			for i := 4; i < 4+edges; i++ {
+				c.start(i, "--join", c.joinAddr("n1"), "--edge")
+				c.waitReady(fmt.Sprintf("n%d", i))
+			}
+			for range b.N {
+				benchPublish(b, c, 16, 2000)
+			}
+		})
+	}
+}

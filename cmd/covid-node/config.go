@@ -28,7 +28,7 @@ type serveConfig struct {
 	TestClockOffset                             time.Duration
 	TLSCAFile, TLSCertFile, TLSKeyFile          string
 	HTTPSCertFile, HTTPSKeyFile                 string
-	FederationCAFile                            string
+	FederationCAFile, ExportDir                 string
 	VerifyCertKeyFiles, VerifyCertKids          string
 	VerifyTokenKeyFiles, VerifyTokenKids        string
 	VerifyIssuer, VerifyAudience, VerifyAppIDs  string
@@ -94,6 +94,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.SMSWebhookURL, "sms-webhook-url", "", "the SMS gateway: codes issued with a phone, and user reports, are sent as POST {\"to\", \"message\"} to this URL")
 	fs.StringVar(&c.SMSTokenFile, "sms-webhook-token-file", "", "a file with the bearer token the SMS gateway wants (mode 0600)")
 	fs.StringVar(&c.SMSTemplate, "sms-template", "", "the SMS text, with [code], [longcode], [region] and [hours] filled in (default: the code and an ens:// link)")
+	fs.StringVar(&c.ExportDir, "export-dir", "", "keep a mirror of the downloads in this directory (v1/exports/index.txt, batches.txt and their files, written whole), for nginx or a CDN origin to serve")
 	fs.BoolVar(&c.InsecureDev, "insecure-dev", false, "speak raft in plaintext, without certificates (loopback development only)")
 	fs.DurationVar(&c.TestClockOffset, "test-clock-offset", 0, "for fault tests only: shift this node's clock by this much")
 	fs.StringVar(&c.ExportKeysRetired, "export-key-retired", "", "comma-separated id/version of export keys that sign no new batch but still the files sealed while they were in force (keep them 14 days after retiring)")

@@ -117,7 +117,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return errors.Join(fmt.Errorf("serve: %w", err), n.Close(ctx))
 	}
-	srv, err := api.New(api.Config{Addr: c.HTTPAddr, TLS: tlsConfig, Verification: verifyCfg, Now: ncfg.Now, CodeKeys: codeKeys, RevisionKeys: revisionKeys, AdminToken: ncfg.AdminToken, TrustedProxies: splitList(c.TrustedProxies), Limits: c.Limits, Logger: logger, FederationKey: fedKey, Pool: pool,
+	srv, err := api.New(api.Config{Addr: c.HTTPAddr, TLS: tlsConfig, ExportDir: c.ExportDir, Verification: verifyCfg, Now: ncfg.Now, CodeKeys: codeKeys, RevisionKeys: revisionKeys, AdminToken: ncfg.AdminToken, TrustedProxies: splitList(c.TrustedProxies), Limits: c.Limits, Logger: logger, FederationKey: fedKey, Pool: pool,
 		Feed: feed.Config{Region: c.Region, SigningKeys: exportKeys}}, n)
 	if err != nil {
 		return errors.Join(fmt.Errorf("serve: %w", err), n.Close(ctx))
