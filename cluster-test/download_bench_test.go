@@ -24,6 +24,15 @@ import (
 	"github.com/covid-backend/covid-backend/export"
 )
 
+// nginxPath finds Debian's nginx (in /usr/sbin, which a non-root PATH may
+// leave out).
+func nginxPath() (string, error) {
+	if p, err := exec.LookPath("nginx"); err == nil {
+		return p, nil
+	}
+	return exec.LookPath("/usr/sbin/nginx")
+}
+
 // BenchmarkDownloadVsNginx compares how fast a node serves an export file
 // with how fast nginx serves the same bytes from disk: a 1-node region
 // seals a few uploads (padded to --seal-min-keys), the first file of its
@@ -39,12 +48,7 @@ import (
 // worker), on machines with at least two cores. server-cpu and wrk-cpu
 // report the cores each used on average during its run.
 func BenchmarkDownloadVsNginx(b *testing.B) {
-	nginxBin, err1 := exec.LookPath("nginx")
-	if err1 != nil {
-		if _, err := os.Stat("/usr/sbin/nginx"); err == nil {
-			nginxBin, err1 = "/usr/sbin/nginx", nil
-		}
-	}
+	nginxBin, err1 := nginxPath()
 	wrkBin, err2 := exec.LookPath("wrk")
 	if err1 != nil || err2 != nil {
 		b.Skip("needs nginx and wrk (Debian packages nginx and wrk; `make bench` installs them)")

@@ -17,11 +17,9 @@ import (
 // configuration, gives every download byte for byte as the node does,
 // with the same cache headers.
 func TestExportMirrorBehindNginx(t *testing.T) {
-	nginx, err := exec.LookPath("nginx")
+	nginx, err := nginxPath()
 	if err != nil {
-		if nginx, err = exec.LookPath("/usr/sbin/nginx"); err != nil {
-			t.Fatalf("nginx not found (.ci/run installs Debian's nginx): %v", err)
-		}
+		t.Fatalf("nginx not found (.ci/run installs Debian's nginx): %v", err)
 	}
 	mirrors := t.TempDir()
 	_, exportFlags := exportKey(t, t.TempDir())
