@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin/covid-node
 DATA    ?= ./data
 
-.PHONY: build run test unit-test cluster-test bench fuzz generate vet clean
+.PHONY: build run test unit-test cluster-test bench fuzz generate vet clean image
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/covid-node
@@ -65,6 +65,15 @@ bench: build
 		echo "could not install nginx and wrk: BenchmarkDownloadVsNginx will skip"; fi
 	@test "$$(id -u)" = 0 || echo "not root: BenchmarkFederation/idle-gossip will skip (it counts gossip bytes with iptables)"
 	$(GO) test -run XXX -bench . -benchtime 1x -timeout 30m -v ./cluster-test/
+
+## image: the node's container image (FROM scratch: static binary, CA
+## certificates, non-root user, healthcheck), tagged $(IMAGE).
+IMAGE ?= covid-backend:dev
+image:
+	rm -rf bin/image && mkdir -p bin/image/data
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o bin/image/covid-node ./cmd/covid-node
+	cp /etc/ssl/certs/ca-certificates.crt bin/image/
+	docker build -q -t $(IMAGE) -f deploy/docker/Dockerfile bin/image
 
 ## generate: regenerate protobuf code (needs protoc and protoc-gen-go).
 generate:
