@@ -17,6 +17,8 @@ type metrics struct {
 	registry *prometheus.Registry
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	// uploads counts uploads by outcome; bytes the response bytes by route.
+	uploads, bytes *prometheus.CounterVec
 }
 
 func (s *Server) newMetrics() *metrics {
@@ -25,6 +27,12 @@ func (s *Server) newMetrics() *metrics {
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "covid_http_requests_total", Help: "HTTP requests by route and status.",
 		}, []string{"route", "status"}),
+		uploads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "covid_uploads_total", Help: "Uploads answered, by outcome (accepted, or the GAEN error code).",
+		}, []string{"outcome"}),
+		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "covid_http_response_bytes_total", Help: "Bytes of response bodies, by route.",
+		}, []string{"route"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "covid_http_request_seconds", Help: "HTTP request latency by route.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
@@ -57,6 +65,32 @@ func (s *Server) newMetrics() *metrics {
 			}
 			return 0
 		}),
+		m.uploads, m.bytes,
+		gauge("covid_raft_term", "Current raft term.", func() float64 { return float64(s.node.RaftStats().Term) }),
+		gauge("covid_raft_commit_index", "Raft commit index as this node knows it.", func() float64 { return float64(s.node.RaftStats().CommitIndex) }),
+		gauge("covid_raft_last_index", "Last raft index in this node's log.", func() float64 { return float64(s.node.RaftStats().LastIndex) }),
+		gauge("covid_raft_last_contact_seconds", "Since a follower last heard from its leader (0 on the leader, -1 never).", func() float64 {
+			return s.node.RaftStats().LastContact.Seconds()
+		}),
+		gauge("covid_raft_snapshot_bytes", "Size of the newest raft snapshot.", func() float64 { return float64(s.node.RaftStats().SnapshotBytes) }),
+		gauge("covid_raft_snapshot_index", "Raft index of the newest snapshot.", func() float64 { return float64(s.node.RaftStats().SnapshotIndex) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "covid_raft_leadership_changes_total", Help: "This node's gains and losses of leadership."},
+			func() float64 { return float64(s.node.RaftStats().LeadershipChanges) }),
+		gauge("covid_data_dir_bytes", "Disk the data dir takes (raft log and snapshots).", func() float64 { return float64(s.node.DataDirBytes()) }),
+		gauge("covid_last_batch_entries", "Entries of the newest batch (keys, padding, revised keys).", func() float64 {
+			if b := f.Batches(); len(b) > 0 {
+				last := b[len(b)-1]
+				return float64(last.Keys + last.Padding + last.Revised)
+			}
+			return 0
+		}),
+		gauge("covid_last_seal_age_seconds", "Since the newest batch ended (the seal schedule stalls when it grows past the seal interval).", func() float64 {
+			if b := f.Batches(); len(b) > 0 {
+				return s.cfg.Now().Sub(time.Unix(b[len(b)-1].EndUnix, 0)).Seconds()
+			}
+			return 0
+		}),
+		codeStates{f: f, now: s.cfg.Now}, federationCollector{pool: s.cfg.Pool, fsm: f},
 	)
 	return m
 }
@@ -72,6 +106,9 @@ func (m *metrics) observe(c *gin.Context) {
 	}
 	m.requests.WithLabelValues(route, strconv.Itoa(c.Writer.Status())).Inc()
 	m.duration.WithLabelValues(route).Observe(time.Since(start).Seconds())
+	if n := c.Writer.Size(); n > 0 {
+		m.bytes.WithLabelValues(route).Add(float64(n))
+	}
 }
 
 func (m *metrics) handler() gin.HandlerFunc {

@@ -79,6 +79,7 @@ func (s *Server) publish(c *gin.Context) {
 	resp.Padding = publish.Padding()
 	c.JSON(http.StatusOK, resp)
 	s.recent.Record(time.Since(start))
+	s.metrics.uploads.WithLabelValues("accepted").Inc()
 }
 
 func sleepUntil(ctx context.Context, t time.Time) {
@@ -205,6 +206,7 @@ func (s *Server) publishFail(c *gin.Context, err error) {
 	resp := pe.Response()
 	resp.Padding = publish.Padding()
 	c.AbortWithStatusJSON(pe.Status, resp)
+	s.metrics.uploads.WithLabelValues(pe.Code).Inc()
 }
 
 // isCodeRefusal tells the state machine's answers about a one-time code.

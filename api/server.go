@@ -77,6 +77,8 @@ type Server struct {
 	member *http.Server
 	// ownSigned keeps this region's signed federation batches.
 	ownSigned signedCache
+	// metrics are the node's Prometheus metrics.
+	metrics *metrics
 	// stopMirror ends the export mirror's loop.
 	stopMirror context.CancelFunc
 }
@@ -209,6 +211,7 @@ func (s *Server) routes() (http.Handler, error) {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	m := s.newMetrics()
+	s.metrics = m
 	r.Use(gin.Recovery(), m.observe)
 	if err := r.SetTrustedProxies(s.cfg.TrustedProxies); err != nil {
 		return nil, fmt.Errorf("trusted proxies: %w", err)

@@ -21,6 +21,7 @@ func (n *Node) watchLeadership(ctx context.Context) {
 			return
 		case isLeader := <-n.leaderCh:
 			stop()
+			n.leadershipChanges.Add(1)
 			if !isLeader {
 				n.cfg.Logger.Info("lost leadership", "node", n.cfg.ID)
 				continue

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -37,6 +38,8 @@ type Node struct {
 	writes Latencies
 	// snapshots is raft's snapshot store, for backups.
 	snapshots raft.SnapshotStore
+	// leadershipChanges counts this node's gains and losses of leadership.
+	leadershipChanges atomic.Uint64
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup

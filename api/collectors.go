@@ -1,0 +1,79 @@
+package api
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/covid-backend/covid-backend/federation"
+	"github.com/covid-backend/covid-backend/fsm"
+)
+
+// codeStates reports the verification codes held, by state, at each scrape.
+type codeStates struct {
+	f   *fsm.FSM
+	now func() time.Time
+}
+
+var codesDesc = prometheus.NewDesc("covid_verification_codes", "Verification codes held, by state (unused, used, expired).", []string{"state"}, nil)
+
+func (c codeStates) Describe(ch chan<- *prometheus.Desc) { ch <- codesDesc }
+
+func (c codeStates) Collect(ch chan<- prometheus.Metric) {
+	count := map[string]float64{"unused": 0, "used": 0, "expired": 0}
+	now := c.now().Unix()
+	for _, code := range c.f.VerificationCodesAll() {
+		switch {
+		case code.GetClaimedUnix() != 0:
+			count["used"]++
+		case now >= code.GetLongExpiresUnix():
+			count["expired"]++
+		default:
+			count["unused"]++
+		}
+	}
+	for state, n := range count {
+		ch <- prometheus.MustNewConstMetric(codesDesc, prometheus.GaugeValue, n, state)
+	}
+}
+
+// federationCollector reports, per trusted origin, how far this region is
+// behind what other regions announce and when it last took a batch, and
+// the batches refused, by reason.
+type federationCollector struct {
+	pool *federation.Pool
+	fsm  *fsm.FSM
+}
+
+var (
+	fedLagDesc      = prometheus.NewDesc("covid_federation_lag_batches", "Batches of an origin announced elsewhere and not kept here.", []string{"origin"}, nil)
+	fedReceivedDesc = prometheus.NewDesc("covid_federation_last_received_seconds", "Since this node last imported a batch of an origin (only the leader imports).", []string{"origin"}, nil)
+	fedRejectedDesc = prometheus.NewDesc("covid_federation_rejected_total", "Fetched batches refused, by reason.", []string{"reason"}, nil)
+)
+
+func (c federationCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- fedLagDesc
+	ch <- fedReceivedDesc
+	ch <- fedRejectedDesc
+}
+
+func (c federationCollector) Collect(ch chan<- prometheus.Metric) {
+	if c.pool == nil {
+		return
+	}
+	st := c.pool.Status()
+	for origin, remote := range st.Remote {
+		next, _ := c.fsm.NextForeign(origin)
+		lag := float64(0)
+		if int64(remote) >= int64(next) {
+			lag = float64(int64(remote) - int64(next) + 1)
+		}
+		ch <- prometheus.MustNewConstMetric(fedLagDesc, prometheus.GaugeValue, lag, origin)
+	}
+	for origin, at := range st.LastReceived {
+		ch <- prometheus.MustNewConstMetric(fedReceivedDesc, prometheus.GaugeValue, time.Since(at).Seconds(), origin)
+	}
+	for reason, n := range st.Rejected {
+		ch <- prometheus.MustNewConstMetric(fedRejectedDesc, prometheus.CounterValue, float64(n), reason)
+	}
+}
