@@ -68,6 +68,8 @@ type cluster struct {
 	// of the region's certificates.
 	insecure bool
 	client   *http.Client
+	// binaries, if set, runs a node by id with another build (upgrades).
+	binaries map[string]string
 
 	mu    sync.Mutex
 	nodes map[string]*proc
@@ -161,7 +163,11 @@ func (c *cluster) start(i int, args ...string) *proc {
 		c.t.Fatal(err)
 	}
 	fmt.Fprintf(logf, "=== start %v\n", full)
-	cmd := exec.Command(binary, full...)
+	bin := binary
+	if b, ok := c.binaries[id]; ok {
+		bin = b
+	}
+	cmd := exec.Command(bin, full...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		c.t.Fatalf("start %s: %v", id, err)
