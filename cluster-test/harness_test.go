@@ -68,6 +68,8 @@ type cluster struct {
 	// of the region's certificates.
 	insecure bool
 	client   *http.Client
+	// prefix names the nodes (default "n": n1, n2...).
+	prefix string
 	// binaries, if set, runs a node by id with another build (upgrades).
 	binaries map[string]string
 
@@ -142,7 +144,7 @@ func (c *cluster) ip(i int) string { return fmt.Sprintf("127.0.%d.%d", c.subnet,
 // start launches node n<i>; args are extra flags such as --bootstrap.
 func (c *cluster) start(i int, args ...string) *proc {
 	c.t.Helper()
-	id := fmt.Sprintf("n%d", i)
+	id := c.id(i)
 	c.mu.Lock()
 	p := c.nodes[id]
 	if p == nil {
@@ -395,8 +397,8 @@ func (c *cluster) form(n int) {
 	c.start(1, "--bootstrap")
 	c.waitReady("n1")
 	for i := 2; i <= n; i++ {
-		c.start(i, "--join", c.joinAddr(fmt.Sprintf("n%d", i-1)))
-		c.waitReady(fmt.Sprintf("n%d", i))
+		c.start(i, "--join", c.joinAddr(c.id(i-1)))
+		c.waitReady(c.id(i))
 	}
 	ids := c.ids(n)
 	c.waitFor(fmt.Sprintf("%d members", n), 30*time.Second, func() bool {
@@ -410,10 +412,19 @@ func (c *cluster) form(n int) {
 	c.waitLeader(10*time.Second, ids...)
 }
 
+// id names node i: n<i>, or <prefix><i> for regions whose nodes are named
+// otherwise (the compose file's a1, b1...).
+func (c *cluster) id(i int) string {
+	if c.prefix != "" {
+		return fmt.Sprintf("%s%d", c.prefix, i)
+	}
+	return fmt.Sprintf("n%d", i)
+}
+
 func (c *cluster) ids(n int) []string {
 	var ids []string
 	for i := 1; i <= n; i++ {
-		ids = append(ids, fmt.Sprintf("n%d", i))
+		ids = append(ids, c.id(i))
 	}
 	return ids
 }

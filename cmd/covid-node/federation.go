@@ -3,8 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/base64"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -67,8 +71,12 @@ func keygen(args []string, stdout io.Writer) error {
 	out := fs.String("out", "federation", "file name prefix: writes PREFIX.key and PREFIX.pub.pem (with --pool: the file itself)")
 	pool := fs.Bool("pool", false, "make a pool key (32 random bytes, base64) instead of a signing key pair")
 	secret := fs.Bool("secret", false, "make a code or revision token key (32 random bytes, base64) for --code-key-file or --revision-key-file")
+	ecdsaKey := fs.Bool("ecdsa", false, "make an ECDSA P-256 key pair (PREFIX.key, PREFIX.pub.pem) for --export-key-file, --verify-cert-key-file or --verify-token-key-file")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *ecdsaKey {
+		return ecdsaKeygen(*out, stdout)
 	}
 	if *pool || *secret {
 		key := make([]byte, 32)
@@ -96,6 +104,32 @@ func keygen(args []string, stdout io.Writer) error {
 		return fmt.Errorf("keygen: %w", err)
 	}
 	fmt.Fprintf(stdout, "wrote %s.key (keep it secret; give it to every node with --signing-key-file) and %s.pub.pem (give it to other regions)\n", *out, *out)
+	return nil
+}
+
+// ecdsaKeygen writes a new ECDSA P-256 key (PKCS #8, 0600) and its public
+// key (PKIX PEM), for export files (apps are configured with the public
+// key) and the verification service's certificates and tokens.
+func ecdsaKeygen(prefix string, stdout io.Writer) error {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	priv, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return err
+	}
+	pub, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	if err != nil {
+		return err
+	}
+	if err := writeNew(prefix+".key", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: priv})); err != nil {
+		return fmt.Errorf("keygen: %w", err)
+	}
+	if err := os.WriteFile(prefix+".pub.pem", pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}), 0o644); err != nil {
+		return fmt.Errorf("keygen: %w", err)
+	}
+	fmt.Fprintf(stdout, "wrote %s.key (keep it secret; every node of the region the same) and %s.pub.pem\n", prefix, prefix)
 	return nil
 }
 
