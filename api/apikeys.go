@@ -1,9 +1,6 @@
 package api
 
 import (
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"net/http"
 	"time"
 
@@ -11,6 +8,7 @@ import (
 
 	"github.com/covid-backend/covid-backend/command"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
+	"github.com/covid-backend/covid-backend/verify"
 )
 
 // APIKeyRequest creates a key of the verification service: a device key
@@ -38,10 +36,7 @@ func (s *Server) putAPIKey(c *gin.Context) {
 	if !bindStrict(c, &req) {
 		return
 	}
-	secret := make([]byte, 32)
-	rand.Read(secret) // never fails (crypto/rand aborts the program instead)
-	key := base64.RawURLEncoding.EncodeToString(secret)
-	hash := sha256.Sum256([]byte(key))
+	key, hash := verify.NewAPIKey()
 	err := command.PutAPIKey(c.Request.Context(), s.node, &fsmpb.ApiKey{Hash: hash[:], Name: req.Name, Kind: req.Kind, Provider: req.Provider})
 	if err != nil {
 		failErr(c, err)

@@ -87,20 +87,7 @@ func TestComposeFederation(t *testing.T) {
 	}
 
 	// An upload through A, sealed, reaches every node of B.
-	seal := func(seq int) []byte {
-		if _, err := a.upload(a.node("a2").url()); err != nil {
-			t.Fatal(err)
-		}
-		a.adminPost("a1", "/v1/admin/seal")
-		var data []byte
-		a.waitFor(fmt.Sprintf("A's batch %d", seq), 20*time.Second, func() bool {
-			status, got, _, _ := a.tryGet("a3", fmt.Sprintf("/v1/federation/batches/A/%d", seq))
-			data = got
-			return status == 200
-		})
-		return data
-	}
-	took := waitBatchEverywhere(t, []*cluster{b}, "A", 1, seal(1))
+	took := waitBatchEverywhere(t, []*cluster{b}, "A", 1, a.sealSigned(1))
 	t.Logf("A's batch 1 on every node of B after %v", took.Round(time.Millisecond))
 
 	// A's leader killed under load: nothing acknowledged is lost.
@@ -127,7 +114,7 @@ func TestComposeFederation(t *testing.T) {
 	for i := 1; i <= 3; i++ {
 		docker(t, "network", "disconnect", project+"_federation", fmt.Sprintf("%s_b%d_1", project, i))
 	}
-	second := seal(2)
+	second := a.sealSigned(2)
 	for i := 1; i <= 3; i++ {
 		if out, err := exec.Command("docker", "network", "connect", "--ip", fmt.Sprintf("172.31.3.2%d", i), project+"_federation",
 			fmt.Sprintf("%s_b%d_1", project, i)).CombinedOutput(); err != nil {

@@ -86,20 +86,7 @@ func TestGossipAcrossRegions(t *testing.T) {
 	a, b, c := regions["A"], regions["B"], regions["C"]
 	fw := newFirewall(t, a.subnet)
 
-	sealed := func(seq int) []byte {
-		if _, err := a.upload(a.node("n1").url()); err != nil {
-			t.Fatal(err)
-		}
-		a.adminPost("n2", "/v1/admin/seal")
-		var data []byte
-		a.waitFor("A's own signed batch", 10*time.Second, func() bool {
-			status, got, _ := a.get("n3", fmt.Sprintf("/v1/federation/batches/A/%d", seq))
-			data = got
-			return status == http.StatusOK
-		})
-		return data
-	}
-	took := waitBatchEverywhere(t, []*cluster{b, c}, "A", 1, sealed(1))
+	took := waitBatchEverywhere(t, []*cluster{b, c}, "A", 1, a.sealSigned(1))
 	t.Logf("A's batch 1 on all 6 nodes of B and C after %v", took.Round(time.Millisecond))
 
 	for i := 1; i <= 3; i++ {
@@ -107,7 +94,7 @@ func TestGossipAcrossRegions(t *testing.T) {
 			fw.isolate(a.ip(i), c.ip(j))
 		}
 	}
-	took = waitBatchEverywhere(t, []*cluster{b, c}, "A", 2, sealed(2))
+	took = waitBatchEverywhere(t, []*cluster{b, c}, "A", 2, a.sealSigned(2))
 	t.Logf("with A cut off from C, A's batch 2 reached C through B after %v", took.Round(time.Millisecond))
 	fromB := false
 	for _, id := range c.ids(3) {
@@ -124,7 +111,7 @@ func TestGossipAcrossRegions(t *testing.T) {
 	for _, id := range c.ids(3) {
 		c.kill9(id)
 	}
-	third := sealed(3)
+	third := a.sealSigned(3)
 	for i := 1; i <= 3; i++ {
 		c.start(i)
 	}

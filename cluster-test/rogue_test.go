@@ -109,18 +109,18 @@ func (d rogueDelegate) LocalState(bool) []byte {
 	return b
 }
 
-// sealSigned uploads through n1, seals, and returns the region's signed
-// federation batch seq once a node serves it.
+// sealSigned uploads through the first node, seals, and returns the
+// region's signed federation batch seq once its last node serves it.
 func (c *cluster) sealSigned(seq int) []byte {
 	c.t.Helper()
-	if _, err := c.upload(c.node("n1").url()); err != nil {
+	if _, err := c.upload(c.node(c.id(1)).url()); err != nil {
 		c.t.Fatal(err)
 	}
-	c.adminPost("n1", "/v1/admin/seal")
+	c.adminPost(c.id(1), "/v1/admin/seal")
 	var data []byte
-	id := c.ids(len(c.nodes))[len(c.nodes)-1]
-	c.waitFor(fmt.Sprintf("%s's signed batch %d", c.region, seq), 10*time.Second, func() bool {
-		status, got, _ := c.get(id, fmt.Sprintf("/v1/federation/batches/%s/%d", c.region, seq))
+	id := c.id(len(c.nodes))
+	c.waitFor(fmt.Sprintf("%s's signed batch %d", c.region, seq), 20*time.Second, func() bool {
+		status, got, _, _ := c.tryGet(id, fmt.Sprintf("/v1/federation/batches/%s/%d", c.region, seq))
 		data = got
 		return status == http.StatusOK
 	})

@@ -1,9 +1,6 @@
 package portal
 
 import (
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"net/http"
 	"slices"
@@ -15,6 +12,7 @@ import (
 	"github.com/covid-backend/covid-backend/fsm"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 	"github.com/covid-backend/covid-backend/node"
+	"github.com/covid-backend/covid-backend/verify"
 )
 
 // notices are the fixed messages a redirect may ask a page to show (a
@@ -172,10 +170,7 @@ func (p *Portal) apiKeys(c *gin.Context) {
 // addAPIKey makes an admin key of the manager's provider and shows it once.
 func (p *Portal) addAPIKey(c *gin.Context) {
 	u := c.MustGet(ctxUser).(*fsmpb.User)
-	secret := make([]byte, 32)
-	rand.Read(secret) // never fails (crypto/rand aborts the program instead)
-	key := base64.RawURLEncoding.EncodeToString(secret)
-	hash := sha256.Sum256([]byte(key))
+	key, hash := verify.NewAPIKey()
 	name := strings.TrimSpace(c.PostForm("name"))
 	err := command.PutAPIKey(c.Request.Context(), p.region, &fsmpb.ApiKey{Hash: hash[:], Name: name, Kind: fsm.APIKeyAdmin, Provider: u.GetProvider()})
 	if err != nil {

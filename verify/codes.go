@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"math/big"
 	"strings"
 )
@@ -58,4 +59,15 @@ func Hashes(keys [][]byte, code string) [][]byte {
 		out[i] = Hash(k, code)
 	}
 	return out
+}
+
+// NewAPIKey draws a new API key and its SHA-256, the only form the region
+// keeps (the key is shown once, to whoever made it).
+func NewAPIKey() (key string, hash [32]byte) {
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		panic("verify: the system random source failed: " + err.Error())
+	}
+	key = base64.RawURLEncoding.EncodeToString(secret)
+	return key, sha256.Sum256([]byte(key))
 }
