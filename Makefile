@@ -43,7 +43,7 @@ cluster-test: build
 FUZZTIME ?= 5s
 FUZZ_TARGETS := ./publish:FuzzPublish ./publish:FuzzParseCode ./publish:FuzzRevisionToken \
 	./export:FuzzDecode ./fsm:FuzzApply ./fsm:FuzzRestore ./feed:FuzzParseName ./federation:FuzzGossip \
-	./api:FuzzCursor ./verify:FuzzParseToken
+	./api:FuzzCursor ./verify:FuzzParseToken ./portal:FuzzDecodeSession ./backup:FuzzOpen
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; name=$${t##*:}; \

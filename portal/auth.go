@@ -58,10 +58,14 @@ func (p *Portal) login(c *gin.Context) {
 	case ok && now.Unix() < u.GetLockedUntilUnix():
 		p.showLogin(c, http.StatusForbidden, "This account is locked after repeated failed sign-ins; try again in 15 minutes.")
 		return
-	case !ok || u.GetDisabled() || !CheckPassword(u.GetPasswordHash(), password):
-		if ok {
-			command.Login(c.Request.Context(), p.region, &fsmpb.Login{Email: email})
-		}
+	case !ok:
+		// An unknown account costs the same argon2id check as a known
+		// one, so that the answer's time does not tell which emails exist.
+		CheckPassword(p.unknownHash, password)
+		p.showLogin(c, http.StatusUnauthorized, "Wrong email or password.")
+		return
+	case !CheckPassword(u.GetPasswordHash(), password) || u.GetDisabled():
+		command.Login(c.Request.Context(), p.region, &fsmpb.Login{Email: email})
 		p.showLogin(c, http.StatusUnauthorized, "Wrong email or password.")
 		return
 	}

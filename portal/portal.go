@@ -62,6 +62,9 @@ type Portal struct {
 	region Region
 	issuer Issuer
 	pages  *template.Template
+	// unknownHash is what a sign-in with an unknown email is checked
+	// against, so that it takes as long as one with a known email.
+	unknownHash string
 }
 
 // New parses the embedded templates.
@@ -76,7 +79,8 @@ func New(cfg Config, region Region, issuer Issuer) (*Portal, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Portal{cfg: cfg, region: region, issuer: issuer, pages: pages}, nil
+	return &Portal{cfg: cfg, region: region, issuer: issuer, pages: pages,
+		unknownHash: HashPassword("no account has this email")}, nil
 }
 
 // Routes registers the pages under /portal.
