@@ -113,6 +113,7 @@ func (n *Node) applyLocal(ctx context.Context, cmd *fsmpb.Command) (*fsmpb.Resul
 	if d, ok := ctx.Deadline(); ok {
 		timeout = time.Until(d)
 	}
+	start := time.Now()
 	f := n.raft.Apply(data, timeout)
 	if err := waitFuture(ctx, f); err != nil {
 		err = fmt.Errorf("apply %v: %w", cmd.GetType(), err)
@@ -126,6 +127,7 @@ func (n *Node) applyLocal(ctx context.Context, cmd *fsmpb.Command) (*fsmpb.Resul
 	if !ok {
 		return nil, fmt.Errorf("apply %v: unexpected response %T", cmd.GetType(), f.Response())
 	}
+	n.metrics.observeApply(cmd.GetType(), time.Since(start))
 	return res, nil
 }
 

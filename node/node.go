@@ -40,6 +40,7 @@ type Node struct {
 	snapshots raft.SnapshotStore
 	// leadershipChanges counts this node's gains and losses of leadership.
 	leadershipChanges atomic.Uint64
+	metrics           metrics
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -79,6 +80,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		fsm:      fsm.New(),
 		client:   newPeerClient(cfg),
 		leaderCh: make(chan bool, 16),
+		metrics:  newMetrics(),
 	}
 	n.fsm.SetHalt(cfg.Halt)
 	hasState, err := n.openRaft()
@@ -171,7 +173,7 @@ func (n *Node) openRaft() (bool, error) {
 	rc.MaxAppendEntries = 256
 	rc.NotifyCh = n.leaderCh
 	rc.Logger = hlog
-	r, err := raft.NewRaft(rc, n.fsm, logs, store, snaps, trans)
+	r, err := raft.NewRaft(rc, timedFSM{FSM: n.fsm, observe: n.metrics.observeSnapshot}, logs, store, snaps, trans)
 	if err != nil {
 		n.closeStores()
 		return false, fmt.Errorf("start raft: %w", err)

@@ -33,6 +33,25 @@ func testConfig(t *testing.T) Config {
 	}
 }
 
+// openLeader opens a node that bootstraps a region of its own and waits
+// until it leads it.
+func openLeader(t *testing.T, cfg Config) *Node {
+	t.Helper()
+	n, err := Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !n.IsLeader() {
+		if time.Now().After(deadline) {
+			n.Close(context.Background())
+			t.Fatal("no leadership")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return n
+}
+
 func TestConfigValidate(t *testing.T) {
 	cases := []struct {
 		name   string
@@ -83,17 +102,7 @@ func TestApplyWithoutLeaderTimesOut(t *testing.T) {
 func TestDataDirIdentity(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.Bootstrap = true
-	n, err := Open(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for !n.IsLeader() {
-		if time.Now().After(deadline) {
-			t.Fatal("no leadership")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	n := openLeader(t, cfg)
 	if err := n.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -102,18 +111,8 @@ func TestDataDirIdentity(t *testing.T) {
 	if _, err := Open(context.Background(), other); err == nil || !strings.Contains(err.Error(), "belongs to node") {
 		t.Fatalf("reopen as n2: %v", err)
 	}
-	again, err := Open(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("reopen as n1: %v", err)
-	}
+	again := openLeader(t, cfg) // the restarted single node leads again
 	defer again.Close(context.Background())
-	deadline = time.Now().Add(10 * time.Second)
-	for !again.IsLeader() {
-		if time.Now().After(deadline) {
-			t.Fatal("restarted single node did not lead again")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // While a member runs a build that applies only version 1, the region
