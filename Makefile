@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin/covid-node
 DATA    ?= ./data
 
-.PHONY: build run test unit-test cluster-test bench fuzz generate vet clean image
+.PHONY: build run test unit-test cluster-test soak bench fuzz generate vet clean image
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/covid-node
@@ -33,7 +33,16 @@ unit-test:
 	$(GO) test -count=1 -race $$($(GO) list ./... | grep -v /cluster-test)
 
 cluster-test: build
-	$(GO) test -count=1 -v -timeout 15m ./cluster-test/
+	$(GO) test -count=1 -v -timeout 40m ./cluster-test/
+
+## soak: the fault soak (cluster-test's TestSoak) for SOAK_DURATION per seed
+## in SOAK_SEEDS ("random" draws one and prints it). make test runs it for
+## 2 minutes with seeds 1 and random.
+SOAK_DURATION ?= 10m
+SOAK_SEEDS    ?= random
+soak: build
+	COVID_SOAK_DURATION=$(SOAK_DURATION) COVID_SOAK_SEEDS=$(SOAK_SEEDS) \
+		$(GO) test -count=1 -v -timeout 0 -run '^TestSoak$$' ./cluster-test/
 
 ## fuzz: every fuzz target for FUZZTIME each; inputs that fail are kept in
 ## the package's testdata/fuzz/ and run by make test from then on. Go 1.26's

@@ -13,6 +13,8 @@ import (
 
 	"github.com/covid-backend/covid-backend/command"
 	"github.com/covid-backend/covid-backend/node"
+	"github.com/covid-backend/covid-backend/publish"
+	"github.com/covid-backend/covid-backend/verify"
 )
 
 // errorBody is the JSON body of every error answer outside /v1/publish
@@ -67,4 +69,30 @@ func protoJSON(c *gin.Context, status int, m proto.Message) {
 		return
 	}
 	c.Data(status, "application/json; charset=utf-8", out.Bytes())
+}
+
+// notAdmitted is the answer of a node that joined moments ago and has not
+// caught up with its region: a retry in a second, not "unauthorized".
+const notAdmitted = "this node is catching up with its region; retry"
+
+// admitted answers 503 on a node that has not caught up to its own
+// admission (node.Admitted), before any key or credential is looked up.
+func (s *Server) admitted(c *gin.Context) {
+	if !s.node.Admitted() {
+		fail(c, http.StatusServiceUnavailable, "not_ready", notAdmitted)
+	}
+}
+
+// admittedPublish is admitted in the GAEN answer format.
+func (s *Server) admittedPublish(c *gin.Context) {
+	if !s.node.Admitted() {
+		s.publishFail(c, &publish.Error{Status: http.StatusServiceUnavailable, Code: publish.CodeInternalError, Message: notAdmitted})
+	}
+}
+
+// admittedVerify is admitted in the verification API's answer format.
+func (s *Server) admittedVerify(c *gin.Context) {
+	if !s.node.Admitted() {
+		verifyFail(c, &verify.Error{Status: http.StatusServiceUnavailable, Code: verify.CodeUnavailable, Message: notAdmitted})
+	}
 }

@@ -3,10 +3,7 @@ package api
 import (
 	"encoding/base64"
 	"net/http"
-	"net/http/httputil"
-	"net/url"
 	"strconv"
-	"time"
 
 	"github.com/gin-gonic/gin"
 )
@@ -46,37 +43,19 @@ func (s *Server) publicRead(c *gin.Context) {
 	c.Next()
 }
 
-// readView serves an operator's read from the local state, stamped with the
-// applied index it reflects. With ?consistent=true the read goes through
-// the leader: the leader answers after a barrier, a follower proxies to it.
+// readView serves a read from the local state, stamped with the applied
+// index it reflects. With ?consistent=true it is linearizable: the node
+// answers once it holds every write acknowledged before the request (the
+// leader's read index, confirmed by a barrier; node.ConsistentRead).
 func (s *Server) readView(c *gin.Context) {
 	if c.Query("consistent") == "true" {
-		if !s.node.IsLeader() {
-			s.proxyToLeader(c)
-			return
-		}
-		if err := s.node.Barrier(5 * time.Second); err != nil {
+		if err := s.node.ConsistentRead(c.Request.Context()); err != nil {
 			fail(c, http.StatusServiceUnavailable, "no_leader", "consistent read: "+err.Error())
 			return
 		}
 	}
 	c.Header("X-Applied-Index", strconv.FormatUint(s.node.AppliedIndex(), 10))
 	c.Next()
-}
-
-func (s *Server) proxyToLeader(c *gin.Context) {
-	leader := s.node.LeaderURL()
-	if leader == "" {
-		fail(c, http.StatusServiceUnavailable, "no_leader", "consistent read: no leader known")
-		return
-	}
-	target, err := url.Parse(leader)
-	if err != nil {
-		fail(c, http.StatusInternalServerError, "internal_error", err.Error())
-		return
-	}
-	c.Abort()
-	httputil.NewSingleHostReverseProxy(target).ServeHTTP(c.Writer, c.Request)
 }
 
 // storedKey is a key as the admin API shows it, with where it stands.

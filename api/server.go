@@ -125,6 +125,14 @@ func (s *Server) memberRoutes(r gin.IRoutes) {
 	r.POST(node.PathApply, forwarded("application/x-protobuf", s.node.ApplyForwarded))
 	r.POST(node.PathApplyV1, forwarded("application/json", s.node.ApplyForwardedV1))
 	r.GET(node.PathClock, func(c *gin.Context) { c.JSON(http.StatusOK, s.node.Clock()) })
+	r.GET(node.PathReadIndex, func(c *gin.Context) {
+		ri, err := s.node.LeaderReadIndex()
+		if err != nil {
+			fail(c, http.StatusServiceUnavailable, "no_leader", err.Error())
+			return
+		}
+		c.JSON(http.StatusOK, ri)
+	})
 }
 
 // memberHandler serves the member port: whoever got past its handshake
@@ -229,8 +237,8 @@ func (s *Server) routes() (http.Handler, error) {
 	read("/v1/status", s.status)
 	publishLimit := rateLimit(newIPLimiter(s.cfg.Limits.PublishRate, s.cfg.Limits.PublishBurst, s.cfg.Now))
 	readLimit := rateLimit(newIPLimiter(s.cfg.Limits.ReadRate, s.cfg.Limits.ReadBurst, s.cfg.Now))
-	r.POST("/v1/publish", publishLimit, s.readUpload, inFlight(s.cfg.Limits.MaxUploadsInFlight), s.publish)
-	r.POST("/v1/codes", publishLimit, s.requireProvider, s.issueCode)
+	r.POST("/v1/publish", publishLimit, s.admittedPublish, s.readUpload, inFlight(s.cfg.Limits.MaxUploadsInFlight), s.publish)
+	r.POST("/v1/codes", publishLimit, s.admitted, s.requireProvider, s.issueCode)
 	if s.cfg.Verification != nil {
 		s.verificationRoutes(r, publishLimit)
 		p, err := portal.New(portal.Config{SessionKey: portalKey(s.codeKeys[0]), SMS: s.cfg.Verification.SMS != nil, Region: s.node.Config().Region,

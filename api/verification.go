@@ -59,14 +59,16 @@ const maxVerifyBody = 64_000
 // verificationRoutes registers the device API (device keys) and the
 // issuing API (admin keys of a provider).
 func (s *Server) verificationRoutes(r gin.IRoutes, limit gin.HandlerFunc) {
-	device := []gin.HandlerFunc{limit, s.requireAPIKey(fsm.APIKeyDevice), s.readVerifyBody}
+	device := []gin.HandlerFunc{limit, s.admittedVerify, s.requireAPIKey(fsm.APIKeyDevice), s.readVerifyBody}
 	r.POST("/api/verify", append(device, s.deviceVerify)...)
 	r.POST("/api/certificate", append(device, s.certificate)...)
 	r.POST("/api/user-report", append(device, s.userReport)...)
-	issuing := []gin.HandlerFunc{limit, s.requireAPIKey(fsm.APIKeyAdmin), s.readVerifyBody}
+	issuing := []gin.HandlerFunc{limit, s.admittedVerify, s.requireAPIKey(fsm.APIKeyAdmin), s.readVerifyBody}
 	r.POST("/api/issue", append(issuing, s.issue)...)
 	r.POST("/api/batch-issue", append(issuing, s.batchIssue)...)
-	r.POST("/api/checkcodestatus", append(issuing, s.checkCodeStatus)...)
+	// A provider may ask for a code's status as a consistent read, through
+	// the leader (before the body is read, so the proxy forwards it).
+	r.POST("/api/checkcodestatus", limit, s.admittedVerify, s.requireAPIKey(fsm.APIKeyAdmin), s.readView, s.readVerifyBody, s.checkCodeStatus)
 	r.POST("/api/expirecode", append(issuing, s.expireCode)...)
 }
 

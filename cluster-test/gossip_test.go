@@ -13,8 +13,8 @@ import (
 )
 
 // federatedRegions starts regions of n nodes each in one encrypted gossip
-// pool, each trusting all the others.
-func federatedRegions(t *testing.T, dir string, names []string, n int) map[string]*cluster {
+// pool, each trusting all the others; extra flags go to every node.
+func federatedRegions(t *testing.T, dir string, names []string, n int, extra ...string) map[string]*cluster {
 	t.Helper()
 	poolKey := filepath.Join(dir, "pool.key")
 	run := func(args ...string) {
@@ -28,9 +28,11 @@ func federatedRegions(t *testing.T, dir string, names []string, n int) map[strin
 	for _, name := range names {
 		prefix := filepath.Join(dir, name)
 		run("keygen", "--out", prefix)
-		_, exportFlags := exportKey(t, t.TempDir())
+		key, exportFlags := exportKey(t, t.TempDir())
 		c := newCluster(t, append(exportFlags, "--signing-key-file", prefix+".key", "--signing-key-id", name+"-1",
 			"--federation-pool-key-file", poolKey, "--seal-interval", "1h")...)
+		c.extra = append(c.extra, extra...)
+		c.exportKey = key
 		c.region = name
 		if seed == "" {
 			seed = c.ip(1) + ":7946" // the first region's n1 seeds the pool

@@ -72,6 +72,8 @@ type cluster struct {
 	prefix string
 	// binaries, if set, runs a node by id with another build (upgrades).
 	binaries map[string]string
+	// exportKey is the region's export signing key, where the test made it.
+	exportKey *ecdsa.PrivateKey
 
 	mu    sync.Mutex
 	nodes map[string]*proc
@@ -645,6 +647,28 @@ func (c *cluster) startLoad(workers int, targets func() []string) *load {
 	}
 	l.stop = func() { cancel(); wg.Wait() }
 	return l
+}
+
+// postJSON posts JSON to url, with an API key if one is given, and
+// decodes the JSON answer.
+func postJSON(client *http.Client, url, key string, body any) (int, map[string]any, error) {
+	data, _ := json.Marshal(body)
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(data))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if key != "" {
+		req.Header.Set("X-API-Key", key)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out, nil
 }
 
 func randomHex(t testing.TB, n int) string {

@@ -2,6 +2,8 @@ package clustertest
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -157,4 +159,34 @@ func TestOperatorAddsMember(t *testing.T) {
 	acked := &ackSet{}
 	acked.add(keys)
 	c.waitHasAll(acked, 30*time.Second, c.ids(3)...)
+}
+
+// A consistent admin read answers on every node, followers included (they
+// ask the leader for its read index over the member port), and holds what
+// was acknowledged just before it.
+func TestConsistentReadOnEveryNode(t *testing.T) {
+	c := newCluster(t)
+	c.form(3)
+	for round, id := range c.ids(3) {
+		keys, err := c.upload(c.node(c.ids(3)[(round+1)%3]).url())
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, _ := http.NewRequest(http.MethodGet, c.node(id).url()+"/v1/admin/keys?consistent=true", nil)
+		req.Header.Set("Authorization", "Bearer "+c.token)
+		resp, err := c.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Applied-Index") == "" {
+			t.Fatalf("consistent read on %s: %d %s", id, resp.StatusCode, body)
+		}
+		for _, k := range keys {
+			if !strings.Contains(string(body), k) {
+				t.Fatalf("consistent read on %s lacks key %s acknowledged before it", id, k)
+			}
+		}
+	}
 }

@@ -141,6 +141,22 @@ func appliedIndexes(t *testing.T, c *cluster) map[string]uint64 {
 	return out
 }
 
+// settledIndexes waits until the applied indexes of a region's nodes stop
+// moving (a new leader's jobs, expiry and seal, commit at once) and
+// returns them.
+func settledIndexes(t *testing.T, c *cluster) map[string]uint64 {
+	t.Helper()
+	last := appliedIndexes(t, c)
+	c.waitFor(c.region+"'s raft log to settle", 30*time.Second, func() bool {
+		time.Sleep(time.Second)
+		now := appliedIndexes(t, c)
+		settled := fmt.Sprint(now) == fmt.Sprint(last)
+		last = now
+		return settled
+	})
+	return last
+}
+
 // rejectedBy sums a refusal reason over the pool status of every node.
 func rejectedBy(t *testing.T, c *cluster, reason string) int {
 	t.Helper()
@@ -286,7 +302,7 @@ func TestReplayedBatchAfterExpiryIsRefused(t *testing.T) {
 	if status, _, _ := b.get("n1", "/v1/federation/batches/A/1"); status != http.StatusNotFound {
 		t.Fatalf("A's batch 1 after expiry in B: %d, want 404", status)
 	}
-	before := appliedIndexes(t, b)
+	before := settledIndexes(t, b)
 	req, _ := http.NewRequest(http.MethodPost, b.node("n1").url()+"/v1/admin/federation/import", bytes.NewReader(old))
 	req.Header.Set("Authorization", "Bearer "+b.token)
 	resp, err := b.client.Do(req)

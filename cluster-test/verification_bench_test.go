@@ -1,8 +1,6 @@
 package clustertest
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -95,20 +93,7 @@ func benchFlows(b *testing.B, c *cluster, deviceKey, labKey string, clients, flo
 // appFlow is one app's verify, certificate and publish, on three nodes.
 func appFlow(c *cluster, nodes []string, first int, deviceKey, code string) error {
 	post := func(id, path string, body any, key string) (int, map[string]any, error) {
-		data, _ := json.Marshal(body)
-		req, _ := http.NewRequest(http.MethodPost, c.node(id).url()+path, bytes.NewReader(data))
-		req.Header.Set("Content-Type", "application/json")
-		if key != "" {
-			req.Header.Set("X-API-Key", key)
-		}
-		resp, err := c.client.Do(req)
-		if err != nil {
-			return 0, nil, err
-		}
-		defer resp.Body.Close()
-		var out map[string]any
-		json.NewDecoder(resp.Body).Decode(&out)
-		return resp.StatusCode, out, nil
+		return postJSON(c.client, c.node(id).url()+path, key, body)
 	}
 	status, v, err := post(nodes[first], "/api/verify", map[string]any{"code": code}, deviceKey)
 	if err != nil || status != http.StatusOK {

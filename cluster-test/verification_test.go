@@ -21,22 +21,36 @@ const verifyAppID = "org.example.app"
 // of the lab, known on every node.
 func verificationCluster(t testing.TB) (c *cluster, deviceKey, labKey string) {
 	t.Helper()
-	certDir, tokenDir := t.TempDir(), t.TempDir()
 	_, exportFlags := exportKey(t, t.TempDir())
+	c = newCluster(t, append(append(exportFlags, "--seal-interval", "1h", "--seal-min-keys", "0"), verificationFlags(t)...)...)
+	c.form(3)
+	deviceKey, labKey = c.verificationKeys()
+	return c, deviceKey, labKey
+}
+
+// verificationFlags run a region's verification service with keys of its
+// own for certificates and tokens, for apps of verifyAppID.
+func verificationFlags(t testing.TB) []string {
+	certDir, tokenDir := t.TempDir(), t.TempDir()
 	exportKey(t, certDir)
 	exportKey(t, tokenDir)
-	c = newCluster(t, append(exportFlags, "--seal-interval", "1h", "--seal-min-keys", "0",
-		"--verify-cert-key-file", filepath.Join(certDir, "export-key.pem"), "--verify-cert-kid", "v1",
+	return []string{"--verify-cert-key-file", filepath.Join(certDir, "export-key.pem"), "--verify-cert-kid", "v1",
 		"--verify-token-key-file", filepath.Join(tokenDir, "export-key.pem"), "--verify-token-kid", "t1",
-		"--verify-app-id", verifyAppID)...)
-	c.form(3)
-	c.cli("providers", "add", "--addr", c.node("n1").url(), "--id", "lab", "--name", "Lab")
+		"--verify-app-id", verifyAppID}
+}
+
+// verificationKeys adds the provider "lab", a device key for apps and an
+// admin key of the lab, and waits until every node of the formed region
+// knows both.
+func (c *cluster) verificationKeys() (deviceKey, labKey string) {
+	c.t.Helper()
+	c.cli("providers", "add", "--addr", c.node(c.id(1)).url(), "--id", "lab", "--name", "Lab")
 	lastLine := func(out string) string {
 		lines := strings.Split(strings.TrimSpace(out), "\n")
 		return lines[len(lines)-1]
 	}
-	deviceKey = lastLine(c.cli("apikeys", "add", "--addr", c.node("n2").url(), "--name", "app", "--kind", "device"))
-	labKey = lastLine(c.cli("apikeys", "add", "--addr", c.node("n3").url(), "--name", "lab-system", "--kind", "admin", "--provider", "lab"))
+	deviceKey = lastLine(c.cli("apikeys", "add", "--addr", c.node(c.id(2)).url(), "--name", "app", "--kind", "device"))
+	labKey = lastLine(c.cli("apikeys", "add", "--addr", c.node(c.id(3)).url(), "--name", "lab-system", "--kind", "admin", "--provider", "lab"))
 	for _, id := range c.ids(3) {
 		c.waitFor(id+" to know both API keys", 10*time.Second, func() bool {
 			s1, _ := c.api(id, "/api/checkcodestatus", labKey, map[string]any{"uuid": "none"})
@@ -44,7 +58,7 @@ func verificationCluster(t testing.TB) (c *cluster, deviceKey, labKey string) {
 			return s1 == http.StatusNotFound && s2 == http.StatusBadRequest
 		})
 	}
-	return c, deviceKey, labKey
+	return deviceKey, labKey
 }
 
 // api posts JSON to a node's verification API with an API key.
@@ -76,6 +90,14 @@ func TestVerificationFlowAcrossNodes(t *testing.T) {
 	status, verified := c.api("n2", "/api/verify", deviceKey, map[string]any{"code": issued["code"], "accept": []string{"confirmed", "likely", "negative"}})
 	if status != http.StatusOK || verified["testtype"] != "confirmed" {
 		t.Fatalf("verify on n2: %d %v", status, verified)
+	}
+	// A consistent read of the code's status sees the claim at once on
+	// every node (a follower's goes through the leader).
+	for _, id := range c.ids(3) {
+		status, st := c.api(id, "/api/checkcodestatus?consistent=true", labKey, map[string]any{"uuid": issued["uuid"]})
+		if status != http.StatusOK || st["claimed"] != true {
+			t.Fatalf("consistent code status on %s right after the claim: %d %v", id, status, st)
+		}
 	}
 	req, mac, err := publish.RandomKeys(verifyAppID, 14, time.Now())
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/raft"
 	"google.golang.org/protobuf/proto"
@@ -33,6 +34,9 @@ type FSM struct {
 	state    *state
 	appliers map[fsmpb.CommandType]applyFunc
 	halt     func(error)
+	// applied is the index of the last log entry applied here (not
+	// replicated: it says how far this copy is).
+	applied atomic.Uint64
 }
 
 // New returns an empty state machine. It stops the node (see SetHalt) at an
@@ -70,6 +74,13 @@ func New() *FSM {
 	}
 }
 
+// AppliedIndex is the index of the last log entry this state machine has
+// applied. raft's own AppliedIndex counts the entries it has handed to the
+// state machine, which may not be applied yet; after a snapshot is
+// restored, the snapshot's index tells more (node.ConsistentRead takes
+// the larger).
+func (f *FSM) AppliedIndex() uint64 { return f.applied.Load() }
+
 // SetHalt sets what happens at a log entry this build cannot apply (it
 // does not decode, or has a type or version this build does not know):
 // skipping it would let this node's state drift from the others', so the
@@ -96,6 +107,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 }
 
 func (f *FSM) applyLocked(l *raft.Log) any {
+	defer f.applied.Store(l.Index)
 	if l.Type != raft.LogCommand {
 		return nil
 	}

@@ -60,6 +60,18 @@ func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
 // AppliedIndex is the index of the last log entry applied to the local state.
 func (n *Node) AppliedIndex() uint64 { return n.raft.AppliedIndex() }
 
+// Admitted reports whether this node's state has caught up at least to its
+// own admission to the region (it leads, or it has applied its own member
+// record). A node that joined moments ago holds none of the region's keys
+// and authorities yet: it must not tell a valid client "unauthorized".
+func (n *Node) Admitted() bool {
+	if n.IsLeader() {
+		return true
+	}
+	_, ok := n.fsm.Node(n.cfg.ID)
+	return ok
+}
+
 // Ready reports whether the node knows a leader and has applied everything
 // it knows to be committed, so that its reads are current.
 func (n *Node) Ready() bool {
@@ -72,15 +84,3 @@ func (n *Node) Ready() bool {
 	}
 	return n.raft.AppliedIndex() >= n.raft.CommitIndex()
 }
-
-// Barrier waits until this node, as leader, has applied every committed
-// entry: the basis of consistent reads. Followers forward nothing here; the
-// API sends consistent reads to the leader.
-func (n *Node) Barrier(timeout time.Duration) error {
-	return n.raft.Barrier(timeout).Error()
-}
-
-// LeaderURL returns the HTTP base URL of the leader when it is another
-// node, for redirecting consistent reads; "" when this node leads or no
-// leader is known.
-func (n *Node) LeaderURL() string { return n.leaderURL() }

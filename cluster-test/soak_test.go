@@ -1,0 +1,589 @@
+package clustertest
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/covid-backend/covid-backend/cluster-test/soak"
+	"github.com/covid-backend/covid-backend/export"
+	"github.com/covid-backend/covid-backend/publish"
+)
+
+// TestSoak runs two federated regions of three nodes under steady load
+// from app clients through random nodes while a nemesis drawn from a seed
+// injects faults one after another (soak.Kinds: kill -9, SIGSTOP,
+// partitions within and between regions, leadership transfers, member
+// replacement, clock jumps). After healing it checks that every
+// acknowledged key is on every node of its region, no code or token
+// admitted more than one upload, code claims and consistent reads are
+// linearizable (porcupine), every node serves the same bytes for every
+// export file and federated batch and every export verifies, and prints
+// the table. COVID_SOAK_DURATION (default 2m) sets how long faults go on;
+// COVID_SOAK_SEEDS a comma-separated list of seeds, "random" drawing one
+// (default "1,random"; the seed is printed, so any run can be replayed).
+func TestSoak(t *testing.T) {
+	duration := 2 * time.Minute
+	if d := os.Getenv("COVID_SOAK_DURATION"); d != "" {
+		var err error
+		if duration, err = time.ParseDuration(d); err != nil {
+			t.Fatalf("COVID_SOAK_DURATION=%q: %v", d, err)
+		}
+	}
+	seeds := os.Getenv("COVID_SOAK_SEEDS")
+	if seeds == "" {
+		seeds = "1,random"
+	}
+	for _, s := range strings.Split(seeds, ",") {
+		seed := rand.Uint64() % 1_000_000
+		if s != "random" {
+			var err error
+			if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
+				t.Fatalf("COVID_SOAK_SEEDS: %q is not a seed", s)
+			}
+		}
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			t.Logf("replay with: make soak SOAK_SEEDS=%d SOAK_DURATION=%v", seed, duration)
+			runSoak(t, seed, duration)
+		})
+	}
+}
+
+// soakRegion is one region under soak: its cluster, the API keys of its
+// verification service, its live members and what it acknowledged.
+type soakRegion struct {
+	c                 *cluster
+	deviceKey, labKey string
+	mu                sync.Mutex
+	live              []string
+	next              int // index of the next fresh member
+	acked             *ackSet
+	// uses counts uploads admitted per one-time code.
+	uses map[string]int
+	// codes are recently claimed codes' UUIDs, for the readers.
+	codes []string
+}
+
+func (r *soakRegion) members() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.live...)
+}
+
+func (r *soakRegion) pick(rng *rand.Rand) string {
+	m := r.members()
+	return m[rng.IntN(len(m))]
+}
+
+// soakRun is the state of one run shared by clients and the nemesis.
+type soakRun struct {
+	t       *testing.T
+	regions []*soakRegion
+	fw      *firewall
+	tally   *soak.Tally
+	history *soak.History
+	client  *http.Client
+}
+
+func runSoak(t *testing.T, seed uint64, duration time.Duration) {
+	fw := newFirewall(t, 200+int(seed%50))
+	names := []string{"SA", "SB"}
+	clusters := federatedRegions(t, t.TempDir(), names, 3, append(verificationFlags(t),
+		"--seal-interval", "5s", "--seal-min-keys", "0", "--code-failures-per-hour", "0")...)
+	run := &soakRun{t: t, fw: fw, tally: soak.NewTally(), history: &soak.History{},
+		client: &http.Client{Timeout: 5 * time.Second}}
+	for _, name := range names {
+		c := clusters[name]
+		deviceKey, labKey := c.verificationKeys()
+		run.regions = append(run.regions, &soakRegion{c: c, deviceKey: deviceKey, labKey: labKey,
+			live: c.ids(3), next: 4, acked: &ackSet{}, uses: map[string]int{}})
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for ri, r := range run.regions {
+		for w := range 5 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				run.client_(stop, r, rand.New(rand.NewPCG(seed, uint64(ri*10+w))), w)
+			}()
+		}
+	}
+	schedule := soak.NewSchedule(seed, len(run.regions))
+	deadline := time.Now().Add(duration)
+	for time.Now().Before(deadline) {
+		f := schedule.Next()
+		run.inject(f)
+		run.tally.Fault(f.Kind)
+	}
+	healed := time.Now()
+	close(stop)
+	wg.Wait()
+	result := run.check(healed)
+	result.Seed, result.Duration = seed, duration
+	t.Logf("\n%s", run.tally.Table(result))
+	if result.KeysAcknowledged == 0 {
+		t.Fatal("no upload was acknowledged: the soak tested nothing")
+	}
+	if !result.Linearizable {
+		t.Fatalf("code claims and consistent reads are not linearizable:\n%s", result.LinearizabilityCheck)
+	}
+}
+
+// client_ is one app client of a region: worker 0 and 1 upload with the
+// health authority's certificates, 2 goes through the whole one-time code
+// flow (racing claims on two nodes), 3 reads codes' status consistently,
+// 4 downloads the index and the newest file and seals now and then.
+func (run *soakRun) client_(stop <-chan struct{}, r *soakRegion, rng *rand.Rand, worker int) {
+	for {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		switch worker {
+		case 0, 1:
+			run.certUpload(r, rng)
+		case 2:
+			run.codeFlow(r, rng)
+		case 3:
+			run.consistentRead(r, rng, worker)
+		default:
+			run.download(r, rng)
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+}
+
+// outcomeOf tells a definite answer from an ambiguous one: 2xx is ok, a
+// 4xx a refusal that changed nothing, anything else (5xx, no answer) may
+// or may not have taken effect.
+func outcomeOf(status int, err error) soak.Outcome {
+	switch {
+	case err == nil && status/100 == 2:
+		return soak.OK
+	case err == nil && status/100 == 4:
+		return soak.Refused
+	}
+	return soak.Unknown
+}
+
+// record counts an answer by kind and outcome, and any answer but a
+// success by its status and error code (or the transport error), for the
+// table; it returns the outcome.
+func (run *soakRun) record(kind string, status int, body map[string]any, err error) soak.Outcome {
+	o := outcomeOf(status, err)
+	run.tally.Op(kind, o)
+	switch {
+	case err != nil && strings.Contains(err.Error(), "Timeout"):
+		run.tally.Answer(kind, "no answer within 5 s")
+	case err != nil:
+		run.tally.Answer(kind, "connection failed")
+	case o != soak.OK:
+		code := body["code"]
+		if code == nil {
+			code = body["errorCode"]
+		}
+		run.tally.Answer(kind, fmt.Sprintf("%d %v", status, code))
+	}
+	return o
+}
+
+// post sends JSON to a node; the API key is optional.
+func (run *soakRun) post(r *soakRegion, id, path, key string, body any) (int, map[string]any, error) {
+	return postJSON(run.client, r.c.node(id).url()+path, key, body)
+}
+
+func (run *soakRun) certUpload(r *soakRegion, rng *rand.Rand) {
+	req, err := r.c.signer.RandomUpload(14, time.Now())
+	if err != nil {
+		run.t.Error(err)
+		return
+	}
+	status, out, err := run.post(r, r.pick(rng), "/v1/publish", "", req)
+	o := run.record("upload (certificate)", status, out, err)
+	if o == soak.OK {
+		if n, _ := out["insertedExposures"].(float64); int(n) != len(req.Keys) {
+			run.t.Errorf("upload acknowledged with %v of %d keys inserted", out["insertedExposures"], len(req.Keys))
+		}
+		r.acked.add(keysOf(req))
+	}
+	if o != soak.OK {
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func keysOf(req *publish.Request) []string {
+	keys := make([]string, len(req.Keys))
+	for i, k := range req.Keys {
+		keys[i] = k.Key
+	}
+	return keys
+}
+
+// codeFlow issues a code, claims it on two nodes at once, and goes
+// through certificate and upload with every token it got (asking for a
+// certificate twice per token); each upload admitted counts against the
+// code.
+func (run *soakRun) codeFlow(r *soakRegion, rng *rand.Rand) {
+	status, issued, err := run.post(r, r.pick(rng), "/api/issue", r.labKey, map[string]any{"testType": "confirmed"})
+	if run.record("issue code", status, issued, err) != soak.OK {
+		time.Sleep(100 * time.Millisecond)
+		return
+	}
+	code, uuid := issued["code"].(string), issued["uuid"].(string)
+	tokens := make([]string, 2)
+	var wg sync.WaitGroup
+	for i := range 2 {
+		id := r.pick(rng)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			call := time.Now()
+			status, v, err := run.post(r, id, "/api/verify", r.deviceKey, map[string]any{"code": code})
+			o := run.record("claim code", status, v, err)
+			run.history.Add(soak.Op{Client: 100 + i, Code: uuid, Kind: soak.Claim, Outcome: o, Call: call, Return: time.Now()})
+			if o == soak.OK {
+				tokens[i], _ = v["token"].(string)
+			}
+		}()
+	}
+	wg.Wait()
+	r.mu.Lock()
+	r.codes = append(r.codes, uuid)
+	if len(r.codes) > 64 {
+		r.codes = r.codes[len(r.codes)-64:]
+	}
+	r.mu.Unlock()
+	for _, token := range tokens {
+		if token == "" {
+			continue
+		}
+		for range 2 {
+			run.certificateUpload(r, rng, uuid, token)
+		}
+	}
+}
+
+// certificateUpload exchanges a token for a certificate and uploads with
+// it; an upload admitted counts against the code.
+func (run *soakRun) certificateUpload(r *soakRegion, rng *rand.Rand, uuid, token string) {
+	req, mac, err := publish.RandomKeys(verifyAppID, 14, time.Now())
+	if err != nil {
+		run.t.Error(err)
+		return
+	}
+	status, cert, err := run.post(r, r.pick(rng), "/api/certificate", r.deviceKey, map[string]any{"token": token, "ekeyhmac": mac})
+	if run.record("certificate", status, cert, err) != soak.OK {
+		return
+	}
+	req.VerificationPayload, _ = cert["certificate"].(string)
+	status, out, err := run.post(r, r.pick(rng), "/v1/publish", "", req)
+	o := run.record("upload (one-time code)", status, out, err)
+	if o == soak.OK {
+		r.acked.add(keysOf(req))
+		r.mu.Lock()
+		r.uses[uuid]++
+		r.mu.Unlock()
+	}
+}
+
+// consistentRead asks a random node for a recent code's status with
+// ?consistent=true and records the answer.
+func (run *soakRun) consistentRead(r *soakRegion, rng *rand.Rand, worker int) {
+	r.mu.Lock()
+	var uuid string
+	if len(r.codes) > 0 {
+		uuid = r.codes[rng.IntN(len(r.codes))]
+	}
+	r.mu.Unlock()
+	if uuid == "" {
+		time.Sleep(50 * time.Millisecond)
+		return
+	}
+	call := time.Now()
+	status, st, err := run.post(r, r.pick(rng), "/api/checkcodestatus?consistent=true", r.labKey, map[string]any{"uuid": uuid})
+	o := run.record("consistent read", status, st, err)
+	claimed, _ := st["claimed"].(bool)
+	run.history.Add(soak.Op{Client: worker, Code: uuid, Kind: soak.Read, Outcome: o, Claimed: claimed, Call: call, Return: time.Now()})
+	time.Sleep(20 * time.Millisecond)
+}
+
+// download reads the index and the newest listed file from a random node.
+func (run *soakRun) download(r *soakRegion, rng *rand.Rand) {
+	id := r.pick(rng)
+	status, index, _, err := r.c.tryGet(id, "/v1/exports/index.txt")
+	run.record("download index", status, nil, err)
+	if names := strings.Fields(string(index)); status == http.StatusOK && len(names) > 0 {
+		status, _, _, err = r.c.tryGet(id, "/"+names[len(names)-1])
+		run.record("download file", status, nil, err)
+	}
+}
+
+// index is a member's node index in its cluster (a3 is 3).
+func (r *soakRegion) index(id string) int {
+	i, _ := strconv.Atoi(strings.TrimPrefix(id, r.c.prefixOr()))
+	return i
+}
+
+func (c *cluster) prefixOr() string {
+	if c.prefix != "" {
+		return c.prefix
+	}
+	return "n"
+}
+
+// inject applies one fault, holds it for its duration, heals it and
+// rests.
+func (run *soakRun) inject(f soak.Fault) {
+	r := run.regions[f.Region]
+	live := r.members()
+	target := live[f.Node%len(live)]
+	if f.Kind == soak.KillLeader {
+		if l := r.c.leaderAmong(live...); l != "" {
+			target = l
+		}
+	}
+	run.t.Logf("nemesis: %s on %s/%s for %v", f.Kind, r.c.region, target, f.For)
+	switch f.Kind {
+	case soak.Kill, soak.KillLeader:
+		r.c.kill9(target)
+		time.Sleep(f.For)
+		r.c.start(r.index(target))
+	case soak.Pause:
+		p := r.c.node(target).cmd.Process
+		p.Signal(syscall.SIGSTOP)
+		time.Sleep(f.For)
+		p.Signal(syscall.SIGCONT)
+	case soak.PartitionNode:
+		var others []string
+		for _, id := range live {
+			if id != target {
+				others = append(others, r.c.node(id).ip)
+			}
+		}
+		run.fw.isolate(r.c.node(target).ip, others...)
+		time.Sleep(f.For)
+		run.fw.heal()
+	case soak.PartitionRegions:
+		other := run.regions[(f.Region+1)%len(run.regions)]
+		var theirs []string
+		for _, id := range other.members() {
+			theirs = append(theirs, other.c.node(id).ip)
+		}
+		for _, id := range live {
+			run.fw.isolate(r.c.node(id).ip, theirs...)
+		}
+		time.Sleep(f.For)
+		run.fw.heal()
+	case soak.TransferLeadership:
+		out, err := r.c.cliResult("members", "transfer-leadership", "--addr", r.c.node(target).url())
+		if err != nil {
+			run.t.Logf("nemesis: leadership transfer refused: %v %s", err, strings.TrimSpace(out))
+		}
+		time.Sleep(f.For)
+	case soak.ReplaceMember:
+		run.replace(r, f, live)
+	case soak.ClockJump:
+		r.c.kill9(target)
+		r.c.start(r.index(target), "--test-clock-offset", f.Offset.String())
+		time.Sleep(f.For)
+		r.c.kill9(target)
+		r.c.start(r.index(target))
+	}
+	time.Sleep(f.Rest)
+}
+
+// replace removes a member (never the region's first node, which seeds
+// the gossip pool) and adds a fresh one in its place.
+func (run *soakRun) replace(r *soakRegion, f soak.Fault, live []string) {
+	var candidates []string
+	for _, id := range live {
+		if id != r.c.id(1) {
+			candidates = append(candidates, id)
+		}
+	}
+	gone := candidates[f.Node%len(candidates)]
+	var via string
+	for _, id := range live {
+		if id != gone {
+			via = id
+		}
+	}
+	if out, err := r.c.cliResult("members", "remove", "--addr", r.c.node(via).url(), "--id", gone); err != nil {
+		run.t.Logf("nemesis: removing %s refused: %v %s", gone, err, strings.TrimSpace(out))
+		time.Sleep(f.For)
+		return
+	}
+	r.c.kill9(gone)
+	r.mu.Lock()
+	fresh := r.next
+	r.next++
+	r.live = without(r.live, gone)
+	r.mu.Unlock()
+	var join []string
+	for _, id := range r.members() {
+		join = append(join, r.c.joinAddr(id))
+	}
+	r.c.start(fresh, "--join", strings.Join(join, ","))
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if st, err := r.c.status(r.c.id(fresh)); err == nil && st.LeaderID != "" {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	r.mu.Lock()
+	r.live = append(r.live, r.c.id(fresh))
+	r.mu.Unlock()
+	time.Sleep(f.For)
+}
+
+// check waits for the regions to converge after the last heal and checks
+// the invariants.
+func (run *soakRun) check(healed time.Time) soak.Result {
+	t := run.t
+	var res soak.Result
+	for _, r := range run.regions {
+		for _, id := range r.members() {
+			r.c.waitReady(id)
+		}
+		acked := r.acked.snapshot()
+		res.KeysAcknowledged += len(acked)
+		for _, id := range r.members() {
+			deadline := time.Now().Add(90 * time.Second)
+			for {
+				have, err := r.c.keysOn(id)
+				missing := soak.Missing(acked, have)
+				if err == nil && len(missing) == 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					res.KeysLost += len(missing)
+					t.Errorf("%s/%s lacks %d of %d acknowledged keys (first %v; err %v)", r.c.region, id, len(missing), len(acked), missing[:min(1, len(missing))], err)
+					break
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+		}
+		for _, code := range soak.Reused(r.uses) {
+			res.DuplicateCodeUses++
+			t.Errorf("%s: code %s admitted %d uploads", r.c.region, code, r.uses[code])
+		}
+	}
+	res.Convergence = time.Since(healed)
+	res.DifferingFiles = run.checkFiles()
+	ok, bad := soak.CheckLinearizable(run.history.Ops(), time.Minute)
+	res.Linearizable, res.LinearizabilityCheck = ok, bad
+	return res
+}
+
+// checkFiles seals once more in every region, waits until every node of
+// every region lists the same exports and serves every origin's newest
+// batch, and compares the bytes of every file across nodes; every export
+// must verify with its region's key. It returns how many names differ.
+func (run *soakRun) checkFiles() int {
+	t := run.t
+	for _, r := range run.regions {
+		run.seal(r)
+	}
+	differing := 0
+	for _, r := range run.regions {
+		ids := r.members()
+		var index []byte
+		r.c.waitFor(r.c.region+"'s nodes to list the same exports", 60*time.Second, func() bool {
+			_, first, _, err := r.c.tryGet(ids[0], "/v1/exports/index.txt")
+			if err != nil {
+				return false
+			}
+			for _, id := range ids[1:] {
+				if _, b, _, err := r.c.tryGet(id, "/v1/exports/index.txt"); err != nil || !bytes.Equal(b, first) {
+					return false
+				}
+			}
+			index = first
+			return true
+		})
+		digests := map[string]map[string]string{}
+		for _, id := range ids {
+			digests[id] = map[string]string{}
+			for _, name := range strings.Fields(string(index)) {
+				status, b, _, err := r.c.tryGet(id, "/"+name)
+				if err != nil || status != http.StatusOK {
+					t.Errorf("%s/%s does not serve %s it lists: %d %v", r.c.region, id, name, status, err)
+					continue
+				}
+				sum := sha256.Sum256(b)
+				digests[id][name] = hex.EncodeToString(sum[:])
+				if d, err := export.Decode(b); err != nil || d.Verify(&r.c.exportKey.PublicKey, "test", "v1") != nil {
+					t.Errorf("%s/%s serves %s, which does not verify: %v", r.c.region, id, name, err)
+				}
+			}
+		}
+		for _, name := range soak.Differing(digests) {
+			differing++
+			t.Errorf("%s: nodes serve different bytes for %s", r.c.region, name)
+		}
+		run.checkFederated(r)
+	}
+	return differing
+}
+
+// checkFederated waits until every live node of every region serves the
+// region's newest own batch, byte-identical to what the region serves.
+func (run *soakRun) checkFederated(r *soakRegion) {
+	var fed struct {
+		Origins []struct {
+			Origin  string `json:"origin"`
+			LastSeq uint32 `json:"last_seq"`
+		} `json:"origins"`
+	}
+	id := r.members()[0]
+	_, b, _ := r.c.get(id, "/v1/federation")
+	if err := json.Unmarshal(b, &fed); err != nil || len(fed.Origins) == 0 || fed.Origins[0].Origin != r.c.region {
+		run.t.Fatalf("%s/%s federation status: %v %s", r.c.region, id, err, b)
+	}
+	seq := fed.Origins[0].LastSeq
+	if seq == 0 {
+		run.t.Errorf("%s sealed no federation batch in the whole run", r.c.region)
+		return
+	}
+	path := fmt.Sprintf("/v1/federation/batches/%s/%d", r.c.region, seq)
+	_, want, _ := r.c.get(id, path)
+	for _, o := range run.regions {
+		for _, oid := range o.members() {
+			o.c.waitFor(fmt.Sprintf("%s/%s to serve %s batch %d", o.c.region, oid, r.c.region, seq), 90*time.Second, func() bool {
+				status, got, _, _ := o.c.tryGet(oid, path)
+				if status == http.StatusOK && !bytes.Equal(got, want) {
+					run.t.Fatalf("%s/%s serves %s batch %d altered", o.c.region, oid, r.c.region, seq)
+				}
+				return status == http.StatusOK
+			})
+		}
+	}
+}
+
+// seal asks a region to seal now; nothing to seal (409) is fine.
+func (run *soakRun) seal(r *soakRegion) {
+	req, _ := http.NewRequest(http.MethodPost, r.c.node(r.members()[0]).url()+"/v1/admin/seal", nil)
+	req.Header.Set("Authorization", "Bearer "+r.c.token)
+	resp, err := r.c.client.Do(req)
+	if err != nil {
+		run.t.Fatalf("%s: seal: %v", r.c.region, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusConflict {
+		run.t.Fatalf("%s: seal: %d", r.c.region, resp.StatusCode)
+	}
+}
