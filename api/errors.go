@@ -37,7 +37,10 @@ func failErr(c *gin.Context, err error) {
 	var member *node.MembershipError
 	var upgrade *command.ErrUpgradePending
 	var leader *node.LeaderRefused
+	var disk *node.DiskFullError
 	switch {
+	case errors.As(err, &disk):
+		fail(c, http.StatusServiceUnavailable, "disk_full", disk.Error())
 	case errors.As(err, &member):
 		fail(c, member.Status, "refused", member.Message)
 	case errors.As(err, &refused) && slices.Contains([]command.Code{command.CodeUnknownAuthority, command.CodeUnknownNode,

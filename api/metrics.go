@@ -77,6 +77,7 @@ func (s *Server) newMetrics() *metrics {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "covid_raft_leadership_changes_total", Help: "This node's gains and losses of leadership."},
 			func() float64 { return float64(s.node.RaftStats().LeadershipChanges) }),
 		gauge("covid_data_dir_bytes", "Disk the data dir takes (raft log and snapshots).", func() float64 { return float64(s.node.DataDirBytes()) }),
+		gauge("covid_data_dir_free_bytes", "Free space of the data dir's file system (below --min-free-disk-mib the node takes no writes).", func() float64 { return float64(s.node.DiskFree()) }),
 		gauge("covid_last_batch_entries", "Entries of the newest batch (keys, padding, revised keys).", func() float64 {
 			if b := f.Batches(); len(b) > 0 {
 				last := b[len(b)-1]

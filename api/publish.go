@@ -185,6 +185,8 @@ func (s *Server) commitError(c *gin.Context, err error) error {
 			Message: "unable to validate diagnosis verification: " + refused.Message}
 	case errors.As(err, &refused) && revisionCode(refused.Code) != "":
 		return &publish.Error{Status: http.StatusBadRequest, Code: revisionCode(refused.Code), Message: refused.Message}
+	case errors.As(err, new(*node.DiskFullError)):
+		return &publish.Error{Status: http.StatusServiceUnavailable, Code: publish.CodeInternalError, Message: "retry: " + err.Error()}
 	case errors.Is(err, node.ErrNoLeader) || errors.As(err, &upgrade) || errors.As(err, &leader) || errors.Is(err, node.ErrClockDisagrees) || errors.Is(err, node.ErrClockUnconfirmed):
 		return &publish.Error{Status: http.StatusServiceUnavailable, Code: publish.CodeInternalError,
 			Message: "region not ready, retry: " + err.Error()}

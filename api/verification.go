@@ -19,6 +19,7 @@ import (
 	"github.com/covid-backend/covid-backend/command"
 	"github.com/covid-backend/covid-backend/fsm"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
+	"github.com/covid-backend/covid-backend/node"
 	"github.com/covid-backend/covid-backend/publish"
 	"github.com/covid-backend/covid-backend/sms"
 	"github.com/covid-backend/covid-backend/verify"
@@ -142,6 +143,10 @@ func (s *Server) verifyCommitError(c *gin.Context, err error) {
 			verifyFail(c, e)
 			return
 		}
+	}
+	if disk := new(node.DiskFullError); errors.As(err, &disk) {
+		verifyFail(c, &verify.Error{Status: http.StatusServiceUnavailable, Code: verify.CodeUnavailable, Message: "retry: " + disk.Error()})
+		return
 	}
 	s.cfg.Logger.Error("verification commit failed", "path", c.FullPath(), "err", err)
 	verifyFail(c, &verify.Error{Status: http.StatusServiceUnavailable, Code: verify.CodeUnavailable, Message: "region not ready, retry"})

@@ -31,6 +31,9 @@ func (e errRetry) Unwrap() error { return e.err }
 // idempotent, so an attempt whose outcome is unknown (leadership lost
 // mid-way) is simply tried again. A refusal is returned as *command.Error.
 func (n *Node) Apply(ctx context.Context, cmd *fsmpb.Command) (*fsmpb.Result, error) {
+	if err := n.checkDisk(); err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.WriteTimeout)
 	defer cancel()
 	cmd, err := n.stamp(ctx, cmd)
@@ -100,6 +103,9 @@ func (n *Node) applyLocal(ctx context.Context, cmd *fsmpb.Command) (*fsmpb.Resul
 	if region := n.RegionVersion(); cmd.GetVersion() > region {
 		return nil, &command.ErrUpgradePending{Type: cmd.GetType(), Need: cmd.GetVersion(), Region: region}
 	}
+	if err := n.checkDisk(); err != nil {
+		return nil, errRetry{err} // leadership goes to a member with room
+	}
 	if err := n.clockAgrees(ctx, cmd.GetType()); err != nil {
 		return nil, err
 	}
@@ -116,7 +122,7 @@ func (n *Node) applyLocal(ctx context.Context, cmd *fsmpb.Command) (*fsmpb.Resul
 	start := time.Now()
 	f := n.raft.Apply(data, timeout)
 	if err := waitFuture(ctx, f); err != nil {
-		err = fmt.Errorf("apply %v: %w", cmd.GetType(), err)
+		err = fmt.Errorf("apply %v: %w", cmd.GetType(), n.diskError(err))
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) ||
 			errors.Is(err, raft.ErrLeadershipTransferInProgress) || errors.Is(err, raft.ErrEnqueueTimeout) {
 			return nil, errRetry{err}

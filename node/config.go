@@ -68,6 +68,19 @@ type Config struct {
 	ExportSigners []*fsmpb.ExportSigner
 	// WriteTimeout bounds how long a write waits for a leader.
 	WriteTimeout time.Duration
+	// StallTimeout is how long a write to the raft store may hang before
+	// the node stops (Stalled); default 10 s.
+	StallTimeout time.Duration
+	// Stalled is called once when a raft store write has hung for longer
+	// than StallTimeout (default: log the reason and exit with status 4,
+	// which the service manager restarts).
+	Stalled func(error)
+	// TestStallFile, for fault tests only: while this file exists, writes
+	// to the raft store hang.
+	TestStallFile string
+	// MinFreeDisk is the free space, in bytes, the data dir keeps in
+	// reserve: below it the node takes no writes (DiskFullError).
+	MinFreeDisk int64
 	// LeaderJobs run each time this node becomes leader, with a context
 	// that ends with the leadership; a job that fails is retried.
 	LeaderJobs []LeaderJob
@@ -128,11 +141,24 @@ func (c *Config) Validate() error {
 	if c.WriteTimeout == 0 {
 		c.WriteTimeout = 10 * time.Second
 	}
+	if c.StallTimeout == 0 {
+		c.StallTimeout = 10 * time.Second
+	}
+	if c.MinFreeDisk == 0 {
+		c.MinFreeDisk = 256 << 20
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.Stalled == nil {
+		logger := c.Logger
+		c.Stalled = func(err error) {
+			logger.Error("raft store stalled", "err", err)
+			os.Exit(4)
+		}
 	}
 	if c.Halt == nil {
 		logger := c.Logger

@@ -41,6 +41,10 @@ type Node struct {
 	// leadershipChanges counts this node's gains and losses of leadership.
 	leadershipChanges atomic.Uint64
 	metrics           metrics
+	// diskFree is the data dir's free space at the last measurement.
+	diskFree atomic.Int64
+	// watched is the raft store as raft writes it, timed (watchdog.go).
+	watched *watchedStore
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -83,6 +87,11 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		metrics:  newMetrics(),
 	}
 	n.fsm.SetHalt(cfg.Halt)
+	free, err := freeBytes(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("free space of the data dir: %w", err)
+	}
+	n.diskFree.Store(free)
 	hasState, err := n.openRaft()
 	if err != nil {
 		return nil, err
@@ -96,6 +105,8 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	n.goRun(func() { n.watchLeadership(runCtx) })
 	n.goRun(func() { n.registerSelf(runCtx) })
 	n.goRun(func() { n.warnPolicy(runCtx) })
+	n.goRun(func() { n.diskLoop(runCtx) })
+	n.goRun(func() { n.stallLoop(runCtx) })
 	switch {
 	case hasState:
 		cfg.Logger.Info("restarting from existing state", "node", cfg.ID, "region", cfg.Region)
@@ -140,7 +151,8 @@ func (n *Node) openRaft() (bool, error) {
 		return false, fmt.Errorf("open raft store in %s (is another node using it?): %w", cfg.DataDir, err)
 	}
 	n.store = store
-	logs, err := raft.NewLogCache(1024, store)
+	n.watched = &watchedStore{LogStore: store, StableStore: store, stallFile: cfg.TestStallFile}
+	logs, err := raft.NewLogCache(1024, n.watched)
 	if err != nil {
 		store.Close()
 		return false, fmt.Errorf("log cache: %w", err)
@@ -173,7 +185,7 @@ func (n *Node) openRaft() (bool, error) {
 	rc.MaxAppendEntries = 256
 	rc.NotifyCh = n.leaderCh
 	rc.Logger = hlog
-	r, err := raft.NewRaft(rc, timedFSM{FSM: n.fsm, observe: n.metrics.observeSnapshot}, logs, store, snaps, trans)
+	r, err := raft.NewRaft(rc, timedFSM{FSM: n.fsm, observe: n.metrics.observeSnapshot}, logs, n.watched, snaps, trans)
 	if err != nil {
 		n.closeStores()
 		return false, fmt.Errorf("start raft: %w", err)

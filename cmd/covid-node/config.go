@@ -21,6 +21,9 @@ type serveConfig struct {
 	Bootstrap, Edge                             bool
 	Join, AdminTokenFile, TrustedProxies        string
 	SnapshotInterval, WriteTimeout, SealEvery   time.Duration
+	StallTimeout                                time.Duration
+	TestStallFile                               string
+	MinFreeDiskMiB                              int64
 	Retention, CodeTTL                          time.Duration
 	SealMinKeys                                 int
 	ExportKeyFiles, ExportKeyIDs, ExportKeyVers string
@@ -61,6 +64,9 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.Uint64Var(&c.SnapshotThreshold, "snapshot-threshold", 8192, "log entries since the last snapshot that trigger one")
 	fs.Uint64Var(&c.TrailingLogs, "raft-trailing-logs", 10240, "log entries kept after a snapshot; followers further behind get the snapshot")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", 10*time.Second, "how long a write waits for a leader before 503")
+	fs.DurationVar(&c.StallTimeout, "stall-timeout", 10*time.Second, "a write to the raft log that hangs longer stops the node (exit status 4), so that the region elects another leader")
+	fs.StringVar(&c.TestStallFile, "test-stall-file", "", "for fault tests only: while this file exists, writes to the raft log hang")
+	fs.Int64Var(&c.MinFreeDiskMiB, "min-free-disk-mib", 256, "free space the data dir keeps in reserve: below it the node takes no writes (503 disk_full) and hands leadership on, and serves reads")
 	fs.BoolVar(&c.NoBatchApply, "raft-no-batch-apply", false, "do not batch concurrent writes into one raft log write (for measurements)")
 	fs.DurationVar(&c.SealEvery, "seal-interval", 10*time.Minute, "how often the leader seals expired keys into a batch")
 	fs.IntVar(&c.SealMinKeys, "seal-min-keys", 1000, "batches with fewer keys are padded with random keys up to this (plus 0-100); 0: no padding. A new region starts with it, then the replicated policy rules (covid-node policy)")

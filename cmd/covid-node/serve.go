@@ -35,7 +35,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		ID: c.NodeID, Region: c.Region, DataDir: c.DataDir, HTTPAddr: c.HTTPAddr, RaftAddr: c.RaftAddr,
 		Bootstrap: c.Bootstrap, Edge: c.Edge, Join: splitList(c.Join), AdminToken: "unset",
 		SnapshotInterval: c.SnapshotInterval, SnapshotThreshold: c.SnapshotThreshold, TrailingLogs: c.TrailingLogs,
-		WriteTimeout: c.WriteTimeout, NoBatchApply: c.NoBatchApply, Logger: logger,
+		WriteTimeout: c.WriteTimeout, MinFreeDisk: c.MinFreeDiskMiB << 20,
+		StallTimeout: c.StallTimeout, TestStallFile: c.TestStallFile, NoBatchApply: c.NoBatchApply, Logger: logger,
 		SealInterval: c.SealEvery, Policy: c.policy(),
 	}
 	if off := c.TestClockOffset; off != 0 {
