@@ -134,3 +134,65 @@ func TestHungLogWriteStopsTheLeader(t *testing.T) {
 	l.stop()
 	c.waitHasAll(l.acked, 30*time.Second, c.ids(3)...)
 }
+
+// A node whose raft state is damaged on disk (its log truncated, or its
+// newest snapshot corrupted) does not start: it says the state is damaged
+// and names the command that re-seeds it. covid-node reseed removes it
+// from the region and moves its raft files aside; started again with the
+// same flags it joins through the others, takes the leader's snapshot and
+// holds every acknowledged key.
+func TestReseedDamagedNode(t *testing.T) {
+	cases := []struct {
+		name   string
+		damage func(t *testing.T, dataDir string)
+	}{
+		{"truncated raft log", func(t *testing.T, dataDir string) {
+			if err := os.Truncate(filepath.Join(dataDir, "raft.db"), 4096); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"corrupted snapshot", func(t *testing.T, dataDir string) {
+			states, _ := filepath.Glob(filepath.Join(dataDir, "snapshots", "*", "state.bin"))
+			if len(states) == 0 {
+				t.Fatal("no snapshot to corrupt")
+			}
+			for _, p := range states {
+				b, err := os.ReadFile(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i := len(b) / 2; i < len(b)/2+64 && i < len(b); i++ {
+					b[i] ^= 0xff
+				}
+				writeFile(t, p, b)
+			}
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newCluster(t)
+			c.form(3)
+			l := c.startLoad(2, func() []string { return []string{"n1", "n2"} })
+			c.waitFor("uploads", 20*time.Second, func() bool { return l.acked.len() >= 14*20 })
+			c.adminPost("n3", "/v1/admin/snapshot")
+			c.stop("n3")
+			tc.damage(t, c.node("n3").dataDir)
+			c.start(3)
+			c.waitFor("n3 to refuse its damaged state", 20*time.Second, func() bool { return !c.running("n3") })
+			if !c.logContains("n3", "covid-node reseed") {
+				t.Fatalf("n3 stopped without naming the re-seed command:\n%s", c.logTail("n3"))
+			}
+			t.Logf("n3 says: %s", grepLines(c.logTail("n3"), "covid-node reseed"))
+			out := c.cli("reseed", "--data-dir", c.node("n3").dataDir, "--addr", c.node("n1").url())
+			t.Log(strings.TrimSpace(out))
+			c.start(3)
+			c.waitReady("n3")
+			l.stop()
+			c.waitHasAll(l.acked, 60*time.Second, c.ids(3)...)
+			c.waitFor("3 members", 20*time.Second, func() bool {
+				st, err := c.status("n1")
+				return err == nil && len(st.Members) == 3
+			})
+		})
+	}
+}

@@ -5,16 +5,20 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/covid-backend/covid-backend/export"
+	"github.com/covid-backend/covid-backend/membertls"
 )
 
 // writeExportKey writes an export key as PEM and returns it.
@@ -158,6 +162,106 @@ func TestExportKeyRotationKeepsFiles(t *testing.T) {
 	for name, data := range c.published("n2") {
 		if _, old := second[name]; !old && !strings.Contains(name, "/day/") {
 			verifyWith(name, data, map[string]*ecdsa.PrivateKey{"b": keyB}, "a")
+		}
+	}
+}
+
+// The region CA is rotated without downtime, one node at a time: every
+// node first trusts both CAs, then gets a certificate of the new one, then
+// trusts the new one alone. Uploads go on throughout, every acknowledged
+// key is on every node, and a certificate of the old CA no longer gets
+// past a member port.
+func TestRegionCARotation(t *testing.T) {
+	c := newCluster(t)
+	c.form(3)
+	l := c.startLoad(2, func() []string { return c.ids(3) })
+	c.waitFor("uploads", 20*time.Second, func() bool { return l.acked.len() >= 14*10 })
+	oldDir, newDir := filepath.Join(c.dir, "certs"), filepath.Join(c.dir, "certs-2")
+	certs := func(args ...string) {
+		if out, err := exec.Command(binary, append([]string{"certs"}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("covid-node certs %v: %v %s", args, err, out)
+		}
+	}
+	certs("ca", "--dir", newDir, "--region", c.region)
+	oldCA, _ := os.ReadFile(filepath.Join(oldDir, "ca.pem"))
+	newCA, _ := os.ReadFile(filepath.Join(newDir, "ca.pem"))
+	bundle := filepath.Join(c.dir, "ca-bundle.pem")
+	writeFile(t, bundle, append(append([]byte{}, oldCA...), newCA...))
+	step := func(what string, flags func(id string) []string) {
+		for i, id := range c.ids(3) {
+			c.stop(id)
+			c.start(i+1, flags(id)...)
+			c.waitReady(id)
+			n := l.acked.len()
+			c.waitFor("uploads after "+what+" on "+id, 30*time.Second, func() bool { return l.acked.len() >= n+14*5 })
+		}
+	}
+	step("trusting both CAs", func(string) []string { return []string{"--tls-ca-file", bundle} })
+	step("a certificate of the new CA", func(id string) []string {
+		certs("node", "--dir", newDir, "--id", id, "--ip", c.node(id).ip)
+		return []string{"--tls-ca-file", bundle, "--tls-cert-file", filepath.Join(newDir, id+".pem"), "--tls-key-file", filepath.Join(newDir, id+".key")}
+	})
+	step("trusting the new CA alone", func(id string) []string {
+		return []string{"--tls-ca-file", filepath.Join(newDir, "ca.pem"), "--tls-cert-file", filepath.Join(newDir, id+".pem"), "--tls-key-file", filepath.Join(newDir, id+".key")}
+	})
+	l.stop()
+	c.waitHasAll(l.acked, 30*time.Second, c.ids(3)...)
+
+	// A client that trusts the new CA (so it accepts n2) but presents a
+	// certificate of the old one: n2 refuses it.
+	oldCert, err := tls.LoadX509KeyPair(filepath.Join(oldDir, "n1.pem"), filepath.Join(oldDir, "n1.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(newCA)
+	ip := c.node("n2").ip
+	conn, err := tls.Dial("tcp", ip+":7000", &tls.Config{Certificates: []tls.Certificate{oldCert}, RootCAs: roots,
+		ServerName: ip, NextProtos: []string{membertls.ProtoMember}, MinVersion: tls.VersionTLS13})
+	if err != nil {
+		t.Fatalf("handshake with n2 under the new CA: %v", err)
+	}
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err = conn.Read(make([]byte, 1))
+	conn.Close()
+	if err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("a certificate of the retired CA got past n2's member port (err %v)", err)
+	}
+	t.Logf("the retired CA's certificate is refused: %v", err)
+}
+
+// The federation pool key is rotated without a pause in federation, one
+// node at a time: the new key is added as a second line everywhere, then
+// moved first everywhere, then the old line is dropped. After every
+// restart a batch sealed in A reaches B.
+func TestPoolKeyRotation(t *testing.T) {
+	dir := t.TempDir()
+	regions := federatedRegions(t, dir, []string{"A", "B"}, 1)
+	a, b := regions["A"], regions["B"]
+	oldKey, _ := os.ReadFile(filepath.Join(dir, "pool.key"))
+	fresh := filepath.Join(dir, "pool-2.key")
+	if out, err := exec.Command(binary, "keygen", "--pool", "--out", fresh).CombinedOutput(); err != nil {
+		t.Fatalf("keygen --pool: %v %s", err, out)
+	}
+	newKey, _ := os.ReadFile(fresh)
+	seq := 0
+	for _, s := range []struct {
+		name string
+		file []byte
+	}{
+		{"new key added", append(append([]byte{}, oldKey...), newKey...)},
+		{"new key first", append(append([]byte{}, newKey...), oldKey...)},
+		{"old key dropped", newKey},
+	} {
+		keyFile := filepath.Join(dir, "pool-"+strings.ReplaceAll(s.name, " ", "-"))
+		writeFile(t, keyFile, s.file)
+		for _, r := range []*cluster{a, b} {
+			r.stop("n1")
+			r.start(1, "--federation-pool-key-file", keyFile)
+			r.waitReady("n1")
+			seq++
+			took := waitBatchEverywhere(t, []*cluster{b}, "A", seq, a.sealSigned(seq))
+			t.Logf("%s, %s restarted: A's batch %d in B after %v", s.name, r.region, seq, took.Round(time.Millisecond))
 		}
 	}
 }

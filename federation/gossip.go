@@ -78,17 +78,22 @@ func (p *Pool) note(m *fedpb.Mark, holder string) bool {
 	key := fmt.Sprintf("%s/%d/%d/%x/%s", m.GetOrigin(), m.GetFirst(), m.GetLast(), m.GetDigest(), holder)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if _, ok := p.seen[key]; ok {
-		return false
+	// Seen before: not news to pass on, but the holder is noted again, in
+	// case prune dropped it meanwhile (a push/pull can bring a mark before
+	// its holder's membership does): else it would be fetched from no one
+	// until the origin's next batch.
+	_, seen := p.seen[key]
+	if !seen {
+		p.forgetSeen()
+		p.seen[key] = time.Now()
 	}
-	p.forgetSeen()
-	p.seen[key] = time.Now()
 	r := p.remote[m.GetOrigin()]
 	if r == nil {
 		r = &remoteMark{holders: map[string]span{}}
 		p.remote[m.GetOrigin()] = r
 	}
-	if _, known := r.holders[holder]; !known && len(r.holders) >= maxHolders {
+	_, known := r.holders[holder]
+	if seen && known || !known && len(r.holders) >= maxHolders {
 		return false
 	}
 	if m.GetLast() > r.last {
@@ -99,7 +104,7 @@ func (p *Pool) note(m *fedpb.Mark, holder string) bool {
 		}
 	}
 	r.holders[holder] = span{first: max(m.GetFirst(), 1), last: m.GetLast()}
-	return true
+	return !seen
 }
 
 // Bounds of gossip state: past maxSeen entries, seen announcements older

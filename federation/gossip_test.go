@@ -50,3 +50,27 @@ func TestNotifyMsg(t *testing.T) {
 		t.Fatalf("after push/pull: %+v", r)
 	}
 }
+
+// A mark seen before brings its holder back after prune dropped it (its
+// membership came after the mark): else the batch would be fetched from
+// no one until the origin's next one. It is not passed on again, and an
+// old mark seen again does not shrink a holder's newer span.
+func TestSeenMarkBringsPrunedHolderBack(t *testing.T) {
+	p := testPool()
+	d := (*delegate)(p)
+	state := encode(&fedpb.State{HolderUrl: "http://a", Marks: []*fedpb.Mark{{Origin: "A", First: 1, Last: 1, Digest: []byte{1}}}})
+	d.MergeRemoteState(state, false)
+	delete(p.remote["A"].holders, "http://a") // what prune does to a holder not yet a member
+	d.MergeRemoteState(state, false)
+	if got := p.remote["A"].holders["http://a"]; got != (span{1, 1}) {
+		t.Fatalf("holder after the mark came again: %+v, want batches 1 to 1", got)
+	}
+	d.MergeRemoteState(encode(&fedpb.State{HolderUrl: "http://a", Marks: []*fedpb.Mark{{Origin: "A", First: 1, Last: 3, Digest: []byte{3}}}}), false)
+	d.MergeRemoteState(state, false)
+	if got := p.remote["A"].holders["http://a"]; got != (span{1, 3}) {
+		t.Fatalf("an old mark seen again changed the holder's span to %+v", got)
+	}
+	if p.queue.NumQueued() != 0 {
+		t.Fatal("push/pull state was re-broadcast")
+	}
+}

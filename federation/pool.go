@@ -33,6 +33,10 @@ type Config struct {
 	// PoolKey encrypts and authenticates all gossip (16, 24 or 32 bytes):
 	// a process without it can neither join nor read the pool.
 	PoolKey []byte
+	// OldPoolKeys are also accepted on incoming gossip, never used to
+	// send: during a rotation every member holds both keys before any of
+	// them sends with the new one.
+	OldPoolKeys [][]byte
 	// RootCAs verify holders that serve HTTPS (nil: the system's).
 	RootCAs *x509.CertPool
 	// PullInterval is how often missing batches are fetched.
@@ -112,7 +116,7 @@ func (p *Pool) memberlistConfig() (*memberlist.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("federation address: %w", err)
 	}
-	keyring, err := memberlist.NewKeyring(nil, p.cfg.PoolKey)
+	keyring, err := memberlist.NewKeyring(p.cfg.OldPoolKeys, p.cfg.PoolKey)
 	if err != nil {
 		return nil, fmt.Errorf("federation pool key: %w", err)
 	}

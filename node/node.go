@@ -71,6 +71,9 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if err := os.Chmod(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
+	if err := applyRejoin(&cfg); err != nil {
+		return nil, err
+	}
 	if len(cfg.Join) > 0 {
 		if err := preflightJoin(ctx, cfg, newPeerClient(cfg)); err != nil {
 			return nil, err
@@ -147,8 +150,11 @@ func (n *Node) openRaft() (bool, error) {
 			Timeout: time.Second, NoFreelistSync: true, FreelistType: bbolt.FreelistMapType,
 		},
 	})
+	if errors.Is(err, bbolt.ErrTimeout) {
+		return false, fmt.Errorf("open raft store in %s: %w", cfg.DataDir, ErrNodeRunning)
+	}
 	if err != nil {
-		return false, fmt.Errorf("open raft store in %s (is another node using it?): %w", cfg.DataDir, err)
+		return false, fmt.Errorf("open raft store in %s: it is damaged (%w); re-seed the node from its peers: %s", cfg.DataDir, err, reseedHint)
 	}
 	n.store = store
 	n.watched = &watchedStore{LogStore: store, StableStore: store, stallFile: cfg.TestStallFile}
@@ -188,7 +194,7 @@ func (n *Node) openRaft() (bool, error) {
 	r, err := raft.NewRaft(rc, timedFSM{FSM: n.fsm, observe: n.metrics.observeSnapshot}, logs, n.watched, snaps, trans)
 	if err != nil {
 		n.closeStores()
-		return false, fmt.Errorf("start raft: %w", err)
+		return false, fmt.Errorf("start raft from %s (a damaged snapshot or log?): %w; re-seed the node from its peers: %s", cfg.DataDir, err, reseedHint)
 	}
 	n.raft = r
 	return hasState, nil

@@ -76,7 +76,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.SigningKeyID, "signing-key-id", "", "id of the federation signing key, as other regions trust it (default <region>-1)")
 	fs.StringVar(&c.FederationAddr, "federation-addr", "", "join the federation gossip pool on this address (memberlist, TCP and UDP); empty: no federation")
 	fs.StringVar(&c.FederationJoin, "federation-join", "", "comma-separated pool members (any region) to join")
-	fs.StringVar(&c.PoolKeyFile, "federation-pool-key-file", "", "the pool's shared key (from covid-node keygen --pool); required with --federation-addr")
+	fs.StringVar(&c.PoolKeyFile, "federation-pool-key-file", "", "the pool's shared key (from covid-node keygen --pool); required with --federation-addr. One key a line: the first sends, the others are accepted too (for a rotation)")
 	fs.StringVar(&c.ExportKeyFiles, "export-key-file", "", "comma-separated PEM files of the ECDSA P-256 keys that sign exports (every node of the region the same)")
 	fs.StringVar(&c.ExportKeyIDs, "export-key-id", "", "comma-separated verification key ids, one per export key (the id apps are configured with)")
 	fs.StringVar(&c.ExportKeyVers, "export-key-version", "", "comma-separated verification key versions, one per export key")

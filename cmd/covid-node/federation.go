@@ -40,6 +40,28 @@ func loadFederationKey(c *serveConfig) (*federation.Key, error) {
 	return &k, nil
 }
 
+// parsePoolKeys reads a pool key file: one base64 key of 32 bytes a
+// line. The first sends; the others are accepted on incoming gossip too,
+// for a rotation (add the new key as a second line everywhere, then move
+// it first everywhere, then drop the old line).
+func parsePoolKeys(raw []byte) ([][]byte, error) {
+	var keys [][]byte
+	for _, line := range strings.Split(string(raw), "\n") {
+		if line = strings.TrimSpace(line); line == "" {
+			continue
+		}
+		key, err := base64.StdEncoding.DecodeString(line)
+		if err != nil || len(key) != 32 {
+			return nil, fmt.Errorf("federation pool key %d: want base64 of 32 bytes a line", len(keys)+1)
+		}
+		keys = append(keys, key)
+	}
+	if len(keys) == 0 {
+		return nil, errors.New("federation pool key: the file holds no key")
+	}
+	return keys, nil
+}
+
 // startPool joins the federation pool when --federation-addr is set.
 func startPool(c *serveConfig, n *node.Node, logger *slog.Logger) (*federation.Pool, error) {
 	if c.FederationAddr == "" {
@@ -49,9 +71,9 @@ func startPool(c *serveConfig, n *node.Node, logger *slog.Logger) (*federation.P
 	if err != nil {
 		return nil, fmt.Errorf("federation pool key: %w (make one with covid-node keygen --pool)", err)
 	}
-	key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(raw)))
-	if err != nil || len(key) != 32 {
-		return nil, errors.New("federation pool key: want base64 of 32 bytes")
+	keys, err := parsePoolKeys(raw)
+	if err != nil {
+		return nil, err
 	}
 	roots, err := federationRoots(c)
 	if err != nil {
@@ -59,7 +81,7 @@ func startPool(c *serveConfig, n *node.Node, logger *slog.Logger) (*federation.P
 	}
 	return federation.Start(federation.Config{
 		Region: c.Region, NodeID: c.NodeID, HTTPURL: c.apiScheme() + "://" + c.HTTPAddr, BindAddr: c.FederationAddr,
-		Join: splitList(c.FederationJoin), PoolKey: key, RootCAs: roots, Logger: logger,
+		Join: splitList(c.FederationJoin), PoolKey: keys[0], OldPoolKeys: keys[1:], RootCAs: roots, Logger: logger,
 	}, n)
 }
 

@@ -29,6 +29,7 @@ commands:
   users add|list        manage the web portal's accounts (/portal/: health care workers and operators)
   backup --out FILE     write a consistent copy of the region's state (through the leader, while it serves)
   restore --from FILE   seed a new region with a backup of the same region
+  reseed --data-dir DIR make a stopped node with damaged raft state join its region again from its peers
   healthcheck           exit 0 if the node is ready (a container's HEALTHCHECK)
   policy show|set       the region policy (retention, padding, code lifetime) every node follows
   revoke                withdraw keys: a submission, single keys, or what an issuer authorized since a time
@@ -79,6 +80,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return backupCmd(ctx, args[1:], stdout)
 	case "restore":
 		return restoreCmd(ctx, args[1:], stdout)
+	case "reseed":
+		return reseed(ctx, args[1:], stdout)
 	case "keygen":
 		return keygen(args[1:], stdout)
 	case "certs":
