@@ -16,6 +16,13 @@ import (
 // pool, each trusting all the others; extra flags go to every node.
 func federatedRegions(t *testing.T, dir string, names []string, n int, extra ...string) map[string]*cluster {
 	t.Helper()
+	return federatedRegionsWith(t, dir, names, n, nil, extra...)
+}
+
+// federatedRegionsWith is federatedRegions with setup run on each region
+// before its nodes start.
+func federatedRegionsWith(t *testing.T, dir string, names []string, n int, setup func(*cluster), extra ...string) map[string]*cluster {
+	t.Helper()
 	poolKey := filepath.Join(dir, "pool.key")
 	run := func(args ...string) {
 		if out, err := exec.Command(binary, args...).CombinedOutput(); err != nil {
@@ -44,6 +51,9 @@ func federatedRegions(t *testing.T, dir string, names []string, n int, extra ...
 				flags = append(flags, "--federation-join", join)
 			}
 			return flags
+		}
+		if setup != nil {
+			setup(c)
 		}
 		c.form(n)
 		regions[name] = c

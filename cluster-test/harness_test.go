@@ -74,6 +74,9 @@ type cluster struct {
 	binaries map[string]string
 	// exportKey is the region's export signing key, where the test made it.
 	exportKey *ecdsa.PrivateKey
+	// proxy, if set, stands on every member link of the region's nodes
+	// (linkproxy_test.go).
+	proxy *linkProxy
 
 	mu    sync.Mutex
 	nodes map[string]*proc
@@ -157,6 +160,10 @@ func (c *cluster) start(i int, args ...string) *proc {
 	full := append([]string{"serve", "--node-id", id, "--region", c.region, "--data-dir", p.dataDir,
 		"--http-addr", p.ip + ":8080", "--raft-addr", p.ip + ":7000", "--admin-token-file", c.tokenFile,
 		"--log-level", "info", "--rate-publish", "0", "--rate-read", "0"}, c.memberFlags(id, p.ip)...)
+	if c.proxy != nil {
+		c.proxy.listen(p.ip)
+		full = append(full, "--raft-advertise", p.ip+":"+proxyPort)
+	}
 	full = append(full, c.extra...)
 	full = append(full, args...)
 	if c.nodeFlags != nil {

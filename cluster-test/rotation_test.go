@@ -256,8 +256,15 @@ func TestPoolKeyRotation(t *testing.T) {
 		keyFile := filepath.Join(dir, "pool-"+strings.ReplaceAll(s.name, " ", "-"))
 		writeFile(t, keyFile, s.file)
 		for _, r := range []*cluster{a, b} {
+			// Each region's node names the other as a pool member to join,
+			// as the runbook says every node should (else a restarted seed
+			// waits for the others to find it again).
+			other := a
+			if r == a {
+				other = b
+			}
 			r.stop("n1")
-			r.start(1, "--federation-pool-key-file", keyFile)
+			r.start(1, "--federation-pool-key-file", keyFile, "--federation-join", other.ip(1)+":7946")
 			r.waitReady("n1")
 			seq++
 			took := waitBatchEverywhere(t, []*cluster{b}, "A", seq, a.sealSigned(seq))

@@ -25,7 +25,8 @@ import (
 // from app clients through random nodes while a nemesis drawn from a seed
 // injects faults one after another (soak.Kinds: kill -9, SIGSTOP,
 // partitions within and between regions, leadership transfers, member
-// replacement, clock jumps). After healing it checks that every
+// replacement, clock jumps, slowed, stalled and cut member links through
+// a proxy). After healing it checks that every
 // acknowledged key is on every node of its region, no code or token
 // admitted more than one upload, code claims and consistent reads are
 // linearizable (porcupine), every node serves the same bytes for every
@@ -91,6 +92,7 @@ type soakRun struct {
 	t       *testing.T
 	regions []*soakRegion
 	fw      *firewall
+	proxy   *linkProxy
 	tally   *soak.Tally
 	history *soak.History
 	client  *http.Client
@@ -99,9 +101,10 @@ type soakRun struct {
 func runSoak(t *testing.T, seed uint64, duration time.Duration) {
 	fw := newFirewall(t, 200+int(seed%50))
 	names := []string{"SA", "SB"}
-	clusters := federatedRegions(t, t.TempDir(), names, 3, append(verificationFlags(t),
+	proxy := newLinkProxy(t)
+	clusters := federatedRegionsWith(t, t.TempDir(), names, 3, func(c *cluster) { c.proxy = proxy }, append(verificationFlags(t),
 		"--seal-interval", "5s", "--seal-min-keys", "0", "--code-failures-per-hour", "0")...)
-	run := &soakRun{t: t, fw: fw, tally: soak.NewTally(), history: &soak.History{},
+	run := &soakRun{t: t, fw: fw, proxy: proxy, tally: soak.NewTally(), history: &soak.History{},
 		client: &http.Client{Timeout: 5 * time.Second}}
 	for _, name := range names {
 		c := clusters[name]
@@ -395,6 +398,18 @@ func (run *soakRun) inject(f soak.Fault) {
 		time.Sleep(f.For)
 	case soak.ReplaceMember:
 		run.replace(r, f, live)
+	case soak.LinkDelay:
+		run.proxy.set(r.c.node(target).ip, linkFault{delay: f.Delay})
+		time.Sleep(f.For)
+		run.proxy.set(r.c.node(target).ip, linkFault{})
+	case soak.LinkStall:
+		run.proxy.set(r.c.node(target).ip, linkFault{stall: true})
+		time.Sleep(f.For)
+		run.proxy.set(r.c.node(target).ip, linkFault{})
+	case soak.LinkCut:
+		for end := time.Now().Add(f.For); time.Now().Before(end); time.Sleep(300 * time.Millisecond) {
+			run.proxy.cut(r.c.node(target).ip)
+		}
 	case soak.ClockJump:
 		r.c.kill9(target)
 		r.c.start(r.index(target), "--test-clock-offset", f.Offset.String())

@@ -29,6 +29,9 @@ type Config struct {
 	HTTPAddr string
 	// RaftAddr is where the raft transport listens and how peers reach it.
 	RaftAddr string
+	// RaftAdvertise, if set, is how peers reach the raft transport instead
+	// (a proxy or NAT in between); the same IP as RaftAddr, another port.
+	RaftAdvertise string
 	// Bootstrap starts a new region with this node as its only voter, when
 	// the data dir holds no raft state yet.
 	Bootstrap bool
@@ -111,6 +114,11 @@ func (c *Config) Validate() error {
 	}
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("data dir is required"))
+	}
+	if c.RaftAdvertise == "" {
+		c.RaftAdvertise = c.RaftAddr
+	} else if hostIP(c.RaftAdvertise) == nil || !hostIP(c.RaftAdvertise).Equal(hostIP(c.RaftAddr)) {
+		errs = append(errs, fmt.Errorf("raft advertise address %q: want the IP of the raft address with another port (the node dials its peers from that IP)", c.RaftAdvertise))
 	}
 	for name, addr := range map[string]string{"http address": c.HTTPAddr, "raft address": c.RaftAddr} {
 		if err := checkHostPort(addr); err != nil {

@@ -22,14 +22,14 @@ func preflightJoin(ctx context.Context, cfg Config, client *http.Client) error {
 	if _, err := os.Stat(filepath.Join(cfg.DataDir, "raft.db")); err == nil {
 		return nil
 	}
-	req := JoinRequest{ID: cfg.ID, RaftAddr: cfg.RaftAddr, HTTPAddr: cfg.HTTPAddr, Region: cfg.Region, CommandVersion: command.Version, TLS: speaksTLS(cfg), DryRun: true, Edge: cfg.Edge}
+	req := JoinRequest{ID: cfg.ID, RaftAddr: cfg.RaftAdvertise, HTTPAddr: cfg.HTTPAddr, Region: cfg.Region, CommandVersion: command.Version, TLS: speaksTLS(cfg), DryRun: true, Edge: cfg.Edge}
 	return tryJoin(ctx, cfg, client, req)
 }
 
 // joinLoop asks the members listed in --join to admit this node, until one
 // of them does or the node stops.
 func (n *Node) joinLoop(ctx context.Context) {
-	req := JoinRequest{ID: n.cfg.ID, RaftAddr: n.cfg.RaftAddr, HTTPAddr: n.cfg.HTTPAddr, Region: n.cfg.Region, CommandVersion: command.Version, TLS: speaksTLS(n.cfg), Edge: n.cfg.Edge}
+	req := JoinRequest{ID: n.cfg.ID, RaftAddr: n.cfg.RaftAdvertise, HTTPAddr: n.cfg.HTTPAddr, Region: n.cfg.Region, CommandVersion: command.Version, TLS: speaksTLS(n.cfg), Edge: n.cfg.Edge}
 	if err := tryJoin(ctx, n.cfg, n.client, req); err != nil {
 		n.cfg.Logger.Error("join failed", "err", err)
 		return

@@ -170,7 +170,7 @@ func (n *Node) openRaft() (bool, error) {
 		return false, fmt.Errorf("snapshot store: %w", err)
 	}
 	n.snapshots = snaps
-	trans, mux, err := newTransport(cfg.RaftAddr, cfg.MemberTLS, hlog)
+	trans, mux, err := newTransport(cfg.RaftAddr, cfg.RaftAdvertise, cfg.MemberTLS, hlog)
 	if err != nil {
 		store.Close()
 		return false, err

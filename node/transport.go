@@ -65,13 +65,13 @@ func (s *tlsStreamLayer) Close() error              { return s.mux.Close() }
 // newTransport listens for raft on addr and dials peers from addr's IP.
 // With creds it runs over mutual TLS on a member port that also carries
 // member HTTP (the returned mux).
-func newTransport(addr string, creds *membertls.Credentials, logger hclog.Logger) (*raft.NetworkTransport, *memberMux, error) {
-	advertise, err := net.ResolveTCPAddr("tcp", addr)
+func newTransport(addr, advertiseAddr string, creds *membertls.Credentials, logger hclog.Logger) (*raft.NetworkTransport, *memberMux, error) {
+	advertise, err := net.ResolveTCPAddr("tcp", advertiseAddr)
 	if err != nil {
-		return nil, nil, fmt.Errorf("resolve raft address %s: %w", addr, err)
+		return nil, nil, fmt.Errorf("resolve raft address %s: %w", advertiseAddr, err)
 	}
 	if advertise.IP.IsUnspecified() {
-		return nil, nil, errors.New("raft address must be an address peers can reach, not " + addr)
+		return nil, nil, errors.New("raft address must be an address peers can reach, not " + advertiseAddr)
 	}
 	l, err := net.Listen("tcp", addr)
 	if err != nil {

@@ -27,10 +27,20 @@ const (
 	// ClockJump restarts a node with its clock moved by the duration's
 	// worth of minutes, ahead or behind, and back after the duration.
 	ClockJump FaultKind = "clock jump"
+	// LinkDelay slows every member link of a node (raft and member HTTP,
+	// through the harness's proxy) by Delay per chunk.
+	LinkDelay FaultKind = "member links slowed"
+	// LinkStall stops every member link of a node passing bytes, its
+	// connections left open.
+	LinkStall FaultKind = "member links stalled"
+	// LinkCut cuts every connection of a node's member links, again and
+	// again while the fault lasts.
+	LinkCut FaultKind = "member connections cut"
 )
 
 // Kinds lists every kind the nemesis draws from, in a fixed order.
-var Kinds = []FaultKind{Kill, KillLeader, Pause, PartitionNode, PartitionRegions, TransferLeadership, ReplaceMember, ClockJump}
+var Kinds = []FaultKind{Kill, KillLeader, Pause, PartitionNode, PartitionRegions, TransferLeadership, ReplaceMember, ClockJump,
+	LinkDelay, LinkStall, LinkCut}
 
 // Fault is one drawn fault: its kind, the region and node index it aims
 // at (resolved by the harness against the live members), how long it lasts
@@ -41,6 +51,8 @@ type Fault struct {
 	Node   int
 	For    time.Duration
 	Offset time.Duration
+	// Delay is what LinkDelay adds per chunk.
+	Delay time.Duration
 	// Rest is the quiet time after healing, before the next fault.
 	Rest time.Duration
 }
@@ -72,6 +84,9 @@ func (s *Schedule) Next() Fault {
 		if s.rng.IntN(2) == 0 {
 			f.Offset = -f.Offset
 		}
+	}
+	if f.Kind == LinkDelay {
+		f.Delay = time.Duration(20+s.rng.IntN(280)) * time.Millisecond
 	}
 	if f.Kind == PartitionRegions && s.regions < 2 {
 		f.Kind = PartitionNode

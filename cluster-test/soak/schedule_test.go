@@ -21,8 +21,8 @@ func TestScheduleReplays(t *testing.T) {
 		if fa.For < time.Second || fa.For > 8*time.Second || fa.Rest < time.Second || fa.Rest > 4*time.Second || fa.Region < 0 || fa.Region > 1 {
 			t.Fatalf("fault out of bounds: %+v", fa)
 		}
-		if (fa.Kind == ClockJump) != (fa.Offset != 0) {
-			t.Fatalf("offset on the wrong kind: %+v", fa)
+		if (fa.Kind == ClockJump) != (fa.Offset != 0) || (fa.Kind == LinkDelay) != (fa.Delay != 0) {
+			t.Fatalf("offset or delay on the wrong kind: %+v", fa)
 		}
 	}
 	if !differ {

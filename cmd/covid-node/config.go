@@ -18,6 +18,7 @@ import (
 // the command line wins over the file.
 type serveConfig struct {
 	NodeID, Region, DataDir, HTTPAddr, RaftAddr string
+	RaftAdvertise                               string
 	Bootstrap, Edge                             bool
 	Join, AdminTokenFile, TrustedProxies        string
 	SnapshotInterval, WriteTimeout, SealEvery   time.Duration
@@ -56,6 +57,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.DataDir, "data-dir", "", "directory for the raft log, snapshots and keys (required)")
 	fs.StringVar(&c.HTTPAddr, "http-addr", "127.0.0.1:8080", "HTTP listen address, also advertised to peers")
 	fs.StringVar(&c.RaftAddr, "raft-addr", "127.0.0.1:7000", "raft listen address, also advertised to peers")
+	fs.StringVar(&c.RaftAdvertise, "raft-advertise", "", "the address peers reach the raft port at, if not --raft-addr (a proxy or NAT in between; the same IP, another port)")
 	fs.BoolVar(&c.Bootstrap, "bootstrap", false, "start a new region with this node as its only voter (ignored when the data dir has state)")
 	fs.BoolVar(&c.Edge, "edge", false, "with --join: join as a read-only edge node, a raft non-voter that serves every read and forwards writes, never counting toward quorum")
 	fs.StringVar(&c.Join, "join", "", "comma-separated HTTP URLs of members to join (ignored when the data dir has state)")

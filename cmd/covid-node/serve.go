@@ -32,7 +32,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	ncfg := node.Config{
-		ID: c.NodeID, Region: c.Region, DataDir: c.DataDir, HTTPAddr: c.HTTPAddr, RaftAddr: c.RaftAddr,
+		ID: c.NodeID, Region: c.Region, DataDir: c.DataDir, HTTPAddr: c.HTTPAddr, RaftAddr: c.RaftAddr, RaftAdvertise: c.RaftAdvertise,
 		Bootstrap: c.Bootstrap, Edge: c.Edge, Join: splitList(c.Join), AdminToken: "unset",
 		SnapshotInterval: c.SnapshotInterval, SnapshotThreshold: c.SnapshotThreshold, TrailingLogs: c.TrailingLogs,
 		WriteTimeout: c.WriteTimeout, MinFreeDisk: c.MinFreeDiskMiB << 20,
