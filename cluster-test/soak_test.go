@@ -119,7 +119,7 @@ func runSoak(t *testing.T, seed uint64, duration time.Duration) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				run.client_(stop, r, rand.New(rand.NewPCG(seed, uint64(ri*10+w))), w)
+				run.runClient(stop, r, rand.New(rand.NewPCG(seed, uint64(ri*10+w))), w)
 			}()
 		}
 	}
@@ -144,11 +144,11 @@ func runSoak(t *testing.T, seed uint64, duration time.Duration) {
 	}
 }
 
-// client_ is one app client of a region: worker 0 and 1 upload with the
+// runClient is one app client of a region: worker 0 and 1 upload with the
 // health authority's certificates, 2 goes through the whole one-time code
 // flow (racing claims on two nodes), 3 reads codes' status consistently,
 // 4 downloads the index and the newest file and seals now and then.
-func (run *soakRun) client_(stop <-chan struct{}, r *soakRegion, rng *rand.Rand, worker int) {
+func (run *soakRun) runClient(stop <-chan struct{}, r *soakRegion, rng *rand.Rand, worker int) {
 	for {
 		select {
 		case <-stop:
@@ -318,6 +318,10 @@ func (run *soakRun) consistentRead(r *soakRegion, rng *rand.Rand, worker int) {
 	call := time.Now()
 	status, st, err := run.post(r, r.pick(rng), "/api/checkcodestatus?consistent=true", r.labKey, map[string]any{"uuid": uuid})
 	o := run.record("consistent read", status, st, err)
+	if status == http.StatusNotFound {
+		// The code was issued, and acknowledged, before this read began.
+		run.t.Errorf("a consistent read of issued code %s answered 404: %v", uuid, st)
+	}
 	claimed, _ := st["claimed"].(bool)
 	run.history.Add(soak.Op{Client: worker, Code: uuid, Kind: soak.Read, Outcome: o, Claimed: claimed, Call: call, Return: time.Now()})
 	time.Sleep(20 * time.Millisecond)
@@ -332,19 +336,6 @@ func (run *soakRun) download(r *soakRegion, rng *rand.Rand) {
 		status, _, _, err = r.c.tryGet(id, "/"+names[len(names)-1])
 		run.record("download file", status, nil, err)
 	}
-}
-
-// index is a member's node index in its cluster (a3 is 3).
-func (r *soakRegion) index(id string) int {
-	i, _ := strconv.Atoi(strings.TrimPrefix(id, r.c.prefixOr()))
-	return i
-}
-
-func (c *cluster) prefixOr() string {
-	if c.prefix != "" {
-		return c.prefix
-	}
-	return "n"
 }
 
 // inject applies one fault, holds it for its duration, heals it and
@@ -363,7 +354,7 @@ func (run *soakRun) inject(f soak.Fault) {
 	case soak.Kill, soak.KillLeader:
 		r.c.kill9(target)
 		time.Sleep(f.For)
-		r.c.start(r.index(target))
+		r.c.start(nodeIndex(target))
 	case soak.Pause:
 		p := r.c.node(target).cmd.Process
 		p.Signal(syscall.SIGSTOP)
@@ -412,10 +403,10 @@ func (run *soakRun) inject(f soak.Fault) {
 		}
 	case soak.ClockJump:
 		r.c.kill9(target)
-		r.c.start(r.index(target), "--test-clock-offset", f.Offset.String())
+		r.c.start(nodeIndex(target), "--test-clock-offset", f.Offset.String())
 		time.Sleep(f.For)
 		r.c.kill9(target)
-		r.c.start(r.index(target))
+		r.c.start(nodeIndex(target))
 	}
 	time.Sleep(f.Rest)
 }

@@ -79,6 +79,10 @@ func applyIssueVerificationCode(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 		return refuse(command.CodeUserReportExists, "this phone has a live user report")
 	case c.GetUuid() == "" || len(c.GetUuid()) > maxUUIDLen:
 		return refuse(command.CodeInvalidCommand, "a code needs a uuid of at most %d bytes", maxUUIDLen)
+	case sameIssue(s.vcodes[c.GetUuid()], c):
+		// The same command again: a node retried a proposal whose answer
+		// it lost (leadership changed mid-way), and the first one took.
+		return &fsmpb.Result{Value: &fsmpb.Result_VerificationCode{VerificationCode: proto.CloneOf(s.vcodes[c.GetUuid()])}}
 	case s.vcodes[c.GetUuid()] != nil:
 		return refuse(command.CodeUUIDExists, "uuid %q is taken", c.GetUuid())
 	case len(c.GetShortHash()) != 32 || len(c.GetLongHash()) != 32:
@@ -96,6 +100,14 @@ func applyIssueVerificationCode(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 	s.vcodeHash[[32]byte(c.GetShortHash())] = c.GetUuid()
 	s.vcodeHash[[32]byte(c.GetLongHash())] = c.GetUuid()
 	return &fsmpb.Result{Value: &fsmpb.Result_VerificationCode{VerificationCode: proto.CloneOf(c)}}
+}
+
+// sameIssue tells whether a stored code was issued by the very command c
+// (its code values are drawn at random, so a retry is the only way to
+// meet them again).
+func sameIssue(have, c *fsmpb.VerificationCode) bool {
+	return have != nil && have.GetProvider() == c.GetProvider() && have.GetTestType() == c.GetTestType() &&
+		slices.Equal(have.GetShortHash(), c.GetShortHash()) && slices.Equal(have.GetLongHash(), c.GetLongHash())
 }
 
 // livePhone tells whether a user report sent to this phone is still live.

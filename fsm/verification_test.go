@@ -71,6 +71,14 @@ func TestIssueVerificationCode(t *testing.T) {
 		}
 		assertUnchanged(t, f, before)
 	}
+	// The same command again (a proposal retried after leadership moved,
+	// the first one applied) answers the code it issued and issues no
+	// other; the uuid with other values is still taken (above).
+	codes := len(f.VerificationCodesAll())
+	again := mustApply(t, f, issueVCode("u1", "lab", "12345678", "abcdefghijklmnop", "confirmed", vt0+5)).GetVerificationCode()
+	if again.GetUuid() != "u1" || again.GetIssuedUnix() != vt0 || len(f.VerificationCodesAll()) != codes {
+		t.Fatalf("a retried issue answered %v (%d codes, were %d), want u1 as first issued", again, len(f.VerificationCodesAll()), codes)
+	}
 	// Once a code's long code has expired its values may be drawn again.
 	r := mustApply(t, f, issueVCode("u3", "clinic", "12345678", "abcdefghijklmnop", "negative", vt0+86_400)).GetVerificationCode()
 	if r.GetExpiresUnix() != vt0+86_400+900 || r.GetLongExpiresUnix() != vt0+2*86_400 || r.GetIssuedUnix() != vt0+86_400 {
