@@ -72,8 +72,9 @@ func (n *Node) Admitted() bool {
 	return ok
 }
 
-// Ready reports whether the node knows a leader and has applied everything
-// it knows to be committed, so that its reads are current.
+// Ready reports whether the node knows a leader, has applied everything
+// it knows to be committed, so that its reads are current, and has caught
+// up to its own admission (Admitted), so that it answers clients rightly.
 func (n *Node) Ready() bool {
 	_, leader := n.raft.LeaderWithID()
 	if leader == "" {
@@ -82,5 +83,5 @@ func (n *Node) Ready() bool {
 	if n.raft.State() != raft.Leader && time.Since(n.raft.LastContact()) > 5*time.Second {
 		return false
 	}
-	return n.raft.AppliedIndex() >= n.raft.CommitIndex()
+	return n.raft.AppliedIndex() >= n.raft.CommitIndex() && n.Admitted()
 }
