@@ -34,7 +34,7 @@ func (s *Server) exportFile(dir string) gin.HandlerFunc {
 }
 
 func (s *Server) serveExport(c *gin.Context, name string) {
-	f, err := s.catalog.File(name)
+	f, err := s.catalog.File(s.cfg.Now(), name)
 	switch {
 	case errors.Is(err, feed.ErrNotFound):
 		fail(c, http.StatusNotFound, "not_found", "no such export file")

@@ -209,7 +209,7 @@ func (s *Server) regionIndex(c *gin.Context) {
 // regionFile serves one of a region's batch files, byte-identical to the
 // region's own (its export key signed it).
 func (s *Server) regionFile(c *gin.Context) {
-	f, err := s.catalog.RegionFile(c.Param("region"), c.Param("name"), s.node.FSM())
+	f, err := s.catalog.RegionFile(s.cfg.Now(), c.Param("region"), c.Param("name"), s.node.FSM())
 	if err != nil {
 		fail(c, http.StatusNotFound, "not_found", "no such export file")
 		return

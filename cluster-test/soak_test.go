@@ -328,13 +328,20 @@ func (run *soakRun) consistentRead(r *soakRegion, rng *rand.Rand, worker int) {
 }
 
 // download reads the index and the newest listed file from a random node.
+// The node must serve what it has just listed, unless it was restarted in
+// between (a restarted node may not have applied the batch yet).
 func (run *soakRun) download(r *soakRegion, rng *rand.Rand) {
 	id := r.pick(rng)
+	process := r.c.node(id).cmd
 	status, index, _, err := r.c.tryGet(id, "/v1/exports/index.txt")
 	run.record("download index", status, nil, err)
 	if names := strings.Fields(string(index)); status == http.StatusOK && len(names) > 0 {
-		status, _, _, err = r.c.tryGet(id, "/"+names[len(names)-1])
+		name := names[len(names)-1]
+		status, _, _, err = r.c.tryGet(id, "/"+name)
 		run.record("download file", status, nil, err)
+		if status == http.StatusNotFound && r.c.node(id).cmd == process {
+			run.t.Errorf("%s/%s listed %s and then answered 404 for it", r.c.region, id, name)
+		}
 	}
 }
 

@@ -143,7 +143,7 @@ func BenchmarkSealAndSign100k(b *testing.B) {
 		if len(names) != 1 {
 			b.Fatalf("batch index %v", names)
 		}
-		file, err := c.File(names[0][len("v1/exports/"):])
+		file, err := c.File(time.Unix(benchNow, 0), names[0][len("v1/exports/"):])
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -106,18 +106,25 @@ func (c *Catalog) list(now time.Time, rollups bool) []string {
 	return out
 }
 
+// SupersededGrace is how long a roll-up name stays served after a seal
+// replaced it in index.txt: an app that read the index just before one
+// seal, or several, still finds every file it listed. The mirror keeps its
+// files as long.
+const SupersededGrace = time.Hour
+
 // File returns the export file with the given path relative to the root,
-// building it on first use.
-func (c *Catalog) File(rel string) (*File, error) {
+// building it on first use; now tells which superseded roll-up names are
+// still within SupersededGrace.
+func (c *Catalog) File(now time.Time, rel string) (*File, error) {
 	spec, err := parseName(rel)
 	if err != nil {
 		return nil, err
 	}
-	return c.files.get(rel, func() (*File, error) { return c.build(spec) })
+	return c.files.get(rel, func() (*File, error) { return c.build(spec, now) })
 }
 
-func (c *Catalog) build(spec fileSpec) (*File, error) {
-	keys, revised, signers, err := c.content(spec)
+func (c *Catalog) build(spec fileSpec, now time.Time) (*File, error) {
+	keys, revised, signers, err := c.content(spec, now)
 	if err != nil {
 		return nil, err
 	}
@@ -157,7 +164,7 @@ func (c *Catalog) build(spec fileSpec) (*File, error) {
 // file). A roll-up's name starts one second before the end of its first
 // batch, so that a day that retention shrank gets a new name: a node that
 // no longer has the first batch, or not yet the last, has no such file.
-func (c *Catalog) content(spec fileSpec) (keys, revised []export.Key, signers []*fsmpb.ExportSigner, err error) {
+func (c *Catalog) content(spec fileSpec, now time.Time) (keys, revised []export.Key, signers []*fsmpb.ExportSigner, err error) {
 	var seqs []uint32
 	var dayEnds []int64 // ends of the batches of the roll-up's day
 	for _, b := range c.src.Batches() {
@@ -171,7 +178,7 @@ func (c *Catalog) content(spec fileSpec) (keys, revised []export.Key, signers []
 			}
 		}
 	}
-	if !listedName(spec, dayEnds) {
+	if !listedName(spec, dayEnds, now) {
 		return nil, nil, nil, ErrNotFound
 	}
 	for _, seq := range seqs {
@@ -191,19 +198,23 @@ func (c *Catalog) content(spec fileSpec) (keys, revised []export.Key, signers []
 }
 
 // listedName tells whether a file name is one the index lists, or listed
-// until the last seal: a batch file of a kept batch, or a roll-up from the
-// first batch of its day to the last, or to the one before (an app may
-// read the index just before a seal). Other windows of a day are never
-// built, so the names a client can make the node build are bounded.
-func listedName(spec fileSpec, dayEnds []int64) bool {
+// within SupersededGrace: a batch file of a kept batch, or a roll-up from
+// the first batch of its day to the last, or to one that a seal replaced
+// less than SupersededGrace before now (the one before the last always).
+// Other windows of a day are never built, so the names a client can make
+// the node build are bounded by the seals of an hour.
+func listedName(spec fileSpec, dayEnds []int64, now time.Time) bool {
 	n := len(dayEnds)
 	switch {
 	case n == 0:
 		return false
 	case !spec.rollup:
 		return true
+	case dayEnds[0] != spec.start+1:
+		return false
 	}
-	return dayEnds[0] == spec.start+1 && (dayEnds[n-1] == spec.end || n > 1 && dayEnds[n-2] == spec.end)
+	i := slices.Index(dayEnds, spec.end)
+	return i >= n-2 || i >= 0 && dayEnds[i+1] >= now.Add(-SupersededGrace).Unix()
 }
 
 // signingKeys are this node's private keys for the signers a file names,

@@ -127,11 +127,11 @@ func TestFilesContentAndSplit(t *testing.T) {
 	}
 	var total, revised int
 	for _, n := range names {
-		fa, err := a.File(n)
+		fa, err := a.File(time.Unix(day0+2000, 0), n)
 		if err != nil {
 			t.Fatal(err)
 		}
-		fb, _ := b.File(n)
+		fb, _ := b.File(time.Unix(day0+2000, 0), n)
 		if !bytes.Equal(fa.Data, fb.Data) || fa.ETag != fb.ETag {
 			t.Fatalf("%s differs between two catalogs", n)
 		}
@@ -148,14 +148,14 @@ func TestFilesContentAndSplit(t *testing.T) {
 	if total != 5 || revised != 1 {
 		t.Fatalf("files hold %d keys and %d revisions, want 5 and 1", total, revised)
 	}
-	if _, err := a.File("day/" + itoa(day0) + "-" + itoa(day0+900) + "-00001.zip"); !errors.Is(err, ErrNotFound) {
+	if _, err := a.File(time.Unix(day0+2000, 0), "day/" + itoa(day0) + "-" + itoa(day0+900) + "-00001.zip"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("roll-up ending between batches: %v", err)
 	}
-	if _, err := a.File("day/" + itoa(day0) + "-" + itoa(day0+1200) + "-00003.zip"); !errors.Is(err, ErrNotFound) {
+	if _, err := a.File(time.Unix(day0+2000, 0), "day/" + itoa(day0) + "-" + itoa(day0+1200) + "-00003.zip"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("part beyond the last: %v", err)
 	}
 	none := NewCatalog(Config{}, src)
-	if _, err := none.File(names[0]); !errors.Is(err, ErrNoSigningKey) {
+	if _, err := none.File(time.Unix(day0+2000, 0), names[0]); !errors.Is(err, ErrNoSigningKey) {
 		t.Fatalf("without a key: %v", err)
 	}
 }
@@ -218,28 +218,43 @@ func TestDelta(t *testing.T) {
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
-// Only the roll-up the index lists for a day is built, and the one it
-// listed before the day's last seal: no other window of a day, so that the
-// files a client can make a node build are bounded.
+// Only the roll-ups the index lists for a day are built, and those it
+// listed before a seal less than SupersededGrace ago (the one before the
+// last always): no other window of a day, so that the files a client can
+// make a node build are bounded, and an app that read the index before a
+// few seals still finds what it listed.
 func TestRollupNamesOnlyListed(t *testing.T) {
 	src := newFake()
-	for i := range 4 {
+	for i := range 4 { // batches end at 600, 1200, 1800 and 2400 s into the day
 		src.add(uint32(i+1), day0+int64(i)*600, day0+int64(i+1)*600, []fsm.Key{key(byte(i + 1))})
 	}
-	c := NewCatalog(Config{Root: "v1/exports", Retention: 24 * time.Hour, SigningKeys: []export.SigningKey{signingKey(t)}}, src)
+	cfg := Config{Root: "v1/exports", Retention: 24 * time.Hour, SigningKeys: []export.SigningKey{signingKey(t)}}
 	name := func(first, last int) string {
 		return "day/" + itoa(day0+int64(first)*600-1) + "-" + itoa(day0+int64(last)*600) + "-00001.zip"
 	}
-	if idx := c.Index(time.Unix(day0+3000, 0)); len(idx) != 1 || idx[0] != "v1/exports/"+name(1, 4) {
+	if idx := NewCatalog(cfg, src).Index(time.Unix(day0+3000, 0)); len(idx) != 1 || idx[0] != "v1/exports/"+name(1, 4) {
 		t.Fatalf("index %v, want %s", idx, name(1, 4))
 	}
+	grace := int64(SupersededGrace / time.Second)
 	for _, tc := range []struct {
 		first, last int
+		at          int64 // seconds into the day
 		served      bool
-	}{{1, 4, true}, {1, 3, true}, {1, 2, false}, {1, 1, false}, {2, 4, false}, {3, 4, false}} {
-		_, err := c.File(name(tc.first, tc.last))
+	}{
+		{1, 4, 3000, true},
+		{1, 3, 3000, true},
+		{1, 3, 2400 + 2*grace, true}, // the one before the last, however late
+		{1, 2, 3000, true},           // replaced at 1800, within the grace
+		{1, 2, 1800 + grace, true},
+		{1, 2, 1800 + grace + 1, false},
+		{1, 1, 1200 + grace + 1, false},
+		{1, 1, 3000, true},
+		{2, 4, 3000, false}, // not from the day's first batch
+		{3, 4, 3000, false},
+	} {
+		_, err := NewCatalog(cfg, src).File(time.Unix(day0+tc.at, 0), name(tc.first, tc.last))
 		if served := err == nil; served != tc.served {
-			t.Errorf("roll-up of batches %d to %d: err %v, want served=%v", tc.first, tc.last, err, tc.served)
+			t.Errorf("roll-up of batches %d to %d at %d s: err %v, want served=%v", tc.first, tc.last, tc.at, err, tc.served)
 		}
 	}
 }

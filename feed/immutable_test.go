@@ -23,7 +23,7 @@ func TestShrunkRollupGetsNewName(t *testing.T) {
 	if len(before) != 1 {
 		t.Fatalf("index %v", before)
 	}
-	if _, err := c.File(before[0][len("v1/exports/"):]); err != nil {
+	if _, err := c.File(now, before[0][len("v1/exports/"):]); err != nil {
 		t.Fatal(err)
 	}
 	src.infos = src.infos[1:] // batch 1 expired
@@ -33,10 +33,10 @@ func TestShrunkRollupGetsNewName(t *testing.T) {
 	if len(after) != 1 || after[0] == before[0] {
 		t.Fatalf("index after retention %v, before %v: want a new name", after, before)
 	}
-	if _, err := fresh.File(before[0][len("v1/exports/"):]); !errors.Is(err, ErrNotFound) {
+	if _, err := fresh.File(now, before[0][len("v1/exports/"):]); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("old roll-up name after retention: %v, want ErrNotFound", err)
 	}
-	f, err := fresh.File(after[0][len("v1/exports/"):])
+	f, err := fresh.File(now, after[0][len("v1/exports/"):])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,21 +57,21 @@ func TestFilesKeepTheirSigners(t *testing.T) {
 	src.infos[0].Signers = []*fsmpb.ExportSigner{{KeyId: "id", KeyVersion: "v1"}}
 	name := fileSpec{start: day0 + 10, end: day0 + 600, part: 1}.rel()
 
-	before, err := NewCatalog(Config{Region: "r", SigningKeys: []export.SigningKey{old}}, src).File(name)
+	before, err := NewCatalog(Config{Region: "r", SigningKeys: []export.SigningKey{old}}, src).File(time.Time{}, name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	after, err := NewCatalog(Config{Region: "r", SigningKeys: []export.SigningKey{added, old}}, src).File(name)
+	after, err := NewCatalog(Config{Region: "r", SigningKeys: []export.SigningKey{added, old}}, src).File(time.Time{}, name)
 	if err != nil || !bytes.Equal(before.Data, after.Data) {
 		t.Fatalf("file after a key was added: %v, same bytes %v", err, err == nil && bytes.Equal(before.Data, after.Data))
 	}
-	if _, err := NewCatalog(Config{Region: "r", SigningKeys: []export.SigningKey{added}}, src).File(name); !errors.Is(err, ErrNoSigningKey) {
+	if _, err := NewCatalog(Config{Region: "r", SigningKeys: []export.SigningKey{added}}, src).File(time.Time{}, name); !errors.Is(err, ErrNoSigningKey) {
 		t.Fatalf("file on a node without its signer: %v, want ErrNoSigningKey", err)
 	}
 	// The next batch, sealed with both keys, is signed by both.
 	src.add(2, day0+600, day0+1200, []fsm.Key{key(2)})
 	src.infos[1].Signers = []*fsmpb.ExportSigner{{KeyId: "new", KeyVersion: "v2"}, {KeyId: "id", KeyVersion: "v1"}}
-	f, err := NewCatalog(Config{Region: "r", SigningKeys: []export.SigningKey{old, added}}, src).File(fileSpec{start: day0 + 600, end: day0 + 1200, part: 1}.rel())
+	f, err := NewCatalog(Config{Region: "r", SigningKeys: []export.SigningKey{old, added}}, src).File(time.Time{}, fileSpec{start: day0 + 600, end: day0 + 1200, part: 1}.rel())
 	if err != nil {
 		t.Fatal(err)
 	}

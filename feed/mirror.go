@@ -46,7 +46,7 @@ func (m *Mirror) Sync(now time.Time) error {
 		if _, err := os.Stat(dst); err == nil {
 			continue // a name always means the same bytes
 		}
-		f, err := c.File(rel)
+		f, err := c.File(now, rel)
 		if err != nil {
 			return fmt.Errorf("mirror %s: %w", name, err)
 		}
@@ -67,12 +67,8 @@ func (m *Mirror) Sync(now time.Time) error {
 	return nil
 }
 
-// pruneAfter is how long a file no list names stays: an app that read the
-// index just before a seal still finds what it listed.
-const pruneAfter = time.Hour
-
 // prune removes the files under dir that keep does not name and that were
-// written more than pruneAfter before now.
+// written more than SupersededGrace before now.
 func (m *Mirror) prune(dir string, keep map[string]bool, now time.Time) error {
 	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
@@ -80,7 +76,7 @@ func (m *Mirror) prune(dir string, keep map[string]bool, now time.Time) error {
 		}
 		rel, _ := filepath.Rel(dir, p)
 		info, err := d.Info()
-		if err != nil || keep[filepath.ToSlash(rel)] || now.Sub(info.ModTime()) < pruneAfter {
+		if err != nil || keep[filepath.ToSlash(rel)] || now.Sub(info.ModTime()) < SupersededGrace {
 			return err
 		}
 		return os.Remove(p)

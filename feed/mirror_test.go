@@ -35,7 +35,7 @@ func TestMirror(t *testing.T) {
 		}
 		for _, name := range names {
 			got, err := os.ReadFile(filepath.Join(dir, name))
-			want, ferr := c.File(strings.TrimPrefix(name, "v1/exports/"))
+			want, ferr := c.File(now, strings.TrimPrefix(name, "v1/exports/"))
 			if err != nil || ferr != nil || !bytes.Equal(got, want.Data) {
 				t.Fatalf("%s in the mirror differs (%v, %v)", name, err, ferr)
 			}

@@ -33,7 +33,7 @@ func (c *Catalog) BatchExportSig(seq uint32) []byte {
 		}
 		rel := fileSpec{start: b.StartUnix, end: b.EndUnix, part: 1}.rel()
 		sig, err := c.files.get("sig/"+rel, func() (*File, error) {
-			f, err := c.File(rel)
+			f, err := c.File(time.Time{}, rel) // a batch file's name has no grace to check
 			if err != nil {
 				return nil, err
 			}
@@ -74,10 +74,10 @@ func (c *Catalog) RegionIndex(origin string, foreign Foreign, now time.Time) []s
 
 // RegionFile returns a batch file of origin: this region's own file, or
 // another region's rebuilt byte for byte from its kept batch and the
-// origin's export.sig.
-func (c *Catalog) RegionFile(origin, rel string, foreign Foreign) (*File, error) {
+// origin's export.sig. now is as for File.
+func (c *Catalog) RegionFile(now time.Time, origin, rel string, foreign Foreign) (*File, error) {
 	if origin == c.cfg.Region {
-		return c.File(rel)
+		return c.File(now, rel)
 	}
 	spec, err := parseName(rel)
 	if err != nil || spec.rollup || spec.part != 1 {
