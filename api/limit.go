@@ -1,11 +1,13 @@
 package api
 
 import (
+	"context"
 	"math"
 	"net/http"
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -21,9 +23,15 @@ type Limits struct {
 	// ReadRate and ReadBurst bound reads per client IP.
 	ReadRate  float64
 	ReadBurst int
-	// MaxUploadsInFlight caps uploads being processed at once on this node;
-	// more are answered 429 at once instead of queueing.
+	// MaxUploadsInFlight caps uploads being processed at once on this node.
+	// One more waits up to UploadQueueWait for a slot, then gets 429. Once
+	// a wait has run out, uploads that find no free slot get 429 at once,
+	// before their body is read, for as long again; so do uploads that
+	// arrive while as many wait as may run. Under overload
+	// accepted uploads stay fast and the rest are told quickly, instead of
+	// every upload queueing.
 	MaxUploadsInFlight int
+	UploadQueueWait    time.Duration
 	// CodeFailuresPerHour and CodeFailureBurst bound wrong one-time codes
 	// per client IP; past them its code uploads get 429.
 	CodeFailuresPerHour float64
@@ -33,8 +41,8 @@ type Limits struct {
 // DefaultLimits suit a node that apps reach directly: an app publishes
 // once per diagnosis and reads a few times a day.
 func DefaultLimits() Limits {
-	return Limits{PublishRate: 1, PublishBurst: 10, ReadRate: 20, ReadBurst: 60, MaxUploadsInFlight: 512,
-		CodeFailuresPerHour: 10, CodeFailureBurst: 10}
+	return Limits{PublishRate: 1, PublishBurst: 10, ReadRate: 20, ReadBurst: 60, MaxUploadsInFlight: 64,
+		UploadQueueWait: 100 * time.Millisecond, CodeFailuresPerHour: 10, CodeFailureBurst: 10}
 }
 
 // ipLimiter keeps one token bucket per client (an IPv4 address, or an IPv6
@@ -156,21 +164,72 @@ func rateLimit(l *ipLimiter) gin.HandlerFunc {
 	}
 }
 
-// inFlight caps concurrent requests; over the cap it answers 429 at once.
-func inFlight(max int) gin.HandlerFunc {
+// uploadGate bounds the uploads a node processes at once and how long
+// one waits for a slot (see Limits.MaxUploadsInFlight). A nil gate (no
+// cap) admits all.
+type uploadGate struct {
+	slots   chan struct{}
+	waiting atomic.Int64
+	maxWait time.Duration
+	// shedUntil (Unix nanoseconds) is maxWait after the last wait that ran
+	// out, or 0 once a waiter got a slot: until then no upload waits.
+	shedUntil atomic.Int64
+}
+
+func newUploadGate(max int, maxWait time.Duration) *uploadGate {
 	if max <= 0 {
-		return func(*gin.Context) {}
+		return nil
 	}
-	slots := make(chan struct{}, max)
-	return func(c *gin.Context) {
-		select {
-		case slots <- struct{}{}:
-			defer func() { <-slots }()
-			c.Next()
-		default:
-			tooMany(c, time.Second, "too many uploads in flight on this node")
-		}
+	return &uploadGate{slots: make(chan struct{}, max), maxWait: maxWait}
+}
+
+// shedEarly answers 429 before the body is read when this upload would
+// not get a slot: every slot is taken and either a wait ran out lately or
+// as many uploads wait as may run.
+func (g *uploadGate) shedEarly(c *gin.Context) {
+	if g != nil && len(g.slots) == cap(g.slots) && (g.shedding() || g.waiting.Load() >= int64(cap(g.slots))) {
+		tooMany(c, time.Second, "too many uploads in flight on this node")
 	}
+}
+
+func (g *uploadGate) shedding() bool { return time.Now().UnixNano() < g.shedUntil.Load() }
+
+// admit holds a slot while the rest of the chain runs; without one within
+// maxWait it answers 429.
+func (g *uploadGate) admit(c *gin.Context) {
+	if g == nil {
+		return
+	}
+	if !g.acquire(c.Request.Context()) {
+		tooMany(c, time.Second, "too many uploads in flight on this node")
+		return
+	}
+	defer func() { <-g.slots }()
+	c.Next()
+}
+
+func (g *uploadGate) acquire(ctx context.Context) bool {
+	select {
+	case g.slots <- struct{}{}:
+		return true
+	default:
+	}
+	if g.shedding() {
+		return false
+	}
+	g.waiting.Add(1)
+	defer g.waiting.Add(-1)
+	t := time.NewTimer(g.maxWait)
+	defer t.Stop()
+	select {
+	case g.slots <- struct{}{}:
+		g.shedUntil.Store(0)
+		return true
+	case <-t.C:
+		g.shedUntil.Store(time.Now().Add(g.maxWait).UnixNano())
+	case <-ctx.Done():
+	}
+	return false
 }
 
 func tooMany(c *gin.Context, wait time.Duration, msg string) {

@@ -2,10 +2,13 @@ package api
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -87,27 +90,70 @@ func TestRateLimitIgnoresUntrustedForwardedFor(t *testing.T) {
 	}
 }
 
-// Over the in-flight cap a request is refused at once with 429.
-func TestInFlightCap(t *testing.T) {
-	release := make(chan struct{})
-	entered := make(chan struct{}, 2)
-	r := gin.New()
-	r.GET("/", inFlight(1), func(c *gin.Context) { entered <- struct{}{}; <-release; c.Status(http.StatusOK) })
-	first := make(chan int)
-	go func() {
-		w := httptest.NewRecorder()
-		r.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/", nil))
-		first <- w.Code
-	}()
-	<-entered
-	w := httptest.NewRecorder()
-	r.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/", nil))
-	if w.Code != http.StatusTooManyRequests {
-		t.Fatalf("second request while the first is in flight: %d", w.Code)
+// Over the in-flight cap an upload waits for a slot up to the queue wait,
+// then gets 429; while as many wait as may run, or just after a wait ran
+// out, one more gets 429 before its body is read.
+func TestUploadGate(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		wait     time.Duration
+		freeSlot bool // the upload in flight ends while the second waits
+		want     int
+	}{
+		{"slot frees within the wait", time.Minute, true, http.StatusOK},
+		{"no slot within the wait", time.Second, false, http.StatusTooManyRequests},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := newUploadGate(1, tc.wait)
+			release := make(chan struct{})
+			var bodies atomic.Int64
+			r := gin.New()
+			readBody := func(c *gin.Context) { io.ReadAll(c.Request.Body); bodies.Add(1) }
+			r.POST("/", g.shedEarly, readBody, g.admit, func(c *gin.Context) { <-release; c.Status(http.StatusOK) })
+			post := func(codes chan<- int) {
+				w := httptest.NewRecorder()
+				r.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/", strings.NewReader("{}")))
+				codes <- w.Code
+			}
+			first, second := make(chan int, 1), make(chan int, 1)
+			go post(first)
+			waitFor(t, func() bool { return len(g.slots) == 1 })
+			go post(second)
+			if tc.freeSlot {
+				waitFor(t, func() bool { return g.waiting.Load() == 1 })
+				third := make(chan int, 1)
+				post(third)
+				if code := <-third; code != http.StatusTooManyRequests || bodies.Load() != 2 {
+					t.Fatalf("third upload while one runs and one waits: %d, %d bodies read, want 429 and 2", code, bodies.Load())
+				}
+				release <- struct{}{} // the first ends; the second takes its slot
+				release <- struct{}{}
+			}
+			if code := <-second; code != tc.want {
+				t.Fatalf("second upload: %d, want %d", code, tc.want)
+			}
+			if !tc.freeSlot {
+				third := make(chan int, 1)
+				post(third)
+				if code := <-third; code != http.StatusTooManyRequests || bodies.Load() != 2 {
+					t.Fatalf("third upload just after a wait ran out: %d, %d bodies read, want 429 and 2", code, bodies.Load())
+				}
+			}
+			close(release)
+			if code := <-first; code != http.StatusOK {
+				t.Fatalf("first upload: %d", code)
+			}
+		})
 	}
-	close(release)
-	if code := <-first; code != http.StatusOK {
-		t.Fatalf("first request: %d", code)
+}
+
+// waitFor polls cond until it holds, failing after 5 s.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 5 s")
+		}
 	}
 }
 

@@ -237,7 +237,8 @@ func (s *Server) routes() (http.Handler, error) {
 	read("/v1/status", s.status)
 	publishLimit := rateLimit(newIPLimiter(s.cfg.Limits.PublishRate, s.cfg.Limits.PublishBurst, s.cfg.Now))
 	readLimit := rateLimit(newIPLimiter(s.cfg.Limits.ReadRate, s.cfg.Limits.ReadBurst, s.cfg.Now))
-	r.POST("/v1/publish", publishLimit, s.admittedPublish, s.readUpload, inFlight(s.cfg.Limits.MaxUploadsInFlight), s.publish)
+	gate := newUploadGate(s.cfg.Limits.MaxUploadsInFlight, s.cfg.Limits.UploadQueueWait)
+	r.POST("/v1/publish", publishLimit, s.admittedPublish, gate.shedEarly, s.readUpload, gate.admit, s.publish)
 	r.POST("/v1/codes", publishLimit, s.admitted, s.requireProvider, s.issueCode)
 	if s.cfg.Verification != nil {
 		s.verificationRoutes(r, publishLimit)

@@ -54,7 +54,12 @@ func BenchmarkPublish3Nodes(b *testing.B) {
 
 func benchPublish(b *testing.B, c *cluster, clients, uploads int) {
 	b.StopTimer()
-	bodies := make([][]byte, uploads)
+	runUploads(b, c, clients, signedBodies(b, c, uploads), fmt.Sprintf("clients%d", clients))
+}
+
+// signedBodies signs n uploads of 14 keys beforehand.
+func signedBodies(b *testing.B, c *cluster, n int) [][]byte {
+	bodies := make([][]byte, n)
 	for i := range bodies {
 		req, err := c.signer.RandomUpload(14, time.Now())
 		if err != nil {
@@ -62,7 +67,7 @@ func benchPublish(b *testing.B, c *cluster, clients, uploads int) {
 		}
 		bodies[i], _ = json.Marshal(req)
 	}
-	runUploads(b, c, clients, bodies, fmt.Sprintf("clients%d", clients))
+	return bodies
 }
 
 // runUploads posts pre-built upload bodies from clients workers, round
@@ -70,6 +75,31 @@ func benchPublish(b *testing.B, c *cluster, clients, uploads int) {
 // upload must store its 14 keys. Call with the timer stopped.
 func runUploads(b *testing.B, c *cluster, clients int, bodies [][]byte, label string) {
 	urls := []string{c.node("n1").url(), c.node("n2").url(), c.node("n3").url()}
+	b.StartTimer()
+	stopProfiles := c.profileIfAsked(b, label)
+	defer stopProfiles()
+	run := postUploads(b, urls, clients, bodies)
+	b.StopTimer()
+	run.report(b, "")
+	b.StartTimer()
+}
+
+// uploadRun is what postUploads measured.
+type uploadRun struct {
+	elapsed   time.Duration
+	latencies []time.Duration // sorted
+}
+
+// report reports uploads/s, p50 and p99, their units prefixed.
+func (r uploadRun) report(b *testing.B, prefix string) {
+	b.ReportMetric(float64(len(r.latencies))/r.elapsed.Seconds(), prefix+"uploads/s")
+	b.ReportMetric(float64(r.latencies[len(r.latencies)/2].Microseconds())/1000, prefix+"p50-ms")
+	b.ReportMetric(float64(r.latencies[len(r.latencies)*99/100].Microseconds())/1000, prefix+"p99-ms")
+}
+
+// postUploads posts every body once from clients workers, round robin
+// over urls; every upload must answer 200 with its 14 keys inserted.
+func postUploads(b *testing.B, urls []string, clients int, bodies [][]byte) uploadRun {
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
 	latencies := make([]time.Duration, len(bodies))
 	var failures sync.Map
@@ -78,9 +108,6 @@ func runUploads(b *testing.B, c *cluster, clients int, bodies [][]byte, label st
 		next <- i
 	}
 	close(next)
-	b.StartTimer()
-	stopProfiles := c.profileIfAsked(b, label)
-	defer stopProfiles()
 	start := time.Now()
 	var wg sync.WaitGroup
 	for w := range clients {
@@ -109,7 +136,6 @@ func runUploads(b *testing.B, c *cluster, clients int, bodies [][]byte, label st
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	b.StopTimer()
 	failed := 0
 	var first any
 	failures.Range(func(_, v any) bool { failed++; first = v; return true })
@@ -117,10 +143,7 @@ func runUploads(b *testing.B, c *cluster, clients int, bodies [][]byte, label st
 		b.Fatalf("%d of %d uploads failed (e.g. %v)", failed, len(bodies), first)
 	}
 	slices.Sort(latencies)
-	b.ReportMetric(float64(len(bodies))/elapsed.Seconds(), "uploads/s")
-	b.ReportMetric(float64(latencies[len(latencies)/2].Microseconds())/1000, "p50-ms")
-	b.ReportMetric(float64(latencies[len(latencies)*99/100].Microseconds())/1000, "p99-ms")
-	b.StartTimer()
+	return uploadRun{elapsed: elapsed, latencies: latencies}
 }
 
 // profileIfAsked fetches 3-second CPU profiles of n1 (the leader) and n2

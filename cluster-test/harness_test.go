@@ -537,6 +537,25 @@ func (c *cluster) publishRequest(addr string, req *publish.Request) ([]string, e
 // keysOn returns the set of keys a node holds in its local state, sealed
 // or not (admin view).
 func (c *cluster) keysOn(id string) (map[string]bool, error) {
+	keys, err := c.keyStates(id)
+	if err != nil {
+		return nil, err
+	}
+	set := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		set[k.Key] = true
+	}
+	return set, nil
+}
+
+// keyState is a stored key as the admin view shows it.
+type keyState struct {
+	Key     string `json:"key"`
+	Revised bool   `json:"revised"`
+}
+
+// keyStates returns the keys a node holds in its local state (admin view).
+func (c *cluster) keyStates(id string) ([]keyState, error) {
 	req, err := http.NewRequest(http.MethodGet, c.node(id).url()+"/v1/admin/keys", nil)
 	if err != nil {
 		return nil, err
@@ -548,18 +567,12 @@ func (c *cluster) keysOn(id string) (map[string]bool, error) {
 	}
 	defer resp.Body.Close()
 	var out struct {
-		Keys []struct {
-			Key string `json:"key"`
-		} `json:"keys"`
+		Keys []keyState `json:"keys"`
 	}
 	if err := json.NewDecoder(bufio.NewReader(resp.Body)).Decode(&out); err != nil {
 		return nil, err
 	}
-	set := make(map[string]bool, len(out.Keys))
-	for _, k := range out.Keys {
-		set[k.Key] = true
-	}
-	return set, nil
+	return out.Keys, nil
 }
 
 // waitHasAll waits until each node serves every acknowledged key, and

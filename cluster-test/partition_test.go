@@ -26,14 +26,18 @@ func newFirewall(t *testing.T, subnet int) *firewall {
 		t.Fatalf("iptables not found (.ci/run installs it): %v", err)
 	}
 	f := &firewall{t: t, chain: fmt.Sprintf("COVIDTEST%d", subnet)}
+	f.remove() // left by a run that was killed
 	f.ipt("-N", f.chain)
 	f.ipt("-I", "INPUT", "-i", "lo", "-j", f.chain)
-	t.Cleanup(func() {
-		f.iptQuiet("-D", "INPUT", "-i", "lo", "-j", f.chain)
-		f.iptQuiet("-F", f.chain)
-		f.iptQuiet("-X", f.chain)
-	})
+	t.Cleanup(f.remove)
 	return f
+}
+
+// remove takes the chain and its jump out, if they are there.
+func (f *firewall) remove() {
+	f.iptQuiet("-D", "INPUT", "-i", "lo", "-j", f.chain)
+	f.iptQuiet("-F", f.chain)
+	f.iptQuiet("-X", f.chain)
 }
 
 // isolate drops every packet between ip and each of the others, both ways.

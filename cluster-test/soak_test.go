@@ -3,6 +3,7 @@ package clustertest
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -26,12 +27,14 @@ import (
 // injects faults one after another (soak.Kinds: kill -9, SIGSTOP,
 // partitions within and between regions, leadership transfers, member
 // replacement, clock jumps, slowed, stalled and cut member links through
-// a proxy). After healing it checks that every
-// acknowledged key is on every node of its region, no code or token
-// admitted more than one upload, code claims and consistent reads are
-// linearizable (porcupine), every node serves the same bytes for every
-// export file and federated batch and every export verifies, and prints
-// the table. COVID_SOAK_DURATION (default 2m) sets how long faults go on;
+// a proxy). The load uploads, revises, goes through the code flow, reads
+// consistently and downloads the delta feed, index and files. After
+// healing it checks that every acknowledged key and revision is on every
+// node of its region, in its exports and in its files on every node of
+// the other region, no code or token admitted more than one upload, code
+// claims and consistent reads are linearizable (porcupine), every node
+// serves the same bytes for every export file and federated batch and
+// every export verifies, and prints the table. COVID_SOAK_DURATION (default 2m) sets how long faults go on;
 // COVID_SOAK_SEEDS a comma-separated list of seeds, "random" drawing one
 // (default "1,random"; the seed is printed, so any run can be replayed).
 func TestSoak(t *testing.T) {
@@ -70,6 +73,10 @@ type soakRegion struct {
 	live              []string
 	next              int // index of the next fresh member
 	acked             *ackSet
+	// revised are the keys of acknowledged revisions (likely to confirmed).
+	revised *ackSet
+	// cursor is the delta feed's next cursor, as the downloader last got it.
+	cursor string
 	// uses counts uploads admitted per one-time code.
 	uses map[string]int
 	// codes are recently claimed codes' UUIDs, for the readers.
@@ -110,7 +117,7 @@ func runSoak(t *testing.T, seed uint64, duration time.Duration) {
 		c := clusters[name]
 		deviceKey, labKey := c.verificationKeys()
 		run.regions = append(run.regions, &soakRegion{c: c, deviceKey: deviceKey, labKey: labKey,
-			live: c.ids(3), next: 4, acked: &ackSet{}, uses: map[string]int{}})
+			live: c.ids(3), next: 4, acked: &ackSet{}, revised: &ackSet{}, uses: map[string]int{}, cursor: "0"})
 	}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -208,8 +215,14 @@ func (run *soakRun) post(r *soakRegion, id, path, key string, body any) (int, ma
 	return postJSON(run.client, r.c.node(id).url()+path, key, body)
 }
 
+// certUpload uploads with a health authority's certificate; one in four
+// uploads is certified likely and, once acknowledged, revised to confirmed.
 func (run *soakRun) certUpload(r *soakRegion, rng *rand.Rand) {
 	req, err := r.c.signer.RandomUpload(14, time.Now())
+	revise := rng.IntN(4) == 0
+	if err == nil && revise {
+		err = r.c.signer.Certify(req, publish.ReportTypeLikely, time.Now())
+	}
 	if err != nil {
 		run.t.Error(err)
 		return
@@ -221,9 +234,26 @@ func (run *soakRun) certUpload(r *soakRegion, rng *rand.Rand) {
 			run.t.Errorf("upload acknowledged with %v of %d keys inserted", out["insertedExposures"], len(req.Keys))
 		}
 		r.acked.add(keysOf(req))
+		if token, _ := out["revisionToken"].(string); revise {
+			run.revise(r, rng, req, token)
+		}
 	}
 	if o != soak.OK {
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// revise sends an acknowledged likely upload again as confirmed with the
+// revision token it got, as an app does once the test confirms it.
+func (run *soakRun) revise(r *soakRegion, rng *rand.Rand, req *publish.Request, token string) {
+	req.RevisionToken = token
+	if err := r.c.signer.Certify(req, publish.ReportTypeConfirmed, time.Now()); err != nil {
+		run.t.Error(err)
+		return
+	}
+	status, out, err := run.post(r, r.pick(rng), "/v1/publish", "", req)
+	if run.record("revision", status, out, err) == soak.OK {
+		r.revised.add(keysOf(req))
 	}
 }
 
@@ -327,11 +357,25 @@ func (run *soakRun) consistentRead(r *soakRegion, rng *rand.Rand, worker int) {
 	time.Sleep(20 * time.Millisecond)
 }
 
-// download reads the index and the newest listed file from a random node.
-// The node must serve what it has just listed, unless it was restarted in
-// between (a restarted node may not have applied the batch yet).
+// download reads the index and the newest listed file from a random node,
+// and the delta feed since the cursor it last got. The node must serve
+// what it has just listed, unless it was restarted in between (a restarted
+// node may not have applied the batch yet).
 func (run *soakRun) download(r *soakRegion, rng *rand.Rand) {
 	id := r.pick(rng)
+	r.mu.Lock()
+	cursor := r.cursor
+	r.mu.Unlock()
+	status, body, h, err := r.c.tryGet(id, "/v1/keys?since="+cursor)
+	var refusal map[string]any
+	if status != http.StatusOK {
+		json.Unmarshal(body, &refusal) // a lagging node's bad_cursor, say
+	}
+	if run.record("download delta", status, refusal, err) == soak.OK {
+		r.mu.Lock()
+		r.cursor = h.Get("X-Next-Cursor")
+		r.mu.Unlock()
+	}
 	process := r.c.node(id).cmd
 	status, index, _, err := r.c.tryGet(id, "/v1/exports/index.txt")
 	run.record("download index", status, nil, err)
@@ -472,23 +516,13 @@ func (run *soakRun) check(healed time.Time) soak.Result {
 		for _, id := range r.members() {
 			r.c.waitReady(id)
 		}
-		acked := r.acked.snapshot()
+		acked, revised := r.acked.snapshot(), r.revised.snapshot()
 		res.KeysAcknowledged += len(acked)
+		res.RevisionsAcknowledged += len(revised)
 		for _, id := range r.members() {
-			deadline := time.Now().Add(90 * time.Second)
-			for {
-				have, err := r.c.keysOn(id)
-				missing := soak.Missing(acked, have)
-				if err == nil && len(missing) == 0 {
-					break
-				}
-				if time.Now().After(deadline) {
-					res.KeysLost += len(missing)
-					t.Errorf("%s/%s lacks %d of %d acknowledged keys (first %v; err %v)", r.c.region, id, len(missing), len(acked), missing[:min(1, len(missing))], err)
-					break
-				}
-				time.Sleep(200 * time.Millisecond)
-			}
+			lost, unrevised := run.waitStored(r, id, acked, revised)
+			res.KeysLost += lost
+			res.RevisionsLost += unrevised
 		}
 		for _, code := range soak.Reused(r.uses) {
 			res.DuplicateCodeUses++
@@ -496,22 +530,47 @@ func (run *soakRun) check(healed time.Time) soak.Result {
 		}
 	}
 	res.Convergence = time.Since(healed)
-	res.DifferingFiles = run.checkFiles()
+	run.checkFiles(&res)
 	ok, bad := soak.CheckLinearizable(run.history.Ops(), time.Minute)
 	res.Linearizable, res.LinearizabilityCheck = ok, bad
 	return res
 }
 
+// waitStored waits up to 90 s until a node holds every acknowledged key,
+// and every acknowledged revision as revised; it returns how many of each
+// it still lacks.
+func (run *soakRun) waitStored(r *soakRegion, id string, acked, revised []string) (lost, unrevised int) {
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		stored, err := r.c.keyStates(id)
+		have, haveRevised := map[string]bool{}, map[string]bool{}
+		for _, k := range stored {
+			have[k.Key], haveRevised[k.Key] = true, k.Revised
+		}
+		missing, notRevised := soak.Missing(acked, have), soak.Missing(revised, haveRevised)
+		if err == nil && len(missing)+len(notRevised) == 0 {
+			return 0, 0
+		}
+		if time.Now().After(deadline) {
+			run.t.Errorf("%s/%s lacks %d of %d acknowledged keys (first %v) and %d of %d revisions (first %v); err %v", r.c.region, id,
+				len(missing), len(acked), missing[:min(1, len(missing))], len(notRevised), len(revised), notRevised[:min(1, len(notRevised))], err)
+			return len(missing), len(notRevised)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 // checkFiles seals once more in every region, waits until every node of
 // every region lists the same exports and serves every origin's newest
 // batch, and compares the bytes of every file across nodes; every export
-// must verify with its region's key. It returns how many names differ.
-func (run *soakRun) checkFiles() int {
+// must verify with its region's key, the exports must hold every
+// acknowledged key and revision, and every node of the other regions must
+// serve them all in the region's federated files.
+func (run *soakRun) checkFiles(res *soak.Result) {
 	t := run.t
 	for _, r := range run.regions {
 		run.seal(r)
 	}
-	differing := 0
 	for _, r := range run.regions {
 		ids := r.members()
 		var index []byte
@@ -545,12 +604,79 @@ func (run *soakRun) checkFiles() int {
 			}
 		}
 		for _, name := range soak.Differing(digests) {
-			differing++
+			res.DifferingFiles++
 			t.Errorf("%s: nodes serve different bytes for %s", r.c.region, name)
 		}
+		keys, revised, err := exportedKeys(r.c, ids[0], "/v1/exports/index.txt")
+		missing, notRevised := soak.Missing(r.acked.snapshot(), keys), soak.Missing(r.revised.snapshot(), revised)
+		if res.KeysNotExported += len(missing) + len(notRevised); len(missing)+len(notRevised) > 0 || err != nil {
+			t.Errorf("%s's exports lack %d acknowledged keys and %d revisions (%v)", r.c.region, len(missing), len(notRevised), err)
+		}
 		run.checkFederated(r)
+		res.KeysNotFederated += run.checkFederatedKeys(r)
 	}
-	return differing
+}
+
+// exportedKeys decodes every file an index lists on a node and returns
+// the keys they hold, and those confirmed by a revision: listed among a
+// file's revised keys, or, when the revision came before the seal, among
+// its keys as confirmed.
+func exportedKeys(c *cluster, id, index string) (keys, revised map[string]bool, err error) {
+	status, list, _, err := c.tryGet(id, index)
+	if err != nil || status != http.StatusOK {
+		return nil, nil, fmt.Errorf("%s on %s: %d %v", index, id, status, err)
+	}
+	keys, revised = map[string]bool{}, map[string]bool{}
+	for _, name := range strings.Fields(string(list)) {
+		status, b, _, err := c.tryGet(id, "/"+name)
+		if err != nil || status != http.StatusOK {
+			return nil, nil, fmt.Errorf("%s on %s: %d %v", name, id, status, err)
+		}
+		d, err := export.Decode(b)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s on %s: %w", name, id, err)
+		}
+		for _, k := range d.File.Keys {
+			keys[base64.StdEncoding.EncodeToString(k.Data[:])] = true
+			if k.ReportType == export.ReportTypeConfirmedTest {
+				revised[base64.StdEncoding.EncodeToString(k.Data[:])] = true
+			}
+		}
+		for _, k := range d.File.RevisedKeys {
+			revised[base64.StdEncoding.EncodeToString(k.Data[:])] = true
+		}
+	}
+	return keys, revised, nil
+}
+
+// checkFederatedKeys waits up to 60 s until every node of every other
+// region serves each acknowledged key of r, and each revision, in r's
+// federated files; it returns how many it still lacks.
+func (run *soakRun) checkFederatedKeys(r *soakRegion) int {
+	acked, revised := r.acked.snapshot(), r.revised.snapshot()
+	lacking := 0
+	for _, o := range run.regions {
+		if o == r {
+			continue
+		}
+		for _, id := range o.members() {
+			deadline := time.Now().Add(60 * time.Second)
+			for {
+				keys, rev, err := exportedKeys(o.c, id, "/v1/regions/"+r.c.region+"/exports/index.txt")
+				missing, notRevised := soak.Missing(acked, keys), soak.Missing(revised, rev)
+				if err == nil && len(missing)+len(notRevised) == 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					lacking += len(missing) + len(notRevised)
+					run.t.Errorf("%s/%s lacks %d acknowledged keys and %d revisions of %s (%v)", o.c.region, id, len(missing), len(notRevised), r.c.region, err)
+					break
+				}
+				time.Sleep(time.Second)
+			}
+		}
+	}
+	return lacking
 }
 
 // checkFederated waits until every live node of every region serves the

@@ -148,10 +148,10 @@ func TestFilesContentAndSplit(t *testing.T) {
 	if total != 5 || revised != 1 {
 		t.Fatalf("files hold %d keys and %d revisions, want 5 and 1", total, revised)
 	}
-	if _, err := a.File(time.Unix(day0+2000, 0), "day/" + itoa(day0) + "-" + itoa(day0+900) + "-00001.zip"); !errors.Is(err, ErrNotFound) {
+	if _, err := a.File(time.Unix(day0+2000, 0), "day/"+itoa(day0)+"-"+itoa(day0+900)+"-00001.zip"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("roll-up ending between batches: %v", err)
 	}
-	if _, err := a.File(time.Unix(day0+2000, 0), "day/" + itoa(day0) + "-" + itoa(day0+1200) + "-00003.zip"); !errors.Is(err, ErrNotFound) {
+	if _, err := a.File(time.Unix(day0+2000, 0), "day/"+itoa(day0)+"-"+itoa(day0+1200)+"-00003.zip"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("part beyond the last: %v", err)
 	}
 	none := NewCatalog(Config{}, src)

@@ -26,19 +26,35 @@ const MaxRandomKeys = 14
 // day for the n days before now (so none is still valid and all are within
 // 14 days of the onset it certifies), as an app does after a confirmed test.
 func (s Signer) RandomUpload(n int, now time.Time) (*Request, error) {
-	req, mac, err := RandomKeys(s.AppID, n, now)
+	req, _, err := RandomKeys(s.AppID, n, now)
 	if err != nil {
 		return nil, err
 	}
-	today := intervalNumber(now) / 144 * 144
-	req.VerificationPayload, err = SignCertificate(s.Key, Claims{
-		Issuer: s.Issuer, Audience: s.Audience, Kid: s.Kid, ReportType: "confirmed",
-		SymptomOnsetInterval: today - 4*144, TEKMAC: mac, IssuedAt: now,
-	})
-	if err != nil {
+	if err := s.Certify(req, ReportTypeConfirmed, now); err != nil {
 		return nil, fmt.Errorf("random upload: %w", err)
 	}
 	return req, nil
+}
+
+// Certify gives req a fresh hmacKey and a certificate of reportType for
+// its keys, as a verification server does when an app asks again (for a
+// revision from likely to confirmed, say).
+func (s Signer) Certify(req *Request, reportType string, now time.Time) error {
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return err
+	}
+	mac, err := TEKMAC(secret, req.Keys)
+	if err != nil {
+		return err
+	}
+	today := intervalNumber(now) / 144 * 144
+	req.HMACKey = base64.StdEncoding.EncodeToString(secret)
+	req.VerificationPayload, err = SignCertificate(s.Key, Claims{
+		Issuer: s.Issuer, Audience: s.Audience, Kid: s.Kid, ReportType: reportType,
+		SymptomOnsetInterval: today - 4*144, TEKMAC: mac, IssuedAt: now,
+	})
+	return err
 }
 
 // RandomKeys builds a publish request of app appID for n random daily keys

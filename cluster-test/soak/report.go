@@ -59,10 +59,18 @@ func (t *Tally) Count(kind string, o Outcome) int {
 
 // Result is what the invariants found after healing.
 type Result struct {
-	Seed                 uint64
-	Duration             time.Duration
-	KeysAcknowledged     int
-	KeysLost             int
+	Seed             uint64
+	Duration         time.Duration
+	KeysAcknowledged int
+	KeysLost         int
+	// Revisions are keys revised from likely to confirmed.
+	RevisionsAcknowledged int
+	RevisionsLost         int
+	// KeysNotExported and KeysNotFederated count acknowledged keys and
+	// revisions missing from the region's exports, and from its files on
+	// the nodes of the other regions.
+	KeysNotExported      int
+	KeysNotFederated     int
 	DuplicateCodeUses    int
 	DifferingFiles       int
 	Convergence          time.Duration
@@ -106,6 +114,9 @@ func (t *Tally) Table(r Result) string {
 	}
 	fmt.Fprintf(&b, "\n| invariant | figure |\n| --- | ---: |\n")
 	fmt.Fprintf(&b, "| keys acknowledged | %d |\n| keys lost (must be 0) | %d |\n", r.KeysAcknowledged, r.KeysLost)
+	fmt.Fprintf(&b, "| revisions acknowledged | %d |\n| revisions lost (must be 0) | %d |\n", r.RevisionsAcknowledged, r.RevisionsLost)
+	fmt.Fprintf(&b, "| keys or revisions missing from exports (must be 0) | %d |\n", r.KeysNotExported)
+	fmt.Fprintf(&b, "| keys or revisions missing from other regions (must be 0) | %d |\n", r.KeysNotFederated)
 	fmt.Fprintf(&b, "| duplicate code uses (must be 0) | %d |\n| files differing between nodes (must be 0) | %d |\n", r.DuplicateCodeUses, r.DifferingFiles)
 	fmt.Fprintf(&b, "| code claims and reads linearizable | %s |\n| convergence after the last heal | %.1f s |\n", lin, r.Convergence.Seconds())
 	return b.String()

@@ -35,9 +35,10 @@ func TestTable(t *testing.T) {
 	tally.Op("upload", Unknown)
 	tally.Op("claim", Refused)
 	tally.Answer("claim", "400 code_invalid")
-	table := tally.Table(Result{Seed: 9, KeysAcknowledged: 14, Linearizable: true})
+	table := tally.Table(Result{Seed: 9, KeysAcknowledged: 14, RevisionsAcknowledged: 3, KeysNotFederated: 2, Linearizable: true})
 	for _, want := range []string{"seed 9", "| kill -9 and restart | 2 |", "| SIGSTOP, SIGCONT | 1 |", "| all | 3 |",
-		"| upload | 1 | 0 | 1 |", "| claim | 0 | 1 | 0 |", "| keys lost (must be 0) | 0 |", "| claim | 400 code_invalid | 1 |", "| code claims and reads linearizable | yes |"} {
+		"| upload | 1 | 0 | 1 |", "| claim | 0 | 1 | 0 |", "| keys lost (must be 0) | 0 |", "| revisions acknowledged | 3 |",
+		"| keys or revisions missing from other regions (must be 0) | 2 |", "| claim | 400 code_invalid | 1 |", "| code claims and reads linearizable | yes |"} {
 		if !strings.Contains(table, want) {
 			t.Errorf("table lacks %q:\n%s", want, table)
 		}
