@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"slices"
@@ -100,6 +101,7 @@ func runTimedLoad(b *testing.B, c *cluster, clients int, targets []string, d tim
 				}
 				mu.Unlock()
 				if resp != nil {
+					io.Copy(io.Discard, resp.Body) // read to the end, so the connection is kept
 					resp.Body.Close()
 				}
 			}
