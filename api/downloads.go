@@ -17,38 +17,6 @@ const (
 	deltaCache     = "public, max-age=60"
 )
 
-// exportIndex serves index.txt (the daily roll-ups of the last 14 days)
-// or batches.txt: oldest first, one path per line relative to the
-// server's base URL.
-func (s *Server) exportIndex(rollups bool) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		f := s.catalog.IndexFile(s.cfg.Now(), rollups)
-		serveBytes(c, "text/plain; charset=utf-8", indexCache, f.ETag, f.Data)
-	}
-}
-
-// exportFile serves one export file under dir; the same name gives the
-// same bytes on every node of the region, so it is cached as immutable.
-func (s *Server) exportFile(dir string) gin.HandlerFunc {
-	return func(c *gin.Context) { s.serveExport(c, dir+c.Param("name")) }
-}
-
-func (s *Server) serveExport(c *gin.Context, name string) {
-	f, err := s.catalog.File(s.cfg.Now(), name)
-	switch {
-	case errors.Is(err, feed.ErrNotFound):
-		fail(c, http.StatusNotFound, "not_found", "no such export file")
-		return
-	case errors.Is(err, feed.ErrNoSigningKey):
-		fail(c, http.StatusServiceUnavailable, "no_export_key", "this node has no export signing key")
-		return
-	case err != nil:
-		failErr(c, err)
-		return
-	}
-	serveBytes(c, "application/zip", immutableCache, f.ETag, f.Data)
-}
-
 // keyFeed serves the delta feed: GET /v1/keys?since=N[&until=M].
 func (s *Server) keyFeed(c *gin.Context) {
 	var cur feed.Cursor
@@ -98,23 +66,38 @@ func parseCursor(v string) (uint32, error) {
 }
 
 // serveBytes answers with content, its ETag and caching, and 304 to a
-// matching If-None-Match. It writes the bytes in one call with their
-// length (no ranges: files are small and immutable, and a CDN or proxy in
-// front serves ranges if anyone wants them).
+// matching If-None-Match (see writeBytes).
 func serveBytes(c *gin.Context, contentType, cacheControl, etag string, data []byte) {
-	h := c.Writer.Header()
-	h.Set("Cache-Control", cacheControl)
-	h.Set("ETag", etag)
-	if match := c.GetHeader("If-None-Match"); match != "" && etagMatches(match, etag) {
-		c.Status(http.StatusNotModified)
-		return
+	writeBytes(c.Writer, c.Request, []string{contentType}, []string{cacheControl}, etag, data)
+}
+
+// writeBytes answers data with its ETag, caching and length, or 304 to a
+// matching If-None-Match, and returns the status and the body bytes
+// written. It writes the bytes in one call, none for HEAD (no ranges:
+// files are small and immutable, and a CDN or proxy in front serves ranges
+// if anyone wants them). The header values are set as given, not copied.
+func writeBytes(w http.ResponseWriter, r *http.Request, contentType, cacheControl []string, etag string, data []byte) (int, int) {
+	h := w.Header()
+	h["Cache-Control"] = cacheControl
+	h["Etag"] = []string{etag}
+	if match := r.Header.Get("If-None-Match"); match != "" && etagMatches(match, etag) {
+		w.WriteHeader(http.StatusNotModified)
+		return http.StatusNotModified, 0
 	}
-	h.Set("Content-Type", contentType)
-	h.Set("Content-Length", strconv.Itoa(len(data)))
-	c.Status(http.StatusOK)
-	if c.Request.Method != http.MethodHead {
-		c.Writer.Write(data)
+	h["Content-Type"] = contentType
+	h["Content-Length"] = []string{strconv.Itoa(len(data))}
+	if r.Method == http.MethodHead {
+		w.WriteHeader(http.StatusOK)
+		return http.StatusOK, 0
 	}
+	var n int
+	write := func() { w.WriteHeader(http.StatusOK); n, _ = w.Write(data) }
+	if len(data) < corkMin {
+		write()
+	} else {
+		corked(w, r, write)
+	}
+	return http.StatusOK, n
 }
 
 // etagMatches implements If-None-Match's list and wildcard (weak

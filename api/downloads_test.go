@@ -20,13 +20,20 @@ import (
 // downloadServer is a node with the golden upload published and sealed.
 func downloadServer(t *testing.T) (*testServer, *ecdsa.PrivateKey) {
 	t.Helper()
+	return downloadServerConfig(t, Config{})
+}
+
+// downloadServerConfig is downloadServer with cfg's limits and proxies
+// (its clock stands still, so no rate limit refills).
+func downloadServerConfig(t *testing.T, cfg Config) (*testServer, *ecdsa.PrivateKey) {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := newTestServerWith(t, func() time.Time { return time.Unix(1795867700, 0) }, feed.Config{
-		Region: "test", SigningKeys: []export.SigningKey{{Private: key, KeyID: "310", KeyVersion: "v1"}},
-	})
+	cfg.Now = func() time.Time { return time.Unix(1795867700, 0) }
+	cfg.Feed = feed.Config{Region: "test", SigningKeys: []export.SigningKey{{Private: key, KeyID: "310", KeyVersion: "v1"}}}
+	ts := newTestServerConfig(t, cfg)
 	registerGoldenAuthority(t, ts)
 	if w := ts.do(http.MethodPost, "/v1/publish", goldenBody(t), jsonCT); w.Code != http.StatusOK {
 		t.Fatalf("publish: %d %s", w.Code, w.Body)

@@ -233,6 +233,11 @@ func (g *uploadGate) acquire(ctx context.Context) bool {
 }
 
 func tooMany(c *gin.Context, wait time.Duration, msg string) {
-	c.Header("Retry-After", strconv.Itoa(int(math.Ceil(max(wait, time.Second).Seconds()))))
+	c.Header("Retry-After", retryAfter(wait))
 	c.AbortWithStatusJSON(http.StatusTooManyRequests, errorBody{Error: msg, Code: "rate_limited"})
+}
+
+// retryAfter is a Retry-After value: whole seconds, at least one.
+func retryAfter(wait time.Duration) string {
+	return strconv.Itoa(int(math.Ceil(max(wait, time.Second).Seconds())))
 }

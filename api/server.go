@@ -113,6 +113,7 @@ func New(cfg Config, n *node.Node) (*Server, error) {
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    16 << 10,
+		ConnContext:       withConn,
 	}
 	s.member = &http.Server{Handler: s.memberHandler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 60 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 16 << 10}
@@ -236,7 +237,12 @@ func (s *Server) routes() (http.Handler, error) {
 	read("/readyz", s.readyz)
 	read("/v1/status", s.status)
 	publishLimit := rateLimit(newIPLimiter(s.cfg.Limits.PublishRate, s.cfg.Limits.PublishBurst, s.cfg.Now))
-	readLimit := rateLimit(newIPLimiter(s.cfg.Limits.ReadRate, s.cfg.Limits.ReadBurst, s.cfg.Now))
+	readLimiter := newIPLimiter(s.cfg.Limits.ReadRate, s.cfg.Limits.ReadBurst, s.cfg.Now)
+	readLimit := rateLimit(readLimiter)
+	downloads, err := newDownloads(s, r, readLimiter, s.cfg.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("trusted proxies: %w", err)
+	}
 	gate := newUploadGate(s.cfg.Limits.MaxUploadsInFlight, s.cfg.Limits.UploadQueueWait)
 	r.POST("/v1/publish", publishLimit, s.admittedPublish, gate.shedEarly, s.readUpload, gate.admit, s.publish)
 	r.POST("/v1/codes", publishLimit, s.admitted, s.requireProvider, s.issueCode)
@@ -250,10 +256,9 @@ func (s *Server) routes() (http.Handler, error) {
 		p.Routes(r.Group("", readLimit))
 	}
 	read("/v1/keys", readLimit, s.publicRead, s.keyFeed)
-	read("/v1/exports/index.txt", readLimit, s.exportIndex(true))
-	read("/v1/exports/batches.txt", readLimit, s.exportIndex(false))
-	read("/v1/exports/day/:name", readLimit, s.exportFile("day/"))
-	read("/v1/exports/:name", readLimit, s.exportFile(""))
+	for _, route := range []string{routeIndex, routeBatches, routeDayFile, routeFile} {
+		read(route, downloads.handler(route)) // proxied requests; the others take the fast path
+	}
 	read("/v1/federation", readLimit, s.publicRead, s.federationStatus)
 	read("/v1/federation/batches/:origin/:seq", readLimit, s.signedBatch)
 	read("/v1/regions/:region/exports/index.txt", readLimit, s.regionIndex)
@@ -298,5 +303,5 @@ func (s *Server) routes() (http.Handler, error) {
 	admin.DELETE("/v1/admin/trust/:region", s.removeTrust)
 	admin.GET("/debug/pprof/*profile", gin.WrapF(pprofHandler))
 	admin.GET("/metrics", m.handler())
-	return r, nil
+	return downloads, nil
 }

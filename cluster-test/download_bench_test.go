@@ -34,12 +34,15 @@ func nginxPath() (string, error) {
 }
 
 // BenchmarkDownloadVsNginx compares how fast a node serves an export file
-// with how fast nginx serves the same bytes from disk: a 1-node region
-// seals a few uploads (padded to --seal-min-keys), the first file of its
-// index is copied into a directory nginx serves on another loopback
-// address, and wrk (-t2 -c64 -d10s, keep-alive) loads one server after
-// the other. Target: ours >= 0.8 x nginx. Needs the Debian packages nginx
-// and wrk (make bench installs them).
+// and index.txt with how fast nginx serves the same bytes from disk: a
+// 1-node region seals a few uploads (padded to --seal-min-keys), the
+// first file of its index and the index are copied into a directory nginx
+// serves on another loopback address, and wrk (-t2 -c64 -d10s,
+// keep-alive) loads one server after the other. The node runs with its
+// metrics and a read rate limit that is checked but does not bind (one
+// client address here). Targets: ours >= 0.8 x nginx's requests per
+// second (ratio) and <= 1.5 x its CPU per request (cpu-ratio). Needs the
+// Debian packages nginx and wrk (make bench installs them).
 //
 // Both servers, wrk and this test share the machine's cores. Two runs:
 // "shared" leaves every process free to use every core (nginx with
@@ -56,7 +59,7 @@ func BenchmarkDownloadVsNginx(b *testing.B) {
 
 	keyDir := b.TempDir()
 	key, flags := benchExportKey(b, keyDir)
-	c := newCluster(b, append(flags, "--rate-read", "0")...)
+	c := newCluster(b, append(flags, "--rate-read", "1000000", "--rate-read-burst", "1000000")...)
 	c.form(1)
 	for i := range 5 {
 		if _, err := c.upload(c.node("n1").url()); err != nil {
@@ -84,16 +87,21 @@ func BenchmarkDownloadVsNginx(b *testing.B) {
 	if err := os.MkdirAll(filepath.Dir(filepath.Join(www, path)), 0o755); err != nil {
 		b.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(www, path), data, 0o644); err != nil {
-		b.Fatal(err)
+	for name, content := range map[string][]byte{path: data, "/v1/exports/index.txt": index} {
+		if err := os.WriteFile(filepath.Join(www, name), content, 0o644); err != nil {
+			b.Fatal(err)
+		}
 	}
-	ours := c.node("n1").url() + path
 	nodePID := c.node("n1").cmd.Process.Pid
 
-	for _, pinned := range []bool{false, true} {
-		name := "shared"
-		if pinned {
-			name = "pinned"
+	for _, run := range []struct {
+		name, path string
+		pinned     bool
+	}{{"file/shared", path, false}, {"file/pinned", path, true}, {"index/shared", "/v1/exports/index.txt", false}, {"index/pinned", "/v1/exports/index.txt", true}} {
+		name, pinned, path := run.name, run.pinned, run.path
+		ours, want := c.node("n1").url()+path, data
+		if strings.HasPrefix(name, "index") {
+			want = index
 		}
 		b.Run(name, func(b *testing.B) {
 			if pinned && cpuCount() < 2 {
@@ -109,11 +117,11 @@ func BenchmarkDownloadVsNginx(b *testing.B) {
 			nginxAddr := c.ip(9) + ":8080"
 			nginxPID := startNginx(b, nginxBin, www, nginxAddr, workers, serverCPU)
 			theirs := "http://" + nginxAddr + path
-			if got := fetch(b, theirs); !bytes.Equal(got, data) {
-				b.Fatalf("nginx serves %d bytes that differ from the node's %d", len(got), len(data))
+			if got := fetch(b, theirs); !bytes.Equal(got, want) {
+				b.Fatalf("nginx serves %d bytes that differ from the node's %d", len(got), len(want))
 			}
 			for range b.N {
-				profiled := profileNodeIfAsked(b, c, "n1", "download-"+name)
+				profiled := profileNodeIfAsked(b, c, "n1", "download-"+strings.ReplaceAll(name, "/", "-"))
 				our := runWrk(b, wrkBin, ours, wrkCPU, nodePID)
 				profiled()
 				their := runWrk(b, wrkBin, theirs, wrkCPU, nginxPID)
@@ -126,11 +134,14 @@ func BenchmarkDownloadVsNginx(b *testing.B) {
 				b.ReportMetric(their.p50ms, "nginx-p50-ms")
 				b.ReportMetric(our.p99ms, "ours-p99-ms")
 				b.ReportMetric(their.p99ms, "nginx-p99-ms")
+				b.ReportMetric(our.cpuPerRequest(), "ours-cpu-us/req")
+				b.ReportMetric(their.cpuPerRequest(), "nginx-cpu-us/req")
+				b.ReportMetric(our.cpuPerRequest()/their.cpuPerRequest(), "cpu-ratio")
 				b.ReportMetric(our.serverCPU, "ours-server-cpu")
 				b.ReportMetric(their.serverCPU, "nginx-server-cpu")
 				b.ReportMetric(our.wrkCPU, "ours-wrk-cpu")
 				b.ReportMetric(their.wrkCPU, "nginx-wrk-cpu")
-				b.ReportMetric(float64(len(data)), "file-bytes")
+				b.ReportMetric(float64(len(want)), "bytes")
 			}
 		})
 	}
@@ -281,6 +292,9 @@ type wrkResult struct {
 	// processes) and wrk used on average over the run.
 	serverCPU, wrkCPU float64
 }
+
+// cpuPerRequest is the server's CPU time per request, in microseconds.
+func (r wrkResult) cpuPerRequest() float64 { return r.serverCPU * 1e6 / r.rps }
 
 func (r wrkResult) String() string {
 	return fmt.Sprintf("%.0f req/s, p50 %.2f ms, p99 %.2f ms, server %.2f cores, wrk %.2f cores",

@@ -23,6 +23,14 @@ func newCache[V any](max, maxBytes int, size func(V) int) *cache[V] {
 	return &cache[V]{max: max, maxBytes: maxBytes, size: size, entries: map[string]V{}, building: map[string]chan struct{}{}}
 }
 
+// lookup returns the cached value for name, if there is one.
+func (c *cache[V]) lookup(name string) (V, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v, ok := c.entries[name]
+	return v, ok
+}
+
 // get returns the cached value for name, or builds it with build.
 func (c *cache[V]) get(name string, build func() (V, error)) (V, error) {
 	for {

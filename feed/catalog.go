@@ -116,11 +116,15 @@ const SupersededGrace = time.Hour
 // building it on first use; now tells which superseded roll-up names are
 // still within SupersededGrace.
 func (c *Catalog) File(now time.Time, rel string) (*File, error) {
+	key := "file/" + rel // apart from the index and signature entries
+	if f, ok := c.files.lookup(key); ok {
+		return f, nil // what apps fetch most: no name to parse
+	}
 	spec, err := parseName(rel)
 	if err != nil {
 		return nil, err
 	}
-	return c.files.get(rel, func() (*File, error) { return c.build(spec, now) })
+	return c.files.get(key, func() (*File, error) { return c.build(spec, now) })
 }
 
 func (c *Catalog) build(spec fileSpec, now time.Time) (*File, error) {

@@ -1,0 +1,116 @@
+package clustertest
+
+import (
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// BenchmarkUploadCPU measures the CPU a 3-node region (raft over mutual
+// TLS, fsync on every commit) spends per acknowledged upload, all three
+// processes together from /proc, against a sink (cluster-test/sink) that
+// decodes and verifies the same uploads and stores nothing. Uploads go
+// spread over the three nodes, as apps send them, or to the leader only;
+// 16 and 64 clients. Reported: region-cpu-us/upload, sink-cpu-us/upload,
+// their ratio (target 1.5), and uploads/s, p50 and p99 of both. CPU time
+// does not depend on how busy the machine is; the rates do. make bench.
+func BenchmarkUploadCPU(b *testing.B) {
+	c := newCluster(b)
+	c.form(3)
+	leader := c.waitLeader(10*time.Second, c.ids(3)...)
+	sinkURL, sinkPID := startSink(b, c)
+	pids := func() []int {
+		var out []int
+		for _, id := range c.ids(3) {
+			out = append(out, c.node(id).cmd.Process.Pid)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		clients int
+		spread  bool
+	}{{16, true}, {64, true}, {16, false}, {64, false}} {
+		to := "leader"
+		urls := []string{c.node(leader).url()}
+		if tc.spread {
+			to = "spread"
+			urls = []string{c.node("n1").url(), c.node("n2").url(), c.node("n3").url()}
+		}
+		b.Run(fmt.Sprintf("clients=%d/%s", tc.clients, to), func(b *testing.B) {
+			for range b.N {
+				b.StopTimer()
+				bodies := signedBodies(b, c, 4000)
+				sinkCPU, sinkRun := cpuOf(b, []int{sinkPID}, func() uploadRun { return postUploads(b, []string{sinkURL}, tc.clients, bodies) })
+				b.StartTimer()
+				stopProfiles := c.profileIfAsked(b, fmt.Sprintf("cpu-clients%d-%s", tc.clients, to))
+				regionCPU, regionRun := cpuOf(b, pids(), func() uploadRun { return postUploads(b, urls, tc.clients, bodies) })
+				stopProfiles()
+				b.StopTimer()
+				perRegion := float64(regionCPU.Microseconds()) / float64(len(bodies))
+				perSink := float64(sinkCPU.Microseconds()) / float64(len(bodies))
+				b.ReportMetric(perRegion, "region-cpu-us/upload")
+				b.ReportMetric(perSink, "sink-cpu-us/upload")
+				b.ReportMetric(perRegion/perSink, "cpu-ratio")
+				regionRun.report(b, "region-")
+				sinkRun.report(b, "sink-")
+				b.StartTimer()
+			}
+		})
+	}
+}
+
+// cpuOf runs load and returns the CPU the processes spent meanwhile.
+func cpuOf(b *testing.B, pids []int, load func() uploadRun) (time.Duration, uploadRun) {
+	total := func() time.Duration {
+		var t time.Duration
+		for _, pid := range pids {
+			t += procCPU(pid)
+		}
+		return t
+	}
+	before := total()
+	run := load()
+	return total() - before, run
+}
+
+// startSink builds and starts the sink on an unused address of the
+// cluster's subnet, trusting the cluster's test authority; it returns the
+// sink's URL and pid.
+func startSink(b *testing.B, c *cluster) (string, int) {
+	dir := b.TempDir()
+	bin := filepath.Join(dir, "sink")
+	if out, err := exec.Command("go", "build", "-o", bin, "./sink").CombinedOutput(); err != nil {
+		b.Fatalf("build sink: %v\n%s", err, out)
+	}
+	der, err := x509.MarshalPKIXPublicKey(&c.signer.Key.PublicKey)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pemFile := filepath.Join(dir, "ha.pub.pem")
+	if err := os.WriteFile(pemFile, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	addr := c.ip(9) + ":8080"
+	cmd := exec.Command(bin, "--addr", addr, "--issuer", c.signer.Issuer, "--audience", c.signer.Audience,
+		"--kid", c.signer.Kid, "--app", c.signer.AppID, "--public-key-file", pemFile)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	url := "http://" + addr
+	c.waitFor("the sink to listen", 10*time.Second, func() bool {
+		resp, err := http.Get(url + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil && resp.StatusCode == http.StatusOK
+	})
+	return url, cmd.Process.Pid
+}
