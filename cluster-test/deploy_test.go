@@ -40,7 +40,9 @@ func TestSystemdUnitVerifies(t *testing.T) {
 // joining it.
 func TestVagrantProvisioning(t *testing.T) {
 	if vagrant, err := exec.LookPath("vagrant"); err == nil {
-		cmd := exec.Command(vagrant, "validate")
+		// --ignore-provider: a machine with no VirtualBox or libvirt (CI
+		// installs vagrant without them) still checks the Vagrantfile.
+		cmd := exec.Command(vagrant, "validate", "--ignore-provider")
 		cmd.Dir = ".."
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("vagrant validate: %v\n%s", err, out)
