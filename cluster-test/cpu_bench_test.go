@@ -26,6 +26,10 @@ func BenchmarkUploadCPU(b *testing.B) {
 	c.form(3)
 	leader := c.waitLeader(10*time.Second, c.ids(3)...)
 	sinkURL, sinkPID := startSink(b, c)
+	// Warm both up (connections, TLS sessions, the heap) before measuring.
+	warm := signedBodies(b, c, 1000)
+	postUploads(b, []string{sinkURL}, 16, warm)
+	postUploads(b, []string{c.node("n1").url(), c.node("n2").url(), c.node("n3").url()}, 16, warm)
 	pids := func() []int { // the leader's first
 		out := []int{c.node(leader).cmd.Process.Pid}
 		for _, id := range without(c.ids(3), leader) {

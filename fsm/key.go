@@ -17,29 +17,29 @@ const (
 
 // KeyFromProto converts and checks a key of a command or snapshot.
 func KeyFromProto(pk *fsmpb.Key) (Key, error) {
-	if len(pk.GetKeyData()) != KeyLen {
+	return newKey(pk.GetKeyData(), pk.GetRollingStart(), pk.GetRollingPeriod(), pk.GetTransmissionRisk(),
+		pk.GetReportType(), pk.GetDaysSinceOnset(), pk.GetHasDaysSinceOnset())
+}
+
+// newKey checks a key's fields and returns the key.
+func newKey(data []byte, start, period, risk, report, onset int32, hasOnset bool) (Key, error) {
+	switch {
+	case len(data) != KeyLen:
 		return Key{}, errors.New("key data must be 16 bytes")
-	}
-	if p := pk.GetRollingPeriod(); p < 1 || p > MaxRollingPeriod {
+	case period < 1 || period > MaxRollingPeriod:
 		return Key{}, errors.New("rolling period out of range 1..144")
-	}
-	if r := pk.GetTransmissionRisk(); r < 0 || r > MaxTransmissionRisk {
+	case risk < 0 || risk > MaxTransmissionRisk:
 		return Key{}, errors.New("transmission risk out of range 0..8")
-	}
-	if r := pk.GetReportType(); r < 0 || r > MaxReportType {
+	case report < 0 || report > MaxReportType:
 		return Key{}, errors.New("report type out of range 0..5")
-	}
-	if d := pk.GetDaysSinceOnset(); d < -MaxDaysSinceOnset || d > MaxDaysSinceOnset {
+	case onset < -MaxDaysSinceOnset || onset > MaxDaysSinceOnset:
 		return Key{}, errors.New("days since onset out of range -14..14")
-	}
-	if pk.GetRollingStart() < 0 {
+	case start < 0:
 		return Key{}, errors.New("negative rolling start")
 	}
 	return Key{
-		Data: TEK(pk.GetKeyData()), RollingStart: pk.GetRollingStart(),
-		RollingPeriod: pk.GetRollingPeriod(), TransmissionRisk: pk.GetTransmissionRisk(),
-		ReportType: pk.GetReportType(), DaysSinceOnset: pk.GetDaysSinceOnset(),
-		HasDaysSinceOnset: pk.GetHasDaysSinceOnset(),
+		Data: TEK(data), RollingStart: start, RollingPeriod: period, TransmissionRisk: risk,
+		ReportType: report, DaysSinceOnset: onset, HasDaysSinceOnset: hasOnset,
 	}, nil
 }
 

@@ -41,7 +41,7 @@ const (
 // testNow is the clock of the tests that do not use the golden upload.
 func testNow() time.Time { return time.Date(2026, 3, 10, 13, 37, 0, 0, time.UTC) }
 
-func newSigner(t *testing.T) (*ecdsa.PrivateKey, []byte) {
+func newSigner(t testing.TB) (*ecdsa.PrivateKey, []byte) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -64,7 +64,7 @@ func testAuthority(der []byte) *fsmpb.Authority {
 }
 
 // randomKey returns the standard base64 of 16 random bytes.
-func randomKey(t *testing.T) string {
+func randomKey(t testing.TB) string {
 	t.Helper()
 	b := make([]byte, 16)
 	if _, err := rand.Read(b); err != nil {
@@ -75,13 +75,13 @@ func randomKey(t *testing.T) string {
 
 // uploader builds signed uploads for a fixed signer and clock.
 type uploader struct {
-	t      *testing.T
+	t      testing.TB
 	signer *ecdsa.PrivateKey
 	auth   fakeAuthorities
 	now    time.Time
 }
 
-func newUploader(t *testing.T) *uploader {
+func newUploader(t testing.TB) *uploader {
 	signer, der := newSigner(t)
 	return &uploader{t: t, signer: signer, auth: fakeAuthorities{testIssuer: testAuthority(der)}, now: testNow()}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -31,19 +32,30 @@ func allowedTEKMACs(secret []byte, keys []ExposureKey) ([][]byte, error) {
 		return nil, errors.New("cannot calculate tekmac of zero exposure keys")
 	}
 	sorted := sortedByKeyText(keys)
-	full := make([]string, len(sorted))
-	short := make([]string, len(sorted))
-	allZero := true
-	for i, k := range sorted {
-		full[i] = fmt.Sprintf("%s.%d.%d.%d", k.Key, k.IntervalNumber, k.IntervalCount, k.TransmissionRisk)
-		short[i] = fmt.Sprintf("%s.%d.%d", k.Key, k.IntervalNumber, k.IntervalCount)
-		allZero = allZero && k.TransmissionRisk == 0
-	}
-	macs := [][]byte{hmacSHA256(secret, strings.Join(full, ","))}
+	allZero := !slices.ContainsFunc(sorted, func(k ExposureKey) bool { return k.TransmissionRisk != 0 })
+	macs := [][]byte{hmacSHA256(secret, tekmacMessage(sorted, true))}
 	if allZero {
-		macs = append(macs, hmacSHA256(secret, strings.Join(short, ",")))
+		macs = append(macs, hmacSHA256(secret, tekmacMessage(sorted, false)))
 	}
 	return macs, nil
+}
+
+// tekmacMessage is what the tekmac signs: the sorted keys as
+// "key.interval.count[.risk]", joined by commas.
+func tekmacMessage(sorted []ExposureKey, withRisk bool) string {
+	b := make([]byte, 0, len(sorted)*48)
+	for i, k := range sorted {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, k.Key...)
+		b = strconv.AppendInt(append(b, '.'), int64(k.IntervalNumber), 10)
+		b = strconv.AppendInt(append(b, '.'), int64(k.IntervalCount), 10)
+		if withRisk {
+			b = strconv.AppendInt(append(b, '.'), int64(k.TransmissionRisk), 10)
+		}
+	}
+	return string(b)
 }
 
 // sortedByKeyText returns a copy of keys sorted by their base64 text. The
@@ -65,11 +77,19 @@ func hmacSHA256(secret []byte, message string) []byte {
 // not, as the reference's base64util does for keys, hmacKey, tekmac and
 // the verification server's ekeyhmac.
 func DecodeBase64(s string) ([]byte, error) {
-	s = strings.NewReplacer("+", "-", "/", "_").Replace(s)
-	s = strings.TrimRight(s, "=")
-	b, err := base64.RawURLEncoding.DecodeString(s)
+	text := []byte(strings.TrimRight(s, "="))
+	for i, c := range text { // the standard alphabet's two letters, as URL's
+		switch c {
+		case '+':
+			text[i] = '-'
+		case '/':
+			text[i] = '_'
+		}
+	}
+	b := make([]byte, base64.RawURLEncoding.DecodedLen(len(text)))
+	n, err := base64.RawURLEncoding.Decode(b, text)
 	if err != nil {
 		return nil, fmt.Errorf("decoding base64: %w", err)
 	}
-	return b, nil
+	return b[:n], nil
 }
