@@ -117,7 +117,7 @@ func (p *Portal) expire(c *gin.Context) {
 		return
 	}
 	p.audit(c, "expire code", uuid)
-	c.Redirect(http.StatusSeeOther, "/portal/codes?notice=expired")
+	p.redirectAfterWrite(c, "/portal/codes?notice=expired")
 }
 
 // bulkData is the bulk page: the form and, after an upload, its lines.

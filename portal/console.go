@@ -97,7 +97,7 @@ func (p *Portal) revoke(c *gin.Context) {
 	}
 	p.audit(c, "revoke submission", c.PostForm("submission")+": "+reason)
 	p.cfg.Logger.Debug("submission rolled back", "keys", res.GetRevoked())
-	c.Redirect(http.StatusSeeOther, "/portal/revocations?notice=revoked")
+	p.redirectAfterWrite(c, "/portal/revocations?notice=revoked")
 }
 
 // auditPage shows the audit log: everything to operators, the provider's
@@ -149,7 +149,7 @@ func (p *Portal) addUser(c *gin.Context) {
 		return
 	}
 	p.audit(c, "put account", email)
-	c.Redirect(http.StatusSeeOther, "/portal/users?notice=saved")
+	p.redirectAfterWrite(c, "/portal/users?notice=saved")
 }
 
 // apiKeys lists the provider's admin API keys and makes new ones.

@@ -42,6 +42,9 @@ type Region interface {
 	command.Applier
 	FSM() *fsm.FSM
 	Status() (node.Status, error)
+	// ConsistentRead waits until this node's state holds what the region
+	// has committed (raft's read index).
+	ConsistentRead(ctx context.Context) error
 }
 
 // Config configures the portal of one node.
@@ -184,4 +187,14 @@ func (p *Portal) audit(c *gin.Context, action, target string) {
 	if err := command.Audit(c.Request.Context(), p.region, &fsmpb.AuditEvent{Actor: u.GetEmail(), Provider: u.GetProvider(), Action: action, Target: target}); err != nil {
 		p.cfg.Logger.Error("audit event not recorded", "action", action, "err", err)
 	}
+}
+
+// redirectAfterWrite sends the browser to the page that lists what a write
+// changed, once this node's state holds the write: the page is rendered
+// from this node's state, which may be a follower's a moment behind.
+func (p *Portal) redirectAfterWrite(c *gin.Context, to string) {
+	if err := p.region.ConsistentRead(c.Request.Context()); err != nil {
+		p.cfg.Logger.Debug("the page after a write may not show it yet", "err", err)
+	}
+	c.Redirect(http.StatusSeeOther, to)
 }
