@@ -69,6 +69,7 @@ fuzz:
 bench: build
 	$(GO) test -run XXX -bench . -benchmem -benchtime 3x ./fsm/
 	$(GO) test -run XXX -bench . -benchmem -benchtime 3x ./feed/
+	$(GO) test -run XXX -bench . -benchmem -count 5 ./publish/
 	@if ! { command -v nginx || test -x /usr/sbin/nginx; } >/dev/null 2>&1 || ! command -v wrk >/dev/null 2>&1; then \
 		(apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y nginx wrk) || \
 		echo "could not install nginx and wrk: BenchmarkDownloadVsNginx will skip"; fi
