@@ -51,7 +51,6 @@ type downloads struct {
 
 // routeSeries are one route's metric series, resolved once.
 type routeSeries struct {
-	route           string
 	ok, notModified prometheus.Counter
 	duration        prometheus.Observer
 	bytes           prometheus.Counter
@@ -73,7 +72,7 @@ func newDownloads(s *Server, next http.Handler, limit *ipLimiter, trusted []stri
 	}
 	m := s.metrics
 	for _, route := range []string{routeIndex, routeBatches, routeDayFile, routeFile} {
-		d.series[route] = &routeSeries{route: route, requests: m.requests,
+		d.series[route] = &routeSeries{requests: m.requests,
 			ok: m.requests.WithLabelValues(route, "200"), notModified: m.requests.WithLabelValues(route, "304"),
 			duration: m.duration.WithLabelValues(route), bytes: m.bytes.WithLabelValues(route)}
 	}
