@@ -65,16 +65,21 @@ fuzz:
 		fi; \
 	done
 
-## bench: micro-benchmarks and the 3-node load run (figures for the notes).
+## bench: micro-benchmarks (five runs each, benchstat-comparable, kept in
+## bin/bench-*.txt) and the cluster benchmarks, which end with one table of
+## the figures against their reference points (cluster-test/benchsummary).
+bench: SHELL := /bin/bash
+bench: .SHELLFLAGS := -o pipefail -c
 bench: build
-	$(GO) test -run XXX -bench . -benchmem -benchtime 3x ./fsm/
-	$(GO) test -run XXX -bench . -benchmem -benchtime 3x ./feed/
-	$(GO) test -run XXX -bench . -benchmem -count 5 ./publish/
+	$(GO) test -run XXX -bench . -benchmem -benchtime 3x -count 5 ./fsm/ | tee bin/bench-fsm.txt
+	$(GO) test -run XXX -bench . -benchmem -benchtime 3x -count 5 ./feed/ | tee bin/bench-feed.txt
+	$(GO) test -run XXX -bench . -benchmem -count 5 ./publish/ | tee bin/bench-publish.txt
 	@if ! { command -v nginx || test -x /usr/sbin/nginx; } >/dev/null 2>&1 || ! command -v wrk >/dev/null 2>&1; then \
 		(apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y nginx wrk) || \
 		echo "could not install nginx and wrk: BenchmarkDownloadVsNginx will skip"; fi
 	@test "$$(id -u)" = 0 || echo "not root: BenchmarkFederation/idle-gossip will skip (it counts gossip bytes with iptables)"
-	$(GO) test -run XXX -bench . -benchtime 1x -timeout 30m -v ./cluster-test/
+	$(GO) build -o bin/benchsummary ./cluster-test/benchsummary
+	$(GO) test -run XXX -bench . -benchtime 1x -timeout 40m -v ./cluster-test/ 2>&1 | bin/benchsummary | tee bin/bench-cluster.txt
 
 ## image: the node's container image (FROM scratch: static binary, CA
 ## certificates, non-root user, healthcheck), tagged $(IMAGE).
