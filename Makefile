@@ -30,7 +30,7 @@ vet:
 	$(GO) vet ./...
 
 unit-test:
-	$(GO) test -count=1 -race $$($(GO) list ./... | grep -v /cluster-test)
+	$(GO) test -count=1 -race $$($(GO) list ./... | grep -v "/cluster-test$$")
 
 cluster-test: build
 	$(GO) test -count=1 -v -timeout 40m ./cluster-test/
