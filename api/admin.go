@@ -142,11 +142,12 @@ func (s *Server) expire(c *gin.Context) {
 	protoJSON(c, http.StatusOK, res)
 }
 
-// forwarded serves a command a follower forwarded: apply answers it in the
-// follower's format (protobuf result; JSON for builds before version 2).
-func forwarded(contentType string, apply func(context.Context, []byte) (int, []byte)) gin.HandlerFunc {
+// forwarded serves commands a follower forwarded, at most limit bytes:
+// apply answers them in the follower's format (protobuf; JSON for builds
+// before version 2).
+func forwarded(contentType string, limit int64, apply func(context.Context, []byte) (int, []byte)) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxCommandBytes))
+		body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, limit))
 		if err != nil {
 			fail(c, http.StatusBadRequest, "bad_request", "read command: "+err.Error())
 			return

@@ -22,7 +22,10 @@ import (
 const (
 	maxBatchBytes   = 32 << 20
 	maxCommandBytes = maxBatchBytes + 1<<20
-	pathImport      = "/v1/admin/federation/import"
+	// maxForwardBatchBytes bounds a batch of forwarded commands: its
+	// commands' bytes (or one command of any size) and their frames.
+	maxForwardBatchBytes = maxCommandBytes + 1<<20
+	pathImport           = "/v1/admin/federation/import"
 )
 
 // TrustRequest adds a region to the trust store (or a key to it).

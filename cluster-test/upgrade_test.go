@@ -71,6 +71,16 @@ func TestRollingUpgradeFromPreviousRelease(t *testing.T) {
 		c.start(int(id[1] - '0'))
 		c.waitReady(id)
 	}
+	// The member of the previous release leads, so the upgraded ones
+	// forward to a leader that does not know batched forwards (404) and
+	// send each write in a request of its own.
+	c.waitFor("n3 to lead", 20*time.Second, func() bool {
+		if c.leaderAmong(c.ids(3)...) == "n3" {
+			return true
+		}
+		c.cliResult("members", "transfer-leadership", "--addr", c.node("n1").url(), "--id", "n3") // 409 while a transfer runs
+		return false
+	})
 	for _, id := range c.ids(3) {
 		keys, err := c.upload(c.node(id).url())
 		if err != nil {

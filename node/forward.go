@@ -78,15 +78,30 @@ type LeaderRefused struct {
 
 func (e *LeaderRefused) Error() string { return "leader " + e.Leader + " refused: " + e.Message }
 
+// forwardApply forwards a command to the leader at leaderURL, within the
+// next batch (forward_batch.go).
 func (n *Node) forwardApply(ctx context.Context, leaderURL string, cmd *fsmpb.Command) (*fsmpb.Result, error) {
 	data, err := proto.Marshal(cmd)
 	if err != nil {
 		return nil, fmt.Errorf("encode forwarded command: %w", err)
 	}
+	return n.forwardBatched(ctx, leaderURL, data)
+}
+
+// forwardOne forwards one encoded command in a request of its own, as
+// builds before batched forwards did.
+func (n *Node) forwardOne(ctx context.Context, leaderURL string, data []byte) (*fsmpb.Result, error) {
 	status, body, err := n.send(ctx, http.MethodPost, leaderURL+PathApply, protobufType, bytes.NewReader(data))
 	if err == nil && status == http.StatusNotFound {
 		return n.forwardApplyV1(ctx, leaderURL, data) // a leader of an older build
 	}
+	return leaderOutcome(leaderURL, status, body, err)
+}
+
+// leaderOutcome judges the leader's answer to one forwarded command (or the
+// transport error of sending it): the result, a refusal as *command.Error,
+// errRetry for what the next attempt may pass, *LeaderRefused.
+func leaderOutcome(leaderURL string, status int, body []byte, err error) (*fsmpb.Result, error) {
 	switch {
 	case err != nil:
 		return nil, errRetry{fmt.Errorf("forward to leader %s: %w", leaderURL, err)}

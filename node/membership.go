@@ -203,24 +203,27 @@ func (n *Node) transferLocal(id string) error {
 	if id == n.cfg.ID {
 		return nil
 	}
-	f := n.raft.LeadershipTransfer()
-	if id != "" {
-		servers, err := n.servers()
-		if err != nil {
-			return err
-		}
-		var addr raft.ServerAddress
-		for _, s := range servers {
-			if string(s.ID) == id {
-				addr = s.Address
-			}
-		}
-		if addr == "" {
-			return refusal(http.StatusNotFound, "no member with id %q", id)
-		}
-		f = n.raft.LeadershipTransferToServer(raft.ServerID(id), addr)
+	if id == "" {
+		return transferError(n.raft.LeadershipTransfer().Error())
 	}
-	if err := f.Error(); err != nil {
+	servers, err := n.servers()
+	if err != nil {
+		return err
+	}
+	var addr raft.ServerAddress
+	for _, s := range servers {
+		if string(s.ID) == id {
+			addr = s.Address
+		}
+	}
+	if addr == "" {
+		return refusal(http.StatusNotFound, "no member with id %q", id)
+	}
+	return transferError(n.raft.LeadershipTransferToServer(raft.ServerID(id), addr).Error())
+}
+
+func transferError(err error) error {
+	if err != nil {
 		return refusal(http.StatusConflict, "leadership transfer: %v", err)
 	}
 	return nil

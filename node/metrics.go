@@ -11,13 +11,15 @@ import (
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 )
 
-// metrics are the durations an operator pages on that only the node sees:
-// how long a command takes from this leader's proposal to its applied
-// result, and how long raft takes to write a snapshot. The API layer
-// registers them beside its own (Collectors).
+// metrics are what an operator watches that only the node sees: how long
+// a command takes from this leader's proposal to its applied result, how
+// long raft takes to write a snapshot, and how many writes a follower's
+// forwards to the leader carry. The API layer registers them beside its
+// own (Collectors).
 type metrics struct {
-	apply    *prometheus.HistogramVec
-	snapshot prometheus.Histogram
+	apply        *prometheus.HistogramVec
+	snapshot     prometheus.Histogram
+	forwardBatch prometheus.Histogram
 }
 
 func newMetrics() metrics {
@@ -30,12 +32,16 @@ func newMetrics() metrics {
 			Name: "covid_raft_snapshot_seconds", Help: "From the start of a raft snapshot to its file written and synced.",
 			Buckets: prometheus.ExponentialBuckets(0.01, 2, 12),
 		}),
+		forwardBatch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "covid_forward_batch_commands", Help: "Commands in each batch this follower forwarded to the leader (count: requests, sum: commands).",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 7),
+		}),
 	}
 }
 
 // Collectors are the node's own metrics, for the API's registry.
 func (n *Node) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{n.metrics.apply, n.metrics.snapshot}
+	return []prometheus.Collector{n.metrics.apply, n.metrics.snapshot, n.metrics.forwardBatch}
 }
 
 // observeApply records one command committed and applied through this

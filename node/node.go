@@ -46,6 +46,10 @@ type Node struct {
 	// watched is the raft store as raft writes it, timed (watchdog.go).
 	watched *watchedStore
 
+	// forwards are the writes waiting to be forwarded to the leader.
+	forwards forwardQueue
+	// runCtx lives until Close: the node's loops and requests end with it.
+	runCtx context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
@@ -104,7 +108,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
-	n.cancel = cancel
+	n.runCtx, n.cancel = runCtx, cancel
 	n.goRun(func() { n.watchLeadership(runCtx) })
 	n.goRun(func() { n.registerSelf(runCtx) })
 	n.goRun(func() { n.warnPolicy(runCtx) })

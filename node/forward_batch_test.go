@@ -1,0 +1,134 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/covid-backend/covid-backend/command"
+	"github.com/covid-backend/covid-backend/fsm/fsmpb"
+)
+
+// take hands out the oldest writes for one leader within the bounds, keeps
+// the rest in order, drops writes whose callers gave up, and counts its
+// sender out once nothing waits.
+func TestForwardQueueTake(t *testing.T) {
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	live := context.Background()
+	w := func(ctx context.Context, url string, size int) *forward {
+		return &forward{ctx: ctx, url: url, data: make([]byte, size)}
+	}
+	many := make([]*forward, MaxForwardBatch+3)
+	for i := range many {
+		many[i] = w(live, "a", 10)
+	}
+	for _, tc := range []struct {
+		name      string
+		pending   []*forward
+		batch     int // writes taken
+		left      int // writes still waiting
+		senderOut bool
+	}{
+		{"one", []*forward{w(live, "a", 10)}, 1, 0, false},
+		{"none", nil, 0, 0, true},
+		{"only given up", []*forward{w(gone, "a", 10), w(gone, "a", 10)}, 0, 0, true},
+		{"given up dropped", []*forward{w(gone, "a", 10), w(live, "a", 10), w(live, "a", 10)}, 2, 0, false},
+		{"another leader waits", []*forward{w(live, "a", 10), w(live, "b", 10), w(live, "a", 10)}, 2, 1, false},
+		{"count bound", many, MaxForwardBatch, 3, false},
+		{"byte bound", []*forward{w(live, "a", forwardBatchBytes-5), w(live, "a", 10), w(live, "a", 5)}, 2, 1, false},
+		{"one large command", []*forward{w(live, "a", 2*forwardBatchBytes), w(live, "a", 10)}, 1, 1, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			q := forwardQueue{pending: tc.pending, senders: 1}
+			batch := q.take()
+			if len(batch) != tc.batch || len(q.pending) != tc.left {
+				t.Fatalf("took %d, left %d; want %d and %d", len(batch), len(q.pending), tc.batch, tc.left)
+			}
+			if out := q.senders == 0; out != tc.senderOut {
+				t.Fatalf("senders %d after take", q.senders)
+			}
+			for _, f := range batch {
+				if f.url != batch[0].url || f.ctx.Err() != nil {
+					t.Fatalf("batch mixes leaders or holds a write given up")
+				}
+			}
+		})
+	}
+}
+
+// A batch's frames come back as sent; malformed or oversized batches are
+// refused.
+func TestDecodeFrames(t *testing.T) {
+	var body []byte
+	for _, s := range []string{"a", "", "ccc"} {
+		body = protowire.AppendBytes(body, []byte(s))
+	}
+	frames, err := decodeFrames(body, 3)
+	if err != nil || len(frames) != 3 || string(frames[0]) != "a" || len(frames[1]) != 0 || string(frames[2]) != "ccc" {
+		t.Fatalf("frames %q, %v", frames, err)
+	}
+	for name, tc := range map[string]struct {
+		body []byte
+		max  int
+	}{
+		"empty":     {nil, 3},
+		"too many":  {body, 2},
+		"truncated": {body[:len(body)-1], 3},
+		"bad size":  {[]byte{0xff}, 3},
+	} {
+		if _, err := decodeFrames(tc.body, tc.max); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+// Each answer of a batch is judged as the answer to one forwarded command;
+// an answer with too few or too many entries fails the whole batch.
+func TestDecodeBatchReply(t *testing.T) {
+	ok, _ := proto.Marshal(&fsmpb.Result{Value: &fsmpb.Result_Publish{Publish: &fsmpb.PublishResult{Inserted: 14}}})
+	refused, _ := proto.Marshal(&fsmpb.Result{Refusal: &fsmpb.Refusal{Code: "key_exists", Message: "stored"}})
+	var reply []byte
+	for _, a := range []struct {
+		status int
+		body   []byte
+	}{{http.StatusOK, ok}, {http.StatusOK, refused}, {http.StatusServiceUnavailable, []byte("not the leader")}, {http.StatusConflict, []byte("clock")}, {http.StatusInternalServerError, []byte("boom")}} {
+		reply = protowire.AppendVarint(reply, uint64(a.status))
+		reply = protowire.AppendBytes(reply, a.body)
+	}
+	out, err := decodeBatchReply("https://l", reply, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out[0].err != nil || out[0].res.GetPublish().GetInserted() != 14 {
+		t.Errorf("accepted: %v %v", out[0].res, out[0].err)
+	}
+	var refusal *command.Error
+	if !errors.As(out[1].err, &refusal) || refusal.Code != "key_exists" {
+		t.Errorf("refusal: %v", out[1].err)
+	}
+	var retry errRetry
+	if !errors.As(out[2].err, &retry) {
+		t.Errorf("503 is not retried: %v", out[2].err)
+	}
+	var leaderRefused *LeaderRefused
+	if !errors.As(out[3].err, &leaderRefused) {
+		t.Errorf("409: %v", out[3].err)
+	}
+	if out[4].err == nil || errors.As(out[4].err, &retry) || !strings.Contains(out[4].err.Error(), "boom") {
+		t.Errorf("500: %v", out[4].err)
+	}
+	for _, want := range []int{4, 6} {
+		if _, err := decodeBatchReply("https://l", reply, want); err == nil {
+			t.Errorf("5 answers accepted for a batch of %d", want)
+		}
+	}
+	if _, err := decodeBatchReply("https://l", reply[:len(reply)-2], 5); err == nil {
+		t.Error("a truncated answer was accepted")
+	}
+}
