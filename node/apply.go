@@ -95,7 +95,9 @@ func resultError(res *fsmpb.Result, err error) (*fsmpb.Result, error) {
 
 // applyLocal stamps the time and proposes the command on this leader. It
 // proposes only what every member applies (its version stays as the node
-// that built it set it), so no member stops at the entry.
+// that built it set it), so no member stops at the entry. cmd is the
+// caller's own copy (stamp made it, or it was decoded from a forward): its
+// time is set in place, and an attempt on another leader sets it again.
 func (n *Node) applyLocal(ctx context.Context, cmd *fsmpb.Command) (*fsmpb.Result, error) {
 	if err := command.Check(cmd); err != nil {
 		return nil, fmt.Errorf("leader %s cannot propose: %w", n.cfg.ID, err)
@@ -109,7 +111,6 @@ func (n *Node) applyLocal(ctx context.Context, cmd *fsmpb.Command) (*fsmpb.Resul
 	if err := n.clockAgrees(ctx, cmd.GetType()); err != nil {
 		return nil, err
 	}
-	cmd = proto.CloneOf(cmd)
 	cmd.TimeUnix = n.cfg.Now().Unix()
 	data, err := proto.Marshal(cmd)
 	if err != nil {
