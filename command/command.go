@@ -31,7 +31,10 @@ const Version = 3
 
 // Applier commits a command through the region's leader and returns its
 // result; a refusal by the state machine is returned as *Error together
-// with the result that carries it. node.Node implements it.
+// with the result that carries it. node.Node implements it. The command is
+// the applier's from then on: it sets the command's version and time (not
+// its payload), so every call passes a command of its own, as the
+// functions of this package do.
 type Applier interface {
 	Apply(ctx context.Context, cmd *fsmpb.Command) (*fsmpb.Result, error)
 }

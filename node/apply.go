@@ -56,12 +56,12 @@ func (n *Node) Apply(ctx context.Context, cmd *fsmpb.Command) (*fsmpb.Result, er
 	}
 }
 
-// stamp returns a copy of cmd with the version it goes out with. When the
-// region does not apply that version yet it waits, within ctx: a new
-// region records its first member a moment after it starts, a region being
-// upgraded not before its last member runs the new build.
+// stamp sets the version cmd goes out with (the command is the applier's:
+// command.Applier). When the region does not apply that version yet it
+// waits, within ctx: a new region records its first member a moment after
+// it starts, a region being upgraded not before its last member runs the
+// new build.
 func (n *Node) stamp(ctx context.Context, cmd *fsmpb.Command) (*fsmpb.Command, error) {
-	cmd = proto.CloneOf(cmd)
 	for attempt := 0; ; attempt++ {
 		err := command.Stamp(cmd, n.RegionVersion())
 		var pending *command.ErrUpgradePending
@@ -96,8 +96,8 @@ func resultError(res *fsmpb.Result, err error) (*fsmpb.Result, error) {
 // applyLocal stamps the time and proposes the command on this leader. It
 // proposes only what every member applies (its version stays as the node
 // that built it set it), so no member stops at the entry. cmd is the
-// caller's own copy (stamp made it, or it was decoded from a forward): its
-// time is set in place, and an attempt on another leader sets it again.
+// applier's (command.Applier), or was decoded from a forward: its time is
+// set in place, and an attempt on another leader sets it again.
 func (n *Node) applyLocal(ctx context.Context, cmd *fsmpb.Command) (*fsmpb.Result, error) {
 	if err := command.Check(cmd); err != nil {
 		return nil, fmt.Errorf("leader %s cannot propose: %w", n.cfg.ID, err)
