@@ -373,12 +373,19 @@ func treeCPU(pid int) time.Duration {
 }
 
 func procCPU(pid int) time.Duration {
+	user, sys := procTimes(pid)
+	return user + sys
+}
+
+// procTimes is the CPU time a process spent in user space and in the
+// kernel (0 for a process gone).
+func procTimes(pid int) (user, sys time.Duration) {
 	utime, ok1 := procField(pid, 11)
 	stime, ok2 := procField(pid, 12)
 	if !ok1 || !ok2 {
-		return 0
+		return 0, 0
 	}
-	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ
+	return time.Duration(utime) * time.Second / 100, time.Duration(stime) * time.Second / 100 // USER_HZ
 }
 
 // procField reads field i of /proc/pid/stat counted after the command
