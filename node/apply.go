@@ -121,8 +121,8 @@ func (n *Node) applyLocal(ctx context.Context, cmd *fsmpb.Command) (*fsmpb.Resul
 		timeout = time.Until(d)
 	}
 	start := time.Now()
-	f := n.raft.Apply(data, timeout)
-	if err := waitFuture(ctx, f); err != nil {
+	f, err := n.propose(ctx, data, timeout)
+	if err != nil {
 		err = fmt.Errorf("apply %v: %w", cmd.GetType(), n.diskError(err))
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) ||
 			errors.Is(err, raft.ErrLeadershipTransferInProgress) || errors.Is(err, raft.ErrEnqueueTimeout) {

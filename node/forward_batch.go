@@ -29,8 +29,9 @@ const (
 	MaxForwardBatch   = 64
 	forwardBatchBytes = 4 << 20
 	// forwardSenders is how many batches a follower has in flight at once:
-	// a write that finds them busy joins the next batch.
-	forwardSenders = 2
+	// a write that finds it busy joins the next batch, as a leader's
+	// proposals join its next round (propose.go).
+	forwardSenders = 1
 )
 
 // forward is one write waiting to be forwarded: its encoded command, the
@@ -48,28 +49,12 @@ type forwardOutcome struct {
 	err error
 }
 
-// forwardQueue holds the writes waiting for the leader and counts the
-// batches being sent.
-type forwardQueue struct {
-	mu      sync.Mutex
-	pending []*forward
-	senders int
-}
-
 // forwardBatched forwards one encoded command within the next batch to the
 // leader at url and waits for its outcome.
 func (n *Node) forwardBatched(ctx context.Context, url string, data []byte) (*fsmpb.Result, error) {
 	f := &forward{ctx: ctx, url: url, data: data, done: make(chan forwardOutcome, 1)}
-	q := &n.forwards
-	q.mu.Lock()
-	q.pending = append(q.pending, f)
-	start := q.senders < forwardSenders
-	if start {
-		q.senders++
-	}
-	q.mu.Unlock()
-	if start {
-		n.goRun(n.sendForwards)
+	if n.forwards.push(f, forwardSenders) {
+		n.goRun(func() { drain(&n.forwards, pickForwards, n.sendBatch) })
 	}
 	select {
 	case o := <-f.done:
@@ -79,26 +64,11 @@ func (n *Node) forwardBatched(ctx context.Context, url string, data []byte) (*fs
 	}
 }
 
-// sendForwards sends batches until no write waits.
-func (n *Node) sendForwards() {
-	for {
-		batch := n.forwards.take()
-		if batch == nil {
-			return
-		}
-		n.sendBatch(batch)
-	}
-}
-
-// take removes the next batch from the queue: the oldest waiting writes for
-// one leader, within the bounds; writes whose callers gave up are dropped.
-// With none left it counts the sender out and returns nil.
-func (q *forwardQueue) take() []*forward {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	var batch, rest []*forward
+// pickForwards chooses the next batch: the oldest waiting writes for one
+// leader, within the bounds; writes whose callers gave up are dropped.
+func pickForwards(pending []*forward) (batch, rest []*forward) {
 	size := 0
-	for _, f := range q.pending {
+	for _, f := range pending {
 		switch {
 		case f.ctx.Err() != nil:
 		case len(batch) > 0 && (f.url != batch[0].url || len(batch) == MaxForwardBatch || size+len(f.data) > forwardBatchBytes):
@@ -108,16 +78,13 @@ func (q *forwardQueue) take() []*forward {
 			size += len(f.data)
 		}
 	}
-	q.pending = rest
-	if len(batch) == 0 {
-		q.senders--
-	}
-	return batch
+	return batch, rest
 }
 
 // sendBatch sends one batch and hands each write its outcome. A leader of
-// an older build (404) gets the writes one request each.
-func (n *Node) sendBatch(batch []*forward) {
+// an older build (404) gets the writes one request each. It always lets
+// the sender go on (true).
+func (n *Node) sendBatch(batch []*forward) bool {
 	url := batch[0].url
 	var body []byte
 	for _, f := range batch {
@@ -134,7 +101,7 @@ func (n *Node) sendBatch(batch []*forward) {
 			res, err := n.forwardOne(f.ctx, url, f.data)
 			f.done <- forwardOutcome{res, err}
 		}
-		return
+		return true
 	case err == nil && status == http.StatusOK:
 		outcomes, err = decodeBatchReply(url, reply, len(batch))
 	default:
@@ -147,6 +114,7 @@ func (n *Node) sendBatch(batch []*forward) {
 			f.done <- outcomes[i]
 		}
 	}
+	return true
 }
 
 // ApplyForwardedBatch applies the commands of a batched forward

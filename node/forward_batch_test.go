@@ -14,7 +14,7 @@ import (
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 )
 
-// take hands out the oldest writes for one leader within the bounds, keeps
+// A batch holds the oldest writes for one leader within the bounds, keeps
 // the rest in order, drops writes whose callers gave up, and counts its
 // sender out once nothing waits.
 func TestForwardQueueTake(t *testing.T) {
@@ -45,8 +45,8 @@ func TestForwardQueueTake(t *testing.T) {
 		{"one large command", []*forward{w(live, "a", 2*forwardBatchBytes), w(live, "a", 10)}, 1, 1, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			q := forwardQueue{pending: tc.pending, senders: 1}
-			batch := q.take()
+			q := batchQueue[*forward]{pending: tc.pending, senders: 1}
+			batch := q.take(pickForwards)
 			if len(batch) != tc.batch || len(q.pending) != tc.left {
 				t.Fatalf("took %d, left %d; want %d and %d", len(batch), len(q.pending), tc.batch, tc.left)
 			}

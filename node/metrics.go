@@ -13,13 +13,14 @@ import (
 
 // metrics are what an operator watches that only the node sees: how long
 // a command takes from this leader's proposal to its applied result, how
-// long raft takes to write a snapshot, and how many writes a follower's
-// forwards to the leader carry. The API layer registers them beside its
+// long raft takes to write a snapshot, how many writes a follower's
+// forwards to the leader carry and how many a leader's raft rounds. The API layer registers them beside its
 // own (Collectors).
 type metrics struct {
 	apply        *prometheus.HistogramVec
 	snapshot     prometheus.Histogram
 	forwardBatch prometheus.Histogram
+	round        prometheus.Histogram
 }
 
 func newMetrics() metrics {
@@ -36,12 +37,16 @@ func newMetrics() metrics {
 			Name: "covid_forward_batch_commands", Help: "Commands in each batch this follower forwarded to the leader (count: requests, sum: commands).",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 7),
 		}),
+		round: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "covid_raft_round_commands", Help: "Commands in each round this leader proposed to raft together (count: rounds, sum: commands).",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 9),
+		}),
 	}
 }
 
 // Collectors are the node's own metrics, for the API's registry.
 func (n *Node) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{n.metrics.apply, n.metrics.snapshot, n.metrics.forwardBatch}
+	return []prometheus.Collector{n.metrics.apply, n.metrics.snapshot, n.metrics.forwardBatch, n.metrics.round}
 }
 
 // observeApply records one command committed and applied through this

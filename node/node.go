@@ -46,8 +46,10 @@ type Node struct {
 	// watched is the raft store as raft writes it, timed (watchdog.go).
 	watched *watchedStore
 
-	// forwards are the writes waiting to be forwarded to the leader.
-	forwards forwardQueue
+	// forwards are the writes waiting to be forwarded to the leader;
+	// proposals those waiting for this leader's next raft round.
+	forwards  batchQueue[*forward]
+	proposals batchQueue[*proposal]
 	// runCtx lives until Close: the node's loops and requests end with it.
 	runCtx context.Context
 	cancel context.CancelFunc
@@ -192,7 +194,7 @@ func (n *Node) openRaft() (bool, error) {
 	rc.TrailingLogs = cfg.TrailingLogs
 	rc.ShutdownOnRemove = false
 	rc.BatchApplyCh = !cfg.NoBatchApply
-	rc.MaxAppendEntries = 256
+	rc.MaxAppendEntries = maxRoundEntries
 	rc.NotifyCh = n.leaderCh
 	rc.Logger = hlog
 	r, err := raft.NewRaft(rc, timedFSM{FSM: n.fsm, observe: n.metrics.observeSnapshot}, logs, n.watched, snaps, trans)
