@@ -82,8 +82,8 @@ func pickForwards(pending []*forward) (batch, rest []*forward) {
 }
 
 // sendBatch sends one batch and hands each write its outcome. A leader of
-// an older build (404) gets the writes one request each. It always lets
-// the sender go on (true).
+// an older build (404) gets the writes in a request each, all at once. It
+// always lets the sender go on (true).
 func (n *Node) sendBatch(batch []*forward) bool {
 	url := batch[0].url
 	var body []byte
@@ -97,10 +97,14 @@ func (n *Node) sendBatch(batch []*forward) bool {
 	var outcomes []forwardOutcome
 	switch {
 	case err == nil && status == http.StatusNotFound:
+		var wg sync.WaitGroup
 		for _, f := range batch {
-			res, err := n.forwardOne(f.ctx, url, f.data)
-			f.done <- forwardOutcome{res, err}
+			wg.Go(func() {
+				res, err := n.forwardOne(f.ctx, url, f.data)
+				f.done <- forwardOutcome{res, err}
+			})
 		}
+		wg.Wait()
 		return true
 	case err == nil && status == http.StatusOK:
 		outcomes, err = decodeBatchReply(url, reply, len(batch))
