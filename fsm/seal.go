@@ -103,26 +103,34 @@ func (s *state) revised() []Key {
 	return out
 }
 
-// PublishedKey is a key as a batch published it: 24 bytes.
+// PublishedKey is a key as a batch published it: 24 bytes, since every
+// sealed key has one (BenchmarkMemoryPerKey). Whether the key has days
+// since onset is the high bit of riskOnset, beside the transmission risk
+// (0..8, as newKey checks).
 type PublishedKey struct {
-	Data     TEK
-	start    int32
-	period   uint8
-	risk     uint8
-	report   uint8
-	onset    int8
-	hasOnset bool
+	Data      TEK
+	start     int32
+	period    uint8
+	riskOnset uint8
+	report    uint8
+	onset     int8
 }
 
+const hasOnsetBit = 0x80
+
 func publishedOf(k Key) PublishedKey {
-	return PublishedKey{Data: k.Data, start: k.RollingStart, period: uint8(k.RollingPeriod), risk: uint8(k.TransmissionRisk),
-		report: uint8(k.ReportType), onset: int8(k.DaysSinceOnset), hasOnset: k.HasDaysSinceOnset}
+	p := PublishedKey{Data: k.Data, start: k.RollingStart, period: uint8(k.RollingPeriod), riskOnset: uint8(k.TransmissionRisk),
+		report: uint8(k.ReportType), onset: int8(k.DaysSinceOnset)}
+	if k.HasDaysSinceOnset {
+		p.riskOnset |= hasOnsetBit
+	}
+	return p
 }
 
 // key expands a published key of batch seq.
 func (p PublishedKey) key(seq uint32) Key {
-	return Key{Data: p.Data, RollingStart: p.start, RollingPeriod: int32(p.period), TransmissionRisk: int32(p.risk),
-		ReportType: int32(p.report), DaysSinceOnset: int32(p.onset), HasDaysSinceOnset: p.hasOnset, Batch: seq}
+	return Key{Data: p.Data, RollingStart: p.start, RollingPeriod: int32(p.period), TransmissionRisk: int32(p.riskOnset &^ hasOnsetBit),
+		ReportType: int32(p.report), DaysSinceOnset: int32(p.onset), HasDaysSinceOnset: p.riskOnset&hasOnsetBit != 0, Batch: seq}
 }
 
 // published copies the keys as batch seq publishes them.
