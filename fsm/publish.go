@@ -168,13 +168,13 @@ func (s *state) store(cmd *fsmpb.Command, code *fsmpb.Code, plan publishPlan) *f
 	idx := s.nextSubmission
 	s.nextSubmission++
 	sub := &Submission{
-		Index: idx, ID: [16]byte(p.GetSubmissionId()), TimeUnix: cmd.GetTimeUnix(), AppID: p.GetAppId(), Issuer: p.GetIssuer(),
+		Index: idx, ID: [16]byte(p.GetSubmissionId()), TimeUnix: cmd.GetTimeUnix(), AppID: intern(p.GetAppId()), Issuer: intern(p.GetIssuer()),
 		CertificateDigest: bytes.Clone(p.GetCertificateDigest()), Traveler: p.GetTraveler(),
 		KeyCount: uint32(len(plan.keys)),
 	}
 	if code != nil {
 		code.UsedUnix = cmd.GetTimeUnix()
-		sub.Provider, sub.CodeHash, sub.Issuer = code.GetProvider(), bytes.Clone(code.GetHash()), ""
+		sub.Provider, sub.CodeHash, sub.Issuer = intern(code.GetProvider()), bytes.Clone(code.GetHash()), ""
 	}
 	s.submissions[idx] = sub
 	s.live[idx] = uint32(len(plan.keys))

@@ -265,9 +265,9 @@ func readSubmissions(s *state, hdr *fsmpb.SnapshotHeader, get func(proto.Message
 			return fmt.Errorf("submission %d: id is not 16 bytes", i)
 		}
 		sub := &Submission{
-			Index: p.GetIndex(), ID: [16]byte(p.GetId()), TimeUnix: p.GetTimeUnix(), AppID: p.GetAppId(), Issuer: p.GetIssuer(),
+			Index: p.GetIndex(), ID: [16]byte(p.GetId()), TimeUnix: p.GetTimeUnix(), AppID: intern(p.GetAppId()), Issuer: intern(p.GetIssuer()),
 			CertificateDigest: p.GetCertificateDigest(), Traveler: p.GetTraveler(), KeyCount: p.GetKeyCount(),
-			Provider: p.GetProvider(), CodeHash: p.GetCodeHash(),
+			Provider: intern(p.GetProvider()), CodeHash: p.GetCodeHash(),
 		}
 		if byPosition {
 			sub.Index = uint32(i)
