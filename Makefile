@@ -51,7 +51,7 @@ soak: build
 ## run is reported and passed; any run that writes a failing input fails.
 FUZZTIME ?= 5s
 FUZZ_TARGETS := ./publish:FuzzPublish ./publish:FuzzParseCode ./publish:FuzzRevisionToken \
-	./export:FuzzDecode ./fsm:FuzzApply ./fsm:FuzzRestore ./fsm:FuzzDecodeStoredKey ./feed:FuzzParseName ./federation:FuzzGossip \
+	./export:FuzzDecode ./fsm:FuzzApply ./fsm:FuzzRestore ./fsm:FuzzDecodeStoredKey ./node:FuzzBatchFrames ./feed:FuzzParseName ./federation:FuzzGossip \
 	./api:FuzzCursor ./verify:FuzzParseToken ./portal:FuzzDecodeSession ./backup:FuzzOpen
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \

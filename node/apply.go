@@ -36,8 +36,7 @@ func (n *Node) Apply(ctx context.Context, cmd *fsmpb.Command) (*fsmpb.Result, er
 	}
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.WriteTimeout)
 	defer cancel()
-	cmd, err := n.stamp(ctx, cmd)
-	if err != nil {
+	if err := n.stamp(ctx, cmd); err != nil {
 		return nil, err
 	}
 	start := time.Now()
@@ -61,12 +60,12 @@ func (n *Node) Apply(ctx context.Context, cmd *fsmpb.Command) (*fsmpb.Result, er
 // waits, within ctx: a new region records its first member a moment after
 // it starts, a region being upgraded not before its last member runs the
 // new build.
-func (n *Node) stamp(ctx context.Context, cmd *fsmpb.Command) (*fsmpb.Command, error) {
+func (n *Node) stamp(ctx context.Context, cmd *fsmpb.Command) error {
 	for attempt := 0; ; attempt++ {
 		err := command.Stamp(cmd, n.RegionVersion())
 		var pending *command.ErrUpgradePending
 		if !errors.As(err, &pending) || sleepCtx(ctx, backoff(attempt)) != nil {
-			return cmd, err
+			return err
 		}
 	}
 }

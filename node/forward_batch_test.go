@@ -132,3 +132,39 @@ func TestDecodeBatchReply(t *testing.T) {
 		t.Error("a truncated answer was accepted")
 	}
 }
+
+// FuzzBatchFrames holds the two decoders of batched forwards to their
+// bounds for any bytes: decodeFrames never returns more than its cap of
+// frames, and what it accepts decodes the same once re-encoded (sizes may
+// have been sent in longer varints than needed); decodeBatchReply
+// returns exactly the answers asked for, or an error.
+func FuzzBatchFrames(f *testing.F) {
+	f.Add(protowire.AppendBytes(protowire.AppendBytes(nil, []byte("a")), []byte("bc")), 2)
+	f.Add(protowire.AppendBytes(protowire.AppendVarint(nil, 200), []byte{0x10, 0x01}), 1)
+	f.Add([]byte{0xff, 0xff}, 3)
+	f.Add([]byte{0x80, 0x00}, 1) // a size in a longer varint than needed
+	f.Fuzz(func(t *testing.T, b []byte, want int) {
+		want = min(max(want, 1), MaxForwardBatch)
+		if frames, err := decodeFrames(b, want); err == nil {
+			if len(frames) == 0 || len(frames) > want {
+				t.Fatalf("%d frames accepted, cap %d", len(frames), want)
+			}
+			var again []byte
+			for _, fr := range frames {
+				again = protowire.AppendBytes(again, fr)
+			}
+			back, err := decodeFrames(again, want)
+			if err != nil || len(back) != len(frames) || len(again) > len(b) {
+				t.Fatalf("frames %q of %x re-encoded as %x: %v", frames, b, again, err)
+			}
+			for i := range back {
+				if string(back[i]) != string(frames[i]) {
+					t.Fatalf("frame %d: %q came back as %q", i, frames[i], back[i])
+				}
+			}
+		}
+		if out, err := decodeBatchReply("https://l", b, want); err == nil && len(out) != want {
+			t.Fatalf("%d answers for a batch of %d", len(out), want)
+		}
+	})
+}

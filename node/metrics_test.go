@@ -13,12 +13,7 @@ import (
 // A command committed through the leader is timed under its type, and a
 // raft snapshot is timed once written.
 func TestApplyAndSnapshotAreTimed(t *testing.T) {
-	cfg := testConfig(t)
-	cfg.Bootstrap = true
-	n := openLeader(t, cfg)
-	defer n.Close(context.Background())
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(n.Collectors()...)
+	n, reg := measuredLeader(t)
 	before := histogramCounts(t, reg)
 	if err := command.PutNode(context.Background(), n, &fsmpb.Node{Id: "spare", RaftAddr: "127.0.0.9:3", HttpAddr: "127.0.0.9:4"}); err != nil {
 		t.Fatal(err)
@@ -33,6 +28,18 @@ func TestApplyAndSnapshotAreTimed(t *testing.T) {
 	if got := after["covid_raft_snapshot_seconds{}"] - before["covid_raft_snapshot_seconds{}"]; got != 1 {
 		t.Fatalf("snapshots timed: %d, want 1 (%v)", got, after)
 	}
+}
+
+// measuredLeader opens the leader of a one-node region whose metrics are
+// registered in a registry of their own; it closes with the test.
+func measuredLeader(t *testing.T) (*Node, *prometheus.Registry) {
+	cfg := testConfig(t)
+	cfg.Bootstrap = true
+	n := openLeader(t, cfg)
+	t.Cleanup(func() { n.Close(context.Background()) })
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(n.Collectors()...)
+	return n, reg
 }
 
 // histogramCounts maps "name{label values}" to the histogram's count.

@@ -6,8 +6,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/covid-backend/covid-backend/command"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 )
@@ -64,12 +62,7 @@ func TestProposeQueueTake(t *testing.T) {
 // its own result: 64 members recorded at once on a one-node region (bolt
 // on disk, fsync per round) all land, in fewer rounds than writes.
 func TestConcurrentWritesShareRounds(t *testing.T) {
-	cfg := testConfig(t)
-	cfg.Bootstrap = true
-	n := openLeader(t, cfg)
-	defer n.Close(context.Background())
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(n.Collectors()...)
+	n, reg := measuredLeader(t)
 	before := histogramCounts(t, reg)["covid_raft_round_commands{}"]
 	const writes = 64
 	var wg sync.WaitGroup

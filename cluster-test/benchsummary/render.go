@@ -50,8 +50,8 @@ func (r results) uploadRows(bench, label string) []row {
 	return []row{
 		{what: "upload CPU, all 3 nodes, " + label,
 			ours: r.span(bench, "region-cpu-us/upload", 0, " µs") + " (leader " + r.span(bench, "leader-cpu-us/upload", 0, " µs") +
-				kernel(r.span(bench, "region-sys-cpu-us/upload", 0, " µs")) + ")",
-			ref:   "sink " + r.span(bench, "sink-cpu-us/upload", 0, " µs") + parenthesized(kernel(r.span(bench, "sink-sys-cpu-us/upload", 0, " µs"))),
+				around("; kernel ", r.span(bench, "region-sys-cpu-us/upload", 0, " µs"), "") + ")",
+			ref:   "sink " + r.span(bench, "sink-cpu-us/upload", 0, " µs") + around(" (kernel ", r.span(bench, "sink-sys-cpu-us/upload", 0, " µs"), ")"),
 			ratio: r.span(bench, "cpu-ratio", 2, "×"), target: "≤ 1.5×"},
 		{what: "uploads, " + label, ours: rate("region-"), ref: "sink " + rate("sink-"),
 			ratio: r.quotient(bench, "region-uploads/s", "sink-uploads/s")},
@@ -87,17 +87,11 @@ func (r results) quotient(bench, num, den string) string {
 	return q.span(bench, "q", 2, "×")
 }
 
-// kernel names a figure of CPU time in the kernel, "" without one.
-func kernel(s string) string {
+// around returns s between before and after, or "" for a figure that
+// did not run.
+func around(before, s, after string) string {
 	if s == "" {
 		return ""
 	}
-	return "; kernel " + s
-}
-
-func parenthesized(s string) string {
-	if s == "" {
-		return ""
-	}
-	return " (" + strings.TrimPrefix(s, "; ") + ")"
+	return before + s + after
 }
