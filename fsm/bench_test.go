@@ -167,8 +167,9 @@ func heapAlloc() int64 {
 // n/14 submissions) costs, built through Apply ("B/key"), once sealed into
 // a batch ("B/key-sealed", the steady state: keys wait for a seal minutes at
 // most) and through Restore of its snapshot ("B/key-restored", where the
-// map is presized). Three sizes, since the key map's share depends on where
-// n falls between two of its doublings: 1M keys is just past one.
+// table is presized). Three sizes, since the key table's share depends on
+// where n falls between two of its growths (a map[TEK]keyRecord, which
+// doubles, cost 127 B/key sealed at 1M keys, just past a doubling).
 func BenchmarkMemoryPerKey(b *testing.B) {
 	for _, n := range []int{750_000, benchKeys, 1_800_000} {
 		b.Run(fmt.Sprintf("keys=%d", n), func(b *testing.B) {

@@ -25,13 +25,13 @@ func applyExpire(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 		res.Batches++
 	}
 	cutoffInterval := int32(cutoff / intervalSeconds)
-	for k, r := range s.keys {
+	res.Keys = uint32(s.keys.deleteFunc(func(_ TEK, r keyRecord) bool {
 		if gone[r.batch] || (r.batch == 0 && r.start+int32(r.period) < cutoffInterval) {
-			delete(s.keys, k)
-			res.Keys++
 			s.live[r.submission]--
+			return true
 		}
-	}
+		return false
+	}))
 	for i, sub := range s.submissions {
 		if s.live[i] == 0 {
 			delete(s.submissions, i)
@@ -40,7 +40,7 @@ func applyExpire(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 			res.Submissions++
 		}
 	}
-	live := func(k TEK) bool { _, ok := s.keys[k]; return !ok }
+	live := func(k TEK) bool { return !s.keys.has(k) }
 	s.pending = slices.DeleteFunc(s.pending, live)
 	s.revisedPending = slices.DeleteFunc(s.revisedPending, live)
 	for lookup, c := range s.codes {

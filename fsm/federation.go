@@ -199,7 +199,7 @@ func (f *FSM) NextForeign(origin string) (next uint32, chained bool) {
 func (s *state) merge(body *fsmpb.FederationBatch, digest []byte, now int64) (merged, revoked uint32) {
 	issuer := "federation:" + body.GetOrigin()
 	keys, _ := keysFromProto(body.GetKeys())
-	keys = slices.DeleteFunc(keys, func(k Key) bool { _, stored := s.keys[k.Data]; return stored })
+	keys = slices.DeleteFunc(keys, func(k Key) bool { return s.keys.has(k.Data) })
 	if len(keys) > 0 {
 		idx := s.nextSubmission
 		s.nextSubmission++
@@ -209,18 +209,18 @@ func (s *state) merge(body *fsmpb.FederationBatch, digest []byte, now int64) (me
 		s.live[idx] = uint32(len(keys))
 		for _, k := range keys {
 			k.Submission = idx
-			s.keys[k.Data] = k.record()
+			s.keys.set(k.Data, k.record())
 			s.pending = append(s.pending, k.Data)
 		}
 	}
 	revisions, _ := keysFromProto(body.GetRevised())
 	for _, k := range revisions {
-		r, ok := s.keys[k.Data]
+		r, ok := s.keys.find(k.Data)
 		if !ok || r.revoked || k.ReportType != ReportTypeRevoked || s.submissions[r.submission].Issuer != issuer {
 			continue
 		}
 		r.revoked = true
-		s.keys[k.Data] = r
+		s.keys.set(k.Data, r)
 		if r.batch != 0 {
 			s.revisedPending = append(s.revisedPending, k.Data)
 		}

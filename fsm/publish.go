@@ -67,7 +67,7 @@ func (s *state) publishV1(cmd *fsmpb.Command) *fsmpb.Result {
 		}
 	}
 	for _, k := range plan.keys {
-		if _, ok := s.keys[k.Data]; ok {
+		if s.keys.has(k.Data) {
 			return refuse(command.CodeKeyExists, "key %x is already stored", k.Data[:4])
 		}
 	}
@@ -111,7 +111,7 @@ func (s *state) planV2(p *fsmpb.Publish, now int64) (publishPlan, *fsmpb.Result)
 	}
 	var plan publishPlan
 	for _, k := range keys {
-		r, stored := s.keys[k.Data]
+		r, stored := s.keys.find(k.Data)
 		switch {
 		case !stored && p.GetReviseOnly(): // a first negative report stores nothing
 		case !stored:
@@ -181,7 +181,7 @@ func (s *state) store(cmd *fsmpb.Command, code *fsmpb.Code, plan publishPlan) *f
 	s.submissionIdx[sub.ID] = idx
 	for _, k := range plan.keys {
 		k.Submission = idx
-		s.keys[k.Data] = k.record()
+		s.keys.set(k.Data, k.record())
 		s.pending = append(s.pending, k.Data)
 	}
 	s.revise(plan.revisions)
@@ -209,7 +209,7 @@ func revisionAllowed(from, to int32) bool {
 // checkRevision refuses the revision of an unknown or withdrawn key, of a
 // key revised before, and transitions the rules do not allow.
 func (s *state) checkRevision(k Key) *fsmpb.Result {
-	r, ok := s.keys[k.Data]
+	r, ok := s.keys.find(k.Data)
 	switch {
 	case !ok || r.revoked && !r.revised:
 		return refuse(command.CodeUnknownKey, "key %x to revise is not stored (or was withdrawn)", k.Data[:4])
@@ -226,11 +226,11 @@ func (s *state) checkRevision(k Key) *fsmpb.Result {
 // to negative is withdrawn.
 func (s *state) revise(revisions []Key) {
 	for _, k := range revisions {
-		r := s.keys[k.Data]
+		r := s.keys.at(k.Data)
 		r.report, r.risk, r.onset, r.hasOnset = uint8(k.ReportType), uint8(k.TransmissionRisk), int8(k.DaysSinceOnset), k.HasDaysSinceOnset
 		r.revised = true
 		r.revoked = k.ReportType == ReportTypeRevoked
-		s.keys[k.Data] = r
+		s.keys.set(k.Data, r)
 		if r.batch != 0 {
 			s.revisedPending = append(s.revisedPending, k.Data)
 		}

@@ -23,12 +23,12 @@ func applyRevoke(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 	}
 	n := 0
 	for _, k := range keys {
-		r := s.keys[k]
+		r := s.keys.at(k)
 		if r.revoked {
 			continue
 		}
 		r.revoked = true
-		s.keys[k] = r
+		s.keys.set(k, r)
 		n++
 		if r.batch != 0 {
 			s.revisedPending = append(s.revisedPending, k)
@@ -65,7 +65,7 @@ func (s *state) selectRevocation(rv *fsmpb.Revoke) ([]TEK, string, *fsmpb.Result
 	case len(rv.GetKeys()) > 0:
 		var out []TEK
 		for _, k := range rv.GetKeys() {
-			if _, ok := s.keys[TEK(pad16(k))]; !ok || len(k) != KeyLen {
+			if !s.keys.has(TEK(pad16(k))) || len(k) != KeyLen {
 				r := refuse(command.CodeUnknownKey, "no stored key %x", k)
 				return nil, "", r
 			}
@@ -122,7 +122,7 @@ func (s *state) issuerUsed(issuer string) bool {
 // keysWhere returns the stored keys whose record matches, sorted.
 func (s *state) keysWhere(match func(keyRecord) bool) []TEK {
 	var out []TEK
-	for k, r := range s.keys {
+	for k, r := range s.keys.all() {
 		if match(r) {
 			out = append(out, k)
 		}

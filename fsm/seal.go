@@ -48,7 +48,7 @@ func applySeal(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 	nowInterval := int32(cmd.GetTimeUnix() / intervalSeconds)
 	var eligible, waiting []TEK
 	for _, k := range s.pending {
-		switch r := s.keys[k]; {
+		switch r := s.keys.at(k); {
 		case r.revoked: // withdrawn before publication: never published
 		case r.start+int32(r.period) <= nowInterval:
 			eligible = append(eligible, k)
@@ -75,9 +75,9 @@ func applySeal(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 		s.chain(sl.GetOrigin(), b)
 	}
 	for _, k := range eligible {
-		r := s.keys[k]
+		r := s.keys.at(k)
 		r.batch = b.Seq
-		s.keys[k] = r
+		s.keys.set(k, r)
 	}
 	s.pending = waiting
 	s.batches = append(s.batches, b)
@@ -92,7 +92,7 @@ func (s *state) revised() []Key {
 	slices.SortFunc(s.revisedPending, compareTEK)
 	out := make([]Key, 0, len(s.revisedPending))
 	for _, k := range slices.Compact(s.revisedPending) {
-		key := s.keys[k].key(k)
+		key := s.keys.at(k).key(k)
 		if key.Revoked {
 			key.ReportType = ReportTypeRevoked
 		}
@@ -137,7 +137,7 @@ func (p PublishedKey) key(seq uint32) Key {
 func (s *state) published(keys []TEK) []PublishedKey {
 	out := make([]PublishedKey, len(keys))
 	for i, k := range keys {
-		out[i] = publishedOf(s.keys[k].key(k))
+		out[i] = publishedOf(s.keys.at(k).key(k))
 	}
 	return out
 }
@@ -159,7 +159,7 @@ func (s *state) batchStart(keys []TEK, end int64) int64 {
 	}
 	start := end
 	for _, k := range keys {
-		if t := s.submissions[s.keys[k].submission].TimeUnix; t < start {
+		if t := s.submissions[s.keys.at(k).submission].TimeUnix; t < start {
 			start = t
 		}
 	}
@@ -182,7 +182,7 @@ func (s *state) padding(real []TEK, n int, random [][]byte, picks []uint32) []Ke
 			continue
 		}
 		tek := TEK(data)
-		if _, taken := s.keys[tek]; taken || seen[tek] {
+		if s.keys.has(tek) || seen[tek] {
 			continue
 		}
 		seen[tek] = true
@@ -190,7 +190,7 @@ func (s *state) padding(real []TEK, n int, random [][]byte, picks []uint32) []Ke
 		if len(out) < len(picks) {
 			pick = int(picks[len(out)] % uint32(len(real)))
 		}
-		k := s.keys[real[pick]].key(tek)
+		k := s.keys.at(real[pick]).key(tek)
 		k.Submission, k.Batch = 0, 0
 		out = append(out, k)
 	}

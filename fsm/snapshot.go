@@ -47,8 +47,8 @@ type snapshot struct {
 }
 
 func (s *state) capture() *snapshot {
-	keys := make([]Key, 0, len(s.keys))
-	for data, r := range s.keys {
+	keys := make([]Key, 0, s.keys.len())
+	for data, r := range s.keys.all() {
 		keys = append(keys, r.key(data))
 	}
 	subs := make([]Submission, 0, len(s.submissions))
@@ -286,7 +286,7 @@ func readSubmissions(s *state, hdr *fsmpb.SnapshotHeader, get func(proto.Message
 }
 
 func readKeys(s *state, n uint64, br *bufio.Reader) error {
-	s.keys = make(map[TEK]keyRecord, min(n, maxPrealloc))
+	s.keys = newKeyTable(int(min(n, maxPrealloc)))
 	ins := newKeyInserter(s.keys)
 	defer ins.wait()
 	live := newLiveCounter(s.submissions)
@@ -321,9 +321,9 @@ func readKeys(s *state, n uint64, br *bufio.Reader) error {
 	return nil
 }
 
-// keyInserter fills the key map of a restore on a goroutine of its own
+// keyInserter fills the key table of a restore on a goroutine of its own
 // while the snapshot's records are read and checked: inserting a million
-// keys (in key order, so in no order of the map's) was as long as reading
+// keys (in key order, so in no order of the table's) was as long as reading
 // them, and the two overlap on two cores (BenchmarkRestore1M). Keys go in
 // chunks through two buffers that the two goroutines swap.
 type keyInserter struct {
@@ -333,14 +333,9 @@ type keyInserter struct {
 	done  chan struct{}
 }
 
-type keyEntry struct {
-	data TEK
-	rec  keyRecord
-}
-
 const insertChunk = 4096
 
-func newKeyInserter(m map[TEK]keyRecord) *keyInserter {
+func newKeyInserter(t *keyTable) *keyInserter {
 	ins := &keyInserter{full: make(chan []keyEntry, 1), empty: make(chan []keyEntry, 2), done: make(chan struct{})}
 	ins.chunk = make([]keyEntry, 0, insertChunk)
 	ins.empty <- make([]keyEntry, 0, insertChunk)
@@ -348,7 +343,7 @@ func newKeyInserter(m map[TEK]keyRecord) *keyInserter {
 		defer close(ins.done)
 		for c := range ins.full {
 			for _, e := range c {
-				m[e.data] = e.rec
+				t.set(e.data, e.rec)
 			}
 			ins.empty <- c[:0]
 		}
@@ -460,7 +455,7 @@ func readBatches(s *state, n uint64, get func(proto.Message) error) (map[*Batch]
 func (s *state) fillLegacy(legacy map[*Batch][]TEK) error {
 	for b, keys := range legacy {
 		for _, k := range keys {
-			if _, ok := s.keys[k]; !ok {
+			if !s.keys.has(k) {
 				return fmt.Errorf("batch %d lists unknown key %x", b.Seq, k[:4])
 			}
 		}
@@ -524,7 +519,7 @@ func (s *state) restoreDerived(hdr *fsmpb.SnapshotHeader) error {
 		if len(k) != KeyLen {
 			return errors.New("revoked pending key is not 16 bytes")
 		}
-		if r, ok := s.keys[TEK(k)]; !ok || !(r.revoked || r.revised) || r.batch == 0 {
+		if r, ok := s.keys.find(TEK(k)); !ok || !(r.revoked || r.revised) || r.batch == 0 {
 			return fmt.Errorf("revised pending key %x is not a revoked or revised published key", k[:4])
 		}
 		s.revisedPending = append(s.revisedPending, TEK(k))

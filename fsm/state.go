@@ -36,8 +36,9 @@ type Key struct {
 	Revised bool
 }
 
-// keyRecord is the in-memory form of a key without its bytes (those are the
-// map key): 20 bytes, so a million keys cost tens of megabytes.
+// keyRecord is the in-memory form of a key without its bytes (the key
+// table keeps those beside it): 20 bytes, so a million keys cost tens of
+// megabytes.
 type keyRecord struct {
 	start      int32
 	submission uint32
@@ -74,7 +75,7 @@ func intern(s string) string { return unique.Make(s).Value() }
 
 // state is the whole replicated state. Only Apply and Restore change it.
 type state struct {
-	keys           map[TEK]keyRecord
+	keys           *keyTable
 	submissions    map[uint32]*Submission
 	nextSubmission uint32
 	submissionIdx  map[[16]byte]uint32
@@ -140,7 +141,7 @@ func (s *state) stamp(cmd *fsmpb.Command) {
 
 func newState() *state {
 	return &state{
-		keys:          make(map[TEK]keyRecord),
+		keys:          newKeyTable(0),
 		submissions:   make(map[uint32]*Submission),
 		live:          make(map[uint32]uint32),
 		submissionIdx: make(map[[16]byte]uint32),
@@ -181,22 +182,21 @@ func (k Key) record() keyRecord {
 func (f *FSM) NumKeys() int {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	return len(f.state.keys)
+	return f.state.keys.len()
 }
 
 // HasKey reports whether the key is stored.
 func (f *FSM) HasKey(k TEK) bool {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	_, ok := f.state.keys[k]
-	return ok
+	return f.state.keys.has(k)
 }
 
 // Keys returns every stored key accepted by keep, sorted by key bytes.
 func (f *FSM) Keys(keep func(Key) bool) []Key {
 	f.mu.RLock()
-	out := make([]Key, 0, len(f.state.keys))
-	for data, r := range f.state.keys {
+	out := make([]Key, 0, f.state.keys.len())
+	for data, r := range f.state.keys.all() {
 		if k := r.key(data); keep == nil || keep(k) {
 			out = append(out, k)
 		}
