@@ -1,13 +1,16 @@
 package clustertest
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -136,6 +139,88 @@ func TestRegionRestartFromDisk(t *testing.T) {
 	}
 	c.waitLeader(30*time.Second, c.ids(3)...)
 	c.waitHasAll(acked, 30*time.Second, c.ids(3)...)
+}
+
+// A node just restarted, or just elected, may not have applied the entries
+// after its snapshot yet: one of them registered the health authority. It
+// must answer an upload "retry" (503) in that window, never 401: a valid
+// app would give up. A single node replays thousands of uploads after a
+// kill -9 while clients upload from the moment its port opens.
+func TestRestartedNodeNeverRefusesValidUploads(t *testing.T) {
+	c := newCluster(t)
+	c.form(1)
+	const logged, clients = 3000, 4
+	bodies := make([][]byte, logged+20*clients)
+	for i := range bodies {
+		req, err := c.signer.RandomUpload(14, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		bodies[i], _ = json.Marshal(req)
+	}
+	url := c.node("n1").url() + "/v1/publish"
+	post := func(body []byte) (int, error) {
+		resp, err := c.client.Post(url, "application/json", bytes.NewReader(body))
+		if err != nil {
+			return 0, err
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	var wg sync.WaitGroup
+	next := make(chan []byte, logged)
+	for _, b := range bodies[:logged] {
+		next <- b
+	}
+	close(next)
+	for range 16 {
+		wg.Go(func() {
+			for b := range next {
+				if status, err := post(b); err != nil || status != http.StatusOK {
+					t.Errorf("upload before the restart: %d %v", status, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	c.kill9("n1")
+	c.start(1)
+	var mu sync.Mutex
+	answers := map[int]int{}
+	deadline := time.Now().Add(30 * time.Second)
+	for w := range clients {
+		wg.Go(func() {
+			mine := bodies[logged+w*20 : logged+(w+1)*20]
+			for len(mine) > 0 && time.Now().Before(deadline) {
+				status, err := post(mine[0])
+				if err == nil {
+					mu.Lock()
+					answers[status]++
+					mu.Unlock()
+				}
+				switch {
+				case status == http.StatusOK:
+					return
+				case err != nil || status == http.StatusServiceUnavailable:
+					time.Sleep(time.Millisecond) // not open or not ready yet: poll
+				default:
+					mine = mine[1:]
+				}
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("answers while n1 restarted: %v", answers)
+	for status, n := range answers {
+		if status != http.StatusOK && status != http.StatusServiceUnavailable {
+			t.Errorf("%d uploads answered %d", n, status)
+		}
+	}
+	if answers[http.StatusOK] == 0 {
+		t.Fatalf("no upload accepted after the restart")
+	}
 }
 
 // An operator adds a node that was started with neither --bootstrap nor

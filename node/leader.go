@@ -26,9 +26,11 @@ func (n *Node) watchLeadership(ctx context.Context) {
 				n.cfg.Logger.Info("lost leadership", "node", n.cfg.ID)
 				continue
 			}
-			n.cfg.Logger.Info("became leader", "node", n.cfg.ID, "term", n.raft.CurrentTerm())
+			term := n.raft.CurrentTerm()
+			n.cfg.Logger.Info("became leader", "node", n.cfg.ID, "term", term)
 			var leaderCtx context.Context
 			leaderCtx, stop = context.WithCancel(ctx)
+			n.goRun(func() { n.catchUpAsLeader(leaderCtx, term) })
 			n.goRun(func() { n.runLeaderJobs(leaderCtx) })
 		}
 	}

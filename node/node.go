@@ -40,6 +40,12 @@ type Node struct {
 	snapshots raft.SnapshotStore
 	// leadershipChanges counts this node's gains and losses of leadership.
 	leadershipChanges atomic.Uint64
+	// leaderCaughtUp is the last term in which this node, as leader, had
+	// applied every entry committed before it; caughtUp is set once, as a
+	// follower, it had applied what its region had committed when it
+	// first heard from it (Admitted).
+	leaderCaughtUp atomic.Uint64
+	caughtUp       atomic.Bool
 	metrics           metrics
 	// diskFree is the data dir's free space at the last measurement.
 	diskFree atomic.Int64

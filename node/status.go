@@ -1,6 +1,8 @@
 package node
 
 import (
+	"context"
+	"errors"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -60,16 +62,47 @@ func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
 // AppliedIndex is the index of the last log entry applied to the local state.
 func (n *Node) AppliedIndex() uint64 { return n.raft.AppliedIndex() }
 
-// Admitted reports whether this node's state has caught up at least to its
-// own admission to the region (it leads, or it has applied its own member
-// record). A node that joined moments ago holds none of the region's keys
-// and authorities yet: it must not tell a valid client "unauthorized".
+// Admitted reports whether this node's state has caught up with its region
+// far enough to answer clients rightly. A node that joined moments ago
+// holds none of the region's keys and authorities yet, and one that just
+// restarted or was just elected may not have applied the entries after its
+// snapshot: it must not tell a valid client "unauthorized". A leader is
+// admitted once it has applied every entry committed before its term
+// (catchUpAsLeader); a follower once it has heard from its region since it
+// started, applied what was committed then, and holds its own member
+// record. A follower stays admitted after that, as it stays a member.
 func (n *Node) Admitted() bool {
 	if n.IsLeader() {
+		return n.leaderCaughtUp.Load() == n.raft.CurrentTerm()
+	}
+	if n.caughtUp.Load() {
 		return true
 	}
-	_, ok := n.fsm.Node(n.cfg.ID)
-	return ok
+	if n.raft.LastContact().IsZero() || n.stateIndex() < n.raft.CommitIndex() {
+		return false
+	}
+	if _, ok := n.fsm.Node(n.cfg.ID); !ok {
+		return false
+	}
+	n.caughtUp.Store(true)
+	return true
+}
+
+// catchUpAsLeader admits clients on this new leader (Admitted) once it has
+// applied every entry committed before its term: a barrier commits an
+// entry of the term, and raft applies all before it first.
+func (n *Node) catchUpAsLeader(ctx context.Context, term uint64) {
+	for ctx.Err() == nil {
+		err := n.raft.Barrier(readIndexTimeout).Error()
+		switch {
+		case err == nil:
+			n.leaderCaughtUp.Store(term)
+			return
+		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrRaftShutdown):
+			return
+		}
+		n.cfg.Logger.Warn("new leader has not caught up yet", "node", n.cfg.ID, "term", term, "err", err)
+	}
 }
 
 // Ready reports whether the node knows a leader, has applied everything
