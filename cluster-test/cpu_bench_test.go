@@ -20,7 +20,8 @@ import (
 // 16 and 64 clients. Reported: region-cpu-us/upload (and the leader's
 // share, leader-cpu-us/upload), sink-cpu-us/upload, their ratio (target
 // 1.5), the kernel's part of both (region-sys-, sink-sys-cpu-us/upload),
-// and uploads/s, p50 and p99 of both. CPU time does not depend on
+// uploads per raft round on the leader (uploads/round), and uploads/s, p50
+// and p99 of both. CPU time does not depend on
 // how busy the machine is; the rates do. make bench.
 func BenchmarkUploadCPU(b *testing.B) {
 	c := newCluster(b)
@@ -55,7 +56,9 @@ func BenchmarkUploadCPU(b *testing.B) {
 				sinkCPU, sinkSys, sinkRun := cpuOf(b, []int{sinkPID}, func() uploadRun { return postUploads(b, []string{sinkURL}, tc.clients, bodies) })
 				b.StartTimer()
 				stopProfiles := c.profileIfAsked(b, fmt.Sprintf("cpu-clients%d-%s", tc.clients, to))
+				rounds := -c.metricValue(leader, "covid_raft_round_commands_count")
 				nodeCPU, regionSys, regionRun := cpuOf(b, pids(), func() uploadRun { return postUploads(b, urls, tc.clients, bodies) })
+				rounds += c.metricValue(leader, "covid_raft_round_commands_count")
 				stopProfiles()
 				b.StopTimer()
 				perUpload := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(len(bodies)) }
@@ -66,6 +69,7 @@ func BenchmarkUploadCPU(b *testing.B) {
 				b.ReportMetric(perRegion/perSink, "cpu-ratio")
 				b.ReportMetric(perUpload(regionSys), "region-sys-cpu-us/upload")
 				b.ReportMetric(perUpload(sinkSys), "sink-sys-cpu-us/upload")
+				b.ReportMetric(float64(len(bodies))/rounds, "uploads/round")
 				regionRun.report(b, "region-")
 				sinkRun.report(b, "sink-")
 				b.StartTimer()

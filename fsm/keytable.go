@@ -12,7 +12,8 @@ import (
 // just past a doubling a million keys cost 80 bytes each. Here the
 // records sit densely in pages (36 bytes a key) and the hash table holds
 // only 8 bytes a slot: the record's index and 32 bits of the key's hash.
-// The table grows by half when three quarters full (BenchmarkMemoryPerKey).
+// The table grows by half when three quarters full (BenchmarkMemoryPerKey)
+// and shrinks when an expiry leaves it less than an eighth full.
 //
 // The hash is seeded at random, as Go's maps are, so that keys chosen by
 // uploaders cannot be made to collide. The seed decides where a record
@@ -78,7 +79,7 @@ func (t *keyTable) set(k TEK, r keyRecord) {
 		return
 	}
 	if (t.n+1)*4 > len(t.slots)*3 {
-		t.grow()
+		t.resize(len(t.slots) + len(t.slots)/2)
 	}
 	idx := t.n
 	if idx>>pageBits == len(t.pages) {
@@ -132,7 +133,8 @@ func (t *keyTable) all() iter.Seq2[TEK, keyRecord] {
 }
 
 // deleteFunc removes every key for which del returns true and returns
-// how many it removed.
+// how many it removed. A table left less than an eighth full shrinks, so
+// that the memory of a peak goes once its keys expire (a map's stays).
 func (t *keyTable) deleteFunc(del func(TEK, keyRecord) bool) int {
 	removed := 0
 	// From the last record down: a removal moves the last record, one
@@ -142,6 +144,9 @@ func (t *keyTable) deleteFunc(del func(TEK, keyRecord) bool) int {
 			t.delete(e.data)
 			removed++
 		}
+	}
+	if t.n*8 < len(t.slots) && len(t.slots) > minSlots {
+		t.resize(max(minSlots, t.n+t.n/2))
 	}
 	return removed
 }
@@ -208,11 +213,11 @@ func (t *keyTable) unplace(i int) {
 	t.slots[i] = 0
 }
 
-// grow makes the table half as long again, placing each record from the
+// resize makes the table size slots long, placing each record from the
 // hash its slot kept.
-func (t *keyTable) grow() {
+func (t *keyTable) resize(size int) {
 	old := t.slots
-	t.slots = make([]uint64, len(old)+len(old)/2)
+	t.slots = make([]uint64, size)
 	for _, s := range old {
 		if s != 0 {
 			t.place(uint32(s>>32), uint32(s)-1)

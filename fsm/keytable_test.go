@@ -116,3 +116,25 @@ func TestKeyTableRunsWrapAround(t *testing.T) {
 		})
 	}
 }
+
+// TestKeyTableShrinksAfterExpiry: once most keys of a peak expire, the
+// table's slots shrink to fit what is left, and what is left is found.
+func TestKeyTableShrinksAfterExpiry(t *testing.T) {
+	table, model := newKeyTable(0), map[TEK]keyRecord{}
+	for i := range 100_000 {
+		k := TEK{byte(i), byte(i >> 8), byte(i >> 16)}
+		r := keyRecord{batch: uint32(i % 100)}
+		table.set(k, r)
+		model[k] = r
+	}
+	peak := len(table.slots)
+	table.deleteFunc(func(_ TEK, r keyRecord) bool { return r.batch != 0 })
+	maps.DeleteFunc(model, func(_ TEK, r keyRecord) bool { return r.batch != 0 })
+	if len(table.slots) > 2*len(model) || len(table.slots) >= peak {
+		t.Fatalf("%d slots for %d keys (%d at the peak)", len(table.slots), len(model), peak)
+	}
+	if len(table.pages) != (len(model)+pageSize-1)/pageSize {
+		t.Fatalf("%d pages for %d keys", len(table.pages), len(model))
+	}
+	assertSameKeys(t, table, model)
+}
