@@ -46,7 +46,7 @@ type Node struct {
 	// first heard from it (Admitted).
 	leaderCaughtUp atomic.Uint64
 	caughtUp       atomic.Bool
-	metrics           metrics
+	metrics        metrics
 	// diskFree is the data dir's free space at the last measurement.
 	diskFree atomic.Int64
 	// watched is the raft store as raft writes it, timed (watchdog.go).
