@@ -22,8 +22,9 @@ import (
 // the p50 and p99 of accepted and of shed answers, and the most memory any
 // node held (VmHWM). A shed client retries its upload at once, so the
 // offered rate is many times the sustained one. Runs: the sustained load
-// (64 clients); 640 clients with the default gate (64 uploads in flight a
-// node, 100 ms wait for a slot), and with no cap; and the sustained load
+// (64 clients); 640 clients with the default gate (128 uploads in flight a
+// node, 100 ms wait for a slot), with the former default of 64, and with
+// no cap; and the sustained load
 // while a follower is paused (SIGSTOP), sent to the other two nodes only.
 // Figures, not assertions: make bench.
 func BenchmarkOverload(b *testing.B) {
@@ -35,6 +36,7 @@ func BenchmarkOverload(b *testing.B) {
 	}{
 		{"sustained/clients=64", 64, nil, false},
 		{"overload/clients=640", 640, nil, false},
+		{"overload/clients=640/cap=64", 640, []string{"--max-uploads-in-flight", "64"}, false},
 		{"overload/clients=640/no-cap", 640, []string{"--max-uploads-in-flight", "0"}, false},
 		{"paused-follower/clients=64", 64, nil, true},
 	} {
