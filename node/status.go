@@ -90,15 +90,17 @@ func (n *Node) Admitted() bool {
 
 // catchUpAsLeader admits clients on this new leader (Admitted) once it has
 // applied every entry committed before its term: a barrier commits an
-// entry of the term, and raft applies all before it first.
+// entry of the term, and raft applies all before it first. The wait ends
+// with leadership too: raft may leave a barrier unanswered when it shuts
+// down (TestDataDirIdentity hung on one).
 func (n *Node) catchUpAsLeader(ctx context.Context, term uint64) {
 	for ctx.Err() == nil {
-		err := n.raft.Barrier(readIndexTimeout).Error()
+		err := waitFuture(ctx, n.raft.Barrier(readIndexTimeout))
 		switch {
 		case err == nil:
 			n.leaderCaughtUp.Store(term)
 			return
-		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrRaftShutdown):
+		case ctx.Err() != nil, errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrRaftShutdown):
 			return
 		}
 		n.cfg.Logger.Warn("new leader has not caught up yet", "node", n.cfg.ID, "term", term, "err", err)
