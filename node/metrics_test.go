@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -31,7 +32,9 @@ func TestApplyAndSnapshotAreTimed(t *testing.T) {
 }
 
 // measuredLeader opens the leader of a one-node region whose metrics are
-// registered in a registry of their own; it closes with the test.
+// registered in a registry of their own; it closes with the test. It
+// returns once the node has recorded itself in the region (registerSelf's
+// put_node, timed), so that this write does not count in the test's.
 func measuredLeader(t *testing.T) (*Node, *prometheus.Registry) {
 	cfg := testConfig(t)
 	cfg.Bootstrap = true
@@ -39,6 +42,13 @@ func measuredLeader(t *testing.T) (*Node, *prometheus.Registry) {
 	t.Cleanup(func() { n.Close(context.Background()) })
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(n.Collectors()...)
+	deadline := time.Now().Add(10 * time.Second)
+	for histogramCounts(t, reg)["covid_raft_apply_seconds{put_node}"] == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the node did not record itself in 10s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	return n, reg
 }
 
