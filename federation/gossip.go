@@ -33,7 +33,7 @@ func (d *delegate) NotifyMsg(b []byte) {
 		return
 	}
 	p := (*Pool)(d)
-	if p.note(a.GetMark(), a.GetHolderUrl()) {
+	if fresh, _ := p.note(a.GetMark(), a.GetHolderUrl()); fresh {
 		p.queue.QueueBroadcast(broadcast(bytes.Clone(b)))
 	}
 }
@@ -48,14 +48,22 @@ func (d *delegate) LocalState(bool) []byte {
 	return encode(&fedpb.State{HolderUrl: p.cfg.HTTPURL, Marks: p.marks()})
 }
 
-// MergeRemoteState notes what a peer holds.
+// MergeRemoteState notes what a peer holds. A mark newer than any this
+// node knew of its origin is passed on as an announcement: this node may
+// be a follower that learnt of a batch its leader missed (gossip is UDP,
+// and a push/pull with the right peer may be minutes away for the leader
+// itself). Marks that only add a holder are not: a holder per node per
+// batch would grow gossip with the square of the pool.
 func (d *delegate) MergeRemoteState(buf []byte, _ bool) {
 	var st fedpb.State
 	if proto.Unmarshal(buf, &st) != nil {
 		return
 	}
+	p := (*Pool)(d)
 	for _, m := range st.GetMarks() {
-		(*Pool)(d).note(m, st.GetHolderUrl())
+		if _, raised := p.note(m, st.GetHolderUrl()); raised {
+			p.queue.QueueBroadcast(broadcast(encode(&fedpb.Announcement{Mark: m, HolderUrl: st.GetHolderUrl()})))
+		}
 	}
 }
 
@@ -67,13 +75,14 @@ func (b broadcast) Message() []byte                       { return b }
 func (b broadcast) Finished()                             {}
 
 // note records that holder has origin's batches from mark.First to
-// mark.Last; it reports whether the mark was new to this node. Marks of
+// mark.Last; it reports whether the mark was new to this node (fresh) and
+// whether it is newer than every mark of its origin before (raised). Marks of
 // origins this region does not trust are dropped, and an origin has at
 // most maxHolders holders (pool members are far fewer; prune drops those
 // that are not members).
-func (p *Pool) note(m *fedpb.Mark, holder string) bool {
+func (p *Pool) note(m *fedpb.Mark, holder string) (fresh, raised bool) {
 	if m.GetOrigin() == p.cfg.Region || m.GetLast() == 0 || holder == "" || !p.isTrusted(m.GetOrigin()) {
-		return false
+		return false, false
 	}
 	key := fmt.Sprintf("%s/%d/%d/%x/%s", m.GetOrigin(), m.GetFirst(), m.GetLast(), m.GetDigest(), holder)
 	p.mu.Lock()
@@ -94,17 +103,17 @@ func (p *Pool) note(m *fedpb.Mark, holder string) bool {
 	}
 	_, known := r.holders[holder]
 	if seen && known || !known && len(r.holders) >= maxHolders {
-		return false
+		return false, false
 	}
 	if m.GetLast() > r.last {
-		r.last = m.GetLast()
+		r.last, raised = m.GetLast(), true
 		select { // wake the puller now rather than at its next tick
 		case p.wake <- struct{}{}:
 		default:
 		}
 	}
 	r.holders[holder] = span{first: max(m.GetFirst(), 1), last: m.GetLast()}
-	return !seen
+	return !seen, raised
 }
 
 // Bounds of gossip state: past maxSeen entries, seen announcements older

@@ -49,12 +49,20 @@ func TestNotifyMsg(t *testing.T) {
 	if r := p.remote["A"]; r.last != 6 || r.holders["http://c"] != (span{2, 6}) || r.holders["http://a"] != (span{1, 4}) {
 		t.Fatalf("after push/pull: %+v", r)
 	}
+	if p.queue.NumQueued() != 2 {
+		t.Fatalf("%d broadcasts after push/pull brought a newer mark, want 2 (it is passed on)", p.queue.NumQueued())
+	}
+	d.MergeRemoteState(encode(&fedpb.State{HolderUrl: "http://d", Marks: []*fedpb.Mark{{Origin: "A", First: 2, Last: 6}}}), false)
+	if p.remote["A"].holders["http://d"] != (span{2, 6}) || p.queue.NumQueued() != 2 {
+		t.Fatal("push/pull of a known mark from another holder: holder not noted, or passed on")
+	}
 }
 
 // A mark seen before brings its holder back after prune dropped it (its
 // membership came after the mark): else the batch would be fetched from
-// no one until the origin's next one. It is not passed on again, and an
-// old mark seen again does not shrink a holder's newer span.
+// no one until the origin's next one. It is not passed on again (only a
+// mark that raises the origin's newest is), and an old mark seen again
+// does not shrink a holder's newer span.
 func TestSeenMarkBringsPrunedHolderBack(t *testing.T) {
 	p := testPool()
 	d := (*delegate)(p)
@@ -70,7 +78,7 @@ func TestSeenMarkBringsPrunedHolderBack(t *testing.T) {
 	if got := p.remote["A"].holders["http://a"]; got != (span{1, 3}) {
 		t.Fatalf("an old mark seen again changed the holder's span to %+v", got)
 	}
-	if p.queue.NumQueued() != 0 {
-		t.Fatal("push/pull state was re-broadcast")
+	if n := p.queue.NumQueued(); n != 2 {
+		t.Fatalf("%d broadcasts, want 2: batches 1 and 3 were news, the marks seen again were not", n)
 	}
 }

@@ -131,6 +131,12 @@ func (p *Pool) memberlistConfig() (*memberlist.Config, error) {
 	mc.GossipVerifyIncoming, mc.GossipVerifyOutgoing = true, true
 	mc.GossipInterval = 200 * time.Millisecond
 	mc.PushPullInterval = 5 * time.Second
+	// A push/pull with a member this node cannot reach (partitioned, yet
+	// alive to the pool through others' indirect probes) holds the
+	// push/pull loop for the whole stream timeout: the WAN default of
+	// 30 s left a region that lost its route to an origin without news
+	// for minutes. A pool exchange is a few KB.
+	mc.TCPTimeout = 5 * time.Second
 	mc.Delegate = (*delegate)(p)
 	mc.LogOutput = slogWriter{p.cfg.Logger}
 	mc.Logger = nil
