@@ -53,42 +53,13 @@ type proposal struct {
 func (n *Node) propose(ctx context.Context, data []byte, timeout time.Duration) (raft.ApplyFuture, error) {
 	p := &proposal{ctx: ctx, data: data, timeout: timeout, done: make(chan raft.ApplyFuture, 1)}
 	if n.proposals.push(p, proposeRounds) {
-		n.goRun(n.sendRounds)
+		n.goRun(func() { drain(&n.proposals, pickRound, n.runRound) })
 	}
 	select {
 	case f := <-p.done:
 		return f, f.Error()
 	case <-ctx.Done():
 		return nil, errRetry{fmt.Errorf("waiting for raft: %w", ctx.Err())}
-	}
-}
-
-// sendRounds is the leader's sender of rounds: it proposes rounds until
-// none waits, lingering before each round that follows a busy one, or
-// until the node closes.
-func (n *Node) sendRounds() {
-	last := 0
-	for {
-		if last > 1 && !n.linger(roundLinger) {
-			return // as runRound does when the node closes
-		}
-		round := n.proposals.take(pickRound)
-		if round == nil || !n.runRound(round) {
-			return
-		}
-		last = len(round)
-	}
-}
-
-// linger waits d, or less if the node closes (false).
-func (n *Node) linger(d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-n.runCtx.Done():
-		return false
 	}
 }
 
@@ -106,8 +77,9 @@ func pickRound(pending []*proposal) (round, rest []*proposal) {
 
 // runRound proposes a round's commands at once, so that raft writes and
 // sends them together, and hands each caller its future once raft answered
-// them all. It gives up (false) when the node closes: raft leaves the
-// futures it still holds then unanswered.
+// them all; after a round of several it lingers (roundLinger) before the
+// next. It gives up (false) when the node closes: raft leaves the futures
+// it still holds then unanswered.
 func (n *Node) runRound(round []*proposal) bool {
 	n.metrics.round.Observe(float64(len(round)))
 	var wg sync.WaitGroup
@@ -122,8 +94,8 @@ func (n *Node) runRound(round []*proposal) bool {
 	go func() { wg.Wait(); close(answered) }()
 	select {
 	case <-answered:
-		return true
 	case <-n.runCtx.Done():
 		return false
 	}
+	return len(round) == 1 || sleepCtx(n.runCtx, roundLinger) == nil
 }
