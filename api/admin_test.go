@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/covid-backend/covid-backend/node"
 )
 
 // Admin endpoints refuse requests without the right token, with a JSON
@@ -23,7 +25,7 @@ func TestAdminNeedsToken(t *testing.T) {
 			{http.MethodGet, "/v1/admin/members"},
 			{http.MethodPost, "/v1/admin/authorities"},
 			{http.MethodDelete, "/v1/admin/members/n1"},
-			{http.MethodPost, "/internal/v1/apply"},
+			{http.MethodPost, node.PathApplyBatch},
 		} {
 			w := ts.do(ep.method, ep.path, []byte(`{}`), map[string]string{"Authorization": tc.auth})
 			body := decode[errorBody](t, w)

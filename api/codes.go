@@ -104,6 +104,9 @@ func (s *Server) requireProvider(c *gin.Context) {
 	token, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
 	id, _, _ := strings.Cut(token, ".")
 	p, known := s.node.FSM().Provider(id)
+	if ok && !known && s.node.CatchUp(c.Request.Context()) == nil { // added a moment ago elsewhere?
+		p, known = s.node.FSM().Provider(id)
+	}
 	hash := sha256.Sum256([]byte(token))
 	if !ok || !known || p.GetRevoked() || subtle.ConstantTimeCompare(hash[:], p.GetTokenHash()) != 1 {
 		fail(c, http.StatusUnauthorized, "unauthorized", "a valid provider token is required: Authorization: Bearer <token>")

@@ -156,13 +156,6 @@ func (s *Server) commit(c *gin.Context, v *publish.Verified, code *publish.Code,
 	}
 	id := publish.SubmissionID(authorization, v.Keys, v.StoreNothing)
 	p.SubmissionId = id[:]
-	if s.node.RegionVersion() < 2 {
-		if err := s.downgrade(p, tok); errors.Is(err, errNothingToCommit) {
-			return 0, nil
-		} else if err != nil {
-			return 0, err
-		}
-	}
 	res, err := command.Publish(c.Request.Context(), s.node, p)
 	if err != nil {
 		return 0, s.commitError(c, err)

@@ -1,11 +1,9 @@
 package api
 
 import (
-	"errors"
 	"net/http"
 
 	"github.com/covid-backend/covid-backend/command"
-	"github.com/covid-backend/covid-backend/fsm"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 	"github.com/covid-backend/covid-backend/publish"
 )
@@ -83,50 +81,6 @@ func (s *Server) answerToken(t uploadToken, keys []*fsmpb.Key) (string, error) {
 		return "", &publish.Error{Status: http.StatusInternalServerError, Code: publish.CodeInternalError, Message: "revision token: " + err.Error()}
 	}
 	return tok, nil
-}
-
-// downgrade rewrites a publish into the version 1 form, for a region whose
-// members do not all apply version 2 yet (a rolling upgrade in progress):
-// the keys this node holds become revisions, which the token must cover.
-// Builds of version 1 decide so from the receiving node's copy of the
-// state, and refuse a stored key sent again with its report type.
-func (s *Server) downgrade(p *fsmpb.Publish, tok uploadToken) error {
-	p.AuthorityKid, p.HasToken, p.TokenKeys = "", false, nil
-	if _, seen := s.node.FSM().SubmissionByID([16]byte(p.GetSubmissionId())); seen {
-		p.ReviseOnly = false
-		return nil // an exact retry: the state machine answers it as the first
-	}
-	covered := map[fsm.TEK]bool{}
-	for _, k := range tok.covered(p.GetKeys()) {
-		covered[fsm.TEK(k)] = true
-	}
-	var keys, revisions []*fsmpb.Key
-	for _, k := range p.GetKeys() {
-		switch data := fsm.TEK(k.GetKeyData()); {
-		case !s.node.FSM().HasKey(data):
-			if !p.GetReviseOnly() {
-				keys = append(keys, k)
-			}
-		case !tok.present:
-			return revisionError(publish.CodeMissingRevisionToken, "a key of this upload is already stored; revising it needs the revision token")
-		case !covered[data]:
-			return revisionError(publish.CodeInvalidRevisionToken, "the revision token does not cover a stored key of this upload")
-		default:
-			revisions = append(revisions, k)
-		}
-	}
-	if len(keys)+len(revisions) == 0 {
-		return errNothingToCommit // a first negative report: stored nowhere
-	}
-	p.Keys, p.Revisions, p.ReviseOnly = keys, revisions, false
-	return nil
-}
-
-// errNothingToCommit: a downgraded upload changes nothing.
-var errNothingToCommit = errors.New("nothing to commit")
-
-func revisionError(code, msg string) error {
-	return &publish.Error{Status: http.StatusBadRequest, Code: code, Message: msg}
 }
 
 func revisable(k *fsmpb.Key) publish.RevisableKey {

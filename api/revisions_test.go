@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -14,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/covid-backend/covid-backend/command"
-	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 	"github.com/covid-backend/covid-backend/publish"
 )
 
@@ -204,44 +201,6 @@ func TestExactRetry(t *testing.T) {
 	for _, k := range ts.node.FSM().Keys(nil) {
 		if k.ReportType != 1 {
 			t.Fatalf("a retry changed key %+v", k)
-		}
-	}
-}
-
-// While a member of an older build remains (a rolling upgrade), uploads go
-// on in the version 1 form: new keys are stored, an exact retry answers the
-// first outcome, a revision with the token is applied, and a stored key
-// without the token is refused.
-func TestUploadsDuringUpgrade(t *testing.T) {
-	ts, key, now := revisionServer(t)
-	old := &fsmpb.Node{Id: "old", RaftAddr: "127.0.0.9:1", HttpAddr: "127.0.0.9:2", CommandVersion: 1}
-	if err := command.PutNode(context.Background(), ts.node, old); err != nil {
-		t.Fatal(err)
-	}
-	if v := ts.node.RegionVersion(); v != 1 {
-		t.Fatalf("region version %d, want 1", v)
-	}
-	keys := dayKeys(now, 3)
-	body := signedBody(t, key, now, "likely", "", keys)
-	var first publish.Response
-	for _, name := range []string{"first", "exact retry"} {
-		w := ts.do(http.MethodPost, "/v1/publish", body, jsonCT)
-		first = decode[publish.Response](t, w)
-		if w.Code != http.StatusOK || first.InsertedExposures != 3 {
-			t.Fatalf("%s upload: %d %+v", name, w.Code, first)
-		}
-	}
-	w := ts.do(http.MethodPost, "/v1/publish", signedBody(t, key, now, "confirmed", "", keys), jsonCT)
-	if resp := decode[publish.Response](t, w); w.Code != http.StatusBadRequest || resp.Code != publish.CodeMissingRevisionToken {
-		t.Fatalf("stored keys without token: %d %+v", w.Code, resp)
-	}
-	w = ts.do(http.MethodPost, "/v1/publish", signedBody(t, key, now, "confirmed", first.RevisionToken, keys), jsonCT)
-	if w.Code != http.StatusOK {
-		t.Fatalf("revision: %d %s", w.Code, w.Body)
-	}
-	for _, k := range ts.node.FSM().Keys(nil) {
-		if k.ReportType != 1 || !k.Revised {
-			t.Fatalf("key after revision: %+v", k)
 		}
 	}
 }

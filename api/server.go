@@ -123,12 +123,14 @@ func New(cfg Config, n *node.Node) (*Server, error) {
 // memberRoutes are the member-to-member endpoints: on the member port under
 // mutual TLS, or (plaintext raft) on the API port behind the admin token.
 func (s *Server) memberRoutes(r gin.IRoutes) {
-	r.POST(node.PathApply, forwarded("application/x-protobuf", maxCommandBytes, s.node.ApplyForwarded))
 	r.POST(node.PathApplyBatch, forwarded("application/x-protobuf", maxForwardBatchBytes, s.node.ApplyForwardedBatch))
-	r.POST(node.PathApplyV1, forwarded("application/json", maxCommandBytes, s.node.ApplyForwardedV1))
 	r.GET(node.PathClock, func(c *gin.Context) { c.JSON(http.StatusOK, s.node.Clock()) })
 	r.GET(node.PathReadIndex, func(c *gin.Context) {
-		ri, err := s.node.LeaderReadIndex()
+		read := s.node.LeaderReadIndex
+		if c.Query("committed") == "true" {
+			read = s.node.LeaderCommitIndex
+		}
+		ri, err := read()
 		if err != nil {
 			fail(c, http.StatusServiceUnavailable, "no_leader", err.Error())
 			return

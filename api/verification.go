@@ -69,7 +69,7 @@ func (s *Server) verificationRoutes(r gin.IRoutes, limit gin.HandlerFunc) {
 	r.POST("/api/batch-issue", append(issuing, s.batchIssue)...)
 	// A provider may ask for a code's status as a consistent read, through
 	// the leader (before the body is read, so the proxy forwards it).
-	r.POST("/api/checkcodestatus", limit, s.admittedVerify, s.requireAPIKey(fsm.APIKeyAdmin), s.readView, s.readVerifyBody, s.checkCodeStatus)
+	r.POST("/api/checkcodestatus", limit, s.admittedVerify, s.requireAPIKey(fsm.APIKeyAdmin), s.readVerifyBody, s.consistentRead, s.checkCodeStatus)
 	r.POST("/api/expirecode", append(issuing, s.expireCode)...)
 }
 
@@ -86,13 +86,16 @@ func verifyFail(c *gin.Context, e *verify.Error) {
 }
 
 // requireAPIKey admits a request whose X-API-Key is a live key of the
-// kind; an admin key's provider must be active. Anything else is 401.
+// kind; an admin key's provider must be active. Anything else is 401. A
+// key this node does not know yet may have been created a moment ago
+// through another node: before it refuses, the node catches up with what
+// the leader has committed (node.CatchUp).
 func (s *Server) requireAPIKey(kind string) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		k, ok := s.node.FSM().APIKey(sha256.Sum256([]byte(c.GetHeader("X-API-Key"))))
-		if ok && kind == fsm.APIKeyAdmin {
-			p, found := s.node.FSM().Provider(k.GetProvider())
-			ok = found && !p.GetRevoked()
+		hash := sha256.Sum256([]byte(c.GetHeader("X-API-Key")))
+		k, ok := s.apiKey(hash, kind)
+		if !ok && s.node.CatchUp(c.Request.Context()) == nil {
+			k, ok = s.apiKey(hash, kind)
 		}
 		if !ok || k.GetRevoked() || k.GetKind() != kind || s.cfg.Verification == nil {
 			verifyFail(c, &verify.Error{Status: http.StatusUnauthorized, Code: verify.CodeUnauthorized, Message: "invalid API key"})
@@ -100,6 +103,27 @@ func (s *Server) requireAPIKey(kind string) gin.HandlerFunc {
 		}
 		c.Set(ctxAPIKey, k)
 	}
+}
+
+// consistentRead makes the read that follows linearizable, always: for
+// low-volume reads whose callers act on the answer at once
+// (/api/checkcodestatus right after a verify through another node).
+func (s *Server) consistentRead(c *gin.Context) {
+	if err := s.node.ConsistentRead(c.Request.Context()); err != nil {
+		verifyFail(c, &verify.Error{Status: http.StatusServiceUnavailable, Code: verify.CodeUnavailable, Message: "region not ready, retry"})
+		return
+	}
+	c.Next()
+}
+
+// apiKey finds a key of the kind; an admin key only with its provider.
+func (s *Server) apiKey(hash [32]byte, kind string) (*fsmpb.ApiKey, bool) {
+	k, ok := s.node.FSM().APIKey(hash)
+	if ok && kind == fsm.APIKeyAdmin {
+		p, found := s.node.FSM().Provider(k.GetProvider())
+		ok = found && !p.GetRevoked()
+	}
+	return k, ok
 }
 
 // readVerifyBody takes a JSON body of at most 64,000 bytes; a decoy

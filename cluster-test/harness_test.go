@@ -333,7 +333,9 @@ type status struct {
 	Term         uint64 `json:"term"`
 	AppliedIndex uint64 `json:"applied_index"`
 	Keys         int    `json:"keys"`
-	Members      []struct {
+	// CommandVersion is the newest version every member applies.
+	CommandVersion uint32 `json:"command_version"`
+	Members        []struct {
 		ID string `json:"id"`
 	} `json:"members"`
 }
@@ -354,6 +356,13 @@ func (c *cluster) status(id string) (status, error) {
 		return st, fmt.Errorf("status %d", resp.StatusCode)
 	}
 	return st, json.NewDecoder(resp.Body).Decode(&st)
+}
+
+// commandVersion is the command version a node says its whole region
+// applies (0 when it does not answer).
+func (c *cluster) commandVersion(id string) uint32 {
+	st, _ := c.status(id)
+	return st.CommandVersion
 }
 
 // leaderAmong returns the leader id once all the given nodes agree on one

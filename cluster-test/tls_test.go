@@ -103,7 +103,7 @@ func TestStrangerCannotSpeakRaft(t *testing.T) {
 	// Member HTTP is on the member port too: the admin token makes no one a
 	// member on the API port, and without a certificate of the region CA
 	// there is no HTTPS to the member port.
-	req, _ := http.NewRequest(http.MethodPost, c.node("n2").url()+"/internal/v2/apply", strings.NewReader("x"))
+	req, _ := http.NewRequest(http.MethodPost, c.node("n2").url()+"/internal/v2/apply-batch", strings.NewReader("x"))
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	if resp, err := c.client.Do(req); err != nil || resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("forwarding on the API port with the admin token: %v %v", resp, err)

@@ -179,3 +179,84 @@ func TestVerificationRacesAcrossNodes(t *testing.T) {
 		}
 	}
 }
+
+// apiRetry is api as a client retries it: a 503 (no leader, catching up)
+// is sent again, within a deadline.
+func (c *cluster) apiRetry(id, path, key string, body any) (int, map[string]any) {
+	c.t.Helper()
+	var status int
+	var out map[string]any
+	c.waitFor(path+" on "+id+" to answer other than 503", 20*time.Second, func() bool {
+		status, out = c.api(id, path, key, body)
+		return status != http.StatusServiceUnavailable
+	})
+	return status, out
+}
+
+// The reference verification client's exact sequence (issue,
+// checkcodestatus, verify, checkcodestatus, certificate, publish), 20
+// times with each call on another node and 20 times all on one follower,
+// never sees a stale answer: a code just issued is found, a claim just made
+// shows as claimed, and an API key just added through a follower admits
+// its holder there and everywhere at once.
+func TestReferenceClientSequenceReadsItsWrites(t *testing.T) {
+	c, deviceKey, labKey := verificationCluster(t)
+	leader := c.waitLeader(10*time.Second, c.ids(3)...)
+	follower := without(c.ids(3), leader)[0]
+	for i, id := range []string{follower, leader, follower} {
+		out := c.cli("apikeys", "add", "--addr", c.node(id).url(), "--name", fmt.Sprintf("app-%d", i), "--kind", "device")
+		key := strings.TrimSpace(out[strings.LastIndex(strings.TrimSpace(out), "\n")+1:])
+		for _, at := range append([]string{id}, c.ids(3)...) {
+			if status, body := c.api(at, "/api/certificate", key, map[string]any{"token": "x"}); status != http.StatusBadRequest {
+				t.Fatalf("a device key just added through %s, used on %s: %d %v", id, at, status, body)
+			}
+		}
+	}
+	stale := 0
+	round := func(nodes [6]string) {
+		step := func(i int, path, key string, body map[string]any, want int, check func(map[string]any) bool) map[string]any {
+			status, out := c.apiRetry(nodes[i], path, key, body)
+			if status != want || (check != nil && !check(out)) {
+				stale++
+				t.Errorf("%s on %s: %d %v", path, nodes[i], status, out)
+			}
+			return out
+		}
+		issued := step(0, "/api/issue", labKey, map[string]any{"testType": "confirmed", "symptomDate": time.Now().UTC().Format("2006-01-02")}, http.StatusOK, nil)
+		claimed := func(want bool) func(map[string]any) bool {
+			return func(st map[string]any) bool { return st["claimed"] == want }
+		}
+		step(1, "/api/checkcodestatus", labKey, map[string]any{"uuid": issued["uuid"]}, http.StatusOK, claimed(false))
+		verified := step(2, "/api/verify", deviceKey, map[string]any{"code": issued["code"]}, http.StatusOK, nil)
+		step(3, "/api/checkcodestatus", labKey, map[string]any{"uuid": issued["uuid"]}, http.StatusOK, claimed(true))
+		req, mac, err := publish.RandomKeys(verifyAppID, 3, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		cert := step(4, "/api/certificate", deviceKey, map[string]any{"token": verified["token"], "ekeyhmac": mac}, http.StatusOK, nil)
+		req.VerificationPayload, _ = cert["certificate"].(string)
+		body, _ := json.Marshal(req)
+		var status int
+		c.waitFor("publish on "+nodes[5], 20*time.Second, func() bool {
+			resp, err := c.client.Post(c.node(nodes[5]).url()+"/v1/publish", "application/json", bytes.NewReader(body))
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			status = resp.StatusCode
+			return status != http.StatusServiceUnavailable
+		})
+		if status != http.StatusOK {
+			stale++
+			t.Errorf("publish on %s with the certificate just made: %d", nodes[5], status)
+		}
+	}
+	ids := c.ids(3)
+	for r := range 20 {
+		round([6]string{ids[r%3], ids[(r+1)%3], ids[(r+2)%3], ids[r%3], ids[(r+1)%3], ids[(r+2)%3]})
+	}
+	for range 20 {
+		round([6]string{follower, follower, follower, follower, follower, follower})
+	}
+	t.Logf("40 rounds of the reference sequence, %d stale or failed answers", stale)
+}

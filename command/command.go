@@ -27,7 +27,11 @@ import (
 // sequence; a seal may say which real key each padding key copies; the
 // verification service's API keys, codes and tokens, and the portal's
 // accounts and audit log, exist.
-const Version = 3
+//
+// Version 4: a command's request id is honoured: the state machine keeps
+// each write's result under its id for a while and answers the same write
+// proposed again with that result, changing nothing (fsm/session.go).
+const Version = 4
 
 // Applier commits a command through the region's leader and returns its
 // result; a refusal by the state machine is returned as *Error together

@@ -7,9 +7,11 @@ import (
 )
 
 // Publish stores the keys of one authorized upload, or answers the first
-// outcome again when the same submission id was applied before.
+// outcome again when the same submission id was applied before. The
+// submission id, derived from the upload, is the command's request id: an
+// app that sends the same upload again gets the first answer.
 func Publish(ctx context.Context, a Applier, p *fsmpb.Publish) (*fsmpb.PublishResult, error) {
-	res, err := a.Apply(ctx, &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_PUBLISH, Publish: p})
+	res, err := a.Apply(ctx, &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_PUBLISH, Publish: p, RequestId: p.GetSubmissionId()})
 	return res.GetPublish(), err
 }
 

@@ -125,10 +125,14 @@ func (f *FSM) applyLocked(l *raft.Log) any {
 		return refuse(command.CodeInvalidCommand, "entry %d: %v", l.Index, err)
 	}
 	f.state.stamp(&cmd)
+	if res, ok := f.state.sessions.replay(&cmd); ok {
+		return res
+	}
 	res := apply(f.state, &cmd)
 	if cmd.GetVersion() >= 2 && changed(res) {
 		f.state.lastTime = max(f.state.lastTime, cmd.GetTimeUnix())
 	}
+	f.state.sessions.record(&cmd, res)
 	return res
 }
 

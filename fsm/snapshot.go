@@ -37,6 +37,7 @@ type snapshot struct {
 	foreign        []*fsmpb.ForeignBatch // immutable once kept, so shared
 	marks          []*fsmpb.OriginMark   // replaced, never changed, so shared
 	verification   verificationRecords
+	sessions       []*fsmpb.Session
 	lastDigest     []byte
 	revisedPending []TEK
 	lastSeq        uint32
@@ -68,6 +69,7 @@ func (s *state) capture() *snapshot {
 		foreign:        s.foreignList(),
 		marks:          sortedMarks(s.marks),
 		verification:   s.verificationRecords(),
+		sessions:       s.sessions.list(),
 		lastDigest:     s.lastDigest,
 		revisedPending: slices.Clone(s.revisedPending),
 		lastSeq:        s.lastSeq,
@@ -111,7 +113,7 @@ func (sn *snapshot) write(w io.Writer) error {
 		LastTimeUnix: sn.lastTime, Policy: sn.policy, OriginMarks: sn.marks,
 		ApiKeys: uint64(len(sn.verification.apiKeys)), VerificationCodes: uint64(len(sn.verification.codes)),
 		VerificationTokens: uint64(len(sn.verification.tokens)), Users: uint64(len(sn.verification.users)),
-		AuditEvents: uint64(len(sn.verification.audit)),
+		AuditEvents: uint64(len(sn.verification.audit)), Sessions: uint64(len(sn.sessions)),
 	}
 	for _, k := range sn.revisedPending {
 		hdr.RevisedPending = append(hdr.RevisedPending, k[:])
@@ -173,6 +175,11 @@ func (sn *snapshot) write(w io.Writer) error {
 	}
 	if err := sn.verification.write(put); err != nil {
 		return err
+	}
+	for _, e := range sn.sessions {
+		if err := put(e); err != nil {
+			return err
+		}
 	}
 	return bw.Flush()
 }
@@ -241,6 +248,9 @@ func readSnapshot(r io.Reader) (*state, error) {
 		return nil, err
 	}
 	if err := readVerification(s, &hdr, get); err != nil {
+		return nil, err
+	}
+	if err := readSessions(s, hdr.GetSessions(), get); err != nil {
 		return nil, err
 	}
 	if err := s.restoreDerived(&hdr); err != nil {

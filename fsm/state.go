@@ -125,6 +125,8 @@ type state struct {
 	lastTime int64
 	// policy is the region policy operators set (nil: defaults).
 	policy *fsmpb.Policy
+	// sessions are the recent writes' results by request id (session.go).
+	sessions *sessions
 }
 
 // stamp gives a command of version 2 or later the time it is applied at:
@@ -157,6 +159,7 @@ func newState() *state {
 		users:         make(map[string]*fsmpb.User),
 		codes:         make(map[uint32]*fsmpb.Code),
 		nodes:         make(map[string]*fsmpb.Node),
+		sessions:      newSessions(),
 	}
 }
 

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/covid-backend/covid-backend/command"
+	"github.com/covid-backend/covid-backend/fsm"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 )
 
@@ -26,16 +28,22 @@ func (e errRetry) Unwrap() error { return e.err }
 // Apply commits a command through the region's leader and returns the state
 // machine's result (command.Applier): on the leader directly, on a follower
 // by forwarding to the leader. It stamps the command's version here, once,
-// with the newest version every member applies. During an election it
-// waits, up to the write timeout, for a new leader. Commands are
-// idempotent, so an attempt whose outcome is unknown (leadership lost
-// mid-way) is simply tried again. A refusal is returned as *command.Error.
+// with the newest version every member applies, and gives it a request id
+// unless its builder derived one from the client's request. During an
+// election it waits, up to the write timeout, for a new leader. An attempt
+// whose outcome is unknown (leadership lost mid-way, a forward's answer
+// lost) is tried again under the same request id, and the state machine
+// answers a write it applied before with its first result (fsm/session.go),
+// so the write takes effect once. A refusal is returned as *command.Error.
 func (n *Node) Apply(ctx context.Context, cmd *fsmpb.Command) (*fsmpb.Result, error) {
 	if err := n.checkDisk(); err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.WriteTimeout)
 	defer cancel()
+	if len(cmd.GetRequestId()) == 0 {
+		cmd.RequestId = newRequestID()
+	}
 	if err := n.stamp(ctx, cmd); err != nil {
 		return nil, err
 	}
@@ -45,6 +53,7 @@ func (n *Node) Apply(ctx context.Context, cmd *fsmpb.Command) (*fsmpb.Result, er
 		var retry errRetry
 		if !errors.As(err, &retry) {
 			if res != nil {
+				n.awaitApplied(ctx, res.GetLogIndex())
 				n.writes.Record(time.Since(start))
 			}
 			return res, err
@@ -52,6 +61,18 @@ func (n *Node) Apply(ctx context.Context, cmd *fsmpb.Command) (*fsmpb.Result, er
 		if sleepCtx(ctx, backoff(attempt)) != nil {
 			return nil, fmt.Errorf("%w: %v", ErrNoLeader, retry.err)
 		}
+	}
+}
+
+// awaitApplied waits, within ctx, until this node's state machine has
+// applied the log entry idx, so that a client that wrote through this node
+// reads its write here next (a forwarded write is answered by the leader
+// as soon as the leader applied it). A leader has applied its own writes
+// already; a leader of an older build names no entry (0). Past ctx the
+// write is answered all the same: it took effect, and a client told
+// otherwise would send it again.
+func (n *Node) awaitApplied(ctx context.Context, idx uint64) {
+	for n.stateIndex() < idx && sleepCtx(ctx, time.Millisecond) == nil {
 	}
 }
 
@@ -134,6 +155,7 @@ func (n *Node) applyLocal(ctx context.Context, cmd *fsmpb.Command) (*fsmpb.Resul
 		return nil, fmt.Errorf("apply %v: unexpected response %T", cmd.GetType(), f.Response())
 	}
 	n.metrics.observeApply(cmd.GetType(), time.Since(start))
+	res.LogIndex = f.Index() // res is this caller's: the state machine keeps a copy
 	return res, nil
 }
 
@@ -160,6 +182,13 @@ func (n *Node) leaderURL() string {
 		return ""
 	}
 	return n.memberURL(string(addr), m.GetHttpAddr())
+}
+
+// newRequestID draws a write's request id.
+func newRequestID() []byte {
+	id := make([]byte, fsm.RequestIDLen)
+	rand.Read(id) // crypto/rand.Read never fails
+	return id
 }
 
 func backoff(attempt int) time.Duration {

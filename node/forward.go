@@ -1,7 +1,6 @@
 package node
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,20 +14,16 @@ import (
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 )
 
-// Paths of the member-to-member endpoints that the api package serves.
-// PathApply answers an fsmpb.Result; PathApplyV1 answers as builds before
-// command version 2 did (forward_v1.go).
-const (
-	PathApply   = "/internal/v2/apply"
-	PathApplyV1 = "/internal/v1/apply"
-	PathMembers = "/v1/admin/members"
-)
+// PathMembers is the member endpoint that admits, removes and promotes
+// members (the api package serves it).
+const PathMembers = "/v1/admin/members"
 
 // Content type of forwarded commands and their results.
 const protobufType = "application/x-protobuf"
 
-// ApplyForwarded applies a command that a follower forwarded and returns
-// the HTTP status and body to answer: 200 with the encoded fsmpb.Result
+// ApplyForwarded applies one command of a batch a follower forwarded
+// (PathApplyBatch) and returns its HTTP status and answer: 200 with the
+// encoded fsmpb.Result, log_index set,
 // (refusals included), the same result a local write gets. It never
 // forwards again: if this node is no longer leader the follower is told to
 // retry (503), so a write never travels in circles.
@@ -51,9 +46,6 @@ func (n *Node) applyForwarded(ctx context.Context, data []byte) (int, *fsmpb.Res
 	}
 	if !n.IsLeader() {
 		return http.StatusServiceUnavailable, nil, "not the leader"
-	}
-	if cmd.GetVersion() == 0 {
-		cmd.Version = 1 // from a build before command version 2: it left stamping to the leader
 	}
 	res, err := n.applyLocal(ctx, &cmd)
 	var retry errRetry
@@ -86,16 +78,6 @@ func (n *Node) forwardApply(ctx context.Context, leaderURL string, cmd *fsmpb.Co
 		return nil, fmt.Errorf("encode forwarded command: %w", err)
 	}
 	return n.forwardBatched(ctx, leaderURL, data)
-}
-
-// forwardOne forwards one encoded command in a request of its own, as
-// builds before batched forwards did.
-func (n *Node) forwardOne(ctx context.Context, leaderURL string, data []byte) (*fsmpb.Result, error) {
-	status, body, err := n.send(ctx, http.MethodPost, leaderURL+PathApply, protobufType, bytes.NewReader(data))
-	if err == nil && status == http.StatusNotFound {
-		return n.forwardApplyV1(ctx, leaderURL, data) // a leader of an older build
-	}
-	return leaderOutcome(leaderURL, status, body, err)
 }
 
 // leaderOutcome judges the leader's answer to one forwarded command (or the

@@ -19,8 +19,8 @@ import (
 // did; the leader proposes them all at once, and raft commits them in one
 // append. Body: each encoded fsmpb.Command as a length-delimited frame
 // (protowire bytes). Answer: for each, in order, its HTTP status (varint)
-// and a frame with the encoded fsmpb.Result (200) or the message, as
-// PathApply answers one command.
+// and a frame with the encoded fsmpb.Result (200) or the message
+// (ApplyForwarded).
 const PathApplyBatch = "/internal/v2/apply-batch"
 
 // Bounds of one batched forward: at most MaxForwardBatch commands and
@@ -81,9 +81,8 @@ func pickForwards(pending []*forward) (batch, rest []*forward) {
 	return batch, rest
 }
 
-// sendBatch sends one batch and hands each write its outcome. A leader of
-// an older build (404) gets the writes in a request each, all at once. It
-// always lets the sender go on (true).
+// sendBatch sends one batch and hands each write its outcome. It always
+// lets the sender go on (true).
 func (n *Node) sendBatch(batch []*forward) bool {
 	url := batch[0].url
 	var body []byte
@@ -96,16 +95,6 @@ func (n *Node) sendBatch(batch []*forward) bool {
 	status, reply, err := n.send(ctx, http.MethodPost, url+PathApplyBatch, protobufType, bytes.NewReader(body))
 	var outcomes []forwardOutcome
 	switch {
-	case err == nil && status == http.StatusNotFound:
-		var wg sync.WaitGroup
-		for _, f := range batch {
-			wg.Go(func() {
-				res, err := n.forwardOne(f.ctx, url, f.data)
-				f.done <- forwardOutcome{res, err}
-			})
-		}
-		wg.Wait()
-		return true
 	case err == nil && status == http.StatusOK:
 		outcomes, err = decodeBatchReply(url, reply, len(batch))
 	default:

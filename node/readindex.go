@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -20,6 +21,17 @@ const readIndexTimeout = 5 * time.Second
 // acknowledged before it was asked.
 type ReadIndex struct {
 	Index uint64 `json:"index"`
+}
+
+// LeaderCommitIndex, on the leader, returns its commit index without a
+// barrier (PathReadIndex?committed=true): every write it acknowledged is
+// at or before it. A deposed leader that does not know it yet may give an
+// index behind the region's; CatchUp accepts that, ConsistentRead does not.
+func (n *Node) LeaderCommitIndex() (ReadIndex, error) {
+	if !n.IsLeader() {
+		return ReadIndex{}, ErrNoLeader
+	}
+	return ReadIndex{Index: n.raft.CommitIndex()}, nil
 }
 
 // LeaderReadIndex, on the leader, confirms that it still leads by
@@ -79,4 +91,89 @@ func (n *Node) ConsistentRead(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// CatchUp returns once this node has applied what the leader had committed
+// when the call began, so that a credential an acknowledged write created
+// (an API key, a provider) is found here: a follower learns of a commit a
+// moment after the leader. It asks the leader for its commit index, with
+// no barrier, so it costs the leader no log entry; the requests that wait
+// at once share one question (a stranger sending unknown keys costs the
+// leader at most one question in flight per follower). On the leader it
+// returns at once: it has applied what it acknowledged (Admitted).
+func (n *Node) CatchUp(ctx context.Context) error {
+	if n.IsLeader() {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, readIndexTimeout)
+	defer cancel()
+	ri, err := n.commits.fetch(ctx, n.goRun, func() (ReadIndex, error) {
+		fctx, cancel := context.WithTimeout(n.runCtx, readIndexTimeout)
+		defer cancel()
+		leader := n.leaderURL()
+		if leader == "" {
+			return ReadIndex{}, ErrNoLeader
+		}
+		var ri ReadIndex
+		status, err := n.call(fctx, http.MethodGet, leader+PathReadIndex+"?committed=true", "", nil, &ri)
+		if err == nil && status != http.StatusOK {
+			err = fmt.Errorf("status %d: %w", status, ErrNoLeader)
+		}
+		return ri, err
+	})
+	if err != nil {
+		return fmt.Errorf("commit index from the leader: %w", err)
+	}
+	n.awaitApplied(ctx, ri.Index)
+	return ctx.Err()
+}
+
+// commitFetches coalesces questions for the leader's commit index: a
+// caller joins the next question, which starts once the one in flight (if
+// any) is answered, so that every caller's answer was asked after it came.
+type commitFetches struct {
+	mu             sync.Mutex
+	flight, queued *commitFetch
+}
+
+type commitFetch struct {
+	done chan struct{}
+	ri   ReadIndex
+	err  error
+}
+
+// fetch joins the queued question, starting it through run when none is
+// in flight, and waits for its answer within ctx.
+func (c *commitFetches) fetch(ctx context.Context, run func(func()), ask func() (ReadIndex, error)) (ReadIndex, error) {
+	c.mu.Lock()
+	if c.queued == nil {
+		c.queued = &commitFetch{done: make(chan struct{})}
+	}
+	f := c.queued
+	if c.flight == nil {
+		c.start(run, ask)
+	}
+	c.mu.Unlock()
+	select {
+	case <-f.done:
+		return f.ri, f.err
+	case <-ctx.Done():
+		return ReadIndex{}, ctx.Err()
+	}
+}
+
+// start sends the queued question; the caller holds mu.
+func (c *commitFetches) start(run func(func()), ask func() (ReadIndex, error)) {
+	f := c.queued
+	c.flight, c.queued = f, nil
+	run(func() {
+		f.ri, f.err = ask()
+		close(f.done)
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.flight = nil
+		if c.queued != nil {
+			c.start(run, ask)
+		}
+	})
 }

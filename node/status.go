@@ -39,6 +39,9 @@ type Status struct {
 	LastIndex    uint64   `json:"last_index"`
 	Members      []Member `json:"members"`
 	Keys         int      `json:"keys"`
+	// CommandVersion is the newest command version every member applies:
+	// below this build's while a rolling upgrade is incomplete.
+	CommandVersion uint32 `json:"command_version"`
 }
 
 // Status reports the node's raft state and what it holds.
@@ -52,7 +55,7 @@ func (n *Node) Status() (Status, error) {
 		NodeID: n.cfg.ID, Region: n.cfg.Region, State: n.raft.State().String(),
 		LeaderID: string(leader), Term: n.raft.CurrentTerm(),
 		CommitIndex: n.raft.CommitIndex(), AppliedIndex: n.raft.AppliedIndex(), LastIndex: n.raft.LastIndex(),
-		Members: members, Keys: n.fsm.NumKeys(),
+		Members: members, Keys: n.fsm.NumKeys(), CommandVersion: n.RegionVersion(),
 	}, nil
 }
 

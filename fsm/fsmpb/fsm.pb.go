@@ -147,10 +147,16 @@ func (CommandType) EnumDescriptor() ([]byte, []int) {
 // builds the command (the command package), never changed on the way: a
 // state machine stops on a version it does not know.
 type Command struct {
-	state                  protoimpl.MessageState  `protogen:"open.v1"`
-	Version                uint32                  `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
-	Type                   CommandType             `protobuf:"varint,2,opt,name=type,proto3,enum=covid.fsm.v1.CommandType" json:"type,omitempty"`
-	TimeUnix               int64                   `protobuf:"varint,3,opt,name=time_unix,json=timeUnix,proto3" json:"time_unix,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Version  uint32                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	Type     CommandType            `protobuf:"varint,2,opt,name=type,proto3,enum=covid.fsm.v1.CommandType" json:"type,omitempty"`
+	TimeUnix int64                  `protobuf:"varint,3,opt,name=time_unix,json=timeUnix,proto3" json:"time_unix,omitempty"`
+	// request_id (16 bytes) names one write, however often it is proposed:
+	// from version 4 the state machine keeps the result of each id it
+	// applied (Session) and answers a command with a known id by that result,
+	// changing nothing. The node that builds a command gives it the id once,
+	// so a retry after an unknown outcome takes effect once.
+	RequestId              []byte                  `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	Publish                *Publish                `protobuf:"bytes,10,opt,name=publish,proto3" json:"publish,omitempty"`
 	PutAuthority           *Authority              `protobuf:"bytes,11,opt,name=put_authority,json=putAuthority,proto3" json:"put_authority,omitempty"`
 	RemoveAuthority        *RemoveAuthority        `protobuf:"bytes,12,opt,name=remove_authority,json=removeAuthority,proto3" json:"remove_authority,omitempty"`
@@ -228,6 +234,13 @@ func (x *Command) GetTimeUnix() int64 {
 		return x.TimeUnix
 	}
 	return 0
+}
+
+func (x *Command) GetRequestId() []byte {
+	if x != nil {
+		return x.RequestId
+	}
+	return nil
 }
 
 func (x *Command) GetPublish() *Publish {
@@ -491,6 +504,11 @@ type Result struct {
 	// refusal is set when the command changed nothing (except that a wrong
 	// one-time code counts a failure on that code).
 	Refusal *Refusal `protobuf:"bytes,1,opt,name=refusal,proto3" json:"refusal,omitempty"`
+	// log_index is the log entry that carried the command, set by the
+	// leader on the answer it gives (never by the state machine): a follower
+	// that forwarded the write answers its client once it has applied that
+	// entry itself, so the client reads its write there.
+	LogIndex uint64 `protobuf:"varint,2,opt,name=log_index,json=logIndex,proto3" json:"log_index,omitempty"`
 	// Types that are valid to be assigned to Value:
 	//
 	//	*Result_Publish
@@ -543,6 +561,13 @@ func (x *Result) GetRefusal() *Refusal {
 		return x.Refusal
 	}
 	return nil
+}
+
+func (x *Result) GetLogIndex() uint64 {
+	if x != nil {
+		return x.LogIndex
+	}
+	return 0
 }
 
 func (x *Result) GetValue() isResult_Value {
@@ -3222,8 +3247,11 @@ type SnapshotHeader struct {
 	VerificationTokens uint64 `protobuf:"varint,22,opt,name=verification_tokens,json=verificationTokens,proto3" json:"verification_tokens,omitempty"`
 	// users and audit_events count the portal's accounts and its audit log,
 	// which follow the verification tokens.
-	Users         uint64 `protobuf:"varint,23,opt,name=users,proto3" json:"users,omitempty"`
-	AuditEvents   uint64 `protobuf:"varint,24,opt,name=audit_events,json=auditEvents,proto3" json:"audit_events,omitempty"`
+	Users       uint64 `protobuf:"varint,23,opt,name=users,proto3" json:"users,omitempty"`
+	AuditEvents uint64 `protobuf:"varint,24,opt,name=audit_events,json=auditEvents,proto3" json:"audit_events,omitempty"`
+	// sessions counts the recent writes' results (Session), oldest first,
+	// which follow the audit events.
+	Sessions      uint64 `protobuf:"varint,25,opt,name=sessions,proto3" json:"sessions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3422,6 +3450,13 @@ func (x *SnapshotHeader) GetUsers() uint64 {
 func (x *SnapshotHeader) GetAuditEvents() uint64 {
 	if x != nil {
 		return x.AuditEvents
+	}
+	return 0
+}
+
+func (x *SnapshotHeader) GetSessions() uint64 {
+	if x != nil {
+		return x.Sessions
 	}
 	return 0
 }
@@ -4373,15 +4408,88 @@ func (x *AuditEvent) GetTarget() string {
 	return ""
 }
 
+// Session is the result of one applied write of version 4 or later, kept
+// under its request id for a while (fsm/session.go), so that the same
+// write proposed again gets the same answer and changes nothing.
+type Session struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     []byte                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Type          CommandType            `protobuf:"varint,2,opt,name=type,proto3,enum=covid.fsm.v1.CommandType" json:"type,omitempty"`
+	TimeUnix      int64                  `protobuf:"varint,3,opt,name=time_unix,json=timeUnix,proto3" json:"time_unix,omitempty"`
+	Result        *Result                `protobuf:"bytes,4,opt,name=result,proto3" json:"result,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Session) Reset() {
+	*x = Session{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Session) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Session) ProtoMessage() {}
+
+func (x *Session) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Session.ProtoReflect.Descriptor instead.
+func (*Session) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *Session) GetRequestId() []byte {
+	if x != nil {
+		return x.RequestId
+	}
+	return nil
+}
+
+func (x *Session) GetType() CommandType {
+	if x != nil {
+		return x.Type
+	}
+	return CommandType_COMMAND_TYPE_UNSPECIFIED
+}
+
+func (x *Session) GetTimeUnix() int64 {
+	if x != nil {
+		return x.TimeUnix
+	}
+	return 0
+}
+
+func (x *Session) GetResult() *Result {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
 var File_fsm_fsmpb_fsm_proto protoreflect.FileDescriptor
 
 const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\n" +
-	"\x13fsm/fsmpb/fsm.proto\x12\fcovid.fsm.v1\"\xe3\v\n" +
+	"\x13fsm/fsmpb/fsm.proto\x12\fcovid.fsm.v1\"\x82\f\n" +
 	"\aCommand\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12-\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x19.covid.fsm.v1.CommandTypeR\x04type\x12\x1b\n" +
-	"\ttime_unix\x18\x03 \x01(\x03R\btimeUnix\x12/\n" +
+	"\ttime_unix\x18\x03 \x01(\x03R\btimeUnix\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x04 \x01(\fR\trequestId\x12/\n" +
 	"\apublish\x18\n" +
 	" \x01(\v2\x15.covid.fsm.v1.PublishR\apublish\x12<\n" +
 	"\rput_authority\x18\v \x01(\v2\x17.covid.fsm.v1.AuthorityR\fputAuthority\x12H\n" +
@@ -4418,9 +4526,10 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x13seal_padding_jitter\x18\x03 \x01(\rR\x11sealPaddingJitter\x12\x1d\n" +
 	"\n" +
 	"no_padding\x18\x04 \x01(\bR\tnoPadding\x12(\n" +
-	"\x10code_ttl_seconds\x18\x05 \x01(\x03R\x0ecodeTtlSeconds\"\x83\x05\n" +
+	"\x10code_ttl_seconds\x18\x05 \x01(\x03R\x0ecodeTtlSeconds\"\xa0\x05\n" +
 	"\x06Result\x12/\n" +
-	"\arefusal\x18\x01 \x01(\v2\x15.covid.fsm.v1.RefusalR\arefusal\x127\n" +
+	"\arefusal\x18\x01 \x01(\v2\x15.covid.fsm.v1.RefusalR\arefusal\x12\x1b\n" +
+	"\tlog_index\x18\x02 \x01(\x04R\blogIndex\x127\n" +
 	"\apublish\x18\n" +
 	" \x01(\v2\x1b.covid.fsm.v1.PublishResultH\x00R\apublish\x12.\n" +
 	"\x04seal\x18\v \x01(\v2\x18.covid.fsm.v1.SealResultH\x00R\x04seal\x124\n" +
@@ -4646,7 +4755,7 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x05index\x18\b \x01(\rR\x05index\x12\x1a\n" +
 	"\bprovider\x18\t \x01(\tR\bprovider\x12\x1b\n" +
 	"\tcode_hash\x18\n" +
-	" \x01(\fR\bcodeHash\"\xc0\x06\n" +
+	" \x01(\fR\bcodeHash\"\xdc\x06\n" +
 	"\x0eSnapshotHeader\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12 \n" +
 	"\vauthorities\x18\x02 \x01(\x04R\vauthorities\x12\x14\n" +
@@ -4673,7 +4782,8 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x12verification_codes\x18\x15 \x01(\x04R\x11verificationCodes\x12/\n" +
 	"\x13verification_tokens\x18\x16 \x01(\x04R\x12verificationTokens\x12\x14\n" +
 	"\x05users\x18\x17 \x01(\x04R\x05users\x12!\n" +
-	"\faudit_events\x18\x18 \x01(\x04R\vauditEvents\"\x9a\x01\n" +
+	"\faudit_events\x18\x18 \x01(\x04R\vauditEvents\x12\x1a\n" +
+	"\bsessions\x18\x19 \x01(\x04R\bsessions\"\x9a\x01\n" +
 	"\tStoredKey\x12#\n" +
 	"\x03key\x18\x01 \x01(\v2\x11.covid.fsm.v1.KeyR\x03key\x12\x1e\n" +
 	"\n" +
@@ -4761,7 +4871,13 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x05actor\x18\x02 \x01(\tR\x05actor\x12\x1a\n" +
 	"\bprovider\x18\x03 \x01(\tR\bprovider\x12\x16\n" +
 	"\x06action\x18\x04 \x01(\tR\x06action\x12\x16\n" +
-	"\x06target\x18\x05 \x01(\tR\x06target*\xf9\x05\n" +
+	"\x06target\x18\x05 \x01(\tR\x06target\"\xa2\x01\n" +
+	"\aSession\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\fR\trequestId\x12-\n" +
+	"\x04type\x18\x02 \x01(\x0e2\x19.covid.fsm.v1.CommandTypeR\x04type\x12\x1b\n" +
+	"\ttime_unix\x18\x03 \x01(\x03R\btimeUnix\x12,\n" +
+	"\x06result\x18\x04 \x01(\v2\x14.covid.fsm.v1.ResultR\x06result*\xf9\x05\n" +
 	"\vCommandType\x12\x1c\n" +
 	"\x18COMMAND_TYPE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14COMMAND_TYPE_PUBLISH\x10\x01\x12\x1e\n" +
@@ -4803,7 +4919,7 @@ func file_fsm_fsmpb_fsm_proto_rawDescGZIP() []byte {
 }
 
 var file_fsm_fsmpb_fsm_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_fsm_fsmpb_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
+var file_fsm_fsmpb_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
 var file_fsm_fsmpb_fsm_proto_goTypes = []any{
 	(CommandType)(0),               // 0: covid.fsm.v1.CommandType
 	(*Command)(nil),                // 1: covid.fsm.v1.Command
@@ -4853,6 +4969,7 @@ var file_fsm_fsmpb_fsm_proto_goTypes = []any{
 	(*User)(nil),                   // 45: covid.fsm.v1.User
 	(*Login)(nil),                  // 46: covid.fsm.v1.Login
 	(*AuditEvent)(nil),             // 47: covid.fsm.v1.AuditEvent
+	(*Session)(nil),                // 48: covid.fsm.v1.Session
 }
 var file_fsm_fsmpb_fsm_proto_depIdxs = []int32{
 	0,  // 0: covid.fsm.v1.Command.type:type_name -> covid.fsm.v1.CommandType
@@ -4905,11 +5022,13 @@ var file_fsm_fsmpb_fsm_proto_depIdxs = []int32{
 	2,  // 47: covid.fsm.v1.SnapshotHeader.policy:type_name -> covid.fsm.v1.Policy
 	17, // 48: covid.fsm.v1.SnapshotHeader.origin_marks:type_name -> covid.fsm.v1.OriginMark
 	28, // 49: covid.fsm.v1.StoredKey.key:type_name -> covid.fsm.v1.Key
-	50, // [50:50] is the sub-list for method output_type
-	50, // [50:50] is the sub-list for method input_type
-	50, // [50:50] is the sub-list for extension type_name
-	50, // [50:50] is the sub-list for extension extendee
-	0,  // [0:50] is the sub-list for field type_name
+	0,  // 50: covid.fsm.v1.Session.type:type_name -> covid.fsm.v1.CommandType
+	3,  // 51: covid.fsm.v1.Session.result:type_name -> covid.fsm.v1.Result
+	52, // [52:52] is the sub-list for method output_type
+	52, // [52:52] is the sub-list for method input_type
+	52, // [52:52] is the sub-list for extension type_name
+	52, // [52:52] is the sub-list for extension extendee
+	0,  // [0:52] is the sub-list for field type_name
 }
 
 func init() { file_fsm_fsmpb_fsm_proto_init() }
@@ -4935,7 +5054,7 @@ func file_fsm_fsmpb_fsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fsm_fsmpb_fsm_proto_rawDesc), len(file_fsm_fsmpb_fsm_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   47,
+			NumMessages:   48,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
