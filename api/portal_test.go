@@ -201,15 +201,61 @@ func TestPortalProviderAdmin(t *testing.T) {
 		t.Fatalf("giving the operator role: %d", status)
 	}
 	_, page, _ = b.get("/apikeys")
-	status, created := b.post("/apikeys", url.Values{"csrf": {formToken(t, page)}, "name": {"lab-lims"}})
-	key := regexp.MustCompile(`id="newkey">([^<]+)<`).FindStringSubmatch(created)
-	if status != http.StatusOK || key == nil {
-		t.Fatalf("create a key: %d", status)
+	if status, _ := b.post("/apikeys", url.Values{"csrf": {formToken(t, page)}, "name": {"lab-lims"}}); status != http.StatusSeeOther {
+		t.Fatalf("create a key: %d, want a redirect to the list", status)
+	}
+	newKey := regexp.MustCompile(`id="newkey">([^<]+)<`)
+	var key []string
+	for range 2 { // the list shows the new key, and again on a reload
+		_, created, _ := b.get("/apikeys")
+		again := newKey.FindStringSubmatch(created)
+		if again == nil || key != nil && again[1] != key[1] {
+			t.Fatalf("the list after creating a key shows %v, before %v", again, key)
+		}
+		key = again
+	}
+	if n := len(ts.node.FSM().APIKeys()); n != 4 { // the device key, two providers', the new one
+		t.Fatalf("%d API keys after one made and two reloads", n)
 	}
 	if w := ts.api("/api/issue", key[1], map[string]any{"testType": "confirmed"}); w.Code != http.StatusOK {
 		t.Fatalf("the new key on /api/issue: %d %s", w.Code, w.Body)
 	}
 	if status, _, _ := b.get("/region"); status != http.StatusForbidden {
 		t.Fatalf("the console for a provider's manager: %d", status)
+	}
+}
+
+// Issuing on the portal answers with a redirect to the code's page: a
+// reload shows the same code and issues none; another account's browser
+// (or none) is shown no code.
+func TestPortalIssueReloadIssuesNothing(t *testing.T) {
+	ts := verifyServer(t)
+	addWorker(t, ts, "w@lab.example", nil, "issue", "codes")
+	b := portalClient(t, ts)
+	if status, _ := b.signIn("w@lab.example", "correct horse battery staple"); status != http.StatusSeeOther {
+		t.Fatalf("sign in: %d", status)
+	}
+	_, page, _ := b.get("/")
+	if status, _ := b.post("/issue", url.Values{"csrf": {formToken(t, page)}, "testType": {"confirmed"}}); status != http.StatusSeeOther {
+		t.Fatalf("issue: %d, want a redirect", status)
+	}
+	code := regexp.MustCompile(`id="code"[^>]*>([0-9]{8})<`)
+	var first string
+	for range 3 {
+		status, shown, _ := b.get("/issued")
+		m := code.FindStringSubmatch(shown)
+		if status != http.StatusOK || m == nil || first != "" && m[1] != first {
+			t.Fatalf("the code's page: %d %v, first %q", status, m, first)
+		}
+		first = m[1]
+	}
+	if n := len(ts.node.FSM().VerificationCodes("lab", 10)); n != 1 {
+		t.Fatalf("%d codes after one issue and three views", n)
+	}
+	other := portalClient(t, ts)
+	addWorker(t, ts, "x@lab.example", nil, "issue")
+	other.signIn("x@lab.example", "correct horse battery staple")
+	if status, shown, _ := other.get("/issued"); status != http.StatusNotFound || strings.Contains(shown, first) {
+		t.Fatalf("another account's page of codes: %d", status)
 	}
 }

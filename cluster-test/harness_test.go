@@ -520,21 +520,37 @@ func (c *cluster) upload(addr string) ([]string, error) {
 	return c.publishRequest(addr, req)
 }
 
+// publishRetry is how long publishRequest sends an upload again that was
+// answered 503 (retry), as an app would: the same body, so that it takes
+// effect once.
+const publishRetry = 20 * time.Second
+
 // publishRequest publishes an upload to a node and returns its keys if the
-// node stored them all.
+// node stored them all; an answer of 503 (no leader, catching up, disk
+// full) is retried for publishRetry.
 func (c *cluster) publishRequest(addr string, req *publish.Request) ([]string, error) {
 	body, _ := json.Marshal(req)
-	resp, err := c.client.Post(addr+"/v1/publish", "application/json", bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
+	deadline := time.Now().Add(publishRetry)
+	var status int
 	var out publish.Response
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		return nil, fmt.Errorf("decode publish answer (%d): %w", resp.StatusCode, err)
+	for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+		resp, err := c.client.Post(addr+"/v1/publish", "application/json", bytes.NewReader(body))
+		if err != nil {
+			return nil, err
+		}
+		status, out = resp.StatusCode, publish.Response{}
+		err = json.NewDecoder(resp.Body).Decode(&out)
+		resp.Body.Close()
+		if err != nil {
+			return nil, fmt.Errorf("decode publish answer (%d): %w", status, err)
+		}
+		if status != http.StatusServiceUnavailable || time.Now().Add(wait).After(deadline) {
+			break
+		}
+		time.Sleep(wait)
 	}
-	if resp.StatusCode != http.StatusOK || out.InsertedExposures != len(req.Keys) {
-		return nil, fmt.Errorf("publish: %d %s %s (inserted %d)", resp.StatusCode, out.Code, out.ErrorMessage, out.InsertedExposures)
+	if status != http.StatusOK || out.InsertedExposures != len(req.Keys) {
+		return nil, fmt.Errorf("publish: %d %s %s (inserted %d)", status, out.Code, out.ErrorMessage, out.InsertedExposures)
 	}
 	keys := make([]string, len(req.Keys))
 	for i, k := range req.Keys {

@@ -107,6 +107,12 @@ func TestPortalInABrowser(t *testing.T) {
 	if len(code) != 8 || uuid == "" {
 		t.Fatalf("the page shows code %q, id %q", code, uuid)
 	}
+	// The answer came after a redirect: a reload shows the same code and
+	// issues none.
+	run(t, ctx, "reload the code's page", chromedp.Reload(), chromedp.WaitVisible(css("#code")))
+	if again, againID := text(t, ctx, "#code"), text(t, ctx, "#uuid"); again != code || againID != uuid {
+		t.Fatalf("after a reload the page shows %q (%s), first %q (%s)", again, againID, code, uuid)
+	}
 	link := text(t, ctx, "#link")
 	long := strings.TrimPrefix(link, "ens://v?r=test&c=")
 	if len(long) != 16 {
@@ -147,14 +153,15 @@ func TestPortalInABrowser(t *testing.T) {
 		t.Fatalf("the expired code: %d %v", status, out)
 	}
 
-	// Bulk: two lines issued; the same file again issues nothing twice.
+	// Bulk: three lines issued, two of them alike (two patients of the same
+	// test and day); the same file again issues nothing twice.
 	csvFile := filepath.Join(t.TempDir(), "codes.csv")
-	writeFile(t, csvFile, []byte("testType,testDate\nconfirmed,"+time.Now().UTC().Format("2006-01-02")+"\nlikely,\n"))
-	for round, want := range []string{"2 codes issued", "0 codes issued"} {
+	writeFile(t, csvFile, []byte("testType,testDate\nconfirmed,"+time.Now().UTC().Format("2006-01-02")+"\nlikely,\nlikely,\n"))
+	for round, want := range []string{"3 codes issued", "0 codes issued"} {
 		run(t, ctx, "bulk upload", chromedp.Navigate(base+"/bulk"), chromedp.WaitVisible(css("#file")),
 			chromedp.SetUploadFiles(css("#file"), []string{csvFile}), chromedp.Click(css("#upload")), chromedp.WaitVisible(css("#results")))
 		results := text(t, ctx, "main")
-		if !strings.Contains(results, want) || round == 1 && strings.Count(results, "issued before") != 2 {
+		if !strings.Contains(results, want) || round == 1 && strings.Count(results, "issued before") != 3 {
 			t.Fatalf("bulk round %d: %s", round, results)
 		}
 		if round == 0 {

@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/csv"
 	"encoding/hex"
@@ -53,7 +54,9 @@ type issued struct {
 	SentSMS          bool
 }
 
-// issue issues one code for the worker's provider and shows it.
+// issue issues one code for the worker's provider, then redirects to the
+// page that shows it (POST-redirect-GET): the code travels in the flash
+// cookie, so a reload shows the same code and issues none.
 func (p *Portal) issue(c *gin.Context) {
 	u := c.MustGet(ctxUser).(*fsmpb.User)
 	req := verify.IssueRequest{TestType: c.PostForm("testType"), TestDate: c.PostForm("testDate"),
@@ -64,10 +67,27 @@ func (p *Portal) issue(c *gin.Context) {
 		return
 	}
 	p.audit(c, "issue code", resp.UUID)
-	p.render(c, http.StatusOK, "issued.html", page{Title: "Verification code", Data: issued{Code: resp.Code, UUID: resp.UUID,
-		Link:    "ens://v?r=" + url.QueryEscape(p.cfg.Region) + "&c=" + resp.LongCode,
-		Expires: resp.ExpiresAtTimestamp, Minutes: int(time.Until(time.Unix(resp.ExpiresAtTimestamp, 0)).Round(time.Minute) / time.Minute),
-		SentSMS: req.Phone != "" && p.cfg.SMS}})
+	shown := issued{Code: resp.Code, UUID: resp.UUID, Link: "ens://v?r=" + url.QueryEscape(p.cfg.Region) + "&c=" + resp.LongCode,
+		Expires: resp.ExpiresAtTimestamp, SentSMS: req.Phone != "" && p.cfg.SMS}
+	if err := p.setFlash(c, "issued", u.GetEmail(), shown, time.Until(time.Unix(resp.ExpiresAtTimestamp, 0))); err != nil {
+		p.render(c, http.StatusInternalServerError, "message.html", page{Title: "Error", Error: "The code was issued but cannot be shown; expire it under Recent codes."})
+		return
+	}
+	p.redirectAfterWrite(c, "/portal/issued")
+}
+
+// issuedPage shows the code the worker just issued, for as long as the
+// short code lives.
+func (p *Portal) issuedPage(c *gin.Context) {
+	u := c.MustGet(ctxUser).(*fsmpb.User)
+	var shown issued
+	if err := p.readFlash(c, "issued", u.GetEmail(), &shown); err != nil {
+		p.render(c, http.StatusNotFound, "message.html", page{Title: "No code to show",
+			Error: "A code is shown only after it is issued, until its short code expires, and it is not kept: Recent codes lists it."})
+		return
+	}
+	shown.Minutes = int(time.Until(time.Unix(shown.Expires, 0)).Round(time.Minute) / time.Minute)
+	p.render(c, http.StatusOK, "issued.html", page{Title: "Verification code", Data: shown})
 }
 
 // codeRow is a code as the list shows it.
@@ -139,17 +159,23 @@ type bulkRow struct {
 
 // bulk issues a code per CSV line (header: testType, testDate,
 // symptomDate, phone, uuid; only testType required). A line without a uuid
-// gets one derived from the provider and the line, so that sending the
-// same file again, after an interruption, issues only what is missing.
+// gets one derived from the provider, the file's bytes and the line's
+// number (bulkUUID), so that sending the same file again, after an
+// interruption, issues only what is missing, while two patients on two
+// lines of the same text never share one.
 func (p *Portal) bulk(c *gin.Context) {
 	u := c.MustGet(ctxUser).(*fsmpb.User)
 	f, _, err := c.Request.FormFile("file")
+	var data []byte
+	if err == nil {
+		data, err = io.ReadAll(f)
+		f.Close()
+	}
 	if err != nil {
 		p.render(c, http.StatusBadRequest, "bulk.html", page{Title: "Issue codes in bulk", Error: "Choose a CSV file (at most 2 MB).", Data: bulkData{issueForm: p.form()}})
 		return
 	}
-	defer f.Close()
-	rows, err := readBulk(f)
+	rows, err := readBulk(bytes.NewReader(data))
 	if err != nil {
 		p.render(c, http.StatusBadRequest, "bulk.html", page{Title: "Issue codes in bulk", Error: err.Error(), Data: bulkData{issueForm: p.form()}})
 		return
@@ -158,8 +184,7 @@ func (p *Portal) bulk(c *gin.Context) {
 	issuedCount := 0
 	for _, r := range rows {
 		if r.req.UUID == "" {
-			sum := sha256.Sum256([]byte(u.GetProvider() + "\x00" + r.text))
-			r.req.UUID = "bulk-" + hex.EncodeToString(sum[:12])
+			r.req.UUID = bulkUUID(u.GetProvider(), data, r.line)
 		}
 		resp, verr := p.issuer.IssueFor(c.Request.Context(), u.GetProvider(), u.GetEmail(), r.req)
 		row := bulkRow{Line: r.line, UUID: r.req.UUID}
@@ -180,9 +205,16 @@ func (p *Portal) bulk(c *gin.Context) {
 	p.render(c, http.StatusOK, "bulk.html", page{Title: "Issue codes in bulk", Notice: strconv.Itoa(issuedCount) + " codes issued", Data: bulkData{p.form(), out}})
 }
 
+// bulkUUID is the idempotency id of a bulk line without a uuid: the
+// provider's, of this file's bytes, at this line.
+func bulkUUID(provider string, file []byte, line int) string {
+	digest := sha256.Sum256(file)
+	sum := sha256.Sum256([]byte(provider + "\x00" + hex.EncodeToString(digest[:]) + "\x00" + strconv.Itoa(line)))
+	return "bulk-" + hex.EncodeToString(sum[:12])
+}
+
 type csvRow struct {
 	line int
-	text string
 	req  verify.IssueRequest
 }
 
@@ -220,7 +252,7 @@ func readBulk(r io.Reader) ([]csvRow, error) {
 		if len(rows) == maxBulkRows {
 			return nil, errors.New("at most 1000 lines per file")
 		}
-		rows = append(rows, csvRow{line: line, text: strings.Join(rec, ","), req: verify.IssueRequest{
+		rows = append(rows, csvRow{line: line, req: verify.IssueRequest{
 			TestType: get(rec, "testType"), TestDate: get(rec, "testDate"), SymptomDate: get(rec, "symptomDate"),
 			Phone: get(rec, "phone"), UUID: get(rec, "uuid")}})
 	}

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -152,7 +153,11 @@ func (p *Portal) addUser(c *gin.Context) {
 	p.redirectAfterWrite(c, "/portal/users?notice=saved")
 }
 
-// apiKeys lists the provider's admin API keys and makes new ones.
+// newKeyShown is how long the page shows an API key just made (in the
+// flash cookie; the region keeps only its hash).
+const newKeyShown = 5 * time.Minute
+
+// apiKeys lists the provider's admin API keys, and the key just made.
 func (p *Portal) apiKeys(c *gin.Context) {
 	u := c.MustGet(ctxUser).(*fsmpb.User)
 	var keys []*fsmpb.ApiKey
@@ -161,13 +166,20 @@ func (p *Portal) apiKeys(c *gin.Context) {
 			keys = append(keys, k)
 		}
 	}
-	p.render(c, http.StatusOK, "apikeys.html", page{Title: "API keys", Data: struct {
+	var fresh string
+	notice := ""
+	if p.readFlash(c, "apikey", u.GetEmail(), &fresh) == nil {
+		notice = "Copy the key now: it is shown for a few minutes only and kept nowhere."
+	}
+	p.render(c, http.StatusOK, "apikeys.html", page{Title: "API keys", Notice: notice, Data: struct {
 		Keys []*fsmpb.ApiKey
 		New  string
-	}{keys, ""}})
+	}{keys, fresh}})
 }
 
-// addAPIKey makes an admin key of the manager's provider and shows it once.
+// addAPIKey makes an admin key of the manager's provider, then redirects
+// to the list, which shows it (POST-redirect-GET: a reload makes no
+// second key).
 func (p *Portal) addAPIKey(c *gin.Context) {
 	u := c.MustGet(ctxUser).(*fsmpb.User)
 	key, hash := verify.NewAPIKey()
@@ -178,9 +190,9 @@ func (p *Portal) addAPIKey(c *gin.Context) {
 		return
 	}
 	p.audit(c, "create api key", name)
-	p.render(c, http.StatusOK, "apikeys.html", page{Title: "API keys", Notice: "Copy the key now: it is not shown again.",
-		Data: struct {
-			Keys []*fsmpb.ApiKey
-			New  string
-		}{nil, key}})
+	if err := p.setFlash(c, "apikey", u.GetEmail(), key, newKeyShown); err != nil {
+		p.render(c, http.StatusInternalServerError, "message.html", page{Title: "API keys", Error: "The key was made but cannot be shown; revoke it and make another."})
+		return
+	}
+	p.redirectAfterWrite(c, "/portal/apikeys")
 }

@@ -97,6 +97,7 @@ func (p *Portal) Routes(r gin.IRouter) {
 	in.GET("/", p.start)
 	in.POST("/logout", p.logout)
 	in.POST("/issue", p.role("issue"), p.issue)
+	in.GET("/issued", p.role("issue"), p.issuedPage)
 	in.GET("/codes", p.role("codes"), p.codes)
 	in.POST("/codes/expire", p.role("codes"), p.expire)
 	in.GET("/bulk", p.role("bulk"), p.bulkPage)
