@@ -151,7 +151,7 @@ func TestPortalSecondFactorAndSignOut(t *testing.T) {
 	if status, _ := b.post("/issue", url.Values{"testType": {"confirmed"}}); status != http.StatusForbidden {
 		t.Fatalf("a form without its CSRF token: %d", status)
 	}
-	if status, _ := b.post("/issue", url.Values{"csrf": {formToken(t, home)}, "testType": {"confirmed"}}); status != http.StatusOK {
+	if status, _ := b.post("/issue", url.Values{"csrf": {formToken(t, home)}, "testType": {"confirmed"}}); status != http.StatusSeeOther {
 		t.Fatalf("issue: %d", status)
 	}
 	if status, _, _ := b.get("/bulk"); status != http.StatusForbidden {
