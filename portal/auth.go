@@ -143,5 +143,6 @@ func (p *Portal) logout(c *gin.Context) {
 	command.Login(c.Request.Context(), p.region, &fsmpb.Login{Email: u.GetEmail(), EndSessions: true})
 	p.audit(c, "sign out", "")
 	setCookie(c, sessionCookie, "", -time.Second)
+	setCookie(c, flashCookie, "", -time.Second) // a code shown on a shared computer goes with the session
 	c.Redirect(http.StatusSeeOther, "/portal/login")
 }
