@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -128,6 +129,7 @@ func (s *Server) issueRecord(ctx context.Context, rec *fsmpb.VerificationCode) (
 // the record to issue (hashes still to be drawn).
 func (s *Server) codeRecord(provider, issuedBy string, req verify.IssueRequest) (*fsmpb.VerificationCode, *verify.Error) {
 	now := s.cfg.Now()
+	req.TestType = strings.ToLower(req.TestType) // the reference lowercases
 	known := false
 	for _, t := range verify.TestTypes {
 		known = known || t == req.TestType

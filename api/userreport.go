@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"net/http"
 	"strconv"
 	"strings"
@@ -52,13 +51,34 @@ func checkPhone(phone string) (string, *verify.Error) {
 			b.WriteRune(r)
 		case r == ' ' || r == '-' || r == '(' || r == ')':
 		default:
-			return "", &verify.Error{Status: http.StatusBadRequest, Code: "invalid_phone", Message: "phone: not a phone number"}
+			return "", &verify.Error{Status: http.StatusBadRequest, Code: verify.CodePhoneInvalid, Message: "phone: not a phone number"}
 		}
 	}
 	if n := len(strings.TrimPrefix(b.String(), "+")); n < 6 || n > 15 {
-		return "", &verify.Error{Status: http.StatusBadRequest, Code: "invalid_phone", Message: "phone: want 6 to 15 digits"}
+		return "", &verify.Error{Status: http.StatusBadRequest, Code: verify.CodePhoneInvalid, Message: "phone: want 6 to 15 digits"}
 	}
 	return b.String(), nil
+}
+
+// checkUserReport checks a user report's nonce and phone, with the
+// reference's error codes.
+func (s *Server) checkUserReport(rawNonce, rawPhone string) *verify.Error {
+	if s.cfg.Verification.SMS == nil {
+		return &verify.Error{Status: http.StatusBadRequest, Code: verify.CodeUnsupportedTestType, Message: "user reports are not offered here (no SMS gateway)"}
+	}
+	nonce, err := verify.DecodeNonce(rawNonce)
+	switch {
+	case err != nil:
+		return &verify.Error{Status: http.StatusBadRequest, Code: verify.CodeUnparsableRequest, Message: err.Error()}
+	case len(nonce) == 0:
+		return &verify.Error{Status: http.StatusBadRequest, Code: verify.CodeMissingNonce, Message: "nonce cannot be empty"}
+	case len(nonce) != nonceBytes:
+		return &verify.Error{Status: http.StatusBadRequest, Code: verify.CodeUnparsableRequest, Message: "nonce: want 256 random bytes in base64"}
+	case strings.TrimSpace(rawPhone) == "":
+		return &verify.Error{Status: http.StatusBadRequest, Code: verify.CodeMissingPhone, Message: "phone cannot be empty"}
+	}
+	_, verr := checkPhone(rawPhone)
+	return verr
 }
 
 // sendCode sends the long code of a code pair just issued; when the
@@ -79,7 +99,9 @@ func (s *Server) sendCode(ctx context.Context, rec *fsmpb.VerificationCode, phon
 // userReport is POST /api/user-report: a person without a lab test asks
 // for a code by SMS to self-report. Only with an SMS gateway (otherwise,
 // as a realm without user reports, 400 unsupported_test_type); one live
-// report per phone; the code is bound to the app's nonce.
+// report per phone; the code is bound to the app's nonce. A phone that has
+// a live report is answered 200 as the first time and sent nothing, as the
+// reference answers: the answer must not tell who reported.
 func (s *Server) userReport(c *gin.Context) {
 	var req struct {
 		verify.IssueRequest
@@ -88,19 +110,13 @@ func (s *Server) userReport(c *gin.Context) {
 	if !decodeVerify(c, &req, verify.CodeUnparsableRequest) {
 		return
 	}
-	v := s.cfg.Verification
-	nonce, err := base64.StdEncoding.DecodeString(req.Nonce)
-	phone, verr := checkPhone(req.Phone)
-	switch {
-	case v.SMS == nil:
-		verr = &verify.Error{Status: http.StatusBadRequest, Code: verify.CodeUnsupportedTestType, Message: "user reports are not offered here (no SMS gateway)"}
-	case err != nil || len(nonce) != nonceBytes:
-		verr = &verify.Error{Status: http.StatusBadRequest, Code: "invalid_nonce", Message: "nonce: want 256 random bytes in base64"}
-	}
-	if verr != nil {
+	if verr := s.checkUserReport(req.Nonce, req.Phone); verr != nil {
 		verifyFail(c, verr)
 		return
 	}
+	v := s.cfg.Verification
+	nonce, _ := verify.DecodeNonce(req.Nonce)
+	phone, _ := checkPhone(req.Phone)
 	req.TestType = verify.TestUserReport
 	rec, verr := s.codeRecord("", "user-report", req.IssueRequest)
 	if verr != nil {
@@ -112,7 +128,11 @@ func (s *Server) userReport(c *gin.Context) {
 	rec.NonceHash, rec.PhoneHash = nh[:], verify.Hash(s.codeKeys[0], "phone:"+phone)
 	rec.LongTtlSeconds = int64(v.longTTL() / time.Second)
 	got, short, long, verr := s.issueRecord(c.Request.Context(), rec)
-	if verr == nil {
+	switch {
+	case verr != nil && verr.Code == verify.CodeUserReportExists:
+		expires := s.cfg.Now().Add(v.longTTL()).Unix()
+		verr, got = nil, &fsmpb.VerificationCode{LongExpiresUnix: expires}
+	case verr == nil:
 		verr = s.sendCode(c.Request.Context(), got, phone, short, long)
 	}
 	if verr != nil {

@@ -80,17 +80,20 @@ func TestIssueWithSMS(t *testing.T) {
 	if code, ok := ts.node.FSM().VerificationCode("sms-fails"); !ok || code.GetExpiredByUnix() == 0 {
 		t.Fatalf("the code whose SMS failed: %v", code)
 	}
-	if w := ts.api("/api/issue", labKey, map[string]any{"testType": "confirmed", "phone": "call me"}); apiAnswer(t, w)["errorCode"] != "invalid_phone" {
+	if w := ts.api("/api/issue", labKey, map[string]any{"testType": "confirmed", "phone": "call me"}); apiAnswer(t, w)["errorCode"] != "phone_number_invalid" {
 		t.Fatalf("a phone that is not one: %s", w.Body)
 	}
 }
 
 // A user report: only with an SMS gateway, one live report per phone, and
-// its code only with the nonce of the app that asked for it.
+// its code only with the nonce of the app that asked for it. As the
+// reference: a second report to the phone is 200 and sends nothing (no
+// oracle on who reported), a URL-safe nonce is taken, and each bad field
+// has the reference's code.
 func TestUserReport(t *testing.T) {
 	nonce := make([]byte, 256)
 	rand.Read(nonce)
-	report := map[string]any{"phone": "+15550009999", "nonce": base64.StdEncoding.EncodeToString(nonce),
+	report := map[string]any{"phone": "+15550009999", "nonce": base64.RawURLEncoding.EncodeToString(nonce),
 		"symptomDate": time.Now().UTC().Format("2006-01-02")}
 	if w := verifyServer(t).api("/api/user-report", deviceKey, report); w.Code != http.StatusBadRequest || apiAnswer(t, w)["errorCode"] != "unsupported_test_type" {
 		t.Fatalf("without SMS: %d %s", w.Code, w.Body)
@@ -103,12 +106,31 @@ func TestUserReport(t *testing.T) {
 		t.Fatalf("user report: %d %v", w.Code, got)
 	}
 	_, long := g.last(t)
-	if w := ts.api("/api/user-report", deviceKey, report); w.Code != http.StatusConflict {
-		t.Fatalf("a second report to the phone: %d %s", w.Code, w.Body)
+	g.mu.Lock()
+	sent := len(g.sent)
+	g.mu.Unlock()
+	again := ts.api("/api/user-report", deviceKey, report)
+	if got := apiAnswer(t, again); again.Code != http.StatusOK || got["expiresAt"] == "" || got["expiresAtTimestamp"] == nil {
+		t.Fatalf("a second report to the phone: %d %s", again.Code, again.Body)
 	}
-	bad := map[string]any{"phone": "+15550008888", "nonce": "c2hvcnQ="}
-	if w := ts.api("/api/user-report", deviceKey, bad); apiAnswer(t, w)["errorCode"] != "invalid_nonce" {
-		t.Fatalf("a short nonce: %s", w.Body)
+	g.mu.Lock()
+	if len(g.sent) != sent {
+		t.Fatal("a second report to the phone sent another SMS")
+	}
+	g.mu.Unlock()
+	for name, tc := range map[string]struct {
+		body map[string]any
+		code string
+	}{
+		"a short nonce":      {map[string]any{"phone": "+15550008888", "nonce": "c2hvcnQ="}, "unparsable_request"},
+		"a nonce not base64": {map[string]any{"phone": "+15550008888", "nonce": "!!"}, "unparsable_request"},
+		"no nonce":           {map[string]any{"phone": "+15550008888"}, "missing_nonce"},
+		"no phone":           {map[string]any{"nonce": report["nonce"]}, "missing_phone"},
+		"a bad phone":        {map[string]any{"phone": "call me", "nonce": report["nonce"]}, "phone_number_invalid"},
+	} {
+		if w := ts.api("/api/user-report", deviceKey, tc.body); w.Code != http.StatusBadRequest || apiAnswer(t, w)["errorCode"] != tc.code {
+			t.Errorf("%s: %d %s, want 400 %s", name, w.Code, w.Body, tc.code)
+		}
 	}
 	other := make([]byte, 256)
 	w = ts.api("/api/verify", deviceKey, map[string]any{"code": long, "nonce": base64.StdEncoding.EncodeToString(other)})

@@ -5,7 +5,6 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -207,7 +206,7 @@ func (s *Server) deviceVerify(c *gin.Context) {
 	v := s.cfg.Verification
 	var nonceHash []byte
 	if req.Nonce != "" {
-		nonce, _ := base64.StdEncoding.DecodeString(req.Nonce)
+		nonce, _ := verify.DecodeNonce(req.Nonce)
 		h := sha256.Sum256(nonce)
 		nonceHash = h[:]
 	}

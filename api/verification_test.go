@@ -230,3 +230,15 @@ func TestVerificationChaffAndBatch(t *testing.T) {
 		t.Fatalf("a batch of 11: %d %s", w.Code, w.Body)
 	}
 }
+
+// testType and accept are read in any case, as the reference lowercases
+// them: a code issued as "Likely" is verified by an app that accepts
+// "LIKELY" and carries the type in lower case.
+func TestTestTypesInAnyCase(t *testing.T) {
+	ts := verifyServer(t)
+	issued := issueCode(t, ts, labKey, map[string]any{"testType": "Likely"})
+	w := ts.api("/api/verify", deviceKey, map[string]any{"code": issued.Code, "accept": []string{"LIKELY"}})
+	if got := apiAnswer(t, w); w.Code != http.StatusOK || got["testtype"] != "likely" {
+		t.Fatalf("verify: %d %v", w.Code, got)
+	}
+}

@@ -3,6 +3,7 @@ package verify
 import (
 	"net/http"
 	"slices"
+	"strings"
 )
 
 // Test types of codes, tokens and certificates.
@@ -30,7 +31,7 @@ var acceptable = map[string][]string{
 func AcceptSet(accept []string) ([]string, *Error) {
 	var out []string
 	for _, a := range accept {
-		set, ok := acceptable[a]
+		set, ok := acceptable[strings.ToLower(a)] // the reference lowercases
 		if !ok {
 			return nil, fail(http.StatusBadRequest, CodeInvalidTestType, "accept: unknown test type "+quote(a))
 		}

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"math/big"
 	"strings"
 )
@@ -70,4 +71,16 @@ func NewAPIKey() (key string, hash [32]byte) {
 	}
 	key = base64.RawURLEncoding.EncodeToString(secret)
 	return key, sha256.Sum256([]byte(key))
+}
+
+// DecodeNonce reads an app's nonce in any base64 alphabet, padded or not,
+// as the reference server does (its own user-report client prints the
+// URL-safe form).
+func DecodeNonce(s string) ([]byte, error) {
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding, base64.RawStdEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(s); err == nil {
+			return b, nil
+		}
+	}
+	return nil, errors.New("nonce: not base64")
 }

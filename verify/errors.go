@@ -24,6 +24,9 @@ const (
 	CodeTooMany             = "too_many_codes"
 	CodeUnavailable         = "maintenance_mode"
 	CodeUserReportExists    = "user_report_exists"
+	CodeMissingNonce        = "missing_nonce"
+	CodeMissingPhone        = "missing_phone"
+	CodePhoneInvalid        = "phone_number_invalid"
 )
 
 // Error is an answer other than 200: its status and error code.

@@ -29,6 +29,7 @@ func TestAcceptSet(t *testing.T) {
 		{[]string{"confirmed", "likely", "negative"}, []string{"confirmed", "likely", "negative"}, ""},
 		{[]string{"likely", "user-report"}, []string{"confirmed", "likely", "user-report"}, ""},
 		{[]string{"confirmed", "positive"}, nil, CodeInvalidTestType},
+		{[]string{"Likely", "USER-REPORT"}, []string{"confirmed", "likely", "user-report"}, ""}, // the reference lowercases
 	} {
 		got, err := AcceptSet(tc.accept)
 		if tc.err != "" {
@@ -185,5 +186,19 @@ func TestCertificateClaims(t *testing.T) {
 	payload, _ = base64.RawURLEncoding.DecodeString(strings.Split(noOnset, ".")[1])
 	if strings.Contains(string(payload), "symptomOnsetInterval") {
 		t.Fatalf("a certificate without a symptom date carries an onset: %s", payload)
+	}
+}
+
+// A nonce is taken in every base64 alphabet, padded or not, as the
+// reference takes it.
+func TestDecodeNonce(t *testing.T) {
+	raw := []byte{0xfb, 0xff, 0xfe, 1, 2}
+	for _, s := range []string{"+//+AQI=", "-__-AQI=", "+//+AQI", "-__-AQI"} {
+		if got, err := DecodeNonce(s); err != nil || !slices.Equal(got, raw) {
+			t.Errorf("%q: %x %v", s, got, err)
+		}
+	}
+	if _, err := DecodeNonce("not base64!"); err == nil {
+		t.Error("a nonce that is not base64 was taken")
 	}
 }
