@@ -81,6 +81,9 @@ type Server struct {
 	metrics *metrics
 	// stopMirror ends the export mirror's loop.
 	stopMirror context.CancelFunc
+	// decoys sign decoy tokens and certificates (nil without the
+	// verification service).
+	decoys *decoyKeys
 }
 
 // New builds the HTTP server of a node.
@@ -100,7 +103,8 @@ func New(cfg Config, n *node.Node) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, node: n, catalog: feed.NewCatalog(cfg.Feed, n.FSM()), codeKeys: cfg.CodeKeys,
 		revisionKeys: cfg.RevisionKeys,
-		codeFailures: newIPLimiter(cfg.Limits.CodeFailuresPerHour/3600, cfg.Limits.CodeFailureBurst, cfg.Now)}
+		codeFailures: newIPLimiter(cfg.Limits.CodeFailuresPerHour/3600, cfg.Limits.CodeFailureBurst, cfg.Now),
+		decoys:       newDecoyKeys(cfg.Verification)}
 	h, err := s.routes()
 	if err != nil {
 		return nil, err

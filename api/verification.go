@@ -58,7 +58,13 @@ const maxVerifyBody = 64_000
 
 // verificationRoutes registers the device API (device keys) and the
 // issuing API (admin keys of a provider).
+//
+// A decoy (X-Chaff) passes the rate limit uncounted, as the reference
+// limits after its chaff handler: an app's decoys spend none of its
+// client's allowance. A decoy still needs a valid key, reads at most
+// maxVerifyBody, costs a signature and changes nothing (readVerifyBody).
 func (s *Server) verificationRoutes(r gin.IRoutes, limit gin.HandlerFunc) {
+	limit = unlessChaff(limit)
 	device := []gin.HandlerFunc{limit, s.admittedVerify, s.requireAPIKey(fsm.APIKeyDevice), s.readVerifyBody}
 	r.POST("/api/verify", append(device, s.deviceVerify)...)
 	r.POST("/api/certificate", append(device, s.certificate)...)
@@ -68,8 +74,17 @@ func (s *Server) verificationRoutes(r gin.IRoutes, limit gin.HandlerFunc) {
 	r.POST("/api/batch-issue", append(issuing, s.batchIssue)...)
 	// A provider may ask for a code's status as a consistent read, through
 	// the leader (before the body is read, so the proxy forwards it).
-	r.POST("/api/checkcodestatus", limit, s.admittedVerify, s.requireAPIKey(fsm.APIKeyAdmin), s.readVerifyBody, s.consistentRead, s.checkCodeStatus)
+	r.POST("/api/checkcodestatus", append(issuing, s.consistentRead, s.checkCodeStatus)...)
 	r.POST("/api/expirecode", append(issuing, s.expireCode)...)
+}
+
+// unlessChaff runs a handler for every request but decoys.
+func unlessChaff(h gin.HandlerFunc) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if c.GetHeader("X-Chaff") == "" {
+			h(c)
+		}
+	}
 }
 
 // verifyFail answers an error of the verification protocol: its status,
@@ -142,7 +157,7 @@ func (s *Server) readVerifyBody(c *gin.Context) {
 	}
 	if c.GetHeader("X-Chaff") != "" {
 		sleepUntil(c.Request.Context(), start.Add(s.chaffDelay()))
-		c.AbortWithStatusJSON(http.StatusOK, gin.H{"padding": publish.Padding()})
+		c.AbortWithStatusJSON(http.StatusOK, s.decoyAnswer(c, body))
 		return
 	}
 	c.Set(ctxBody, body)

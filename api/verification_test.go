@@ -6,7 +6,9 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -204,18 +206,25 @@ func TestVerificationRefusals(t *testing.T) {
 	}
 }
 
-// A decoy after a valid key is a 200 with padding that changes nothing;
-// batches answer each item in place, at most ten.
+// A decoy after a valid key is a 200 shaped as a real answer that changes
+// nothing, and its token is valid nowhere; batches answer each item in
+// place, at most ten.
 func TestVerificationChaffAndBatch(t *testing.T) {
 	ts := verifyServer(t)
 	real := issueCode(t, ts, labKey, verify.IssueRequest{TestType: "confirmed"})
 	w := ts.do(http.MethodPost, "/api/verify", map[string]any{"code": real.Code},
 		map[string]string{"X-API-Key": deviceKey, "Content-Type": "application/json", "X-Chaff": "1"})
-	if got := apiAnswer(t, w); w.Code != http.StatusOK || got["padding"] == "" || got["error"] != nil || got["token"] != nil {
+	got := apiAnswer(t, w)
+	token, _ := got["token"].(string)
+	if w.Code != http.StatusOK || got["padding"] == "" || got["error"] != nil || strings.Count(token, ".") != 2 {
 		t.Fatalf("chaff: %d %v", w.Code, got)
 	}
 	if code, _ := ts.node.FSM().VerificationCode(real.UUID); code.GetClaimedUnix() != 0 {
 		t.Fatal("a decoy used a real code up")
+	}
+	mac := base64.StdEncoding.EncodeToString(make([]byte, 32))
+	if w := ts.api("/api/certificate", deviceKey, map[string]any{"token": token, "ekeyhmac": mac}); apiAnswer(t, w)["errorCode"] != "token_invalid" {
+		t.Fatalf("a decoy's token on /api/certificate: %d %s", w.Code, w.Body)
 	}
 	w = ts.api("/api/batch-issue", labKey, map[string]any{"codes": []map[string]any{{"testType": "confirmed"}, {"testType": "bogus"}, {"testType": "negative"}}})
 	batch := decode[verify.BatchIssueResponse](t, w)
@@ -240,5 +249,68 @@ func TestTestTypesInAnyCase(t *testing.T) {
 	w := ts.api("/api/verify", deviceKey, map[string]any{"code": issued.Code, "accept": []string{"LIKELY"}})
 	if got := apiAnswer(t, w); w.Code != http.StatusOK || got["testtype"] != "likely" {
 		t.Fatalf("verify: %d %v", w.Code, got)
+	}
+}
+
+// Decoy answers of the device API have the sizes of real ones (a
+// two-sample Kolmogorov-Smirnov test, as TestDecoyAnswerSizes for
+// uploads): a token or certificate left out would tell them apart.
+func TestVerificationDecoySizes(t *testing.T) {
+	ts := verifyServer(t)
+	const n = 120
+	chaff := map[string]string{"X-API-Key": deviceKey, "Content-Type": "application/json", "X-Chaff": "1"}
+	mac := base64.StdEncoding.EncodeToString(make([]byte, 32))
+	var realVerify, decoyVerify, realCert, decoyCert []int
+	for range n {
+		issued := issueCode(t, ts, labKey, verify.IssueRequest{TestType: "confirmed", SymptomDate: time.Now().UTC().AddDate(0, 0, -3).Format("2006-01-02")})
+		w := ts.api("/api/verify", deviceKey, map[string]any{"code": issued.Code})
+		realVerify = append(realVerify, w.Body.Len())
+		token := apiAnswer(t, w)["token"]
+		w = ts.api("/api/certificate", deviceKey, map[string]any{"token": token, "ekeyhmac": mac})
+		if w.Code != http.StatusOK {
+			t.Fatalf("certificate: %d %s", w.Code, w.Body)
+		}
+		realCert = append(realCert, w.Body.Len())
+		decoyVerify = append(decoyVerify, ts.do(http.MethodPost, "/api/verify", map[string]any{"code": "12345678"}, chaff).Body.Len())
+		decoyCert = append(decoyCert, ts.do(http.MethodPost, "/api/certificate", map[string]any{"token": "x", "ekeyhmac": mac}, chaff).Body.Len())
+	}
+	critical := 2.15 * math.Sqrt(2.0/n) // alpha = 1e-4
+	for name, pair := range map[string][2][]int{"verify": {realVerify, decoyVerify}, "certificate": {realCert, decoyCert}} {
+		if d := ksStatistic(pair[0], pair[1]); d > critical {
+			t.Errorf("%s: answer sizes differ, KS statistic %.3f over %.3f (real %v..., decoy %v...)", name, d, critical, pair[0][:5], pair[1][:5])
+		}
+		shifted := make([]int, n)
+		for i, s := range pair[1] {
+			shifted[i] = s - 450
+		}
+		if ksStatistic(pair[0], shifted) <= critical {
+			t.Errorf("%s: the test does not notice answers 450 bytes shorter", name)
+		}
+	}
+}
+
+// Decoys spend none of a client's rate allowance, as the reference limits
+// after its chaff handler: after many decoys the client's real requests
+// still have their burst.
+func TestChaffBeforeRateLimit(t *testing.T) {
+	v := &Verification{Issuer: verifyIssuer, Audience: verifyIssuer, Region: "test",
+		TokenKeys: []verify.SigningKey{signingKey(t, "t1")}, CertKeys: []verify.SigningKey{signingKey(t, "c1")}}
+	ts := newTestServerConfig(t, Config{Verification: v, Limits: Limits{PublishRate: 0.001, PublishBurst: 2}})
+	h := sha256.Sum256([]byte(deviceKey))
+	if err := command.PutAPIKey(context.Background(), ts.node, &fsmpb.ApiKey{Hash: h[:], Name: "app", Kind: fsm.APIKeyDevice}); err != nil {
+		t.Fatal(err)
+	}
+	chaff := map[string]string{"X-API-Key": deviceKey, "Content-Type": "application/json", "X-Chaff": "1"}
+	for i := range 5 {
+		if w := ts.do(http.MethodPost, "/api/verify", map[string]any{"code": "12345678"}, chaff); w.Code != http.StatusOK {
+			t.Fatalf("decoy %d: %d", i, w.Code)
+		}
+	}
+	var statuses []int
+	for range 3 {
+		statuses = append(statuses, ts.api("/api/verify", deviceKey, map[string]any{"code": "12345678", "accept": []string{"bogus"}}).Code)
+	}
+	if statuses[0] == http.StatusTooManyRequests || statuses[1] == http.StatusTooManyRequests || statuses[2] != http.StatusTooManyRequests {
+		t.Fatalf("real requests after five decoys, burst 2: %v", statuses)
 	}
 }
