@@ -59,7 +59,7 @@ func (s *Server) decoyAnswer(c *gin.Context, body []byte) any {
 		}
 		return resp
 	case "/api/user-report":
-		exp := now.Add(v.longTTL()).Unix()
+		exp := now.Add(s.issuer.LongTTL()).Unix()
 		return gin.H{"expiresAt": verify.FormatExpiry(exp), "expiresAtTimestamp": exp, "padding": publish.Padding()}
 	}
 	return gin.H{"padding": publish.Padding()}

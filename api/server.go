@@ -22,6 +22,7 @@ import (
 	"github.com/covid-backend/covid-backend/node"
 	"github.com/covid-backend/covid-backend/portal"
 	"github.com/covid-backend/covid-backend/publish"
+	"github.com/covid-backend/covid-backend/verify"
 )
 
 // Config configures the HTTP layer.
@@ -81,8 +82,10 @@ type Server struct {
 	metrics *metrics
 	// stopMirror ends the export mirror's loop.
 	stopMirror context.CancelFunc
-	// decoys sign decoy tokens and certificates (nil without the
-	// verification service).
+	// issuer issues verification codes, for the issuing API, user reports
+	// and the portal; decoys sign decoy tokens and certificates (both nil
+	// without the verification service).
+	issuer *verify.Issuer
 	decoys *decoyKeys
 }
 
@@ -105,6 +108,10 @@ func New(cfg Config, n *node.Node) (*Server, error) {
 		revisionKeys: cfg.RevisionKeys,
 		codeFailures: newIPLimiter(cfg.Limits.CodeFailuresPerHour/3600, cfg.Limits.CodeFailureBurst, cfg.Now),
 		decoys:       newDecoyKeys(cfg.Verification)}
+	if v := cfg.Verification; v != nil {
+		s.issuer = verify.NewIssuer(verify.IssuerConfig{Region: n, CodeKeys: cfg.CodeKeys, ShortTTL: v.ShortTTL,
+			SMS: v.SMS, LongTTL: v.LongTTL, SMSTemplate: v.SMSTemplate, RegionName: v.Region, Now: cfg.Now, Logger: cfg.Logger})
+	}
 	h, err := s.routes()
 	if err != nil {
 		return nil, err
@@ -256,7 +263,7 @@ func (s *Server) routes() (http.Handler, error) {
 	if s.cfg.Verification != nil {
 		s.verificationRoutes(r, publishLimit)
 		p, err := portal.New(portal.Config{SessionKey: portalKey(s.codeKeys[0]), SMS: s.cfg.Verification.SMS != nil, Region: s.node.Config().Region,
-			Now: s.cfg.Now, Logger: s.cfg.Logger}, s.node, s)
+			Now: s.cfg.Now, Logger: s.cfg.Logger}, s.node, s.issuer)
 		if err != nil {
 			return nil, fmt.Errorf("portal: %w", err)
 		}

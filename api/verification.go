@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
@@ -295,12 +294,4 @@ func portalKey(codeKey []byte) []byte {
 	m := hmac.New(sha256.New, codeKey)
 	m.Write([]byte("covid-backend portal sessions"))
 	return m.Sum(nil)
-}
-
-// newUUID draws a version 4 UUID for a code issued without one.
-func newUUID() string {
-	b := make([]byte, 16)
-	rand.Read(b) // never fails (crypto/rand aborts the program instead)
-	b[6], b[8] = b[6]&0x0f|0x40, b[8]&0x3f|0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
 }

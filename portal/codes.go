@@ -61,7 +61,7 @@ func (p *Portal) issue(c *gin.Context) {
 	u := c.MustGet(ctxUser).(*fsmpb.User)
 	req := verify.IssueRequest{TestType: c.PostForm("testType"), TestDate: c.PostForm("testDate"),
 		SymptomDate: c.PostForm("symptomDate"), Phone: c.PostForm("phone")}
-	resp, verr := p.issuer.IssueFor(c.Request.Context(), u.GetProvider(), u.GetEmail(), req)
+	resp, verr := p.issuer.Issue(c.Request.Context(), u.GetProvider(), u.GetEmail(), req)
 	if verr != nil {
 		p.render(c, verr.Status, "home.html", page{Title: "Issue a verification code", Error: verr.Message, Data: p.form()})
 		return
@@ -186,7 +186,7 @@ func (p *Portal) bulk(c *gin.Context) {
 		if r.req.UUID == "" {
 			r.req.UUID = bulkUUID(u.GetProvider(), data, r.line)
 		}
-		resp, verr := p.issuer.IssueFor(c.Request.Context(), u.GetProvider(), u.GetEmail(), r.req)
+		resp, verr := p.issuer.Issue(c.Request.Context(), u.GetProvider(), u.GetEmail(), r.req)
 		row := bulkRow{Line: r.line, UUID: r.req.UUID}
 		switch {
 		case verr != nil && verr.Code == verify.CodeUUIDExists:

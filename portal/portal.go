@@ -30,10 +30,10 @@ var templateFiles embed.FS
 //go:embed static/*
 var staticFiles embed.FS
 
-// Issuer issues codes for a provider by the issuing API's rules (the API
-// server implements it).
+// Issuer issues codes for a provider by the issuing rules
+// (*verify.Issuer, which the issuing API uses too).
 type Issuer interface {
-	IssueFor(ctx context.Context, provider, issuedBy string, req verify.IssueRequest) (verify.IssueResponse, *verify.Error)
+	Issue(ctx context.Context, provider, issuedBy string, req verify.IssueRequest) (verify.IssueResponse, *verify.Error)
 }
 
 // Region is what the portal needs of the node: commands, local reads and
