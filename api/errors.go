@@ -31,16 +31,14 @@ func fail(c *gin.Context, status int, code, msg string) {
 	c.AbortWithStatusJSON(status, errorBody{Error: msg, Code: code})
 }
 
-// failErr answers an error from the node with the status it calls for.
+// failErr answers an error from the node with the status it calls for:
+// node.Retryable errors 503, refusals 400 or 404, anything else 500.
 func failErr(c *gin.Context, err error) {
 	var refused *command.Error
 	var member *node.MembershipError
-	var upgrade *command.ErrUpgradePending
-	var leader *node.LeaderRefused
-	var disk *node.DiskFullError
 	switch {
-	case errors.As(err, &disk):
-		fail(c, http.StatusServiceUnavailable, "disk_full", disk.Error())
+	case node.Retryable(err):
+		fail(c, http.StatusServiceUnavailable, retryCode(err), err.Error())
 	case errors.As(err, &member):
 		fail(c, member.Status, "refused", member.Message)
 	case errors.As(err, &refused) && slices.Contains([]command.Code{command.CodeUnknownAuthority, command.CodeUnknownNode,
@@ -48,15 +46,24 @@ func failErr(c *gin.Context, err error) {
 		fail(c, http.StatusNotFound, string(refused.Code), refused.Message)
 	case errors.As(err, &refused):
 		fail(c, http.StatusBadRequest, string(refused.Code), refused.Message)
-	case errors.Is(err, node.ErrNoLeader):
-		fail(c, http.StatusServiceUnavailable, "no_leader", err.Error())
-	case errors.As(err, &upgrade):
-		fail(c, http.StatusServiceUnavailable, "upgrade_pending", err.Error())
-	case errors.Is(err, node.ErrClockDisagrees) || errors.Is(err, node.ErrClockUnconfirmed) || errors.As(err, &leader):
-		fail(c, http.StatusServiceUnavailable, "leader_refused", err.Error())
 	default:
 		fail(c, http.StatusInternalServerError, "internal_error", err.Error())
 	}
+}
+
+// retryCode names why a node.Retryable error asks for a retry.
+func retryCode(err error) string {
+	var upgrade *command.ErrUpgradePending
+	var disk *node.DiskFullError
+	switch {
+	case errors.As(err, &disk):
+		return "disk_full"
+	case errors.As(err, &upgrade):
+		return "upgrade_pending"
+	case errors.Is(err, node.ErrNoLeader):
+		return "no_leader"
+	}
+	return "leader_refused"
 }
 
 // protoJSON answers a command result as JSON with the proto field names,

@@ -167,8 +167,6 @@ func (s *Server) commit(c *gin.Context, v *publish.Verified, code *publish.Code,
 // the GAEN error apps expect.
 func (s *Server) commitError(c *gin.Context, err error) error {
 	var refused *command.Error
-	var upgrade *command.ErrUpgradePending
-	var leader *node.LeaderRefused
 	switch {
 	case errors.As(err, &refused) && isCodeRefusal(refused.Code):
 		s.codeFailures.reserve(c.ClientIP())
@@ -178,9 +176,7 @@ func (s *Server) commitError(c *gin.Context, err error) error {
 			Message: "unable to validate diagnosis verification: " + refused.Message}
 	case errors.As(err, &refused) && revisionCode(refused.Code) != "":
 		return &publish.Error{Status: http.StatusBadRequest, Code: revisionCode(refused.Code), Message: refused.Message}
-	case errors.As(err, new(*node.DiskFullError)):
-		return &publish.Error{Status: http.StatusServiceUnavailable, Code: publish.CodeInternalError, Message: "retry: " + err.Error()}
-	case errors.Is(err, node.ErrNoLeader) || errors.As(err, &upgrade) || errors.As(err, &leader) || errors.Is(err, node.ErrClockDisagrees) || errors.Is(err, node.ErrClockUnconfirmed):
+	case node.Retryable(err):
 		return &publish.Error{Status: http.StatusServiceUnavailable, Code: publish.CodeInternalError,
 			Message: "region not ready, retry: " + err.Error()}
 	case err != nil:

@@ -181,12 +181,12 @@ func (s *Server) verifyCommitError(c *gin.Context, err error) {
 			return
 		}
 	}
-	if disk := new(node.DiskFullError); errors.As(err, &disk) {
-		verifyFail(c, &verify.Error{Status: http.StatusServiceUnavailable, Code: verify.CodeUnavailable, Message: "retry: " + disk.Error()})
+	if node.Retryable(err) {
+		verifyFail(c, &verify.Error{Status: http.StatusServiceUnavailable, Code: verify.CodeUnavailable, Message: "region not ready, retry: " + err.Error()})
 		return
 	}
 	s.cfg.Logger.Error("verification commit failed", "path", c.FullPath(), "err", err)
-	verifyFail(c, &verify.Error{Status: http.StatusServiceUnavailable, Code: verify.CodeUnavailable, Message: "region not ready, retry"})
+	verifyFail(c, &verify.Error{Status: http.StatusInternalServerError, Code: verify.CodeInternal, Message: "internal error"})
 }
 
 // deviceVerify is POST /api/verify: it uses the code up and creates its

@@ -24,6 +24,7 @@ const (
 	CodeTooMany             = "too_many_codes"
 	CodeUnavailable         = "maintenance_mode"
 	CodeUserReportExists    = "user_report_exists"
+	CodeInternal            = "internal_server_error"
 	CodeMissingNonce        = "missing_nonce"
 	CodeMissingPhone        = "missing_phone"
 	CodePhoneInvalid        = "phone_number_invalid"
