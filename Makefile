@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin/covid-node
 DATA    ?= ./data
 
-.PHONY: build run test unit-test cluster-test soak bench fuzz generate vet clean image
+.PHONY: build run test unit-test cluster-test soak bench fuzz generate vet clean image reference-e2e
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/covid-node
@@ -80,6 +80,18 @@ bench: build
 	@test "$$(id -u)" = 0 || echo "not root: BenchmarkFederation/idle-gossip will skip (it counts gossip bytes with iptables)"
 	$(GO) build -o bin/benchsummary ./cluster-test/benchsummary
 	$(GO) test -run XXX -bench . -benchtime 1x -timeout 40m -v ./cluster-test/ 2>&1 | bin/benchsummary | tee bin/bench-cluster.txt
+
+## reference-e2e: builds the reference verification server's own
+## end-to-end client (tools/e2e-test of its Go module) into bin/ and runs
+## it 20 times through a follower of a 3-node region
+## (TestReferenceE2EThroughFollower). Not part of make test: the build
+## fetches some hundreds of modules.
+REFERENCE_VERIFICATION ?= github.com/google/exposure-notifications-verification-server@v1.17.0
+reference-e2e: build
+	rm -rf bin/reference-e2e && mkdir -p bin/reference-e2e
+	cd bin/reference-e2e && printf 'module referencee2e\n\ngo 1.26\n\nrequire %s\n' "$(subst @, ,$(REFERENCE_VERIFICATION))" > go.mod && \
+		GOFLAGS=-mod=mod $(GO) build -o e2e-test $(firstword $(subst @, ,$(REFERENCE_VERIFICATION)))/tools/e2e-test
+	COVID_REFERENCE_E2E=$(CURDIR)/bin/reference-e2e/e2e-test $(GO) test -count=1 -v -run '^TestReferenceE2EThroughFollower$$' ./cluster-test/
 
 ## image: the node's container image (FROM scratch: static binary, CA
 ## certificates, non-root user, healthcheck), tagged $(IMAGE).
