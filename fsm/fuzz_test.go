@@ -6,16 +6,23 @@ import (
 	"testing"
 
 	"github.com/hashicorp/raft"
+	"google.golang.org/protobuf/proto"
 
+	"github.com/covid-backend/covid-backend/command"
 	"github.com/covid-backend/covid-backend/fsm"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 )
 
 // Any log entry is applied, refused or stops the node, and never panics;
 // two state machines given the same entries end with the same snapshot
-// bytes (the state machine decides alike everywhere).
+// bytes (the state machine decides alike everywhere); the entry applied a
+// second time (a retry) answers as the first did when it names a request
+// id.
 func FuzzApply(f *testing.F) {
+	withID := publishV2(3, now, nil, keysFrom(20, 2)...)
+	withID.Version, withID.RequestId = command.Version, bytes.Repeat([]byte{7}, fsm.RequestIDLen)
 	for _, cmd := range []*fsmpb.Command{
+		withID,
 		publish(1, now, keysFrom(0, 3)...),
 		publishV2(2, now, nil, keysFrom(10, 2)...),
 		sealCmd(1, now+600, 5, 5),
@@ -32,7 +39,13 @@ func FuzzApply(f *testing.F) {
 			m.SetHalt(func(error) {})
 			m.Apply(logEntry(1, mustEncode(t, putAuthority("https://ha.example.org", "aud", []string{"app"}, akey("k1", 0, 0)))))
 			m.Apply(logEntry(2, mustEncode(t, publish(9, now, keysFrom(100, 2)...))))
-			m.Apply(&raft.Log{Index: 3, Term: 1, Type: raft.LogCommand, Data: data})
+			first := m.Apply(&raft.Log{Index: 3, Term: 1, Type: raft.LogCommand, Data: data})
+			again := m.Apply(&raft.Log{Index: 4, Term: 1, Type: raft.LogCommand, Data: data})
+			var cmd fsmpb.Command
+			if proto.Unmarshal(data, &cmd) == nil && cmd.GetVersion() >= fsm.SessionsSince && len(cmd.GetRequestId()) == fsm.RequestIDLen &&
+				command.Check(&cmd) == nil && outcome(first) != outcome(again) {
+				t.Fatalf("a command with a request id applied twice: %s, then %s", outcome(first), outcome(again))
+			}
 			states[i] = snapshotBytes(t, m)
 		}
 		if !bytes.Equal(states[0], states[1]) {

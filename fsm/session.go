@@ -78,7 +78,11 @@ func (t *sessions) record(cmd *fsmpb.Command, res *fsmpb.Result) {
 	if _, dup := t.byID[id]; dup {
 		return // the same id on a command of another type: keep the first
 	}
-	t.push(&fsmpb.Session{RequestId: id[:], Type: cmd.GetType(), TimeUnix: cmd.GetTimeUnix(), Result: proto.CloneOf(res)})
+	kept := &fsmpb.Result{}
+	if res != nil {
+		kept = proto.CloneOf(res)
+	}
+	t.push(&fsmpb.Session{RequestId: id[:], Type: cmd.GetType(), TimeUnix: cmd.GetTimeUnix(), Result: kept})
 }
 
 func (t *sessions) push(s *fsmpb.Session) {
@@ -119,8 +123,8 @@ func readSessions(s *state, n uint64, get func(proto.Message) error) error {
 		if err := get(e); err != nil {
 			return fmt.Errorf("read session %d: %w", i, err)
 		}
-		if len(e.GetRequestId()) != RequestIDLen {
-			return fmt.Errorf("session %d: request id is not %d bytes", i, RequestIDLen)
+		if len(e.GetRequestId()) != RequestIDLen || e.GetResult() == nil {
+			return fmt.Errorf("session %d: request id is not %d bytes, or no result", i, RequestIDLen)
 		}
 		if _, dup := s.sessions.byID[[RequestIDLen]byte(e.GetRequestId())]; dup {
 			return fmt.Errorf("session %d: request id %x twice", i, e.GetRequestId())
