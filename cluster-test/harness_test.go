@@ -472,22 +472,42 @@ func (c *cluster) waitAuthority(id string) {
 	})
 }
 
-// adminPost sends an empty admin POST to a node and fails on any non-200.
+// adminPost sends an empty admin POST to a node and fails on any non-200;
+// a 503 (retry) is sent again for publishRetry, as an operator's script
+// would.
 func (c *cluster) adminPost(id, path string) {
 	c.t.Helper()
-	req, err := http.NewRequest(http.MethodPost, c.node(id).url()+path, nil)
-	if err != nil {
-		c.t.Fatal(err)
+	var b []byte
+	status := retryUnavailable(func() int {
+		req, err := http.NewRequest(http.MethodPost, c.node(id).url()+path, nil)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+c.token)
+		resp, err := c.client.Do(req)
+		if err != nil {
+			c.t.Fatalf("POST %s on %s: %v", path, id, err)
+		}
+		defer resp.Body.Close()
+		b, _ = io.ReadAll(resp.Body)
+		return resp.StatusCode
+	})
+	if status != http.StatusOK {
+		c.t.Fatalf("POST %s on %s: %d %s", path, id, status, b)
 	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	resp, err := c.client.Do(req)
-	if err != nil {
-		c.t.Fatalf("POST %s on %s: %v", path, id, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(resp.Body)
-		c.t.Fatalf("POST %s on %s: %d %s", path, id, resp.StatusCode, b)
+}
+
+// retryUnavailable sends a request again while it is answered 503 (a
+// documented retry: no leader, catching up, disk full), for publishRetry,
+// as a client would; send sends it once and returns the status.
+func retryUnavailable(send func() int) int {
+	deadline := time.Now().Add(publishRetry)
+	for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+		status := send()
+		if status != http.StatusServiceUnavailable || time.Now().Add(wait).After(deadline) {
+			return status
+		}
+		time.Sleep(wait)
 	}
 }
 
@@ -530,24 +550,22 @@ const publishRetry = 20 * time.Second
 // full) is retried for publishRetry.
 func (c *cluster) publishRequest(addr string, req *publish.Request) ([]string, error) {
 	body, _ := json.Marshal(req)
-	deadline := time.Now().Add(publishRetry)
-	var status int
 	var out publish.Response
-	for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
-		resp, err := c.client.Post(addr+"/v1/publish", "application/json", bytes.NewReader(body))
-		if err != nil {
-			return nil, err
+	var err error
+	status := retryUnavailable(func() int {
+		var resp *http.Response
+		if resp, err = c.client.Post(addr+"/v1/publish", "application/json", bytes.NewReader(body)); err != nil {
+			return 0
 		}
-		status, out = resp.StatusCode, publish.Response{}
-		err = json.NewDecoder(resp.Body).Decode(&out)
-		resp.Body.Close()
-		if err != nil {
-			return nil, fmt.Errorf("decode publish answer (%d): %w", status, err)
+		defer resp.Body.Close()
+		out = publish.Response{}
+		if err = json.NewDecoder(resp.Body).Decode(&out); err != nil {
+			err = fmt.Errorf("decode publish answer (%d): %w", resp.StatusCode, err)
 		}
-		if status != http.StatusServiceUnavailable || time.Now().Add(wait).After(deadline) {
-			break
-		}
-		time.Sleep(wait)
+		return resp.StatusCode
+	})
+	if err != nil {
+		return nil, err
 	}
 	if status != http.StatusOK || out.InsertedExposures != len(req.Keys) {
 		return nil, fmt.Errorf("publish: %d %s %s (inserted %d)", status, out.Code, out.ErrorMessage, out.InsertedExposures)

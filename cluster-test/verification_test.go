@@ -63,21 +63,27 @@ func (c *cluster) verificationKeys() (deviceKey, labKey string) {
 	return deviceKey, labKey
 }
 
-// api posts JSON to a node's verification API with an API key.
+// api posts JSON to a node's verification API with an API key; an answer
+// of 503 (retry: no leader, catching up) is sent again for publishRetry,
+// as a client would.
 func (c *cluster) api(id, path, key string, body any) (int, map[string]any) {
 	c.t.Helper()
 	b, _ := json.Marshal(body)
-	req, _ := http.NewRequest(http.MethodPost, c.node(id).url()+path, bytes.NewReader(b))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-API-Key", key)
-	resp, err := c.client.Do(req)
-	if err != nil {
-		c.t.Fatalf("POST %s on %s: %v", path, id, err)
-	}
-	defer resp.Body.Close()
 	var out map[string]any
-	json.NewDecoder(resp.Body).Decode(&out)
-	return resp.StatusCode, out
+	status := retryUnavailable(func() int {
+		req, _ := http.NewRequest(http.MethodPost, c.node(id).url()+path, bytes.NewReader(b))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-API-Key", key)
+		resp, err := c.client.Do(req)
+		if err != nil {
+			c.t.Fatalf("POST %s on %s: %v", path, id, err)
+		}
+		defer resp.Body.Close()
+		out = nil
+		json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode
+	})
+	return status, out
 }
 
 // The whole flow of an unmodified app across the region: a code issued on
@@ -182,19 +188,6 @@ func TestVerificationRacesAcrossNodes(t *testing.T) {
 	}
 }
 
-// apiRetry is api as a client retries it: a 503 (no leader, catching up)
-// is sent again, within a deadline.
-func (c *cluster) apiRetry(id, path, key string, body any) (int, map[string]any) {
-	c.t.Helper()
-	var status int
-	var out map[string]any
-	c.waitFor(path+" on "+id+" to answer other than 503", 20*time.Second, func() bool {
-		status, out = c.api(id, path, key, body)
-		return status != http.StatusServiceUnavailable
-	})
-	return status, out
-}
-
 // The reference verification client's exact sequence (issue,
 // checkcodestatus, verify, checkcodestatus, certificate, publish), 20
 // times with each call on another node and 20 times all on one follower,
@@ -208,7 +201,7 @@ func TestReferenceClientSequenceReadsItsWrites(t *testing.T) {
 	stale := 0
 	round := func(nodes [6]string) {
 		step := func(i int, path, key string, body map[string]any, want int, check func(map[string]any) bool) map[string]any {
-			status, out := c.apiRetry(nodes[i], path, key, body)
+			status, out := c.api(nodes[i], path, key, body)
 			if status != want || (check != nil && !check(out)) {
 				stale++
 				t.Errorf("%s on %s: %d %v", path, nodes[i], status, out)
@@ -228,20 +221,9 @@ func TestReferenceClientSequenceReadsItsWrites(t *testing.T) {
 		}
 		cert := step(4, "/api/certificate", deviceKey, map[string]any{"token": verified["token"], "ekeyhmac": mac}, http.StatusOK, nil)
 		req.VerificationPayload, _ = cert["certificate"].(string)
-		body, _ := json.Marshal(req)
-		var status int
-		c.waitFor("publish on "+nodes[5], 20*time.Second, func() bool {
-			resp, err := c.client.Post(c.node(nodes[5]).url()+"/v1/publish", "application/json", bytes.NewReader(body))
-			if err != nil {
-				return false
-			}
-			resp.Body.Close()
-			status = resp.StatusCode
-			return status != http.StatusServiceUnavailable
-		})
-		if status != http.StatusOK {
+		if _, err := c.publishRequest(c.node(nodes[5]).url(), req); err != nil {
 			stale++
-			t.Errorf("publish on %s with the certificate just made: %d", nodes[5], status)
+			t.Errorf("publish on %s with the certificate just made: %v", nodes[5], err)
 		}
 	}
 	ids := c.ids(3)
