@@ -21,67 +21,56 @@ import (
 // SnapshotVersion is the newest snapshot encoding this build writes and reads.
 const SnapshotVersion = 1
 
-// snapshot is a point-in-time copy of the state. Capturing it under the
-// read lock copies only flat slices; sorting and encoding happen in Persist
-// while Apply goes on.
+// section is one group of the state in a snapshot, as consul's state
+// machine registers a persist and a restore per kind of state. capture
+// copies the group under the state's read lock and sets its counts (and
+// any field of its own) in the header; the persist it returns sorts and
+// writes the group's records later, outside the lock, while Apply goes
+// on. restore reads them back, checking each. A new kind of state is a
+// field of SnapshotHeader and one entry of sections.
+type section struct {
+	name    string
+	capture func(s *state, hdr *fsmpb.SnapshotHeader) persist
+	restore func(s *state, hdr *fsmpb.SnapshotHeader, r *snapshotReader) error
+}
+
+// persist writes a captured section's records, each a length-delimited
+// message, through put; nil for a section the header holds whole.
+type persist func(put func(proto.Message) error) error
+
+// sections are the groups of the state in the order their records follow
+// the header. The region's own fields (times, policy) restore last, as
+// they are checked against the rest.
+var sections = []section{
+	{"authorities", captureAuthorities, restoreAuthorities},
+	{"nodes", captureNodes, restoreNodes},
+	{"submissions", captureSubmissions, restoreSubmissions},
+	{"batches", captureBatches, restoreBatches},
+	{"keys", captureKeys, restoreKeys},
+	{"revocations", captureRevocations, restoreRevocations},
+	{"providers and codes", captureAccess, readAccess},
+	{"federation", captureFederation, readFederation},
+	{"verification", captureVerification, readVerification},
+	{"sessions", captureSessions, restoreSessions},
+	{"region", captureRegion, restoreRegion},
+}
+
+// snapshot is a point-in-time copy of the state: the header and each
+// section's persist.
 type snapshot struct {
-	keys           []Key
-	submissions    []Submission
-	authorities    []*fsmpb.Authority
-	nodes          []*fsmpb.Node
-	batches        []*Batch // immutable once sealed, so shared
-	revocations    []*fsmpb.Revocation
-	providers      []*fsmpb.Provider
-	codes          []*fsmpb.Code
-	trusted        []*fsmpb.TrustedRegion
-	foreign        []*fsmpb.ForeignBatch // immutable once kept, so shared
-	marks          []*fsmpb.OriginMark   // replaced, never changed, so shared
-	verification   verificationRecords
-	sessions       []*fsmpb.Session
-	lastDigest     []byte
-	revisedPending []TEK
-	lastSeq        uint32
-	lastSealUnix   int64
-	nextSubmission uint32
-	lastTime       int64
-	policy         *fsmpb.Policy
+	hdr      *fsmpb.SnapshotHeader
+	persists []persist
 }
 
 func (s *state) capture() *snapshot {
-	keys := make([]Key, 0, s.keys.len())
-	for data, r := range s.keys.all() {
-		keys = append(keys, r.key(data))
+	sn := &snapshot{hdr: &fsmpb.SnapshotHeader{Version: SnapshotVersion}}
+	for _, sec := range sections {
+		sn.persists = append(sn.persists, sec.capture(s, sn.hdr))
 	}
-	subs := make([]Submission, 0, len(s.submissions))
-	for _, sub := range s.submissions {
-		subs = append(subs, *sub)
-	}
-	return &snapshot{
-		keys:           keys,
-		submissions:    subs,
-		authorities:    sortedClones(s.authorities),
-		nodes:          sortedClones(s.nodes),
-		batches:        slices.Clone(s.batches),
-		revocations:    slices.Clone(s.revocations), // records are never changed
-		providers:      sortedClones(s.providers),
-		codes:          sortedCodes(s.codes),
-		trusted:        sortedClones(s.trusted),
-		foreign:        s.foreignList(),
-		marks:          sortedMarks(s.marks),
-		verification:   s.verificationRecords(),
-		sessions:       s.sessions.list(),
-		lastDigest:     s.lastDigest,
-		revisedPending: slices.Clone(s.revisedPending),
-		lastSeq:        s.lastSeq,
-		lastSealUnix:   s.lastSealUnix,
-		nextSubmission: s.nextSubmission,
-		lastTime:       s.lastTime,
-		policy:         proto.CloneOf(s.policy),
-	}
+	return sn
 }
 
-// Persist writes the snapshot: a header, then authorities, nodes,
-// submissions and keys, each a length-delimited protobuf message, keys
+// Persist writes the snapshot: the header, then every section's records,
 // sorted so that equal states give equal bytes.
 func (sn *snapshot) Persist(sink raft.SnapshotSink) error {
 	if err := sn.write(sink); err != nil {
@@ -95,93 +84,149 @@ func (sn *snapshot) Persist(sink raft.SnapshotSink) error {
 func (sn *snapshot) Release() {}
 
 func (sn *snapshot) write(w io.Writer) error {
-	slices.SortFunc(sn.keys, func(a, b Key) int { return bytes.Compare(a.Data[:], b.Data[:]) })
-	slices.SortFunc(sn.submissions, func(a, b Submission) int { return cmp.Compare(a.Index, b.Index) })
-	slices.SortFunc(sn.revisedPending, compareTEK)
 	bw := bufio.NewWriterSize(w, 1<<20)
 	put := func(m proto.Message) error {
 		_, err := protodelim.MarshalTo(bw, m)
 		return err
 	}
-	hdr := &fsmpb.SnapshotHeader{
-		Version: SnapshotVersion, Authorities: uint64(len(sn.authorities)), Nodes: uint64(len(sn.nodes)),
-		Submissions: uint64(len(sn.submissions)), Keys: uint64(len(sn.keys)),
-		Batches: uint64(len(sn.batches)), LastBatchSeq: sn.lastSeq, LastSealUnix: sn.lastSealUnix,
-		NextSubmission: sn.nextSubmission, Revocations: uint64(len(sn.revocations)),
-		Providers: uint64(len(sn.providers)), Codes: uint64(len(sn.codes)),
-		Trusted: uint64(len(sn.trusted)), Foreign: uint64(len(sn.foreign)), LastDigest: sn.lastDigest,
-		LastTimeUnix: sn.lastTime, Policy: sn.policy, OriginMarks: sn.marks,
-		ApiKeys: uint64(len(sn.verification.apiKeys)), VerificationCodes: uint64(len(sn.verification.codes)),
-		VerificationTokens: uint64(len(sn.verification.tokens)), Users: uint64(len(sn.verification.users)),
-		AuditEvents: uint64(len(sn.verification.audit)), Sessions: uint64(len(sn.sessions)),
-	}
-	for _, k := range sn.revisedPending {
-		hdr.RevisedPending = append(hdr.RevisedPending, k[:])
-	}
-	if err := put(hdr); err != nil {
+	if err := put(sn.hdr); err != nil {
 		return err
 	}
-	for _, a := range sn.authorities {
-		if err := put(a); err != nil {
-			return err
+	for i, p := range sn.persists {
+		if p == nil {
+			continue
 		}
-	}
-	for _, n := range sn.nodes {
-		if err := put(n); err != nil {
-			return err
-		}
-	}
-	for _, s := range sn.submissions {
-		if err := put(submissionProto(s)); err != nil {
-			return err
-		}
-	}
-	for _, b := range sn.batches {
-		if err := put(batchProto(b)); err != nil {
-			return err
-		}
-	}
-	var rec fsmpb.StoredKey
-	for _, k := range sn.keys {
-		rec.Key, rec.Submission, rec.Batch, rec.Revoked, rec.Revised = k.Proto(), k.Submission, k.Batch, k.Revoked, k.Revised
-		if err := put(&rec); err != nil {
-			return err
-		}
-	}
-	for _, r := range sn.revocations {
-		if err := put(r); err != nil {
-			return err
-		}
-	}
-	for _, p := range sn.providers {
-		if err := put(p); err != nil {
-			return err
-		}
-	}
-	for _, c := range sn.codes {
-		if err := put(c); err != nil {
-			return err
-		}
-	}
-	for _, r := range sn.trusted {
-		if err := put(r); err != nil {
-			return err
-		}
-	}
-	for _, fb := range sn.foreign {
-		if err := put(fb); err != nil {
-			return err
-		}
-	}
-	if err := sn.verification.write(put); err != nil {
-		return err
-	}
-	for _, e := range sn.sessions {
-		if err := put(e); err != nil {
-			return err
+		if err := p(put); err != nil {
+			return fmt.Errorf("write %s: %w", sections[i].name, err)
 		}
 	}
 	return bw.Flush()
+}
+
+// putAll writes records in order.
+func putAll[M proto.Message](put func(proto.Message) error, records []M) error {
+	for _, m := range records {
+		if err := put(m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func captureAuthorities(s *state, hdr *fsmpb.SnapshotHeader) persist {
+	list := sortedClones(s.authorities)
+	hdr.Authorities = uint64(len(list))
+	return func(put func(proto.Message) error) error { return putAll(put, list) }
+}
+
+func captureNodes(s *state, hdr *fsmpb.SnapshotHeader) persist {
+	list := sortedClones(s.nodes)
+	hdr.Nodes = uint64(len(list))
+	return func(put func(proto.Message) error) error { return putAll(put, list) }
+}
+
+func captureSubmissions(s *state, hdr *fsmpb.SnapshotHeader) persist {
+	subs := make([]Submission, 0, len(s.submissions))
+	for _, sub := range s.submissions {
+		subs = append(subs, *sub)
+	}
+	hdr.Submissions, hdr.NextSubmission = uint64(len(subs)), s.nextSubmission
+	return func(put func(proto.Message) error) error {
+		slices.SortFunc(subs, func(a, b Submission) int { return cmp.Compare(a.Index, b.Index) })
+		for _, sub := range subs {
+			if err := put(submissionProto(sub)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+func captureBatches(s *state, hdr *fsmpb.SnapshotHeader) persist {
+	batches := slices.Clone(s.batches) // immutable once sealed, so shared
+	hdr.Batches, hdr.LastBatchSeq, hdr.LastSealUnix = uint64(len(batches)), s.lastSeq, s.lastSealUnix
+	return func(put func(proto.Message) error) error {
+		for _, b := range batches {
+			if err := put(batchProto(b)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+func captureKeys(s *state, hdr *fsmpb.SnapshotHeader) persist {
+	keys := make([]Key, 0, s.keys.len())
+	for data, r := range s.keys.all() {
+		keys = append(keys, r.key(data))
+	}
+	hdr.Keys = uint64(len(keys))
+	return func(put func(proto.Message) error) error {
+		slices.SortFunc(keys, func(a, b Key) int { return bytes.Compare(a.Data[:], b.Data[:]) })
+		var rec fsmpb.StoredKey
+		for _, k := range keys {
+			rec.Key, rec.Submission, rec.Batch, rec.Revoked, rec.Revised = k.Proto(), k.Submission, k.Batch, k.Revoked, k.Revised
+			if err := put(&rec); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+func captureRevocations(s *state, hdr *fsmpb.SnapshotHeader) persist {
+	list := slices.Clone(s.revocations) // records are never changed
+	hdr.Revocations = uint64(len(list))
+	return func(put func(proto.Message) error) error { return putAll(put, list) }
+}
+
+func captureAccess(s *state, hdr *fsmpb.SnapshotHeader) persist {
+	providers, codes := sortedClones(s.providers), sortedCodes(s.codes)
+	hdr.Providers, hdr.Codes = uint64(len(providers)), uint64(len(codes))
+	return func(put func(proto.Message) error) error {
+		if err := putAll(put, providers); err != nil {
+			return err
+		}
+		return putAll(put, codes)
+	}
+}
+
+func captureFederation(s *state, hdr *fsmpb.SnapshotHeader) persist {
+	trusted, foreign := sortedClones(s.trusted), s.foreignList() // kept batches are immutable, so shared
+	hdr.Trusted, hdr.Foreign = uint64(len(trusted)), uint64(len(foreign))
+	hdr.LastDigest, hdr.OriginMarks = s.lastDigest, sortedMarks(s.marks) // marks are replaced, never changed
+	return func(put func(proto.Message) error) error {
+		if err := putAll(put, trusted); err != nil {
+			return err
+		}
+		return putAll(put, foreign)
+	}
+}
+
+func captureVerification(s *state, hdr *fsmpb.SnapshotHeader) persist {
+	r := s.verificationRecords()
+	hdr.ApiKeys, hdr.VerificationCodes, hdr.VerificationTokens = uint64(len(r.apiKeys)), uint64(len(r.codes)), uint64(len(r.tokens))
+	hdr.Users, hdr.AuditEvents = uint64(len(r.users)), uint64(len(r.audit))
+	return r.write
+}
+
+func captureSessions(s *state, hdr *fsmpb.SnapshotHeader) persist {
+	list := s.sessions.list()
+	hdr.Sessions = uint64(len(list))
+	return func(put func(proto.Message) error) error { return putAll(put, list) }
+}
+
+// captureRegion sets the region's own fields, which the header holds
+// whole: the last command time, the policy, the keys revised since the
+// last batch.
+func captureRegion(s *state, hdr *fsmpb.SnapshotHeader) persist {
+	hdr.LastTimeUnix, hdr.Policy = s.lastTime, proto.CloneOf(s.policy)
+	pending := slices.Clone(s.revisedPending)
+	slices.SortFunc(pending, compareTEK)
+	for _, k := range pending {
+		hdr.RevisedPending = append(hdr.RevisedPending, k[:])
+	}
+	return nil
 }
 
 // maxPrealloc bounds the room reserved from the header's counts: a corrupted
@@ -194,72 +239,99 @@ const maxPrealloc = 1 << 22
 // still cannot claim more.
 const maxRecordBytes = 1 << 30
 
-// readSnapshot decodes what write wrote, checking every record.
+// snapshotReader reads a snapshot's records: get decodes the next one;
+// keys are read from br without reflection (keydecode.go). legacy holds
+// the batches of older snapshots that list their keys' bytes only, filled
+// in once the keys are read.
+type snapshotReader struct {
+	br     *bufio.Reader
+	get    func(proto.Message) error
+	legacy map[*Batch][]TEK
+}
+
+// readSnapshot decodes what write wrote, section by section, checking
+// every record.
 func readSnapshot(r io.Reader) (*state, error) {
 	br := bufio.NewReaderSize(r, 1<<20)
 	opts := protodelim.UnmarshalOptions{MaxSize: maxRecordBytes}
-	get := func(m proto.Message) error { return opts.UnmarshalFrom(br, m) }
+	sr := &snapshotReader{br: br, get: func(m proto.Message) error { return opts.UnmarshalFrom(br, m) }}
 	var hdr fsmpb.SnapshotHeader
-	if err := get(&hdr); err != nil {
+	if err := sr.get(&hdr); err != nil {
 		return nil, fmt.Errorf("read header: %w", err)
 	}
 	if hdr.GetVersion() == 0 || hdr.GetVersion() > SnapshotVersion {
 		return nil, fmt.Errorf("snapshot version %d, this build reads 1..%d", hdr.GetVersion(), SnapshotVersion)
 	}
 	s := newState()
-	for range hdr.GetAuthorities() {
-		a := &fsmpb.Authority{}
-		if err := get(a); err != nil {
-			return nil, fmt.Errorf("read authority: %w", err)
+	for _, sec := range sections {
+		if err := sec.restore(s, &hdr, sr); err != nil {
+			return nil, err
 		}
-		s.authorities[a.GetIssuer()] = a
-	}
-	for range hdr.GetNodes() {
-		n := &fsmpb.Node{}
-		if err := get(n); err != nil {
-			return nil, fmt.Errorf("read node: %w", err)
-		}
-		s.nodes[n.GetId()] = n
-	}
-	if err := readSubmissions(s, &hdr, get); err != nil {
-		return nil, err
-	}
-	legacy, err := readBatches(s, hdr.GetBatches(), get)
-	if err != nil {
-		return nil, err
-	}
-	if err := readKeys(s, hdr.GetKeys(), br); err != nil {
-		return nil, err
-	}
-	if err := s.fillLegacy(legacy); err != nil {
-		return nil, err
-	}
-	for range hdr.GetRevocations() {
-		r := &fsmpb.Revocation{}
-		if err := get(r); err != nil {
-			return nil, fmt.Errorf("read revocation: %w", err)
-		}
-		s.revocations = append(s.revocations, r)
-	}
-	if err := readAccess(s, &hdr, get); err != nil {
-		return nil, err
-	}
-	if err := readFederation(s, &hdr, get); err != nil {
-		return nil, err
-	}
-	if err := readVerification(s, &hdr, get); err != nil {
-		return nil, err
-	}
-	if err := readSessions(s, hdr.GetSessions(), get); err != nil {
-		return nil, err
-	}
-	if err := s.restoreDerived(&hdr); err != nil {
-		return nil, err
 	}
 	if _, err := br.ReadByte(); !errors.Is(err, io.EOF) {
 		return nil, errors.New("trailing data after the last record")
 	}
 	return s, nil
+}
+
+func restoreAuthorities(s *state, hdr *fsmpb.SnapshotHeader, r *snapshotReader) error {
+	for range hdr.GetAuthorities() {
+		a := &fsmpb.Authority{}
+		if err := r.get(a); err != nil {
+			return fmt.Errorf("read authority: %w", err)
+		}
+		s.authorities[a.GetIssuer()] = a
+	}
+	return nil
+}
+
+func restoreNodes(s *state, hdr *fsmpb.SnapshotHeader, r *snapshotReader) error {
+	for range hdr.GetNodes() {
+		n := &fsmpb.Node{}
+		if err := r.get(n); err != nil {
+			return fmt.Errorf("read node: %w", err)
+		}
+		s.nodes[n.GetId()] = n
+	}
+	return nil
+}
+
+func restoreRevocations(s *state, hdr *fsmpb.SnapshotHeader, r *snapshotReader) error {
+	for range hdr.GetRevocations() {
+		rv := &fsmpb.Revocation{}
+		if err := r.get(rv); err != nil {
+			return fmt.Errorf("read revocation: %w", err)
+		}
+		s.revocations = append(s.revocations, rv)
+	}
+	return nil
+}
+
+func restoreSessions(s *state, hdr *fsmpb.SnapshotHeader, r *snapshotReader) error {
+	return readSessions(s, hdr.GetSessions(), r.get)
+}
+
+func restoreSubmissions(s *state, hdr *fsmpb.SnapshotHeader, r *snapshotReader) error {
+	return readSubmissions(s, hdr, r.get)
+}
+
+func restoreBatches(s *state, hdr *fsmpb.SnapshotHeader, r *snapshotReader) error {
+	legacy, err := readBatches(s, hdr.GetBatches(), r.get)
+	r.legacy = legacy
+	return err
+}
+
+// restoreKeys reads the keys, then gives the batches of older snapshots
+// copies of theirs.
+func restoreKeys(s *state, hdr *fsmpb.SnapshotHeader, r *snapshotReader) error {
+	if err := readKeys(s, hdr.GetKeys(), r.br); err != nil {
+		return err
+	}
+	return s.fillLegacy(r.legacy)
+}
+
+func restoreRegion(s *state, hdr *fsmpb.SnapshotHeader, _ *snapshotReader) error {
+	return s.restoreDerived(hdr)
 }
 
 func readSubmissions(s *state, hdr *fsmpb.SnapshotHeader, get func(proto.Message) error) error {
@@ -483,7 +555,8 @@ func submissionProto(s Submission) *fsmpb.Submission {
 }
 
 // readAccess reads the providers and their codes.
-func readAccess(s *state, hdr *fsmpb.SnapshotHeader, get func(proto.Message) error) error {
+func readAccess(s *state, hdr *fsmpb.SnapshotHeader, r *snapshotReader) error {
+	get := r.get
 	for range hdr.GetProviders() {
 		p := &fsmpb.Provider{}
 		if err := get(p); err != nil {
@@ -552,7 +625,8 @@ func (s *state) foreignList() []*fsmpb.ForeignBatch {
 }
 
 // readFederation reads the trust store and the kept foreign batches.
-func readFederation(s *state, hdr *fsmpb.SnapshotHeader, get func(proto.Message) error) error {
+func readFederation(s *state, hdr *fsmpb.SnapshotHeader, r *snapshotReader) error {
+	get := r.get
 	for range hdr.GetTrusted() {
 		r := &fsmpb.TrustedRegion{}
 		if err := get(r); err != nil {

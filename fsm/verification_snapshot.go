@@ -75,7 +75,8 @@ func (r verificationRecords) write(put func(proto.Message) error) error {
 
 // readVerification reads the API keys, codes and tokens, and rebuilds the
 // index from code hashes to codes.
-func readVerification(s *state, hdr *fsmpb.SnapshotHeader, get func(proto.Message) error) error {
+func readVerification(s *state, hdr *fsmpb.SnapshotHeader, r *snapshotReader) error {
+	get := r.get
 	for range hdr.GetApiKeys() {
 		k := &fsmpb.ApiKey{}
 		if err := get(k); err != nil {

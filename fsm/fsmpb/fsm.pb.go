@@ -3207,8 +3207,11 @@ func (x *Submission) GetCodeHash() []byte {
 }
 
 // SnapshotHeader opens a snapshot stream; the counts say how many records of
-// each kind follow, in this order: authorities, nodes, submissions, batches,
-// keys, revocations, providers, codes, trusted regions, foreign batches. (Version 1 snapshots written before batches existed have none.)
+// each kind follow, in the order of fsm/snapshot.go's sections:
+// authorities, nodes, submissions, batches, keys, revocations, providers,
+// codes, trusted regions, foreign batches, API keys, verification codes and
+// tokens, portal accounts, audit events, sessions. (Version 1 snapshots
+// written before batches existed have none.)
 type SnapshotHeader struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
 	Version      uint32                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
