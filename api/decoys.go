@@ -38,7 +38,8 @@ func newDecoyKeys(v *Verification) *decoyKeys {
 }
 
 // decoyAnswer is the 200 a decoy request of a verification route gets: the
-// route's real answer with made-up values, and padding.
+// route's real answer with made-up values (a code status as of an unused
+// code), and padding.
 func (s *Server) decoyAnswer(c *gin.Context, body []byte) any {
 	now := s.cfg.Now()
 	v, keys := s.cfg.Verification, s.decoys
@@ -61,6 +62,27 @@ func (s *Server) decoyAnswer(c *gin.Context, body []byte) any {
 	case "/api/user-report":
 		exp := now.Add(s.issuer.LongTTL()).Unix()
 		return gin.H{"expiresAt": verify.FormatExpiry(exp), "expiresAtTimestamp": exp, "padding": publish.Padding()}
+	case "/api/issue":
+		var req verify.IssueRequest
+		json.Unmarshal(body, &req) // a decoy's body may be anything: drawn values then
+		resp := s.issuer.Decoy(req)
+		resp.Padding = publish.Padding()
+		return resp
+	case "/api/batch-issue":
+		var req verify.BatchIssueRequest
+		json.Unmarshal(body, &req)
+		out := verify.BatchIssueResponse{Padding: publish.Padding()}
+		for _, item := range req.Codes[:min(len(req.Codes), verify.MaxBatchIssue)] {
+			out.Codes = append(out.Codes, s.issuer.Decoy(item))
+		}
+		if len(out.Codes) == 0 {
+			out.Codes = append(out.Codes, s.issuer.Decoy(verify.IssueRequest{}))
+		}
+		return out
+	case "/api/checkcodestatus", "/api/expirecode":
+		d := s.issuer.Decoy(verify.IssueRequest{})
+		return verify.CodeStatusResponse{ExpiresAtTimestamp: d.ExpiresAtTimestamp, LongExpiresAtTimestamp: d.LongExpiresAtTimestamp,
+			Padding: publish.Padding()}
 	}
 	return gin.H{"padding": publish.Padding()}
 }

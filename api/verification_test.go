@@ -252,9 +252,28 @@ func TestTestTypesInAnyCase(t *testing.T) {
 	}
 }
 
-// Decoy answers of the device API have the sizes of real ones (a
-// two-sample Kolmogorov-Smirnov test, as TestDecoyAnswerSizes for
-// uploads): a token or certificate left out would tell them apart.
+// sameSizes fails when a two-sample Kolmogorov-Smirnov test tells decoy
+// answer sizes from real ones (at a level of one in ten thousand), and
+// when it would not tell them apart with decoys shift bytes shorter (the
+// test has the power to see that much).
+func sameSizes(t *testing.T, name string, real, decoy []int, shift int) {
+	t.Helper()
+	critical := 2.15 * math.Sqrt(2.0/float64(len(real))) // alpha = 1e-4
+	if d := ksStatistic(real, decoy); d > critical {
+		t.Errorf("%s: answer sizes differ, KS statistic %.3f over %.3f (real %v..., decoy %v...)", name, d, critical, real[:5], decoy[:5])
+	}
+	shifted := make([]int, len(decoy))
+	for i, s := range decoy {
+		shifted[i] = s - shift
+	}
+	if ksStatistic(real, shifted) <= critical {
+		t.Errorf("%s: the test does not notice answers %d bytes shorter", name, shift)
+	}
+}
+
+// Decoy answers of the device API have the sizes of real ones (as
+// TestDecoyAnswerSizes for uploads): a token or certificate left out, as
+// before, made them 450-670 bytes shorter.
 func TestVerificationDecoySizes(t *testing.T) {
 	ts := verifyServer(t)
 	const n = 120
@@ -274,19 +293,29 @@ func TestVerificationDecoySizes(t *testing.T) {
 		decoyVerify = append(decoyVerify, ts.do(http.MethodPost, "/api/verify", map[string]any{"code": "12345678"}, chaff).Body.Len())
 		decoyCert = append(decoyCert, ts.do(http.MethodPost, "/api/certificate", map[string]any{"token": "x", "ekeyhmac": mac}, chaff).Body.Len())
 	}
-	critical := 2.15 * math.Sqrt(2.0/n) // alpha = 1e-4
-	for name, pair := range map[string][2][]int{"verify": {realVerify, decoyVerify}, "certificate": {realCert, decoyCert}} {
-		if d := ksStatistic(pair[0], pair[1]); d > critical {
-			t.Errorf("%s: answer sizes differ, KS statistic %.3f over %.3f (real %v..., decoy %v...)", name, d, critical, pair[0][:5], pair[1][:5])
-		}
-		shifted := make([]int, n)
-		for i, s := range pair[1] {
-			shifted[i] = s - 450
-		}
-		if ksStatistic(pair[0], shifted) <= critical {
-			t.Errorf("%s: the test does not notice answers 450 bytes shorter", name)
-		}
+	sameSizes(t, "verify", realVerify, decoyVerify, 450)
+	sameSizes(t, "certificate", realCert, decoyCert, 450)
+}
+
+// Decoy answers of the issuing API have the sizes of real ones: an issue
+// decoy of padding alone, as before, was about 200 bytes shorter, which
+// takes some hundreds of answers to see.
+func TestIssuingDecoySizes(t *testing.T) {
+	ts := verifyServer(t)
+	const n = 600
+	chaff := map[string]string{"X-API-Key": labKey, "Content-Type": "application/json", "X-Chaff": "1"}
+	var realIssue, decoyIssue, realStatus, decoyStatus []int
+	for range n {
+		req := verify.IssueRequest{TestType: "confirmed", SymptomDate: time.Now().UTC().AddDate(0, 0, -3).Format("2006-01-02")}
+		w := ts.api("/api/issue", labKey, req)
+		realIssue = append(realIssue, w.Body.Len())
+		issued := decode[verify.IssueResponse](t, w)
+		decoyIssue = append(decoyIssue, ts.do(http.MethodPost, "/api/issue", req, chaff).Body.Len())
+		realStatus = append(realStatus, ts.api("/api/checkcodestatus", labKey, map[string]any{"uuid": issued.UUID}).Body.Len())
+		decoyStatus = append(decoyStatus, ts.do(http.MethodPost, "/api/checkcodestatus", map[string]any{"uuid": issued.UUID}, chaff).Body.Len())
 	}
+	sameSizes(t, "issue", realIssue, decoyIssue, 200)
+	sameSizes(t, "checkcodestatus", realStatus, decoyStatus, 200)
 }
 
 // Decoys spend none of a client's rate allowance, as the reference limits

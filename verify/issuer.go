@@ -111,6 +111,31 @@ func (i *Issuer) Issue(ctx context.Context, provider, issuedBy string, req Issue
 		LongExpiresAt: FormatExpiry(got.GetLongExpiresUnix()), LongExpiresAtTimestamp: got.GetLongExpiresUnix()}, nil
 }
 
+// Decoy is the answer a decoy issue request (X-Chaff) gets: a code pair
+// as Issue would answer it, its uuid, code and times drawn and computed
+// alike, committed nowhere.
+func (i *Issuer) Decoy(req IssueRequest) IssueResponse {
+	now := i.cfg.Now()
+	short, long := i.shortTTL(), i.shortTTL()
+	if req.Phone != "" && i.cfg.SMS != nil {
+		long = i.LongTTL()
+	}
+	uuid := req.UUID
+	if uuid == "" || len(uuid) > maxUUIDLen {
+		uuid = NewUUID()
+	}
+	exp, longExp := now.Add(short).Unix(), now.Add(long).Unix()
+	return IssueResponse{UUID: uuid, Code: NewShortCode(ShortCodeDigits), ExpiresAt: FormatExpiry(exp), ExpiresAtTimestamp: exp,
+		LongExpiresAt: FormatExpiry(longExp), LongExpiresAtTimestamp: longExp}
+}
+
+func (i *Issuer) shortTTL() time.Duration {
+	if i.cfg.ShortTTL > 0 {
+		return i.cfg.ShortTTL
+	}
+	return defaultShortTTL
+}
+
 // CheckUserReport checks a user report's nonce and phone, with the
 // reference's error codes, and returns the nonce and the phone as sent.
 func (i *Issuer) CheckUserReport(rawNonce, rawPhone string) ([]byte, string, *Error) {
@@ -212,10 +237,7 @@ func (i *Issuer) record(provider, issuedBy string, req IssueRequest) (*fsmpb.Ver
 	}
 	// No SMS gateway sends the long code yet: it lives as long as the
 	// short one, as the reference's does without SMS.
-	short := defaultShortTTL
-	if i.cfg.ShortTTL > 0 {
-		short = i.cfg.ShortTTL
-	}
+	short := i.shortTTL()
 	return &fsmpb.VerificationCode{Uuid: uuid, Provider: provider, IssuedBy: issuedBy, TestType: req.TestType,
 		TestDay: testDay, SymptomDay: symptomDay,
 		ShortTtlSeconds: int64(short / time.Second), LongTtlSeconds: int64(short / time.Second)}, nil
