@@ -48,6 +48,9 @@ func (n *Node) applyForwarded(ctx context.Context, data []byte) (int, *fsmpb.Res
 		return http.StatusServiceUnavailable, nil, "not the leader"
 	}
 	res, err := n.applyLocal(ctx, &cmd)
+	if err == nil {
+		n.nudgeFollowers() // the follower waits to apply it (awaitApplied)
+	}
 	var retry errRetry
 	var upgrade *command.ErrUpgradePending
 	switch {

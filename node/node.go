@@ -57,8 +57,10 @@ type Node struct {
 	forwards  batchQueue[*forward]
 	proposals batchQueue[*proposal]
 	// commits shares one fetch of the leader's commit index among the
-	// requests that want it at once (CatchUp).
+	// requests that want it at once (CatchUp); nudges tells followers a
+	// leader's commit index once a forwarded write commits (nudge.go).
 	commits commitFetches
+	nudges  nudges
 	// runCtx lives until Close: the node's loops and requests end with it.
 	runCtx context.Context
 	cancel context.CancelFunc
@@ -152,14 +154,6 @@ func (n *Node) MemberListener() net.Listener {
 	return n.memberHTTP
 }
 
-// commitTimeout is how long a leader with nothing new to send waits before
-// it tells its followers its commit index (raft's default is 50 ms): a
-// follower that forwarded a write answers once it has applied it
-// (awaitApplied), so this bounds a forwarded write's extra wait on an idle
-// region. It costs an idle leader an append of no entries to each follower
-// every 10-20 ms.
-const commitTimeout = 10 * time.Millisecond
-
 func (n *Node) goRun(f func()) {
 	n.wg.Add(1)
 	go func() { defer n.wg.Done(); f() }()
@@ -212,7 +206,6 @@ func (n *Node) openRaft() (bool, error) {
 	rc.ShutdownOnRemove = false
 	rc.BatchApplyCh = !cfg.NoBatchApply
 	rc.MaxAppendEntries = maxRoundEntries
-	rc.CommitTimeout = commitTimeout
 	rc.NotifyCh = n.leaderCh
 	rc.Logger = hlog
 	r, err := raft.NewRaft(rc, timedFSM{FSM: n.fsm, observe: n.metrics.observeSnapshot}, logs, n.watched, snaps, trans)

@@ -26,6 +26,13 @@ func (q *batchQueue[T]) push(item T, limit int) bool {
 	return true
 }
 
+// waiting is how many items wait for a batch.
+func (q *batchQueue[T]) waiting() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.pending)
+}
+
 // take removes the next batch, which pick chooses from the waiting work
 // (returning the batch and what keeps waiting). With an empty batch it
 // counts the sender out and returns nil.
