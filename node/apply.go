@@ -70,9 +70,11 @@ func (n *Node) Apply(ctx context.Context, cmd *fsmpb.Command) (*fsmpb.Result, er
 // as soon as the leader applied it). A leader has applied its own writes
 // already; a leader of an older build names no entry (0). Past ctx the
 // write is answered all the same: it took effect, and a client told
-// otherwise would send it again.
+// otherwise would send it again. The state machine's own index is read
+// first: stateIndex asks raft for its stats, which costs a write on the
+// leader more than the check saves.
 func (n *Node) awaitApplied(ctx context.Context, idx uint64) {
-	for n.stateIndex() < idx && sleepCtx(ctx, time.Millisecond) == nil {
+	for n.fsm.AppliedIndex() < idx && n.stateIndex() < idx && sleepCtx(ctx, time.Millisecond) == nil {
 	}
 }
 
