@@ -259,3 +259,33 @@ func TestPortalIssueReloadIssuesNothing(t *testing.T) {
 		t.Fatalf("another account's page of codes: %d", status)
 	}
 }
+
+// A manager saving a worker's account (a new password, say) keeps its
+// second factor: the password alone still signs in to nothing.
+func TestPortalSavingAnAccountKeepsItsSecondFactor(t *testing.T) {
+	ts := verifyServer(t)
+	key, err := totp.Generate(totp.GenerateOpts{Issuer: "test", AccountName: "w@lab.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addWorker(t, ts, "w@lab.example", []byte(key.Secret()), "issue")
+	addWorker(t, ts, "boss@lab.example", nil, "users")
+	boss := portalClient(t, ts)
+	boss.signIn("boss@lab.example", "correct horse battery staple")
+	_, page, _ := boss.get("/users")
+	form := url.Values{"csrf": {formToken(t, page)}, "email": {"w@lab.example"}, "name": {"Wanda"},
+		"password": {"a new long password"}, "roles": {"issue"}}
+	if status, _ := boss.post("/users", form); status != http.StatusSeeOther {
+		t.Fatalf("save the account: %d", status)
+	}
+	if u, _ := ts.node.FSM().User("w@lab.example"); string(u.GetTotpSecret()) != key.Secret() || u.GetName() != "Wanda" {
+		t.Fatalf("the saved account: name %q, second factor kept %v", u.GetName(), string(u.GetTotpSecret()) == key.Secret())
+	}
+	worker := portalClient(t, ts)
+	if _, page := worker.signIn("w@lab.example", "a new long password"); !strings.Contains(page, "authenticator") {
+		t.Fatal("the new password alone signed in: no second factor asked")
+	}
+	if status, _, _ := worker.get("/"); status != http.StatusSeeOther {
+		t.Fatal("a session from the password alone")
+	}
+}

@@ -51,6 +51,13 @@ func (p *Portal) login(c *gin.Context) {
 		p.showLogin(c, http.StatusForbidden, "The form expired; please sign in again.")
 		return
 	}
+	release, ok := p.hashSlot()
+	if !ok {
+		c.Header("Retry-After", "2")
+		p.showLogin(c, http.StatusTooManyRequests, busyHashing)
+		return
+	}
+	defer release()
 	email, password := strings.ToLower(strings.TrimSpace(c.PostForm("email"))), c.PostForm("password")
 	u, ok := p.region.FSM().User(email)
 	now := p.cfg.Now()

@@ -139,12 +139,23 @@ func (p *Portal) addUser(c *gin.Context) {
 		return
 	}
 	email := strings.ToLower(strings.TrimSpace(c.PostForm("email")))
-	if old, ok := p.region.FSM().User(email); ok && old.GetProvider() != u.GetProvider() {
+	old, exists := p.region.FSM().User(email)
+	if exists && old.GetProvider() != u.GetProvider() {
 		p.render(c, http.StatusForbidden, "message.html", page{Title: "Accounts", Error: "That account belongs to someone else."})
 		return
 	}
+	release, ok := p.hashSlot()
+	if !ok {
+		p.render(c, http.StatusTooManyRequests, "message.html", page{Title: "Accounts", Error: busyHashing})
+		return
+	}
+	hash := HashPassword(c.PostForm("password"))
+	release()
+	// A change keeps the account's second factor: PUT_USER replaces it,
+	// and a form without it would leave the password alone to sign in.
 	_, err := command.PutUser(c.Request.Context(), p.region, &fsmpb.User{Email: email, Name: c.PostForm("name"),
-		Provider: u.GetProvider(), Roles: roles, PasswordHash: HashPassword(c.PostForm("password")), Disabled: c.PostForm("disabled") != ""})
+		Provider: u.GetProvider(), Roles: roles, PasswordHash: hash, Disabled: c.PostForm("disabled") != "",
+		TotpSecret: old.GetTotpSecret()})
 	if err != nil {
 		p.render(c, http.StatusBadRequest, "message.html", page{Title: "Accounts", Error: err.Error()})
 		return

@@ -68,6 +68,9 @@ type Portal struct {
 	// unknownHash is what a sign-in with an unknown email is checked
 	// against, so that it takes as long as one with a known email.
 	unknownHash string
+	// hashing holds a slot for each argon2id hash being computed
+	// (password.go's hashSlot).
+	hashing chan struct{}
 }
 
 // New parses the embedded templates.
@@ -83,7 +86,7 @@ func New(cfg Config, region Region, issuer Issuer) (*Portal, error) {
 		return nil, err
 	}
 	return &Portal{cfg: cfg, region: region, issuer: issuer, pages: pages,
-		unknownHash: HashPassword("no account has this email")}, nil
+		unknownHash: HashPassword("no account has this email"), hashing: make(chan struct{}, maxHashing)}, nil
 }
 
 // Routes registers the pages under /portal.
