@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
@@ -76,6 +77,9 @@ func (s *Server) revoke(c *gin.Context) {
 func (r RevokeRequest) proto(codeHash func(publish.Code) [32]byte) (*fsmpb.Revoke, error) {
 	if r.Reason == "" {
 		return nil, errors.New("reason is required")
+	}
+	if utf8.RuneCountInString(r.Reason) > command.MaxReason {
+		return nil, fmt.Errorf("reason: at most %d characters", command.MaxReason)
 	}
 	rv := &fsmpb.Revoke{Reason: r.Reason, Issuer: r.Issuer, Provider: r.Provider, SinceUnix: unixOrZero(r.Since)}
 	if r.Code != "" {

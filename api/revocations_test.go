@@ -25,6 +25,8 @@ func TestRollbackReachesExportsAndFeed(t *testing.T) {
 		code int
 	}{
 		{"no reason", RevokeRequest{SubmissionID: subs.Submissions[0].ID}, http.StatusBadRequest},
+		// A reason its audit event could not hold: refused before the roll-back.
+		{"a reason over 500 characters", RevokeRequest{Reason: strings.Repeat("é", 501), SubmissionID: subs.Submissions[0].ID}, http.StatusBadRequest},
 		{"unknown submission", RevokeRequest{Reason: "x", SubmissionID: strings.Repeat("ab", 16)}, http.StatusNotFound},
 		{"malformed id", RevokeRequest{Reason: "x", SubmissionID: "zz"}, http.StatusBadRequest},
 		{"unknown key", RevokeRequest{Reason: "x", Keys: []string{"AAAAAAAAAAAAAAAAAAAAAA=="}}, http.StatusNotFound},

@@ -193,6 +193,7 @@ func (s *Server) verifyCommitError(c *gin.Context, err error) {
 // token in one raft command, so that one code gives one token however
 // many nodes are asked at once.
 func (s *Server) deviceVerify(c *gin.Context) {
+	start := time.Now()
 	var req verify.VerifyRequest
 	if !decodeVerify(c, &req, verify.CodeUnparsableRequest) {
 		return
@@ -229,6 +230,9 @@ func (s *Server) deviceVerify(c *gin.Context) {
 	var refused *command.Error
 	if errors.As(err, &refused) && (refused.Code == command.CodeCodeInvalid || refused.Code == command.CodeCodeExpired) {
 		s.codeFailures.reserve(ip) // failures count against the client, never the code
+		// A used or expired code is refused after as long as an unknown
+		// one (awaitVerificationCode), so the time tells nothing.
+		sleepUntil(c.Request.Context(), start.Add(codeWait))
 	}
 	if err != nil {
 		s.verifyCommitError(c, err)

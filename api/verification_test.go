@@ -343,3 +343,32 @@ func TestChaffBeforeRateLimit(t *testing.T) {
 		t.Fatalf("real requests after five decoys, burst 2: %v", statuses)
 	}
 }
+
+// /api/verify refuses an unknown, a used and an expired code after the
+// same wait (codeWait), so the time of the answer does not tell whether a
+// code exists; before, a used or expired one was refused in milliseconds.
+func TestVerifyRefusalsTakeAlike(t *testing.T) {
+	ts := verifyServer(t)
+	used := issueCode(t, ts, labKey, verify.IssueRequest{TestType: "confirmed"})
+	if w := ts.api("/api/verify", deviceKey, map[string]any{"code": used.Code}); w.Code != http.StatusOK {
+		t.Fatalf("first verify: %d %s", w.Code, w.Body)
+	}
+	expired := issueCode(t, ts, labKey, verify.IssueRequest{TestType: "confirmed"})
+	if w := ts.api("/api/expirecode", labKey, map[string]any{"uuid": expired.UUID}); w.Code != http.StatusOK {
+		t.Fatalf("expire: %d %s", w.Code, w.Body)
+	}
+	for _, tc := range []struct{ name, code, want string }{
+		{"unknown", "87654321", "code_invalid"},
+		{"used", used.Code, "code_invalid"},
+		{"expired", expired.Code, "code_expired"},
+	} {
+		start := time.Now()
+		w := ts.api("/api/verify", deviceKey, map[string]any{"code": tc.code})
+		if got := apiAnswer(t, w)["errorCode"]; got != tc.want {
+			t.Fatalf("%s code: %d %v, want %s", tc.name, w.Code, got, tc.want)
+		}
+		if took := time.Since(start); took < codeWait {
+			t.Fatalf("%s code refused after %v, before the %v every refusal takes", tc.name, took, codeWait)
+		}
+	}
+}

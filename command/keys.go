@@ -21,6 +21,10 @@ func Seal(ctx context.Context, a Applier, s *fsmpb.Seal) (*fsmpb.SealResult, err
 	return res.GetSeal(), err
 }
 
+// MaxReason bounds a roll-back's reason (characters), so that the audit
+// event that records it, with the submission it names, is always taken.
+const MaxReason = 500
+
 // Revoke withdraws the keys one selector names.
 func Revoke(ctx context.Context, a Applier, r *fsmpb.Revoke) (*fsmpb.RevokeResult, error) {
 	res, err := a.Apply(ctx, &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_REVOKE, Revoke: r})

@@ -2,10 +2,12 @@ package portal
 
 import (
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
@@ -87,8 +89,8 @@ func (p *Portal) revocations(c *gin.Context) {
 func (p *Portal) revoke(c *gin.Context) {
 	id, err := hex.DecodeString(c.PostForm("submission"))
 	reason := strings.TrimSpace(c.PostForm("reason"))
-	if err != nil || len(id) != 16 || reason == "" {
-		p.render(c, http.StatusBadRequest, "message.html", page{Title: "Revoke", Error: "A submission and a reason are needed."})
+	if err != nil || len(id) != 16 || reason == "" || utf8.RuneCountInString(reason) > command.MaxReason {
+		p.render(c, http.StatusBadRequest, "message.html", page{Title: "Revoke", Error: fmt.Sprintf("A submission and a reason of at most %d characters are needed.", command.MaxReason)})
 		return
 	}
 	res, err := command.Revoke(c.Request.Context(), p.region, &fsmpb.Revoke{Reason: reason, SubmissionId: id})

@@ -19,6 +19,11 @@ func ParseDay(date string, tzOffsetMinutes float64, now time.Time) (int32, *Erro
 	if date == "" {
 		return 0, nil
 	}
+	if tzOffsetMinutes < minTZOffset || tzOffsetMinutes > maxTZOffset {
+		// Beyond every time zone: it would move "today" anywhere, and a
+		// date of any year into a token.
+		return 0, fail(http.StatusBadRequest, CodeInvalidDate, "tzOffset: want the patient's offset from UTC in minutes, -720 to 840")
+	}
 	t, err := time.Parse(dateLayout, date)
 	if err != nil {
 		return 0, fail(http.StatusBadRequest, CodeInvalidDate, "date "+quote(date)+": want YYYY-MM-DD")
@@ -30,6 +35,13 @@ func ParseDay(date string, tzOffsetMinutes float64, now time.Time) (int32, *Erro
 	}
 	return int32(day), nil
 }
+
+// Bounds of tzOffset, in minutes: the time zones in use run from UTC-12:00
+// to UTC+14:00.
+const (
+	minTZOffset = -12 * 60
+	maxTZOffset = 14 * 60
+)
 
 // FormatDay writes a day number as YYYY-MM-DD ("" for 0).
 func FormatDay(day int32) string {

@@ -59,6 +59,10 @@ func TestParseDay(t *testing.T) {
 		{"2026-12-02", 60, ""}, // already tomorrow an hour east of UTC
 		{"01/12/2026", 0, CodeInvalidDate},
 		{"2026-13-01", 0, CodeInvalidDate},
+		{"2026-12-02", 840, ""},                     // UTC+14:00, the easternmost zone
+		{"9999-12-31", 1e10, CodeInvalidDate},       // an offset of no zone moved "today" anywhere
+		{"2026-12-01", 841, CodeInvalidDate},        // beyond every zone
+		{"2026-11-30", -12*60 - 1, CodeInvalidDate}, // beyond every zone
 	} {
 		day, err := ParseDay(tc.date, tc.tz, now)
 		switch {

@@ -92,8 +92,18 @@ func writePair(dir, name string, p membertls.PEM) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	if err := writeNew(filepath.Join(dir, name+".key"), p.Key); err != nil {
+	cert, key := filepath.Join(dir, name+".pem"), filepath.Join(dir, name+".key")
+	// Neither is replaced: the key may have been moved offline, as the CA's
+	// is meant to be, and a new certificate over the old one would split
+	// the region.
+	if _, err := os.Stat(cert); err == nil {
+		return fmt.Errorf("%s exists: move it away to make a new one", cert)
+	}
+	if err := writeNew(key, p.Key); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, name+".pem"), p.Cert, 0o644)
+	if err := writeNew(cert, p.Cert); err != nil {
+		return err
+	}
+	return os.Chmod(cert, 0o644)
 }
