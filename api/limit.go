@@ -1,6 +1,7 @@
 package api
 
 import (
+	"container/list"
 	"context"
 	"math"
 	"net/http"
@@ -49,9 +50,12 @@ func DefaultLimits() Limits {
 
 // ipLimiter keeps one token bucket per client (an IPv4 address, or an IPv6
 // /64: one host's share of addresses), forgetting idle ones. It keeps at
-// most maxBuckets; past that, clients it does not know yet share one
-// bucket, so that a flood of addresses costs bounded memory and gets
-// limited together.
+// most maxBuckets: a new client past that takes the place of the client
+// seen longest ago, so that a flood of addresses costs bounded memory and
+// never locks out a client it has not seen (a shared bucket for the
+// newcomers did: after 101,000 addresses, every new client got 429). A
+// client forgotten this way starts again with a full bucket, which a flood
+// of that many addresses has anyway.
 type ipLimiter struct {
 	limit      rate.Limit
 	burst      int
@@ -60,12 +64,14 @@ type ipLimiter struct {
 
 	mu      sync.Mutex
 	buckets map[string]*bucket
+	recent  *list.List // of client keys, most recently seen first
 	swept   time.Time
 }
 
 type bucket struct {
 	lim  *rate.Limiter
 	seen time.Time
+	at   *list.Element // the client's place in recent
 }
 
 // idleAfter is how long an untouched bucket is kept at least; it is
@@ -74,9 +80,6 @@ const idleAfter = 10 * time.Minute
 
 // defaultMaxBuckets bounds a limiter's memory (about 200 bytes a bucket).
 const defaultMaxBuckets = 100_000
-
-// overflowKey is the bucket of the clients beyond maxBuckets.
-const overflowKey = "overflow"
 
 // clientKey is the client a limit counts: an IPv4 address, or the /64 of
 // an IPv6 address (a host is given a /64 and chooses within it).
@@ -97,7 +100,7 @@ func newIPLimiter(perSecond float64, burst int, now func() time.Time) *ipLimiter
 		return nil
 	}
 	return &ipLimiter{limit: rate.Limit(perSecond), burst: max(burst, 1), now: now, maxBuckets: defaultMaxBuckets,
-		buckets: map[string]*bucket{}}
+		buckets: map[string]*bucket{}, recent: list.New()}
 }
 
 // reserve takes a token for ip, or says how long until one is free. A nil
@@ -136,21 +139,27 @@ func (l *ipLimiter) bucket(ip string, now time.Time) *rate.Limiter {
 		l.sweep(now)
 	}
 	b := l.buckets[key]
-	if b == nil && len(l.buckets) >= l.maxBuckets {
-		key, b = overflowKey, l.buckets[overflowKey]
-	}
 	if b == nil {
-		b = &bucket{lim: rate.NewLimiter(l.limit, l.burst)}
+		if len(l.buckets) >= l.maxBuckets {
+			l.forget(l.recent.Back().Value.(string)) // seen longest ago
+		}
+		b = &bucket{lim: rate.NewLimiter(l.limit, l.burst), at: l.recent.PushFront(key)}
 		l.buckets[key] = b
 	}
 	b.seen = now
+	l.recent.MoveToFront(b.at)
 	return b.lim
+}
+
+func (l *ipLimiter) forget(key string) {
+	l.recent.Remove(l.buckets[key].at)
+	delete(l.buckets, key)
 }
 
 func (l *ipLimiter) sweep(now time.Time) {
 	for k, b := range l.buckets {
 		if now.Sub(b.seen) > idleAfter && b.lim.TokensAt(now) >= float64(l.burst) {
-			delete(l.buckets, k) // full again: forgetting it changes nothing
+			l.forget(k) // full again: forgetting it changes nothing
 		}
 	}
 	l.swept = now

@@ -176,22 +176,32 @@ func TestClientKey(t *testing.T) {
 	}
 }
 
-// A flood of addresses costs bounded memory: past maxBuckets, new clients
-// share one bucket, which limits them together.
+// A flood of addresses costs bounded memory and locks out no one: past
+// maxBuckets a new client takes the place of the one seen longest ago, so
+// 20 new clients after a flood of 10,000 addresses each get their own
+// burst, while a client still active keeps its bucket, limited.
 func TestLimiterBounded(t *testing.T) {
 	now := time.Unix(1000, 0)
 	l := newIPLimiter(1, 2, func() time.Time { return now })
 	l.maxBuckets = 100
+	l.reserve("192.0.2.1")
+	l.reserve("192.0.2.1") // its burst spent
 	for i := range 10_000 {
-		l.reserve(fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255))
+		for range 3 { // each address spends its burst and is refused once
+			l.reserve(fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255))
+		}
+		if i%50 == 0 {
+			if ok, _ := l.reserve("192.0.2.1"); ok {
+				t.Fatal("a client over its rate was let through during the flood")
+			}
+		}
 	}
-	if n := len(l.buckets); n > 101 {
-		t.Fatalf("%d buckets kept, want at most 101", n)
+	if n, m := len(l.buckets), l.recent.Len(); n > 100 || m != n {
+		t.Fatalf("%d buckets and %d places kept, want at most 100, equal", n, m)
 	}
-	if ok, _ := l.reserve("192.0.2.7"); ok {
-		t.Fatal("a new client past the bound was not limited with the others")
-	}
-	if ok, _ := l.reserve("10.0.0.50"); !ok {
-		t.Fatal("a client known before the flood lost its own bucket")
+	for i := range 20 {
+		if ok, _ := l.reserve(fmt.Sprintf("198.51.100.%d", i)); !ok {
+			t.Fatalf("new client %d after the flood got 429", i)
+		}
 	}
 }
