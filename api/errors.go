@@ -51,6 +51,17 @@ func failErr(c *gin.Context, err error) {
 	}
 }
 
+// retryMessage is what the public API says of a node.Retryable error: the
+// error itself may name the leader's member address, which strangers are
+// not told; a full disk is said as it is.
+func retryMessage(err error) string {
+	var disk *node.DiskFullError
+	if errors.As(err, &disk) {
+		return "retry: " + disk.Error()
+	}
+	return "region not ready, retry"
+}
+
 // retryCode names why a node.Retryable error asks for a retry.
 func retryCode(err error) string {
 	var upgrade *command.ErrUpgradePending

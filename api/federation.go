@@ -119,9 +119,23 @@ func (c *signedCache) get(seq uint32, sign func() ([]byte, bool)) ([]byte, bool)
 	return data, true
 }
 
-// federationStatus reports the trust store and what this node keeps per
-// origin, with its own region's newest batch.
-func (s *Server) federationStatus(c *gin.Context) {
+// federationStatus is GET /v1/federation, for anyone: the trust store and
+// what this node keeps per origin, with its own region's newest batch.
+func (s *Server) federationStatus(c *gin.Context) { c.JSON(http.StatusOK, s.federationView()) }
+
+// federationPool is GET /v1/admin/federation, for operators: the public
+// status and the gossip pool as this node sees it (its members' gossip
+// addresses, the newest batch each origin announced, the batches rejected
+// by reason), which names internal addresses.
+func (s *Server) federationPool(c *gin.Context) {
+	out := s.federationView()
+	if s.cfg.Pool != nil {
+		out["pool"] = s.cfg.Pool.Status()
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+func (s *Server) federationView() gin.H {
 	f := s.node.FSM()
 	first, last, _ := f.OwnChain()
 	origins := []OriginStatus{{Origin: s.node.Config().Region, FirstSeq: first, LastSeq: last, Batches: len(f.Batches())}}
@@ -140,11 +154,7 @@ func (s *Server) federationStatus(c *gin.Context) {
 		}
 		trusted = append(trusted, gin.H{"region": r.GetRegion(), "key_ids": ids, "serve": r.GetServe(), "merge": r.GetMerge(), "start_seq": r.GetStartSeq()})
 	}
-	out := gin.H{"region": s.node.Config().Region, "origins": origins, "trusted": trusted}
-	if s.cfg.Pool != nil {
-		out["pool"] = s.cfg.Pool.Status()
-	}
-	c.JSON(http.StatusOK, out)
+	return gin.H{"region": s.node.Config().Region, "origins": origins, "trusted": trusted}
 }
 
 // importBatch takes a signed batch (raw bytes) and commits it if the

@@ -178,7 +178,7 @@ func (s *Server) commitError(c *gin.Context, err error) error {
 		return &publish.Error{Status: http.StatusBadRequest, Code: revisionCode(refused.Code), Message: refused.Message}
 	case node.Retryable(err):
 		return &publish.Error{Status: http.StatusServiceUnavailable, Code: publish.CodeInternalError,
-			Message: "region not ready, retry: " + err.Error()}
+			Message: retryMessage(err)}
 	case err != nil:
 		s.cfg.Logger.Error("publish commit failed", "err", err)
 		return &publish.Error{Status: http.StatusInternalServerError, Code: publish.CodeInternalError, Message: "commit failed"}

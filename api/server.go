@@ -296,6 +296,7 @@ func (s *Server) routes() (http.Handler, error) {
 	admin.DELETE("/v1/admin/authorities/:issuer", s.removeAuthority)
 	admin.GET("/v1/admin/policy", s.readView, s.getPolicy)
 	admin.GET("/v1/admin/status", s.adminStatus)
+	admin.GET("/v1/admin/federation", s.federationPool)
 	admin.PUT("/v1/admin/policy", s.setPolicy)
 	admin.POST("/v1/admin/snapshot", s.snapshot)
 	admin.GET("/v1/admin/backup", s.backupState)

@@ -182,7 +182,7 @@ func (s *Server) verifyCommitError(c *gin.Context, err error) {
 		}
 	}
 	if node.Retryable(err) {
-		verifyFail(c, &verify.Error{Status: http.StatusServiceUnavailable, Code: verify.CodeUnavailable, Message: "region not ready, retry: " + err.Error()})
+		verifyFail(c, &verify.Error{Status: http.StatusServiceUnavailable, Code: verify.CodeUnavailable, Message: retryMessage(err)})
 		return
 	}
 	s.cfg.Logger.Error("verification commit failed", "path", c.FullPath(), "err", err)

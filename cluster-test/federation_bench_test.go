@@ -243,7 +243,7 @@ func (p *fedPool) waitMembers(n int) {
 				var st struct {
 					Pool struct{ Members []string }
 				}
-				status, body, _, err := c.tryGet(id, "/v1/federation")
+				status, body, err := c.tryAdminGet(id, "/v1/admin/federation")
 				if err == nil && status == http.StatusOK && json.Unmarshal(body, &st) == nil && len(st.Pool.Members) == n {
 					break
 				}

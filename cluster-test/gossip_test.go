@@ -156,7 +156,7 @@ func TestGossipAcrossRegions(t *testing.T) {
 		r.waitFor(r.region+" (its leader, which imports) to reject the rogue's batch", 90*time.Second, func() bool {
 			rejected := 0
 			for _, id := range r.ids(3) {
-				_, body, _ := r.get(id, "/v1/federation")
+				_, body, _ := r.tryAdminGet(id, "/v1/admin/federation")
 				var st struct {
 					Origins []struct {
 						Origin  string `json:"origin"`
@@ -178,6 +178,13 @@ func TestGossipAcrossRegions(t *testing.T) {
 		})
 		if _, got, _ := r.get("n2", "/v1/federation/batches/A/3"); !bytes.Equal(got, third) {
 			t.Fatalf("%s's copy of A's batch 3 changed", r.region)
+		}
+		// The public status names no pool member's address; the
+		// operators' does.
+		_, public, _ := r.get("n1", "/v1/federation")
+		_, private, _ := r.tryAdminGet("n1", "/v1/admin/federation")
+		if bytes.Contains(public, []byte(":7946")) || bytes.Contains(public, []byte(`"pool"`)) || !bytes.Contains(private, []byte(":7946")) {
+			t.Fatalf("%s's federation status: public %s, operators' %s", r.region, public, private)
 		}
 	}
 

@@ -60,7 +60,24 @@ func (c *cluster) get(id, path string) (int, []byte, http.Header) {
 
 // tryGet is get for a node that may be down.
 func (c *cluster) tryGet(id, path string) (int, []byte, http.Header, error) {
-	resp, err := c.client.Get(c.node(id).url() + path)
+	return c.getAs(id, path, "")
+}
+
+// tryAdminGet is tryGet with the region's admin token.
+func (c *cluster) tryAdminGet(id, path string) (int, []byte, error) {
+	status, b, _, err := c.getAs(id, path, c.token)
+	return status, b, err
+}
+
+func (c *cluster) getAs(id, path, token string) (int, []byte, http.Header, error) {
+	req, err := http.NewRequest(http.MethodGet, c.node(id).url()+path, nil)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := c.client.Do(req)
 	if err != nil {
 		return 0, nil, nil, err
 	}

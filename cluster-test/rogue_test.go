@@ -162,7 +162,10 @@ func rejectedBy(t *testing.T, c *cluster, reason string) int {
 	t.Helper()
 	n := 0
 	for _, id := range c.ids(len(c.nodes)) {
-		_, body, _ := c.get(id, "/v1/federation")
+		_, body, err := c.tryAdminGet(id, "/v1/admin/federation")
+		if err != nil {
+			t.Fatalf("%s/%s federation status: %v", c.region, id, err)
+		}
 		var st struct {
 			Pool struct{ Rejected map[string]int }
 		}

@@ -209,7 +209,7 @@ func federationCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	switch args[0] {
 	case "status":
-		return listJSON(ctx, "federation status", "/v1/federation", args[1:], stdout)
+		return listJSON(ctx, "federation status", "/v1/admin/federation", args[1:], stdout)
 	case "import":
 		var from, origin string
 		var seq uint
