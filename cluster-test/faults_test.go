@@ -86,7 +86,7 @@ func TestLeaderPartitionedFromFollowers(t *testing.T) {
 
 	fw.isolate(c.node(leader).ip, c.node(majority[0]).ip, c.node(majority[1]).ip)
 	for range 3 {
-		if keys, err := c.upload(c.node(leader).url()); err == nil {
+		if keys, err := c.uploadFor(c.node(leader).url(), 0); err == nil {
 			t.Fatalf("isolated old leader %s acknowledged an upload: %v", leader, keys)
 		}
 	}

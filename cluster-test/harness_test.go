@@ -478,7 +478,7 @@ func (c *cluster) waitAuthority(id string) {
 func (c *cluster) adminPost(id, path string) {
 	c.t.Helper()
 	var b []byte
-	status := retryUnavailable(func() int {
+	status := retryUnavailable(publishRetry, func() int {
 		req, err := http.NewRequest(http.MethodPost, c.node(id).url()+path, nil)
 		if err != nil {
 			c.t.Fatal(err)
@@ -498,10 +498,10 @@ func (c *cluster) adminPost(id, path string) {
 }
 
 // retryUnavailable sends a request again while it is answered 503 (a
-// documented retry: no leader, catching up, disk full), for publishRetry,
-// as a client would; send sends it once and returns the status.
-func retryUnavailable(send func() int) int {
-	deadline := time.Now().Add(publishRetry)
+// documented retry: no leader, catching up, disk full), for retryFor, as
+// a client would; send sends it once and returns the status.
+func retryUnavailable(retryFor time.Duration, send func() int) int {
+	deadline := time.Now().Add(retryFor)
 	for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
 		status := send()
 		if status != http.StatusServiceUnavailable || time.Now().Add(wait).After(deadline) {
@@ -533,11 +533,17 @@ func (c *cluster) cliResult(args ...string) (string, error) {
 // upload publishes one signed upload of 14 random keys to a node and
 // returns the keys if the node acknowledged them (200 with all inserted).
 func (c *cluster) upload(addr string) ([]string, error) {
+	return c.uploadFor(addr, publishRetry)
+}
+
+// uploadFor is upload retrying a 503 for retryFor; 0 sends once, as the
+// load generator does, which moves on to the next node instead.
+func (c *cluster) uploadFor(addr string, retryFor time.Duration) ([]string, error) {
 	req, err := c.signer.RandomUpload(14, time.Now())
 	if err != nil {
 		return nil, err
 	}
-	return c.publishRequest(addr, req)
+	return c.publishRequestFor(addr, req, retryFor)
 }
 
 // publishRetry is how long publishRequest sends an upload again that was
@@ -549,10 +555,14 @@ const publishRetry = 20 * time.Second
 // node stored them all; an answer of 503 (no leader, catching up, disk
 // full) is retried for publishRetry.
 func (c *cluster) publishRequest(addr string, req *publish.Request) ([]string, error) {
+	return c.publishRequestFor(addr, req, publishRetry)
+}
+
+func (c *cluster) publishRequestFor(addr string, req *publish.Request, retryFor time.Duration) ([]string, error) {
 	body, _ := json.Marshal(req)
 	var out publish.Response
 	var err error
-	status := retryUnavailable(func() int {
+	status := retryUnavailable(retryFor, func() int {
 		var resp *http.Response
 		if resp, err = c.client.Post(addr+"/v1/publish", "application/json", bytes.NewReader(body)); err != nil {
 			return 0
@@ -700,7 +710,7 @@ func (c *cluster) startLoad(workers int, targets func() []string) *load {
 					continue
 				}
 				id := ids[i%len(ids)]
-				if keys, err := c.upload(c.node(id).url()); err == nil {
+				if keys, err := c.uploadFor(c.node(id).url(), 0); err == nil {
 					l.acked.add(keys)
 				} else {
 					time.Sleep(10 * time.Millisecond)

@@ -70,7 +70,7 @@ func (c *cluster) api(id, path, key string, body any) (int, map[string]any) {
 	c.t.Helper()
 	b, _ := json.Marshal(body)
 	var out map[string]any
-	status := retryUnavailable(func() int {
+	status := retryUnavailable(publishRetry, func() int {
 		req, _ := http.NewRequest(http.MethodPost, c.node(id).url()+path, bytes.NewReader(b))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("X-API-Key", key)
