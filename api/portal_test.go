@@ -85,9 +85,11 @@ func (b *browserish) signIn(email, password string) (int, string) {
 	return b.post("/login", url.Values{"csrf": {formToken(b.t, page)}, "email": {email}, "password": {password}})
 }
 
-// Sign-in: the same answer for an unknown account and a wrong password;
-// five wrong passwords lock the account even against the right one; the
-// sign-in form needs its CSRF token; every page has the security headers.
+// Sign-in: the same answer, no sooner than the same floor, for an unknown
+// account, a wrong password and a locked account (the sixth try said
+// "locked" only for accounts that exist); five wrong passwords lock the
+// account even against the right one; the sign-in form needs its CSRF
+// token; every page has the security headers.
 func TestPortalSignIn(t *testing.T) {
 	ts := verifyServer(t)
 	addWorker(t, ts, "w@lab.example", nil, "issue")
@@ -101,16 +103,30 @@ func TestPortalSignIn(t *testing.T) {
 	if status, _ := b.post("/login", url.Values{"email": {"w@lab.example"}, "password": {"correct horse battery staple"}}); status != http.StatusForbidden {
 		t.Fatalf("sign-in without its CSRF token: %d", status)
 	}
-	_, unknown := b.signIn("nobody@lab.example", "whatever")
-	_, wrong := b.signIn("w@lab.example", "wrong")
-	if !strings.Contains(unknown, "Wrong email or password") || !strings.Contains(wrong, "Wrong email or password") {
-		t.Fatal("an unknown account and a wrong password are told apart")
+	answer := func(email, password string) (int, string) {
+		t.Helper()
+		start := time.Now()
+		status, page := b.signIn(email, password)
+		if took := time.Since(start); took < 500*time.Millisecond {
+			t.Fatalf("%s refused after %v, before the floor every refusal takes", email, took)
+		}
+		i := strings.Index(page, `class="error"`)
+		if i < 0 {
+			t.Fatalf("%s: no error on the page: %d", email, status)
+		}
+		return status, page[i : i+strings.Index(page[i:], "</")]
 	}
-	for range 4 {
-		b.signIn("w@lab.example", "wrong")
+	for range 5 {
+		answer("w@lab.example", "wrong")
 	}
-	if status, page := b.signIn("w@lab.example", "correct horse battery staple"); status != http.StatusForbidden || !strings.Contains(page, "locked") {
-		t.Fatalf("the right password on a locked account: %d", status)
+	locked, lockedMsg := answer("w@lab.example", "correct horse battery staple")
+	for range 6 {
+		if status, msg := answer("nobody@lab.example", "whatever"); status != locked || msg != lockedMsg {
+			t.Fatalf("an unknown email answers %d %q, a locked account %d %q", status, msg, locked, lockedMsg)
+		}
+	}
+	if locked != http.StatusUnauthorized || !strings.Contains(lockedMsg, "Wrong email or password") {
+		t.Fatalf("the right password on a locked account: %d %q", locked, lockedMsg)
 	}
 	if u, _ := ts.node.FSM().User("w@lab.example"); u.GetLockedUntilUnix() <= time.Now().Unix() {
 		t.Fatalf("lock not replicated: %v", u)

@@ -138,8 +138,8 @@ func (s *Server) memberRoutes(r gin.IRoutes) {
 	r.GET(node.PathClock, func(c *gin.Context) { c.JSON(http.StatusOK, s.node.Clock()) })
 	r.GET(node.PathReadIndex, func(c *gin.Context) {
 		read := s.node.LeaderReadIndex
-		if c.Query("committed") == "true" {
-			read = s.node.LeaderCommitIndex
+		if c.Query("applied") == "true" {
+			read = s.node.LeaderAppliedIndex
 		}
 		ri, err := read()
 		if err != nil {

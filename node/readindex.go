@@ -23,15 +23,20 @@ type ReadIndex struct {
 	Index uint64 `json:"index"`
 }
 
-// LeaderCommitIndex, on the leader, returns its commit index without a
-// barrier (PathReadIndex?committed=true): every write it acknowledged is
-// at or before it. A deposed leader that does not know it yet may give an
-// index behind the region's; CatchUp accepts that, ConsistentRead does not.
-func (n *Node) LeaderCommitIndex() (ReadIndex, error) {
+// LeaderAppliedIndex, on the leader, returns the index its state machine
+// has applied, without a barrier (PathReadIndex?applied=true): a leader
+// applies a write before it acknowledges it, and an admitted leader has
+// applied its predecessors' (Admitted), so every acknowledged write is at
+// or before it. It is a command's index, which a follower's state machine
+// reaches too (raft's commit index may be a barrier or a no-op, which no
+// state machine counts). A deposed leader that does not know it yet may
+// give an index behind the region's; CatchUp accepts that, ConsistentRead
+// does not.
+func (n *Node) LeaderAppliedIndex() (ReadIndex, error) {
 	if !n.IsLeader() {
 		return ReadIndex{}, ErrNoLeader
 	}
-	return ReadIndex{Index: n.raft.CommitIndex()}, nil
+	return ReadIndex{Index: n.stateIndex()}, nil
 }
 
 // LeaderReadIndex, on the leader, confirms that it still leads by
@@ -93,10 +98,10 @@ func (n *Node) ConsistentRead(ctx context.Context) error {
 	return nil
 }
 
-// CatchUp returns once this node has applied what the leader had committed
+// CatchUp returns once this node has applied what the leader had applied
 // when the call began, so that a credential an acknowledged write created
 // (an API key, a provider) is found here: a follower learns of a commit a
-// moment after the leader. It asks the leader for its commit index, with
+// moment after the leader. It asks the leader for its applied index, with
 // no barrier, so it costs the leader no log entry; the requests that wait
 // at once share one question (a stranger sending unknown keys costs the
 // leader at most one question in flight per follower). On the leader it
@@ -115,20 +120,20 @@ func (n *Node) CatchUp(ctx context.Context) error {
 			return ReadIndex{}, ErrNoLeader
 		}
 		var ri ReadIndex
-		status, err := n.call(fctx, http.MethodGet, leader+PathReadIndex+"?committed=true", "", nil, &ri)
+		status, err := n.call(fctx, http.MethodGet, leader+PathReadIndex+"?applied=true", "", nil, &ri)
 		if err == nil && status != http.StatusOK {
 			err = fmt.Errorf("status %d: %w", status, ErrNoLeader)
 		}
 		return ri, err
 	})
 	if err != nil {
-		return fmt.Errorf("commit index from the leader: %w", err)
+		return fmt.Errorf("applied index from the leader: %w", err)
 	}
 	n.awaitApplied(ctx, ri.Index)
 	return ctx.Err()
 }
 
-// commitFetches coalesces questions for the leader's commit index: a
+// commitFetches coalesces questions for the leader's applied index: a
 // caller joins the next question, which starts once the one in flight (if
 // any) is answered, so that every caller's answer was asked after it came.
 type commitFetches struct {

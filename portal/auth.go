@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -43,10 +44,22 @@ func loginCSRF(c *gin.Context) bool {
 	return err == nil && cookie != "" && hmac.Equal([]byte(cookie), []byte(c.PostForm("csrf")))
 }
 
-// login checks the password: an unknown account and a wrong password get
-// the same answer; a wrong password counts against the account (five lock
-// it for 15 minutes), recorded in the replicated state.
+// signInFloor is the least time a refused sign-in takes: an unknown email
+// costs a hash, a wrong password a hash and a raft write, a locked account
+// a hash, and each is answered alike after this long, so that neither the
+// answer nor its time tells which emails exist or which are locked.
+const signInFloor = 500 * time.Millisecond
+
+// badSignIn is the one answer of a refused sign-in.
+const badSignIn = "Wrong email or password, or too many failed sign-ins on this account: then wait 15 minutes."
+
+// login checks the password: an unknown account, a wrong password and a
+// locked account get the same answer after the same time; a wrong password
+// counts against the account (five lock it for 15 minutes), recorded in
+// the replicated state, which a follower reads once it has caught up with
+// the leader's commits (a lock set a moment ago elsewhere holds here).
 func (p *Portal) login(c *gin.Context) {
+	start := time.Now()
 	if !loginCSRF(c) {
 		p.showLogin(c, http.StatusForbidden, "The form expired; please sign in again.")
 		return
@@ -57,23 +70,31 @@ func (p *Portal) login(c *gin.Context) {
 		p.showLogin(c, http.StatusTooManyRequests, busyHashing)
 		return
 	}
+	release = sync.OnceFunc(release)
 	defer release()
+	refuse := func() {
+		release() // the wait holds no hash slot
+		time.Sleep(time.Until(start.Add(signInFloor)))
+		p.showLogin(c, http.StatusUnauthorized, badSignIn)
+	}
+	if err := p.region.CatchUp(c.Request.Context()); err != nil {
+		p.cfg.Logger.Warn("sign-in decided on this node's state: cannot catch up with the leader", "err", err)
+	}
 	email, password := strings.ToLower(strings.TrimSpace(c.PostForm("email"))), c.PostForm("password")
 	u, ok := p.region.FSM().User(email)
 	now := p.cfg.Now()
 	switch {
-	case ok && now.Unix() < u.GetLockedUntilUnix():
-		p.showLogin(c, http.StatusForbidden, "This account is locked after repeated failed sign-ins; try again in 15 minutes.")
-		return
 	case !ok:
-		// An unknown account costs the same argon2id check as a known
-		// one, so that the answer's time does not tell which emails exist.
-		CheckPassword(p.unknownHash, password)
-		p.showLogin(c, http.StatusUnauthorized, "Wrong email or password.")
+		CheckPassword(p.unknownHash, password) // costs what a known account's check does
+		refuse()
+		return
+	case now.Unix() < u.GetLockedUntilUnix():
+		CheckPassword(u.GetPasswordHash(), password)
+		refuse()
 		return
 	case !CheckPassword(u.GetPasswordHash(), password) || u.GetDisabled():
 		command.Login(c.Request.Context(), p.region, &fsmpb.Login{Email: email})
-		p.showLogin(c, http.StatusUnauthorized, "Wrong email or password.")
+		refuse()
 		return
 	}
 	if len(u.GetTotpSecret()) > 0 {

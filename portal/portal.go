@@ -43,8 +43,10 @@ type Region interface {
 	FSM() *fsm.FSM
 	Status() (node.Status, error)
 	// ConsistentRead waits until this node's state holds what the region
-	// has committed (raft's read index).
+	// has committed (raft's read index); CatchUp until it holds what the
+	// leader had committed, without a barrier.
 	ConsistentRead(ctx context.Context) error
+	CatchUp(ctx context.Context) error
 }
 
 // Config configures the portal of one node.
