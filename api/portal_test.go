@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/totp"
 
 	"github.com/covid-backend/covid-backend/command"
@@ -79,6 +80,18 @@ func addWorker(t *testing.T, ts *testServer, email string, totpSecret []byte, ro
 	}
 }
 
+// totpWorker adds an account of the lab with a second factor, whose key
+// it returns.
+func totpWorker(t *testing.T, ts *testServer, email string, roles ...string) *otp.Key {
+	t.Helper()
+	key, err := totp.Generate(totp.GenerateOpts{Issuer: "test", AccountName: email})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addWorker(t, ts, email, []byte(key.Secret()), roles...)
+	return key
+}
+
 func (b *browserish) signIn(email, password string) (int, string) {
 	b.t.Helper()
 	_, page, _ := b.get("/login")
@@ -140,11 +153,7 @@ func TestPortalSignIn(t *testing.T) {
 // code does. Signing out ends the session on every node (its epoch).
 func TestPortalSecondFactorAndSignOut(t *testing.T) {
 	ts := verifyServer(t)
-	key, err := totp.Generate(totp.GenerateOpts{Issuer: "test", AccountName: "w@lab.example"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	addWorker(t, ts, "w@lab.example", []byte(key.Secret()), "issue", "codes")
+	key := totpWorker(t, ts, "w@lab.example", "issue", "codes")
 	b := portalClient(t, ts)
 	_, page := b.signIn("w@lab.example", "correct horse battery staple")
 	if !strings.Contains(page, "authenticator") {
@@ -280,11 +289,7 @@ func TestPortalIssueReloadIssuesNothing(t *testing.T) {
 // second factor: the password alone still signs in to nothing.
 func TestPortalSavingAnAccountKeepsItsSecondFactor(t *testing.T) {
 	ts := verifyServer(t)
-	key, err := totp.Generate(totp.GenerateOpts{Issuer: "test", AccountName: "w@lab.example"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	addWorker(t, ts, "w@lab.example", []byte(key.Secret()), "issue")
+	key := totpWorker(t, ts, "w@lab.example", "issue")
 	addWorker(t, ts, "boss@lab.example", nil, "users")
 	boss := portalClient(t, ts)
 	boss.signIn("boss@lab.example", "correct horse battery staple")

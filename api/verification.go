@@ -71,8 +71,8 @@ func (s *Server) verificationRoutes(r gin.IRoutes, limit gin.HandlerFunc) {
 	issuing := []gin.HandlerFunc{limit, s.admittedVerify, s.requireAPIKey(fsm.APIKeyAdmin), s.readVerifyBody}
 	r.POST("/api/issue", append(issuing, s.issue)...)
 	r.POST("/api/batch-issue", append(issuing, s.batchIssue)...)
-	// A provider may ask for a code's status as a consistent read, through
-	// the leader (before the body is read, so the proxy forwards it).
+	// A code's status is a consistent read always: a lab checks a code right
+	// after an app verified it, maybe through another node.
 	r.POST("/api/checkcodestatus", append(issuing, s.consistentRead, s.checkCodeStatus)...)
 	r.POST("/api/expirecode", append(issuing, s.expireCode)...)
 }
@@ -102,7 +102,7 @@ func verifyFail(c *gin.Context, e *verify.Error) {
 // kind; an admin key's provider must be active. Anything else is 401. A
 // key this node does not know yet may have been created a moment ago
 // through another node: before it refuses, the node catches up with what
-// the leader has committed (node.CatchUp).
+// the leader has applied (node.CatchUp).
 func (s *Server) requireAPIKey(kind string) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		hash := sha256.Sum256([]byte(c.GetHeader("X-API-Key")))
