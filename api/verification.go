@@ -58,12 +58,14 @@ const maxVerifyBody = 64_000
 // verificationRoutes registers the device API (device keys) and the
 // issuing API (admin keys of a provider).
 //
-// A decoy (X-Chaff) passes the rate limit uncounted, as the reference
-// limits after its chaff handler: an app's decoys spend none of its
-// client's allowance. A decoy still needs a valid key, reads at most
-// maxVerifyBody, costs a signature and changes nothing (readVerifyBody).
+// A decoy (X-Chaff) spends none of its client's allowance for real
+// requests, as the reference limits after its chaff handler; decoys count
+// against an allowance of their own, as large, so that a flood of them is
+// bounded per client too (each costs a signature). A decoy still needs a
+// valid key, reads at most maxVerifyBody and changes nothing
+// (readVerifyBody).
 func (s *Server) verificationRoutes(r gin.IRoutes, limit gin.HandlerFunc) {
-	limit = unlessChaff(limit)
+	limit = chaffApart(limit, rateLimit(newIPLimiter(s.cfg.Limits.PublishRate, s.cfg.Limits.PublishBurst, s.cfg.Now)))
 	device := []gin.HandlerFunc{limit, s.admittedVerify, s.requireAPIKey(fsm.APIKeyDevice), s.readVerifyBody}
 	r.POST("/api/verify", append(device, s.deviceVerify)...)
 	r.POST("/api/certificate", append(device, s.certificate)...)
@@ -77,11 +79,13 @@ func (s *Server) verificationRoutes(r gin.IRoutes, limit gin.HandlerFunc) {
 	r.POST("/api/expirecode", append(issuing, s.expireCode)...)
 }
 
-// unlessChaff runs a handler for every request but decoys.
-func unlessChaff(h gin.HandlerFunc) gin.HandlerFunc {
+// chaffApart runs real for real requests and decoy for decoys.
+func chaffApart(real, decoy gin.HandlerFunc) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		if c.GetHeader("X-Chaff") == "" {
-			h(c)
+			real(c)
+		} else {
+			decoy(c)
 		}
 	}
 }
