@@ -52,7 +52,7 @@ soak: build
 FUZZTIME ?= 5s
 FUZZ_TARGETS := ./publish:FuzzPublish ./publish:FuzzParseCode ./publish:FuzzRevisionToken \
 	./export:FuzzDecode ./fsm:FuzzApply ./fsm:FuzzRestore ./fsm:FuzzDecodeStoredKey ./node:FuzzBatchFrames ./feed:FuzzParseName ./federation:FuzzGossip \
-	./api:FuzzCursor ./verify:FuzzParseToken ./portal:FuzzDecodeSession ./backup:FuzzOpen
+	./api:FuzzCursor ./verify:FuzzParseToken ./portal:FuzzDecodeSession ./portal:FuzzOpenFlash ./backup:FuzzOpen
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; name=$${t##*:}; \

@@ -58,11 +58,15 @@ func (p *Portal) setFlash(c *gin.Context, page, email string, data any, maxAge t
 	if err != nil {
 		return err
 	}
-	aead := flashAEAD(p.cfg.SessionKey)
+	setCookie(c, flashCookie, sealFlash(p.cfg.SessionKey, plain), maxAge)
+	return nil
+}
+
+func sealFlash(key, plain []byte) string {
+	aead := flashAEAD(key)
 	nonce := make([]byte, aead.NonceSize())
 	rand.Read(nonce) // never fails
-	setCookie(c, flashCookie, base64.RawURLEncoding.EncodeToString(aead.Seal(nonce, nonce, plain, []byte(flashCookie))), maxAge)
-	return nil
+	return base64.RawURLEncoding.EncodeToString(aead.Seal(nonce, nonce, plain, []byte(flashCookie)))
 }
 
 // readFlash opens the cookie for page and account into out.
@@ -71,8 +75,14 @@ func (p *Portal) readFlash(c *gin.Context, page, email string, out any) error {
 	if err != nil {
 		return errNoFlash
 	}
+	return openFlash(p.cfg.SessionKey, raw, page, email, out)
+}
+
+// openFlash opens a flash cookie's value (whatever a browser, or a
+// stranger, sends) for page and account into out.
+func openFlash(key []byte, raw, page, email string, out any) error {
 	sealed, err := base64.RawURLEncoding.DecodeString(raw)
-	aead := flashAEAD(p.cfg.SessionKey)
+	aead := flashAEAD(key)
 	if err != nil || len(sealed) < aead.NonceSize() {
 		return errNoFlash
 	}

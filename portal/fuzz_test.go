@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
 )
@@ -22,5 +23,32 @@ func FuzzDecodeSession(f *testing.F) {
 			t.Fatalf("%q decoded to %+v, which encodes as %q: a cookie not signed as made", raw, s, again)
 		}
 		_ = s.live(time.Unix(1_800_000_000, 0), sessionMaxAge)
+	})
+}
+
+// FuzzOpenFlash: a flash cookie is whatever a stranger sends; it opens
+// only when sealed with the key, for that page and account, and never
+// panics.
+func FuzzOpenFlash(f *testing.F) {
+	key := []byte("fuzz session key")
+	plain, _ := json.Marshal(flash{Page: "issued", Email: "w@lab.example", Data: json.RawMessage(`{"Code":"12345678"}`)})
+	good := sealFlash(key, plain)
+	for _, s := range []string{good, "", "AAAA", good[:len(good)-2], good + "A"} {
+		f.Add(s)
+	}
+	var shown issued
+	if err := openFlash(key, good, "issued", "w@lab.example", &shown); err != nil || shown.Code != "12345678" {
+		f.Fatalf("a sealed flash does not open: %v %+v", err, shown)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		// Only the seeds were sealed with the key (each worker seals its
+		// own, with a nonce of its own): whatever opens holds their code.
+		var got issued
+		if openFlash(key, raw, "issued", "w@lab.example", &got) == nil && got.Code != "12345678" {
+			t.Fatalf("%q opened to %+v without being sealed with the key", raw, got)
+		}
+		if openFlash(key, raw, "apikey", "w@lab.example", &got) == nil || openFlash(key, raw, "issued", "x@lab.example", &got) == nil {
+			t.Fatalf("%q opened for another page or account", raw)
+		}
 	})
 }
