@@ -141,6 +141,25 @@ func TestRegionRestartFromDisk(t *testing.T) {
 	c.waitHasAll(acked, 30*time.Second, c.ids(3)...)
 }
 
+// A follower restarted in an idle region becomes ready without waiting for
+// the next write: after an election the log ends in entries the state
+// machine never sees (raft's no-op, the new leader's barrier), so a
+// follower that waited for its state machine to reach the commit index
+// stayed "not ready" until some client wrote. Every node is restarted in
+// turn, twice, with no write in between.
+func TestIdleRegionRestartsReady(t *testing.T) {
+	c := newCluster(t)
+	c.form(3)
+	for round := range 2 {
+		for i, id := range c.ids(3) {
+			c.stop(id)
+			c.start(i + 1)
+			c.waitReady(id)
+			t.Logf("round %d: %s ready after its restart", round+1, id)
+		}
+	}
+}
+
 // A node just restarted, or just elected, may not have applied the entries
 // after its snapshot yet: one of them registered the health authority. It
 // must answer an upload "retry" (503) in that window, never 401: a valid

@@ -72,8 +72,12 @@ func (n *Node) AppliedIndex() uint64 { return n.raft.AppliedIndex() }
 // snapshot: it must not tell a valid client "unauthorized". A leader is
 // admitted once it has applied every entry committed before its term
 // (catchUpAsLeader); a follower once it has heard from its region since it
-// started, applied what was committed then, and holds its own member
-// record. A follower stays admitted after that, as it stays a member.
+// started, has had raft hand its state machine everything committed then,
+// and holds its own member record. A follower stays admitted after that,
+// as it stays a member. raft's applied index, not the state machine's, is
+// compared: after an election the log ends in entries the state machine
+// never sees (the no-op, the new leader's barrier), and a follower that
+// waited for its state machine to reach them waited for the next write.
 func (n *Node) Admitted() bool {
 	if n.IsLeader() {
 		return n.leaderCaughtUp.Load() == n.raft.CurrentTerm()
@@ -81,7 +85,7 @@ func (n *Node) Admitted() bool {
 	if n.caughtUp.Load() {
 		return true
 	}
-	if n.raft.LastContact().IsZero() || n.stateIndex() < n.raft.CommitIndex() {
+	if n.raft.LastContact().IsZero() || n.raft.AppliedIndex() < n.raft.CommitIndex() {
 		return false
 	}
 	if _, ok := n.fsm.Node(n.cfg.ID); !ok {
