@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -271,4 +272,71 @@ func TestPoolKeyRotation(t *testing.T) {
 			t.Logf("%s, %s restarted: A's batch %d in B after %v", s.name, r.region, seq, took.Round(time.Millisecond))
 		}
 	}
+}
+
+// An operator's rotation on one node, as issue 25 reported it: a fresh
+// region seals at once after its start, is restarted with a second export
+// key, and must serve every file it published with the same bytes. Runs
+// once in make test; COVID_ROTATION_RUNS=50 repeats it.
+func TestEarlySealKeepsFilesAfterKeyAdded(t *testing.T) {
+	runs := 1
+	if s := os.Getenv("COVID_ROTATION_RUNS"); s != "" {
+		var err error
+		if runs, err = strconv.Atoi(s); err != nil {
+			t.Fatalf("COVID_ROTATION_RUNS=%q: %v", s, err)
+		}
+	}
+	changed := 0
+	for run := range runs {
+		if earlySealChangesFiles(t) {
+			changed++
+		}
+		t.Logf("run %d: %d of %d runs changed a file", run+1, changed, run+1)
+	}
+	if changed > 0 {
+		t.Fatalf("%d of %d runs served a published file with other bytes after a key was added", changed, runs)
+	}
+}
+
+// earlySealChangesFiles runs the rotation once and tells whether any
+// published name answered with other bytes after the restart.
+func earlySealChangesFiles(t *testing.T) bool {
+	dir := t.TempDir()
+	e1, e2 := filepath.Join(dir, "e1.pem"), filepath.Join(dir, "e2.pem")
+	writeExportKey(t, e1)
+	writeExportKey(t, e2)
+	one := []string{"--export-key-file", e1, "--export-key-id", "310", "--export-key-version", "v1"}
+	both := []string{"--export-key-file", e1 + "," + e2, "--export-key-id", "310,310", "--export-key-version", "v1,v2"}
+	c := newCluster(t, append(one, "--seal-interval", "1h")...)
+	c.form(1)
+	for range 10 {
+		if _, err := c.upload(c.node("n1").url()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	status, body := c.post(c.node("n1").url(), "/v1/admin/seal", c.token, nil)
+	if status != http.StatusOK {
+		t.Fatalf("seal: %d %v", status, body)
+	}
+	first := c.published("n1")
+	if len(first) == 0 {
+		t.Fatal("nothing published")
+	}
+	c.stop("n1")
+	c.extra = append(both, "--seal-interval", "1h")
+	c.start(1)
+	c.waitReady("n1")
+	changed := false
+	for name, data := range first {
+		c.waitFor("n1 to serve "+name, 15*time.Second, func() bool {
+			status, b, _ := c.get("n1", "/"+name)
+			if status == http.StatusOK && !bytes.Equal(b, data) {
+				t.Logf("%s: %d bytes, then %d after adding a key", name, len(data), len(b))
+				changed = true
+			}
+			return status == http.StatusOK
+		})
+	}
+	c.stopAll()
+	return changed
 }

@@ -80,9 +80,8 @@ func (n *Node) awaitApplied(ctx context.Context, idx uint64) {
 
 // stamp sets the version cmd goes out with (the command is the applier's:
 // command.Applier). When the region does not apply that version yet it
-// waits, within ctx: a new region records its first member a moment after
-// it starts, a region being upgraded not before its last member runs the
-// new build.
+// waits, within ctx: a region being upgraded does not apply a new version
+// before its last member runs the new build.
 func (n *Node) stamp(ctx context.Context, cmd *fsmpb.Command) error {
 	for attempt := 0; ; attempt++ {
 		err := command.Stamp(cmd, n.RegionVersion())
@@ -162,14 +161,25 @@ func (n *Node) applyLocal(ctx context.Context, cmd *fsmpb.Command) (*fsmpb.Resul
 }
 
 // RegionVersion is the newest command version every member of the region
-// applies, by the versions members recorded in the replicated state (a
-// member that recorded none applies version 1).
+// applies, by the versions members recorded in the replicated state. A
+// node that just bootstrapped a region of its own has recorded nothing
+// yet, but it is the whole region: its build's version is the region's.
+// Otherwise a region with no record applies version 1 (the oldest), and
+// a command stamped there would lose what later versions record (a seal
+// its export keys, any write its request id).
 func (n *Node) RegionVersion() uint32 {
 	v, recorded := n.fsm.MinCommandVersion(command.Version)
-	if !recorded {
+	if !recorded && !n.alone() {
 		return 1
 	}
 	return v
+}
+
+// alone tells whether this node is the only server of its region's raft
+// configuration, as right after it bootstrapped the region.
+func (n *Node) alone() bool {
+	servers, err := n.servers()
+	return err == nil && len(servers) == 1 && string(servers[0].ID) == n.cfg.ID
 }
 
 // leaderURL returns the base URL of the current leader's member

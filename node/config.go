@@ -96,6 +96,11 @@ type Config struct {
 	// log the reason and exit with status 3, so that an operator upgrades
 	// the node instead of running it with drifting state).
 	Halt func(error)
+
+	// unrecorded keeps the node from recording itself in the region
+	// (registerSelf), so that a test holds it, deterministically, in the
+	// moment after a bootstrap before its record is applied.
+	unrecorded bool
 }
 
 // LeaderJob is work only the leader does, such as registering defaults.

@@ -123,7 +123,9 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	runCtx, cancel := context.WithCancel(context.Background())
 	n.runCtx, n.cancel = runCtx, cancel
 	n.goRun(func() { n.watchLeadership(runCtx) })
-	n.goRun(func() { n.registerSelf(runCtx) })
+	if !n.cfg.unrecorded {
+		n.goRun(func() { n.registerSelf(runCtx) })
+	}
 	n.goRun(func() { n.warnPolicy(runCtx) })
 	n.goRun(func() { n.diskLoop(runCtx) })
 	n.goRun(func() { n.stallLoop(runCtx) })

@@ -131,7 +131,7 @@ func TestRollingUpgradeGate(t *testing.T) {
 	defer n.Close(context.Background())
 	ctx := context.Background()
 	deadline := time.Now().Add(10 * time.Second)
-	for n.RegionVersion() != command.Version {
+	for have, _ := n.fsm.Node(cfg.ID); have.GetCommandVersion() != command.Version; have, _ = n.fsm.Node(cfg.ID) {
 		if time.Now().After(deadline) {
 			t.Fatal("the node never recorded its own command version")
 		}

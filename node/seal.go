@@ -37,6 +37,10 @@ func every(ctx context.Context, interval time.Duration, f func()) error {
 	}
 }
 
+// sealSignersVersion is the command version from which a seal records the
+// export keys that sign its files.
+const sealSignersVersion = 2
+
 // ErrNothingToSeal means no accepted key has expired since the last batch.
 var ErrNothingToSeal = errors.New("nothing to seal")
 
@@ -62,6 +66,12 @@ func paddingPicks(regionVersion uint32, n int) ([]uint32, error) {
 // and the state machine decides, the same on every node, which keys the
 // batch holds.
 func (n *Node) SealNow(ctx context.Context) (*fsmpb.SealResult, error) {
+	// A batch sealed below version 2 records no export keys, and its files
+	// would be signed with whatever keys a node has when it builds them:
+	// the same name could later carry other bytes.
+	if v := n.RegionVersion(); v < sealSignersVersion {
+		return nil, &command.ErrUpgradePending{Type: fsmpb.CommandType_COMMAND_TYPE_SEAL, Need: sealSignersVersion, Region: v}
+	}
 	policy, _ := n.Policy()
 	target := 0
 	if policy.GetSealMinKeys() > 0 {
