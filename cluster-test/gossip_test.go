@@ -127,7 +127,8 @@ func TestGossipAcrossRegions(t *testing.T) {
 	for i := 1; i <= 3; i++ {
 		c.start(i)
 	}
-	took = waitBatchEverywhere(t, []*cluster{c}, "A", 3, third)
+	// B too, before the rogue's batches are told apart from A's by number.
+	took = waitBatchEverywhere(t, []*cluster{b, c}, "A", 3, third)
 	t.Logf("C restarted and caught up with A's batch 3 after %v", took.Round(time.Millisecond))
 
 	// A rogue gateway with the pool key but not A's signing key claims to

@@ -4,20 +4,37 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"io"
 	"log"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/memberlist"
 )
 
+// Bounds of the streams (push/pulls, messages too large for UDP) one node
+// takes from the pool. memberlist reads a push/pull of up to 20 MiB, 128
+// at once (its constants, not configurable): a holder of the pool key
+// could make a node hold gigabytes. A pool exchange is a few KB.
+const (
+	maxStreamBytes = 1 << 20
+	maxStreams     = 8
+)
+
 // boundTransport is memberlist's TCP/UDP transport, except that streams
 // are dialed from the node's own address (UDP already leaves from the
-// bound socket): peers and firewalls see each gateway under its own IP.
+// bound socket): peers and firewalls see each gateway under its own IP;
+// and that incoming streams are bounded: at most maxStreams at once (more
+// are closed at once), each read up to maxStreamBytes.
 type boundTransport struct {
 	*memberlist.NetTransport
-	dialer net.Dialer
+	dialer  net.Dialer
+	streams chan net.Conn
+	slots   chan struct{}
+	done    chan struct{}
+	stop    sync.Once
 }
 
 func newBoundTransport(ip string, port int, logger *log.Logger) (*boundTransport, error) {
@@ -25,7 +42,59 @@ func newBoundTransport(ip string, port int, logger *log.Logger) (*boundTransport
 	if err != nil {
 		return nil, err
 	}
-	return &boundTransport{NetTransport: nt, dialer: net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}}, nil
+	t := &boundTransport{NetTransport: nt, dialer: net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}},
+		streams: make(chan net.Conn), slots: make(chan struct{}, maxStreams), done: make(chan struct{})}
+	go t.limitStreams(nt.StreamCh())
+	return t, nil
+}
+
+// StreamCh hands memberlist the incoming streams within their bounds.
+func (t *boundTransport) StreamCh() <-chan net.Conn { return t.streams }
+
+// Shutdown stops the transport and the stream bounds.
+func (t *boundTransport) Shutdown() error {
+	t.stop.Do(func() { close(t.done) })
+	return t.NetTransport.Shutdown()
+}
+
+func (t *boundTransport) limitStreams(in <-chan net.Conn) {
+	for {
+		select {
+		case <-t.done:
+			return
+		case c := <-in:
+			select {
+			case t.slots <- struct{}{}:
+			default:
+				c.Close() // as many streams as a node takes at once
+				continue
+			}
+			lc := &limitedConn{Conn: c, r: io.LimitReader(c, maxStreamBytes), slots: t.slots}
+			select {
+			case t.streams <- lc:
+			case <-t.done:
+				lc.Close()
+				return
+			}
+		}
+	}
+}
+
+// limitedConn is an incoming stream: it reads up to its limit, then ends
+// (memberlist refuses the truncated message), and frees its slot when
+// closed.
+type limitedConn struct {
+	net.Conn
+	r     io.Reader
+	slots chan struct{}
+	once  sync.Once
+}
+
+func (c *limitedConn) Read(b []byte) (int, error) { return c.r.Read(b) }
+
+func (c *limitedConn) Close() error {
+	c.once.Do(func() { <-c.slots })
+	return c.Conn.Close()
 }
 
 func (t *boundTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
