@@ -18,10 +18,17 @@ import (
 // a million keys take about 50 MB).
 const maxRestoreBytes = 4 << 30
 
-// backupState is GET /v1/admin/backup: a consistent copy of the region's
-// state, taken on the leader while writes go on, in the backup format. A
-// follower answers 409 with the leader's address.
+// backupState is GET /v1/admin/backup?recipient=age1…: a consistent copy
+// of the region's state, taken on the leader while writes go on, in the
+// backup format, encrypted to the named age recipients (comma-separated):
+// it never leaves the node in clear. A follower answers 409 with the
+// leader's address.
 func (s *Server) backupState(c *gin.Context) {
+	recipients, err := backup.ParseRecipients(c.Query("recipient"))
+	if err != nil {
+		fail(c, http.StatusBadRequest, "bad_request", err.Error())
+		return
+	}
 	meta, rc, err := s.node.BackupSnapshot(c.Request.Context())
 	if errors.Is(err, node.ErrNotLeaderForBackup) {
 		s.notLeader(c, err)
@@ -41,11 +48,25 @@ func (s *Server) backupState(c *gin.Context) {
 		h.FederationKeyID = s.cfg.FederationKey.ID
 	}
 	c.Header("Content-Type", "application/octet-stream")
-	c.Header("Content-Disposition", `attachment; filename="`+h.Region+`-`+time.Unix(h.CreatedUnix, 0).UTC().Format("20060102T150405Z")+`.backup"`)
+	c.Header("Content-Disposition", `attachment; filename="`+h.Region+`-`+time.Unix(h.CreatedUnix, 0).UTC().Format("20060102T150405Z")+`.backup.age"`)
 	c.Status(http.StatusOK)
-	if err := backup.Write(c.Writer, h, rc); err != nil {
-		s.cfg.Logger.Error("backup cut off", "err", err) // the checksum trailer is missing: restore refuses it
+	w, err := backup.Seal(c.Writer, recipients)
+	if err == nil {
+		err = errors.Join(backup.Write(w, h, rc, s.backupKeys()[0]), w.Close())
 	}
+	if err != nil {
+		s.cfg.Logger.Error("backup cut off", "err", err) // the trailer is missing: restore refuses it
+	}
+}
+
+// backupKeys are the keys of backup trailers: the first signs, every one
+// opens (code key rotation).
+func (s *Server) backupKeys() [][]byte {
+	keys := make([][]byte, len(s.codeKeys))
+	for i, k := range s.codeKeys {
+		keys[i] = backup.Key(k)
+	}
+	return keys
 }
 
 // notLeader answers 409 and names the leader's API address.
@@ -62,11 +83,12 @@ func (s *Server) notLeader(c *gin.Context, err error) {
 }
 
 // restoreState is POST /v1/admin/restore: seeds this (new) region with the
-// state of a backup of the same region; ?force=true replaces a region's
-// state that is not new. The file is checked whole (checksum, region,
-// formats, every record) before anything changes.
+// state of a backup of the same region, as decrypted by the operator
+// (covid-node restore --identity); ?force=true replaces a region's state
+// that is not new. The file is checked whole (the trailer under the
+// region's key, region, formats, every record) before anything changes.
 func (s *Server) restoreState(c *gin.Context) {
-	h, f, err := backup.Open(http.MaxBytesReader(c.Writer, c.Request.Body, maxRestoreBytes), s.node.Config().DataDir)
+	h, f, err := backup.Open(http.MaxBytesReader(c.Writer, c.Request.Body, maxRestoreBytes), s.node.Config().DataDir, s.backupKeys())
 	if err != nil {
 		fail(c, http.StatusBadRequest, "bad_backup", err.Error())
 		return

@@ -10,13 +10,14 @@ import (
 // panic, never more read than the header promises.
 func FuzzOpen(f *testing.F) {
 	var good bytes.Buffer
-	Write(&good, Header{Region: "r1", Size: 5}, bytes.NewReader([]byte("state")))
+	key := Key([]byte("fuzz"))
+	Write(&good, Header{Region: "r1", Size: 5}, bytes.NewReader([]byte("state")), key)
 	for _, s := range [][]byte{good.Bytes(), nil, []byte(Magic), []byte(Magic + "{}\n")} {
 		f.Add(s)
 	}
 	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, data []byte) {
-		h, file, err := Open(bytes.NewReader(data), dir)
+		h, file, err := Open(bytes.NewReader(data), dir, [][]byte{key})
 		if err != nil {
 			if file != nil {
 				t.Fatal("a refused file left a snapshot open")

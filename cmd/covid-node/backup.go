@@ -3,21 +3,30 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
+
+	"filippo.io/age"
+
+	"github.com/covid-backend/covid-backend/backup"
+	"github.com/covid-backend/covid-backend/membertls"
 )
 
 // backupCmd writes a backup of the region's state to a file, through the
-// leader (a follower's answer names it, and the request goes there).
+// leader (a follower's answer names it, and the request goes there),
+// encrypted by the node to the operators' age recipients.
 func backupCmd(ctx context.Context, args []string, stdout io.Writer) error {
-	var out string
+	var out, recipients string
 	c, err := subcommand("backup", args, func(fs *flag.FlagSet) {
-		fs.StringVar(&out, "out", "", "the file to write (made 0600; it holds code hashes and submissions, no secrets)")
+		fs.StringVar(&out, "out", "", "the file to write (made 0600), encrypted to --recipient")
+		fs.StringVar(&recipients, "recipient", "", "comma-separated age recipients (age1…, from covid-node keygen --age) the node encrypts the backup to; required: the state holds account password hashes and second-factor secrets")
 	})
 	if err != nil {
 		return err
@@ -25,8 +34,11 @@ func backupCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if out == "" {
 		return fmt.Errorf("backup: --out is required")
 	}
+	if _, err := backup.ParseRecipients(recipients); err != nil {
+		return fmt.Errorf("backup: --recipient: %w", err)
+	}
 	c.http.Timeout = 30 * time.Minute
-	resp, err := c.raw(ctx, http.MethodGet, "/v1/admin/backup", nil)
+	resp, err := c.raw(ctx, http.MethodGet, "/v1/admin/backup?recipient="+url.QueryEscape(recipients), nil)
 	if err != nil {
 		return err
 	}
@@ -54,23 +66,41 @@ func backupCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	return nil
 }
 
-// restoreCmd seeds a new region with a backup of the same region.
+// restoreCmd seeds a new region with a backup of the same region: it
+// decrypts the file with the operator's age identity and sends it to the
+// node, which checks its trailer under the region's key before anything.
 func restoreCmd(ctx context.Context, args []string, stdout io.Writer) error {
-	var from string
+	var from, identityFile string
 	var force bool
 	c, err := subcommand("restore", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&from, "from", "", "a file from covid-node backup")
+		fs.StringVar(&identityFile, "identity", "", "the age identity file (from covid-node keygen --age) of a recipient the backup was encrypted to")
 		fs.BoolVar(&force, "force", false, "replace the state of a region that is not new")
 	})
 	if err != nil {
 		return err
+	}
+	identities, err := readIdentities(identityFile)
+	if err != nil {
+		return fmt.Errorf("restore: --identity: %w", err)
 	}
 	c.http.Timeout = 30 * time.Minute
 	path := "/v1/admin/restore"
 	if force {
 		path += "?force=true"
 	}
-	resp, err := c.raw(ctx, http.MethodPost, path, func() (io.Reader, error) { return os.Open(from) })
+	resp, err := c.raw(ctx, http.MethodPost, path, func() (io.Reader, error) {
+		f, err := os.Open(from)
+		if err != nil {
+			return nil, err
+		}
+		r, err := backup.Unseal(f, identities)
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+		return readCloser{r, f}, nil
+	})
 	if err != nil {
 		return err
 	}
@@ -79,6 +109,30 @@ func restoreCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "%s\n", strings.TrimSpace(string(body)))
 	return nil
 }
+
+// readIdentities reads an age identity file (mode 0600 or narrower).
+func readIdentities(path string) ([]age.Identity, error) {
+	if path == "" {
+		return nil, errors.New("required: backups are encrypted")
+	}
+	if err := membertls.CheckSecretFile(path); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return age.ParseIdentities(f)
+}
+
+// readCloser reads r and closes c (raw closes what it sent).
+type readCloser struct {
+	io.Reader
+	c io.Closer
+}
+
+func (r readCloser) Close() error { return r.c.Close() }
 
 // raw sends a request whose answer is not JSON; a 409 that names the
 // leader is sent there once. A non-2xx answer is an error with its message.

@@ -19,6 +19,8 @@ import (
 	"os"
 	"strings"
 
+	"filippo.io/age"
+
 	"github.com/covid-backend/covid-backend/api"
 	"github.com/covid-backend/covid-backend/federation"
 	"github.com/covid-backend/covid-backend/node"
@@ -94,8 +96,20 @@ func keygen(args []string, stdout io.Writer) error {
 	pool := fs.Bool("pool", false, "make a pool key (32 random bytes, base64) instead of a signing key pair")
 	secret := fs.Bool("secret", false, "make a code or revision token key (32 random bytes, base64) for --code-key-file or --revision-key-file")
 	ecdsaKey := fs.Bool("ecdsa", false, "make an ECDSA P-256 key pair (PREFIX.key, PREFIX.pub.pem) for --export-key-file, --verify-cert-key-file or --verify-token-key-file")
+	ageKey := fs.Bool("age", false, "make an operator's age identity (the file itself, 0600) for restore --identity; prints its recipient for backup --recipient")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *ageKey {
+		id, err := age.GenerateX25519Identity()
+		if err != nil {
+			return err
+		}
+		if err := writeNew(*out, []byte(id.String()+"\n")); err != nil {
+			return fmt.Errorf("keygen: %w", err)
+		}
+		fmt.Fprintf(stdout, "wrote age identity %s (keep it offline; restore --identity)\nrecipient: %s (backup --recipient)\n", *out, id.Recipient())
+		return nil
 	}
 	if *ecdsaKey {
 		return ecdsaKeygen(*out, stdout)

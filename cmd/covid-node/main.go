@@ -27,8 +27,10 @@ commands:
   apikeys add|list|revoke
                         manage the verification service's API keys (device keys for apps, admin keys of providers)
   users add|list        manage the web portal's accounts (/portal/: health care workers and operators)
-  backup --out FILE     write a consistent copy of the region's state (through the leader, while it serves)
-  restore --from FILE   seed a new region with a backup of the same region
+  backup --out FILE --recipient AGE
+                        write a consistent copy of the region's state (through the leader, while it serves), encrypted to the operators' age key
+  restore --from FILE --identity KEY
+                        seed a new region with a backup of the same region
   reseed --data-dir DIR make a stopped node with damaged raft state join its region again from its peers
   healthcheck           exit 0 if the node is ready (a container's HEALTHCHECK)
   policy show|set       the region policy (retention, padding, code lifetime) every node follows
@@ -37,7 +39,7 @@ commands:
   submissions           list the kept submissions (for rollback)
   certs ca|node         make the region's CA and node certificates (members speak raft over mutual TLS)
   version               the newest command version this build applies
-  keygen                make a region's federation signing key pair
+  keygen                make keys: a federation signing key pair, a pool key (--pool), a secret (--secret), an ECDSA pair (--ecdsa), an operator's age identity (--age)
   trust add|list|remove manage the regions whose signed batches this region accepts
   federation status|import
                         what this region keeps per origin; fetch a batch from a peer and import it
