@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -16,19 +17,66 @@ import (
 
 const maxAdminBody = 1 << 20
 
-// requireToken admits requests that carry the region's admin token.
+// requireToken admits requests that carry the region's admin token. Wrong
+// tokens count against the client (tokenFailures): past its allowance it
+// is answered 429 before its token is compared, so that guessing is
+// bounded per address.
 func (s *Server) requireToken(c *gin.Context) {
-	got, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
-	if !ok || got == "" {
-		fail(c, http.StatusUnauthorized, "unauthorized", "admin token required: Authorization: Bearer <token>")
+	ip := c.ClientIP()
+	if s.tokenFailures.exhausted(ip) {
+		c.Header("Retry-After", "600")
+		fail(c, http.StatusTooManyRequests, "too_many_requests", "too many wrong admin tokens from this address; try later")
 		return
 	}
-	a, b := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(s.cfg.AdminToken))
-	if subtle.ConstantTimeCompare(a[:], b[:]) != 1 {
-		fail(c, http.StatusUnauthorized, "unauthorized", "wrong admin token")
+	if msg := s.tokenRefusal(c); msg != "" {
+		s.tokenFailures.reserve(ip)
+		fail(c, http.StatusUnauthorized, "unauthorized", msg)
 		return
 	}
 	c.Next()
+}
+
+// tokenRefusal says why a request does not carry the region's admin token
+// ("" when it does).
+func (s *Server) tokenRefusal(c *gin.Context) string {
+	got, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
+	if !ok || got == "" {
+		return "admin token required: Authorization: Bearer <token>"
+	}
+	a, b := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(s.cfg.AdminToken))
+	if subtle.ConstantTimeCompare(a[:], b[:]) != 1 {
+		return "wrong admin token"
+	}
+	return ""
+}
+
+// requireMemberPeer admits a member-port request only from a server of the
+// region's raft configuration, by the node id its certificate names.
+func (s *Server) requireMemberPeer(c *gin.Context) {
+	if peer := node.MemberPeer(c.Request.Context()); !s.node.IsMember(peer) {
+		fail(c, http.StatusForbidden, "not_a_member", fmt.Sprintf("node %q is not a member of this region: an operator adds it (join)", peer))
+		return
+	}
+	c.Next()
+}
+
+// forwarder is who forwards writes: the member its certificate names (none
+// with plaintext raft, where these routes need the admin token anyway),
+// and whether it sent the admin token.
+func (s *Server) forwarder(c *gin.Context) node.Forwarder {
+	peer := node.MemberPeer(c.Request.Context())
+	return node.Forwarder{Peer: peer, Operator: s.tokenRefusal(c) == "" || s.node.TokenlessMember(peer)}
+}
+
+// requireMemberToken admits a membership change on the member port: with
+// the region's admin token, or from a member of the previous release,
+// which sends none (node.TokenlessMember).
+func (s *Server) requireMemberToken(c *gin.Context) {
+	if s.node.TokenlessMember(node.MemberPeer(c.Request.Context())) {
+		c.Next()
+		return
+	}
+	s.requireToken(c)
 }
 
 // bodyLimit bounds what a request may send.
@@ -145,14 +193,14 @@ func (s *Server) expire(c *gin.Context) {
 // forwarded serves commands a follower forwarded, at most limit bytes:
 // apply answers them in the follower's format (protobuf; JSON for builds
 // before version 2).
-func forwarded(contentType string, limit int64, apply func(context.Context, []byte) (int, []byte)) gin.HandlerFunc {
+func (s *Server) forwarded(contentType string, limit int64, apply func(context.Context, []byte) (int, []byte)) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, limit))
 		if err != nil {
 			fail(c, http.StatusBadRequest, "bad_request", "read command: "+err.Error())
 			return
 		}
-		status, reply := apply(c.Request.Context(), body)
+		status, reply := apply(node.WithForwarder(c.Request.Context(), s.forwarder(c)), body)
 		c.Data(status, contentType, reply)
 	}
 }

@@ -2,6 +2,8 @@ package api
 
 import (
 	"net/http"
+	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -147,5 +149,35 @@ func TestStatusAndProbes(t *testing.T) {
 		if !strings.Contains(metrics, want) {
 			t.Fatalf("metrics lack %q:\n%s", want, metrics)
 		}
+	}
+}
+
+// Wrong admin tokens count against the client (issue 21, finding 15: 800
+// wrong tokens from one client all got 401): past its allowance the
+// client is answered 429 before its token is compared, even the right
+// one, while another address with the right token goes on.
+func TestWrongAdminTokensAreLimited(t *testing.T) {
+	ts := newTestServerConfig(t, Config{Limits: Limits{CodeFailuresPerHour: 10, CodeFailureBurst: 10}})
+	from := func(ip, token string) int {
+		req := httptest.NewRequest(http.MethodGet, "/v1/admin/members", nil)
+		req.RemoteAddr = ip + ":4000"
+		req.Header.Set("Authorization", "Bearer "+token)
+		w := httptest.NewRecorder()
+		ts.h.ServeHTTP(w, req)
+		return w.Code
+	}
+	for i := range 10 {
+		if got := from("198.51.100.7", "guess-"+strconv.Itoa(i)); got != http.StatusUnauthorized {
+			t.Fatalf("wrong token %d: %d, want 401", i+1, got)
+		}
+	}
+	if got := from("198.51.100.7", "guess-11"); got != http.StatusTooManyRequests {
+		t.Fatalf("wrong token 11: %d, want 429", got)
+	}
+	if got := from("198.51.100.7", testToken); got != http.StatusTooManyRequests {
+		t.Fatalf("the right token from the guessing address: %d, want 429 (its token is not compared)", got)
+	}
+	if got := from("203.0.113.9", testToken); got != http.StatusOK {
+		t.Fatalf("the right token from another address: %d, want 200", got)
 	}
 }

@@ -72,8 +72,11 @@ type Server struct {
 	codeKeys     [][]byte
 	revisionKeys [][]byte
 	codeFailures *ipLimiter
-	recent       node.Latencies
-	http         *http.Server
+	// tokenFailures counts wrong admin tokens per client, at the rate
+	// wrong codes are allowed.
+	tokenFailures *ipLimiter
+	recent        node.Latencies
+	http          *http.Server
 	// member serves the member port (mutual TLS) when the node has one.
 	member *http.Server
 	// ownSigned keeps this region's signed federation batches.
@@ -105,9 +108,10 @@ func New(cfg Config, n *node.Node) (*Server, error) {
 		cfg.RevisionKeys = [][]byte{publish.RevisionTokenKey(cfg.AdminToken)}
 	}
 	s := &Server{cfg: cfg, node: n, catalog: feed.NewCatalog(cfg.Feed, n.FSM()), codeKeys: cfg.CodeKeys,
-		revisionKeys: cfg.RevisionKeys,
-		codeFailures: newIPLimiter(cfg.Limits.CodeFailuresPerHour/3600, cfg.Limits.CodeFailureBurst, cfg.Now),
-		decoys:       newDecoyKeys(cfg.Verification)}
+		revisionKeys:  cfg.RevisionKeys,
+		codeFailures:  newIPLimiter(cfg.Limits.CodeFailuresPerHour/3600, cfg.Limits.CodeFailureBurst, cfg.Now),
+		tokenFailures: newIPLimiter(cfg.Limits.CodeFailuresPerHour/3600, cfg.Limits.CodeFailureBurst, cfg.Now),
+		decoys:        newDecoyKeys(cfg.Verification)}
 	if v := cfg.Verification; v != nil {
 		s.issuer = verify.NewIssuer(verify.IssuerConfig{Region: n, CodeKeys: cfg.CodeKeys, ShortTTL: v.ShortTTL,
 			SMS: v.SMS, LongTTL: v.LongTTL, SMSTemplate: v.SMSTemplate, RegionName: v.Region, Now: cfg.Now, Logger: cfg.Logger})
@@ -127,14 +131,14 @@ func New(cfg Config, n *node.Node) (*Server, error) {
 		ConnContext:       withConn,
 	}
 	s.member = &http.Server{Handler: s.memberHandler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
-		WriteTimeout: 60 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 16 << 10}
+		WriteTimeout: 60 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 16 << 10, ConnContext: node.MemberConnContext}
 	return s, nil
 }
 
 // memberRoutes are the member-to-member endpoints: on the member port under
 // mutual TLS, or (plaintext raft) on the API port behind the admin token.
 func (s *Server) memberRoutes(r gin.IRoutes) {
-	r.POST(node.PathApplyBatch, forwarded("application/x-protobuf", maxForwardBatchBytes, s.node.ApplyForwardedBatch))
+	r.POST(node.PathApplyBatch, s.forwarded("application/x-protobuf", maxForwardBatchBytes, s.node.ApplyForwardedBatch))
 	r.GET(node.PathClock, func(c *gin.Context) { c.JSON(http.StatusOK, s.node.Clock()) })
 	r.GET(node.PathReadIndex, func(c *gin.Context) {
 		read := s.node.LeaderReadIndex
@@ -151,13 +155,17 @@ func (s *Server) memberRoutes(r gin.IRoutes) {
 }
 
 // memberHandler serves the member port: whoever got past its handshake
-// holds a certificate of the region CA.
+// holds a certificate of the region CA, which alone makes no one a member.
+// Forwarded writes, clocks and read indexes answer only a member of the
+// raft configuration; membership changes (a join among them) need the
+// region's admin token as well, which every node holds and a stolen or
+// stray certificate does not.
 func (s *Server) memberHandler() http.Handler {
 	r := gin.New()
 	r.Use(gin.Recovery())
 	r.NoRoute(func(c *gin.Context) { fail(c, http.StatusNotFound, "not_found", "no such member endpoint") })
-	s.memberRoutes(r)
-	m := r.Group("/", bodyLimit(maxAdminBody))
+	s.memberRoutes(r.Group("/", s.requireMemberPeer))
+	m := r.Group("/", s.requireMemberToken, bodyLimit(maxAdminBody))
 	m.POST(node.PathMembers, s.addMember)
 	m.DELETE(node.PathMembers+"/:id", s.removeMember)
 	m.POST(node.PathMembers+"/transfer-leadership", s.transferLeadership)

@@ -3,8 +3,11 @@ package clustertest
 import (
 	"context"
 	"crypto/tls"
+	"io"
 	"net"
 	"net/http"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -33,6 +36,18 @@ func (s *strangerLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (ne
 
 func (s *strangerLayer) Addr() net.Addr { return s.Listener.Addr() }
 
+// strangerListener is the address a stranger's raft transport names as
+// its own; it closes with the test.
+func strangerListener(t *testing.T) net.Listener {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
 // attack sends a node the two RPCs that take a raft group over: TimeoutNow
 // (start an election now) and AppendEntries with a higher term.
 func attack(t *testing.T, layer *strangerLayer, addr string, term uint64) []error {
@@ -49,9 +64,13 @@ func attack(t *testing.T, layer *strangerLayer, addr string, term uint64) []erro
 	}
 }
 
-func terms(t *testing.T, c *cluster) map[string]uint64 {
+// terms reads the raft term of the given nodes (all three when none).
+func terms(t *testing.T, c *cluster, ids ...string) map[string]uint64 {
+	if len(ids) == 0 {
+		ids = c.ids(3)
+	}
 	out := map[string]uint64{}
-	for _, id := range c.ids(3) {
+	for _, id := range ids {
 		st, err := c.status(id)
 		if err != nil {
 			t.Fatal(err)
@@ -78,20 +97,18 @@ func TestStrangerCannotSpeakRaft(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := strangerListener(t)
 
 	c := newCluster(t)
 	c.form(3)
+	ghost := c.regionCert("ghost") // of the region's own CA, for a node never added
 	before := terms(t, c)
 	for _, id := range c.ids(3) {
 		addr := c.node(id).ip + ":7000"
 		for name, layer := range map[string]*strangerLayer{
-			"plain TCP":         {Listener: l},
-			"another region CA": {Listener: l, tls: creds.ClientConfig(addr, membertls.ProtoRaft)},
+			"plain TCP":               {Listener: l},
+			"another region CA":       {Listener: l, tls: creds.ClientConfig(addr, membertls.ProtoRaft)},
+			"region CA, not a member": {Listener: l, tls: ghost.ClientConfig(addr, membertls.ProtoRaft)},
 		} {
 			for _, err := range attack(t, layer, addr, before[id]) {
 				if err == nil {
@@ -116,6 +133,7 @@ func TestStrangerCannotSpeakRaft(t *testing.T) {
 		resp.Body.Close()
 		t.Fatalf("a client without a certificate got %d from the member port", resp.StatusCode)
 	}
+	c.assertNotMember(ghost, "n2", "")
 	// The RPCs failed at once; a region that had taken them would start an
 	// election within an election timeout: give it five.
 	deadline := time.Now().Add(5 * time.Second)
@@ -146,4 +164,96 @@ func equalTerms(a, b map[string]uint64) bool {
 		}
 	}
 	return len(a) == len(b)
+}
+
+// regionCert makes a node certificate of the cluster's own region CA for id
+// (as an operator's `certs node` does) and loads it.
+func (c *cluster) regionCert(id string) *membertls.Credentials {
+	c.t.Helper()
+	dir := filepath.Join(c.dir, "certs")
+	if out, err := exec.Command(binary, "certs", "node", "--dir", dir, "--id", id, "--ip", "127.0.0.1").CombinedOutput(); err != nil {
+		c.t.Fatalf("certs node --id %s: %v\n%s", id, err, out)
+	}
+	return c.memberCreds(id)
+}
+
+// memberCreds loads the member credential the cluster made for id.
+func (c *cluster) memberCreds(id string) *membertls.Credentials {
+	c.t.Helper()
+	dir := filepath.Join(c.dir, "certs")
+	creds, err := membertls.Load(filepath.Join(dir, "ca.pem"), filepath.Join(dir, id+".pem"), filepath.Join(dir, id+".key"))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return creds
+}
+
+// assertNotMember checks that a holder of creds, a certificate of the
+// region CA whose node is no member, gets nothing from the member port of
+// node at: no forwarded write, no read index, no clock (403), and no join
+// or removal without the region's admin token (401); token is the bearer
+// it sends ("" none).
+func (c *cluster) assertNotMember(creds *membertls.Credentials, at, token string) {
+	c.t.Helper()
+	addr := c.node(at).ip + ":7000"
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: creds.ClientConfig(addr, membertls.ProtoMember), ForceAttemptHTTP2: false}}
+	defer client.CloseIdleConnections()
+	for _, tc := range []struct {
+		method, path, body string
+		want               int
+	}{
+		{http.MethodPost, "/internal/v2/apply-batch", "x", http.StatusForbidden},
+		{http.MethodGet, "/internal/v1/read-index", "", http.StatusForbidden},
+		{http.MethodGet, "/internal/v1/clock", "", http.StatusForbidden},
+		{http.MethodPost, "/v1/admin/members", `{"id":"ghost","raft_addr":"127.0.0.1:7000","http_addr":"127.0.0.1:8080","region":"test"}`, http.StatusUnauthorized},
+		{http.MethodDelete, "/v1/admin/members/n1", "", http.StatusUnauthorized},
+	} {
+		req, _ := http.NewRequest(tc.method, "https://"+addr+tc.path, strings.NewReader(tc.body))
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			c.t.Fatalf("%s %s on %s: %v", tc.method, tc.path, at, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			c.t.Fatalf("%s %s on %s with a non-member's certificate: %d %s, want %d", tc.method, tc.path, at, resp.StatusCode, b, tc.want)
+		}
+	}
+}
+
+// A member removed by an operator keeps a certificate of the region CA
+// that is valid for years; from then on it moves nothing: its raft RPCs
+// are not read and the member port answers it only with refusals.
+func TestRemovedMemberCertificateIsRefused(t *testing.T) {
+	l := strangerListener(t)
+	c := newCluster(t)
+	c.form(3)
+	c.stop("n3")
+	c.cli("members", "remove", "--addr", c.node("n1").url(), "--id", "n3")
+	c.waitFor("n3 to leave the configuration of n1 and n2", 15*time.Second, func() bool {
+		for _, id := range []string{"n1", "n2"} {
+			if st, err := c.status(id); err != nil || len(st.Members) != 2 {
+				return false
+			}
+		}
+		return true
+	})
+	gone := c.memberCreds("n3")
+	before := terms(t, c, "n1", "n2")
+	for _, id := range []string{"n1", "n2"} {
+		addr := c.node(id).ip + ":7000"
+		for _, err := range attack(t, &strangerLayer{Listener: l, tls: gone.ClientConfig(addr, membertls.ProtoRaft)}, addr, before[id]) {
+			if err == nil {
+				t.Fatalf("an RPC of the removed n3 to %s was answered", id)
+			}
+		}
+		c.assertNotMember(gone, id, "")
+	}
+	if after := terms(t, c, "n1", "n2"); !equalTerms(after, before) {
+		t.Fatalf("terms moved from %v to %v", before, after)
+	}
 }

@@ -144,3 +144,27 @@ func Check(cmd *fsmpb.Command) error {
 	}
 	return nil
 }
+
+// ForClients tells whether a member may forward a command type to the
+// leader without the region's admin token: the writes apps, providers
+// and health care workers cause in volume (uploads, codes and their
+// claims, sign-ins and their audit), and a member's record of itself. All
+// else changes the region (authorities, policy, providers, accounts, API
+// keys, trust, members, seals, roll-backs) and needs the operator's
+// credential end to end, so that a member's certificate alone, stolen
+// from its node, creates no operator account and no authority.
+func ForClients(t fsmpb.CommandType) bool {
+	switch t {
+	case fsmpb.CommandType_COMMAND_TYPE_PUBLISH,
+		fsmpb.CommandType_COMMAND_TYPE_ISSUE_CODE,
+		fsmpb.CommandType_COMMAND_TYPE_ISSUE_VERIFICATION_CODE,
+		fsmpb.CommandType_COMMAND_TYPE_CLAIM_CODE,
+		fsmpb.CommandType_COMMAND_TYPE_CLAIM_TOKEN,
+		fsmpb.CommandType_COMMAND_TYPE_EXPIRE_VERIFICATION_CODE,
+		fsmpb.CommandType_COMMAND_TYPE_LOGIN,
+		fsmpb.CommandType_COMMAND_TYPE_AUDIT,
+		fsmpb.CommandType_COMMAND_TYPE_PUT_NODE:
+		return true
+	}
+	return false
+}

@@ -120,6 +120,10 @@ func (c *Config) Validate() error {
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("data dir is required"))
 	}
+	if c.MemberTLS != nil && c.MemberTLS.Leaf.Subject.CommonName != c.ID {
+		errs = append(errs, fmt.Errorf("node certificate names node %q, this node is %q: members know each other by the id their certificate names (covid-node certs node --id %s)",
+			c.MemberTLS.Leaf.Subject.CommonName, c.ID, c.ID))
+	}
 	if c.RaftAdvertise == "" {
 		c.RaftAdvertise = c.RaftAddr
 	} else if hostIP(c.RaftAdvertise) == nil || !hostIP(c.RaftAdvertise).Equal(hostIP(c.RaftAddr)) {

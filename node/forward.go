@@ -39,10 +39,43 @@ func (n *Node) ApplyForwarded(ctx context.Context, data []byte) (int, []byte) {
 	return http.StatusOK, out
 }
 
+// Forwarder is who forwarded writes over the member port: the node id its
+// certificate names, and whether it sent the region's admin token.
+type Forwarder struct {
+	Peer     string
+	Operator bool
+}
+
+type forwarderKey struct{}
+
+// WithForwarder tells ApplyForwardedBatch who forwards the writes.
+func WithForwarder(ctx context.Context, f Forwarder) context.Context {
+	return context.WithValue(ctx, forwarderKey{}, f)
+}
+
+// mayForward refuses what a forwarder may not propose: without the admin
+// token only the types members forward for clients (command.ForClients),
+// and a member's record of no other node.
+func mayForward(ctx context.Context, cmd *fsmpb.Command) error {
+	f, _ := ctx.Value(forwarderKey{}).(Forwarder)
+	switch {
+	case f.Operator:
+		return nil
+	case !command.ForClients(cmd.GetType()):
+		return fmt.Errorf("%v needs the region's admin token", cmd.GetType())
+	case cmd.GetType() == fsmpb.CommandType_COMMAND_TYPE_PUT_NODE && cmd.GetPutNode().GetId() != f.Peer:
+		return fmt.Errorf("node %q may record only itself, not %q, without the region's admin token", f.Peer, cmd.GetPutNode().GetId())
+	}
+	return nil
+}
+
 func (n *Node) applyForwarded(ctx context.Context, data []byte) (int, *fsmpb.Result, string) {
 	var cmd fsmpb.Command
 	if err := proto.Unmarshal(data, &cmd); err != nil {
 		return http.StatusBadRequest, nil, "decode command: " + err.Error()
+	}
+	if err := mayForward(ctx, &cmd); err != nil {
+		return http.StatusForbidden, nil, err.Error()
 	}
 	if !n.IsLeader() {
 		return http.StatusServiceUnavailable, nil, "not the leader"
@@ -120,17 +153,17 @@ func (n *Node) call(ctx context.Context, method, url, contentType string, body i
 	return status, nil
 }
 
-// send sends a request to another member (authenticated by the member
-// credential, or with plaintext raft by the admin token) and returns the
-// status and body (at most 1 MiB) of its answer.
+// send sends a request to another member and returns the status and body
+// (at most 1 MiB) of its answer. It carries the member credential (with
+// plaintext raft none) and the region's admin token: membership changes
+// on the member port need both, so that a certificate of the region CA
+// alone changes no member.
 func (n *Node) send(ctx context.Context, method, url, contentType string, body io.Reader) (int, []byte, error) {
 	req, err := http.NewRequestWithContext(ctx, method, url, body)
 	if err != nil {
 		return 0, nil, err
 	}
-	if n.cfg.MemberTLS == nil {
-		req.Header.Set("Authorization", "Bearer "+n.cfg.AdminToken)
-	}
+	req.Header.Set("Authorization", "Bearer "+n.cfg.AdminToken)
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}

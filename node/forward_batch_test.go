@@ -168,3 +168,51 @@ func FuzzBatchFrames(f *testing.F) {
 		}
 	})
 }
+
+// A member's certificate alone (issue 21, finding 1: a POST to the member
+// port created an operator account) forwards only what members forward
+// for clients, and its own record; whatever changes the region needs the
+// region's admin token, which every node sends and a stolen certificate
+// does not carry.
+func TestForwardWithoutTokenOnlyClientWrites(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Bootstrap = true
+	n := openLeader(t, cfg)
+	defer n.Close(context.Background())
+	member := WithForwarder(context.Background(), Forwarder{Peer: "n2"})
+	operator := WithForwarder(context.Background(), Forwarder{Peer: "n2", Operator: true})
+	user := &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_PUT_USER,
+		PutUser: &fsmpb.User{Email: "evil@example.org", Roles: []string{"operator"}, PasswordHash: "x"}}
+	other := &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_PUT_NODE,
+		PutNode: &fsmpb.Node{Id: "n1", RaftAddr: "127.0.0.9:1", HttpAddr: "127.0.0.9:2", CommandVersion: command.Version}}
+	self := &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_PUT_NODE,
+		PutNode: &fsmpb.Node{Id: "n2", RaftAddr: "127.0.0.9:3", HttpAddr: "127.0.0.9:4", CommandVersion: command.Version}}
+	policy := &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_SET_POLICY, SetPolicy: &fsmpb.Policy{CodeTtlSeconds: 600}}
+	cases := []struct {
+		name string
+		ctx  context.Context
+		cmd  *fsmpb.Command
+		want int
+	}{
+		{"operator account, certificate only", member, user, http.StatusForbidden},
+		{"policy, certificate only", member, policy, http.StatusForbidden},
+		{"another node's record, certificate only", member, other, http.StatusForbidden},
+		{"own record, certificate only", member, self, http.StatusOK},
+		{"policy with the admin token", operator, policy, http.StatusOK},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.cmd.Version = command.Version
+			data, err := proto.Marshal(tc.cmd)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if status, body := n.ApplyForwarded(tc.ctx, data); status != tc.want {
+				t.Fatalf("status %d (%s), want %d", status, body, tc.want)
+			}
+		})
+	}
+	if _, ok := n.fsm.User("evil@example.org"); ok {
+		t.Fatal("a certificate alone created an account")
+	}
+}

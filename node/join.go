@@ -74,9 +74,7 @@ func postJoin(ctx context.Context, client *http.Client, cfg Config, url string, 
 	if err != nil {
 		return 0, "", err
 	}
-	if cfg.MemberTLS == nil {
-		req.Header.Set("Authorization", "Bearer "+cfg.AdminToken)
-	}
+	req.Header.Set("Authorization", "Bearer "+cfg.AdminToken) // an operator's node: see send
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := client.Do(req)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 
 	"github.com/hashicorp/raft"
 
@@ -284,6 +285,41 @@ func retryIfLeadership(err error) error {
 		return errRetry{err}
 	}
 	return err
+}
+
+// IsMember tells whether a node id is a server (voter or not) of the
+// region's raft configuration: what the member port asks of a peer, since
+// a certificate of the region CA alone makes no one a member.
+func (n *Node) IsMember(id string) bool {
+	servers, err := n.servers()
+	return err == nil && hasServer(servers, id)
+}
+
+// tokenlessBuild is the newest command version of builds that send no
+// admin token with member requests (the previous release).
+const tokenlessBuild = 3
+
+// TokenlessMember tells whether a peer is a member of the previous release
+// (its record says command version 3 or less), which sends no admin token
+// with member requests: during a rolling upgrade its certificate and
+// membership still stand for the token, as they did in its release. Drop
+// with the next command version.
+func (n *Node) TokenlessMember(id string) bool {
+	rec, ok := n.fsm.Node(id)
+	return ok && n.IsMember(id) && max(1, rec.GetCommandVersion()) <= tokenlessBuild
+}
+
+// mayRaft tells whether a peer may speak raft with this node: a member,
+// or anyone of the region CA while this node belongs to no region yet (a
+// joiner hears from the leader before it holds the configuration that
+// names it).
+func (n *Node) mayRaft(id string) bool {
+	servers, err := n.servers()
+	return err == nil && (len(servers) == 0 || hasServer(servers, id))
+}
+
+func hasServer(servers []raft.Server, id string) bool {
+	return slices.ContainsFunc(servers, func(s raft.Server) bool { return string(s.ID) == id })
 }
 
 func (n *Node) voters() int {

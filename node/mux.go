@@ -1,23 +1,40 @@
 package node
 
 import (
+	"context"
 	"crypto/tls"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/covid-backend/covid-backend/membertls"
 )
 
 // maxHandshakes bounds the TLS handshakes in flight on the member port, so
-// that strangers opening connections cannot make it hold unbounded memory.
-const maxHandshakes = 256
+// that strangers opening connections cannot make it hold unbounded memory;
+// maxHandshakesPerIP bounds those of one address, so that one stranger
+// cannot take every slot from the members (a member opens a few
+// connections at a time: raft's pool and member HTTP).
+const (
+	maxHandshakes      = 256
+	maxHandshakesPerIP = 16
+)
+
+// silentTimeout is how long a connection may stay silent before its first
+// byte: a member sends its TLS ClientHello at once, an idle stranger only
+// holds a slot.
+const silentTimeout = time.Second
 
 // memberMux serves the member port under mutual TLS 1.3: it completes each
 // handshake (within handshakeTimeout, on a goroutine of its own, so that a
 // slow stranger holds up no one) and hands the connection to raft or to
 // the member HTTP server by the protocol the peer negotiated. A stranger
 // (plain TCP, another CA, no certificate) never gets past the handshake.
+// A certificate of the region CA is not membership: raft is spoken only
+// with a peer whose certificate names a server of the region's raft
+// configuration (admitRaft), and member HTTP learns the peer's id
+// (MemberPeer) to decide per request.
 type memberMux struct {
 	ln          net.Listener
 	creds       *membertls.Credentials
@@ -25,6 +42,13 @@ type memberMux struct {
 	closed      chan struct{}
 	once        sync.Once
 	handshaking chan struct{}
+	perIP       struct {
+		sync.Mutex
+		n map[string]int
+	}
+	// admitRaft tells whether a peer id may speak raft here; nil (raft not
+	// running yet) admits no one.
+	admitRaft atomic.Pointer[func(id string) bool]
 }
 
 func newMemberMux(ln net.Listener, creds *membertls.Credentials) *memberMux {
@@ -46,33 +70,77 @@ func (m *memberMux) loop() {
 			time.Sleep(10 * time.Millisecond) // a transient accept error
 			continue
 		}
+		ip := remoteIP(conn)
+		if !m.takeIP(ip) {
+			conn.Close() // this address has enough handshakes in flight
+			continue
+		}
 		select {
 		case m.handshaking <- struct{}{}:
-			go m.route(conn)
+			go m.route(conn, ip)
 		default:
+			m.releaseIP(ip)
 			conn.Close() // too many strangers at once
 		}
 	}
 }
 
-func (m *memberMux) route(conn net.Conn) {
+// takeIP counts a handshake of ip in flight, unless it has as many as it may.
+func (m *memberMux) takeIP(ip string) bool {
+	m.perIP.Lock()
+	defer m.perIP.Unlock()
+	if m.perIP.n[ip] >= maxHandshakesPerIP {
+		return false
+	}
+	if m.perIP.n == nil {
+		m.perIP.n = map[string]int{}
+	}
+	m.perIP.n[ip]++
+	return true
+}
+
+func (m *memberMux) releaseIP(ip string) {
+	m.perIP.Lock()
+	defer m.perIP.Unlock()
+	if m.perIP.n[ip]--; m.perIP.n[ip] <= 0 {
+		delete(m.perIP.n, ip)
+	}
+}
+
+func remoteIP(conn net.Conn) string {
+	host, _, err := net.SplitHostPort(conn.RemoteAddr().String())
+	if err != nil {
+		return conn.RemoteAddr().String()
+	}
+	return host
+}
+
+func (m *memberMux) route(conn net.Conn, ip string) {
 	defer func() { <-m.handshaking }()
-	tc := tls.Server(conn, m.creds.ServerConfig(membertls.ProtoRaft, membertls.ProtoMember))
-	conn.SetDeadline(time.Now().Add(handshakeTimeout))
+	defer m.releaseIP(ip)
+	conn.SetDeadline(time.Now().Add(silentTimeout))
+	tc := tls.Server(&speakingConn{Conn: conn, then: time.Now().Add(handshakeTimeout)},
+		m.creds.ServerConfig(membertls.ProtoRaft, membertls.ProtoMember))
 	if err := tc.Handshake(); err != nil {
 		conn.Close()
 		return
 	}
 	conn.SetDeadline(time.Time{})
+	state := tc.ConnectionState()
+	peer := state.PeerCertificates[0].Subject.CommonName
 	var conn2 net.Conn = tc
 	to := m.http
-	switch tc.ConnectionState().NegotiatedProtocol {
+	switch state.NegotiatedProtocol {
 	case membertls.ProtoRaft:
+		if admit := m.admitRaft.Load(); admit == nil || !(*admit)(peer) {
+			tc.Close() // not a member: its RPCs are never read
+			return
+		}
 		to = m.raft
 	case membertls.ProtoMember:
 		// Hidden from net/http, which would look for a handler of this ALPN
 		// protocol; the peer is authenticated already.
-		conn2 = authenticatedConn{tc}
+		conn2 = authenticatedConn{Conn: tc, peer: peer}
 	default:
 		tc.Close()
 		return
@@ -101,9 +169,47 @@ func (m *memberMux) Close() error {
 	return m.ln.Close()
 }
 
-// authenticatedConn is a member's connection past the handshake, served as
-// plain HTTP/1.1.
-type authenticatedConn struct{ net.Conn }
+// speakingConn gives a connection the whole handshake time once its first
+// bytes arrive; until then it has silentTimeout.
+type speakingConn struct {
+	net.Conn
+	then  time.Time
+	spoke bool
+}
+
+func (c *speakingConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if n > 0 && !c.spoke {
+		c.spoke = true
+		c.Conn.SetDeadline(c.then)
+	}
+	return n, err
+}
+
+// authenticatedConn is a connection past the handshake, served as plain
+// HTTP/1.1, with the node id its certificate names.
+type authenticatedConn struct {
+	net.Conn
+	peer string
+}
+
+type peerKey struct{}
+
+// MemberConnContext is the member HTTP server's ConnContext: it keeps the
+// node id of the peer's certificate for MemberPeer.
+func MemberConnContext(ctx context.Context, c net.Conn) context.Context {
+	if ac, ok := c.(authenticatedConn); ok {
+		return context.WithValue(ctx, peerKey{}, ac.peer)
+	}
+	return ctx
+}
+
+// MemberPeer is the node id the certificate of a member-port request's
+// peer names ("" when the request did not come over the member port).
+func MemberPeer(ctx context.Context) string {
+	id, _ := ctx.Value(peerKey{}).(string)
+	return id
+}
 
 // memberHTTPListener is the member HTTP server's side of the member port;
 // closing it (at the server's shutdown) leaves the port to raft.

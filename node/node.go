@@ -216,6 +216,10 @@ func (n *Node) openRaft() (bool, error) {
 		return false, fmt.Errorf("start raft from %s (a damaged snapshot or log?): %w; re-seed the node from its peers: %s", cfg.DataDir, err, reseedHint)
 	}
 	n.raft = r
+	if mux != nil {
+		admit := n.mayRaft
+		mux.admitRaft.Store(&admit)
+	}
 	return hasState, nil
 }
 

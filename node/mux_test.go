@@ -1,0 +1,77 @@
+package node
+
+import (
+	"crypto/tls"
+	"errors"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/covid-backend/covid-backend/membertls"
+)
+
+// memberCreds makes a region CA and a member credential of it.
+func memberCreds(t *testing.T, id string) *membertls.Credentials {
+	t.Helper()
+	ca, err := membertls.NewCA("r1", membertls.Ed25519, time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pem, err := membertls.NewNode(ca, membertls.NodeRequest{ID: id, IPs: []net.IP{net.ParseIP("127.0.0.1")}}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds, err := membertls.FromPEM(ca.Cert, pem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return creds
+}
+
+// One address that opens idle connections by the hundred (issue 21,
+// finding 8: 256 slots of 5 s each, all taken from one address) holds at
+// most maxHandshakesPerIP of them, and each only until silentTimeout: a
+// member from another address still gets through at once, and the idle
+// connections are closed by the node.
+func TestIdleStrangerLeavesHandshakeSlots(t *testing.T) {
+	creds := memberCreds(t, "n1")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := newMemberMux(l, creds)
+	defer m.Close()
+	var idle []net.Conn
+	defer func() {
+		for _, c := range idle {
+			c.Close()
+		}
+	}()
+	for range maxHandshakes + 44 {
+		c, err := net.Dial("tcp", l.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		idle = append(idle, c)
+	}
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}, Timeout: 5 * time.Second}
+	conn, err := tls.DialWithDialer(d, "tcp", l.Addr().String(), creds.ClientConfig(l.Addr().String(), membertls.ProtoMember))
+	if err != nil {
+		t.Fatalf("a member's handshake while one address holds %d idle connections: %v", len(idle), err)
+	}
+	defer conn.Close()
+	select {
+	case <-m.http:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the member's connection never reached member HTTP")
+	}
+	// Every idle connection is closed by the node (the first read ends
+	// with EOF or a reset, not with the test's own deadline).
+	for i, c := range idle {
+		c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		if _, err := c.Read(make([]byte, 1)); errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("idle connection %d still open after 30 s", i)
+		}
+	}
+}
