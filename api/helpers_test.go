@@ -13,9 +13,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gin-gonic/gin"
+
 	"github.com/covid-backend/covid-backend/feed"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 	"github.com/covid-backend/covid-backend/node"
+	"github.com/covid-backend/covid-backend/portal"
 )
 
 const testToken = "test-admin-token-0123456789"
@@ -67,6 +70,9 @@ func newTestServerConfig(t *testing.T, cfg Config) *testServer {
 	}
 	t.Cleanup(func() { n.Close(context.Background()) })
 	cfg.AdminToken, cfg.Logger = testToken, logger
+	if cfg.Verification != nil {
+		cfg.Mounts = append(cfg.Mounts, portalBeside(n)) // as covid-node serve mounts it
+	}
 	srv, err := New(cfg, n)
 	if err != nil {
 		t.Fatal(err)
@@ -122,4 +128,17 @@ func decode[T any](t *testing.T, w *httptest.ResponseRecorder) T {
 		t.Fatalf("decode %q: %v", w.Body.String(), err)
 	}
 	return v
+}
+
+// portalBeside mounts the web portal on the API port, sharing the API's
+// issuer, as covid-node serve does.
+func portalBeside(n *node.Node) Mount {
+	return func(r gin.IRouter, shared Shared) error {
+		p, err := portal.New(portal.Config{SessionKey: portal.SessionKey(shared.CodeKey), SMS: shared.Issuer.SMS(), Region: "test"}, n, shared.Issuer)
+		if err != nil {
+			return err
+		}
+		p.Routes(r)
+		return nil
+	}
 }

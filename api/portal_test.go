@@ -15,9 +15,9 @@ import (
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/totp"
 
+	"github.com/covid-backend/covid-backend/account"
 	"github.com/covid-backend/covid-backend/command"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
-	"github.com/covid-backend/covid-backend/portal"
 )
 
 // browserish is a client with a cookie jar on the portal over HTTPS (the
@@ -74,7 +74,7 @@ func formToken(t *testing.T, page string) string {
 func addWorker(t *testing.T, ts *testServer, email string, totpSecret []byte, roles ...string) {
 	t.Helper()
 	_, err := command.PutUser(context.Background(), ts.node, &fsmpb.User{Email: email, Name: "W", Provider: "lab", Roles: roles,
-		PasswordHash: portal.HashPassword("correct horse battery staple"), TotpSecret: totpSecret})
+		PasswordHash: account.HashPassword("correct horse battery staple"), TotpSecret: totpSecret})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,6 @@ import (
 	"github.com/covid-backend/covid-backend/federation"
 	"github.com/covid-backend/covid-backend/feed"
 	"github.com/covid-backend/covid-backend/node"
-	"github.com/covid-backend/covid-backend/portal"
 	"github.com/covid-backend/covid-backend/publish"
 	"github.com/covid-backend/covid-backend/verify"
 )
@@ -57,9 +56,26 @@ type Config struct {
 	Verification *Verification
 	// Limits are the DoS filters; the zero value turns them all off.
 	Limits Limits
+	// Mounts add other fronts' routes (the portal's pages) to the API port,
+	// behind its read rate limit; api knows nothing of what they serve.
+	Mounts []Mount
 	// Now is the clock used to check certificates and keys.
 	Now    func() time.Time
 	Logger *slog.Logger
+}
+
+// Mount adds another front's routes to r, given the services it shares
+// with the API.
+type Mount func(r gin.IRouter, shared Shared) error
+
+// Shared is what the API shares with the fronts mounted beside it.
+type Shared struct {
+	// Issuer issues verification codes (nil without the verification
+	// service).
+	Issuer *verify.Issuer
+	// CodeKey is the region's first code key, from which fronts derive
+	// keys of their own (portal sessions).
+	CodeKey []byte
 }
 
 // Server serves one node's HTTP API.
@@ -270,12 +286,11 @@ func (s *Server) routes() (http.Handler, error) {
 	r.POST("/v1/codes", publishLimit, s.admitted, s.requireProvider, s.issueCode)
 	if s.cfg.Verification != nil {
 		s.verificationRoutes(r, publishLimit)
-		p, err := portal.New(portal.Config{SessionKey: portalKey(s.codeKeys[0]), SMS: s.cfg.Verification.SMS != nil, Region: s.node.Config().Region,
-			Now: s.cfg.Now, Logger: s.cfg.Logger}, s.node, s.issuer)
-		if err != nil {
-			return nil, fmt.Errorf("portal: %w", err)
+	}
+	for _, mount := range s.cfg.Mounts {
+		if err := mount(r.Group("", readLimit), Shared{Issuer: s.issuer, CodeKey: s.codeKeys[0]}); err != nil {
+			return nil, err
 		}
-		p.Routes(r.Group("", readLimit))
 	}
 	read("/v1/keys", readLimit, s.publicRead, s.keyFeed)
 	for _, route := range []string{routeIndex, routeBatches, routeDayFile, routeFile} {

@@ -8,9 +8,9 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/pquerna/otp/totp"
 
+	"github.com/covid-backend/covid-backend/account"
 	"github.com/covid-backend/covid-backend/command"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
-	"github.com/covid-backend/covid-backend/portal"
 )
 
 // UserRequest creates or changes a portal account (admin API): a region
@@ -51,7 +51,7 @@ func (s *Server) putUser(c *gin.Context) {
 		return
 	}
 	u := &fsmpb.User{Email: strings.ToLower(req.Email), Name: req.Name, Provider: req.Provider, Roles: req.Roles,
-		PasswordHash: portal.HashPassword(req.Password), Disabled: req.Disabled}
+		PasswordHash: account.HashPassword(req.Password), Disabled: req.Disabled}
 	out := gin.H{"email": u.GetEmail()}
 	if req.TOTP {
 		key, err := totp.Generate(totp.GenerateOpts{Issuer: "covid-backend " + s.node.Config().Region, AccountName: u.GetEmail()})

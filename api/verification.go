@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
@@ -294,12 +293,4 @@ func (s *Server) awaitVerificationCode(ctx context.Context, hashes [][]byte) boo
 		time.Sleep(50 * time.Millisecond)
 	}
 	return true
-}
-
-// portalKey derives the portal's session key from the first code key, which
-// every node of the region has and no one else.
-func portalKey(codeKey []byte) []byte {
-	m := hmac.New(sha256.New, codeKey)
-	m.Write([]byte("covid-backend portal sessions"))
-	return m.Sum(nil)
 }

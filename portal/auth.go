@@ -10,6 +10,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/pquerna/otp/totp"
 
+	"github.com/covid-backend/covid-backend/account"
 	"github.com/covid-backend/covid-backend/command"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 )
@@ -85,14 +86,14 @@ func (p *Portal) login(c *gin.Context) {
 	now := p.cfg.Now()
 	switch {
 	case !ok:
-		CheckPassword(p.unknownHash, password) // costs what a known account's check does
+		account.CheckPassword(p.unknownHash, password) // costs what a known account's check does
 		refuse()
 		return
 	case now.Unix() < u.GetLockedUntilUnix():
-		CheckPassword(u.GetPasswordHash(), password)
+		account.CheckPassword(u.GetPasswordHash(), password)
 		refuse()
 		return
-	case !CheckPassword(u.GetPasswordHash(), password) || u.GetDisabled():
+	case !account.CheckPassword(u.GetPasswordHash(), password) || u.GetDisabled():
 		command.Login(c.Request.Context(), p.region, &fsmpb.Login{Email: email})
 		refuse()
 		return

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/covid-backend/covid-backend/account"
 	"github.com/covid-backend/covid-backend/command"
 	"github.com/covid-backend/covid-backend/fsm"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
@@ -151,7 +152,7 @@ func (p *Portal) addUser(c *gin.Context) {
 		p.render(c, http.StatusTooManyRequests, "message.html", page{Title: "Accounts", Error: busyHashing})
 		return
 	}
-	hash := HashPassword(c.PostForm("password"))
+	hash := account.HashPassword(c.PostForm("password"))
 	release()
 	// A change keeps the account's second factor: PUT_USER replaces it,
 	// and a form without it would leave the password alone to sign in.

@@ -1,26 +1,7 @@
 package portal
 
-import (
-	"crypto/rand"
-	"crypto/subtle"
-	"encoding/base64"
-	"fmt"
-	"strings"
-
-	"golang.org/x/crypto/argon2"
-)
-
-// argon2id parameters: OWASP's minimum (19 MiB, two passes), so that a
-// sign-in costs the server little and a stolen hash a guesser much.
-const (
-	argonTime    = 2
-	argonMemory  = 19 * 1024
-	argonThreads = 1
-	argonKeyLen  = 32
-)
-
 // maxHashing bounds the argon2id hashes a node computes at once: each
-// takes argonMemory (19 MiB), and sign-ins are open to strangers, so 60 at
+// takes 19 MiB (account.HashPassword), and sign-ins are open to strangers, so 60 at
 // once took a node from 88 MiB to 1.1 GB. Four at once is 76 MiB; a
 // sign-in past them is told to try again at once (429).
 const maxHashing = 4
@@ -37,33 +18,3 @@ func (p *Portal) hashSlot() (release func(), ok bool) {
 
 // busyHashing is the answer when every hash slot is taken.
 const busyHashing = "Too many sign-ins at this moment; please try again in a few seconds."
-
-// HashPassword makes the encoded argon2id hash of a password, with a new
-// random salt, in the usual $argon2id$v=19$m=…,t=…,p=…$salt$hash form.
-func HashPassword(password string) string {
-	salt := make([]byte, 16)
-	rand.Read(salt) // never fails (crypto/rand aborts the program instead)
-	key := argon2.IDKey([]byte(password), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
-	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, argonMemory, argonTime, argonThreads,
-		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key))
-}
-
-// CheckPassword tells whether password matches an encoded hash.
-func CheckPassword(encoded, password string) bool {
-	parts := strings.Split(encoded, "$")
-	if len(parts) != 6 || parts[1] != "argon2id" {
-		return false
-	}
-	var m, t uint32
-	var p uint8
-	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &m, &t, &p); err != nil || m > 256*1024 || t > 10 || p == 0 {
-		return false
-	}
-	salt, err1 := base64.RawStdEncoding.DecodeString(parts[4])
-	want, err2 := base64.RawStdEncoding.DecodeString(parts[5])
-	if err1 != nil || err2 != nil || len(want) == 0 {
-		return false
-	}
-	got := argon2.IDKey([]byte(password), salt, t, m, p, uint32(len(want)))
-	return subtle.ConstantTimeCompare(got, want) == 1
-}

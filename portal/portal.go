@@ -8,6 +8,8 @@ package portal
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"embed"
 	"html/template"
 	"log/slog"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/covid-backend/covid-backend/account"
 	"github.com/covid-backend/covid-backend/command"
 	"github.com/covid-backend/covid-backend/fsm"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
@@ -75,6 +78,14 @@ type Portal struct {
 	hashing chan struct{}
 }
 
+// SessionKey derives the portal's session key from the region's first
+// code key, which every node of the region has and no one else.
+func SessionKey(codeKey []byte) []byte {
+	m := hmac.New(sha256.New, codeKey)
+	m.Write([]byte("covid-backend portal sessions"))
+	return m.Sum(nil)
+}
+
 // New parses the embedded templates.
 func New(cfg Config, region Region, issuer Issuer) (*Portal, error) {
 	if cfg.Now == nil {
@@ -88,7 +99,7 @@ func New(cfg Config, region Region, issuer Issuer) (*Portal, error) {
 		return nil, err
 	}
 	return &Portal{cfg: cfg, region: region, issuer: issuer, pages: pages,
-		unknownHash: HashPassword("no account has this email"), hashing: make(chan struct{}, maxHashing)}, nil
+		unknownHash: account.HashPassword("no account has this email"), hashing: make(chan struct{}, maxHashing)}, nil
 }
 
 // Routes registers the pages under /portal.

@@ -14,10 +14,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gin-gonic/gin"
+
 	"github.com/covid-backend/covid-backend/api"
 	"github.com/covid-backend/covid-backend/feed"
 	"github.com/covid-backend/covid-backend/membertls"
 	"github.com/covid-backend/covid-backend/node"
+	"github.com/covid-backend/covid-backend/portal"
 )
 
 // serve runs one node until the context ends (SIGINT or SIGTERM), then
@@ -119,7 +122,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return errors.Join(fmt.Errorf("serve: %w", err), n.Close(ctx))
 	}
 	srv, err := api.New(api.Config{Addr: c.HTTPAddr, TLS: tlsConfig, ExportDir: c.ExportDir, Verification: verifyCfg, Now: ncfg.Now, CodeKeys: codeKeys, RevisionKeys: revisionKeys, AdminToken: ncfg.AdminToken, TrustedProxies: splitList(c.TrustedProxies), Limits: c.Limits, Logger: logger, FederationKey: fedKey, Pool: pool,
-		Feed: feed.Config{Region: c.Region, SigningKeys: exportKeys}}, n)
+		Feed: feed.Config{Region: c.Region, SigningKeys: exportKeys}, Mounts: []api.Mount{portalMount(c.Region, ncfg.Now, logger, n)}}, n)
 	if err != nil {
 		return errors.Join(fmt.Errorf("serve: %w", err), n.Close(ctx))
 	}
@@ -135,6 +138,23 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	sctx, cancel := context.WithTimeout(context.Background(), c.shutdownTimeout)
 	defer cancel()
 	return errors.Join(err, srv.Shutdown(sctx), n.Close(sctx))
+}
+
+// portalMount serves the web portal beside the API when the verification
+// service runs: it issues codes through the issuer the API shares.
+func portalMount(region string, now func() time.Time, logger *slog.Logger, n *node.Node) api.Mount {
+	return func(r gin.IRouter, shared api.Shared) error {
+		if shared.Issuer == nil {
+			return nil // no verification service: no codes to issue
+		}
+		p, err := portal.New(portal.Config{SessionKey: portal.SessionKey(shared.CodeKey), SMS: shared.Issuer.SMS(), Region: region,
+			Now: now, Logger: logger}, n, shared.Issuer)
+		if err != nil {
+			return fmt.Errorf("portal: %w", err)
+		}
+		p.Routes(r)
+		return nil
+	}
 }
 
 func newLogger(w io.Writer, level string) (*slog.Logger, error) {
