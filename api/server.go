@@ -81,7 +81,7 @@ type Shared struct {
 // Server serves one node's HTTP API.
 type Server struct {
 	cfg     Config
-	node    *node.Node
+	node    Region
 	catalog *feed.Catalog
 	// codeKeys hash one-time codes and revisionKeys seal revision tokens:
 	// the first of each makes, every one opens (rotation with an overlap).
@@ -109,7 +109,7 @@ type Server struct {
 }
 
 // New builds the HTTP server of a node.
-func New(cfg Config, n *node.Node) (*Server, error) {
+func New(cfg Config, n Region) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
