@@ -2,62 +2,37 @@ package api
 
 import (
 	"context"
-	"crypto/rand"
 	"net"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/protobuf/proto"
 
-	"github.com/covid-backend/covid-backend/command"
 	"github.com/covid-backend/covid-backend/fsm"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
+	"github.com/covid-backend/covid-backend/fsm/fsmtest"
 	"github.com/covid-backend/covid-backend/node"
 )
 
-// stateOnly is a region of the state machine alone, no raft: a write is
-// applied to it at once, as the leader of a one-node region commits it.
-// Beyond writes and reads it answers as a ready leader alone; anything
-// else the API might ask is not there (the embedded Region is nil, and a
-// call to it fails the test with a panic).
+// stateOnly is a region of the state machine alone, no raft
+// (fsmtest.Region). Beyond writes and reads it answers as a ready leader
+// alone; anything else the API might ask is not there (the embedded Region
+// is nil, and a call to it fails the test with a panic).
 type stateOnly struct {
 	Region
-	fsm   *fsm.FSM
-	now   func() time.Time
-	mu    sync.Mutex
-	index uint64
+	writes *fsmtest.Region
 }
 
-func newStateOnly(now func() time.Time) *stateOnly { return &stateOnly{fsm: fsm.New(), now: now} }
+func newStateOnly(now func() time.Time) *stateOnly { return &stateOnly{writes: fsmtest.New(now)} }
 
-func (s *stateOnly) Apply(_ context.Context, cmd *fsmpb.Command) (*fsmpb.Result, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := command.Stamp(cmd, command.Version); err != nil {
-		return nil, err
-	}
-	cmd.TimeUnix = s.now().Unix()
-	cmd.RequestId = make([]byte, fsm.RequestIDLen)
-	rand.Read(cmd.RequestId)
-	data, err := proto.Marshal(cmd)
-	if err != nil {
-		return nil, err
-	}
-	s.index++
-	res := s.fsm.Apply(&raft.Log{Index: s.index, Term: 1, Type: raft.LogCommand, Data: data}).(*fsmpb.Result)
-	if r := res.GetRefusal(); r != nil {
-		return res, &command.Error{Code: command.Code(r.GetCode()), Message: r.GetMessage()}
-	}
-	return res, nil
+func (s *stateOnly) Apply(ctx context.Context, cmd *fsmpb.Command) (*fsmpb.Result, error) {
+	return s.writes.Apply(ctx, cmd)
 }
 
-func (s *stateOnly) FSM() *fsm.FSM                        { return s.fsm }
+func (s *stateOnly) FSM() *fsm.FSM                        { return s.writes.State }
 func (s *stateOnly) Config() node.Config                  { return node.Config{ID: "n1", Region: "test"} }
-func (s *stateOnly) Policy() (*fsmpb.Policy, bool)        { return s.fsm.Policy() }
+func (s *stateOnly) Policy() (*fsmpb.Policy, bool)        { return s.writes.State.Policy() }
 func (s *stateOnly) ConsistentRead(context.Context) error { return nil }
 func (s *stateOnly) CatchUp(context.Context) error        { return nil }
 func (s *stateOnly) Ready() bool                          { return true }
@@ -83,12 +58,12 @@ func TestAPIOnStateAlone(t *testing.T) {
 	if first.Code != http.StatusOK {
 		t.Fatalf("publish: %d %s", first.Code, first.Body)
 	}
-	keys := region.fsm.NumKeys()
+	keys := region.FSM().NumKeys()
 	if keys == 0 {
 		t.Fatal("no key in the state after an accepted upload")
 	}
 	again := ts.do(http.MethodPost, "/v1/publish", goldenBody(t), jsonCT)
-	if again.Code != http.StatusOK || region.fsm.NumKeys() != keys {
-		t.Fatalf("resend: %d %s, %d keys (first %d)", again.Code, again.Body, region.fsm.NumKeys(), keys)
+	if again.Code != http.StatusOK || region.FSM().NumKeys() != keys {
+		t.Fatalf("resend: %d %s, %d keys (first %d)", again.Code, again.Body, region.FSM().NumKeys(), keys)
 	}
 }

@@ -130,7 +130,7 @@ func New(cfg Config, n Region) (*Server, error) {
 		decoys:        newDecoyKeys(cfg.Verification)}
 	if v := cfg.Verification; v != nil {
 		s.issuer = verify.NewIssuer(verify.IssuerConfig{Region: n, CodeKeys: cfg.CodeKeys, ShortTTL: v.ShortTTL,
-			SMS: v.SMS, LongTTL: v.LongTTL, SMSTemplate: v.SMSTemplate, RegionName: v.Region, Now: cfg.Now, Logger: cfg.Logger})
+			SMS: v.SMS, LongTTL: v.LongTTL, SMSTemplate: v.SMSTemplate, Phones: v.Phones, RegionName: v.Region, Now: cfg.Now, Logger: cfg.Logger})
 	}
 	h, err := s.routes()
 	if err != nil {

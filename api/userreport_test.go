@@ -62,9 +62,9 @@ func (g *fakeGateway) last(t *testing.T) (to, long string) {
 func TestIssueWithSMS(t *testing.T) {
 	g := newFakeGateway(t)
 	ts := verifyServerWith(t, sms.NewWebhook(g.srv.URL, ""))
-	issued := issueCode(t, ts, labKey, map[string]any{"testType": "confirmed", "phone": "+1 (555) 000-1234"})
+	issued := issueCode(t, ts, labKey, map[string]any{"testType": "confirmed", "phone": "+1 (202) 555-0143"})
 	to, long := g.last(t)
-	if to != "+15550001234" || issued.LongExpiresAtTimestamp-time.Now().Unix() < 23*3600 {
+	if to != "+12025550143" || issued.LongExpiresAtTimestamp-time.Now().Unix() < 23*3600 {
 		t.Fatalf("sent to %q, long code expires %d", to, issued.LongExpiresAtTimestamp)
 	}
 	if w := ts.api("/api/verify", deviceKey, map[string]any{"code": long}); w.Code != http.StatusOK {
@@ -73,7 +73,7 @@ func TestIssueWithSMS(t *testing.T) {
 	g.mu.Lock()
 	g.fail = true
 	g.mu.Unlock()
-	w := ts.api("/api/issue", labKey, map[string]any{"testType": "confirmed", "phone": "+15550001234", "uuid": "sms-fails"})
+	w := ts.api("/api/issue", labKey, map[string]any{"testType": "confirmed", "phone": "+12025550143", "uuid": "sms-fails"})
 	if got := apiAnswer(t, w); w.Code != http.StatusInternalServerError || got["errorCode"] != "sms_failure" {
 		t.Fatalf("a failed SMS: %d %v", w.Code, got)
 	}
@@ -93,7 +93,7 @@ func TestIssueWithSMS(t *testing.T) {
 func TestUserReport(t *testing.T) {
 	nonce := make([]byte, 256)
 	rand.Read(nonce)
-	report := map[string]any{"phone": "+15550009999", "nonce": base64.RawURLEncoding.EncodeToString(nonce),
+	report := map[string]any{"phone": "+12025550199", "nonce": base64.RawURLEncoding.EncodeToString(nonce),
 		"symptomDate": time.Now().UTC().Format("2006-01-02")}
 	if w := verifyServer(t).api("/api/user-report", deviceKey, report); w.Code != http.StatusBadRequest || apiAnswer(t, w)["errorCode"] != "unsupported_test_type" {
 		t.Fatalf("without SMS: %d %s", w.Code, w.Body)
@@ -122,9 +122,9 @@ func TestUserReport(t *testing.T) {
 		body map[string]any
 		code string
 	}{
-		"a short nonce":      {map[string]any{"phone": "+15550008888", "nonce": "c2hvcnQ="}, "unparsable_request"},
-		"a nonce not base64": {map[string]any{"phone": "+15550008888", "nonce": "!!"}, "unparsable_request"},
-		"no nonce":           {map[string]any{"phone": "+15550008888"}, "missing_nonce"},
+		"a short nonce":      {map[string]any{"phone": "+12025550188", "nonce": "c2hvcnQ="}, "unparsable_request"},
+		"a nonce not base64": {map[string]any{"phone": "+12025550188", "nonce": "!!"}, "unparsable_request"},
+		"no nonce":           {map[string]any{"phone": "+12025550188"}, "missing_nonce"},
 		"no phone":           {map[string]any{"nonce": report["nonce"]}, "missing_phone"},
 		"a bad phone":        {map[string]any{"phone": "call me", "nonce": report["nonce"]}, "phone_number_invalid"},
 	} {

@@ -42,6 +42,8 @@ type Verification struct {
 	LongTTL     time.Duration
 	SMSTemplate string
 	Region      string
+	// Phones are the numbers codes are sent to, and how many an hour.
+	Phones verify.Phones
 }
 
 // Context keys of the verification routes.

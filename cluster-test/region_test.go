@@ -294,3 +294,28 @@ func TestConsistentReadOnEveryNode(t *testing.T) {
 		}
 	}
 }
+
+// A node started with --dev registers a development health authority
+// whose key lies in its data dir; started again without --dev it removes
+// it, so that the key authorizes no upload in a region that now runs for
+// real (issue 21, finding 15). The region's own authority stays.
+func TestDevAuthorityLeavesWithTheFlag(t *testing.T) {
+	c := newCluster(t, "--dev")
+	c.form(1)
+	listsDev := func() bool {
+		out, err := c.cliResult("ha", "list", "--addr", c.node("n1").url())
+		if err != nil {
+			t.Fatalf("ha list: %v %s", err, out)
+		}
+		if !strings.Contains(out, c.signer.Issuer) {
+			t.Fatalf("the test authority is gone: %s", out)
+		}
+		return strings.Contains(out, "dev.covid-backend.local")
+	}
+	c.waitFor("the development authority to be registered", 15*time.Second, listsDev)
+	c.stop("n1")
+	c.extra = nil
+	c.start(1)
+	c.waitReady("n1")
+	c.waitFor("the development authority to be removed", 15*time.Second, func() bool { return !listsDev() })
+}

@@ -28,6 +28,7 @@ const (
 	CodeMissingNonce        = "missing_nonce"
 	CodeMissingPhone        = "missing_phone"
 	CodePhoneInvalid        = "phone_number_invalid"
+	CodeSMSQuota            = "sms_quota_reached"
 )
 
 // Error is an answer other than 200: its status and error code.

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/covid-backend/covid-backend/command"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 	"github.com/covid-backend/covid-backend/sms"
@@ -47,8 +49,10 @@ type IssuerConfig struct {
 	LongTTL     time.Duration
 	SMSTemplate string
 	RegionName  string
-	Now         func() time.Time
-	Logger      *slog.Logger
+	// Phones says which numbers get an SMS and how many (Phones).
+	Phones Phones
+	Now    func() time.Time
+	Logger *slog.Logger
 }
 
 // Issuer issues verification codes by the reference's rules: it checks a
@@ -58,6 +62,8 @@ type IssuerConfig struct {
 // through it, so the rules live in one place.
 type Issuer struct {
 	cfg IssuerConfig
+	// sent bounds the SMS this node sends (Phones.PerHour).
+	sent *rate.Limiter
 }
 
 // NewIssuer returns an Issuer; a nil Now is time.Now, a nil Logger the
@@ -69,7 +75,8 @@ func NewIssuer(cfg IssuerConfig) *Issuer {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Issuer{cfg: cfg}
+	perHour := cfg.Phones.perHour()
+	return &Issuer{cfg: cfg, sent: rate.NewLimiter(rate.Limit(float64(perHour)/3600), perHour)}
 }
 
 // SMS tells whether the issuer sends codes by SMS (and so takes user
@@ -94,7 +101,7 @@ func (i *Issuer) Issue(ctx context.Context, provider, issuedBy string, req Issue
 	}
 	phone := ""
 	if req.Phone != "" && i.cfg.SMS != nil {
-		if phone, verr = CheckPhone(req.Phone); verr != nil {
+		if phone, verr = i.cfg.Phones.Check(req.Phone); verr != nil {
 			return IssueResponse{}, verr
 		}
 		rec.LongTtlSeconds = int64(i.LongTTL() / time.Second)
@@ -153,7 +160,7 @@ func (i *Issuer) CheckUserReport(rawNonce, rawPhone string) ([]byte, string, *Er
 	case strings.TrimSpace(rawPhone) == "":
 		return nil, "", fail(http.StatusBadRequest, CodeMissingPhone, "phone cannot be empty")
 	}
-	phone, verr := CheckPhone(rawPhone)
+	phone, verr := i.cfg.Phones.Check(rawPhone)
 	return nonce, phone, verr
 }
 
@@ -247,14 +254,25 @@ func (i *Issuer) record(provider, issuedBy string, req IssueRequest) (*fsmpb.Ver
 // fails the code is expired at once, so that no code is out that its
 // patient never got.
 func (i *Issuer) send(ctx context.Context, rec *fsmpb.VerificationCode, phone, short, long string) *Error {
+	if !i.sent.AllowN(i.cfg.Now(), 1) {
+		i.cfg.Logger.Warn("sms quota of this node reached: code not sent and expired (raise --sms-per-hour if this is real demand)",
+			"per_hour", i.cfg.Phones.perHour(), "uuid", rec.GetUuid())
+		i.expire(ctx, rec)
+		return fail(http.StatusServiceUnavailable, CodeSMSQuota, "this node has sent as many SMS as it may this hour; the code was expired; try again later")
+	}
 	if err := i.cfg.SMS.Send(ctx, phone, i.message(short, long)); err != nil {
 		i.cfg.Logger.Warn("sms not sent; the code is expired", "uuid", rec.GetUuid(), "err", err)
-		if _, err := command.ExpireVerificationCode(ctx, i.cfg.Region, rec.GetUuid(), rec.GetProvider()); err != nil {
-			i.cfg.Logger.Error("expire a code whose sms failed", "uuid", rec.GetUuid(), "err", err)
-		}
+		i.expire(ctx, rec)
 		return fail(http.StatusInternalServerError, "sms_failure", "the SMS could not be sent; the code was expired")
 	}
 	return nil
+}
+
+// expire ends a code whose SMS did not go out.
+func (i *Issuer) expire(ctx context.Context, rec *fsmpb.VerificationCode) {
+	if _, err := command.ExpireVerificationCode(ctx, i.cfg.Region, rec.GetUuid(), rec.GetProvider()); err != nil {
+		i.cfg.Logger.Error("expire a code whose sms was not sent", "uuid", rec.GetUuid(), "err", err)
+	}
 }
 
 // message fills the SMS template for one code pair.
@@ -265,25 +283,6 @@ func (i *Issuer) message(short, long string) string {
 	}
 	return strings.NewReplacer("[code]", short, "[longcode]", long, "[region]", i.cfg.RegionName,
 		"[hours]", strconv.Itoa(int(i.LongTTL()/time.Hour))).Replace(t)
-}
-
-// CheckPhone keeps digits and a leading + of a phone number, which must
-// have 6 to 15 digits (E.164).
-func CheckPhone(phone string) (string, *Error) {
-	var b strings.Builder
-	for i, r := range strings.TrimSpace(phone) {
-		switch {
-		case r >= '0' && r <= '9', r == '+' && i == 0:
-			b.WriteRune(r)
-		case r == ' ' || r == '-' || r == '(' || r == ')':
-		default:
-			return "", fail(http.StatusBadRequest, CodePhoneInvalid, "phone: not a phone number")
-		}
-	}
-	if n := len(strings.TrimPrefix(b.String(), "+")); n < 6 || n > 15 {
-		return "", fail(http.StatusBadRequest, CodePhoneInvalid, "phone: want 6 to 15 digits")
-	}
-	return b.String(), nil
 }
 
 // NewUUID draws a version 4 UUID for a code issued without one.

@@ -38,6 +38,8 @@ type serveConfig struct {
 	VerifyIssuer, VerifyAudience, VerifyAppIDs  string
 	VerifyCodeTTL, VerifyLongCodeTTL            time.Duration
 	SMSWebhookURL, SMSTokenFile, SMSTemplate    string
+	SMSRegion, SMSAllowedRegions                string
+	SMSPerHour                                  int
 	InsecureDev                                 bool
 	CodeKeyFiles, RevisionKeyFiles              string
 	SigningKeyFile, SigningKeyID                string
@@ -102,6 +104,9 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.SMSWebhookURL, "sms-webhook-url", "", "the SMS gateway: codes issued with a phone, and user reports, are sent as POST {\"to\", \"message\"} to this URL")
 	fs.StringVar(&c.SMSTokenFile, "sms-webhook-token-file", "", "a file with the bearer token the SMS gateway wants (mode 0600)")
 	fs.StringVar(&c.SMSTemplate, "sms-template", "", "the SMS text, with [code], [longcode], [region] and [hours] filled in (default: the code and an ens:// link)")
+	fs.StringVar(&c.SMSRegion, "sms-region", "", "the country (ISO 3166-1, e.g. DE) a phone number written without its country code is read in; empty: numbers need their +country code")
+	fs.StringVar(&c.SMSAllowedRegions, "sms-allowed-regions", "", "comma-separated countries whose mobile numbers get an SMS (default: --sms-region alone; with neither, every country's)")
+	fs.IntVar(&c.SMSPerHour, "sms-per-hour", 1000, "SMS this node sends in an hour at most; past it a code to be sent is expired and the answer says so (503 sms_quota_reached)")
 	fs.StringVar(&c.ExportDir, "export-dir", "", "keep a mirror of the downloads in this directory (v1/exports/index.txt, batches.txt and their files, written whole), for nginx or a CDN origin to serve")
 	fs.BoolVar(&c.InsecureDev, "insecure-dev", false, "speak raft in plaintext, without certificates (loopback development only)")
 	fs.DurationVar(&c.TestClockOffset, "test-clock-offset", 0, "for fault tests only: shift this node's clock by this much")

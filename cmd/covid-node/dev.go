@@ -61,6 +61,23 @@ func devAuthorityJob(dataDir string) (node.LeaderJob, error) {
 	}, nil
 }
 
+// removeDevAuthority is the leader job of a node started without --dev:
+// a development authority left from an earlier start with --dev is
+// removed, so that its key (in a data dir, made for trying things out)
+// authorizes no upload in a region that now runs for real.
+func removeDevAuthority(ctx context.Context, n *node.Node) error {
+	if _, ok := n.FSM().Authority(devIssuer); !ok {
+		return nil
+	}
+	n.Config().Logger.Warn("removing the development health authority: this node runs without --dev", "issuer", devIssuer)
+	err := command.RemoveAuthority(ctx, n, devIssuer, "")
+	var refused *command.Error
+	if errors.As(err, &refused) && refused.Code == command.CodeUnknownAuthority {
+		return nil // removed meanwhile
+	}
+	return err
+}
+
 func loadOrCreateECKey(path string) (*ecdsa.PrivateKey, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {

@@ -97,6 +97,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			return err
 		}
 		ncfg.LeaderJobs = append(ncfg.LeaderJobs, job)
+	} else {
+		ncfg.LeaderJobs = append(ncfg.LeaderJobs, removeDevAuthority)
 	}
 	n, err := node.Open(ctx, ncfg)
 	if err != nil {

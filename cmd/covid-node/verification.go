@@ -63,7 +63,11 @@ func verification(c *serveConfig) (*api.Verification, node.LeaderJob, error) {
 		audience = issuer
 	}
 	v := &api.Verification{Issuer: issuer, Audience: audience, TokenKeys: tokenKeys, CertKeys: certKeys, ShortTTL: c.VerifyCodeTTL,
-		LongTTL: c.VerifyLongCodeTTL, SMSTemplate: c.SMSTemplate, Region: c.Region}
+		LongTTL: c.VerifyLongCodeTTL, SMSTemplate: c.SMSTemplate, Region: c.Region,
+		Phones: verify.Phones{Region: c.SMSRegion, Allowed: splitList(c.SMSAllowedRegions), PerHour: c.SMSPerHour}}
+	if err := v.Phones.Validate(); err != nil {
+		return nil, nil, fmt.Errorf("--sms-region, --sms-allowed-regions: %w", err)
+	}
 	if c.VerifyLongCodeTTL < c.VerifyCodeTTL || c.VerifyLongCodeTTL > 24*time.Hour {
 		return nil, nil, fmt.Errorf("--verify-long-code-ttl %v: want between --verify-code-ttl and 24h", c.VerifyLongCodeTTL)
 	}
