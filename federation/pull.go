@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/hashicorp/memberlist"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/covid-backend/covid-backend/command"
@@ -205,8 +207,24 @@ func (p *Pool) prune() {
 	}
 }
 
+// A holder must send a batch at slowHolderRate at least, after a grace
+// of slowHolderGrace (its answer's start included): one that drips bytes
+// would otherwise hold the pull loop for the client's whole timeout.
+const (
+	slowHolderGrace = 5 * time.Second
+	slowHolderRate  = 256 << 10 // bytes a second
+)
+
+// errSlowHolder: the holder sent its batch slower than slowHolderRate.
+var errSlowHolder = errors.New("holder too slow")
+
 func (p *Pool) fetch(ctx context.Context, holder, origin string, seq uint32) ([]byte, error) {
 	u := fmt.Sprintf("%s/v1/federation/batches/%s/%d", holder, url.PathEscape(origin), seq)
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	start := time.Now()
+	floor := time.AfterFunc(slowHolderGrace, func() { cancel(errSlowHolder) })
+	defer floor.Stop()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, err
@@ -226,8 +244,12 @@ func (p *Pool) fetch(ctx context.Context, holder, origin string, seq uint32) ([]
 	if enc := resp.Header.Get("Content-Encoding"); enc != "" && enc != "identity" {
 		return nil, fmt.Errorf("%s: content encoding %q (a batch is sent as is)", u, enc)
 	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBatchBytes+1))
+	body := &rateFloor{r: io.LimitReader(resp.Body, maxBatchBytes+1), start: start, timer: floor}
+	data, err := io.ReadAll(body)
 	if err != nil {
+		if cause := context.Cause(ctx); errors.Is(cause, errSlowHolder) {
+			return nil, fmt.Errorf("%s: %w (under %d bytes a second)", u, cause, slowHolderRate)
+		}
 		return nil, err
 	}
 	if len(data) > maxBatchBytes {
@@ -236,10 +258,30 @@ func (p *Pool) fetch(ctx context.Context, holder, origin string, seq uint32) ([]
 	return data, nil
 }
 
+// rateFloor moves the deadline of a fetch (its timer) as bytes arrive:
+// slowHolderGrace plus the time slowHolderRate needs for what came.
+type rateFloor struct {
+	r     io.Reader
+	start time.Time
+	n     int64
+	timer *time.Timer
+}
+
+func (f *rateFloor) Read(b []byte) (int, error) {
+	n, err := f.r.Read(b)
+	if n > 0 {
+		f.n += int64(n)
+		allowed := slowHolderGrace + time.Duration(f.n)*time.Second/slowHolderRate
+		f.timer.Reset(time.Until(f.start.Add(allowed)))
+	}
+	return n, err
+}
+
 // memberURLs are the holder URLs fetches may go to, with the member
-// behind each: those pool members advertise whose host is the member's
-// own pool address, so that gossip cannot send this node's fetches to
-// another host. Nil without a pool (tests of the puller alone).
+// behind each: those that live pool members (answering probes at their
+// address) advertise for their own pool address (holderURL), so that
+// gossip cannot send this node's fetches to another host or listener.
+// Nil without a pool (tests of the puller alone).
 func (p *Pool) memberURLs() map[string]string {
 	if p.ml == nil {
 		return nil
@@ -247,12 +289,23 @@ func (p *Pool) memberURLs() map[string]string {
 	out := map[string]string{}
 	for _, m := range p.ml.Members() {
 		var meta fedpb.Meta
-		if proto.Unmarshal(m.Meta, &meta) != nil {
+		if m.State != memberlist.StateAlive || proto.Unmarshal(m.Meta, &meta) != nil {
 			continue
 		}
-		if u, err := url.Parse(meta.GetHttpUrl()); err == nil && u.Hostname() == m.Addr.String() && u.Path == "" {
+		if holderURL(meta.GetHttpUrl(), m.Addr) {
 			out[meta.GetHttpUrl()] = m.Name
 		}
 	}
 	return out
+}
+
+// holderURL tells whether a member's advertised URL is one batches may be
+// fetched under: http or https on the member's own address, with a port,
+// and nothing after it (a path, a query, even a bare "?", would make the
+// batch's path part of something else and reach another listener).
+func holderURL(raw string, addr net.IP) bool {
+	u, err := url.Parse(raw)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Opaque == "" && u.User == nil &&
+		u.Path == "" && u.RawQuery == "" && !u.ForceQuery && u.Fragment == "" && !strings.Contains(raw, "#") &&
+		u.Port() != "" && u.Hostname() == addr.String()
 }

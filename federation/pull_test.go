@@ -5,11 +5,13 @@ import (
 	"compress/gzip"
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // A holder's answer is taken only as a plain batch under the byte limit:
@@ -63,5 +65,62 @@ func TestFetchRefusesWhatIsNotABatch(t *testing.T) {
 	}
 	if got, err := p.fetch(ctx, srv.URL, "A", 5); err != nil || string(got) != "a batch" {
 		t.Errorf("plain batch: %q %v", got, err)
+	}
+}
+
+// A pool member's advertised URL is fetched from only when it names the
+// member's own address with a port and nothing after it (issue 21,
+// finding 15: a URL ending in "?" made the batch's path a query, and the
+// fetch went to whatever listened there).
+func TestHolderURL(t *testing.T) {
+	addr := net.ParseIP("10.0.0.7")
+	for raw, want := range map[string]bool{
+		"http://10.0.0.7:8080":           true,
+		"https://10.0.0.7:8443":          true,
+		"http://10.0.0.7:8080?":          false,
+		"http://10.0.0.7:8080?x=1":       false,
+		"http://10.0.0.7:8080/":          false,
+		"http://10.0.0.7:8080/api":       false,
+		"http://10.0.0.7:8080#":          false,
+		"http://user@10.0.0.7:8080":      false,
+		"http://10.0.0.7":                false,
+		"http://10.0.0.8:8080":           false,
+		"ftp://10.0.0.7:8080":            false,
+		"http:10.0.0.7:8080":             false,
+		"http://10.0.0.7:8080\\evil.org": false,
+	} {
+		if got := holderURL(raw, addr); got != want {
+			t.Errorf("%q: %v, want %v", raw, got, want)
+		}
+	}
+}
+
+// A holder that drips its answer (a byte every 100 ms) is given up once it
+// falls behind slowHolderRate past slowHolderGrace (issue 21, finding 15:
+// a slow holder held the pull loop 60 s of every 65), and the error says
+// so; a holder that sends at speed is read to the end.
+func TestFetchGivesUpOnSlowHolder(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/2") {
+			rw.Write(bytes.Repeat([]byte{2}, 4<<20))
+			return
+		}
+		rw.WriteHeader(http.StatusOK)
+		for r.Context().Err() == nil {
+			if _, err := rw.Write([]byte{1}); err != nil {
+				return
+			}
+			rw.(http.Flusher).Flush()
+			time.Sleep(100 * time.Millisecond)
+		}
+	}))
+	defer srv.Close()
+	p := testPool()
+	p.client = boundClient("127.0.0.1", nil)
+	if _, err := p.fetch(context.Background(), srv.URL, "A", 1); !errors.Is(err, errSlowHolder) {
+		t.Fatalf("a dripping holder: %v, want %v", err, errSlowHolder)
+	}
+	if data, err := p.fetch(context.Background(), srv.URL, "A", 2); err != nil || len(data) != 4<<20 {
+		t.Fatalf("a holder at speed: %d bytes, %v", len(data), err)
 	}
 }
