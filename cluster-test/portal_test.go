@@ -56,6 +56,19 @@ func text(t *testing.T, ctx context.Context, sel string) string {
 	return strings.TrimSpace(v)
 }
 
+// addWorker adds a portal account through node via, with the password
+// "correct horse battery staple", for provider (none: "") and roles.
+func (c *cluster) addWorker(via, email, name, provider, roles string) {
+	c.t.Helper()
+	pwFile := filepath.Join(c.dir, "worker-password")
+	writeFile(c.t, pwFile, []byte("correct horse battery staple\n"))
+	args := []string{"users", "add", "--addr", c.node(via).url(), "--email", email, "--name", name, "--roles", roles, "--password-file", pwFile}
+	if provider != "" {
+		args = append(args, "--provider", provider)
+	}
+	c.cli(args...)
+}
+
 // css is a CSS selector for the browser.
 func css(sel string) chromedp.CSS { return chromedp.CSS(sel) }
 
@@ -90,10 +103,7 @@ func shot(t *testing.T, ctx context.Context, name string) {
 // refused.
 func TestPortalInABrowser(t *testing.T) {
 	c, deviceKey, _ := verificationCluster(t)
-	pwFile := filepath.Join(t.TempDir(), "pw")
-	writeFile(t, pwFile, []byte("correct horse battery staple\n"))
-	c.cli("users", "add", "--addr", c.node("n1").url(), "--email", "worker@lab.example", "--name", "Wanda Worker",
-		"--provider", "lab", "--roles", "issue,codes,bulk", "--password-file", pwFile)
+	c.addWorker("n1", "worker@lab.example", "Wanda Worker", "lab", "issue,codes,bulk")
 	base := c.node("n2").url() + "/portal"
 	ctx := browser(t)
 
@@ -196,17 +206,14 @@ func TestPortalInABrowser(t *testing.T) {
 // the keys are revoked and the revocation is listed.
 func TestOperatorConsoleInABrowser(t *testing.T) {
 	c, _, _ := verificationCluster(t)
-	pwFile := filepath.Join(t.TempDir(), "pw")
-	writeFile(t, pwFile, []byte("operators password 123\n"))
-	c.cli("users", "add", "--addr", c.node("n1").url(), "--email", "ops@region.example", "--name", "Olga Operator",
-		"--roles", "operator", "--password-file", pwFile)
+	c.addWorker("n1", "ops@region.example", "Olga Operator", "", "operator")
 	keys, err := c.upload(c.node("n2").url())
 	if err != nil {
 		t.Fatal(err)
 	}
 	base := c.node("n3").url() + "/portal"
 	ctx := browser(t)
-	signIn(t, ctx, base, "ops@region.example", "operators password 123", "#members")
+	signIn(t, ctx, base, "ops@region.example", "correct horse battery staple", "#members")
 	shot(t, ctx, "portal-region")
 	members, leader := text(t, ctx, "#members"), text(t, ctx, "#leader")
 	for _, id := range c.ids(3) {
@@ -284,15 +291,12 @@ func TestPortalLockHoldsOnEveryNode(t *testing.T) {
 	c.proxy = newLinkProxy(t)
 	c.form(3)
 	c.cli("providers", "add", "--addr", c.node("n1").url(), "--id", "lab", "--name", "Lab")
-	pwFile := filepath.Join(t.TempDir(), "pw")
-	writeFile(t, pwFile, []byte("correct horse battery staple\n"))
 	leader := c.waitLeader(10*time.Second, c.ids(3)...)
 	followers := without(c.ids(3), leader)
 	lagging := followers[1]
 	for _, via := range []string{leader, followers[0]} {
 		email := "w-" + via + "@lab.example"
-		c.cli("users", "add", "--addr", c.node(via).url(), "--email", email, "--name", "W", "--provider", "lab",
-			"--roles", "issue", "--password-file", pwFile)
+		c.addWorker(via, email, "W", "lab", "issue")
 		c.waitFor(lagging+" to know "+email, 10*time.Second, func() bool {
 			_, body, err := c.tryAdminGet(lagging, "/v1/admin/users")
 			return err == nil && strings.Contains(string(body), email)
@@ -305,6 +309,79 @@ func TestPortalLockHoldsOnEveryNode(t *testing.T) {
 		c.proxy.set(c.node(lagging).ip, linkFault{})
 		if status == http.StatusSeeOther {
 			t.Fatalf("locked through %s, %s signed in on the lagging %s", via, email, lagging)
+		}
+	}
+}
+
+// Every page of the portal fits a phone's screen (390x844, issue 22: the
+// header ran 532 px wide, Recent codes 730 px with Expire off-screen, Roll
+// back off-screen): no page is wider than the screen, and the buttons a
+// worker or an operator needs lie within it.
+func TestPortalOnAPhone(t *testing.T) {
+	c, _, _ := verificationCluster(t)
+	c.addWorker("n1", "lead@lab.example", "Lena Lead", "lab", "issue,codes,bulk,users,apikeys")
+	c.addWorker("n1", "ops@region.example", "Olga Operator", "", "operator")
+	if _, err := c.upload(c.node("n1").url()); err != nil {
+		t.Fatal(err) // a submission to roll back
+	}
+	base := c.node("n1").url() + "/portal"
+	type page struct {
+		path, wait string
+		within     []string
+	}
+	for _, who := range []struct {
+		email, home string
+		pages       []page
+	}{
+		{"lead@lab.example", "#issue", []page{
+			{"/", "#issue", []string{"header form button", "#issue"}},
+			{"/codes", "#codes", []string{"header form button", "button.expire"}},
+			{"/bulk", "#upload", []string{"#upload", "#file"}},
+			{"/users", "main h1", nil},
+			{"/apikeys", "main h1", nil},
+			{"/audit", "main h1", nil},
+		}},
+		{"ops@region.example", "#members", []page{
+			{"/region", "#members", []string{"header form button"}},
+			{"/revocations", "#submissions", []string{"button.revoke", "input[name=reason]"}},
+			{"/audit", "main h1", nil},
+		}},
+	} {
+		ctx := browser(t)
+		run(t, ctx, "a phone's screen", chromedp.EmulateViewport(390, 844))
+		signIn(t, ctx, base, who.email, "correct horse battery staple", who.home)
+		if who.home == "#issue" {
+			run(t, ctx, "issue a code", chromedp.Click(css("#issue")), chromedp.WaitVisible(css("#code")))
+			shot(t, ctx, "phone-code")
+		}
+		for _, p := range who.pages {
+			run(t, ctx, "open "+p.path, chromedp.Navigate(base+p.path), chromedp.WaitVisible(css(p.wait)))
+			shot(t, ctx, "phone"+strings.ReplaceAll(strings.TrimSuffix(p.path, "/"), "/", "-"))
+			fitsPhone(t, ctx, p.path, p.within)
+		}
+	}
+}
+
+// fitsPhone checks that the page is no wider than a 390 px screen and that
+// the elements the selectors find lie within it.
+func fitsPhone(t *testing.T, ctx context.Context, path string, within []string) {
+	t.Helper()
+	width, err := chromedp.Run(ctx, chromedp.Evaluate[int64](`document.documentElement.scrollWidth`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if width > 390 {
+		shot(t, ctx, "phone-too-wide")
+		t.Errorf("%s is %d px wide on a 390 px screen", path, width)
+	}
+	for _, sel := range within {
+		right, err := chromedp.Run(ctx, chromedp.Evaluate[float64](fmt.Sprintf(
+			`(() => { const e = document.querySelector(%q); return e ? e.getBoundingClientRect().right : -1 })()`, sel)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if right < 0 || right > 390 {
+			t.Errorf("%s: %s ends at %.0f px on a 390 px screen (-1: missing)", path, sel, right)
 		}
 	}
 }
