@@ -50,11 +50,13 @@ func (s *Server) tokenRefusal(c *gin.Context) string {
 	return ""
 }
 
-// requireMemberPeer admits a member-port request only from a server of the
-// region's raft configuration, by the node id its certificate names.
+// requireMemberPeer admits a member-port request only from a member: a
+// server of the region's raft configuration by the node id its certificate
+// names, with the certificate it recorded or a newer one (node.IsMember).
 func (s *Server) requireMemberPeer(c *gin.Context) {
-	if peer := node.MemberPeer(c.Request.Context()); !s.node.IsMember(peer) {
-		fail(c, http.StatusForbidden, "not_a_member", fmt.Sprintf("node %q is not a member of this region: an operator adds it (join)", peer))
+	peer := node.MemberPeer(c.Request.Context())
+	if !s.node.IsMember(peer) {
+		fail(c, http.StatusForbidden, "not_a_member", fmt.Sprintf("node %q with this certificate is not a member of this region: an operator adds it (join)", peer.ID))
 		return
 	}
 	c.Next()
@@ -65,7 +67,7 @@ func (s *Server) requireMemberPeer(c *gin.Context) {
 // and whether it sent the admin token.
 func (s *Server) forwarder(c *gin.Context) node.Forwarder {
 	peer := node.MemberPeer(c.Request.Context())
-	return node.Forwarder{Peer: peer, Operator: s.tokenRefusal(c) == "" || s.node.TokenlessMember(peer)}
+	return node.Forwarder{Peer: peer.ID, Operator: s.tokenRefusal(c) == "" || s.node.TokenlessMember(peer)}
 }
 
 // requireMemberToken admits a membership change on the member port: with

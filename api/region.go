@@ -65,8 +65,8 @@ type RegionMembers interface {
 	Remove(ctx context.Context, id string) error
 	Promote(ctx context.Context, id string) error
 	TransferLeadership(ctx context.Context, id string) error
-	IsMember(id string) bool
-	TokenlessMember(id string) bool
+	IsMember(p node.Peer) bool
+	TokenlessMember(p node.Peer) bool
 	MemberListener() net.Listener
 	ApplyForwardedBatch(ctx context.Context, body []byte) (int, []byte)
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -256,4 +257,55 @@ func TestRemovedMemberCertificateIsRefused(t *testing.T) {
 	if after := terms(t, c, "n1", "n2"); !equalTerms(after, before) {
 		t.Fatalf("terms moved from %v to %v", before, after)
 	}
+}
+
+// A node whose certificate is renewed (or that is replaced under the same
+// id) records its new certificate; from then on the old one, which stays
+// valid for years, moves nothing: its raft RPCs are not read and member
+// HTTP refuses it. The node itself goes on with its new certificate.
+func TestRenewedCertificateLeavesTheOldOneBehind(t *testing.T) {
+	l := strangerListener(t)
+	c := newCluster(t)
+	c.form(3)
+	old := c.memberCreds("n3")
+	c.stop("n3")
+	dir := filepath.Join(c.dir, "certs")
+	for _, f := range []string{"n3.pem", "n3.key"} {
+		if err := os.Remove(filepath.Join(dir, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.start(3) // the harness makes n3 a new certificate
+	c.waitReady("n3")
+	c.waitFor("n1 to refuse n3's old certificate", 20*time.Second, func() bool {
+		return c.memberStatus(old, "n1", http.MethodGet, "/internal/v1/clock") == http.StatusForbidden
+	})
+	before := terms(t, c, "n1", "n2")
+	for _, id := range []string{"n1", "n2"} {
+		addr := c.node(id).ip + ":7000"
+		for _, err := range attack(t, &strangerLayer{Listener: l, tls: old.ClientConfig(addr, membertls.ProtoRaft)}, addr, before[id]) {
+			if err == nil {
+				t.Fatalf("an RPC with n3's old certificate to %s was answered", id)
+			}
+		}
+		c.assertNotMember(old, id, "")
+	}
+	if _, err := c.upload(c.node("n3").url()); err != nil {
+		t.Fatalf("an upload through n3 with its new certificate: %v", err)
+	}
+}
+
+// memberStatus sends one member-port request with creds and returns the
+// status (0 when the connection failed).
+func (c *cluster) memberStatus(creds *membertls.Credentials, at, method, path string) int {
+	addr := c.node(at).ip + ":7000"
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: creds.ClientConfig(addr, membertls.ProtoMember)}}
+	defer client.CloseIdleConnections()
+	req, _ := http.NewRequest(method, "https://"+addr+path, nil)
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/sha256"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -30,13 +31,20 @@ func (n *Node) watchLeadership(ctx context.Context) {
 			n.cfg.Logger.Info("became leader", "node", n.cfg.ID, "term", term)
 			var leaderCtx context.Context
 			leaderCtx, stop = context.WithCancel(ctx)
-			n.goRun(func() { n.catchUpAsLeader(leaderCtx, term) })
-			n.goRun(func() { n.runLeaderJobs(leaderCtx) })
+			n.goRun(func() {
+				n.catchUpAsLeader(leaderCtx, term)
+				if n.leaderCaughtUp.Load() == term {
+					n.runLeaderJobs(leaderCtx)
+				}
+			})
 		}
 	}
 }
 
-// runLeaderJobs starts every leader job in its own goroutine; a job that
+// runLeaderJobs starts every leader job in its own goroutine, once the
+// new leader has applied every entry committed before its term (a job
+// decides from the state: after a restart, before that, a registered
+// authority or a set policy is not there yet); a job that
 // fails is retried after a pause while leadership lasts.
 func (n *Node) runLeaderJobs(ctx context.Context) {
 	jobs := []LeaderJob{clockLoop, seedPolicy, sealLoop, expireLoop}
@@ -58,14 +66,19 @@ func (n *Node) runLeaderJobs(ctx context.Context) {
 }
 
 // registerSelf keeps this node's record in the replicated state true: its
-// addresses, so that followers can forward writes to it, and the command
+// addresses, so that followers can forward writes to it, the command
 // version its build applies, so that the leader proposes only what every
-// member applies. Every member runs it, from start to shutdown; after a
+// member applies, and its member certificate, so that members speak only
+// with that one for its id (IsMember). Every member runs it, from start to shutdown; after a
 // restart with a new build the record follows.
 func (n *Node) registerSelf(ctx context.Context) {
 	for {
 		want := &fsmpb.Node{Id: n.cfg.ID, RaftAddr: string(n.transport.LocalAddr()), HttpAddr: n.cfg.HTTPAddr,
 			CommandVersion: command.Version}
+		if n.cfg.MemberTLS != nil {
+			sum := sha256.Sum256(n.cfg.MemberTLS.Leaf.Raw)
+			want.CertSha256, want.CertNotBeforeUnix = sum[:], n.cfg.MemberTLS.Leaf.NotBefore.Unix()
+		}
 		wait := 10 * time.Second
 		if have, ok := n.fsm.Node(n.cfg.ID); !ok || !proto.Equal(have, want) {
 			wait = time.Second

@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -287,12 +288,23 @@ func retryIfLeadership(err error) error {
 	return err
 }
 
-// IsMember tells whether a node id is a server (voter or not) of the
-// region's raft configuration: what the member port asks of a peer, since
-// a certificate of the region CA alone makes no one a member.
-func (n *Node) IsMember(id string) bool {
+// IsMember tells whether a peer is a member: its node id is a server
+// (voter or not) of the region's raft configuration, and its certificate
+// is the one the node recorded for itself (Node.cert_sha256) or a newer
+// one (renewed, to be recorded next). A certificate of the region CA alone
+// makes no one a member, and a node replaced or renewed under the same id
+// leaves its older certificates behind.
+func (n *Node) IsMember(p Peer) bool {
 	servers, err := n.servers()
-	return err == nil && hasServer(servers, id)
+	return err == nil && hasServer(servers, p.ID) && n.pinned(p)
+}
+
+// pinned tells whether a peer presents the certificate its record names,
+// or one that started later (a record without one names none yet).
+func (n *Node) pinned(p Peer) bool {
+	rec, ok := n.fsm.Node(p.ID)
+	return !ok || len(rec.GetCertSha256()) == 0 || p.NotBefore > rec.GetCertNotBeforeUnix() ||
+		subtle.ConstantTimeCompare(rec.GetCertSha256(), p.CertSHA256[:]) == 1
 }
 
 // tokenlessBuild is the newest command version of builds that send no
@@ -304,18 +316,18 @@ const tokenlessBuild = 3
 // with member requests: during a rolling upgrade its certificate and
 // membership still stand for the token, as they did in its release. Drop
 // with the next command version.
-func (n *Node) TokenlessMember(id string) bool {
-	rec, ok := n.fsm.Node(id)
-	return ok && n.IsMember(id) && max(1, rec.GetCommandVersion()) <= tokenlessBuild
+func (n *Node) TokenlessMember(p Peer) bool {
+	rec, ok := n.fsm.Node(p.ID)
+	return ok && n.IsMember(p) && max(1, rec.GetCommandVersion()) <= tokenlessBuild
 }
 
 // mayRaft tells whether a peer may speak raft with this node: a member,
 // or anyone of the region CA while this node belongs to no region yet (a
 // joiner hears from the leader before it holds the configuration that
 // names it).
-func (n *Node) mayRaft(id string) bool {
+func (n *Node) mayRaft(p Peer) bool {
 	servers, err := n.servers()
-	return err == nil && (len(servers) == 0 || hasServer(servers, id))
+	return err == nil && (len(servers) == 0 || hasServer(servers, p.ID) && n.pinned(p))
 }
 
 func hasServer(servers []raft.Server, id string) bool {

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"net"
 	"sync"
@@ -33,8 +34,8 @@ const silentTimeout = time.Second
 // (plain TCP, another CA, no certificate) never gets past the handshake.
 // A certificate of the region CA is not membership: raft is spoken only
 // with a peer whose certificate names a server of the region's raft
-// configuration (admitRaft), and member HTTP learns the peer's id
-// (MemberPeer) to decide per request.
+// configuration (admitRaft), and member HTTP learns the peer (MemberPeer:
+// its id and certificate) to decide per request.
 type memberMux struct {
 	ln          net.Listener
 	creds       *membertls.Credentials
@@ -46,9 +47,9 @@ type memberMux struct {
 		sync.Mutex
 		n map[string]int
 	}
-	// admitRaft tells whether a peer id may speak raft here; nil (raft not
+	// admitRaft tells whether a peer may speak raft here; nil (raft not
 	// running yet) admits no one.
-	admitRaft atomic.Pointer[func(id string) bool]
+	admitRaft atomic.Pointer[func(Peer) bool]
 }
 
 func newMemberMux(ln net.Listener, creds *membertls.Credentials) *memberMux {
@@ -127,7 +128,8 @@ func (m *memberMux) route(conn net.Conn, ip string) {
 	}
 	conn.SetDeadline(time.Time{})
 	state := tc.ConnectionState()
-	peer := state.PeerCertificates[0].Subject.CommonName
+	cert := state.PeerCertificates[0]
+	peer := Peer{ID: cert.Subject.CommonName, CertSHA256: sha256.Sum256(cert.Raw), NotBefore: cert.NotBefore.Unix()}
 	var conn2 net.Conn = tc
 	to := m.http
 	switch state.NegotiatedProtocol {
@@ -186,17 +188,25 @@ func (c *speakingConn) Read(b []byte) (int, error) {
 	return n, err
 }
 
+// Peer is who is on the other end of a member-port connection: the node
+// id its certificate names, the certificate's SHA-256 and its start.
+type Peer struct {
+	ID         string
+	CertSHA256 [32]byte
+	NotBefore  int64
+}
+
 // authenticatedConn is a connection past the handshake, served as plain
-// HTTP/1.1, with the node id its certificate names.
+// HTTP/1.1, with its peer.
 type authenticatedConn struct {
 	net.Conn
-	peer string
+	peer Peer
 }
 
 type peerKey struct{}
 
 // MemberConnContext is the member HTTP server's ConnContext: it keeps the
-// node id of the peer's certificate for MemberPeer.
+// connection's peer for MemberPeer.
 func MemberConnContext(ctx context.Context, c net.Conn) context.Context {
 	if ac, ok := c.(authenticatedConn); ok {
 		return context.WithValue(ctx, peerKey{}, ac.peer)
@@ -204,11 +214,11 @@ func MemberConnContext(ctx context.Context, c net.Conn) context.Context {
 	return ctx
 }
 
-// MemberPeer is the node id the certificate of a member-port request's
-// peer names ("" when the request did not come over the member port).
-func MemberPeer(ctx context.Context) string {
-	id, _ := ctx.Value(peerKey{}).(string)
-	return id
+// MemberPeer is the peer of a member-port request (the zero Peer when the
+// request did not come over the member port).
+func MemberPeer(ctx context.Context) Peer {
+	p, _ := ctx.Value(peerKey{}).(Peer)
+	return p
 }
 
 // memberHTTPListener is the member HTTP server's side of the member port;

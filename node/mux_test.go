@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"net"
@@ -8,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/covid-backend/covid-backend/command"
+	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 	"github.com/covid-backend/covid-backend/membertls"
 )
 
@@ -73,5 +76,38 @@ func TestIdleStrangerLeavesHandshakeSlots(t *testing.T) {
 		if _, err := c.Read(make([]byte, 1)); errors.Is(err, os.ErrDeadlineExceeded) {
 			t.Fatalf("idle connection %d still open after 30 s", i)
 		}
+	}
+}
+
+// A member is a server of the raft configuration presenting the
+// certificate its record names or a newer one: once a node records its
+// certificate, an older one for the same id (a replaced node's, a stolen
+// copy) makes no member; a renewed one does at once (a region whose nodes
+// all restart with new certificates still elects a leader); before any
+// record, any certificate of the region CA for that id does.
+func TestMembershipPinsTheCertificate(t *testing.T) {
+	ctx := context.Background()
+	n, cfg := openUnrecorded(t, nil)
+	current, old := Peer{ID: "n1", CertSHA256: [32]byte{1}, NotBefore: 2000}, Peer{ID: "n1", CertSHA256: [32]byte{2}, NotBefore: 1000}
+	renewed := Peer{ID: "n1", CertSHA256: [32]byte{3}, NotBefore: 3000}
+	if !n.IsMember(current) || !n.IsMember(old) {
+		t.Fatal("a member without a recorded certificate refused")
+	}
+	if n.IsMember(Peer{ID: "ghost", CertSHA256: [32]byte{1}}) {
+		t.Fatal("a node id outside the configuration is a member")
+	}
+	rec := &fsmpb.Node{Id: "n1", RaftAddr: cfg.RaftAddr, HttpAddr: cfg.HTTPAddr, CommandVersion: command.Version,
+		CertSha256: current.CertSHA256[:], CertNotBeforeUnix: current.NotBefore}
+	if err := command.PutNode(ctx, n, rec); err != nil {
+		t.Fatal(err)
+	}
+	if !n.IsMember(current) || !n.mayRaft(current) {
+		t.Fatal("the recorded certificate refused")
+	}
+	if n.IsMember(old) || n.mayRaft(old) {
+		t.Fatal("another certificate for a member's id is a member once the member recorded its own")
+	}
+	if !n.IsMember(renewed) || !n.mayRaft(renewed) {
+		t.Fatal("a newer certificate for a member's id (renewed, not yet recorded) refused")
 	}
 }

@@ -52,6 +52,21 @@ func openLeader(t *testing.T, cfg Config) *Node {
 	return n
 }
 
+// openUnrecorded opens the leader of a new one-node region that does not
+// record itself (Config.unrecorded), so that a test holds it in the moment
+// before its record; it closes with the test.
+func openUnrecorded(t *testing.T, change func(*Config)) (*Node, Config) {
+	t.Helper()
+	cfg := testConfig(t)
+	cfg.Bootstrap, cfg.unrecorded = true, true
+	if change != nil {
+		change(&cfg)
+	}
+	n := openLeader(t, cfg)
+	t.Cleanup(func() { n.Close(context.Background()) })
+	return n, cfg
+}
+
 func TestConfigValidate(t *testing.T) {
 	cases := []struct {
 		name   string

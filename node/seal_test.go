@@ -27,11 +27,9 @@ import (
 func TestSealBeforeSelfRecordKeepsFiles(t *testing.T) {
 	ctx := context.Background()
 	first, added := exportKey(t, "310", "v1"), exportKey(t, "310", "v2")
-	cfg := testConfig(t)
-	cfg.Bootstrap, cfg.unrecorded = true, true
-	cfg.ExportSigners = []*fsmpb.ExportSigner{{KeyId: first.KeyID, KeyVersion: first.KeyVersion}}
-	n := openLeader(t, cfg)
-	defer n.Close(ctx)
+	n, cfg := openUnrecorded(t, func(c *Config) {
+		c.ExportSigners = []*fsmpb.ExportSigner{{KeyId: first.KeyID, KeyVersion: first.KeyVersion}}
+	})
 	if _, ok := n.fsm.Node(cfg.ID); ok {
 		t.Fatal("the node recorded itself: the test does not hold it before its record")
 	}
@@ -73,10 +71,7 @@ func TestSealBeforeSelfRecordKeepsFiles(t *testing.T) {
 // batch whose files could change.
 func TestSealRefusedBelowSignersVersion(t *testing.T) {
 	ctx := context.Background()
-	cfg := testConfig(t)
-	cfg.Bootstrap, cfg.unrecorded = true, true
-	n := openLeader(t, cfg)
-	defer n.Close(ctx)
+	n, cfg := openUnrecorded(t, nil)
 	publishExpiredKey(t, n)
 	old := &fsmpb.Node{Id: cfg.ID, RaftAddr: cfg.RaftAddr, HttpAddr: cfg.HTTPAddr, CommandVersion: 1}
 	if err := command.PutNode(ctx, n, old); err != nil {

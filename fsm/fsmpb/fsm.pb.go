@@ -2981,8 +2981,16 @@ type Node struct {
 	// command_version is the newest command version the member's build
 	// applies (0: written by a build that did not say, which knows 1).
 	CommandVersion uint32 `protobuf:"varint,4,opt,name=command_version,json=commandVersion,proto3" json:"command_version,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// cert_sha256 is the SHA-256 of the member certificate the node
+	// presents (empty: not recorded yet), cert_not_before_unix its start.
+	// The member port speaks for this id only with that certificate or a
+	// newer one (renewed), so a replaced node's old certificate makes no
+	// member once the new one is recorded. Builds before them keep the
+	// fields as unknown ones, in the same bytes.
+	CertSha256        []byte `protobuf:"bytes,5,opt,name=cert_sha256,json=certSha256,proto3" json:"cert_sha256,omitempty"`
+	CertNotBeforeUnix int64  `protobuf:"varint,6,opt,name=cert_not_before_unix,json=certNotBeforeUnix,proto3" json:"cert_not_before_unix,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Node) Reset() {
@@ -3039,6 +3047,20 @@ func (x *Node) GetHttpAddr() string {
 func (x *Node) GetCommandVersion() uint32 {
 	if x != nil {
 		return x.CommandVersion
+	}
+	return 0
+}
+
+func (x *Node) GetCertSha256() []byte {
+	if x != nil {
+		return x.CertSha256
+	}
+	return nil
+}
+
+func (x *Node) GetCertNotBeforeUnix() int64 {
+	if x != nil {
+		return x.CertNotBeforeUnix
 	}
 	return 0
 }
@@ -4737,12 +4759,15 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x04keys\x18\x04 \x03(\v2\x1a.covid.fsm.v1.AuthorityKeyR\x04keys\";\n" +
 	"\x0fRemoveAuthority\x12\x16\n" +
 	"\x06issuer\x18\x01 \x01(\tR\x06issuer\x12\x10\n" +
-	"\x03kid\x18\x02 \x01(\tR\x03kid\"y\n" +
+	"\x03kid\x18\x02 \x01(\tR\x03kid\"\xcb\x01\n" +
 	"\x04Node\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12\x1b\n" +
 	"\thttp_addr\x18\x03 \x01(\tR\bhttpAddr\x12'\n" +
-	"\x0fcommand_version\x18\x04 \x01(\rR\x0ecommandVersion\"\x1c\n" +
+	"\x0fcommand_version\x18\x04 \x01(\rR\x0ecommandVersion\x12\x1f\n" +
+	"\vcert_sha256\x18\x05 \x01(\fR\n" +
+	"certSha256\x12/\n" +
+	"\x14cert_not_before_unix\x18\x06 \x01(\x03R\x11certNotBeforeUnix\"\x1c\n" +
 	"\n" +
 	"RemoveNode\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x9f\x02\n" +
