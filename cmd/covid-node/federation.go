@@ -105,7 +105,7 @@ func keygen(args []string, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
-		if err := writeNew(*out, []byte(id.String()+"\n")); err != nil {
+		if err := writeNew(*out, []byte("# public key: "+id.Recipient().String()+"\n"+id.String()+"\n")); err != nil {
 			return fmt.Errorf("keygen: %w", err)
 		}
 		fmt.Fprintf(stdout, "wrote age identity %s (keep it offline; restore --identity)\nrecipient: %s (backup --recipient)\n", *out, id.Recipient())
