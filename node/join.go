@@ -22,19 +22,30 @@ func preflightJoin(ctx context.Context, cfg Config, client *http.Client) error {
 	if _, err := os.Stat(filepath.Join(cfg.DataDir, "raft.db")); err == nil {
 		return nil
 	}
-	req := JoinRequest{ID: cfg.ID, RaftAddr: cfg.RaftAdvertise, HTTPAddr: cfg.HTTPAddr, Region: cfg.Region, CommandVersion: command.Version, TLS: speaksTLS(cfg), DryRun: true, Edge: cfg.Edge}
+	req := joinRequest(cfg)
+	req.DryRun = true
 	return tryJoin(ctx, cfg, client, req)
 }
 
 // joinLoop asks the members listed in --join to admit this node, until one
 // of them does or the node stops.
 func (n *Node) joinLoop(ctx context.Context) {
-	req := JoinRequest{ID: n.cfg.ID, RaftAddr: n.cfg.RaftAdvertise, HTTPAddr: n.cfg.HTTPAddr, Region: n.cfg.Region, CommandVersion: command.Version, TLS: speaksTLS(n.cfg), Edge: n.cfg.Edge}
-	if err := tryJoin(ctx, n.cfg, n.client, req); err != nil {
+	if err := tryJoin(ctx, n.cfg, n.client, joinRequest(n.cfg)); err != nil {
 		n.cfg.Logger.Error("join failed", "err", err)
 		return
 	}
 	n.cfg.Logger.Info("joined region", "region", n.cfg.Region)
+}
+
+// joinRequest is what this node asks its region: its addresses, build and
+// member certificate.
+func joinRequest(cfg Config) JoinRequest {
+	req := JoinRequest{ID: cfg.ID, RaftAddr: cfg.RaftAdvertise, HTTPAddr: cfg.HTTPAddr, Region: cfg.Region,
+		CommandVersion: command.Version, TLS: speaksTLS(cfg), Edge: cfg.Edge}
+	if cfg.MemberTLS != nil {
+		req.CertSHA256, req.CertNotBefore = certRecord(cfg.MemberTLS)
+	}
+	return req
 }
 
 func tryJoin(ctx context.Context, cfg Config, client *http.Client, req JoinRequest) error {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/covid-backend/covid-backend/command"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
+	"github.com/covid-backend/covid-backend/membertls"
 )
 
 // watchLeadership drains raft's NotifyCh (raft blocks if nobody reads it)
@@ -76,8 +77,7 @@ func (n *Node) registerSelf(ctx context.Context) {
 		want := &fsmpb.Node{Id: n.cfg.ID, RaftAddr: string(n.transport.LocalAddr()), HttpAddr: n.cfg.HTTPAddr,
 			CommandVersion: command.Version}
 		if n.cfg.MemberTLS != nil {
-			sum := sha256.Sum256(n.cfg.MemberTLS.Leaf.Raw)
-			want.CertSha256, want.CertNotBeforeUnix = sum[:], n.cfg.MemberTLS.Leaf.NotBefore.Unix()
+			want.CertSha256, want.CertNotBeforeUnix = certRecord(n.cfg.MemberTLS)
 		}
 		wait := 10 * time.Second
 		if have, ok := n.fsm.Node(n.cfg.ID); !ok || !proto.Equal(have, want) {
@@ -92,6 +92,13 @@ func (n *Node) registerSelf(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// certRecord is how a member certificate is recorded with its node: its
+// SHA-256 and its start.
+func certRecord(creds *membertls.Credentials) ([]byte, int64) {
+	sum := sha256.Sum256(creds.Leaf.Raw)
+	return sum[:], creds.Leaf.NotBefore.Unix()
 }
 
 // isVoter tells whether this node is in the region's raft configuration

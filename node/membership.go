@@ -45,6 +45,11 @@ type JoinRequest struct {
 	DryRun bool `json:"dry_run,omitempty"`
 	// Edge admits the node as a non-voter (a read-only edge node).
 	Edge bool `json:"edge,omitempty"`
+	// CertSHA256 and CertNotBefore describe the node's member certificate,
+	// recorded with it at once (as it records them itself later): the join
+	// carries the admin token, so the leader takes them as they come.
+	CertSHA256    []byte `json:"cert_sha256,omitempty"`
+	CertNotBefore int64  `json:"cert_not_before,omitempty"`
 }
 
 // MembershipError is a refused membership change, with the HTTP status the
@@ -123,7 +128,7 @@ func (n *Node) joinLocal(ctx context.Context, req JoinRequest) error {
 	}
 	n.cfg.Logger.Info("member added", "id", req.ID, "raft_addr", req.RaftAddr, "as", kind)
 	return command.PutNode(ctx, n, &fsmpb.Node{Id: req.ID, RaftAddr: req.RaftAddr, HttpAddr: req.HTTPAddr,
-		CommandVersion: max(1, req.CommandVersion)})
+		CommandVersion: max(1, req.CommandVersion), CertSha256: req.CertSHA256, CertNotBeforeUnix: req.CertNotBefore})
 }
 
 // Promote makes an edge node (a non-voter) a voter (on the leader; a
