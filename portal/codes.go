@@ -1,17 +1,20 @@
 package portal
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/csv"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/gin-gonic/gin"
 
@@ -219,20 +222,30 @@ type csvRow struct {
 }
 
 // readBulk reads the CSV: a header naming the columns, then at most
-// maxBulkRows lines.
+// maxBulkRows lines. It reads what spreadsheets save: a byte-order mark,
+// commas, semicolons (Excel where the decimal mark is a comma) or tabs,
+// header names in any case and spacing ("TestType", "test date"), and
+// empty lines (skipped).
 func readBulk(r io.Reader) ([]csvRow, error) {
-	cr := csv.NewReader(r)
+	br := bufio.NewReader(r)
+	if bom, _ := br.Peek(3); bytes.Equal(bom, []byte("\xef\xbb\xbf")) {
+		br.Discard(3)
+	}
+	first, _ := br.Peek(4096)
+	cr := csv.NewReader(br)
 	cr.FieldsPerRecord = -1
+	cr.Comma = delimiter(first)
 	header, err := cr.Read()
 	if err != nil {
 		return nil, errors.New("the file is not CSV with a header line")
 	}
 	col := map[string]int{}
 	for i, h := range header {
-		col[strings.TrimSpace(h)] = i
+		col[columnKey(h)] = i
 	}
-	if _, ok := col["testType"]; !ok {
-		return nil, errors.New("the header must name a testType column (and may name testDate, symptomDate, phone, uuid)")
+	if _, ok := col["testtype"]; !ok {
+		return nil, fmt.Errorf("the first line names the columns, and one must be testType (found: %s); testDate, symptomDate, phone and uuid may follow",
+			strings.Join(header, ", "))
 	}
 	get := func(rec []string, name string) string {
 		if i, ok := col[name]; ok && i < len(rec) {
@@ -249,11 +262,38 @@ func readBulk(r io.Reader) ([]csvRow, error) {
 		if err != nil {
 			return nil, errors.New("line " + strconv.Itoa(line) + ": " + err.Error())
 		}
+		if strings.TrimSpace(strings.Join(rec, "")) == "" {
+			continue // an empty line, or a spreadsheet's ";;;;"
+		}
 		if len(rows) == maxBulkRows {
 			return nil, errors.New("at most 1000 lines per file")
 		}
 		rows = append(rows, csvRow{line: line, req: verify.IssueRequest{
-			TestType: get(rec, "testType"), TestDate: get(rec, "testDate"), SymptomDate: get(rec, "symptomDate"),
+			TestType: get(rec, "testtype"), TestDate: get(rec, "testdate"), SymptomDate: get(rec, "symptomdate"),
 			Phone: get(rec, "phone"), UUID: get(rec, "uuid")}})
 	}
+}
+
+// delimiter is the field separator of a CSV's first line: the one of
+// comma, semicolon and tab it holds most of (a comma when none).
+func delimiter(start []byte) rune {
+	line, _, _ := bytes.Cut(start, []byte("\n"))
+	best, most := ',', 0
+	for _, d := range []rune{',', ';', '\t'} {
+		if n := bytes.Count(line, []byte(string(d))); n > most {
+			best, most = d, n
+		}
+	}
+	return best
+}
+
+// columnKey is a header name as columns are looked up: lower case,
+// without spaces, underscores or hyphens.
+func columnKey(h string) string {
+	return strings.Map(func(r rune) rune {
+		if r == ' ' || r == '_' || r == '-' {
+			return -1
+		}
+		return unicode.ToLower(r)
+	}, strings.TrimSpace(h))
 }
