@@ -52,10 +52,11 @@ func (s *Server) tokenRefusal(c *gin.Context) string {
 
 // requireMemberPeer admits a member-port request only from a member: a
 // server of the region's raft configuration by the node id its certificate
-// names, with the certificate it recorded or a newer one (node.IsMember).
+// names, with the certificate it recorded or a newer one (node.IsMember),
+// or with another and the region's admin token (it records its own).
 func (s *Server) requireMemberPeer(c *gin.Context) {
 	peer := node.MemberPeer(c.Request.Context())
-	if !s.node.IsMember(peer) {
+	if !s.node.IsMember(peer) && !(s.node.InConfiguration(peer.ID) && s.tokenRefusal(c) == "") {
 		fail(c, http.StatusForbidden, "not_a_member", fmt.Sprintf("node %q with this certificate is not a member of this region: an operator adds it (join)", peer.ID))
 		return
 	}

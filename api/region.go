@@ -66,6 +66,7 @@ type RegionMembers interface {
 	Promote(ctx context.Context, id string) error
 	TransferLeadership(ctx context.Context, id string) error
 	IsMember(p node.Peer) bool
+	InConfiguration(id string) bool
 	TokenlessMember(p node.Peer) bool
 	MemberListener() net.Listener
 	ApplyForwardedBatch(ctx context.Context, body []byte) (int, []byte)

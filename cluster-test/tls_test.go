@@ -269,6 +269,11 @@ func TestRenewedCertificateLeavesTheOldOneBehind(t *testing.T) {
 	c.form(3)
 	old := c.memberCreds("n3")
 	c.stop("n3")
+	// Certificates start on the second (an hour back): the renewed one
+	// must start after the old one to be told apart from it.
+	c.waitFor("a second after n3's certificate was made", 5*time.Second, func() bool {
+		return time.Now().Add(-time.Hour).Unix() > old.Leaf.NotBefore.Unix()
+	})
 	dir := filepath.Join(c.dir, "certs")
 	for _, f := range []string{"n3.pem", "n3.key"} {
 		if err := os.Remove(filepath.Join(dir, f)); err != nil {

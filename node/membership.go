@@ -305,11 +305,21 @@ func (n *Node) IsMember(p Peer) bool {
 }
 
 // pinned tells whether a peer presents the certificate its record names,
-// or one that started later (a record without one names none yet).
+// or one that started no earlier (a renewal; certificates start on the
+// second) (a record without one names none yet).
 func (n *Node) pinned(p Peer) bool {
 	rec, ok := n.fsm.Node(p.ID)
-	return !ok || len(rec.GetCertSha256()) == 0 || p.NotBefore > rec.GetCertNotBeforeUnix() ||
+	return !ok || len(rec.GetCertSha256()) == 0 || p.NotBefore >= rec.GetCertNotBeforeUnix() ||
 		subtle.ConstantTimeCompare(rec.GetCertSha256(), p.CertSHA256[:]) == 1
+}
+
+// InConfiguration tells whether a node id is a server of the region's
+// raft configuration, whatever certificate it presents: with the admin
+// token, a member whose certificate is not the recorded one still
+// records its own (the token is the operator's word for it).
+func (n *Node) InConfiguration(id string) bool {
+	servers, err := n.servers()
+	return err == nil && hasServer(servers, id)
 }
 
 // tokenlessBuild is the newest command version of builds that send no

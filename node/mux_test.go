@@ -88,8 +88,8 @@ func TestIdleStrangerLeavesHandshakeSlots(t *testing.T) {
 func TestMembershipPinsTheCertificate(t *testing.T) {
 	ctx := context.Background()
 	n, cfg := openUnrecorded(t, nil)
-	current, old := Peer{ID: "n1", CertSHA256: [32]byte{1}, NotBefore: 2000}, Peer{ID: "n1", CertSHA256: [32]byte{2}, NotBefore: 1000}
-	renewed := Peer{ID: "n1", CertSHA256: [32]byte{3}, NotBefore: 3000}
+	current, old := Peer{ID: "n1", CertSHA256: [32]byte{1}, NotBefore: 2000}, Peer{ID: "n1", CertSHA256: [32]byte{2}, NotBefore: 1999}
+	renewed := Peer{ID: "n1", CertSHA256: [32]byte{3}, NotBefore: 2000} // the same second
 	if !n.IsMember(current) || !n.IsMember(old) {
 		t.Fatal("a member without a recorded certificate refused")
 	}
