@@ -50,7 +50,7 @@ soak: build
 ## exceeded" and no failing input (golang/go#75804, fixed in Go 1.27): such a
 ## run is reported and passed; any run that writes a failing input fails.
 FUZZTIME ?= 5s
-FUZZ_TARGETS := ./publish:FuzzPublish ./publish:FuzzParseCode ./publish:FuzzRevisionToken \
+FUZZ_TARGETS := ./publish:FuzzPublish ./verify:FuzzParseLegacyCode ./publish:FuzzRevisionToken \
 	./export:FuzzDecode ./fsm:FuzzApply ./fsm:FuzzRestore ./fsm:FuzzDecodeStoredKey ./node:FuzzBatchFrames ./feed:FuzzParseName ./federation:FuzzGossip \
 	./api:FuzzCursor ./verify:FuzzParseToken ./portal:FuzzDecodeSession ./portal:FuzzOpenFlash ./backup:FuzzOpen
 fuzz:

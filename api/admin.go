@@ -68,18 +68,7 @@ func (s *Server) requireMemberPeer(c *gin.Context) {
 // and whether it sent the admin token.
 func (s *Server) forwarder(c *gin.Context) node.Forwarder {
 	peer := node.MemberPeer(c.Request.Context())
-	return node.Forwarder{Peer: peer.ID, Operator: s.tokenRefusal(c) == "" || s.node.TokenlessMember(peer)}
-}
-
-// requireMemberToken admits a membership change on the member port: with
-// the region's admin token, or from a member of the previous release,
-// which sends none (node.TokenlessMember).
-func (s *Server) requireMemberToken(c *gin.Context) {
-	if s.node.TokenlessMember(node.MemberPeer(c.Request.Context())) {
-		c.Next()
-		return
-	}
-	s.requireToken(c)
+	return node.Forwarder{Peer: peer.ID, Operator: s.tokenRefusal(c) == ""}
 }
 
 // bodyLimit bounds what a request may send.

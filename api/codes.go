@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
@@ -18,6 +19,7 @@ import (
 	"github.com/covid-backend/covid-backend/fsm"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 	"github.com/covid-backend/covid-backend/publish"
+	"github.com/covid-backend/covid-backend/verify"
 )
 
 // codeKey derives a key of the codes' keyed hash from the admin token, for
@@ -29,22 +31,82 @@ func codeKey(adminToken string) []byte {
 	return m.Sum(nil)
 }
 
-// codeHash is the keyed hash a code is stored under: by the code key that
-// made it, when the state holds it (an outstanding code stays valid while
-// its key is among the code keys), else by the current key.
-func (s *Server) codeHash(code publish.Code) [32]byte {
-	stored, _ := s.node.FSM().Code(code.Lookup)
-	return s.storedHash(code, stored)
+// uploadCode is the one-time code an upload carries instead of a
+// certificate: a verification code, found by its keyed hashes under every
+// code key (issued through /api/issue, the portal or /v1/codes), or while
+// they live a code the previous release's /v1/codes issued (legacy).
+type uploadCode struct {
+	legacy *verify.LegacyCode
+	hashes [][]byte
 }
 
-// storedHash is codeHash for the stored code (nil: none).
-func (s *Server) storedHash(code publish.Code, stored *fsmpb.Code) [32]byte {
+// parseUploadCode reads a verificationPayload as a code (false: it is not
+// one, but a certificate or nothing).
+func (s *Server) parseUploadCode(payload string) (uploadCode, bool) {
+	if !verify.LooksLikeCode(payload) {
+		return uploadCode{}, false
+	}
+	if c, err := verify.ParseLegacyCode(payload); err == nil {
+		return uploadCode{legacy: &c}, true
+	}
+	return uploadCode{hashes: verify.Hashes(s.codeKeys, payload)}, true
+}
+
+// known tells whether this node's state holds the code.
+func (s *Server) known(u uploadCode) bool {
+	if u.legacy != nil {
+		_, ok := s.node.FSM().Code(u.legacy.Lookup)
+		return ok
+	}
+	return s.node.FSM().HasVerificationCode(u.hashes)
+}
+
+// authorization is what the code upload's submission id derives from and
+// what its command names the code by.
+func (s *Server) authorize(p *fsmpb.Publish, u uploadCode) []byte {
+	p.CertificateDigest, p.AuthorityKid = nil, ""
+	if u.legacy != nil {
+		stored, _ := s.node.FSM().Code(u.legacy.Lookup)
+		hash := s.legacyHash(*u.legacy, stored)
+		p.CodeLookup, p.CodeHash = u.legacy.Lookup, hash[:]
+		return hash[:]
+	}
+	p.VerificationCodeHashes = u.hashes
+	return u.hashes[0]
+}
+
+// legacyHash is the keyed hash a code of the previous release is stored
+// under: by the code key that made it, when the state holds it, else by
+// the current key.
+func (s *Server) legacyHash(code verify.LegacyCode, stored *fsmpb.Code) [32]byte {
 	for _, k := range s.codeKeys {
 		if h := code.Hash(k); stored != nil && subtle.ConstantTimeCompare(h[:], stored.GetHash()) == 1 {
 			return h
 		}
 	}
 	return code.Hash(s.codeKeys[0])
+}
+
+// submissionCodeHash is the hash under which a code upload's submission
+// records a typed code, for a roll-back that names the code.
+func (s *Server) submissionCodeHash(text string) ([]byte, error) {
+	u, ok := s.parseUploadCode(text)
+	switch {
+	case !ok:
+		return nil, errors.New("not a one-time code")
+	case u.legacy != nil:
+		stored, _ := s.node.FSM().Code(u.legacy.Lookup)
+		hash := s.legacyHash(*u.legacy, stored)
+		return hash[:], nil
+	}
+	for _, sub := range s.node.FSM().Submissions() {
+		for _, h := range u.hashes {
+			if bytes.Equal(sub.CodeHash, h) {
+				return h, nil
+			}
+		}
+	}
+	return u.hashes[0], nil
 }
 
 // ProviderRequest registers a health care provider.
@@ -124,69 +186,38 @@ type CodeRequest struct {
 	SymptomOnset string `json:"symptom_onset,omitempty"`
 }
 
-// CodeResponse carries a new code, grouped for reading aloud.
+// CodeResponse carries a new code, grouped for reading aloud, and the
+// uuid it is known by in the verification API and the portal.
 type CodeResponse struct {
 	Code      string    `json:"code"`
+	UUID      string    `json:"uuid"`
 	IssuedAt  time.Time `json:"issued_at"`
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
 // issueCode is POST /v1/codes: a provider gets a one-time code for a
-// patient, valid once, until it expires.
+// patient, valid once until the policy's code lifetime ends. It is a
+// verification code like any other: the app uploads with it directly or
+// exchanges it at /api/verify.
 func (s *Server) issueCode(c *gin.Context) {
 	var req CodeRequest
 	if c.Request.ContentLength != 0 && !bindStrict(c, &req) {
 		return
 	}
-	grant, err := req.grant()
-	if err != nil {
-		fail(c, http.StatusBadRequest, "bad_request", err.Error())
+	if req.ReportType == "" {
+		req.ReportType = publish.ReportTypeConfirmed
+	}
+	policy, _ := s.node.Policy()
+	code, verr := s.issuer.IssueForApp(c.Request.Context(), c.GetString("provider"), "provider token",
+		verify.IssueRequest{TestType: req.ReportType, SymptomDate: req.SymptomOnset}, time.Duration(policy.GetCodeTtlSeconds())*time.Second)
+	if verr != nil {
+		if verr.Status == http.StatusServiceUnavailable {
+			c.Header("Retry-After", "1")
+		}
+		fail(c, verr.Status, verr.Code, verr.Message)
 		return
 	}
-	for range 8 { // a lookup collision draws another code
-		code, err := publish.NewCode()
-		if err != nil {
-			failErr(c, err)
-			return
-		}
-		hash := code.Hash(s.codeKeys[0])
-		policy, _ := s.node.Policy()
-		res, err := command.IssueCode(c.Request.Context(), s.node, &fsmpb.Code{Lookup: code.Lookup, Hash: hash[:],
-			Provider: c.GetString("provider"), TtlSeconds: policy.GetCodeTtlSeconds(), ReportType: grant.ReportType,
-			SymptomOnsetInterval: int32(grant.SymptomOnsetInterval)})
-		var refused *command.Error
-		if errors.As(err, &refused) && refused.Code == command.CodeCodeCollision {
-			continue
-		}
-		if err != nil {
-			failErr(c, err)
-			return
-		}
-		c.JSON(http.StatusOK, CodeResponse{Code: code.Display(), IssuedAt: time.Unix(res.GetIssuedUnix(), 0).UTC(),
-			ExpiresAt: time.Unix(res.GetExpiresUnix(), 0).UTC()})
-		return
-	}
-	fail(c, http.StatusServiceUnavailable, "internal_error", "could not draw an unused code")
-}
-
-func (r CodeRequest) grant() (publish.CodeGrant, error) {
-	g := publish.CodeGrant{ReportType: r.ReportType}
-	if g.ReportType == "" {
-		g.ReportType = publish.ReportTypeConfirmed
-	}
-	switch g.ReportType {
-	case publish.ReportTypeConfirmed, publish.ReportTypeLikely, publish.ReportTypeNegative, publish.ReportTypeUserReport:
-	default:
-		return g, errors.New("report_type: want confirmed, likely, negative or user-report")
-	}
-	if r.SymptomOnset != "" {
-		day, err := time.Parse(time.DateOnly, r.SymptomOnset)
-		if err != nil {
-			return g, errors.New("symptom_onset: want YYYY-MM-DD")
-		}
-		g.SymptomOnsetInterval = uint32(day.Unix() / 600)
-	}
-	return g, nil
+	c.JSON(http.StatusOK, CodeResponse{Code: code.Code, UUID: code.UUID, IssuedAt: code.Issued, ExpiresAt: code.Expires})
 }
 
 // codeWait is how long an upload waits for a one-time code this node has
@@ -195,28 +226,50 @@ func (r CodeRequest) grant() (publish.CodeGrant, error) {
 // used, expired, locked and wrong codes take the same time.
 const codeWait = 2 * time.Second
 
-// awaitCode waits, up to codeWait, until the code with this lookup is in
-// the local state.
-func (s *Server) awaitCode(ctx context.Context, lookup uint32) {
+// awaitCode waits, up to codeWait, until the code is in the local state.
+func (s *Server) awaitCode(ctx context.Context, u uploadCode) {
 	deadline := time.Now().Add(codeWait)
-	for {
-		if _, ok := s.node.FSM().Code(lookup); ok || time.Now().After(deadline) || ctx.Err() != nil {
-			return
-		}
+	for !s.known(u) && time.Now().Before(deadline) && ctx.Err() == nil {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
 
 // codeGrant finds a usable code in the local state (the state machine
-// checks again when it consumes the code). Unknown, locked, expired and
-// wrong codes are one refusal; a used code that matches goes on, for the
-// state machine to answer an exact retry of the upload that used it.
-func (s *Server) codeGrant(code publish.Code) (publish.CodeGrant, error) {
+// checks again when it consumes the code). Unknown, locked, expired, wrong
+// and nonce-bound codes are one refusal; a used code that matches goes on,
+// for the state machine to answer an exact retry of the upload that used
+// it.
+func (s *Server) codeGrant(u uploadCode) (publish.CodeGrant, error) {
+	if u.legacy != nil {
+		return s.legacyGrant(*u.legacy)
+	}
+	c, long, ok := s.node.FSM().VerificationCodeFor(u.hashes)
+	if !ok {
+		return publish.CodeGrant{}, errCodeRefused
+	}
+	expires := c.GetExpiresUnix()
+	if long {
+		expires = c.GetLongExpiresUnix()
+	}
+	grant := publish.CodeGrant{ReportType: c.GetTestType(), SymptomOnsetInterval: uint32(verify.OnsetInterval(c.GetSymptomDay()))}
+	switch {
+	case len(c.GetNonceHash()) > 0:
+		return publish.CodeGrant{}, errCodeRefused
+	case c.GetClaimedUnix() != 0:
+		return grant, errCodeUsed
+	case s.cfg.Now().Unix() >= expires:
+		return publish.CodeGrant{}, errCodeRefused
+	}
+	return grant, nil
+}
+
+// legacyGrant is codeGrant for a code of the previous release.
+func (s *Server) legacyGrant(code verify.LegacyCode) (publish.CodeGrant, error) {
 	stored, ok := s.node.FSM().Code(code.Lookup)
 	if !ok {
 		return publish.CodeGrant{}, errCodeRefused
 	}
-	hash := s.storedHash(code, stored)
+	hash := s.legacyHash(code, stored)
 	matches := subtle.ConstantTimeCompare(hash[:], stored.GetHash()) == 1
 	grant := publish.CodeGrant{ReportType: stored.GetReportType(), SymptomOnsetInterval: uint32(stored.GetSymptomOnsetInterval())}
 	switch {

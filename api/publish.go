@@ -53,8 +53,8 @@ func (s *Server) readUpload(c *gin.Context) {
 			return
 		}
 		c.Set(ctxUploadReq, req)
-		if code, err := publish.ParseCode(req.VerificationPayload); err == nil && publish.IsCode(req.VerificationPayload) {
-			s.awaitCode(c.Request.Context(), code.Lookup)
+		if code, ok := s.parseUploadCode(req.VerificationPayload); ok {
+			s.awaitCode(c.Request.Context(), code)
 		}
 	}
 	c.Next()
@@ -115,10 +115,10 @@ func (s *Server) chaff(c *gin.Context, start time.Time, body []byte) {
 // or leaves as they are the stored ones the revision token covers.
 func (s *Server) upload(c *gin.Context, req *publish.Request) (publish.Response, error) {
 	var v *publish.Verified
-	var code *publish.Code
 	var err error
-	if publish.IsCode(req.VerificationPayload) {
-		v, code, err = s.verifyCode(c, req)
+	code, isCode := s.parseUploadCode(req.VerificationPayload)
+	if isCode {
+		v, err = s.verifyCode(c, req, code)
 	} else {
 		v, err = publish.Validate(req, s.node.FSM(), s.cfg.Now())
 	}
@@ -128,7 +128,11 @@ func (s *Server) upload(c *gin.Context, req *publish.Request) (publish.Response,
 	tok := s.openToken(req)
 	resp := publish.Response{Warnings: v.Warnings}
 	if len(v.Keys) > 0 {
-		if resp.InsertedExposures, err = s.commit(c, v, code, tok); err != nil {
+		var by *uploadCode
+		if isCode {
+			by = &code
+		}
+		if resp.InsertedExposures, err = s.commit(c, v, by, tok); err != nil {
 			return publish.Response{}, err
 		}
 	}
@@ -145,14 +149,12 @@ func (s *Server) upload(c *gin.Context, req *publish.Request) (publish.Response,
 // commit, so an acknowledged key survives while a majority lives. The
 // submission id comes from the upload itself, so that an exact retry is
 // answered with the first outcome.
-func (s *Server) commit(c *gin.Context, v *publish.Verified, code *publish.Code, tok uploadToken) (int, error) {
+func (s *Server) commit(c *gin.Context, v *publish.Verified, code *uploadCode, tok uploadToken) (int, error) {
 	p := &fsmpb.Publish{AppId: v.AppID, Issuer: v.Issuer, AuthorityKid: v.Kid, CertificateDigest: v.CertificateDigest[:],
 		Traveler: v.Traveler, Keys: v.Keys, HasToken: tok.present, TokenKeys: tok.covered(v.Keys), ReviseOnly: v.StoreNothing}
 	authorization := v.CertificateDigest[:]
 	if code != nil {
-		hash := s.codeHash(*code)
-		p.CodeLookup, p.CodeHash, p.CertificateDigest, p.AuthorityKid = code.Lookup, hash[:], nil, ""
-		authorization = hash[:]
+		authorization = s.authorize(p, *code)
 	}
 	id := publish.SubmissionID(authorization, v.Keys, v.StoreNothing)
 	p.SubmissionId = id[:]
@@ -211,14 +213,13 @@ func isCodeRefusal(code command.Code) bool {
 // checks the code again and consumes it with the insert, in one command.
 // A refused code counts against the client, never against the code: a
 // stranger who knows part of someone's code can neither lock nor use it.
-func (s *Server) verifyCode(c *gin.Context, req *publish.Request) (*publish.Verified, *publish.Code, error) {
+func (s *Server) verifyCode(c *gin.Context, req *publish.Request, code uploadCode) (*publish.Verified, error) {
 	ip := c.ClientIP()
 	if s.codeFailures.exhausted(ip) {
 		c.Header("Retry-After", "600")
-		return nil, nil, &publish.Error{Status: http.StatusTooManyRequests, Code: publish.CodeBadRequest,
+		return nil, &publish.Error{Status: http.StatusTooManyRequests, Code: publish.CodeBadRequest,
 			Message: "too many wrong one-time codes from this client; try later"}
 	}
-	code, _ := publish.ParseCode(req.VerificationPayload)
 	grant, err := s.codeGrant(code)
 	if errors.Is(err, errCodeUsed) {
 		// An exact retry of the upload that used it is answered as the
@@ -227,8 +228,7 @@ func (s *Server) verifyCode(c *gin.Context, req *publish.Request) (*publish.Veri
 	}
 	if err != nil {
 		s.codeFailures.reserve(ip)
-		return nil, nil, err
+		return nil, err
 	}
-	v, err := publish.ValidateWithCode(req, grant, s.cfg.Now())
-	return v, &code, err
+	return publish.ValidateWithCode(req, grant, s.cfg.Now())
 }

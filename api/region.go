@@ -67,7 +67,6 @@ type RegionMembers interface {
 	TransferLeadership(ctx context.Context, id string) error
 	IsMember(p node.Peer) bool
 	InConfiguration(id string) bool
-	TokenlessMember(p node.Peer) bool
 	MemberListener() net.Listener
 	ApplyForwardedBatch(ctx context.Context, body []byte) (int, []byte)
 }

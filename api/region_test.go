@@ -26,6 +26,19 @@ type stateOnly struct {
 
 func newStateOnly(now func() time.Time) *stateOnly { return &stateOnly{writes: fsmtest.New(now)} }
 
+// stateOnlyServer runs the API, its clock at the golden upload's time, on
+// a region of the state machine alone.
+func stateOnlyServer(t *testing.T) (*testServer, *stateOnly) {
+	t.Helper()
+	golden := func() time.Time { return time.Unix(1795867700, 0) }
+	region := newStateOnly(golden)
+	srv, err := New(Config{Now: golden, AdminToken: testToken}, region)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &testServer{t: t, srv: srv, h: srv.Handler()}, region
+}
+
 func (s *stateOnly) Apply(ctx context.Context, cmd *fsmpb.Command) (*fsmpb.Result, error) {
 	return s.writes.Apply(ctx, cmd)
 }
@@ -46,13 +59,7 @@ func (s *stateOnly) Collectors() []prometheus.Collector   { return nil }
 // translates. The reference client's golden upload is accepted once, its
 // keys are in the state, and a resend is answered as the first was.
 func TestAPIOnStateAlone(t *testing.T) {
-	golden := func() time.Time { return time.Unix(1795867700, 0) }
-	region := newStateOnly(golden)
-	srv, err := New(Config{Now: golden, AdminToken: testToken}, region)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := &testServer{t: t, srv: srv, h: srv.Handler()}
+	ts, region := stateOnlyServer(t)
 	registerGoldenAuthority(t, ts)
 	first := ts.do(http.MethodPost, "/v1/publish", goldenBody(t), jsonCT)
 	if first.Code != http.StatusOK {

@@ -14,7 +14,6 @@ import (
 	"github.com/covid-backend/covid-backend/command"
 	"github.com/covid-backend/covid-backend/fsm"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
-	"github.com/covid-backend/covid-backend/publish"
 )
 
 // RevokeRequest withdraws keys: exactly one of SubmissionID, Keys or Issuer.
@@ -61,7 +60,7 @@ func (s *Server) revoke(c *gin.Context) {
 	if !bindStrict(c, &req) {
 		return
 	}
-	rv, err := req.proto(s.codeHash)
+	rv, err := req.proto(s.submissionCodeHash)
 	if err != nil {
 		fail(c, http.StatusBadRequest, "bad_request", err.Error())
 		return
@@ -74,7 +73,7 @@ func (s *Server) revoke(c *gin.Context) {
 	protoJSON(c, http.StatusOK, res)
 }
 
-func (r RevokeRequest) proto(codeHash func(publish.Code) [32]byte) (*fsmpb.Revoke, error) {
+func (r RevokeRequest) proto(codeHash func(string) ([]byte, error)) (*fsmpb.Revoke, error) {
 	if r.Reason == "" {
 		return nil, errors.New("reason is required")
 	}
@@ -83,12 +82,11 @@ func (r RevokeRequest) proto(codeHash func(publish.Code) [32]byte) (*fsmpb.Revok
 	}
 	rv := &fsmpb.Revoke{Reason: r.Reason, Issuer: r.Issuer, Provider: r.Provider, SinceUnix: unixOrZero(r.Since)}
 	if r.Code != "" {
-		code, err := publish.ParseCode(r.Code)
+		hash, err := codeHash(r.Code)
 		if err != nil {
 			return nil, fmt.Errorf("code: %w", err)
 		}
-		hash := codeHash(code)
-		rv.CodeHash = hash[:]
+		rv.CodeHash = hash
 	}
 	if r.SubmissionID != "" {
 		id, err := hex.DecodeString(r.SubmissionID)

@@ -128,10 +128,12 @@ func New(cfg Config, n Region) (*Server, error) {
 		codeFailures:  newIPLimiter(cfg.Limits.CodeFailuresPerHour/3600, cfg.Limits.CodeFailureBurst, cfg.Now),
 		tokenFailures: newIPLimiter(cfg.Limits.CodeFailuresPerHour/3600, cfg.Limits.CodeFailureBurst, cfg.Now),
 		decoys:        newDecoyKeys(cfg.Verification)}
-	if v := cfg.Verification; v != nil {
-		s.issuer = verify.NewIssuer(verify.IssuerConfig{Region: n, CodeKeys: cfg.CodeKeys, ShortTTL: v.ShortTTL,
-			SMS: v.SMS, LongTTL: v.LongTTL, SMSTemplate: v.SMSTemplate, Phones: v.Phones, RegionName: v.Region, Now: cfg.Now, Logger: cfg.Logger})
+	v := cfg.Verification
+	if v == nil { // /v1/codes issues verification codes all the same
+		v = &Verification{}
 	}
+	s.issuer = verify.NewIssuer(verify.IssuerConfig{Region: n, CodeKeys: cfg.CodeKeys, ShortTTL: v.ShortTTL,
+		SMS: v.SMS, LongTTL: v.LongTTL, SMSTemplate: v.SMSTemplate, Phones: v.Phones, RegionName: v.Region, Now: cfg.Now, Logger: cfg.Logger})
 	h, err := s.routes()
 	if err != nil {
 		return nil, err
@@ -181,7 +183,7 @@ func (s *Server) memberHandler() http.Handler {
 	r.Use(gin.Recovery())
 	r.NoRoute(func(c *gin.Context) { fail(c, http.StatusNotFound, "not_found", "no such member endpoint") })
 	s.memberRoutes(r.Group("/", s.requireMemberPeer))
-	m := r.Group("/", s.requireMemberToken, bodyLimit(maxAdminBody))
+	m := r.Group("/", s.requireToken, bodyLimit(maxAdminBody))
 	m.POST(node.PathMembers, s.addMember)
 	m.DELETE(node.PathMembers+"/:id", s.removeMember)
 	m.POST(node.PathMembers+"/transfer-leadership", s.transferLeadership)
@@ -287,8 +289,12 @@ func (s *Server) routes() (http.Handler, error) {
 	if s.cfg.Verification != nil {
 		s.verificationRoutes(r, publishLimit)
 	}
+	shared := Shared{CodeKey: s.codeKeys[0]}
+	if s.cfg.Verification != nil {
+		shared.Issuer = s.issuer
+	}
 	for _, mount := range s.cfg.Mounts {
-		if err := mount(r.Group("", readLimit), Shared{Issuer: s.issuer, CodeKey: s.codeKeys[0]}); err != nil {
+		if err := mount(r.Group("", readLimit), shared); err != nil {
 			return nil, err
 		}
 	}

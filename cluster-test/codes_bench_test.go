@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -30,9 +29,7 @@ func BenchmarkPublishCodes3Nodes(b *testing.B) {
 		b.Run(fmt.Sprintf("clients=%d", tc.clients), func(b *testing.B) {
 			c := newCluster(b)
 			c.form(3)
-			out := c.cli("providers", "add", "--addr", c.node("n2").url(), "--id", "bench", "--name", "Bench clinic")
-			out = strings.TrimSpace(out)
-			token := strings.TrimSpace(out[strings.LastIndex(out, "\n")+1:])
+			token := c.providerToken(c.node("n2").url(), "bench")
 			// Followers check provider tokens against their own state.
 			waitApplied(b, c)
 			for range b.N {

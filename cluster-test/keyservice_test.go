@@ -164,8 +164,7 @@ func exportHolds(t *testing.T, c *cluster, id string, names, want []string) bool
 // is stored, every time.
 func TestCodeRaceAcrossNodes(t *testing.T) {
 	c, _ := keyServiceCluster(t)
-	out := c.cli("providers", "add", "--addr", c.node("n2").url(), "--id", "clinic", "--name", "Clinic")
-	token := strings.TrimSpace(out[strings.LastIndex(strings.TrimSpace(out), "\n")+1:])
+	token := c.providerToken(c.node("n2").url(), "clinic")
 	for round := range 10 {
 		code := c.issueCode(token, c.node(fmt.Sprintf("n%d", round%3+1)).url())
 		var wg sync.WaitGroup
@@ -190,6 +189,14 @@ func TestCodeRaceAcrossNodes(t *testing.T) {
 			t.Fatalf("round %d: %d uploads admitted by one code (statuses %v)", round, ok, results)
 		}
 	}
+}
+
+// providerToken registers a provider through addr and returns its token
+// (the last line the command prints).
+func (c *cluster) providerToken(addr, id string) string {
+	c.t.Helper()
+	out := strings.TrimSpace(c.cli("providers", "add", "--addr", addr, "--id", id, "--name", "Clinic "+id))
+	return out[strings.LastIndex(out, "\n")+1:]
 }
 
 func (c *cluster) issueCode(token, addr string) string {

@@ -10,9 +10,9 @@ import (
 )
 
 // previousRelease is the last commit of the previous build (command
-// version 3); the upgrade test runs it beside this one. A build supports
-// upgrading from the previous release only (docs/operations.md).
-const previousRelease = "d162df7d00c96e364056149335daefd8276e77fc"
+// version 4); the upgrade test runs it beside this one. A build supports
+// upgrading from the previous release only (docs/design.md).
+const previousRelease = "c6406367924b566bc30346fa2d925f02860eb1a3"
 
 // buildPrevious builds the previous release's binary from the repository's
 // history, or skips where the history is not there.
@@ -49,11 +49,15 @@ func buildPrevious(t *testing.T) string {
 // through every node, exports are byte-identical everywhere, and commands
 // only this build knows wait (503) instead of stopping the old node; once
 // the last node runs this build they go through, and nothing acknowledged
-// is lost.
+// is lost. One-time codes cross the upgrade: a code the previous release
+// issued (its own kind) and one this build issued in the mixed region (a
+// verification code, which the region can only claim with an upload from
+// version 5 on: 503 until then) each admit one upload once the region is
+// upgraded.
 func TestRollingUpgradeFromPreviousRelease(t *testing.T) {
 	previous := buildPrevious(t)
 	out, err := exec.Command(previous, "version").CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "command version 3") {
+	if err != nil || !strings.Contains(string(out), "command version 4") {
 		t.Fatalf("the previous release says %q (%v)", out, err)
 	}
 	_, exportFlags := exportKey(t, t.TempDir())
@@ -113,20 +117,33 @@ func TestRollingUpgradeFromPreviousRelease(t *testing.T) {
 	if _, err := c.cliResult("apikeys", "add", "--addr", c.node("n1").url(), "--name", "app", "--kind", "device"); err != nil {
 		t.Fatalf("a write in a mixed region: %v", err)
 	}
-	if v := c.commandVersion("n1"); v != 3 {
-		t.Fatalf("a mixed region applies command version %d, want 3", v)
+	if v := c.commandVersion("n1"); v != 4 {
+		t.Fatalf("a mixed region applies command version %d, want 4", v)
+	}
+	token := c.providerToken(c.node("n1").url(), "clinic")
+	legacy, current := c.issueCode(token, c.node("n3").url()), c.issueCode(token, c.node("n1").url())
+	if status := c.codeUpload(c.node("n1").url(), current); status != http.StatusServiceUnavailable {
+		t.Fatalf("an upload with a verification code in a region of version 4: %d, want 503 (upgrade pending)", status)
 	}
 	if !c.running("n3") {
 		t.Fatal("the node on the previous release stopped")
 	}
-	// The last node upgraded: the region goes on to version 4.
+	// The last node upgraded: the region goes on to version 5.
 	c.stop("n3")
 	delete(c.binaries, "n3")
 	c.start(3)
 	c.waitReady("n3")
-	c.waitFor("the region to apply command version 4", 30*time.Second, func() bool {
-		return c.commandVersion("n2") == 4
+	c.waitFor("the region to apply command version 5", 30*time.Second, func() bool {
+		return c.commandVersion("n2") == 5
 	})
+	for _, code := range []string{legacy, current} {
+		if status := c.codeUpload(c.node("n2").url(), code); status != http.StatusOK {
+			t.Fatalf("upload with the code %s after the upgrade: %d", code, status)
+		}
+		if status := c.codeUpload(c.node("n3").url(), code); status != http.StatusUnauthorized {
+			t.Fatalf("a second upload with the code %s: %d", code, status)
+		}
+	}
 	keys, err = c.upload(c.node("n3").url())
 	if err != nil {
 		t.Fatal(err)

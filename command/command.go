@@ -31,7 +31,16 @@ import (
 // Version 4: a command's request id is honoured: the state machine keeps
 // each write's result under its id for a while and answers the same write
 // proposed again with that result, changing nothing (fsm/session.go).
-const Version = 4
+//
+// Version 5: one one-time-code system. A code upload names a verification
+// code (issued through /api/issue, the portal or /v1/codes) by its keyed
+// hashes, and the publish claims it; ISSUE_CODE is refused (its codes,
+// issued before, are still redeemed until they expire).
+const Version = 5
+
+// VerificationCodeUploads is the first version in which a code upload
+// names a verification code.
+const VerificationCodeUploads = 5
 
 // Applier commits a command through the region's leader and returns its
 // result; a refusal by the state machine is returned as *Error together
@@ -90,10 +99,13 @@ func versions(cmd *fsmpb.Command) (lo, hi uint32) {
 		switch {
 		case len(p.GetRevisions()) > 0: // version 1 form: stored keys apart
 			hi = 1
+		case len(p.GetVerificationCodeHashes()) > 0:
+			lo = VerificationCodeUploads
 		case p.GetAuthorityKid() != "" || p.GetHasToken() || len(p.GetTokenKeys()) > 0 || p.GetReviseOnly():
 			lo = 2 // version 2 form: the state machine decides
 		}
 	}
+
 	if cmd.GetPutTrust().GetStartSeq() > 0 || len(cmd.GetSeal().GetPaddingPicks()) > 0 {
 		lo = 3 // earlier versions know neither start sequences nor picks
 	}
@@ -156,7 +168,7 @@ func Check(cmd *fsmpb.Command) error {
 func ForClients(t fsmpb.CommandType) bool {
 	switch t {
 	case fsmpb.CommandType_COMMAND_TYPE_PUBLISH,
-		fsmpb.CommandType_COMMAND_TYPE_ISSUE_CODE,
+		fsmpb.CommandType_COMMAND_TYPE_ISSUE_CODE, // from members of the previous release, mid-upgrade
 		fsmpb.CommandType_COMMAND_TYPE_ISSUE_VERIFICATION_CODE,
 		fsmpb.CommandType_COMMAND_TYPE_CLAIM_CODE,
 		fsmpb.CommandType_COMMAND_TYPE_CLAIM_TOKEN,

@@ -36,9 +36,3 @@ func Expire(ctx context.Context, a Applier, e *fsmpb.Expire) (*fsmpb.ExpireResul
 	res, err := a.Apply(ctx, &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_EXPIRE, Expire: e})
 	return res.GetExpire(), err
 }
-
-// IssueCode records a one-time code a provider issued.
-func IssueCode(ctx context.Context, a Applier, c *fsmpb.Code) (*fsmpb.CodeResult, error) {
-	res, err := a.Apply(ctx, &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_ISSUE_CODE, IssueCode: c})
-	return res.GetIssueCode(), err
-}

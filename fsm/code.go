@@ -62,11 +62,15 @@ func applyRevokeProvider(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 	return &fsmpb.Result{}
 }
 
-// applyIssueCode records a new one-time code (as a keyed hash).
+// applyIssueCode records a new one-time code of versions 1-4 (as a keyed
+// hash). From version 5 codes are verification codes, and this command is
+// refused; the codes it made are redeemed until they expire.
 func applyIssueCode(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 	c := proto.CloneOf(cmd.GetIssueCode())
 	p, ok := s.providers[c.GetProvider()]
 	switch {
+	case cmd.GetVersion() >= command.VerificationCodeUploads:
+		return refuse(command.CodeInvalidCommand, "one-time codes are verification codes from command version %d", command.VerificationCodeUploads)
 	case !ok || p.GetRevoked():
 		return refuse(command.CodeUnknownProvider, "no active provider %q", c.GetProvider())
 	case c.GetLookup() >= 1<<CodeLookupBits || len(c.GetHash()) != 32 || c.GetTtlSeconds() <= 0:
@@ -116,6 +120,20 @@ func (s *state) redeemCode(p *fsmpb.Publish, now int64, countFailure bool) (*fsm
 		return c, nil
 	}
 	return nil, r
+}
+
+// codeUse is the one-time code a code upload redeems: its provider and the
+// hash it was found by go on the submission (a roll-back can name the
+// code), and claim uses it up once the keys are stored.
+type codeUse struct {
+	provider string
+	hash     []byte
+	claim    func(now int64)
+}
+
+// legacyUse is the use of a code of versions 1-4.
+func legacyUse(c *fsmpb.Code) *codeUse {
+	return &codeUse{provider: c.GetProvider(), hash: c.GetHash(), claim: func(now int64) { c.UsedUnix = now }}
 }
 
 // Code returns a copy of the code with the given lookup, so that the API

@@ -29,6 +29,9 @@ func FuzzApply(f *testing.F) {
 		putAuthority("https://ha.example.org", "aud", []string{"app"}, akey("k1", 0, 0)),
 		setPolicy(&fsmpb.Policy{CodeTtlSeconds: 600}),
 		{Version: 1, Type: fsmpb.CommandType_COMMAND_TYPE_IMPORT_BATCH, ImportBatch: &fsmpb.ImportBatch{Signed: []byte{1, 2, 3}}},
+		codeUpload(4, "abcdefghijklmnop", now, keysFrom(30, 1)...),
+		{Version: command.Version, Type: fsmpb.CommandType_COMMAND_TYPE_PUBLISH, Publish: &fsmpb.Publish{SubmissionId: subID(5),
+			VerificationCodeHashes: [][]byte{{1}, nil, hashOf("x")}}},
 	} {
 		f.Add(mustEncode(f, cmd))
 	}

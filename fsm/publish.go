@@ -32,14 +32,11 @@ func applyPublish(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 	if cmd.GetVersion() < 2 {
 		return s.publishV1(cmd)
 	}
-	// What authorized the upload first (a wrong code counts), then its keys;
-	// the code is used only by an upload that changes something.
-	var code *fsmpb.Code
-	var refused *fsmpb.Result
-	if len(p.GetCodeHash()) > 0 {
-		if code, refused = s.redeemCode(p, cmd.GetTimeUnix(), false); refused != nil {
-			return refused
-		}
+	// What authorized the upload first, then its keys; the code is used
+	// only by an upload that changes something.
+	code, refused := s.redeem(cmd)
+	if refused != nil {
+		return refused
 	}
 	plan, refused := s.planV2(p, cmd.GetTimeUnix())
 	if refused != nil {
@@ -51,6 +48,26 @@ func applyPublish(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 	return publishResult(s.store(cmd, code, plan))
 }
 
+// redeem checks the one-time code a publish of version 2 or later names:
+// a verification code from version 5, a code of versions 1-4 by its lookup
+// (nil: a certificate upload).
+func (s *state) redeem(cmd *fsmpb.Command) (*codeUse, *fsmpb.Result) {
+	p, now := cmd.GetPublish(), cmd.GetTimeUnix()
+	switch {
+	case len(p.GetVerificationCodeHashes()) > 0 && cmd.GetVersion() >= command.VerificationCodeUploads:
+		return s.redeemVerificationCode(p, now)
+	case len(p.GetVerificationCodeHashes()) > 0:
+		return nil, refuse(command.CodeInvalidCommand, "a verification code upload needs command version %d", command.VerificationCodeUploads)
+	case len(p.GetCodeHash()) > 0:
+		c, refused := s.redeemCode(p, now, false)
+		if refused != nil {
+			return nil, refused
+		}
+		return legacyUse(c), nil
+	}
+	return nil, nil
+}
+
 // publishV1 applies a version 1 publish in the order the builds that wrote
 // it did: keys and revisions checked, the code redeemed (a wrong one
 // counted), then stored keys refused.
@@ -60,11 +77,13 @@ func (s *state) publishV1(cmd *fsmpb.Command) *fsmpb.Result {
 	if refused != nil {
 		return refused
 	}
-	var code *fsmpb.Code
+	var code *codeUse
 	if len(p.GetCodeHash()) > 0 {
-		if code, refused = s.redeemCode(p, cmd.GetTimeUnix(), true); refused != nil {
+		c, refused := s.redeemCode(p, cmd.GetTimeUnix(), true)
+		if refused != nil {
 			return refused
 		}
+		code = legacyUse(c)
 	}
 	for _, k := range plan.keys {
 		if s.keys.has(k.Data) {
@@ -145,7 +164,7 @@ func tokenCovers(p *fsmpb.Publish, k TEK) bool {
 // command's time: a node whose copy lagged cannot admit what the region
 // no longer trusts. Code uploads carry no certificate.
 func (s *state) checkAuthorityKey(p *fsmpb.Publish, now int64) *fsmpb.Result {
-	if len(p.GetCodeHash()) > 0 {
+	if len(p.GetCodeHash()) > 0 || len(p.GetVerificationCodeHashes()) > 0 {
 		return nil
 	}
 	if p.GetIssuer() == "" || p.GetAuthorityKid() == "" {
@@ -163,7 +182,7 @@ func (s *state) checkAuthorityKey(p *fsmpb.Publish, now int64) *fsmpb.Result {
 }
 
 // store records the submission and applies the plan.
-func (s *state) store(cmd *fsmpb.Command, code *fsmpb.Code, plan publishPlan) *fsmpb.PublishResult {
+func (s *state) store(cmd *fsmpb.Command, code *codeUse, plan publishPlan) *fsmpb.PublishResult {
 	p := cmd.GetPublish()
 	idx := s.nextSubmission
 	s.nextSubmission++
@@ -173,8 +192,8 @@ func (s *state) store(cmd *fsmpb.Command, code *fsmpb.Code, plan publishPlan) *f
 		KeyCount: uint32(len(plan.keys)),
 	}
 	if code != nil {
-		code.UsedUnix = cmd.GetTimeUnix()
-		sub.Provider, sub.CodeHash, sub.Issuer = intern(code.GetProvider()), bytes.Clone(code.GetHash()), ""
+		code.claim(cmd.GetTimeUnix())
+		sub.Provider, sub.CodeHash, sub.Issuer = intern(code.provider), bytes.Clone(code.hash), ""
 	}
 	s.submissions[idx] = sub
 	s.live[idx] = uint32(len(plan.keys))

@@ -44,6 +44,7 @@ func everyCommand(t *testing.T, v uint32) []*fsmpb.Command {
 		claimToken("t1", t0),
 		issueVCode("u2", "lab", "22222222", "long-two", "confirmed", t0),
 		expireVCode("u2", "lab", t0),
+		issueVCode("u3", "lab", "33333333", "long-three", "confirmed", t0),
 		user,
 		login("w@lab.example", false, t0),
 		{Type: fsmpb.CommandType_COMMAND_TYPE_AUDIT, Audit: &fsmpb.AuditEvent{Actor: "w@lab.example", Provider: "lab", Action: "issue code", Target: "u1"}},
@@ -56,9 +57,16 @@ func everyCommand(t *testing.T, v uint32) []*fsmpb.Command {
 		removeNode("n1"),
 		{Type: fsmpb.CommandType_COMMAND_TYPE_EXPIRE, Expire: &fsmpb.Expire{CutoffUnix: t0 + 60}},
 	}
+	if v >= command.VerificationCodeUploads {
+		at := slices.IndexFunc(cmds, func(c *fsmpb.Command) bool { return c.GetIssueVerificationCode().GetUuid() == "u3" })
+		cmds = slices.Insert(cmds, at+1, codeUpload(2, "long-three", t0, dayKey(3, today-2)))
+	}
 	seen := map[fsmpb.CommandType]bool{}
 	for i, c := range cmds {
 		c.Version, c.TimeUnix = v, t0+int64(i)
+		if c.GetType() == fsmpb.CommandType_COMMAND_TYPE_ISSUE_CODE {
+			c.Version = min(v, command.VerificationCodeUploads-1) // issued before the upgrade
+		}
 		c.RequestId = binary.BigEndian.AppendUint64(make([]byte, 8), uint64(i+1))
 		seen[c.GetType()] = true
 	}

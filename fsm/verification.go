@@ -133,17 +133,9 @@ func (s *state) liveHash(hash []byte, now int64) bool {
 // type not accepted (the code stays unused).
 func applyClaimCode(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 	cl, now := cmd.GetClaimCode(), cmd.GetTimeUnix()
-	var c *fsmpb.VerificationCode
-	long := false
-	for _, h := range cl.GetHashes() {
-		if len(h) == 32 && s.vcodes[s.vcodeHash[[32]byte(h)]] != nil {
-			c = s.vcodes[s.vcodeHash[[32]byte(h)]]
-			long = slices.Equal(h, c.GetLongHash())
-			break
-		}
-	}
+	c, hash := s.verificationCodeFor(cl.GetHashes())
 	expires := c.GetExpiresUnix()
-	if long {
+	if c != nil && slices.Equal(hash, c.GetLongHash()) {
 		expires = c.GetLongExpiresUnix()
 	}
 	switch {
@@ -167,6 +159,44 @@ func applyClaimCode(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 		TestDay: c.GetTestDay(), SymptomDay: c.GetSymptomDay(), ExpiresUnix: now + cl.GetTokenTtlSeconds()}
 	s.tokens[t.GetId()] = t
 	return &fsmpb.Result{Value: &fsmpb.Result_VerificationToken{VerificationToken: proto.CloneOf(t)}}
+}
+
+// redeemVerificationCode checks the verification code a code upload names
+// by its hashes (from version 5): it is known, live for the code it was
+// found by (short or long), unclaimed, and not bound to an app's nonce (a
+// user report's code goes through /api/verify with the nonce). The caller
+// claims it once the keys are stored.
+func (s *state) redeemVerificationCode(p *fsmpb.Publish, now int64) (*codeUse, *fsmpb.Result) {
+	c, hash := s.verificationCodeFor(p.GetVerificationCodeHashes())
+	switch {
+	case c == nil:
+		return nil, refuse(command.CodeBadCode, "unknown code")
+	case now >= c.GetExpiresUnix() && !slices.Equal(hash, c.GetLongHash()) || now >= c.GetLongExpiresUnix():
+		return nil, refuse(command.CodeCodeExpired, "code expired")
+	case c.GetClaimedUnix() != 0:
+		return nil, refuse(command.CodeCodeUsed, "code already used")
+	case len(c.GetNonceHash()) > 0:
+		return nil, refuse(command.CodeBadCode, "a user report's code is verified with the app's nonce (/api/verify)")
+	}
+	claim := func(now int64) {
+		c = proto.CloneOf(c)
+		c.ClaimedUnix = now
+		s.vcodes[c.GetUuid()] = c
+	}
+	return &codeUse{provider: c.GetProvider(), hash: hash, claim: claim}, nil
+}
+
+// verificationCodeFor finds the code one of the hashes names, and that hash.
+func (s *state) verificationCodeFor(hashes [][]byte) (*fsmpb.VerificationCode, []byte) {
+	for _, h := range hashes {
+		if len(h) != 32 {
+			continue
+		}
+		if c := s.vcodes[s.vcodeHash[[32]byte(h)]]; c != nil {
+			return c, h
+		}
+	}
+	return nil, nil
 }
 
 // applyClaimToken uses up a token; unknown, expired and used tokens answer
@@ -253,14 +283,21 @@ func (f *FSM) VerificationCode(uuid string) (*fsmpb.VerificationCode, bool) {
 // HasVerificationCode tells whether a code with one of the hashes is
 // known, so that a guess at an unknown code costs no raft entry.
 func (f *FSM) HasVerificationCode(hashes [][]byte) bool {
+	_, _, ok := f.VerificationCodeFor(hashes)
+	return ok
+}
+
+// VerificationCodeFor returns a copy of the code one of the hashes names,
+// and whether it was found by its long code, so that an upload's code can
+// be checked (and its grant read) before raft.
+func (f *FSM) VerificationCodeFor(hashes [][]byte) (c *fsmpb.VerificationCode, long, ok bool) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	for _, h := range hashes {
-		if _, ok := f.state.vcodeHash[[32]byte(h)]; len(h) == 32 && ok {
-			return true
-		}
+	c, hash := f.state.verificationCodeFor(hashes)
+	if c == nil {
+		return nil, false, false
 	}
-	return false
+	return proto.CloneOf(c), slices.Equal(hash, c.GetLongHash()), true
 }
 
 // VerificationToken returns a copy of the token with the given id.

@@ -233,3 +233,72 @@ func TestUserReportCode(t *testing.T) {
 	// A day on, the report has ended and the phone may report again.
 	mustApply(t, f, report("r3", "34444444", "rrrrrrrrrrrrrrr4", "+15550001", vt0+86_400))
 }
+
+// codeUpload is a version 5 upload that names a verification code by its
+// hashes under two code keys (the second made it), as the API sends it.
+func codeUpload(n uint64, code string, at int64, keys ...*fsmpb.Key) *fsmpb.Command {
+	cmd := publishV2(n, at, nil, keys...)
+	cmd.Version = command.VerificationCodeUploads
+	cmd.Publish.AuthorityKid, cmd.Publish.CertificateDigest = "", nil
+	cmd.Publish.VerificationCodeHashes = [][]byte{hashOf("old key " + code), hashOf(code)}
+	return cmd
+}
+
+// From version 5 an upload claims a verification code itself: once, while
+// the code it names (short or long) lives, never a user report's code
+// (bound to the app's nonce), and the code is then used for /api/verify
+// too. The submission records the code's provider and the hash that found
+// it.
+func TestUploadClaimsVerificationCode(t *testing.T) {
+	f := verificationFSM(t)
+	report := issueVCode("r1", "", "31111111", "rrrrrrrrrrrrrrr1", "user-report", vt0)
+	report.IssueVerificationCode.NonceHash, report.IssueVerificationCode.PhoneHash = hashOf("nonce"), hashOf("+15550001")
+	mustApply(t, f, report)
+	for _, tc := range []struct {
+		name string
+		cmd  *fsmpb.Command
+		want command.Code
+	}{
+		{"unknown", codeUpload(1, "99999999", vt0+10, pkey(1)), command.CodeBadCode},
+		{"short code past its 15 minutes", codeUpload(1, "12345678", vt0+900, pkey(1)), command.CodeCodeExpired},
+		{"a user report's code", codeUpload(1, "31111111", vt0+10, pkey(1)), command.CodeBadCode},
+		{"before version 5", func() *fsmpb.Command { c := codeUpload(1, "12345678", vt0+10, pkey(1)); c.Version = 4; return c }(), command.CodeInvalidCommand},
+	} {
+		before := freeze(t, f)
+		if code := codeOf(applyCmd(t, f, tc.cmd).Err); code != tc.want {
+			t.Fatalf("%s: %q, want %q", tc.name, code, tc.want)
+		}
+		assertUnchanged(t, f, before)
+	}
+	r := mustApply(t, f, codeUpload(1, "abcdefghijklmnop", vt0+900, pkey(1), pkey(2))).GetPublish()
+	if r.GetInserted() != 2 {
+		t.Fatalf("upload with the long code: %+v", r)
+	}
+	if c, _ := f.VerificationCode("u1"); c.GetClaimedUnix() != vt0+900 {
+		t.Fatalf("the code was not claimed: %v", c)
+	}
+	if sub, _ := f.Submission(r.GetSubmission()); sub.Provider != "lab" || !bytes.Equal(sub.CodeHash, hashOf("abcdefghijklmnop")) || sub.Issuer != "" {
+		t.Fatalf("submission %+v", sub)
+	}
+	before := freeze(t, f)
+	if code := codeOf(applyCmd(t, f, codeUpload(2, "abcdefghijklmnop", vt0+901, pkey(3))).Err); code != command.CodeCodeUsed {
+		t.Fatalf("a second upload with the code: %q", code)
+	}
+	if code := codeOf(applyCmd(t, f, claimCode("abcdefghijklmnop", "t1", vt0+1000)).Err); code != command.CodeCodeInvalid {
+		t.Fatalf("/api/verify of a code an upload used: %q", code)
+	}
+	assertUnchanged(t, f, before)
+	if code := codeOf(applyCmd(t, f, issueCode(vt0, "lab", 7, codeHash(1))).Err); code != "" {
+		t.Fatalf("a code of version 1 refused: %q", code)
+	}
+	v5 := issueCode(vt0, "lab", 8, codeHash(2))
+	v5.Version = command.VerificationCodeUploads
+	if code := codeOf(applyCmd(t, f, v5).Err); code != command.CodeInvalidCommand {
+		t.Fatalf("ISSUE_CODE at version 5: %q", code)
+	}
+	legacy := codePublish(3, vt0+20, 7, codeHash(1), pkey(4))
+	legacy.Version, legacy.Publish.AuthorityKid = command.VerificationCodeUploads, "k1"
+	if r := mustApply(t, f, legacy).GetPublish(); r.GetInserted() != 1 {
+		t.Fatalf("a code of the previous release redeemed at version 5: %+v", r)
+	}
+}

@@ -322,20 +322,6 @@ func (n *Node) InConfiguration(id string) bool {
 	return err == nil && hasServer(servers, id)
 }
 
-// tokenlessBuild is the newest command version of builds that send no
-// admin token with member requests (the previous release).
-const tokenlessBuild = 3
-
-// TokenlessMember tells whether a peer is a member of the previous release
-// (its record says command version 3 or less), which sends no admin token
-// with member requests: during a rolling upgrade its certificate and
-// membership still stand for the token, as they did in its release. Drop
-// with the next command version.
-func (n *Node) TokenlessMember(p Peer) bool {
-	rec, ok := n.fsm.Node(p.ID)
-	return ok && n.IsMember(p) && max(1, rec.GetCommandVersion()) <= tokenlessBuild
-}
-
 // mayRaft tells whether a peer may speak raft with this node: a member,
 // or anyone of the region CA while this node belongs to no region yet (a
 // joiner hears from the leader before it holds the configuration that

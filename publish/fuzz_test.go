@@ -42,28 +42,6 @@ func FuzzPublish(f *testing.F) {
 	})
 }
 
-// Any text sent as a one-time code parses to a code that prints back the
-// same way, or is refused.
-func FuzzParseCode(f *testing.F) {
-	c, err := NewCode()
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Add(c.Display())
-	f.Add("ZZZZ-ZZZZ-ZZZZ-ZZZZ-ZZZZ")
-	f.Add("0")
-	f.Fuzz(func(t *testing.T, s string) {
-		code, err := ParseCode(s)
-		if err != nil {
-			return
-		}
-		again, err := ParseCode(code.Display())
-		if err != nil || again != code {
-			t.Fatalf("%q parsed as %+v, whose display %q parses as %+v (%v)", s, code, code.Display(), again, err)
-		}
-	})
-}
-
 // Any revision token an app sends either is refused or opens (it was
 // sealed under this key: AEAD, see TestRevisionTokenRoundTrip for tampering) to at
 // most TokenMaxKeys keys, the same however its base64 is spelled.

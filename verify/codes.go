@@ -17,6 +17,11 @@ const (
 	LongCodeLength  = 16
 	longAlphabet    = "abcdefghijklmnopqrstuvwxyz0123456789"
 	digits          = "0123456789"
+	// minCodeLength and maxCodeLength bound what an upload may carry as a
+	// code: short codes of 6 digits up to the 20 characters of codes
+	// issued by the previous release's /v1/codes.
+	minCodeLength = 6
+	maxCodeLength = 20
 )
 
 // NewShortCode draws a short code of n decimal digits.
@@ -42,6 +47,32 @@ func draw(alphabet string, n int) string {
 // are dropped and letters lower-cased.
 func Normalize(code string) string {
 	return strings.ToLower(strings.NewReplacer(" ", "", "-", "").Replace(strings.TrimSpace(code)))
+}
+
+// GroupCode shows a code in groups of four, for reading aloud (Normalize
+// drops the dashes again).
+func GroupCode(code string) string {
+	var parts []string
+	for i := 0; i < len(code); i += 4 {
+		parts = append(parts, code[i:min(i+4, len(code))])
+	}
+	return strings.Join(parts, "-")
+}
+
+// LooksLikeCode tells whether an upload's verificationPayload is a code as
+// a person types it (a short or long code, or a code of the previous
+// release), not a certificate: a JWT always has dots.
+func LooksLikeCode(payload string) bool {
+	n := Normalize(payload)
+	if len(n) < minCodeLength || len(n) > maxCodeLength {
+		return false
+	}
+	for _, r := range n {
+		if !strings.ContainsRune(longAlphabet, r) {
+			return false
+		}
+	}
+	return true
 }
 
 // Hash is a code's keyed hash under one code key: only hashes are stored.

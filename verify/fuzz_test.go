@@ -28,3 +28,21 @@ func FuzzParseToken(f *testing.F) {
 		}
 	})
 }
+
+// Any text sent as a code of the previous release parses to a code that
+// prints back the same way, or is refused.
+func FuzzParseLegacyCode(f *testing.F) {
+	for _, s := range []string{"ABCD-EFGH-JKMN-PQRS-TVWX", "ZZZZ-ZZZZ-ZZZZ-ZZZZ-ZZZZ", "oil0 0000 0000 0000 0000", "0"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		code, err := ParseLegacyCode(s)
+		if err != nil {
+			return
+		}
+		again, err := ParseLegacyCode(code.Display())
+		if err != nil || again != code {
+			t.Fatalf("%q parsed as %+v, whose display %q parses as %+v (%v)", s, code, code.Display(), again, err)
+		}
+	})
+}

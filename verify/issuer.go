@@ -118,6 +118,31 @@ func (i *Issuer) Issue(ctx context.Context, provider, issuedBy string, req Issue
 		LongExpiresAt: FormatExpiry(got.GetLongExpiresUnix()), LongExpiresAtTimestamp: got.GetLongExpiresUnix()}, nil
 }
 
+// AppCode is a code issued for a patient to type into an app.
+type AppCode struct {
+	UUID, Code      string
+	Issued, Expires time.Time
+}
+
+// IssueForApp issues a code for a patient to type into an app that uploads
+// with it directly (POST /v1/codes): the long code, living ttl, which the
+// app sends as its upload's verificationPayload (the state machine claims
+// it with the keys) or exchanges at /api/verify like any other code.
+func (i *Issuer) IssueForApp(ctx context.Context, provider, issuedBy string, req IssueRequest, ttl time.Duration) (AppCode, *Error) {
+	rec, verr := i.record(provider, issuedBy, req)
+	if verr != nil {
+		return AppCode{}, verr
+	}
+	rec.LongTtlSeconds = int64(ttl / time.Second)
+	rec.ShortTtlSeconds = min(rec.GetShortTtlSeconds(), rec.GetLongTtlSeconds())
+	got, _, long, verr := i.commit(ctx, rec)
+	if verr != nil {
+		return AppCode{}, verr
+	}
+	return AppCode{UUID: got.GetUuid(), Code: GroupCode(long), Issued: time.Unix(got.GetIssuedUnix(), 0).UTC(),
+		Expires: time.Unix(got.GetLongExpiresUnix(), 0).UTC()}, nil
+}
+
 // Decoy is the answer a decoy issue request (X-Chaff) gets: a code pair
 // as Issue would answer it, its uuid, code and times drawn and computed
 // alike, committed nowhere.

@@ -2652,9 +2652,16 @@ type Publish struct {
 	HasToken  bool     `protobuf:"varint,11,opt,name=has_token,json=hasToken,proto3" json:"has_token,omitempty"`
 	TokenKeys [][]byte `protobuf:"bytes,12,rep,name=token_keys,json=tokenKeys,proto3" json:"token_keys,omitempty"`
 	// revise_only: a report that stores no new key (negative) but revises.
-	ReviseOnly    bool `protobuf:"varint,13,opt,name=revise_only,json=reviseOnly,proto3" json:"revise_only,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ReviseOnly bool `protobuf:"varint,13,opt,name=revise_only,json=reviseOnly,proto3" json:"revise_only,omitempty"`
+	// From version 5 a code upload names a verification code (the one
+	// one-time-code system: codes from /api/issue, the portal and /v1/codes)
+	// by its keyed hashes under every code key in force, instead of
+	// code_lookup and code_hash (codes of versions 1-4, redeemed until they
+	// expire). The state machine finds the code, checks it and claims it
+	// with the insert.
+	VerificationCodeHashes [][]byte `protobuf:"bytes,14,rep,name=verification_code_hashes,json=verificationCodeHashes,proto3" json:"verification_code_hashes,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
 }
 
 func (x *Publish) Reset() {
@@ -2776,6 +2783,13 @@ func (x *Publish) GetReviseOnly() bool {
 		return x.ReviseOnly
 	}
 	return false
+}
+
+func (x *Publish) GetVerificationCodeHashes() [][]byte {
+	if x != nil {
+		return x.VerificationCodeHashes
+	}
+	return nil
 }
 
 // AuthorityKey is one verification key of a health authority; several may be
@@ -4728,7 +4742,7 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\vreport_type\x18\x05 \x01(\x05R\n" +
 	"reportType\x12/\n" +
 	"\x14has_days_since_onset\x18\x06 \x01(\bR\x11hasDaysSinceOnset\x12(\n" +
-	"\x10days_since_onset\x18\a \x01(\x11R\x0edaysSinceOnset\"\xc0\x03\n" +
+	"\x10days_since_onset\x18\a \x01(\x11R\x0edaysSinceOnset\"\xfa\x03\n" +
 	"\aPublish\x12#\n" +
 	"\rsubmission_id\x18\x01 \x01(\fR\fsubmissionId\x12\x15\n" +
 	"\x06app_id\x18\x02 \x01(\tR\x05appId\x12\x16\n" +
@@ -4746,7 +4760,8 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\n" +
 	"token_keys\x18\f \x03(\fR\ttokenKeys\x12\x1f\n" +
 	"\vrevise_only\x18\r \x01(\bR\n" +
-	"reviseOnly\"\x9c\x01\n" +
+	"reviseOnly\x128\n" +
+	"\x18verification_code_hashes\x18\x0e \x03(\fR\x16verificationCodeHashes\"\x9c\x01\n" +
 	"\fAuthorityKey\x12\x10\n" +
 	"\x03kid\x18\x01 \x01(\tR\x03kid\x12$\n" +
 	"\x0epublic_key_der\x18\x02 \x01(\fR\fpublicKeyDer\x12&\n" +

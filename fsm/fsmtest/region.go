@@ -5,6 +5,7 @@
 package fsmtest
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"sync"
@@ -22,21 +23,25 @@ import (
 type Region struct {
 	// State is the state machine the writes are applied to.
 	State *fsm.FSM
-	now   func() time.Time
-	mu    sync.Mutex
-	index uint64
+	// Version, when set, is the version commands are stamped with (a
+	// region of an older build); 0 is this build's.
+	Version uint32
+	now     func() time.Time
+	mu      sync.Mutex
+	index   uint64
 }
 
 // New returns a region of a new state machine whose commands are stamped
 // with now.
 func New(now func() time.Time) *Region { return &Region{State: fsm.New(), now: now} }
 
-// Apply stamps a command as node.Apply does (this build's version, the
-// time, a request id) and applies it; a refusal is a *command.Error.
+// Apply stamps a command as node.Apply does (this build's version, or
+// Version; the time; a request id) and applies it; a refusal is a
+// *command.Error.
 func (r *Region) Apply(_ context.Context, cmd *fsmpb.Command) (*fsmpb.Result, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if err := command.Stamp(cmd, command.Version); err != nil {
+	if err := command.Stamp(cmd, cmp.Or(r.Version, command.Version)); err != nil {
 		return nil, err
 	}
 	cmd.TimeUnix = r.now().Unix()
