@@ -35,12 +35,18 @@ import (
 // Version 5: one one-time-code system. A code upload names a verification
 // code (issued through /api/issue, the portal or /v1/codes) by its keyed
 // hashes, and the publish claims it; ISSUE_CODE is refused (its codes,
-// issued before, are still redeemed until they expire).
+// issued before, are still redeemed until they expire). A submission
+// records the hour it came, not the second.
 const Version = 5
 
-// VerificationCodeUploads is the first version in which a code upload
-// names a verification code.
-const VerificationCodeUploads = 5
+// The first versions of changes that later code tests for.
+const (
+	// VerificationCodeUploads: a code upload names a verification code.
+	VerificationCodeUploads = 5
+	// HourlySubmissions: a submission records its hour; a roll-back
+	// "since" takes in all of its hour.
+	HourlySubmissions = 5
+)
 
 // Applier commits a command through the region's leader and returns its
 // result; a refusal by the state machine is returned as *Error together

@@ -187,7 +187,7 @@ func (s *state) store(cmd *fsmpb.Command, code *codeUse, plan publishPlan) *fsmp
 	idx := s.nextSubmission
 	s.nextSubmission++
 	sub := &Submission{
-		Index: idx, ID: [16]byte(p.GetSubmissionId()), TimeUnix: cmd.GetTimeUnix(), AppID: intern(p.GetAppId()), Issuer: intern(p.GetIssuer()),
+		Index: idx, ID: [16]byte(p.GetSubmissionId()), TimeUnix: submissionTime(cmd), AppID: intern(p.GetAppId()), Issuer: intern(p.GetIssuer()),
 		CertificateDigest: bytes.Clone(p.GetCertificateDigest()), Traveler: p.GetTraveler(),
 		KeyCount: uint32(len(plan.keys)),
 	}
@@ -206,6 +206,20 @@ func (s *state) store(cmd *fsmpb.Command, code *codeUse, plan publishPlan) *fsmp
 	s.revise(plan.revisions)
 	return &fsmpb.PublishResult{Inserted: uint32(len(plan.keys)), Revised: uint32(len(plan.revisions)),
 		Submission: idx, Unchanged: plan.unchanged}
+}
+
+// SubmissionTimeStep is how finely a submission records when it came,
+// from command version 5: its hour, since an upload's time is a fact
+// about a person (that is all a roll-back "since" or a chart needs).
+const SubmissionTimeStep = 3600
+
+// submissionTime is the time a publish's submission records.
+func submissionTime(cmd *fsmpb.Command) int64 {
+	t := cmd.GetTimeUnix()
+	if cmd.GetVersion() >= command.HourlySubmissions {
+		t -= t % SubmissionTimeStep
+	}
+	return t
 }
 
 func publishResult(r *fsmpb.PublishResult) *fsmpb.Result {

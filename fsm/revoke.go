@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/covid-backend/covid-backend/command"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 )
@@ -16,6 +18,11 @@ func applyRevoke(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 	rv := cmd.GetRevoke()
 	if rv.GetReason() == "" {
 		return refuse(command.CodeInvalidCommand, "a revocation needs a reason")
+	}
+	if since := rv.GetSinceUnix(); cmd.GetVersion() >= command.HourlySubmissions && since%SubmissionTimeStep != 0 {
+		// Submissions know their hour only: "since" takes in all of its hour.
+		rv = proto.CloneOf(rv)
+		rv.SinceUnix = since - since%SubmissionTimeStep
 	}
 	keys, selector, resp := s.selectRevocation(rv)
 	if resp != nil {

@@ -106,6 +106,36 @@ func TestRevokeIssuerSince(t *testing.T) {
 	}
 }
 
+// From version 5 a submission records the hour it came, not the second,
+// and a roll-back "since" takes in the whole hour it falls in: what the
+// second hid is never needed to roll back, and never kept. Version 4
+// entries keep their second.
+func TestSubmissionsKnowTheirHour(t *testing.T) {
+	hour := int64(1_800_000_000 - 1_800_000_000%fsm.SubmissionTimeStep)
+	for _, tc := range []struct {
+		version  uint32
+		recorded int64
+		revoked  uint32
+	}{
+		{4, hour + 1799, 0},
+		{command.HourlySubmissions, hour, 1},
+	} {
+		f := fsm.New()
+		up := publishV2(1, hour+1799, nil, pkey(1))
+		up.Version = tc.version
+		mustApply(t, f, putAuthority("https://ha.example.org", "aud", []string{"app"}, akey("k1", 0, 0)))
+		mustApply(t, f, up)
+		if sub, _ := f.Submission(0); sub.TimeUnix != tc.recorded {
+			t.Fatalf("v%d: a submission at %d recorded %d, want %d", tc.version, hour+1799, sub.TimeUnix, tc.recorded)
+		}
+		rv := revokeCmd(hour+1900, &fsmpb.Revoke{Issuer: "https://ha.example.org", SinceUnix: hour + 1800})
+		rv.Version = tc.version
+		if got := mustApply(t, f, rv).GetRevoke().GetRevoked(); got != tc.revoked {
+			t.Fatalf("v%d: since half past the hour revoked %d keys, want %d", tc.version, got, tc.revoked)
+		}
+	}
+}
+
 // Expiry removes old batches with their keys and submissions and old
 // unpublished keys; what remains survives a snapshot round trip, including
 // revocations still to publish.
