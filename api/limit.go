@@ -5,7 +5,6 @@ import (
 	"context"
 	"math"
 	"net/http"
-	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -13,6 +12,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"golang.org/x/time/rate"
+
+	"github.com/covid-backend/covid-backend/account"
 )
 
 // Limits are the DoS filters of the app and provider APIs. A rate of 0
@@ -83,17 +84,7 @@ const defaultMaxBuckets = 100_000
 
 // clientKey is the client a limit counts: an IPv4 address, or the /64 of
 // an IPv6 address (a host is given a /64 and chooses within it).
-func clientKey(ip string) string {
-	addr, err := netip.ParseAddr(ip)
-	if err != nil {
-		return ip
-	}
-	if addr.Is4() || addr.Is4In6() {
-		return addr.Unmap().String()
-	}
-	p, _ := addr.Prefix(64)
-	return p.String()
-}
+func clientKey(ip string) string { return account.ClientAddress(ip) }
 
 func newIPLimiter(perSecond float64, burst int, now func() time.Time) *ipLimiter {
 	if perSecond <= 0 {

@@ -2,13 +2,16 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,9 +32,18 @@ type browserish struct {
 }
 
 func portalClient(t *testing.T, ts *testServer) *browserish {
+	return portalClientFrom(t, ts, "127.0.0.1")
+}
+
+// portalClientFrom is a portalClient whose requests come from another
+// loopback address (one more client).
+func portalClientFrom(t *testing.T, ts *testServer, ip string) *browserish {
+	t.Helper()
 	srv := httptest.NewTLSServer(ts.h)
 	t.Cleanup(srv.Close)
 	c := srv.Client()
+	dialer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+	c.Transport.(*http.Transport).DialContext = dialer.DialContext
 	c.Jar, _ = cookiejar.New(nil)
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	return &browserish{t: t, base: srv.URL + "/portal", c: c}
@@ -141,11 +153,63 @@ func TestPortalSignIn(t *testing.T) {
 	if locked != http.StatusUnauthorized || !strings.Contains(lockedMsg, "Wrong email or password") {
 		t.Fatalf("the right password on a locked account: %d %q", locked, lockedMsg)
 	}
-	if u, _ := ts.node.FSM().User("w@lab.example"); u.GetLockedUntilUnix() <= time.Now().Unix() {
+	if u, _ := ts.node.FSM().User("w@lab.example"); len(u.GetLoginClients()) != 1 || u.GetLoginClients()[0].GetLockedUntilUnix() <= time.Now().Unix() {
 		t.Fatalf("lock not replicated: %v", u)
 	}
 	if status, _, _ := b.get("/"); status != http.StatusSeeOther {
 		t.Fatalf("a page without a session: %d, want a redirect to sign in", status)
+	}
+}
+
+// A lockout holds one client out of one account: five wrong passwords
+// from one address lock that address out, while the worker signs in from
+// another; twenty from any addresses lock the account, except to the
+// right password with the right second factor (strangers cannot keep a
+// worker with TOTP out); a sign-in clears the account's count.
+func TestPortalLockoutPerClient(t *testing.T) {
+	ts := verifyServer(t)
+	addWorker(t, ts, "plain@lab.example", nil, "issue")
+	key := totpWorker(t, ts, "totp@lab.example", "issue")
+	const right = "correct horse battery staple"
+	stranger := portalClientFrom(t, ts, "127.0.0.2")
+	for range 5 {
+		stranger.signIn("plain@lab.example", "wrong")
+	}
+	if status, _ := stranger.signIn("plain@lab.example", right); status != http.StatusUnauthorized {
+		t.Fatalf("the right password from the locked-out address: %d", status)
+	}
+	if status, _ := portalClient(t, ts).signIn("plain@lab.example", right); status != http.StatusSeeOther {
+		t.Fatalf("the worker from another address: %d", status)
+	}
+	for _, email := range []string{"plain@lab.example", "totp@lab.example"} {
+		var wg sync.WaitGroup
+		for i := range 4 { // at most four hashes at once (portal.maxHashing)
+			wg.Go(func() {
+				b := portalClientFrom(t, ts, fmt.Sprintf("127.0.1.%d", i+1))
+				for range 5 {
+					b.signIn(email, "wrong")
+				}
+			})
+		}
+		wg.Wait()
+		if u, _ := ts.node.FSM().User(email); u.GetLockedUntilUnix() <= time.Now().Unix() {
+			t.Fatalf("%s not locked after twenty wrong passwords from four addresses: %v", email, u)
+		}
+	}
+	worker := portalClientFrom(t, ts, "127.0.2.1")
+	if status, _ := worker.signIn("plain@lab.example", right); status != http.StatusUnauthorized {
+		t.Fatalf("a locked account without a second factor: %d", status)
+	}
+	status, page := worker.signIn("totp@lab.example", right)
+	code, _ := totp.GenerateCode(key.Secret(), time.Now())
+	if status != http.StatusOK || !strings.Contains(page, "authenticator") {
+		t.Fatalf("a locked account with a second factor, the right password: %d", status)
+	}
+	if status, _ := worker.post("/totp", url.Values{"csrf": {formToken(t, page)}, "code": {code}}); status != http.StatusSeeOther {
+		t.Fatalf("a locked account with a second factor, the right code: %d", status)
+	}
+	if u, _ := ts.node.FSM().User("totp@lab.example"); u.GetLockedUntilUnix() != 0 || u.GetFailures() != 0 {
+		t.Fatalf("a sign-in left the account's count: %v", u)
 	}
 }
 

@@ -36,7 +36,8 @@ import (
 // code (issued through /api/issue, the portal or /v1/codes) by its keyed
 // hashes, and the publish claims it; ISSUE_CODE is refused (its codes,
 // issued before, are still redeemed until they expire). A submission
-// records the hour it came, not the second.
+// records the hour it came, not the second. Refused sign-ins count per
+// client.
 const Version = 5
 
 // The first versions of changes that later code tests for.
@@ -46,6 +47,10 @@ const (
 	// HourlySubmissions: a submission records its hour; a roll-back
 	// "since" takes in all of its hour.
 	HourlySubmissions = 5
+	// SignInPerClient: refused sign-ins lock out the client that made
+	// them; the account is locked only after many, and not to the right
+	// password with the right second factor.
+	SignInPerClient = 5
 )
 
 // Applier commits a command through the region's leader and returns its

@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"cmp"
 	"slices"
 	"strings"
 
@@ -12,9 +13,18 @@ import (
 
 // Sign-in limits of portal accounts.
 const (
+	// MaxLoginFailures refused sign-ins lock an account for LockoutSeconds
+	// (before version 5), or from version 5 lock out the one client that
+	// made them.
 	MaxLoginFailures = 5
 	LockoutSeconds   = 15 * 60
-	maxAuditAction   = 200
+	// MaxAccountFailures refused sign-ins from any clients lock the account
+	// (from version 5), except to the right password with the right second
+	// factor, so that strangers cannot keep a worker with TOTP out.
+	MaxAccountFailures = 20
+	// maxLoginClients bounds the clients an account counts.
+	maxLoginClients = 16
+	maxAuditAction  = 200
 )
 
 // Roles a portal account may hold.
@@ -46,6 +56,7 @@ func applyPutUser(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 		return refuse(command.CodeInvalidCommand, "account %s belongs to another provider", u.GetEmail())
 	}
 	u.Failures, u.LockedUntilUnix, u.SessionEpoch, u.CreatedUnix = old.GetFailures(), old.GetLockedUntilUnix(), old.GetSessionEpoch(), old.GetCreatedUnix()
+	u.LoginClients = old.GetLoginClients()
 	if old == nil {
 		u.CreatedUnix = cmd.GetTimeUnix()
 	} else if old.GetPasswordHash() != u.GetPasswordHash() || u.GetDisabled() {
@@ -65,19 +76,63 @@ func applyLogin(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 		return refuse(command.CodeUnknownUser, "no account %q", l.GetEmail())
 	}
 	u = proto.CloneOf(u)
+	perClient := cmd.GetVersion() >= command.SignInPerClient
 	switch {
 	case l.GetEndSessions():
 		u.SessionEpoch++
 	case l.GetOk():
 		u.Failures, u.LockedUntilUnix = 0, 0
+		u.LoginClients = slices.DeleteFunc(u.LoginClients, func(c *fsmpb.LoginClient) bool { return slices.Equal(c.GetClient(), l.GetClient()) })
+	case perClient:
+		countFailure(&u.Failures, &u.LockedUntilUnix, MaxAccountFailures, now)
+		c := loginClient(u, l.GetClient(), now)
+		countFailure(&c.Failures, &c.LockedUntilUnix, MaxLoginFailures, now)
 	default:
-		u.Failures++
-		if u.GetFailures() >= MaxLoginFailures {
-			u.Failures, u.LockedUntilUnix = 0, now+LockoutSeconds
-		}
+		countFailure(&u.Failures, &u.LockedUntilUnix, MaxLoginFailures, now)
 	}
 	s.users[u.GetEmail()] = u
 	return &fsmpb.Result{Value: &fsmpb.Result_User{User: proto.CloneOf(u)}}
+}
+
+// countFailure counts a refused sign-in; the max-th locks until
+// LockoutSeconds from now and starts the count again.
+func countFailure(failures *uint32, lockedUntil *int64, max uint32, now int64) {
+	if *failures++; *failures >= max {
+		*failures, *lockedUntil = 0, now+LockoutSeconds
+	}
+}
+
+// loginClient is the account's entry for a client, made if there is none:
+// past maxLoginClients the least recent entry goes (the lowest last time,
+// then the lowest client hash).
+func loginClient(u *fsmpb.User, client []byte, now int64) *fsmpb.LoginClient {
+	i := slices.IndexFunc(u.GetLoginClients(), func(c *fsmpb.LoginClient) bool { return slices.Equal(c.GetClient(), client) })
+	if i < 0 {
+		if len(u.GetLoginClients()) >= maxLoginClients {
+			oldest := slices.MinFunc(u.GetLoginClients(), func(a, b *fsmpb.LoginClient) int {
+				return cmp.Or(cmp.Compare(a.GetLastUnix(), b.GetLastUnix()), slices.Compare(a.GetClient(), b.GetClient()))
+			})
+			u.LoginClients = slices.DeleteFunc(u.LoginClients, func(c *fsmpb.LoginClient) bool { return c == oldest })
+		}
+		u.LoginClients = append(u.LoginClients, &fsmpb.LoginClient{Client: slices.Clone(client)})
+		i = len(u.LoginClients) - 1
+	}
+	c := u.LoginClients[i]
+	c.LastUnix = now
+	return c
+}
+
+// SignInLocked tells whether a sign-in from client is locked out of the
+// account at now: the client itself, or (for the accounts of version 5,
+// which count per client) the whole account, which still lets the right
+// password with the right second factor through.
+func SignInLocked(u *fsmpb.User, client []byte, now int64) (clientLocked, accountLocked bool) {
+	for _, c := range u.GetLoginClients() {
+		if slices.Equal(c.GetClient(), client) && now < c.GetLockedUntilUnix() {
+			clientLocked = true
+		}
+	}
+	return clientLocked, now < u.GetLockedUntilUnix()
 }
 
 // applyAudit appends an event to the audit log (kept for the retention).

@@ -2,6 +2,8 @@ package fsm_test
 
 import (
 	"bytes"
+	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/covid-backend/covid-backend/command"
@@ -72,5 +74,54 @@ func TestPortalAccounts(t *testing.T) {
 	}
 	if !bytes.Equal(snapshotBytes(t, g), snap) {
 		t.Fatal("accounts and audit log do not round-trip")
+	}
+}
+
+// From version 5 refused sign-ins count per client: five lock that client
+// out only, twenty from any clients lock the account, a success clears the
+// client's count and the account's, and an account counts at most 16
+// clients (the least recent goes).
+func TestSignInCountsPerClient(t *testing.T) {
+	f := verificationFSM(t)
+	mustApply(t, f, putUser("w@lab.example", "lab", "$argon2id$v=19$m=65536,t=1,p=2$salt$hash", "issue"))
+	from := func(client string, ok bool, at int64) *fsmpb.Command {
+		c := login("w@lab.example", ok, at)
+		c.Version, c.Login.Client = command.SignInPerClient, []byte(client)
+		return c
+	}
+	at := vt0 + 100
+	for range fsm.MaxLoginFailures {
+		at++
+		mustApply(t, f, from("a", false, at))
+	}
+	u, _ := f.User("w@lab.example")
+	if a, account := fsm.SignInLocked(u, []byte("a"), at); !a || account {
+		t.Fatalf("five failures from a: a locked %v, account locked %v", a, account)
+	}
+	if b, _ := fsm.SignInLocked(u, []byte("b"), at); b {
+		t.Fatal("five failures from a locked b out")
+	}
+	if _, account := fsm.SignInLocked(u, []byte("b"), at); account {
+		t.Fatal("five failures locked the account")
+	}
+	for i := range fsm.MaxAccountFailures - fsm.MaxLoginFailures {
+		at++
+		mustApply(t, f, from(fmt.Sprintf("c%02d", i), false, at))
+	}
+	u, _ = f.User("w@lab.example")
+	if _, account := fsm.SignInLocked(u, []byte("z"), at); !account {
+		t.Fatalf("%d failures from many clients did not lock the account: %v", fsm.MaxAccountFailures, u)
+	}
+	at++
+	u = mustApply(t, f, from("c15", false, at)).GetUser() // a seventeenth client
+	if n := len(u.GetLoginClients()); n != 16 {
+		t.Fatalf("%d clients kept, want 16", n)
+	}
+	if slices.ContainsFunc(u.GetLoginClients(), func(c *fsmpb.LoginClient) bool { return string(c.GetClient()) == "a" }) {
+		t.Fatal("the least recent client was kept past the bound")
+	}
+	u = mustApply(t, f, from("c14", true, at+1)).GetUser()
+	if _, account := fsm.SignInLocked(u, []byte("z"), at+1); account || u.GetFailures() != 0 || len(u.GetLoginClients()) != 15 {
+		t.Fatalf("after a success: %v", u)
 	}
 }

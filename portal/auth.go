@@ -12,6 +12,7 @@ import (
 
 	"github.com/covid-backend/covid-backend/account"
 	"github.com/covid-backend/covid-backend/command"
+	"github.com/covid-backend/covid-backend/fsm"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 )
 
@@ -52,13 +53,16 @@ func loginCSRF(c *gin.Context) bool {
 const signInFloor = 500 * time.Millisecond
 
 // badSignIn is the one answer of a refused sign-in.
-const badSignIn = "Wrong email or password, or too many failed sign-ins on this account: then wait 15 minutes."
+const badSignIn = "Wrong email or password, or too many failed sign-ins: then wait 15 minutes."
 
 // login checks the password: an unknown account, a wrong password and a
-// locked account get the same answer after the same time; a wrong password
-// counts against the account (five lock it for 15 minutes), recorded in
-// the replicated state, which a follower reads once it has caught up with
-// the leader's commits (a lock set a moment ago elsewhere holds here).
+// locked account get the same answer after the same time. A wrong password
+// counts against the client on that account (five lock that client out
+// for 15 minutes) and against the account (twenty lock it, except to the
+// right password with the right second factor, so that strangers cannot
+// keep a worker with TOTP out), recorded in the replicated state, which a
+// follower reads once it has caught up with the leader's commits (a lock
+// set a moment ago elsewhere holds here).
 func (p *Portal) login(c *gin.Context) {
 	start := time.Now()
 	if !loginCSRF(c) {
@@ -83,18 +87,18 @@ func (p *Portal) login(c *gin.Context) {
 	}
 	email, password := strings.ToLower(strings.TrimSpace(c.PostForm("email"))), c.PostForm("password")
 	u, ok := p.region.FSM().User(email)
-	now := p.cfg.Now()
+	now, client := p.cfg.Now(), p.signInClient(c)
 	switch {
 	case !ok:
 		account.CheckPassword(p.unknownHash, password) // costs what a known account's check does
 		refuse()
 		return
-	case now.Unix() < u.GetLockedUntilUnix():
+	case p.locked(u, client, now):
 		account.CheckPassword(u.GetPasswordHash(), password)
 		refuse()
 		return
 	case !account.CheckPassword(u.GetPasswordHash(), password) || u.GetDisabled():
-		command.Login(c.Request.Context(), p.region, &fsmpb.Login{Email: email})
+		command.Login(c.Request.Context(), p.region, &fsmpb.Login{Email: email, Client: client})
 		refuse()
 		return
 	}
@@ -107,19 +111,33 @@ func (p *Portal) login(c *gin.Context) {
 	p.signIn(c, u)
 }
 
+// signInClient is the client a sign-in counts against (a keyed hash of its
+// address).
+func (p *Portal) signInClient(c *gin.Context) []byte {
+	return account.SignInClient(p.cfg.SessionKey, c.ClientIP())
+}
+
+// locked tells whether the account refuses a sign-in from client: the
+// client is locked out, or the account is and has no second factor to let
+// its owner through.
+func (p *Portal) locked(u *fsmpb.User, client []byte, now time.Time) bool {
+	clientLocked, accountLocked := fsm.SignInLocked(u, client, now.Unix())
+	return clientLocked || accountLocked && len(u.GetTotpSecret()) == 0
+}
+
 // totp checks the second factor of a sign-in whose password was right.
 func (p *Portal) totp(c *gin.Context) {
 	raw, _ := c.Cookie(pendingCookie)
 	pending, err := decodeSession(p.cfg.SessionKey, raw)
 	u, ok := p.region.FSM().User(pending.Email)
-	now := p.cfg.Now()
+	now, client := p.cfg.Now(), p.signInClient(c)
 	if err != nil || !ok || !pending.live(now, pendingMaxAge) || pending.Epoch != u.GetSessionEpoch() ||
-		!hmac.Equal([]byte(c.PostForm("csrf")), []byte(pending.csrfToken(p.cfg.SessionKey))) || now.Unix() < u.GetLockedUntilUnix() {
+		!hmac.Equal([]byte(c.PostForm("csrf")), []byte(pending.csrfToken(p.cfg.SessionKey))) || p.locked(u, client, now) {
 		p.showLogin(c, http.StatusUnauthorized, "Please sign in again.")
 		return
 	}
 	if !totp.Validate(strings.TrimSpace(c.PostForm("code")), string(u.GetTotpSecret())) {
-		command.Login(c.Request.Context(), p.region, &fsmpb.Login{Email: u.GetEmail()})
+		command.Login(c.Request.Context(), p.region, &fsmpb.Login{Email: u.GetEmail(), Client: client})
 		p.render(c, http.StatusUnauthorized, "totp.html", page{Title: "Second factor", Error: "Wrong code.", CSRF: pending.csrfToken(p.cfg.SessionKey)})
 		return
 	}
@@ -129,7 +147,7 @@ func (p *Portal) totp(c *gin.Context) {
 
 // signIn starts a session and clears the account's failure count.
 func (p *Portal) signIn(c *gin.Context, u *fsmpb.User) {
-	if _, err := command.Login(c.Request.Context(), p.region, &fsmpb.Login{Email: u.GetEmail(), Ok: true}); err != nil {
+	if _, err := command.Login(c.Request.Context(), p.region, &fsmpb.Login{Email: u.GetEmail(), Ok: true, Client: p.signInClient(c)}); err != nil {
 		p.showLogin(c, http.StatusServiceUnavailable, "The region is not ready; try again in a moment.")
 		return
 	}

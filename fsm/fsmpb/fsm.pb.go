@@ -4194,8 +4194,14 @@ type User struct {
 	Failures        uint32 `protobuf:"varint,8,opt,name=failures,proto3" json:"failures,omitempty"`
 	LockedUntilUnix int64  `protobuf:"varint,9,opt,name=locked_until_unix,json=lockedUntilUnix,proto3" json:"locked_until_unix,omitempty"`
 	// session_epoch is in every session cookie: raising it ends them all.
-	SessionEpoch  uint32 `protobuf:"varint,10,opt,name=session_epoch,json=sessionEpoch,proto3" json:"session_epoch,omitempty"`
-	CreatedUnix   int64  `protobuf:"varint,11,opt,name=created_unix,json=createdUnix,proto3" json:"created_unix,omitempty"`
+	SessionEpoch uint32 `protobuf:"varint,10,opt,name=session_epoch,json=sessionEpoch,proto3" json:"session_epoch,omitempty"`
+	CreatedUnix  int64  `protobuf:"varint,11,opt,name=created_unix,json=createdUnix,proto3" json:"created_unix,omitempty"`
+	// From version 5 refused sign-ins count per client as well: five from
+	// one client lock that client out of the account for 15 minutes, and
+	// failures and locked_until_unix above become the account-wide count
+	// (twenty lock the account, except to the right password with the right
+	// second factor). At most 16 clients are kept, the least recent dropped.
+	LoginClients  []*LoginClient `protobuf:"bytes,12,rep,name=login_clients,json=loginClients,proto3" json:"login_clients,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4307,20 +4313,99 @@ func (x *User) GetCreatedUnix() int64 {
 	return 0
 }
 
+func (x *User) GetLoginClients() []*LoginClient {
+	if x != nil {
+		return x.LoginClients
+	}
+	return nil
+}
+
+// LoginClient counts one client's refused sign-ins on an account. client
+// is a keyed hash of its address (IPv4, or IPv6 /64), never the address.
+type LoginClient struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Client          []byte                 `protobuf:"bytes,1,opt,name=client,proto3" json:"client,omitempty"`
+	Failures        uint32                 `protobuf:"varint,2,opt,name=failures,proto3" json:"failures,omitempty"`
+	LockedUntilUnix int64                  `protobuf:"varint,3,opt,name=locked_until_unix,json=lockedUntilUnix,proto3" json:"locked_until_unix,omitempty"`
+	LastUnix        int64                  `protobuf:"varint,4,opt,name=last_unix,json=lastUnix,proto3" json:"last_unix,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *LoginClient) Reset() {
+	*x = LoginClient{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LoginClient) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LoginClient) ProtoMessage() {}
+
+func (x *LoginClient) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LoginClient.ProtoReflect.Descriptor instead.
+func (*LoginClient) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *LoginClient) GetClient() []byte {
+	if x != nil {
+		return x.Client
+	}
+	return nil
+}
+
+func (x *LoginClient) GetFailures() uint32 {
+	if x != nil {
+		return x.Failures
+	}
+	return 0
+}
+
+func (x *LoginClient) GetLockedUntilUnix() int64 {
+	if x != nil {
+		return x.LockedUntilUnix
+	}
+	return 0
+}
+
+func (x *LoginClient) GetLastUnix() int64 {
+	if x != nil {
+		return x.LastUnix
+	}
+	return 0
+}
+
 // Login records the outcome of a sign-in (ok or not), or a sign-out of every
 // session (end_sessions).
 type Login struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Email         string                 `protobuf:"bytes,1,opt,name=email,proto3" json:"email,omitempty"`
-	Ok            bool                   `protobuf:"varint,2,opt,name=ok,proto3" json:"ok,omitempty"`
-	EndSessions   bool                   `protobuf:"varint,3,opt,name=end_sessions,json=endSessions,proto3" json:"end_sessions,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Email       string                 `protobuf:"bytes,1,opt,name=email,proto3" json:"email,omitempty"`
+	Ok          bool                   `protobuf:"varint,2,opt,name=ok,proto3" json:"ok,omitempty"`
+	EndSessions bool                   `protobuf:"varint,3,opt,name=end_sessions,json=endSessions,proto3" json:"end_sessions,omitempty"`
+	// client is who signed in (LoginClient.client), from version 5.
+	Client        []byte `protobuf:"bytes,4,opt,name=client,proto3" json:"client,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Login) Reset() {
 	*x = Login{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[45]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4332,7 +4417,7 @@ func (x *Login) String() string {
 func (*Login) ProtoMessage() {}
 
 func (x *Login) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[45]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4345,7 +4430,7 @@ func (x *Login) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Login.ProtoReflect.Descriptor instead.
 func (*Login) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{45}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *Login) GetEmail() string {
@@ -4369,6 +4454,13 @@ func (x *Login) GetEndSessions() bool {
 	return false
 }
 
+func (x *Login) GetClient() []byte {
+	if x != nil {
+		return x.Client
+	}
+	return nil
+}
+
 // AuditEvent is one action in the portal or on the admin API: who, what,
 // on what; the state machine sets the time.
 type AuditEvent struct {
@@ -4384,7 +4476,7 @@ type AuditEvent struct {
 
 func (x *AuditEvent) Reset() {
 	*x = AuditEvent{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[46]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4396,7 +4488,7 @@ func (x *AuditEvent) String() string {
 func (*AuditEvent) ProtoMessage() {}
 
 func (x *AuditEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[46]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4409,7 +4501,7 @@ func (x *AuditEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
 func (*AuditEvent) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{46}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *AuditEvent) GetTimeUnix() int64 {
@@ -4462,7 +4554,7 @@ type Session struct {
 
 func (x *Session) Reset() {
 	*x = Session{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[47]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4474,7 +4566,7 @@ func (x *Session) String() string {
 func (*Session) ProtoMessage() {}
 
 func (x *Session) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[47]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4487,7 +4579,7 @@ func (x *Session) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Session.ProtoReflect.Descriptor instead.
 func (*Session) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{47}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *Session) GetRequestId() []byte {
@@ -4889,7 +4981,7 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\btoken_id\x18\x01 \x01(\tR\atokenId\"H\n" +
 	"\x16ExpireVerificationCode\x12\x12\n" +
 	"\x04uuid\x18\x01 \x01(\tR\x04uuid\x12\x1a\n" +
-	"\bprovider\x18\x02 \x01(\tR\bprovider\"\xd4\x02\n" +
+	"\bprovider\x18\x02 \x01(\tR\bprovider\"\x94\x03\n" +
 	"\x04User\x12\x14\n" +
 	"\x05email\x18\x01 \x01(\tR\x05email\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1a\n" +
@@ -4903,11 +4995,18 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x11locked_until_unix\x18\t \x01(\x03R\x0flockedUntilUnix\x12#\n" +
 	"\rsession_epoch\x18\n" +
 	" \x01(\rR\fsessionEpoch\x12!\n" +
-	"\fcreated_unix\x18\v \x01(\x03R\vcreatedUnix\"P\n" +
+	"\fcreated_unix\x18\v \x01(\x03R\vcreatedUnix\x12>\n" +
+	"\rlogin_clients\x18\f \x03(\v2\x19.covid.fsm.v1.LoginClientR\floginClients\"\x8a\x01\n" +
+	"\vLoginClient\x12\x16\n" +
+	"\x06client\x18\x01 \x01(\fR\x06client\x12\x1a\n" +
+	"\bfailures\x18\x02 \x01(\rR\bfailures\x12*\n" +
+	"\x11locked_until_unix\x18\x03 \x01(\x03R\x0flockedUntilUnix\x12\x1b\n" +
+	"\tlast_unix\x18\x04 \x01(\x03R\blastUnix\"h\n" +
 	"\x05Login\x12\x14\n" +
 	"\x05email\x18\x01 \x01(\tR\x05email\x12\x0e\n" +
 	"\x02ok\x18\x02 \x01(\bR\x02ok\x12!\n" +
-	"\fend_sessions\x18\x03 \x01(\bR\vendSessions\"\x8b\x01\n" +
+	"\fend_sessions\x18\x03 \x01(\bR\vendSessions\x12\x16\n" +
+	"\x06client\x18\x04 \x01(\fR\x06client\"\x8b\x01\n" +
 	"\n" +
 	"AuditEvent\x12\x1b\n" +
 	"\ttime_unix\x18\x01 \x01(\x03R\btimeUnix\x12\x14\n" +
@@ -4962,7 +5061,7 @@ func file_fsm_fsmpb_fsm_proto_rawDescGZIP() []byte {
 }
 
 var file_fsm_fsmpb_fsm_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_fsm_fsmpb_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
+var file_fsm_fsmpb_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
 var file_fsm_fsmpb_fsm_proto_goTypes = []any{
 	(CommandType)(0),               // 0: covid.fsm.v1.CommandType
 	(*Command)(nil),                // 1: covid.fsm.v1.Command
@@ -5010,9 +5109,10 @@ var file_fsm_fsmpb_fsm_proto_goTypes = []any{
 	(*ClaimToken)(nil),             // 43: covid.fsm.v1.ClaimToken
 	(*ExpireVerificationCode)(nil), // 44: covid.fsm.v1.ExpireVerificationCode
 	(*User)(nil),                   // 45: covid.fsm.v1.User
-	(*Login)(nil),                  // 46: covid.fsm.v1.Login
-	(*AuditEvent)(nil),             // 47: covid.fsm.v1.AuditEvent
-	(*Session)(nil),                // 48: covid.fsm.v1.Session
+	(*LoginClient)(nil),            // 46: covid.fsm.v1.LoginClient
+	(*Login)(nil),                  // 47: covid.fsm.v1.Login
+	(*AuditEvent)(nil),             // 48: covid.fsm.v1.AuditEvent
+	(*Session)(nil),                // 49: covid.fsm.v1.Session
 }
 var file_fsm_fsmpb_fsm_proto_depIdxs = []int32{
 	0,  // 0: covid.fsm.v1.Command.type:type_name -> covid.fsm.v1.CommandType
@@ -5038,8 +5138,8 @@ var file_fsm_fsmpb_fsm_proto_depIdxs = []int32{
 	43, // 20: covid.fsm.v1.Command.claim_token:type_name -> covid.fsm.v1.ClaimToken
 	44, // 21: covid.fsm.v1.Command.expire_verification_code:type_name -> covid.fsm.v1.ExpireVerificationCode
 	45, // 22: covid.fsm.v1.Command.put_user:type_name -> covid.fsm.v1.User
-	46, // 23: covid.fsm.v1.Command.login:type_name -> covid.fsm.v1.Login
-	47, // 24: covid.fsm.v1.Command.audit:type_name -> covid.fsm.v1.AuditEvent
+	47, // 23: covid.fsm.v1.Command.login:type_name -> covid.fsm.v1.Login
+	48, // 24: covid.fsm.v1.Command.audit:type_name -> covid.fsm.v1.AuditEvent
 	4,  // 25: covid.fsm.v1.Result.refusal:type_name -> covid.fsm.v1.Refusal
 	5,  // 26: covid.fsm.v1.Result.publish:type_name -> covid.fsm.v1.PublishResult
 	6,  // 27: covid.fsm.v1.Result.seal:type_name -> covid.fsm.v1.SealResult
@@ -5065,13 +5165,14 @@ var file_fsm_fsmpb_fsm_proto_depIdxs = []int32{
 	2,  // 47: covid.fsm.v1.SnapshotHeader.policy:type_name -> covid.fsm.v1.Policy
 	17, // 48: covid.fsm.v1.SnapshotHeader.origin_marks:type_name -> covid.fsm.v1.OriginMark
 	28, // 49: covid.fsm.v1.StoredKey.key:type_name -> covid.fsm.v1.Key
-	0,  // 50: covid.fsm.v1.Session.type:type_name -> covid.fsm.v1.CommandType
-	3,  // 51: covid.fsm.v1.Session.result:type_name -> covid.fsm.v1.Result
-	52, // [52:52] is the sub-list for method output_type
-	52, // [52:52] is the sub-list for method input_type
-	52, // [52:52] is the sub-list for extension type_name
-	52, // [52:52] is the sub-list for extension extendee
-	0,  // [0:52] is the sub-list for field type_name
+	46, // 50: covid.fsm.v1.User.login_clients:type_name -> covid.fsm.v1.LoginClient
+	0,  // 51: covid.fsm.v1.Session.type:type_name -> covid.fsm.v1.CommandType
+	3,  // 52: covid.fsm.v1.Session.result:type_name -> covid.fsm.v1.Result
+	53, // [53:53] is the sub-list for method output_type
+	53, // [53:53] is the sub-list for method input_type
+	53, // [53:53] is the sub-list for extension type_name
+	53, // [53:53] is the sub-list for extension extendee
+	0,  // [0:53] is the sub-list for field type_name
 }
 
 func init() { file_fsm_fsmpb_fsm_proto_init() }
@@ -5097,7 +5198,7 @@ func file_fsm_fsmpb_fsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fsm_fsmpb_fsm_proto_rawDesc), len(file_fsm_fsmpb_fsm_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   48,
+			NumMessages:   49,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
