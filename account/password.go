@@ -1,7 +1,8 @@
 // Package account holds the rules of portal accounts that more than one
 // front applies (the portal's pages, the admin API, the command line):
-// how a password is hashed and checked, and which client a sign-in (or a
-// rate limit) counts against.
+// how a password is hashed and checked, how a second factor's secret is
+// sealed at rest, and which client a sign-in (or a rate limit) counts
+// against.
 package account
 
 import (

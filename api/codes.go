@@ -3,7 +3,6 @@ package api
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -21,15 +20,6 @@ import (
 	"github.com/covid-backend/covid-backend/publish"
 	"github.com/covid-backend/covid-backend/verify"
 )
-
-// codeKey derives a key of the codes' keyed hash from the admin token, for
-// a region given no code key file: the key is never replicated, so a copy
-// of the raft state alone does not reveal or confirm codes.
-func codeKey(adminToken string) []byte {
-	m := hmac.New(sha256.New, []byte(adminToken))
-	m.Write([]byte("covid-backend one-time code key v1"))
-	return m.Sum(nil)
-}
 
 // uploadCode is the one-time code an upload carries instead of a
 // certificate: a verification code, found by its keyed hashes under every

@@ -181,7 +181,7 @@ func TestLegacyCodeRedeemedOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	legacy, _ := verify.ParseLegacyCode("ABCD-EFGH-JKMN-PQRS-TVWX")
-	hash := legacy.Hash(codeKey(testToken))
+	hash := legacy.Hash(verify.CodeKeyFromToken(testToken))
 	region.writes.Version = 4
 	_, err := region.Apply(ctx, &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_ISSUE_CODE, IssueCode: &fsmpb.Code{
 		Lookup: legacy.Lookup, Hash: hash[:], Provider: "clinic", TtlSeconds: 3600, ReportType: "confirmed"}})

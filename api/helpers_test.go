@@ -134,7 +134,7 @@ func decode[T any](t *testing.T, w *httptest.ResponseRecorder) T {
 // issuer, as covid-node serve does.
 func portalBeside(n *node.Node) Mount {
 	return func(r gin.IRouter, shared Shared) error {
-		p, err := portal.New(portal.Config{SessionKey: portal.SessionKey(shared.CodeKey), SMS: shared.Issuer.SMS(), Region: "test"}, n, shared.Issuer)
+		p, err := portal.New(portal.Config{SessionKey: portal.SessionKey(shared.CodeKeys[0]), CodeKeys: shared.CodeKeys, SMS: shared.Issuer.SMS(), Region: "test"}, n, shared.Issuer)
 		if err != nil {
 			return err
 		}

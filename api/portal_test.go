@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -210,6 +211,35 @@ func TestPortalLockoutPerClient(t *testing.T) {
 	}
 	if u, _ := ts.node.FSM().User("totp@lab.example"); u.GetLockedUntilUnix() != 0 || u.GetFailures() != 0 {
 		t.Fatalf("a sign-in left the account's count: %v", u)
+	}
+}
+
+// A second factor made through the admin API (users add --totp) is kept
+// sealed: the account in the state (and so its snapshots and backups)
+// does not hold the secret, and the portal opens it to check a sign-in.
+func TestSecondFactorSealedAtRest(t *testing.T) {
+	ts := verifyServer(t)
+	const password = "correct horse battery staple"
+	w := ts.admin(http.MethodPost, "/v1/admin/users", UserRequest{Email: "W@lab.example", Name: "W", Provider: "lab",
+		Roles: []string{"issue"}, Password: password, TOTP: true})
+	if w.Code != http.StatusOK {
+		t.Fatalf("add an account with a second factor: %d %s", w.Code, w.Body)
+	}
+	link, err := otp.NewKeyFromURL(decode[struct {
+		TOTPURL string `json:"totp_url"`
+	}](t, w).TOTPURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := ts.node.FSM().User("w@lab.example")
+	if !account.TOTPSealed(u.GetTotpSecret()) || bytes.Contains(u.GetTotpSecret(), []byte(link.Secret())) {
+		t.Fatalf("the state holds the secret as %q", u.GetTotpSecret())
+	}
+	b := portalClient(t, ts)
+	_, page := b.signIn("w@lab.example", password)
+	code, _ := totp.GenerateCode(link.Secret(), time.Now())
+	if status, _ := b.post("/totp", url.Values{"csrf": {formToken(t, page)}, "code": {code}}); status != http.StatusSeeOther {
+		t.Fatalf("sign-in with the sealed second factor: %d", status)
 	}
 }
 

@@ -73,9 +73,10 @@ type Shared struct {
 	// Issuer issues verification codes (nil without the verification
 	// service).
 	Issuer *verify.Issuer
-	// CodeKey is the region's first code key, from which fronts derive
-	// keys of their own (portal sessions).
-	CodeKey []byte
+	// CodeKeys are the region's code keys, the first of which makes: fronts
+	// derive keys of their own from them (portal sessions, the seal of
+	// second-factor secrets).
+	CodeKeys [][]byte
 }
 
 // Server serves one node's HTTP API.
@@ -118,7 +119,7 @@ func New(cfg Config, n Region) (*Server, error) {
 	}
 	cfg.Feed.Root = "v1/exports"
 	if len(cfg.CodeKeys) == 0 {
-		cfg.CodeKeys = [][]byte{codeKey(cfg.AdminToken)}
+		cfg.CodeKeys = [][]byte{verify.CodeKeyFromToken(cfg.AdminToken)}
 	}
 	if len(cfg.RevisionKeys) == 0 {
 		cfg.RevisionKeys = [][]byte{publish.RevisionTokenKey(cfg.AdminToken)}
@@ -289,7 +290,7 @@ func (s *Server) routes() (http.Handler, error) {
 	if s.cfg.Verification != nil {
 		s.verificationRoutes(r, publishLimit)
 	}
-	shared := Shared{CodeKey: s.codeKeys[0]}
+	shared := Shared{CodeKeys: s.codeKeys}
 	if s.cfg.Verification != nil {
 		shared.Issuer = s.issuer
 	}

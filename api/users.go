@@ -59,7 +59,7 @@ func (s *Server) putUser(c *gin.Context) {
 			failErr(c, err)
 			return
 		}
-		u.TotpSecret, out["totp_url"] = []byte(key.Secret()), key.URL()
+		u.TotpSecret, out["totp_url"] = account.SealTOTP(s.codeKeys[0], u.GetEmail(), key.Secret()), key.URL()
 	} else if old, ok := s.node.FSM().User(u.GetEmail()); ok {
 		u.TotpSecret = old.GetTotpSecret()
 	}

@@ -37,7 +37,8 @@ import (
 // hashes, and the publish claims it; ISSUE_CODE is refused (its codes,
 // issued before, are still redeemed until they expire). A submission
 // records the hour it came, not the second. Refused sign-ins count per
-// client.
+// client. Second-factor secrets are sealed (no new form: the state keeps
+// bytes, which builds of version 5 seal).
 const Version = 5
 
 // The first versions of changes that later code tests for.
@@ -51,6 +52,10 @@ const (
 	// them; the account is locked only after many, and not to the right
 	// password with the right second factor.
 	SignInPerClient = 5
+	// SealedTOTPSecrets: builds open second-factor secrets sealed under
+	// the code key; once the region applies it, the leader seals those
+	// kept in clear (cmd/covid-node's sealTOTPJob).
+	SealedTOTPSecrets = 5
 )
 
 // Applier commits a command through the region's leader and returns its

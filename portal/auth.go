@@ -136,7 +136,11 @@ func (p *Portal) totp(c *gin.Context) {
 		p.showLogin(c, http.StatusUnauthorized, "Please sign in again.")
 		return
 	}
-	if !totp.Validate(strings.TrimSpace(c.PostForm("code")), string(u.GetTotpSecret())) {
+	secret, err := account.OpenTOTP(p.cfg.CodeKeys, u.GetEmail(), u.GetTotpSecret())
+	if err != nil {
+		p.cfg.Logger.Error("a second factor's secret does not open: is --code-key-file the region's?", "err", err)
+	}
+	if err != nil || !totp.Validate(strings.TrimSpace(c.PostForm("code")), secret) {
 		command.Login(c.Request.Context(), p.region, &fsmpb.Login{Email: u.GetEmail(), Client: client})
 		p.render(c, http.StatusUnauthorized, "totp.html", page{Title: "Second factor", Error: "Wrong code.", CSRF: pending.csrfToken(p.cfg.SessionKey)})
 		return

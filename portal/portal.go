@@ -56,6 +56,9 @@ type Region interface {
 type Config struct {
 	// SessionKey signs sessions and CSRF tokens; every node the same.
 	SessionKey []byte
+	// CodeKeys open the accounts' sealed second-factor secrets
+	// (account.OpenTOTP).
+	CodeKeys [][]byte
 	// SMS tells whether codes can be sent to a phone (the phone field).
 	SMS bool
 	// Region names the region in the long-code link (ens://v?r=…).

@@ -21,6 +21,7 @@ import (
 	"github.com/covid-backend/covid-backend/membertls"
 	"github.com/covid-backend/covid-backend/node"
 	"github.com/covid-backend/covid-backend/portal"
+	"github.com/covid-backend/covid-backend/verify"
 )
 
 // serve runs one node until the context ends (SIGINT or SIGTERM), then
@@ -100,6 +101,14 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	} else {
 		ncfg.LeaderJobs = append(ncfg.LeaderJobs, removeDevAuthority)
 	}
+	codeKeys, err := loadSecrets(c.CodeKeyFiles)
+	if err != nil {
+		return fmt.Errorf("serve: code keys: %w", err)
+	}
+	if len(codeKeys) == 0 {
+		codeKeys = [][]byte{verify.CodeKeyFromToken(ncfg.AdminToken)}
+	}
+	ncfg.LeaderJobs = append(ncfg.LeaderJobs, sealTOTPJob(codeKeys[0], logger))
 	n, err := node.Open(ctx, ncfg)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
@@ -110,10 +119,6 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	if pool != nil {
 		defer pool.Close()
-	}
-	codeKeys, err := loadSecrets(c.CodeKeyFiles)
-	if err != nil {
-		return errors.Join(fmt.Errorf("serve: code keys: %w", err), n.Close(ctx))
 	}
 	revisionKeys, err := loadSecrets(c.RevisionKeyFiles)
 	if err != nil {
@@ -149,8 +154,8 @@ func portalMount(region string, now func() time.Time, logger *slog.Logger, n *no
 		if shared.Issuer == nil {
 			return nil // no verification service: no codes to issue
 		}
-		p, err := portal.New(portal.Config{SessionKey: portal.SessionKey(shared.CodeKey), SMS: shared.Issuer.SMS(), Region: region,
-			Now: now, Logger: logger}, n, shared.Issuer)
+		p, err := portal.New(portal.Config{SessionKey: portal.SessionKey(shared.CodeKeys[0]), CodeKeys: shared.CodeKeys,
+			SMS: shared.Issuer.SMS(), Region: region, Now: now, Logger: logger}, n, shared.Issuer)
 		if err != nil {
 			return fmt.Errorf("portal: %w", err)
 		}
