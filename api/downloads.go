@@ -41,6 +41,11 @@ func (s *Server) keyFeed(c *gin.Context) {
 		fail(c, http.StatusBadRequest, "bad_cursor", err.Error())
 		return
 	}
+	if errors.Is(err, feed.ErrBusy) {
+		c.Header("Retry-After", "1")
+		fail(c, http.StatusServiceUnavailable, "busy", "this node is building as many deltas as it may at once; retry")
+		return
+	}
 	if err != nil {
 		failErr(c, err)
 		return

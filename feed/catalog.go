@@ -37,6 +37,8 @@ type Catalog struct {
 	src   Source
 	files *cache[*File]
 	delta *cache[*File]
+	// deltaBuilds holds a slot for each delta being built.
+	deltaBuilds chan struct{}
 }
 
 // NewCatalog returns a catalog over the batches of src.
@@ -44,7 +46,7 @@ func NewCatalog(cfg Config, src Source) *Catalog {
 	cfg.defaults()
 	size := func(f *File) int { return len(f.Data) }
 	return &Catalog{cfg: cfg, src: src, files: newCache(cfg.CacheEntries, cfg.CacheBytes, size),
-		delta: newCache(cfg.CacheEntries, cfg.CacheBytes, size)}
+		delta: newCache(cfg.CacheEntries, cfg.CacheBytes, size), deltaBuilds: make(chan struct{}, cfg.DeltaBuilds)}
 }
 
 // Index lists, oldest first, the daily roll-ups of the retention window

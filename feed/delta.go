@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -40,8 +41,26 @@ func (c *Catalog) Delta(cur Cursor, asJSON bool) (*File, Cursor, error) {
 		cur.Since, cur.HasSince = 0, false
 	}
 	key := fmt.Sprintf("%v/%d/%d/%v", full, cur.Since, cur.Until, asJSON)
-	f, err := c.delta.get(key, func() (*File, error) { return c.buildDelta(batches, cur, full, asJSON) })
+	f, err := c.delta.get(key, func() (*File, error) {
+		if !c.deltaSlot() {
+			return nil, ErrBusy
+		}
+		defer func() { <-c.deltaBuilds }()
+		return c.buildDelta(batches, cur, full, asJSON)
+	})
 	return f, cur, err
+}
+
+// deltaSlot takes a build slot, waiting up to DeltaWait.
+func (c *Catalog) deltaSlot() bool {
+	t := time.NewTimer(c.cfg.DeltaWait)
+	defer t.Stop()
+	select {
+	case c.deltaBuilds <- struct{}{}:
+		return true
+	case <-t.C:
+		return false
+	}
 }
 
 func (c *Catalog) buildDelta(batches []fsm.BatchInfo, cur Cursor, full, asJSON bool) (*File, error) {

@@ -40,11 +40,21 @@ type Config struct {
 	// delta feed).
 	CacheEntries int
 	CacheBytes   int
+	// DeltaBuilds bounds the deltas a node builds at once (default 2), and
+	// DeltaWait how long a request waits for a build slot (default 1 s)
+	// before ErrBusy: every (since, until) pair is a build of its own, so
+	// that strangers asking for many pairs hold at most this much CPU and
+	// memory.
+	DeltaBuilds int
+	DeltaWait   time.Duration
 }
 
 // ErrNotFound means the name matches no file this node can build: unknown,
 // expired, or from a batch this node has not applied yet.
 var ErrNotFound = errors.New("no such export file")
+
+// ErrBusy means every delta build slot stayed taken for DeltaWait: retry.
+var ErrBusy = errors.New("delta builds are busy; retry")
 
 // ErrNoSigningKey means the node was started without an export key.
 var ErrNoSigningKey = errors.New("no export signing key configured")
@@ -55,6 +65,12 @@ func (c *Config) defaults() {
 	}
 	if c.MaxKeysPerFile == 0 {
 		c.MaxKeysPerFile = export.MaxKeysPerFile
+	}
+	if c.DeltaBuilds == 0 {
+		c.DeltaBuilds = 2
+	}
+	if c.DeltaWait == 0 {
+		c.DeltaWait = time.Second
 	}
 	if c.CacheBytes == 0 {
 		c.CacheBytes = 256 << 20

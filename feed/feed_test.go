@@ -160,6 +160,62 @@ func TestFilesContentAndSplit(t *testing.T) {
 	}
 }
 
+// blockingSource holds every BatchKeys call until release is closed, so
+// that a test can keep delta builds running.
+type blockingSource struct {
+	*fakeSource
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (b *blockingSource) BatchKeys(seq uint32) ([]fsm.Key, []fsm.Key, bool) {
+	b.entered <- struct{}{}
+	<-b.release
+	return b.fakeSource.BatchKeys(seq)
+}
+
+// Every (since, until) pair is a delta of its own: a node builds at most
+// DeltaBuilds at once, and a request that finds no slot within DeltaWait is
+// answered ErrBusy, while deltas built before still answer from the cache.
+// Strangers asking for thousands of pairs hold that much CPU and memory,
+// no more.
+func TestDeltaBuildsBounded(t *testing.T) {
+	src := &blockingSource{fakeSource: newFake(), entered: make(chan struct{}, 8), release: make(chan struct{})}
+	for seq := range uint32(4) {
+		src.add(seq+1, day0+int64(seq)*600, day0+int64(seq+1)*600, []fsm.Key{key(byte(seq + 1))})
+	}
+	c := NewCatalog(Config{Region: "r", DeltaBuilds: 2, DeltaWait: 50 * time.Millisecond}, src)
+	close(src.release)
+	if _, _, err := c.Delta(Cursor{Since: 3, HasSince: true}, false); err != nil {
+		t.Fatal(err)
+	}
+	<-src.entered
+	src.release = make(chan struct{})
+	errs := make(chan error, 2)
+	for since := range uint32(2) {
+		go func() { _, _, err := c.Delta(Cursor{Since: since + 1, HasSince: true, Until: 3}, false); errs <- err }()
+		<-src.entered // the build holds its slot
+	}
+	if _, _, err := c.Delta(Cursor{Since: 1, HasSince: true, Until: 2}, false); !errors.Is(err, ErrBusy) {
+		t.Fatalf("a third pair while two build: %v, want ErrBusy", err)
+	}
+	if _, _, err := c.Delta(Cursor{Since: 3, HasSince: true}, false); err != nil {
+		t.Fatalf("a delta built before, while two build: %v", err)
+	}
+	close(src.release)
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for len(src.entered) > 0 {
+		<-src.entered
+	}
+	if _, _, err := c.Delta(Cursor{Since: 1, HasSince: true, Until: 2}, false); err != nil {
+		t.Fatalf("the third pair once the slots are free: %v", err)
+	}
+}
+
 // The delta feed: full answers drop revoked keys; incremental ones list
 // them as removals; cursors beyond the newest batch are refused.
 func TestDelta(t *testing.T) {
