@@ -9,15 +9,25 @@ import (
 	"github.com/covid-backend/covid-backend/fsm"
 )
 
-// codeStates reports the verification codes held, by state, at each scrape.
+// codeStates reports the verification codes held, by state, and the codes
+// the region sent by SMS in the last hour against its quota, at each
+// scrape.
 type codeStates struct {
 	f   *fsm.FSM
 	now func() time.Time
 }
 
-var codesDesc = prometheus.NewDesc("covid_verification_codes", "Verification codes held, by state (unused, used, expired).", []string{"state"}, nil)
+var (
+	codesDesc    = prometheus.NewDesc("covid_verification_codes", "Verification codes held, by state (unused, used, expired).", []string{"state"}, nil)
+	smsSentDesc  = prometheus.NewDesc("covid_sms_sent_last_hour", "Codes the region sent by SMS in the last hour.", nil, nil)
+	smsQuotaDesc = prometheus.NewDesc("covid_sms_quota_per_hour", "Codes the region may send by SMS in any hour (its policy).", nil, nil)
+)
 
-func (c codeStates) Describe(ch chan<- *prometheus.Desc) { ch <- codesDesc }
+func (c codeStates) Describe(ch chan<- *prometheus.Desc) {
+	ch <- codesDesc
+	ch <- smsSentDesc
+	ch <- smsQuotaDesc
+}
 
 func (c codeStates) Collect(ch chan<- prometheus.Metric) {
 	count := map[string]float64{"unused": 0, "used": 0, "expired": 0}
@@ -35,6 +45,10 @@ func (c codeStates) Collect(ch chan<- prometheus.Metric) {
 	for state, n := range count {
 		ch <- prometheus.MustNewConstMetric(codesDesc, prometheus.GaugeValue, n, state)
 	}
+	policy, _ := c.f.Policy()
+	perHour, _ := fsm.SMSQuotas(policy)
+	ch <- prometheus.MustNewConstMetric(smsSentDesc, prometheus.GaugeValue, float64(c.f.SMSSentLastHour(now)))
+	ch <- prometheus.MustNewConstMetric(smsQuotaDesc, prometheus.GaugeValue, float64(perHour))
 }
 
 // federationCollector reports, per trusted origin, how far this region is

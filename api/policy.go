@@ -7,6 +7,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/covid-backend/covid-backend/command"
+	"github.com/covid-backend/covid-backend/fsm"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 )
 
@@ -18,6 +19,9 @@ type PolicyRequest struct {
 	SealMinKeys       *uint32 `json:"seal_min_keys,omitempty"`
 	SealPaddingJitter *uint32 `json:"seal_padding_jitter,omitempty"`
 	NoPadding         bool    `json:"no_padding,omitempty"`
+	// SMSPerHour and SMSPerNumberPerDay are the region's SMS quotas.
+	SMSPerHour         uint32 `json:"sms_per_hour,omitempty"`
+	SMSPerNumberPerDay uint32 `json:"sms_per_number_per_day,omitempty"`
 }
 
 // PolicyView is the region policy in force.
@@ -27,22 +31,30 @@ type PolicyView struct {
 	SealMinKeys       uint32 `json:"seal_min_keys"`
 	SealPaddingJitter uint32 `json:"seal_padding_jitter"`
 	NoPadding         bool   `json:"no_padding"`
+	// SMSPerHour codes go out by SMS in any hour, region-wide, and
+	// SMSPerNumberPerDay to one number in any 24 hours; SMSLastHour were
+	// sent in the last hour.
+	SMSPerHour         uint32 `json:"sms_per_hour"`
+	SMSPerNumberPerDay uint32 `json:"sms_per_number_per_day"`
+	SMSLastHour        uint32 `json:"sms_last_hour"`
 	// Set is false while the region has no replicated policy yet (this
 	// node then follows its own flags).
 	Set bool `json:"set"`
 }
 
-func policyView(p *fsmpb.Policy, set bool) PolicyView {
+func (s *Server) policyView(p *fsmpb.Policy, set bool) PolicyView {
+	perHour, perNumber := fsm.SMSQuotas(p)
 	return PolicyView{
 		Retention:   (time.Duration(p.GetRetentionSeconds()) * time.Second).String(),
 		CodeTTL:     (time.Duration(p.GetCodeTtlSeconds()) * time.Second).String(),
 		SealMinKeys: p.GetSealMinKeys(), SealPaddingJitter: p.GetSealPaddingJitter(), NoPadding: p.GetNoPadding(),
+		SMSPerHour: perHour, SMSPerNumberPerDay: perNumber, SMSLastHour: s.node.FSM().SMSSentLastHour(s.cfg.Now().Unix()),
 		Set: set,
 	}
 }
 
 func (s *Server) getPolicy(c *gin.Context) {
-	c.JSON(http.StatusOK, policyView(s.node.Policy()))
+	c.JSON(http.StatusOK, s.policyView(s.node.Policy()))
 }
 
 // setPolicy is PUT /v1/admin/policy: one replicated change that every node
@@ -52,7 +64,7 @@ func (s *Server) setPolicy(c *gin.Context) {
 	if !bindStrict(c, &req) {
 		return
 	}
-	p := &fsmpb.Policy{NoPadding: req.NoPadding}
+	p := &fsmpb.Policy{NoPadding: req.NoPadding, SmsPerHour: req.SMSPerHour, SmsPerNumberPerDay: req.SMSPerNumberPerDay}
 	for _, d := range []struct {
 		name, value string
 		into        *int64
@@ -82,5 +94,5 @@ func (s *Server) setPolicy(c *gin.Context) {
 		failErr(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, policyView(res, true))
+	c.JSON(http.StatusOK, s.policyView(res, true))
 }

@@ -16,16 +16,18 @@ func TestPolicyAPI(t *testing.T) {
 		t.Fatalf("policy of a new region: %d %+v", w.Code, got)
 	}
 	w = ts.admin(http.MethodPut, "/v1/admin/policy", PolicyRequest{CodeTTL: "15m"})
-	want := PolicyView{Retention: "336h0m0s", CodeTTL: "15m0s", SealPaddingJitter: 100, NoPadding: true, Set: true}
+	want := PolicyView{Retention: "336h0m0s", CodeTTL: "15m0s", SealPaddingJitter: 100, NoPadding: true,
+		SMSPerHour: 1000, SMSPerNumberPerDay: 3, Set: true}
 	if got := decode[PolicyView](t, w); w.Code != http.StatusOK || got != want {
 		t.Fatalf("set code lifetime: %d %+v, want %+v", w.Code, got, want)
 	}
 	zero := uint32(0)
 	for name, bad := range map[string]any{
-		"unknown field":      map[string]any{"retension": "1h"},
-		"not a duration":     PolicyRequest{Retention: "two weeks"},
-		"retention too long": PolicyRequest{Retention: "9000h"},
-		"zero padding":       PolicyRequest{SealMinKeys: &zero},
+		"unknown field":                      map[string]any{"retension": "1h"},
+		"not a duration":                     PolicyRequest{Retention: "two weeks"},
+		"retention too long":                 PolicyRequest{Retention: "9000h"},
+		"zero padding":                       PolicyRequest{SealMinKeys: &zero},
+		"an SMS quota of a million a number": PolicyRequest{SMSPerNumberPerDay: 1_000_000},
 	} {
 		w := ts.admin(http.MethodPut, "/v1/admin/policy", bad)
 		if body := decode[errorBody](t, w); w.Code != http.StatusBadRequest || body.Error == "" {

@@ -142,3 +142,50 @@ func TestUserReport(t *testing.T) {
 		t.Fatalf("the reporter's app: %d %v", w.Code, got)
 	}
 }
+
+// The region counts the codes it sends by SMS against its policy: past the
+// quota per number (24 hours) a lab is told 429 and the number is sent
+// nothing, and a user report to that number is answered 200 as ever and
+// sends nothing (no answer tells whom codes went to); past the quota per
+// hour every code by SMS is 503. Operators read the count with the policy.
+func TestSMSQuotas(t *testing.T) {
+	g := newFakeGateway(t)
+	ts := verifyServerWith(t, sms.NewWebhook(g.srv.URL, ""))
+	if w := ts.admin(http.MethodPut, "/v1/admin/policy", PolicyRequest{SMSPerHour: 3, SMSPerNumberPerDay: 2}); w.Code != http.StatusOK {
+		t.Fatalf("set the quotas: %d %s", w.Code, w.Body)
+	}
+	sent := func() int { g.mu.Lock(); defer g.mu.Unlock(); return len(g.sent) }
+	issue := func(phone string) (int, string) {
+		w := ts.api("/api/issue", labKey, map[string]any{"testType": "confirmed", "phone": phone})
+		code, _ := apiAnswer(t, w)["errorCode"].(string)
+		return w.Code, code
+	}
+	for range 2 {
+		if status, code := issue("+12025550111"); status != http.StatusOK {
+			t.Fatalf("a code by SMS within the quotas: %d %s", status, code)
+		}
+	}
+	before := sent()
+	if status, code := issue("+12025550111"); status != http.StatusTooManyRequests || code != "sms_number_quota_reached" {
+		t.Fatalf("a third code to one number: %d %s", status, code)
+	}
+	nonce := make([]byte, 256)
+	rand.Read(nonce)
+	report := ts.api("/api/user-report", deviceKey, map[string]any{"phone": "+12025550111", "nonce": base64.StdEncoding.EncodeToString(nonce)})
+	if report.Code != http.StatusOK || sent() != before {
+		t.Fatalf("a user report to a number past its quota: %d %s, %d SMS more", report.Code, report.Body, sent()-before)
+	}
+	if status, code := issue("+12025550122"); status != http.StatusOK {
+		t.Fatalf("the third code of the hour: %d %s", status, code)
+	}
+	if status, code := issue("+12025550133"); status != http.StatusServiceUnavailable || code != "sms_quota_reached" {
+		t.Fatalf("a fourth code in the hour: %d %s", status, code)
+	}
+	if w := ts.api("/api/issue", labKey, map[string]any{"testType": "confirmed"}); w.Code != http.StatusOK {
+		t.Fatalf("a code without SMS past the quota: %d %s", w.Code, w.Body)
+	}
+	policy := decode[PolicyView](t, ts.admin(http.MethodGet, "/v1/admin/policy", nil))
+	if policy.SMSLastHour != 3 || policy.SMSPerHour != 3 || policy.SMSPerNumberPerDay != 2 {
+		t.Fatalf("policy as operators see it: %+v", policy)
+	}
+}

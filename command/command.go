@@ -38,7 +38,8 @@ import (
 // issued before, are still redeemed until they expire). A submission
 // records the hour it came, not the second. Refused sign-ins count per
 // client. Second-factor secrets are sealed (no new form: the state keeps
-// bytes, which builds of version 5 seal).
+// bytes, which builds of version 5 seal). The region counts the codes it
+// sends by SMS, per hour and per number, against its policy.
 const Version = 5
 
 // The first versions of changes that later code tests for.
@@ -56,6 +57,9 @@ const (
 	// the code key; once the region applies it, the leader seals those
 	// kept in clear (cmd/covid-node's sealTOTPJob).
 	SealedTOTPSecrets = 5
+	// RegionSMSQuota: a code sent by SMS names its number (keyed), and the
+	// region refuses past its hourly and per-number quotas (Policy).
+	RegionSMSQuota = 5
 )
 
 // Applier commits a command through the region's leader and returns its
@@ -124,6 +128,9 @@ func versions(cmd *fsmpb.Command) (lo, hi uint32) {
 
 	if cmd.GetPutTrust().GetStartSeq() > 0 || len(cmd.GetSeal().GetPaddingPicks()) > 0 {
 		lo = 3 // earlier versions know neither start sequences nor picks
+	}
+	if p := cmd.GetSetPolicy(); p.GetSmsPerHour() > 0 || p.GetSmsPerNumberPerDay() > 0 {
+		lo = RegionSMSQuota // earlier versions would drop the quotas
 	}
 	return lo, hi
 }

@@ -19,6 +19,8 @@ func TestStamp(t *testing.T) {
 	v1publish := &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_PUBLISH, Publish: &fsmpb.Publish{Revisions: []*fsmpb.Key{{}}}}
 	plain := &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_PUBLISH, Publish: &fsmpb.Publish{Keys: []*fsmpb.Key{{}}}}
 	policy := &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_SET_POLICY}
+	quota := &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_SET_POLICY, SetPolicy: &fsmpb.Policy{SmsPerHour: 10}}
+	codeUpload := &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_PUBLISH, Publish: &fsmpb.Publish{VerificationCodeHashes: [][]byte{{1}}}}
 	cases := []struct {
 		name    string
 		cmd     *fsmpb.Command
@@ -36,6 +38,10 @@ func TestStamp(t *testing.T) {
 		{"publish of either form, new region", plain, 2, 2, false},
 		{"new type in an old region", policy, 1, 0, true},
 		{"new type in a new region", policy, 2, 2, false},
+		{"SMS quotas in a version 4 region", quota, 4, 0, true},
+		{"SMS quotas in a version 5 region", quota, 5, 5, false},
+		{"verification code upload in a version 4 region", codeUpload, 4, 0, true},
+		{"verification code upload in a version 5 region", codeUpload, 5, 5, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -45,6 +45,11 @@ const (
 	CodeUnknownAPIKey       Code = "unknown_api_key"
 	CodeUserReportExists    Code = "user_report_exists"
 	CodeUnknownUser         Code = "unknown_user"
+	// CodeSMSQuota: the region has sent Policy.sms_per_hour codes by SMS
+	// in the last hour; CodeNumberQuota: the number has been sent
+	// Policy.sms_per_number_per_day in the last 24 hours.
+	CodeSMSQuota    Code = "sms_quota_reached"
+	CodeNumberQuota Code = "sms_number_quota_reached"
 )
 
 // Error is a refusal by the state machine: the command changed nothing

@@ -1,6 +1,8 @@
 package fsm
 
 import (
+	"cmp"
+
 	"google.golang.org/protobuf/proto"
 
 	"github.com/covid-backend/covid-backend/command"
@@ -14,6 +16,10 @@ const (
 	DefaultSealMinKeys       = 1000
 	DefaultSealPaddingJitter = 100
 	DefaultCodeTTLSeconds    = 24 * 3600
+	// DefaultSMSPerHour and DefaultSMSPerNumberPerDay bound the codes the
+	// region sends by SMS while its policy names no quota.
+	DefaultSMSPerHour         = 1000
+	DefaultSMSPerNumberPerDay = 3
 )
 
 // Bounds of the region policy: a typo must not void every key or code.
@@ -23,6 +29,8 @@ const (
 	maxSealKeys         = 100_000
 	minCodeTTLSeconds   = 60
 	maxCodeTTLSeconds   = 30 * 24 * 3600
+	maxSMSPerHour       = 1_000_000
+	maxSMSPerNumber     = 100
 )
 
 // applySetPolicy changes the region policy: every set field replaces the
@@ -38,6 +46,8 @@ func applySetPolicy(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 		return refuse(command.CodeInvalidCommand, "seal padding: at most %d keys", maxSealKeys)
 	case in.GetNoPadding() && in.GetSealMinKeys() != 0:
 		return refuse(command.CodeInvalidCommand, "no padding and a padding minimum exclude each other")
+	case in.GetSmsPerHour() > maxSMSPerHour || in.GetSmsPerNumberPerDay() > maxSMSPerNumber:
+		return refuse(command.CodeInvalidCommand, "SMS quotas: at most %d an hour and %d a number a day", maxSMSPerHour, maxSMSPerNumber)
 	}
 	p := s.effectivePolicy()
 	if v := in.GetRetentionSeconds(); v != 0 {
@@ -48,6 +58,12 @@ func applySetPolicy(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 	}
 	if v := in.GetSealPaddingJitter(); v != 0 {
 		p.SealPaddingJitter = v
+	}
+	if v := in.GetSmsPerHour(); v != 0 {
+		p.SmsPerHour = v
+	}
+	if v := in.GetSmsPerNumberPerDay(); v != 0 {
+		p.SmsPerNumberPerDay = v
 	}
 	if in.GetNoPadding() {
 		p.SealMinKeys, p.NoPadding = 0, true
@@ -65,6 +81,12 @@ func (s *state) effectivePolicy() *fsmpb.Policy {
 	}
 	return &fsmpb.Policy{RetentionSeconds: DefaultRetentionSeconds, SealMinKeys: DefaultSealMinKeys,
 		SealPaddingJitter: DefaultSealPaddingJitter, CodeTtlSeconds: DefaultCodeTTLSeconds}
+}
+
+// SMSQuotas are the region's SMS quotas in force: per hour, region-wide,
+// and per number in 24 hours (a policy that names none has the defaults).
+func SMSQuotas(p *fsmpb.Policy) (perHour, perNumber uint32) {
+	return cmp.Or(p.GetSmsPerHour(), DefaultSMSPerHour), cmp.Or(p.GetSmsPerNumberPerDay(), DefaultSMSPerNumberPerDay)
 }
 
 // Policy returns the region policy in force (defaults until one is set),

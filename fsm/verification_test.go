@@ -3,6 +3,7 @@ package fsm_test
 import (
 	"bytes"
 	"crypto/sha256"
+	"fmt"
 	"testing"
 
 	"github.com/covid-backend/covid-backend/command"
@@ -300,5 +301,46 @@ func TestUploadClaimsVerificationCode(t *testing.T) {
 	legacy.Version, legacy.Publish.AuthorityKid = command.VerificationCodeUploads, "k1"
 	if r := mustApply(t, f, legacy).GetPublish(); r.GetInserted() != 1 {
 		t.Fatalf("a code of the previous release redeemed at version 5: %+v", r)
+	}
+}
+
+// From version 5 the region counts the codes it sends by SMS: per number
+// over 24 hours and region-wide over an hour, each a sliding window of
+// command time; a version 4 entry is not refused (older builds applied it
+// without quotas) but counts once sent.
+func TestSMSQuotaWindows(t *testing.T) {
+	f := verificationFSM(t)
+	policy := setPolicy(&fsmpb.Policy{SmsPerHour: 2, SmsPerNumberPerDay: 2})
+	policy.Version = command.RegionSMSQuota
+	mustApply(t, f, policy)
+	n := 0
+	sms := func(to string, at int64, version uint32) command.Code {
+		n++
+		c := issueVCode(fmt.Sprintf("s%d", n), "lab", fmt.Sprintf("4%07d", n), fmt.Sprintf("smsssssssssss%03d", n), "confirmed", at)
+		c.Version, c.IssueVerificationCode.SmsTo = version, hashOf(to)
+		return codeOf(applyCmd(t, f, c).Err)
+	}
+	v := uint32(command.RegionSMSQuota)
+	for _, tc := range []struct {
+		name    string
+		to      string
+		at      int64
+		version uint32
+		want    command.Code
+	}{
+		{"first to a", "a", vt0, v, ""},
+		{"second to a", "a", vt0 + 60, v, ""},
+		{"third of the hour", "b", vt0 + 120, v, command.CodeSMSQuota},
+		{"at version 4", "b", vt0 + 130, 4, ""},
+		{"an hour after the second (the version 4 code was sent: it counts)", "b", vt0 + 3661, v, ""},
+		{"third to a in a day", "a", vt0 + 7200, v, command.CodeNumberQuota},
+		{"to a a day after the first", "a", vt0 + 86_401, v, ""},
+	} {
+		if got := sms(tc.to, tc.at, tc.version); got != tc.want {
+			t.Fatalf("%s: %q, want %q", tc.name, got, tc.want)
+		}
+	}
+	if got := f.SMSSentLastHour(vt0 + 86_401); got != 1 {
+		t.Fatalf("%d sent in the last hour, want 1", got)
 	}
 }

@@ -29,6 +29,7 @@ const (
 	CodeMissingPhone        = "missing_phone"
 	CodePhoneInvalid        = "phone_number_invalid"
 	CodeSMSQuota            = "sms_quota_reached"
+	CodeNumberQuota         = "sms_number_quota_reached"
 )
 
 // Error is an answer other than 200: its status and error code.
@@ -63,6 +64,10 @@ func FromRefusal(e *command.Error) *Error {
 		return fail(http.StatusNotFound, CodeCodeNotFound, "no such code")
 	case command.CodeUserReportExists:
 		return fail(http.StatusConflict, CodeUserReportExists, "this phone already has a user report code")
+	case command.CodeSMSQuota:
+		return fail(http.StatusServiceUnavailable, CodeSMSQuota, "the region has sent as many codes by SMS as its policy allows this hour; try later, or give the code in person")
+	case command.CodeNumberQuota:
+		return fail(http.StatusTooManyRequests, CodeNumberQuota, "this number has been sent as many codes by SMS as the region's policy allows in 24 hours; give the code in person")
 	}
 	return nil
 }

@@ -105,6 +105,7 @@ func (i *Issuer) Issue(ctx context.Context, provider, issuedBy string, req Issue
 			return IssueResponse{}, verr
 		}
 		rec.LongTtlSeconds = int64(i.LongTTL() / time.Second)
+		rec.SmsTo = i.phoneHash(phone)
 	}
 	got, short, long, verr := i.commit(ctx, rec)
 	if verr == nil && phone != "" {
@@ -202,11 +203,13 @@ func (i *Issuer) UserReport(ctx context.Context, req IssueRequest, nonce []byte,
 	}
 	nh := sha256.Sum256(nonce)
 	rec.Uuid = NewUUID()
-	rec.NonceHash, rec.PhoneHash = nh[:], Hash(i.cfg.CodeKeys[0], "phone:"+phone)
+	rec.NonceHash, rec.PhoneHash, rec.SmsTo = nh[:], i.phoneHash(phone), i.phoneHash(phone)
 	rec.LongTtlSeconds = int64(i.LongTTL() / time.Second)
 	got, short, long, verr := i.commit(ctx, rec)
 	switch {
-	case verr != nil && verr.Code == CodeUserReportExists:
+	case verr != nil && (verr.Code == CodeUserReportExists || verr.Code == CodeNumberQuota):
+		// As the reference answers a second report: no answer tells
+		// whether this number reported, or was sent codes, before.
 		return i.cfg.Now().Add(i.LongTTL()).Unix(), nil
 	case verr != nil:
 		return 0, verr
@@ -216,6 +219,9 @@ func (i *Issuer) UserReport(ctx context.Context, req IssueRequest, nonce []byte,
 	}
 	return got.GetLongExpiresUnix(), nil
 }
+
+// phoneHash is the keyed hash under which the state knows a number.
+func (i *Issuer) phoneHash(phone string) []byte { return Hash(i.cfg.CodeKeys[0], "phone:"+phone) }
 
 // commit draws a code pair for the record and commits it, drawing again
 // when the values collide with a live code; it returns the record as

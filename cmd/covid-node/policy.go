@@ -7,12 +7,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 
 	"github.com/covid-backend/covid-backend/api"
 )
 
 // policyCmd shows and changes the region policy (retention, padding, code
-// lifetime), which every node follows whatever its flags say.
+// lifetime, SMS quotas), which every node follows whatever its flags say.
 func policyCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
 		return errors.New("policy: want show or set")
@@ -29,6 +30,8 @@ func policyCmd(ctx context.Context, args []string, stdout io.Writer) error {
 			fs.UintVar(&minKeys, "seal-min-keys", 0, "pad batches with fewer keys up to this many")
 			fs.UintVar(&jitter, "seal-padding-jitter", 0, "add up to this many padding keys more, at random")
 			fs.BoolVar(&req.NoPadding, "no-padding", false, "turn padding off")
+			fs.Func("sms-per-hour", "codes the region sends by SMS in any hour, at most (default 1000)", uintFlag(&req.SMSPerHour))
+			fs.Func("sms-per-number-per-day", "codes sent by SMS to one number in any 24 hours, at most (default 3)", uintFlag(&req.SMSPerNumberPerDay))
 		})
 		if err != nil {
 			return err
@@ -48,4 +51,16 @@ func policyCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		return printJSON(stdout, out)
 	}
 	return fmt.Errorf("policy: unknown subcommand %q", args[0])
+}
+
+// uintFlag parses a flag of at least 1 into a uint32.
+func uintFlag(into *uint32) func(string) error {
+	return func(s string) error {
+		v, err := strconv.ParseUint(s, 10, 32)
+		if err != nil || v == 0 {
+			return errors.New("want a whole number of at least 1")
+		}
+		*into = uint32(v)
+		return nil
+	}
 }

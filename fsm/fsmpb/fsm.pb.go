@@ -427,8 +427,13 @@ type Policy struct {
 	NoPadding         bool   `protobuf:"varint,4,opt,name=no_padding,json=noPadding,proto3" json:"no_padding,omitempty"`
 	// code_ttl_seconds: how long a one-time code is valid.
 	CodeTtlSeconds int64 `protobuf:"varint,5,opt,name=code_ttl_seconds,json=codeTtlSeconds,proto3" json:"code_ttl_seconds,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// From version 5, the codes the region sends by SMS: at most
+	// sms_per_hour in any hour, region-wide, and sms_per_number_per_day to
+	// one number in any 24 hours (0: the defaults, 1,000 and 3).
+	SmsPerHour         uint32 `protobuf:"varint,6,opt,name=sms_per_hour,json=smsPerHour,proto3" json:"sms_per_hour,omitempty"`
+	SmsPerNumberPerDay uint32 `protobuf:"varint,7,opt,name=sms_per_number_per_day,json=smsPerNumberPerDay,proto3" json:"sms_per_number_per_day,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *Policy) Reset() {
@@ -492,6 +497,20 @@ func (x *Policy) GetNoPadding() bool {
 func (x *Policy) GetCodeTtlSeconds() int64 {
 	if x != nil {
 		return x.CodeTtlSeconds
+	}
+	return 0
+}
+
+func (x *Policy) GetSmsPerHour() uint32 {
+	if x != nil {
+		return x.SmsPerHour
+	}
+	return 0
+}
+
+func (x *Policy) GetSmsPerNumberPerDay() uint32 {
+	if x != nil {
+		return x.SmsPerNumberPerDay
 	}
 	return 0
 }
@@ -3744,8 +3763,12 @@ type VerificationCode struct {
 	// nonce_hash (user reports): the SHA-256 of the app's nonce, which
 	// /api/verify must present again. phone_hash: a keyed hash of the phone
 	// number it was sent to, so that one phone gets one live user report.
-	NonceHash     []byte `protobuf:"bytes,16,opt,name=nonce_hash,json=nonceHash,proto3" json:"nonce_hash,omitempty"`
-	PhoneHash     []byte `protobuf:"bytes,17,opt,name=phone_hash,json=phoneHash,proto3" json:"phone_hash,omitempty"`
+	NonceHash []byte `protobuf:"bytes,16,opt,name=nonce_hash,json=nonceHash,proto3" json:"nonce_hash,omitempty"`
+	PhoneHash []byte `protobuf:"bytes,17,opt,name=phone_hash,json=phoneHash,proto3" json:"phone_hash,omitempty"`
+	// sms_to (from version 5) is the keyed hash of the number the code is
+	// sent to by SMS (as phone_hash), so that the region counts its SMS per
+	// hour and per number (Policy).
+	SmsTo         []byte `protobuf:"bytes,18,opt,name=sms_to,json=smsTo,proto3" json:"sms_to,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3895,6 +3918,13 @@ func (x *VerificationCode) GetNonceHash() []byte {
 func (x *VerificationCode) GetPhoneHash() []byte {
 	if x != nil {
 		return x.PhoneHash
+	}
+	return nil
+}
+
+func (x *VerificationCode) GetSmsTo() []byte {
+	if x != nil {
+		return x.SmsTo
 	}
 	return nil
 }
@@ -4650,14 +4680,17 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x18expire_verification_code\x18\x1e \x01(\v2$.covid.fsm.v1.ExpireVerificationCodeR\x16expireVerificationCode\x12-\n" +
 	"\bput_user\x18\x1f \x01(\v2\x12.covid.fsm.v1.UserR\aputUser\x12)\n" +
 	"\x05login\x18  \x01(\v2\x13.covid.fsm.v1.LoginR\x05login\x12.\n" +
-	"\x05audit\x18! \x01(\v2\x18.covid.fsm.v1.AuditEventR\x05audit\"\xd2\x01\n" +
+	"\x05audit\x18! \x01(\v2\x18.covid.fsm.v1.AuditEventR\x05audit\"\xa8\x02\n" +
 	"\x06Policy\x12+\n" +
 	"\x11retention_seconds\x18\x01 \x01(\x03R\x10retentionSeconds\x12\"\n" +
 	"\rseal_min_keys\x18\x02 \x01(\rR\vsealMinKeys\x12.\n" +
 	"\x13seal_padding_jitter\x18\x03 \x01(\rR\x11sealPaddingJitter\x12\x1d\n" +
 	"\n" +
 	"no_padding\x18\x04 \x01(\bR\tnoPadding\x12(\n" +
-	"\x10code_ttl_seconds\x18\x05 \x01(\x03R\x0ecodeTtlSeconds\"\xa0\x05\n" +
+	"\x10code_ttl_seconds\x18\x05 \x01(\x03R\x0ecodeTtlSeconds\x12 \n" +
+	"\fsms_per_hour\x18\x06 \x01(\rR\n" +
+	"smsPerHour\x122\n" +
+	"\x16sms_per_number_per_day\x18\a \x01(\rR\x12smsPerNumberPerDay\"\xa0\x05\n" +
 	"\x06Result\x12/\n" +
 	"\arefusal\x18\x01 \x01(\v2\x15.covid.fsm.v1.RefusalR\arefusal\x12\x1b\n" +
 	"\tlog_index\x18\x02 \x01(\x04R\blogIndex\x127\n" +
@@ -4935,7 +4968,7 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\fcreated_unix\x18\x05 \x01(\x03R\vcreatedUnix\x12\x18\n" +
 	"\arevoked\x18\x06 \x01(\bR\arevoked\"\"\n" +
 	"\fRevokeApiKey\x12\x12\n" +
-	"\x04hash\x18\x01 \x01(\fR\x04hash\"\xc3\x04\n" +
+	"\x04hash\x18\x01 \x01(\fR\x04hash\"\xda\x04\n" +
 	"\x10VerificationCode\x12\x12\n" +
 	"\x04uuid\x18\x01 \x01(\tR\x04uuid\x12\x1a\n" +
 	"\bprovider\x18\x02 \x01(\tR\bprovider\x12\x1b\n" +
@@ -4959,7 +4992,8 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\n" +
 	"nonce_hash\x18\x10 \x01(\fR\tnonceHash\x12\x1d\n" +
 	"\n" +
-	"phone_hash\x18\x11 \x01(\fR\tphoneHash\"\xa1\x01\n" +
+	"phone_hash\x18\x11 \x01(\fR\tphoneHash\x12\x15\n" +
+	"\x06sms_to\x18\x12 \x01(\fR\x05smsTo\"\xa1\x01\n" +
 	"\tClaimCode\x12\x16\n" +
 	"\x06hashes\x18\x01 \x03(\fR\x06hashes\x12\x16\n" +
 	"\x06accept\x18\x02 \x03(\tR\x06accept\x12\x19\n" +
