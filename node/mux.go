@@ -50,13 +50,69 @@ type memberMux struct {
 	// admitRaft tells whether a peer may speak raft here; nil (raft not
 	// running yet) admits no one.
 	admitRaft atomic.Pointer[func(Peer) bool]
+	// raftConns are the connections handed to raft, with their peers, so
+	// that a peer that stops being a member (removed, or its certificate
+	// replaced) loses those it holds open (revalidate).
+	raftConns struct {
+		sync.Mutex
+		m map[*raftConn]Peer
+	}
 }
+
+// revalidateEvery is how often the raft connections are held against
+// the membership again.
+const revalidateEvery = time.Second
 
 func newMemberMux(ln net.Listener, creds *membertls.Credentials) *memberMux {
 	m := &memberMux{ln: ln, creds: creds, raft: make(chan net.Conn), http: make(chan net.Conn),
 		closed: make(chan struct{}), handshaking: make(chan struct{}, maxHandshakes)}
+	m.raftConns.m = map[*raftConn]Peer{}
 	go m.loop()
+	go m.revalidate()
 	return m
+}
+
+// revalidate closes, every revalidateEvery, the raft connections of peers
+// that may no longer speak raft here: admission at the handshake alone
+// would leave a removed member the connections it opened before.
+func (m *memberMux) revalidate() {
+	t := time.NewTicker(revalidateEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.closed:
+			return
+		case <-t.C:
+		}
+		admit := m.admitRaft.Load()
+		m.raftConns.Lock()
+		var drop []*raftConn
+		for c, peer := range m.raftConns.m {
+			if admit == nil || !(*admit)(peer) {
+				drop = append(drop, c)
+			}
+		}
+		m.raftConns.Unlock()
+		for _, c := range drop {
+			c.Close()
+		}
+	}
+}
+
+// raftConn is a connection handed to raft; closing it forgets it.
+type raftConn struct {
+	net.Conn
+	m    *memberMux
+	once sync.Once
+}
+
+func (c *raftConn) Close() error {
+	c.once.Do(func() {
+		c.m.raftConns.Lock()
+		delete(c.m.raftConns.m, c)
+		c.m.raftConns.Unlock()
+	})
+	return c.Conn.Close()
 }
 
 func (m *memberMux) loop() {
@@ -138,7 +194,11 @@ func (m *memberMux) route(conn net.Conn, ip string) {
 			tc.Close() // not a member: its RPCs are never read
 			return
 		}
-		to = m.raft
+		rc := &raftConn{Conn: tc, m: m}
+		m.raftConns.Lock()
+		m.raftConns.m[rc] = peer
+		m.raftConns.Unlock()
+		conn2, to = rc, m.raft
 	case membertls.ProtoMember:
 		// Hidden from net/http, which would look for a handler of this ALPN
 		// protocol; the peer is authenticated already.
@@ -150,7 +210,7 @@ func (m *memberMux) route(conn net.Conn, ip string) {
 	select {
 	case to <- conn2:
 	case <-m.closed:
-		tc.Close()
+		conn2.Close()
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -109,5 +110,52 @@ func TestMembershipPinsTheCertificate(t *testing.T) {
 	}
 	if !n.IsMember(renewed) || !n.mayRaft(renewed) {
 		t.Fatal("a newer certificate for a member's id (renewed, not yet recorded) refused")
+	}
+}
+
+// A member's raft connections are held against the membership after the
+// handshake too: once its peer may no longer speak raft here (removed from
+// the configuration, or its certificate replaced), the node closes the
+// connections it opened before, within revalidateEvery, instead of reading
+// its RPCs for as long as it keeps them open.
+func TestRaftConnectionsOfAFormerMemberClosed(t *testing.T) {
+	creds := memberCreds(t, "n1")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := newMemberMux(l, creds)
+	defer m.Close()
+	var member atomic.Bool
+	member.Store(true)
+	admit := func(Peer) bool { return member.Load() }
+	m.admitRaft.Store(&admit)
+	conn, err := tls.Dial("tcp", l.Addr().String(), creds.ClientConfig(l.Addr().String(), membertls.ProtoRaft))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var served net.Conn
+	select {
+	case served = <-m.raft:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a member's raft connection never reached raft")
+	}
+	defer served.Close()
+	if _, err := conn.Write([]byte("rpc")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := served.Read(make([]byte, 3)); err != nil {
+		t.Fatalf("raft reads a member's connection: %v", err)
+	}
+	member.Store(false) // removed
+	conn.SetReadDeadline(time.Now().Add(10 * revalidateEvery))
+	if _, err := conn.Read(make([]byte, 1)); errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatal("the connection of a former member still open")
+	}
+	m.raftConns.Lock()
+	defer m.raftConns.Unlock()
+	if n := len(m.raftConns.m); n != 0 {
+		t.Fatalf("%d raft connections remembered after they closed", n)
 	}
 }
