@@ -33,6 +33,18 @@ func memberCreds(t *testing.T, id string) *membertls.Credentials {
 	return creds
 }
 
+// startMux serves a member port on loopback with creds until the test ends.
+func startMux(t *testing.T, creds *membertls.Credentials) (*memberMux, net.Listener) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := newMemberMux(l, creds)
+	t.Cleanup(func() { m.Close() })
+	return m, l
+}
+
 // One address that opens idle connections by the hundred (issue 21,
 // finding 8: 256 slots of 5 s each, all taken from one address) holds at
 // most maxHandshakesPerIP of them, and each only until silentTimeout: a
@@ -40,12 +52,7 @@ func memberCreds(t *testing.T, id string) *membertls.Credentials {
 // connections are closed by the node.
 func TestIdleStrangerLeavesHandshakeSlots(t *testing.T) {
 	creds := memberCreds(t, "n1")
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := newMemberMux(l, creds)
-	defer m.Close()
+	m, l := startMux(t, creds)
 	var idle []net.Conn
 	defer func() {
 		for _, c := range idle {
@@ -120,12 +127,7 @@ func TestMembershipPinsTheCertificate(t *testing.T) {
 // its RPCs for as long as it keeps them open.
 func TestRaftConnectionsOfAFormerMemberClosed(t *testing.T) {
 	creds := memberCreds(t, "n1")
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := newMemberMux(l, creds)
-	defer m.Close()
+	m, l := startMux(t, creds)
 	var member atomic.Bool
 	member.Store(true)
 	admit := func(Peer) bool { return member.Load() }
