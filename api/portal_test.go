@@ -300,24 +300,37 @@ func mustURL(t *testing.T, s string) *url.URL {
 // operator) and makes admin API keys that issue for the provider.
 func TestPortalProviderAdmin(t *testing.T) {
 	ts := verifyServer(t)
-	addWorker(t, ts, "boss@lab.example", nil, "users", "apikeys")
+	addWorker(t, ts, "boss@lab.example", nil, "users", "apikeys", "codes")
 	b := portalClient(t, ts)
 	if status, _ := b.signIn("boss@lab.example", "correct horse battery staple"); status != http.StatusSeeOther {
 		t.Fatalf("sign in: %d", status)
 	}
 	_, page, _ := b.get("/users")
 	tok := formToken(t, page)
-	form := url.Values{"csrf": {tok}, "email": {"new@lab.example"}, "name": {"New"}, "password": {"a long enough password"}, "roles": {"issue", "codes"}}
-	if status, _ := b.post("/users", form); status != http.StatusSeeOther {
-		t.Fatalf("add a worker: %d", status)
-	}
-	if u, ok := ts.node.FSM().User("new@lab.example"); !ok || u.GetProvider() != "lab" || len(u.GetRoles()) != 2 {
-		t.Fatalf("the new account: %v", u)
-	}
-	form.Set("email", "evil@lab.example")
-	form["roles"] = []string{"operator"}
-	if status, _ := b.post("/users", form); status != http.StatusForbidden {
-		t.Fatalf("giving the operator role: %d", status)
+	// Nobody grants a role it does not hold (the reference's
+	// GHSA-5v95-v8c8-3rh6), and no account is without a role; a refusal
+	// is shown on the form as it was filled in.
+	for _, tc := range []struct {
+		name  string
+		roles []string
+		want  int
+	}{
+		{"a role it does not hold", []string{"issue", "codes"}, http.StatusForbidden},
+		{"bulk issue, not held", []string{"bulk"}, http.StatusForbidden},
+		{"the operator role", []string{"operator"}, http.StatusForbidden},
+		{"no role", nil, http.StatusBadRequest},
+		{"roles it holds", []string{"codes", "apikeys"}, http.StatusSeeOther},
+	} {
+		email := strings.ReplaceAll(tc.name, " ", "-") + "@lab.example"
+		status, answer := b.post("/users", url.Values{"csrf": {tok}, "email": {email}, "name": {"New"},
+			"password": {"a long enough password"}, "roles": tc.roles})
+		_, created := ts.node.FSM().User(email)
+		if status != tc.want || created != (tc.want == http.StatusSeeOther) {
+			t.Fatalf("%s: %d, account made %v", tc.name, status, created)
+		}
+		if tc.want != http.StatusSeeOther && (!strings.Contains(answer, `class="error"`) || !strings.Contains(answer, `value="`+email+`"`)) {
+			t.Fatalf("%s: the refusal is not on the form as filled in:\n%s", tc.name, answer)
+		}
 	}
 	_, page, _ = b.get("/apikeys")
 	if status, _ := b.post("/apikeys", url.Values{"csrf": {formToken(t, page)}, "name": {"lab-lims"}}); status != http.StatusSeeOther {
@@ -384,7 +397,7 @@ func TestPortalIssueReloadIssuesNothing(t *testing.T) {
 func TestPortalSavingAnAccountKeepsItsSecondFactor(t *testing.T) {
 	ts := verifyServer(t)
 	key := totpWorker(t, ts, "w@lab.example", "issue")
-	addWorker(t, ts, "boss@lab.example", nil, "users")
+	addWorker(t, ts, "boss@lab.example", nil, "users", "issue")
 	boss := portalClient(t, ts)
 	boss.signIn("boss@lab.example", "correct horse battery staple")
 	_, page, _ := boss.get("/users")

@@ -115,41 +115,106 @@ func (p *Portal) auditPage(c *gin.Context) {
 	p.render(c, http.StatusOK, "audit.html", page{Title: "Audit log", Data: p.region.FSM().Audit(scope, 500)})
 }
 
-// providerRoles are the roles a provider's account manager may give.
+// providerRoles are the roles an account of a provider may hold.
 var providerRoles = []string{"issue", "bulk", "codes", "users", "apikeys"}
+
+// grantable are the roles u may give an account: an operator any role of
+// a provider, a provider's account manager only those it holds itself
+// (a manager of users and API keys makes no issuer; GHSA-5v95-v8c8-3rh6
+// of the reference verification server).
+func grantable(u *fsmpb.User) []string {
+	if has(u, "operator") {
+		return providerRoles
+	}
+	return slices.DeleteFunc(slices.Clone(providerRoles), func(r string) bool { return !has(u, r) })
+}
+
+// accountRow is an account as its manager sees it in the list.
+type accountRow struct {
+	*fsmpb.User
+	Status string
+}
+
+// accountStatus says whether an account signs in: disabled, locked (until
+// when), or active (and whether an address is locked out of it).
+func accountStatus(u *fsmpb.User, now time.Time) string {
+	clientLocked := slices.ContainsFunc(u.GetLoginClients(), func(c *fsmpb.LoginClient) bool { return now.Unix() < c.GetLockedUntilUnix() })
+	switch {
+	case u.GetDisabled():
+		return "disabled"
+	case now.Unix() < u.GetLockedUntilUnix():
+		return "locked until " + time.Unix(u.GetLockedUntilUnix(), 0).UTC().Format("15:04") + " UTC (too many failed sign-ins)"
+	case clientLocked:
+		return "active (an address is locked out after failed sign-ins)"
+	}
+	return "active"
+}
+
+// usersPage is the accounts page: the list, the roles the manager may
+// give, and the form as last sent (kept after a refusal).
+type usersPage struct {
+	Users []accountRow
+	Roles []string
+	Form  accountForm
+}
+
+// accountForm is what the account form was sent with.
+type accountForm struct {
+	Email, Name string
+	Roles       []string
+	Disabled    bool
+}
+
+// Has tells the template whether a role was ticked.
+func (f accountForm) Has(role string) bool { return slices.Contains(f.Roles, role) }
 
 // users lists and adds the accounts of the manager's provider.
 func (p *Portal) users(c *gin.Context) {
+	p.showUsers(c, http.StatusOK, "", accountForm{})
+}
+
+func (p *Portal) showUsers(c *gin.Context, status int, refusal string, form accountForm) {
 	u := c.MustGet(ctxUser).(*fsmpb.User)
-	p.render(c, http.StatusOK, "users.html", page{Title: "Accounts", Notice: notices[c.Query("notice")],
-		Data: struct {
-			Users []*fsmpb.User
-			Roles []string
-		}{p.region.FSM().Users(u.GetProvider()), providerRoles}})
+	now := p.cfg.Now()
+	var rows []accountRow
+	for _, a := range p.region.FSM().Users(u.GetProvider()) {
+		rows = append(rows, accountRow{User: a, Status: accountStatus(a, now)})
+	}
+	p.render(c, status, "users.html", page{Title: "Accounts", Notice: notices[c.Query("notice")], Error: refusal,
+		Data: usersPage{Users: rows, Roles: grantable(u), Form: form}})
 }
 
 // addUser creates or changes an account of the manager's own provider (an
-// account of another provider is refused by the state machine).
+// account of another provider is refused by the state machine). A refusal
+// is shown on the form, as it was filled in (but the password).
 func (p *Portal) addUser(c *gin.Context) {
 	u := c.MustGet(ctxUser).(*fsmpb.User)
-	roles := c.PostFormArray("roles")
-	if slices.ContainsFunc(roles, func(r string) bool { return !slices.Contains(providerRoles, r) }) || u.GetProvider() == "" && !has(u, "operator") {
-		p.render(c, http.StatusForbidden, "message.html", page{Title: "Accounts", Error: "You may not give these roles."})
+	form := accountForm{Email: strings.TrimSpace(c.PostForm("email")), Name: c.PostForm("name"),
+		Roles: c.PostFormArray("roles"), Disabled: c.PostForm("disabled") != ""}
+	roles := form.Roles
+	switch {
+	case u.GetProvider() == "" && !has(u, "operator"):
+		p.showUsers(c, http.StatusForbidden, "Your account may not manage accounts.", form)
 		return
-	}
-	if len(c.PostForm("password")) < 12 {
-		p.render(c, http.StatusBadRequest, "message.html", page{Title: "Accounts", Error: "A password has at least 12 characters."})
+	case len(roles) == 0:
+		p.showUsers(c, http.StatusBadRequest, "Give the account at least one role.", form)
+		return
+	case slices.ContainsFunc(roles, func(r string) bool { return !slices.Contains(grantable(u), r) }):
+		p.showUsers(c, http.StatusForbidden, "You may give only roles you hold yourself: "+strings.Join(grantable(u), ", ")+".", form)
+		return
+	case len(c.PostForm("password")) < 12:
+		p.showUsers(c, http.StatusBadRequest, "A password has at least 12 characters.", form)
 		return
 	}
 	email := strings.ToLower(strings.TrimSpace(c.PostForm("email")))
 	old, exists := p.region.FSM().User(email)
 	if exists && old.GetProvider() != u.GetProvider() {
-		p.render(c, http.StatusForbidden, "message.html", page{Title: "Accounts", Error: "That account belongs to someone else."})
+		p.showUsers(c, http.StatusForbidden, "That account belongs to someone else.", form)
 		return
 	}
 	release, ok := p.hashSlot()
 	if !ok {
-		p.render(c, http.StatusTooManyRequests, "message.html", page{Title: "Accounts", Error: busyHashing})
+		p.showUsers(c, http.StatusTooManyRequests, busyHashing, form)
 		return
 	}
 	hash := account.HashPassword(c.PostForm("password"))
@@ -160,7 +225,7 @@ func (p *Portal) addUser(c *gin.Context) {
 		Provider: u.GetProvider(), Roles: roles, PasswordHash: hash, Disabled: c.PostForm("disabled") != "",
 		TotpSecret: old.GetTotpSecret()})
 	if err != nil {
-		p.render(c, http.StatusBadRequest, "message.html", page{Title: "Accounts", Error: err.Error()})
+		p.showUsers(c, http.StatusBadRequest, "The account was not saved: "+err.Error(), form)
 		return
 	}
 	p.audit(c, "put account", email)
