@@ -8,6 +8,7 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -99,10 +100,12 @@ func (s *Server) submissionCodeHash(text string) ([]byte, error) {
 	return u.hashes[0], nil
 }
 
-// ProviderRequest registers a health care provider.
+// ProviderRequest registers a health care provider; Rotate gives a
+// registered one a new token (its old one stops working).
 type ProviderRequest struct {
-	ID   string `json:"id"`
-	Name string `json:"name"`
+	ID     string `json:"id"`
+	Name   string `json:"name"`
+	Rotate bool   `json:"rotate,omitempty"`
 }
 
 // ProviderView is a provider in the admin API (never its token).
@@ -113,11 +116,17 @@ type ProviderView struct {
 	Created time.Time `json:"created"`
 }
 
-// putProvider registers a provider (or gives it a new token) and returns
-// its API token, the only time the token is shown.
+// putProvider registers a provider (or, asked to rotate, gives it a new
+// token) and returns its API token, the only time the token is shown. An
+// id that is registered is refused without rotate, so that a typo does not
+// void a lab's token.
 func (s *Server) putProvider(c *gin.Context) {
 	var req ProviderRequest
 	if !bindStrict(c, &req) {
+		return
+	}
+	if _, exists := s.node.FSM().Provider(req.ID); exists && !req.Rotate {
+		fail(c, http.StatusConflict, "provider_exists", fmt.Sprintf("provider %q is registered; to give it a new token (its current one stops working), ask again with rotate", req.ID))
 		return
 	}
 	secret := make([]byte, 32)

@@ -205,6 +205,28 @@ func TestLegacyCodeRedeemedOnce(t *testing.T) {
 	}
 }
 
+// A provider id that is registered is refused (a typo must not void a
+// lab's token); asked to rotate, the provider gets a new token and the old
+// one stops working.
+func TestProviderTokenRotatesOnlyWhenAsked(t *testing.T) {
+	ts := newTestServer(t, time.Now)
+	old := newProvider(t, ts, "lab")
+	w := ts.admin(http.MethodPost, "/v1/admin/providers", ProviderRequest{ID: "lab", Name: "Another lab"})
+	if body := decode[errorBody](t, w); w.Code != http.StatusConflict || body.Code != "provider_exists" {
+		t.Fatalf("an id that is registered: %d %+v", w.Code, body)
+	}
+	getCode(t, ts, old) // still works
+	w = ts.admin(http.MethodPost, "/v1/admin/providers", ProviderRequest{ID: "lab", Name: "Lab", Rotate: true})
+	rotated := decode[struct{ Token string }](t, w).Token
+	if w.Code != http.StatusOK || rotated == "" || rotated == old {
+		t.Fatalf("rotate: %d %s", w.Code, w.Body)
+	}
+	getCode(t, ts, rotated)
+	if w := ts.do(http.MethodPost, "/v1/codes", nil, map[string]string{"Authorization": "Bearer " + old}); w.Code != http.StatusUnauthorized {
+		t.Fatalf("the token before the rotation: %d", w.Code)
+	}
+}
+
 // Too many wrong codes from one client get 429 before any raft work.
 func TestCodeFailuresPerClient(t *testing.T) {
 	ts := newTestServer(t, func() time.Time { return time.Unix(1795867700, 0) })

@@ -28,6 +28,7 @@ func providers(ctx context.Context, args []string, stdout io.Writer) error {
 		c, err := subcommand("providers add", args[1:], func(fs *flag.FlagSet) {
 			idFlags(fs)
 			fs.StringVar(&req.Name, "name", "", "the provider's name")
+			fs.BoolVar(&req.Rotate, "rotate", false, "give a registered provider a new token (its current one stops working)")
 		})
 		if err != nil {
 			return err
@@ -36,7 +37,11 @@ func providers(ctx context.Context, args []string, stdout io.Writer) error {
 		if err := c.do(ctx, http.MethodPost, "/v1/admin/providers", req, &out); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "provider %s registered; its API token (shown once, keep it secret):\n%s\n", out.ID, out.Token)
+		what := "registered"
+		if req.Rotate {
+			what = "given a new token (the old one no longer works)"
+		}
+		fmt.Fprintf(stdout, "provider %s %s; its API token (shown once, keep it secret):\n%s\n", out.ID, what, out.Token)
 		return nil
 	case "revoke":
 		c, err := subcommand("providers revoke", args[1:], idFlags)
