@@ -243,6 +243,50 @@ func TestSecondFactorSealedAtRest(t *testing.T) {
 	}
 }
 
+// A worker changes their own password: the current one is checked, the
+// new one twice; this browser stays signed in, the account's other
+// sessions end, and only the new password signs in afterwards. A refusal
+// says what is wrong on the same page.
+func TestPortalChangeOwnPassword(t *testing.T) {
+	ts := verifyServer(t)
+	addWorker(t, ts, "w@lab.example", nil, "issue")
+	const old, next = "correct horse battery staple", "a brand new passphrase"
+	b, elsewhere := portalClient(t, ts), portalClient(t, ts)
+	b.signIn("w@lab.example", old)
+	elsewhere.signIn("w@lab.example", old)
+	_, page, _ := b.get("/account")
+	tok := formToken(t, page)
+	for _, tc := range []struct {
+		name                     string
+		current, password, again string
+		says                     string
+	}{
+		{"wrong current password", "wrong", next, next, "current password is wrong"},
+		{"too short", old, "short", "short", "at least 12"},
+		{"repeated wrong", old, next, next + "!", "differ"},
+	} {
+		status, answer := b.post("/account/password", url.Values{"csrf": {tok}, "current": {tc.current}, "password": {tc.password}, "confirm": {tc.again}})
+		if status != http.StatusBadRequest || !strings.Contains(answer, tc.says) || !strings.Contains(answer, `action="/portal/account/password"`) {
+			t.Fatalf("%s: %d, the page does not say %q on the form", tc.name, status, tc.says)
+		}
+	}
+	if status, _ := b.post("/account/password", url.Values{"csrf": {tok}, "current": {old}, "password": {next}, "confirm": {next}}); status != http.StatusSeeOther {
+		t.Fatalf("change the password: %d", status)
+	}
+	if status, home, _ := b.get("/account?notice=password"); status != http.StatusOK || !strings.Contains(home, "password was changed") {
+		t.Fatalf("this browser after the change: %d", status)
+	}
+	if status, _, _ := elsewhere.get("/"); status != http.StatusSeeOther {
+		t.Fatalf("another session after the change: %d, want a redirect to sign in", status)
+	}
+	if status, _ := portalClient(t, ts).signIn("w@lab.example", old); status != http.StatusUnauthorized {
+		t.Fatalf("the old password after the change: %d", status)
+	}
+	if status, _ := portalClient(t, ts).signIn("w@lab.example", next); status != http.StatusSeeOther {
+		t.Fatalf("the new password: %d", status)
+	}
+}
+
 // With a second factor, the password alone gives no session; the TOTP
 // code does. Signing out ends the session on every node (its epoch).
 func TestPortalSecondFactorAndSignOut(t *testing.T) {

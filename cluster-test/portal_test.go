@@ -340,6 +340,7 @@ func TestPortalOnAPhone(t *testing.T) {
 			{"/users", "main h1", nil},
 			{"/apikeys", "main h1", nil},
 			{"/audit", "main h1", nil},
+			{"/account", "main h1", []string{"form button.primary"}},
 		}},
 		{"ops@region.example", "#members", []page{
 			{"/region", "#members", []string{"header form button"}},

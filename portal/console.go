@@ -202,7 +202,7 @@ func (p *Portal) addUser(c *gin.Context) {
 	case slices.ContainsFunc(roles, func(r string) bool { return !slices.Contains(grantable(u), r) }):
 		p.showUsers(c, http.StatusForbidden, "You may give only roles you hold yourself: "+strings.Join(grantable(u), ", ")+".", form)
 		return
-	case len(c.PostForm("password")) < 12:
+	case len(c.PostForm("password")) < minPassword:
 		p.showUsers(c, http.StatusBadRequest, "A password has at least 12 characters.", form)
 		return
 	}

@@ -115,6 +115,8 @@ func (p *Portal) Routes(r gin.IRouter) {
 	in := g.Group("", p.requireSession)
 	in.GET("/", p.start)
 	in.POST("/logout", p.logout)
+	in.GET("/account", p.accountPage)
+	in.POST("/account/password", p.changePassword)
 	in.POST("/issue", p.role("issue"), p.issue)
 	in.GET("/issued", p.role("issue"), p.issuedPage)
 	in.GET("/codes", p.role("codes"), p.codes)
