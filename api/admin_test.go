@@ -1,6 +1,8 @@
 package api
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -179,5 +181,28 @@ func TestWrongAdminTokensAreLimited(t *testing.T) {
 	}
 	if got := from("203.0.113.9", testToken); got != http.StatusOK {
 		t.Fatalf("the right token from another address: %d, want 200", got)
+	}
+}
+
+// Operators revoke a member certificate by its SHA-256 and list the
+// revoked ones; a digest that is not one is 400 and revokes nothing.
+func TestRevokeCertAPI(t *testing.T) {
+	ts := newTestServer(t, time.Now)
+	if w := ts.admin(http.MethodPost, "/v1/admin/certs/revoked", CertRevocation{CertSHA256: "abc", Reason: "leaked"}); w.Code != http.StatusBadRequest {
+		t.Fatalf("a bad digest: %d %s", w.Code, w.Body)
+	}
+	sum := sha256.Sum256([]byte("n2's leaked renewal"))
+	req := CertRevocation{CertSHA256: hex.EncodeToString(sum[:]), NodeID: "n2", Reason: "leaked"}
+	if w := ts.admin(http.MethodPost, "/v1/admin/certs/revoked", req); w.Code != http.StatusOK {
+		t.Fatalf("revoke: %d %s", w.Code, w.Body)
+	}
+	list := decode[struct {
+		RevokedCerts []RevokedCertView `json:"revoked_certs"`
+	}](t, ts.admin(http.MethodGet, "/v1/admin/certs/revoked", nil))
+	if len(list.RevokedCerts) != 1 || list.RevokedCerts[0].CertRevocation != req || !ts.node.FSM().CertRevoked(sum) {
+		t.Fatalf("revoked: %+v", list)
+	}
+	if w := ts.do(http.MethodPost, "/v1/admin/certs/revoked", req, jsonCT); w.Code != http.StatusUnauthorized {
+		t.Fatalf("without the admin token: %d", w.Code)
 	}
 }

@@ -344,6 +344,8 @@ func (s *Server) routes() (http.Handler, error) {
 	admin.DELETE("/v1/admin/apikeys/:name", s.revokeAPIKey)
 	admin.GET("/v1/admin/users", s.readView, s.listUsers)
 	admin.POST("/v1/admin/users", s.putUser)
+	admin.GET("/v1/admin/certs/revoked", s.readView, s.listRevokedCerts)
+	admin.POST("/v1/admin/certs/revoked", s.revokeCert)
 	admin.POST("/v1/admin/trust", s.putTrust)
 	admin.DELETE("/v1/admin/trust/:region", s.removeTrust)
 	admin.GET("/debug/pprof/*profile", gin.WrapF(pprofHandler))

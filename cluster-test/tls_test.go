@@ -243,20 +243,7 @@ func TestRemovedMemberCertificateIsRefused(t *testing.T) {
 		}
 		return true
 	})
-	gone := c.memberCreds("n3")
-	before := terms(t, c, "n1", "n2")
-	for _, id := range []string{"n1", "n2"} {
-		addr := c.node(id).ip + ":7000"
-		for _, err := range attack(t, &strangerLayer{Listener: l, tls: gone.ClientConfig(addr, membertls.ProtoRaft)}, addr, before[id]) {
-			if err == nil {
-				t.Fatalf("an RPC of the removed n3 to %s was answered", id)
-			}
-		}
-		c.assertNotMember(gone, id, "")
-	}
-	if after := terms(t, c, "n1", "n2"); !equalTerms(after, before) {
-		t.Fatalf("terms moved from %v to %v", before, after)
-	}
+	assertMovesNothing(t, c, l, c.memberCreds("n3"), "the removed n3's certificate", "n1", "n2")
 }
 
 // A node whose certificate is renewed (or that is replaced under the same
@@ -313,4 +300,78 @@ func (c *cluster) memberStatus(creds *membertls.Credentials, at, method, path st
 	}
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// A certificate revoked in the region moves nothing, though it names a
+// member and is newer than the member's own (a renewal that leaked before
+// it was deployed, which certificate pinning alone would take): after
+// `certs revoke` its raft RPCs are not read and member HTTP refuses it on
+// every node, while the member goes on with its own certificate.
+func TestRevokedCertificateIsRefused(t *testing.T) {
+	l := strangerListener(t)
+	c := newCluster(t)
+	c.form(3)
+	own := c.memberCreds("n3")
+	c.waitFor("a second after n3's certificate was made", 5*time.Second, func() bool {
+		return time.Now().Add(-time.Hour).Unix() > own.Leaf.NotBefore.Unix()
+	})
+	spare, spareFile := c.spareCert("n3")
+	c.waitFor("n1 to take n3's newer certificate (pinning takes renewals)", 10*time.Second, func() bool {
+		return c.memberStatus(spare, "n1", http.MethodGet, "/internal/v1/clock") == http.StatusOK
+	})
+	c.cli("certs", "revoke", "--addr", c.node("n1").url(), "--cert", spareFile, "--reason", "leaked before it was deployed")
+	for _, id := range []string{"n1", "n2"} {
+		c.waitFor(id+" to refuse the revoked certificate", 10*time.Second, func() bool {
+			return c.memberStatus(spare, id, http.MethodGet, "/internal/v1/clock") == http.StatusForbidden
+		})
+	}
+	assertMovesNothing(t, c, l, spare, "the revoked certificate", "n1", "n2")
+	if _, err := c.upload(c.node("n3").url()); err != nil {
+		t.Fatalf("an upload through n3 with its own certificate: %v", err)
+	}
+}
+
+// spareCert makes another certificate of the region CA for id, in a
+// folder of its own (the node's files stay), and returns it with its file.
+func (c *cluster) spareCert(id string) (*membertls.Credentials, string) {
+	c.t.Helper()
+	dir := c.t.TempDir()
+	for _, f := range []string{"ca.pem", "ca.key"} {
+		b, err := os.ReadFile(filepath.Join(c.dir, "certs", f))
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o600); err != nil {
+			c.t.Fatal(err)
+		}
+	}
+	if out, err := exec.Command(binary, "certs", "node", "--dir", dir, "--id", id, "--ip", c.node(id).ip).CombinedOutput(); err != nil {
+		c.t.Fatalf("certs node --id %s: %v\n%s", id, err, out)
+	}
+	creds, err := membertls.Load(filepath.Join(dir, "ca.pem"), filepath.Join(dir, id+".pem"), filepath.Join(dir, id+".key"))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return creds, filepath.Join(dir, id+".pem")
+}
+
+// assertMovesNothing checks that creds, a certificate of the region CA
+// that makes no member, moves nothing at the nodes ids: its raft RPCs go
+// unanswered, the terms stay, and member HTTP refuses it (what names it
+// in a failure).
+func assertMovesNothing(t *testing.T, c *cluster, l net.Listener, creds *membertls.Credentials, what string, ids ...string) {
+	t.Helper()
+	before := terms(t, c, ids...)
+	for _, id := range ids {
+		addr := c.node(id).ip + ":7000"
+		for _, err := range attack(t, &strangerLayer{Listener: l, tls: creds.ClientConfig(addr, membertls.ProtoRaft)}, addr, before[id]) {
+			if err == nil {
+				t.Fatalf("an RPC with %s to %s was answered", what, id)
+			}
+		}
+		c.assertNotMember(creds, id, "")
+	}
+	if after := terms(t, c, ids...); !equalTerms(after, before) {
+		t.Fatalf("terms moved from %v to %v", before, after)
+	}
 }

@@ -39,7 +39,8 @@ import (
 // records the hour it came, not the second. Refused sign-ins count per
 // client. Second-factor secrets are sealed (no new form: the state keeps
 // bytes, which builds of version 5 seal). The region counts the codes it
-// sends by SMS, per hour and per number, against its policy.
+// sends by SMS, per hour and per number, against its policy. REVOKE_CERT
+// exists.
 const Version = 5
 
 // The first versions of changes that later code tests for.
@@ -104,6 +105,8 @@ func Since(t fsmpb.CommandType) (uint32, bool) {
 		fsmpb.CommandType_COMMAND_TYPE_LOGIN,
 		fsmpb.CommandType_COMMAND_TYPE_AUDIT:
 		return 3, true
+	case fsmpb.CommandType_COMMAND_TYPE_REVOKE_CERT:
+		return 5, true
 	}
 	return 0, false
 }

@@ -52,3 +52,10 @@ func SetPolicy(ctx context.Context, a Applier, p *fsmpb.Policy) (*fsmpb.Policy, 
 	res, err := a.Apply(ctx, &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_SET_POLICY, SetPolicy: p})
 	return res.GetPolicy(), err
 }
+
+// RevokeCert revokes a member certificate by its SHA-256: no node takes it
+// again, whoever presents it.
+func RevokeCert(ctx context.Context, a Applier, rc *fsmpb.RevokedCert) error {
+	_, err := a.Apply(ctx, &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_REVOKE_CERT, RevokeCert: rc})
+	return err
+}

@@ -70,6 +70,7 @@ func New() *FSM {
 			fsmpb.CommandType_COMMAND_TYPE_PUT_USER:                 applyPutUser,
 			fsmpb.CommandType_COMMAND_TYPE_LOGIN:                    applyLogin,
 			fsmpb.CommandType_COMMAND_TYPE_AUDIT:                    applyAudit,
+			fsmpb.CommandType_COMMAND_TYPE_REVOKE_CERT:              applyRevokeCert,
 		},
 	}
 }

@@ -52,6 +52,7 @@ var sections = []section{
 	{"federation", captureFederation, readFederation},
 	{"verification", captureVerification, readVerification},
 	{"sessions", captureSessions, restoreSessions},
+	{"revoked certificates", captureRevokedCerts, restoreRevokedCerts},
 	{"region", captureRegion, restoreRegion},
 }
 

@@ -104,6 +104,9 @@ type state struct {
 	// oldest first.
 	users map[string]*fsmpb.User
 	audit []*fsmpb.AuditEvent
+	// revokedCerts are the member certificates the region no longer
+	// takes, by SHA-256.
+	revokedCerts map[[32]byte]*fsmpb.RevokedCert
 	// lastDigest chains this region's own batches.
 	lastDigest []byte
 	// pending lists, in arrival order, the keys not yet sealed.
@@ -160,6 +163,7 @@ func newState() *state {
 		codes:         make(map[uint32]*fsmpb.Code),
 		nodes:         make(map[string]*fsmpb.Node),
 		sessions:      newSessions(),
+		revokedCerts:  make(map[[32]byte]*fsmpb.RevokedCert),
 	}
 }
 

@@ -296,12 +296,19 @@ func retryIfLeadership(err error) error {
 // IsMember tells whether a peer is a member: its node id is a server
 // (voter or not) of the region's raft configuration, and its certificate
 // is the one the node recorded for itself (Node.cert_sha256) or a newer
-// one (renewed, to be recorded next). A certificate of the region CA alone
-// makes no one a member, and a node replaced or renewed under the same id
-// leaves its older certificates behind.
+// one (renewed, to be recorded next), and not revoked (REVOKE_CERT). A
+// certificate of the region CA alone makes no one a member, and a node
+// replaced or renewed under the same id leaves its older certificates
+// behind.
 func (n *Node) IsMember(p Peer) bool {
 	servers, err := n.servers()
-	return err == nil && hasServer(servers, p.ID) && n.pinned(p)
+	return err == nil && n.takes(servers, p)
+}
+
+// takes tells whether a peer is a server of the configuration servers
+// presenting a certificate the region takes for it: pinned, not revoked.
+func (n *Node) takes(servers []raft.Server, p Peer) bool {
+	return hasServer(servers, p.ID) && n.pinned(p) && !n.fsm.CertRevoked(p.CertSHA256)
 }
 
 // pinned tells whether a peer presents the certificate its record names,
@@ -328,7 +335,7 @@ func (n *Node) InConfiguration(id string) bool {
 // names it).
 func (n *Node) mayRaft(p Peer) bool {
 	servers, err := n.servers()
-	return err == nil && (len(servers) == 0 || hasServer(servers, p.ID) && n.pinned(p))
+	return err == nil && (len(servers) == 0 || n.takes(servers, p))
 }
 
 func hasServer(servers []raft.Server, id string) bool {

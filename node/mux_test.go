@@ -118,6 +118,17 @@ func TestMembershipPinsTheCertificate(t *testing.T) {
 	if !n.IsMember(renewed) || !n.mayRaft(renewed) {
 		t.Fatal("a newer certificate for a member's id (renewed, not yet recorded) refused")
 	}
+	// A renewal that leaked before it was deployed is revoked: no member.
+	leak := &fsmpb.RevokedCert{CertSha256: renewed.CertSHA256[:], NodeId: "n1", Reason: "leaked"}
+	if err := command.RevokeCert(ctx, n, leak); err != nil {
+		t.Fatal(err)
+	}
+	if n.IsMember(renewed) || n.mayRaft(renewed) {
+		t.Fatal("a revoked certificate is a member")
+	}
+	if !n.IsMember(current) {
+		t.Fatal("revoking one certificate of a member refused its recorded one")
+	}
 }
 
 // A member's raft connections are held against the membership after the

@@ -37,7 +37,9 @@ commands:
   revoke                withdraw keys: a submission, single keys, or what an issuer authorized since a time
   revocations           list the revocations with their reasons
   submissions           list the kept submissions (for rollback)
-  certs ca|node         make the region's CA and node certificates (members speak raft over mutual TLS)
+  certs ca|node|revoke|revoked
+                        make the region's CA and node certificates (members speak raft over mutual TLS);
+                        revoke one in the region, list the revoked
   version               the newest command version this build applies
   keygen                make keys: a federation signing key pair, a pool key (--pool), a secret (--secret), an ECDSA pair (--ecdsa), an operator's age identity (--age)
   trust add|list|remove manage the regions whose signed batches this region accepts
@@ -87,6 +89,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "keygen":
 		return keygen(args[1:], stdout)
 	case "certs":
+		if len(args) > 1 && (args[1] == "revoke" || args[1] == "revoked") {
+			return certsRevocation(ctx, args[1:], stdout)
+		}
 		return certs(args[1:], stdout)
 	case "trust":
 		return trustCmd(ctx, args[1:], stdout)

@@ -55,6 +55,7 @@ const (
 	CommandType_COMMAND_TYPE_PUT_USER                 CommandType = 22
 	CommandType_COMMAND_TYPE_LOGIN                    CommandType = 23
 	CommandType_COMMAND_TYPE_AUDIT                    CommandType = 24
+	CommandType_COMMAND_TYPE_REVOKE_CERT              CommandType = 25
 )
 
 // Enum value maps for CommandType.
@@ -85,6 +86,7 @@ var (
 		22: "COMMAND_TYPE_PUT_USER",
 		23: "COMMAND_TYPE_LOGIN",
 		24: "COMMAND_TYPE_AUDIT",
+		25: "COMMAND_TYPE_REVOKE_CERT",
 	}
 	CommandType_value = map[string]int32{
 		"COMMAND_TYPE_UNSPECIFIED":              0,
@@ -112,6 +114,7 @@ var (
 		"COMMAND_TYPE_PUT_USER":                 22,
 		"COMMAND_TYPE_LOGIN":                    23,
 		"COMMAND_TYPE_AUDIT":                    24,
+		"COMMAND_TYPE_REVOKE_CERT":              25,
 	}
 )
 
@@ -181,6 +184,7 @@ type Command struct {
 	PutUser                *User                   `protobuf:"bytes,31,opt,name=put_user,json=putUser,proto3" json:"put_user,omitempty"`
 	Login                  *Login                  `protobuf:"bytes,32,opt,name=login,proto3" json:"login,omitempty"`
 	Audit                  *AuditEvent             `protobuf:"bytes,33,opt,name=audit,proto3" json:"audit,omitempty"`
+	RevokeCert             *RevokedCert            `protobuf:"bytes,34,opt,name=revoke_cert,json=revokeCert,proto3" json:"revoke_cert,omitempty"`
 	unknownFields          protoimpl.UnknownFields
 	sizeCache              protoimpl.SizeCache
 }
@@ -411,6 +415,87 @@ func (x *Command) GetAudit() *AuditEvent {
 	return nil
 }
 
+func (x *Command) GetRevokeCert() *RevokedCert {
+	if x != nil {
+		return x.RevokeCert
+	}
+	return nil
+}
+
+// RevokedCert is a member certificate the region no longer takes, whoever
+// presents it (from version 5): a stolen copy, a renewal that leaked
+// before it was deployed. The member port refuses it in the handshake's
+// wake and closes its raft connections; member HTTP answers 403.
+type RevokedCert struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	CertSha256 []byte                 `protobuf:"bytes,1,opt,name=cert_sha256,json=certSha256,proto3" json:"cert_sha256,omitempty"`
+	// node_id is the node the certificate names, for the operators' list.
+	NodeId string `protobuf:"bytes,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Reason string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	// time_unix is set by the state machine.
+	TimeUnix      int64 `protobuf:"varint,4,opt,name=time_unix,json=timeUnix,proto3" json:"time_unix,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokedCert) Reset() {
+	*x = RevokedCert{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokedCert) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokedCert) ProtoMessage() {}
+
+func (x *RevokedCert) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokedCert.ProtoReflect.Descriptor instead.
+func (*RevokedCert) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *RevokedCert) GetCertSha256() []byte {
+	if x != nil {
+		return x.CertSha256
+	}
+	return nil
+}
+
+func (x *RevokedCert) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *RevokedCert) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *RevokedCert) GetTimeUnix() int64 {
+	if x != nil {
+		return x.TimeUnix
+	}
+	return 0
+}
+
 // Policy is the region-wide configuration every node follows, replicated so
 // that no node decides by its own flags. SET_POLICY replaces the fields
 // that are set (non-zero); a zero field keeps the current value.
@@ -438,7 +523,7 @@ type Policy struct {
 
 func (x *Policy) Reset() {
 	*x = Policy{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[1]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -450,7 +535,7 @@ func (x *Policy) String() string {
 func (*Policy) ProtoMessage() {}
 
 func (x *Policy) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[1]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -463,7 +548,7 @@ func (x *Policy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Policy.ProtoReflect.Descriptor instead.
 func (*Policy) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{1}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Policy) GetRetentionSeconds() int64 {
@@ -547,7 +632,7 @@ type Result struct {
 
 func (x *Result) Reset() {
 	*x = Result{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[2]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -559,7 +644,7 @@ func (x *Result) String() string {
 func (*Result) ProtoMessage() {}
 
 func (x *Result) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[2]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -572,7 +657,7 @@ func (x *Result) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Result.ProtoReflect.Descriptor instead.
 func (*Result) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{2}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Result) GetRefusal() *Refusal {
@@ -761,7 +846,7 @@ type Refusal struct {
 
 func (x *Refusal) Reset() {
 	*x = Refusal{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[3]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -773,7 +858,7 @@ func (x *Refusal) String() string {
 func (*Refusal) ProtoMessage() {}
 
 func (x *Refusal) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[3]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -786,7 +871,7 @@ func (x *Refusal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Refusal.ProtoReflect.Descriptor instead.
 func (*Refusal) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{3}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Refusal) GetCode() string {
@@ -823,7 +908,7 @@ type PublishResult struct {
 
 func (x *PublishResult) Reset() {
 	*x = PublishResult{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[4]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -835,7 +920,7 @@ func (x *PublishResult) String() string {
 func (*PublishResult) ProtoMessage() {}
 
 func (x *PublishResult) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[4]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -848,7 +933,7 @@ func (x *PublishResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishResult.ProtoReflect.Descriptor instead.
 func (*PublishResult) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{4}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *PublishResult) GetInserted() uint32 {
@@ -899,7 +984,7 @@ type SealResult struct {
 
 func (x *SealResult) Reset() {
 	*x = SealResult{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[5]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -911,7 +996,7 @@ func (x *SealResult) String() string {
 func (*SealResult) ProtoMessage() {}
 
 func (x *SealResult) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[5]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -924,7 +1009,7 @@ func (x *SealResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SealResult.ProtoReflect.Descriptor instead.
 func (*SealResult) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{5}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *SealResult) GetSeq() uint32 {
@@ -966,7 +1051,7 @@ type RevokeResult struct {
 
 func (x *RevokeResult) Reset() {
 	*x = RevokeResult{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[6]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -978,7 +1063,7 @@ func (x *RevokeResult) String() string {
 func (*RevokeResult) ProtoMessage() {}
 
 func (x *RevokeResult) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[6]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -991,7 +1076,7 @@ func (x *RevokeResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeResult.ProtoReflect.Descriptor instead.
 func (*RevokeResult) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{6}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RevokeResult) GetRevoked() uint32 {
@@ -1015,7 +1100,7 @@ type ExpireResult struct {
 
 func (x *ExpireResult) Reset() {
 	*x = ExpireResult{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[7]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1027,7 +1112,7 @@ func (x *ExpireResult) String() string {
 func (*ExpireResult) ProtoMessage() {}
 
 func (x *ExpireResult) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[7]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1040,7 +1125,7 @@ func (x *ExpireResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpireResult.ProtoReflect.Descriptor instead.
 func (*ExpireResult) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{7}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ExpireResult) GetBatches() uint32 {
@@ -1095,7 +1180,7 @@ type ImportResult struct {
 
 func (x *ImportResult) Reset() {
 	*x = ImportResult{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[8]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1107,7 +1192,7 @@ func (x *ImportResult) String() string {
 func (*ImportResult) ProtoMessage() {}
 
 func (x *ImportResult) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[8]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1120,7 +1205,7 @@ func (x *ImportResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportResult.ProtoReflect.Descriptor instead.
 func (*ImportResult) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{8}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ImportResult) GetOrigin() string {
@@ -1169,7 +1254,7 @@ type CodeResult struct {
 
 func (x *CodeResult) Reset() {
 	*x = CodeResult{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[9]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1181,7 +1266,7 @@ func (x *CodeResult) String() string {
 func (*CodeResult) ProtoMessage() {}
 
 func (x *CodeResult) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[9]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1194,7 +1279,7 @@ func (x *CodeResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CodeResult.ProtoReflect.Descriptor instead.
 func (*CodeResult) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{9}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CodeResult) GetIssuedUnix() int64 {
@@ -1222,7 +1307,7 @@ type TrustKey struct {
 
 func (x *TrustKey) Reset() {
 	*x = TrustKey{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[10]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1234,7 +1319,7 @@ func (x *TrustKey) String() string {
 func (*TrustKey) ProtoMessage() {}
 
 func (x *TrustKey) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[10]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1247,7 +1332,7 @@ func (x *TrustKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrustKey.ProtoReflect.Descriptor instead.
 func (*TrustKey) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{10}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *TrustKey) GetId() string {
@@ -1285,7 +1370,7 @@ type TrustedRegion struct {
 
 func (x *TrustedRegion) Reset() {
 	*x = TrustedRegion{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[11]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1297,7 +1382,7 @@ func (x *TrustedRegion) String() string {
 func (*TrustedRegion) ProtoMessage() {}
 
 func (x *TrustedRegion) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[11]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1310,7 +1395,7 @@ func (x *TrustedRegion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrustedRegion.ProtoReflect.Descriptor instead.
 func (*TrustedRegion) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{11}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *TrustedRegion) GetRegion() string {
@@ -1359,7 +1444,7 @@ type RemoveTrust struct {
 
 func (x *RemoveTrust) Reset() {
 	*x = RemoveTrust{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[12]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1371,7 +1456,7 @@ func (x *RemoveTrust) String() string {
 func (*RemoveTrust) ProtoMessage() {}
 
 func (x *RemoveTrust) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[12]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1384,7 +1469,7 @@ func (x *RemoveTrust) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveTrust.ProtoReflect.Descriptor instead.
 func (*RemoveTrust) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{12}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RemoveTrust) GetRegion() string {
@@ -1413,7 +1498,7 @@ type ImportBatch struct {
 
 func (x *ImportBatch) Reset() {
 	*x = ImportBatch{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[13]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1425,7 +1510,7 @@ func (x *ImportBatch) String() string {
 func (*ImportBatch) ProtoMessage() {}
 
 func (x *ImportBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[13]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1438,7 +1523,7 @@ func (x *ImportBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportBatch.ProtoReflect.Descriptor instead.
 func (*ImportBatch) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{13}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ImportBatch) GetSigned() []byte {
@@ -1469,7 +1554,7 @@ type FederationBatch struct {
 
 func (x *FederationBatch) Reset() {
 	*x = FederationBatch{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[14]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1481,7 +1566,7 @@ func (x *FederationBatch) String() string {
 func (*FederationBatch) ProtoMessage() {}
 
 func (x *FederationBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[14]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1494,7 +1579,7 @@ func (x *FederationBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FederationBatch.ProtoReflect.Descriptor instead.
 func (*FederationBatch) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{14}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *FederationBatch) GetVersion() uint32 {
@@ -1579,7 +1664,7 @@ type SignedBatch struct {
 
 func (x *SignedBatch) Reset() {
 	*x = SignedBatch{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[15]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1591,7 +1676,7 @@ func (x *SignedBatch) String() string {
 func (*SignedBatch) ProtoMessage() {}
 
 func (x *SignedBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[15]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1604,7 +1689,7 @@ func (x *SignedBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignedBatch.ProtoReflect.Descriptor instead.
 func (*SignedBatch) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{15}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SignedBatch) GetBody() []byte {
@@ -1656,7 +1741,7 @@ type OriginMark struct {
 
 func (x *OriginMark) Reset() {
 	*x = OriginMark{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[16]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1668,7 +1753,7 @@ func (x *OriginMark) String() string {
 func (*OriginMark) ProtoMessage() {}
 
 func (x *OriginMark) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[16]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1681,7 +1766,7 @@ func (x *OriginMark) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OriginMark.ProtoReflect.Descriptor instead.
 func (*OriginMark) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{16}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *OriginMark) GetOrigin() string {
@@ -1720,7 +1805,7 @@ type Provider struct {
 
 func (x *Provider) Reset() {
 	*x = Provider{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[17]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1732,7 +1817,7 @@ func (x *Provider) String() string {
 func (*Provider) ProtoMessage() {}
 
 func (x *Provider) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[17]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1745,7 +1830,7 @@ func (x *Provider) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Provider.ProtoReflect.Descriptor instead.
 func (*Provider) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{17}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Provider) GetId() string {
@@ -1792,7 +1877,7 @@ type RevokeProvider struct {
 
 func (x *RevokeProvider) Reset() {
 	*x = RevokeProvider{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[18]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1804,7 +1889,7 @@ func (x *RevokeProvider) String() string {
 func (*RevokeProvider) ProtoMessage() {}
 
 func (x *RevokeProvider) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[18]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1817,7 +1902,7 @@ func (x *RevokeProvider) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeProvider.ProtoReflect.Descriptor instead.
 func (*RevokeProvider) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{18}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RevokeProvider) GetId() string {
@@ -1849,7 +1934,7 @@ type Code struct {
 
 func (x *Code) Reset() {
 	*x = Code{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[19]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1861,7 +1946,7 @@ func (x *Code) String() string {
 func (*Code) ProtoMessage() {}
 
 func (x *Code) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[19]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1874,7 +1959,7 @@ func (x *Code) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Code.ProtoReflect.Descriptor instead.
 func (*Code) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{19}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Code) GetLookup() uint32 {
@@ -1972,7 +2057,7 @@ type Revoke struct {
 
 func (x *Revoke) Reset() {
 	*x = Revoke{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[20]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1984,7 +2069,7 @@ func (x *Revoke) String() string {
 func (*Revoke) ProtoMessage() {}
 
 func (x *Revoke) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[20]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1997,7 +2082,7 @@ func (x *Revoke) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Revoke.ProtoReflect.Descriptor instead.
 func (*Revoke) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{20}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Revoke) GetReason() string {
@@ -2061,7 +2146,7 @@ type Expire struct {
 
 func (x *Expire) Reset() {
 	*x = Expire{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[21]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2073,7 +2158,7 @@ func (x *Expire) String() string {
 func (*Expire) ProtoMessage() {}
 
 func (x *Expire) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[21]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2086,7 +2171,7 @@ func (x *Expire) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Expire.ProtoReflect.Descriptor instead.
 func (*Expire) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{21}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Expire) GetCutoffUnix() int64 {
@@ -2109,7 +2194,7 @@ type Revocation struct {
 
 func (x *Revocation) Reset() {
 	*x = Revocation{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[22]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2121,7 +2206,7 @@ func (x *Revocation) String() string {
 func (*Revocation) ProtoMessage() {}
 
 func (x *Revocation) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[22]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2134,7 +2219,7 @@ func (x *Revocation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Revocation.ProtoReflect.Descriptor instead.
 func (*Revocation) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{22}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Revocation) GetTimeUnix() int64 {
@@ -2194,7 +2279,7 @@ type Seal struct {
 
 func (x *Seal) Reset() {
 	*x = Seal{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[23]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2206,7 +2291,7 @@ func (x *Seal) String() string {
 func (*Seal) ProtoMessage() {}
 
 func (x *Seal) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[23]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2219,7 +2304,7 @@ func (x *Seal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Seal.ProtoReflect.Descriptor instead.
 func (*Seal) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{23}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Seal) GetSeq() uint32 {
@@ -2275,7 +2360,7 @@ type ExportSigner struct {
 
 func (x *ExportSigner) Reset() {
 	*x = ExportSigner{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[24]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2287,7 +2372,7 @@ func (x *ExportSigner) String() string {
 func (*ExportSigner) ProtoMessage() {}
 
 func (x *ExportSigner) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[24]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2300,7 +2385,7 @@ func (x *ExportSigner) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportSigner.ProtoReflect.Descriptor instead.
 func (*ExportSigner) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{24}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ExportSigner) GetKeyId() string {
@@ -2344,7 +2429,7 @@ type Batch struct {
 
 func (x *Batch) Reset() {
 	*x = Batch{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[25]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2356,7 +2441,7 @@ func (x *Batch) String() string {
 func (*Batch) ProtoMessage() {}
 
 func (x *Batch) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[25]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2369,7 +2454,7 @@ func (x *Batch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Batch.ProtoReflect.Descriptor instead.
 func (*Batch) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{25}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Batch) GetSeq() uint32 {
@@ -2467,7 +2552,7 @@ type ForeignBatch struct {
 
 func (x *ForeignBatch) Reset() {
 	*x = ForeignBatch{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[26]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2479,7 +2564,7 @@ func (x *ForeignBatch) String() string {
 func (*ForeignBatch) ProtoMessage() {}
 
 func (x *ForeignBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[26]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2492,7 +2577,7 @@ func (x *ForeignBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForeignBatch.ProtoReflect.Descriptor instead.
 func (*ForeignBatch) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{26}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ForeignBatch) GetOrigin() string {
@@ -2560,7 +2645,7 @@ type Key struct {
 
 func (x *Key) Reset() {
 	*x = Key{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[27]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2572,7 +2657,7 @@ func (x *Key) String() string {
 func (*Key) ProtoMessage() {}
 
 func (x *Key) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[27]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2585,7 +2670,7 @@ func (x *Key) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Key.ProtoReflect.Descriptor instead.
 func (*Key) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{27}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Key) GetKeyData() []byte {
@@ -2685,7 +2770,7 @@ type Publish struct {
 
 func (x *Publish) Reset() {
 	*x = Publish{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[28]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2697,7 +2782,7 @@ func (x *Publish) String() string {
 func (*Publish) ProtoMessage() {}
 
 func (x *Publish) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[28]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2710,7 +2795,7 @@ func (x *Publish) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Publish.ProtoReflect.Descriptor instead.
 func (*Publish) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{28}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Publish) GetSubmissionId() []byte {
@@ -2825,7 +2910,7 @@ type AuthorityKey struct {
 
 func (x *AuthorityKey) Reset() {
 	*x = AuthorityKey{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[29]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2837,7 +2922,7 @@ func (x *AuthorityKey) String() string {
 func (*AuthorityKey) ProtoMessage() {}
 
 func (x *AuthorityKey) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[29]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2850,7 +2935,7 @@ func (x *AuthorityKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthorityKey.ProtoReflect.Descriptor instead.
 func (*AuthorityKey) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{29}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *AuthorityKey) GetKid() string {
@@ -2896,7 +2981,7 @@ type Authority struct {
 
 func (x *Authority) Reset() {
 	*x = Authority{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[30]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2908,7 +2993,7 @@ func (x *Authority) String() string {
 func (*Authority) ProtoMessage() {}
 
 func (x *Authority) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[30]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2921,7 +3006,7 @@ func (x *Authority) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Authority.ProtoReflect.Descriptor instead.
 func (*Authority) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{30}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *Authority) GetIssuer() string {
@@ -2963,7 +3048,7 @@ type RemoveAuthority struct {
 
 func (x *RemoveAuthority) Reset() {
 	*x = RemoveAuthority{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[31]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2975,7 +3060,7 @@ func (x *RemoveAuthority) String() string {
 func (*RemoveAuthority) ProtoMessage() {}
 
 func (x *RemoveAuthority) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[31]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2988,7 +3073,7 @@ func (x *RemoveAuthority) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveAuthority.ProtoReflect.Descriptor instead.
 func (*RemoveAuthority) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{31}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *RemoveAuthority) GetIssuer() string {
@@ -3028,7 +3113,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[32]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3040,7 +3125,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[32]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3053,7 +3138,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{32}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *Node) GetId() string {
@@ -3107,7 +3192,7 @@ type RemoveNode struct {
 
 func (x *RemoveNode) Reset() {
 	*x = RemoveNode{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[33]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3119,7 +3204,7 @@ func (x *RemoveNode) String() string {
 func (*RemoveNode) ProtoMessage() {}
 
 func (x *RemoveNode) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[33]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3132,7 +3217,7 @@ func (x *RemoveNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNode.ProtoReflect.Descriptor instead.
 func (*RemoveNode) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{33}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *RemoveNode) GetId() string {
@@ -3163,7 +3248,7 @@ type Submission struct {
 
 func (x *Submission) Reset() {
 	*x = Submission{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[34]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3175,7 +3260,7 @@ func (x *Submission) String() string {
 func (*Submission) ProtoMessage() {}
 
 func (x *Submission) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[34]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3188,7 +3273,7 @@ func (x *Submission) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Submission.ProtoReflect.Descriptor instead.
 func (*Submission) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{34}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *Submission) GetId() []byte {
@@ -3309,14 +3394,17 @@ type SnapshotHeader struct {
 	AuditEvents uint64 `protobuf:"varint,24,opt,name=audit_events,json=auditEvents,proto3" json:"audit_events,omitempty"`
 	// sessions counts the recent writes' results (Session), oldest first,
 	// which follow the audit events.
-	Sessions      uint64 `protobuf:"varint,25,opt,name=sessions,proto3" json:"sessions,omitempty"`
+	Sessions uint64 `protobuf:"varint,25,opt,name=sessions,proto3" json:"sessions,omitempty"`
+	// revoked_certs counts the revoked member certificates (RevokedCert),
+	// by SHA-256, which follow the sessions.
+	RevokedCerts  uint64 `protobuf:"varint,26,opt,name=revoked_certs,json=revokedCerts,proto3" json:"revoked_certs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SnapshotHeader) Reset() {
 	*x = SnapshotHeader{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[35]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3328,7 +3416,7 @@ func (x *SnapshotHeader) String() string {
 func (*SnapshotHeader) ProtoMessage() {}
 
 func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[35]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3341,7 +3429,7 @@ func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotHeader.ProtoReflect.Descriptor instead.
 func (*SnapshotHeader) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{35}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *SnapshotHeader) GetVersion() uint32 {
@@ -3519,6 +3607,13 @@ func (x *SnapshotHeader) GetSessions() uint64 {
 	return 0
 }
 
+func (x *SnapshotHeader) GetRevokedCerts() uint64 {
+	if x != nil {
+		return x.RevokedCerts
+	}
+	return 0
+}
+
 // StoredKey is a key record in a snapshot: the key and the index of the
 // submission that brought it.
 type StoredKey struct {
@@ -3537,7 +3632,7 @@ type StoredKey struct {
 
 func (x *StoredKey) Reset() {
 	*x = StoredKey{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[36]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3549,7 +3644,7 @@ func (x *StoredKey) String() string {
 func (*StoredKey) ProtoMessage() {}
 
 func (x *StoredKey) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[36]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3562,7 +3657,7 @@ func (x *StoredKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoredKey.ProtoReflect.Descriptor instead.
 func (*StoredKey) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{36}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *StoredKey) GetKey() *Key {
@@ -3619,7 +3714,7 @@ type ApiKey struct {
 
 func (x *ApiKey) Reset() {
 	*x = ApiKey{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[37]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3631,7 +3726,7 @@ func (x *ApiKey) String() string {
 func (*ApiKey) ProtoMessage() {}
 
 func (x *ApiKey) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[37]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3644,7 +3739,7 @@ func (x *ApiKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApiKey.ProtoReflect.Descriptor instead.
 func (*ApiKey) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{37}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ApiKey) GetHash() []byte {
@@ -3698,7 +3793,7 @@ type RevokeApiKey struct {
 
 func (x *RevokeApiKey) Reset() {
 	*x = RevokeApiKey{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[38]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3710,7 +3805,7 @@ func (x *RevokeApiKey) String() string {
 func (*RevokeApiKey) ProtoMessage() {}
 
 func (x *RevokeApiKey) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[38]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3723,7 +3818,7 @@ func (x *RevokeApiKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeApiKey.ProtoReflect.Descriptor instead.
 func (*RevokeApiKey) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{38}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *RevokeApiKey) GetHash() []byte {
@@ -3775,7 +3870,7 @@ type VerificationCode struct {
 
 func (x *VerificationCode) Reset() {
 	*x = VerificationCode{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[39]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3787,7 +3882,7 @@ func (x *VerificationCode) String() string {
 func (*VerificationCode) ProtoMessage() {}
 
 func (x *VerificationCode) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[39]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3800,7 +3895,7 @@ func (x *VerificationCode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerificationCode.ProtoReflect.Descriptor instead.
 func (*VerificationCode) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{39}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *VerificationCode) GetUuid() string {
@@ -3949,7 +4044,7 @@ type ClaimCode struct {
 
 func (x *ClaimCode) Reset() {
 	*x = ClaimCode{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[40]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3961,7 +4056,7 @@ func (x *ClaimCode) String() string {
 func (*ClaimCode) ProtoMessage() {}
 
 func (x *ClaimCode) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[40]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3974,7 +4069,7 @@ func (x *ClaimCode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimCode.ProtoReflect.Descriptor instead.
 func (*ClaimCode) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{40}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ClaimCode) GetHashes() [][]byte {
@@ -4029,7 +4124,7 @@ type VerificationToken struct {
 
 func (x *VerificationToken) Reset() {
 	*x = VerificationToken{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[41]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4041,7 +4136,7 @@ func (x *VerificationToken) String() string {
 func (*VerificationToken) ProtoMessage() {}
 
 func (x *VerificationToken) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[41]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4054,7 +4149,7 @@ func (x *VerificationToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerificationToken.ProtoReflect.Descriptor instead.
 func (*VerificationToken) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{41}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *VerificationToken) GetId() string {
@@ -4116,7 +4211,7 @@ type ClaimToken struct {
 
 func (x *ClaimToken) Reset() {
 	*x = ClaimToken{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[42]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4128,7 +4223,7 @@ func (x *ClaimToken) String() string {
 func (*ClaimToken) ProtoMessage() {}
 
 func (x *ClaimToken) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[42]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4141,7 +4236,7 @@ func (x *ClaimToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimToken.ProtoReflect.Descriptor instead.
 func (*ClaimToken) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{42}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ClaimToken) GetTokenId() string {
@@ -4163,7 +4258,7 @@ type ExpireVerificationCode struct {
 
 func (x *ExpireVerificationCode) Reset() {
 	*x = ExpireVerificationCode{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[43]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4175,7 +4270,7 @@ func (x *ExpireVerificationCode) String() string {
 func (*ExpireVerificationCode) ProtoMessage() {}
 
 func (x *ExpireVerificationCode) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[43]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4188,7 +4283,7 @@ func (x *ExpireVerificationCode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpireVerificationCode.ProtoReflect.Descriptor instead.
 func (*ExpireVerificationCode) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{43}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ExpireVerificationCode) GetUuid() string {
@@ -4238,7 +4333,7 @@ type User struct {
 
 func (x *User) Reset() {
 	*x = User{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[44]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4250,7 +4345,7 @@ func (x *User) String() string {
 func (*User) ProtoMessage() {}
 
 func (x *User) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[44]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4263,7 +4358,7 @@ func (x *User) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use User.ProtoReflect.Descriptor instead.
 func (*User) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{44}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *User) GetEmail() string {
@@ -4364,7 +4459,7 @@ type LoginClient struct {
 
 func (x *LoginClient) Reset() {
 	*x = LoginClient{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[45]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4376,7 +4471,7 @@ func (x *LoginClient) String() string {
 func (*LoginClient) ProtoMessage() {}
 
 func (x *LoginClient) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[45]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4389,7 +4484,7 @@ func (x *LoginClient) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginClient.ProtoReflect.Descriptor instead.
 func (*LoginClient) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{45}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *LoginClient) GetClient() []byte {
@@ -4435,7 +4530,7 @@ type Login struct {
 
 func (x *Login) Reset() {
 	*x = Login{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[46]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4447,7 +4542,7 @@ func (x *Login) String() string {
 func (*Login) ProtoMessage() {}
 
 func (x *Login) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[46]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4460,7 +4555,7 @@ func (x *Login) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Login.ProtoReflect.Descriptor instead.
 func (*Login) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{46}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *Login) GetEmail() string {
@@ -4506,7 +4601,7 @@ type AuditEvent struct {
 
 func (x *AuditEvent) Reset() {
 	*x = AuditEvent{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[47]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4518,7 +4613,7 @@ func (x *AuditEvent) String() string {
 func (*AuditEvent) ProtoMessage() {}
 
 func (x *AuditEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[47]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4531,7 +4626,7 @@ func (x *AuditEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
 func (*AuditEvent) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{47}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *AuditEvent) GetTimeUnix() int64 {
@@ -4584,7 +4679,7 @@ type Session struct {
 
 func (x *Session) Reset() {
 	*x = Session{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[48]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4596,7 +4691,7 @@ func (x *Session) String() string {
 func (*Session) ProtoMessage() {}
 
 func (x *Session) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[48]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4609,7 +4704,7 @@ func (x *Session) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Session.ProtoReflect.Descriptor instead.
 func (*Session) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{48}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *Session) GetRequestId() []byte {
@@ -4644,7 +4739,7 @@ var File_fsm_fsmpb_fsm_proto protoreflect.FileDescriptor
 
 const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\n" +
-	"\x13fsm/fsmpb/fsm.proto\x12\fcovid.fsm.v1\"\x82\f\n" +
+	"\x13fsm/fsmpb/fsm.proto\x12\fcovid.fsm.v1\"\xbe\f\n" +
 	"\aCommand\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12-\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x19.covid.fsm.v1.CommandTypeR\x04type\x12\x1b\n" +
@@ -4680,7 +4775,15 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x18expire_verification_code\x18\x1e \x01(\v2$.covid.fsm.v1.ExpireVerificationCodeR\x16expireVerificationCode\x12-\n" +
 	"\bput_user\x18\x1f \x01(\v2\x12.covid.fsm.v1.UserR\aputUser\x12)\n" +
 	"\x05login\x18  \x01(\v2\x13.covid.fsm.v1.LoginR\x05login\x12.\n" +
-	"\x05audit\x18! \x01(\v2\x18.covid.fsm.v1.AuditEventR\x05audit\"\xa8\x02\n" +
+	"\x05audit\x18! \x01(\v2\x18.covid.fsm.v1.AuditEventR\x05audit\x12:\n" +
+	"\vrevoke_cert\x18\" \x01(\v2\x19.covid.fsm.v1.RevokedCertR\n" +
+	"revokeCert\"|\n" +
+	"\vRevokedCert\x12\x1f\n" +
+	"\vcert_sha256\x18\x01 \x01(\fR\n" +
+	"certSha256\x12\x17\n" +
+	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x1b\n" +
+	"\ttime_unix\x18\x04 \x01(\x03R\btimeUnix\"\xa8\x02\n" +
 	"\x06Policy\x12+\n" +
 	"\x11retention_seconds\x18\x01 \x01(\x03R\x10retentionSeconds\x12\"\n" +
 	"\rseal_min_keys\x18\x02 \x01(\rR\vsealMinKeys\x12.\n" +
@@ -4923,7 +5026,7 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x05index\x18\b \x01(\rR\x05index\x12\x1a\n" +
 	"\bprovider\x18\t \x01(\tR\bprovider\x12\x1b\n" +
 	"\tcode_hash\x18\n" +
-	" \x01(\fR\bcodeHash\"\xdc\x06\n" +
+	" \x01(\fR\bcodeHash\"\x81\a\n" +
 	"\x0eSnapshotHeader\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12 \n" +
 	"\vauthorities\x18\x02 \x01(\x04R\vauthorities\x12\x14\n" +
@@ -4951,7 +5054,8 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x13verification_tokens\x18\x16 \x01(\x04R\x12verificationTokens\x12\x14\n" +
 	"\x05users\x18\x17 \x01(\x04R\x05users\x12!\n" +
 	"\faudit_events\x18\x18 \x01(\x04R\vauditEvents\x12\x1a\n" +
-	"\bsessions\x18\x19 \x01(\x04R\bsessions\"\x9a\x01\n" +
+	"\bsessions\x18\x19 \x01(\x04R\bsessions\x12#\n" +
+	"\rrevoked_certs\x18\x1a \x01(\x04R\frevokedCerts\"\x9a\x01\n" +
 	"\tStoredKey\x12#\n" +
 	"\x03key\x18\x01 \x01(\v2\x11.covid.fsm.v1.KeyR\x03key\x12\x1e\n" +
 	"\n" +
@@ -5053,7 +5157,7 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"request_id\x18\x01 \x01(\fR\trequestId\x12-\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x19.covid.fsm.v1.CommandTypeR\x04type\x12\x1b\n" +
 	"\ttime_unix\x18\x03 \x01(\x03R\btimeUnix\x12,\n" +
-	"\x06result\x18\x04 \x01(\v2\x14.covid.fsm.v1.ResultR\x06result*\xf9\x05\n" +
+	"\x06result\x18\x04 \x01(\v2\x14.covid.fsm.v1.ResultR\x06result*\x97\x06\n" +
 	"\vCommandType\x12\x1c\n" +
 	"\x18COMMAND_TYPE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14COMMAND_TYPE_PUBLISH\x10\x01\x12\x1e\n" +
@@ -5080,7 +5184,8 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"%COMMAND_TYPE_EXPIRE_VERIFICATION_CODE\x10\x15\x12\x19\n" +
 	"\x15COMMAND_TYPE_PUT_USER\x10\x16\x12\x16\n" +
 	"\x12COMMAND_TYPE_LOGIN\x10\x17\x12\x16\n" +
-	"\x12COMMAND_TYPE_AUDIT\x10\x18B2Z0github.com/covid-backend/covid-backend/fsm/fsmpbb\x06proto3"
+	"\x12COMMAND_TYPE_AUDIT\x10\x18\x12\x1c\n" +
+	"\x18COMMAND_TYPE_REVOKE_CERT\x10\x19B2Z0github.com/covid-backend/covid-backend/fsm/fsmpbb\x06proto3"
 
 var (
 	file_fsm_fsmpb_fsm_proto_rawDescOnce sync.Once
@@ -5095,118 +5200,120 @@ func file_fsm_fsmpb_fsm_proto_rawDescGZIP() []byte {
 }
 
 var file_fsm_fsmpb_fsm_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_fsm_fsmpb_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
+var file_fsm_fsmpb_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
 var file_fsm_fsmpb_fsm_proto_goTypes = []any{
 	(CommandType)(0),               // 0: covid.fsm.v1.CommandType
 	(*Command)(nil),                // 1: covid.fsm.v1.Command
-	(*Policy)(nil),                 // 2: covid.fsm.v1.Policy
-	(*Result)(nil),                 // 3: covid.fsm.v1.Result
-	(*Refusal)(nil),                // 4: covid.fsm.v1.Refusal
-	(*PublishResult)(nil),          // 5: covid.fsm.v1.PublishResult
-	(*SealResult)(nil),             // 6: covid.fsm.v1.SealResult
-	(*RevokeResult)(nil),           // 7: covid.fsm.v1.RevokeResult
-	(*ExpireResult)(nil),           // 8: covid.fsm.v1.ExpireResult
-	(*ImportResult)(nil),           // 9: covid.fsm.v1.ImportResult
-	(*CodeResult)(nil),             // 10: covid.fsm.v1.CodeResult
-	(*TrustKey)(nil),               // 11: covid.fsm.v1.TrustKey
-	(*TrustedRegion)(nil),          // 12: covid.fsm.v1.TrustedRegion
-	(*RemoveTrust)(nil),            // 13: covid.fsm.v1.RemoveTrust
-	(*ImportBatch)(nil),            // 14: covid.fsm.v1.ImportBatch
-	(*FederationBatch)(nil),        // 15: covid.fsm.v1.FederationBatch
-	(*SignedBatch)(nil),            // 16: covid.fsm.v1.SignedBatch
-	(*OriginMark)(nil),             // 17: covid.fsm.v1.OriginMark
-	(*Provider)(nil),               // 18: covid.fsm.v1.Provider
-	(*RevokeProvider)(nil),         // 19: covid.fsm.v1.RevokeProvider
-	(*Code)(nil),                   // 20: covid.fsm.v1.Code
-	(*Revoke)(nil),                 // 21: covid.fsm.v1.Revoke
-	(*Expire)(nil),                 // 22: covid.fsm.v1.Expire
-	(*Revocation)(nil),             // 23: covid.fsm.v1.Revocation
-	(*Seal)(nil),                   // 24: covid.fsm.v1.Seal
-	(*ExportSigner)(nil),           // 25: covid.fsm.v1.ExportSigner
-	(*Batch)(nil),                  // 26: covid.fsm.v1.Batch
-	(*ForeignBatch)(nil),           // 27: covid.fsm.v1.ForeignBatch
-	(*Key)(nil),                    // 28: covid.fsm.v1.Key
-	(*Publish)(nil),                // 29: covid.fsm.v1.Publish
-	(*AuthorityKey)(nil),           // 30: covid.fsm.v1.AuthorityKey
-	(*Authority)(nil),              // 31: covid.fsm.v1.Authority
-	(*RemoveAuthority)(nil),        // 32: covid.fsm.v1.RemoveAuthority
-	(*Node)(nil),                   // 33: covid.fsm.v1.Node
-	(*RemoveNode)(nil),             // 34: covid.fsm.v1.RemoveNode
-	(*Submission)(nil),             // 35: covid.fsm.v1.Submission
-	(*SnapshotHeader)(nil),         // 36: covid.fsm.v1.SnapshotHeader
-	(*StoredKey)(nil),              // 37: covid.fsm.v1.StoredKey
-	(*ApiKey)(nil),                 // 38: covid.fsm.v1.ApiKey
-	(*RevokeApiKey)(nil),           // 39: covid.fsm.v1.RevokeApiKey
-	(*VerificationCode)(nil),       // 40: covid.fsm.v1.VerificationCode
-	(*ClaimCode)(nil),              // 41: covid.fsm.v1.ClaimCode
-	(*VerificationToken)(nil),      // 42: covid.fsm.v1.VerificationToken
-	(*ClaimToken)(nil),             // 43: covid.fsm.v1.ClaimToken
-	(*ExpireVerificationCode)(nil), // 44: covid.fsm.v1.ExpireVerificationCode
-	(*User)(nil),                   // 45: covid.fsm.v1.User
-	(*LoginClient)(nil),            // 46: covid.fsm.v1.LoginClient
-	(*Login)(nil),                  // 47: covid.fsm.v1.Login
-	(*AuditEvent)(nil),             // 48: covid.fsm.v1.AuditEvent
-	(*Session)(nil),                // 49: covid.fsm.v1.Session
+	(*RevokedCert)(nil),            // 2: covid.fsm.v1.RevokedCert
+	(*Policy)(nil),                 // 3: covid.fsm.v1.Policy
+	(*Result)(nil),                 // 4: covid.fsm.v1.Result
+	(*Refusal)(nil),                // 5: covid.fsm.v1.Refusal
+	(*PublishResult)(nil),          // 6: covid.fsm.v1.PublishResult
+	(*SealResult)(nil),             // 7: covid.fsm.v1.SealResult
+	(*RevokeResult)(nil),           // 8: covid.fsm.v1.RevokeResult
+	(*ExpireResult)(nil),           // 9: covid.fsm.v1.ExpireResult
+	(*ImportResult)(nil),           // 10: covid.fsm.v1.ImportResult
+	(*CodeResult)(nil),             // 11: covid.fsm.v1.CodeResult
+	(*TrustKey)(nil),               // 12: covid.fsm.v1.TrustKey
+	(*TrustedRegion)(nil),          // 13: covid.fsm.v1.TrustedRegion
+	(*RemoveTrust)(nil),            // 14: covid.fsm.v1.RemoveTrust
+	(*ImportBatch)(nil),            // 15: covid.fsm.v1.ImportBatch
+	(*FederationBatch)(nil),        // 16: covid.fsm.v1.FederationBatch
+	(*SignedBatch)(nil),            // 17: covid.fsm.v1.SignedBatch
+	(*OriginMark)(nil),             // 18: covid.fsm.v1.OriginMark
+	(*Provider)(nil),               // 19: covid.fsm.v1.Provider
+	(*RevokeProvider)(nil),         // 20: covid.fsm.v1.RevokeProvider
+	(*Code)(nil),                   // 21: covid.fsm.v1.Code
+	(*Revoke)(nil),                 // 22: covid.fsm.v1.Revoke
+	(*Expire)(nil),                 // 23: covid.fsm.v1.Expire
+	(*Revocation)(nil),             // 24: covid.fsm.v1.Revocation
+	(*Seal)(nil),                   // 25: covid.fsm.v1.Seal
+	(*ExportSigner)(nil),           // 26: covid.fsm.v1.ExportSigner
+	(*Batch)(nil),                  // 27: covid.fsm.v1.Batch
+	(*ForeignBatch)(nil),           // 28: covid.fsm.v1.ForeignBatch
+	(*Key)(nil),                    // 29: covid.fsm.v1.Key
+	(*Publish)(nil),                // 30: covid.fsm.v1.Publish
+	(*AuthorityKey)(nil),           // 31: covid.fsm.v1.AuthorityKey
+	(*Authority)(nil),              // 32: covid.fsm.v1.Authority
+	(*RemoveAuthority)(nil),        // 33: covid.fsm.v1.RemoveAuthority
+	(*Node)(nil),                   // 34: covid.fsm.v1.Node
+	(*RemoveNode)(nil),             // 35: covid.fsm.v1.RemoveNode
+	(*Submission)(nil),             // 36: covid.fsm.v1.Submission
+	(*SnapshotHeader)(nil),         // 37: covid.fsm.v1.SnapshotHeader
+	(*StoredKey)(nil),              // 38: covid.fsm.v1.StoredKey
+	(*ApiKey)(nil),                 // 39: covid.fsm.v1.ApiKey
+	(*RevokeApiKey)(nil),           // 40: covid.fsm.v1.RevokeApiKey
+	(*VerificationCode)(nil),       // 41: covid.fsm.v1.VerificationCode
+	(*ClaimCode)(nil),              // 42: covid.fsm.v1.ClaimCode
+	(*VerificationToken)(nil),      // 43: covid.fsm.v1.VerificationToken
+	(*ClaimToken)(nil),             // 44: covid.fsm.v1.ClaimToken
+	(*ExpireVerificationCode)(nil), // 45: covid.fsm.v1.ExpireVerificationCode
+	(*User)(nil),                   // 46: covid.fsm.v1.User
+	(*LoginClient)(nil),            // 47: covid.fsm.v1.LoginClient
+	(*Login)(nil),                  // 48: covid.fsm.v1.Login
+	(*AuditEvent)(nil),             // 49: covid.fsm.v1.AuditEvent
+	(*Session)(nil),                // 50: covid.fsm.v1.Session
 }
 var file_fsm_fsmpb_fsm_proto_depIdxs = []int32{
 	0,  // 0: covid.fsm.v1.Command.type:type_name -> covid.fsm.v1.CommandType
-	29, // 1: covid.fsm.v1.Command.publish:type_name -> covid.fsm.v1.Publish
-	31, // 2: covid.fsm.v1.Command.put_authority:type_name -> covid.fsm.v1.Authority
-	32, // 3: covid.fsm.v1.Command.remove_authority:type_name -> covid.fsm.v1.RemoveAuthority
-	33, // 4: covid.fsm.v1.Command.put_node:type_name -> covid.fsm.v1.Node
-	34, // 5: covid.fsm.v1.Command.remove_node:type_name -> covid.fsm.v1.RemoveNode
-	24, // 6: covid.fsm.v1.Command.seal:type_name -> covid.fsm.v1.Seal
-	21, // 7: covid.fsm.v1.Command.revoke:type_name -> covid.fsm.v1.Revoke
-	22, // 8: covid.fsm.v1.Command.expire:type_name -> covid.fsm.v1.Expire
-	18, // 9: covid.fsm.v1.Command.put_provider:type_name -> covid.fsm.v1.Provider
-	19, // 10: covid.fsm.v1.Command.revoke_provider:type_name -> covid.fsm.v1.RevokeProvider
-	20, // 11: covid.fsm.v1.Command.issue_code:type_name -> covid.fsm.v1.Code
-	12, // 12: covid.fsm.v1.Command.put_trust:type_name -> covid.fsm.v1.TrustedRegion
-	13, // 13: covid.fsm.v1.Command.remove_trust:type_name -> covid.fsm.v1.RemoveTrust
-	14, // 14: covid.fsm.v1.Command.import_batch:type_name -> covid.fsm.v1.ImportBatch
-	2,  // 15: covid.fsm.v1.Command.set_policy:type_name -> covid.fsm.v1.Policy
-	38, // 16: covid.fsm.v1.Command.put_api_key:type_name -> covid.fsm.v1.ApiKey
-	39, // 17: covid.fsm.v1.Command.revoke_api_key:type_name -> covid.fsm.v1.RevokeApiKey
-	40, // 18: covid.fsm.v1.Command.issue_verification_code:type_name -> covid.fsm.v1.VerificationCode
-	41, // 19: covid.fsm.v1.Command.claim_code:type_name -> covid.fsm.v1.ClaimCode
-	43, // 20: covid.fsm.v1.Command.claim_token:type_name -> covid.fsm.v1.ClaimToken
-	44, // 21: covid.fsm.v1.Command.expire_verification_code:type_name -> covid.fsm.v1.ExpireVerificationCode
-	45, // 22: covid.fsm.v1.Command.put_user:type_name -> covid.fsm.v1.User
-	47, // 23: covid.fsm.v1.Command.login:type_name -> covid.fsm.v1.Login
-	48, // 24: covid.fsm.v1.Command.audit:type_name -> covid.fsm.v1.AuditEvent
-	4,  // 25: covid.fsm.v1.Result.refusal:type_name -> covid.fsm.v1.Refusal
-	5,  // 26: covid.fsm.v1.Result.publish:type_name -> covid.fsm.v1.PublishResult
-	6,  // 27: covid.fsm.v1.Result.seal:type_name -> covid.fsm.v1.SealResult
-	7,  // 28: covid.fsm.v1.Result.revoke:type_name -> covid.fsm.v1.RevokeResult
-	8,  // 29: covid.fsm.v1.Result.expire:type_name -> covid.fsm.v1.ExpireResult
-	9,  // 30: covid.fsm.v1.Result.import:type_name -> covid.fsm.v1.ImportResult
-	10, // 31: covid.fsm.v1.Result.issue_code:type_name -> covid.fsm.v1.CodeResult
-	2,  // 32: covid.fsm.v1.Result.policy:type_name -> covid.fsm.v1.Policy
-	40, // 33: covid.fsm.v1.Result.verification_code:type_name -> covid.fsm.v1.VerificationCode
-	42, // 34: covid.fsm.v1.Result.verification_token:type_name -> covid.fsm.v1.VerificationToken
-	45, // 35: covid.fsm.v1.Result.user:type_name -> covid.fsm.v1.User
-	11, // 36: covid.fsm.v1.TrustedRegion.keys:type_name -> covid.fsm.v1.TrustKey
-	28, // 37: covid.fsm.v1.FederationBatch.keys:type_name -> covid.fsm.v1.Key
-	28, // 38: covid.fsm.v1.FederationBatch.revised:type_name -> covid.fsm.v1.Key
-	25, // 39: covid.fsm.v1.Seal.signers:type_name -> covid.fsm.v1.ExportSigner
-	28, // 40: covid.fsm.v1.Batch.sealed_keys:type_name -> covid.fsm.v1.Key
-	28, // 41: covid.fsm.v1.Batch.padding:type_name -> covid.fsm.v1.Key
-	28, // 42: covid.fsm.v1.Batch.revised:type_name -> covid.fsm.v1.Key
-	25, // 43: covid.fsm.v1.Batch.signers:type_name -> covid.fsm.v1.ExportSigner
-	28, // 44: covid.fsm.v1.Publish.keys:type_name -> covid.fsm.v1.Key
-	28, // 45: covid.fsm.v1.Publish.revisions:type_name -> covid.fsm.v1.Key
-	30, // 46: covid.fsm.v1.Authority.keys:type_name -> covid.fsm.v1.AuthorityKey
-	2,  // 47: covid.fsm.v1.SnapshotHeader.policy:type_name -> covid.fsm.v1.Policy
-	17, // 48: covid.fsm.v1.SnapshotHeader.origin_marks:type_name -> covid.fsm.v1.OriginMark
-	28, // 49: covid.fsm.v1.StoredKey.key:type_name -> covid.fsm.v1.Key
-	46, // 50: covid.fsm.v1.User.login_clients:type_name -> covid.fsm.v1.LoginClient
-	0,  // 51: covid.fsm.v1.Session.type:type_name -> covid.fsm.v1.CommandType
-	3,  // 52: covid.fsm.v1.Session.result:type_name -> covid.fsm.v1.Result
-	53, // [53:53] is the sub-list for method output_type
-	53, // [53:53] is the sub-list for method input_type
-	53, // [53:53] is the sub-list for extension type_name
-	53, // [53:53] is the sub-list for extension extendee
-	0,  // [0:53] is the sub-list for field type_name
+	30, // 1: covid.fsm.v1.Command.publish:type_name -> covid.fsm.v1.Publish
+	32, // 2: covid.fsm.v1.Command.put_authority:type_name -> covid.fsm.v1.Authority
+	33, // 3: covid.fsm.v1.Command.remove_authority:type_name -> covid.fsm.v1.RemoveAuthority
+	34, // 4: covid.fsm.v1.Command.put_node:type_name -> covid.fsm.v1.Node
+	35, // 5: covid.fsm.v1.Command.remove_node:type_name -> covid.fsm.v1.RemoveNode
+	25, // 6: covid.fsm.v1.Command.seal:type_name -> covid.fsm.v1.Seal
+	22, // 7: covid.fsm.v1.Command.revoke:type_name -> covid.fsm.v1.Revoke
+	23, // 8: covid.fsm.v1.Command.expire:type_name -> covid.fsm.v1.Expire
+	19, // 9: covid.fsm.v1.Command.put_provider:type_name -> covid.fsm.v1.Provider
+	20, // 10: covid.fsm.v1.Command.revoke_provider:type_name -> covid.fsm.v1.RevokeProvider
+	21, // 11: covid.fsm.v1.Command.issue_code:type_name -> covid.fsm.v1.Code
+	13, // 12: covid.fsm.v1.Command.put_trust:type_name -> covid.fsm.v1.TrustedRegion
+	14, // 13: covid.fsm.v1.Command.remove_trust:type_name -> covid.fsm.v1.RemoveTrust
+	15, // 14: covid.fsm.v1.Command.import_batch:type_name -> covid.fsm.v1.ImportBatch
+	3,  // 15: covid.fsm.v1.Command.set_policy:type_name -> covid.fsm.v1.Policy
+	39, // 16: covid.fsm.v1.Command.put_api_key:type_name -> covid.fsm.v1.ApiKey
+	40, // 17: covid.fsm.v1.Command.revoke_api_key:type_name -> covid.fsm.v1.RevokeApiKey
+	41, // 18: covid.fsm.v1.Command.issue_verification_code:type_name -> covid.fsm.v1.VerificationCode
+	42, // 19: covid.fsm.v1.Command.claim_code:type_name -> covid.fsm.v1.ClaimCode
+	44, // 20: covid.fsm.v1.Command.claim_token:type_name -> covid.fsm.v1.ClaimToken
+	45, // 21: covid.fsm.v1.Command.expire_verification_code:type_name -> covid.fsm.v1.ExpireVerificationCode
+	46, // 22: covid.fsm.v1.Command.put_user:type_name -> covid.fsm.v1.User
+	48, // 23: covid.fsm.v1.Command.login:type_name -> covid.fsm.v1.Login
+	49, // 24: covid.fsm.v1.Command.audit:type_name -> covid.fsm.v1.AuditEvent
+	2,  // 25: covid.fsm.v1.Command.revoke_cert:type_name -> covid.fsm.v1.RevokedCert
+	5,  // 26: covid.fsm.v1.Result.refusal:type_name -> covid.fsm.v1.Refusal
+	6,  // 27: covid.fsm.v1.Result.publish:type_name -> covid.fsm.v1.PublishResult
+	7,  // 28: covid.fsm.v1.Result.seal:type_name -> covid.fsm.v1.SealResult
+	8,  // 29: covid.fsm.v1.Result.revoke:type_name -> covid.fsm.v1.RevokeResult
+	9,  // 30: covid.fsm.v1.Result.expire:type_name -> covid.fsm.v1.ExpireResult
+	10, // 31: covid.fsm.v1.Result.import:type_name -> covid.fsm.v1.ImportResult
+	11, // 32: covid.fsm.v1.Result.issue_code:type_name -> covid.fsm.v1.CodeResult
+	3,  // 33: covid.fsm.v1.Result.policy:type_name -> covid.fsm.v1.Policy
+	41, // 34: covid.fsm.v1.Result.verification_code:type_name -> covid.fsm.v1.VerificationCode
+	43, // 35: covid.fsm.v1.Result.verification_token:type_name -> covid.fsm.v1.VerificationToken
+	46, // 36: covid.fsm.v1.Result.user:type_name -> covid.fsm.v1.User
+	12, // 37: covid.fsm.v1.TrustedRegion.keys:type_name -> covid.fsm.v1.TrustKey
+	29, // 38: covid.fsm.v1.FederationBatch.keys:type_name -> covid.fsm.v1.Key
+	29, // 39: covid.fsm.v1.FederationBatch.revised:type_name -> covid.fsm.v1.Key
+	26, // 40: covid.fsm.v1.Seal.signers:type_name -> covid.fsm.v1.ExportSigner
+	29, // 41: covid.fsm.v1.Batch.sealed_keys:type_name -> covid.fsm.v1.Key
+	29, // 42: covid.fsm.v1.Batch.padding:type_name -> covid.fsm.v1.Key
+	29, // 43: covid.fsm.v1.Batch.revised:type_name -> covid.fsm.v1.Key
+	26, // 44: covid.fsm.v1.Batch.signers:type_name -> covid.fsm.v1.ExportSigner
+	29, // 45: covid.fsm.v1.Publish.keys:type_name -> covid.fsm.v1.Key
+	29, // 46: covid.fsm.v1.Publish.revisions:type_name -> covid.fsm.v1.Key
+	31, // 47: covid.fsm.v1.Authority.keys:type_name -> covid.fsm.v1.AuthorityKey
+	3,  // 48: covid.fsm.v1.SnapshotHeader.policy:type_name -> covid.fsm.v1.Policy
+	18, // 49: covid.fsm.v1.SnapshotHeader.origin_marks:type_name -> covid.fsm.v1.OriginMark
+	29, // 50: covid.fsm.v1.StoredKey.key:type_name -> covid.fsm.v1.Key
+	47, // 51: covid.fsm.v1.User.login_clients:type_name -> covid.fsm.v1.LoginClient
+	0,  // 52: covid.fsm.v1.Session.type:type_name -> covid.fsm.v1.CommandType
+	4,  // 53: covid.fsm.v1.Session.result:type_name -> covid.fsm.v1.Result
+	54, // [54:54] is the sub-list for method output_type
+	54, // [54:54] is the sub-list for method input_type
+	54, // [54:54] is the sub-list for extension type_name
+	54, // [54:54] is the sub-list for extension extendee
+	0,  // [0:54] is the sub-list for field type_name
 }
 
 func init() { file_fsm_fsmpb_fsm_proto_init() }
@@ -5214,7 +5321,7 @@ func file_fsm_fsmpb_fsm_proto_init() {
 	if File_fsm_fsmpb_fsm_proto != nil {
 		return
 	}
-	file_fsm_fsmpb_fsm_proto_msgTypes[2].OneofWrappers = []any{
+	file_fsm_fsmpb_fsm_proto_msgTypes[3].OneofWrappers = []any{
 		(*Result_Publish)(nil),
 		(*Result_Seal)(nil),
 		(*Result_Revoke)(nil),
@@ -5232,7 +5339,7 @@ func file_fsm_fsmpb_fsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fsm_fsmpb_fsm_proto_rawDesc), len(file_fsm_fsmpb_fsm_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   49,
+			NumMessages:   50,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
