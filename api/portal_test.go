@@ -401,6 +401,59 @@ func TestPortalProviderAdmin(t *testing.T) {
 	}
 }
 
+// A manager acts on an account from its row without touching anything
+// else of it: disable (the worker signs in no more), enable, unlock (every
+// lock lifted); a change of name or roles needs no new password and keeps
+// the old one; a manager cannot disable itself.
+func TestPortalAccountActions(t *testing.T) {
+	ts := verifyServer(t)
+	addWorker(t, ts, "boss@lab.example", nil, "users", "issue")
+	addWorker(t, ts, "w@lab.example", nil, "issue")
+	const right = "correct horse battery staple"
+	boss := portalClient(t, ts)
+	boss.signIn("boss@lab.example", right)
+	_, page, _ := boss.get("/users")
+	tok := formToken(t, page)
+	act := func(email, action string) int {
+		status, _ := boss.post("/users/action", url.Values{"csrf": {tok}, "email": {email}, "action": {action}})
+		return status
+	}
+	signIn := func() int {
+		status, _ := portalClientFrom(t, ts, "127.0.3.1").signIn("w@lab.example", right)
+		return status
+	}
+	if status := act("w@lab.example", "disable"); status != http.StatusSeeOther {
+		t.Fatalf("disable: %d", status)
+	}
+	if _, list, _ := boss.get("/users"); !strings.Contains(list, ">disabled<") || signIn() != http.StatusUnauthorized {
+		t.Fatal("a disabled account is not shown so, or signs in")
+	}
+	if status := act("w@lab.example", "enable"); status != http.StatusSeeOther || signIn() != http.StatusSeeOther {
+		t.Fatalf("enable: %d", status)
+	}
+	stranger := portalClientFrom(t, ts, "127.0.3.1")
+	for range 5 {
+		stranger.signIn("w@lab.example", "wrong")
+	}
+	if _, list, _ := boss.get("/users"); !strings.Contains(list, `value="unlock"`) || signIn() != http.StatusUnauthorized {
+		t.Fatal("a locked-out address is not shown with an Unlock, or signs in")
+	}
+	if status := act("w@lab.example", "unlock"); status != http.StatusSeeOther || signIn() != http.StatusSeeOther {
+		t.Fatalf("unlock: %d", status)
+	}
+	before, _ := ts.node.FSM().User("w@lab.example")
+	status, _ := boss.post("/users", url.Values{"csrf": {tok}, "email": {"w@lab.example"}, "name": {"Wanda"}, "roles": {"issue"}})
+	if after, _ := ts.node.FSM().User("w@lab.example"); status != http.StatusSeeOther || after.GetName() != "Wanda" || after.GetPasswordHash() != before.GetPasswordHash() {
+		t.Fatalf("a change without a password: %d, name %q, password kept %v", status, after.GetName(), after.GetPasswordHash() == before.GetPasswordHash())
+	}
+	if status := act("boss@lab.example", "disable"); status != http.StatusBadRequest {
+		t.Fatalf("a manager disabling itself: %d", status)
+	}
+	if status := act("nobody@lab.example", "disable"); status != http.StatusNotFound {
+		t.Fatalf("an account that is not there: %d", status)
+	}
+}
+
 // Issuing on the portal answers with a redirect to the code's page: a
 // reload shows the same code and issues none; another account's browser
 // (or none) is shown no code.

@@ -135,6 +135,9 @@ func versions(cmd *fsmpb.Command) (lo, hi uint32) {
 	if p := cmd.GetSetPolicy(); p.GetSmsPerHour() > 0 || p.GetSmsPerNumberPerDay() > 0 {
 		lo = RegionSMSQuota // earlier versions would drop the quotas
 	}
+	if cmd.GetLogin().GetUnlock() {
+		lo = SignInPerClient // earlier versions would count it a failure
+	}
 	return lo, hi
 }
 

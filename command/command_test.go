@@ -20,6 +20,7 @@ func TestStamp(t *testing.T) {
 	plain := &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_PUBLISH, Publish: &fsmpb.Publish{Keys: []*fsmpb.Key{{}}}}
 	policy := &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_SET_POLICY}
 	quota := &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_SET_POLICY, SetPolicy: &fsmpb.Policy{SmsPerHour: 10}}
+	unlock := &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_LOGIN, Login: &fsmpb.Login{Email: "w@lab.example", Unlock: true}}
 	codeUpload := &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_PUBLISH, Publish: &fsmpb.Publish{VerificationCodeHashes: [][]byte{{1}}}}
 	cases := []struct {
 		name    string
@@ -42,6 +43,7 @@ func TestStamp(t *testing.T) {
 		{"SMS quotas in a version 5 region", quota, 5, 5, false},
 		{"verification code upload in a version 4 region", codeUpload, 4, 0, true},
 		{"verification code upload in a version 5 region", codeUpload, 5, 5, false},
+		{"an unlock in a version 4 region (it would count a failure)", unlock, 4, 0, true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -80,6 +80,8 @@ func applyLogin(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 	switch {
 	case l.GetEndSessions():
 		u.SessionEpoch++
+	case l.GetUnlock() && perClient:
+		u.Failures, u.LockedUntilUnix, u.LoginClients = 0, 0, nil
 	case l.GetOk():
 		u.Failures, u.LockedUntilUnix = 0, 0
 		u.LoginClients = slices.DeleteFunc(u.LoginClients, func(c *fsmpb.LoginClient) bool { return slices.Equal(c.GetClient(), l.GetClient()) })

@@ -124,4 +124,9 @@ func TestSignInCountsPerClient(t *testing.T) {
 	if _, account := fsm.SignInLocked(u, []byte("z"), at+1); account || u.GetFailures() != 0 || len(u.GetLoginClients()) != 15 {
 		t.Fatalf("after a success: %v", u)
 	}
+	unlock := from("", false, at+2)
+	unlock.Login.Unlock = true
+	if u = mustApply(t, f, unlock).GetUser(); len(u.GetLoginClients()) != 0 || u.GetFailures() != 0 {
+		t.Fatalf("after an unlock: %v", u)
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/covid-backend/covid-backend/account"
 	"github.com/covid-backend/covid-backend/command"
@@ -24,6 +25,9 @@ import (
 var notices = map[string]string{
 	"revoked": "The submission was rolled back: its published keys go out as revoked in the next batch.",
 	"saved":   "The account was saved.",
+	"disable": "The account was disabled: it signs in no more, and its sessions ended.",
+	"enable":  "The account was enabled.",
+	"unlock":  "The account was unlocked: it and every address may sign in again.",
 	"expired": "The code was expired: it can no longer be used.",
 }
 
@@ -129,25 +133,34 @@ func grantable(u *fsmpb.User) []string {
 	return slices.DeleteFunc(slices.Clone(providerRoles), func(r string) bool { return !has(u, r) })
 }
 
-// accountRow is an account as its manager sees it in the list.
+// accountRow is an account as its manager sees it in the list: whether it
+// signs in, and whether it (or an address) is locked out, to be unlocked.
 type accountRow struct {
 	*fsmpb.User
 	Status string
+	Locked bool
 }
 
 // accountStatus says whether an account signs in: disabled, locked (until
 // when), or active (and whether an address is locked out of it).
 func accountStatus(u *fsmpb.User, now time.Time) string {
-	clientLocked := slices.ContainsFunc(u.GetLoginClients(), func(c *fsmpb.LoginClient) bool { return now.Unix() < c.GetLockedUntilUnix() })
+	accountLocked, clientLocked := locks(u, now)
 	switch {
 	case u.GetDisabled():
 		return "disabled"
-	case now.Unix() < u.GetLockedUntilUnix():
+	case accountLocked:
 		return "locked until " + time.Unix(u.GetLockedUntilUnix(), 0).UTC().Format("15:04") + " UTC (too many failed sign-ins)"
 	case clientLocked:
 		return "active (an address is locked out after failed sign-ins)"
 	}
 	return "active"
+}
+
+// locks tells whether the account is locked, and whether any address is
+// locked out of it, at now.
+func locks(u *fsmpb.User, now time.Time) (account, client bool) {
+	client = slices.ContainsFunc(u.GetLoginClients(), func(c *fsmpb.LoginClient) bool { return now.Unix() < c.GetLockedUntilUnix() })
+	return now.Unix() < u.GetLockedUntilUnix(), client
 }
 
 // usersPage is the accounts page: the list, the roles the manager may
@@ -178,7 +191,8 @@ func (p *Portal) showUsers(c *gin.Context, status int, refusal string, form acco
 	now := p.cfg.Now()
 	var rows []accountRow
 	for _, a := range p.region.FSM().Users(u.GetProvider()) {
-		rows = append(rows, accountRow{User: a, Status: accountStatus(a, now)})
+		account, client := locks(a, now)
+		rows = append(rows, accountRow{User: a, Status: accountStatus(a, now), Locked: account || client})
 	}
 	p.render(c, status, "users.html", page{Title: "Accounts", Notice: notices[c.Query("notice")], Error: refusal,
 		Data: usersPage{Users: rows, Roles: grantable(u), Form: form}})
@@ -202,23 +216,34 @@ func (p *Portal) addUser(c *gin.Context) {
 	case slices.ContainsFunc(roles, func(r string) bool { return !slices.Contains(grantable(u), r) }):
 		p.showUsers(c, http.StatusForbidden, "You may give only roles you hold yourself: "+strings.Join(grantable(u), ", ")+".", form)
 		return
-	case len(c.PostForm("password")) < minPassword:
-		p.showUsers(c, http.StatusBadRequest, "A password has at least 12 characters.", form)
-		return
 	}
 	email := strings.ToLower(strings.TrimSpace(c.PostForm("email")))
 	old, exists := p.region.FSM().User(email)
-	if exists && old.GetProvider() != u.GetProvider() {
+	password := c.PostForm("password")
+	switch {
+	case exists && old.GetProvider() != u.GetProvider():
 		p.showUsers(c, http.StatusForbidden, "That account belongs to someone else.", form)
 		return
-	}
-	release, ok := p.hashSlot()
-	if !ok {
-		p.showUsers(c, http.StatusTooManyRequests, busyHashing, form)
+	case password == "" && !exists:
+		p.showUsers(c, http.StatusBadRequest, "A new account needs a password of at least 12 characters.", form)
+		return
+	case password != "" && len(password) < minPassword:
+		p.showUsers(c, http.StatusBadRequest, "A password has at least 12 characters.", form)
+		return
+	case email == u.GetEmail() && form.Disabled:
+		p.showUsers(c, http.StatusBadRequest, "You cannot disable your own account.", form)
 		return
 	}
-	hash := account.HashPassword(c.PostForm("password"))
-	release()
+	hash := old.GetPasswordHash() // a change without a password keeps it
+	if password != "" {
+		release, ok := p.hashSlot()
+		if !ok {
+			p.showUsers(c, http.StatusTooManyRequests, busyHashing, form)
+			return
+		}
+		hash = account.HashPassword(password)
+		release()
+	}
 	// A change keeps the account's second factor: PUT_USER replaces it,
 	// and a form without it would leave the password alone to sign in.
 	_, err := command.PutUser(c.Request.Context(), p.region, &fsmpb.User{Email: email, Name: c.PostForm("name"),
@@ -230,6 +255,40 @@ func (p *Portal) addUser(c *gin.Context) {
 	}
 	p.audit(c, "put account", email)
 	p.redirectAfterWrite(c, "/portal/users?notice=saved")
+}
+
+// userAction disables, enables or unlocks an account of the manager's
+// provider from its row in the list, touching nothing else of it.
+func (p *Portal) userAction(c *gin.Context) {
+	u := c.MustGet(ctxUser).(*fsmpb.User)
+	email, action := c.PostForm("email"), c.PostForm("action")
+	target, ok := p.region.FSM().User(email)
+	switch {
+	case !ok || target.GetProvider() != u.GetProvider() || u.GetProvider() == "" && !has(u, "operator"):
+		p.showUsers(c, http.StatusNotFound, "There is no such account of yours.", accountForm{})
+		return
+	case target.GetEmail() == u.GetEmail() && action == "disable":
+		p.showUsers(c, http.StatusBadRequest, "You cannot disable your own account.", accountForm{})
+		return
+	}
+	var err error
+	switch action {
+	case "disable", "enable":
+		changed := proto.CloneOf(target)
+		changed.Disabled, changed.LoginClients, changed.Failures, changed.LockedUntilUnix = action == "disable", nil, 0, 0
+		_, err = command.PutUser(c.Request.Context(), p.region, changed)
+	case "unlock":
+		_, err = command.Login(c.Request.Context(), p.region, &fsmpb.Login{Email: target.GetEmail(), Unlock: true})
+	default:
+		p.showUsers(c, http.StatusBadRequest, "Unknown action.", accountForm{})
+		return
+	}
+	if err != nil {
+		p.showUsers(c, http.StatusServiceUnavailable, "The account was not changed: "+err.Error(), accountForm{})
+		return
+	}
+	p.audit(c, action+" account", target.GetEmail())
+	p.redirectAfterWrite(c, "/portal/users?notice="+action)
 }
 
 // newKeyShown is how long the page shows an API key just made (in the

@@ -125,6 +125,7 @@ func (p *Portal) Routes(r gin.IRouter) {
 	in.POST("/bulk", p.role("bulk"), p.bulk)
 	in.GET("/users", p.role("users"), p.users)
 	in.POST("/users", p.role("users"), p.addUser)
+	in.POST("/users/action", p.role("users"), p.userAction)
 	in.GET("/apikeys", p.role("apikeys"), p.apiKeys)
 	in.POST("/apikeys", p.role("apikeys"), p.addAPIKey)
 	in.GET("/audit", p.auditRole, p.auditPage)

@@ -4523,7 +4523,10 @@ type Login struct {
 	Ok          bool                   `protobuf:"varint,2,opt,name=ok,proto3" json:"ok,omitempty"`
 	EndSessions bool                   `protobuf:"varint,3,opt,name=end_sessions,json=endSessions,proto3" json:"end_sessions,omitempty"`
 	// client is who signed in (LoginClient.client), from version 5.
-	Client        []byte `protobuf:"bytes,4,opt,name=client,proto3" json:"client,omitempty"`
+	Client []byte `protobuf:"bytes,4,opt,name=client,proto3" json:"client,omitempty"`
+	// unlock (from version 5): an account manager lifts the account's locks,
+	// its own and every client's.
+	Unlock        bool `protobuf:"varint,5,opt,name=unlock,proto3" json:"unlock,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4584,6 +4587,13 @@ func (x *Login) GetClient() []byte {
 		return x.Client
 	}
 	return nil
+}
+
+func (x *Login) GetUnlock() bool {
+	if x != nil {
+		return x.Unlock
+	}
+	return false
 }
 
 // AuditEvent is one action in the portal or on the admin API: who, what,
@@ -5139,12 +5149,13 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x06client\x18\x01 \x01(\fR\x06client\x12\x1a\n" +
 	"\bfailures\x18\x02 \x01(\rR\bfailures\x12*\n" +
 	"\x11locked_until_unix\x18\x03 \x01(\x03R\x0flockedUntilUnix\x12\x1b\n" +
-	"\tlast_unix\x18\x04 \x01(\x03R\blastUnix\"h\n" +
+	"\tlast_unix\x18\x04 \x01(\x03R\blastUnix\"\x80\x01\n" +
 	"\x05Login\x12\x14\n" +
 	"\x05email\x18\x01 \x01(\tR\x05email\x12\x0e\n" +
 	"\x02ok\x18\x02 \x01(\bR\x02ok\x12!\n" +
 	"\fend_sessions\x18\x03 \x01(\bR\vendSessions\x12\x16\n" +
-	"\x06client\x18\x04 \x01(\fR\x06client\"\x8b\x01\n" +
+	"\x06client\x18\x04 \x01(\fR\x06client\x12\x16\n" +
+	"\x06unlock\x18\x05 \x01(\bR\x06unlock\"\x8b\x01\n" +
 	"\n" +
 	"AuditEvent\x12\x1b\n" +
 	"\ttime_unix\x18\x01 \x01(\x03R\btimeUnix\x12\x14\n" +
