@@ -3,7 +3,10 @@ package api
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"fmt"
+	"html"
+	"image/png"
 	"io"
 	"net"
 	"net/http"
@@ -451,6 +454,62 @@ func TestPortalAccountActions(t *testing.T) {
 	}
 	if status := act("nobody@lab.example", "disable"); status != http.StatusNotFound {
 		t.Fatalf("an account that is not there: %d", status)
+	}
+}
+
+// A worker sets up a second factor in the browser: a QR code (a PNG the
+// page carries) and the key as text; a wrong code keeps it off, the right
+// one turns it on, sealed in the state; from then on a sign-in asks for a
+// code. A manager resets it (a lost phone) from the list.
+func TestPortalSecondFactorSetUp(t *testing.T) {
+	ts := verifyServer(t)
+	addWorker(t, ts, "w@lab.example", nil, "issue")
+	addWorker(t, ts, "boss@lab.example", nil, "users", "issue")
+	const right = "correct horse battery staple"
+	b := portalClient(t, ts)
+	b.signIn("w@lab.example", right)
+	_, page, _ := b.get("/account")
+	if status, _ := b.post("/account/totp", url.Values{"csrf": {formToken(t, page)}}); status != http.StatusSeeOther {
+		t.Fatalf("start: %d", status)
+	}
+	status, enrol, _ := b.get("/account/totp")
+	qr := regexp.MustCompile(`src="data:image/png;base64,([^"]+)"`).FindStringSubmatch(enrol)
+	secret := regexp.MustCompile(`id="secret" class="secret">([A-Z2-7]+)<`).FindStringSubmatch(enrol)
+	if status != http.StatusOK || qr == nil || secret == nil {
+		t.Fatalf("the set-up page: %d, QR %v, key %v", status, qr != nil, secret != nil)
+	}
+	img, err := base64.StdEncoding.DecodeString(html.UnescapeString(qr[1])) // as a browser reads the attribute
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := png.Decode(bytes.NewReader(img)); err != nil {
+		t.Fatalf("the QR code is not a PNG: %v", err)
+	}
+	tok := formToken(t, enrol)
+	if status, answer := b.post("/account/totp/confirm", url.Values{"csrf": {tok}, "code": {"000000"}}); status != http.StatusBadRequest || !strings.Contains(answer, `id="qr"`) {
+		t.Fatalf("a wrong code: %d, the page to try again shown %v", status, strings.Contains(answer, `id="qr"`))
+	}
+	if u, _ := ts.node.FSM().User("w@lab.example"); len(u.GetTotpSecret()) != 0 {
+		t.Fatal("a wrong code turned the second factor on")
+	}
+	code, _ := totp.GenerateCode(secret[1], time.Now())
+	if status, _ := b.post("/account/totp/confirm", url.Values{"csrf": {tok}, "code": {code}}); status != http.StatusSeeOther {
+		t.Fatalf("the right code: %d", status)
+	}
+	if u, _ := ts.node.FSM().User("w@lab.example"); !account.TOTPSealed(u.GetTotpSecret()) {
+		t.Fatalf("the second factor is not sealed in the state: %q", u.GetTotpSecret())
+	}
+	if _, page := portalClient(t, ts).signIn("w@lab.example", right); !strings.Contains(page, "authenticator") {
+		t.Fatal("a sign-in after the set-up asks for no code")
+	}
+	boss := portalClient(t, ts)
+	boss.signIn("boss@lab.example", right)
+	_, list, _ := boss.get("/users")
+	if status, _ := boss.post("/users/action", url.Values{"csrf": {formToken(t, list)}, "email": {"w@lab.example"}, "action": {"reset-totp"}}); status != http.StatusSeeOther {
+		t.Fatalf("reset: %d", status)
+	}
+	if status, _ := portalClient(t, ts).signIn("w@lab.example", right); status != http.StatusSeeOther {
+		t.Fatalf("a sign-in after the reset: %d", status)
 	}
 }
 

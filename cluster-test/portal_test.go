@@ -360,6 +360,12 @@ func TestPortalOnAPhone(t *testing.T) {
 			shot(t, ctx, "phone"+strings.ReplaceAll(strings.TrimSuffix(p.path, "/"), "/", "-"))
 			fitsPhone(t, ctx, p.path, p.within)
 		}
+		if who.home == "#issue" { // setting up a second factor: the QR code and its key on the screen
+			run(t, ctx, "set up a second factor", chromedp.Navigate(base+"/account"), chromedp.Click(css("#start-totp")),
+				chromedp.WaitVisible(css("#qr")))
+			shot(t, ctx, "phone-account-totp")
+			fitsPhone(t, ctx, "/account/totp", []string{"#qr", "#secret", "form button.primary"})
+		}
 	}
 }
 

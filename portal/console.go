@@ -23,12 +23,13 @@ import (
 // notices are the fixed messages a redirect may ask a page to show (a
 // query parameter names one; it never carries text).
 var notices = map[string]string{
-	"revoked": "The submission was rolled back: its published keys go out as revoked in the next batch.",
-	"saved":   "The account was saved.",
-	"disable": "The account was disabled: it signs in no more, and its sessions ended.",
-	"enable":  "The account was enabled.",
-	"unlock":  "The account was unlocked: it and every address may sign in again.",
-	"expired": "The code was expired: it can no longer be used.",
+	"revoked":    "The submission was rolled back: its published keys go out as revoked in the next batch.",
+	"saved":      "The account was saved.",
+	"disable":    "The account was disabled: it signs in no more, and its sessions ended.",
+	"enable":     "The account was enabled.",
+	"unlock":     "The account was unlocked: it and every address may sign in again.",
+	"reset-totp": "The account's second factor was removed: its worker signs in with the password and sets up a new one on their account page.",
+	"expired":    "The code was expired: it can no longer be used.",
 }
 
 // regionView is the operators' view of the region.
@@ -258,7 +259,8 @@ func (p *Portal) addUser(c *gin.Context) {
 }
 
 // userAction disables, enables or unlocks an account of the manager's
-// provider from its row in the list, touching nothing else of it.
+// provider, or removes its second factor (a lost phone), from its row in
+// the list, touching nothing else of it.
 func (p *Portal) userAction(c *gin.Context) {
 	u := c.MustGet(ctxUser).(*fsmpb.User)
 	email, action := c.PostForm("email"), c.PostForm("action")
@@ -273,9 +275,15 @@ func (p *Portal) userAction(c *gin.Context) {
 	}
 	var err error
 	switch action {
-	case "disable", "enable":
+	case "disable", "enable", "reset-totp":
 		changed := proto.CloneOf(target)
-		changed.Disabled, changed.LoginClients, changed.Failures, changed.LockedUntilUnix = action == "disable", nil, 0, 0
+		changed.LoginClients, changed.Failures, changed.LockedUntilUnix = nil, 0, 0 // the state machine keeps its own
+		switch action {
+		case "reset-totp":
+			changed.TotpSecret = nil // the worker sets up a new one on their account page
+		default:
+			changed.Disabled = action == "disable"
+		}
 		_, err = command.PutUser(c.Request.Context(), p.region, changed)
 	case "unlock":
 		_, err = command.Login(c.Request.Context(), p.region, &fsmpb.Login{Email: target.GetEmail(), Unlock: true})
