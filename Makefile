@@ -17,6 +17,8 @@ run: build
 	@echo "  seal a batch now: curl -s -X POST -H \"Authorization: Bearer \$$(cat $(DATA)/admin-token)\" http://127.0.0.1:8080/v1/admin/seal"
 	@echo "  exports:          curl -s http://127.0.0.1:8080/v1/exports/index.txt  (signed with $(DATA)/dev-export-key.pem, key id dev, version v1)"
 	@echo "  members:          $(BIN) members list --token-file $(DATA)/admin-token"
+	@echo "  portal:           http://127.0.0.1:8080/portal/  first account (an operator; a password of 12 characters or more in FILE):"
+	@echo "                    $(BIN) users add --token-file $(DATA)/admin-token --email you@example.org --name You --roles operator --password-file FILE"
 	exec $(BIN) serve --node-id dev-1 --region dev --data-dir $(DATA) --bootstrap --dev \
 		--http-addr 127.0.0.1:8080 --raft-addr 127.0.0.1:7000
 
