@@ -20,6 +20,7 @@ func certs(args []string, stdout io.Writer) error {
 		return errors.New("certs: want ca or node")
 	}
 	fs := flag.NewFlagSet("certs "+args[0], flag.ContinueOnError)
+	describe(fs, "certs "+args[0])
 	dir := fs.String("dir", "certs", "folder of the CA (ca.pem, ca.key) and of the node certificates")
 	alg := fs.String("algorithm", string(membertls.Ed25519), "key type: ed25519 or p256")
 	lifetime := fs.Duration("lifetime", 0, "validity (default: 10 years for a CA, 825 days for a node, never beyond its CA)")

@@ -99,6 +99,7 @@ func (a *adminClient) do(ctx context.Context, method, path string, in, out any) 
 // subcommand parses the flags of an operator subcommand.
 func subcommand(name string, args []string, setup func(fs *flag.FlagSet)) (*adminClient, error) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	describe(fs, name)
 	c := &adminClient{}
 	c.flags(fs)
 	if setup != nil {

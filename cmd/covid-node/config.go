@@ -131,6 +131,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 func parseServe(args []string) (*serveConfig, error) {
 	var c serveConfig
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	describe(fs, "serve")
 	c.flags(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err

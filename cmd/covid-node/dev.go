@@ -119,6 +119,7 @@ func parseECKey(b []byte) (*ecdsa.PrivateKey, error) {
 // devUpload publishes random keys signed by the development authority.
 func devUpload(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("dev-upload", flag.ContinueOnError)
+	describe(fs, "dev-upload")
 	addr := fs.String("addr", "http://127.0.0.1:8080", "HTTP URL of any node")
 	keyFile := fs.String("key-file", "data/"+devKeyFile, "the development authority's private key (made by serve --dev)")
 	count := fs.Int("keys", 14, "how many daily keys to upload (1..14)")

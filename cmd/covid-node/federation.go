@@ -92,6 +92,7 @@ func startPool(c *serveConfig, n *node.Node, logger *slog.Logger) (*federation.P
 // key shared by all gateways instead.
 func keygen(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("keygen", flag.ContinueOnError)
+	describe(fs, "keygen")
 	out := fs.String("out", "federation", "file name prefix: writes PREFIX.key and PREFIX.pub.pem (with --pool: the file itself)")
 	pool := fs.Bool("pool", false, "make a pool key (32 random bytes, base64) instead of a signing key pair")
 	secret := fs.Bool("secret", false, "make a code or revision token key (32 random bytes, base64) for --code-key-file or --revision-key-file")

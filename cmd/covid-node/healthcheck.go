@@ -16,6 +16,7 @@ import (
 // listens), else the default address.
 func healthcheck(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
+	describe(fs, "healthcheck")
 	def := "http://127.0.0.1:8080"
 	if env := os.Getenv("COVID_API_URL"); env != "" {
 		def = env

@@ -5,6 +5,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -52,7 +54,10 @@ Run 'covid-node <command> -h' for the flags of a command.
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	switch {
+	case errors.Is(err, flag.ErrHelp): // the flags were printed as asked
+	case err != nil:
 		fmt.Fprintln(os.Stderr, "covid-node:", err)
 		os.Exit(1)
 	}
@@ -62,6 +67,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return fmt.Errorf("no command given")
+	}
+	if hasSubcommands(args[0]) && (len(args) == 1 || isHelp(args[1])) {
+		commandHelp(stdout, args[0])
+		if len(args) == 1 {
+			return fmt.Errorf("%s: name a subcommand", args[0])
+		}
+		return nil
 	}
 	switch args[0] {
 	case "serve":
