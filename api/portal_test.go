@@ -25,6 +25,7 @@ import (
 	"github.com/covid-backend/covid-backend/account"
 	"github.com/covid-backend/covid-backend/command"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
+	"github.com/covid-backend/covid-backend/verify"
 )
 
 // browserish is a client with a cookie jar on the portal over HTTPS (the
@@ -510,6 +511,29 @@ func TestPortalSecondFactorSetUp(t *testing.T) {
 	}
 	if status, _ := portalClient(t, ts).signIn("w@lab.example", right); status != http.StatusSeeOther {
 		t.Fatalf("a sign-in after the reset: %d", status)
+	}
+}
+
+// Expiring a code asks first, on a page of its own (no script): the first
+// POST writes nothing, the confirmed one expires the code.
+func TestPortalExpireAsksFirst(t *testing.T) {
+	ts := verifyServer(t)
+	addWorker(t, ts, "w@lab.example", nil, "issue", "codes")
+	issued := issueCode(t, ts, labKey, verify.IssueRequest{TestType: "confirmed"})
+	b := portalClient(t, ts)
+	b.signIn("w@lab.example", "correct horse battery staple")
+	_, page, _ := b.get("/codes")
+	form := url.Values{"csrf": {formToken(t, page)}, "uuid": {issued.UUID}}
+	status, ask := b.post("/codes/expire", form)
+	if stored, _ := ts.node.FSM().VerificationCode(issued.UUID); status != http.StatusOK || !strings.Contains(ask, `id="confirm"`) || stored.GetExpiredByUnix() != 0 {
+		t.Fatalf("expire, unconfirmed: %d, asked %v, expired %v", status, strings.Contains(ask, `id="confirm"`), stored.GetExpiredByUnix() != 0)
+	}
+	form.Set("confirmed", "yes")
+	if status, _ := b.post("/codes/expire", form); status != http.StatusSeeOther {
+		t.Fatalf("expire, confirmed: %d", status)
+	}
+	if stored, _ := ts.node.FSM().VerificationCode(issued.UUID); stored.GetExpiredByUnix() == 0 {
+		t.Fatal("the confirmed expiry did not expire the code")
 	}
 }
 

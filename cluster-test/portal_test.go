@@ -153,7 +153,8 @@ func TestPortalInABrowser(t *testing.T) {
 		chromedp.WaitVisible(css("#code")))
 	second, uuid := text(t, ctx, "#code"), text(t, ctx, "#uuid")
 	run(t, ctx, "expire it", chromedp.Navigate(base+"/codes"), chromedp.WaitVisible(css("#codes")),
-		chromedp.Click(fmt.Sprintf(`//tr[td[@class="uuid" and text()=%q]]//button`, uuid)), chromedp.WaitVisible(css(".notice")))
+		chromedp.Click(fmt.Sprintf(`//tr[td[@class="uuid" and text()=%q]]//button`, uuid)), chromedp.WaitVisible(css("#confirm")),
+		chromedp.Click(css("#confirm")), chromedp.WaitVisible(css(".notice")))
 	statuses := text(t, ctx, "#codes")
 	shot(t, ctx, "portal-codes")
 	if !strings.Contains(statuses, "expired (by hand)") || !strings.Contains(statuses, "used") {
@@ -226,7 +227,8 @@ func TestOperatorConsoleInABrowser(t *testing.T) {
 	}
 	run(t, ctx, "roll back", chromedp.Navigate(base+"/revocations"), chromedp.WaitVisible(css("#submissions")),
 		chromedp.SendKeys(css("#submissions input[name=reason]"), "test upload in production"),
-		chromedp.Click(css("#submissions button.revoke")), chromedp.WaitVisible(css(".notice")))
+		chromedp.Click(css("#submissions button.revoke")), chromedp.WaitVisible(css("#confirm")), chromedp.Click(css("#confirm")),
+		chromedp.WaitVisible(css(".notice")))
 	shot(t, ctx, "portal-revocations")
 	if list := text(t, ctx, "#revocations"); !strings.Contains(list, "test upload in production") {
 		t.Fatalf("revocations page: %s", list)

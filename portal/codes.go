@@ -129,6 +129,10 @@ func (p *Portal) codes(c *gin.Context) {
 func (p *Portal) expire(c *gin.Context) {
 	u := c.MustGet(ctxUser).(*fsmpb.User)
 	uuid := c.PostForm("uuid")
+	if !p.confirmed(c, confirmation{Question: "Expire the code " + uuid + "? Its patient can no longer use it, and it cannot be undone.",
+		Action: "/portal/codes/expire", Button: "Expire the code", Back: "/portal/codes", Fields: []field{{"uuid", uuid}}}) {
+		return
+	}
 	_, err := command.ExpireVerificationCode(c.Request.Context(), p.region, uuid, u.GetProvider())
 	var refused *command.Error
 	if errors.As(err, &refused) {

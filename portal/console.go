@@ -99,6 +99,12 @@ func (p *Portal) revoke(c *gin.Context) {
 		p.render(c, http.StatusBadRequest, "message.html", page{Title: "Revoke", Error: fmt.Sprintf("A submission and a reason of at most %d characters are needed.", command.MaxReason)})
 		return
 	}
+	if !p.confirmed(c, confirmation{Question: "Roll back the submission " + c.PostForm("submission") + " (" + reason +
+		")? Its keys go out as revoked in the next batch, and apps drop them; it cannot be undone.",
+		Action: "/portal/revocations", Button: "Roll back", Back: "/portal/revocations",
+		Fields: []field{{"submission", c.PostForm("submission")}, {"reason", reason}}}) {
+		return
+	}
 	res, err := command.Revoke(c.Request.Context(), p.region, &fsmpb.Revoke{Reason: reason, SubmissionId: id})
 	if err != nil {
 		p.render(c, http.StatusBadRequest, "message.html", page{Title: "Revoke", Error: err.Error()})
