@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"html"
 	"image/png"
@@ -25,6 +26,7 @@ import (
 	"github.com/covid-backend/covid-backend/account"
 	"github.com/covid-backend/covid-backend/command"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
+	"github.com/covid-backend/covid-backend/publish"
 	"github.com/covid-backend/covid-backend/verify"
 )
 
@@ -534,6 +536,43 @@ func TestPortalExpireAsksFirst(t *testing.T) {
 	}
 	if stored, _ := ts.node.FSM().VerificationCode(issued.UUID); stored.GetExpiredByUnix() == 0 {
 		t.Fatal("the confirmed expiry did not expire the code")
+	}
+}
+
+// A submission is rolled back once: the list marks it with the
+// revocation's time and reason instead of the form, and a second roll-back
+// is refused (409) and appends no revocation.
+func TestPortalRollBackOnce(t *testing.T) {
+	ts := verifyServer(t)
+	if _, err := command.PutUser(context.Background(), ts.node, &fsmpb.User{Email: "ops@region.example", Name: "O", Roles: []string{"operator"},
+		PasswordHash: account.HashPassword("correct horse battery staple")}); err != nil {
+		t.Fatal(err)
+	}
+	issued := issueCode(t, ts, labKey, verify.IssueRequest{TestType: "confirmed"})
+	req, _, err := publish.RandomKeys("any.app", 14, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.VerificationPayload = issued.Code
+	if w := ts.do(http.MethodPost, "/v1/publish", req, jsonCT); w.Code != http.StatusOK {
+		t.Fatalf("publish: %d %s", w.Code, w.Body)
+	}
+	sub := ts.node.FSM().Submissions()[0]
+	ops := portalClient(t, ts)
+	ops.signIn("ops@region.example", "correct horse battery staple")
+	_, page, _ := ops.get("/revocations")
+	form := url.Values{"csrf": {formToken(t, page)}, "submission": {hex.EncodeToString(sub.ID[:])}, "reason": {"wrong patient"}, "confirmed": {"yes"}}
+	if status, _ := ops.post("/revocations", form); status != http.StatusSeeOther {
+		t.Fatalf("roll back: %d", status)
+	}
+	if _, list, _ := ops.get("/revocations"); !strings.Contains(list, "rolled back") || !strings.Contains(list, "wrong patient") {
+		t.Fatal("the rolled-back submission is not marked")
+	}
+	if status, answer := ops.post("/revocations", form); status != http.StatusConflict || !strings.Contains(answer, "was rolled back") {
+		t.Fatalf("a second roll-back: %d", status)
+	}
+	if n := len(ts.node.FSM().Revocations()); n != 1 {
+		t.Fatalf("%d revocations after one roll-back and a refused one", n)
 	}
 }
 

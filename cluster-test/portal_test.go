@@ -230,6 +230,9 @@ func TestOperatorConsoleInABrowser(t *testing.T) {
 		chromedp.Click(css("#submissions button.revoke")), chromedp.WaitVisible(css("#confirm")), chromedp.Click(css("#confirm")),
 		chromedp.WaitVisible(css(".notice")))
 	shot(t, ctx, "portal-revocations")
+	if subs := text(t, ctx, "#submissions"); !strings.Contains(subs, "rolled back") || strings.Contains(subs, "Roll back\n") {
+		t.Fatalf("the rolled-back submission is not marked so: %s", subs)
+	}
 	if list := text(t, ctx, "#revocations"); !strings.Contains(list, "test upload in production") {
 		t.Fatalf("revocations page: %s", list)
 	}

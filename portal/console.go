@@ -84,11 +84,34 @@ func (p *Portal) revocations(c *gin.Context) {
 	f := p.region.FSM()
 	subs := f.Submissions()
 	slices.Reverse(subs) // newest first
+	revs := f.Revocations()
+	var rows []submissionRow
+	for _, sub := range subs[:min(len(subs), 200)] {
+		rows = append(rows, submissionRow{Submission: sub, RolledBack: rolledBack(revs, sub.ID)})
+	}
 	p.render(c, http.StatusOK, "revocations.html", page{Title: "Submissions and revocations", Notice: notices[c.Query("notice")],
 		Data: struct {
-			Submissions []fsm.Submission
+			Submissions []submissionRow
 			Revocations []*fsmpb.Revocation
-		}{subs[:min(len(subs), 200)], f.Revocations()}})
+		}{rows, revs}})
+}
+
+// submissionRow is a submission in the operators' list, with the
+// revocation that rolled it back (nil: none).
+type submissionRow struct {
+	fsm.Submission
+	RolledBack *fsmpb.Revocation
+}
+
+// rolledBack is the revocation that rolled back the submission id, if any.
+func rolledBack(revs []*fsmpb.Revocation, id [16]byte) *fsmpb.Revocation {
+	selector := "submission " + hex.EncodeToString(id[:])
+	for _, r := range revs {
+		if r.GetSelector() == selector {
+			return r
+		}
+	}
+	return nil
 }
 
 // revoke rolls back one submission, with the operator's reason.
@@ -97,6 +120,11 @@ func (p *Portal) revoke(c *gin.Context) {
 	reason := strings.TrimSpace(c.PostForm("reason"))
 	if err != nil || len(id) != 16 || reason == "" || utf8.RuneCountInString(reason) > command.MaxReason {
 		p.render(c, http.StatusBadRequest, "message.html", page{Title: "Revoke", Error: fmt.Sprintf("A submission and a reason of at most %d characters are needed.", command.MaxReason)})
+		return
+	}
+	if r := rolledBack(p.region.FSM().Revocations(), [16]byte(id)); r != nil {
+		p.render(c, http.StatusConflict, "message.html", page{Title: "Revoke", Error: fmt.Sprintf(
+			"This submission was rolled back on %s UTC (%s); its keys are revoked already.", time.Unix(r.GetTimeUnix(), 0).UTC().Format("2006-01-02 15:04"), r.GetReason())})
 		return
 	}
 	if !p.confirmed(c, confirmation{Question: "Roll back the submission " + c.PostForm("submission") + " (" + reason +

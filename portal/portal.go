@@ -89,10 +89,14 @@ func SessionKey(codeKey []byte) []byte {
 	return m.Sum(nil)
 }
 
-// New parses the embedded templates.
+// New parses the embedded templates; a nil Now is time.Now, a nil Logger
+// the default.
 func New(cfg Config, region Region, issuer Issuer) (*Portal, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
 	}
 	pages, err := template.New("").Funcs(template.FuncMap{
 		"unix": func(t int64) string { return time.Unix(t, 0).UTC().Format("2006-01-02 15:04 UTC") },
