@@ -21,18 +21,31 @@ var (
 	codesDesc    = prometheus.NewDesc("covid_verification_codes", "Verification codes held, by state (unused, used, expired).", []string{"state"}, nil)
 	smsSentDesc  = prometheus.NewDesc("covid_sms_sent_last_hour", "Codes the region sent by SMS in the last hour.", nil, nil)
 	smsQuotaDesc = prometheus.NewDesc("covid_sms_quota_per_hour", "Codes the region may send by SMS in any hour (its policy).", nil, nil)
+	issuedDesc   = prometheus.NewDesc("covid_codes_issued_last_day", "Codes a provider issued in the last 24 hours.", []string{"provider"}, nil)
+	quotaDesc    = prometheus.NewDesc("covid_codes_quota_per_provider", "Codes one provider may issue in any 24 hours (the policy).", nil, nil)
+	usedDesc     = prometheus.NewDesc("covid_codes_used_last_day", "Of the codes a provider issued in the last 24 hours, those used (a falling share: abuse, or a broken process).", []string{"provider"}, nil)
 )
 
 func (c codeStates) Describe(ch chan<- *prometheus.Desc) {
 	ch <- codesDesc
 	ch <- smsSentDesc
 	ch <- smsQuotaDesc
+	ch <- issuedDesc
+	ch <- usedDesc
+	ch <- quotaDesc
 }
 
 func (c codeStates) Collect(ch chan<- prometheus.Metric) {
 	count := map[string]float64{"unused": 0, "used": 0, "expired": 0}
+	issued, used := map[string]float64{}, map[string]float64{}
 	now := c.now().Unix()
 	for _, code := range c.f.VerificationCodesAll() {
+		if p := code.GetProvider(); p != "" && code.GetIssuedUnix() > now-86_400 {
+			issued[p]++
+			if code.GetClaimedUnix() != 0 {
+				used[p]++
+			}
+		}
 		switch {
 		case code.GetClaimedUnix() != 0:
 			count["used"]++
@@ -49,6 +62,11 @@ func (c codeStates) Collect(ch chan<- prometheus.Metric) {
 	perHour, _ := fsm.SMSQuotas(policy)
 	ch <- prometheus.MustNewConstMetric(smsSentDesc, prometheus.GaugeValue, float64(c.f.SMSSentLastHour(now)))
 	ch <- prometheus.MustNewConstMetric(smsQuotaDesc, prometheus.GaugeValue, float64(perHour))
+	ch <- prometheus.MustNewConstMetric(quotaDesc, prometheus.GaugeValue, float64(fsm.ProviderQuota(policy)))
+	for p, n := range issued {
+		ch <- prometheus.MustNewConstMetric(issuedDesc, prometheus.GaugeValue, n, p)
+		ch <- prometheus.MustNewConstMetric(usedDesc, prometheus.GaugeValue, used[p], p)
+	}
 }
 
 // federationCollector reports, per trusted origin, how far this region is

@@ -22,6 +22,8 @@ type PolicyRequest struct {
 	// SMSPerHour and SMSPerNumberPerDay are the region's SMS quotas.
 	SMSPerHour         uint32 `json:"sms_per_hour,omitempty"`
 	SMSPerNumberPerDay uint32 `json:"sms_per_number_per_day,omitempty"`
+	// CodesPerProviderPerDay is the codes one provider issues in 24 hours.
+	CodesPerProviderPerDay uint32 `json:"codes_per_provider_per_day,omitempty"`
 }
 
 // PolicyView is the region policy in force.
@@ -37,6 +39,8 @@ type PolicyView struct {
 	SMSPerHour         uint32 `json:"sms_per_hour"`
 	SMSPerNumberPerDay uint32 `json:"sms_per_number_per_day"`
 	SMSLastHour        uint32 `json:"sms_last_hour"`
+	// CodesPerProviderPerDay codes one provider may issue in 24 hours.
+	CodesPerProviderPerDay uint32 `json:"codes_per_provider_per_day"`
 	// Set is false while the region has no replicated policy yet (this
 	// node then follows its own flags).
 	Set bool `json:"set"`
@@ -49,7 +53,8 @@ func (s *Server) policyView(p *fsmpb.Policy, set bool) PolicyView {
 		CodeTTL:     (time.Duration(p.GetCodeTtlSeconds()) * time.Second).String(),
 		SealMinKeys: p.GetSealMinKeys(), SealPaddingJitter: p.GetSealPaddingJitter(), NoPadding: p.GetNoPadding(),
 		SMSPerHour: perHour, SMSPerNumberPerDay: perNumber, SMSLastHour: s.node.FSM().SMSSentLastHour(s.cfg.Now().Unix()),
-		Set: set,
+		CodesPerProviderPerDay: fsm.ProviderQuota(p),
+		Set:                    set,
 	}
 }
 
@@ -64,7 +69,8 @@ func (s *Server) setPolicy(c *gin.Context) {
 	if !bindStrict(c, &req) {
 		return
 	}
-	p := &fsmpb.Policy{NoPadding: req.NoPadding, SmsPerHour: req.SMSPerHour, SmsPerNumberPerDay: req.SMSPerNumberPerDay}
+	p := &fsmpb.Policy{NoPadding: req.NoPadding, SmsPerHour: req.SMSPerHour, SmsPerNumberPerDay: req.SMSPerNumberPerDay,
+		CodesPerProviderPerDay: req.CodesPerProviderPerDay}
 	for _, d := range []struct {
 		name, value string
 		into        *int64

@@ -17,7 +17,7 @@ func TestPolicyAPI(t *testing.T) {
 	}
 	w = ts.admin(http.MethodPut, "/v1/admin/policy", PolicyRequest{CodeTTL: "15m"})
 	want := PolicyView{Retention: "336h0m0s", CodeTTL: "15m0s", SealPaddingJitter: 100, NoPadding: true,
-		SMSPerHour: 1000, SMSPerNumberPerDay: 3, Set: true}
+		SMSPerHour: 1000, SMSPerNumberPerDay: 3, CodesPerProviderPerDay: 5000, Set: true}
 	if got := decode[PolicyView](t, w); w.Code != http.StatusOK || got != want {
 		t.Fatalf("set code lifetime: %d %+v, want %+v", w.Code, got, want)
 	}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -187,5 +188,31 @@ func TestSMSQuotas(t *testing.T) {
 	policy := decode[PolicyView](t, ts.admin(http.MethodGet, "/v1/admin/policy", nil))
 	if policy.SMSLastHour != 3 || policy.SMSPerHour != 3 || policy.SMSPerNumberPerDay != 2 {
 		t.Fatalf("policy as operators see it: %+v", policy)
+	}
+}
+
+// A provider issues at most the policy's daily quota of codes (a stolen
+// lab key or a runaway script issues only so many): past it the issuing
+// API answers 429 quota_exceeded, as the reference does for a realm's
+// quota, other providers go on, and the provider's workers see the count
+// on the issue page.
+func TestProviderQuota(t *testing.T) {
+	ts := verifyServer(t)
+	if w := ts.admin(http.MethodPut, "/v1/admin/policy", PolicyRequest{CodesPerProviderPerDay: 2}); w.Code != http.StatusOK {
+		t.Fatalf("set the quota: %d %s", w.Code, w.Body)
+	}
+	for range 2 {
+		issueCode(t, ts, labKey, map[string]any{"testType": "confirmed"})
+	}
+	w := ts.api("/api/issue", labKey, map[string]any{"testType": "confirmed"})
+	if got := apiAnswer(t, w); w.Code != http.StatusTooManyRequests || got["errorCode"] != "quota_exceeded" {
+		t.Fatalf("a third code in a day: %d %v", w.Code, got)
+	}
+	issueCode(t, ts, clinicKey, map[string]any{"testType": "confirmed"})
+	addWorker(t, ts, "w@lab.example", nil, "issue")
+	b := portalClient(t, ts)
+	b.signIn("w@lab.example", "correct horse battery staple")
+	if _, home, _ := b.get("/"); !strings.Contains(home, "issued 2 of at most 2 codes") {
+		t.Fatal("the issue page does not show the provider's count against its quota")
 	}
 }

@@ -30,6 +30,7 @@ func BenchmarkPublishCodes3Nodes(b *testing.B) {
 			c := newCluster(b)
 			c.form(3)
 			token := c.providerToken(c.node("n2").url(), "bench")
+			c.raiseCodeQuota()
 			// Followers check provider tokens against their own state.
 			waitApplied(b, c)
 			for range b.N {

@@ -116,6 +116,7 @@ func runSoak(t *testing.T, seed uint64, duration time.Duration) {
 	for _, name := range names {
 		c := clusters[name]
 		deviceKey, labKey := c.verificationKeys()
+		c.raiseCodeQuota()
 		run.regions = append(run.regions, &soakRegion{c: c, deviceKey: deviceKey, labKey: labKey,
 			live: c.ids(3), next: 4, acked: &ackSet{}, revised: &ackSet{}, uses: map[string]int{}, cursor: "0"})
 	}

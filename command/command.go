@@ -59,7 +59,8 @@ const (
 	// kept in clear (cmd/covid-node's sealTOTPJob).
 	SealedTOTPSecrets = 5
 	// RegionSMSQuota: a code sent by SMS names its number (keyed), and the
-	// region refuses past its hourly and per-number quotas (Policy).
+	// region refuses past its hourly and per-number quotas (Policy); a
+	// provider issues at most its daily quota of codes.
 	RegionSMSQuota = 5
 )
 
@@ -132,7 +133,7 @@ func versions(cmd *fsmpb.Command) (lo, hi uint32) {
 	if cmd.GetPutTrust().GetStartSeq() > 0 || len(cmd.GetSeal().GetPaddingPicks()) > 0 {
 		lo = 3 // earlier versions know neither start sequences nor picks
 	}
-	if p := cmd.GetSetPolicy(); p.GetSmsPerHour() > 0 || p.GetSmsPerNumberPerDay() > 0 {
+	if p := cmd.GetSetPolicy(); p.GetSmsPerHour() > 0 || p.GetSmsPerNumberPerDay() > 0 || p.GetCodesPerProviderPerDay() > 0 {
 		lo = RegionSMSQuota // earlier versions would drop the quotas
 	}
 	if cmd.GetLogin().GetUnlock() {

@@ -50,6 +50,9 @@ const (
 	// Policy.sms_per_number_per_day in the last 24 hours.
 	CodeSMSQuota    Code = "sms_quota_reached"
 	CodeNumberQuota Code = "sms_number_quota_reached"
+	// CodeProviderQuota: the provider has issued
+	// Policy.codes_per_provider_per_day codes in the last 24 hours.
+	CodeProviderQuota Code = "provider_quota_reached"
 )
 
 // Error is a refusal by the state machine: the command changed nothing

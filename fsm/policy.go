@@ -20,6 +20,9 @@ const (
 	// region sends by SMS while its policy names no quota.
 	DefaultSMSPerHour         = 1000
 	DefaultSMSPerNumberPerDay = 3
+	// DefaultCodesPerProviderPerDay bounds the codes one provider issues
+	// in 24 hours while the policy names no quota.
+	DefaultCodesPerProviderPerDay = 5000
 )
 
 // Bounds of the region policy: a typo must not void every key or code.
@@ -31,6 +34,7 @@ const (
 	maxCodeTTLSeconds   = 30 * 24 * 3600
 	maxSMSPerHour       = 1_000_000
 	maxSMSPerNumber     = 100
+	maxCodesPerProvider = 10_000_000
 )
 
 // applySetPolicy changes the region policy: every set field replaces the
@@ -48,6 +52,8 @@ func applySetPolicy(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 		return refuse(command.CodeInvalidCommand, "no padding and a padding minimum exclude each other")
 	case in.GetSmsPerHour() > maxSMSPerHour || in.GetSmsPerNumberPerDay() > maxSMSPerNumber:
 		return refuse(command.CodeInvalidCommand, "SMS quotas: at most %d an hour and %d a number a day", maxSMSPerHour, maxSMSPerNumber)
+	case in.GetCodesPerProviderPerDay() > maxCodesPerProvider:
+		return refuse(command.CodeInvalidCommand, "codes a provider issues a day: at most %d", maxCodesPerProvider)
 	}
 	p := s.effectivePolicy()
 	if v := in.GetRetentionSeconds(); v != 0 {
@@ -64,6 +70,9 @@ func applySetPolicy(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 	}
 	if v := in.GetSmsPerNumberPerDay(); v != 0 {
 		p.SmsPerNumberPerDay = v
+	}
+	if v := in.GetCodesPerProviderPerDay(); v != 0 {
+		p.CodesPerProviderPerDay = v
 	}
 	if in.GetNoPadding() {
 		p.SealMinKeys, p.NoPadding = 0, true
@@ -87,6 +96,11 @@ func (s *state) effectivePolicy() *fsmpb.Policy {
 // and per number in 24 hours (a policy that names none has the defaults).
 func SMSQuotas(p *fsmpb.Policy) (perHour, perNumber uint32) {
 	return cmp.Or(p.GetSmsPerHour(), DefaultSMSPerHour), cmp.Or(p.GetSmsPerNumberPerDay(), DefaultSMSPerNumberPerDay)
+}
+
+// ProviderQuota is the codes one provider may issue in any 24 hours.
+func ProviderQuota(p *fsmpb.Policy) uint32 {
+	return cmp.Or(p.GetCodesPerProviderPerDay(), DefaultCodesPerProviderPerDay)
 }
 
 // Policy returns the region policy in force (defaults until one is set),

@@ -94,9 +94,14 @@ func applyIssueVerificationCode(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 	case s.liveHash(c.GetShortHash(), now) || s.liveHash(c.GetLongHash(), now):
 		return refuse(command.CodeCodeCollision, "a live code has this value; draw another")
 	}
-	if len(c.GetSmsTo()) > 0 && cmd.GetVersion() >= command.RegionSMSQuota {
-		if refused := s.checkSMSQuota(c.GetSmsTo(), now); refused != nil {
-			return refused
+	if cmd.GetVersion() >= command.RegionSMSQuota {
+		if n, quota := s.issuedBy(c.GetProvider(), now), ProviderQuota(s.effectivePolicy()); c.GetProvider() != "" && n >= quota {
+			return refuse(command.CodeProviderQuota, "provider %q has issued %d codes in the last 24 hours, its quota", c.GetProvider(), n)
+		}
+		if len(c.GetSmsTo()) > 0 {
+			if refused := s.checkSMSQuota(c.GetSmsTo(), now); refused != nil {
+				return refused
+			}
 		}
 	}
 	c.IssuedUnix, c.ExpiresUnix, c.LongExpiresUnix = now, now+c.GetShortTtlSeconds(), now+c.GetLongTtlSeconds()
@@ -139,6 +144,25 @@ func (s *state) smsSent(to []byte, now int64) (hour, number uint32) {
 		}
 	}
 	return hour, number
+}
+
+// issuedBy counts the codes provider issued in the 24 hours before now.
+func (s *state) issuedBy(provider string, now int64) uint32 {
+	n := uint32(0)
+	for _, c := range s.vcodes {
+		if c.GetProvider() == provider && c.GetIssuedUnix() > now-86_400 {
+			n++
+		}
+	}
+	return n
+}
+
+// IssuedLastDay counts the codes provider issued in the 24 hours before
+// now, for the provider to see against its quota.
+func (f *FSM) IssuedLastDay(provider string, now int64) uint32 {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.state.issuedBy(provider, now)
 }
 
 // SMSSentLastHour counts the codes the region sent by SMS in the hour

@@ -19,6 +19,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/covid-backend/covid-backend/command"
+	"github.com/covid-backend/covid-backend/fsm"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 	"github.com/covid-backend/covid-backend/verify"
 )
@@ -35,17 +36,24 @@ type issueForm struct {
 	Today, Oldest string
 	SMS           bool
 	Types         []string
+	// Issued codes the provider issued in the last 24 hours, of Quota.
+	Issued, Quota uint32
 }
 
-func (p *Portal) form() issueForm {
+// form is what the issue forms show the signed-in worker, with how many
+// codes its provider issued in the last 24 hours against its quota.
+func (p *Portal) form(c *gin.Context) issueForm {
+	provider := c.MustGet(ctxUser).(*fsmpb.User).GetProvider()
 	now := p.cfg.Now().UTC()
+	policy, _ := p.region.FSM().Policy()
 	return issueForm{Today: now.Format("2006-01-02"), Oldest: now.AddDate(0, 0, -maxDateRange).Format("2006-01-02"),
-		SMS: p.cfg.SMS, Types: []string{verify.TestConfirmed, verify.TestLikely, verify.TestNegative}}
+		SMS: p.cfg.SMS, Types: []string{verify.TestConfirmed, verify.TestLikely, verify.TestNegative},
+		Issued: p.region.FSM().IssuedLastDay(provider, now.Unix()), Quota: fsm.ProviderQuota(policy)}
 }
 
 // home is the issue form (for accounts that may issue).
 func (p *Portal) home(c *gin.Context) {
-	p.render(c, http.StatusOK, "home.html", page{Title: "Issue a verification code", Data: p.form()})
+	p.render(c, http.StatusOK, "home.html", page{Title: "Issue a verification code", Data: p.form(c)})
 }
 
 // issued is the result page: the short code in large digits, its expiry
@@ -66,7 +74,7 @@ func (p *Portal) issue(c *gin.Context) {
 		SymptomDate: c.PostForm("symptomDate"), Phone: c.PostForm("phone")}
 	resp, verr := p.issuer.Issue(c.Request.Context(), u.GetProvider(), u.GetEmail(), req)
 	if verr != nil {
-		p.render(c, verr.Status, "home.html", page{Title: "Issue a verification code", Error: verr.Message, Data: p.form()})
+		p.render(c, verr.Status, "home.html", page{Title: "Issue a verification code", Error: verr.Message, Data: p.form(c)})
 		return
 	}
 	p.audit(c, "issue code", resp.UUID)
@@ -154,7 +162,7 @@ type bulkData struct {
 }
 
 func (p *Portal) bulkPage(c *gin.Context) {
-	p.render(c, http.StatusOK, "bulk.html", page{Title: "Issue codes in bulk", Data: bulkData{issueForm: p.form()}})
+	p.render(c, http.StatusOK, "bulk.html", page{Title: "Issue codes in bulk", Data: bulkData{issueForm: p.form(c)}})
 }
 
 // bulkRow is one line of a bulk upload and what became of it.
@@ -179,12 +187,12 @@ func (p *Portal) bulk(c *gin.Context) {
 		f.Close()
 	}
 	if err != nil {
-		p.render(c, http.StatusBadRequest, "bulk.html", page{Title: "Issue codes in bulk", Error: "Choose a CSV file (at most 2 MB).", Data: bulkData{issueForm: p.form()}})
+		p.render(c, http.StatusBadRequest, "bulk.html", page{Title: "Issue codes in bulk", Error: "Choose a CSV file (at most 2 MB).", Data: bulkData{issueForm: p.form(c)}})
 		return
 	}
 	rows, err := readBulk(bytes.NewReader(data))
 	if err != nil {
-		p.render(c, http.StatusBadRequest, "bulk.html", page{Title: "Issue codes in bulk", Error: err.Error(), Data: bulkData{issueForm: p.form()}})
+		p.render(c, http.StatusBadRequest, "bulk.html", page{Title: "Issue codes in bulk", Error: err.Error(), Data: bulkData{issueForm: p.form(c)}})
 		return
 	}
 	var out []bulkRow
@@ -209,7 +217,7 @@ func (p *Portal) bulk(c *gin.Context) {
 		out = append(out, row)
 	}
 	p.audit(c, "bulk issue", strings.Join([]string{strconv.Itoa(issuedCount), "of", strconv.Itoa(len(rows)), "codes"}, " "))
-	p.render(c, http.StatusOK, "bulk.html", page{Title: "Issue codes in bulk", Notice: strconv.Itoa(issuedCount) + " codes issued", Data: bulkData{p.form(), out}})
+	p.render(c, http.StatusOK, "bulk.html", page{Title: "Issue codes in bulk", Notice: strconv.Itoa(issuedCount) + " codes issued", Data: bulkData{p.form(c), out}})
 }
 
 // bulkUUID is the idempotency id of a bulk line without a uuid: the

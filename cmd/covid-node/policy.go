@@ -32,6 +32,7 @@ func policyCmd(ctx context.Context, args []string, stdout io.Writer) error {
 			fs.BoolVar(&req.NoPadding, "no-padding", false, "turn padding off")
 			fs.Func("sms-per-hour", "codes the region sends by SMS in any hour, at most (default 1000)", uintFlag(&req.SMSPerHour))
 			fs.Func("sms-per-number-per-day", "codes sent by SMS to one number in any 24 hours, at most (default 3)", uintFlag(&req.SMSPerNumberPerDay))
+			fs.Func("codes-per-provider-per-day", "codes one provider issues in any 24 hours, at most (default 5000)", uintFlag(&req.CodesPerProviderPerDay))
 		})
 		if err != nil {
 			return err

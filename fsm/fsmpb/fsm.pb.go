@@ -517,8 +517,12 @@ type Policy struct {
 	// one number in any 24 hours (0: the defaults, 1,000 and 3).
 	SmsPerHour         uint32 `protobuf:"varint,6,opt,name=sms_per_hour,json=smsPerHour,proto3" json:"sms_per_hour,omitempty"`
 	SmsPerNumberPerDay uint32 `protobuf:"varint,7,opt,name=sms_per_number_per_day,json=smsPerNumberPerDay,proto3" json:"sms_per_number_per_day,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// From version 5, the codes one provider may issue in any 24 hours
+	// (0: the default, 5,000), so that a stolen lab key or a runaway script
+	// issues only so many.
+	CodesPerProviderPerDay uint32 `protobuf:"varint,8,opt,name=codes_per_provider_per_day,json=codesPerProviderPerDay,proto3" json:"codes_per_provider_per_day,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
 }
 
 func (x *Policy) Reset() {
@@ -596,6 +600,13 @@ func (x *Policy) GetSmsPerHour() uint32 {
 func (x *Policy) GetSmsPerNumberPerDay() uint32 {
 	if x != nil {
 		return x.SmsPerNumberPerDay
+	}
+	return 0
+}
+
+func (x *Policy) GetCodesPerProviderPerDay() uint32 {
+	if x != nil {
+		return x.CodesPerProviderPerDay
 	}
 	return 0
 }
@@ -4793,7 +4804,7 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"certSha256\x12\x17\n" +
 	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x1b\n" +
-	"\ttime_unix\x18\x04 \x01(\x03R\btimeUnix\"\xa8\x02\n" +
+	"\ttime_unix\x18\x04 \x01(\x03R\btimeUnix\"\xe4\x02\n" +
 	"\x06Policy\x12+\n" +
 	"\x11retention_seconds\x18\x01 \x01(\x03R\x10retentionSeconds\x12\"\n" +
 	"\rseal_min_keys\x18\x02 \x01(\rR\vsealMinKeys\x12.\n" +
@@ -4803,7 +4814,8 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x10code_ttl_seconds\x18\x05 \x01(\x03R\x0ecodeTtlSeconds\x12 \n" +
 	"\fsms_per_hour\x18\x06 \x01(\rR\n" +
 	"smsPerHour\x122\n" +
-	"\x16sms_per_number_per_day\x18\a \x01(\rR\x12smsPerNumberPerDay\"\xa0\x05\n" +
+	"\x16sms_per_number_per_day\x18\a \x01(\rR\x12smsPerNumberPerDay\x12:\n" +
+	"\x1acodes_per_provider_per_day\x18\b \x01(\rR\x16codesPerProviderPerDay\"\xa0\x05\n" +
 	"\x06Result\x12/\n" +
 	"\arefusal\x18\x01 \x01(\v2\x15.covid.fsm.v1.RefusalR\arefusal\x12\x1b\n" +
 	"\tlog_index\x18\x02 \x01(\x04R\blogIndex\x127\n" +
