@@ -12,6 +12,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/covid-backend/covid-backend/command"
+	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 	"github.com/covid-backend/covid-backend/node"
 )
 
@@ -69,6 +71,29 @@ func (s *Server) requireMemberPeer(c *gin.Context) {
 func (s *Server) forwarder(c *gin.Context) node.Forwarder {
 	peer := node.MemberPeer(c.Request.Context())
 	return node.Forwarder{Peer: peer.ID, Operator: s.tokenRefusal(c) == ""}
+}
+
+// ctxAudited marks an admin write whose handler recorded its own, fuller
+// audit event.
+const ctxAudited = "audited"
+
+// auditAdmin records every admin write that took effect in the audit log
+// (by the admin API: its method, route and path), unless its handler
+// recorded a fuller event itself, so that what operators do from the
+// command line is in the log beside what the portal records.
+func (s *Server) auditAdmin(c *gin.Context) {
+	c.Next()
+	switch c.Request.Method {
+	case http.MethodGet, http.MethodHead:
+		return
+	}
+	if c.Writer.Status() >= http.StatusBadRequest || c.GetBool(ctxAudited) {
+		return
+	}
+	ev := &fsmpb.AuditEvent{Actor: "admin-api", Action: c.Request.Method + " " + c.FullPath(), Target: c.Request.URL.Path}
+	if err := command.Audit(c.Request.Context(), s.node, ev); err != nil {
+		s.cfg.Logger.Warn("an admin write without its audit event", "action", ev.GetAction(), "err", err)
+	}
 }
 
 // bodyLimit bounds what a request may send.

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -204,5 +205,28 @@ func TestRevokeCertAPI(t *testing.T) {
 	}
 	if w := ts.do(http.MethodPost, "/v1/admin/certs/revoked", req, jsonCT); w.Code != http.StatusUnauthorized {
 		t.Fatalf("without the admin token: %d", w.Code)
+	}
+}
+
+// What operators do through the admin API (the command line) is in the
+// audit log: every write that took effect, once (a handler's fuller event
+// stands for it), and no refused one.
+func TestAdminWritesAudited(t *testing.T) {
+	ts := newTestServer(t, time.Now)
+	newProvider(t, ts, "lab")
+	if w := ts.admin(http.MethodPost, "/v1/admin/providers", ProviderRequest{ID: "lab"}); w.Code != http.StatusConflict {
+		t.Fatalf("a refused write: %d", w.Code)
+	}
+	if w := ts.admin(http.MethodPost, "/v1/admin/users", UserRequest{Email: "ops@region.example", Name: "O", Roles: []string{"operator"},
+		Password: "a long enough password"}); w.Code != http.StatusOK {
+		t.Fatalf("add an account: %d %s", w.Code, w.Body)
+	}
+	var actions []string
+	for _, ev := range ts.node.FSM().Audit("*", 10) {
+		actions = append(actions, ev.GetAction()+" "+ev.GetTarget())
+	}
+	want := []string{"put account ops@region.example", "POST /v1/admin/providers /v1/admin/providers"}
+	if !slices.Equal(actions, want) {
+		t.Fatalf("audit log %q, want %q (newest first)", actions, want)
 	}
 }

@@ -43,6 +43,7 @@ func (s *Server) revokeCert(c *gin.Context) {
 		return
 	}
 	command.Audit(c.Request.Context(), s.node, &fsmpb.AuditEvent{Actor: "admin-api", Action: "revoke member certificate", Target: req.NodeID + " " + req.CertSHA256})
+	c.Set(ctxAudited, true)
 	c.JSON(http.StatusOK, gin.H{"revoked": req.CertSHA256})
 }
 

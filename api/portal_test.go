@@ -166,6 +166,18 @@ func TestPortalSignIn(t *testing.T) {
 	if status, _, _ := b.get("/"); status != http.StatusSeeOther {
 		t.Fatalf("a page without a session: %d, want a redirect to sign in", status)
 	}
+	// The account's managers see its refused sign-ins in the audit log (the
+	// five wrong passwords; the tries on the lock and on unknown emails
+	// write nothing).
+	refused := 0
+	for _, ev := range ts.node.FSM().Audit("lab", 50) {
+		if ev.GetAction() == "refused sign-in" && ev.GetActor() == "w@lab.example" {
+			refused++
+		}
+	}
+	if refused != 5 {
+		t.Fatalf("%d refused sign-ins in the audit log, want 5", refused)
+	}
 }
 
 // A lockout holds one client out of one account: five wrong passwords

@@ -308,7 +308,7 @@ func (s *Server) routes() (http.Handler, error) {
 	read("/v1/regions/:region/exports/index.txt", readLimit, s.regionIndex)
 	read("/v1/regions/:region/exports/:name", readLimit, s.regionFile)
 
-	admin := r.Group("/", s.requireToken, bodyLimit(maxAdminBody))
+	admin := r.Group("/", s.requireToken, bodyLimit(maxAdminBody), s.auditAdmin)
 	// A batch to import may be as large as its documentation says (the
 	// handler bounds it).
 	r.POST(pathImport, s.requireToken, s.importBatch)

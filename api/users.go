@@ -68,6 +68,7 @@ func (s *Server) putUser(c *gin.Context) {
 		return
 	}
 	command.Audit(c.Request.Context(), s.node, &fsmpb.AuditEvent{Actor: "admin-api", Provider: u.GetProvider(), Action: "put account", Target: u.GetEmail()})
+	c.Set(ctxAudited, true)
 	c.JSON(http.StatusOK, out)
 }
 

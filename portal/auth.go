@@ -99,6 +99,7 @@ func (p *Portal) login(c *gin.Context) {
 		return
 	case !account.CheckPassword(u.GetPasswordHash(), password) || u.GetDisabled():
 		command.Login(c.Request.Context(), p.region, &fsmpb.Login{Email: email, Client: client})
+		p.auditAs(c, u, "refused sign-in", "") // for its managers to see; an unknown email writes nothing
 		refuse()
 		return
 	}
@@ -142,6 +143,7 @@ func (p *Portal) totp(c *gin.Context) {
 	}
 	if err != nil || !totp.Validate(strings.TrimSpace(c.PostForm("code")), secret) {
 		command.Login(c.Request.Context(), p.region, &fsmpb.Login{Email: u.GetEmail(), Client: client})
+		p.auditAs(c, u, "refused second factor", "")
 		p.render(c, http.StatusUnauthorized, "totp.html", page{Title: "Second factor", Error: "Wrong code.", CSRF: pending.csrfToken(p.cfg.SessionKey)})
 		return
 	}

@@ -213,7 +213,11 @@ func (p *Portal) role(role string) gin.HandlerFunc {
 
 // audit records an action of the signed-in account.
 func (p *Portal) audit(c *gin.Context, action, target string) {
-	u := c.MustGet(ctxUser).(*fsmpb.User)
+	p.auditAs(c, c.MustGet(ctxUser).(*fsmpb.User), action, target)
+}
+
+// auditAs records an event of account u (signed in or not).
+func (p *Portal) auditAs(c *gin.Context, u *fsmpb.User, action, target string) {
 	if err := command.Audit(c.Request.Context(), p.region, &fsmpb.AuditEvent{Actor: u.GetEmail(), Provider: u.GetProvider(), Action: action, Target: target}); err != nil {
 		p.cfg.Logger.Error("audit event not recorded", "action", action, "err", err)
 	}
