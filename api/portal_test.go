@@ -27,6 +27,7 @@ import (
 	"github.com/covid-backend/covid-backend/command"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 	"github.com/covid-backend/covid-backend/publish"
+	"github.com/covid-backend/covid-backend/sms"
 	"github.com/covid-backend/covid-backend/verify"
 )
 
@@ -585,6 +586,30 @@ func TestPortalRollBackOnce(t *testing.T) {
 	}
 	if n := len(ts.node.FSM().Revocations()); n != 1 {
 		t.Fatalf("%d revocations after one roll-back and a refused one", n)
+	}
+}
+
+// The code's page says what the code was issued for: the test type and
+// dates chosen, and the number the SMS went to (in international format)
+// with how long its code works.
+func TestPortalCodePageEchoesTheIssue(t *testing.T) {
+	g := newFakeGateway(t)
+	ts := verifyServerWith(t, sms.NewWebhook(g.srv.URL, ""))
+	addWorker(t, ts, "w@lab.example", nil, "issue")
+	b := portalClient(t, ts)
+	b.signIn("w@lab.example", "correct horse battery staple")
+	_, home, _ := b.get("/")
+	today := time.Now().UTC().Format(time.DateOnly)
+	if status, _ := b.post("/issue", url.Values{"csrf": {formToken(t, home)}, "testType": {"likely"}, "testDate": {today},
+		"phone": {"+1 (202) 555-0143"}}); status != http.StatusSeeOther {
+		t.Fatalf("issue: %d", status)
+	}
+	_, page, _ := b.get("/issued")
+	page = html.UnescapeString(page) // as a browser shows it
+	for _, want := range []string{`id="sent-to">+12025550143<`, "works for 24 hours", "<dd>likely</dd>", "<dd>" + today + "</dd>", "not given"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the code's page does not say %q", want)
+		}
 	}
 }
 

@@ -123,10 +123,10 @@ func TestPortalInABrowser(t *testing.T) {
 	if again, againID := text(t, ctx, "#code"), text(t, ctx, "#uuid"); again != code || againID != uuid {
 		t.Fatalf("after a reload the page shows %q (%s), first %q (%s)", again, againID, code, uuid)
 	}
-	link := text(t, ctx, "#link")
-	long := strings.TrimPrefix(link, "ens://v?r=test&c=")
-	if len(long) != 16 {
-		t.Fatalf("long-code link %q", link)
+	// The page says what the code was issued for (the form's first test
+	// type, no dates given).
+	if summary := text(t, ctx, "#summary"); !strings.Contains(summary, "confirmed") || !strings.Contains(summary, "not given") {
+		t.Fatalf("the code's page does not echo what it was issued for: %q", summary)
 	}
 	// The page's own script runs under its Content-Security-Policy.
 	if cd := text(t, ctx, "#countdown"); !strings.HasPrefix(cd, "expires in 1") {

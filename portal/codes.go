@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -59,10 +58,16 @@ func (p *Portal) home(c *gin.Context) {
 // issued is the result page: the short code in large digits, its expiry
 // for the countdown, and the uuid.
 type issued struct {
-	Code, UUID, Link string
-	Expires          int64
-	Minutes          int
-	SentSMS          bool
+	Code, UUID string
+	Expires    int64
+	Minutes    int
+	// What the code was issued for, echoed so that the worker sees what
+	// was chosen: the test type, the dates (empty: not given), and the
+	// number the SMS went to, with how long its code works.
+	TestType, TestDate, SymptomDate string
+	SentTo                          string
+	LongExpires                     int64
+	LongHours                       int
 }
 
 // issue issues one code for the worker's provider, then redirects to the
@@ -78,8 +83,8 @@ func (p *Portal) issue(c *gin.Context) {
 		return
 	}
 	p.audit(c, "issue code", resp.UUID)
-	shown := issued{Code: resp.Code, UUID: resp.UUID, Link: "ens://v?r=" + url.QueryEscape(p.cfg.Region) + "&c=" + resp.LongCode,
-		Expires: resp.ExpiresAtTimestamp, SentSMS: req.Phone != "" && p.cfg.SMS}
+	shown := issued{Code: resp.Code, UUID: resp.UUID, Expires: resp.ExpiresAtTimestamp, TestType: strings.ToLower(req.TestType),
+		TestDate: req.TestDate, SymptomDate: req.SymptomDate, SentTo: resp.SentTo, LongExpires: resp.LongExpiresAtTimestamp}
 	if err := p.setFlash(c, "issued", u.GetEmail(), shown, time.Until(time.Unix(resp.ExpiresAtTimestamp, 0))); err != nil {
 		p.render(c, http.StatusInternalServerError, "message.html", page{Title: "Error", Error: "The code was issued but cannot be shown; expire it under Recent codes."})
 		return
@@ -98,6 +103,7 @@ func (p *Portal) issuedPage(c *gin.Context) {
 		return
 	}
 	shown.Minutes = int(time.Until(time.Unix(shown.Expires, 0)).Round(time.Minute) / time.Minute)
+	shown.LongHours = int(time.Until(time.Unix(shown.LongExpires, 0)).Round(time.Hour) / time.Hour)
 	p.render(c, http.StatusOK, "issued.html", page{Title: "Verification code", Data: shown})
 }
 

@@ -114,7 +114,7 @@ func (i *Issuer) Issue(ctx context.Context, provider, issuedBy string, req Issue
 	if verr != nil {
 		return IssueResponse{}, verr
 	}
-	return IssueResponse{UUID: got.GetUuid(), Code: short, LongCode: long,
+	return IssueResponse{UUID: got.GetUuid(), Code: short, LongCode: long, SentTo: phone,
 		ExpiresAt: FormatExpiry(got.GetExpiresUnix()), ExpiresAtTimestamp: got.GetExpiresUnix(),
 		LongExpiresAt: FormatExpiry(got.GetLongExpiresUnix()), LongExpiresAtTimestamp: got.GetLongExpiresUnix()}, nil
 }

@@ -71,9 +71,11 @@ type IssueResponse struct {
 	LongExpiresAtTimestamp int64  `json:"longExpiresAtTimestamp,omitempty"`
 	ErrorFields
 	Padding string `json:"padding,omitempty"`
-	// LongCode is for the portal's page only (a link the worker may pass
-	// on); the issuing API never answers it.
+	// LongCode is for the portal only; the issuing API never answers it.
 	LongCode string `json:"-"`
+	// SentTo is the number the long code went to by SMS, in international
+	// format (empty: none), for the portal's page to show.
+	SentTo string `json:"-"`
 }
 
 // BatchIssueRequest is the body of POST /api/batch-issue.
