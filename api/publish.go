@@ -21,6 +21,7 @@ const (
 	ctxUploadStart = "upload-start"
 	ctxUploadBody  = "upload-body"
 	ctxUploadReq   = "upload-request"
+	ctxUploadCode  = "upload-code"
 )
 
 // readUpload reads an upload's body (bounded) before it takes one of the
@@ -54,6 +55,7 @@ func (s *Server) readUpload(c *gin.Context) {
 		}
 		c.Set(ctxUploadReq, req)
 		if code, ok := s.parseUploadCode(req.VerificationPayload); ok {
+			c.Set(ctxUploadCode, code) // its keyed hashes, made once
 			s.awaitCode(c.Request.Context(), code)
 		}
 	}
@@ -116,7 +118,7 @@ func (s *Server) chaff(c *gin.Context, start time.Time, body []byte) {
 func (s *Server) upload(c *gin.Context, req *publish.Request) (publish.Response, error) {
 	var v *publish.Verified
 	var err error
-	code, isCode := s.parseUploadCode(req.VerificationPayload)
+	code, isCode := c.Value(ctxUploadCode).(uploadCode) // readUpload parsed it
 	if isCode {
 		v, err = s.verifyCode(c, req, code)
 	} else {

@@ -355,8 +355,10 @@ func (f *FSM) VerificationCode(uuid string) (*fsmpb.VerificationCode, bool) {
 // HasVerificationCode tells whether a code with one of the hashes is
 // known, so that a guess at an unknown code costs no raft entry.
 func (f *FSM) HasVerificationCode(hashes [][]byte) bool {
-	_, _, ok := f.VerificationCodeFor(hashes)
-	return ok
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	c, _ := f.state.verificationCodeFor(hashes)
+	return c != nil
 }
 
 // VerificationCodeFor returns a copy of the code one of the hashes names,
