@@ -96,7 +96,7 @@ func (r *soakRegion) pick(rng *rand.Rand) string {
 
 // soakRun is the state of one run shared by clients and the nemesis.
 type soakRun struct {
-	t       *testing.T
+	t       *soakT
 	regions []*soakRegion
 	fw      *firewall
 	proxy   *linkProxy
@@ -106,12 +106,14 @@ type soakRun struct {
 }
 
 func runSoak(t *testing.T, seed uint64, duration time.Duration) {
+	st := &soakT{T: t}
+	t.Cleanup(st.repeat) // first registered, so it runs after the nodes' logs are shown
 	fw := newFirewall(t, 200+int(seed%50))
 	names := []string{"SA", "SB"}
 	proxy := newLinkProxy(t)
 	clusters := federatedRegionsWith(t, t.TempDir(), names, 3, func(c *cluster) { c.proxy = proxy }, append(verificationFlags(t),
 		"--seal-interval", "5s", "--seal-min-keys", "0", "--code-failures-per-hour", "0")...)
-	run := &soakRun{t: t, fw: fw, proxy: proxy, tally: soak.NewTally(), history: &soak.History{},
+	run := &soakRun{t: st, fw: fw, proxy: proxy, tally: soak.NewTally(), history: &soak.History{},
 		client: &http.Client{Timeout: 5 * time.Second}}
 	for _, name := range names {
 		c := clusters[name]
@@ -145,11 +147,55 @@ func runSoak(t *testing.T, seed uint64, duration time.Duration) {
 	result.Seed, result.Duration = seed, duration
 	t.Logf("\n%s", run.tally.Table(result))
 	if result.KeysAcknowledged == 0 {
-		t.Fatal("no upload was acknowledged: the soak tested nothing")
+		st.Fatal("no upload was acknowledged: the soak tested nothing")
 	}
 	if !result.Linearizable {
-		t.Fatalf("code claims and consistent reads are not linearizable:\n%s", result.LinearizabilityCheck)
+		st.Fatalf("code claims and consistent reads are not linearizable:\n%s", result.LinearizabilityCheck)
 	}
+}
+
+// soakT is the soak's test, which keeps what failed and says it again at
+// the very end: the nodes' logs shown on failure would otherwise bury it,
+// and CI shows only the end of a run.
+type soakT struct {
+	*testing.T
+	mu       sync.Mutex
+	failures []string
+}
+
+func (t *soakT) note(msg string) {
+	t.mu.Lock()
+	t.failures = append(t.failures, msg)
+	t.mu.Unlock()
+}
+
+// Error, Errorf, Fatal and Fatalf note the failure and report it.
+func (t *soakT) Error(args ...any) { t.Helper(); t.note(fmt.Sprint(args...)); t.T.Error(args...) }
+func (t *soakT) Errorf(format string, args ...any) {
+	t.Helper()
+	t.note(fmt.Sprintf(format, args...))
+	t.T.Errorf(format, args...)
+}
+func (t *soakT) Fatal(args ...any) { t.Helper(); t.note(fmt.Sprint(args...)); t.T.Fatal(args...) }
+func (t *soakT) Fatalf(format string, args ...any) {
+	t.Helper()
+	t.note(fmt.Sprintf(format, args...))
+	t.T.Fatalf(format, args...)
+}
+
+// repeat says the failures again, and that any other failure came from
+// the harness (a node that did not come back, a command that failed).
+func (t *soakT) repeat() {
+	if !t.Failed() {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.failures) == 0 {
+		t.Logf("the soak failed in its harness: see the first error above the nodes' logs")
+		return
+	}
+	t.Logf("the soak failed on (said again after the nodes' logs):\n%s", strings.Join(t.failures, "\n"))
 }
 
 // runClient is one app client of a region: worker 0 and 1 upload with the
