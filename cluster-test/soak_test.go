@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -760,16 +761,25 @@ func (run *soakRun) checkFederated(r *soakRegion) {
 	}
 }
 
-// seal asks a region to seal now; nothing to seal (409) is fine.
+// seal asks a region to seal now, as an operator would: an answer that
+// asks for a retry (5xx, none) is retried for up to 30 s; nothing to seal
+// (409) is fine; anything else is a failure.
 func (run *soakRun) seal(r *soakRegion) {
-	req, _ := http.NewRequest(http.MethodPost, r.c.node(r.members()[0]).url()+"/v1/admin/seal", nil)
-	req.Header.Set("Authorization", "Bearer "+r.c.token)
-	resp, err := r.c.client.Do(req)
-	if err != nil {
-		run.t.Fatalf("%s: seal: %v", r.c.region, err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusConflict {
-		run.t.Fatalf("%s: seal: %d", r.c.region, resp.StatusCode)
+	var status int
+	var body []byte
+	r.c.waitFor(r.c.region+" to seal", 30*time.Second, func() bool {
+		req, _ := http.NewRequest(http.MethodPost, r.c.node(r.members()[0]).url()+"/v1/admin/seal", nil)
+		req.Header.Set("Authorization", "Bearer "+r.c.token)
+		resp, err := r.c.client.Do(req)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		status = resp.StatusCode
+		body, _ = io.ReadAll(resp.Body)
+		return status < 500
+	})
+	if status != http.StatusOK && status != http.StatusConflict {
+		run.t.Fatalf("%s: seal: %d %s", r.c.region, status, body)
 	}
 }

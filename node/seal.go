@@ -61,6 +61,36 @@ func paddingPicks(regionVersion uint32, n int) ([]uint32, error) {
 	return picks, nil
 }
 
+// sealAttempts is how often sealNext numbers a seal again after another
+// seal took its number first.
+const sealAttempts = 3
+
+// sealNext proposes sl as the batch after the last one this node knows of.
+// The number comes from this node's state, which on a follower lags the
+// leader's, and a scheduled seal may take it a moment before: so it first
+// catches up with what the leader has applied, and numbers the seal again
+// when the state machine answers stale_seal (an operator's "seal now"
+// through a follower answered 400 in the fault soak).
+func (n *Node) sealNext(ctx context.Context, sl *fsmpb.Seal) (*fsmpb.SealResult, error) {
+	for attempt := 1; ; attempt++ {
+		// Best effort: a seal numbered from a state that lags is refused
+		// (stale_seal) and numbered again; no leader fails the seal itself.
+		_ = n.CatchUp(ctx)
+		sl.Seq = n.fsm.LastBatch() + 1
+		res, err := command.Seal(ctx, n, sl)
+		var refused *command.Error
+		switch {
+		case errors.As(err, &refused) && refused.Code == command.CodeNothingToSeal:
+			return nil, ErrNothingToSeal
+		case errors.As(err, &refused) && refused.Code == command.CodeStaleSeal && attempt < sealAttempts:
+			continue
+		case err != nil:
+			return nil, fmt.Errorf("seal batch %d: %w", sl.Seq, err)
+		}
+		return res, nil
+	}
+}
+
 // SealNow seals the next batch through raft: the leader draws the padding
 // keys (randomness stays out of Apply), as many as the region policy asks,
 // and the state machine decides, the same on every node, which keys the
@@ -95,15 +125,10 @@ func (n *Node) SealNow(ctx context.Context) (*fsmpb.SealResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	seq := n.fsm.LastBatch() + 1
-	res, err := command.Seal(ctx, n, &fsmpb.Seal{Seq: seq, TargetKeys: uint32(target), Padding: padding, Origin: n.cfg.Region,
+	res, err := n.sealNext(ctx, &fsmpb.Seal{TargetKeys: uint32(target), Padding: padding, Origin: n.cfg.Region,
 		Signers: n.cfg.ExportSigners, PaddingPicks: picks})
-	var refused *command.Error
-	if errors.As(err, &refused) && refused.Code == command.CodeNothingToSeal {
-		return nil, ErrNothingToSeal
-	}
 	if err != nil {
-		return nil, fmt.Errorf("seal batch %d: %w", seq, err)
+		return nil, err
 	}
 	// How many keys were real is what padding hides: counts only at debug.
 	n.cfg.Logger.Info("sealed batch", "seq", res.GetSeq())
