@@ -77,6 +77,9 @@ type Shared struct {
 	// derive keys of their own from them (portal sessions, the seal of
 	// second-factor secrets).
 	CodeKeys [][]byte
+	// StatsThreshold is the smallest count statistics show as it is
+	// (Verification.StatsThreshold).
+	StatsThreshold int
 }
 
 // Server serves one node's HTTP API.
@@ -292,7 +295,7 @@ func (s *Server) routes() (http.Handler, error) {
 	}
 	shared := Shared{CodeKeys: s.codeKeys}
 	if s.cfg.Verification != nil {
-		shared.Issuer = s.issuer
+		shared.Issuer, shared.StatsThreshold = s.issuer, s.cfg.Verification.StatsThreshold
 	}
 	for _, mount := range s.cfg.Mounts {
 		if err := mount(r.Group("", readLimit), shared); err != nil {

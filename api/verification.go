@@ -44,6 +44,9 @@ type Verification struct {
 	Region      string
 	// Phones are the numbers codes are sent to, and how many an hour.
 	Phones verify.Phones
+	// StatsThreshold is the smallest count the statistics show as it is,
+	// in the stats API and the portal (0: stats.DefaultThreshold).
+	StatsThreshold int
 }
 
 // Context keys of the verification routes.

@@ -216,6 +216,11 @@ func TestOperatorConsoleInABrowser(t *testing.T) {
 	ctx := browser(t)
 	signIn(t, ctx, base, "ops@region.example", "correct horse battery staple", "#members")
 	shot(t, ctx, "portal-region")
+	run(t, ctx, "statistics", chromedp.Navigate(base+"/stats"), chromedp.WaitVisible(css("#stats")))
+	shot(t, ctx, "portal-stats")
+	if rows, err := chromedp.Run(ctx, chromedp.Evaluate[int64](`document.querySelectorAll("#stats tbody tr").length`)); err != nil || rows != 14 {
+		t.Fatalf("the statistics list %d days (%v), want 14", rows, err)
+	}
 	members, leader := text(t, ctx, "#members"), text(t, ctx, "#leader")
 	for _, id := range c.ids(3) {
 		if !strings.Contains(members, id) {
@@ -345,12 +350,14 @@ func TestPortalOnAPhone(t *testing.T) {
 			{"/users", "main h1", nil},
 			{"/apikeys", "main h1", nil},
 			{"/audit", "main h1", nil},
+			{"/stats", "#stats", []string{"#csv"}},
 			{"/account", "main h1", []string{"form button.primary"}},
 		}},
 		{"ops@region.example", "#members", []page{
 			{"/region", "#members", []string{"header form button"}},
 			{"/revocations", "#submissions", []string{"button.revoke", "input[name=reason]"}},
 			{"/audit", "main h1", nil},
+			{"/stats", "#stats", []string{"#provider", "#csv"}},
 		}},
 	} {
 		ctx := browser(t)

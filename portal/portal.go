@@ -24,6 +24,7 @@ import (
 	"github.com/covid-backend/covid-backend/fsm"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 	"github.com/covid-backend/covid-backend/node"
+	"github.com/covid-backend/covid-backend/stats"
 	"github.com/covid-backend/covid-backend/verify"
 )
 
@@ -63,8 +64,11 @@ type Config struct {
 	SMS bool
 	// Region names the region in the long-code link (ens://v?r=…).
 	Region string
-	Now    func() time.Time
-	Logger *slog.Logger
+	// StatsThreshold is the smallest count the statistics show as it is
+	// (0: stats.DefaultThreshold).
+	StatsThreshold int
+	Now            func() time.Time
+	Logger         *slog.Logger
 }
 
 // Portal serves the pages.
@@ -92,6 +96,9 @@ func SessionKey(codeKey []byte) []byte {
 // New parses the embedded templates; a nil Now is time.Now, a nil Logger
 // the default.
 func New(cfg Config, region Region, issuer Issuer) (*Portal, error) {
+	if cfg.StatsThreshold <= 0 {
+		cfg.StatsThreshold = stats.DefaultThreshold
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -136,6 +143,8 @@ func (p *Portal) Routes(r gin.IRouter) {
 	in.GET("/apikeys", p.role("apikeys"), p.apiKeys)
 	in.POST("/apikeys", p.role("apikeys"), p.addAPIKey)
 	in.GET("/audit", p.auditRole, p.auditPage)
+	in.GET("/stats", p.statsRole, p.statsPage)
+	in.GET("/stats.csv", p.statsRole, p.statsCSV)
 	in.GET("/region", p.role("operator"), p.regionPage)
 	in.GET("/revocations", p.role("operator"), p.revocations)
 	in.POST("/revocations", p.role("operator"), p.revoke)

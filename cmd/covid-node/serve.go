@@ -155,7 +155,7 @@ func portalMount(region string, now func() time.Time, logger *slog.Logger, n *no
 			return nil // no verification service: no codes to issue
 		}
 		p, err := portal.New(portal.Config{SessionKey: portal.SessionKey(shared.CodeKeys[0]), CodeKeys: shared.CodeKeys,
-			SMS: shared.Issuer.SMS(), Region: region, Now: now, Logger: logger}, n, shared.Issuer)
+			SMS: shared.Issuer.SMS(), Region: region, StatsThreshold: shared.StatsThreshold, Now: now, Logger: logger}, n, shared.Issuer)
 		if err != nil {
 			return fmt.Errorf("portal: %w", err)
 		}

@@ -64,7 +64,8 @@ func verification(c *serveConfig) (*api.Verification, node.LeaderJob, error) {
 	}
 	v := &api.Verification{Issuer: issuer, Audience: audience, TokenKeys: tokenKeys, CertKeys: certKeys, ShortTTL: c.VerifyCodeTTL,
 		LongTTL: c.VerifyLongCodeTTL, SMSTemplate: c.SMSTemplate, Region: c.Region,
-		Phones: verify.Phones{Region: c.SMSRegion, Allowed: splitList(c.SMSAllowedRegions), PerHour: c.SMSPerHour}}
+		Phones:         verify.Phones{Region: c.SMSRegion, Allowed: splitList(c.SMSAllowedRegions), PerHour: c.SMSPerHour},
+		StatsThreshold: c.StatsThreshold}
 	if err := v.Phones.Validate(); err != nil {
 		return nil, nil, fmt.Errorf("--sms-region, --sms-allowed-regions: %w", err)
 	}

@@ -1,0 +1,118 @@
+package api
+
+import (
+	"context"
+	"encoding/csv"
+	"html"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/covid-backend/covid-backend/account"
+	"github.com/covid-backend/covid-backend/command"
+	"github.com/covid-backend/covid-backend/fsm/fsmpb"
+	"github.com/covid-backend/covid-backend/verify"
+)
+
+// statsRegion is a verification server where the lab issued 12 codes
+// today and expired 2 of them, and the clinic issued 3: counts both above
+// and below the threshold of 10.
+func statsRegion(t *testing.T) *testServer {
+	t.Helper()
+	ts := verifyServer(t)
+	var uuids []string
+	for range 12 {
+		uuids = append(uuids, issueCode(t, ts, labKey, verify.IssueRequest{TestType: "confirmed"}).UUID)
+	}
+	for _, u := range uuids[:2] {
+		if _, err := command.ExpireVerificationCode(context.Background(), ts.node, u, "lab"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 3 {
+		issueCode(t, ts, clinicKey, verify.IssueRequest{TestType: "confirmed"})
+	}
+	if _, err := command.PutUser(context.Background(), ts.node, &fsmpb.User{Email: "ops@region.example", Name: "O", Roles: []string{"operator"},
+		PasswordHash: account.HashPassword("correct horse battery staple")}); err != nil {
+		t.Fatal(err)
+	}
+	return ts
+}
+
+// todayRow is the statistics table's row of today, as a browser shows it.
+func todayRow(t *testing.T, page string) string {
+	t.Helper()
+	page = html.UnescapeString(page)
+	i := strings.Index(page, `<td data-label="Day">`+time.Now().UTC().Format(time.DateOnly))
+	if i < 0 {
+		t.Fatalf("no row of today on the page:\n%s", page)
+	}
+	return page[i : i+strings.Index(page[i:], "</tr>")]
+}
+
+// The statistics page: a lab's account that follows codes sees its own
+// figures only (whatever it asks for), small counts read "<10" in the
+// table and in the charts' titles, an account without the role is turned
+// away, and an operator picks the region or any provider.
+func TestPortalStatistics(t *testing.T) {
+	ts := statsRegion(t)
+	addWorker(t, ts, "m@lab.example", nil, "codes")
+	addWorker(t, ts, "n@lab.example", nil, "issue")
+	lab := portalClient(t, ts)
+	lab.signIn("m@lab.example", "correct horse battery staple")
+	status, page, _ := lab.get("/stats?provider=clinic")
+	if status != http.StatusOK || !strings.Contains(page, "Statistics of lab") {
+		t.Fatalf("the lab's statistics: %d", status)
+	}
+	row := todayRow(t, page)
+	for _, want := range []string{`"Codes issued">12<`, `"Used">0<`, `"Expired unused"><10<`, `"Minutes to use (median)">–<`} {
+		if !strings.Contains(row, want) {
+			t.Errorf("the lab's row of today lacks %s: %s", want, row)
+		}
+	}
+	if !strings.Contains(page, "&lt;10</title>") || strings.Contains(page, ": 2</title>") {
+		t.Error("a chart shows a held-back count")
+	}
+	nurse := portalClient(t, ts)
+	nurse.signIn("n@lab.example", "correct horse battery staple")
+	if status, _, _ := nurse.get("/stats"); status != http.StatusForbidden {
+		t.Errorf("a nurse without the codes role: %d, want 403", status)
+	}
+
+	ops := portalClient(t, ts)
+	ops.signIn("ops@region.example", "correct horse battery staple")
+	_, page, _ = ops.get("/stats")
+	if row := todayRow(t, page); !strings.Contains(row, `"Codes issued">15<`) || !strings.Contains(page, `<option value="clinic">`) {
+		t.Errorf("the region's row of today: %s", row)
+	}
+	_, page, _ = ops.get("/stats?provider=clinic")
+	if row := todayRow(t, page); !strings.Contains(row, `"Codes issued"><10<`) {
+		t.Errorf("the clinic's row of today: %s", row)
+	}
+	if status, _, _ := ops.get("/stats?provider=nobody"); status != http.StatusNotFound {
+		t.Errorf("a provider that does not exist: %d, want 404", status)
+	}
+}
+
+// The CSV download holds back as the page does, for the series the
+// account may see.
+func TestPortalStatisticsCSV(t *testing.T) {
+	ts := statsRegion(t)
+	addWorker(t, ts, "m@lab.example", nil, "codes")
+	lab := portalClient(t, ts)
+	lab.signIn("m@lab.example", "correct horse battery staple")
+	status, body, h := lab.get("/stats.csv")
+	if status != http.StatusOK || !strings.HasPrefix(h.Get("Content-Type"), "text/csv") || !strings.Contains(h.Get("Content-Disposition"), "statistics-lab-") {
+		t.Fatalf("CSV: %d %v", status, h)
+	}
+	rows, err := csv.NewReader(strings.NewReader(body)).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := rows[len(rows)-1]
+	if len(rows) != 15 || strings.Join(rows[0][:5], ",") != "date,provider,codes_issued,codes_used,codes_expired" ||
+		strings.Join(last[:5], ",") != time.Now().UTC().Format(time.DateOnly)+",lab,12,0,<10" {
+		t.Errorf("CSV: %d rows, header %v, today %v", len(rows), rows[0], last)
+	}
+}

@@ -1,0 +1,142 @@
+package portal
+
+import (
+	"fmt"
+	"html/template"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/covid-backend/covid-backend/fsm/fsmpb"
+	"github.com/covid-backend/covid-backend/stats"
+)
+
+// statsView is the statistics page: one series (the region's or a
+// provider's), its charts and its days, newest first, as stats.Show holds
+// them back.
+type statsView struct {
+	// Provider is the series shown ("" for the whole region); Providers
+	// are an operator's other choices.
+	Provider  string
+	Providers []string
+	// Threshold is the smallest count shown; Below, the largest held.
+	Threshold, Below int
+	Charts           []chart
+	Days             []stats.Shown
+}
+
+// statsRole admits operators (the whole region, any provider) and a
+// provider's accounts that follow its codes (role codes: its own figures).
+func (p *Portal) statsRole(c *gin.Context) {
+	if u := c.MustGet(ctxUser).(*fsmpb.User); !has(u, "operator") && !has(u, "codes") {
+		p.render(c, http.StatusForbidden, "message.html", page{Title: "Not allowed", Error: "Your account may not do this."})
+		c.Abort()
+	}
+}
+
+// statsSeries is the series the account asked for and may see: a
+// provider's account its own, an operator the region's or a provider's
+// (?provider=); false for a provider that does not exist.
+func (p *Portal) statsSeries(c *gin.Context) (stats.Series, []string, bool) {
+	u := c.MustGet(ctxUser).(*fsmpb.User)
+	want := c.Query("provider")
+	if u.GetProvider() != "" {
+		want = u.GetProvider()
+	}
+	rep := stats.Compute(p.region.FSM(), p.cfg.Now(), stats.Days)
+	var names []string
+	if has(u, "operator") {
+		for _, pr := range p.region.FSM().Providers() {
+			names = append(names, pr.GetId())
+		}
+	}
+	if want == "" {
+		return rep.Region, names, true
+	}
+	if i := slices.IndexFunc(rep.Providers, func(s stats.Series) bool { return s.Provider == want }); i >= 0 {
+		return rep.Providers[i], names, true
+	}
+	if _, ok := p.region.FSM().Provider(want); ok { // no codes nor uploads in the report's days
+		return emptySeries(rep.Region, want), names, true
+	}
+	return stats.Series{}, names, false
+}
+
+// emptySeries is a series of no figures on the days of like.
+func emptySeries(like stats.Series, provider string) stats.Series {
+	s := stats.Series{Provider: provider, Days: make([]stats.Day, len(like.Days))}
+	for i, d := range like.Days {
+		s.Days[i].Date = d.Date
+	}
+	return s
+}
+
+func (p *Portal) statsPage(c *gin.Context) {
+	s, names, ok := p.statsSeries(c)
+	if !ok {
+		p.render(c, http.StatusNotFound, "message.html", page{Title: "Not found", Error: "There is no provider of that name."})
+		return
+	}
+	t := p.cfg.StatsThreshold
+	v := statsView{Provider: s.Provider, Providers: names, Threshold: t, Below: t - 1}
+	for _, d := range s.Days {
+		v.Days = append(v.Days, stats.Show(d, t))
+	}
+	slices.Reverse(v.Days)
+	v.Charts = []chart{
+		{"Codes issued per day", heldBars(s.Days, t, func(d stats.Day) int { return d.Issued })},
+		{"Codes used per day", heldBars(s.Days, t, func(d stats.Day) int { return d.Used })},
+		{"Codes expired unused per day", heldBars(s.Days, t, func(d stats.Day) int { return d.Expired })},
+		{"Uploads per day", heldBars(s.Days, t, func(d stats.Day) int { return d.Uploads })},
+	}
+	title := "Statistics of the region"
+	if s.Provider != "" {
+		title = "Statistics of " + s.Provider
+	}
+	p.render(c, http.StatusOK, "stats.html", page{Title: title, Data: v})
+}
+
+// statsCSV downloads the page's figures as a CSV file, held back alike.
+func (p *Portal) statsCSV(c *gin.Context) {
+	s, _, ok := p.statsSeries(c)
+	if !ok {
+		p.render(c, http.StatusNotFound, "message.html", page{Title: "Not found", Error: "There is no provider of that name."})
+		return
+	}
+	name := "region"
+	if s.Provider != "" {
+		name = s.Provider
+	}
+	c.Header("Content-Type", "text/csv; charset=utf-8")
+	c.Header("Content-Disposition", fmt.Sprintf("attachment; filename=%q", "statistics-"+name+"-"+p.cfg.Now().UTC().Format("2006-01-02")+".csv"))
+	if err := stats.WriteCSV(c.Writer, []stats.Series{s}, p.cfg.StatsThreshold); err != nil {
+		p.cfg.Logger.Error("statistics CSV", "err", err)
+	}
+}
+
+// heldBars draws a day's count as a bar, oldest day left; a count held
+// back is a pale bar as high as the threshold, titled "<threshold", so
+// that the chart says no more than the table.
+func heldBars(days []stats.Day, threshold int, get func(stats.Day) int) template.HTML {
+	const w, h, step, bw = 364, 110, 26, 22
+	top := threshold
+	for _, d := range days {
+		top = max(top, get(d))
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" role="img">`, w, h+18)
+	for i, d := range days {
+		n, fill, title := get(d), "#0b4f6c", fmt.Sprint(get(d))
+		if !stats.Visible(n, threshold) {
+			n, fill, title = threshold, "#b8cbd6", fmt.Sprintf("&lt;%d", threshold)
+		}
+		bh := float64(n) / float64(top) * h
+		fmt.Fprintf(&b, `<rect x="%d" y="%.1f" width="%d" height="%.1f" fill="%s"><title>%s: %s</title></rect>`,
+			i*step, h-bh, bw, bh, fill, d.Date.Format("2006-01-02"), title)
+	}
+	fmt.Fprintf(&b, `<text x="0" y="%d" font-size="11">%d days ago</text><text x="%d" y="%d" font-size="11" text-anchor="end">today · max %d</text></svg>`,
+		h+14, len(days)-1, w, h+14, top)
+	return template.HTML(b.String())
+}
