@@ -295,7 +295,7 @@ func (s *Server) routes() (http.Handler, error) {
 	}
 	shared := Shared{CodeKeys: s.codeKeys}
 	if s.cfg.Verification != nil {
-		shared.Issuer, shared.StatsThreshold = s.issuer, s.cfg.Verification.StatsThreshold
+		shared.Issuer, shared.StatsThreshold = s.issuer, s.statsThreshold()
 	}
 	for _, mount := range s.cfg.Mounts {
 		if err := mount(r.Group("", readLimit), shared); err != nil {

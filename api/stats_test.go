@@ -2,16 +2,21 @@ package api
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/csv"
+	"fmt"
 	"html"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/covid-backend/covid-backend/account"
 	"github.com/covid-backend/covid-backend/command"
+	"github.com/covid-backend/covid-backend/fsm"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
+	"github.com/covid-backend/covid-backend/stats"
 	"github.com/covid-backend/covid-backend/verify"
 )
 
@@ -114,5 +119,81 @@ func TestPortalStatisticsCSV(t *testing.T) {
 	if len(rows) != 15 || strings.Join(rows[0][:5], ",") != "date,provider,codes_issued,codes_used,codes_expired" ||
 		strings.Join(last[:5], ",") != time.Now().UTC().Format(time.DateOnly)+",lab,12,0,<10" {
 		t.Errorf("CSV: %d rows, header %v, today %v", len(rows), rows[0], last)
+	}
+}
+
+// statsKey registers a stats key (of a provider, or the region's with
+// provider "") and returns it.
+func statsKey(t *testing.T, ts *testServer, name, provider string) string {
+	t.Helper()
+	h := sha256.Sum256([]byte(name))
+	if err := command.PutAPIKey(context.Background(), ts.node, &fsmpb.ApiKey{Hash: h[:], Name: name, Kind: fsm.APIKeyStats, Provider: provider}); err != nil {
+		t.Fatal(err)
+	}
+	return name
+}
+
+// The stats API answers a stats key alone, in the reference's shape
+// (statistics newest first, each a date and its data), with the key's
+// scope: the region's key reads the region and every provider, a
+// provider's key its own figures whatever the path; small counts are null
+// as they are "<10" on the pages.
+func TestStatsAPI(t *testing.T) {
+	ts := statsRegion(t)
+	region, lab := statsKey(t, ts, "ha-stats", ""), statsKey(t, ts, "lab-stats", "lab")
+	get := func(path, key string) *httptest.ResponseRecorder {
+		return ts.do(http.MethodGet, path, nil, map[string]string{"X-API-Key": key})
+	}
+	for _, key := range []string{deviceKey, labKey, "no such key"} {
+		if w := get("/api/stats/realm.json", key); w.Code != http.StatusUnauthorized {
+			t.Errorf("stats with key %q: %d, want 401", key, w.Code)
+		}
+	}
+	type doc struct {
+		Region, Provider string
+		Statistics       []struct {
+			Date time.Time
+			Data map[string]*int64
+		}
+	}
+	today := func(d doc) map[string]*int64 {
+		if len(d.Statistics) != stats.Days || d.Statistics[0].Date.Format(time.DateOnly) != time.Now().UTC().Format(time.DateOnly) {
+			t.Fatalf("%d days, the first %v: want %d, today first", len(d.Statistics), d.Statistics[0].Date, stats.Days)
+		}
+		return d.Statistics[0].Data
+	}
+	num := func(p *int64) string {
+		if p == nil {
+			return "null"
+		}
+		return fmt.Sprint(*p)
+	}
+	for _, tc := range []struct {
+		name, path, key, provider string
+		issued, expired           string
+	}{
+		{"the region's key", "/api/stats/realm.json", region, "", "15", "null"},
+		{"the lab's key", "/api/stats/realm.json", lab, "lab", "12", "null"},
+	} {
+		w := get(tc.path, tc.key)
+		d := decode[doc](t, w)
+		if w.Code != http.StatusOK || d.Provider != tc.provider {
+			t.Fatalf("%s: %d, provider %q", tc.name, w.Code, d.Provider)
+		}
+		if data := today(d); num(data["codes_issued"]) != tc.issued || num(data["codes_expired"]) != tc.expired || num(data["codes_claimed"]) != "0" {
+			t.Errorf("%s: today issued %s expired %s claimed %s, want %s, %s, 0", tc.name, num(data["codes_issued"]),
+				num(data["codes_expired"]), num(data["codes_claimed"]), tc.issued, tc.expired)
+		}
+	}
+	all := decode[struct{ Providers []doc }](t, get("/api/stats/providers.json", region))
+	own := decode[struct{ Providers []doc }](t, get("/api/stats/providers.json", lab))
+	if len(all.Providers) != 2 || all.Providers[0].Provider != "clinic" || num(today(all.Providers[0])["codes_issued"]) != "null" ||
+		len(own.Providers) != 1 || own.Providers[0].Provider != "lab" {
+		t.Errorf("providers: the region's key sees %d, the lab's %d", len(all.Providers), len(own.Providers))
+	}
+	w := get("/api/stats/providers.csv", region)
+	rows, err := csv.NewReader(w.Body).ReadAll()
+	if err != nil || w.Code != http.StatusOK || len(rows) != 1+2*stats.Days || rows[len(rows)-1][1] != "lab" || rows[len(rows)-1][2] != "12" {
+		t.Errorf("providers.csv: %d, %d rows (%v)", w.Code, len(rows), err)
 	}
 }

@@ -81,6 +81,7 @@ func (s *Server) verificationRoutes(r gin.IRoutes, limit gin.HandlerFunc) {
 	// after an app verified it, maybe through another node.
 	r.POST("/api/checkcodestatus", append(issuing, s.consistentRead, s.checkCodeStatus)...)
 	r.POST("/api/expirecode", append(issuing, s.expireCode)...)
+	s.statsRoutes(r, limit)
 }
 
 // chaffApart runs real for real requests and decoy for decoys.

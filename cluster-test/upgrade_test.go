@@ -10,9 +10,9 @@ import (
 )
 
 // previousRelease is the last commit of the previous build (command
-// version 4); the upgrade test runs it beside this one. A build supports
+// version 5); the upgrade test runs it beside this one. A build supports
 // upgrading from the previous release only (docs/design.md).
-const previousRelease = "c6406367924b566bc30346fa2d925f02860eb1a3"
+const previousRelease = "0426e0ef632e975ef70155606d2f362c55e8cdca"
 
 // buildPrevious builds the previous release's binary from the repository's
 // history, or skips where the history is not there.
@@ -49,15 +49,13 @@ func buildPrevious(t *testing.T) string {
 // through every node, exports are byte-identical everywhere, and commands
 // only this build knows wait (503) instead of stopping the old node; once
 // the last node runs this build they go through, and nothing acknowledged
-// is lost. One-time codes cross the upgrade: a code the previous release
-// issued (its own kind) and one this build issued in the mixed region (a
-// verification code, which the region can only claim with an upload from
-// version 5 on: 503 until then) each admit one upload once the region is
-// upgraded.
+// is lost. A one-time code the previous release issued admits one upload
+// after the upgrade; a stats key (version 6) waits (503) in the mixed
+// region and is made once the region is upgraded.
 func TestRollingUpgradeFromPreviousRelease(t *testing.T) {
 	previous := buildPrevious(t)
 	out, err := exec.Command(previous, "version").CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "command version 4") {
+	if err != nil || !strings.Contains(string(out), "command version 5") {
 		t.Fatalf("the previous release says %q (%v)", out, err)
 	}
 	_, exportFlags := exportKey(t, t.TempDir())
@@ -117,32 +115,34 @@ func TestRollingUpgradeFromPreviousRelease(t *testing.T) {
 	if _, err := c.cliResult("apikeys", "add", "--addr", c.node("n1").url(), "--name", "app", "--kind", "device"); err != nil {
 		t.Fatalf("a write in a mixed region: %v", err)
 	}
-	if v := c.commandVersion("n1"); v != 4 {
-		t.Fatalf("a mixed region applies command version %d, want 4", v)
+	if v := c.commandVersion("n1"); v != 5 {
+		t.Fatalf("a mixed region applies command version %d, want 5", v)
 	}
 	token := c.providerToken(c.node("n1").url(), "clinic")
-	legacy, current := c.issueCode(token, c.node("n3").url()), c.issueCode(token, c.node("n1").url())
-	if status := c.codeUpload(c.node("n1").url(), current); status != http.StatusServiceUnavailable {
-		t.Fatalf("an upload with a verification code in a region of version 4: %d, want 503 (upgrade pending)", status)
+	code := c.issueCode(token, c.node("n3").url())
+	statsKey := []string{"apikeys", "add", "--addr", c.node("n1").url(), "--name", "ha-stats", "--kind", "stats"}
+	if out, err := c.cliResult(statsKey...); err == nil || !strings.Contains(out, ": 503: ") {
+		t.Fatalf("a stats key in a region of version 5: %v %s, want 503 (upgrade pending)", err, out)
 	}
 	if !c.running("n3") {
 		t.Fatal("the node on the previous release stopped")
 	}
-	// The last node upgraded: the region goes on to version 5.
+	// The last node upgraded: the region goes on to version 6.
 	c.stop("n3")
 	delete(c.binaries, "n3")
 	c.start(3)
 	c.waitReady("n3")
-	c.waitFor("the region to apply command version 5", 30*time.Second, func() bool {
-		return c.commandVersion("n2") == 5
+	c.waitFor("the region to apply command version 6", 30*time.Second, func() bool {
+		return c.commandVersion("n2") == 6
 	})
-	for _, code := range []string{legacy, current} {
-		if status := c.codeUpload(c.node("n2").url(), code); status != http.StatusOK {
-			t.Fatalf("upload with the code %s after the upgrade: %d", code, status)
-		}
-		if status := c.codeUpload(c.node("n3").url(), code); status != http.StatusUnauthorized {
-			t.Fatalf("a second upload with the code %s: %d", code, status)
-		}
+	if status := c.codeUpload(c.node("n2").url(), code); status != http.StatusOK {
+		t.Fatalf("upload with the previous release's code after the upgrade: %d", status)
+	}
+	if status := c.codeUpload(c.node("n3").url(), code); status != http.StatusUnauthorized {
+		t.Fatalf("a second upload with that code: %d", status)
+	}
+	if out, err := c.cliResult(statsKey...); err != nil {
+		t.Fatalf("a stats key after the upgrade: %v %s", err, out)
 	}
 	keys, err = c.upload(c.node("n3").url())
 	if err != nil {

@@ -41,7 +41,10 @@ import (
 // bytes, which builds of version 5 seal). The region counts the codes it
 // sends by SMS, per hour and per number, against its policy. REVOKE_CERT
 // exists.
-const Version = 5
+//
+// Version 6: read-only statistics API keys (kind "stats"), for the
+// region or for one provider.
+const Version = 6
 
 // The first versions of changes that later code tests for.
 const (
@@ -62,6 +65,8 @@ const (
 	// region refuses past its hourly and per-number quotas (Policy); a
 	// provider issues at most its daily quota of codes.
 	RegionSMSQuota = 5
+	// StatsAPIKeys: an API key may be of kind "stats" (the stats API).
+	StatsAPIKeys = 6
 )
 
 // Applier commits a command through the region's leader and returns its
@@ -135,6 +140,9 @@ func versions(cmd *fsmpb.Command) (lo, hi uint32) {
 	}
 	if p := cmd.GetSetPolicy(); p.GetSmsPerHour() > 0 || p.GetSmsPerNumberPerDay() > 0 || p.GetCodesPerProviderPerDay() > 0 {
 		lo = RegionSMSQuota // earlier versions would drop the quotas
+	}
+	if cmd.GetPutApiKey().GetKind() == "stats" {
+		lo = StatsAPIKeys // earlier versions refuse the kind
 	}
 	if cmd.GetLogin().GetUnlock() {
 		lo = SignInPerClient // earlier versions would count it a failure

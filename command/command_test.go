@@ -21,6 +21,7 @@ func TestStamp(t *testing.T) {
 	policy := &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_SET_POLICY}
 	quota := &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_SET_POLICY, SetPolicy: &fsmpb.Policy{SmsPerHour: 10}}
 	unlock := &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_LOGIN, Login: &fsmpb.Login{Email: "w@lab.example", Unlock: true}}
+	statsKey := &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_PUT_API_KEY, PutApiKey: &fsmpb.ApiKey{Kind: "stats"}}
 	codeUpload := &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_PUBLISH, Publish: &fsmpb.Publish{VerificationCodeHashes: [][]byte{{1}}}}
 	cases := []struct {
 		name    string
@@ -44,6 +45,8 @@ func TestStamp(t *testing.T) {
 		{"verification code upload in a version 4 region", codeUpload, 4, 0, true},
 		{"verification code upload in a version 5 region", codeUpload, 5, 5, false},
 		{"an unlock in a version 4 region (it would count a failure)", unlock, 4, 0, true},
+		{"a stats key in a version 5 region (it would refuse the kind)", statsKey, 5, 0, true},
+		{"a stats key in a version 6 region", statsKey, 6, 6, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -14,15 +14,20 @@ import (
 const (
 	APIKeyDevice = "device"
 	APIKeyAdmin  = "admin"
+	// APIKeyStats reads the statistics (from command.StatsAPIKeys): the
+	// region's with no provider, else one provider's.
+	APIKeyStats = "stats"
 )
 
 // maxUUIDLen bounds a client-chosen code uuid.
 const maxUUIDLen = 64
 
-// applyPutAPIKey registers a device key (the region's, held by apps) or an
-// admin key (a provider's, for its issuing systems).
+// applyPutAPIKey registers a device key (the region's, held by apps), an
+// admin key (a provider's, for its issuing systems) or a stats key (the
+// region's or a provider's figures, read only).
 func applyPutAPIKey(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 	k := proto.CloneOf(cmd.GetPutApiKey())
+	stats := k.GetKind() == APIKeyStats && cmd.GetVersion() >= command.StatsAPIKeys
 	switch p, ok := s.providers[k.GetProvider()]; {
 	case len(k.GetHash()) != 32 || !validName(k.GetName()):
 		return refuse(command.CodeInvalidCommand, "an API key needs a name and a 32-byte hash")
@@ -30,8 +35,10 @@ func applyPutAPIKey(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 		return refuse(command.CodeInvalidCommand, "a device key belongs to the region, not to provider %q", k.GetProvider())
 	case k.GetKind() == APIKeyAdmin && (!ok || p.GetRevoked()):
 		return refuse(command.CodeUnknownProvider, "no active provider %q for an admin key", k.GetProvider())
-	case k.GetKind() != APIKeyDevice && k.GetKind() != APIKeyAdmin:
-		return refuse(command.CodeInvalidCommand, "API key kind %q: want device or admin", k.GetKind())
+	case stats && k.GetProvider() != "" && (!ok || p.GetRevoked()):
+		return refuse(command.CodeUnknownProvider, "no active provider %q for a stats key", k.GetProvider())
+	case k.GetKind() != APIKeyDevice && k.GetKind() != APIKeyAdmin && !stats:
+		return refuse(command.CodeInvalidCommand, "API key kind %q: want device, admin or stats", k.GetKind())
 	case s.apiKeys[[32]byte(k.GetHash())] != nil:
 		return refuse(command.CodeInvalidCommand, "this API key exists")
 	case s.apiKeyNamed(k.GetName()):

@@ -164,11 +164,20 @@ func TestAPIKeys(t *testing.T) {
 	}
 	mustApply(t, f, put("app", fsm.APIKeyDevice, ""))
 	mustApply(t, f, put("lab-system", fsm.APIKeyAdmin, "lab"))
+	stats := func(name, provider string, version uint32) *fsmpb.Command {
+		cmd := put(name, fsm.APIKeyStats, provider)
+		cmd.Version = version
+		return cmd
+	}
+	mustApply(t, f, stats("ha-stats", "", command.StatsAPIKeys))
+	mustApply(t, f, stats("lab-stats", "lab", command.StatsAPIKeys))
 	for name, cmd := range map[string]*fsmpb.Command{
-		"device key of a provider": put("x", fsm.APIKeyDevice, "lab"),
-		"admin key of nobody":      put("y", fsm.APIKeyAdmin, "nobody"),
-		"other kind":               put("z", "root", ""),
-		"same key again":           put("app", fsm.APIKeyDevice, ""),
+		"device key of a provider":          put("x", fsm.APIKeyDevice, "lab"),
+		"admin key of nobody":               put("y", fsm.APIKeyAdmin, "nobody"),
+		"other kind":                        put("z", "root", ""),
+		"same key again":                    put("app", fsm.APIKeyDevice, ""),
+		"stats key before its version":      stats("s5", "", command.StatsAPIKeys-1),
+		"stats key of a provider of nobody": stats("s6", "nobody", command.StatsAPIKeys),
 	} {
 		if codeOf(applyCmd(t, f, cmd).Err) == "" {
 			t.Errorf("%s: accepted", name)

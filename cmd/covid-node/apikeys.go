@@ -14,7 +14,8 @@ import (
 
 // apiKeys manages the verification service's API keys through the admin
 // API: device keys for the region's apps, admin keys for a provider's
-// issuing systems.
+// issuing systems, stats keys for the health authority's (or a provider's)
+// statistics.
 func apiKeys(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
 		return errors.New("apikeys: want add, list or revoke")
@@ -26,8 +27,8 @@ func apiKeys(ctx context.Context, args []string, stdout io.Writer) error {
 	case "add":
 		c, err := subcommand("apikeys add", args[1:], func(fs *flag.FlagSet) {
 			fs.StringVar(&req.Name, "name", "", "a name for the key, unique in the region")
-			fs.StringVar(&req.Kind, "kind", "device", "device (apps: /api/verify, /api/certificate) or admin (a provider's systems: /api/issue...)")
-			fs.StringVar(&req.Provider, "provider", "", "the provider an admin key issues codes for")
+			fs.StringVar(&req.Kind, "kind", "device", "device (apps: /api/verify, /api/certificate), admin (a provider's systems: /api/issue...) or stats (read only: /api/stats/...)")
+			fs.StringVar(&req.Provider, "provider", "", "the provider an admin key issues codes for, or whose statistics a stats key reads (none: the region's)")
 		})
 		if err != nil {
 			return err
