@@ -8,6 +8,8 @@ import (
 	"html"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -195,5 +197,59 @@ func TestStatsAPI(t *testing.T) {
 	rows, err := csv.NewReader(w.Body).ReadAll()
 	if err != nil || w.Code != http.StatusOK || len(rows) != 1+2*stats.Days || rows[len(rows)-1][1] != "lab" || rows[len(rows)-1][2] != "12" {
 		t.Errorf("providers.csv: %d, %d rows (%v)", w.Code, len(rows), err)
+	}
+}
+
+// A provider's manager makes a statistics key on the API keys page, reads
+// the stats API with it and revokes it after a page that asks; a key of
+// another provider it may not revoke. An operator revokes another
+// provider from the console: its API keys issue no code from then on.
+func TestPortalRevokesKeysAndProviders(t *testing.T) {
+	ts := statsRegion(t)
+	addWorker(t, ts, "boss@lab.example", nil, "apikeys")
+	b := portalClient(t, ts)
+	b.signIn("boss@lab.example", "correct horse battery staple")
+	_, page, _ := b.get("/apikeys")
+	tok := formToken(t, page)
+	if status, _ := b.post("/apikeys", url.Values{"csrf": {tok}, "name": {"lab-dashboard"}, "kind": {"stats"}}); status != http.StatusSeeOther {
+		t.Fatalf("create a stats key: %d", status)
+	}
+	_, page, _ = b.get("/apikeys")
+	m := regexp.MustCompile(`id="newkey">([^<]+)<`).FindStringSubmatch(page)
+	if m == nil || !strings.Contains(page, "statistics") {
+		t.Fatal("the list does not show the new statistics key")
+	}
+	read := func() int {
+		return ts.do(http.MethodGet, "/api/stats/realm.json", nil, map[string]string{"X-API-Key": m[1]}).Code
+	}
+	if status := read(); status != http.StatusOK {
+		t.Fatalf("the new stats key: %d", status)
+	}
+	form := url.Values{"csrf": {tok}, "name": {"lab-dashboard"}}
+	if status, ask := b.post("/apikeys/revoke", form); status != http.StatusOK || !strings.Contains(ask, `id="confirm"`) || read() != http.StatusOK {
+		t.Fatalf("revoke, unconfirmed: %d, or the key stopped before it was confirmed", status)
+	}
+	form.Set("confirmed", "yes")
+	if status, _ := b.post("/apikeys/revoke", form); status != http.StatusSeeOther || read() != http.StatusUnauthorized {
+		t.Fatalf("revoke, confirmed: %d; the key then reads %d", status, read())
+	}
+	if status, _ := b.post("/apikeys/revoke", url.Values{"csrf": {tok}, "name": {"clinic-system"}, "confirmed": {"yes"}}); status != http.StatusNotFound {
+		t.Errorf("revoking another provider's key: %d, want 404", status)
+	}
+
+	ops := portalClient(t, ts)
+	ops.signIn("ops@region.example", "correct horse battery staple")
+	_, console, _ := ops.get("/region")
+	if !strings.Contains(console, `action="/portal/region/providers/revoke"`) || !strings.Contains(console, `action="/portal/region/apikeys/revoke"`) {
+		t.Fatal("the console has no revoke buttons")
+	}
+	if status, _ := ops.post("/region/providers/revoke", url.Values{"csrf": {formToken(t, console)}, "provider": {"clinic"}, "confirmed": {"yes"}}); status != http.StatusSeeOther {
+		t.Fatalf("revoke a provider: %d", status)
+	}
+	if w := ts.api("/api/issue", clinicKey, map[string]any{"testType": "confirmed"}); w.Code != http.StatusUnauthorized {
+		t.Errorf("the revoked provider's key on /api/issue: %d, want 401", w.Code)
+	}
+	if w := ts.api("/api/issue", labKey, map[string]any{"testType": "confirmed"}); w.Code != http.StatusOK {
+		t.Errorf("another provider's key: %d", w.Code)
 	}
 }

@@ -17,19 +17,20 @@ import (
 	"github.com/covid-backend/covid-backend/fsm"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 	"github.com/covid-backend/covid-backend/node"
-	"github.com/covid-backend/covid-backend/verify"
 )
 
 // notices are the fixed messages a redirect may ask a page to show (a
 // query parameter names one; it never carries text).
 var notices = map[string]string{
-	"revoked":    "The submission was rolled back: its published keys go out as revoked in the next batch.",
-	"saved":      "The account was saved.",
-	"disable":    "The account was disabled: it signs in no more, and its sessions ended.",
-	"enable":     "The account was enabled.",
-	"unlock":     "The account was unlocked: it and every address may sign in again.",
-	"reset-totp": "The account's second factor was removed: its worker signs in with the password and sets up a new one on their account page.",
-	"expired":    "The code was expired: it can no longer be used.",
+	"revoked":          "The submission was rolled back: its published keys go out as revoked in the next batch.",
+	"saved":            "The account was saved.",
+	"disable":          "The account was disabled: it signs in no more, and its sessions ended.",
+	"enable":           "The account was enabled.",
+	"unlock":           "The account was unlocked: it and every address may sign in again.",
+	"reset-totp":       "The account's second factor was removed: its worker signs in with the password and sets up a new one on their account page.",
+	"expired":          "The code was expired: it can no longer be used.",
+	"key-revoked":      "The API key was revoked: it is refused from now on.",
+	"provider-revoked": "The provider was revoked: it issues no code from now on.",
 }
 
 // regionView is the operators' view of the region.
@@ -75,7 +76,7 @@ func (p *Portal) regionPage(c *gin.Context) {
 		v.Origins = append(v.Origins, row)
 	}
 	v.Charts = p.charts()
-	p.render(c, http.StatusOK, "region.html", page{Title: "Region " + st.Region, Data: v})
+	p.render(c, http.StatusOK, "region.html", page{Title: "Region " + st.Region, Notice: notices[c.Query("notice")], Data: v})
 }
 
 // revocations lists the kept submissions and the revocations with their
@@ -331,48 +332,4 @@ func (p *Portal) userAction(c *gin.Context) {
 	}
 	p.audit(c, action+" account", target.GetEmail())
 	p.redirectAfterWrite(c, "/portal/users?notice="+action)
-}
-
-// newKeyShown is how long the page shows an API key just made (in the
-// flash cookie; the region keeps only its hash).
-const newKeyShown = 5 * time.Minute
-
-// apiKeys lists the provider's admin API keys, and the key just made.
-func (p *Portal) apiKeys(c *gin.Context) {
-	u := c.MustGet(ctxUser).(*fsmpb.User)
-	var keys []*fsmpb.ApiKey
-	for _, k := range p.region.FSM().APIKeys() {
-		if k.GetProvider() == u.GetProvider() && k.GetKind() == fsm.APIKeyAdmin {
-			keys = append(keys, k)
-		}
-	}
-	var fresh string
-	notice := ""
-	if p.readFlash(c, "apikey", u.GetEmail(), &fresh) == nil {
-		notice = "Copy the key now: it is shown for a few minutes only and kept nowhere."
-	}
-	p.render(c, http.StatusOK, "apikeys.html", page{Title: "API keys", Notice: notice, Data: struct {
-		Keys []*fsmpb.ApiKey
-		New  string
-	}{keys, fresh}})
-}
-
-// addAPIKey makes an admin key of the manager's provider, then redirects
-// to the list, which shows it (POST-redirect-GET: a reload makes no
-// second key).
-func (p *Portal) addAPIKey(c *gin.Context) {
-	u := c.MustGet(ctxUser).(*fsmpb.User)
-	key, hash := verify.NewAPIKey()
-	name := strings.TrimSpace(c.PostForm("name"))
-	err := command.PutAPIKey(c.Request.Context(), p.region, &fsmpb.ApiKey{Hash: hash[:], Name: name, Kind: fsm.APIKeyAdmin, Provider: u.GetProvider()})
-	if err != nil {
-		p.render(c, http.StatusBadRequest, "message.html", page{Title: "API keys", Error: err.Error()})
-		return
-	}
-	p.audit(c, "create api key", name)
-	if err := p.setFlash(c, "apikey", u.GetEmail(), key, newKeyShown); err != nil {
-		p.render(c, http.StatusInternalServerError, "message.html", page{Title: "API keys", Error: "The key was made but cannot be shown; revoke it and make another."})
-		return
-	}
-	p.redirectAfterWrite(c, "/portal/apikeys")
 }
