@@ -222,7 +222,7 @@ func TestAdminWritesAudited(t *testing.T) {
 		t.Fatalf("add an account: %d %s", w.Code, w.Body)
 	}
 	var actions []string
-	for _, ev := range ts.node.FSM().Audit("*", 10) {
+	for _, ev := range auditOf(ts, "*", 10) {
 		actions = append(actions, ev.GetAction()+" "+ev.GetTarget())
 	}
 	want := []string{"put account ops@region.example", "POST /v1/admin/providers /v1/admin/providers"}

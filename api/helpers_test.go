@@ -16,6 +16,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/covid-backend/covid-backend/feed"
+	"github.com/covid-backend/covid-backend/fsm"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 	"github.com/covid-backend/covid-backend/node"
 	"github.com/covid-backend/covid-backend/portal"
@@ -141,4 +142,10 @@ func portalBeside(n *node.Node) Mount {
 		p.Routes(r)
 		return nil
 	}
+}
+
+// auditOf returns the newest n audit events of a provider ("*": all).
+func auditOf(ts *testServer, provider string, n int) []*fsmpb.AuditEvent {
+	ev, _ := ts.node.FSM().Audit(fsm.AuditQuery{Provider: provider, Limit: n})
+	return ev
 }

@@ -171,7 +171,7 @@ func TestPortalSignIn(t *testing.T) {
 	// five wrong passwords; the tries on the lock and on unknown emails
 	// write nothing).
 	refused := 0
-	for _, ev := range ts.node.FSM().Audit("lab", 50) {
+	for _, ev := range auditOf(ts, "lab", 50) {
 		if ev.GetAction() == "refused sign-in" && ev.GetActor() == "w@lab.example" {
 			refused++
 		}
@@ -346,7 +346,7 @@ func TestPortalSecondFactorAndSignOut(t *testing.T) {
 	if status, _, _ := thief.get("/"); status != http.StatusSeeOther {
 		t.Fatalf("a session cookie kept after sign-out: %d", status)
 	}
-	if ev := ts.node.FSM().Audit("lab", 10); len(ev) < 3 || ev[0].GetAction() != "sign out" {
+	if ev := auditOf(ts, "lab", 10); len(ev) < 3 || ev[0].GetAction() != "sign out" {
 		t.Fatalf("audit log %v", ev)
 	}
 }

@@ -253,3 +253,49 @@ func TestPortalRevokesKeysAndProviders(t *testing.T) {
 		t.Errorf("another provider's key: %d", w.Code)
 	}
 }
+
+// The audit log filters by actor, action and day, and pages: 100 events a
+// page, newest first, with links to older and newer pages; a day that is
+// not a date is refused in plain words. A manager sees its provider's
+// events only.
+func TestPortalAuditFiltersAndPages(t *testing.T) {
+	ts := statsRegion(t)
+	addWorker(t, ts, "boss@lab.example", nil, "users")
+	ctx := context.Background()
+	for i := range 150 {
+		actor, provider := "a@lab.example", "lab"
+		if i%3 == 0 {
+			actor, provider = "c@clinic.example", "clinic"
+		}
+		if err := command.Audit(ctx, ts.node, &fsmpb.AuditEvent{Actor: actor, Provider: provider, Action: "issue code", Target: fmt.Sprint("code-", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows := func(page string) int { return strings.Count(page, `<td data-label="Time">`) }
+	ops := portalClient(t, ts)
+	ops.signIn("ops@region.example", "correct horse battery staple")
+	_, first, _ := ops.get("/audit?action=issue+code")
+	older := regexp.MustCompile(`id="older" href="([^"]+)"`).FindStringSubmatch(html.UnescapeString(first))
+	if rows(first) != 100 || older == nil || strings.Contains(first, `id="newer"`) || !strings.Contains(first, "code-149<") {
+		t.Fatalf("the first page: %d rows, older %v", rows(first), older)
+	}
+	_, second, _ := ops.get(strings.TrimPrefix(older[1], "/portal"))
+	if rows(second) != 50 || strings.Contains(second, `id="older"`) || !strings.Contains(second, `id="newer"`) || !strings.Contains(second, "code-0<") {
+		t.Fatalf("the second page: %d rows", rows(second))
+	}
+	_, clinic, _ := ops.get("/audit?actor=C@CLINIC.example&day=" + time.Now().UTC().Format(time.DateOnly))
+	if rows(clinic) != 50 {
+		t.Errorf("one actor on one day: %d rows, want 50", rows(clinic))
+	}
+	if _, none, _ := ops.get("/audit?day=" + time.Now().UTC().AddDate(0, 0, -1).Format(time.DateOnly)); rows(none) != 0 || !strings.Contains(none, "Nothing recorded that matches") {
+		t.Errorf("yesterday: %d rows", rows(none))
+	}
+	if status, bad, _ := ops.get("/audit?day=yesterday"); status != http.StatusBadRequest || !strings.Contains(bad, "not a date") {
+		t.Errorf("a day that is not a date: %d", status)
+	}
+	boss := portalClient(t, ts)
+	boss.signIn("boss@lab.example", "correct horse battery staple")
+	if _, own, _ := boss.get("/audit?actor=c@clinic.example"); rows(own) != 0 {
+		t.Errorf("a lab's manager sees %d of the clinic's events", rows(own))
+	}
+}

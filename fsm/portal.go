@@ -180,17 +180,56 @@ func (f *FSM) Users(provider string) []*fsmpb.User {
 	return out
 }
 
-// Audit returns the newest audit events of a provider ("*": all), newest
-// first, at most n.
-func (f *FSM) Audit(provider string, n int) []*fsmpb.AuditEvent {
+// AuditQuery picks audit events: of a provider ("*": every one), and,
+// where set, of one actor (any case), one action, one UTC day (its
+// midnight, Unix seconds); Skip events that match are passed over and at
+// most Limit returned, newest first.
+type AuditQuery struct {
+	Provider, Actor, Action string
+	Day                     int64
+	Skip, Limit             int
+}
+
+func (q AuditQuery) matches(e *fsmpb.AuditEvent) bool {
+	return (q.Provider == "*" || e.GetProvider() == q.Provider) &&
+		(q.Actor == "" || strings.EqualFold(e.GetActor(), q.Actor)) &&
+		(q.Action == "" || e.GetAction() == q.Action) &&
+		(q.Day == 0 || e.GetTimeUnix() >= q.Day && e.GetTimeUnix() < q.Day+86400)
+}
+
+// Audit returns the audit events the query picks, newest first, and
+// whether older ones match too (a next page).
+func (f *FSM) Audit(q AuditQuery) (events []*fsmpb.AuditEvent, more bool) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	var out []*fsmpb.AuditEvent
-	for i := len(f.state.audit) - 1; i >= 0 && len(out) < n; i-- {
-		if e := f.state.audit[i]; provider == "*" || e.GetProvider() == provider {
-			out = append(out, proto.CloneOf(e))
+	skip := q.Skip
+	for i := len(f.state.audit) - 1; i >= 0; i-- {
+		e := f.state.audit[i]
+		switch {
+		case !q.matches(e):
+		case skip > 0:
+			skip--
+		case len(events) == q.Limit:
+			return events, true
+		default:
+			events = append(events, proto.CloneOf(e))
 		}
 	}
+	return events, false
+}
+
+// AuditActions are the actions a provider's ("*": any) audit events name,
+// sorted, for a filter's choices.
+func (f *FSM) AuditActions(provider string) []string {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	var out []string
+	for _, e := range f.state.audit {
+		if (provider == "*" || e.GetProvider() == provider) && !slices.Contains(out, e.GetAction()) {
+			out = append(out, e.GetAction())
+		}
+	}
+	slices.Sort(out)
 	return out
 }
 

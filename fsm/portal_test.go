@@ -64,8 +64,9 @@ func TestPortalAccounts(t *testing.T) {
 		t.Fatal("a new password did not end the sessions")
 	}
 	mustApply(t, f, &fsmpb.Command{Version: 3, Type: fsmpb.CommandType_COMMAND_TYPE_AUDIT, Audit: &fsmpb.AuditEvent{Actor: "w@lab.example", Provider: "lab", Action: "issue code", Target: "u1"}})
-	if ev := f.Audit("lab", 10); len(ev) != 1 || ev[0].GetAction() != "issue code" || len(f.Audit("clinic", 10)) != 0 {
-		t.Fatalf("audit %v", ev)
+	lab, _ := f.Audit(fsm.AuditQuery{Provider: "lab", Limit: 10})
+	if clinic, _ := f.Audit(fsm.AuditQuery{Provider: "clinic", Limit: 10}); len(lab) != 1 || lab[0].GetAction() != "issue code" || len(clinic) != 0 {
+		t.Fatalf("audit %v", lab)
 	}
 	g := fsm.New()
 	snap := snapshotBytes(t, f)
@@ -128,5 +129,53 @@ func TestSignInCountsPerClient(t *testing.T) {
 	unlock.Login.Unlock = true
 	if u = mustApply(t, f, unlock).GetUser(); len(u.GetLoginClients()) != 0 || u.GetFailures() != 0 {
 		t.Fatalf("after an unlock: %v", u)
+	}
+}
+
+// The audit log's filters (provider, actor in any case, action, UTC day)
+// and pages, newest first.
+func TestAuditQuery(t *testing.T) {
+	f := fsm.New()
+	const day = 86400 * 20_000 // a UTC midnight
+	events := []struct {
+		at                      int64
+		actor, provider, action string
+	}{
+		{day - 10, "a@lab.example", "lab", "issue code"},
+		{day + 10, "a@lab.example", "lab", "issue code"},
+		{day + 20, "b@lab.example", "lab", "expire code"},
+		{day + 30, "c@clinic.example", "clinic", "issue code"},
+		{day + 40, "A@lab.example", "lab", "issue code"},
+		{day + 86400, "a@lab.example", "lab", "sign in"},
+	}
+	for _, e := range events {
+		mustApply(t, f, &fsmpb.Command{Version: 3, Type: fsmpb.CommandType_COMMAND_TYPE_AUDIT, TimeUnix: e.at,
+			Audit: &fsmpb.AuditEvent{Actor: e.actor, Provider: e.provider, Action: e.action, Target: "x"}})
+	}
+	for _, tc := range []struct {
+		name string
+		q    fsm.AuditQuery
+		want []int64 // the events' times, newest first
+		more bool
+	}{
+		{"everything", fsm.AuditQuery{Provider: "*", Limit: 10}, []int64{day + 86400, day + 40, day + 30, day + 20, day + 10, day - 10}, false},
+		{"one provider", fsm.AuditQuery{Provider: "clinic", Limit: 10}, []int64{day + 30}, false},
+		{"one actor, any case", fsm.AuditQuery{Provider: "lab", Actor: "a@LAB.example", Limit: 10}, []int64{day + 86400, day + 40, day + 10, day - 10}, false},
+		{"one action on one day", fsm.AuditQuery{Provider: "*", Action: "issue code", Day: day, Limit: 10}, []int64{day + 40, day + 30, day + 10}, false},
+		{"a first page", fsm.AuditQuery{Provider: "lab", Limit: 2}, []int64{day + 86400, day + 40}, true},
+		{"the last page", fsm.AuditQuery{Provider: "lab", Skip: 4, Limit: 2}, []int64{day - 10}, false},
+		{"a full last page", fsm.AuditQuery{Provider: "lab", Skip: 3, Limit: 2}, []int64{day + 10, day - 10}, false},
+	} {
+		got, more := f.Audit(tc.q)
+		var times []int64
+		for _, e := range got {
+			times = append(times, e.GetTimeUnix())
+		}
+		if !slices.Equal(times, tc.want) || more != tc.more {
+			t.Errorf("%s: %v (more %v), want %v (more %v)", tc.name, times, more, tc.want, tc.more)
+		}
+	}
+	if got := f.AuditActions("lab"); !slices.Equal(got, []string{"expire code", "issue code", "sign in"}) {
+		t.Errorf("the lab's actions: %v", got)
 	}
 }

@@ -4,7 +4,9 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -144,15 +146,53 @@ func (p *Portal) revoke(c *gin.Context) {
 	p.redirectAfterWrite(c, "/portal/revocations?notice=revoked")
 }
 
+// auditPageSize is how many events a page of the audit log shows.
+const auditPageSize = 100
+
+// auditView is a page of the audit log, its filters as asked and the
+// choices of action.
+type auditView struct {
+	Events        []*fsmpb.AuditEvent
+	Actions       []string
+	Actor, Action string
+	Day           string
+	Page          int
+	Newer, Older  string // links to the next pages ("": none)
+}
+
 // auditPage shows the audit log: everything to operators, the provider's
-// own events to its account managers.
+// own events to its account managers; filtered by actor, action and UTC
+// day, a page at a time, newest first.
 func (p *Portal) auditPage(c *gin.Context) {
 	u := c.MustGet(ctxUser).(*fsmpb.User)
-	scope := u.GetProvider()
+	q := fsm.AuditQuery{Provider: u.GetProvider(), Actor: strings.TrimSpace(c.Query("actor")), Action: c.Query("action"), Limit: auditPageSize}
 	if has(u, "operator") {
-		scope = "*"
+		q.Provider = "*"
 	}
-	p.render(c, http.StatusOK, "audit.html", page{Title: "Audit log", Data: p.region.FSM().Audit(scope, 500)})
+	v := auditView{Actor: q.Actor, Action: q.Action, Day: c.Query("day"), Actions: p.region.FSM().AuditActions(q.Provider)}
+	if v.Day != "" {
+		d, err := time.Parse(time.DateOnly, v.Day)
+		if err != nil {
+			p.render(c, http.StatusBadRequest, "audit.html", page{Title: "Audit log", Error: "The day is not a date: pick one from the calendar.", Data: v})
+			return
+		}
+		q.Day = d.Unix()
+	}
+	v.Page, _ = strconv.Atoi(c.Query("page"))
+	v.Page = max(v.Page, 0)
+	q.Skip = v.Page * auditPageSize
+	events, more := p.region.FSM().Audit(q)
+	v.Events = events
+	link := func(page int) string {
+		return "/portal/audit?" + url.Values{"actor": {v.Actor}, "action": {v.Action}, "day": {v.Day}, "page": {strconv.Itoa(page)}}.Encode()
+	}
+	if v.Page > 0 {
+		v.Newer = link(v.Page - 1)
+	}
+	if more {
+		v.Older = link(v.Page + 1)
+	}
+	p.render(c, http.StatusOK, "audit.html", page{Title: "Audit log", Data: v})
 }
 
 // providerRoles are the roles an account of a provider may hold.
