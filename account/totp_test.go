@@ -26,7 +26,7 @@ func TestSealTOTP(t *testing.T) {
 		{"after a key rotation", [][]byte{current, old}, "w@lab.example", sealed, secret, true},
 		{"without its key", [][]byte{current}, "w@lab.example", sealed, "", false},
 		{"moved to another account", [][]byte{old}, "boss@lab.example", sealed, "", false},
-		{"cut short", [][]byte{old}, "w@lab.example", sealed[:len(sealMark)+4], "", false},
+		{"cut short", [][]byte{old}, "w@lab.example", sealed[:len(totpBox().Mark)+4], "", false},
 		{"in clear, from the previous release", [][]byte{current}, "w@lab.example", []byte(secret), secret, true},
 	} {
 		got, err := OpenTOTP(tc.keys, tc.email, tc.stored)

@@ -43,7 +43,9 @@ import (
 // exists.
 //
 // Version 6: read-only statistics API keys (kind "stats"), for the
-// region or for one provider.
+// region or for one provider. A code of the portal's bulk issue names its
+// run and line and, when a worker hands it out, keeps its short code
+// sealed until it is used, so that the run's results are shown again.
 const Version = 6
 
 // The first versions of changes that later code tests for.
@@ -67,6 +69,10 @@ const (
 	RegionSMSQuota = 5
 	// StatsAPIKeys: an API key may be of kind "stats" (the stats API).
 	StatsAPIKeys = 6
+	// BulkRuns: a verification code may name its bulk run and line and
+	// keep its short code sealed (earlier versions would keep the sealed
+	// code after the code is used).
+	BulkRuns = 6
 )
 
 // Applier commits a command through the region's leader and returns its
@@ -140,6 +146,9 @@ func versions(cmd *fsmpb.Command) (lo, hi uint32) {
 	}
 	if p := cmd.GetSetPolicy(); p.GetSmsPerHour() > 0 || p.GetSmsPerNumberPerDay() > 0 || p.GetCodesPerProviderPerDay() > 0 {
 		lo = RegionSMSQuota // earlier versions would drop the quotas
+	}
+	if c := cmd.GetIssueVerificationCode(); c.GetBulkRun() != "" || len(c.GetSealedCode()) > 0 {
+		lo = BulkRuns
 	}
 	if cmd.GetPutApiKey().GetKind() == "stats" {
 		lo = StatsAPIKeys // earlier versions refuse the kind

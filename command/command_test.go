@@ -21,6 +21,7 @@ func TestStamp(t *testing.T) {
 	policy := &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_SET_POLICY}
 	quota := &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_SET_POLICY, SetPolicy: &fsmpb.Policy{SmsPerHour: 10}}
 	unlock := &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_LOGIN, Login: &fsmpb.Login{Email: "w@lab.example", Unlock: true}}
+	bulkCode := &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_ISSUE_VERIFICATION_CODE, IssueVerificationCode: &fsmpb.VerificationCode{BulkRun: "r"}}
 	statsKey := &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_PUT_API_KEY, PutApiKey: &fsmpb.ApiKey{Kind: "stats"}}
 	codeUpload := &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_PUBLISH, Publish: &fsmpb.Publish{VerificationCodeHashes: [][]byte{{1}}}}
 	cases := []struct {
@@ -47,6 +48,7 @@ func TestStamp(t *testing.T) {
 		{"an unlock in a version 4 region (it would count a failure)", unlock, 4, 0, true},
 		{"a stats key in a version 5 region (it would refuse the kind)", statsKey, 5, 0, true},
 		{"a stats key in a version 6 region", statsKey, 6, 6, false},
+		{"a bulk run's code in a version 5 region", bulkCode, 5, 0, true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

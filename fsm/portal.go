@@ -233,6 +233,23 @@ func (f *FSM) AuditActions(provider string) []string {
 	return out
 }
 
+// BulkRun returns the codes of a provider's bulk run, by line, for the
+// run's page.
+func (f *FSM) BulkRun(provider, run string) []*fsmpb.VerificationCode {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	var out []*fsmpb.VerificationCode
+	for _, c := range f.state.vcodes {
+		if run != "" && c.GetBulkRun() == run && c.GetProvider() == provider {
+			out = append(out, proto.CloneOf(c))
+		}
+	}
+	slices.SortFunc(out, func(a, b *fsmpb.VerificationCode) int {
+		return cmp.Or(cmp.Compare(a.GetBulkLine(), b.GetBulkLine()), strings.Compare(a.GetUuid(), b.GetUuid()))
+	})
+	return out
+}
+
 // VerificationCodes returns the newest codes of a provider, newest first,
 // at most n, for its portal pages.
 func (f *FSM) VerificationCodes(provider string, n int) []*fsmpb.VerificationCode {

@@ -22,6 +22,10 @@ const (
 // maxUUIDLen bounds a client-chosen code uuid.
 const maxUUIDLen = 64
 
+// maxSealedCode bounds a bulk code's sealed short code (a mark, a nonce,
+// the code and its tag take about 50 bytes).
+const maxSealedCode = 128
+
 // applyPutAPIKey registers a device key (the region's, held by apps), an
 // admin key (a provider's, for its issuing systems) or a stats key (the
 // region's or a provider's figures, read only).
@@ -100,6 +104,8 @@ func applyIssueVerificationCode(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 		return refuse(command.CodeInvalidCommand, "lifetimes %d and %d: want 0 < short <= long", c.GetShortTtlSeconds(), c.GetLongTtlSeconds())
 	case s.liveHash(c.GetShortHash(), now) || s.liveHash(c.GetLongHash(), now):
 		return refuse(command.CodeCodeCollision, "a live code has this value; draw another")
+	case len(c.GetBulkRun()) > maxUUIDLen || len(c.GetSealedCode()) > maxSealedCode || c.GetBulkLine() < 0:
+		return refuse(command.CodeInvalidCommand, "a bulk run's id of at most %d bytes, a sealed code of at most %d", maxUUIDLen, maxSealedCode)
 	}
 	if cmd.GetVersion() >= command.RegionSMSQuota {
 		if n, quota := s.issuedBy(c.GetProvider(), now), ProviderQuota(s.effectivePolicy()); c.GetProvider() != "" && n >= quota {
@@ -232,7 +238,7 @@ func applyClaimCode(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 		return refuse(command.CodeCodeInvalid, "verification code invalid")
 	}
 	c = proto.CloneOf(c)
-	c.ClaimedUnix = now
+	c.ClaimedUnix, c.SealedCode = now, nil // a used code is not shown again
 	s.vcodes[c.GetUuid()] = c
 	t := &fsmpb.VerificationToken{Id: cl.GetTokenId(), CodeUuid: c.GetUuid(), TestType: c.GetTestType(),
 		TestDay: c.GetTestDay(), SymptomDay: c.GetSymptomDay(), ExpiresUnix: now + cl.GetTokenTtlSeconds()}
@@ -259,7 +265,7 @@ func (s *state) redeemVerificationCode(p *fsmpb.Publish, now int64) (*codeUse, *
 	}
 	claim := func(now int64) {
 		c = proto.CloneOf(c)
-		c.ClaimedUnix = now
+		c.ClaimedUnix, c.SealedCode = now, nil
 		s.vcodes[c.GetUuid()] = c
 	}
 	return &codeUse{provider: c.GetProvider(), hash: hash, claim: claim}, nil
@@ -303,6 +309,7 @@ func applyExpireVerificationCode(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 	if c.GetClaimedUnix() == 0 && now < c.GetLongExpiresUnix() {
 		c = proto.CloneOf(c)
 		c.ExpiresUnix, c.LongExpiresUnix, c.ExpiredByUnix = min(c.GetExpiresUnix(), now), now, now
+		c.SealedCode = nil
 		s.vcodes[c.GetUuid()] = c
 	}
 	return &fsmpb.Result{Value: &fsmpb.Result_VerificationCode{VerificationCode: proto.CloneOf(c)}}

@@ -353,3 +353,35 @@ func TestSMSQuotaWindows(t *testing.T) {
 		t.Fatalf("%d sent in the last hour, want 1", got)
 	}
 }
+
+// A code of a bulk run (version 6) keeps its run, line and sealed short
+// code while it is unused; using it (at /api/verify or with an upload) or
+// expiring it drops the sealed code, and its run and line stay.
+func TestBulkCodeSealedUntilUsed(t *testing.T) {
+	f := verificationFSM(t)
+	bulk := func(uuid, short, long string, line int32) *fsmpb.Command {
+		cmd := issueVCode(uuid, "lab", short, long, "confirmed", vt0)
+		cmd.Version = command.BulkRuns
+		cmd.IssueVerificationCode.BulkRun, cmd.IssueVerificationCode.BulkLine, cmd.IssueVerificationCode.SealedCode = "run-1", line, []byte("sealed "+short)
+		return cmd
+	}
+	mustApply(t, f, bulk("b1", "41111111", "bbbbbbbbbbbbbbb1", 2))
+	mustApply(t, f, bulk("b2", "42222222", "bbbbbbbbbbbbbbb2", 3))
+	mustApply(t, f, bulk("b3", "43333333", "bbbbbbbbbbbbbbb3", 4))
+	tooLong := bulk("b4", "44444444", "bbbbbbbbbbbbbbb4", 5)
+	tooLong.IssueVerificationCode.SealedCode = make([]byte, 200)
+	if codeOf(applyCmd(t, f, tooLong).Err) != command.CodeInvalidCommand {
+		t.Fatal("a sealed code of 200 bytes was taken")
+	}
+	if c, _ := f.VerificationCode("b1"); c.GetBulkRun() != "run-1" || c.GetBulkLine() != 2 || string(c.GetSealedCode()) != "sealed 41111111" {
+		t.Fatalf("the bulk code as stored: %v", c)
+	}
+	mustApply(t, f, claimCode("41111111", "t1", vt0+60))
+	mustApply(t, f, codeUpload(77, "bbbbbbbbbbbbbbb2", vt0+60, pkey(77)))
+	mustApply(t, f, expireVCode("b3", "lab", vt0+60))
+	for _, uuid := range []string{"b1", "b2", "b3"} {
+		if c, _ := f.VerificationCode(uuid); len(c.GetSealedCode()) != 0 || c.GetBulkRun() != "run-1" {
+			t.Errorf("%s used or expired: sealed code %q, run %q", uuid, c.GetSealedCode(), c.GetBulkRun())
+		}
+	}
+}

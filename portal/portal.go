@@ -137,6 +137,8 @@ func (p *Portal) Routes(r gin.IRouter) {
 	in.POST("/codes/expire", p.role("codes"), p.expire)
 	in.GET("/bulk", p.role("bulk"), p.bulkPage)
 	in.POST("/bulk", p.role("bulk"), p.bulk)
+	in.GET("/bulk/run", p.role("bulk"), p.runPage)
+	in.GET("/bulk/run.csv", p.role("bulk"), p.runCSV)
 	in.GET("/users", p.role("users"), p.users)
 	in.POST("/users", p.role("users"), p.addUser)
 	in.POST("/users/action", p.role("users"), p.userAction)

@@ -230,6 +230,9 @@ func (i *Issuer) commit(ctx context.Context, rec *fsmpb.VerificationCode) (*fsmp
 	for range issueCollisions {
 		short, long := NewShortCode(ShortCodeDigits), NewLongCode(LongCodeLength)
 		rec.ShortHash, rec.LongHash = Hash(i.cfg.CodeKeys[0], short), Hash(i.cfg.CodeKeys[0], long)
+		if rec.GetBulkRun() != "" && len(rec.GetSmsTo()) == 0 {
+			rec.SealedCode = BulkCodes().Seal(i.cfg.CodeKeys[0], rec.GetUuid(), []byte(short))
+		}
 		got, err := command.IssueVerificationCode(ctx, i.cfg.Region, rec)
 		var refused *command.Error
 		switch {
@@ -277,7 +280,7 @@ func (i *Issuer) record(provider, issuedBy string, req IssueRequest) (*fsmpb.Ver
 	// short one, as the reference's does without SMS.
 	short := i.shortTTL()
 	return &fsmpb.VerificationCode{Uuid: uuid, Provider: provider, IssuedBy: issuedBy, TestType: req.TestType,
-		TestDay: testDay, SymptomDay: symptomDay,
+		TestDay: testDay, SymptomDay: symptomDay, BulkRun: req.Run, BulkLine: int32(req.Line),
 		ShortTtlSeconds: int64(short / time.Second), LongTtlSeconds: int64(short / time.Second)}, nil
 }
 

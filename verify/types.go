@@ -58,6 +58,11 @@ type IssueRequest struct {
 	UUID             string          `json:"uuid,omitempty"`
 	ExternalIssuerID string          `json:"externalIssuerID,omitempty"`
 	Padding          json.RawMessage `json:"padding,omitempty"`
+	// Run and Line place a code of the portal's bulk issue in its run and
+	// at its line (never from JSON); its short code is then kept sealed
+	// until it is used, unless it goes by SMS (BulkCodes).
+	Run  string `json:"-"`
+	Line int    `json:"-"`
 }
 
 // IssueResponse answers one issued code: the short code only (the long

@@ -3874,7 +3874,16 @@ type VerificationCode struct {
 	// sms_to (from version 5) is the keyed hash of the number the code is
 	// sent to by SMS (as phone_hash), so that the region counts its SMS per
 	// hour and per number (Policy).
-	SmsTo         []byte `protobuf:"bytes,18,opt,name=sms_to,json=smsTo,proto3" json:"sms_to,omitempty"`
+	SmsTo []byte `protobuf:"bytes,18,opt,name=sms_to,json=smsTo,proto3" json:"sms_to,omitempty"`
+	// bulk_run and bulk_line (from version 6) place a code the portal's
+	// bulk issue made in its run (a digest of the provider and the file) and
+	// at its line; sealed_code is its short code sealed under the code key
+	// (verify.BulkCodes), for a code a worker hands out rather than one sent
+	// by SMS, so that the run's page and CSV show it again until it is used:
+	// the state machine drops it once the code is used or expired.
+	BulkRun       string `protobuf:"bytes,19,opt,name=bulk_run,json=bulkRun,proto3" json:"bulk_run,omitempty"`
+	BulkLine      int32  `protobuf:"varint,20,opt,name=bulk_line,json=bulkLine,proto3" json:"bulk_line,omitempty"`
+	SealedCode    []byte `protobuf:"bytes,21,opt,name=sealed_code,json=sealedCode,proto3" json:"sealed_code,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4031,6 +4040,27 @@ func (x *VerificationCode) GetPhoneHash() []byte {
 func (x *VerificationCode) GetSmsTo() []byte {
 	if x != nil {
 		return x.SmsTo
+	}
+	return nil
+}
+
+func (x *VerificationCode) GetBulkRun() string {
+	if x != nil {
+		return x.BulkRun
+	}
+	return ""
+}
+
+func (x *VerificationCode) GetBulkLine() int32 {
+	if x != nil {
+		return x.BulkLine
+	}
+	return 0
+}
+
+func (x *VerificationCode) GetSealedCode() []byte {
+	if x != nil {
+		return x.SealedCode
 	}
 	return nil
 }
@@ -5094,7 +5124,7 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\fcreated_unix\x18\x05 \x01(\x03R\vcreatedUnix\x12\x18\n" +
 	"\arevoked\x18\x06 \x01(\bR\arevoked\"\"\n" +
 	"\fRevokeApiKey\x12\x12\n" +
-	"\x04hash\x18\x01 \x01(\fR\x04hash\"\xda\x04\n" +
+	"\x04hash\x18\x01 \x01(\fR\x04hash\"\xb3\x05\n" +
 	"\x10VerificationCode\x12\x12\n" +
 	"\x04uuid\x18\x01 \x01(\tR\x04uuid\x12\x1a\n" +
 	"\bprovider\x18\x02 \x01(\tR\bprovider\x12\x1b\n" +
@@ -5119,7 +5149,11 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"nonce_hash\x18\x10 \x01(\fR\tnonceHash\x12\x1d\n" +
 	"\n" +
 	"phone_hash\x18\x11 \x01(\fR\tphoneHash\x12\x15\n" +
-	"\x06sms_to\x18\x12 \x01(\fR\x05smsTo\"\xa1\x01\n" +
+	"\x06sms_to\x18\x12 \x01(\fR\x05smsTo\x12\x19\n" +
+	"\bbulk_run\x18\x13 \x01(\tR\abulkRun\x12\x1b\n" +
+	"\tbulk_line\x18\x14 \x01(\x05R\bbulkLine\x12\x1f\n" +
+	"\vsealed_code\x18\x15 \x01(\fR\n" +
+	"sealedCode\"\xa1\x01\n" +
 	"\tClaimCode\x12\x16\n" +
 	"\x06hashes\x18\x01 \x03(\fR\x06hashes\x12\x16\n" +
 	"\x06accept\x18\x02 \x03(\tR\x06accept\x12\x19\n" +

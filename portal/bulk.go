@@ -1,0 +1,279 @@
+package portal
+
+import (
+	"bufio"
+	"bytes"
+	"cmp"
+	"crypto/sha256"
+	"encoding/csv"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/covid-backend/covid-backend/fsm/fsmpb"
+	"github.com/covid-backend/covid-backend/verify"
+)
+
+// bulkData is the bulk page: the form and, on a run's page, its lines.
+type bulkData struct {
+	issueForm
+	// Run names the run shown (empty: the form alone); CSV is its download.
+	Run, CSV string
+	Rows     []bulkRow
+}
+
+func (p *Portal) bulkPage(c *gin.Context) {
+	p.render(c, http.StatusOK, "bulk.html", page{Title: "Issue codes in bulk", Data: bulkData{issueForm: p.form(c)}})
+}
+
+// bulkRow is one line of a bulk run and what became of it: a code issued
+// (shown while it is unused and lives), sent by SMS, used or expired, or
+// the reason the line was refused.
+type bulkRow struct {
+	Line             int
+	UUID, Code, Note string
+	Expires          int64
+	OK               bool
+}
+
+// refusedLines travel to the run's page in the flash cookie: the region
+// keeps no record of a line it refused.
+type refusedLines struct {
+	Run   string
+	Lines []bulkRow
+	// More counts refusals beyond those listed (the cookie stays small).
+	More int
+}
+
+// maxRefusedShown bounds the refusals the run's page lists.
+const maxRefusedShown = 40
+
+// bulk issues a code per CSV line (header: testType, testDate,
+// symptomDate, phone, uuid; only testType required), each in the run of
+// this provider and file, then shows the run (POST-redirect-GET). A line
+// without a uuid gets one derived from the provider, the file's bytes and
+// the line's number (bulkUUID), so that sending the same file again, after
+// an interruption, issues only what is missing and the run's page shows
+// every line's code again, while two patients on two lines of the same
+// text never share one.
+func (p *Portal) bulk(c *gin.Context) {
+	u := c.MustGet(ctxUser).(*fsmpb.User)
+	f, _, err := c.Request.FormFile("file")
+	var data []byte
+	if err == nil {
+		data, err = io.ReadAll(f)
+		f.Close()
+	}
+	if err != nil {
+		p.render(c, http.StatusBadRequest, "bulk.html", page{Title: "Issue codes in bulk", Error: "Choose a CSV file (at most 2 MB).", Data: bulkData{issueForm: p.form(c)}})
+		return
+	}
+	rows, err := readBulk(bytes.NewReader(data))
+	if err != nil {
+		p.render(c, http.StatusBadRequest, "bulk.html", page{Title: "Issue codes in bulk", Error: err.Error(), Data: bulkData{issueForm: p.form(c)}})
+		return
+	}
+	run := bulkRun(u.GetProvider(), data)
+	refused := refusedLines{Run: run}
+	issuedCount := 0
+	for _, r := range rows {
+		if r.req.UUID == "" {
+			r.req.UUID = bulkUUID(u.GetProvider(), data, r.line)
+		}
+		r.req.Run, r.req.Line = run, r.line
+		_, verr := p.issuer.Issue(c.Request.Context(), u.GetProvider(), u.GetEmail(), r.req)
+		switch {
+		case verr == nil:
+			issuedCount++
+		case verr.Code == verify.CodeUUIDExists: // issued before: the run's page shows it
+		case len(refused.Lines) < maxRefusedShown:
+			refused.Lines = append(refused.Lines, bulkRow{Line: r.line, UUID: r.req.UUID, Note: verr.Message})
+		default:
+			refused.More++
+		}
+	}
+	p.audit(c, "bulk issue", fmt.Sprintf("%d of %d codes (run %s)", issuedCount, len(rows), run))
+	if err := p.setFlash(c, "bulk", u.GetEmail(), refused, time.Hour); err != nil {
+		p.cfg.Logger.Warn("bulk issue: the refused lines cannot be shown", "err", err)
+	}
+	p.redirectAfterWrite(c, "/portal/bulk/run?"+url.Values{"id": {run}, "issued": {strconv.Itoa(issuedCount)}}.Encode())
+}
+
+// bulkRun names the run of a file: the provider's, of this file's bytes.
+func bulkRun(provider string, file []byte) string {
+	digest := sha256.Sum256(file)
+	sum := sha256.Sum256([]byte(provider + "\x00" + hex.EncodeToString(digest[:])))
+	return "run-" + hex.EncodeToString(sum[:12])
+}
+
+// bulkUUID is the idempotency id of a bulk line without a uuid: the
+// provider's, of this file's bytes, at this line.
+func bulkUUID(provider string, file []byte, line int) string {
+	digest := sha256.Sum256(file)
+	sum := sha256.Sum256([]byte(provider + "\x00" + hex.EncodeToString(digest[:]) + "\x00" + strconv.Itoa(line)))
+	return "bulk-" + hex.EncodeToString(sum[:12])
+}
+
+// runRows are the lines of a run of the worker's provider, by line: its
+// codes as the state holds them (the code itself while it is unused and
+// lives), and the refusals the flash cookie brought.
+func (p *Portal) runRows(c *gin.Context, run string, refused refusedLines) []bulkRow {
+	u := c.MustGet(ctxUser).(*fsmpb.User)
+	now := p.cfg.Now().Unix()
+	var rows []bulkRow
+	for _, code := range p.region.FSM().BulkRun(u.GetProvider(), run) {
+		row := bulkRow{Line: int(code.GetBulkLine()), UUID: code.GetUuid(), Expires: code.GetExpiresUnix(), OK: true, Note: status(code, now)}
+		switch shown, ok := verify.OpenBulkCode(p.cfg.CodeKeys, code); {
+		case len(code.GetSmsTo()) > 0:
+			row.Note = "sent by SMS; " + row.Note
+		case row.Note == "unused" && now >= code.GetExpiresUnix():
+			row.Note = "expired"
+		case row.Note == "unused" && ok:
+			row.Code, row.Note = shown, "issued"
+		}
+		rows = append(rows, row)
+	}
+	if refused.Run == run {
+		rows = append(rows, refused.Lines...)
+	}
+	slices.SortFunc(rows, func(a, b bulkRow) int { return cmp.Compare(a.Line, b.Line) })
+	return rows
+}
+
+// runPage shows a bulk run: every line's result, the codes still to hand
+// out, a CSV download and a printable list. A reload issues nothing.
+func (p *Portal) runPage(c *gin.Context) {
+	u := c.MustGet(ctxUser).(*fsmpb.User)
+	run := c.Query("id")
+	var refused refusedLines
+	p.readFlash(c, "bulk", u.GetEmail(), &refused)
+	rows := p.runRows(c, run, refused)
+	if len(rows) == 0 {
+		p.render(c, http.StatusNotFound, "bulk.html", page{Title: "Issue codes in bulk", Error: "There is no bulk run of that id for your provider (its codes may have been removed after the retention period).", Data: bulkData{issueForm: p.form(c)}})
+		return
+	}
+	notice := ""
+	if n := c.Query("issued"); n != "" {
+		notice = n + " codes issued now; lines issued before show their codes again."
+	}
+	if refused.More > 0 {
+		notice += fmt.Sprintf(" %d more lines were refused than are listed; correct the file and send it again.", refused.More)
+	}
+	p.render(c, http.StatusOK, "bulk.html", page{Title: "Bulk run", Notice: strings.TrimSpace(notice),
+		Data: bulkData{issueForm: p.form(c), Run: run, CSV: "/portal/bulk/run.csv?" + url.Values{"id": {run}}.Encode(), Rows: rows}})
+}
+
+// runCSV downloads a run's lines as CSV: line, code id, result, code (while
+// it is unused and lives) and when it expires (UTC).
+func (p *Portal) runCSV(c *gin.Context) {
+	run := c.Query("id")
+	rows := p.runRows(c, run, refusedLines{})
+	if len(rows) == 0 {
+		p.render(c, http.StatusNotFound, "message.html", page{Title: "Not found", Error: "There is no bulk run of that id for your provider."})
+		return
+	}
+	c.Header("Content-Type", "text/csv; charset=utf-8")
+	c.Header("Content-Disposition", fmt.Sprintf("attachment; filename=%q", run+".csv"))
+	w := csv.NewWriter(c.Writer)
+	w.Write([]string{"line", "uuid", "result", "code", "expires_utc"})
+	for _, r := range rows {
+		expires := ""
+		if r.Code != "" {
+			expires = time.Unix(r.Expires, 0).UTC().Format("2006-01-02 15:04")
+		}
+		w.Write([]string{strconv.Itoa(r.Line), r.UUID, r.Note, r.Code, expires})
+	}
+	w.Flush()
+}
+
+type csvRow struct {
+	line int
+	req  verify.IssueRequest
+}
+
+// readBulk reads the CSV: a header naming the columns, then at most
+// maxBulkRows lines. It reads what spreadsheets save: a byte-order mark,
+// commas, semicolons (Excel where the decimal mark is a comma) or tabs,
+// header names in any case and spacing ("TestType", "test date"), and
+// empty lines (skipped).
+func readBulk(r io.Reader) ([]csvRow, error) {
+	br := bufio.NewReader(r)
+	if bom, _ := br.Peek(3); bytes.Equal(bom, []byte("\xef\xbb\xbf")) {
+		br.Discard(3)
+	}
+	first, _ := br.Peek(4096)
+	cr := csv.NewReader(br)
+	cr.FieldsPerRecord = -1
+	cr.Comma = delimiter(first)
+	header, err := cr.Read()
+	if err != nil {
+		return nil, errors.New("the file is not CSV with a header line")
+	}
+	col := map[string]int{}
+	for i, h := range header {
+		col[columnKey(h)] = i
+	}
+	if _, ok := col["testtype"]; !ok {
+		return nil, fmt.Errorf("the first line names the columns, and one must be testType (found: %s); testDate, symptomDate, phone and uuid may follow",
+			strings.Join(header, ", "))
+	}
+	get := func(rec []string, name string) string {
+		if i, ok := col[name]; ok && i < len(rec) {
+			return strings.TrimSpace(rec[i])
+		}
+		return ""
+	}
+	var rows []csvRow
+	for line := 2; ; line++ {
+		rec, err := cr.Read()
+		if errors.Is(err, io.EOF) {
+			return rows, nil
+		}
+		if err != nil {
+			return nil, errors.New("line " + strconv.Itoa(line) + ": " + err.Error())
+		}
+		if strings.TrimSpace(strings.Join(rec, "")) == "" {
+			continue // an empty line, or a spreadsheet's ";;;;"
+		}
+		if len(rows) == maxBulkRows {
+			return nil, errors.New("at most 1000 lines per file")
+		}
+		rows = append(rows, csvRow{line: line, req: verify.IssueRequest{
+			TestType: get(rec, "testtype"), TestDate: get(rec, "testdate"), SymptomDate: get(rec, "symptomdate"),
+			Phone: get(rec, "phone"), UUID: get(rec, "uuid")}})
+	}
+}
+
+// delimiter is the field separator of a CSV's first line: the one of
+// comma, semicolon and tab it holds most of (a comma when none).
+func delimiter(start []byte) rune {
+	line, _, _ := bytes.Cut(start, []byte("\n"))
+	best, most := ',', 0
+	for _, d := range []rune{',', ';', '\t'} {
+		if n := bytes.Count(line, []byte(string(d))); n > most {
+			best, most = d, n
+		}
+	}
+	return best
+}
+
+// columnKey is a header name as columns are looked up: lower case,
+// without spaces, underscores or hyphens.
+func columnKey(h string) string {
+	return strings.Map(func(r rune) rune {
+		if r == ' ' || r == '_' || r == '-' {
+			return -1
+		}
+		return unicode.ToLower(r)
+	}, strings.TrimSpace(h))
+}
