@@ -388,7 +388,36 @@ func TestPortalOnAPhone(t *testing.T) {
 			shot(t, ctx, "phone-bulk-run")
 			fitsPhone(t, ctx, "/bulk/run", []string{"#run-csv", "#results td.code-cell"})
 		}
+		if who.home == "#issue" { // an invitation: the lead makes the link, the new worker opens it on a phone
+			invite(t, ctx, base)
+		}
 	}
+}
+
+// invite has the signed-in manager invite a new worker, whose phone opens
+// the link (its token in the fragment, moved into the form by the page),
+// sets a password and signs in with it.
+func invite(t *testing.T, ctx context.Context, base string) {
+	t.Helper()
+	run(t, ctx, "invite", chromedp.Navigate(base+"/users"), chromedp.WaitVisible(css("#email")),
+		chromedp.SendKeys(css("#email"), "nina@lab.example"), chromedp.SendKeys(css("#name"), "Nina New"),
+		chromedp.Click(css("#role-issue")), chromedp.Click(css("form[action='/portal/users'] button.primary")),
+		chromedp.WaitVisible(css("#invite-link")))
+	link := text(t, ctx, "#invite-link")
+	shot(t, ctx, "phone-users-invited")
+	fitsPhone(t, ctx, "/users (a link just made)", []string{"#invite-link"})
+	phone := browser(t)
+	run(t, phone, "a phone's screen", chromedp.EmulateViewport(390, 844))
+	run(t, phone, "open the invitation", chromedp.Navigate(link), chromedp.WaitVisible(css("#set-password")))
+	token, err := chromedp.Run(phone, chromedp.Evaluate[string](`document.getElementById("token").value`))
+	if err != nil || token == "" || !strings.HasSuffix(link, "#"+token) {
+		t.Fatalf("the invitation page's form holds %q (%v), the link %q", token, err, link)
+	}
+	shot(t, phone, "phone-invite")
+	fitsPhone(t, phone, "/invite", []string{"#set-password"})
+	run(t, phone, "set the password", chromedp.SendKeys(css("#password"), "nina's long password"),
+		chromedp.SendKeys(css("#repeat"), "nina's long password"), chromedp.Click(css("#set-password")), chromedp.WaitVisible(css("#signin")))
+	signIn(t, phone, base, "nina@lab.example", "nina's long password", "#issue")
 }
 
 // fitsPhone checks that the page is no wider than a 390 px screen and that

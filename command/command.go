@@ -45,7 +45,8 @@ import (
 // Version 6: read-only statistics API keys (kind "stats"), for the
 // region or for one provider. A code of the portal's bulk issue names its
 // run and line and, when a worker hands it out, keeps its short code
-// sealed until it is used, so that the run's results are shown again.
+// sealed until it is used, so that the run's results are shown again. An
+// account may be invited: ACCEPT_INVITE sets its password once.
 const Version = 6
 
 // The first versions of changes that later code tests for.
@@ -73,6 +74,9 @@ const (
 	// keep its short code sealed (earlier versions would keep the sealed
 	// code after the code is used).
 	BulkRuns = 6
+	// Invitations: an account may have an open invitation, which
+	// ACCEPT_INVITE takes to set its password.
+	Invitations = 6
 )
 
 // Applier commits a command through the region's leader and returns its
@@ -119,6 +123,8 @@ func Since(t fsmpb.CommandType) (uint32, bool) {
 		return 3, true
 	case fsmpb.CommandType_COMMAND_TYPE_REVOKE_CERT:
 		return 5, true
+	case fsmpb.CommandType_COMMAND_TYPE_ACCEPT_INVITE:
+		return 6, true
 	}
 	return 0, false
 }
@@ -149,6 +155,9 @@ func versions(cmd *fsmpb.Command) (lo, hi uint32) {
 	}
 	if c := cmd.GetIssueVerificationCode(); c.GetBulkRun() != "" || len(c.GetSealedCode()) > 0 {
 		lo = BulkRuns
+	}
+	if len(cmd.GetPutUser().GetInviteHash()) > 0 {
+		lo = Invitations // earlier versions would keep no invitation
 	}
 	if cmd.GetPutApiKey().GetKind() == "stats" {
 		lo = StatsAPIKeys // earlier versions refuse the kind

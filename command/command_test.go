@@ -22,6 +22,8 @@ func TestStamp(t *testing.T) {
 	quota := &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_SET_POLICY, SetPolicy: &fsmpb.Policy{SmsPerHour: 10}}
 	unlock := &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_LOGIN, Login: &fsmpb.Login{Email: "w@lab.example", Unlock: true}}
 	bulkCode := &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_ISSUE_VERIFICATION_CODE, IssueVerificationCode: &fsmpb.VerificationCode{BulkRun: "r"}}
+	invited := &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_PUT_USER, PutUser: &fsmpb.User{InviteHash: []byte{1}}}
+	accept := &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_ACCEPT_INVITE}
 	statsKey := &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_PUT_API_KEY, PutApiKey: &fsmpb.ApiKey{Kind: "stats"}}
 	codeUpload := &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_PUBLISH, Publish: &fsmpb.Publish{VerificationCodeHashes: [][]byte{{1}}}}
 	cases := []struct {
@@ -49,6 +51,9 @@ func TestStamp(t *testing.T) {
 		{"a stats key in a version 5 region (it would refuse the kind)", statsKey, 5, 0, true},
 		{"a stats key in a version 6 region", statsKey, 6, 6, false},
 		{"a bulk run's code in a version 5 region", bulkCode, 5, 0, true},
+		{"an invitation in a version 5 region", invited, 5, 0, true},
+		{"accepting an invitation in a version 5 region", accept, 5, 0, true},
+		{"accepting an invitation in a version 6 region", accept, 6, 6, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -53,6 +53,9 @@ const (
 	// CodeProviderQuota: the provider has issued
 	// Policy.codes_per_provider_per_day codes in the last 24 hours.
 	CodeProviderQuota Code = "provider_quota_reached"
+	// CodeInviteInvalid: an invitation that is used, replaced, expired or
+	// not the account's.
+	CodeInviteInvalid Code = "invite_invalid"
 )
 
 // Error is a refusal by the state machine: the command changed nothing

@@ -53,6 +53,13 @@ func PutUser(ctx context.Context, a Applier, u *fsmpb.User) (*fsmpb.User, error)
 	return res.GetUser(), err
 }
 
+// AcceptInvite sets an invited account's password, once; the result is
+// the account.
+func AcceptInvite(ctx context.Context, a Applier, ai *fsmpb.AcceptInvite) (*fsmpb.User, error) {
+	res, err := a.Apply(ctx, &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_ACCEPT_INVITE, AcceptInvite: ai})
+	return res.GetUser(), err
+}
+
 // Login records a sign-in's outcome, or ends every session of an account.
 func Login(ctx context.Context, a Applier, l *fsmpb.Login) (*fsmpb.User, error) {
 	res, err := a.Apply(ctx, &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_LOGIN, Login: l})

@@ -71,6 +71,7 @@ func New() *FSM {
 			fsmpb.CommandType_COMMAND_TYPE_LOGIN:                    applyLogin,
 			fsmpb.CommandType_COMMAND_TYPE_AUDIT:                    applyAudit,
 			fsmpb.CommandType_COMMAND_TYPE_REVOKE_CERT:              applyRevokeCert,
+			fsmpb.CommandType_COMMAND_TYPE_ACCEPT_INVITE:            applyAcceptInvite,
 		},
 	}
 }

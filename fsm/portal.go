@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"bytes"
 	"cmp"
 	"slices"
 	"strings"
@@ -65,6 +66,39 @@ func applyPutUser(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 	slices.Sort(u.Roles)
 	s.users[u.GetEmail()] = u
 	return &fsmpb.Result{Value: &fsmpb.Result_User{User: proto.CloneOf(u)}}
+}
+
+// applyAcceptInvite sets an invited account's password, once: the
+// invitation must be open, unexpired and the account's, and the account
+// enabled. It ends the account's sessions and clears its sign-in counts.
+func applyAcceptInvite(s *state, cmd *fsmpb.Command) *fsmpb.Result {
+	a, now := cmd.GetAcceptInvite(), cmd.GetTimeUnix()
+	u := s.users[strings.ToLower(a.GetEmail())]
+	switch {
+	case u == nil || len(u.GetInviteHash()) == 0 || !bytes.Equal(u.GetInviteHash(), a.GetInviteHash()) ||
+		now >= u.GetInviteExpiresUnix() || u.GetDisabled():
+		return refuse(command.CodeInviteInvalid, "this invitation is used, replaced, expired or not of this account")
+	case !strings.HasPrefix(a.GetPasswordHash(), "$argon2id$"):
+		return refuse(command.CodeInvalidCommand, "an account needs an argon2id password hash")
+	}
+	u = proto.CloneOf(u)
+	u.PasswordHash, u.InviteHash, u.InviteExpiresUnix = a.GetPasswordHash(), nil, 0
+	u.Failures, u.LockedUntilUnix, u.LoginClients = 0, 0, nil
+	u.SessionEpoch++
+	s.users[u.GetEmail()] = u
+	return &fsmpb.Result{Value: &fsmpb.Result_User{User: proto.CloneOf(u)}}
+}
+
+// UserByInvite finds the account whose open invitation has this hash.
+func (f *FSM) UserByInvite(hash []byte) (*fsmpb.User, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	for _, u := range f.state.users {
+		if len(hash) > 0 && bytes.Equal(u.GetInviteHash(), hash) {
+			return proto.CloneOf(u), true
+		}
+	}
+	return nil, false
 }
 
 // applyLogin counts a refused sign-in (locking the account at the fifth),

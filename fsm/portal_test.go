@@ -179,3 +179,50 @@ func TestAuditQuery(t *testing.T) {
 		t.Errorf("the lab's actions: %v", got)
 	}
 }
+
+// An invitation sets its account's password once, while it is open and
+// unexpired and the account enabled; a new invitation replaces the old
+// one; taking it ends the account's sessions and clears its lockout.
+func TestAcceptInvite(t *testing.T) {
+	f := fsm.New()
+	mustApply(t, f, putProvider("lab"))
+	invite := func(email, token string, expires int64, disabled bool) *fsmpb.Command {
+		cmd := putUser(email, "lab", "$argon2id$unknown", "issue")
+		cmd.Version = command.Invitations
+		cmd.PutUser.InviteHash, cmd.PutUser.InviteExpiresUnix, cmd.PutUser.Disabled = hashOf(token), expires, disabled
+		return cmd
+	}
+	accept := func(email, token string, at int64) *fsmpb.Command {
+		return &fsmpb.Command{Version: command.Invitations, Type: fsmpb.CommandType_COMMAND_TYPE_ACCEPT_INVITE, TimeUnix: at,
+			AcceptInvite: &fsmpb.AcceptInvite{Email: email, InviteHash: hashOf(token), PasswordHash: "$argon2id$chosen"}}
+	}
+	mustApply(t, f, invite("a@lab.example", "first", vt0+3600, false))
+	mustApply(t, f, invite("a@lab.example", "second", vt0+3600, false)) // a new link replaces the first
+	mustApply(t, f, invite("b@lab.example", "b", vt0+3600, true))
+	mustApply(t, f, invite("c@lab.example", "c", vt0+60, false))
+	for _, tc := range []struct {
+		name string
+		cmd  *fsmpb.Command
+	}{
+		{"a replaced invitation", accept("a@lab.example", "first", vt0+10)},
+		{"another account's invitation", accept("b@lab.example", "second", vt0+10)},
+		{"a disabled account", accept("b@lab.example", "b", vt0+10)},
+		{"an expired invitation", accept("c@lab.example", "c", vt0+60)},
+		{"no such account", accept("x@lab.example", "second", vt0+10)},
+	} {
+		if got := codeOf(applyCmd(t, f, tc.cmd).Err); got != command.CodeInviteInvalid {
+			t.Errorf("%s: %q, want %s", tc.name, got, command.CodeInviteInvalid)
+		}
+	}
+	before, _ := f.User("a@lab.example")
+	u := mustApply(t, f, accept("A@lab.example", "second", vt0+10)).GetUser()
+	if u.GetPasswordHash() != "$argon2id$chosen" || len(u.GetInviteHash()) != 0 || u.GetSessionEpoch() != before.GetSessionEpoch()+1 {
+		t.Fatalf("the accepted account: %v", u)
+	}
+	if got := codeOf(applyCmd(t, f, accept("a@lab.example", "second", vt0+20)).Err); got != command.CodeInviteInvalid {
+		t.Fatalf("the invitation used a second time: %q", got)
+	}
+	if _, ok := f.UserByInvite(hashOf("second")); ok {
+		t.Fatal("a used invitation still finds its account")
+	}
+}

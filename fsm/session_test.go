@@ -63,6 +63,13 @@ func everyCommand(t *testing.T, v uint32) []*fsmpb.Command {
 		cmds = slices.Insert(cmds, 1, &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_REVOKE_CERT,
 			RevokeCert: &fsmpb.RevokedCert{CertSha256: hashOf("a leaked certificate"), NodeId: "n2", Reason: "leaked"}})
 	}
+	if v >= command.Invitations {
+		at := slices.Index(cmds, user)
+		invited := putUser("new@lab.example", "lab", "$argon2id$v=19$m=65536,t=1,p=2$salt$unknown", "issue")
+		invited.PutUser.InviteHash, invited.PutUser.InviteExpiresUnix = hashOf("invitation"), t0+86_400
+		cmds = slices.Insert(cmds, at+1, invited, &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_ACCEPT_INVITE,
+			AcceptInvite: &fsmpb.AcceptInvite{Email: "new@lab.example", InviteHash: hashOf("invitation"), PasswordHash: "$argon2id$v=19$m=65536,t=1,p=2$salt$chosen"}})
+	}
 	seen := map[fsmpb.CommandType]bool{}
 	for i, c := range cmds {
 		c.Version, c.TimeUnix = v, t0+int64(i)

@@ -36,6 +36,18 @@ func (p *Portal) showAccount(c *gin.Context, status int, refusal string) {
 	p.render(c, status, "account.html", page{Title: "Your account", Error: refusal, Notice: notice})
 }
 
+// passwordProblem says what is wrong with a new password and its
+// repetition, in plain words ("": nothing).
+func passwordProblem(next, repeat string) string {
+	switch {
+	case len(next) < minPassword:
+		return "The new password needs at least 12 characters."
+	case next != repeat:
+		return "The new password and its repetition differ: type the same one twice."
+	}
+	return ""
+}
+
 // changePassword sets a new password for the signed-in account after its
 // current one is checked; the account's other sessions end (the epoch goes
 // up), and this browser is given a session of the new epoch, so that the
@@ -43,12 +55,8 @@ func (p *Portal) showAccount(c *gin.Context, status int, refusal string) {
 func (p *Portal) changePassword(c *gin.Context) {
 	u := c.MustGet(ctxUser).(*fsmpb.User)
 	current, next := c.PostForm("current"), c.PostForm("password")
-	switch {
-	case len(next) < minPassword:
-		p.showAccount(c, http.StatusBadRequest, "The new password needs at least 12 characters.")
-		return
-	case next != c.PostForm("confirm"):
-		p.showAccount(c, http.StatusBadRequest, "The new password and its repetition differ.")
+	if problem := passwordProblem(next, c.PostForm("confirm")); problem != "" {
+		p.showAccount(c, http.StatusBadRequest, problem)
 		return
 	}
 	release, ok := p.hashSlot()

@@ -37,7 +37,7 @@ func (p *Portal) loginPage(c *gin.Context) {
 func (p *Portal) showLogin(c *gin.Context, status int, msg string) {
 	tok := randomToken()
 	setCookie(c, loginCSRFToken, tok, time.Hour)
-	p.render(c, status, "login.html", page{Title: "Sign in", Error: msg, CSRF: tok})
+	p.render(c, status, "login.html", page{Title: "Sign in", Error: msg, Notice: notices[c.Query("notice")], CSRF: tok})
 }
 
 // loginCSRF checks the sign-in forms' double-submit token.

@@ -33,6 +33,8 @@ var notices = map[string]string{
 	"expired":          "The code was expired: it can no longer be used.",
 	"key-revoked":      "The API key was revoked: it is refused from now on.",
 	"provider-revoked": "The provider was revoked: it issues no code from now on.",
+	"password-set":     "Your password is set: sign in with it.",
+	"invited":          "The account was saved. Send its worker the invitation link below: it works once, for 7 days.",
 }
 
 // regionView is the operators' view of the region.
@@ -224,6 +226,8 @@ func accountStatus(u *fsmpb.User, now time.Time) string {
 	switch {
 	case u.GetDisabled():
 		return "disabled"
+	case len(u.GetInviteHash()) > 0 && now.Unix() < u.GetInviteExpiresUnix():
+		return "invited (the link works until " + time.Unix(u.GetInviteExpiresUnix(), 0).UTC().Format("2006-01-02 15:04") + " UTC)"
 	case accountLocked:
 		return "locked until " + time.Unix(u.GetLockedUntilUnix(), 0).UTC().Format("15:04") + " UTC (too many failed sign-ins)"
 	case clientLocked:
@@ -245,6 +249,8 @@ type usersPage struct {
 	Users []accountRow
 	Roles []string
 	Form  accountForm
+	// Invited is an invitation link just made, to be sent.
+	Invited *inviteShown
 }
 
 // accountForm is what the account form was sent with.
@@ -270,8 +276,12 @@ func (p *Portal) showUsers(c *gin.Context, status int, refusal string, form acco
 		account, client := locks(a, now)
 		rows = append(rows, accountRow{User: a, Status: accountStatus(a, now), Locked: account || client})
 	}
-	p.render(c, status, "users.html", page{Title: "Accounts", Notice: notices[c.Query("notice")], Error: refusal,
-		Data: usersPage{Users: rows, Roles: grantable(u), Form: form}})
+	v := usersPage{Users: rows, Roles: grantable(u), Form: form}
+	var invited inviteShown
+	if p.readFlash(c, "invite", u.GetEmail(), &invited) == nil {
+		v.Invited = &invited
+	}
+	p.render(c, status, "users.html", page{Title: "Accounts", Notice: notices[c.Query("notice")], Error: refusal, Data: v})
 }
 
 // addUser creates or changes an account of the manager's own provider (an
@@ -300,9 +310,6 @@ func (p *Portal) addUser(c *gin.Context) {
 	case exists && old.GetProvider() != u.GetProvider():
 		p.showUsers(c, http.StatusForbidden, "That account belongs to someone else.", form)
 		return
-	case password == "" && !exists:
-		p.showUsers(c, http.StatusBadRequest, "A new account needs a password of at least 12 characters.", form)
-		return
 	case password != "" && len(password) < minPassword:
 		p.showUsers(c, http.StatusBadRequest, "A password has at least 12 characters.", form)
 		return
@@ -311,6 +318,10 @@ func (p *Portal) addUser(c *gin.Context) {
 		return
 	}
 	hash := old.GetPasswordHash() // a change without a password keeps it
+	invite := password == "" && !exists
+	if invite {
+		password = randomToken() // nobody knows it: the invitation sets the password
+	}
 	if password != "" {
 		release, ok := p.hashSlot()
 		if !ok {
@@ -322,15 +333,25 @@ func (p *Portal) addUser(c *gin.Context) {
 	}
 	// A change keeps the account's second factor: PUT_USER replaces it,
 	// and a form without it would leave the password alone to sign in.
-	_, err := command.PutUser(c.Request.Context(), p.region, &fsmpb.User{Email: email, Name: c.PostForm("name"),
-		Provider: u.GetProvider(), Roles: roles, PasswordHash: hash, Disabled: c.PostForm("disabled") != "",
-		TotpSecret: old.GetTotpSecret()})
+	// A change keeps an open invitation too.
+	acct := &fsmpb.User{Email: email, Name: c.PostForm("name"), Provider: u.GetProvider(), Roles: roles, PasswordHash: hash,
+		Disabled: c.PostForm("disabled") != "", TotpSecret: old.GetTotpSecret(), InviteHash: old.GetInviteHash(), InviteExpiresUnix: old.GetInviteExpiresUnix()}
+	var err error
+	if invite {
+		err = p.invite(c, acct)
+	} else {
+		_, err = command.PutUser(c.Request.Context(), p.region, acct)
+	}
 	if err != nil {
 		p.showUsers(c, http.StatusBadRequest, "The account was not saved: "+err.Error(), form)
 		return
 	}
 	p.audit(c, "put account", email)
-	p.redirectAfterWrite(c, "/portal/users?notice=saved")
+	notice := "saved"
+	if invite {
+		notice = "invited"
+	}
+	p.redirectAfterWrite(c, "/portal/users?notice="+notice)
 }
 
 // userAction disables, enables or unlocks an account of the manager's
@@ -362,6 +383,14 @@ func (p *Portal) userAction(c *gin.Context) {
 		_, err = command.PutUser(c.Request.Context(), p.region, changed)
 	case "unlock":
 		_, err = command.Login(c.Request.Context(), p.region, &fsmpb.Login{Email: target.GetEmail(), Unlock: true})
+	case "invite": // a new link, which replaces any before it: for a worker who never set a password, or forgot it
+		changed := proto.CloneOf(target)
+		changed.LoginClients, changed.Failures, changed.LockedUntilUnix = nil, 0, 0
+		if err = p.invite(c, changed); err == nil {
+			p.audit(c, "invite account", target.GetEmail())
+			p.redirectAfterWrite(c, "/portal/users?notice=invited")
+			return
+		}
 	default:
 		p.showUsers(c, http.StatusBadRequest, "Unknown action.", accountForm{})
 		return

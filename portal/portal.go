@@ -123,6 +123,8 @@ func (p *Portal) Routes(r gin.IRouter) {
 	g.GET("/login", p.loginPage)
 	g.POST("/login", p.login)
 	g.POST("/totp", p.totp)
+	g.GET("/invite", p.invitePage)
+	g.POST("/invite", p.acceptInvite)
 	in := g.Group("", p.requireSession)
 	in.GET("/", p.start)
 	in.POST("/logout", p.logout)

@@ -56,6 +56,7 @@ const (
 	CommandType_COMMAND_TYPE_LOGIN                    CommandType = 23
 	CommandType_COMMAND_TYPE_AUDIT                    CommandType = 24
 	CommandType_COMMAND_TYPE_REVOKE_CERT              CommandType = 25
+	CommandType_COMMAND_TYPE_ACCEPT_INVITE            CommandType = 26
 )
 
 // Enum value maps for CommandType.
@@ -87,6 +88,7 @@ var (
 		23: "COMMAND_TYPE_LOGIN",
 		24: "COMMAND_TYPE_AUDIT",
 		25: "COMMAND_TYPE_REVOKE_CERT",
+		26: "COMMAND_TYPE_ACCEPT_INVITE",
 	}
 	CommandType_value = map[string]int32{
 		"COMMAND_TYPE_UNSPECIFIED":              0,
@@ -115,6 +117,7 @@ var (
 		"COMMAND_TYPE_LOGIN":                    23,
 		"COMMAND_TYPE_AUDIT":                    24,
 		"COMMAND_TYPE_REVOKE_CERT":              25,
+		"COMMAND_TYPE_ACCEPT_INVITE":            26,
 	}
 )
 
@@ -185,6 +188,7 @@ type Command struct {
 	Login                  *Login                  `protobuf:"bytes,32,opt,name=login,proto3" json:"login,omitempty"`
 	Audit                  *AuditEvent             `protobuf:"bytes,33,opt,name=audit,proto3" json:"audit,omitempty"`
 	RevokeCert             *RevokedCert            `protobuf:"bytes,34,opt,name=revoke_cert,json=revokeCert,proto3" json:"revoke_cert,omitempty"`
+	AcceptInvite           *AcceptInvite           `protobuf:"bytes,35,opt,name=accept_invite,json=acceptInvite,proto3" json:"accept_invite,omitempty"`
 	unknownFields          protoimpl.UnknownFields
 	sizeCache              protoimpl.SizeCache
 }
@@ -418,6 +422,13 @@ func (x *Command) GetAudit() *AuditEvent {
 func (x *Command) GetRevokeCert() *RevokedCert {
 	if x != nil {
 		return x.RevokeCert
+	}
+	return nil
+}
+
+func (x *Command) GetAcceptInvite() *AcceptInvite {
+	if x != nil {
+		return x.AcceptInvite
 	}
 	return nil
 }
@@ -4367,9 +4378,14 @@ type User struct {
 	// failures and locked_until_unix above become the account-wide count
 	// (twenty lock the account, except to the right password with the right
 	// second factor). At most 16 clients are kept, the least recent dropped.
-	LoginClients  []*LoginClient `protobuf:"bytes,12,rep,name=login_clients,json=loginClients,proto3" json:"login_clients,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	LoginClients []*LoginClient `protobuf:"bytes,12,rep,name=login_clients,json=loginClients,proto3" json:"login_clients,omitempty"`
+	// invite_hash (from version 6) is the SHA-256 of an invitation's token:
+	// a single-use link by which the account's worker sets its password,
+	// until invite_expires_unix (empty: no invitation open).
+	InviteHash        []byte `protobuf:"bytes,13,opt,name=invite_hash,json=inviteHash,proto3" json:"invite_hash,omitempty"`
+	InviteExpiresUnix int64  `protobuf:"varint,14,opt,name=invite_expires_unix,json=inviteExpiresUnix,proto3" json:"invite_expires_unix,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *User) Reset() {
@@ -4486,6 +4502,82 @@ func (x *User) GetLoginClients() []*LoginClient {
 	return nil
 }
 
+func (x *User) GetInviteHash() []byte {
+	if x != nil {
+		return x.InviteHash
+	}
+	return nil
+}
+
+func (x *User) GetInviteExpiresUnix() int64 {
+	if x != nil {
+		return x.InviteExpiresUnix
+	}
+	return 0
+}
+
+// AcceptInvite sets an invited account's password, once: the invitation
+// must be open, unexpired and the account's (from version 6).
+type AcceptInvite struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Email         string                 `protobuf:"bytes,1,opt,name=email,proto3" json:"email,omitempty"`
+	InviteHash    []byte                 `protobuf:"bytes,2,opt,name=invite_hash,json=inviteHash,proto3" json:"invite_hash,omitempty"`
+	PasswordHash  string                 `protobuf:"bytes,3,opt,name=password_hash,json=passwordHash,proto3" json:"password_hash,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AcceptInvite) Reset() {
+	*x = AcceptInvite{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AcceptInvite) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AcceptInvite) ProtoMessage() {}
+
+func (x *AcceptInvite) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AcceptInvite.ProtoReflect.Descriptor instead.
+func (*AcceptInvite) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *AcceptInvite) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+func (x *AcceptInvite) GetInviteHash() []byte {
+	if x != nil {
+		return x.InviteHash
+	}
+	return nil
+}
+
+func (x *AcceptInvite) GetPasswordHash() string {
+	if x != nil {
+		return x.PasswordHash
+	}
+	return ""
+}
+
 // LoginClient counts one client's refused sign-ins on an account. client
 // is a keyed hash of its address (IPv4, or IPv6 /64), never the address.
 type LoginClient struct {
@@ -4500,7 +4592,7 @@ type LoginClient struct {
 
 func (x *LoginClient) Reset() {
 	*x = LoginClient{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[46]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4512,7 +4604,7 @@ func (x *LoginClient) String() string {
 func (*LoginClient) ProtoMessage() {}
 
 func (x *LoginClient) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[46]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4525,7 +4617,7 @@ func (x *LoginClient) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginClient.ProtoReflect.Descriptor instead.
 func (*LoginClient) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{46}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *LoginClient) GetClient() []byte {
@@ -4574,7 +4666,7 @@ type Login struct {
 
 func (x *Login) Reset() {
 	*x = Login{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[47]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4586,7 +4678,7 @@ func (x *Login) String() string {
 func (*Login) ProtoMessage() {}
 
 func (x *Login) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[47]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4599,7 +4691,7 @@ func (x *Login) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Login.ProtoReflect.Descriptor instead.
 func (*Login) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{47}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *Login) GetEmail() string {
@@ -4652,7 +4744,7 @@ type AuditEvent struct {
 
 func (x *AuditEvent) Reset() {
 	*x = AuditEvent{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[48]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4664,7 +4756,7 @@ func (x *AuditEvent) String() string {
 func (*AuditEvent) ProtoMessage() {}
 
 func (x *AuditEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[48]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4677,7 +4769,7 @@ func (x *AuditEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
 func (*AuditEvent) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{48}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *AuditEvent) GetTimeUnix() int64 {
@@ -4730,7 +4822,7 @@ type Session struct {
 
 func (x *Session) Reset() {
 	*x = Session{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[49]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4742,7 +4834,7 @@ func (x *Session) String() string {
 func (*Session) ProtoMessage() {}
 
 func (x *Session) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[49]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4755,7 +4847,7 @@ func (x *Session) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Session.ProtoReflect.Descriptor instead.
 func (*Session) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{49}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *Session) GetRequestId() []byte {
@@ -4790,7 +4882,7 @@ var File_fsm_fsmpb_fsm_proto protoreflect.FileDescriptor
 
 const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\n" +
-	"\x13fsm/fsmpb/fsm.proto\x12\fcovid.fsm.v1\"\xbe\f\n" +
+	"\x13fsm/fsmpb/fsm.proto\x12\fcovid.fsm.v1\"\xff\f\n" +
 	"\aCommand\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12-\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x19.covid.fsm.v1.CommandTypeR\x04type\x12\x1b\n" +
@@ -4828,7 +4920,8 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x05login\x18  \x01(\v2\x13.covid.fsm.v1.LoginR\x05login\x12.\n" +
 	"\x05audit\x18! \x01(\v2\x18.covid.fsm.v1.AuditEventR\x05audit\x12:\n" +
 	"\vrevoke_cert\x18\" \x01(\v2\x19.covid.fsm.v1.RevokedCertR\n" +
-	"revokeCert\"|\n" +
+	"revokeCert\x12?\n" +
+	"\raccept_invite\x18# \x01(\v2\x1a.covid.fsm.v1.AcceptInviteR\facceptInvite\"|\n" +
 	"\vRevokedCert\x12\x1f\n" +
 	"\vcert_sha256\x18\x01 \x01(\fR\n" +
 	"certSha256\x12\x17\n" +
@@ -5175,7 +5268,7 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\btoken_id\x18\x01 \x01(\tR\atokenId\"H\n" +
 	"\x16ExpireVerificationCode\x12\x12\n" +
 	"\x04uuid\x18\x01 \x01(\tR\x04uuid\x12\x1a\n" +
-	"\bprovider\x18\x02 \x01(\tR\bprovider\"\x94\x03\n" +
+	"\bprovider\x18\x02 \x01(\tR\bprovider\"\xe5\x03\n" +
 	"\x04User\x12\x14\n" +
 	"\x05email\x18\x01 \x01(\tR\x05email\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1a\n" +
@@ -5190,7 +5283,15 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\rsession_epoch\x18\n" +
 	" \x01(\rR\fsessionEpoch\x12!\n" +
 	"\fcreated_unix\x18\v \x01(\x03R\vcreatedUnix\x12>\n" +
-	"\rlogin_clients\x18\f \x03(\v2\x19.covid.fsm.v1.LoginClientR\floginClients\"\x8a\x01\n" +
+	"\rlogin_clients\x18\f \x03(\v2\x19.covid.fsm.v1.LoginClientR\floginClients\x12\x1f\n" +
+	"\vinvite_hash\x18\r \x01(\fR\n" +
+	"inviteHash\x12.\n" +
+	"\x13invite_expires_unix\x18\x0e \x01(\x03R\x11inviteExpiresUnix\"j\n" +
+	"\fAcceptInvite\x12\x14\n" +
+	"\x05email\x18\x01 \x01(\tR\x05email\x12\x1f\n" +
+	"\vinvite_hash\x18\x02 \x01(\fR\n" +
+	"inviteHash\x12#\n" +
+	"\rpassword_hash\x18\x03 \x01(\tR\fpasswordHash\"\x8a\x01\n" +
 	"\vLoginClient\x12\x16\n" +
 	"\x06client\x18\x01 \x01(\fR\x06client\x12\x1a\n" +
 	"\bfailures\x18\x02 \x01(\rR\bfailures\x12*\n" +
@@ -5214,7 +5315,7 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"request_id\x18\x01 \x01(\fR\trequestId\x12-\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x19.covid.fsm.v1.CommandTypeR\x04type\x12\x1b\n" +
 	"\ttime_unix\x18\x03 \x01(\x03R\btimeUnix\x12,\n" +
-	"\x06result\x18\x04 \x01(\v2\x14.covid.fsm.v1.ResultR\x06result*\x97\x06\n" +
+	"\x06result\x18\x04 \x01(\v2\x14.covid.fsm.v1.ResultR\x06result*\xb7\x06\n" +
 	"\vCommandType\x12\x1c\n" +
 	"\x18COMMAND_TYPE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14COMMAND_TYPE_PUBLISH\x10\x01\x12\x1e\n" +
@@ -5242,7 +5343,8 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x15COMMAND_TYPE_PUT_USER\x10\x16\x12\x16\n" +
 	"\x12COMMAND_TYPE_LOGIN\x10\x17\x12\x16\n" +
 	"\x12COMMAND_TYPE_AUDIT\x10\x18\x12\x1c\n" +
-	"\x18COMMAND_TYPE_REVOKE_CERT\x10\x19B2Z0github.com/covid-backend/covid-backend/fsm/fsmpbb\x06proto3"
+	"\x18COMMAND_TYPE_REVOKE_CERT\x10\x19\x12\x1e\n" +
+	"\x1aCOMMAND_TYPE_ACCEPT_INVITE\x10\x1aB2Z0github.com/covid-backend/covid-backend/fsm/fsmpbb\x06proto3"
 
 var (
 	file_fsm_fsmpb_fsm_proto_rawDescOnce sync.Once
@@ -5257,7 +5359,7 @@ func file_fsm_fsmpb_fsm_proto_rawDescGZIP() []byte {
 }
 
 var file_fsm_fsmpb_fsm_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_fsm_fsmpb_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
+var file_fsm_fsmpb_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
 var file_fsm_fsmpb_fsm_proto_goTypes = []any{
 	(CommandType)(0),               // 0: covid.fsm.v1.CommandType
 	(*Command)(nil),                // 1: covid.fsm.v1.Command
@@ -5306,10 +5408,11 @@ var file_fsm_fsmpb_fsm_proto_goTypes = []any{
 	(*ClaimToken)(nil),             // 44: covid.fsm.v1.ClaimToken
 	(*ExpireVerificationCode)(nil), // 45: covid.fsm.v1.ExpireVerificationCode
 	(*User)(nil),                   // 46: covid.fsm.v1.User
-	(*LoginClient)(nil),            // 47: covid.fsm.v1.LoginClient
-	(*Login)(nil),                  // 48: covid.fsm.v1.Login
-	(*AuditEvent)(nil),             // 49: covid.fsm.v1.AuditEvent
-	(*Session)(nil),                // 50: covid.fsm.v1.Session
+	(*AcceptInvite)(nil),           // 47: covid.fsm.v1.AcceptInvite
+	(*LoginClient)(nil),            // 48: covid.fsm.v1.LoginClient
+	(*Login)(nil),                  // 49: covid.fsm.v1.Login
+	(*AuditEvent)(nil),             // 50: covid.fsm.v1.AuditEvent
+	(*Session)(nil),                // 51: covid.fsm.v1.Session
 }
 var file_fsm_fsmpb_fsm_proto_depIdxs = []int32{
 	0,  // 0: covid.fsm.v1.Command.type:type_name -> covid.fsm.v1.CommandType
@@ -5335,42 +5438,43 @@ var file_fsm_fsmpb_fsm_proto_depIdxs = []int32{
 	44, // 20: covid.fsm.v1.Command.claim_token:type_name -> covid.fsm.v1.ClaimToken
 	45, // 21: covid.fsm.v1.Command.expire_verification_code:type_name -> covid.fsm.v1.ExpireVerificationCode
 	46, // 22: covid.fsm.v1.Command.put_user:type_name -> covid.fsm.v1.User
-	48, // 23: covid.fsm.v1.Command.login:type_name -> covid.fsm.v1.Login
-	49, // 24: covid.fsm.v1.Command.audit:type_name -> covid.fsm.v1.AuditEvent
+	49, // 23: covid.fsm.v1.Command.login:type_name -> covid.fsm.v1.Login
+	50, // 24: covid.fsm.v1.Command.audit:type_name -> covid.fsm.v1.AuditEvent
 	2,  // 25: covid.fsm.v1.Command.revoke_cert:type_name -> covid.fsm.v1.RevokedCert
-	5,  // 26: covid.fsm.v1.Result.refusal:type_name -> covid.fsm.v1.Refusal
-	6,  // 27: covid.fsm.v1.Result.publish:type_name -> covid.fsm.v1.PublishResult
-	7,  // 28: covid.fsm.v1.Result.seal:type_name -> covid.fsm.v1.SealResult
-	8,  // 29: covid.fsm.v1.Result.revoke:type_name -> covid.fsm.v1.RevokeResult
-	9,  // 30: covid.fsm.v1.Result.expire:type_name -> covid.fsm.v1.ExpireResult
-	10, // 31: covid.fsm.v1.Result.import:type_name -> covid.fsm.v1.ImportResult
-	11, // 32: covid.fsm.v1.Result.issue_code:type_name -> covid.fsm.v1.CodeResult
-	3,  // 33: covid.fsm.v1.Result.policy:type_name -> covid.fsm.v1.Policy
-	41, // 34: covid.fsm.v1.Result.verification_code:type_name -> covid.fsm.v1.VerificationCode
-	43, // 35: covid.fsm.v1.Result.verification_token:type_name -> covid.fsm.v1.VerificationToken
-	46, // 36: covid.fsm.v1.Result.user:type_name -> covid.fsm.v1.User
-	12, // 37: covid.fsm.v1.TrustedRegion.keys:type_name -> covid.fsm.v1.TrustKey
-	29, // 38: covid.fsm.v1.FederationBatch.keys:type_name -> covid.fsm.v1.Key
-	29, // 39: covid.fsm.v1.FederationBatch.revised:type_name -> covid.fsm.v1.Key
-	26, // 40: covid.fsm.v1.Seal.signers:type_name -> covid.fsm.v1.ExportSigner
-	29, // 41: covid.fsm.v1.Batch.sealed_keys:type_name -> covid.fsm.v1.Key
-	29, // 42: covid.fsm.v1.Batch.padding:type_name -> covid.fsm.v1.Key
-	29, // 43: covid.fsm.v1.Batch.revised:type_name -> covid.fsm.v1.Key
-	26, // 44: covid.fsm.v1.Batch.signers:type_name -> covid.fsm.v1.ExportSigner
-	29, // 45: covid.fsm.v1.Publish.keys:type_name -> covid.fsm.v1.Key
-	29, // 46: covid.fsm.v1.Publish.revisions:type_name -> covid.fsm.v1.Key
-	31, // 47: covid.fsm.v1.Authority.keys:type_name -> covid.fsm.v1.AuthorityKey
-	3,  // 48: covid.fsm.v1.SnapshotHeader.policy:type_name -> covid.fsm.v1.Policy
-	18, // 49: covid.fsm.v1.SnapshotHeader.origin_marks:type_name -> covid.fsm.v1.OriginMark
-	29, // 50: covid.fsm.v1.StoredKey.key:type_name -> covid.fsm.v1.Key
-	47, // 51: covid.fsm.v1.User.login_clients:type_name -> covid.fsm.v1.LoginClient
-	0,  // 52: covid.fsm.v1.Session.type:type_name -> covid.fsm.v1.CommandType
-	4,  // 53: covid.fsm.v1.Session.result:type_name -> covid.fsm.v1.Result
-	54, // [54:54] is the sub-list for method output_type
-	54, // [54:54] is the sub-list for method input_type
-	54, // [54:54] is the sub-list for extension type_name
-	54, // [54:54] is the sub-list for extension extendee
-	0,  // [0:54] is the sub-list for field type_name
+	47, // 26: covid.fsm.v1.Command.accept_invite:type_name -> covid.fsm.v1.AcceptInvite
+	5,  // 27: covid.fsm.v1.Result.refusal:type_name -> covid.fsm.v1.Refusal
+	6,  // 28: covid.fsm.v1.Result.publish:type_name -> covid.fsm.v1.PublishResult
+	7,  // 29: covid.fsm.v1.Result.seal:type_name -> covid.fsm.v1.SealResult
+	8,  // 30: covid.fsm.v1.Result.revoke:type_name -> covid.fsm.v1.RevokeResult
+	9,  // 31: covid.fsm.v1.Result.expire:type_name -> covid.fsm.v1.ExpireResult
+	10, // 32: covid.fsm.v1.Result.import:type_name -> covid.fsm.v1.ImportResult
+	11, // 33: covid.fsm.v1.Result.issue_code:type_name -> covid.fsm.v1.CodeResult
+	3,  // 34: covid.fsm.v1.Result.policy:type_name -> covid.fsm.v1.Policy
+	41, // 35: covid.fsm.v1.Result.verification_code:type_name -> covid.fsm.v1.VerificationCode
+	43, // 36: covid.fsm.v1.Result.verification_token:type_name -> covid.fsm.v1.VerificationToken
+	46, // 37: covid.fsm.v1.Result.user:type_name -> covid.fsm.v1.User
+	12, // 38: covid.fsm.v1.TrustedRegion.keys:type_name -> covid.fsm.v1.TrustKey
+	29, // 39: covid.fsm.v1.FederationBatch.keys:type_name -> covid.fsm.v1.Key
+	29, // 40: covid.fsm.v1.FederationBatch.revised:type_name -> covid.fsm.v1.Key
+	26, // 41: covid.fsm.v1.Seal.signers:type_name -> covid.fsm.v1.ExportSigner
+	29, // 42: covid.fsm.v1.Batch.sealed_keys:type_name -> covid.fsm.v1.Key
+	29, // 43: covid.fsm.v1.Batch.padding:type_name -> covid.fsm.v1.Key
+	29, // 44: covid.fsm.v1.Batch.revised:type_name -> covid.fsm.v1.Key
+	26, // 45: covid.fsm.v1.Batch.signers:type_name -> covid.fsm.v1.ExportSigner
+	29, // 46: covid.fsm.v1.Publish.keys:type_name -> covid.fsm.v1.Key
+	29, // 47: covid.fsm.v1.Publish.revisions:type_name -> covid.fsm.v1.Key
+	31, // 48: covid.fsm.v1.Authority.keys:type_name -> covid.fsm.v1.AuthorityKey
+	3,  // 49: covid.fsm.v1.SnapshotHeader.policy:type_name -> covid.fsm.v1.Policy
+	18, // 50: covid.fsm.v1.SnapshotHeader.origin_marks:type_name -> covid.fsm.v1.OriginMark
+	29, // 51: covid.fsm.v1.StoredKey.key:type_name -> covid.fsm.v1.Key
+	48, // 52: covid.fsm.v1.User.login_clients:type_name -> covid.fsm.v1.LoginClient
+	0,  // 53: covid.fsm.v1.Session.type:type_name -> covid.fsm.v1.CommandType
+	4,  // 54: covid.fsm.v1.Session.result:type_name -> covid.fsm.v1.Result
+	55, // [55:55] is the sub-list for method output_type
+	55, // [55:55] is the sub-list for method input_type
+	55, // [55:55] is the sub-list for extension type_name
+	55, // [55:55] is the sub-list for extension extendee
+	0,  // [0:55] is the sub-list for field type_name
 }
 
 func init() { file_fsm_fsmpb_fsm_proto_init() }
@@ -5396,7 +5500,7 @@ func file_fsm_fsmpb_fsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fsm_fsmpb_fsm_proto_rawDesc), len(file_fsm_fsmpb_fsm_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   50,
+			NumMessages:   51,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
