@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
@@ -157,6 +158,16 @@ func TestPortalInABrowser(t *testing.T) {
 		chromedp.Click(css("#confirm")), chromedp.WaitVisible(css(".notice")))
 	statuses := text(t, ctx, "#codes")
 	shot(t, ctx, "portal-codes")
+	// Times are shown in the browser's time zone, UTC in their title.
+	if _, err := chromedp.Call(ctx, emulation.SetTimezoneOverride, emulation.SetTimezoneOverrideParams{TimezoneID: "Asia/Kolkata"}); err != nil {
+		t.Fatal(err)
+	}
+	run(t, ctx, "the codes in India", chromedp.Reload(), chromedp.WaitVisible(css("#codes time")))
+	shown, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(() => { const e = document.querySelector("#codes time"); return e.textContent + "|" + e.title })()`))
+	local, utc, _ := strings.Cut(shown, "|")
+	if err != nil || !strings.HasSuffix(utc, " UTC") || !strings.Contains(local, "GMT+5:30") && !strings.Contains(local, "IST") {
+		t.Fatalf("a time on the codes page shows %q, titled %q (%v): want India's time, UTC in the title", local, utc, err)
+	}
 	if !strings.Contains(statuses, "expired (by hand)") || !strings.Contains(statuses, "used") {
 		t.Fatalf("codes page after expiring: %s", statuses)
 	}

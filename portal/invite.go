@@ -30,8 +30,14 @@ func newInvite() (token string, hash []byte) {
 // inviteLink is the link a worker is sent. The token rides in the
 // fragment, which browsers never send, so that no server, proxy or log
 // sees it; the page moves it into its form (or the worker pastes it).
+// It names this portal as the manager reached it: https, or http where the
+// node serves plain HTTP behind a proxy that does not say it is https.
 func inviteLink(c *gin.Context, token string) string {
-	return "https://" + c.Request.Host + "/portal/invite#" + token
+	scheme := "https"
+	if c.Request.TLS == nil && c.GetHeader("X-Forwarded-Proto") != "https" {
+		scheme = "http"
+	}
+	return scheme + "://" + c.Request.Host + "/portal/invite#" + token
 }
 
 // invite gives an account an open invitation, replacing any before it,

@@ -106,7 +106,7 @@ func New(cfg Config, region Region, issuer Issuer) (*Portal, error) {
 		cfg.Logger = slog.Default()
 	}
 	pages, err := template.New("").Funcs(template.FuncMap{
-		"unix": func(t int64) string { return time.Unix(t, 0).UTC().Format("2006-01-02 15:04 UTC") },
+		"unix": localTime,
 		"has":  has,
 	}).ParseFS(templateFiles, "templates/*.html")
 	if err != nil {
@@ -247,4 +247,14 @@ func (p *Portal) redirectAfterWrite(c *gin.Context, to string) {
 		p.cfg.Logger.Debug("the page after a write may not show it yet", "err", err)
 	}
 	c.Redirect(http.StatusSeeOther, to)
+}
+
+// localTime shows a time in UTC in a <time> element that names it exactly;
+// the layout's script (static/localtime.js) shows it in the browser's time
+// zone, with the UTC time as its title. Only a formatted number reaches
+// the markup.
+func localTime(unix int64) template.HTML {
+	t := time.Unix(unix, 0).UTC()
+	return template.HTML(`<time datetime="` + t.Format(time.RFC3339) + `" title="` + t.Format("2006-01-02 15:04 UTC") + `">` +
+		t.Format("2006-01-02 15:04 UTC") + `</time>`)
 }
