@@ -380,10 +380,22 @@ func TestPortalOnAPhone(t *testing.T) {
 			run(t, ctx, "issue a code", chromedp.Click(css("#issue")), chromedp.WaitVisible(css("#code")))
 			shot(t, ctx, "phone-code")
 		}
-		for _, p := range who.pages {
-			run(t, ctx, "open "+p.path, chromedp.Navigate(base+p.path), chromedp.WaitVisible(css(p.wait)))
-			shot(t, ctx, "phone"+strings.ReplaceAll(strings.TrimSuffix(p.path, "/"), "/", "-"))
-			fitsPhone(t, ctx, p.path, p.within)
+		// Every page at both widths and in both languages (Dutch words run
+		// longer): a screenshot of each, and none wider than a phone.
+		for _, lang := range []string{"nl", "en"} {
+			for _, width := range []int64{1280, 390} {
+				run(t, ctx, "a screen", chromedp.EmulateViewport(width, 900))
+				for _, p := range who.pages {
+					run(t, ctx, "open "+p.path, chromedp.Navigate(base+p.path+"?lang="+lang), chromedp.WaitVisible(css(p.wait)))
+					if got := text(t, ctx, "#lang-switch"); lang == "nl" && got != "English" || lang == "en" && got != "Nederlands" {
+						t.Fatalf("%s in %s offers %q", p.path, lang, got)
+					}
+					shot(t, ctx, fmt.Sprintf("%s-%d%s", lang, width, strings.ReplaceAll(strings.TrimSuffix(p.path, "/"), "/", "-")))
+					if width == 390 {
+						fitsPhone(t, ctx, p.path+" ("+lang+")", p.within)
+					}
+				}
+			}
 		}
 		if who.home == "#issue" { // setting up a second factor: the QR code and its key on the screen
 			run(t, ctx, "set up a second factor", chromedp.Navigate(base+"/account"), chromedp.Click(css("#start-totp")),

@@ -30,10 +30,10 @@ func (p *Portal) accountPage(c *gin.Context) {
 
 func (p *Portal) showAccount(c *gin.Context, status int, refusal string) {
 	notice := map[string]string{
-		"password": "Your password was changed; your other sessions were signed out.",
-		"totp":     "Your second factor is set up: from your next sign-in on, the portal asks for a code of your authenticator.",
+		"password": msg("Your password was changed; your other sessions were signed out."),
+		"totp":     msg("Your second factor is set up: from your next sign-in on, the portal asks for a code of your authenticator."),
 	}[c.Query("notice")]
-	p.render(c, status, "account.html", page{Title: "Your account", Error: refusal, Notice: notice})
+	p.render(c, status, "account.html", page{Title: msg("Your account"), Error: refusal, Notice: notice})
 }
 
 // passwordProblem says what is wrong with a new password and its
@@ -41,9 +41,9 @@ func (p *Portal) showAccount(c *gin.Context, status int, refusal string) {
 func passwordProblem(next, repeat string) string {
 	switch {
 	case len(next) < minPassword:
-		return "The new password needs at least 12 characters."
+		return msg("The new password needs at least 12 characters.")
 	case next != repeat:
-		return "The new password and its repetition differ: type the same one twice."
+		return msg("The new password and its repetition differ: type the same one twice.")
 	}
 	return ""
 }
@@ -68,14 +68,14 @@ func (p *Portal) changePassword(c *gin.Context) {
 	hash := account.HashPassword(next)
 	release()
 	if !right {
-		p.showAccount(c, http.StatusBadRequest, "The current password is wrong.")
+		p.showAccount(c, http.StatusBadRequest, msg("The current password is wrong."))
 		return
 	}
 	changed := &fsmpb.User{Email: u.GetEmail(), Name: u.GetName(), Provider: u.GetProvider(), Roles: u.GetRoles(),
 		PasswordHash: hash, Disabled: u.GetDisabled(), TotpSecret: u.GetTotpSecret()}
 	res, err := command.PutUser(c.Request.Context(), p.region, changed)
 	if err != nil {
-		p.showAccount(c, http.StatusServiceUnavailable, "The password was not changed: "+err.Error())
+		p.showAccount(c, http.StatusServiceUnavailable, p.tr(c, "The password was not changed: %s", err.Error()))
 		return
 	}
 	now := p.cfg.Now().Unix()
@@ -98,7 +98,7 @@ const (
 func (p *Portal) startTOTP(c *gin.Context) {
 	u := c.MustGet(ctxUser).(*fsmpb.User)
 	if len(u.GetTotpSecret()) > 0 {
-		p.showAccount(c, http.StatusBadRequest, "Your account has a second factor already; an account manager can reset it.")
+		p.showAccount(c, http.StatusBadRequest, msg("Your account has a second factor already; an account manager can reset it."))
 		return
 	}
 	key, err := totp.Generate(totp.GenerateOpts{Issuer: "covid-backend " + p.cfg.Region, AccountName: u.GetEmail()})
@@ -106,7 +106,7 @@ func (p *Portal) startTOTP(c *gin.Context) {
 		err = p.setFlash(c, totpFlash, u.GetEmail(), key.URL(), totpEnrols)
 	}
 	if err != nil {
-		p.showAccount(c, http.StatusInternalServerError, "The second factor could not be made: "+err.Error())
+		p.showAccount(c, http.StatusInternalServerError, p.tr(c, "The second factor could not be made: %s", err.Error()))
 		return
 	}
 	c.Redirect(http.StatusSeeOther, "/portal/account/totp")
@@ -127,7 +127,7 @@ type enrolView struct {
 func (p *Portal) showEnrol(c *gin.Context, status int, refusal string) {
 	key, ok := p.pendingTOTP(c)
 	if !ok {
-		p.showAccount(c, http.StatusBadRequest, "Setting up the second factor took too long or was not started; start again.")
+		p.showAccount(c, http.StatusBadRequest, msg("Setting up the second factor took too long or was not started; start again."))
 		return
 	}
 	img, err := key.Image(240, 240)
@@ -136,11 +136,11 @@ func (p *Portal) showEnrol(c *gin.Context, status int, refusal string) {
 		err = png.Encode(&buf, img)
 	}
 	if err != nil {
-		p.showAccount(c, http.StatusInternalServerError, "The QR code could not be drawn: "+err.Error())
+		p.showAccount(c, http.StatusInternalServerError, p.tr(c, "The QR code could not be drawn: %s", err.Error()))
 		return
 	}
 	qr := template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(buf.Bytes()))
-	p.render(c, status, "totp-enrol.html", page{Title: "Set up a second factor", Error: refusal,
+	p.render(c, status, "totp-enrol.html", page{Title: msg("Set up a second factor"), Error: refusal,
 		Data: enrolView{QR: qr, Secret: key.Secret()}})
 }
 
@@ -163,16 +163,16 @@ func (p *Portal) confirmTOTP(c *gin.Context) {
 	key, ok := p.pendingTOTP(c)
 	switch {
 	case !ok:
-		p.showAccount(c, http.StatusBadRequest, "Setting up the second factor took too long or was not started; start again.")
+		p.showAccount(c, http.StatusBadRequest, msg("Setting up the second factor took too long or was not started; start again."))
 		return
 	case !totp.Validate(strings.TrimSpace(c.PostForm("code")), key.Secret()):
-		p.showEnrol(c, http.StatusBadRequest, "That code is not the one your authenticator shows now; type the six digits it shows.")
+		p.showEnrol(c, http.StatusBadRequest, msg("That code is not the one your authenticator shows now; type the six digits it shows."))
 		return
 	}
 	changed := proto.CloneOf(u)
 	changed.TotpSecret = account.SealTOTP(p.cfg.CodeKeys[0], u.GetEmail(), key.Secret())
 	if _, err := command.PutUser(c.Request.Context(), p.region, changed); err != nil {
-		p.showEnrol(c, http.StatusServiceUnavailable, "The second factor was not saved: "+err.Error())
+		p.showEnrol(c, http.StatusServiceUnavailable, p.tr(c, "The second factor was not saved: %s", err.Error()))
 		return
 	}
 	setCookie(c, flashCookie, "", -time.Second)

@@ -34,10 +34,10 @@ func (p *Portal) loginPage(c *gin.Context) {
 	p.showLogin(c, http.StatusOK, "")
 }
 
-func (p *Portal) showLogin(c *gin.Context, status int, msg string) {
+func (p *Portal) showLogin(c *gin.Context, status int, refusal string) {
 	tok := randomToken()
 	setCookie(c, loginCSRFToken, tok, time.Hour)
-	p.render(c, status, "login.html", page{Title: "Sign in", Error: msg, Notice: notices[c.Query("notice")], CSRF: tok})
+	p.render(c, status, "login.html", page{Title: msg("Sign in"), Error: refusal, Notice: notices[c.Query("notice")], CSRF: tok})
 }
 
 // loginCSRF checks the sign-in forms' double-submit token.
@@ -53,7 +53,7 @@ func loginCSRF(c *gin.Context) bool {
 const signInFloor = 500 * time.Millisecond
 
 // badSignIn is the one answer of a refused sign-in.
-const badSignIn = "Wrong email or password, or too many failed sign-ins: then wait 15 minutes."
+var badSignIn = msg("Wrong email or password, or too many failed sign-ins: then wait 15 minutes.")
 
 // login checks the password: an unknown account, a wrong password and a
 // locked account get the same answer after the same time. A wrong password
@@ -66,7 +66,7 @@ const badSignIn = "Wrong email or password, or too many failed sign-ins: then wa
 func (p *Portal) login(c *gin.Context) {
 	start := time.Now()
 	if !loginCSRF(c) {
-		p.showLogin(c, http.StatusForbidden, "The form expired; please sign in again.")
+		p.showLogin(c, http.StatusForbidden, msg("The form expired; please sign in again."))
 		return
 	}
 	release, ok := p.hashSlot()
@@ -106,7 +106,7 @@ func (p *Portal) login(c *gin.Context) {
 	if len(u.GetTotpSecret()) > 0 {
 		pending := session{Email: email, Epoch: u.GetSessionEpoch(), Issued: now.Unix(), LastSeen: now.Unix()}
 		setCookie(c, pendingCookie, pending.encode(p.cfg.SessionKey), pendingMaxAge)
-		p.render(c, http.StatusOK, "totp.html", page{Title: "Second factor", CSRF: pending.csrfToken(p.cfg.SessionKey)})
+		p.render(c, http.StatusOK, "totp.html", page{Title: msg("Second factor"), CSRF: pending.csrfToken(p.cfg.SessionKey)})
 		return
 	}
 	p.signIn(c, u)
@@ -134,7 +134,7 @@ func (p *Portal) totp(c *gin.Context) {
 	now, client := p.cfg.Now(), p.signInClient(c)
 	if err != nil || !ok || !pending.live(now, pendingMaxAge) || pending.Epoch != u.GetSessionEpoch() ||
 		!hmac.Equal([]byte(c.PostForm("csrf")), []byte(pending.csrfToken(p.cfg.SessionKey))) || p.locked(u, client, now) {
-		p.showLogin(c, http.StatusUnauthorized, "Please sign in again.")
+		p.showLogin(c, http.StatusUnauthorized, msg("Please sign in again."))
 		return
 	}
 	secret, err := account.OpenTOTP(p.cfg.CodeKeys, u.GetEmail(), u.GetTotpSecret())
@@ -144,7 +144,7 @@ func (p *Portal) totp(c *gin.Context) {
 	if err != nil || !totp.Validate(strings.TrimSpace(c.PostForm("code")), secret) {
 		command.Login(c.Request.Context(), p.region, &fsmpb.Login{Email: u.GetEmail(), Client: client})
 		p.auditAs(c, u, "refused second factor", "")
-		p.render(c, http.StatusUnauthorized, "totp.html", page{Title: "Second factor", Error: "Wrong code.", CSRF: pending.csrfToken(p.cfg.SessionKey)})
+		p.render(c, http.StatusUnauthorized, "totp.html", page{Title: msg("Second factor"), Error: msg("Wrong code."), CSRF: pending.csrfToken(p.cfg.SessionKey)})
 		return
 	}
 	setCookie(c, pendingCookie, "", -time.Second)
@@ -154,7 +154,7 @@ func (p *Portal) totp(c *gin.Context) {
 // signIn starts a session and clears the account's failure count.
 func (p *Portal) signIn(c *gin.Context, u *fsmpb.User) {
 	if _, err := command.Login(c.Request.Context(), p.region, &fsmpb.Login{Email: u.GetEmail(), Ok: true, Client: p.signInClient(c)}); err != nil {
-		p.showLogin(c, http.StatusServiceUnavailable, "The region is not ready; try again in a moment.")
+		p.showLogin(c, http.StatusServiceUnavailable, msg("The region is not ready; try again in a moment."))
 		return
 	}
 	now := p.cfg.Now().Unix()
@@ -182,7 +182,7 @@ func (p *Portal) requireSession(c *gin.Context) {
 	c.Set(ctxUser, u)
 	c.Set(ctxCSRF, csrf)
 	if c.Request.Method == http.MethodPost && !hmac.Equal([]byte(c.PostForm("csrf")), []byte(csrf)) {
-		p.render(c, http.StatusForbidden, "message.html", page{Title: "Refused", Error: "The form's security token is missing or wrong; reload the page and try again."})
+		p.render(c, http.StatusForbidden, "message.html", page{Title: msg("Refused"), Error: msg("The form's security token is missing or wrong; reload the page and try again.")})
 		c.Abort()
 		return
 	}

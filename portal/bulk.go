@@ -33,7 +33,7 @@ type bulkData struct {
 }
 
 func (p *Portal) bulkPage(c *gin.Context) {
-	p.render(c, http.StatusOK, "bulk.html", page{Title: "Issue codes in bulk", Data: bulkData{issueForm: p.form(c)}})
+	p.render(c, http.StatusOK, "bulk.html", page{Title: msg("Issue codes in bulk"), Data: bulkData{issueForm: p.form(c)}})
 }
 
 // bulkRow is one line of a bulk run and what became of it: a code issued
@@ -43,7 +43,8 @@ type bulkRow struct {
 	Line             int
 	UUID, Code, Note string
 	Expires          int64
-	OK               bool
+	// OK: the line has a code; SMS: the code went by SMS.
+	OK, SMS bool
 }
 
 // refusedLines travel to the run's page in the flash cookie: the region
@@ -75,12 +76,12 @@ func (p *Portal) bulk(c *gin.Context) {
 		f.Close()
 	}
 	if err != nil {
-		p.render(c, http.StatusBadRequest, "bulk.html", page{Title: "Issue codes in bulk", Error: "Choose a CSV file (at most 2 MB).", Data: bulkData{issueForm: p.form(c)}})
+		p.render(c, http.StatusBadRequest, "bulk.html", page{Title: msg("Issue codes in bulk"), Error: msg("Choose a CSV file (at most 2 MB)."), Data: bulkData{issueForm: p.form(c)}})
 		return
 	}
 	rows, err := readBulk(bytes.NewReader(data))
 	if err != nil {
-		p.render(c, http.StatusBadRequest, "bulk.html", page{Title: "Issue codes in bulk", Error: err.Error(), Data: bulkData{issueForm: p.form(c)}})
+		p.render(c, http.StatusBadRequest, "bulk.html", page{Title: msg("Issue codes in bulk"), Error: err.Error(), Data: bulkData{issueForm: p.form(c)}})
 		return
 	}
 	run := bulkRun(u.GetProvider(), data)
@@ -135,11 +136,11 @@ func (p *Portal) runRows(c *gin.Context, run string, refused refusedLines) []bul
 		row := bulkRow{Line: int(code.GetBulkLine()), UUID: code.GetUuid(), Expires: code.GetExpiresUnix(), OK: true, Note: status(code, now)}
 		switch shown, ok := verify.OpenBulkCode(p.cfg.CodeKeys, code); {
 		case len(code.GetSmsTo()) > 0:
-			row.Note = "sent by SMS; " + row.Note
+			row.SMS = true
 		case row.Note == "unused" && now >= code.GetExpiresUnix():
-			row.Note = "expired"
+			row.Note = msg("expired")
 		case row.Note == "unused" && ok:
-			row.Code, row.Note = shown, "issued"
+			row.Code, row.Note = shown, msg("issued")
 		}
 		rows = append(rows, row)
 	}
@@ -159,17 +160,17 @@ func (p *Portal) runPage(c *gin.Context) {
 	p.readFlash(c, "bulk", u.GetEmail(), &refused)
 	rows := p.runRows(c, run, refused)
 	if len(rows) == 0 {
-		p.render(c, http.StatusNotFound, "bulk.html", page{Title: "Issue codes in bulk", Error: "There is no bulk run of that id for your provider (its codes may have been removed after the retention period).", Data: bulkData{issueForm: p.form(c)}})
+		p.render(c, http.StatusNotFound, "bulk.html", page{Title: msg("Issue codes in bulk"), Error: msg("There is no bulk run of that id for your provider (its codes may have been removed after the retention period)."), Data: bulkData{issueForm: p.form(c)}})
 		return
 	}
 	notice := ""
 	if n := c.Query("issued"); n != "" {
-		notice = n + " codes issued now; lines issued before show their codes again."
+		notice = p.tr(c, "%s codes issued now; lines issued before show their codes again.", n)
 	}
 	if refused.More > 0 {
-		notice += fmt.Sprintf(" %d more lines were refused than are listed; correct the file and send it again.", refused.More)
+		notice += " " + p.tr(c, "%d more lines were refused than are listed; correct the file and send it again.", refused.More)
 	}
-	p.render(c, http.StatusOK, "bulk.html", page{Title: "Bulk run", Notice: strings.TrimSpace(notice),
+	p.render(c, http.StatusOK, "bulk.html", page{Title: msg("Bulk run"), Notice: strings.TrimSpace(notice),
 		Data: bulkData{issueForm: p.form(c), Run: run, CSV: "/portal/bulk/run.csv?" + url.Values{"id": {run}}.Encode(), Rows: rows}})
 }
 
@@ -179,7 +180,7 @@ func (p *Portal) runCSV(c *gin.Context) {
 	run := c.Query("id")
 	rows := p.runRows(c, run, refusedLines{})
 	if len(rows) == 0 {
-		p.render(c, http.StatusNotFound, "message.html", page{Title: "Not found", Error: "There is no bulk run of that id for your provider."})
+		p.render(c, http.StatusNotFound, "message.html", page{Title: msg("Not found"), Error: msg("There is no bulk run of that id for your provider.")})
 		return
 	}
 	c.Header("Content-Type", "text/csv; charset=utf-8")
@@ -191,7 +192,11 @@ func (p *Portal) runCSV(c *gin.Context) {
 		if r.Code != "" {
 			expires = time.Unix(r.Expires, 0).UTC().Format("2006-01-02 15:04")
 		}
-		w.Write([]string{strconv.Itoa(r.Line), r.UUID, r.Note, r.Code, expires})
+		note := r.Note
+		if r.SMS {
+			note = "sent by SMS; " + note
+		}
+		w.Write([]string{strconv.Itoa(r.Line), r.UUID, note, r.Code, expires})
 	}
 	w.Flush()
 }

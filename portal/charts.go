@@ -59,10 +59,10 @@ func (p *Portal) charts() []chart {
 		}
 	}
 	return []chart{
-		{"Codes issued per day", bars(issued)}, {"Codes used per day", bars(used)},
-		{"Minutes from issue to use (median)", bars(median)}, {"Uploads per day", bars(uploads)},
-		{"Keys published per day (padding left out)", bars(keys)},
-		{"Federation batches in per day", bars(in)}, {"Own batches out per day", bars(out)},
+		{msg("Codes issued per day"), bars(issued)}, {msg("Codes used per day"), bars(used)},
+		{msg("Minutes from issue to use (median)"), bars(median)}, {msg("Uploads per day"), bars(uploads)},
+		{msg("Keys published per day (padding left out)"), bars(keys)},
+		{msg("Federation batches in per day"), bars(in)}, {msg("Own batches out per day"), bars(out)},
 	}
 }
 

@@ -43,7 +43,7 @@ func (p *Portal) form(c *gin.Context) issueForm {
 
 // home is the issue form (for accounts that may issue).
 func (p *Portal) home(c *gin.Context) {
-	p.render(c, http.StatusOK, "home.html", page{Title: "Issue a verification code", Data: p.form(c)})
+	p.render(c, http.StatusOK, "home.html", page{Title: msg("Issue a verification code"), Data: p.form(c)})
 }
 
 // issued is the result page: the short code in large digits, its expiry
@@ -70,14 +70,14 @@ func (p *Portal) issue(c *gin.Context) {
 		SymptomDate: c.PostForm("symptomDate"), Phone: c.PostForm("phone")}
 	resp, verr := p.issuer.Issue(c.Request.Context(), u.GetProvider(), u.GetEmail(), req)
 	if verr != nil {
-		p.render(c, verr.Status, "home.html", page{Title: "Issue a verification code", Error: verr.Message, Data: p.form(c)})
+		p.render(c, verr.Status, "home.html", page{Title: msg("Issue a verification code"), Error: verr.Message, Data: p.form(c)})
 		return
 	}
 	p.audit(c, "issue code", resp.UUID)
 	shown := issued{Code: resp.Code, UUID: resp.UUID, Expires: resp.ExpiresAtTimestamp, TestType: strings.ToLower(req.TestType),
 		TestDate: req.TestDate, SymptomDate: req.SymptomDate, SentTo: resp.SentTo, LongExpires: resp.LongExpiresAtTimestamp}
 	if err := p.setFlash(c, "issued", u.GetEmail(), shown, time.Until(time.Unix(resp.ExpiresAtTimestamp, 0))); err != nil {
-		p.render(c, http.StatusInternalServerError, "message.html", page{Title: "Error", Error: "The code was issued but cannot be shown; expire it under Recent codes."})
+		p.render(c, http.StatusInternalServerError, "message.html", page{Title: msg("Error"), Error: msg("The code was issued but cannot be shown; expire it under Recent codes.")})
 		return
 	}
 	p.redirectAfterWrite(c, "/portal/issued")
@@ -89,13 +89,13 @@ func (p *Portal) issuedPage(c *gin.Context) {
 	u := c.MustGet(ctxUser).(*fsmpb.User)
 	var shown issued
 	if err := p.readFlash(c, "issued", u.GetEmail(), &shown); err != nil {
-		p.render(c, http.StatusNotFound, "message.html", page{Title: "No code to show",
-			Error: "A code is shown only after it is issued, until its short code expires, and it is not kept: Recent codes lists it."})
+		p.render(c, http.StatusNotFound, "message.html", page{Title: msg("No code to show"),
+			Error: msg("A code is shown only after it is issued, until its short code expires, and it is not kept: Recent codes lists it.")})
 		return
 	}
 	shown.Minutes = int(time.Until(time.Unix(shown.Expires, 0)).Round(time.Minute) / time.Minute)
 	shown.LongHours = int(time.Until(time.Unix(shown.LongExpires, 0)).Round(time.Hour) / time.Hour)
-	p.render(c, http.StatusOK, "issued.html", page{Title: "Verification code", Data: shown})
+	p.render(c, http.StatusOK, "issued.html", page{Title: msg("Verification code"), Data: shown})
 }
 
 // codeRow is a code as the list shows it.
@@ -108,13 +108,13 @@ type codeRow struct {
 func status(c *fsmpb.VerificationCode, now int64) string {
 	switch {
 	case c.GetClaimedUnix() != 0:
-		return "used"
+		return msg("used")
 	case c.GetExpiredByUnix() != 0:
-		return "expired (by hand)"
+		return msg("expired (by hand)")
 	case now >= c.GetLongExpiresUnix():
-		return "expired"
+		return msg("expired")
 	}
-	return "unused"
+	return msg("unused")
 }
 
 // codes lists the provider's recent codes, the worker's own marked.
@@ -127,25 +127,25 @@ func (p *Portal) codes(c *gin.Context) {
 		rows = append(rows, codeRow{UUID: code.GetUuid(), TestType: code.GetTestType(), Status: st, IssuedBy: code.GetIssuedBy(),
 			Issued: code.GetIssuedUnix(), Mine: code.GetIssuedBy() == u.GetEmail(), Expirable: st == "unused"})
 	}
-	p.render(c, http.StatusOK, "codes.html", page{Title: "Recent codes", Notice: notices[c.Query("notice")], Data: rows})
+	p.render(c, http.StatusOK, "codes.html", page{Title: msg("Recent codes"), Notice: notices[c.Query("notice")], Data: rows})
 }
 
 // expire expires one of the provider's unused codes now.
 func (p *Portal) expire(c *gin.Context) {
 	u := c.MustGet(ctxUser).(*fsmpb.User)
 	uuid := c.PostForm("uuid")
-	if !p.confirmed(c, confirmation{Question: "Expire the code " + uuid + "? Its patient can no longer use it, and it cannot be undone.",
-		Action: "/portal/codes/expire", Button: "Expire the code", Back: "/portal/codes", Fields: []field{{"uuid", uuid}}}) {
+	if !p.confirmed(c, confirmation{Question: p.tr(c, "Expire the code %s? Its patient can no longer use it, and it cannot be undone.", uuid),
+		Action: "/portal/codes/expire", Button: msg("Expire the code"), Back: "/portal/codes", Fields: []field{{"uuid", uuid}}}) {
 		return
 	}
 	_, err := command.ExpireVerificationCode(c.Request.Context(), p.region, uuid, u.GetProvider())
 	var refused *command.Error
 	if errors.As(err, &refused) {
-		p.render(c, http.StatusNotFound, "message.html", page{Title: "Not found", Error: "No such code of your provider."})
+		p.render(c, http.StatusNotFound, "message.html", page{Title: msg("Not found"), Error: msg("No such code of your provider.")})
 		return
 	}
 	if err != nil {
-		p.render(c, http.StatusServiceUnavailable, "message.html", page{Title: "Try again", Error: "The region is not ready; try again in a moment."})
+		p.render(c, http.StatusServiceUnavailable, "message.html", page{Title: msg("Try again"), Error: msg("The region is not ready; try again in a moment.")})
 		return
 	}
 	p.audit(c, "expire code", uuid)

@@ -24,6 +24,6 @@ func (p *Portal) confirmed(c *gin.Context, conf confirmation) bool {
 	if c.PostForm("confirmed") == "yes" {
 		return true
 	}
-	p.render(c, http.StatusOK, "confirm.html", page{Title: "Are you sure?", Data: conf})
+	p.render(c, http.StatusOK, "confirm.html", page{Title: msg("Are you sure?"), Data: conf})
 	return false
 }

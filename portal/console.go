@@ -2,7 +2,6 @@ package portal
 
 import (
 	"encoding/hex"
-	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -24,17 +23,17 @@ import (
 // notices are the fixed messages a redirect may ask a page to show (a
 // query parameter names one; it never carries text).
 var notices = map[string]string{
-	"revoked":          "The submission was rolled back: its published keys go out as revoked in the next batch.",
-	"saved":            "The account was saved.",
-	"disable":          "The account was disabled: it signs in no more, and its sessions ended.",
-	"enable":           "The account was enabled.",
-	"unlock":           "The account was unlocked: it and every address may sign in again.",
-	"reset-totp":       "The account's second factor was removed: its worker signs in with the password and sets up a new one on their account page.",
-	"expired":          "The code was expired: it can no longer be used.",
-	"key-revoked":      "The API key was revoked: it is refused from now on.",
-	"provider-revoked": "The provider was revoked: it issues no code from now on.",
-	"password-set":     "Your password is set: sign in with it.",
-	"invited":          "The account was saved. Send its worker the invitation link below: it works once, for 7 days.",
+	"revoked":          msg("The submission was rolled back: its published keys go out as revoked in the next batch."),
+	"saved":            msg("The account was saved."),
+	"disable":          msg("The account was disabled: it signs in no more, and its sessions ended."),
+	"enable":           msg("The account was enabled."),
+	"unlock":           msg("The account was unlocked: it and every address may sign in again."),
+	"reset-totp":       msg("The account's second factor was removed: its worker signs in with the password and sets up a new one on their account page."),
+	"expired":          msg("The code was expired: it can no longer be used."),
+	"key-revoked":      msg("The API key was revoked: it is refused from now on."),
+	"provider-revoked": msg("The provider was revoked: it issues no code from now on."),
+	"password-set":     msg("Your password is set: sign in with it."),
+	"invited":          msg("The account was saved. Send its worker the invitation link below: it works once, for 7 days."),
 }
 
 // regionView is the operators' view of the region.
@@ -62,7 +61,7 @@ type originRow struct {
 func (p *Portal) regionPage(c *gin.Context) {
 	st, err := p.region.Status()
 	if err != nil {
-		p.render(c, http.StatusServiceUnavailable, "message.html", page{Title: "Region", Error: "The node cannot tell its state: " + err.Error()})
+		p.render(c, http.StatusServiceUnavailable, "message.html", page{Title: msg("Region"), Error: "The node cannot tell its state: " + err.Error()})
 		return
 	}
 	f := p.region.FSM()
@@ -80,7 +79,7 @@ func (p *Portal) regionPage(c *gin.Context) {
 		v.Origins = append(v.Origins, row)
 	}
 	v.Charts = p.charts()
-	p.render(c, http.StatusOK, "region.html", page{Title: "Region " + st.Region, Notice: notices[c.Query("notice")], Data: v})
+	p.render(c, http.StatusOK, "region.html", page{Title: p.tr(c, "Region %s", st.Region), Notice: notices[c.Query("notice")], Data: v})
 }
 
 // revocations lists the kept submissions and the revocations with their
@@ -94,7 +93,7 @@ func (p *Portal) revocations(c *gin.Context) {
 	for _, sub := range subs[:min(len(subs), 200)] {
 		rows = append(rows, submissionRow{Submission: sub, RolledBack: rolledBack(revs, sub.ID)})
 	}
-	p.render(c, http.StatusOK, "revocations.html", page{Title: "Submissions and revocations", Notice: notices[c.Query("notice")],
+	p.render(c, http.StatusOK, "revocations.html", page{Title: msg("Submissions and revocations"), Notice: notices[c.Query("notice")],
 		Data: struct {
 			Submissions []submissionRow
 			Revocations []*fsmpb.Revocation
@@ -124,23 +123,23 @@ func (p *Portal) revoke(c *gin.Context) {
 	id, err := hex.DecodeString(c.PostForm("submission"))
 	reason := strings.TrimSpace(c.PostForm("reason"))
 	if err != nil || len(id) != 16 || reason == "" || utf8.RuneCountInString(reason) > command.MaxReason {
-		p.render(c, http.StatusBadRequest, "message.html", page{Title: "Revoke", Error: fmt.Sprintf("A submission and a reason of at most %d characters are needed.", command.MaxReason)})
+		p.render(c, http.StatusBadRequest, "message.html", page{Title: msg("Revoke"), Error: p.tr(c, "A submission and a reason of at most %d characters are needed.", command.MaxReason)})
 		return
 	}
 	if r := rolledBack(p.region.FSM().Revocations(), [16]byte(id)); r != nil {
-		p.render(c, http.StatusConflict, "message.html", page{Title: "Revoke", Error: fmt.Sprintf(
+		p.render(c, http.StatusConflict, "message.html", page{Title: msg("Revoke"), Error: p.tr(c,
 			"This submission was rolled back on %s UTC (%s); its keys are revoked already.", time.Unix(r.GetTimeUnix(), 0).UTC().Format("2006-01-02 15:04"), r.GetReason())})
 		return
 	}
-	if !p.confirmed(c, confirmation{Question: "Roll back the submission " + c.PostForm("submission") + " (" + reason +
-		")? Its keys go out as revoked in the next batch, and apps drop them; it cannot be undone.",
-		Action: "/portal/revocations", Button: "Roll back", Back: "/portal/revocations",
+	if !p.confirmed(c, confirmation{Question: p.tr(c, "Roll back the submission %s (%s)? Its keys go out as revoked in the next batch, and apps drop them; it cannot be undone.",
+		c.PostForm("submission"), reason),
+		Action: "/portal/revocations", Button: msg("Roll back"), Back: "/portal/revocations",
 		Fields: []field{{"submission", c.PostForm("submission")}, {"reason", reason}}}) {
 		return
 	}
 	res, err := command.Revoke(c.Request.Context(), p.region, &fsmpb.Revoke{Reason: reason, SubmissionId: id})
 	if err != nil {
-		p.render(c, http.StatusBadRequest, "message.html", page{Title: "Revoke", Error: err.Error()})
+		p.render(c, http.StatusBadRequest, "message.html", page{Title: msg("Revoke"), Error: err.Error()})
 		return
 	}
 	p.audit(c, "revoke submission", c.PostForm("submission")+": "+reason)
@@ -175,7 +174,7 @@ func (p *Portal) auditPage(c *gin.Context) {
 	if v.Day != "" {
 		d, err := time.Parse(time.DateOnly, v.Day)
 		if err != nil {
-			p.render(c, http.StatusBadRequest, "audit.html", page{Title: "Audit log", Error: "The day is not a date: pick one from the calendar.", Data: v})
+			p.render(c, http.StatusBadRequest, "audit.html", page{Title: msg("Audit log"), Error: msg("The day is not a date: pick one from the calendar."), Data: v})
 			return
 		}
 		q.Day = d.Unix()
@@ -194,7 +193,7 @@ func (p *Portal) auditPage(c *gin.Context) {
 	if more {
 		v.Older = link(v.Page + 1)
 	}
-	p.render(c, http.StatusOK, "audit.html", page{Title: "Audit log", Data: v})
+	p.render(c, http.StatusOK, "audit.html", page{Title: msg("Audit log"), Data: v})
 }
 
 // providerRoles are the roles an account of a provider may hold.
@@ -221,19 +220,19 @@ type accountRow struct {
 
 // accountStatus says whether an account signs in: disabled, locked (until
 // when), or active (and whether an address is locked out of it).
-func accountStatus(u *fsmpb.User, now time.Time) string {
+func accountStatus(l lang, u *fsmpb.User, now time.Time) string {
 	accountLocked, clientLocked := locks(u, now)
 	switch {
 	case u.GetDisabled():
-		return "disabled"
+		return l.T("disabled")
 	case len(u.GetInviteHash()) > 0 && now.Unix() < u.GetInviteExpiresUnix():
-		return "invited (the link works until " + time.Unix(u.GetInviteExpiresUnix(), 0).UTC().Format("2006-01-02 15:04") + " UTC)"
+		return l.T("invited (the link works until %s UTC)", time.Unix(u.GetInviteExpiresUnix(), 0).UTC().Format("2006-01-02 15:04"))
 	case accountLocked:
-		return "locked until " + time.Unix(u.GetLockedUntilUnix(), 0).UTC().Format("15:04") + " UTC (too many failed sign-ins)"
+		return l.T("locked until %s UTC (too many failed sign-ins)", time.Unix(u.GetLockedUntilUnix(), 0).UTC().Format("15:04"))
 	case clientLocked:
-		return "active (an address is locked out after failed sign-ins)"
+		return l.T("active (an address is locked out after failed sign-ins)")
 	}
-	return "active"
+	return l.T("active")
 }
 
 // locks tells whether the account is locked, and whether any address is
@@ -274,14 +273,14 @@ func (p *Portal) showUsers(c *gin.Context, status int, refusal string, form acco
 	var rows []accountRow
 	for _, a := range p.region.FSM().Users(u.GetProvider()) {
 		account, client := locks(a, now)
-		rows = append(rows, accountRow{User: a, Status: accountStatus(a, now), Locked: account || client})
+		rows = append(rows, accountRow{User: a, Status: accountStatus(p.language(c), a, now), Locked: account || client})
 	}
 	v := usersPage{Users: rows, Roles: grantable(u), Form: form}
 	var invited inviteShown
 	if p.readFlash(c, "invite", u.GetEmail(), &invited) == nil {
 		v.Invited = &invited
 	}
-	p.render(c, status, "users.html", page{Title: "Accounts", Notice: notices[c.Query("notice")], Error: refusal, Data: v})
+	p.render(c, status, "users.html", page{Title: msg("Accounts"), Notice: notices[c.Query("notice")], Error: refusal, Data: v})
 }
 
 // addUser creates or changes an account of the manager's own provider (an
@@ -294,13 +293,13 @@ func (p *Portal) addUser(c *gin.Context) {
 	roles := form.Roles
 	switch {
 	case u.GetProvider() == "" && !has(u, "operator"):
-		p.showUsers(c, http.StatusForbidden, "Your account may not manage accounts.", form)
+		p.showUsers(c, http.StatusForbidden, msg("Your account may not manage accounts."), form)
 		return
 	case len(roles) == 0:
-		p.showUsers(c, http.StatusBadRequest, "Give the account at least one role.", form)
+		p.showUsers(c, http.StatusBadRequest, msg("Give the account at least one role."), form)
 		return
 	case slices.ContainsFunc(roles, func(r string) bool { return !slices.Contains(grantable(u), r) }):
-		p.showUsers(c, http.StatusForbidden, "You may give only roles you hold yourself: "+strings.Join(grantable(u), ", ")+".", form)
+		p.showUsers(c, http.StatusForbidden, p.tr(c, "You may give only roles you hold yourself: %s.", strings.Join(grantable(u), ", ")), form)
 		return
 	}
 	email := strings.ToLower(strings.TrimSpace(c.PostForm("email")))
@@ -308,13 +307,13 @@ func (p *Portal) addUser(c *gin.Context) {
 	password := c.PostForm("password")
 	switch {
 	case exists && old.GetProvider() != u.GetProvider():
-		p.showUsers(c, http.StatusForbidden, "That account belongs to someone else.", form)
+		p.showUsers(c, http.StatusForbidden, msg("That account belongs to someone else."), form)
 		return
 	case password != "" && len(password) < minPassword:
-		p.showUsers(c, http.StatusBadRequest, "A password has at least 12 characters.", form)
+		p.showUsers(c, http.StatusBadRequest, msg("A password has at least 12 characters."), form)
 		return
 	case email == u.GetEmail() && form.Disabled:
-		p.showUsers(c, http.StatusBadRequest, "You cannot disable your own account.", form)
+		p.showUsers(c, http.StatusBadRequest, msg("You cannot disable your own account."), form)
 		return
 	}
 	hash := old.GetPasswordHash() // a change without a password keeps it
@@ -343,7 +342,7 @@ func (p *Portal) addUser(c *gin.Context) {
 		_, err = command.PutUser(c.Request.Context(), p.region, acct)
 	}
 	if err != nil {
-		p.showUsers(c, http.StatusBadRequest, "The account was not saved: "+err.Error(), form)
+		p.showUsers(c, http.StatusBadRequest, p.tr(c, "The account was not saved: %s", err.Error()), form)
 		return
 	}
 	p.audit(c, "put account", email)
@@ -363,10 +362,10 @@ func (p *Portal) userAction(c *gin.Context) {
 	target, ok := p.region.FSM().User(email)
 	switch {
 	case !ok || target.GetProvider() != u.GetProvider() || u.GetProvider() == "" && !has(u, "operator"):
-		p.showUsers(c, http.StatusNotFound, "There is no such account of yours.", accountForm{})
+		p.showUsers(c, http.StatusNotFound, msg("There is no such account of yours."), accountForm{})
 		return
 	case target.GetEmail() == u.GetEmail() && action == "disable":
-		p.showUsers(c, http.StatusBadRequest, "You cannot disable your own account.", accountForm{})
+		p.showUsers(c, http.StatusBadRequest, msg("You cannot disable your own account."), accountForm{})
 		return
 	}
 	var err error
@@ -392,11 +391,11 @@ func (p *Portal) userAction(c *gin.Context) {
 			return
 		}
 	default:
-		p.showUsers(c, http.StatusBadRequest, "Unknown action.", accountForm{})
+		p.showUsers(c, http.StatusBadRequest, msg("Unknown action."), accountForm{})
 		return
 	}
 	if err != nil {
-		p.showUsers(c, http.StatusServiceUnavailable, "The account was not changed: "+err.Error(), accountForm{})
+		p.showUsers(c, http.StatusServiceUnavailable, p.tr(c, "The account was not changed: %s", err.Error()), accountForm{})
 		return
 	}
 	p.audit(c, action+" account", target.GetEmail())

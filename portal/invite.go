@@ -17,7 +17,7 @@ import (
 const inviteTTL = 7 * 24 * time.Hour
 
 // badInvite is the one answer to a link that does not work.
-const badInvite = "This invitation link is used, replaced or expired. Ask your account manager for a new one."
+var badInvite = msg("This invitation link is used, replaced or expired. Ask your account manager for a new one.")
 
 // newInvite draws an invitation: its token, which only the link carries,
 // and the token's hash, which the account keeps.
@@ -62,10 +62,10 @@ type inviteShown struct {
 // cookie of its own (no session yet), as the sign-in form does.
 func (p *Portal) invitePage(c *gin.Context) { p.showInvite(c, http.StatusOK, "") }
 
-func (p *Portal) showInvite(c *gin.Context, status int, msg string) {
+func (p *Portal) showInvite(c *gin.Context, status int, refusal string) {
 	tok := randomToken()
 	setCookie(c, loginCSRFToken, tok, time.Hour)
-	p.render(c, status, "invite.html", page{Title: "Set your password", Error: msg, CSRF: tok})
+	p.render(c, status, "invite.html", page{Title: msg("Set your password"), Error: refusal, CSRF: tok})
 }
 
 // acceptInvite sets the invited account's password, once. The token is
@@ -73,7 +73,7 @@ func (p *Portal) showInvite(c *gin.Context, status int, msg string) {
 // cost no hash.
 func (p *Portal) acceptInvite(c *gin.Context) {
 	if !loginCSRF(c) {
-		p.showInvite(c, http.StatusForbidden, "The form expired; please open the link again.")
+		p.showInvite(c, http.StatusForbidden, msg("The form expired; please open the link again."))
 		return
 	}
 	h := sha256.Sum256([]byte(c.PostForm("token")))
@@ -104,7 +104,7 @@ func (p *Portal) acceptInvite(c *gin.Context) {
 		p.showInvite(c, http.StatusBadRequest, badInvite)
 		return
 	case err != nil:
-		p.showInvite(c, http.StatusServiceUnavailable, "The region is not ready; try again in a moment.")
+		p.showInvite(c, http.StatusServiceUnavailable, msg("The region is not ready; try again in a moment."))
 		return
 	}
 	p.auditAs(c, target, "accept invitation", target.GetEmail())

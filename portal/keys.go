@@ -35,9 +35,9 @@ func (p *Portal) apiKeys(c *gin.Context) {
 	var fresh string
 	notice := notices[c.Query("notice")]
 	if p.readFlash(c, "apikey", u.GetEmail(), &fresh) == nil {
-		notice = "Copy the key now: it is shown for a few minutes only and kept nowhere."
+		notice = msg("Copy the key now: it is shown for a few minutes only and kept nowhere.")
 	}
-	p.render(c, http.StatusOK, "apikeys.html", page{Title: "API keys", Notice: notice, Data: struct {
+	p.render(c, http.StatusOK, "apikeys.html", page{Title: msg("API keys"), Notice: notice, Data: struct {
 		Keys []*fsmpb.ApiKey
 		New  string
 	}{keys, fresh}})
@@ -50,18 +50,18 @@ func (p *Portal) addAPIKey(c *gin.Context) {
 	u := c.MustGet(ctxUser).(*fsmpb.User)
 	name, kind := strings.TrimSpace(c.PostForm("name")), c.DefaultPostForm("kind", fsm.APIKeyAdmin)
 	if !slices.Contains(providerKinds, kind) {
-		p.render(c, http.StatusBadRequest, "message.html", page{Title: "API keys", Error: "Choose what the key is for: a lab system or statistics."})
+		p.render(c, http.StatusBadRequest, "message.html", page{Title: msg("API keys"), Error: msg("Choose what the key is for: a lab system or statistics.")})
 		return
 	}
 	key, hash := verify.NewAPIKey()
 	err := command.PutAPIKey(c.Request.Context(), p.region, &fsmpb.ApiKey{Hash: hash[:], Name: name, Kind: kind, Provider: u.GetProvider()})
 	if err != nil {
-		p.writeFailed(c, "API keys", err)
+		p.writeFailed(c, msg("API keys"), err)
 		return
 	}
 	p.audit(c, "create "+kind+" api key", name)
 	if err := p.setFlash(c, "apikey", u.GetEmail(), key, newKeyShown); err != nil {
-		p.render(c, http.StatusInternalServerError, "message.html", page{Title: "API keys", Error: "The key was made but cannot be shown; revoke it and make another."})
+		p.render(c, http.StatusInternalServerError, "message.html", page{Title: msg("API keys"), Error: msg("The key was made but cannot be shown; revoke it and make another.")})
 		return
 	}
 	p.redirectAfterWrite(c, "/portal/apikeys")
@@ -79,16 +79,16 @@ func (p *Portal) revokeAPIKey(c *gin.Context) {
 		return k.GetName() == name && (has(u, "operator") || k.GetProvider() == u.GetProvider() && slices.Contains(providerKinds, k.GetKind()))
 	})
 	if i < 0 {
-		p.render(c, http.StatusNotFound, "message.html", page{Title: "Not found", Error: "There is no API key of that name that you may revoke."})
+		p.render(c, http.StatusNotFound, "message.html", page{Title: msg("Not found"), Error: msg("There is no API key of that name that you may revoke.")})
 		return
 	}
 	k := p.region.FSM().APIKeys()[i]
-	if !p.confirmed(c, confirmation{Question: "Revoke the " + k.GetKind() + " API key " + name + "? Every system that sends it is refused from now on, and it cannot be undone: make a new key for them.",
-		Action: c.Request.URL.Path, Button: "Revoke the key", Back: back, Fields: []field{{"name", name}}}) {
+	if !p.confirmed(c, confirmation{Question: p.tr(c, "Revoke the %s API key %s? Every system that sends it is refused from now on, and it cannot be undone: make a new key for them.", k.GetKind(), name),
+		Action: c.Request.URL.Path, Button: msg("Revoke the key"), Back: back, Fields: []field{{"name", name}}}) {
 		return
 	}
 	if err := command.RevokeAPIKey(c.Request.Context(), p.region, k.GetHash()); err != nil {
-		p.writeFailed(c, "API keys", err)
+		p.writeFailed(c, msg("API keys"), err)
 		return
 	}
 	p.audit(c, "revoke api key", name)
@@ -101,15 +101,15 @@ func (p *Portal) revokeAPIKey(c *gin.Context) {
 func (p *Portal) revokeProvider(c *gin.Context) {
 	id := c.PostForm("provider")
 	if _, ok := p.region.FSM().Provider(id); !ok {
-		p.render(c, http.StatusNotFound, "message.html", page{Title: "Not found", Error: "There is no provider of that name."})
+		p.render(c, http.StatusNotFound, "message.html", page{Title: msg("Not found"), Error: msg("There is no provider of that name.")})
 		return
 	}
-	if !p.confirmed(c, confirmation{Question: "Revoke the provider " + id + "? It issues no code from now on, through its token, its API keys or the portal, and it cannot be undone: register it again under a new id.",
-		Action: "/portal/region/providers/revoke", Button: "Revoke the provider", Back: "/portal/region", Fields: []field{{"provider", id}}}) {
+	if !p.confirmed(c, confirmation{Question: p.tr(c, "Revoke the provider %s? It issues no code from now on, through its token, its API keys or the portal, and it cannot be undone: register it again under a new id.", id),
+		Action: "/portal/region/providers/revoke", Button: msg("Revoke the provider"), Back: "/portal/region", Fields: []field{{"provider", id}}}) {
 		return
 	}
 	if err := command.RevokeProvider(c.Request.Context(), p.region, id); err != nil {
-		p.writeFailed(c, "Providers", err)
+		p.writeFailed(c, msg("Providers"), err)
 		return
 	}
 	p.audit(c, "revoke provider", id)
@@ -124,5 +124,5 @@ func (p *Portal) writeFailed(c *gin.Context, title string, err error) {
 		p.render(c, http.StatusBadRequest, "message.html", page{Title: title, Error: refused.Message})
 		return
 	}
-	p.render(c, http.StatusServiceUnavailable, "message.html", page{Title: "Try again", Error: "The region is not ready; try again in a moment."})
+	p.render(c, http.StatusServiceUnavailable, "message.html", page{Title: msg("Try again"), Error: msg("The region is not ready; try again in a moment.")})
 }

@@ -17,4 +17,4 @@ func (p *Portal) hashSlot() (release func(), ok bool) {
 }
 
 // busyHashing is the answer when every hash slot is taken.
-const busyHashing = "Too many sign-ins at this moment; please try again in a few seconds."
+var busyHashing = msg("Too many sign-ins at this moment; please try again in a few seconds.")

@@ -77,6 +77,8 @@ type Portal struct {
 	region Region
 	issuer Issuer
 	pages  *template.Template
+	// texts holds the portal's texts in its languages (i18n.go).
+	texts *translations
 	// unknownHash is what a sign-in with an unknown email is checked
 	// against, so that it takes as long as one with a known email.
 	unknownHash string
@@ -112,7 +114,11 @@ func New(cfg Config, region Region, issuer Issuer) (*Portal, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Portal{cfg: cfg, region: region, issuer: issuer, pages: pages,
+	tr, err := loadTranslations()
+	if err != nil {
+		return nil, err
+	}
+	return &Portal{cfg: cfg, region: region, issuer: issuer, pages: pages, texts: tr,
 		unknownHash: account.HashPassword("no account has this email"), hashing: make(chan struct{}, maxHashing)}, nil
 }
 
@@ -175,7 +181,7 @@ func (p *Portal) start(c *gin.Context) {
 	case has(u, "operator"):
 		c.Redirect(http.StatusSeeOther, "/portal/region")
 	default:
-		p.render(c, http.StatusOK, "message.html", page{Title: "Welcome", Notice: "Your account has no page to start on; see the menu."})
+		p.render(c, http.StatusOK, "message.html", page{Title: msg("Welcome"), Notice: msg("Your account has no page to start on; see the menu.")})
 	}
 }
 
@@ -200,9 +206,13 @@ type page struct {
 	User                 *fsmpb.User
 	CSRF                 string
 	Data                 any
+	// Lang is the request's language (T and TH write in it).
+	Lang lang
 }
 
 func (p *Portal) render(c *gin.Context, status int, name string, pg page) {
+	pg.Lang = p.language(c)
+	pg.Title, pg.Error, pg.Notice = pg.T(pg.Title), pg.T(pg.Error), pg.T(pg.Notice)
 	if u, ok := c.Get(ctxUser); ok {
 		pg.User = u.(*fsmpb.User)
 		pg.CSRF = c.GetString(ctxCSRF)
@@ -221,7 +231,7 @@ func has(u *fsmpb.User, role string) bool { return slices.Contains(u.GetRoles(),
 func (p *Portal) role(role string) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		if !has(c.MustGet(ctxUser).(*fsmpb.User), role) {
-			p.render(c, http.StatusForbidden, "message.html", page{Title: "Not allowed", Error: "Your account may not do this."})
+			p.render(c, http.StatusForbidden, "message.html", page{Title: msg("Not allowed"), Error: msg("Your account may not do this.")})
 			c.Abort()
 		}
 	}

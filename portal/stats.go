@@ -31,7 +31,7 @@ type statsView struct {
 // provider's accounts that follow its codes (role codes: its own figures).
 func (p *Portal) statsRole(c *gin.Context) {
 	if u := c.MustGet(ctxUser).(*fsmpb.User); !has(u, "operator") && !has(u, "codes") {
-		p.render(c, http.StatusForbidden, "message.html", page{Title: "Not allowed", Error: "Your account may not do this."})
+		p.render(c, http.StatusForbidden, "message.html", page{Title: msg("Not allowed"), Error: msg("Your account may not do this.")})
 		c.Abort()
 	}
 }
@@ -76,7 +76,7 @@ func emptySeries(like stats.Series, provider string) stats.Series {
 func (p *Portal) statsPage(c *gin.Context) {
 	s, names, ok := p.statsSeries(c)
 	if !ok {
-		p.render(c, http.StatusNotFound, "message.html", page{Title: "Not found", Error: "There is no provider of that name."})
+		p.render(c, http.StatusNotFound, "message.html", page{Title: msg("Not found"), Error: msg("There is no provider of that name.")})
 		return
 	}
 	t := p.cfg.StatsThreshold
@@ -86,14 +86,14 @@ func (p *Portal) statsPage(c *gin.Context) {
 	}
 	slices.Reverse(v.Days)
 	v.Charts = []chart{
-		{"Codes issued per day", heldBars(s.Days, t, func(d stats.Day) int { return d.Issued })},
-		{"Codes used per day", heldBars(s.Days, t, func(d stats.Day) int { return d.Used })},
-		{"Codes expired unused per day", heldBars(s.Days, t, func(d stats.Day) int { return d.Expired })},
-		{"Uploads per day", heldBars(s.Days, t, func(d stats.Day) int { return d.Uploads })},
+		{msg("Codes issued per day"), heldBars(s.Days, t, func(d stats.Day) int { return d.Issued })},
+		{msg("Codes used per day"), heldBars(s.Days, t, func(d stats.Day) int { return d.Used })},
+		{msg("Codes expired unused per day"), heldBars(s.Days, t, func(d stats.Day) int { return d.Expired })},
+		{msg("Uploads per day"), heldBars(s.Days, t, func(d stats.Day) int { return d.Uploads })},
 	}
-	title := "Statistics of the region"
+	title := p.tr(c, "Statistics of the region")
 	if s.Provider != "" {
-		title = "Statistics of " + s.Provider
+		title = p.tr(c, "Statistics of %s", s.Provider)
 	}
 	p.render(c, http.StatusOK, "stats.html", page{Title: title, Data: v})
 }
@@ -102,7 +102,7 @@ func (p *Portal) statsPage(c *gin.Context) {
 func (p *Portal) statsCSV(c *gin.Context) {
 	s, _, ok := p.statsSeries(c)
 	if !ok {
-		p.render(c, http.StatusNotFound, "message.html", page{Title: "Not found", Error: "There is no provider of that name."})
+		p.render(c, http.StatusNotFound, "message.html", page{Title: msg("Not found"), Error: msg("There is no provider of that name.")})
 		return
 	}
 	name := "region"
