@@ -3,6 +3,7 @@ package portal
 import (
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -28,6 +29,10 @@ type issueForm struct {
 	Types         []string
 	// Issued codes the provider issued in the last 24 hours, of Quota.
 	Issued, Quota uint32
+	// Sent is the form as the worker sent it, kept after a refusal, and
+	// Problems what is wrong with each field, by the field's name.
+	Sent     verify.IssueRequest
+	Problems map[string]string
 }
 
 // form is what the issue forms show the signed-in worker, with how many
@@ -68,9 +73,19 @@ func (p *Portal) issue(c *gin.Context) {
 	u := c.MustGet(ctxUser).(*fsmpb.User)
 	req := verify.IssueRequest{TestType: c.PostForm("testType"), TestDate: c.PostForm("testDate"),
 		SymptomDate: c.PostForm("symptomDate"), Phone: c.PostForm("phone")}
+	if problems := p.fieldProblems(c, req); len(problems) > 0 {
+		p.refuseIssue(c, http.StatusBadRequest, req, problems, msg("The code was not issued: correct the fields marked below."))
+		return
+	}
 	resp, verr := p.issuer.Issue(c.Request.Context(), u.GetProvider(), u.GetEmail(), req)
-	if verr != nil {
-		p.render(c, verr.Status, "home.html", page{Title: msg("Issue a verification code"), Error: verr.Message, Data: p.form(c)})
+	switch {
+	case verr != nil && verr.Code == verify.CodePhoneInvalid:
+		p.refuseIssue(c, verr.Status, req, map[string]string{"phone": p.tr(c,
+			"Give a mobile number that can get a text message, with its country code (such as +31 6 12345678) if it is not of this country.")},
+			msg("The code was not issued: correct the fields marked below."))
+		return
+	case verr != nil:
+		p.refuseIssue(c, verr.Status, req, nil, verr.Message)
 		return
 	}
 	p.audit(c, "issue code", resp.UUID)
@@ -81,6 +96,32 @@ func (p *Portal) issue(c *gin.Context) {
 		return
 	}
 	p.redirectAfterWrite(c, "/portal/issued")
+}
+
+// fieldProblems checks the issue form field by field, by the rules the
+// issuer applies, and says in plain words what is wrong next to each field.
+func (p *Portal) fieldProblems(c *gin.Context, req verify.IssueRequest) map[string]string {
+	problems := map[string]string{}
+	form := p.form(c)
+	if !slices.Contains(form.Types, strings.ToLower(req.TestType)) {
+		problems["testType"] = p.tr(c, "Choose the type of test.")
+	}
+	now := p.cfg.Now()
+	if _, verr := verify.ParseDay(req.TestDate, 0, now); verr != nil {
+		problems["testDate"] = p.tr(c, "Pick a day from %s to %s, or leave it empty: codes are for tests of the last 28 days.", form.Oldest, form.Today)
+	}
+	if _, verr := verify.ParseDay(req.SymptomDate, 0, now); verr != nil {
+		problems["symptomDate"] = p.tr(c, "Pick a day from %s to %s, or leave it empty: codes are for symptoms of the last 28 days.", form.Oldest, form.Today)
+	}
+	return problems
+}
+
+// refuseIssue shows the issue form again as it was sent, with what is
+// wrong next to each field and a line that says why above it.
+func (p *Portal) refuseIssue(c *gin.Context, status int, req verify.IssueRequest, problems map[string]string, why string) {
+	form := p.form(c)
+	form.Sent, form.Problems = req, problems
+	p.render(c, status, "home.html", page{Title: msg("Issue a verification code"), Error: why, Data: form})
 }
 
 // issuedPage shows the code the worker just issued, for as long as the
