@@ -390,7 +390,8 @@ func TestPortalOnAPhone(t *testing.T) {
 					if got := text(t, ctx, "#lang-switch"); lang == "nl" && got != "English" || lang == "en" && got != "Nederlands" {
 						t.Fatalf("%s in %s offers %q", p.path, lang, got)
 					}
-					shot(t, ctx, fmt.Sprintf("%s-%d%s", lang, width, strings.ReplaceAll(strings.TrimSuffix(p.path, "/"), "/", "-")))
+					who, _, _ := strings.Cut(who.email, "@") // lead, ops
+					shot(t, ctx, fmt.Sprintf("%s-%d-%s%s", lang, width, who, strings.ReplaceAll(strings.TrimSuffix(p.path, "/"), "/", "-")))
 					if width == 390 {
 						fitsPhone(t, ctx, p.path+" ("+lang+")", p.within)
 					}

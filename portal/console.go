@@ -78,7 +78,7 @@ func (p *Portal) regionPage(c *gin.Context) {
 		row.NextWant, _ = f.NextForeign(r.GetRegion())
 		v.Origins = append(v.Origins, row)
 	}
-	v.Charts = p.charts()
+	v.Charts = p.charts(p.language(c))
 	p.render(c, http.StatusOK, "region.html", page{Title: p.tr(c, "Region %s", st.Region), Notice: notices[c.Query("notice")], Data: v})
 }
 

@@ -5,7 +5,6 @@ import (
 	"html/template"
 	"net/http"
 	"slices"
-	"strings"
 
 	"github.com/gin-gonic/gin"
 
@@ -85,11 +84,12 @@ func (p *Portal) statsPage(c *gin.Context) {
 		v.Days = append(v.Days, stats.Show(d, t))
 	}
 	slices.Reverse(v.Days)
+	l := p.language(c)
 	v.Charts = []chart{
-		{msg("Codes issued per day"), heldBars(s.Days, t, func(d stats.Day) int { return d.Issued })},
-		{msg("Codes used per day"), heldBars(s.Days, t, func(d stats.Day) int { return d.Used })},
-		{msg("Codes expired unused per day"), heldBars(s.Days, t, func(d stats.Day) int { return d.Expired })},
-		{msg("Uploads per day"), heldBars(s.Days, t, func(d stats.Day) int { return d.Uploads })},
+		{msg("Codes issued per day"), heldBars(l, s.Days, t, func(d stats.Day) int { return d.Issued })},
+		{msg("Codes used per day"), heldBars(l, s.Days, t, func(d stats.Day) int { return d.Used })},
+		{msg("Codes expired unused per day"), heldBars(l, s.Days, t, func(d stats.Day) int { return d.Expired })},
+		{msg("Uploads per day"), heldBars(l, s.Days, t, func(d stats.Day) int { return d.Uploads })},
 	}
 	title := p.tr(c, "Statistics of the region")
 	if s.Provider != "" {
@@ -119,24 +119,16 @@ func (p *Portal) statsCSV(c *gin.Context) {
 // heldBars draws a day's count as a bar, oldest day left; a count held
 // back is a pale bar as high as the threshold, titled "<threshold", so
 // that the chart says no more than the table.
-func heldBars(days []stats.Day, threshold int, get func(stats.Day) int) template.HTML {
-	const w, h, step, bw = 364, 110, 26, 22
+func heldBars(l lang, days []stats.Day, threshold int, get func(stats.Day) int) template.HTML {
 	top := threshold
-	for _, d := range days {
-		top = max(top, get(d))
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" role="img">`, w, h+18)
+	out := make([]bar, len(days))
 	for i, d := range days {
-		n, fill, title := get(d), "#0b4f6c", fmt.Sprint(get(d))
+		n := get(d)
+		top = max(top, n)
+		out[i] = bar{value: float64(n), fill: "#0b4f6c", title: d.Date.Format("2006-01-02") + ": " + fmt.Sprint(n)}
 		if !stats.Visible(n, threshold) {
-			n, fill, title = threshold, "#b8cbd6", fmt.Sprintf("&lt;%d", threshold)
+			out[i] = bar{value: float64(threshold), fill: "#b8cbd6", title: d.Date.Format("2006-01-02") + ": <" + fmt.Sprint(threshold)}
 		}
-		bh := float64(n) / float64(top) * h
-		fmt.Fprintf(&b, `<rect x="%d" y="%.1f" width="%d" height="%.1f" fill="%s"><title>%s: %s</title></rect>`,
-			i*step, h-bh, bw, bh, fill, d.Date.Format("2006-01-02"), title)
 	}
-	fmt.Fprintf(&b, `<text x="0" y="%d" font-size="11">%d days ago</text><text x="%d" y="%d" font-size="11" text-anchor="end">today · max %d</text></svg>`,
-		h+14, len(days)-1, w, h+14, top)
-	return template.HTML(b.String())
+	return svgBars(l, out, float64(top))
 }
