@@ -115,7 +115,7 @@ func TestAnswersThroughEveryNode(t *testing.T) {
 			var subs struct {
 				Submissions []struct{ ID, Provider string }
 			}
-			if err := json.Unmarshal([]byte(c.cli("submissions", "--addr", addr)), &subs); err != nil {
+			if err := json.Unmarshal([]byte(c.cli("submissions", "--json", "--addr", addr)), &subs); err != nil {
 				t.Fatal(err)
 			}
 			var byCode []string
@@ -211,7 +211,7 @@ func TestExactRetryAfterLeaderKilled(t *testing.T) {
 	c.waitHasAll(acked, 30*time.Second, c.ids(3)...)
 	for _, id := range c.ids(3) {
 		var subs struct{ Submissions []struct{ Keys int } }
-		if err := json.Unmarshal([]byte(c.cli("submissions", "--addr", c.node(id).url())), &subs); err != nil {
+		if err := json.Unmarshal([]byte(c.cli("submissions", "--json", "--addr", c.node(id).url())), &subs); err != nil {
 			t.Fatal(err)
 		}
 		if len(subs.Submissions) != 1 || subs.Submissions[0].Keys != 14 {

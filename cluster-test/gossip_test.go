@@ -269,7 +269,7 @@ func TestRevocationCrossesRegions(t *testing.T) {
 		r.waitFor(name+" to merge A's keys", 30*time.Second, func() bool { return stored(r, false) })
 	}
 	var subs struct{ Submissions []struct{ ID string } }
-	if err := json.Unmarshal([]byte(a.cli("submissions", "--addr", a.node("n1").url())), &subs); err != nil || len(subs.Submissions) == 0 {
+	if err := json.Unmarshal([]byte(a.cli("submissions", "--json", "--addr", a.node("n1").url())), &subs); err != nil || len(subs.Submissions) == 0 {
 		t.Fatalf("A's submissions: %v", err)
 	}
 	a.cli("revoke", "--addr", a.node("n1").url(), "--reason", "false positive", "--submission", subs.Submissions[0].ID)

@@ -257,7 +257,7 @@ func TestRollbackReachesEveryNode(t *testing.T) {
 	var subs struct {
 		Submissions []struct{ ID string }
 	}
-	if err := json.Unmarshal([]byte(c.cli("submissions", "--addr", c.node("n2").url())), &subs); err != nil || len(subs.Submissions) != 1 {
+	if err := json.Unmarshal([]byte(c.cli("submissions", "--json", "--addr", c.node("n2").url())), &subs); err != nil || len(subs.Submissions) != 1 {
 		t.Fatalf("submissions: %v %+v", err, subs)
 	}
 	c.cli("revoke", "--addr", c.node("n2").url(), "--reason", "wrong test result", "--submission", subs.Submissions[0].ID)

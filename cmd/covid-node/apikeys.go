@@ -23,7 +23,7 @@ func apiKeys(ctx context.Context, args []string, stdout io.Writer) error {
 	var req api.APIKeyRequest
 	switch args[0] {
 	case "list":
-		return listJSON(ctx, "apikeys list", "/v1/admin/apikeys", args[1:], stdout)
+		return list(ctx, "apikeys list", "/v1/admin/apikeys", args[1:], stdout)
 	case "add":
 		c, err := subcommand("apikeys add", args[1:], func(fs *flag.FlagSet) {
 			fs.StringVar(&req.Name, "name", "", "a name for the key, unique in the region")

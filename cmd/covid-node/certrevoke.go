@@ -20,7 +20,7 @@ import (
 // revoke) or lists the revoked ones (certs revoked).
 func certsRevocation(ctx context.Context, args []string, stdout io.Writer) error {
 	if args[0] == "revoked" {
-		return listJSON(ctx, "certs revoked", "/v1/admin/certs/revoked", args[1:], stdout)
+		return list(ctx, "certs revoked", "/v1/admin/certs/revoked", args[1:], stdout)
 	}
 	var req api.CertRevocation
 	var file string

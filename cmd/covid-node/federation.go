@@ -179,7 +179,7 @@ func trustCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	var pubFile string
 	switch args[0] {
 	case "list":
-		return listJSON(ctx, "trust list", "/v1/federation", args[1:], stdout)
+		return list(ctx, "trust list", "/v1/federation", args[1:], stdout)
 	case "add":
 		c, err := subcommand("trust add", args[1:], func(fs *flag.FlagSet) {
 			fs.StringVar(&req.Region, "region", "", "the trusted region's name")
@@ -224,7 +224,7 @@ func federationCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	switch args[0] {
 	case "status":
-		return listJSON(ctx, "federation status", "/v1/admin/federation", args[1:], stdout)
+		return list(ctx, "federation status", "/v1/admin/federation", args[1:], stdout)
 	case "import":
 		var from, origin string
 		var seq uint

@@ -50,13 +50,17 @@ func authorities(ctx context.Context, args []string, stdout io.Writer) error {
 }
 
 func haList(ctx context.Context, args []string, stdout io.Writer) error {
-	c, err := subcommand("ha list", args, nil)
+	var asJSON bool
+	c, err := subcommand("ha list", args, jsonFlag(&asJSON))
 	if err != nil {
 		return err
 	}
 	var out struct{ Authorities []api.Authority }
 	if err := c.do(ctx, http.MethodGet, "/v1/admin/authorities", nil, &out); err != nil {
 		return err
+	}
+	if asJSON {
+		return printJSON(stdout, out)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ISSUER\tAUDIENCE\tAPPS\tKID\tVALID FROM\tVALID THROUGH")

@@ -27,7 +27,7 @@ commands:
   providers add|list|revoke
                         manage the health care providers that issue one-time codes
   apikeys add|list|revoke
-                        manage the verification service's API keys (device keys for apps, admin keys of providers)
+                        manage the verification service's API keys (device keys for apps, admin keys of providers, stats keys)
   users add|list        manage the web portal's accounts (/portal/: health care workers and operators)
   backup --out FILE --recipient AGE
                         write a consistent copy of the region's state (through the leader, while it serves), encrypted to the operators' age key
@@ -114,9 +114,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "revoke":
 		return revoke(ctx, args[1:], stdout)
 	case "revocations":
-		return listJSON(ctx, "revocations", "/v1/admin/revocations", args[1:], stdout)
+		return list(ctx, "revocations", "/v1/admin/revocations", args[1:], stdout)
 	case "submissions":
-		return listJSON(ctx, "submissions", "/v1/admin/submissions", args[1:], stdout)
+		return list(ctx, "submissions", "/v1/admin/submissions", args[1:], stdout)
 	case "version":
 		fmt.Fprintf(stdout, "covid-node, command version %d\n", command.Version)
 		return nil

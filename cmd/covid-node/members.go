@@ -22,13 +22,17 @@ func members(ctx context.Context, args []string, stdout io.Writer) error {
 	idFlag := func(fs *flag.FlagSet) { fs.StringVar(&id, "id", "", "node id") }
 	switch args[0] {
 	case "list":
-		c, err := subcommand("members list", args[1:], nil)
+		var asJSON bool
+		c, err := subcommand("members list", args[1:], jsonFlag(&asJSON))
 		if err != nil {
 			return err
 		}
 		var out struct{ Members []node.Member }
 		if err := c.do(ctx, http.MethodGet, node.PathMembers, nil, &out); err != nil {
 			return err
+		}
+		if asJSON {
+			return printJSON(stdout, out)
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "ID\tRAFT\tHTTP\tSUFFRAGE\tLEADER")

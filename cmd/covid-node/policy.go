@@ -20,7 +20,7 @@ func policyCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	switch args[0] {
 	case "show":
-		return listJSON(ctx, "policy show", "/v1/admin/policy", args[1:], stdout)
+		return list(ctx, "policy show", "/v1/admin/policy", args[1:], stdout)
 	case "set":
 		var req api.PolicyRequest
 		var minKeys, jitter uint

@@ -23,7 +23,7 @@ func providers(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	switch args[0] {
 	case "list":
-		return listJSON(ctx, "providers list", "/v1/admin/providers", args[1:], stdout)
+		return list(ctx, "providers list", "/v1/admin/providers", args[1:], stdout)
 	case "add":
 		c, err := subcommand("providers add", args[1:], func(fs *flag.FlagSet) {
 			idFlags(fs)

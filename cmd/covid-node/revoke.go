@@ -39,15 +39,3 @@ func revoke(ctx context.Context, args []string, stdout io.Writer) error {
 	return nil
 }
 
-// listJSON prints an admin list endpoint as indented JSON.
-func listJSON(ctx context.Context, name, path string, args []string, stdout io.Writer) error {
-	c, err := subcommand(name, args, nil)
-	if err != nil {
-		return err
-	}
-	var out json.RawMessage
-	if err := c.do(ctx, http.MethodGet, path, nil, &out); err != nil {
-		return err
-	}
-	return printJSON(stdout, out)
-}

@@ -20,7 +20,7 @@ func users(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	switch args[0] {
 	case "list":
-		return listJSON(ctx, "users list", "/v1/admin/users", args[1:], stdout)
+		return list(ctx, "users list", "/v1/admin/users", args[1:], stdout)
 	case "add":
 		var req api.UserRequest
 		var roles, passwordFile string
