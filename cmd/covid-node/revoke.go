@@ -38,4 +38,3 @@ func revoke(ctx context.Context, args []string, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "%s\n", out)
 	return nil
 }
-
