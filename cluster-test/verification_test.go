@@ -138,6 +138,22 @@ func TestVerificationFlowAcrossNodes(t *testing.T) {
 	}
 }
 
+// covid-node dev-flow runs the lab's call and the app's three against a
+// region, as the README shows, each answered 200, and the keys it
+// published are stored.
+func TestDevFlowCommand(t *testing.T) {
+	c, deviceKey, labKey := verificationCluster(t)
+	out, err := exec.Command(binary, "dev-flow", "--addr", c.node("n2").url(), "--lab-key", labKey, "--app-key", deviceKey,
+		"--app-id", verifyAppID).CombinedOutput()
+	if err != nil || strings.Count(string(out), " 200\n") != 4 || !strings.Contains(string(out), "14 keys inserted") {
+		t.Fatalf("dev-flow: %v\n%s", err, out)
+	}
+	c.waitFor("the published keys on n3", 10*time.Second, func() bool {
+		_, b, _ := c.tryAdminGet("n3", "/v1/admin/keys")
+		return strings.Count(string(b), `"key"`) >= 14
+	})
+}
+
 // One code raced on two nodes gives exactly one token; one token raced on
 // two nodes gives exactly one certificate.
 func TestVerificationRacesAcrossNodes(t *testing.T) {

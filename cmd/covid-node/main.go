@@ -21,6 +21,8 @@ const usage = `usage: covid-node <command> [flags]
 commands:
   serve                 run a node of a region
   dev-upload            publish random test keys with the development health authority
+  dev-flow --lab-key K --app-key K
+                        run an app's three calls (verify, certificate, publish) after a lab's issue, printing each
   members list|add|remove|promote|transfer-leadership
                         inspect and change the region's members
   ha add|list|remove    manage the health authorities whose certificates admit uploads
@@ -80,6 +82,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return serve(ctx, args[1:], stderr)
 	case "dev-upload":
 		return devUpload(ctx, args[1:], stdout)
+	case "dev-flow":
+		return devFlow(ctx, args[1:], stdout)
 	case "members":
 		return members(ctx, args[1:], stdout)
 	case "ha":
