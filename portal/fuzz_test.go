@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"bytes"
 	"encoding/json"
 	"testing"
 	"time"
@@ -49,6 +50,33 @@ func FuzzOpenFlash(f *testing.F) {
 		}
 		if openFlash(key, raw, "apikey", "w@lab.example", &got) == nil || openFlash(key, raw, "issued", "x@lab.example", &got) == nil {
 			t.Fatalf("%q opened for another page or account", raw)
+		}
+	})
+}
+
+// FuzzReadBulk: a bulk file is whatever a worker's spreadsheet saved, or a
+// stranger with a session sends; it reads or is refused with a message,
+// never panics, never yields more than maxBulkRows lines, and its line
+// numbers rise.
+func FuzzReadBulk(f *testing.F) {
+	f.Add([]byte("testType,testDate\nconfirmed,2026-12-01\n"))
+	f.Add([]byte("\xef\xbb\xbfTestType;Test Date;Phone\r\nconfirmed;2026-12-01;+49 151 23456789\r\n;;\r\n"))
+	f.Add([]byte("test_type\tuuid\n\"likely\"\"\tx\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		rows, err := readBulk(bytes.NewReader(data))
+		if err != nil {
+			if err.Error() == "" {
+				t.Fatal("a refusal without a message")
+			}
+			return
+		}
+		if len(rows) > maxBulkRows {
+			t.Fatalf("%d lines read, at most %d", len(rows), maxBulkRows)
+		}
+		for i := 1; i < len(rows); i++ {
+			if rows[i].line <= rows[i-1].line {
+				t.Fatalf("line numbers %d then %d", rows[i-1].line, rows[i].line)
+			}
 		}
 	})
 }

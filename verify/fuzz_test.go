@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"strings"
 	"testing"
 	"time"
 )
@@ -43,6 +44,31 @@ func FuzzParseLegacyCode(f *testing.F) {
 		again, err := ParseLegacyCode(code.Display())
 		if err != nil || again != code {
 			t.Fatalf("%q parsed as %+v, whose display %q parses as %+v (%v)", s, code, code.Display(), again, err)
+		}
+	})
+}
+
+// FuzzPhones: a phone number is whatever a device or a worker sends; it is
+// accepted in E.164 (which checks again to itself) or refused as
+// phone_number_invalid, and never panics.
+func FuzzPhones(f *testing.F) {
+	p := Phones{Region: "NL", Allowed: []string{"NL", "BE"}}
+	for _, s := range []string{"0612345678", "+31 6 12345678", "+32 470 12 34 56", "+1 202 555 0143", "06-1234", "+999", "", "++31"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		e164, verr := p.Check(raw)
+		if verr != nil {
+			if verr.Code != CodePhoneInvalid || verr.Status != 400 {
+				t.Fatalf("%q: refused with %d %s", raw, verr.Status, verr.Code)
+			}
+			return
+		}
+		if !strings.HasPrefix(e164, "+") || len(e164) > 16 {
+			t.Fatalf("%q: accepted as %q, not E.164", raw, e164)
+		}
+		if again, verr := p.Check(e164); verr != nil || again != e164 {
+			t.Fatalf("%q: %q checks again as %q, %v", raw, e164, again, verr)
 		}
 	})
 }
