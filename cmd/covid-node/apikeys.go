@@ -26,7 +26,7 @@ func apiKeys(ctx context.Context, args []string, stdout io.Writer) error {
 		return list(ctx, "apikeys list", "/v1/admin/apikeys", args[1:], stdout)
 	case "add":
 		c, err := subcommand("apikeys add", args[1:], func(fs *flag.FlagSet) {
-			fs.StringVar(&req.Name, "name", "", "a name for the key, unique in the region")
+			fs.StringVar(&req.Name, "name", "", requiredMark+"a name for the key, unique in the region")
 			fs.StringVar(&req.Kind, "kind", "device", "device (apps: /api/verify, /api/certificate), admin (a provider's systems: /api/issue...) or stats (read only: /api/stats/...)")
 			fs.StringVar(&req.Provider, "provider", "", "the provider an admin key issues codes for, or whose statistics a stats key reads (none: the region's)")
 		})
@@ -41,7 +41,7 @@ func apiKeys(ctx context.Context, args []string, stdout io.Writer) error {
 		return nil
 	case "revoke":
 		c, err := subcommand("apikeys revoke", args[1:], func(fs *flag.FlagSet) {
-			fs.StringVar(&req.Name, "name", "", "the key's name")
+			fs.StringVar(&req.Name, "name", "", requiredMark+"the key's name")
 		})
 		if err != nil {
 			return err

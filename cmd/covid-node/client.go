@@ -111,7 +111,28 @@ func subcommand(name string, args []string, setup func(fs *flag.FlagSet)) (*admi
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("%s: unexpected arguments %v", name, fs.Args())
 	}
+	if err := checkRequired(name, fs); err != nil {
+		return nil, err
+	}
 	return c, c.init()
+}
+
+// requiredMark starts the usage of a flag a command cannot go without.
+const requiredMark = "required: "
+
+// checkRequired refuses, before any request, a command whose required
+// flags (usage starting with requiredMark) were not given a value.
+func checkRequired(name string, fs *flag.FlagSet) error {
+	var missing []string
+	fs.VisitAll(func(f *flag.Flag) {
+		if strings.HasPrefix(f.Usage, requiredMark) && f.Value.String() == f.DefValue && f.DefValue == "" {
+			missing = append(missing, "--"+f.Name)
+		}
+	})
+	if len(missing) > 0 {
+		return fmt.Errorf("%s: %s needed (see covid-node %s --help)", name, strings.Join(missing, ", "), name)
+	}
+	return nil
 }
 
 func printJSON(w io.Writer, v any) error {

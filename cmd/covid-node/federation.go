@@ -182,9 +182,9 @@ func trustCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		return list(ctx, "trust list", "/v1/federation", args[1:], stdout)
 	case "add":
 		c, err := subcommand("trust add", args[1:], func(fs *flag.FlagSet) {
-			fs.StringVar(&req.Region, "region", "", "the trusted region's name")
-			fs.StringVar(&req.KeyID, "key-id", "", "id of its signing key (as its nodes' --signing-key-id)")
-			fs.StringVar(&pubFile, "public-key-file", "", "its public key PEM (from its keygen)")
+			fs.StringVar(&req.Region, "region", "", requiredMark+"the trusted region's name")
+			fs.StringVar(&req.KeyID, "key-id", "", requiredMark+"id of its signing key (as its nodes' --signing-key-id)")
+			fs.StringVar(&pubFile, "public-key-file", "", requiredMark+"its public key PEM (from its keygen)")
 			fs.BoolVar(&req.Serve, "serve", true, "keep its batches and serve them to its apps")
 			fs.BoolVar(&req.Merge, "merge", false, "merge its keys into this region's exports")
 			fs.UintVar(&req.StartSeq, "start-seq", 0, "first batch to take when none is kept yet (default: the oldest its holders offer)")
@@ -229,8 +229,8 @@ func federationCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		var from, origin string
 		var seq uint
 		c, err := subcommand("federation import", args[1:], func(fs *flag.FlagSet) {
-			fs.StringVar(&from, "from", "", "HTTP URL of any node (of any region) that has the batch")
-			fs.StringVar(&origin, "origin", "", "the batch's region")
+			fs.StringVar(&from, "from", "", requiredMark+"HTTP URL of any node (of any region) that has the batch")
+			fs.StringVar(&origin, "origin", "", requiredMark+"the batch's region")
 			fs.UintVar(&seq, "seq", 0, "the batch's number")
 		})
 		if err != nil {

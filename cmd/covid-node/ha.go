@@ -77,10 +77,10 @@ func haAdd(ctx context.Context, args []string, stdout io.Writer) error {
 	var k api.AuthorityKey
 	var keyFile, apps, from, through string
 	c, err := subcommand("ha add", args, func(fs *flag.FlagSet) {
-		fs.StringVar(&a.Issuer, "issuer", "", "the certificates' iss claim")
+		fs.StringVar(&a.Issuer, "issuer", "", requiredMark+"the certificates' iss claim")
 		fs.StringVar(&a.Audience, "audience", "", "the certificates' aud claim")
-		fs.StringVar(&k.Kid, "kid", "", "key version named by the certificates' kid header")
-		fs.StringVar(&keyFile, "public-key-file", "", "PEM file with the authority's ECDSA P-256 public key")
+		fs.StringVar(&k.Kid, "kid", "", requiredMark+"key version named by the certificates' kid header")
+		fs.StringVar(&keyFile, "public-key-file", "", requiredMark+"PEM file with the authority's ECDSA P-256 public key")
 		fs.StringVar(&apps, "app", "", "comma-separated app ids (publish healthAuthorityID) this authority serves")
 		fs.StringVar(&from, "valid-from", "", "RFC 3339 time from which the key is valid (default: always)")
 		fs.StringVar(&through, "valid-through", "", "RFC 3339 time until which the key is valid (default: no end)")

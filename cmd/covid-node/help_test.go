@@ -22,7 +22,7 @@ func TestHelpEverywhere(t *testing.T) {
 		}
 	}
 	for _, args := range [][]string{{"serve", "-h"}, {"members", "list", "-h"}, {"policy", "set", "--help"}, {"certs", "node", "-h"},
-		{"backup", "-h"}, {"keygen", "-h"}, {"dev-upload", "-h"}, {"healthcheck", "-h"}, {"certs", "revoke", "-h"}} {
+		{"backup", "-h"}, {"keygen", "-h"}, {"dev-upload", "-h"}, {"dev-flow", "-h"}, {"healthcheck", "-h"}, {"certs", "revoke", "-h"}} {
 		var out, errOut bytes.Buffer
 		if err := run(ctx, args, &out, &errOut); !errors.Is(err, flag.ErrHelp) {
 			t.Errorf("%v: %v, want the flags printed as asked (exit 0)", args, err)
@@ -40,5 +40,26 @@ func TestHelpEverywhere(t *testing.T) {
 	if !strings.Contains(desc.String(), "usage: covid-node members add [flags]") || !strings.Contains(desc.String(), "inspect and change the region's members") ||
 		!strings.Contains(desc.String(), "-id string") {
 		t.Errorf("a subcommand's help:\n%s", desc.String())
+	}
+}
+
+// A command without the flags it needs is refused before any request
+// (the address here answers nothing), naming every missing flag.
+func TestRequiredFlagsBeforeAnyRequest(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"providers", "add"}, "providers add: --id needed"},
+		{[]string{"users", "add", "--name", "N"}, "users add: --email, --password-file needed"},
+		{[]string{"members", "add", "--id", "n4"}, "members add: --http-addr, --raft-addr needed"},
+		{[]string{"trust", "add", "--region", "B"}, "trust add: --key-id, --public-key-file needed"},
+		{[]string{"apikeys", "revoke"}, "apikeys revoke: --name needed"},
+	} {
+		err := run(ctx, append(tc.args, "--addr", "http://127.0.0.1:1", "--token-file", "/nonexistent"), &bytes.Buffer{}, &bytes.Buffer{})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %v, want %q", tc.args, err, tc.want)
+		}
 	}
 }

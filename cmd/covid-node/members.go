@@ -19,7 +19,7 @@ func members(ctx context.Context, args []string, stdout io.Writer) error {
 		return errors.New("members: want list, add, remove or transfer-leadership")
 	}
 	var id, raftAddr, httpAddr string
-	idFlag := func(fs *flag.FlagSet) { fs.StringVar(&id, "id", "", "node id") }
+	idFlag := func(fs *flag.FlagSet) { fs.StringVar(&id, "id", "", requiredMark+"node id") }
 	switch args[0] {
 	case "list":
 		var asJSON bool
@@ -46,8 +46,8 @@ func members(ctx context.Context, args []string, stdout io.Writer) error {
 		c, err := subcommand("members add", args[1:], func(fs *flag.FlagSet) {
 			fs.BoolVar(&nonvoter, "nonvoter", false, "add it as a read-only edge node (serves reads, forwards writes, never counts toward quorum)")
 			idFlag(fs)
-			fs.StringVar(&raftAddr, "raft-addr", "", "raft address of the new member")
-			fs.StringVar(&httpAddr, "http-addr", "", "HTTP address of the new member")
+			fs.StringVar(&raftAddr, "raft-addr", "", requiredMark+"raft address of the new member")
+			fs.StringVar(&httpAddr, "http-addr", "", requiredMark+"HTTP address of the new member")
 			fs.UintVar(&version, "command-version", command.Version, "the newest command version the new member's build applies (covid-node version tells)")
 		})
 		if err != nil {
@@ -63,9 +63,6 @@ func members(ctx context.Context, args []string, stdout io.Writer) error {
 		c, err := subcommand("members remove", args[1:], idFlag)
 		if err != nil {
 			return err
-		}
-		if id == "" {
-			return errors.New("members remove: --id is required")
 		}
 		if err := c.do(ctx, http.MethodDelete, node.PathMembers+"/"+url.PathEscape(id), nil, nil); err != nil {
 			return err
@@ -83,7 +80,9 @@ func members(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "%s now votes\n", id)
 		return nil
 	case "transfer-leadership":
-		c, err := subcommand("members transfer-leadership", args[1:], idFlag)
+		c, err := subcommand("members transfer-leadership", args[1:], func(fs *flag.FlagSet) {
+			fs.StringVar(&id, "id", "", "the member to lead (none: the one raft picks)")
+		})
 		if err != nil {
 			return err
 		}

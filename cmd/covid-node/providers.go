@@ -19,7 +19,7 @@ func providers(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	var req api.ProviderRequest
 	idFlags := func(fs *flag.FlagSet) {
-		fs.StringVar(&req.ID, "id", "", "provider id (letters, digits, '.', '_', '-')")
+		fs.StringVar(&req.ID, "id", "", requiredMark+"provider id (letters, digits, '.', '_', '-')")
 	}
 	switch args[0] {
 	case "list":

@@ -25,11 +25,11 @@ func users(ctx context.Context, args []string, stdout io.Writer) error {
 		var req api.UserRequest
 		var roles, passwordFile string
 		c, err := subcommand("users add", args[1:], func(fs *flag.FlagSet) {
-			fs.StringVar(&req.Email, "email", "", "the account's email address (its sign-in name)")
+			fs.StringVar(&req.Email, "email", "", requiredMark+"the account's email address (its sign-in name)")
 			fs.StringVar(&req.Name, "name", "", "the person's name")
 			fs.StringVar(&req.Provider, "provider", "", "the provider a health care worker issues codes for (none: a region operator)")
 			fs.StringVar(&roles, "roles", "issue,codes", "comma-separated roles: issue, bulk, codes, users, apikeys, operator")
-			fs.StringVar(&passwordFile, "password-file", "", "a file holding the password (at least 12 characters)")
+			fs.StringVar(&passwordFile, "password-file", "", requiredMark+"a file holding the password (at least 12 characters)")
 			fs.BoolVar(&req.TOTP, "totp", false, "require a TOTP second factor; prints its otpauth:// URL once")
 			fs.BoolVar(&req.Disabled, "disabled", false, "disable the account (ends its sessions)")
 		})
