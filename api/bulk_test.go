@@ -65,7 +65,7 @@ func TestPortalBulkRunShownAgain(t *testing.T) {
 	}
 	_, first, _ := b.get(runPath)
 	codes := codesOn(first)
-	if len(codes) != 3 || !strings.Contains(first, "testType: want confirmed, likely, negative or user-report") || !strings.Contains(first, "3 codes issued now") {
+	if len(codes) != 3 || !strings.Contains(first, "The test type is not one of confirmed, likely or negative.") || !strings.Contains(first, "3 codes issued now") {
 		t.Fatalf("the run's page shows %d codes (want 3) and the refused line:\n%s", len(codes), first)
 	}
 	_, again, _ := b.get(runPath)

@@ -98,7 +98,7 @@ func (p *Portal) bulk(c *gin.Context) {
 			issuedCount++
 		case verr.Code == verify.CodeUUIDExists: // issued before: the run's page shows it
 		case len(refused.Lines) < maxRefusedShown:
-			refused.Lines = append(refused.Lines, bulkRow{Line: r.line, UUID: r.req.UUID, Note: verr.Message})
+			refused.Lines = append(refused.Lines, bulkRow{Line: r.line, UUID: r.req.UUID, Note: p.plainRefusal(c, verr)})
 		default:
 			refused.More++
 		}

@@ -80,12 +80,11 @@ func (p *Portal) issue(c *gin.Context) {
 	resp, verr := p.issuer.Issue(c.Request.Context(), u.GetProvider(), u.GetEmail(), req)
 	switch {
 	case verr != nil && verr.Code == verify.CodePhoneInvalid:
-		p.refuseIssue(c, verr.Status, req, map[string]string{"phone": p.tr(c,
-			"Give a mobile number that can get a text message, with its country code (such as +31 6 12345678) if it is not of this country.")},
+		p.refuseIssue(c, verr.Status, req, map[string]string{"phone": p.plainRefusal(c, verr)},
 			msg("The code was not issued: correct the fields marked below."))
 		return
 	case verr != nil:
-		p.refuseIssue(c, verr.Status, req, nil, verr.Message)
+		p.refuseIssue(c, verr.Status, req, nil, p.plainRefusal(c, verr))
 		return
 	}
 	p.audit(c, "issue code", resp.UUID)
@@ -114,6 +113,26 @@ func (p *Portal) fieldProblems(c *gin.Context, req verify.IssueRequest) map[stri
 		problems["symptomDate"] = p.tr(c, "Pick a day from %s to %s, or leave it empty: codes are for symptoms of the last 28 days.", form.Oldest, form.Today)
 	}
 	return problems
+}
+
+// plainRefusal says why the issuer refused a code in the worker's words
+// and language; a refusal it does not know is said as the issuer said it.
+func (p *Portal) plainRefusal(c *gin.Context, verr *verify.Error) string {
+	switch verr.Code {
+	case verify.CodeInvalidTestType:
+		return p.tr(c, "The test type is not one of confirmed, likely or negative.")
+	case verify.CodeInvalidDate:
+		return p.tr(c, "A date is not a day of the last 28 days, written YYYY-MM-DD.")
+	case verify.CodePhoneInvalid:
+		return p.tr(c, "Give a mobile number that can get a text message, with its country code (such as +31 6 12345678) if it is not of this country.")
+	case verify.CodeQuotaExceeded:
+		return p.tr(c, "Your provider has issued as many codes as it may in 24 hours; ask the health authority to raise its quota.")
+	case verify.CodeSMSQuota, verify.CodeNumberQuota:
+		return p.tr(c, "No more text messages may be sent now (to this number, or by the region); the code was not sent. Try again later or read a code out.")
+	case verify.CodeUnavailable:
+		return p.tr(c, "The region is not ready; try again in a moment.")
+	}
+	return verr.Message
 }
 
 // refuseIssue shows the issue form again as it was sent, with what is
