@@ -110,6 +110,7 @@ generate:
 	protoc --go_out=. --go_opt=module=github.com/covid-backend/covid-backend export/exportpb/export.proto
 	protoc --go_out=. --go_opt=module=github.com/covid-backend/covid-backend feed/feedpb/feed.proto
 	protoc --go_out=. --go_opt=module=github.com/covid-backend/covid-backend federation/fedpb/gossip.proto
+	protoc --go_out=. --go_opt=module=github.com/covid-backend/covid-backend efgs/efgspb/efgs.proto
 
 clean:
 	rm -rf bin

@@ -19,6 +19,7 @@ require (
 	github.com/nyaruka/phonenumbers v1.8.1
 	github.com/pquerna/otp v1.5.0
 	github.com/prometheus/client_golang v1.25.0
+	github.com/smallstep/pkcs7 v0.2.3
 	go.etcd.io/bbolt v1.3.11
 	golang.org/x/crypto v0.57.0
 	golang.org/x/text v0.42.0
