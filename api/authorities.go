@@ -29,6 +29,11 @@ type Authority struct {
 	Audience string         `json:"audience"`
 	AppIDs   []string       `json:"app_ids"`
 	Keys     []AuthorityKey `json:"keys"`
+	// JWKSURL, instead of keys, names the set the authority's keys come
+	// from: the node fetches it at once and the leader again on a schedule;
+	// a key gone from it verifies for JWKSGraceSeconds more (default a day).
+	JWKSURL          string `json:"jwks_url,omitempty"`
+	JWKSGraceSeconds int64  `json:"jwks_grace_seconds,omitempty"`
 }
 
 func (s *Server) listAuthorities(c *gin.Context) {
@@ -44,6 +49,11 @@ func (s *Server) putAuthority(c *gin.Context) {
 	if !bindStrict(c, &req) {
 		return
 	}
+	if req.JWKSURL != "" && len(req.Keys) == 0 {
+		if !s.keysFromJWKS(c, &req) {
+			return
+		}
+	}
 	pa, err := req.proto()
 	if err != nil {
 		fail(c, http.StatusBadRequest, "bad_request", err.Error())
@@ -54,6 +64,20 @@ func (s *Server) putAuthority(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"issuer": req.Issuer})
+}
+
+// keysFromJWKS fills an authority's keys from its JWKS URL, fetched now,
+// so that a URL that does not serve a key set is refused at once (422).
+func (s *Server) keysFromJWKS(c *gin.Context, req *Authority) bool {
+	keys, err := s.cfg.JWKS.Fetch(c.Request.Context(), req.JWKSURL)
+	if err != nil {
+		fail(c, http.StatusUnprocessableEntity, "jwks_unusable", err.Error())
+		return false
+	}
+	for _, k := range keys {
+		req.Keys = append(req.Keys, AuthorityKey{Kid: k.Kid, PublicKeyPEM: string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: k.DER}))})
+	}
+	return true
 }
 
 func (s *Server) removeAuthority(c *gin.Context) {
@@ -68,7 +92,7 @@ func (a Authority) proto() (*fsmpb.Authority, error) {
 	if a.Issuer == "" || a.Audience == "" || len(a.AppIDs) == 0 || len(a.Keys) == 0 {
 		return nil, errors.New("issuer, audience, app_ids and keys are required")
 	}
-	out := &fsmpb.Authority{Issuer: a.Issuer, Audience: a.Audience, AppIds: a.AppIDs}
+	out := &fsmpb.Authority{Issuer: a.Issuer, Audience: a.Audience, AppIds: a.AppIDs, JwksUrl: a.JWKSURL, JwksGraceSeconds: a.JWKSGraceSeconds}
 	for _, k := range a.Keys {
 		der, err := parseP256PEM(k.PublicKeyPEM)
 		if err != nil {
@@ -95,7 +119,7 @@ func parseP256PEM(s string) ([]byte, error) {
 }
 
 func authorityFromProto(a *fsmpb.Authority) Authority {
-	out := Authority{Issuer: a.GetIssuer(), Audience: a.GetAudience(), AppIDs: a.GetAppIds()}
+	out := Authority{Issuer: a.GetIssuer(), Audience: a.GetAudience(), AppIDs: a.GetAppIds(), JWKSURL: a.GetJwksUrl(), JWKSGraceSeconds: a.GetJwksGraceSeconds()}
 	for _, k := range a.GetKeys() {
 		out.Keys = append(out.Keys, AuthorityKey{
 			Kid:          k.GetKid(),

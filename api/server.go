@@ -19,6 +19,7 @@ import (
 
 	"github.com/covid-backend/covid-backend/federation"
 	"github.com/covid-backend/covid-backend/feed"
+	"github.com/covid-backend/covid-backend/jwks"
 	"github.com/covid-backend/covid-backend/node"
 	"github.com/covid-backend/covid-backend/publish"
 	"github.com/covid-backend/covid-backend/verify"
@@ -59,6 +60,9 @@ type Config struct {
 	// Mounts add other fronts' routes (the portal's pages) to the API port,
 	// behind its read rate limit; api knows nothing of what they serve.
 	Mounts []Mount
+	// JWKS fetches a health authority's key set when one is registered by
+	// its URL (the zero value: HTTPS only, 10-second timeout).
+	JWKS jwks.Fetcher
 	// Now is the clock used to check certificates and keys.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -123,6 +127,9 @@ func New(cfg Config, n Region) (*Server, error) {
 	cfg.Feed.Root = "v1/exports"
 	if len(cfg.CodeKeys) == 0 {
 		cfg.CodeKeys = [][]byte{verify.CodeKeyFromToken(cfg.AdminToken)}
+	}
+	if cfg.JWKS.Client == nil {
+		cfg.JWKS = jwks.NewFetcher(false)
 	}
 	if len(cfg.RevisionKeys) == 0 {
 		cfg.RevisionKeys = [][]byte{publish.RevisionTokenKey(cfg.AdminToken)}

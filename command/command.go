@@ -46,7 +46,8 @@ import (
 // region or for one provider. A code of the portal's bulk issue names its
 // run and line and, when a worker hands it out, keeps its short code
 // sealed until it is used, so that the run's results are shown again. An
-// account may be invited: ACCEPT_INVITE sets its password once.
+// account may be invited: ACCEPT_INVITE sets its password once. A health
+// authority may take its keys from a JWKS URL.
 const Version = 6
 
 // The first versions of changes that later code tests for.
@@ -77,6 +78,9 @@ const (
 	// Invitations: an account may have an open invitation, which
 	// ACCEPT_INVITE takes to set its password.
 	Invitations = 6
+	// JWKSAuthorities: a health authority may name a JWKS URL its keys
+	// come from, and a grace for keys gone from it.
+	JWKSAuthorities = 6
 )
 
 // Applier commits a command through the region's leader and returns its
@@ -155,6 +159,9 @@ func versions(cmd *fsmpb.Command) (lo, hi uint32) {
 	}
 	if c := cmd.GetIssueVerificationCode(); c.GetBulkRun() != "" || len(c.GetSealedCode()) > 0 {
 		lo = BulkRuns
+	}
+	if cmd.GetPutAuthority().GetJwksUrl() != "" {
+		lo = JWKSAuthorities // earlier versions would keep no URL
 	}
 	if len(cmd.GetPutUser().GetInviteHash()) > 0 {
 		lo = Invitations // earlier versions would keep no invitation

@@ -11,6 +11,9 @@ import (
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 )
 
+// maxJWKSURL bounds an authority's JWKS URL.
+const maxJWKSURL = 2048
+
 // applyPutAuthority adds a health authority or updates it: issuer, audience
 // and app ids are replaced, key versions are merged by kid (rotation).
 func applyPutAuthority(s *state, cmd *fsmpb.Command) *fsmpb.Result {
@@ -23,6 +26,9 @@ func applyPutAuthority(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 	}
 	if len(a.GetKeys()) == 0 {
 		return refuse(command.CodeInvalidCommand, "authority %q needs at least one key", a.GetIssuer())
+	}
+	if len(a.GetJwksUrl()) > maxJWKSURL || a.GetJwksGraceSeconds() < 0 {
+		return refuse(command.CodeInvalidCommand, "authority %q: a JWKS URL of at most %d bytes and a grace of 0 or more", a.GetIssuer(), maxJWKSURL)
 	}
 	kids := make(map[string]bool, len(a.GetKeys()))
 	for _, k := range a.GetKeys() {

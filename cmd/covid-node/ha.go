@@ -76,17 +76,34 @@ func haAdd(ctx context.Context, args []string, stdout io.Writer) error {
 	var a api.Authority
 	var k api.AuthorityKey
 	var keyFile, apps, from, through string
+	var grace time.Duration
 	c, err := subcommand("ha add", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&a.Issuer, "issuer", "", requiredMark+"the certificates' iss claim")
 		fs.StringVar(&a.Audience, "audience", "", "the certificates' aud claim")
-		fs.StringVar(&k.Kid, "kid", "", requiredMark+"key version named by the certificates' kid header")
-		fs.StringVar(&keyFile, "public-key-file", "", requiredMark+"PEM file with the authority's ECDSA P-256 public key")
+		fs.StringVar(&k.Kid, "kid", "", "key version named by the certificates' kid header (with --public-key-file)")
+		fs.StringVar(&keyFile, "public-key-file", "", "PEM file with the authority's ECDSA P-256 public key (or --jwks-url)")
+		fs.StringVar(&a.JWKSURL, "jwks-url", "", "instead of a key: the https URL of the authority's JWKS, which the node fetches now and the leader every --jwks-interval")
+		fs.DurationVar(&grace, "jwks-grace", 0, "how long a key gone from the JWKS still verifies (default 24h)")
 		fs.StringVar(&apps, "app", "", "comma-separated app ids (publish healthAuthorityID) this authority serves")
 		fs.StringVar(&from, "valid-from", "", "RFC 3339 time from which the key is valid (default: always)")
 		fs.StringVar(&through, "valid-through", "", "RFC 3339 time until which the key is valid (default: no end)")
 	})
 	if err != nil {
 		return err
+	}
+	a.AppIDs, a.JWKSGraceSeconds = splitList(apps), int64(grace/time.Second)
+	if a.JWKSURL != "" {
+		if k.Kid != "" || keyFile != "" {
+			return errors.New("ha add: --jwks-url or --kid with --public-key-file, not both")
+		}
+		if err := c.do(ctx, http.MethodPost, "/v1/admin/authorities", a, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "registered %s with the keys of %s\n", a.Issuer, a.JWKSURL)
+		return nil
+	}
+	if k.Kid == "" || keyFile == "" {
+		return errors.New("ha add: --kid and --public-key-file needed, or --jwks-url (see covid-node ha add --help)")
 	}
 	pem, err := os.ReadFile(keyFile)
 	if err != nil {
@@ -99,7 +116,7 @@ func haAdd(ctx context.Context, args []string, stdout io.Writer) error {
 	if k.ValidThrough, err = parseOptionalTime(through); err != nil {
 		return fmt.Errorf("ha add: --valid-through: %w", err)
 	}
-	a.AppIDs, a.Keys = splitList(apps), []api.AuthorityKey{k}
+	a.Keys = []api.AuthorityKey{k}
 	if err := c.do(ctx, http.MethodPost, "/v1/admin/authorities", a, nil); err != nil {
 		return err
 	}

@@ -2992,13 +2992,18 @@ func (x *AuthorityKey) GetValidThroughUnix() int64 {
 // uploads. PUT_AUTHORITY replaces issuer, audience and app ids and merges
 // keys by kid, so that a new key version is added without dropping the old.
 type Authority struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Issuer        string                 `protobuf:"bytes,1,opt,name=issuer,proto3" json:"issuer,omitempty"`
-	Audience      string                 `protobuf:"bytes,2,opt,name=audience,proto3" json:"audience,omitempty"`
-	AppIds        []string               `protobuf:"bytes,3,rep,name=app_ids,json=appIds,proto3" json:"app_ids,omitempty"`
-	Keys          []*AuthorityKey        `protobuf:"bytes,4,rep,name=keys,proto3" json:"keys,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Issuer   string                 `protobuf:"bytes,1,opt,name=issuer,proto3" json:"issuer,omitempty"`
+	Audience string                 `protobuf:"bytes,2,opt,name=audience,proto3" json:"audience,omitempty"`
+	AppIds   []string               `protobuf:"bytes,3,rep,name=app_ids,json=appIds,proto3" json:"app_ids,omitempty"`
+	Keys     []*AuthorityKey        `protobuf:"bytes,4,rep,name=keys,proto3" json:"keys,omitempty"`
+	// jwks_url (from version 6): the authority's keys come from this JWKS,
+	// which the leader fetches on a schedule (package jwks); a key gone from
+	// it stops verifying jwks_grace_seconds after it was first missed.
+	JwksUrl          string `protobuf:"bytes,5,opt,name=jwks_url,json=jwksUrl,proto3" json:"jwks_url,omitempty"`
+	JwksGraceSeconds int64  `protobuf:"varint,6,opt,name=jwks_grace_seconds,json=jwksGraceSeconds,proto3" json:"jwks_grace_seconds,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Authority) Reset() {
@@ -3057,6 +3062,20 @@ func (x *Authority) GetKeys() []*AuthorityKey {
 		return x.Keys
 	}
 	return nil
+}
+
+func (x *Authority) GetJwksUrl() string {
+	if x != nil {
+		return x.JwksUrl
+	}
+	return ""
+}
+
+func (x *Authority) GetJwksGraceSeconds() int64 {
+	if x != nil {
+		return x.JwksGraceSeconds
+	}
+	return 0
 }
 
 // RemoveAuthority removes one key version (kid set) or the whole authority.
@@ -5139,12 +5158,14 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x03kid\x18\x01 \x01(\tR\x03kid\x12$\n" +
 	"\x0epublic_key_der\x18\x02 \x01(\fR\fpublicKeyDer\x12&\n" +
 	"\x0fvalid_from_unix\x18\x03 \x01(\x03R\rvalidFromUnix\x12,\n" +
-	"\x12valid_through_unix\x18\x04 \x01(\x03R\x10validThroughUnix\"\x88\x01\n" +
+	"\x12valid_through_unix\x18\x04 \x01(\x03R\x10validThroughUnix\"\xd1\x01\n" +
 	"\tAuthority\x12\x16\n" +
 	"\x06issuer\x18\x01 \x01(\tR\x06issuer\x12\x1a\n" +
 	"\baudience\x18\x02 \x01(\tR\baudience\x12\x17\n" +
 	"\aapp_ids\x18\x03 \x03(\tR\x06appIds\x12.\n" +
-	"\x04keys\x18\x04 \x03(\v2\x1a.covid.fsm.v1.AuthorityKeyR\x04keys\";\n" +
+	"\x04keys\x18\x04 \x03(\v2\x1a.covid.fsm.v1.AuthorityKeyR\x04keys\x12\x19\n" +
+	"\bjwks_url\x18\x05 \x01(\tR\ajwksUrl\x12,\n" +
+	"\x12jwks_grace_seconds\x18\x06 \x01(\x03R\x10jwksGraceSeconds\";\n" +
 	"\x0fRemoveAuthority\x12\x16\n" +
 	"\x06issuer\x18\x01 \x01(\tR\x06issuer\x12\x10\n" +
 	"\x03kid\x18\x02 \x01(\tR\x03kid\"\xcb\x01\n" +

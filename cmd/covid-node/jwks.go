@@ -1,0 +1,32 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/covid-backend/covid-backend/command"
+	"github.com/covid-backend/covid-backend/jwks"
+	"github.com/covid-backend/covid-backend/node"
+)
+
+// jwksJob is a leader job that fetches the key set of every health
+// authority that names one, every interval while it leads, and commits a
+// change (jwks.Refresh); a set that cannot be fetched is logged and its
+// authority keeps its keys.
+func jwksJob(fetcher jwks.Fetcher, interval time.Duration, logger *slog.Logger) node.LeaderJob {
+	return func(ctx context.Context, n *node.Node) error {
+		for {
+			if n.RegionVersion() >= command.JWKSAuthorities {
+				if err := jwks.Refresh(ctx, n, n.FSM().Authorities(), fetcher.Fetch, n.Config().Now()); err != nil {
+					logger.Warn("health authority keys: a JWKS was not taken", "err", err)
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(interval):
+			}
+		}
+	}
+}
