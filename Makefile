@@ -13,6 +13,7 @@ run: build
 	@echo "covid-backend: single-node region 'dev' on http://127.0.0.1:8080, data in $(DATA)"
 	@echo "  admin token:      $(DATA)/admin-token  (send as Authorization: Bearer <token>)"
 	@echo "  upload test keys: $(BIN) dev-upload --addr http://127.0.0.1:8080 --key-file $(DATA)/dev-authority-key.pem"
+	@echo "  an app's calls:   $(BIN) dev-flow --lab-key K --app-key K  (keys from apikeys add; see the README)"
 	@echo "  status:           curl -s http://127.0.0.1:8080/v1/status"
 	@echo "  seal a batch now: curl -s -X POST -H \"Authorization: Bearer \$$(cat $(DATA)/admin-token)\" http://127.0.0.1:8080/v1/admin/seal"
 	@echo "  exports:          curl -s http://127.0.0.1:8080/v1/exports/index.txt  (signed with $(DATA)/dev-export-key.pem, key id dev, version v1)"
