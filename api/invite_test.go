@@ -86,6 +86,12 @@ func TestPortalInvitation(t *testing.T) {
 	if status, _ := acceptInvite(t, portalClientFrom(t, ts, "127.0.0.5"), second[1], "a long enough password"); status != http.StatusSeeOther {
 		t.Fatalf("the new link: %d", status)
 	}
+	// A manager without bulk may not take over an account that has it.
+	addWorker(t, ts, "senior@lab.example", nil, "issue", "bulk")
+	_, page, _ = boss.get("/users")
+	if status, answer := boss.post("/users/action", url.Values{"csrf": {formToken(t, page)}, "email": {"senior@lab.example"}, "action": {"invite"}}); status != http.StatusForbidden || !strings.Contains(answer, "roles you hold yourself") {
+		t.Fatalf("a new password link for an account of more roles: %d", status)
+	}
 	if n := len(auditOf(ts, "lab", 50)); n == 0 {
 		t.Fatal("nothing audited")
 	}

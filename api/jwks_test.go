@@ -73,7 +73,7 @@ func TestAuthorityFromJWKS(t *testing.T) {
 	mu.Unlock()
 	fetch := jwks.Fetcher{Client: http.DefaultClient, AllowHTTP: true}.Fetch
 	// The rotation seen two hours ago: v1's hour of grace is over.
-	if err := jwks.Refresh(context.Background(), ts.node, ts.node.FSM().Authorities(), fetch, time.Now().Add(-2*time.Hour)); err != nil {
+	if err := jwks.Refresh(context.Background(), ts.node, ts.node.FSM().Authorities(), ts.node.FSM().Authority, fetch, time.Now().Add(-2*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	if status := upload(v2, "v2"); status != http.StatusOK {

@@ -129,7 +129,7 @@ func New(cfg Config, n Region) (*Server, error) {
 		cfg.CodeKeys = [][]byte{verify.CodeKeyFromToken(cfg.AdminToken)}
 	}
 	if cfg.JWKS.Client == nil {
-		cfg.JWKS = jwks.NewFetcher(false)
+		cfg.JWKS = jwks.Fetcher{Client: &http.Client{Timeout: 10 * time.Second}}
 	}
 	if len(cfg.RevisionKeys) == 0 {
 		cfg.RevisionKeys = [][]byte{publish.RevisionTokenKey(cfg.AdminToken)}

@@ -198,6 +198,13 @@ func TestStatsAPI(t *testing.T) {
 	if err != nil || w.Code != http.StatusOK || len(rows) != 1+2*stats.Days || rows[len(rows)-1][1] != "lab" || rows[len(rows)-1][2] != "12" {
 		t.Errorf("providers.csv: %d, %d rows (%v)", w.Code, len(rows), err)
 	}
+	// A provider's stats key goes with its provider.
+	if err := command.RevokeProvider(context.Background(), ts.node, "lab"); err != nil {
+		t.Fatal(err)
+	}
+	if w := get("/api/stats/realm.json", lab); w.Code != http.StatusUnauthorized {
+		t.Errorf("the stats key of a revoked provider: %d, want 401", w.Code)
+	}
 }
 
 // A provider's manager makes a statistics key on the API keys page, reads

@@ -138,10 +138,11 @@ func (s *Server) consistentRead(c *gin.Context) {
 	c.Next()
 }
 
-// apiKey finds a key of the kind; an admin key only with its provider.
+// apiKey finds a key of the kind; a key of a provider (admin, or stats of
+// one provider) only while that provider is active.
 func (s *Server) apiKey(hash [32]byte, kind string) (*fsmpb.ApiKey, bool) {
 	k, ok := s.node.FSM().APIKey(hash)
-	if ok && kind == fsm.APIKeyAdmin {
+	if ok && (kind == fsm.APIKeyAdmin || k.GetProvider() != "") {
 		p, found := s.node.FSM().Provider(k.GetProvider())
 		ok = found && !p.GetRevoked()
 	}

@@ -11,6 +11,7 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
@@ -55,8 +56,11 @@ func (f Fetcher) Fetch(ctx context.Context, rawURL string) ([]Key, error) {
 	}
 	client := *f.Client
 	client.CheckRedirect = func(req *http.Request, via []*http.Request) error {
-		if req.URL.Host != u.Host || len(via) > 3 {
+		switch {
+		case req.URL.Host != u.Host || len(via) > 3:
 			return fmt.Errorf("jwks: a redirect to %s, another host", req.URL.Host)
+		case req.URL.Scheme != "https" && !f.AllowHTTP:
+			return fmt.Errorf("jwks: a redirect to %s, not https", req.URL)
 		}
 		return nil
 	}
@@ -140,7 +144,20 @@ func ecDER(k jwk) ([]byte, error) {
 // the default client of NewFetcher.
 const fetchTimeout = 10 * time.Second
 
-// NewFetcher is a Fetcher with its own client and a 10-second timeout.
-func NewFetcher(allowHTTP bool) Fetcher {
-	return Fetcher{Client: &http.Client{Timeout: fetchTimeout}, AllowHTTP: allowHTTP}
+// NewFetcher is a Fetcher with its own client and a 10-second timeout,
+// trusting the system's CAs and, if given, those of caPEM (an authority
+// that serves its set under a private CA).
+func NewFetcher(allowHTTP bool, caPEM []byte) (Fetcher, error) {
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	if len(caPEM) > 0 {
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(caPEM) {
+			return Fetcher{}, errors.New("jwks: no CA certificate in the CA file")
+		}
+		transport.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	return Fetcher{Client: &http.Client{Timeout: fetchTimeout, Transport: transport}, AllowHTTP: allowHTTP}, nil
 }

@@ -71,6 +71,8 @@ func TestFetch(t *testing.T) {
 			w.Write(set(k1))
 		case "/moved":
 			http.Redirect(w, r, "/jwks", http.StatusFound)
+		case "/downgrade":
+			http.Redirect(w, r, "http://"+r.Host+"/jwks", http.StatusFound)
 		case "/elsewhere":
 			http.Redirect(w, r, other.URL+"/jwks", http.StatusFound)
 		case "/huge":
@@ -88,7 +90,7 @@ func TestFetch(t *testing.T) {
 	}
 	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(set(k1)) }))
 	defer plain.Close()
-	for name, url := range map[string]string{"10 MB": srv.URL + "/huge", "a redirect to another host": srv.URL + "/elsewhere",
+	for name, url := range map[string]string{"10 MB": srv.URL + "/huge", "a redirect to another host": srv.URL + "/elsewhere", "a redirect to plain HTTP": srv.URL + "/downgrade",
 		"not found": srv.URL + "/nothing", "plain HTTP": plain.URL + "/jwks", "no URL": "::"} {
 		if _, err := f.Fetch(context.Background(), url); err == nil {
 			t.Errorf("%s: fetched", name)
@@ -170,11 +172,11 @@ func TestRefresh(t *testing.T) {
 		}
 		return jwks.Parse(served)
 	}
-	if err := jwks.Refresh(ctx, applier, region.State.Authorities(), fetch, now); err != nil || applier.n != 1 {
+	if err := jwks.Refresh(ctx, applier, region.State.Authorities(), region.State.Authority, fetch, now); err != nil || applier.n != 1 {
 		t.Fatalf("refresh with a key added: %v, %d commands", err, applier.n)
 	}
 	served = set(k2)
-	if err := jwks.Refresh(ctx, applier, region.State.Authorities(), fetch, now); err != nil || applier.n != 2 {
+	if err := jwks.Refresh(ctx, applier, region.State.Authorities(), region.State.Authority, fetch, now); err != nil || applier.n != 2 {
 		t.Fatalf("refresh with a key gone: %v, %d commands", err, applier.n)
 	}
 	a, _ := region.State.Authority("ha")
@@ -182,11 +184,26 @@ func TestRefresh(t *testing.T) {
 		a.GetJwksUrl() != "https://ha.example/jwks" {
 		t.Fatalf("the authority after the rotation: %v", a)
 	}
-	if err := jwks.Refresh(ctx, applier, region.State.Authorities(), fetch, now); err != nil || applier.n != 2 {
+	if err := jwks.Refresh(ctx, applier, region.State.Authorities(), region.State.Authority, fetch, now); err != nil || applier.n != 2 {
 		t.Fatalf("refresh of the same set: %v, %d commands", err, applier.n)
 	}
+	// An operator changed the authority while its set was fetched: the
+	// refresh leaves it as the operator left it.
+	stale := region.State.Authorities()
+	served = set(k1, k2)
+	changed, _ := region.State.Authority("ha")
+	changed.Audience = "new audience"
+	if err := command.PutAuthority(ctx, region, changed); err != nil {
+		t.Fatal(err)
+	}
+	if err := jwks.Refresh(ctx, applier, stale, region.State.Authority, fetch, now); err != nil || applier.n != 2 {
+		t.Fatalf("a refresh of an authority changed meanwhile: %v, %d commands", err, applier.n)
+	}
+	if a, _ := region.State.Authority("ha"); a.GetAudience() != "new audience" {
+		t.Fatalf("the refresh undid the operator's change: %v", a)
+	}
 	served = nil
-	if err := jwks.Refresh(ctx, applier, region.State.Authorities(), fetch, now); err == nil || !strings.Contains(err.Error(), `"ha"`) || applier.n != 2 {
+	if err := jwks.Refresh(ctx, applier, region.State.Authorities(), region.State.Authority, fetch, now); err == nil || !strings.Contains(err.Error(), `"ha"`) || applier.n != 2 {
 		t.Fatalf("a set that cannot be fetched: %v, %d commands", err, applier.n)
 	}
 }

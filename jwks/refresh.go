@@ -56,12 +56,18 @@ func Next(current []*fsmpb.AuthorityKey, fetched []Key, now time.Time, grace tim
 // FetchFunc fetches a key set (Fetcher.Fetch).
 type FetchFunc func(ctx context.Context, url string) ([]Key, error)
 
+// LookupFunc reads an authority as the state holds it now (fsm.FSM's
+// Authority).
+type LookupFunc func(issuer string) (*fsmpb.Authority, bool)
+
 // Refresh fetches the set of every authority that names one and commits
 // each change as one PUT_AUTHORITY, so that every node verifies with the
 // same keys from the same log entry. A set that cannot be fetched changes
 // nothing (the authority keeps its keys); its error is returned with the
-// others.
-func Refresh(ctx context.Context, region command.Applier, authorities []*fsmpb.Authority, fetch FetchFunc, now time.Time) error {
+// others. An authority that changed while its set was fetched (an
+// operator removed it, or changed its audience, apps or keys) is left as
+// the operator left it, until the next refresh.
+func Refresh(ctx context.Context, region command.Applier, authorities []*fsmpb.Authority, lookup LookupFunc, fetch FetchFunc, now time.Time) error {
 	var errs []error
 	for _, a := range authorities {
 		if a.GetJwksUrl() == "" {
@@ -74,6 +80,9 @@ func Refresh(ctx context.Context, region command.Applier, authorities []*fsmpb.A
 		}
 		keys, changed := Next(a.GetKeys(), fetched, now, Grace(a))
 		if !changed {
+			continue
+		}
+		if still, ok := lookup(a.GetIssuer()); !ok || !proto.Equal(still, a) {
 			continue
 		}
 		next := proto.CloneOf(a)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/covid-backend/covid-backend/command"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 	"github.com/covid-backend/covid-backend/verify"
 )
@@ -56,17 +57,18 @@ type refusedLines struct {
 	More int
 }
 
-// maxRefusedShown bounds the refusals the run's page lists.
-const maxRefusedShown = 40
+// maxRefusedShown bounds the refusals the run's page lists, so that the
+// flash cookie that carries them stays well under the 4 KB browsers keep.
+const maxRefusedShown = 10
 
 // bulk issues a code per CSV line (header: testType, testDate,
 // symptomDate, phone, uuid; only testType required), each in the run of
 // this provider and file, then shows the run (POST-redirect-GET). A line
-// without a uuid gets one derived from the provider, the file's bytes and
-// the line's number (bulkUUID), so that sending the same file again, after
-// an interruption, issues only what is missing and the run's page shows
-// every line's code again, while two patients on two lines of the same
-// text never share one.
+// without a uuid gets one derived from its content (lineIDs), so that
+// sending the same file again after an interruption, or a corrected one,
+// issues only what is missing and the run's page shows every line's code
+// again, while two patients on two lines of the same text never share one.
+// In a region before command.BulkRuns the codes are shown once, at once.
 func (p *Portal) bulk(c *gin.Context) {
 	u := c.MustGet(ctxUser).(*fsmpb.User)
 	f, _, err := c.Request.FormFile("file")
@@ -85,29 +87,65 @@ func (p *Portal) bulk(c *gin.Context) {
 		return
 	}
 	run := bulkRun(u.GetProvider(), data)
-	refused := refusedLines{Run: run}
-	issuedCount := 0
-	for _, r := range rows {
-		if r.req.UUID == "" {
-			r.req.UUID = bulkUUID(u.GetProvider(), data, r.line)
-		}
-		r.req.Run, r.req.Line = run, r.line
-		_, verr := p.issuer.Issue(c.Request.Context(), u.GetProvider(), u.GetEmail(), r.req)
-		switch {
-		case verr == nil:
-			issuedCount++
-		case verr.Code == verify.CodeUUIDExists: // issued before: the run's page shows it
-		case len(refused.Lines) < maxRefusedShown:
-			refused.Lines = append(refused.Lines, bulkRow{Line: r.line, UUID: r.req.UUID, Note: p.plainRefusal(c, verr)})
-		default:
+	runs := p.region.RegionVersion() >= command.BulkRuns // earlier versions keep no run: codes are shown once, now
+	refused, shown := refusedLines{Run: run}, []bulkRow(nil)
+	note := func(row bulkRow) {
+		if len(refused.Lines) < maxRefusedShown {
+			refused.Lines = append(refused.Lines, row)
+		} else {
 			refused.More++
 		}
 	}
+	issuedCount := 0
+	ids := lineIDs(u.GetProvider(), rows)
+	for i, r := range rows {
+		if r.req.UUID == "" {
+			r.req.UUID = ids[i]
+		}
+		if runs {
+			r.req.Run, r.req.Line = run, r.line
+		}
+		resp, verr := p.issuer.Issue(c.Request.Context(), u.GetProvider(), u.GetEmail(), r.req)
+		switch {
+		case verr == nil:
+			issuedCount++
+			shown = append(shown, bulkRow{Line: r.line, UUID: resp.UUID, Code: resp.Code, Expires: resp.ExpiresAtTimestamp, OK: true,
+				Note: msg("issued"), SMS: resp.SentTo != ""})
+		case verr.Code == verify.CodeUUIDExists:
+			if row, ok := p.issuedBefore(u, r, run); !ok {
+				note(row)
+			}
+		default:
+			note(bulkRow{Line: r.line, UUID: r.req.UUID, Note: p.plainRefusal(c, verr)})
+		}
+	}
 	p.audit(c, "bulk issue", fmt.Sprintf("%d of %d codes (run %s)", issuedCount, len(rows), run))
+	if !runs {
+		rows := append(shown, refused.Lines...)
+		slices.SortFunc(rows, func(a, b bulkRow) int { return cmp.Compare(a.Line, b.Line) })
+		p.render(c, http.StatusOK, "bulk.html", page{Title: msg("Bulk run"), Notice: p.tr(c, "%s codes issued now; lines issued before show their codes again.", strconv.Itoa(issuedCount)),
+			Data: bulkData{issueForm: p.form(c), Rows: rows}})
+		return
+	}
 	if err := p.setFlash(c, "bulk", u.GetEmail(), refused, time.Hour); err != nil {
 		p.cfg.Logger.Warn("bulk issue: the refused lines cannot be shown", "err", err)
 	}
 	p.redirectAfterWrite(c, "/portal/bulk/run?"+url.Values{"id": {run}, "issued": {strconv.Itoa(issuedCount)}}.Encode())
+}
+
+// issuedBefore tells a line whose id a code holds already: the run's page
+// shows it when that code is this run's line; else the line gets a row
+// that says where its code is (another file of the provider), or that
+// its uuid belongs to a code not of this provider, and nothing is issued.
+func (p *Portal) issuedBefore(u *fsmpb.User, r csvRow, run string) (bulkRow, bool) {
+	code, ok := p.region.FSM().VerificationCode(r.req.UUID)
+	switch {
+	case ok && code.GetProvider() == u.GetProvider() && code.GetBulkRun() == run:
+		return bulkRow{}, true
+	case ok && code.GetProvider() == u.GetProvider():
+		return bulkRow{Line: r.line, UUID: r.req.UUID, OK: true, Note: msg("issued before, from another file: see that file's results or Recent codes")}, false
+	}
+	return bulkRow{Line: r.line, UUID: r.req.UUID, Note: msg("the uuid of this line is another code's; give the line a uuid of its own")}, false
 }
 
 // bulkRun names the run of a file: the provider's, of this file's bytes.
@@ -117,12 +155,22 @@ func bulkRun(provider string, file []byte) string {
 	return "run-" + hex.EncodeToString(sum[:12])
 }
 
-// bulkUUID is the idempotency id of a bulk line without a uuid: the
-// provider's, of this file's bytes, at this line.
-func bulkUUID(provider string, file []byte, line int) string {
-	digest := sha256.Sum256(file)
-	sum := sha256.Sum256([]byte(provider + "\x00" + hex.EncodeToString(digest[:]) + "\x00" + strconv.Itoa(line)))
-	return "bulk-" + hex.EncodeToString(sum[:12])
+// lineIDs are the idempotency ids of a file's lines without a uuid: the
+// provider's, of the line's content, and of how many lines of the same
+// content came before it. Sending the file again, or a corrected one,
+// issues only the lines not issued yet (a corrected line is new, the
+// others keep their codes), while two patients on two lines of the same
+// text never share one.
+func lineIDs(provider string, rows []csvRow) []string {
+	seen := map[string]int{}
+	ids := make([]string, len(rows))
+	for i, r := range rows {
+		content := strings.Join([]string{strings.ToLower(r.req.TestType), r.req.TestDate, r.req.SymptomDate, r.req.Phone}, "\x00")
+		seen[content]++
+		sum := sha256.Sum256([]byte(provider + "\x00" + content + "\x00" + strconv.Itoa(seen[content])))
+		ids[i] = "bulk-" + hex.EncodeToString(sum[:12])
+	}
+	return ids
 }
 
 // runRows are the lines of a run of the worker's provider, by line: its

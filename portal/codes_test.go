@@ -2,30 +2,38 @@ package portal
 
 import (
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/covid-backend/covid-backend/verify"
 )
 
-// A bulk line's id is its provider's, its file's and its line number's:
-// the same file sent again gives the same ids, and two lines alike, two
-// files or two providers never share one.
-func TestBulkUUID(t *testing.T) {
-	file := []byte("testType\nlikely\nlikely\n")
-	first := bulkUUID("lab", file, 2)
-	for name, tc := range map[string]struct {
-		id   string
-		same bool
-	}{
-		"the same file again":           {bulkUUID("lab", append([]byte(nil), file...), 2), true},
-		"the next line, of equal text":  {bulkUUID("lab", file, 3), false},
-		"another provider's equal file": {bulkUUID("clinic", file, 2), false},
-		"another file of the provider":  {bulkUUID("lab", []byte("testType\nlikely\n"), 2), false},
-	} {
-		if (tc.id == first) != tc.same {
-			t.Errorf("%s: %s against %s, want same %v", name, tc.id, first, tc.same)
+// A bulk line's id is its provider's, its content's and its place among
+// lines of the same content: the same file sent again gives the same ids,
+// and so do the unchanged lines of a corrected file; two lines alike, or
+// two providers' lines, never share one.
+func TestLineIDs(t *testing.T) {
+	read := func(file string) []csvRow {
+		rows, err := readBulk(strings.NewReader(file))
+		if err != nil {
+			t.Fatal(err)
 		}
+		return rows
+	}
+	first := lineIDs("lab", read("testType,testDate\nlikely,\nlikely,\nconfirmd,2026-12-01\nnegative,\n"))
+	again := lineIDs("lab", read("testType,testDate\nlikely,\nlikely,\nconfirmd,2026-12-01\nnegative,\n"))
+	corrected := lineIDs("lab", read("testType,testDate\nlikely,\nlikely,\nconfirmed,2026-12-01\nnegative,\n"))
+	other := lineIDs("clinic", read("testType,testDate\nlikely,\nlikely,\nconfirmd,2026-12-01\nnegative,\n"))
+	switch {
+	case !slices.Equal(first, again):
+		t.Error("the same file again gives other ids")
+	case first[0] == first[1]:
+		t.Error("two lines alike share an id")
+	case corrected[0] != first[0] || corrected[1] != first[1] || corrected[3] != first[3] || corrected[2] == first[2]:
+		t.Errorf("a corrected file: %v, first %v (only line 3 changed)", corrected, first)
+	case slices.ContainsFunc(other, func(id string) bool { return slices.Contains(first, id) }):
+		t.Error("two providers share an id")
 	}
 }
 

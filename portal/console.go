@@ -367,6 +367,11 @@ func (p *Portal) userAction(c *gin.Context) {
 	case target.GetEmail() == u.GetEmail() && action == "disable":
 		p.showUsers(c, http.StatusBadRequest, msg("You cannot disable your own account."), accountForm{})
 		return
+	case (action == "invite" || action == "reset-totp") && slices.ContainsFunc(target.GetRoles(), func(r string) bool { return !slices.Contains(grantable(u), r) }):
+		// A new password or no second factor would let the manager sign in
+		// as an account that can do more than it can.
+		p.showUsers(c, http.StatusForbidden, p.tr(c, "You may give a new password link or reset the second factor only of accounts whose roles you hold yourself: %s.", strings.Join(grantable(u), ", ")), accountForm{})
+		return
 	}
 	var err error
 	switch action {

@@ -49,6 +49,10 @@ func (p *Portal) apiKeys(c *gin.Context) {
 func (p *Portal) addAPIKey(c *gin.Context) {
 	u := c.MustGet(ctxUser).(*fsmpb.User)
 	name, kind := strings.TrimSpace(c.PostForm("name")), c.DefaultPostForm("kind", fsm.APIKeyAdmin)
+	if u.GetProvider() == "" { // a region-wide key is the operators' (apikeys add)
+		p.render(c, http.StatusForbidden, "message.html", page{Title: msg("Not allowed"), Error: msg("Your account may not do this.")})
+		return
+	}
 	if !slices.Contains(providerKinds, kind) {
 		p.render(c, http.StatusBadRequest, "message.html", page{Title: msg("API keys"), Error: msg("Choose what the key is for: a lab system or statistics.")})
 		return
@@ -75,14 +79,15 @@ func (p *Portal) revokeAPIKey(c *gin.Context) {
 	if has(u, "operator") {
 		back = "/portal/region"
 	}
-	i := slices.IndexFunc(p.region.FSM().APIKeys(), func(k *fsmpb.ApiKey) bool {
-		return k.GetName() == name && (has(u, "operator") || k.GetProvider() == u.GetProvider() && slices.Contains(providerKinds, k.GetKind()))
+	keys := p.region.FSM().APIKeys()
+	i := slices.IndexFunc(keys, func(k *fsmpb.ApiKey) bool {
+		return k.GetName() == name && (has(u, "operator") || u.GetProvider() != "" && k.GetProvider() == u.GetProvider() && slices.Contains(providerKinds, k.GetKind()))
 	})
 	if i < 0 {
 		p.render(c, http.StatusNotFound, "message.html", page{Title: msg("Not found"), Error: msg("There is no API key of that name that you may revoke.")})
 		return
 	}
-	k := p.region.FSM().APIKeys()[i]
+	k := keys[i]
 	if !p.confirmed(c, confirmation{Question: p.tr(c, "Revoke the %s API key %s? Every system that sends it is refused from now on, and it cannot be undone: make a new key for them.", k.GetKind(), name),
 		Action: c.Request.URL.Path, Button: msg("Revoke the key"), Back: back, Fields: []field{{"name", name}}}) {
 		return

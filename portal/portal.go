@@ -51,6 +51,9 @@ type Region interface {
 	// leader had committed, without a barrier.
 	ConsistentRead(ctx context.Context) error
 	CatchUp(ctx context.Context) error
+	// RegionVersion is the command version every member applies: a form
+	// only a newer version knows waits for the upgrade.
+	RegionVersion() uint32
 }
 
 // Config configures the portal of one node.

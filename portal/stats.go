@@ -29,7 +29,7 @@ type statsView struct {
 // statsRole admits operators (the whole region, any provider) and a
 // provider's accounts that follow its codes (role codes: its own figures).
 func (p *Portal) statsRole(c *gin.Context) {
-	if u := c.MustGet(ctxUser).(*fsmpb.User); !has(u, "operator") && !has(u, "codes") {
+	if u := c.MustGet(ctxUser).(*fsmpb.User); !has(u, "operator") && !(has(u, "codes") && u.GetProvider() != "") {
 		p.render(c, http.StatusForbidden, "message.html", page{Title: msg("Not allowed"), Error: msg("Your account may not do this.")})
 		c.Abort()
 	}

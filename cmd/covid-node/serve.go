@@ -18,7 +18,6 @@ import (
 
 	"github.com/covid-backend/covid-backend/api"
 	"github.com/covid-backend/covid-backend/feed"
-	"github.com/covid-backend/covid-backend/jwks"
 	"github.com/covid-backend/covid-backend/membertls"
 	"github.com/covid-backend/covid-backend/node"
 	"github.com/covid-backend/covid-backend/portal"
@@ -109,7 +108,11 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if len(codeKeys) == 0 {
 		codeKeys = [][]byte{verify.CodeKeyFromToken(ncfg.AdminToken)}
 	}
-	ncfg.LeaderJobs = append(ncfg.LeaderJobs, sealTOTPJob(codeKeys[0], logger), jwksJob(jwks.NewFetcher(c.InsecureDev), c.JWKSInterval, logger))
+	fetcher, err := jwksFetcher(c)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	ncfg.LeaderJobs = append(ncfg.LeaderJobs, sealTOTPJob(codeKeys[0], logger), jwksJob(fetcher, c.JWKSInterval, logger))
 	n, err := node.Open(ctx, ncfg)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
@@ -129,7 +132,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return errors.Join(fmt.Errorf("serve: %w", err), n.Close(ctx))
 	}
-	srv, err := api.New(api.Config{JWKS: jwks.NewFetcher(c.InsecureDev), Addr: c.HTTPAddr, TLS: tlsConfig, ExportDir: c.ExportDir, Verification: verifyCfg, Now: ncfg.Now, CodeKeys: codeKeys, RevisionKeys: revisionKeys, AdminToken: ncfg.AdminToken, TrustedProxies: splitList(c.TrustedProxies), Limits: c.Limits, Logger: logger, FederationKey: fedKey, Pool: pool,
+	srv, err := api.New(api.Config{JWKS: fetcher, Addr: c.HTTPAddr, TLS: tlsConfig, ExportDir: c.ExportDir, Verification: verifyCfg, Now: ncfg.Now, CodeKeys: codeKeys, RevisionKeys: revisionKeys, AdminToken: ncfg.AdminToken, TrustedProxies: splitList(c.TrustedProxies), Limits: c.Limits, Logger: logger, FederationKey: fedKey, Pool: pool,
 		Feed: feed.Config{Region: c.Region, SigningKeys: exportKeys}, Mounts: []api.Mount{portalMount(c.Region, ncfg.Now, logger, n)}}, n)
 	if err != nil {
 		return errors.Join(fmt.Errorf("serve: %w", err), n.Close(ctx))
