@@ -48,7 +48,7 @@ func NewDocument(region string, s Series, threshold int) Document {
 		if data.TotalPublishRequest == nil { // 14 keys are one upload
 			data.TotalTEKsPublished = nil
 		}
-		if d.Used == 0 || Visible(d.Used, threshold) {
+		if d.Used > 0 && Visible(d.Used, threshold) { // no use, no wait: null
 			mean, median := int64(d.MeanWait.Seconds()), int64(d.MedianWait.Seconds())
 			data.CodeClaimMeanAge, data.CodeClaimMedianAge = &mean, &median
 		}

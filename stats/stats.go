@@ -159,7 +159,7 @@ func (t *tally) series(first int64, provider string) Series {
 		d.Date = time.Unix((first+int64(i))*86400, 0).UTC()
 		if w := t.waits[i]; len(w) > 0 {
 			slices.Sort(w)
-			d.MedianWait = w[len(w)/2]
+			d.MedianWait = (w[(len(w)-1)/2] + w[len(w)/2]) / 2
 			var sum time.Duration
 			for _, x := range w {
 				sum += x
