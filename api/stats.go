@@ -3,7 +3,6 @@ package api
 import (
 	"fmt"
 	"net/http"
-	"slices"
 
 	"github.com/gin-gonic/gin"
 
@@ -35,14 +34,7 @@ func (s *Server) statsSeries(c *gin.Context, perProvider bool) []stats.Series {
 	case own == "":
 		return []stats.Series{rep.Region}
 	}
-	if i := slices.IndexFunc(rep.Providers, func(p stats.Series) bool { return p.Provider == own }); i >= 0 {
-		return rep.Providers[i : i+1]
-	}
-	empty := stats.Series{Provider: own, Days: make([]stats.Day, len(rep.Region.Days))}
-	for i, d := range rep.Region.Days {
-		empty.Days[i].Date = d.Date
-	}
-	return []stats.Series{empty}
+	return []stats.Series{rep.Of(own)}
 }
 
 func (s *Server) statsJSON(perProvider bool) gin.HandlerFunc {

@@ -6,10 +6,13 @@ import (
 	"html/template"
 	"slices"
 	"strings"
+
+	"github.com/covid-backend/covid-backend/stats"
 )
 
-// chartDays is how many days the console's charts show.
-const chartDays = 14
+// chartDays is how many days the console's charts show: the days the
+// region's statistics cover.
+const chartDays = stats.Days
 
 // chart is one bar chart, drawn by the server as SVG.
 type chart struct {
@@ -18,30 +21,20 @@ type chart struct {
 }
 
 // charts are the console's figures of the last 14 days: codes issued and
-// used, minutes from issue to use, uploads, keys published, batches in
-// from other regions and out.
+// used, minutes from issue to use and uploads (the region's statistics,
+// stats.Compute, exact: operators only), keys published, batches in from
+// other regions and out.
 func (p *Portal) charts(l lang) []chart {
 	f := p.region.FSM()
+	var issued, used, median, uploads, keys, in, out [chartDays]float64
+	for i, d := range stats.Compute(f, p.cfg.Now(), chartDays).Region.Days {
+		issued[i], used[i], median[i], uploads[i] = float64(d.Issued), float64(d.Used), d.MedianWait.Minutes(), float64(d.Uploads)
+	}
 	today := p.cfg.Now().Unix() / 86400
-	day := func(unix int64) int { return int(today - unix/86400) } // 0: today
-	var issued, used, uploads, keys, in, out [chartDays]float64
-	var waits [chartDays][]float64
 	add := func(series *[chartDays]float64, unix int64, n float64) {
-		if d := day(unix); d >= 0 && d < chartDays {
+		if d := int(today - unix/86400); d >= 0 && d < chartDays {
 			series[chartDays-1-d] += n
 		}
-	}
-	for _, c := range f.VerificationCodesAll() {
-		add(&issued, c.GetIssuedUnix(), 1)
-		if c.GetClaimedUnix() != 0 {
-			add(&used, c.GetClaimedUnix(), 1)
-			if d := day(c.GetClaimedUnix()); d >= 0 && d < chartDays {
-				waits[chartDays-1-d] = append(waits[chartDays-1-d], float64(c.GetClaimedUnix()-c.GetIssuedUnix())/60)
-			}
-		}
-	}
-	for _, s := range f.Submissions() {
-		add(&uploads, s.TimeUnix, 1)
 	}
 	for _, b := range f.Batches() {
 		add(&keys, b.EndUnix, float64(b.Keys))
@@ -50,13 +43,6 @@ func (p *Portal) charts(l lang) []chart {
 	for _, r := range f.Trusted() {
 		for _, b := range f.ForeignBatches(r.GetRegion()) {
 			add(&in, b.GetEndUnix(), 1)
-		}
-	}
-	var median [chartDays]float64
-	for i, w := range waits {
-		if len(w) > 0 {
-			slices.Sort(w)
-			median[i] = w[len(w)/2]
 		}
 	}
 	return []chart{

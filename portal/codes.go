@@ -41,9 +41,19 @@ func (p *Portal) form(c *gin.Context) issueForm {
 	provider := c.MustGet(ctxUser).(*fsmpb.User).GetProvider()
 	now := p.cfg.Now().UTC()
 	policy, _ := p.region.FSM().Policy()
-	return issueForm{Today: now.Format("2006-01-02"), Oldest: now.AddDate(0, 0, -maxDateRange).Format("2006-01-02"),
-		SMS: p.cfg.SMS, Types: []string{verify.TestConfirmed, verify.TestLikely, verify.TestNegative},
+	today, oldest := p.dateRange()
+	return issueForm{Today: today, Oldest: oldest, SMS: p.cfg.SMS, Types: issueTypes,
 		Issued: p.region.FSM().IssuedLastDay(provider, now.Unix()), Quota: fsm.ProviderQuota(policy)}
+}
+
+// issueTypes are the test types a worker issues codes for.
+var issueTypes = []string{verify.TestConfirmed, verify.TestLikely, verify.TestNegative}
+
+// dateRange is the days a code's dates may name, today (UTC) and the
+// oldest.
+func (p *Portal) dateRange() (today, oldest string) {
+	now := p.cfg.Now().UTC()
+	return now.Format(time.DateOnly), now.AddDate(0, 0, -maxDateRange).Format(time.DateOnly)
 }
 
 // home is the issue form (for accounts that may issue).
@@ -101,16 +111,16 @@ func (p *Portal) issue(c *gin.Context) {
 // issuer applies, and says in plain words what is wrong next to each field.
 func (p *Portal) fieldProblems(c *gin.Context, req verify.IssueRequest) map[string]string {
 	problems := map[string]string{}
-	form := p.form(c)
-	if !slices.Contains(form.Types, strings.ToLower(req.TestType)) {
+	today, oldest := p.dateRange()
+	if !slices.Contains(issueTypes, strings.ToLower(req.TestType)) {
 		problems["testType"] = p.tr(c, "Choose the type of test.")
 	}
 	now := p.cfg.Now()
 	if _, verr := verify.ParseDay(req.TestDate, 0, now); verr != nil {
-		problems["testDate"] = p.tr(c, "Pick a day from %s to %s, or leave it empty: codes are for tests of the last 28 days.", form.Oldest, form.Today)
+		problems["testDate"] = p.tr(c, "Pick a day from %s to %s, or leave it empty: codes are for tests of the last 28 days.", oldest, today)
 	}
 	if _, verr := verify.ParseDay(req.SymptomDate, 0, now); verr != nil {
-		problems["symptomDate"] = p.tr(c, "Pick a day from %s to %s, or leave it empty: codes are for symptoms of the last 28 days.", form.Oldest, form.Today)
+		problems["symptomDate"] = p.tr(c, "Pick a day from %s to %s, or leave it empty: codes are for symptoms of the last 28 days.", oldest, today)
 	}
 	return problems
 }

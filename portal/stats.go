@@ -54,22 +54,10 @@ func (p *Portal) statsSeries(c *gin.Context) (stats.Series, []string, bool) {
 	if want == "" {
 		return rep.Region, names, true
 	}
-	if i := slices.IndexFunc(rep.Providers, func(s stats.Series) bool { return s.Provider == want }); i >= 0 {
-		return rep.Providers[i], names, true
+	if _, ok := p.region.FSM().Provider(want); !ok {
+		return stats.Series{}, names, false
 	}
-	if _, ok := p.region.FSM().Provider(want); ok { // no codes nor uploads in the report's days
-		return emptySeries(rep.Region, want), names, true
-	}
-	return stats.Series{}, names, false
-}
-
-// emptySeries is a series of no figures on the days of like.
-func emptySeries(like stats.Series, provider string) stats.Series {
-	s := stats.Series{Provider: provider, Days: make([]stats.Day, len(like.Days))}
-	for i, d := range like.Days {
-		s.Days[i].Date = d.Date
-	}
-	return s
+	return rep.Of(want), names, true
 }
 
 func (p *Portal) statsPage(c *gin.Context) {

@@ -41,14 +41,10 @@ type DocumentData struct {
 func NewDocument(region string, s Series, threshold int) Document {
 	doc := Document{Region: region, Provider: s.Provider, Statistics: make([]DocumentDay, 0, len(s.Days))}
 	for _, d := range slices.Backward(s.Days) {
-		data := DocumentData{
-			CodesIssued: shown(d.Issued, threshold), CodesClaimed: shown(d.Used, threshold), CodesExpired: shown(d.Expired, threshold),
-			TotalPublishRequest: shown(d.Uploads, threshold), TotalTEKsPublished: shown(d.Keys, threshold),
-		}
-		if data.TotalPublishRequest == nil { // 14 keys are one upload
-			data.TotalTEKsPublished = nil
-		}
-		if d.Used > 0 && Visible(d.Used, threshold) { // no use, no wait: null
+		f := figuresShown(d, threshold)
+		data := DocumentData{CodesIssued: shown(d.Issued, f.issued), CodesClaimed: shown(d.Used, f.used), CodesExpired: shown(d.Expired, f.expired),
+			TotalPublishRequest: shown(d.Uploads, f.uploads), TotalTEKsPublished: shown(d.Keys, f.keys)}
+		if f.waits {
 			mean, median := int64(d.MeanWait.Seconds()), int64(d.MedianWait.Seconds())
 			data.CodeClaimMeanAge, data.CodeClaimMedianAge = &mean, &median
 		}
@@ -58,8 +54,8 @@ func NewDocument(region string, s Series, threshold int) Document {
 }
 
 // shown is n, or nil where it is held back.
-func shown(n, threshold int) *int {
-	if !Visible(n, threshold) {
+func shown(n int, ok bool) *int {
+	if !ok {
 		return nil
 	}
 	return &n

@@ -74,6 +74,19 @@ func Compute(f *fsm.FSM, now time.Time, days int) Report {
 	return c.report()
 }
 
+// Of is the series of one provider: its own, or one of no figures on the
+// report's days when it issued nothing and had no upload in them.
+func (r Report) Of(provider string) Series {
+	if i := slices.IndexFunc(r.Providers, func(s Series) bool { return s.Provider == provider }); i >= 0 {
+		return r.Providers[i]
+	}
+	s := Series{Provider: provider, Days: make([]Day, len(r.Region.Days))}
+	for i, d := range r.Region.Days {
+		s.Days[i].Date = d.Date
+	}
+	return s
+}
+
 // counter gathers the figures of one report.
 type counter struct {
 	first, days int64 // the first day (days since 1970) and how many
@@ -184,28 +197,37 @@ type Shown struct {
 	MedianWaitMinutes, MeanWaitMinutes   string
 }
 
+// shownFigures says which of a day's figures may be shown as they are:
+// each count that is Visible, the keys only with their uploads (14 keys
+// are one upload), and the waits of at least threshold codes used (no
+// use, no wait). Show and NewDocument both hold back by it.
+type shownFigures struct {
+	issued, used, expired, uploads, keys, waits bool
+}
+
+func figuresShown(d Day, threshold int) shownFigures {
+	uploads := Visible(d.Uploads, threshold)
+	return shownFigures{issued: Visible(d.Issued, threshold), used: Visible(d.Used, threshold), expired: Visible(d.Expired, threshold),
+		uploads: uploads, keys: uploads && Visible(d.Keys, threshold), waits: d.Used > 0 && Visible(d.Used, threshold)}
+}
+
 // Show applies the threshold to a day.
 func Show(d Day, threshold int) Shown {
-	s := Shown{
-		Date:   d.Date.Format(time.DateOnly),
-		Issued: count(d.Issued, threshold), Used: count(d.Used, threshold), Expired: count(d.Expired, threshold),
-		Uploads: count(d.Uploads, threshold), Keys: count(d.Keys, threshold),
+	f := figuresShown(d, threshold)
+	held := "<" + strconv.Itoa(threshold)
+	text := func(n int, ok bool) string {
+		if !ok {
+			return held
+		}
+		return strconv.Itoa(n)
 	}
-	if !Visible(d.Uploads, threshold) { // 14 keys are one upload
-		s.Keys = s.Uploads
-	}
-	if d.Used > 0 && Visible(d.Used, threshold) {
+	s := Shown{Date: d.Date.Format(time.DateOnly), Issued: text(d.Issued, f.issued), Used: text(d.Used, f.used),
+		Expired: text(d.Expired, f.expired), Uploads: text(d.Uploads, f.uploads), Keys: text(d.Keys, f.keys)}
+	if f.waits {
 		s.MedianWaitMinutes = strconv.FormatFloat(d.MedianWait.Minutes(), 'f', 1, 64)
 		s.MeanWaitMinutes = strconv.FormatFloat(d.MeanWait.Minutes(), 'f', 1, 64)
 	}
 	return s
-}
-
-func count(n, threshold int) string {
-	if !Visible(n, threshold) {
-		return "<" + strconv.Itoa(threshold)
-	}
-	return strconv.Itoa(n)
 }
 
 // csvHeader names the columns of WriteCSV.
