@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 
@@ -60,6 +61,20 @@ func (s *Server) requireMemberPeer(c *gin.Context) {
 	peer := node.MemberPeer(c.Request.Context())
 	if !s.node.IsMember(peer) && !(s.node.InConfiguration(peer.ID) && s.tokenRefusal(c) == "") {
 		fail(c, http.StatusForbidden, "not_a_member", fmt.Sprintf("node %q with this certificate is not a member of this region: an operator adds it (join)", peer.ID))
+		return
+	}
+	c.Next()
+}
+
+// requireLoopback admits only clients on this machine. With plaintext raft
+// (--insecure-dev) every member runs on a loopback address and forwards
+// over the API port with the admin token, so the member routes there take
+// raw commands, which bypass the admin API's checks, from nowhere else, even
+// with the token.
+func requireLoopback(c *gin.Context) {
+	host, _, err := net.SplitHostPort(c.Request.RemoteAddr)
+	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+		fail(c, http.StatusForbidden, "not_a_member", "with plaintext raft (--insecure-dev) the member routes answer only on this machine")
 		return
 	}
 	c.Next()

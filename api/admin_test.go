@@ -230,3 +230,37 @@ func TestAdminWritesAudited(t *testing.T) {
 		t.Fatalf("audit log %q, want %q (newest first)", actions, want)
 	}
 }
+
+// With plaintext raft the member routes on the API port take raw commands
+// from this machine only: the admin token from elsewhere is refused, before
+// the command is read (issue 21, finding 15: --insecure-dev gave the admin
+// token raw writes from anywhere).
+func TestPlaintextMemberRoutesOnlyOnThisMachine(t *testing.T) {
+	ts := newTestServer(t, time.Now)
+	before := ts.node.AppliedIndex()
+	for _, tc := range []struct {
+		remote string
+		want   int
+	}{
+		{"192.0.2.1:1234", http.StatusForbidden},
+		{"[2001:db8::1]:1234", http.StatusForbidden},
+		{"127.0.0.1:1234", http.StatusBadRequest}, // admitted; the body is no batch
+		{"[::1]:1234", http.StatusBadRequest},
+	} {
+		req := httptest.NewRequest(http.MethodPost, node.PathApplyBatch, strings.NewReader("not a batch"))
+		req.RemoteAddr = tc.remote
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		req.Header.Set("Content-Type", "application/x-protobuf")
+		w := httptest.NewRecorder()
+		ts.h.ServeHTTP(w, req)
+		if w.Code != tc.want {
+			t.Fatalf("from %s: %d %s, want %d", tc.remote, w.Code, w.Body, tc.want)
+		}
+		if tc.want == http.StatusForbidden && decode[errorBody](t, w).Code != "not_a_member" {
+			t.Fatalf("from %s: %s", tc.remote, w.Body)
+		}
+	}
+	if after := ts.node.AppliedIndex(); after != before {
+		t.Fatalf("applied index moved from %d to %d", before, after)
+	}
+}

@@ -324,7 +324,7 @@ func (s *Server) routes() (http.Handler, error) {
 	r.POST(pathImport, s.requireToken, s.importBatch)
 	r.POST("/v1/admin/restore", s.requireToken, s.restoreState)
 	if s.node.MemberListener() == nil {
-		s.memberRoutes(admin) // plaintext raft: members use this port and the admin token
+		s.memberRoutes(admin.Group("/", requireLoopback)) // plaintext raft: members use this port and the admin token
 	}
 	admin.GET(node.PathMembers, s.readView, s.listMembers)
 	admin.POST(node.PathMembers, s.addMember)
