@@ -1,7 +1,9 @@
 package api
 
 import (
+	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"net/http"
@@ -12,8 +14,10 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/covid-backend/covid-backend/command"
+	"github.com/covid-backend/covid-backend/export"
 	"github.com/covid-backend/covid-backend/federation"
 	"github.com/covid-backend/covid-backend/feed"
+	"github.com/covid-backend/covid-backend/fsm"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 )
 
@@ -38,6 +42,26 @@ type TrustRequest struct {
 	// StartSeq is the first batch to take when none of the region's is
 	// kept (0: the oldest its holders offer); needs command version 3.
 	StartSeq uint `json:"start_seq,omitempty"`
+}
+
+// GAENSourceRequest trusts a GAEN key server whose signed export files
+// this region imports and merges into its own (replacing the source's
+// settings and keys whole, so that a rotation names every key in force).
+type GAENSourceRequest struct {
+	Origin     string `json:"origin"`
+	IndexURL   string `json:"index_url"`
+	ExportRoot string `json:"export_root"`
+	// PollSeconds is how often the leader reads the index (10 to 86,400).
+	PollSeconds uint32             `json:"poll_seconds"`
+	Keys        []ExportKeyRequest `json:"keys"`
+}
+
+// ExportKeyRequest is one key that signs a GAEN source's files, as its
+// export.sig names it.
+type ExportKeyRequest struct {
+	KeyID        string `json:"key_id"`
+	KeyVersion   string `json:"key_version"`
+	PublicKeyPEM string `json:"public_key_pem"`
 }
 
 // OriginStatus is what a node keeps of one origin.
@@ -129,6 +153,18 @@ func (s *Server) federationStatus(c *gin.Context) { c.JSON(http.StatusOK, s.fede
 // by reason), which names internal addresses.
 func (s *Server) federationPool(c *gin.Context) {
 	out := s.federationView()
+	var sources []gin.H
+	for _, r := range s.node.FSM().Trusted() {
+		if g := r.GetGaen(); g != nil {
+			var keys []string
+			for _, k := range g.GetKeys() {
+				keys = append(keys, k.GetKeyId()+"/"+k.GetKeyVersion())
+			}
+			sources = append(sources, gin.H{"origin": r.GetRegion(), "index_url": g.GetIndexUrl(), "export_root": g.GetExportRoot(),
+				"poll_seconds": g.GetPollSeconds(), "keys": keys, "files_imported": len(s.node.FSM().ImportedFiles(r.GetRegion()))})
+		}
+	}
+	out["gaen_sources"] = sources
 	if s.cfg.Pool != nil {
 		out["pool"] = s.cfg.Pool.Status()
 	}
@@ -152,7 +188,11 @@ func (s *Server) federationView() gin.H {
 		for _, k := range r.GetKeys() {
 			ids = append(ids, k.GetId())
 		}
-		trusted = append(trusted, gin.H{"region": r.GetRegion(), "key_ids": ids, "serve": r.GetServe(), "merge": r.GetMerge(), "start_seq": r.GetStartSeq()})
+		entry := gin.H{"region": r.GetRegion(), "key_ids": ids, "serve": r.GetServe(), "merge": r.GetMerge(), "start_seq": r.GetStartSeq()}
+		if r.GetKind() != "" {
+			entry["kind"], entry["files_imported"] = r.GetKind(), len(f.ImportedFiles(r.GetRegion()))
+		}
+		trusted = append(trusted, entry)
 	}
 	return gin.H{"region": s.node.Config().Region, "origins": origins, "trusted": trusted}
 }
@@ -228,4 +268,33 @@ func (s *Server) regionFile(c *gin.Context) {
 		return
 	}
 	serveBytes(c, "application/zip", immutableCache, f.ETag, f.Data)
+}
+
+// putGAENSource is POST /v1/admin/trust/gaen: trust (or update) a GAEN
+// source. The state machine checks the URLs, the interval and the keys.
+func (s *Server) putGAENSource(c *gin.Context) {
+	var req GAENSourceRequest
+	if !bindStrict(c, &req) {
+		return
+	}
+	src := &fsmpb.GAENSource{IndexUrl: req.IndexURL, ExportRoot: req.ExportRoot, PollSeconds: req.PollSeconds}
+	for _, k := range req.Keys {
+		pub, err := export.ParsePublicKeyPEM([]byte(k.PublicKeyPEM))
+		if err != nil {
+			fail(c, http.StatusBadRequest, "bad_request", fmt.Sprintf("key %q: want a P-256 public key PEM: %v", k.KeyID, err))
+			return
+		}
+		der, err := x509.MarshalPKIXPublicKey(pub)
+		if err != nil {
+			fail(c, http.StatusBadRequest, "bad_request", fmt.Sprintf("key %q: %v", k.KeyID, err))
+			return
+		}
+		src.Keys = append(src.Keys, &fsmpb.ExportKey{KeyId: k.KeyID, KeyVersion: k.KeyVersion, PublicKeyDer: der})
+	}
+	err := command.PutTrust(c.Request.Context(), s.node, &fsmpb.TrustedRegion{Region: req.Origin, Kind: fsm.TrustGAENExport, Merge: true, Gaen: src})
+	if err != nil {
+		failErr(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"origin": req.Origin, "keys": len(src.Keys)})
 }

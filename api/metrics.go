@@ -94,6 +94,7 @@ func (s *Server) newMetrics() *metrics {
 		codeStates{f: f, now: s.cfg.Now}, federationCollector{pool: s.cfg.Pool, fsm: f},
 	)
 	m.registry.MustRegister(s.node.Collectors()...)
+	m.registry.MustRegister(s.cfg.Collectors...)
 	return m
 }
 

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/covid-backend/covid-backend/federation"
 	"github.com/covid-backend/covid-backend/feed"
@@ -57,6 +58,9 @@ type Config struct {
 	Verification *Verification
 	// Limits are the DoS filters; the zero value turns them all off.
 	Limits Limits
+	// Collectors are more of the node's metrics, served on /metrics with
+	// the API's (leader jobs' counters).
+	Collectors []prometheus.Collector
 	// Mounts add other fronts' routes (the portal's pages) to the API port,
 	// behind its read rate limit; api knows nothing of what they serve.
 	Mounts []Mount
@@ -357,6 +361,7 @@ func (s *Server) routes() (http.Handler, error) {
 	admin.GET("/v1/admin/certs/revoked", s.readView, s.listRevokedCerts)
 	admin.POST("/v1/admin/certs/revoked", s.revokeCert)
 	admin.POST("/v1/admin/trust", s.putTrust)
+	admin.POST("/v1/admin/trust/gaen", s.putGAENSource)
 	admin.DELETE("/v1/admin/trust/:region", s.removeTrust)
 	admin.GET("/debug/pprof/*profile", gin.WrapF(pprofHandler))
 	admin.GET("/metrics", m.handler())

@@ -48,7 +48,10 @@ import (
 // sealed until it is used, so that the run's results are shown again. An
 // account may be invited: ACCEPT_INVITE sets its password once. A health
 // authority may take its keys from a JWKS URL.
-const Version = 6
+//
+// Version 7: a trusted origin may be any GAEN key server (kind
+// "gaen-export"), whose signed export files IMPORT_EXPORT imports.
+const Version = 7
 
 // The first versions of changes that later code tests for.
 const (
@@ -81,6 +84,9 @@ const (
 	// JWKSAuthorities: a health authority may name a JWKS URL its keys
 	// come from, and a grace for keys gone from it.
 	JWKSAuthorities = 6
+	// GAENImport: a trusted origin may be a GAEN source whose export
+	// files IMPORT_EXPORT imports.
+	GAENImport = 7
 )
 
 // Applier commits a command through the region's leader and returns its
@@ -129,6 +135,8 @@ func Since(t fsmpb.CommandType) (uint32, bool) {
 		return 5, true
 	case fsmpb.CommandType_COMMAND_TYPE_ACCEPT_INVITE:
 		return 6, true
+	case fsmpb.CommandType_COMMAND_TYPE_IMPORT_EXPORT:
+		return GAENImport, true
 	}
 	return 0, false
 }
@@ -159,6 +167,9 @@ func versions(cmd *fsmpb.Command) (lo, hi uint32) {
 	}
 	if c := cmd.GetIssueVerificationCode(); c.GetBulkRun() != "" || len(c.GetSealedCode()) > 0 {
 		lo = BulkRuns
+	}
+	if cmd.GetPutTrust().GetKind() != "" {
+		lo = GAENImport // earlier versions would take it for a region
 	}
 	if cmd.GetPutAuthority().GetJwksUrl() != "" {
 		lo = JWKSAuthorities // earlier versions would keep no URL

@@ -35,6 +35,8 @@ const (
 	CodeBatchConflict     Code = "batch_conflict"
 	CodeReplayedBatch     Code = "replayed_batch"
 	CodeBeforeStart       Code = "before_start_seq"
+	// CodeFileTooOld: an export file ended before the retention window.
+	CodeFileTooOld Code = "file_too_old"
 	// Refusals of the verification service, named as its device and
 	// issuing API answer them.
 	CodeCodeInvalid         Code = "code_invalid"

@@ -27,3 +27,11 @@ func ImportBatch(ctx context.Context, a Applier, signed []byte) (*fsmpb.ImportRe
 		ImportBatch: &fsmpb.ImportBatch{Signed: signed}})
 	return res.GetImport(), err
 }
+
+// ImportExport imports one export file of a GAEN source (its export.bin
+// and export.sig) if the state machine accepts its signature by one of the
+// origin's export keys.
+func ImportExport(ctx context.Context, a Applier, ie *fsmpb.ImportExport) (*fsmpb.ImportResult, error) {
+	res, err := a.Apply(ctx, &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_IMPORT_EXPORT, ImportExport: ie})
+	return res.GetImport(), err
+}

@@ -49,10 +49,22 @@ func Decode(data []byte) (*Decoded, error) {
 	if !haveBin || !haveSig {
 		return nil, fmt.Errorf("%w: want %s and %s (have bin %t, sig %t)", ErrMalformed, binName, sigName, haveBin, haveSig)
 	}
+	return Open(bin, sig)
+}
+
+// Open parses the two entries of an export.zip, export.bin and export.sig,
+// as Decode does once it has read them: a state machine that keeps a
+// file's entries, not its zip, checks them this way. Errors wrap
+// ErrMalformed.
+func Open(bin, sig []byte) (*Decoded, error) {
+	if len(bin) > maxBinSize || len(sig) > maxSigSize {
+		return nil, fmt.Errorf("%w: %s of %d bytes or %s of %d bytes is over its limit", ErrMalformed, binName, len(bin), sigName, len(sig))
+	}
 	d := &Decoded{Bin: bin, Sig: sig}
 	if err := decodeBin(bin, &d.File); err != nil {
 		return nil, err
 	}
+	var err error
 	if d.Signatures, err = decodeSig(sig); err != nil {
 		return nil, err
 	}

@@ -56,6 +56,7 @@ func applyExpire(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 			delete(s.foreign, origin) // its high-water mark stays
 		}
 	}
+	s.expireImported(cutoff)
 	before := len(s.revocations)
 	s.revocations = slices.DeleteFunc(s.revocations, func(r *fsmpb.Revocation) bool { return r.GetTimeUnix() < cutoff })
 	res.Revocations = uint32(before - len(s.revocations))

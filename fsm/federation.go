@@ -192,18 +192,24 @@ func (f *FSM) NextForeign(origin string) (next uint32, chained bool) {
 	return max(f.state.marks[origin].GetSeq()+1, f.state.trusted[origin].GetStartSeq()), false
 }
 
-// merge takes a foreign batch's keys into this region's own key set, as
-// one submission authorized by the origin, so that they are sealed into
-// this region's next batch and exports (the "one EU" pattern); keys the
-// origin revoked are revoked here too. Keys already stored are skipped.
+// merge takes a foreign batch's keys into this region's own key set (the
+// "one EU" pattern), as one submission authorized by the origin.
 func (s *state) merge(body *fsmpb.FederationBatch, digest []byte, now int64) (merged, revoked uint32) {
-	issuer := "federation:" + body.GetOrigin()
 	keys, _ := keysFromProto(body.GetKeys())
+	revisions, _ := keysFromProto(body.GetRevised())
+	return s.mergeKeys("federation:"+body.GetOrigin(), [16]byte(digest[:16]), keys, revisions, now)
+}
+
+// mergeKeys takes an origin's keys into this region's own key set, as one
+// submission (id) authorized by issuer at time now, so that they are
+// sealed into this region's next batch and exports; keys the origin
+// revoked (revisions of report type REVOKED) are revoked here too. Keys
+// already stored are skipped, and only the issuer's own keys are revoked.
+func (s *state) mergeKeys(issuer string, id [16]byte, keys, revisions []Key, now int64) (merged, revoked uint32) {
 	keys = slices.DeleteFunc(keys, func(k Key) bool { return s.keys.has(k.Data) })
 	if len(keys) > 0 {
 		idx := s.nextSubmission
 		s.nextSubmission++
-		id := [16]byte(digest[:16])
 		s.submissions[idx] = &Submission{Index: idx, ID: id, TimeUnix: now, Issuer: issuer, KeyCount: uint32(len(keys))}
 		s.submissionIdx[id] = idx
 		s.live[idx] = uint32(len(keys))
@@ -213,7 +219,6 @@ func (s *state) merge(body *fsmpb.FederationBatch, digest []byte, now int64) (me
 			s.pending = append(s.pending, k.Data)
 		}
 	}
-	revisions, _ := keysFromProto(body.GetRevised())
 	for _, k := range revisions {
 		r, ok := s.keys.find(k.Data)
 		if !ok || r.revoked || k.ReportType != ReportTypeRevoked || s.submissions[r.submission].Issuer != issuer {
@@ -246,7 +251,7 @@ func (s *state) verifyForeign(raw []byte, version uint32) (*fsmpb.FederationBatc
 		return fail(command.CodeBadBatch, "batch version %d, sequence %d", body.GetVersion(), body.GetSeq())
 	}
 	region, ok := s.trusted[body.GetOrigin()]
-	if !ok || !region.GetServe() && !region.GetMerge() {
+	if !ok || region.GetKind() != "" || !region.GetServe() && !region.GetMerge() {
 		return fail(command.CodeUnknownRegion, "origin %q is not trusted", body.GetOrigin())
 	}
 	i := slices.IndexFunc(region.GetKeys(), func(k *fsmpb.TrustKey) bool { return k.GetId() == sb.GetKeyId() })

@@ -72,6 +72,7 @@ func New() *FSM {
 			fsmpb.CommandType_COMMAND_TYPE_AUDIT:                    applyAudit,
 			fsmpb.CommandType_COMMAND_TYPE_REVOKE_CERT:              applyRevokeCert,
 			fsmpb.CommandType_COMMAND_TYPE_ACCEPT_INVITE:            applyAcceptInvite,
+			fsmpb.CommandType_COMMAND_TYPE_IMPORT_EXPORT:            applyImportExport,
 		},
 	}
 }

@@ -70,6 +70,11 @@ func everyCommand(t *testing.T, v uint32) []*fsmpb.Command {
 		cmds = slices.Insert(cmds, at+1, invited, &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_ACCEPT_INVITE,
 			AcceptInvite: &fsmpb.AcceptInvite{Email: "new@lab.example", InviteHash: hashOf("invitation"), PasswordHash: "$argon2id$v=19$m=65536,t=1,p=2$salt$chosen"}})
 	}
+	if v >= command.GAENImport {
+		at := slices.IndexFunc(cmds, func(c *fsmpb.Command) bool { return c.GetType() == fsmpb.CommandType_COMMAND_TYPE_REMOVE_TRUST })
+		file, der := signedFile(t, t0-3600, t0, dayKey(4, today-2), dayKey(5, today-3))
+		cmds = slices.Insert(cmds, at+1, gaenSource("G", der, "g1", "v1"), importExport("G", "g/1.zip", file))
+	}
 	seen := map[fsmpb.CommandType]bool{}
 	for i, c := range cmds {
 		c.Version, c.TimeUnix = v, t0+int64(i)

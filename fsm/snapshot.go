@@ -53,6 +53,7 @@ var sections = []section{
 	{"verification", captureVerification, readVerification},
 	{"sessions", captureSessions, restoreSessions},
 	{"revoked certificates", captureRevokedCerts, restoreRevokedCerts},
+	{"imported files", captureImported, restoreImported},
 	{"region", captureRegion, restoreRegion},
 }
 

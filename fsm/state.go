@@ -107,6 +107,8 @@ type state struct {
 	// revokedCerts are the member certificates the region no longer
 	// takes, by SHA-256.
 	revokedCerts map[[32]byte]*fsmpb.RevokedCert
+	// imported are the GAEN export files imported, by origin and name.
+	imported map[string]map[string]*fsmpb.ImportedFile
 	// lastDigest chains this region's own batches.
 	lastDigest []byte
 	// pending lists, in arrival order, the keys not yet sealed.
@@ -155,6 +157,7 @@ func newState() *state {
 		trusted:       make(map[string]*fsmpb.TrustedRegion),
 		foreign:       make(map[string][]*fsmpb.ForeignBatch),
 		marks:         make(map[string]*fsmpb.OriginMark),
+		imported:      make(map[string]map[string]*fsmpb.ImportedFile),
 		apiKeys:       make(map[[32]byte]*fsmpb.ApiKey),
 		vcodes:        make(map[string]*fsmpb.VerificationCode),
 		vcodeHash:     make(map[[32]byte]string),

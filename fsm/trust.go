@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"crypto/x509"
 	"slices"
+	"strings"
 
 	"google.golang.org/protobuf/proto"
 
@@ -16,6 +17,12 @@ import (
 // start sequence kept unless a new one is given.
 func applyPutTrust(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 	r := proto.CloneOf(cmd.GetPutTrust())
+	if r.GetKind() != "" {
+		return putGAENSource(s, r)
+	}
+	if s.trusted[r.GetRegion()].GetKind() != "" {
+		return refuse(command.CodeInvalidCommand, "%q is a %s origin: remove it before trusting a region of that name", r.GetRegion(), s.trusted[r.GetRegion()].GetKind())
+	}
 	if !idPattern(r.GetRegion()) || len(r.GetKeys()) == 0 {
 		return refuse(command.CodeInvalidCommand, "a trusted region needs a name and at least one key")
 	}
@@ -89,4 +96,55 @@ func (f *FSM) IsTrusted(origin string) bool {
 	defer f.mu.RUnlock()
 	r, ok := f.state.trusted[origin]
 	return ok && (r.GetServe() || r.GetMerge())
+}
+
+// Bounds of a GAEN source: its export keys (a server rotating keys holds
+// two or three) and how often it is polled.
+const (
+	maxExportKeys     = 10
+	minPollSeconds    = 10
+	maxPollSeconds    = 24 * 3600
+	maxSourceURLBytes = 2048
+)
+
+// putGAENSource trusts (or updates) an origin of kind "gaen-export": its
+// index and export root URLs, poll interval and export keys, replaced
+// whole. Its keys are merged into this region's (merge is required: the
+// region's apps verify files with this region's key, so its files are
+// served only as this region's).
+func putGAENSource(s *state, r *fsmpb.TrustedRegion) *fsmpb.Result {
+	src := r.GetGaen()
+	switch old := s.trusted[r.GetRegion()]; {
+	case r.GetKind() != TrustGAENExport:
+		return refuse(command.CodeInvalidCommand, "a trusted origin is of kind %q or a region of this project, not %q", TrustGAENExport, r.GetKind())
+	case !idPattern(r.GetRegion()):
+		return refuse(command.CodeInvalidCommand, "a GAEN source needs a name")
+	case old != nil && old.GetKind() != r.GetKind():
+		return refuse(command.CodeInvalidCommand, "%q is trusted as a region of this project: remove it before adding a GAEN source of that name", r.GetRegion())
+	case !r.GetMerge() || r.GetServe() || len(r.GetKeys()) > 0 || r.GetStartSeq() != 0:
+		return refuse(command.CodeInvalidCommand, "GAEN source %q: its keys are merged into this region's files (merge, not serve), and it has export keys, not region keys", r.GetRegion())
+	case !httpURL(src.GetIndexUrl()) || !httpURL(src.GetExportRoot()):
+		return refuse(command.CodeInvalidCommand, "GAEN source %q: the index and export root are http(s) URLs of at most %d bytes", r.GetRegion(), maxSourceURLBytes)
+	case src.GetPollSeconds() < minPollSeconds || src.GetPollSeconds() > maxPollSeconds:
+		return refuse(command.CodeInvalidCommand, "GAEN source %q: poll every %d to %d seconds", r.GetRegion(), minPollSeconds, maxPollSeconds)
+	case len(src.GetKeys()) == 0 || len(src.GetKeys()) > maxExportKeys:
+		return refuse(command.CodeInvalidCommand, "GAEN source %q: 1 to %d export keys", r.GetRegion(), maxExportKeys)
+	}
+	seen := map[[2]string]bool{}
+	for _, k := range src.GetKeys() {
+		id := [2]string{k.GetKeyId(), k.GetKeyVersion()}
+		if k.GetKeyId() == "" || seen[id] {
+			return refuse(command.CodeInvalidCommand, "GAEN source %q: export keys need distinct ids and versions", r.GetRegion())
+		}
+		seen[id] = true
+		if pub, err := parseExportKey(k.GetPublicKeyDer()); err != nil || pub.Curve.Params().Name != "P-256" {
+			return refuse(command.CodeInvalidCommand, "GAEN source %q key %q: not a P-256 public key", r.GetRegion(), k.GetKeyId())
+		}
+	}
+	s.trusted[r.GetRegion()] = r
+	return &fsmpb.Result{}
+}
+
+func httpURL(s string) bool {
+	return len(s) <= maxSourceURLBytes && (strings.HasPrefix(s, "https://") || strings.HasPrefix(s, "http://"))
 }

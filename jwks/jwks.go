@@ -11,19 +11,18 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math/big"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/covid-backend/covid-backend/outbound"
 )
 
 // MaxSize is the largest JWKS a node reads: a set of a few dozen keys is
@@ -47,42 +46,9 @@ type Fetcher struct {
 // Fetch reads the key set at rawURL and returns its ES256 keys (P-256,
 // by kid; keys of other types are left out, as certificates are ES256).
 func (f Fetcher) Fetch(ctx context.Context, rawURL string) ([]Key, error) {
-	u, err := url.Parse(rawURL)
-	switch {
-	case err != nil:
-		return nil, fmt.Errorf("jwks: %q: %w", rawURL, err)
-	case u.Scheme != "https" && !(f.AllowHTTP && u.Scheme == "http"):
-		return nil, fmt.Errorf("jwks: %q: want an https URL", rawURL)
-	}
-	client := *f.Client
-	client.CheckRedirect = func(req *http.Request, via []*http.Request) error {
-		switch {
-		case req.URL.Host != u.Host || len(via) > 3:
-			return fmt.Errorf("jwks: a redirect to %s, another host", req.URL.Host)
-		case req.URL.Scheme != "https" && !f.AllowHTTP:
-			return fmt.Errorf("jwks: a redirect to %s, not https", req.URL)
-		}
-		return nil
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+	body, err := outbound.Get(ctx, f.Client, rawURL, f.AllowHTTP, MaxSize, "application/json")
 	if err != nil {
 		return nil, fmt.Errorf("jwks: %w", err)
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("jwks: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("jwks: %s answered %d", rawURL, resp.StatusCode)
-	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("jwks: %s: %w", rawURL, err)
-	}
-	if len(body) > MaxSize {
-		return nil, fmt.Errorf("jwks: %s is larger than %d bytes", rawURL, MaxSize)
 	}
 	return Parse(body)
 }
@@ -148,16 +114,9 @@ const fetchTimeout = 10 * time.Second
 // trusting the system's CAs and, if given, those of caPEM (an authority
 // that serves its set under a private CA).
 func NewFetcher(allowHTTP bool, caPEM []byte) (Fetcher, error) {
-	transport := http.DefaultTransport.(*http.Transport).Clone()
-	if len(caPEM) > 0 {
-		pool, err := x509.SystemCertPool()
-		if err != nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(caPEM) {
-			return Fetcher{}, errors.New("jwks: no CA certificate in the CA file")
-		}
-		transport.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	client, err := outbound.NewClient(caPEM, fetchTimeout)
+	if err != nil {
+		return Fetcher{}, fmt.Errorf("jwks: %w", err)
 	}
-	return Fetcher{Client: &http.Client{Timeout: fetchTimeout, Transport: transport}, AllowHTTP: allowHTTP}, nil
+	return Fetcher{Client: client, AllowHTTP: allowHTTP}, nil
 }

@@ -14,10 +14,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	"filippo.io/age"
 
@@ -173,7 +175,7 @@ func ecdsaKeygen(prefix string, stdout io.Writer) error {
 // trustCmd manages the trust store.
 func trustCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("trust: want add, list or remove")
+		return errors.New("trust: want add, add-gaen, list or remove")
 	}
 	var req api.TrustRequest
 	var pubFile string
@@ -202,6 +204,8 @@ func trustCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "trusting %s key %s\n", req.Region, req.KeyID)
 		return nil
+	case "add-gaen":
+		return trustGAEN(ctx, args[1:], stdout)
 	case "remove":
 		c, err := subcommand("trust remove", args[1:], func(fs *flag.FlagSet) {
 			fs.StringVar(&req.Region, "region", "", "the region")
@@ -214,6 +218,31 @@ func trustCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		return c.do(ctx, http.MethodDelete, path, nil, nil)
 	}
 	return fmt.Errorf("trust: unknown subcommand %q", args[0])
+}
+
+// trustGAEN trusts a GAEN key server (the reference key server or any
+// other that publishes index.txt and signed export files): the leader
+// imports its new files every --poll and merges their keys into this
+// region's. Run again with every key in force to rotate its keys.
+func trustGAEN(ctx context.Context, args []string, stdout io.Writer) error {
+	var req api.GAENSourceRequest
+	var poll time.Duration
+	c, err := subcommand("trust add-gaen", args, func(fs *flag.FlagSet) {
+		fs.StringVar(&req.Origin, "origin", "", requiredMark+"a name for the source (its keys are counted under it)")
+		fs.StringVar(&req.IndexURL, "index-url", "", requiredMark+"URL of its index.txt")
+		fs.StringVar(&req.ExportRoot, "export-root", "", requiredMark+"URL the index's file names are relative to")
+		fs.DurationVar(&poll, "poll", 5*time.Minute, "how often the leader reads the index (10s to 24h)")
+		fs.Var((*exportKeysFlag)(&req.Keys), "key", requiredMark+"a key that signs its files, as ID:VERSION:PEM-FILE (the key id and version its export.sig names; repeat for each key in force)")
+	})
+	if err != nil {
+		return err
+	}
+	req.PollSeconds = uint32(min(max(poll/time.Second, 0), math.MaxUint32))
+	if err := c.do(ctx, http.MethodPost, "/v1/admin/trust/gaen", req, nil); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "importing %s from %s every %v (%d keys)\n", req.Origin, req.IndexURL, poll, len(req.Keys))
+	return nil
 }
 
 // federationCmd shows what a region keeps, or relays one batch by hand:
@@ -289,4 +318,32 @@ func writeNew(path string, data []byte) error {
 		return err
 	}
 	return f.Close()
+}
+
+// exportKeysFlag reads --key ID:VERSION:PEM-FILE, once for each key.
+type exportKeysFlag []api.ExportKeyRequest
+
+func (f *exportKeysFlag) String() string {
+	if f == nil {
+		return ""
+	}
+	ids := make([]string, len(*f))
+	for i, k := range *f {
+		ids[i] = k.KeyID + ":" + k.KeyVersion
+	}
+	return strings.Join(ids, ",")
+}
+
+func (f *exportKeysFlag) Set(v string) error {
+	id, rest, ok1 := strings.Cut(v, ":")
+	version, file, ok2 := strings.Cut(rest, ":")
+	if !ok1 || !ok2 || id == "" || file == "" {
+		return errors.New("want ID:VERSION:PEM-FILE")
+	}
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	*f = append(*f, api.ExportKeyRequest{KeyID: id, KeyVersion: version, PublicKeyPEM: string(pem)})
+	return nil
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/covid-backend/covid-backend/api"
 	"github.com/covid-backend/covid-backend/feed"
@@ -112,7 +113,13 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	ncfg.LeaderJobs = append(ncfg.LeaderJobs, sealTOTPJob(codeKeys[0], logger), jwksJob(fetcher, c.JWKSInterval, logger))
+	importClient, err := gaenClient(c)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	importFiles := gaenImportFiles()
+	ncfg.LeaderJobs = append(ncfg.LeaderJobs, sealTOTPJob(codeKeys[0], logger), jwksJob(fetcher, c.JWKSInterval, logger),
+		gaenImportJob(importClient, c.InsecureDev, importFiles, logger))
 	n, err := node.Open(ctx, ncfg)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
@@ -133,7 +140,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return errors.Join(fmt.Errorf("serve: %w", err), n.Close(ctx))
 	}
 	srv, err := api.New(api.Config{JWKS: fetcher, Addr: c.HTTPAddr, TLS: tlsConfig, ExportDir: c.ExportDir, Verification: verifyCfg, Now: ncfg.Now, CodeKeys: codeKeys, RevisionKeys: revisionKeys, AdminToken: ncfg.AdminToken, TrustedProxies: splitList(c.TrustedProxies), Limits: c.Limits, Logger: logger, FederationKey: fedKey, Pool: pool,
-		Feed: feed.Config{Region: c.Region, SigningKeys: exportKeys}, Mounts: []api.Mount{portalMount(c.Region, ncfg.Now, logger, n)}}, n)
+		Feed: feed.Config{Region: c.Region, SigningKeys: exportKeys}, Mounts: []api.Mount{portalMount(c.Region, ncfg.Now, logger, n)}, Collectors: []prometheus.Collector{importFiles}}, n)
 	if err != nil {
 		return errors.Join(fmt.Errorf("serve: %w", err), n.Close(ctx))
 	}

@@ -57,6 +57,7 @@ const (
 	CommandType_COMMAND_TYPE_AUDIT                    CommandType = 24
 	CommandType_COMMAND_TYPE_REVOKE_CERT              CommandType = 25
 	CommandType_COMMAND_TYPE_ACCEPT_INVITE            CommandType = 26
+	CommandType_COMMAND_TYPE_IMPORT_EXPORT            CommandType = 27
 )
 
 // Enum value maps for CommandType.
@@ -89,6 +90,7 @@ var (
 		24: "COMMAND_TYPE_AUDIT",
 		25: "COMMAND_TYPE_REVOKE_CERT",
 		26: "COMMAND_TYPE_ACCEPT_INVITE",
+		27: "COMMAND_TYPE_IMPORT_EXPORT",
 	}
 	CommandType_value = map[string]int32{
 		"COMMAND_TYPE_UNSPECIFIED":              0,
@@ -118,6 +120,7 @@ var (
 		"COMMAND_TYPE_AUDIT":                    24,
 		"COMMAND_TYPE_REVOKE_CERT":              25,
 		"COMMAND_TYPE_ACCEPT_INVITE":            26,
+		"COMMAND_TYPE_IMPORT_EXPORT":            27,
 	}
 )
 
@@ -189,6 +192,7 @@ type Command struct {
 	Audit                  *AuditEvent             `protobuf:"bytes,33,opt,name=audit,proto3" json:"audit,omitempty"`
 	RevokeCert             *RevokedCert            `protobuf:"bytes,34,opt,name=revoke_cert,json=revokeCert,proto3" json:"revoke_cert,omitempty"`
 	AcceptInvite           *AcceptInvite           `protobuf:"bytes,35,opt,name=accept_invite,json=acceptInvite,proto3" json:"accept_invite,omitempty"`
+	ImportExport           *ImportExport           `protobuf:"bytes,36,opt,name=import_export,json=importExport,proto3" json:"import_export,omitempty"`
 	unknownFields          protoimpl.UnknownFields
 	sizeCache              protoimpl.SizeCache
 }
@@ -429,6 +433,13 @@ func (x *Command) GetRevokeCert() *RevokedCert {
 func (x *Command) GetAcceptInvite() *AcceptInvite {
 	if x != nil {
 		return x.AcceptInvite
+	}
+	return nil
+}
+
+func (x *Command) GetImportExport() *ImportExport {
+	if x != nil {
+		return x.ImportExport
 	}
 	return nil
 }
@@ -1194,8 +1205,10 @@ type ImportResult struct {
 	Duplicate bool `protobuf:"varint,3,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
 	// merged and revoked count the keys taken into, and withdrawn from, this
 	// region's own key set (origins trusted with merge).
-	Merged        uint32 `protobuf:"varint,4,opt,name=merged,proto3" json:"merged,omitempty"`
-	Revoked       uint32 `protobuf:"varint,5,opt,name=revoked,proto3" json:"revoked,omitempty"`
+	Merged  uint32 `protobuf:"varint,4,opt,name=merged,proto3" json:"merged,omitempty"`
+	Revoked uint32 `protobuf:"varint,5,opt,name=revoked,proto3" json:"revoked,omitempty"`
+	// file names an imported GAEN export file (seq is 0 then).
+	File          string `protobuf:"bytes,6,opt,name=file,proto3" json:"file,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1263,6 +1276,13 @@ func (x *ImportResult) GetRevoked() uint32 {
 		return x.Revoked
 	}
 	return 0
+}
+
+func (x *ImportResult) GetFile() string {
+	if x != nil {
+		return x.File
+	}
+	return ""
 }
 
 // CodeResult is the outcome of issuing a one-time code.
@@ -1385,7 +1405,12 @@ type TrustedRegion struct {
 	// when none is chained (a late trust add that should not fetch the whole
 	// retention window, or an origin whose older batches no holder offers).
 	// 0: from the oldest offered. Kept when an update leaves it 0.
-	StartSeq      uint32 `protobuf:"varint,5,opt,name=start_seq,json=startSeq,proto3" json:"start_seq,omitempty"`
+	StartSeq uint32 `protobuf:"varint,5,opt,name=start_seq,json=startSeq,proto3" json:"start_seq,omitempty"`
+	// kind is "" for a region of this project (Ed25519 keys, signed batches
+	// by gossip) and "gaen-export" for any GAEN key server whose signed
+	// export files this region imports (gaen; from version 7).
+	Kind          string      `protobuf:"bytes,6,opt,name=kind,proto3" json:"kind,omitempty"`
+	Gaen          *GAENSource `protobuf:"bytes,7,opt,name=gaen,proto3" json:"gaen,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1455,6 +1480,307 @@ func (x *TrustedRegion) GetStartSeq() uint32 {
 	return 0
 }
 
+func (x *TrustedRegion) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *TrustedRegion) GetGaen() *GAENSource {
+	if x != nil {
+		return x.Gaen
+	}
+	return nil
+}
+
+// GAENSource is where a GAEN key server publishes its export files and the
+// keys that sign them, as the reference key server's export-importer is
+// configured: index.txt lists file names, each relative to export_root.
+type GAENSource struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	IndexUrl   string                 `protobuf:"bytes,1,opt,name=index_url,json=indexUrl,proto3" json:"index_url,omitempty"`
+	ExportRoot string                 `protobuf:"bytes,2,opt,name=export_root,json=exportRoot,proto3" json:"export_root,omitempty"`
+	Keys       []*ExportKey           `protobuf:"bytes,3,rep,name=keys,proto3" json:"keys,omitempty"`
+	// poll_seconds is how often the leader reads index.txt.
+	PollSeconds   uint32 `protobuf:"varint,4,opt,name=poll_seconds,json=pollSeconds,proto3" json:"poll_seconds,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GAENSource) Reset() {
+	*x = GAENSource{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GAENSource) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GAENSource) ProtoMessage() {}
+
+func (x *GAENSource) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GAENSource.ProtoReflect.Descriptor instead.
+func (*GAENSource) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *GAENSource) GetIndexUrl() string {
+	if x != nil {
+		return x.IndexUrl
+	}
+	return ""
+}
+
+func (x *GAENSource) GetExportRoot() string {
+	if x != nil {
+		return x.ExportRoot
+	}
+	return ""
+}
+
+func (x *GAENSource) GetKeys() []*ExportKey {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+func (x *GAENSource) GetPollSeconds() uint32 {
+	if x != nil {
+		return x.PollSeconds
+	}
+	return 0
+}
+
+// ExportKey is a public key that signs a GAEN source's files, named as in
+// its export.sig (key id and version).
+type ExportKey struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	KeyId      string                 `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	KeyVersion string                 `protobuf:"bytes,2,opt,name=key_version,json=keyVersion,proto3" json:"key_version,omitempty"`
+	// public_key_der is a PKIX P-256 public key.
+	PublicKeyDer  []byte `protobuf:"bytes,3,opt,name=public_key_der,json=publicKeyDer,proto3" json:"public_key_der,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportKey) Reset() {
+	*x = ExportKey{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportKey) ProtoMessage() {}
+
+func (x *ExportKey) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportKey.ProtoReflect.Descriptor instead.
+func (*ExportKey) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ExportKey) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *ExportKey) GetKeyVersion() string {
+	if x != nil {
+		return x.KeyVersion
+	}
+	return ""
+}
+
+func (x *ExportKey) GetPublicKeyDer() []byte {
+	if x != nil {
+		return x.PublicKeyDer
+	}
+	return nil
+}
+
+// ImportExport imports one export file of a GAEN source (a trusted origin
+// of kind "gaen-export"), as its server signed it: the state machine
+// checks the signature against the origin's keys and merges the keys.
+type ImportExport struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Origin string                 `protobuf:"bytes,1,opt,name=origin,proto3" json:"origin,omitempty"`
+	// name is the file's line in the source's index.txt.
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// bin and sig are export.bin and export.sig of the file's zip.
+	Bin           []byte `protobuf:"bytes,3,opt,name=bin,proto3" json:"bin,omitempty"`
+	Sig           []byte `protobuf:"bytes,4,opt,name=sig,proto3" json:"sig,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportExport) Reset() {
+	*x = ImportExport{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportExport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportExport) ProtoMessage() {}
+
+func (x *ImportExport) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportExport.ProtoReflect.Descriptor instead.
+func (*ImportExport) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ImportExport) GetOrigin() string {
+	if x != nil {
+		return x.Origin
+	}
+	return ""
+}
+
+func (x *ImportExport) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ImportExport) GetBin() []byte {
+	if x != nil {
+		return x.Bin
+	}
+	return nil
+}
+
+func (x *ImportExport) GetSig() []byte {
+	if x != nil {
+		return x.Sig
+	}
+	return nil
+}
+
+// ImportedFile records an export file of a GAEN source that this region
+// imported, so that it is never imported twice, until it ages out.
+type ImportedFile struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Origin string                 `protobuf:"bytes,1,opt,name=origin,proto3" json:"origin,omitempty"`
+	Name   string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// digest is the SHA-256 of the file's export.bin.
+	Digest        []byte `protobuf:"bytes,3,opt,name=digest,proto3" json:"digest,omitempty"`
+	EndUnix       int64  `protobuf:"varint,4,opt,name=end_unix,json=endUnix,proto3" json:"end_unix,omitempty"`
+	Keys          uint32 `protobuf:"varint,5,opt,name=keys,proto3" json:"keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportedFile) Reset() {
+	*x = ImportedFile{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportedFile) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportedFile) ProtoMessage() {}
+
+func (x *ImportedFile) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportedFile.ProtoReflect.Descriptor instead.
+func (*ImportedFile) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ImportedFile) GetOrigin() string {
+	if x != nil {
+		return x.Origin
+	}
+	return ""
+}
+
+func (x *ImportedFile) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ImportedFile) GetDigest() []byte {
+	if x != nil {
+		return x.Digest
+	}
+	return nil
+}
+
+func (x *ImportedFile) GetEndUnix() int64 {
+	if x != nil {
+		return x.EndUnix
+	}
+	return 0
+}
+
+func (x *ImportedFile) GetKeys() uint32 {
+	if x != nil {
+		return x.Keys
+	}
+	return 0
+}
+
 // RemoveTrust removes one key of a region (key_id set) or the region.
 type RemoveTrust struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1466,7 +1792,7 @@ type RemoveTrust struct {
 
 func (x *RemoveTrust) Reset() {
 	*x = RemoveTrust{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[13]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1478,7 +1804,7 @@ func (x *RemoveTrust) String() string {
 func (*RemoveTrust) ProtoMessage() {}
 
 func (x *RemoveTrust) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[13]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1491,7 +1817,7 @@ func (x *RemoveTrust) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveTrust.ProtoReflect.Descriptor instead.
 func (*RemoveTrust) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{13}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RemoveTrust) GetRegion() string {
@@ -1520,7 +1846,7 @@ type ImportBatch struct {
 
 func (x *ImportBatch) Reset() {
 	*x = ImportBatch{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[14]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1532,7 +1858,7 @@ func (x *ImportBatch) String() string {
 func (*ImportBatch) ProtoMessage() {}
 
 func (x *ImportBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[14]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1545,7 +1871,7 @@ func (x *ImportBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportBatch.ProtoReflect.Descriptor instead.
 func (*ImportBatch) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{14}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ImportBatch) GetSigned() []byte {
@@ -1576,7 +1902,7 @@ type FederationBatch struct {
 
 func (x *FederationBatch) Reset() {
 	*x = FederationBatch{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[15]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1588,7 +1914,7 @@ func (x *FederationBatch) String() string {
 func (*FederationBatch) ProtoMessage() {}
 
 func (x *FederationBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[15]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1601,7 +1927,7 @@ func (x *FederationBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FederationBatch.ProtoReflect.Descriptor instead.
 func (*FederationBatch) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{15}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *FederationBatch) GetVersion() uint32 {
@@ -1686,7 +2012,7 @@ type SignedBatch struct {
 
 func (x *SignedBatch) Reset() {
 	*x = SignedBatch{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[16]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1698,7 +2024,7 @@ func (x *SignedBatch) String() string {
 func (*SignedBatch) ProtoMessage() {}
 
 func (x *SignedBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[16]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1711,7 +2037,7 @@ func (x *SignedBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignedBatch.ProtoReflect.Descriptor instead.
 func (*SignedBatch) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{16}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *SignedBatch) GetBody() []byte {
@@ -1763,7 +2089,7 @@ type OriginMark struct {
 
 func (x *OriginMark) Reset() {
 	*x = OriginMark{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[17]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1775,7 +2101,7 @@ func (x *OriginMark) String() string {
 func (*OriginMark) ProtoMessage() {}
 
 func (x *OriginMark) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[17]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1788,7 +2114,7 @@ func (x *OriginMark) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OriginMark.ProtoReflect.Descriptor instead.
 func (*OriginMark) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{17}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *OriginMark) GetOrigin() string {
@@ -1827,7 +2153,7 @@ type Provider struct {
 
 func (x *Provider) Reset() {
 	*x = Provider{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[18]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1839,7 +2165,7 @@ func (x *Provider) String() string {
 func (*Provider) ProtoMessage() {}
 
 func (x *Provider) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[18]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1852,7 +2178,7 @@ func (x *Provider) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Provider.ProtoReflect.Descriptor instead.
 func (*Provider) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{18}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Provider) GetId() string {
@@ -1899,7 +2225,7 @@ type RevokeProvider struct {
 
 func (x *RevokeProvider) Reset() {
 	*x = RevokeProvider{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[19]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1911,7 +2237,7 @@ func (x *RevokeProvider) String() string {
 func (*RevokeProvider) ProtoMessage() {}
 
 func (x *RevokeProvider) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[19]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1924,7 +2250,7 @@ func (x *RevokeProvider) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeProvider.ProtoReflect.Descriptor instead.
 func (*RevokeProvider) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{19}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RevokeProvider) GetId() string {
@@ -1956,7 +2282,7 @@ type Code struct {
 
 func (x *Code) Reset() {
 	*x = Code{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[20]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1968,7 +2294,7 @@ func (x *Code) String() string {
 func (*Code) ProtoMessage() {}
 
 func (x *Code) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[20]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1981,7 +2307,7 @@ func (x *Code) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Code.ProtoReflect.Descriptor instead.
 func (*Code) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{20}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Code) GetLookup() uint32 {
@@ -2079,7 +2405,7 @@ type Revoke struct {
 
 func (x *Revoke) Reset() {
 	*x = Revoke{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[21]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2091,7 +2417,7 @@ func (x *Revoke) String() string {
 func (*Revoke) ProtoMessage() {}
 
 func (x *Revoke) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[21]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2104,7 +2430,7 @@ func (x *Revoke) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Revoke.ProtoReflect.Descriptor instead.
 func (*Revoke) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{21}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Revoke) GetReason() string {
@@ -2168,7 +2494,7 @@ type Expire struct {
 
 func (x *Expire) Reset() {
 	*x = Expire{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[22]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2180,7 +2506,7 @@ func (x *Expire) String() string {
 func (*Expire) ProtoMessage() {}
 
 func (x *Expire) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[22]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2193,7 +2519,7 @@ func (x *Expire) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Expire.ProtoReflect.Descriptor instead.
 func (*Expire) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{22}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Expire) GetCutoffUnix() int64 {
@@ -2216,7 +2542,7 @@ type Revocation struct {
 
 func (x *Revocation) Reset() {
 	*x = Revocation{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[23]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2228,7 +2554,7 @@ func (x *Revocation) String() string {
 func (*Revocation) ProtoMessage() {}
 
 func (x *Revocation) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[23]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2241,7 +2567,7 @@ func (x *Revocation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Revocation.ProtoReflect.Descriptor instead.
 func (*Revocation) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{23}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Revocation) GetTimeUnix() int64 {
@@ -2301,7 +2627,7 @@ type Seal struct {
 
 func (x *Seal) Reset() {
 	*x = Seal{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[24]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2313,7 +2639,7 @@ func (x *Seal) String() string {
 func (*Seal) ProtoMessage() {}
 
 func (x *Seal) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[24]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2326,7 +2652,7 @@ func (x *Seal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Seal.ProtoReflect.Descriptor instead.
 func (*Seal) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{24}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Seal) GetSeq() uint32 {
@@ -2382,7 +2708,7 @@ type ExportSigner struct {
 
 func (x *ExportSigner) Reset() {
 	*x = ExportSigner{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[25]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2394,7 +2720,7 @@ func (x *ExportSigner) String() string {
 func (*ExportSigner) ProtoMessage() {}
 
 func (x *ExportSigner) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[25]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2407,7 +2733,7 @@ func (x *ExportSigner) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportSigner.ProtoReflect.Descriptor instead.
 func (*ExportSigner) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{25}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ExportSigner) GetKeyId() string {
@@ -2451,7 +2777,7 @@ type Batch struct {
 
 func (x *Batch) Reset() {
 	*x = Batch{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[26]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2463,7 +2789,7 @@ func (x *Batch) String() string {
 func (*Batch) ProtoMessage() {}
 
 func (x *Batch) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[26]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2476,7 +2802,7 @@ func (x *Batch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Batch.ProtoReflect.Descriptor instead.
 func (*Batch) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{26}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Batch) GetSeq() uint32 {
@@ -2574,7 +2900,7 @@ type ForeignBatch struct {
 
 func (x *ForeignBatch) Reset() {
 	*x = ForeignBatch{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[27]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2586,7 +2912,7 @@ func (x *ForeignBatch) String() string {
 func (*ForeignBatch) ProtoMessage() {}
 
 func (x *ForeignBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[27]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2599,7 +2925,7 @@ func (x *ForeignBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForeignBatch.ProtoReflect.Descriptor instead.
 func (*ForeignBatch) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{27}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ForeignBatch) GetOrigin() string {
@@ -2667,7 +2993,7 @@ type Key struct {
 
 func (x *Key) Reset() {
 	*x = Key{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[28]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2679,7 +3005,7 @@ func (x *Key) String() string {
 func (*Key) ProtoMessage() {}
 
 func (x *Key) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[28]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2692,7 +3018,7 @@ func (x *Key) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Key.ProtoReflect.Descriptor instead.
 func (*Key) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{28}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *Key) GetKeyData() []byte {
@@ -2792,7 +3118,7 @@ type Publish struct {
 
 func (x *Publish) Reset() {
 	*x = Publish{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[29]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2804,7 +3130,7 @@ func (x *Publish) String() string {
 func (*Publish) ProtoMessage() {}
 
 func (x *Publish) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[29]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2817,7 +3143,7 @@ func (x *Publish) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Publish.ProtoReflect.Descriptor instead.
 func (*Publish) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{29}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *Publish) GetSubmissionId() []byte {
@@ -2932,7 +3258,7 @@ type AuthorityKey struct {
 
 func (x *AuthorityKey) Reset() {
 	*x = AuthorityKey{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[30]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2944,7 +3270,7 @@ func (x *AuthorityKey) String() string {
 func (*AuthorityKey) ProtoMessage() {}
 
 func (x *AuthorityKey) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[30]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2957,7 +3283,7 @@ func (x *AuthorityKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthorityKey.ProtoReflect.Descriptor instead.
 func (*AuthorityKey) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{30}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *AuthorityKey) GetKid() string {
@@ -3008,7 +3334,7 @@ type Authority struct {
 
 func (x *Authority) Reset() {
 	*x = Authority{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[31]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3020,7 +3346,7 @@ func (x *Authority) String() string {
 func (*Authority) ProtoMessage() {}
 
 func (x *Authority) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[31]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3033,7 +3359,7 @@ func (x *Authority) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Authority.ProtoReflect.Descriptor instead.
 func (*Authority) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{31}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *Authority) GetIssuer() string {
@@ -3089,7 +3415,7 @@ type RemoveAuthority struct {
 
 func (x *RemoveAuthority) Reset() {
 	*x = RemoveAuthority{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[32]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3101,7 +3427,7 @@ func (x *RemoveAuthority) String() string {
 func (*RemoveAuthority) ProtoMessage() {}
 
 func (x *RemoveAuthority) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[32]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3114,7 +3440,7 @@ func (x *RemoveAuthority) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveAuthority.ProtoReflect.Descriptor instead.
 func (*RemoveAuthority) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{32}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *RemoveAuthority) GetIssuer() string {
@@ -3154,7 +3480,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[33]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3166,7 +3492,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[33]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3179,7 +3505,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{33}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *Node) GetId() string {
@@ -3233,7 +3559,7 @@ type RemoveNode struct {
 
 func (x *RemoveNode) Reset() {
 	*x = RemoveNode{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[34]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3245,7 +3571,7 @@ func (x *RemoveNode) String() string {
 func (*RemoveNode) ProtoMessage() {}
 
 func (x *RemoveNode) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[34]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3258,7 +3584,7 @@ func (x *RemoveNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNode.ProtoReflect.Descriptor instead.
 func (*RemoveNode) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{34}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *RemoveNode) GetId() string {
@@ -3289,7 +3615,7 @@ type Submission struct {
 
 func (x *Submission) Reset() {
 	*x = Submission{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[35]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3301,7 +3627,7 @@ func (x *Submission) String() string {
 func (*Submission) ProtoMessage() {}
 
 func (x *Submission) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[35]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3314,7 +3640,7 @@ func (x *Submission) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Submission.ProtoReflect.Descriptor instead.
 func (*Submission) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{35}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *Submission) GetId() []byte {
@@ -3438,14 +3764,17 @@ type SnapshotHeader struct {
 	Sessions uint64 `protobuf:"varint,25,opt,name=sessions,proto3" json:"sessions,omitempty"`
 	// revoked_certs counts the revoked member certificates (RevokedCert),
 	// by SHA-256, which follow the sessions.
-	RevokedCerts  uint64 `protobuf:"varint,26,opt,name=revoked_certs,json=revokedCerts,proto3" json:"revoked_certs,omitempty"`
+	RevokedCerts uint64 `protobuf:"varint,26,opt,name=revoked_certs,json=revokedCerts,proto3" json:"revoked_certs,omitempty"`
+	// imported_files counts the GAEN export files imported (ImportedFile),
+	// by origin and name, which follow the revoked certificates.
+	ImportedFiles uint64 `protobuf:"varint,27,opt,name=imported_files,json=importedFiles,proto3" json:"imported_files,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SnapshotHeader) Reset() {
 	*x = SnapshotHeader{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[36]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3457,7 +3786,7 @@ func (x *SnapshotHeader) String() string {
 func (*SnapshotHeader) ProtoMessage() {}
 
 func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[36]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3470,7 +3799,7 @@ func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotHeader.ProtoReflect.Descriptor instead.
 func (*SnapshotHeader) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{36}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *SnapshotHeader) GetVersion() uint32 {
@@ -3655,6 +3984,13 @@ func (x *SnapshotHeader) GetRevokedCerts() uint64 {
 	return 0
 }
 
+func (x *SnapshotHeader) GetImportedFiles() uint64 {
+	if x != nil {
+		return x.ImportedFiles
+	}
+	return 0
+}
+
 // StoredKey is a key record in a snapshot: the key and the index of the
 // submission that brought it.
 type StoredKey struct {
@@ -3673,7 +4009,7 @@ type StoredKey struct {
 
 func (x *StoredKey) Reset() {
 	*x = StoredKey{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[37]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3685,7 +4021,7 @@ func (x *StoredKey) String() string {
 func (*StoredKey) ProtoMessage() {}
 
 func (x *StoredKey) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[37]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3698,7 +4034,7 @@ func (x *StoredKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoredKey.ProtoReflect.Descriptor instead.
 func (*StoredKey) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{37}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *StoredKey) GetKey() *Key {
@@ -3755,7 +4091,7 @@ type ApiKey struct {
 
 func (x *ApiKey) Reset() {
 	*x = ApiKey{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[38]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3767,7 +4103,7 @@ func (x *ApiKey) String() string {
 func (*ApiKey) ProtoMessage() {}
 
 func (x *ApiKey) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[38]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3780,7 +4116,7 @@ func (x *ApiKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApiKey.ProtoReflect.Descriptor instead.
 func (*ApiKey) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{38}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ApiKey) GetHash() []byte {
@@ -3834,7 +4170,7 @@ type RevokeApiKey struct {
 
 func (x *RevokeApiKey) Reset() {
 	*x = RevokeApiKey{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[39]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3846,7 +4182,7 @@ func (x *RevokeApiKey) String() string {
 func (*RevokeApiKey) ProtoMessage() {}
 
 func (x *RevokeApiKey) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[39]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3859,7 +4195,7 @@ func (x *RevokeApiKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeApiKey.ProtoReflect.Descriptor instead.
 func (*RevokeApiKey) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{39}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *RevokeApiKey) GetHash() []byte {
@@ -3920,7 +4256,7 @@ type VerificationCode struct {
 
 func (x *VerificationCode) Reset() {
 	*x = VerificationCode{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[40]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3932,7 +4268,7 @@ func (x *VerificationCode) String() string {
 func (*VerificationCode) ProtoMessage() {}
 
 func (x *VerificationCode) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[40]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3945,7 +4281,7 @@ func (x *VerificationCode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerificationCode.ProtoReflect.Descriptor instead.
 func (*VerificationCode) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{40}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *VerificationCode) GetUuid() string {
@@ -4115,7 +4451,7 @@ type ClaimCode struct {
 
 func (x *ClaimCode) Reset() {
 	*x = ClaimCode{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[41]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4127,7 +4463,7 @@ func (x *ClaimCode) String() string {
 func (*ClaimCode) ProtoMessage() {}
 
 func (x *ClaimCode) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[41]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4140,7 +4476,7 @@ func (x *ClaimCode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimCode.ProtoReflect.Descriptor instead.
 func (*ClaimCode) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{41}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ClaimCode) GetHashes() [][]byte {
@@ -4195,7 +4531,7 @@ type VerificationToken struct {
 
 func (x *VerificationToken) Reset() {
 	*x = VerificationToken{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[42]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4207,7 +4543,7 @@ func (x *VerificationToken) String() string {
 func (*VerificationToken) ProtoMessage() {}
 
 func (x *VerificationToken) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[42]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4220,7 +4556,7 @@ func (x *VerificationToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerificationToken.ProtoReflect.Descriptor instead.
 func (*VerificationToken) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{42}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *VerificationToken) GetId() string {
@@ -4282,7 +4618,7 @@ type ClaimToken struct {
 
 func (x *ClaimToken) Reset() {
 	*x = ClaimToken{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[43]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4294,7 +4630,7 @@ func (x *ClaimToken) String() string {
 func (*ClaimToken) ProtoMessage() {}
 
 func (x *ClaimToken) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[43]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4307,7 +4643,7 @@ func (x *ClaimToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimToken.ProtoReflect.Descriptor instead.
 func (*ClaimToken) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{43}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ClaimToken) GetTokenId() string {
@@ -4329,7 +4665,7 @@ type ExpireVerificationCode struct {
 
 func (x *ExpireVerificationCode) Reset() {
 	*x = ExpireVerificationCode{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[44]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4341,7 +4677,7 @@ func (x *ExpireVerificationCode) String() string {
 func (*ExpireVerificationCode) ProtoMessage() {}
 
 func (x *ExpireVerificationCode) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[44]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4354,7 +4690,7 @@ func (x *ExpireVerificationCode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpireVerificationCode.ProtoReflect.Descriptor instead.
 func (*ExpireVerificationCode) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{44}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ExpireVerificationCode) GetUuid() string {
@@ -4409,7 +4745,7 @@ type User struct {
 
 func (x *User) Reset() {
 	*x = User{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[45]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4421,7 +4757,7 @@ func (x *User) String() string {
 func (*User) ProtoMessage() {}
 
 func (x *User) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[45]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4434,7 +4770,7 @@ func (x *User) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use User.ProtoReflect.Descriptor instead.
 func (*User) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{45}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *User) GetEmail() string {
@@ -4548,7 +4884,7 @@ type AcceptInvite struct {
 
 func (x *AcceptInvite) Reset() {
 	*x = AcceptInvite{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[46]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4560,7 +4896,7 @@ func (x *AcceptInvite) String() string {
 func (*AcceptInvite) ProtoMessage() {}
 
 func (x *AcceptInvite) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[46]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4573,7 +4909,7 @@ func (x *AcceptInvite) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcceptInvite.ProtoReflect.Descriptor instead.
 func (*AcceptInvite) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{46}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *AcceptInvite) GetEmail() string {
@@ -4611,7 +4947,7 @@ type LoginClient struct {
 
 func (x *LoginClient) Reset() {
 	*x = LoginClient{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[47]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4623,7 +4959,7 @@ func (x *LoginClient) String() string {
 func (*LoginClient) ProtoMessage() {}
 
 func (x *LoginClient) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[47]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4636,7 +4972,7 @@ func (x *LoginClient) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginClient.ProtoReflect.Descriptor instead.
 func (*LoginClient) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{47}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *LoginClient) GetClient() []byte {
@@ -4685,7 +5021,7 @@ type Login struct {
 
 func (x *Login) Reset() {
 	*x = Login{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[48]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4697,7 +5033,7 @@ func (x *Login) String() string {
 func (*Login) ProtoMessage() {}
 
 func (x *Login) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[48]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4710,7 +5046,7 @@ func (x *Login) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Login.ProtoReflect.Descriptor instead.
 func (*Login) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{48}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *Login) GetEmail() string {
@@ -4763,7 +5099,7 @@ type AuditEvent struct {
 
 func (x *AuditEvent) Reset() {
 	*x = AuditEvent{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[49]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4775,7 +5111,7 @@ func (x *AuditEvent) String() string {
 func (*AuditEvent) ProtoMessage() {}
 
 func (x *AuditEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[49]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4788,7 +5124,7 @@ func (x *AuditEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
 func (*AuditEvent) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{49}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *AuditEvent) GetTimeUnix() int64 {
@@ -4841,7 +5177,7 @@ type Session struct {
 
 func (x *Session) Reset() {
 	*x = Session{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[50]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4853,7 +5189,7 @@ func (x *Session) String() string {
 func (*Session) ProtoMessage() {}
 
 func (x *Session) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[50]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4866,7 +5202,7 @@ func (x *Session) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Session.ProtoReflect.Descriptor instead.
 func (*Session) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{50}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *Session) GetRequestId() []byte {
@@ -4901,7 +5237,7 @@ var File_fsm_fsmpb_fsm_proto protoreflect.FileDescriptor
 
 const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\n" +
-	"\x13fsm/fsmpb/fsm.proto\x12\fcovid.fsm.v1\"\xff\f\n" +
+	"\x13fsm/fsmpb/fsm.proto\x12\fcovid.fsm.v1\"\xc0\r\n" +
 	"\aCommand\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12-\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x19.covid.fsm.v1.CommandTypeR\x04type\x12\x1b\n" +
@@ -4940,7 +5276,8 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x05audit\x18! \x01(\v2\x18.covid.fsm.v1.AuditEventR\x05audit\x12:\n" +
 	"\vrevoke_cert\x18\" \x01(\v2\x19.covid.fsm.v1.RevokedCertR\n" +
 	"revokeCert\x12?\n" +
-	"\raccept_invite\x18# \x01(\v2\x1a.covid.fsm.v1.AcceptInviteR\facceptInvite\"|\n" +
+	"\raccept_invite\x18# \x01(\v2\x1a.covid.fsm.v1.AcceptInviteR\facceptInvite\x12?\n" +
+	"\rimport_export\x18$ \x01(\v2\x1a.covid.fsm.v1.ImportExportR\fimportExport\"|\n" +
 	"\vRevokedCert\x12\x1f\n" +
 	"\vcert_sha256\x18\x01 \x01(\fR\n" +
 	"certSha256\x12\x17\n" +
@@ -4998,13 +5335,14 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x04keys\x18\x02 \x01(\rR\x04keys\x12 \n" +
 	"\vsubmissions\x18\x03 \x01(\rR\vsubmissions\x12 \n" +
 	"\vrevocations\x18\x04 \x01(\rR\vrevocations\x12\x14\n" +
-	"\x05codes\x18\x05 \x01(\rR\x05codes\"\x88\x01\n" +
+	"\x05codes\x18\x05 \x01(\rR\x05codes\"\x9c\x01\n" +
 	"\fImportResult\x12\x16\n" +
 	"\x06origin\x18\x01 \x01(\tR\x06origin\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\rR\x03seq\x12\x1c\n" +
 	"\tduplicate\x18\x03 \x01(\bR\tduplicate\x12\x16\n" +
 	"\x06merged\x18\x04 \x01(\rR\x06merged\x12\x18\n" +
-	"\arevoked\x18\x05 \x01(\rR\arevoked\"P\n" +
+	"\arevoked\x18\x05 \x01(\rR\arevoked\x12\x12\n" +
+	"\x04file\x18\x06 \x01(\tR\x04file\"P\n" +
 	"\n" +
 	"CodeResult\x12\x1f\n" +
 	"\vissued_unix\x18\x01 \x01(\x03R\n" +
@@ -5012,13 +5350,38 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\fexpires_unix\x18\x02 \x01(\x03R\vexpiresUnix\"@\n" +
 	"\bTrustKey\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12$\n" +
-	"\x0epublic_key_der\x18\x02 \x01(\fR\fpublicKeyDer\"\x9c\x01\n" +
+	"\x0epublic_key_der\x18\x02 \x01(\fR\fpublicKeyDer\"\xde\x01\n" +
 	"\rTrustedRegion\x12\x16\n" +
 	"\x06region\x18\x01 \x01(\tR\x06region\x12*\n" +
 	"\x04keys\x18\x02 \x03(\v2\x16.covid.fsm.v1.TrustKeyR\x04keys\x12\x14\n" +
 	"\x05serve\x18\x03 \x01(\bR\x05serve\x12\x14\n" +
 	"\x05merge\x18\x04 \x01(\bR\x05merge\x12\x1b\n" +
-	"\tstart_seq\x18\x05 \x01(\rR\bstartSeq\"<\n" +
+	"\tstart_seq\x18\x05 \x01(\rR\bstartSeq\x12\x12\n" +
+	"\x04kind\x18\x06 \x01(\tR\x04kind\x12,\n" +
+	"\x04gaen\x18\a \x01(\v2\x18.covid.fsm.v1.GAENSourceR\x04gaen\"\x9a\x01\n" +
+	"\n" +
+	"GAENSource\x12\x1b\n" +
+	"\tindex_url\x18\x01 \x01(\tR\bindexUrl\x12\x1f\n" +
+	"\vexport_root\x18\x02 \x01(\tR\n" +
+	"exportRoot\x12+\n" +
+	"\x04keys\x18\x03 \x03(\v2\x17.covid.fsm.v1.ExportKeyR\x04keys\x12!\n" +
+	"\fpoll_seconds\x18\x04 \x01(\rR\vpollSeconds\"i\n" +
+	"\tExportKey\x12\x15\n" +
+	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x1f\n" +
+	"\vkey_version\x18\x02 \x01(\tR\n" +
+	"keyVersion\x12$\n" +
+	"\x0epublic_key_der\x18\x03 \x01(\fR\fpublicKeyDer\"^\n" +
+	"\fImportExport\x12\x16\n" +
+	"\x06origin\x18\x01 \x01(\tR\x06origin\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x10\n" +
+	"\x03bin\x18\x03 \x01(\fR\x03bin\x12\x10\n" +
+	"\x03sig\x18\x04 \x01(\fR\x03sig\"\x81\x01\n" +
+	"\fImportedFile\x12\x16\n" +
+	"\x06origin\x18\x01 \x01(\tR\x06origin\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
+	"\x06digest\x18\x03 \x01(\fR\x06digest\x12\x19\n" +
+	"\bend_unix\x18\x04 \x01(\x03R\aendUnix\x12\x12\n" +
+	"\x04keys\x18\x05 \x01(\rR\x04keys\"<\n" +
 	"\vRemoveTrust\x12\x16\n" +
 	"\x06region\x18\x01 \x01(\tR\x06region\x12\x15\n" +
 	"\x06key_id\x18\x02 \x01(\tR\x05keyId\"%\n" +
@@ -5192,7 +5555,7 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x05index\x18\b \x01(\rR\x05index\x12\x1a\n" +
 	"\bprovider\x18\t \x01(\tR\bprovider\x12\x1b\n" +
 	"\tcode_hash\x18\n" +
-	" \x01(\fR\bcodeHash\"\x81\a\n" +
+	" \x01(\fR\bcodeHash\"\xa8\a\n" +
 	"\x0eSnapshotHeader\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12 \n" +
 	"\vauthorities\x18\x02 \x01(\x04R\vauthorities\x12\x14\n" +
@@ -5221,7 +5584,8 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x05users\x18\x17 \x01(\x04R\x05users\x12!\n" +
 	"\faudit_events\x18\x18 \x01(\x04R\vauditEvents\x12\x1a\n" +
 	"\bsessions\x18\x19 \x01(\x04R\bsessions\x12#\n" +
-	"\rrevoked_certs\x18\x1a \x01(\x04R\frevokedCerts\"\x9a\x01\n" +
+	"\rrevoked_certs\x18\x1a \x01(\x04R\frevokedCerts\x12%\n" +
+	"\x0eimported_files\x18\x1b \x01(\x04R\rimportedFiles\"\x9a\x01\n" +
 	"\tStoredKey\x12#\n" +
 	"\x03key\x18\x01 \x01(\v2\x11.covid.fsm.v1.KeyR\x03key\x12\x1e\n" +
 	"\n" +
@@ -5336,7 +5700,7 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"request_id\x18\x01 \x01(\fR\trequestId\x12-\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x19.covid.fsm.v1.CommandTypeR\x04type\x12\x1b\n" +
 	"\ttime_unix\x18\x03 \x01(\x03R\btimeUnix\x12,\n" +
-	"\x06result\x18\x04 \x01(\v2\x14.covid.fsm.v1.ResultR\x06result*\xb7\x06\n" +
+	"\x06result\x18\x04 \x01(\v2\x14.covid.fsm.v1.ResultR\x06result*\xd7\x06\n" +
 	"\vCommandType\x12\x1c\n" +
 	"\x18COMMAND_TYPE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14COMMAND_TYPE_PUBLISH\x10\x01\x12\x1e\n" +
@@ -5365,7 +5729,8 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x12COMMAND_TYPE_LOGIN\x10\x17\x12\x16\n" +
 	"\x12COMMAND_TYPE_AUDIT\x10\x18\x12\x1c\n" +
 	"\x18COMMAND_TYPE_REVOKE_CERT\x10\x19\x12\x1e\n" +
-	"\x1aCOMMAND_TYPE_ACCEPT_INVITE\x10\x1aB2Z0github.com/covid-backend/covid-backend/fsm/fsmpbb\x06proto3"
+	"\x1aCOMMAND_TYPE_ACCEPT_INVITE\x10\x1a\x12\x1e\n" +
+	"\x1aCOMMAND_TYPE_IMPORT_EXPORT\x10\x1bB2Z0github.com/covid-backend/covid-backend/fsm/fsmpbb\x06proto3"
 
 var (
 	file_fsm_fsmpb_fsm_proto_rawDescOnce sync.Once
@@ -5380,7 +5745,7 @@ func file_fsm_fsmpb_fsm_proto_rawDescGZIP() []byte {
 }
 
 var file_fsm_fsmpb_fsm_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_fsm_fsmpb_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
+var file_fsm_fsmpb_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 55)
 var file_fsm_fsmpb_fsm_proto_goTypes = []any{
 	(CommandType)(0),               // 0: covid.fsm.v1.CommandType
 	(*Command)(nil),                // 1: covid.fsm.v1.Command
@@ -5396,106 +5761,113 @@ var file_fsm_fsmpb_fsm_proto_goTypes = []any{
 	(*CodeResult)(nil),             // 11: covid.fsm.v1.CodeResult
 	(*TrustKey)(nil),               // 12: covid.fsm.v1.TrustKey
 	(*TrustedRegion)(nil),          // 13: covid.fsm.v1.TrustedRegion
-	(*RemoveTrust)(nil),            // 14: covid.fsm.v1.RemoveTrust
-	(*ImportBatch)(nil),            // 15: covid.fsm.v1.ImportBatch
-	(*FederationBatch)(nil),        // 16: covid.fsm.v1.FederationBatch
-	(*SignedBatch)(nil),            // 17: covid.fsm.v1.SignedBatch
-	(*OriginMark)(nil),             // 18: covid.fsm.v1.OriginMark
-	(*Provider)(nil),               // 19: covid.fsm.v1.Provider
-	(*RevokeProvider)(nil),         // 20: covid.fsm.v1.RevokeProvider
-	(*Code)(nil),                   // 21: covid.fsm.v1.Code
-	(*Revoke)(nil),                 // 22: covid.fsm.v1.Revoke
-	(*Expire)(nil),                 // 23: covid.fsm.v1.Expire
-	(*Revocation)(nil),             // 24: covid.fsm.v1.Revocation
-	(*Seal)(nil),                   // 25: covid.fsm.v1.Seal
-	(*ExportSigner)(nil),           // 26: covid.fsm.v1.ExportSigner
-	(*Batch)(nil),                  // 27: covid.fsm.v1.Batch
-	(*ForeignBatch)(nil),           // 28: covid.fsm.v1.ForeignBatch
-	(*Key)(nil),                    // 29: covid.fsm.v1.Key
-	(*Publish)(nil),                // 30: covid.fsm.v1.Publish
-	(*AuthorityKey)(nil),           // 31: covid.fsm.v1.AuthorityKey
-	(*Authority)(nil),              // 32: covid.fsm.v1.Authority
-	(*RemoveAuthority)(nil),        // 33: covid.fsm.v1.RemoveAuthority
-	(*Node)(nil),                   // 34: covid.fsm.v1.Node
-	(*RemoveNode)(nil),             // 35: covid.fsm.v1.RemoveNode
-	(*Submission)(nil),             // 36: covid.fsm.v1.Submission
-	(*SnapshotHeader)(nil),         // 37: covid.fsm.v1.SnapshotHeader
-	(*StoredKey)(nil),              // 38: covid.fsm.v1.StoredKey
-	(*ApiKey)(nil),                 // 39: covid.fsm.v1.ApiKey
-	(*RevokeApiKey)(nil),           // 40: covid.fsm.v1.RevokeApiKey
-	(*VerificationCode)(nil),       // 41: covid.fsm.v1.VerificationCode
-	(*ClaimCode)(nil),              // 42: covid.fsm.v1.ClaimCode
-	(*VerificationToken)(nil),      // 43: covid.fsm.v1.VerificationToken
-	(*ClaimToken)(nil),             // 44: covid.fsm.v1.ClaimToken
-	(*ExpireVerificationCode)(nil), // 45: covid.fsm.v1.ExpireVerificationCode
-	(*User)(nil),                   // 46: covid.fsm.v1.User
-	(*AcceptInvite)(nil),           // 47: covid.fsm.v1.AcceptInvite
-	(*LoginClient)(nil),            // 48: covid.fsm.v1.LoginClient
-	(*Login)(nil),                  // 49: covid.fsm.v1.Login
-	(*AuditEvent)(nil),             // 50: covid.fsm.v1.AuditEvent
-	(*Session)(nil),                // 51: covid.fsm.v1.Session
+	(*GAENSource)(nil),             // 14: covid.fsm.v1.GAENSource
+	(*ExportKey)(nil),              // 15: covid.fsm.v1.ExportKey
+	(*ImportExport)(nil),           // 16: covid.fsm.v1.ImportExport
+	(*ImportedFile)(nil),           // 17: covid.fsm.v1.ImportedFile
+	(*RemoveTrust)(nil),            // 18: covid.fsm.v1.RemoveTrust
+	(*ImportBatch)(nil),            // 19: covid.fsm.v1.ImportBatch
+	(*FederationBatch)(nil),        // 20: covid.fsm.v1.FederationBatch
+	(*SignedBatch)(nil),            // 21: covid.fsm.v1.SignedBatch
+	(*OriginMark)(nil),             // 22: covid.fsm.v1.OriginMark
+	(*Provider)(nil),               // 23: covid.fsm.v1.Provider
+	(*RevokeProvider)(nil),         // 24: covid.fsm.v1.RevokeProvider
+	(*Code)(nil),                   // 25: covid.fsm.v1.Code
+	(*Revoke)(nil),                 // 26: covid.fsm.v1.Revoke
+	(*Expire)(nil),                 // 27: covid.fsm.v1.Expire
+	(*Revocation)(nil),             // 28: covid.fsm.v1.Revocation
+	(*Seal)(nil),                   // 29: covid.fsm.v1.Seal
+	(*ExportSigner)(nil),           // 30: covid.fsm.v1.ExportSigner
+	(*Batch)(nil),                  // 31: covid.fsm.v1.Batch
+	(*ForeignBatch)(nil),           // 32: covid.fsm.v1.ForeignBatch
+	(*Key)(nil),                    // 33: covid.fsm.v1.Key
+	(*Publish)(nil),                // 34: covid.fsm.v1.Publish
+	(*AuthorityKey)(nil),           // 35: covid.fsm.v1.AuthorityKey
+	(*Authority)(nil),              // 36: covid.fsm.v1.Authority
+	(*RemoveAuthority)(nil),        // 37: covid.fsm.v1.RemoveAuthority
+	(*Node)(nil),                   // 38: covid.fsm.v1.Node
+	(*RemoveNode)(nil),             // 39: covid.fsm.v1.RemoveNode
+	(*Submission)(nil),             // 40: covid.fsm.v1.Submission
+	(*SnapshotHeader)(nil),         // 41: covid.fsm.v1.SnapshotHeader
+	(*StoredKey)(nil),              // 42: covid.fsm.v1.StoredKey
+	(*ApiKey)(nil),                 // 43: covid.fsm.v1.ApiKey
+	(*RevokeApiKey)(nil),           // 44: covid.fsm.v1.RevokeApiKey
+	(*VerificationCode)(nil),       // 45: covid.fsm.v1.VerificationCode
+	(*ClaimCode)(nil),              // 46: covid.fsm.v1.ClaimCode
+	(*VerificationToken)(nil),      // 47: covid.fsm.v1.VerificationToken
+	(*ClaimToken)(nil),             // 48: covid.fsm.v1.ClaimToken
+	(*ExpireVerificationCode)(nil), // 49: covid.fsm.v1.ExpireVerificationCode
+	(*User)(nil),                   // 50: covid.fsm.v1.User
+	(*AcceptInvite)(nil),           // 51: covid.fsm.v1.AcceptInvite
+	(*LoginClient)(nil),            // 52: covid.fsm.v1.LoginClient
+	(*Login)(nil),                  // 53: covid.fsm.v1.Login
+	(*AuditEvent)(nil),             // 54: covid.fsm.v1.AuditEvent
+	(*Session)(nil),                // 55: covid.fsm.v1.Session
 }
 var file_fsm_fsmpb_fsm_proto_depIdxs = []int32{
 	0,  // 0: covid.fsm.v1.Command.type:type_name -> covid.fsm.v1.CommandType
-	30, // 1: covid.fsm.v1.Command.publish:type_name -> covid.fsm.v1.Publish
-	32, // 2: covid.fsm.v1.Command.put_authority:type_name -> covid.fsm.v1.Authority
-	33, // 3: covid.fsm.v1.Command.remove_authority:type_name -> covid.fsm.v1.RemoveAuthority
-	34, // 4: covid.fsm.v1.Command.put_node:type_name -> covid.fsm.v1.Node
-	35, // 5: covid.fsm.v1.Command.remove_node:type_name -> covid.fsm.v1.RemoveNode
-	25, // 6: covid.fsm.v1.Command.seal:type_name -> covid.fsm.v1.Seal
-	22, // 7: covid.fsm.v1.Command.revoke:type_name -> covid.fsm.v1.Revoke
-	23, // 8: covid.fsm.v1.Command.expire:type_name -> covid.fsm.v1.Expire
-	19, // 9: covid.fsm.v1.Command.put_provider:type_name -> covid.fsm.v1.Provider
-	20, // 10: covid.fsm.v1.Command.revoke_provider:type_name -> covid.fsm.v1.RevokeProvider
-	21, // 11: covid.fsm.v1.Command.issue_code:type_name -> covid.fsm.v1.Code
+	34, // 1: covid.fsm.v1.Command.publish:type_name -> covid.fsm.v1.Publish
+	36, // 2: covid.fsm.v1.Command.put_authority:type_name -> covid.fsm.v1.Authority
+	37, // 3: covid.fsm.v1.Command.remove_authority:type_name -> covid.fsm.v1.RemoveAuthority
+	38, // 4: covid.fsm.v1.Command.put_node:type_name -> covid.fsm.v1.Node
+	39, // 5: covid.fsm.v1.Command.remove_node:type_name -> covid.fsm.v1.RemoveNode
+	29, // 6: covid.fsm.v1.Command.seal:type_name -> covid.fsm.v1.Seal
+	26, // 7: covid.fsm.v1.Command.revoke:type_name -> covid.fsm.v1.Revoke
+	27, // 8: covid.fsm.v1.Command.expire:type_name -> covid.fsm.v1.Expire
+	23, // 9: covid.fsm.v1.Command.put_provider:type_name -> covid.fsm.v1.Provider
+	24, // 10: covid.fsm.v1.Command.revoke_provider:type_name -> covid.fsm.v1.RevokeProvider
+	25, // 11: covid.fsm.v1.Command.issue_code:type_name -> covid.fsm.v1.Code
 	13, // 12: covid.fsm.v1.Command.put_trust:type_name -> covid.fsm.v1.TrustedRegion
-	14, // 13: covid.fsm.v1.Command.remove_trust:type_name -> covid.fsm.v1.RemoveTrust
-	15, // 14: covid.fsm.v1.Command.import_batch:type_name -> covid.fsm.v1.ImportBatch
+	18, // 13: covid.fsm.v1.Command.remove_trust:type_name -> covid.fsm.v1.RemoveTrust
+	19, // 14: covid.fsm.v1.Command.import_batch:type_name -> covid.fsm.v1.ImportBatch
 	3,  // 15: covid.fsm.v1.Command.set_policy:type_name -> covid.fsm.v1.Policy
-	39, // 16: covid.fsm.v1.Command.put_api_key:type_name -> covid.fsm.v1.ApiKey
-	40, // 17: covid.fsm.v1.Command.revoke_api_key:type_name -> covid.fsm.v1.RevokeApiKey
-	41, // 18: covid.fsm.v1.Command.issue_verification_code:type_name -> covid.fsm.v1.VerificationCode
-	42, // 19: covid.fsm.v1.Command.claim_code:type_name -> covid.fsm.v1.ClaimCode
-	44, // 20: covid.fsm.v1.Command.claim_token:type_name -> covid.fsm.v1.ClaimToken
-	45, // 21: covid.fsm.v1.Command.expire_verification_code:type_name -> covid.fsm.v1.ExpireVerificationCode
-	46, // 22: covid.fsm.v1.Command.put_user:type_name -> covid.fsm.v1.User
-	49, // 23: covid.fsm.v1.Command.login:type_name -> covid.fsm.v1.Login
-	50, // 24: covid.fsm.v1.Command.audit:type_name -> covid.fsm.v1.AuditEvent
+	43, // 16: covid.fsm.v1.Command.put_api_key:type_name -> covid.fsm.v1.ApiKey
+	44, // 17: covid.fsm.v1.Command.revoke_api_key:type_name -> covid.fsm.v1.RevokeApiKey
+	45, // 18: covid.fsm.v1.Command.issue_verification_code:type_name -> covid.fsm.v1.VerificationCode
+	46, // 19: covid.fsm.v1.Command.claim_code:type_name -> covid.fsm.v1.ClaimCode
+	48, // 20: covid.fsm.v1.Command.claim_token:type_name -> covid.fsm.v1.ClaimToken
+	49, // 21: covid.fsm.v1.Command.expire_verification_code:type_name -> covid.fsm.v1.ExpireVerificationCode
+	50, // 22: covid.fsm.v1.Command.put_user:type_name -> covid.fsm.v1.User
+	53, // 23: covid.fsm.v1.Command.login:type_name -> covid.fsm.v1.Login
+	54, // 24: covid.fsm.v1.Command.audit:type_name -> covid.fsm.v1.AuditEvent
 	2,  // 25: covid.fsm.v1.Command.revoke_cert:type_name -> covid.fsm.v1.RevokedCert
-	47, // 26: covid.fsm.v1.Command.accept_invite:type_name -> covid.fsm.v1.AcceptInvite
-	5,  // 27: covid.fsm.v1.Result.refusal:type_name -> covid.fsm.v1.Refusal
-	6,  // 28: covid.fsm.v1.Result.publish:type_name -> covid.fsm.v1.PublishResult
-	7,  // 29: covid.fsm.v1.Result.seal:type_name -> covid.fsm.v1.SealResult
-	8,  // 30: covid.fsm.v1.Result.revoke:type_name -> covid.fsm.v1.RevokeResult
-	9,  // 31: covid.fsm.v1.Result.expire:type_name -> covid.fsm.v1.ExpireResult
-	10, // 32: covid.fsm.v1.Result.import:type_name -> covid.fsm.v1.ImportResult
-	11, // 33: covid.fsm.v1.Result.issue_code:type_name -> covid.fsm.v1.CodeResult
-	3,  // 34: covid.fsm.v1.Result.policy:type_name -> covid.fsm.v1.Policy
-	41, // 35: covid.fsm.v1.Result.verification_code:type_name -> covid.fsm.v1.VerificationCode
-	43, // 36: covid.fsm.v1.Result.verification_token:type_name -> covid.fsm.v1.VerificationToken
-	46, // 37: covid.fsm.v1.Result.user:type_name -> covid.fsm.v1.User
-	12, // 38: covid.fsm.v1.TrustedRegion.keys:type_name -> covid.fsm.v1.TrustKey
-	29, // 39: covid.fsm.v1.FederationBatch.keys:type_name -> covid.fsm.v1.Key
-	29, // 40: covid.fsm.v1.FederationBatch.revised:type_name -> covid.fsm.v1.Key
-	26, // 41: covid.fsm.v1.Seal.signers:type_name -> covid.fsm.v1.ExportSigner
-	29, // 42: covid.fsm.v1.Batch.sealed_keys:type_name -> covid.fsm.v1.Key
-	29, // 43: covid.fsm.v1.Batch.padding:type_name -> covid.fsm.v1.Key
-	29, // 44: covid.fsm.v1.Batch.revised:type_name -> covid.fsm.v1.Key
-	26, // 45: covid.fsm.v1.Batch.signers:type_name -> covid.fsm.v1.ExportSigner
-	29, // 46: covid.fsm.v1.Publish.keys:type_name -> covid.fsm.v1.Key
-	29, // 47: covid.fsm.v1.Publish.revisions:type_name -> covid.fsm.v1.Key
-	31, // 48: covid.fsm.v1.Authority.keys:type_name -> covid.fsm.v1.AuthorityKey
-	3,  // 49: covid.fsm.v1.SnapshotHeader.policy:type_name -> covid.fsm.v1.Policy
-	18, // 50: covid.fsm.v1.SnapshotHeader.origin_marks:type_name -> covid.fsm.v1.OriginMark
-	29, // 51: covid.fsm.v1.StoredKey.key:type_name -> covid.fsm.v1.Key
-	48, // 52: covid.fsm.v1.User.login_clients:type_name -> covid.fsm.v1.LoginClient
-	0,  // 53: covid.fsm.v1.Session.type:type_name -> covid.fsm.v1.CommandType
-	4,  // 54: covid.fsm.v1.Session.result:type_name -> covid.fsm.v1.Result
-	55, // [55:55] is the sub-list for method output_type
-	55, // [55:55] is the sub-list for method input_type
-	55, // [55:55] is the sub-list for extension type_name
-	55, // [55:55] is the sub-list for extension extendee
-	0,  // [0:55] is the sub-list for field type_name
+	51, // 26: covid.fsm.v1.Command.accept_invite:type_name -> covid.fsm.v1.AcceptInvite
+	16, // 27: covid.fsm.v1.Command.import_export:type_name -> covid.fsm.v1.ImportExport
+	5,  // 28: covid.fsm.v1.Result.refusal:type_name -> covid.fsm.v1.Refusal
+	6,  // 29: covid.fsm.v1.Result.publish:type_name -> covid.fsm.v1.PublishResult
+	7,  // 30: covid.fsm.v1.Result.seal:type_name -> covid.fsm.v1.SealResult
+	8,  // 31: covid.fsm.v1.Result.revoke:type_name -> covid.fsm.v1.RevokeResult
+	9,  // 32: covid.fsm.v1.Result.expire:type_name -> covid.fsm.v1.ExpireResult
+	10, // 33: covid.fsm.v1.Result.import:type_name -> covid.fsm.v1.ImportResult
+	11, // 34: covid.fsm.v1.Result.issue_code:type_name -> covid.fsm.v1.CodeResult
+	3,  // 35: covid.fsm.v1.Result.policy:type_name -> covid.fsm.v1.Policy
+	45, // 36: covid.fsm.v1.Result.verification_code:type_name -> covid.fsm.v1.VerificationCode
+	47, // 37: covid.fsm.v1.Result.verification_token:type_name -> covid.fsm.v1.VerificationToken
+	50, // 38: covid.fsm.v1.Result.user:type_name -> covid.fsm.v1.User
+	12, // 39: covid.fsm.v1.TrustedRegion.keys:type_name -> covid.fsm.v1.TrustKey
+	14, // 40: covid.fsm.v1.TrustedRegion.gaen:type_name -> covid.fsm.v1.GAENSource
+	15, // 41: covid.fsm.v1.GAENSource.keys:type_name -> covid.fsm.v1.ExportKey
+	33, // 42: covid.fsm.v1.FederationBatch.keys:type_name -> covid.fsm.v1.Key
+	33, // 43: covid.fsm.v1.FederationBatch.revised:type_name -> covid.fsm.v1.Key
+	30, // 44: covid.fsm.v1.Seal.signers:type_name -> covid.fsm.v1.ExportSigner
+	33, // 45: covid.fsm.v1.Batch.sealed_keys:type_name -> covid.fsm.v1.Key
+	33, // 46: covid.fsm.v1.Batch.padding:type_name -> covid.fsm.v1.Key
+	33, // 47: covid.fsm.v1.Batch.revised:type_name -> covid.fsm.v1.Key
+	30, // 48: covid.fsm.v1.Batch.signers:type_name -> covid.fsm.v1.ExportSigner
+	33, // 49: covid.fsm.v1.Publish.keys:type_name -> covid.fsm.v1.Key
+	33, // 50: covid.fsm.v1.Publish.revisions:type_name -> covid.fsm.v1.Key
+	35, // 51: covid.fsm.v1.Authority.keys:type_name -> covid.fsm.v1.AuthorityKey
+	3,  // 52: covid.fsm.v1.SnapshotHeader.policy:type_name -> covid.fsm.v1.Policy
+	22, // 53: covid.fsm.v1.SnapshotHeader.origin_marks:type_name -> covid.fsm.v1.OriginMark
+	33, // 54: covid.fsm.v1.StoredKey.key:type_name -> covid.fsm.v1.Key
+	52, // 55: covid.fsm.v1.User.login_clients:type_name -> covid.fsm.v1.LoginClient
+	0,  // 56: covid.fsm.v1.Session.type:type_name -> covid.fsm.v1.CommandType
+	4,  // 57: covid.fsm.v1.Session.result:type_name -> covid.fsm.v1.Result
+	58, // [58:58] is the sub-list for method output_type
+	58, // [58:58] is the sub-list for method input_type
+	58, // [58:58] is the sub-list for extension type_name
+	58, // [58:58] is the sub-list for extension extendee
+	0,  // [0:58] is the sub-list for field type_name
 }
 
 func init() { file_fsm_fsmpb_fsm_proto_init() }
@@ -5521,7 +5893,7 @@ func file_fsm_fsmpb_fsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fsm_fsmpb_fsm_proto_rawDesc), len(file_fsm_fsmpb_fsm_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   51,
+			NumMessages:   55,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
