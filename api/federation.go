@@ -165,6 +165,14 @@ func (s *Server) federationPool(c *gin.Context) {
 		}
 	}
 	out["gaen_sources"] = sources
+	if p := s.node.FSM().EFGSProgress(); p != nil {
+		var tags int
+		for _, u := range p.GetUploads() {
+			tags += len(u.GetTags())
+		}
+		out["efgs"] = gin.H{"upload_mark": p.GetUploadMark(), "uploads": tags, "cursor_tag": p.GetCursor().GetTag(),
+			"cursor_next_tag": p.GetCursor().GetNextTag(), "batches_imported": len(p.GetImported())}
+	}
 	if s.cfg.Pool != nil {
 		out["pool"] = s.cfg.Pool.Status()
 	}
@@ -297,4 +305,20 @@ func (s *Server) putGAENSource(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"origin": req.Origin, "keys": len(src.Keys)})
+}
+
+// putEFGSCountry is POST /v1/admin/trust/efgs: trust a country of the EU
+// gateway, whose keys this region imports from the gateway's downloads.
+func (s *Server) putEFGSCountry(c *gin.Context) {
+	var req struct {
+		Country string `json:"country"`
+	}
+	if !bindStrict(c, &req) {
+		return
+	}
+	if err := command.PutTrust(c.Request.Context(), s.node, &fsmpb.TrustedRegion{Region: req.Country, Kind: fsm.TrustEFGSCountry, Merge: true}); err != nil {
+		failErr(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"country": req.Country})
 }

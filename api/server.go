@@ -362,6 +362,7 @@ func (s *Server) routes() (http.Handler, error) {
 	admin.POST("/v1/admin/certs/revoked", s.revokeCert)
 	admin.POST("/v1/admin/trust", s.putTrust)
 	admin.POST("/v1/admin/trust/gaen", s.putGAENSource)
+	admin.POST("/v1/admin/trust/efgs", s.putEFGSCountry)
 	admin.DELETE("/v1/admin/trust/:region", s.removeTrust)
 	admin.GET("/debug/pprof/*profile", gin.WrapF(pprofHandler))
 	admin.GET("/metrics", m.handler())

@@ -50,7 +50,10 @@ import (
 // authority may take its keys from a JWKS URL.
 //
 // Version 7: a trusted origin may be any GAEN key server (kind
-// "gaen-export"), whose signed export files IMPORT_EXPORT imports.
+// "gaen-export"), whose signed export files IMPORT_EXPORT imports, or a
+// country of the EU gateway (kind "efgs-country"); EFGS_UPLOADED records
+// the region's uploads to the gateway, IMPORT_EFGS imports its download
+// batches.
 const Version = 7
 
 // The first versions of changes that later code tests for.
@@ -87,6 +90,10 @@ const (
 	// GAENImport: a trusted origin may be a GAEN source whose export
 	// files IMPORT_EXPORT imports.
 	GAENImport = 7
+	// EFGS: a trusted origin may be a country of the EU gateway; the
+	// region records its uploads to the gateway (EFGS_UPLOADED) and
+	// imports its download batches (IMPORT_EFGS).
+	EFGS = 7
 )
 
 // Applier commits a command through the region's leader and returns its
@@ -137,6 +144,9 @@ func Since(t fsmpb.CommandType) (uint32, bool) {
 		return 6, true
 	case fsmpb.CommandType_COMMAND_TYPE_IMPORT_EXPORT:
 		return GAENImport, true
+	case fsmpb.CommandType_COMMAND_TYPE_EFGS_UPLOADED,
+		fsmpb.CommandType_COMMAND_TYPE_IMPORT_EFGS:
+		return EFGS, true
 	}
 	return 0, false
 }

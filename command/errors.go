@@ -37,6 +37,9 @@ const (
 	CodeBeforeStart       Code = "before_start_seq"
 	// CodeFileTooOld: an export file ended before the retention window.
 	CodeFileTooOld Code = "file_too_old"
+	// CodeEFGSOrder: an own batch recorded as uploaded to the EU gateway
+	// is not the next one to upload.
+	CodeEFGSOrder Code = "efgs_out_of_order"
 	// Refusals of the verification service, named as its device and
 	// issuing API answer them.
 	CodeCodeInvalid         Code = "code_invalid"

@@ -35,3 +35,18 @@ func ImportExport(ctx context.Context, a Applier, ie *fsmpb.ImportExport) (*fsmp
 	res, err := a.Apply(ctx, &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_IMPORT_EXPORT, ImportExport: ie})
 	return res.GetImport(), err
 }
+
+// EFGSUploaded records that an own batch's keys went up to the EU gateway
+// under tags (none: the batch held none of this region's own keys).
+func EFGSUploaded(ctx context.Context, a Applier, seq uint32, tags []string, keys int) error {
+	_, err := a.Apply(ctx, &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_EFGS_UPLOADED,
+		EfgsUploaded: &fsmpb.EFGSUpload{Seq: seq, Tags: tags, Keys: uint32(keys)}})
+	return err
+}
+
+// ImportEFGS imports a gateway download batch whose keys the caller
+// checked against the batch's audit.
+func ImportEFGS(ctx context.Context, a Applier, in *fsmpb.ImportEFGS) (*fsmpb.ImportResult, error) {
+	res, err := a.Apply(ctx, &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_IMPORT_EFGS, ImportEfgs: in})
+	return res.GetImport(), err
+}

@@ -73,3 +73,12 @@ func ascii(s string) []byte {
 	}
 	return out
 }
+
+// SortCanonical orders keys as BatchBytes does (by the base64 text of
+// their canonical bytes), so that the same keys always make the same
+// upload body, and so the same tag.
+func SortCanonical(keys []*efgspb.DiagnosisKey) {
+	slices.SortStableFunc(keys, func(a, b *efgspb.DiagnosisKey) int {
+		return bytes.Compare(base64.StdEncoding.AppendEncode(nil, CanonicalBytes(a)), base64.StdEncoding.AppendEncode(nil, CanonicalBytes(b)))
+	})
+}

@@ -57,6 +57,7 @@ func applyExpire(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 		}
 	}
 	s.expireImported(cutoff)
+	s.expireEFGS(cutoff)
 	before := len(s.revocations)
 	s.revocations = slices.DeleteFunc(s.revocations, func(r *fsmpb.Revocation) bool { return r.GetTimeUnix() < cutoff })
 	res.Revocations = uint32(before - len(s.revocations))

@@ -73,6 +73,8 @@ func New() *FSM {
 			fsmpb.CommandType_COMMAND_TYPE_REVOKE_CERT:              applyRevokeCert,
 			fsmpb.CommandType_COMMAND_TYPE_ACCEPT_INVITE:            applyAcceptInvite,
 			fsmpb.CommandType_COMMAND_TYPE_IMPORT_EXPORT:            applyImportExport,
+			fsmpb.CommandType_COMMAND_TYPE_EFGS_UPLOADED:            applyEFGSUploaded,
+			fsmpb.CommandType_COMMAND_TYPE_IMPORT_EFGS:              applyImportEFGS,
 		},
 	}
 }

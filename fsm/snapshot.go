@@ -54,6 +54,7 @@ var sections = []section{
 	{"sessions", captureSessions, restoreSessions},
 	{"revoked certificates", captureRevokedCerts, restoreRevokedCerts},
 	{"imported files", captureImported, restoreImported},
+	{"gateway progress", captureEFGS, restoreEFGS},
 	{"region", captureRegion, restoreRegion},
 }
 

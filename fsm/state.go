@@ -109,6 +109,8 @@ type state struct {
 	revokedCerts map[[32]byte]*fsmpb.RevokedCert
 	// imported are the GAEN export files imported, by origin and name.
 	imported map[string]map[string]*fsmpb.ImportedFile
+	// efgs is the progress with the EU gateway (nil: none).
+	efgs *fsmpb.EFGSState
 	// lastDigest chains this region's own batches.
 	lastDigest []byte
 	// pending lists, in arrival order, the keys not yet sealed.

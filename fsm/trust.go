@@ -17,7 +17,11 @@ import (
 // start sequence kept unless a new one is given.
 func applyPutTrust(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 	r := proto.CloneOf(cmd.GetPutTrust())
-	if r.GetKind() != "" {
+	switch r.GetKind() {
+	case "":
+	case TrustEFGSCountry:
+		return putEFGSCountry(s, r)
+	default:
 		return putGAENSource(s, r)
 	}
 	if s.trusted[r.GetRegion()].GetKind() != "" {
@@ -116,7 +120,7 @@ func putGAENSource(s *state, r *fsmpb.TrustedRegion) *fsmpb.Result {
 	src := r.GetGaen()
 	switch old := s.trusted[r.GetRegion()]; {
 	case r.GetKind() != TrustGAENExport:
-		return refuse(command.CodeInvalidCommand, "a trusted origin is of kind %q or a region of this project, not %q", TrustGAENExport, r.GetKind())
+		return refuse(command.CodeInvalidCommand, "a trusted origin is of kind %q, %q or a region of this project, not %q", TrustGAENExport, TrustEFGSCountry, r.GetKind())
 	case !idPattern(r.GetRegion()):
 		return refuse(command.CodeInvalidCommand, "a GAEN source needs a name")
 	case old != nil && old.GetKind() != r.GetKind():

@@ -175,7 +175,7 @@ func ecdsaKeygen(prefix string, stdout io.Writer) error {
 // trustCmd manages the trust store.
 func trustCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("trust: want add, add-gaen, list or remove")
+		return errors.New("trust: want add, add-gaen, add-efgs, list or remove")
 	}
 	var req api.TrustRequest
 	var pubFile string
@@ -206,6 +206,19 @@ func trustCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		return nil
 	case "add-gaen":
 		return trustGAEN(ctx, args[1:], stdout)
+	case "add-efgs":
+		var country string
+		c, err := subcommand("trust add-efgs", args[1:], func(fs *flag.FlagSet) {
+			fs.StringVar(&country, "country", "", requiredMark+"a country of the EU gateway (ISO 3166-1 alpha-2) whose keys this region imports from it (--efgs-url)")
+		})
+		if err != nil {
+			return err
+		}
+		if err := c.do(ctx, http.MethodPost, "/v1/admin/trust/efgs", map[string]string{"country": country}, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "importing %s's keys from the gateway\n", country)
+		return nil
 	case "remove":
 		c, err := subcommand("trust remove", args[1:], func(fs *flag.FlagSet) {
 			fs.StringVar(&req.Region, "region", "", "the region")

@@ -46,8 +46,8 @@ commands:
                         revoke one in the region, list the revoked
   version               the newest command version this build applies
   keygen                make keys: a federation signing key pair, a pool key (--pool), a secret (--secret), an ECDSA pair (--ecdsa), an operator's age identity (--age)
-  trust add|add-gaen|list|remove
-                        manage the regions whose signed batches this region accepts, and the GAEN key servers whose export files it imports
+  trust add|add-gaen|add-efgs|list|remove
+                        manage the regions whose signed batches this region accepts, the GAEN key servers whose export files it imports, and the EU gateway's countries whose keys it imports
   federation status|import
                         what this region keeps per origin; fetch a batch from a peer and import it
 

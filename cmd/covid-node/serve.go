@@ -117,6 +117,13 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
+	exchange, err := c.EFGS.sync(logger)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	if exchange != nil {
+		ncfg.LeaderJobs = append(ncfg.LeaderJobs, efgsJob(exchange, c.EFGS.Interval, logger))
+	}
 	importFiles := gaenImportFiles()
 	ncfg.LeaderJobs = append(ncfg.LeaderJobs, sealTOTPJob(codeKeys[0], logger), jwksJob(fetcher, c.JWKSInterval, logger),
 		gaenImportJob(importClient, c.InsecureDev, importFiles, logger))

@@ -58,6 +58,8 @@ const (
 	CommandType_COMMAND_TYPE_REVOKE_CERT              CommandType = 25
 	CommandType_COMMAND_TYPE_ACCEPT_INVITE            CommandType = 26
 	CommandType_COMMAND_TYPE_IMPORT_EXPORT            CommandType = 27
+	CommandType_COMMAND_TYPE_EFGS_UPLOADED            CommandType = 28
+	CommandType_COMMAND_TYPE_IMPORT_EFGS              CommandType = 29
 )
 
 // Enum value maps for CommandType.
@@ -91,6 +93,8 @@ var (
 		25: "COMMAND_TYPE_REVOKE_CERT",
 		26: "COMMAND_TYPE_ACCEPT_INVITE",
 		27: "COMMAND_TYPE_IMPORT_EXPORT",
+		28: "COMMAND_TYPE_EFGS_UPLOADED",
+		29: "COMMAND_TYPE_IMPORT_EFGS",
 	}
 	CommandType_value = map[string]int32{
 		"COMMAND_TYPE_UNSPECIFIED":              0,
@@ -121,6 +125,8 @@ var (
 		"COMMAND_TYPE_REVOKE_CERT":              25,
 		"COMMAND_TYPE_ACCEPT_INVITE":            26,
 		"COMMAND_TYPE_IMPORT_EXPORT":            27,
+		"COMMAND_TYPE_EFGS_UPLOADED":            28,
+		"COMMAND_TYPE_IMPORT_EFGS":              29,
 	}
 )
 
@@ -193,6 +199,8 @@ type Command struct {
 	RevokeCert             *RevokedCert            `protobuf:"bytes,34,opt,name=revoke_cert,json=revokeCert,proto3" json:"revoke_cert,omitempty"`
 	AcceptInvite           *AcceptInvite           `protobuf:"bytes,35,opt,name=accept_invite,json=acceptInvite,proto3" json:"accept_invite,omitempty"`
 	ImportExport           *ImportExport           `protobuf:"bytes,36,opt,name=import_export,json=importExport,proto3" json:"import_export,omitempty"`
+	EfgsUploaded           *EFGSUpload             `protobuf:"bytes,37,opt,name=efgs_uploaded,json=efgsUploaded,proto3" json:"efgs_uploaded,omitempty"`
+	ImportEfgs             *ImportEFGS             `protobuf:"bytes,38,opt,name=import_efgs,json=importEfgs,proto3" json:"import_efgs,omitempty"`
 	unknownFields          protoimpl.UnknownFields
 	sizeCache              protoimpl.SizeCache
 }
@@ -440,6 +448,20 @@ func (x *Command) GetAcceptInvite() *AcceptInvite {
 func (x *Command) GetImportExport() *ImportExport {
 	if x != nil {
 		return x.ImportExport
+	}
+	return nil
+}
+
+func (x *Command) GetEfgsUploaded() *EFGSUpload {
+	if x != nil {
+		return x.EfgsUploaded
+	}
+	return nil
+}
+
+func (x *Command) GetImportEfgs() *ImportEFGS {
+	if x != nil {
+		return x.ImportEfgs
 	}
 	return nil
 }
@@ -1207,8 +1229,11 @@ type ImportResult struct {
 	// region's own key set (origins trusted with merge).
 	Merged  uint32 `protobuf:"varint,4,opt,name=merged,proto3" json:"merged,omitempty"`
 	Revoked uint32 `protobuf:"varint,5,opt,name=revoked,proto3" json:"revoked,omitempty"`
-	// file names an imported GAEN export file (seq is 0 then).
-	File          string `protobuf:"bytes,6,opt,name=file,proto3" json:"file,omitempty"`
+	// file names an imported GAEN export file, or a gateway download
+	// batch's tag (seq is 0 then).
+	File string `protobuf:"bytes,6,opt,name=file,proto3" json:"file,omitempty"`
+	// skipped counts keys of origins this region does not trust.
+	Skipped       uint32 `protobuf:"varint,7,opt,name=skipped,proto3" json:"skipped,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1283,6 +1308,13 @@ func (x *ImportResult) GetFile() string {
 		return x.File
 	}
 	return ""
+}
+
+func (x *ImportResult) GetSkipped() uint32 {
+	if x != nil {
+		return x.Skipped
+	}
+	return 0
 }
 
 // CodeResult is the outcome of issuing a one-time code.
@@ -1702,6 +1734,393 @@ func (x *ImportExport) GetSig() []byte {
 	return nil
 }
 
+// EFGSUpload records that the real keys of this region's own batch seq
+// went up to the EU gateway under tags (none: the batch held no key of
+// this region's own), so that a new leader resumes after it and never
+// uploads a batch twice or skips one.
+type EFGSUpload struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Seq           uint32                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	Tags          []string               `protobuf:"bytes,2,rep,name=tags,proto3" json:"tags,omitempty"`
+	Keys          uint32                 `protobuf:"varint,3,opt,name=keys,proto3" json:"keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EFGSUpload) Reset() {
+	*x = EFGSUpload{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EFGSUpload) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EFGSUpload) ProtoMessage() {}
+
+func (x *EFGSUpload) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EFGSUpload.ProtoReflect.Descriptor instead.
+func (*EFGSUpload) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *EFGSUpload) GetSeq() uint32 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *EFGSUpload) GetTags() []string {
+	if x != nil {
+		return x.Tags
+	}
+	return nil
+}
+
+func (x *EFGSUpload) GetKeys() uint32 {
+	if x != nil {
+		return x.Keys
+	}
+	return 0
+}
+
+// ImportEFGS imports the keys of one gateway download batch that the
+// leader checked against the batch's audit (each upload batch's signature
+// by its country's signing certificate, under the trust anchor): each key
+// with its origin country; only countries trusted as kind "efgs-country"
+// are merged. day_unix and tag name the batch, next_tag the one after it
+// ("" at the end of the chain when fetched).
+type ImportEFGS struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DayUnix       int64                  `protobuf:"varint,1,opt,name=day_unix,json=dayUnix,proto3" json:"day_unix,omitempty"`
+	Tag           string                 `protobuf:"bytes,2,opt,name=tag,proto3" json:"tag,omitempty"`
+	NextTag       string                 `protobuf:"bytes,3,opt,name=next_tag,json=nextTag,proto3" json:"next_tag,omitempty"`
+	Keys          []*EFGSKey             `protobuf:"bytes,4,rep,name=keys,proto3" json:"keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportEFGS) Reset() {
+	*x = ImportEFGS{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportEFGS) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportEFGS) ProtoMessage() {}
+
+func (x *ImportEFGS) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportEFGS.ProtoReflect.Descriptor instead.
+func (*ImportEFGS) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ImportEFGS) GetDayUnix() int64 {
+	if x != nil {
+		return x.DayUnix
+	}
+	return 0
+}
+
+func (x *ImportEFGS) GetTag() string {
+	if x != nil {
+		return x.Tag
+	}
+	return ""
+}
+
+func (x *ImportEFGS) GetNextTag() string {
+	if x != nil {
+		return x.NextTag
+	}
+	return ""
+}
+
+func (x *ImportEFGS) GetKeys() []*EFGSKey {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+// EFGSKey is a gateway key as GAEN holds it, with its origin country.
+type EFGSKey struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Origin        string                 `protobuf:"bytes,1,opt,name=origin,proto3" json:"origin,omitempty"`
+	Key           *Key                   `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EFGSKey) Reset() {
+	*x = EFGSKey{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EFGSKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EFGSKey) ProtoMessage() {}
+
+func (x *EFGSKey) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EFGSKey.ProtoReflect.Descriptor instead.
+func (*EFGSKey) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *EFGSKey) GetOrigin() string {
+	if x != nil {
+		return x.Origin
+	}
+	return ""
+}
+
+func (x *EFGSKey) GetKey() *Key {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+// EFGSCursor is where the region's download from the gateway stands: the
+// last batch imported and the tag after it when it was fetched.
+type EFGSCursor struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DayUnix       int64                  `protobuf:"varint,1,opt,name=day_unix,json=dayUnix,proto3" json:"day_unix,omitempty"`
+	Tag           string                 `protobuf:"bytes,2,opt,name=tag,proto3" json:"tag,omitempty"`
+	NextTag       string                 `protobuf:"bytes,3,opt,name=next_tag,json=nextTag,proto3" json:"next_tag,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EFGSCursor) Reset() {
+	*x = EFGSCursor{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EFGSCursor) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EFGSCursor) ProtoMessage() {}
+
+func (x *EFGSCursor) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EFGSCursor.ProtoReflect.Descriptor instead.
+func (*EFGSCursor) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *EFGSCursor) GetDayUnix() int64 {
+	if x != nil {
+		return x.DayUnix
+	}
+	return 0
+}
+
+func (x *EFGSCursor) GetTag() string {
+	if x != nil {
+		return x.Tag
+	}
+	return ""
+}
+
+func (x *EFGSCursor) GetNextTag() string {
+	if x != nil {
+		return x.NextTag
+	}
+	return ""
+}
+
+// EFGSImported records a gateway download batch imported, until its day
+// leaves the retention window.
+type EFGSImported struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tag           string                 `protobuf:"bytes,1,opt,name=tag,proto3" json:"tag,omitempty"`
+	DayUnix       int64                  `protobuf:"varint,2,opt,name=day_unix,json=dayUnix,proto3" json:"day_unix,omitempty"`
+	Keys          uint32                 `protobuf:"varint,3,opt,name=keys,proto3" json:"keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EFGSImported) Reset() {
+	*x = EFGSImported{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EFGSImported) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EFGSImported) ProtoMessage() {}
+
+func (x *EFGSImported) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EFGSImported.ProtoReflect.Descriptor instead.
+func (*EFGSImported) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *EFGSImported) GetTag() string {
+	if x != nil {
+		return x.Tag
+	}
+	return ""
+}
+
+func (x *EFGSImported) GetDayUnix() int64 {
+	if x != nil {
+		return x.DayUnix
+	}
+	return 0
+}
+
+func (x *EFGSImported) GetKeys() uint32 {
+	if x != nil {
+		return x.Keys
+	}
+	return 0
+}
+
+// EFGSState is the region's replicated progress with the gateway, one
+// record of the snapshot.
+type EFGSState struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// upload_mark is the newest own batch accounted for (uploaded, or
+	// found without own keys).
+	UploadMark    uint32          `protobuf:"varint,1,opt,name=upload_mark,json=uploadMark,proto3" json:"upload_mark,omitempty"`
+	Uploads       []*EFGSUpload   `protobuf:"bytes,2,rep,name=uploads,proto3" json:"uploads,omitempty"`
+	Cursor        *EFGSCursor     `protobuf:"bytes,3,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	Imported      []*EFGSImported `protobuf:"bytes,4,rep,name=imported,proto3" json:"imported,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EFGSState) Reset() {
+	*x = EFGSState{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EFGSState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EFGSState) ProtoMessage() {}
+
+func (x *EFGSState) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EFGSState.ProtoReflect.Descriptor instead.
+func (*EFGSState) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *EFGSState) GetUploadMark() uint32 {
+	if x != nil {
+		return x.UploadMark
+	}
+	return 0
+}
+
+func (x *EFGSState) GetUploads() []*EFGSUpload {
+	if x != nil {
+		return x.Uploads
+	}
+	return nil
+}
+
+func (x *EFGSState) GetCursor() *EFGSCursor {
+	if x != nil {
+		return x.Cursor
+	}
+	return nil
+}
+
+func (x *EFGSState) GetImported() []*EFGSImported {
+	if x != nil {
+		return x.Imported
+	}
+	return nil
+}
+
 // ImportedFile records an export file of a GAEN source that this region
 // imported, so that it is never imported twice, until it ages out.
 type ImportedFile struct {
@@ -1718,7 +2137,7 @@ type ImportedFile struct {
 
 func (x *ImportedFile) Reset() {
 	*x = ImportedFile{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[16]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1730,7 +2149,7 @@ func (x *ImportedFile) String() string {
 func (*ImportedFile) ProtoMessage() {}
 
 func (x *ImportedFile) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[16]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1743,7 +2162,7 @@ func (x *ImportedFile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportedFile.ProtoReflect.Descriptor instead.
 func (*ImportedFile) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{16}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ImportedFile) GetOrigin() string {
@@ -1792,7 +2211,7 @@ type RemoveTrust struct {
 
 func (x *RemoveTrust) Reset() {
 	*x = RemoveTrust{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[17]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1804,7 +2223,7 @@ func (x *RemoveTrust) String() string {
 func (*RemoveTrust) ProtoMessage() {}
 
 func (x *RemoveTrust) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[17]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1817,7 +2236,7 @@ func (x *RemoveTrust) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveTrust.ProtoReflect.Descriptor instead.
 func (*RemoveTrust) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{17}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RemoveTrust) GetRegion() string {
@@ -1846,7 +2265,7 @@ type ImportBatch struct {
 
 func (x *ImportBatch) Reset() {
 	*x = ImportBatch{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[18]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1858,7 +2277,7 @@ func (x *ImportBatch) String() string {
 func (*ImportBatch) ProtoMessage() {}
 
 func (x *ImportBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[18]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1871,7 +2290,7 @@ func (x *ImportBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportBatch.ProtoReflect.Descriptor instead.
 func (*ImportBatch) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{18}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ImportBatch) GetSigned() []byte {
@@ -1902,7 +2321,7 @@ type FederationBatch struct {
 
 func (x *FederationBatch) Reset() {
 	*x = FederationBatch{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[19]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1914,7 +2333,7 @@ func (x *FederationBatch) String() string {
 func (*FederationBatch) ProtoMessage() {}
 
 func (x *FederationBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[19]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1927,7 +2346,7 @@ func (x *FederationBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FederationBatch.ProtoReflect.Descriptor instead.
 func (*FederationBatch) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{19}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *FederationBatch) GetVersion() uint32 {
@@ -2012,7 +2431,7 @@ type SignedBatch struct {
 
 func (x *SignedBatch) Reset() {
 	*x = SignedBatch{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[20]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2024,7 +2443,7 @@ func (x *SignedBatch) String() string {
 func (*SignedBatch) ProtoMessage() {}
 
 func (x *SignedBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[20]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2037,7 +2456,7 @@ func (x *SignedBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignedBatch.ProtoReflect.Descriptor instead.
 func (*SignedBatch) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{20}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *SignedBatch) GetBody() []byte {
@@ -2089,7 +2508,7 @@ type OriginMark struct {
 
 func (x *OriginMark) Reset() {
 	*x = OriginMark{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[21]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2101,7 +2520,7 @@ func (x *OriginMark) String() string {
 func (*OriginMark) ProtoMessage() {}
 
 func (x *OriginMark) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[21]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2114,7 +2533,7 @@ func (x *OriginMark) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OriginMark.ProtoReflect.Descriptor instead.
 func (*OriginMark) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{21}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *OriginMark) GetOrigin() string {
@@ -2153,7 +2572,7 @@ type Provider struct {
 
 func (x *Provider) Reset() {
 	*x = Provider{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[22]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2165,7 +2584,7 @@ func (x *Provider) String() string {
 func (*Provider) ProtoMessage() {}
 
 func (x *Provider) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[22]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2178,7 +2597,7 @@ func (x *Provider) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Provider.ProtoReflect.Descriptor instead.
 func (*Provider) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{22}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Provider) GetId() string {
@@ -2225,7 +2644,7 @@ type RevokeProvider struct {
 
 func (x *RevokeProvider) Reset() {
 	*x = RevokeProvider{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[23]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2237,7 +2656,7 @@ func (x *RevokeProvider) String() string {
 func (*RevokeProvider) ProtoMessage() {}
 
 func (x *RevokeProvider) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[23]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2250,7 +2669,7 @@ func (x *RevokeProvider) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeProvider.ProtoReflect.Descriptor instead.
 func (*RevokeProvider) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{23}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *RevokeProvider) GetId() string {
@@ -2282,7 +2701,7 @@ type Code struct {
 
 func (x *Code) Reset() {
 	*x = Code{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[24]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2294,7 +2713,7 @@ func (x *Code) String() string {
 func (*Code) ProtoMessage() {}
 
 func (x *Code) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[24]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2307,7 +2726,7 @@ func (x *Code) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Code.ProtoReflect.Descriptor instead.
 func (*Code) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{24}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Code) GetLookup() uint32 {
@@ -2405,7 +2824,7 @@ type Revoke struct {
 
 func (x *Revoke) Reset() {
 	*x = Revoke{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[25]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2417,7 +2836,7 @@ func (x *Revoke) String() string {
 func (*Revoke) ProtoMessage() {}
 
 func (x *Revoke) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[25]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2430,7 +2849,7 @@ func (x *Revoke) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Revoke.ProtoReflect.Descriptor instead.
 func (*Revoke) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{25}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *Revoke) GetReason() string {
@@ -2494,7 +2913,7 @@ type Expire struct {
 
 func (x *Expire) Reset() {
 	*x = Expire{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[26]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2506,7 +2925,7 @@ func (x *Expire) String() string {
 func (*Expire) ProtoMessage() {}
 
 func (x *Expire) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[26]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2519,7 +2938,7 @@ func (x *Expire) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Expire.ProtoReflect.Descriptor instead.
 func (*Expire) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{26}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *Expire) GetCutoffUnix() int64 {
@@ -2542,7 +2961,7 @@ type Revocation struct {
 
 func (x *Revocation) Reset() {
 	*x = Revocation{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[27]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2554,7 +2973,7 @@ func (x *Revocation) String() string {
 func (*Revocation) ProtoMessage() {}
 
 func (x *Revocation) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[27]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2567,7 +2986,7 @@ func (x *Revocation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Revocation.ProtoReflect.Descriptor instead.
 func (*Revocation) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{27}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *Revocation) GetTimeUnix() int64 {
@@ -2627,7 +3046,7 @@ type Seal struct {
 
 func (x *Seal) Reset() {
 	*x = Seal{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[28]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2639,7 +3058,7 @@ func (x *Seal) String() string {
 func (*Seal) ProtoMessage() {}
 
 func (x *Seal) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[28]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2652,7 +3071,7 @@ func (x *Seal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Seal.ProtoReflect.Descriptor instead.
 func (*Seal) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{28}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *Seal) GetSeq() uint32 {
@@ -2708,7 +3127,7 @@ type ExportSigner struct {
 
 func (x *ExportSigner) Reset() {
 	*x = ExportSigner{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[29]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2720,7 +3139,7 @@ func (x *ExportSigner) String() string {
 func (*ExportSigner) ProtoMessage() {}
 
 func (x *ExportSigner) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[29]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2733,7 +3152,7 @@ func (x *ExportSigner) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportSigner.ProtoReflect.Descriptor instead.
 func (*ExportSigner) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{29}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ExportSigner) GetKeyId() string {
@@ -2777,7 +3196,7 @@ type Batch struct {
 
 func (x *Batch) Reset() {
 	*x = Batch{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[30]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2789,7 +3208,7 @@ func (x *Batch) String() string {
 func (*Batch) ProtoMessage() {}
 
 func (x *Batch) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[30]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2802,7 +3221,7 @@ func (x *Batch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Batch.ProtoReflect.Descriptor instead.
 func (*Batch) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{30}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *Batch) GetSeq() uint32 {
@@ -2900,7 +3319,7 @@ type ForeignBatch struct {
 
 func (x *ForeignBatch) Reset() {
 	*x = ForeignBatch{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[31]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2912,7 +3331,7 @@ func (x *ForeignBatch) String() string {
 func (*ForeignBatch) ProtoMessage() {}
 
 func (x *ForeignBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[31]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2925,7 +3344,7 @@ func (x *ForeignBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForeignBatch.ProtoReflect.Descriptor instead.
 func (*ForeignBatch) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{31}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ForeignBatch) GetOrigin() string {
@@ -2993,7 +3412,7 @@ type Key struct {
 
 func (x *Key) Reset() {
 	*x = Key{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[32]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3005,7 +3424,7 @@ func (x *Key) String() string {
 func (*Key) ProtoMessage() {}
 
 func (x *Key) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[32]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3018,7 +3437,7 @@ func (x *Key) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Key.ProtoReflect.Descriptor instead.
 func (*Key) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{32}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *Key) GetKeyData() []byte {
@@ -3118,7 +3537,7 @@ type Publish struct {
 
 func (x *Publish) Reset() {
 	*x = Publish{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[33]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3130,7 +3549,7 @@ func (x *Publish) String() string {
 func (*Publish) ProtoMessage() {}
 
 func (x *Publish) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[33]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3143,7 +3562,7 @@ func (x *Publish) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Publish.ProtoReflect.Descriptor instead.
 func (*Publish) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{33}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *Publish) GetSubmissionId() []byte {
@@ -3258,7 +3677,7 @@ type AuthorityKey struct {
 
 func (x *AuthorityKey) Reset() {
 	*x = AuthorityKey{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[34]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3270,7 +3689,7 @@ func (x *AuthorityKey) String() string {
 func (*AuthorityKey) ProtoMessage() {}
 
 func (x *AuthorityKey) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[34]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3283,7 +3702,7 @@ func (x *AuthorityKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthorityKey.ProtoReflect.Descriptor instead.
 func (*AuthorityKey) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{34}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *AuthorityKey) GetKid() string {
@@ -3334,7 +3753,7 @@ type Authority struct {
 
 func (x *Authority) Reset() {
 	*x = Authority{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[35]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3346,7 +3765,7 @@ func (x *Authority) String() string {
 func (*Authority) ProtoMessage() {}
 
 func (x *Authority) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[35]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3359,7 +3778,7 @@ func (x *Authority) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Authority.ProtoReflect.Descriptor instead.
 func (*Authority) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{35}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *Authority) GetIssuer() string {
@@ -3415,7 +3834,7 @@ type RemoveAuthority struct {
 
 func (x *RemoveAuthority) Reset() {
 	*x = RemoveAuthority{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[36]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3427,7 +3846,7 @@ func (x *RemoveAuthority) String() string {
 func (*RemoveAuthority) ProtoMessage() {}
 
 func (x *RemoveAuthority) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[36]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3440,7 +3859,7 @@ func (x *RemoveAuthority) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveAuthority.ProtoReflect.Descriptor instead.
 func (*RemoveAuthority) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{36}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *RemoveAuthority) GetIssuer() string {
@@ -3480,7 +3899,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[37]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3492,7 +3911,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[37]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3505,7 +3924,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{37}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *Node) GetId() string {
@@ -3559,7 +3978,7 @@ type RemoveNode struct {
 
 func (x *RemoveNode) Reset() {
 	*x = RemoveNode{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[38]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3571,7 +3990,7 @@ func (x *RemoveNode) String() string {
 func (*RemoveNode) ProtoMessage() {}
 
 func (x *RemoveNode) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[38]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3584,7 +4003,7 @@ func (x *RemoveNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNode.ProtoReflect.Descriptor instead.
 func (*RemoveNode) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{38}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *RemoveNode) GetId() string {
@@ -3615,7 +4034,7 @@ type Submission struct {
 
 func (x *Submission) Reset() {
 	*x = Submission{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[39]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3627,7 +4046,7 @@ func (x *Submission) String() string {
 func (*Submission) ProtoMessage() {}
 
 func (x *Submission) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[39]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3640,7 +4059,7 @@ func (x *Submission) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Submission.ProtoReflect.Descriptor instead.
 func (*Submission) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{39}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *Submission) GetId() []byte {
@@ -3768,13 +4187,16 @@ type SnapshotHeader struct {
 	// imported_files counts the GAEN export files imported (ImportedFile),
 	// by origin and name, which follow the revoked certificates.
 	ImportedFiles uint64 `protobuf:"varint,27,opt,name=imported_files,json=importedFiles,proto3" json:"imported_files,omitempty"`
+	// efgs is set when the region has progress with the EU gateway
+	// (EFGSState, one record after the imported files).
+	Efgs          bool `protobuf:"varint,28,opt,name=efgs,proto3" json:"efgs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SnapshotHeader) Reset() {
 	*x = SnapshotHeader{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[40]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3786,7 +4208,7 @@ func (x *SnapshotHeader) String() string {
 func (*SnapshotHeader) ProtoMessage() {}
 
 func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[40]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3799,7 +4221,7 @@ func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotHeader.ProtoReflect.Descriptor instead.
 func (*SnapshotHeader) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{40}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *SnapshotHeader) GetVersion() uint32 {
@@ -3991,6 +4413,13 @@ func (x *SnapshotHeader) GetImportedFiles() uint64 {
 	return 0
 }
 
+func (x *SnapshotHeader) GetEfgs() bool {
+	if x != nil {
+		return x.Efgs
+	}
+	return false
+}
+
 // StoredKey is a key record in a snapshot: the key and the index of the
 // submission that brought it.
 type StoredKey struct {
@@ -4009,7 +4438,7 @@ type StoredKey struct {
 
 func (x *StoredKey) Reset() {
 	*x = StoredKey{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[41]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4021,7 +4450,7 @@ func (x *StoredKey) String() string {
 func (*StoredKey) ProtoMessage() {}
 
 func (x *StoredKey) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[41]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4034,7 +4463,7 @@ func (x *StoredKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoredKey.ProtoReflect.Descriptor instead.
 func (*StoredKey) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{41}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *StoredKey) GetKey() *Key {
@@ -4091,7 +4520,7 @@ type ApiKey struct {
 
 func (x *ApiKey) Reset() {
 	*x = ApiKey{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[42]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4103,7 +4532,7 @@ func (x *ApiKey) String() string {
 func (*ApiKey) ProtoMessage() {}
 
 func (x *ApiKey) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[42]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4116,7 +4545,7 @@ func (x *ApiKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApiKey.ProtoReflect.Descriptor instead.
 func (*ApiKey) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{42}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ApiKey) GetHash() []byte {
@@ -4170,7 +4599,7 @@ type RevokeApiKey struct {
 
 func (x *RevokeApiKey) Reset() {
 	*x = RevokeApiKey{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[43]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4182,7 +4611,7 @@ func (x *RevokeApiKey) String() string {
 func (*RevokeApiKey) ProtoMessage() {}
 
 func (x *RevokeApiKey) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[43]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4195,7 +4624,7 @@ func (x *RevokeApiKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeApiKey.ProtoReflect.Descriptor instead.
 func (*RevokeApiKey) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{43}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *RevokeApiKey) GetHash() []byte {
@@ -4256,7 +4685,7 @@ type VerificationCode struct {
 
 func (x *VerificationCode) Reset() {
 	*x = VerificationCode{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[44]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4268,7 +4697,7 @@ func (x *VerificationCode) String() string {
 func (*VerificationCode) ProtoMessage() {}
 
 func (x *VerificationCode) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[44]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4281,7 +4710,7 @@ func (x *VerificationCode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerificationCode.ProtoReflect.Descriptor instead.
 func (*VerificationCode) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{44}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *VerificationCode) GetUuid() string {
@@ -4451,7 +4880,7 @@ type ClaimCode struct {
 
 func (x *ClaimCode) Reset() {
 	*x = ClaimCode{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[45]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4463,7 +4892,7 @@ func (x *ClaimCode) String() string {
 func (*ClaimCode) ProtoMessage() {}
 
 func (x *ClaimCode) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[45]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4476,7 +4905,7 @@ func (x *ClaimCode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimCode.ProtoReflect.Descriptor instead.
 func (*ClaimCode) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{45}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ClaimCode) GetHashes() [][]byte {
@@ -4531,7 +4960,7 @@ type VerificationToken struct {
 
 func (x *VerificationToken) Reset() {
 	*x = VerificationToken{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[46]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4543,7 +4972,7 @@ func (x *VerificationToken) String() string {
 func (*VerificationToken) ProtoMessage() {}
 
 func (x *VerificationToken) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[46]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4556,7 +4985,7 @@ func (x *VerificationToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerificationToken.ProtoReflect.Descriptor instead.
 func (*VerificationToken) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{46}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *VerificationToken) GetId() string {
@@ -4618,7 +5047,7 @@ type ClaimToken struct {
 
 func (x *ClaimToken) Reset() {
 	*x = ClaimToken{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[47]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4630,7 +5059,7 @@ func (x *ClaimToken) String() string {
 func (*ClaimToken) ProtoMessage() {}
 
 func (x *ClaimToken) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[47]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4643,7 +5072,7 @@ func (x *ClaimToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimToken.ProtoReflect.Descriptor instead.
 func (*ClaimToken) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{47}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ClaimToken) GetTokenId() string {
@@ -4665,7 +5094,7 @@ type ExpireVerificationCode struct {
 
 func (x *ExpireVerificationCode) Reset() {
 	*x = ExpireVerificationCode{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[48]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4677,7 +5106,7 @@ func (x *ExpireVerificationCode) String() string {
 func (*ExpireVerificationCode) ProtoMessage() {}
 
 func (x *ExpireVerificationCode) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[48]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4690,7 +5119,7 @@ func (x *ExpireVerificationCode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpireVerificationCode.ProtoReflect.Descriptor instead.
 func (*ExpireVerificationCode) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{48}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ExpireVerificationCode) GetUuid() string {
@@ -4745,7 +5174,7 @@ type User struct {
 
 func (x *User) Reset() {
 	*x = User{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[49]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4757,7 +5186,7 @@ func (x *User) String() string {
 func (*User) ProtoMessage() {}
 
 func (x *User) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[49]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4770,7 +5199,7 @@ func (x *User) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use User.ProtoReflect.Descriptor instead.
 func (*User) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{49}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *User) GetEmail() string {
@@ -4884,7 +5313,7 @@ type AcceptInvite struct {
 
 func (x *AcceptInvite) Reset() {
 	*x = AcceptInvite{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[50]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4896,7 +5325,7 @@ func (x *AcceptInvite) String() string {
 func (*AcceptInvite) ProtoMessage() {}
 
 func (x *AcceptInvite) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[50]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4909,7 +5338,7 @@ func (x *AcceptInvite) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcceptInvite.ProtoReflect.Descriptor instead.
 func (*AcceptInvite) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{50}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *AcceptInvite) GetEmail() string {
@@ -4947,7 +5376,7 @@ type LoginClient struct {
 
 func (x *LoginClient) Reset() {
 	*x = LoginClient{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[51]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4959,7 +5388,7 @@ func (x *LoginClient) String() string {
 func (*LoginClient) ProtoMessage() {}
 
 func (x *LoginClient) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[51]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4972,7 +5401,7 @@ func (x *LoginClient) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginClient.ProtoReflect.Descriptor instead.
 func (*LoginClient) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{51}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *LoginClient) GetClient() []byte {
@@ -5021,7 +5450,7 @@ type Login struct {
 
 func (x *Login) Reset() {
 	*x = Login{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[52]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5033,7 +5462,7 @@ func (x *Login) String() string {
 func (*Login) ProtoMessage() {}
 
 func (x *Login) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[52]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5046,7 +5475,7 @@ func (x *Login) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Login.ProtoReflect.Descriptor instead.
 func (*Login) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{52}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *Login) GetEmail() string {
@@ -5099,7 +5528,7 @@ type AuditEvent struct {
 
 func (x *AuditEvent) Reset() {
 	*x = AuditEvent{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[53]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5111,7 +5540,7 @@ func (x *AuditEvent) String() string {
 func (*AuditEvent) ProtoMessage() {}
 
 func (x *AuditEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[53]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5124,7 +5553,7 @@ func (x *AuditEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
 func (*AuditEvent) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{53}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *AuditEvent) GetTimeUnix() int64 {
@@ -5177,7 +5606,7 @@ type Session struct {
 
 func (x *Session) Reset() {
 	*x = Session{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[54]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5189,7 +5618,7 @@ func (x *Session) String() string {
 func (*Session) ProtoMessage() {}
 
 func (x *Session) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[54]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5202,7 +5631,7 @@ func (x *Session) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Session.ProtoReflect.Descriptor instead.
 func (*Session) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{54}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *Session) GetRequestId() []byte {
@@ -5237,7 +5666,7 @@ var File_fsm_fsmpb_fsm_proto protoreflect.FileDescriptor
 
 const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\n" +
-	"\x13fsm/fsmpb/fsm.proto\x12\fcovid.fsm.v1\"\xc0\r\n" +
+	"\x13fsm/fsmpb/fsm.proto\x12\fcovid.fsm.v1\"\xba\x0e\n" +
 	"\aCommand\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12-\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x19.covid.fsm.v1.CommandTypeR\x04type\x12\x1b\n" +
@@ -5277,7 +5706,10 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\vrevoke_cert\x18\" \x01(\v2\x19.covid.fsm.v1.RevokedCertR\n" +
 	"revokeCert\x12?\n" +
 	"\raccept_invite\x18# \x01(\v2\x1a.covid.fsm.v1.AcceptInviteR\facceptInvite\x12?\n" +
-	"\rimport_export\x18$ \x01(\v2\x1a.covid.fsm.v1.ImportExportR\fimportExport\"|\n" +
+	"\rimport_export\x18$ \x01(\v2\x1a.covid.fsm.v1.ImportExportR\fimportExport\x12=\n" +
+	"\refgs_uploaded\x18% \x01(\v2\x18.covid.fsm.v1.EFGSUploadR\fefgsUploaded\x129\n" +
+	"\vimport_efgs\x18& \x01(\v2\x18.covid.fsm.v1.ImportEFGSR\n" +
+	"importEfgs\"|\n" +
 	"\vRevokedCert\x12\x1f\n" +
 	"\vcert_sha256\x18\x01 \x01(\fR\n" +
 	"certSha256\x12\x17\n" +
@@ -5335,14 +5767,15 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x04keys\x18\x02 \x01(\rR\x04keys\x12 \n" +
 	"\vsubmissions\x18\x03 \x01(\rR\vsubmissions\x12 \n" +
 	"\vrevocations\x18\x04 \x01(\rR\vrevocations\x12\x14\n" +
-	"\x05codes\x18\x05 \x01(\rR\x05codes\"\x9c\x01\n" +
+	"\x05codes\x18\x05 \x01(\rR\x05codes\"\xb6\x01\n" +
 	"\fImportResult\x12\x16\n" +
 	"\x06origin\x18\x01 \x01(\tR\x06origin\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\rR\x03seq\x12\x1c\n" +
 	"\tduplicate\x18\x03 \x01(\bR\tduplicate\x12\x16\n" +
 	"\x06merged\x18\x04 \x01(\rR\x06merged\x12\x18\n" +
 	"\arevoked\x18\x05 \x01(\rR\arevoked\x12\x12\n" +
-	"\x04file\x18\x06 \x01(\tR\x04file\"P\n" +
+	"\x04file\x18\x06 \x01(\tR\x04file\x12\x18\n" +
+	"\askipped\x18\a \x01(\rR\askipped\"P\n" +
 	"\n" +
 	"CodeResult\x12\x1f\n" +
 	"\vissued_unix\x18\x01 \x01(\x03R\n" +
@@ -5375,7 +5808,36 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x06origin\x18\x01 \x01(\tR\x06origin\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x10\n" +
 	"\x03bin\x18\x03 \x01(\fR\x03bin\x12\x10\n" +
-	"\x03sig\x18\x04 \x01(\fR\x03sig\"\x81\x01\n" +
+	"\x03sig\x18\x04 \x01(\fR\x03sig\"F\n" +
+	"\n" +
+	"EFGSUpload\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\rR\x03seq\x12\x12\n" +
+	"\x04tags\x18\x02 \x03(\tR\x04tags\x12\x12\n" +
+	"\x04keys\x18\x03 \x01(\rR\x04keys\"\x7f\n" +
+	"\n" +
+	"ImportEFGS\x12\x19\n" +
+	"\bday_unix\x18\x01 \x01(\x03R\adayUnix\x12\x10\n" +
+	"\x03tag\x18\x02 \x01(\tR\x03tag\x12\x19\n" +
+	"\bnext_tag\x18\x03 \x01(\tR\anextTag\x12)\n" +
+	"\x04keys\x18\x04 \x03(\v2\x15.covid.fsm.v1.EFGSKeyR\x04keys\"F\n" +
+	"\aEFGSKey\x12\x16\n" +
+	"\x06origin\x18\x01 \x01(\tR\x06origin\x12#\n" +
+	"\x03key\x18\x02 \x01(\v2\x11.covid.fsm.v1.KeyR\x03key\"T\n" +
+	"\n" +
+	"EFGSCursor\x12\x19\n" +
+	"\bday_unix\x18\x01 \x01(\x03R\adayUnix\x12\x10\n" +
+	"\x03tag\x18\x02 \x01(\tR\x03tag\x12\x19\n" +
+	"\bnext_tag\x18\x03 \x01(\tR\anextTag\"O\n" +
+	"\fEFGSImported\x12\x10\n" +
+	"\x03tag\x18\x01 \x01(\tR\x03tag\x12\x19\n" +
+	"\bday_unix\x18\x02 \x01(\x03R\adayUnix\x12\x12\n" +
+	"\x04keys\x18\x03 \x01(\rR\x04keys\"\xca\x01\n" +
+	"\tEFGSState\x12\x1f\n" +
+	"\vupload_mark\x18\x01 \x01(\rR\n" +
+	"uploadMark\x122\n" +
+	"\auploads\x18\x02 \x03(\v2\x18.covid.fsm.v1.EFGSUploadR\auploads\x120\n" +
+	"\x06cursor\x18\x03 \x01(\v2\x18.covid.fsm.v1.EFGSCursorR\x06cursor\x126\n" +
+	"\bimported\x18\x04 \x03(\v2\x1a.covid.fsm.v1.EFGSImportedR\bimported\"\x81\x01\n" +
 	"\fImportedFile\x12\x16\n" +
 	"\x06origin\x18\x01 \x01(\tR\x06origin\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
@@ -5555,7 +6017,7 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x05index\x18\b \x01(\rR\x05index\x12\x1a\n" +
 	"\bprovider\x18\t \x01(\tR\bprovider\x12\x1b\n" +
 	"\tcode_hash\x18\n" +
-	" \x01(\fR\bcodeHash\"\xa8\a\n" +
+	" \x01(\fR\bcodeHash\"\xbc\a\n" +
 	"\x0eSnapshotHeader\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12 \n" +
 	"\vauthorities\x18\x02 \x01(\x04R\vauthorities\x12\x14\n" +
@@ -5585,7 +6047,8 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\faudit_events\x18\x18 \x01(\x04R\vauditEvents\x12\x1a\n" +
 	"\bsessions\x18\x19 \x01(\x04R\bsessions\x12#\n" +
 	"\rrevoked_certs\x18\x1a \x01(\x04R\frevokedCerts\x12%\n" +
-	"\x0eimported_files\x18\x1b \x01(\x04R\rimportedFiles\"\x9a\x01\n" +
+	"\x0eimported_files\x18\x1b \x01(\x04R\rimportedFiles\x12\x12\n" +
+	"\x04efgs\x18\x1c \x01(\bR\x04efgs\"\x9a\x01\n" +
 	"\tStoredKey\x12#\n" +
 	"\x03key\x18\x01 \x01(\v2\x11.covid.fsm.v1.KeyR\x03key\x12\x1e\n" +
 	"\n" +
@@ -5700,7 +6163,7 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"request_id\x18\x01 \x01(\fR\trequestId\x12-\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x19.covid.fsm.v1.CommandTypeR\x04type\x12\x1b\n" +
 	"\ttime_unix\x18\x03 \x01(\x03R\btimeUnix\x12,\n" +
-	"\x06result\x18\x04 \x01(\v2\x14.covid.fsm.v1.ResultR\x06result*\xd7\x06\n" +
+	"\x06result\x18\x04 \x01(\v2\x14.covid.fsm.v1.ResultR\x06result*\x95\a\n" +
 	"\vCommandType\x12\x1c\n" +
 	"\x18COMMAND_TYPE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14COMMAND_TYPE_PUBLISH\x10\x01\x12\x1e\n" +
@@ -5730,7 +6193,9 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x12COMMAND_TYPE_AUDIT\x10\x18\x12\x1c\n" +
 	"\x18COMMAND_TYPE_REVOKE_CERT\x10\x19\x12\x1e\n" +
 	"\x1aCOMMAND_TYPE_ACCEPT_INVITE\x10\x1a\x12\x1e\n" +
-	"\x1aCOMMAND_TYPE_IMPORT_EXPORT\x10\x1bB2Z0github.com/covid-backend/covid-backend/fsm/fsmpbb\x06proto3"
+	"\x1aCOMMAND_TYPE_IMPORT_EXPORT\x10\x1b\x12\x1e\n" +
+	"\x1aCOMMAND_TYPE_EFGS_UPLOADED\x10\x1c\x12\x1c\n" +
+	"\x18COMMAND_TYPE_IMPORT_EFGS\x10\x1dB2Z0github.com/covid-backend/covid-backend/fsm/fsmpbb\x06proto3"
 
 var (
 	file_fsm_fsmpb_fsm_proto_rawDescOnce sync.Once
@@ -5745,7 +6210,7 @@ func file_fsm_fsmpb_fsm_proto_rawDescGZIP() []byte {
 }
 
 var file_fsm_fsmpb_fsm_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_fsm_fsmpb_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 55)
+var file_fsm_fsmpb_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 61)
 var file_fsm_fsmpb_fsm_proto_goTypes = []any{
 	(CommandType)(0),               // 0: covid.fsm.v1.CommandType
 	(*Command)(nil),                // 1: covid.fsm.v1.Command
@@ -5764,110 +6229,123 @@ var file_fsm_fsmpb_fsm_proto_goTypes = []any{
 	(*GAENSource)(nil),             // 14: covid.fsm.v1.GAENSource
 	(*ExportKey)(nil),              // 15: covid.fsm.v1.ExportKey
 	(*ImportExport)(nil),           // 16: covid.fsm.v1.ImportExport
-	(*ImportedFile)(nil),           // 17: covid.fsm.v1.ImportedFile
-	(*RemoveTrust)(nil),            // 18: covid.fsm.v1.RemoveTrust
-	(*ImportBatch)(nil),            // 19: covid.fsm.v1.ImportBatch
-	(*FederationBatch)(nil),        // 20: covid.fsm.v1.FederationBatch
-	(*SignedBatch)(nil),            // 21: covid.fsm.v1.SignedBatch
-	(*OriginMark)(nil),             // 22: covid.fsm.v1.OriginMark
-	(*Provider)(nil),               // 23: covid.fsm.v1.Provider
-	(*RevokeProvider)(nil),         // 24: covid.fsm.v1.RevokeProvider
-	(*Code)(nil),                   // 25: covid.fsm.v1.Code
-	(*Revoke)(nil),                 // 26: covid.fsm.v1.Revoke
-	(*Expire)(nil),                 // 27: covid.fsm.v1.Expire
-	(*Revocation)(nil),             // 28: covid.fsm.v1.Revocation
-	(*Seal)(nil),                   // 29: covid.fsm.v1.Seal
-	(*ExportSigner)(nil),           // 30: covid.fsm.v1.ExportSigner
-	(*Batch)(nil),                  // 31: covid.fsm.v1.Batch
-	(*ForeignBatch)(nil),           // 32: covid.fsm.v1.ForeignBatch
-	(*Key)(nil),                    // 33: covid.fsm.v1.Key
-	(*Publish)(nil),                // 34: covid.fsm.v1.Publish
-	(*AuthorityKey)(nil),           // 35: covid.fsm.v1.AuthorityKey
-	(*Authority)(nil),              // 36: covid.fsm.v1.Authority
-	(*RemoveAuthority)(nil),        // 37: covid.fsm.v1.RemoveAuthority
-	(*Node)(nil),                   // 38: covid.fsm.v1.Node
-	(*RemoveNode)(nil),             // 39: covid.fsm.v1.RemoveNode
-	(*Submission)(nil),             // 40: covid.fsm.v1.Submission
-	(*SnapshotHeader)(nil),         // 41: covid.fsm.v1.SnapshotHeader
-	(*StoredKey)(nil),              // 42: covid.fsm.v1.StoredKey
-	(*ApiKey)(nil),                 // 43: covid.fsm.v1.ApiKey
-	(*RevokeApiKey)(nil),           // 44: covid.fsm.v1.RevokeApiKey
-	(*VerificationCode)(nil),       // 45: covid.fsm.v1.VerificationCode
-	(*ClaimCode)(nil),              // 46: covid.fsm.v1.ClaimCode
-	(*VerificationToken)(nil),      // 47: covid.fsm.v1.VerificationToken
-	(*ClaimToken)(nil),             // 48: covid.fsm.v1.ClaimToken
-	(*ExpireVerificationCode)(nil), // 49: covid.fsm.v1.ExpireVerificationCode
-	(*User)(nil),                   // 50: covid.fsm.v1.User
-	(*AcceptInvite)(nil),           // 51: covid.fsm.v1.AcceptInvite
-	(*LoginClient)(nil),            // 52: covid.fsm.v1.LoginClient
-	(*Login)(nil),                  // 53: covid.fsm.v1.Login
-	(*AuditEvent)(nil),             // 54: covid.fsm.v1.AuditEvent
-	(*Session)(nil),                // 55: covid.fsm.v1.Session
+	(*EFGSUpload)(nil),             // 17: covid.fsm.v1.EFGSUpload
+	(*ImportEFGS)(nil),             // 18: covid.fsm.v1.ImportEFGS
+	(*EFGSKey)(nil),                // 19: covid.fsm.v1.EFGSKey
+	(*EFGSCursor)(nil),             // 20: covid.fsm.v1.EFGSCursor
+	(*EFGSImported)(nil),           // 21: covid.fsm.v1.EFGSImported
+	(*EFGSState)(nil),              // 22: covid.fsm.v1.EFGSState
+	(*ImportedFile)(nil),           // 23: covid.fsm.v1.ImportedFile
+	(*RemoveTrust)(nil),            // 24: covid.fsm.v1.RemoveTrust
+	(*ImportBatch)(nil),            // 25: covid.fsm.v1.ImportBatch
+	(*FederationBatch)(nil),        // 26: covid.fsm.v1.FederationBatch
+	(*SignedBatch)(nil),            // 27: covid.fsm.v1.SignedBatch
+	(*OriginMark)(nil),             // 28: covid.fsm.v1.OriginMark
+	(*Provider)(nil),               // 29: covid.fsm.v1.Provider
+	(*RevokeProvider)(nil),         // 30: covid.fsm.v1.RevokeProvider
+	(*Code)(nil),                   // 31: covid.fsm.v1.Code
+	(*Revoke)(nil),                 // 32: covid.fsm.v1.Revoke
+	(*Expire)(nil),                 // 33: covid.fsm.v1.Expire
+	(*Revocation)(nil),             // 34: covid.fsm.v1.Revocation
+	(*Seal)(nil),                   // 35: covid.fsm.v1.Seal
+	(*ExportSigner)(nil),           // 36: covid.fsm.v1.ExportSigner
+	(*Batch)(nil),                  // 37: covid.fsm.v1.Batch
+	(*ForeignBatch)(nil),           // 38: covid.fsm.v1.ForeignBatch
+	(*Key)(nil),                    // 39: covid.fsm.v1.Key
+	(*Publish)(nil),                // 40: covid.fsm.v1.Publish
+	(*AuthorityKey)(nil),           // 41: covid.fsm.v1.AuthorityKey
+	(*Authority)(nil),              // 42: covid.fsm.v1.Authority
+	(*RemoveAuthority)(nil),        // 43: covid.fsm.v1.RemoveAuthority
+	(*Node)(nil),                   // 44: covid.fsm.v1.Node
+	(*RemoveNode)(nil),             // 45: covid.fsm.v1.RemoveNode
+	(*Submission)(nil),             // 46: covid.fsm.v1.Submission
+	(*SnapshotHeader)(nil),         // 47: covid.fsm.v1.SnapshotHeader
+	(*StoredKey)(nil),              // 48: covid.fsm.v1.StoredKey
+	(*ApiKey)(nil),                 // 49: covid.fsm.v1.ApiKey
+	(*RevokeApiKey)(nil),           // 50: covid.fsm.v1.RevokeApiKey
+	(*VerificationCode)(nil),       // 51: covid.fsm.v1.VerificationCode
+	(*ClaimCode)(nil),              // 52: covid.fsm.v1.ClaimCode
+	(*VerificationToken)(nil),      // 53: covid.fsm.v1.VerificationToken
+	(*ClaimToken)(nil),             // 54: covid.fsm.v1.ClaimToken
+	(*ExpireVerificationCode)(nil), // 55: covid.fsm.v1.ExpireVerificationCode
+	(*User)(nil),                   // 56: covid.fsm.v1.User
+	(*AcceptInvite)(nil),           // 57: covid.fsm.v1.AcceptInvite
+	(*LoginClient)(nil),            // 58: covid.fsm.v1.LoginClient
+	(*Login)(nil),                  // 59: covid.fsm.v1.Login
+	(*AuditEvent)(nil),             // 60: covid.fsm.v1.AuditEvent
+	(*Session)(nil),                // 61: covid.fsm.v1.Session
 }
 var file_fsm_fsmpb_fsm_proto_depIdxs = []int32{
 	0,  // 0: covid.fsm.v1.Command.type:type_name -> covid.fsm.v1.CommandType
-	34, // 1: covid.fsm.v1.Command.publish:type_name -> covid.fsm.v1.Publish
-	36, // 2: covid.fsm.v1.Command.put_authority:type_name -> covid.fsm.v1.Authority
-	37, // 3: covid.fsm.v1.Command.remove_authority:type_name -> covid.fsm.v1.RemoveAuthority
-	38, // 4: covid.fsm.v1.Command.put_node:type_name -> covid.fsm.v1.Node
-	39, // 5: covid.fsm.v1.Command.remove_node:type_name -> covid.fsm.v1.RemoveNode
-	29, // 6: covid.fsm.v1.Command.seal:type_name -> covid.fsm.v1.Seal
-	26, // 7: covid.fsm.v1.Command.revoke:type_name -> covid.fsm.v1.Revoke
-	27, // 8: covid.fsm.v1.Command.expire:type_name -> covid.fsm.v1.Expire
-	23, // 9: covid.fsm.v1.Command.put_provider:type_name -> covid.fsm.v1.Provider
-	24, // 10: covid.fsm.v1.Command.revoke_provider:type_name -> covid.fsm.v1.RevokeProvider
-	25, // 11: covid.fsm.v1.Command.issue_code:type_name -> covid.fsm.v1.Code
+	40, // 1: covid.fsm.v1.Command.publish:type_name -> covid.fsm.v1.Publish
+	42, // 2: covid.fsm.v1.Command.put_authority:type_name -> covid.fsm.v1.Authority
+	43, // 3: covid.fsm.v1.Command.remove_authority:type_name -> covid.fsm.v1.RemoveAuthority
+	44, // 4: covid.fsm.v1.Command.put_node:type_name -> covid.fsm.v1.Node
+	45, // 5: covid.fsm.v1.Command.remove_node:type_name -> covid.fsm.v1.RemoveNode
+	35, // 6: covid.fsm.v1.Command.seal:type_name -> covid.fsm.v1.Seal
+	32, // 7: covid.fsm.v1.Command.revoke:type_name -> covid.fsm.v1.Revoke
+	33, // 8: covid.fsm.v1.Command.expire:type_name -> covid.fsm.v1.Expire
+	29, // 9: covid.fsm.v1.Command.put_provider:type_name -> covid.fsm.v1.Provider
+	30, // 10: covid.fsm.v1.Command.revoke_provider:type_name -> covid.fsm.v1.RevokeProvider
+	31, // 11: covid.fsm.v1.Command.issue_code:type_name -> covid.fsm.v1.Code
 	13, // 12: covid.fsm.v1.Command.put_trust:type_name -> covid.fsm.v1.TrustedRegion
-	18, // 13: covid.fsm.v1.Command.remove_trust:type_name -> covid.fsm.v1.RemoveTrust
-	19, // 14: covid.fsm.v1.Command.import_batch:type_name -> covid.fsm.v1.ImportBatch
+	24, // 13: covid.fsm.v1.Command.remove_trust:type_name -> covid.fsm.v1.RemoveTrust
+	25, // 14: covid.fsm.v1.Command.import_batch:type_name -> covid.fsm.v1.ImportBatch
 	3,  // 15: covid.fsm.v1.Command.set_policy:type_name -> covid.fsm.v1.Policy
-	43, // 16: covid.fsm.v1.Command.put_api_key:type_name -> covid.fsm.v1.ApiKey
-	44, // 17: covid.fsm.v1.Command.revoke_api_key:type_name -> covid.fsm.v1.RevokeApiKey
-	45, // 18: covid.fsm.v1.Command.issue_verification_code:type_name -> covid.fsm.v1.VerificationCode
-	46, // 19: covid.fsm.v1.Command.claim_code:type_name -> covid.fsm.v1.ClaimCode
-	48, // 20: covid.fsm.v1.Command.claim_token:type_name -> covid.fsm.v1.ClaimToken
-	49, // 21: covid.fsm.v1.Command.expire_verification_code:type_name -> covid.fsm.v1.ExpireVerificationCode
-	50, // 22: covid.fsm.v1.Command.put_user:type_name -> covid.fsm.v1.User
-	53, // 23: covid.fsm.v1.Command.login:type_name -> covid.fsm.v1.Login
-	54, // 24: covid.fsm.v1.Command.audit:type_name -> covid.fsm.v1.AuditEvent
+	49, // 16: covid.fsm.v1.Command.put_api_key:type_name -> covid.fsm.v1.ApiKey
+	50, // 17: covid.fsm.v1.Command.revoke_api_key:type_name -> covid.fsm.v1.RevokeApiKey
+	51, // 18: covid.fsm.v1.Command.issue_verification_code:type_name -> covid.fsm.v1.VerificationCode
+	52, // 19: covid.fsm.v1.Command.claim_code:type_name -> covid.fsm.v1.ClaimCode
+	54, // 20: covid.fsm.v1.Command.claim_token:type_name -> covid.fsm.v1.ClaimToken
+	55, // 21: covid.fsm.v1.Command.expire_verification_code:type_name -> covid.fsm.v1.ExpireVerificationCode
+	56, // 22: covid.fsm.v1.Command.put_user:type_name -> covid.fsm.v1.User
+	59, // 23: covid.fsm.v1.Command.login:type_name -> covid.fsm.v1.Login
+	60, // 24: covid.fsm.v1.Command.audit:type_name -> covid.fsm.v1.AuditEvent
 	2,  // 25: covid.fsm.v1.Command.revoke_cert:type_name -> covid.fsm.v1.RevokedCert
-	51, // 26: covid.fsm.v1.Command.accept_invite:type_name -> covid.fsm.v1.AcceptInvite
+	57, // 26: covid.fsm.v1.Command.accept_invite:type_name -> covid.fsm.v1.AcceptInvite
 	16, // 27: covid.fsm.v1.Command.import_export:type_name -> covid.fsm.v1.ImportExport
-	5,  // 28: covid.fsm.v1.Result.refusal:type_name -> covid.fsm.v1.Refusal
-	6,  // 29: covid.fsm.v1.Result.publish:type_name -> covid.fsm.v1.PublishResult
-	7,  // 30: covid.fsm.v1.Result.seal:type_name -> covid.fsm.v1.SealResult
-	8,  // 31: covid.fsm.v1.Result.revoke:type_name -> covid.fsm.v1.RevokeResult
-	9,  // 32: covid.fsm.v1.Result.expire:type_name -> covid.fsm.v1.ExpireResult
-	10, // 33: covid.fsm.v1.Result.import:type_name -> covid.fsm.v1.ImportResult
-	11, // 34: covid.fsm.v1.Result.issue_code:type_name -> covid.fsm.v1.CodeResult
-	3,  // 35: covid.fsm.v1.Result.policy:type_name -> covid.fsm.v1.Policy
-	45, // 36: covid.fsm.v1.Result.verification_code:type_name -> covid.fsm.v1.VerificationCode
-	47, // 37: covid.fsm.v1.Result.verification_token:type_name -> covid.fsm.v1.VerificationToken
-	50, // 38: covid.fsm.v1.Result.user:type_name -> covid.fsm.v1.User
-	12, // 39: covid.fsm.v1.TrustedRegion.keys:type_name -> covid.fsm.v1.TrustKey
-	14, // 40: covid.fsm.v1.TrustedRegion.gaen:type_name -> covid.fsm.v1.GAENSource
-	15, // 41: covid.fsm.v1.GAENSource.keys:type_name -> covid.fsm.v1.ExportKey
-	33, // 42: covid.fsm.v1.FederationBatch.keys:type_name -> covid.fsm.v1.Key
-	33, // 43: covid.fsm.v1.FederationBatch.revised:type_name -> covid.fsm.v1.Key
-	30, // 44: covid.fsm.v1.Seal.signers:type_name -> covid.fsm.v1.ExportSigner
-	33, // 45: covid.fsm.v1.Batch.sealed_keys:type_name -> covid.fsm.v1.Key
-	33, // 46: covid.fsm.v1.Batch.padding:type_name -> covid.fsm.v1.Key
-	33, // 47: covid.fsm.v1.Batch.revised:type_name -> covid.fsm.v1.Key
-	30, // 48: covid.fsm.v1.Batch.signers:type_name -> covid.fsm.v1.ExportSigner
-	33, // 49: covid.fsm.v1.Publish.keys:type_name -> covid.fsm.v1.Key
-	33, // 50: covid.fsm.v1.Publish.revisions:type_name -> covid.fsm.v1.Key
-	35, // 51: covid.fsm.v1.Authority.keys:type_name -> covid.fsm.v1.AuthorityKey
-	3,  // 52: covid.fsm.v1.SnapshotHeader.policy:type_name -> covid.fsm.v1.Policy
-	22, // 53: covid.fsm.v1.SnapshotHeader.origin_marks:type_name -> covid.fsm.v1.OriginMark
-	33, // 54: covid.fsm.v1.StoredKey.key:type_name -> covid.fsm.v1.Key
-	52, // 55: covid.fsm.v1.User.login_clients:type_name -> covid.fsm.v1.LoginClient
-	0,  // 56: covid.fsm.v1.Session.type:type_name -> covid.fsm.v1.CommandType
-	4,  // 57: covid.fsm.v1.Session.result:type_name -> covid.fsm.v1.Result
-	58, // [58:58] is the sub-list for method output_type
-	58, // [58:58] is the sub-list for method input_type
-	58, // [58:58] is the sub-list for extension type_name
-	58, // [58:58] is the sub-list for extension extendee
-	0,  // [0:58] is the sub-list for field type_name
+	17, // 28: covid.fsm.v1.Command.efgs_uploaded:type_name -> covid.fsm.v1.EFGSUpload
+	18, // 29: covid.fsm.v1.Command.import_efgs:type_name -> covid.fsm.v1.ImportEFGS
+	5,  // 30: covid.fsm.v1.Result.refusal:type_name -> covid.fsm.v1.Refusal
+	6,  // 31: covid.fsm.v1.Result.publish:type_name -> covid.fsm.v1.PublishResult
+	7,  // 32: covid.fsm.v1.Result.seal:type_name -> covid.fsm.v1.SealResult
+	8,  // 33: covid.fsm.v1.Result.revoke:type_name -> covid.fsm.v1.RevokeResult
+	9,  // 34: covid.fsm.v1.Result.expire:type_name -> covid.fsm.v1.ExpireResult
+	10, // 35: covid.fsm.v1.Result.import:type_name -> covid.fsm.v1.ImportResult
+	11, // 36: covid.fsm.v1.Result.issue_code:type_name -> covid.fsm.v1.CodeResult
+	3,  // 37: covid.fsm.v1.Result.policy:type_name -> covid.fsm.v1.Policy
+	51, // 38: covid.fsm.v1.Result.verification_code:type_name -> covid.fsm.v1.VerificationCode
+	53, // 39: covid.fsm.v1.Result.verification_token:type_name -> covid.fsm.v1.VerificationToken
+	56, // 40: covid.fsm.v1.Result.user:type_name -> covid.fsm.v1.User
+	12, // 41: covid.fsm.v1.TrustedRegion.keys:type_name -> covid.fsm.v1.TrustKey
+	14, // 42: covid.fsm.v1.TrustedRegion.gaen:type_name -> covid.fsm.v1.GAENSource
+	15, // 43: covid.fsm.v1.GAENSource.keys:type_name -> covid.fsm.v1.ExportKey
+	19, // 44: covid.fsm.v1.ImportEFGS.keys:type_name -> covid.fsm.v1.EFGSKey
+	39, // 45: covid.fsm.v1.EFGSKey.key:type_name -> covid.fsm.v1.Key
+	17, // 46: covid.fsm.v1.EFGSState.uploads:type_name -> covid.fsm.v1.EFGSUpload
+	20, // 47: covid.fsm.v1.EFGSState.cursor:type_name -> covid.fsm.v1.EFGSCursor
+	21, // 48: covid.fsm.v1.EFGSState.imported:type_name -> covid.fsm.v1.EFGSImported
+	39, // 49: covid.fsm.v1.FederationBatch.keys:type_name -> covid.fsm.v1.Key
+	39, // 50: covid.fsm.v1.FederationBatch.revised:type_name -> covid.fsm.v1.Key
+	36, // 51: covid.fsm.v1.Seal.signers:type_name -> covid.fsm.v1.ExportSigner
+	39, // 52: covid.fsm.v1.Batch.sealed_keys:type_name -> covid.fsm.v1.Key
+	39, // 53: covid.fsm.v1.Batch.padding:type_name -> covid.fsm.v1.Key
+	39, // 54: covid.fsm.v1.Batch.revised:type_name -> covid.fsm.v1.Key
+	36, // 55: covid.fsm.v1.Batch.signers:type_name -> covid.fsm.v1.ExportSigner
+	39, // 56: covid.fsm.v1.Publish.keys:type_name -> covid.fsm.v1.Key
+	39, // 57: covid.fsm.v1.Publish.revisions:type_name -> covid.fsm.v1.Key
+	41, // 58: covid.fsm.v1.Authority.keys:type_name -> covid.fsm.v1.AuthorityKey
+	3,  // 59: covid.fsm.v1.SnapshotHeader.policy:type_name -> covid.fsm.v1.Policy
+	28, // 60: covid.fsm.v1.SnapshotHeader.origin_marks:type_name -> covid.fsm.v1.OriginMark
+	39, // 61: covid.fsm.v1.StoredKey.key:type_name -> covid.fsm.v1.Key
+	58, // 62: covid.fsm.v1.User.login_clients:type_name -> covid.fsm.v1.LoginClient
+	0,  // 63: covid.fsm.v1.Session.type:type_name -> covid.fsm.v1.CommandType
+	4,  // 64: covid.fsm.v1.Session.result:type_name -> covid.fsm.v1.Result
+	65, // [65:65] is the sub-list for method output_type
+	65, // [65:65] is the sub-list for method input_type
+	65, // [65:65] is the sub-list for extension type_name
+	65, // [65:65] is the sub-list for extension extendee
+	0,  // [0:65] is the sub-list for field type_name
 }
 
 func init() { file_fsm_fsmpb_fsm_proto_init() }
@@ -5893,7 +6371,7 @@ func file_fsm_fsmpb_fsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fsm_fsmpb_fsm_proto_rawDesc), len(file_fsm_fsmpb_fsm_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   55,
+			NumMessages:   61,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"crypto"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/covid-backend/covid-backend/command"
+	"github.com/covid-backend/covid-backend/efgs"
+	"github.com/covid-backend/covid-backend/efgssync"
+	"github.com/covid-backend/covid-backend/node"
+	"github.com/covid-backend/covid-backend/outbound"
+)
+
+// efgsConfig is how a region reaches the EU gateway: its URL, the
+// country's authentication certificate (mutual TLS) and signing
+// certificate, and the gateway's trust anchor. Every node of the region
+// has the same files; the leader runs the exchange.
+type efgsConfig struct {
+	URL, Country                 string
+	AuthCert, AuthKey            string
+	SignCert, SignKey            string
+	TrustAnchor, CAFile, Visited string
+	Interval                     time.Duration
+	StartDays                    int
+}
+
+func (e *efgsConfig) flags(fs *flag.FlagSet) {
+	fs.StringVar(&e.URL, "efgs-url", "", "the EU gateway (EFGS) up to its /diagnosiskeys paths (e.g. https://efgs.example/efgs): the leader uploads this region's keys there and imports the trusted countries' (trust add-efgs)")
+	fs.StringVar(&e.Country, "efgs-country", "", "this region's country at the gateway (ISO 3166-1 alpha-2)")
+	fs.StringVar(&e.AuthCert, "efgs-auth-cert", "", "the country's authentication certificate (PEM), shown to the gateway in mutual TLS")
+	fs.StringVar(&e.AuthKey, "efgs-auth-key", "", "its private key (PEM, mode 0600)")
+	fs.StringVar(&e.SignCert, "efgs-sign-cert", "", "the country's signing certificate (PEM), registered at the gateway, that signs its uploads")
+	fs.StringVar(&e.SignKey, "efgs-sign-key", "", "its private key (PEM, mode 0600)")
+	fs.StringVar(&e.TrustAnchor, "efgs-trust-anchor", "", "the gateway's trust anchor certificate (PEM): it signed every country's signing certificate")
+	fs.StringVar(&e.CAFile, "efgs-ca-file", "", "CA certificates (PEM) to trust, besides the system's, for the gateway's HTTPS certificate")
+	fs.StringVar(&e.Visited, "efgs-visited", "", "comma-separated countries this region's keys are uploaded as visited (default: its own country)")
+	fs.DurationVar(&e.Interval, "efgs-interval", 5*time.Minute, "how often the leader uploads to and downloads from the gateway")
+	fs.IntVar(&e.StartDays, "efgs-start-days", 1, "how many days before today the first download from the gateway begins")
+}
+
+// sync builds the exchange from the files; nil when no gateway is
+// configured.
+func (e *efgsConfig) sync(logger *slog.Logger) (*efgssync.Sync, error) {
+	if e.URL == "" {
+		return nil, nil
+	}
+	if e.Country == "" || e.AuthCert == "" || e.AuthKey == "" || e.SignCert == "" || e.SignKey == "" || e.TrustAnchor == "" {
+		return nil, errors.New("--efgs-url needs --efgs-country, --efgs-auth-cert, --efgs-auth-key, --efgs-sign-cert, --efgs-sign-key and --efgs-trust-anchor")
+	}
+	auth, err := tls.LoadX509KeyPair(e.AuthCert, e.AuthKey)
+	if err != nil {
+		return nil, fmt.Errorf("--efgs-auth-cert: %w", err)
+	}
+	sign, err := tls.LoadX509KeyPair(e.SignCert, e.SignKey)
+	if err != nil {
+		return nil, fmt.Errorf("--efgs-sign-cert: %w", err)
+	}
+	signCert, err := x509.ParseCertificate(sign.Certificate[0])
+	if err != nil {
+		return nil, fmt.Errorf("--efgs-sign-cert: %w", err)
+	}
+	signer, ok := sign.PrivateKey.(crypto.Signer)
+	if !ok {
+		return nil, errors.New("--efgs-sign-key: not a signing key")
+	}
+	anchor, err := readCertificate(e.TrustAnchor)
+	if err != nil {
+		return nil, fmt.Errorf("--efgs-trust-anchor: %w", err)
+	}
+	var ca []byte
+	if e.CAFile != "" {
+		if ca, err = os.ReadFile(e.CAFile); err != nil {
+			return nil, fmt.Errorf("--efgs-ca-file: %w", err)
+		}
+	}
+	client, err := outbound.NewClient(ca, time.Minute)
+	if err != nil {
+		return nil, fmt.Errorf("--efgs-ca-file: %w", err)
+	}
+	transport := client.Transport.(*http.Transport)
+	if transport.TLSClientConfig == nil {
+		transport.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	transport.TLSClientConfig.Certificates = []tls.Certificate{auth}
+	visited := []string{e.Country}
+	if e.Visited != "" {
+		visited = splitList(e.Visited)
+	}
+	return &efgssync.Sync{Client: &efgs.Client{Base: strings.TrimRight(e.URL, "/"), HTTP: client, Country: e.Country, Cert: signCert, Key: signer},
+		Anchor: anchor, Visited: visited, Start: e.StartDays, Logger: logger}, nil
+}
+
+func readCertificate(path string) (*x509.Certificate, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	block, _ := pem.Decode(data)
+	if block == nil || block.Type != "CERTIFICATE" {
+		return nil, errors.New("no PEM certificate")
+	}
+	return x509.ParseCertificate(block.Bytes)
+}
+
+// efgsJob is a leader job that exchanges keys with the gateway every
+// interval: the own batches not uploaded yet go up, then the download
+// batches after the region's cursor are imported. Progress is replicated,
+// so a new leader goes on where the last stood; an error is logged and
+// the next round tries again.
+func efgsJob(s *efgssync.Sync, interval time.Duration, logger *slog.Logger) node.LeaderJob {
+	return func(ctx context.Context, n *node.Node) error {
+		for {
+			if n.RegionVersion() >= command.EFGS {
+				if _, err := s.Upload(ctx, n.FSM(), n); err != nil {
+					logger.Warn("efgs: upload", "err", err)
+				}
+				if _, err := s.Download(ctx, n.FSM(), n, n.Config().Now()); err != nil {
+					logger.Warn("efgs: download", "err", err)
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(interval):
+			}
+		}
+	}
+}
