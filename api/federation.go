@@ -2,6 +2,7 @@ package api
 
 import (
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/covid-backend/covid-backend/command"
+	"github.com/covid-backend/covid-backend/efgs"
 	"github.com/covid-backend/covid-backend/export"
 	"github.com/covid-backend/covid-backend/federation"
 	"github.com/covid-backend/covid-backend/feed"
@@ -165,6 +167,17 @@ func (s *Server) federationPool(c *gin.Context) {
 		}
 	}
 	out["gaen_sources"] = sources
+	if countries := s.node.FSM().HubCountries(); len(countries) > 0 {
+		batches, keys := 0, 0
+		for _, b := range s.node.FSM().HubBatches() {
+			batches, keys = batches+1, keys+len(b.GetKeyData())
+		}
+		var codes []string
+		for _, hc := range countries {
+			codes = append(codes, hc.GetCountry())
+		}
+		out["hub"] = gin.H{"countries": codes, "batches": batches, "keys": keys}
+	}
 	if p := s.node.FSM().EFGSProgress(); p != nil {
 		var tags int
 		for _, u := range p.GetUploads() {
@@ -321,4 +334,59 @@ func (s *Server) putEFGSCountry(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"country": req.Country})
+}
+
+// HubCountryRequest registers (or replaces) a country of the stand-in
+// gateway this region serves: its authentication certificates, which name
+// it in the hub's TLS handshake, and its signing certificates, each with
+// the trust anchor's signature over its PEM text.
+type HubCountryRequest struct {
+	Country      string             `json:"country"`
+	AuthCertsPEM []string           `json:"auth_certs_pem"`
+	Signers      []HubSignerRequest `json:"signers"`
+}
+
+// HubSignerRequest is a signing certificate and the trust anchor's
+// signature over its PEM text (base64).
+type HubSignerRequest struct {
+	PEM             string `json:"pem"`
+	AnchorSignature string `json:"anchor_signature"`
+}
+
+// putHubCountry is POST /v1/admin/hub/countries.
+func (s *Server) putHubCountry(c *gin.Context) {
+	var req HubCountryRequest
+	if !bindStrict(c, &req) {
+		return
+	}
+	hc := &fsmpb.HubCountry{Country: req.Country}
+	for _, p := range req.AuthCertsPEM {
+		cert, err := parseCertPEM(p)
+		if err != nil {
+			fail(c, http.StatusBadRequest, "bad_request", "an authentication certificate: "+err.Error())
+			return
+		}
+		hc.AuthThumbprints = append(hc.AuthThumbprints, efgs.Thumbprint(cert))
+	}
+	for _, sg := range req.Signers {
+		cert, err := parseCertPEM(sg.PEM)
+		if err != nil {
+			fail(c, http.StatusBadRequest, "bad_request", "a signing certificate: "+err.Error())
+			return
+		}
+		hc.Signers = append(hc.Signers, &fsmpb.HubSigner{Thumbprint: efgs.Thumbprint(cert), Pem: sg.PEM, AnchorSignature: sg.AnchorSignature})
+	}
+	if err := command.PutHubCountry(c.Request.Context(), s.node, hc); err != nil {
+		failErr(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"country": req.Country, "auth_certs": len(hc.AuthThumbprints), "signers": len(hc.Signers)})
+}
+
+func parseCertPEM(text string) (*x509.Certificate, error) {
+	block, _ := pem.Decode([]byte(text))
+	if block == nil || block.Type != "CERTIFICATE" {
+		return nil, errors.New("no PEM certificate")
+	}
+	return x509.ParseCertificate(block.Bytes)
 }

@@ -363,6 +363,7 @@ func (s *Server) routes() (http.Handler, error) {
 	admin.POST("/v1/admin/trust", s.putTrust)
 	admin.POST("/v1/admin/trust/gaen", s.putGAENSource)
 	admin.POST("/v1/admin/trust/efgs", s.putEFGSCountry)
+	admin.POST("/v1/admin/hub/countries", s.putHubCountry)
 	admin.DELETE("/v1/admin/trust/:region", s.removeTrust)
 	admin.GET("/debug/pprof/*profile", gin.WrapF(pprofHandler))
 	admin.GET("/metrics", m.handler())

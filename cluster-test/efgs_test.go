@@ -5,8 +5,11 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
-	"net/http/httptest"
+	"math/big"
+	"net"
 	"path/filepath"
 	"testing"
 	"time"
@@ -14,90 +17,142 @@ import (
 	"github.com/covid-backend/covid-backend/efgs/efgstest"
 )
 
-// efgsFlags makes a country's certificates and keys for the gateway, registers
-// its signing certificate there, and returns the flags of a node that
-// exchanges through it.
-func efgsFlags(t *testing.T, gw *efgstest.Gateway, srv *httptest.Server, country string) []string {
+// gatewayCountry is a country's credentials for the EU gateway, as files.
+type gatewayCountry struct {
+	code                                 string
+	authCert, authKey, signCert, signKey string
+}
+
+// newGatewayCountry makes a country's authentication and signing
+// certificates and keys.
+func newGatewayCountry(t *testing.T, code string) gatewayCountry {
 	t.Helper()
 	dir := t.TempDir()
-	write := func(name string, block *pem.Block) string {
-		path := filepath.Join(dir, name)
-		writeFile(t, path, pem.EncodeToMemory(block))
-		return path
-	}
-	pair := func(name string) (certFile, keyFile string, cert *x509.Certificate) {
+	pair := func(name string) (certFile, keyFile string) {
 		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		cert, err := efgstest.Certificate(key, country, "efgs "+name+" "+country, false)
+		cert, err := efgstest.Certificate(key, code, "efgs "+name+" "+code, false)
 		if err != nil {
 			t.Fatal(err)
 		}
 		der, _ := x509.MarshalECPrivateKey(key)
-		return write(name+".pem", &pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}), write(name+".key", &pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), cert
+		certFile, keyFile = filepath.Join(dir, name+".pem"), filepath.Join(dir, name+".key")
+		writeFile(t, certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}))
+		writeFile(t, keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}))
+		return certFile, keyFile
 	}
-	authCert, authKey, _ := pair("auth")
-	signCert, signKey, sign := pair("sign")
-	if err := gw.AddCountry(country, sign); err != nil {
-		t.Fatal(err)
-	}
-	anchor := write("anchor.pem", &pem.Block{Type: "CERTIFICATE", Bytes: gw.Anchor.Raw})
-	ca := write("gateway-ca.pem", &pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
-	return []string{"--efgs-url", srv.URL + "/efgs", "--efgs-country", country, "--efgs-auth-cert", authCert, "--efgs-auth-key", authKey,
-		"--efgs-sign-cert", signCert, "--efgs-sign-key", signKey, "--efgs-trust-anchor", anchor, "--efgs-ca-file", ca,
+	g := gatewayCountry{code: code}
+	g.authCert, g.authKey = pair("auth")
+	g.signCert, g.signKey = pair("sign")
+	return g
+}
+
+// flags are a node's flags to exchange through the gateway at url.
+func (g gatewayCountry) flags(url, anchorFile, caFile string) []string {
+	return []string{"--efgs-url", url, "--efgs-country", g.code, "--efgs-auth-cert", g.authCert, "--efgs-auth-key", g.authKey,
+		"--efgs-sign-cert", g.signCert, "--efgs-sign-key", g.signKey, "--efgs-trust-anchor", anchorFile, "--efgs-ca-file", caFile,
 		"--efgs-interval", "1s", "--efgs-visited", "DE,FR"}
 }
 
-// Two countries exchange keys through the EU gateway over mutual TLS: the
-// leader of DE's three nodes uploads each sealed batch's real keys once
-// (no padding), and after it is killed the new leader goes on from the
-// replicated progress, uploading nothing twice and skipping nothing; FR's
-// leader imports DE's keys from the gateway's downloads, each batch checked
-// against its audit, and holds every key DE acknowledged.
-func TestEFGSExchangeThroughAGateway(t *testing.T) {
-	gw, err := efgstest.New(time.Now)
+// hubCertificate is a self-signed HTTPS certificate for the hub's node
+// addresses, and its key, as files.
+func hubCertificate(t *testing.T, ips ...string) (certFile, keyFile string) {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "stand-in EU gateway"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IsCA: true, BasicConstraintsValid: true}
+	for _, ip := range ips {
+		tmpl.IPAddresses = append(tmpl.IPAddresses, net.ParseIP(ip))
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := efgstest.NewServer(gw)
-	defer srv.Close()
+	kder, _ := x509.MarshalECPrivateKey(key)
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "hub.pem"), filepath.Join(dir, "hub.key")
+	writeFile(t, certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	writeFile(t, keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}))
+	return certFile, keyFile
+}
 
+// hubKeys is how many keys the hub region holds, as a node's admin view
+// says (-1: it did not answer).
+func hubKeys(c *cluster, id string) int {
+	_, body, err := c.tryAdminGet(id, "/v1/admin/federation")
+	var view struct {
+		Hub struct{ Keys int } `json:"hub"`
+	}
+	if err != nil || json.Unmarshal(body, &view) != nil {
+		return -1
+	}
+	return view.Hub.Keys
+}
+
+// Two countries, each a region of this project, exchange keys through a
+// stand-in gateway served by a third region of three nodes, over mutual
+// TLS: DE's leader uploads each sealed batch's real keys once (no
+// padding), FR's leader imports them after checking each download batch
+// against its audit. The hub's leader is killed after the first exchange:
+// the hub goes on through its other nodes, loses nothing and stores no key
+// twice, and FR holds every key DE acknowledged.
+func TestEFGSThroughAHubRegion(t *testing.T) {
+	hub := newCluster(t)
+	hub.region = "hub"
+	hubCert, hubKey := hubCertificate(t, hub.ip(1), hub.ip(2), hub.ip(3))
+	hub.nodeFlags = func(ip string) []string {
+		return []string{"--hub-addr", ip + ":8443", "--hub-cert-file", hubCert, "--hub-key-file", hubKey}
+	}
+	hub.form(3)
+	anchorKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	anchor, err := efgstest.Certificate(anchorKey, "", "efgs trust anchor", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	anchorFile, anchorKeyFile := filepath.Join(dir, "anchor.pem"), filepath.Join(dir, "anchor.key")
+	writeFile(t, anchorFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: anchor.Raw}))
+	kder, _ := x509.MarshalPKCS8PrivateKey(anchorKey)
+	writeFile(t, anchorKeyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}))
+
+	// The countries speak to a hub node that is not its leader, which is
+	// then killed.
+	leader := hub.leaderAmong(hub.ids(3)...)
+	via := "n1"
+	if leader == via {
+		via = "n2"
+	}
+	url := "https://" + hub.node(via).ip + ":8443/efgs"
+	countries := map[string]gatewayCountry{}
+	for _, code := range []string{"DE", "FR"} {
+		g := newGatewayCountry(t, code)
+		countries[code] = g
+		hub.cli("hub", "country", "--addr", hub.node(via).url(), "--country", code, "--auth-cert", g.authCert, "--sign-cert", g.signCert,
+			"--anchor-key", anchorKeyFile)
+	}
 	_, exportDE := exportKey(t, t.TempDir())
-	de := newCluster(t, append(append(exportDE, "--seal-interval", "1s", "--seal-min-keys", "50"), efgsFlags(t, gw, srv, "DE")...)...)
-	de.region = "DE"
-	de.form(3)
-	fr := newRegion(t, "FR", efgsFlags(t, gw, srv, "FR")...)
+	de := newRegion(t, "DE", append(append(exportDE, "--seal-interval", "1s", "--seal-min-keys", "50"), countries["DE"].flags(url, anchorFile, hubCert)...)...)
+	fr := newRegion(t, "FR", countries["FR"].flags(url, anchorFile, hubCert)...)
 	fr.cli("trust", "add-efgs", "--addr", fr.node("n1").url(), "--country", "DE")
 
 	acked := &ackSet{}
-	keys, err := de.upload(de.node("n2").url())
+	keys, err := de.upload(de.node("n1").url())
 	if err != nil {
 		t.Fatal(err)
 	}
 	acked.add(keys)
-	de.waitFor("DE's first keys at the gateway", 30*time.Second, func() bool {
-		total, _ := gw.Keys("DE")
-		return total == acked.len()
-	})
-	leader := de.leaderAmong(de.ids(3)...)
-	de.kill9(leader)
-	var alive []string
-	for _, id := range de.ids(3) {
-		if id != leader {
-			alive = append(alive, id)
-		}
-	}
-	for _, id := range alive {
-		keys, err := de.upload(de.node(id).url())
+	fr.waitHasAll(acked, 60*time.Second, "n1")
+	hub.kill9(leader)
+	for range 2 {
+		keys, err := de.upload(de.node("n1").url())
 		if err != nil {
-			t.Fatalf("upload through %s after the leader's death: %v", id, err)
+			t.Fatal(err)
 		}
 		acked.add(keys)
 	}
-	de.waitFor("every key DE acknowledged at the gateway", 60*time.Second, func() bool {
-		total, _ := gw.Keys("DE")
-		return total >= acked.len()
-	})
-	if total, distinct := gw.Keys("DE"); total != acked.len() || distinct != acked.len() {
-		t.Fatalf("the gateway holds %d keys of DE (%d distinct), want the %d DE acknowledged, each once (no padding)", total, distinct, acked.len())
+	fr.waitHasAll(acked, 90*time.Second, "n1")
+	if n := hubKeys(hub, via); n != acked.len() {
+		t.Fatalf("the hub holds %d keys, want the %d DE acknowledged, each once and no padding", n, acked.len())
 	}
-	fr.waitHasAll(acked, 60*time.Second, "n1")
 }

@@ -53,7 +53,8 @@ import (
 // "gaen-export"), whose signed export files IMPORT_EXPORT imports, or a
 // country of the EU gateway (kind "efgs-country"); EFGS_UPLOADED records
 // the region's uploads to the gateway, IMPORT_EFGS imports its download
-// batches.
+// batches; a region may serve a stand-in gateway (PUT_HUB_COUNTRY,
+// HUB_UPLOAD).
 const Version = 7
 
 // The first versions of changes that later code tests for.
@@ -145,7 +146,9 @@ func Since(t fsmpb.CommandType) (uint32, bool) {
 	case fsmpb.CommandType_COMMAND_TYPE_IMPORT_EXPORT:
 		return GAENImport, true
 	case fsmpb.CommandType_COMMAND_TYPE_EFGS_UPLOADED,
-		fsmpb.CommandType_COMMAND_TYPE_IMPORT_EFGS:
+		fsmpb.CommandType_COMMAND_TYPE_IMPORT_EFGS,
+		fsmpb.CommandType_COMMAND_TYPE_PUT_HUB_COUNTRY,
+		fsmpb.CommandType_COMMAND_TYPE_HUB_UPLOAD:
 		return EFGS, true
 	}
 	return 0, false
@@ -259,6 +262,7 @@ func ForClients(t fsmpb.CommandType) bool {
 		fsmpb.CommandType_COMMAND_TYPE_EXPIRE_VERIFICATION_CODE,
 		fsmpb.CommandType_COMMAND_TYPE_LOGIN,
 		fsmpb.CommandType_COMMAND_TYPE_AUDIT,
+		fsmpb.CommandType_COMMAND_TYPE_HUB_UPLOAD, // a country's upload to the hub
 		fsmpb.CommandType_COMMAND_TYPE_PUT_NODE:
 		return true
 	}

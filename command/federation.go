@@ -50,3 +50,17 @@ func ImportEFGS(ctx context.Context, a Applier, in *fsmpb.ImportEFGS) (*fsmpb.Im
 	res, err := a.Apply(ctx, &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_IMPORT_EFGS, ImportEfgs: in})
 	return res.GetImport(), err
 }
+
+// PutHubCountry registers (or replaces) a country of the stand-in gateway
+// this region serves.
+func PutHubCountry(ctx context.Context, a Applier, c *fsmpb.HubCountry) error {
+	_, err := a.Apply(ctx, &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_PUT_HUB_COUNTRY, PutHubCountry: c})
+	return err
+}
+
+// HubUpload stores a country's upload at the hub, checked by the caller,
+// and returns the gateway's answer (201, 207 or 409).
+func HubUpload(ctx context.Context, a Applier, u *fsmpb.HubUpload) (*fsmpb.HubUploadResult, error) {
+	res, err := a.Apply(ctx, &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_HUB_UPLOAD, HubUpload: u})
+	return res.GetHubUpload(), err
+}

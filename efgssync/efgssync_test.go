@@ -61,7 +61,7 @@ func newCountry(t *testing.T, gw *efgstest.Gateway, srv *httptest.Server, code s
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := gw.AddCountry(code, signCert); err != nil {
+	if err := gw.AddCountry(code, authCert, signCert); err != nil {
 		t.Fatal(err)
 	}
 	roots := x509.NewCertPool()

@@ -58,6 +58,7 @@ func applyExpire(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 	}
 	s.expireImported(cutoff)
 	s.expireEFGS(cutoff)
+	s.expireHub(cutoff)
 	before := len(s.revocations)
 	s.revocations = slices.DeleteFunc(s.revocations, func(r *fsmpb.Revocation) bool { return r.GetTimeUnix() < cutoff })
 	res.Revocations = uint32(before - len(s.revocations))

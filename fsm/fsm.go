@@ -75,6 +75,8 @@ func New() *FSM {
 			fsmpb.CommandType_COMMAND_TYPE_IMPORT_EXPORT:            applyImportExport,
 			fsmpb.CommandType_COMMAND_TYPE_EFGS_UPLOADED:            applyEFGSUploaded,
 			fsmpb.CommandType_COMMAND_TYPE_IMPORT_EFGS:              applyImportEFGS,
+			fsmpb.CommandType_COMMAND_TYPE_PUT_HUB_COUNTRY:          applyPutHubCountry,
+			fsmpb.CommandType_COMMAND_TYPE_HUB_UPLOAD:               applyHubUpload,
 		},
 	}
 }

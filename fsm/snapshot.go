@@ -55,6 +55,7 @@ var sections = []section{
 	{"revoked certificates", captureRevokedCerts, restoreRevokedCerts},
 	{"imported files", captureImported, restoreImported},
 	{"gateway progress", captureEFGS, restoreEFGS},
+	{"hub", captureHub, restoreHub},
 	{"region", captureRegion, restoreRegion},
 }
 

@@ -111,6 +111,8 @@ type state struct {
 	imported map[string]map[string]*fsmpb.ImportedFile
 	// efgs is the progress with the EU gateway (nil: none).
 	efgs *fsmpb.EFGSState
+	// hub is the stand-in gateway this region serves (nil: none).
+	hub *hub
 	// lastDigest chains this region's own batches.
 	lastDigest []byte
 	// pending lists, in arrival order, the keys not yet sealed.

@@ -46,6 +46,7 @@ type serveConfig struct {
 	JWKSCAFile                                  string
 	GAENCAFile                                  string
 	EFGS                                        efgsConfig
+	Hub                                         hubConfig
 	InsecureDev                                 bool
 	CodeKeyFiles, RevisionKeyFiles              string
 	SigningKeyFile, SigningKeyID                string
@@ -116,6 +117,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.JWKSCAFile, "jwks-ca-file", "", "CA certificates (PEM) to trust, besides the system's, for health authorities' JWKS URLs")
 	fs.StringVar(&c.GAENCAFile, "gaen-ca-file", "", "CA certificates (PEM) to trust, besides the system's, for the GAEN sources' URLs (trust add-gaen)")
 	c.EFGS.flags(fs)
+	c.Hub.flags(fs)
 	fs.DurationVar(&c.JWKSInterval, "jwks-interval", 5*time.Minute, "how often the leader fetches the key set of a health authority registered with a JWKS URL")
 	fs.IntVar(&c.StatsThreshold, "stats-threshold", stats.DefaultThreshold, "the smallest count the statistics (portal, stats API) show as it is; counts from 1 below it read \"<N\"")
 	fs.StringVar(&c.ExportDir, "export-dir", "", "keep a mirror of the downloads in this directory (v1/exports/index.txt, batches.txt and their files, written whole), for nginx or a CDN origin to serve")

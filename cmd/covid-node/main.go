@@ -48,6 +48,7 @@ commands:
   keygen                make keys: a federation signing key pair, a pool key (--pool), a secret (--secret), an ECDSA pair (--ecdsa), an operator's age identity (--age)
   trust add|add-gaen|add-efgs|list|remove
                         manage the regions whose signed batches this region accepts, the GAEN key servers whose export files it imports, and the EU gateway's countries whose keys it imports
+  hub country           add or replace a country of the stand-in EU gateway this region serves (--hub-addr)
   federation status|import
                         what this region keeps per origin; fetch a batch from a peer and import it
 
@@ -112,6 +113,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return certs(args[1:], stdout)
 	case "trust":
 		return trustCmd(ctx, args[1:], stdout)
+	case "hub":
+		return hubCmd(ctx, args[1:], stdout)
 	case "federation":
 		return federationCmd(ctx, args[1:], stdout)
 	case "policy":

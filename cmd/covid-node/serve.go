@@ -151,6 +151,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return errors.Join(fmt.Errorf("serve: %w", err), n.Close(ctx))
 	}
+	stopHub, err := serveHub(c.Hub, n, logger)
+	if err != nil {
+		return errors.Join(fmt.Errorf("serve: %w", err), n.Close(ctx))
+	}
 	logger.Info("node serving", "node", c.NodeID, "region", c.Region, "api", c.apiScheme()+"://"+c.HTTPAddr, "raft", c.RaftAddr,
 		"admin_token_file", c.AdminTokenFile)
 	errc := make(chan error, 1)
@@ -162,7 +166,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), c.shutdownTimeout)
 	defer cancel()
-	return errors.Join(err, srv.Shutdown(sctx), n.Close(sctx))
+	return errors.Join(err, stopHub(sctx), srv.Shutdown(sctx), n.Close(sctx))
 }
 
 // portalMount serves the web portal beside the API when the verification

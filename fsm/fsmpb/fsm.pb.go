@@ -60,6 +60,8 @@ const (
 	CommandType_COMMAND_TYPE_IMPORT_EXPORT            CommandType = 27
 	CommandType_COMMAND_TYPE_EFGS_UPLOADED            CommandType = 28
 	CommandType_COMMAND_TYPE_IMPORT_EFGS              CommandType = 29
+	CommandType_COMMAND_TYPE_PUT_HUB_COUNTRY          CommandType = 30
+	CommandType_COMMAND_TYPE_HUB_UPLOAD               CommandType = 31
 )
 
 // Enum value maps for CommandType.
@@ -95,6 +97,8 @@ var (
 		27: "COMMAND_TYPE_IMPORT_EXPORT",
 		28: "COMMAND_TYPE_EFGS_UPLOADED",
 		29: "COMMAND_TYPE_IMPORT_EFGS",
+		30: "COMMAND_TYPE_PUT_HUB_COUNTRY",
+		31: "COMMAND_TYPE_HUB_UPLOAD",
 	}
 	CommandType_value = map[string]int32{
 		"COMMAND_TYPE_UNSPECIFIED":              0,
@@ -127,6 +131,8 @@ var (
 		"COMMAND_TYPE_IMPORT_EXPORT":            27,
 		"COMMAND_TYPE_EFGS_UPLOADED":            28,
 		"COMMAND_TYPE_IMPORT_EFGS":              29,
+		"COMMAND_TYPE_PUT_HUB_COUNTRY":          30,
+		"COMMAND_TYPE_HUB_UPLOAD":               31,
 	}
 )
 
@@ -201,6 +207,8 @@ type Command struct {
 	ImportExport           *ImportExport           `protobuf:"bytes,36,opt,name=import_export,json=importExport,proto3" json:"import_export,omitempty"`
 	EfgsUploaded           *EFGSUpload             `protobuf:"bytes,37,opt,name=efgs_uploaded,json=efgsUploaded,proto3" json:"efgs_uploaded,omitempty"`
 	ImportEfgs             *ImportEFGS             `protobuf:"bytes,38,opt,name=import_efgs,json=importEfgs,proto3" json:"import_efgs,omitempty"`
+	PutHubCountry          *HubCountry             `protobuf:"bytes,39,opt,name=put_hub_country,json=putHubCountry,proto3" json:"put_hub_country,omitempty"`
+	HubUpload              *HubUpload              `protobuf:"bytes,40,opt,name=hub_upload,json=hubUpload,proto3" json:"hub_upload,omitempty"`
 	unknownFields          protoimpl.UnknownFields
 	sizeCache              protoimpl.SizeCache
 }
@@ -466,6 +474,20 @@ func (x *Command) GetImportEfgs() *ImportEFGS {
 	return nil
 }
 
+func (x *Command) GetPutHubCountry() *HubCountry {
+	if x != nil {
+		return x.PutHubCountry
+	}
+	return nil
+}
+
+func (x *Command) GetHubUpload() *HubUpload {
+	if x != nil {
+		return x.HubUpload
+	}
+	return nil
+}
+
 // RevokedCert is a member certificate the region no longer takes, whoever
 // presents it (from version 5): a stolen copy, a renewal that leaked
 // before it was deployed. The member port refuses it in the handshake's
@@ -680,6 +702,7 @@ type Result struct {
 	//	*Result_VerificationCode
 	//	*Result_VerificationToken
 	//	*Result_User
+	//	*Result_HubUpload
 	Value         isResult_Value `protobuf_oneof:"value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -826,6 +849,15 @@ func (x *Result) GetUser() *User {
 	return nil
 }
 
+func (x *Result) GetHubUpload() *HubUploadResult {
+	if x != nil {
+		if x, ok := x.Value.(*Result_HubUpload); ok {
+			return x.HubUpload
+		}
+	}
+	return nil
+}
+
 type isResult_Value interface {
 	isResult_Value()
 }
@@ -870,6 +902,10 @@ type Result_User struct {
 	User *User `protobuf:"bytes,19,opt,name=user,proto3,oneof"`
 }
 
+type Result_HubUpload struct {
+	HubUpload *HubUploadResult `protobuf:"bytes,20,opt,name=hub_upload,json=hubUpload,proto3,oneof"`
+}
+
 func (*Result_Publish) isResult_Value() {}
 
 func (*Result_Seal) isResult_Value() {}
@@ -889,6 +925,8 @@ func (*Result_VerificationCode) isResult_Value() {}
 func (*Result_VerificationToken) isResult_Value() {}
 
 func (*Result_User) isResult_Value() {}
+
+func (*Result_HubUpload) isResult_Value() {}
 
 // Refusal tells why the state machine refused a command.
 type Refusal struct {
@@ -2121,6 +2159,455 @@ func (x *EFGSState) GetImported() []*EFGSImported {
 	return nil
 }
 
+// HubCountry is a country of the stand-in gateway (hub) this region
+// serves: the thumbprints (SHA-256 of the DER, hex) of its authentication
+// certificates, which name it in mutual TLS, and its signing certificates
+// with the trust anchor's signature over each one's PEM text. PUT replaces
+// the country whole.
+type HubCountry struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Country         string                 `protobuf:"bytes,1,opt,name=country,proto3" json:"country,omitempty"`
+	AuthThumbprints []string               `protobuf:"bytes,2,rep,name=auth_thumbprints,json=authThumbprints,proto3" json:"auth_thumbprints,omitempty"`
+	Signers         []*HubSigner           `protobuf:"bytes,3,rep,name=signers,proto3" json:"signers,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *HubCountry) Reset() {
+	*x = HubCountry{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HubCountry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HubCountry) ProtoMessage() {}
+
+func (x *HubCountry) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HubCountry.ProtoReflect.Descriptor instead.
+func (*HubCountry) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *HubCountry) GetCountry() string {
+	if x != nil {
+		return x.Country
+	}
+	return ""
+}
+
+func (x *HubCountry) GetAuthThumbprints() []string {
+	if x != nil {
+		return x.AuthThumbprints
+	}
+	return nil
+}
+
+func (x *HubCountry) GetSigners() []*HubSigner {
+	if x != nil {
+		return x.Signers
+	}
+	return nil
+}
+
+// HubSigner is a country's signing certificate at the hub.
+type HubSigner struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Thumbprint      string                 `protobuf:"bytes,1,opt,name=thumbprint,proto3" json:"thumbprint,omitempty"`
+	Pem             string                 `protobuf:"bytes,2,opt,name=pem,proto3" json:"pem,omitempty"`
+	AnchorSignature string                 `protobuf:"bytes,3,opt,name=anchor_signature,json=anchorSignature,proto3" json:"anchor_signature,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *HubSigner) Reset() {
+	*x = HubSigner{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HubSigner) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HubSigner) ProtoMessage() {}
+
+func (x *HubSigner) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HubSigner.ProtoReflect.Descriptor instead.
+func (*HubSigner) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *HubSigner) GetThumbprint() string {
+	if x != nil {
+		return x.Thumbprint
+	}
+	return ""
+}
+
+func (x *HubSigner) GetPem() string {
+	if x != nil {
+		return x.Pem
+	}
+	return ""
+}
+
+func (x *HubSigner) GetAnchorSignature() string {
+	if x != nil {
+		return x.AnchorSignature
+	}
+	return ""
+}
+
+// HubUpload stores a country's upload at the hub, checked by the node that
+// received it (the batch signature by a signing certificate of the
+// country, every key's origin the country) before it was proposed: the
+// state machine decides whether the tag or the keys are known.
+type HubUpload struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	Country          string                 `protobuf:"bytes,1,opt,name=country,proto3" json:"country,omitempty"`
+	Tag              string                 `protobuf:"bytes,2,opt,name=tag,proto3" json:"tag,omitempty"`
+	BatchSignature   string                 `protobuf:"bytes,3,opt,name=batch_signature,json=batchSignature,proto3" json:"batch_signature,omitempty"`
+	SignerThumbprint string                 `protobuf:"bytes,4,opt,name=signer_thumbprint,json=signerThumbprint,proto3" json:"signer_thumbprint,omitempty"`
+	// keys are the upload's DiagnosisKey messages, each encoded.
+	Keys [][]byte `protobuf:"bytes,5,rep,name=keys,proto3" json:"keys,omitempty"`
+	// key_data are the keys' 16 bytes, in the same order.
+	KeyData       [][]byte `protobuf:"bytes,6,rep,name=key_data,json=keyData,proto3" json:"key_data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HubUpload) Reset() {
+	*x = HubUpload{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HubUpload) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HubUpload) ProtoMessage() {}
+
+func (x *HubUpload) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HubUpload.ProtoReflect.Descriptor instead.
+func (*HubUpload) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *HubUpload) GetCountry() string {
+	if x != nil {
+		return x.Country
+	}
+	return ""
+}
+
+func (x *HubUpload) GetTag() string {
+	if x != nil {
+		return x.Tag
+	}
+	return ""
+}
+
+func (x *HubUpload) GetBatchSignature() string {
+	if x != nil {
+		return x.BatchSignature
+	}
+	return ""
+}
+
+func (x *HubUpload) GetSignerThumbprint() string {
+	if x != nil {
+		return x.SignerThumbprint
+	}
+	return ""
+}
+
+func (x *HubUpload) GetKeys() [][]byte {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+func (x *HubUpload) GetKeyData() [][]byte {
+	if x != nil {
+		return x.KeyData
+	}
+	return nil
+}
+
+// HubUploadResult is the gateway's answer to an upload: 201 (stored as
+// download batch tag), 409 (the tag was used), or 207 (some keys are held
+// already: nothing stored; created and conflicting name the keys by index).
+type HubUploadResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Status        uint32                 `protobuf:"varint,1,opt,name=status,proto3" json:"status,omitempty"`
+	Tag           string                 `protobuf:"bytes,2,opt,name=tag,proto3" json:"tag,omitempty"`
+	Created       []uint32               `protobuf:"varint,3,rep,packed,name=created,proto3" json:"created,omitempty"`
+	Conflicting   []uint32               `protobuf:"varint,4,rep,packed,name=conflicting,proto3" json:"conflicting,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HubUploadResult) Reset() {
+	*x = HubUploadResult{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HubUploadResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HubUploadResult) ProtoMessage() {}
+
+func (x *HubUploadResult) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HubUploadResult.ProtoReflect.Descriptor instead.
+func (*HubUploadResult) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *HubUploadResult) GetStatus() uint32 {
+	if x != nil {
+		return x.Status
+	}
+	return 0
+}
+
+func (x *HubUploadResult) GetTag() string {
+	if x != nil {
+		return x.Tag
+	}
+	return ""
+}
+
+func (x *HubUploadResult) GetCreated() []uint32 {
+	if x != nil {
+		return x.Created
+	}
+	return nil
+}
+
+func (x *HubUploadResult) GetConflicting() []uint32 {
+	if x != nil {
+		return x.Conflicting
+	}
+	return nil
+}
+
+// HubBatch is a download batch of the hub: one country's upload.
+type HubBatch struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	Tag              string                 `protobuf:"bytes,1,opt,name=tag,proto3" json:"tag,omitempty"`
+	DayUnix          int64                  `protobuf:"varint,2,opt,name=day_unix,json=dayUnix,proto3" json:"day_unix,omitempty"`
+	Country          string                 `protobuf:"bytes,3,opt,name=country,proto3" json:"country,omitempty"`
+	UploadTag        string                 `protobuf:"bytes,4,opt,name=upload_tag,json=uploadTag,proto3" json:"upload_tag,omitempty"`
+	BatchSignature   string                 `protobuf:"bytes,5,opt,name=batch_signature,json=batchSignature,proto3" json:"batch_signature,omitempty"`
+	SignerThumbprint string                 `protobuf:"bytes,6,opt,name=signer_thumbprint,json=signerThumbprint,proto3" json:"signer_thumbprint,omitempty"`
+	UploadedUnix     int64                  `protobuf:"varint,7,opt,name=uploaded_unix,json=uploadedUnix,proto3" json:"uploaded_unix,omitempty"`
+	Keys             [][]byte               `protobuf:"bytes,8,rep,name=keys,proto3" json:"keys,omitempty"`
+	KeyData          [][]byte               `protobuf:"bytes,9,rep,name=key_data,json=keyData,proto3" json:"key_data,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *HubBatch) Reset() {
+	*x = HubBatch{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HubBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HubBatch) ProtoMessage() {}
+
+func (x *HubBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HubBatch.ProtoReflect.Descriptor instead.
+func (*HubBatch) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *HubBatch) GetTag() string {
+	if x != nil {
+		return x.Tag
+	}
+	return ""
+}
+
+func (x *HubBatch) GetDayUnix() int64 {
+	if x != nil {
+		return x.DayUnix
+	}
+	return 0
+}
+
+func (x *HubBatch) GetCountry() string {
+	if x != nil {
+		return x.Country
+	}
+	return ""
+}
+
+func (x *HubBatch) GetUploadTag() string {
+	if x != nil {
+		return x.UploadTag
+	}
+	return ""
+}
+
+func (x *HubBatch) GetBatchSignature() string {
+	if x != nil {
+		return x.BatchSignature
+	}
+	return ""
+}
+
+func (x *HubBatch) GetSignerThumbprint() string {
+	if x != nil {
+		return x.SignerThumbprint
+	}
+	return ""
+}
+
+func (x *HubBatch) GetUploadedUnix() int64 {
+	if x != nil {
+		return x.UploadedUnix
+	}
+	return 0
+}
+
+func (x *HubBatch) GetKeys() [][]byte {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+func (x *HubBatch) GetKeyData() [][]byte {
+	if x != nil {
+		return x.KeyData
+	}
+	return nil
+}
+
+// HubState is the hub's replicated state, one record of the snapshot.
+type HubState struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Countries     []*HubCountry          `protobuf:"bytes,1,rep,name=countries,proto3" json:"countries,omitempty"`
+	Batches       []*HubBatch            `protobuf:"bytes,2,rep,name=batches,proto3" json:"batches,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HubState) Reset() {
+	*x = HubState{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HubState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HubState) ProtoMessage() {}
+
+func (x *HubState) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HubState.ProtoReflect.Descriptor instead.
+func (*HubState) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *HubState) GetCountries() []*HubCountry {
+	if x != nil {
+		return x.Countries
+	}
+	return nil
+}
+
+func (x *HubState) GetBatches() []*HubBatch {
+	if x != nil {
+		return x.Batches
+	}
+	return nil
+}
+
 // ImportedFile records an export file of a GAEN source that this region
 // imported, so that it is never imported twice, until it ages out.
 type ImportedFile struct {
@@ -2137,7 +2624,7 @@ type ImportedFile struct {
 
 func (x *ImportedFile) Reset() {
 	*x = ImportedFile{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[22]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2149,7 +2636,7 @@ func (x *ImportedFile) String() string {
 func (*ImportedFile) ProtoMessage() {}
 
 func (x *ImportedFile) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[22]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2162,7 +2649,7 @@ func (x *ImportedFile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportedFile.ProtoReflect.Descriptor instead.
 func (*ImportedFile) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{22}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ImportedFile) GetOrigin() string {
@@ -2211,7 +2698,7 @@ type RemoveTrust struct {
 
 func (x *RemoveTrust) Reset() {
 	*x = RemoveTrust{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[23]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2223,7 +2710,7 @@ func (x *RemoveTrust) String() string {
 func (*RemoveTrust) ProtoMessage() {}
 
 func (x *RemoveTrust) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[23]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2236,7 +2723,7 @@ func (x *RemoveTrust) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveTrust.ProtoReflect.Descriptor instead.
 func (*RemoveTrust) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{23}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *RemoveTrust) GetRegion() string {
@@ -2265,7 +2752,7 @@ type ImportBatch struct {
 
 func (x *ImportBatch) Reset() {
 	*x = ImportBatch{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[24]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2277,7 +2764,7 @@ func (x *ImportBatch) String() string {
 func (*ImportBatch) ProtoMessage() {}
 
 func (x *ImportBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[24]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2290,7 +2777,7 @@ func (x *ImportBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportBatch.ProtoReflect.Descriptor instead.
 func (*ImportBatch) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{24}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ImportBatch) GetSigned() []byte {
@@ -2321,7 +2808,7 @@ type FederationBatch struct {
 
 func (x *FederationBatch) Reset() {
 	*x = FederationBatch{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[25]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2333,7 +2820,7 @@ func (x *FederationBatch) String() string {
 func (*FederationBatch) ProtoMessage() {}
 
 func (x *FederationBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[25]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2346,7 +2833,7 @@ func (x *FederationBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FederationBatch.ProtoReflect.Descriptor instead.
 func (*FederationBatch) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{25}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *FederationBatch) GetVersion() uint32 {
@@ -2431,7 +2918,7 @@ type SignedBatch struct {
 
 func (x *SignedBatch) Reset() {
 	*x = SignedBatch{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[26]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2443,7 +2930,7 @@ func (x *SignedBatch) String() string {
 func (*SignedBatch) ProtoMessage() {}
 
 func (x *SignedBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[26]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2456,7 +2943,7 @@ func (x *SignedBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignedBatch.ProtoReflect.Descriptor instead.
 func (*SignedBatch) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{26}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *SignedBatch) GetBody() []byte {
@@ -2508,7 +2995,7 @@ type OriginMark struct {
 
 func (x *OriginMark) Reset() {
 	*x = OriginMark{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[27]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2520,7 +3007,7 @@ func (x *OriginMark) String() string {
 func (*OriginMark) ProtoMessage() {}
 
 func (x *OriginMark) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[27]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2533,7 +3020,7 @@ func (x *OriginMark) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OriginMark.ProtoReflect.Descriptor instead.
 func (*OriginMark) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{27}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *OriginMark) GetOrigin() string {
@@ -2572,7 +3059,7 @@ type Provider struct {
 
 func (x *Provider) Reset() {
 	*x = Provider{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[28]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2584,7 +3071,7 @@ func (x *Provider) String() string {
 func (*Provider) ProtoMessage() {}
 
 func (x *Provider) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[28]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2597,7 +3084,7 @@ func (x *Provider) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Provider.ProtoReflect.Descriptor instead.
 func (*Provider) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{28}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *Provider) GetId() string {
@@ -2644,7 +3131,7 @@ type RevokeProvider struct {
 
 func (x *RevokeProvider) Reset() {
 	*x = RevokeProvider{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[29]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2656,7 +3143,7 @@ func (x *RevokeProvider) String() string {
 func (*RevokeProvider) ProtoMessage() {}
 
 func (x *RevokeProvider) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[29]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2669,7 +3156,7 @@ func (x *RevokeProvider) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeProvider.ProtoReflect.Descriptor instead.
 func (*RevokeProvider) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{29}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *RevokeProvider) GetId() string {
@@ -2701,7 +3188,7 @@ type Code struct {
 
 func (x *Code) Reset() {
 	*x = Code{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[30]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2713,7 +3200,7 @@ func (x *Code) String() string {
 func (*Code) ProtoMessage() {}
 
 func (x *Code) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[30]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2726,7 +3213,7 @@ func (x *Code) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Code.ProtoReflect.Descriptor instead.
 func (*Code) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{30}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *Code) GetLookup() uint32 {
@@ -2824,7 +3311,7 @@ type Revoke struct {
 
 func (x *Revoke) Reset() {
 	*x = Revoke{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[31]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2836,7 +3323,7 @@ func (x *Revoke) String() string {
 func (*Revoke) ProtoMessage() {}
 
 func (x *Revoke) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[31]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2849,7 +3336,7 @@ func (x *Revoke) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Revoke.ProtoReflect.Descriptor instead.
 func (*Revoke) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{31}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *Revoke) GetReason() string {
@@ -2913,7 +3400,7 @@ type Expire struct {
 
 func (x *Expire) Reset() {
 	*x = Expire{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[32]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2925,7 +3412,7 @@ func (x *Expire) String() string {
 func (*Expire) ProtoMessage() {}
 
 func (x *Expire) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[32]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2938,7 +3425,7 @@ func (x *Expire) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Expire.ProtoReflect.Descriptor instead.
 func (*Expire) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{32}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *Expire) GetCutoffUnix() int64 {
@@ -2961,7 +3448,7 @@ type Revocation struct {
 
 func (x *Revocation) Reset() {
 	*x = Revocation{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[33]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2973,7 +3460,7 @@ func (x *Revocation) String() string {
 func (*Revocation) ProtoMessage() {}
 
 func (x *Revocation) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[33]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2986,7 +3473,7 @@ func (x *Revocation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Revocation.ProtoReflect.Descriptor instead.
 func (*Revocation) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{33}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *Revocation) GetTimeUnix() int64 {
@@ -3046,7 +3533,7 @@ type Seal struct {
 
 func (x *Seal) Reset() {
 	*x = Seal{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[34]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3058,7 +3545,7 @@ func (x *Seal) String() string {
 func (*Seal) ProtoMessage() {}
 
 func (x *Seal) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[34]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3071,7 +3558,7 @@ func (x *Seal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Seal.ProtoReflect.Descriptor instead.
 func (*Seal) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{34}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *Seal) GetSeq() uint32 {
@@ -3127,7 +3614,7 @@ type ExportSigner struct {
 
 func (x *ExportSigner) Reset() {
 	*x = ExportSigner{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[35]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3139,7 +3626,7 @@ func (x *ExportSigner) String() string {
 func (*ExportSigner) ProtoMessage() {}
 
 func (x *ExportSigner) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[35]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3152,7 +3639,7 @@ func (x *ExportSigner) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportSigner.ProtoReflect.Descriptor instead.
 func (*ExportSigner) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{35}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ExportSigner) GetKeyId() string {
@@ -3196,7 +3683,7 @@ type Batch struct {
 
 func (x *Batch) Reset() {
 	*x = Batch{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[36]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3208,7 +3695,7 @@ func (x *Batch) String() string {
 func (*Batch) ProtoMessage() {}
 
 func (x *Batch) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[36]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3221,7 +3708,7 @@ func (x *Batch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Batch.ProtoReflect.Descriptor instead.
 func (*Batch) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{36}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *Batch) GetSeq() uint32 {
@@ -3319,7 +3806,7 @@ type ForeignBatch struct {
 
 func (x *ForeignBatch) Reset() {
 	*x = ForeignBatch{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[37]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3331,7 +3818,7 @@ func (x *ForeignBatch) String() string {
 func (*ForeignBatch) ProtoMessage() {}
 
 func (x *ForeignBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[37]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3344,7 +3831,7 @@ func (x *ForeignBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForeignBatch.ProtoReflect.Descriptor instead.
 func (*ForeignBatch) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{37}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ForeignBatch) GetOrigin() string {
@@ -3412,7 +3899,7 @@ type Key struct {
 
 func (x *Key) Reset() {
 	*x = Key{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[38]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3424,7 +3911,7 @@ func (x *Key) String() string {
 func (*Key) ProtoMessage() {}
 
 func (x *Key) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[38]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3437,7 +3924,7 @@ func (x *Key) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Key.ProtoReflect.Descriptor instead.
 func (*Key) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{38}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *Key) GetKeyData() []byte {
@@ -3537,7 +4024,7 @@ type Publish struct {
 
 func (x *Publish) Reset() {
 	*x = Publish{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[39]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3549,7 +4036,7 @@ func (x *Publish) String() string {
 func (*Publish) ProtoMessage() {}
 
 func (x *Publish) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[39]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3562,7 +4049,7 @@ func (x *Publish) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Publish.ProtoReflect.Descriptor instead.
 func (*Publish) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{39}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *Publish) GetSubmissionId() []byte {
@@ -3677,7 +4164,7 @@ type AuthorityKey struct {
 
 func (x *AuthorityKey) Reset() {
 	*x = AuthorityKey{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[40]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3689,7 +4176,7 @@ func (x *AuthorityKey) String() string {
 func (*AuthorityKey) ProtoMessage() {}
 
 func (x *AuthorityKey) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[40]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3702,7 +4189,7 @@ func (x *AuthorityKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthorityKey.ProtoReflect.Descriptor instead.
 func (*AuthorityKey) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{40}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *AuthorityKey) GetKid() string {
@@ -3753,7 +4240,7 @@ type Authority struct {
 
 func (x *Authority) Reset() {
 	*x = Authority{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[41]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3765,7 +4252,7 @@ func (x *Authority) String() string {
 func (*Authority) ProtoMessage() {}
 
 func (x *Authority) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[41]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3778,7 +4265,7 @@ func (x *Authority) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Authority.ProtoReflect.Descriptor instead.
 func (*Authority) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{41}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *Authority) GetIssuer() string {
@@ -3834,7 +4321,7 @@ type RemoveAuthority struct {
 
 func (x *RemoveAuthority) Reset() {
 	*x = RemoveAuthority{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[42]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3846,7 +4333,7 @@ func (x *RemoveAuthority) String() string {
 func (*RemoveAuthority) ProtoMessage() {}
 
 func (x *RemoveAuthority) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[42]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3859,7 +4346,7 @@ func (x *RemoveAuthority) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveAuthority.ProtoReflect.Descriptor instead.
 func (*RemoveAuthority) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{42}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *RemoveAuthority) GetIssuer() string {
@@ -3899,7 +4386,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[43]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3911,7 +4398,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[43]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3924,7 +4411,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{43}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *Node) GetId() string {
@@ -3978,7 +4465,7 @@ type RemoveNode struct {
 
 func (x *RemoveNode) Reset() {
 	*x = RemoveNode{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[44]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3990,7 +4477,7 @@ func (x *RemoveNode) String() string {
 func (*RemoveNode) ProtoMessage() {}
 
 func (x *RemoveNode) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[44]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4003,7 +4490,7 @@ func (x *RemoveNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNode.ProtoReflect.Descriptor instead.
 func (*RemoveNode) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{44}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *RemoveNode) GetId() string {
@@ -4034,7 +4521,7 @@ type Submission struct {
 
 func (x *Submission) Reset() {
 	*x = Submission{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[45]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4046,7 +4533,7 @@ func (x *Submission) String() string {
 func (*Submission) ProtoMessage() {}
 
 func (x *Submission) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[45]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4059,7 +4546,7 @@ func (x *Submission) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Submission.ProtoReflect.Descriptor instead.
 func (*Submission) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{45}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *Submission) GetId() []byte {
@@ -4189,14 +4676,17 @@ type SnapshotHeader struct {
 	ImportedFiles uint64 `protobuf:"varint,27,opt,name=imported_files,json=importedFiles,proto3" json:"imported_files,omitempty"`
 	// efgs is set when the region has progress with the EU gateway
 	// (EFGSState, one record after the imported files).
-	Efgs          bool `protobuf:"varint,28,opt,name=efgs,proto3" json:"efgs,omitempty"`
+	Efgs bool `protobuf:"varint,28,opt,name=efgs,proto3" json:"efgs,omitempty"`
+	// hub is set when the region serves a stand-in gateway (HubState, one
+	// record after the gateway progress).
+	Hub           bool `protobuf:"varint,29,opt,name=hub,proto3" json:"hub,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SnapshotHeader) Reset() {
 	*x = SnapshotHeader{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[46]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4208,7 +4698,7 @@ func (x *SnapshotHeader) String() string {
 func (*SnapshotHeader) ProtoMessage() {}
 
 func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[46]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4221,7 +4711,7 @@ func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotHeader.ProtoReflect.Descriptor instead.
 func (*SnapshotHeader) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{46}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *SnapshotHeader) GetVersion() uint32 {
@@ -4420,6 +4910,13 @@ func (x *SnapshotHeader) GetEfgs() bool {
 	return false
 }
 
+func (x *SnapshotHeader) GetHub() bool {
+	if x != nil {
+		return x.Hub
+	}
+	return false
+}
+
 // StoredKey is a key record in a snapshot: the key and the index of the
 // submission that brought it.
 type StoredKey struct {
@@ -4438,7 +4935,7 @@ type StoredKey struct {
 
 func (x *StoredKey) Reset() {
 	*x = StoredKey{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[47]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4450,7 +4947,7 @@ func (x *StoredKey) String() string {
 func (*StoredKey) ProtoMessage() {}
 
 func (x *StoredKey) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[47]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4463,7 +4960,7 @@ func (x *StoredKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoredKey.ProtoReflect.Descriptor instead.
 func (*StoredKey) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{47}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *StoredKey) GetKey() *Key {
@@ -4520,7 +5017,7 @@ type ApiKey struct {
 
 func (x *ApiKey) Reset() {
 	*x = ApiKey{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[48]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4532,7 +5029,7 @@ func (x *ApiKey) String() string {
 func (*ApiKey) ProtoMessage() {}
 
 func (x *ApiKey) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[48]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4545,7 +5042,7 @@ func (x *ApiKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApiKey.ProtoReflect.Descriptor instead.
 func (*ApiKey) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{48}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ApiKey) GetHash() []byte {
@@ -4599,7 +5096,7 @@ type RevokeApiKey struct {
 
 func (x *RevokeApiKey) Reset() {
 	*x = RevokeApiKey{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[49]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4611,7 +5108,7 @@ func (x *RevokeApiKey) String() string {
 func (*RevokeApiKey) ProtoMessage() {}
 
 func (x *RevokeApiKey) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[49]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4624,7 +5121,7 @@ func (x *RevokeApiKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeApiKey.ProtoReflect.Descriptor instead.
 func (*RevokeApiKey) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{49}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *RevokeApiKey) GetHash() []byte {
@@ -4685,7 +5182,7 @@ type VerificationCode struct {
 
 func (x *VerificationCode) Reset() {
 	*x = VerificationCode{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[50]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4697,7 +5194,7 @@ func (x *VerificationCode) String() string {
 func (*VerificationCode) ProtoMessage() {}
 
 func (x *VerificationCode) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[50]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4710,7 +5207,7 @@ func (x *VerificationCode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerificationCode.ProtoReflect.Descriptor instead.
 func (*VerificationCode) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{50}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *VerificationCode) GetUuid() string {
@@ -4880,7 +5377,7 @@ type ClaimCode struct {
 
 func (x *ClaimCode) Reset() {
 	*x = ClaimCode{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[51]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4892,7 +5389,7 @@ func (x *ClaimCode) String() string {
 func (*ClaimCode) ProtoMessage() {}
 
 func (x *ClaimCode) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[51]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4905,7 +5402,7 @@ func (x *ClaimCode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimCode.ProtoReflect.Descriptor instead.
 func (*ClaimCode) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{51}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ClaimCode) GetHashes() [][]byte {
@@ -4960,7 +5457,7 @@ type VerificationToken struct {
 
 func (x *VerificationToken) Reset() {
 	*x = VerificationToken{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[52]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4972,7 +5469,7 @@ func (x *VerificationToken) String() string {
 func (*VerificationToken) ProtoMessage() {}
 
 func (x *VerificationToken) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[52]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4985,7 +5482,7 @@ func (x *VerificationToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerificationToken.ProtoReflect.Descriptor instead.
 func (*VerificationToken) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{52}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *VerificationToken) GetId() string {
@@ -5047,7 +5544,7 @@ type ClaimToken struct {
 
 func (x *ClaimToken) Reset() {
 	*x = ClaimToken{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[53]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5059,7 +5556,7 @@ func (x *ClaimToken) String() string {
 func (*ClaimToken) ProtoMessage() {}
 
 func (x *ClaimToken) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[53]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5072,7 +5569,7 @@ func (x *ClaimToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimToken.ProtoReflect.Descriptor instead.
 func (*ClaimToken) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{53}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ClaimToken) GetTokenId() string {
@@ -5094,7 +5591,7 @@ type ExpireVerificationCode struct {
 
 func (x *ExpireVerificationCode) Reset() {
 	*x = ExpireVerificationCode{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[54]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5106,7 +5603,7 @@ func (x *ExpireVerificationCode) String() string {
 func (*ExpireVerificationCode) ProtoMessage() {}
 
 func (x *ExpireVerificationCode) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[54]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5119,7 +5616,7 @@ func (x *ExpireVerificationCode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpireVerificationCode.ProtoReflect.Descriptor instead.
 func (*ExpireVerificationCode) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{54}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *ExpireVerificationCode) GetUuid() string {
@@ -5174,7 +5671,7 @@ type User struct {
 
 func (x *User) Reset() {
 	*x = User{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[55]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5186,7 +5683,7 @@ func (x *User) String() string {
 func (*User) ProtoMessage() {}
 
 func (x *User) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[55]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5199,7 +5696,7 @@ func (x *User) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use User.ProtoReflect.Descriptor instead.
 func (*User) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{55}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *User) GetEmail() string {
@@ -5313,7 +5810,7 @@ type AcceptInvite struct {
 
 func (x *AcceptInvite) Reset() {
 	*x = AcceptInvite{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[56]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5325,7 +5822,7 @@ func (x *AcceptInvite) String() string {
 func (*AcceptInvite) ProtoMessage() {}
 
 func (x *AcceptInvite) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[56]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5338,7 +5835,7 @@ func (x *AcceptInvite) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcceptInvite.ProtoReflect.Descriptor instead.
 func (*AcceptInvite) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{56}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *AcceptInvite) GetEmail() string {
@@ -5376,7 +5873,7 @@ type LoginClient struct {
 
 func (x *LoginClient) Reset() {
 	*x = LoginClient{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[57]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5388,7 +5885,7 @@ func (x *LoginClient) String() string {
 func (*LoginClient) ProtoMessage() {}
 
 func (x *LoginClient) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[57]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5401,7 +5898,7 @@ func (x *LoginClient) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginClient.ProtoReflect.Descriptor instead.
 func (*LoginClient) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{57}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *LoginClient) GetClient() []byte {
@@ -5450,7 +5947,7 @@ type Login struct {
 
 func (x *Login) Reset() {
 	*x = Login{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[58]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5462,7 +5959,7 @@ func (x *Login) String() string {
 func (*Login) ProtoMessage() {}
 
 func (x *Login) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[58]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5475,7 +5972,7 @@ func (x *Login) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Login.ProtoReflect.Descriptor instead.
 func (*Login) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{58}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *Login) GetEmail() string {
@@ -5528,7 +6025,7 @@ type AuditEvent struct {
 
 func (x *AuditEvent) Reset() {
 	*x = AuditEvent{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[59]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5540,7 +6037,7 @@ func (x *AuditEvent) String() string {
 func (*AuditEvent) ProtoMessage() {}
 
 func (x *AuditEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[59]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5553,7 +6050,7 @@ func (x *AuditEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
 func (*AuditEvent) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{59}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *AuditEvent) GetTimeUnix() int64 {
@@ -5606,7 +6103,7 @@ type Session struct {
 
 func (x *Session) Reset() {
 	*x = Session{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[60]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5618,7 +6115,7 @@ func (x *Session) String() string {
 func (*Session) ProtoMessage() {}
 
 func (x *Session) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[60]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5631,7 +6128,7 @@ func (x *Session) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Session.ProtoReflect.Descriptor instead.
 func (*Session) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{60}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *Session) GetRequestId() []byte {
@@ -5666,7 +6163,7 @@ var File_fsm_fsmpb_fsm_proto protoreflect.FileDescriptor
 
 const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\n" +
-	"\x13fsm/fsmpb/fsm.proto\x12\fcovid.fsm.v1\"\xba\x0e\n" +
+	"\x13fsm/fsmpb/fsm.proto\x12\fcovid.fsm.v1\"\xb4\x0f\n" +
 	"\aCommand\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12-\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x19.covid.fsm.v1.CommandTypeR\x04type\x12\x1b\n" +
@@ -5709,7 +6206,10 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\rimport_export\x18$ \x01(\v2\x1a.covid.fsm.v1.ImportExportR\fimportExport\x12=\n" +
 	"\refgs_uploaded\x18% \x01(\v2\x18.covid.fsm.v1.EFGSUploadR\fefgsUploaded\x129\n" +
 	"\vimport_efgs\x18& \x01(\v2\x18.covid.fsm.v1.ImportEFGSR\n" +
-	"importEfgs\"|\n" +
+	"importEfgs\x12@\n" +
+	"\x0fput_hub_country\x18' \x01(\v2\x18.covid.fsm.v1.HubCountryR\rputHubCountry\x126\n" +
+	"\n" +
+	"hub_upload\x18( \x01(\v2\x17.covid.fsm.v1.HubUploadR\thubUpload\"|\n" +
 	"\vRevokedCert\x12\x1f\n" +
 	"\vcert_sha256\x18\x01 \x01(\fR\n" +
 	"certSha256\x12\x17\n" +
@@ -5726,7 +6226,7 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\fsms_per_hour\x18\x06 \x01(\rR\n" +
 	"smsPerHour\x122\n" +
 	"\x16sms_per_number_per_day\x18\a \x01(\rR\x12smsPerNumberPerDay\x12:\n" +
-	"\x1acodes_per_provider_per_day\x18\b \x01(\rR\x16codesPerProviderPerDay\"\xa0\x05\n" +
+	"\x1acodes_per_provider_per_day\x18\b \x01(\rR\x16codesPerProviderPerDay\"\xe0\x05\n" +
 	"\x06Result\x12/\n" +
 	"\arefusal\x18\x01 \x01(\v2\x15.covid.fsm.v1.RefusalR\arefusal\x12\x1b\n" +
 	"\tlog_index\x18\x02 \x01(\x04R\blogIndex\x127\n" +
@@ -5741,7 +6241,9 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x06policy\x18\x10 \x01(\v2\x14.covid.fsm.v1.PolicyH\x00R\x06policy\x12M\n" +
 	"\x11verification_code\x18\x11 \x01(\v2\x1e.covid.fsm.v1.VerificationCodeH\x00R\x10verificationCode\x12P\n" +
 	"\x12verification_token\x18\x12 \x01(\v2\x1f.covid.fsm.v1.VerificationTokenH\x00R\x11verificationToken\x12(\n" +
-	"\x04user\x18\x13 \x01(\v2\x12.covid.fsm.v1.UserH\x00R\x04userB\a\n" +
+	"\x04user\x18\x13 \x01(\v2\x12.covid.fsm.v1.UserH\x00R\x04user\x12>\n" +
+	"\n" +
+	"hub_upload\x18\x14 \x01(\v2\x1d.covid.fsm.v1.HubUploadResultH\x00R\thubUploadB\a\n" +
 	"\x05value\"7\n" +
 	"\aRefusal\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
@@ -5837,7 +6339,44 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"uploadMark\x122\n" +
 	"\auploads\x18\x02 \x03(\v2\x18.covid.fsm.v1.EFGSUploadR\auploads\x120\n" +
 	"\x06cursor\x18\x03 \x01(\v2\x18.covid.fsm.v1.EFGSCursorR\x06cursor\x126\n" +
-	"\bimported\x18\x04 \x03(\v2\x1a.covid.fsm.v1.EFGSImportedR\bimported\"\x81\x01\n" +
+	"\bimported\x18\x04 \x03(\v2\x1a.covid.fsm.v1.EFGSImportedR\bimported\"\x84\x01\n" +
+	"\n" +
+	"HubCountry\x12\x18\n" +
+	"\acountry\x18\x01 \x01(\tR\acountry\x12)\n" +
+	"\x10auth_thumbprints\x18\x02 \x03(\tR\x0fauthThumbprints\x121\n" +
+	"\asigners\x18\x03 \x03(\v2\x17.covid.fsm.v1.HubSignerR\asigners\"h\n" +
+	"\tHubSigner\x12\x1e\n" +
+	"\n" +
+	"thumbprint\x18\x01 \x01(\tR\n" +
+	"thumbprint\x12\x10\n" +
+	"\x03pem\x18\x02 \x01(\tR\x03pem\x12)\n" +
+	"\x10anchor_signature\x18\x03 \x01(\tR\x0fanchorSignature\"\xbc\x01\n" +
+	"\tHubUpload\x12\x18\n" +
+	"\acountry\x18\x01 \x01(\tR\acountry\x12\x10\n" +
+	"\x03tag\x18\x02 \x01(\tR\x03tag\x12'\n" +
+	"\x0fbatch_signature\x18\x03 \x01(\tR\x0ebatchSignature\x12+\n" +
+	"\x11signer_thumbprint\x18\x04 \x01(\tR\x10signerThumbprint\x12\x12\n" +
+	"\x04keys\x18\x05 \x03(\fR\x04keys\x12\x19\n" +
+	"\bkey_data\x18\x06 \x03(\fR\akeyData\"w\n" +
+	"\x0fHubUploadResult\x12\x16\n" +
+	"\x06status\x18\x01 \x01(\rR\x06status\x12\x10\n" +
+	"\x03tag\x18\x02 \x01(\tR\x03tag\x12\x18\n" +
+	"\acreated\x18\x03 \x03(\rR\acreated\x12 \n" +
+	"\vconflicting\x18\x04 \x03(\rR\vconflicting\"\x9a\x02\n" +
+	"\bHubBatch\x12\x10\n" +
+	"\x03tag\x18\x01 \x01(\tR\x03tag\x12\x19\n" +
+	"\bday_unix\x18\x02 \x01(\x03R\adayUnix\x12\x18\n" +
+	"\acountry\x18\x03 \x01(\tR\acountry\x12\x1d\n" +
+	"\n" +
+	"upload_tag\x18\x04 \x01(\tR\tuploadTag\x12'\n" +
+	"\x0fbatch_signature\x18\x05 \x01(\tR\x0ebatchSignature\x12+\n" +
+	"\x11signer_thumbprint\x18\x06 \x01(\tR\x10signerThumbprint\x12#\n" +
+	"\ruploaded_unix\x18\a \x01(\x03R\fuploadedUnix\x12\x12\n" +
+	"\x04keys\x18\b \x03(\fR\x04keys\x12\x19\n" +
+	"\bkey_data\x18\t \x03(\fR\akeyData\"t\n" +
+	"\bHubState\x126\n" +
+	"\tcountries\x18\x01 \x03(\v2\x18.covid.fsm.v1.HubCountryR\tcountries\x120\n" +
+	"\abatches\x18\x02 \x03(\v2\x16.covid.fsm.v1.HubBatchR\abatches\"\x81\x01\n" +
 	"\fImportedFile\x12\x16\n" +
 	"\x06origin\x18\x01 \x01(\tR\x06origin\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
@@ -6017,7 +6556,7 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x05index\x18\b \x01(\rR\x05index\x12\x1a\n" +
 	"\bprovider\x18\t \x01(\tR\bprovider\x12\x1b\n" +
 	"\tcode_hash\x18\n" +
-	" \x01(\fR\bcodeHash\"\xbc\a\n" +
+	" \x01(\fR\bcodeHash\"\xce\a\n" +
 	"\x0eSnapshotHeader\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12 \n" +
 	"\vauthorities\x18\x02 \x01(\x04R\vauthorities\x12\x14\n" +
@@ -6048,7 +6587,8 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\bsessions\x18\x19 \x01(\x04R\bsessions\x12#\n" +
 	"\rrevoked_certs\x18\x1a \x01(\x04R\frevokedCerts\x12%\n" +
 	"\x0eimported_files\x18\x1b \x01(\x04R\rimportedFiles\x12\x12\n" +
-	"\x04efgs\x18\x1c \x01(\bR\x04efgs\"\x9a\x01\n" +
+	"\x04efgs\x18\x1c \x01(\bR\x04efgs\x12\x10\n" +
+	"\x03hub\x18\x1d \x01(\bR\x03hub\"\x9a\x01\n" +
 	"\tStoredKey\x12#\n" +
 	"\x03key\x18\x01 \x01(\v2\x11.covid.fsm.v1.KeyR\x03key\x12\x1e\n" +
 	"\n" +
@@ -6163,7 +6703,7 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"request_id\x18\x01 \x01(\fR\trequestId\x12-\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x19.covid.fsm.v1.CommandTypeR\x04type\x12\x1b\n" +
 	"\ttime_unix\x18\x03 \x01(\x03R\btimeUnix\x12,\n" +
-	"\x06result\x18\x04 \x01(\v2\x14.covid.fsm.v1.ResultR\x06result*\x95\a\n" +
+	"\x06result\x18\x04 \x01(\v2\x14.covid.fsm.v1.ResultR\x06result*\xd4\a\n" +
 	"\vCommandType\x12\x1c\n" +
 	"\x18COMMAND_TYPE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14COMMAND_TYPE_PUBLISH\x10\x01\x12\x1e\n" +
@@ -6195,7 +6735,9 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x1aCOMMAND_TYPE_ACCEPT_INVITE\x10\x1a\x12\x1e\n" +
 	"\x1aCOMMAND_TYPE_IMPORT_EXPORT\x10\x1b\x12\x1e\n" +
 	"\x1aCOMMAND_TYPE_EFGS_UPLOADED\x10\x1c\x12\x1c\n" +
-	"\x18COMMAND_TYPE_IMPORT_EFGS\x10\x1dB2Z0github.com/covid-backend/covid-backend/fsm/fsmpbb\x06proto3"
+	"\x18COMMAND_TYPE_IMPORT_EFGS\x10\x1d\x12 \n" +
+	"\x1cCOMMAND_TYPE_PUT_HUB_COUNTRY\x10\x1e\x12\x1b\n" +
+	"\x17COMMAND_TYPE_HUB_UPLOAD\x10\x1fB2Z0github.com/covid-backend/covid-backend/fsm/fsmpbb\x06proto3"
 
 var (
 	file_fsm_fsmpb_fsm_proto_rawDescOnce sync.Once
@@ -6210,7 +6752,7 @@ func file_fsm_fsmpb_fsm_proto_rawDescGZIP() []byte {
 }
 
 var file_fsm_fsmpb_fsm_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_fsm_fsmpb_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 61)
+var file_fsm_fsmpb_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 67)
 var file_fsm_fsmpb_fsm_proto_goTypes = []any{
 	(CommandType)(0),               // 0: covid.fsm.v1.CommandType
 	(*Command)(nil),                // 1: covid.fsm.v1.Command
@@ -6235,117 +6777,129 @@ var file_fsm_fsmpb_fsm_proto_goTypes = []any{
 	(*EFGSCursor)(nil),             // 20: covid.fsm.v1.EFGSCursor
 	(*EFGSImported)(nil),           // 21: covid.fsm.v1.EFGSImported
 	(*EFGSState)(nil),              // 22: covid.fsm.v1.EFGSState
-	(*ImportedFile)(nil),           // 23: covid.fsm.v1.ImportedFile
-	(*RemoveTrust)(nil),            // 24: covid.fsm.v1.RemoveTrust
-	(*ImportBatch)(nil),            // 25: covid.fsm.v1.ImportBatch
-	(*FederationBatch)(nil),        // 26: covid.fsm.v1.FederationBatch
-	(*SignedBatch)(nil),            // 27: covid.fsm.v1.SignedBatch
-	(*OriginMark)(nil),             // 28: covid.fsm.v1.OriginMark
-	(*Provider)(nil),               // 29: covid.fsm.v1.Provider
-	(*RevokeProvider)(nil),         // 30: covid.fsm.v1.RevokeProvider
-	(*Code)(nil),                   // 31: covid.fsm.v1.Code
-	(*Revoke)(nil),                 // 32: covid.fsm.v1.Revoke
-	(*Expire)(nil),                 // 33: covid.fsm.v1.Expire
-	(*Revocation)(nil),             // 34: covid.fsm.v1.Revocation
-	(*Seal)(nil),                   // 35: covid.fsm.v1.Seal
-	(*ExportSigner)(nil),           // 36: covid.fsm.v1.ExportSigner
-	(*Batch)(nil),                  // 37: covid.fsm.v1.Batch
-	(*ForeignBatch)(nil),           // 38: covid.fsm.v1.ForeignBatch
-	(*Key)(nil),                    // 39: covid.fsm.v1.Key
-	(*Publish)(nil),                // 40: covid.fsm.v1.Publish
-	(*AuthorityKey)(nil),           // 41: covid.fsm.v1.AuthorityKey
-	(*Authority)(nil),              // 42: covid.fsm.v1.Authority
-	(*RemoveAuthority)(nil),        // 43: covid.fsm.v1.RemoveAuthority
-	(*Node)(nil),                   // 44: covid.fsm.v1.Node
-	(*RemoveNode)(nil),             // 45: covid.fsm.v1.RemoveNode
-	(*Submission)(nil),             // 46: covid.fsm.v1.Submission
-	(*SnapshotHeader)(nil),         // 47: covid.fsm.v1.SnapshotHeader
-	(*StoredKey)(nil),              // 48: covid.fsm.v1.StoredKey
-	(*ApiKey)(nil),                 // 49: covid.fsm.v1.ApiKey
-	(*RevokeApiKey)(nil),           // 50: covid.fsm.v1.RevokeApiKey
-	(*VerificationCode)(nil),       // 51: covid.fsm.v1.VerificationCode
-	(*ClaimCode)(nil),              // 52: covid.fsm.v1.ClaimCode
-	(*VerificationToken)(nil),      // 53: covid.fsm.v1.VerificationToken
-	(*ClaimToken)(nil),             // 54: covid.fsm.v1.ClaimToken
-	(*ExpireVerificationCode)(nil), // 55: covid.fsm.v1.ExpireVerificationCode
-	(*User)(nil),                   // 56: covid.fsm.v1.User
-	(*AcceptInvite)(nil),           // 57: covid.fsm.v1.AcceptInvite
-	(*LoginClient)(nil),            // 58: covid.fsm.v1.LoginClient
-	(*Login)(nil),                  // 59: covid.fsm.v1.Login
-	(*AuditEvent)(nil),             // 60: covid.fsm.v1.AuditEvent
-	(*Session)(nil),                // 61: covid.fsm.v1.Session
+	(*HubCountry)(nil),             // 23: covid.fsm.v1.HubCountry
+	(*HubSigner)(nil),              // 24: covid.fsm.v1.HubSigner
+	(*HubUpload)(nil),              // 25: covid.fsm.v1.HubUpload
+	(*HubUploadResult)(nil),        // 26: covid.fsm.v1.HubUploadResult
+	(*HubBatch)(nil),               // 27: covid.fsm.v1.HubBatch
+	(*HubState)(nil),               // 28: covid.fsm.v1.HubState
+	(*ImportedFile)(nil),           // 29: covid.fsm.v1.ImportedFile
+	(*RemoveTrust)(nil),            // 30: covid.fsm.v1.RemoveTrust
+	(*ImportBatch)(nil),            // 31: covid.fsm.v1.ImportBatch
+	(*FederationBatch)(nil),        // 32: covid.fsm.v1.FederationBatch
+	(*SignedBatch)(nil),            // 33: covid.fsm.v1.SignedBatch
+	(*OriginMark)(nil),             // 34: covid.fsm.v1.OriginMark
+	(*Provider)(nil),               // 35: covid.fsm.v1.Provider
+	(*RevokeProvider)(nil),         // 36: covid.fsm.v1.RevokeProvider
+	(*Code)(nil),                   // 37: covid.fsm.v1.Code
+	(*Revoke)(nil),                 // 38: covid.fsm.v1.Revoke
+	(*Expire)(nil),                 // 39: covid.fsm.v1.Expire
+	(*Revocation)(nil),             // 40: covid.fsm.v1.Revocation
+	(*Seal)(nil),                   // 41: covid.fsm.v1.Seal
+	(*ExportSigner)(nil),           // 42: covid.fsm.v1.ExportSigner
+	(*Batch)(nil),                  // 43: covid.fsm.v1.Batch
+	(*ForeignBatch)(nil),           // 44: covid.fsm.v1.ForeignBatch
+	(*Key)(nil),                    // 45: covid.fsm.v1.Key
+	(*Publish)(nil),                // 46: covid.fsm.v1.Publish
+	(*AuthorityKey)(nil),           // 47: covid.fsm.v1.AuthorityKey
+	(*Authority)(nil),              // 48: covid.fsm.v1.Authority
+	(*RemoveAuthority)(nil),        // 49: covid.fsm.v1.RemoveAuthority
+	(*Node)(nil),                   // 50: covid.fsm.v1.Node
+	(*RemoveNode)(nil),             // 51: covid.fsm.v1.RemoveNode
+	(*Submission)(nil),             // 52: covid.fsm.v1.Submission
+	(*SnapshotHeader)(nil),         // 53: covid.fsm.v1.SnapshotHeader
+	(*StoredKey)(nil),              // 54: covid.fsm.v1.StoredKey
+	(*ApiKey)(nil),                 // 55: covid.fsm.v1.ApiKey
+	(*RevokeApiKey)(nil),           // 56: covid.fsm.v1.RevokeApiKey
+	(*VerificationCode)(nil),       // 57: covid.fsm.v1.VerificationCode
+	(*ClaimCode)(nil),              // 58: covid.fsm.v1.ClaimCode
+	(*VerificationToken)(nil),      // 59: covid.fsm.v1.VerificationToken
+	(*ClaimToken)(nil),             // 60: covid.fsm.v1.ClaimToken
+	(*ExpireVerificationCode)(nil), // 61: covid.fsm.v1.ExpireVerificationCode
+	(*User)(nil),                   // 62: covid.fsm.v1.User
+	(*AcceptInvite)(nil),           // 63: covid.fsm.v1.AcceptInvite
+	(*LoginClient)(nil),            // 64: covid.fsm.v1.LoginClient
+	(*Login)(nil),                  // 65: covid.fsm.v1.Login
+	(*AuditEvent)(nil),             // 66: covid.fsm.v1.AuditEvent
+	(*Session)(nil),                // 67: covid.fsm.v1.Session
 }
 var file_fsm_fsmpb_fsm_proto_depIdxs = []int32{
 	0,  // 0: covid.fsm.v1.Command.type:type_name -> covid.fsm.v1.CommandType
-	40, // 1: covid.fsm.v1.Command.publish:type_name -> covid.fsm.v1.Publish
-	42, // 2: covid.fsm.v1.Command.put_authority:type_name -> covid.fsm.v1.Authority
-	43, // 3: covid.fsm.v1.Command.remove_authority:type_name -> covid.fsm.v1.RemoveAuthority
-	44, // 4: covid.fsm.v1.Command.put_node:type_name -> covid.fsm.v1.Node
-	45, // 5: covid.fsm.v1.Command.remove_node:type_name -> covid.fsm.v1.RemoveNode
-	35, // 6: covid.fsm.v1.Command.seal:type_name -> covid.fsm.v1.Seal
-	32, // 7: covid.fsm.v1.Command.revoke:type_name -> covid.fsm.v1.Revoke
-	33, // 8: covid.fsm.v1.Command.expire:type_name -> covid.fsm.v1.Expire
-	29, // 9: covid.fsm.v1.Command.put_provider:type_name -> covid.fsm.v1.Provider
-	30, // 10: covid.fsm.v1.Command.revoke_provider:type_name -> covid.fsm.v1.RevokeProvider
-	31, // 11: covid.fsm.v1.Command.issue_code:type_name -> covid.fsm.v1.Code
+	46, // 1: covid.fsm.v1.Command.publish:type_name -> covid.fsm.v1.Publish
+	48, // 2: covid.fsm.v1.Command.put_authority:type_name -> covid.fsm.v1.Authority
+	49, // 3: covid.fsm.v1.Command.remove_authority:type_name -> covid.fsm.v1.RemoveAuthority
+	50, // 4: covid.fsm.v1.Command.put_node:type_name -> covid.fsm.v1.Node
+	51, // 5: covid.fsm.v1.Command.remove_node:type_name -> covid.fsm.v1.RemoveNode
+	41, // 6: covid.fsm.v1.Command.seal:type_name -> covid.fsm.v1.Seal
+	38, // 7: covid.fsm.v1.Command.revoke:type_name -> covid.fsm.v1.Revoke
+	39, // 8: covid.fsm.v1.Command.expire:type_name -> covid.fsm.v1.Expire
+	35, // 9: covid.fsm.v1.Command.put_provider:type_name -> covid.fsm.v1.Provider
+	36, // 10: covid.fsm.v1.Command.revoke_provider:type_name -> covid.fsm.v1.RevokeProvider
+	37, // 11: covid.fsm.v1.Command.issue_code:type_name -> covid.fsm.v1.Code
 	13, // 12: covid.fsm.v1.Command.put_trust:type_name -> covid.fsm.v1.TrustedRegion
-	24, // 13: covid.fsm.v1.Command.remove_trust:type_name -> covid.fsm.v1.RemoveTrust
-	25, // 14: covid.fsm.v1.Command.import_batch:type_name -> covid.fsm.v1.ImportBatch
+	30, // 13: covid.fsm.v1.Command.remove_trust:type_name -> covid.fsm.v1.RemoveTrust
+	31, // 14: covid.fsm.v1.Command.import_batch:type_name -> covid.fsm.v1.ImportBatch
 	3,  // 15: covid.fsm.v1.Command.set_policy:type_name -> covid.fsm.v1.Policy
-	49, // 16: covid.fsm.v1.Command.put_api_key:type_name -> covid.fsm.v1.ApiKey
-	50, // 17: covid.fsm.v1.Command.revoke_api_key:type_name -> covid.fsm.v1.RevokeApiKey
-	51, // 18: covid.fsm.v1.Command.issue_verification_code:type_name -> covid.fsm.v1.VerificationCode
-	52, // 19: covid.fsm.v1.Command.claim_code:type_name -> covid.fsm.v1.ClaimCode
-	54, // 20: covid.fsm.v1.Command.claim_token:type_name -> covid.fsm.v1.ClaimToken
-	55, // 21: covid.fsm.v1.Command.expire_verification_code:type_name -> covid.fsm.v1.ExpireVerificationCode
-	56, // 22: covid.fsm.v1.Command.put_user:type_name -> covid.fsm.v1.User
-	59, // 23: covid.fsm.v1.Command.login:type_name -> covid.fsm.v1.Login
-	60, // 24: covid.fsm.v1.Command.audit:type_name -> covid.fsm.v1.AuditEvent
+	55, // 16: covid.fsm.v1.Command.put_api_key:type_name -> covid.fsm.v1.ApiKey
+	56, // 17: covid.fsm.v1.Command.revoke_api_key:type_name -> covid.fsm.v1.RevokeApiKey
+	57, // 18: covid.fsm.v1.Command.issue_verification_code:type_name -> covid.fsm.v1.VerificationCode
+	58, // 19: covid.fsm.v1.Command.claim_code:type_name -> covid.fsm.v1.ClaimCode
+	60, // 20: covid.fsm.v1.Command.claim_token:type_name -> covid.fsm.v1.ClaimToken
+	61, // 21: covid.fsm.v1.Command.expire_verification_code:type_name -> covid.fsm.v1.ExpireVerificationCode
+	62, // 22: covid.fsm.v1.Command.put_user:type_name -> covid.fsm.v1.User
+	65, // 23: covid.fsm.v1.Command.login:type_name -> covid.fsm.v1.Login
+	66, // 24: covid.fsm.v1.Command.audit:type_name -> covid.fsm.v1.AuditEvent
 	2,  // 25: covid.fsm.v1.Command.revoke_cert:type_name -> covid.fsm.v1.RevokedCert
-	57, // 26: covid.fsm.v1.Command.accept_invite:type_name -> covid.fsm.v1.AcceptInvite
+	63, // 26: covid.fsm.v1.Command.accept_invite:type_name -> covid.fsm.v1.AcceptInvite
 	16, // 27: covid.fsm.v1.Command.import_export:type_name -> covid.fsm.v1.ImportExport
 	17, // 28: covid.fsm.v1.Command.efgs_uploaded:type_name -> covid.fsm.v1.EFGSUpload
 	18, // 29: covid.fsm.v1.Command.import_efgs:type_name -> covid.fsm.v1.ImportEFGS
-	5,  // 30: covid.fsm.v1.Result.refusal:type_name -> covid.fsm.v1.Refusal
-	6,  // 31: covid.fsm.v1.Result.publish:type_name -> covid.fsm.v1.PublishResult
-	7,  // 32: covid.fsm.v1.Result.seal:type_name -> covid.fsm.v1.SealResult
-	8,  // 33: covid.fsm.v1.Result.revoke:type_name -> covid.fsm.v1.RevokeResult
-	9,  // 34: covid.fsm.v1.Result.expire:type_name -> covid.fsm.v1.ExpireResult
-	10, // 35: covid.fsm.v1.Result.import:type_name -> covid.fsm.v1.ImportResult
-	11, // 36: covid.fsm.v1.Result.issue_code:type_name -> covid.fsm.v1.CodeResult
-	3,  // 37: covid.fsm.v1.Result.policy:type_name -> covid.fsm.v1.Policy
-	51, // 38: covid.fsm.v1.Result.verification_code:type_name -> covid.fsm.v1.VerificationCode
-	53, // 39: covid.fsm.v1.Result.verification_token:type_name -> covid.fsm.v1.VerificationToken
-	56, // 40: covid.fsm.v1.Result.user:type_name -> covid.fsm.v1.User
-	12, // 41: covid.fsm.v1.TrustedRegion.keys:type_name -> covid.fsm.v1.TrustKey
-	14, // 42: covid.fsm.v1.TrustedRegion.gaen:type_name -> covid.fsm.v1.GAENSource
-	15, // 43: covid.fsm.v1.GAENSource.keys:type_name -> covid.fsm.v1.ExportKey
-	19, // 44: covid.fsm.v1.ImportEFGS.keys:type_name -> covid.fsm.v1.EFGSKey
-	39, // 45: covid.fsm.v1.EFGSKey.key:type_name -> covid.fsm.v1.Key
-	17, // 46: covid.fsm.v1.EFGSState.uploads:type_name -> covid.fsm.v1.EFGSUpload
-	20, // 47: covid.fsm.v1.EFGSState.cursor:type_name -> covid.fsm.v1.EFGSCursor
-	21, // 48: covid.fsm.v1.EFGSState.imported:type_name -> covid.fsm.v1.EFGSImported
-	39, // 49: covid.fsm.v1.FederationBatch.keys:type_name -> covid.fsm.v1.Key
-	39, // 50: covid.fsm.v1.FederationBatch.revised:type_name -> covid.fsm.v1.Key
-	36, // 51: covid.fsm.v1.Seal.signers:type_name -> covid.fsm.v1.ExportSigner
-	39, // 52: covid.fsm.v1.Batch.sealed_keys:type_name -> covid.fsm.v1.Key
-	39, // 53: covid.fsm.v1.Batch.padding:type_name -> covid.fsm.v1.Key
-	39, // 54: covid.fsm.v1.Batch.revised:type_name -> covid.fsm.v1.Key
-	36, // 55: covid.fsm.v1.Batch.signers:type_name -> covid.fsm.v1.ExportSigner
-	39, // 56: covid.fsm.v1.Publish.keys:type_name -> covid.fsm.v1.Key
-	39, // 57: covid.fsm.v1.Publish.revisions:type_name -> covid.fsm.v1.Key
-	41, // 58: covid.fsm.v1.Authority.keys:type_name -> covid.fsm.v1.AuthorityKey
-	3,  // 59: covid.fsm.v1.SnapshotHeader.policy:type_name -> covid.fsm.v1.Policy
-	28, // 60: covid.fsm.v1.SnapshotHeader.origin_marks:type_name -> covid.fsm.v1.OriginMark
-	39, // 61: covid.fsm.v1.StoredKey.key:type_name -> covid.fsm.v1.Key
-	58, // 62: covid.fsm.v1.User.login_clients:type_name -> covid.fsm.v1.LoginClient
-	0,  // 63: covid.fsm.v1.Session.type:type_name -> covid.fsm.v1.CommandType
-	4,  // 64: covid.fsm.v1.Session.result:type_name -> covid.fsm.v1.Result
-	65, // [65:65] is the sub-list for method output_type
-	65, // [65:65] is the sub-list for method input_type
-	65, // [65:65] is the sub-list for extension type_name
-	65, // [65:65] is the sub-list for extension extendee
-	0,  // [0:65] is the sub-list for field type_name
+	23, // 30: covid.fsm.v1.Command.put_hub_country:type_name -> covid.fsm.v1.HubCountry
+	25, // 31: covid.fsm.v1.Command.hub_upload:type_name -> covid.fsm.v1.HubUpload
+	5,  // 32: covid.fsm.v1.Result.refusal:type_name -> covid.fsm.v1.Refusal
+	6,  // 33: covid.fsm.v1.Result.publish:type_name -> covid.fsm.v1.PublishResult
+	7,  // 34: covid.fsm.v1.Result.seal:type_name -> covid.fsm.v1.SealResult
+	8,  // 35: covid.fsm.v1.Result.revoke:type_name -> covid.fsm.v1.RevokeResult
+	9,  // 36: covid.fsm.v1.Result.expire:type_name -> covid.fsm.v1.ExpireResult
+	10, // 37: covid.fsm.v1.Result.import:type_name -> covid.fsm.v1.ImportResult
+	11, // 38: covid.fsm.v1.Result.issue_code:type_name -> covid.fsm.v1.CodeResult
+	3,  // 39: covid.fsm.v1.Result.policy:type_name -> covid.fsm.v1.Policy
+	57, // 40: covid.fsm.v1.Result.verification_code:type_name -> covid.fsm.v1.VerificationCode
+	59, // 41: covid.fsm.v1.Result.verification_token:type_name -> covid.fsm.v1.VerificationToken
+	62, // 42: covid.fsm.v1.Result.user:type_name -> covid.fsm.v1.User
+	26, // 43: covid.fsm.v1.Result.hub_upload:type_name -> covid.fsm.v1.HubUploadResult
+	12, // 44: covid.fsm.v1.TrustedRegion.keys:type_name -> covid.fsm.v1.TrustKey
+	14, // 45: covid.fsm.v1.TrustedRegion.gaen:type_name -> covid.fsm.v1.GAENSource
+	15, // 46: covid.fsm.v1.GAENSource.keys:type_name -> covid.fsm.v1.ExportKey
+	19, // 47: covid.fsm.v1.ImportEFGS.keys:type_name -> covid.fsm.v1.EFGSKey
+	45, // 48: covid.fsm.v1.EFGSKey.key:type_name -> covid.fsm.v1.Key
+	17, // 49: covid.fsm.v1.EFGSState.uploads:type_name -> covid.fsm.v1.EFGSUpload
+	20, // 50: covid.fsm.v1.EFGSState.cursor:type_name -> covid.fsm.v1.EFGSCursor
+	21, // 51: covid.fsm.v1.EFGSState.imported:type_name -> covid.fsm.v1.EFGSImported
+	24, // 52: covid.fsm.v1.HubCountry.signers:type_name -> covid.fsm.v1.HubSigner
+	23, // 53: covid.fsm.v1.HubState.countries:type_name -> covid.fsm.v1.HubCountry
+	27, // 54: covid.fsm.v1.HubState.batches:type_name -> covid.fsm.v1.HubBatch
+	45, // 55: covid.fsm.v1.FederationBatch.keys:type_name -> covid.fsm.v1.Key
+	45, // 56: covid.fsm.v1.FederationBatch.revised:type_name -> covid.fsm.v1.Key
+	42, // 57: covid.fsm.v1.Seal.signers:type_name -> covid.fsm.v1.ExportSigner
+	45, // 58: covid.fsm.v1.Batch.sealed_keys:type_name -> covid.fsm.v1.Key
+	45, // 59: covid.fsm.v1.Batch.padding:type_name -> covid.fsm.v1.Key
+	45, // 60: covid.fsm.v1.Batch.revised:type_name -> covid.fsm.v1.Key
+	42, // 61: covid.fsm.v1.Batch.signers:type_name -> covid.fsm.v1.ExportSigner
+	45, // 62: covid.fsm.v1.Publish.keys:type_name -> covid.fsm.v1.Key
+	45, // 63: covid.fsm.v1.Publish.revisions:type_name -> covid.fsm.v1.Key
+	47, // 64: covid.fsm.v1.Authority.keys:type_name -> covid.fsm.v1.AuthorityKey
+	3,  // 65: covid.fsm.v1.SnapshotHeader.policy:type_name -> covid.fsm.v1.Policy
+	34, // 66: covid.fsm.v1.SnapshotHeader.origin_marks:type_name -> covid.fsm.v1.OriginMark
+	45, // 67: covid.fsm.v1.StoredKey.key:type_name -> covid.fsm.v1.Key
+	64, // 68: covid.fsm.v1.User.login_clients:type_name -> covid.fsm.v1.LoginClient
+	0,  // 69: covid.fsm.v1.Session.type:type_name -> covid.fsm.v1.CommandType
+	4,  // 70: covid.fsm.v1.Session.result:type_name -> covid.fsm.v1.Result
+	71, // [71:71] is the sub-list for method output_type
+	71, // [71:71] is the sub-list for method input_type
+	71, // [71:71] is the sub-list for extension type_name
+	71, // [71:71] is the sub-list for extension extendee
+	0,  // [0:71] is the sub-list for field type_name
 }
 
 func init() { file_fsm_fsmpb_fsm_proto_init() }
@@ -6364,6 +6918,7 @@ func file_fsm_fsmpb_fsm_proto_init() {
 		(*Result_VerificationCode)(nil),
 		(*Result_VerificationToken)(nil),
 		(*Result_User)(nil),
+		(*Result_HubUpload)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -6371,7 +6926,7 @@ func file_fsm_fsmpb_fsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fsm_fsmpb_fsm_proto_rawDesc), len(file_fsm_fsmpb_fsm_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   61,
+			NumMessages:   67,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

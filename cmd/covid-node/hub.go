@@ -1,0 +1,152 @@
+package main
+
+import (
+	"context"
+	"crypto"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/covid-backend/covid-backend/api"
+	"github.com/covid-backend/covid-backend/efgs"
+	"github.com/covid-backend/covid-backend/efgshub"
+	"github.com/covid-backend/covid-backend/node"
+)
+
+// hubConfig is the stand-in EU gateway a node serves when --hub-addr is
+// set: its own listener, with the hub's HTTPS certificate.
+type hubConfig struct {
+	Addr, CertFile, KeyFile string
+}
+
+func (h *hubConfig) flags(fs *flag.FlagSet) {
+	fs.StringVar(&h.Addr, "hub-addr", "", "serve a stand-in EU gateway (EFGS's upload, download and audit under /efgs) on this address, from the region's state; countries are added with covid-node hub country")
+	fs.StringVar(&h.CertFile, "hub-cert-file", "", "the hub's HTTPS certificate (PEM); countries show their authentication certificates to it")
+	fs.StringVar(&h.KeyFile, "hub-key-file", "", "its private key (PEM, mode 0600)")
+}
+
+// serveHub starts the hub's listener; the returned function stops it.
+// Nothing when no --hub-addr is set.
+func serveHub(h hubConfig, n *node.Node, logger *slog.Logger) (func(context.Context) error, error) {
+	if h.Addr == "" {
+		return func(context.Context) error { return nil }, nil
+	}
+	cert, err := tls.LoadX509KeyPair(h.CertFile, h.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("--hub-cert-file: %w", err)
+	}
+	ln, err := net.Listen("tcp", h.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("--hub-addr: %w", err)
+	}
+	// A country is named by its certificate's thumbprint, as EFGS names
+	// it: no chain is asked for, only a certificate.
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, ClientAuth: tls.RequireAnyClientCert, MinVersion: tls.VersionTLS12}
+	srv := &http.Server{Handler: &efgshub.Hub{State: n.FSM(), Applier: n, Now: n.Config().Now, Logger: logger},
+		ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: time.Minute, IdleTimeout: time.Minute,
+		MaxHeaderBytes: 64 << 10}
+	go srv.Serve(tls.NewListener(ln, cfg))
+	logger.Info("stand-in EU gateway serving", "addr", h.Addr)
+	return srv.Shutdown, nil
+}
+
+// hubCmd manages the hub's countries.
+func hubCmd(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) == 0 || args[0] != "country" {
+		return errors.New("hub: want country")
+	}
+	var req api.HubCountryRequest
+	var authFiles, signFiles stringsFlag
+	var anchorKey string
+	c, err := subcommand("hub country", args[1:], func(fs *flag.FlagSet) {
+		fs.StringVar(&req.Country, "country", "", requiredMark+"the country (ISO 3166-1 alpha-2)")
+		fs.Var(&authFiles, "auth-cert", requiredMark+"its authentication certificate (PEM); repeat for each in force")
+		fs.Var(&signFiles, "sign-cert", requiredMark+"its signing certificate (PEM); repeat for each in force")
+		fs.StringVar(&anchorKey, "anchor-key", "", requiredMark+"the trust anchor's private key (PEM), which signs each signing certificate here, never sent")
+	})
+	if err != nil {
+		return err
+	}
+	anchor, err := loadSigner(anchorKey)
+	if err != nil {
+		return fmt.Errorf("hub country: --anchor-key: %w", err)
+	}
+	for _, f := range authFiles {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return fmt.Errorf("hub country: %w", err)
+		}
+		req.AuthCertsPEM = append(req.AuthCertsPEM, string(data))
+	}
+	for _, f := range signFiles {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return fmt.Errorf("hub country: %w", err)
+		}
+		sig, err := efgs.AnchorSign(anchor, data)
+		if err != nil {
+			return err
+		}
+		req.Signers = append(req.Signers, api.HubSignerRequest{PEM: string(data), AnchorSignature: sig})
+	}
+	if err := c.do(ctx, http.MethodPost, "/v1/admin/hub/countries", req, nil); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "hub country %s: %d authentication and %d signing certificates\n", req.Country, len(authFiles), len(signFiles))
+	return nil
+}
+
+// loadSigner reads a private key PEM: PKCS #8, SEC 1 (EC) or PKCS #1
+// (RSA, what trust anchors often are).
+func loadSigner(path string) (crypto.Signer, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		var block *pem.Block
+		if block, data = pem.Decode(data); block == nil {
+			return nil, errors.New("no private key PEM block")
+		}
+		var key any
+		switch block.Type {
+		case "PRIVATE KEY":
+			key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
+		case "EC PRIVATE KEY":
+			key, err = x509.ParseECPrivateKey(block.Bytes)
+		case "RSA PRIVATE KEY":
+			key, err = x509.ParsePKCS1PrivateKey(block.Bytes)
+		default:
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		signer, ok := key.(crypto.Signer)
+		if !ok {
+			return nil, fmt.Errorf("a %T cannot sign", key)
+		}
+		return signer, nil
+	}
+}
+
+// stringsFlag is a flag given once for each value.
+type stringsFlag []string
+
+func (f *stringsFlag) String() string {
+	if f == nil {
+		return ""
+	}
+	return fmt.Sprint([]string(*f))
+}
+
+func (f *stringsFlag) Set(v string) error { *f = append(*f, v); return nil }

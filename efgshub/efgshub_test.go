@@ -1,0 +1,145 @@
+package efgshub_test
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"io"
+	"net/http"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/covid-backend/covid-backend/efgs"
+	"github.com/covid-backend/covid-backend/efgs/efgspb"
+	"github.com/covid-backend/covid-backend/efgs/efgstest"
+)
+
+// member is a country's credentials at the hub.
+type member struct {
+	client *http.Client
+	cert   *x509.Certificate
+	key    *ecdsa.PrivateKey
+}
+
+func credentials(t *testing.T, country string, roots *x509.CertPool) member {
+	t.Helper()
+	authKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	auth, err := efgstest.Certificate(authKey, country, "auth "+country, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	sign, err := efgstest.Certificate(signKey, country, "sign "+country, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots,
+		Certificates: []tls.Certificate{{Certificate: [][]byte{auth.Raw}, PrivateKey: authKey, Leaf: auth}}}}}
+	return member{client: client, cert: sign, key: signKey}
+}
+
+func keys(origin string, n int) []*efgspb.DiagnosisKey {
+	start := uint32(time.Now().Unix()/600/144*144 - 2*144)
+	out := make([]*efgspb.DiagnosisKey, n)
+	for i := range out {
+		data := make([]byte, 16)
+		rand.Read(data)
+		out[i] = &efgspb.DiagnosisKey{KeyData: data, RollingStartIntervalNumber: start, RollingPeriod: 144, TransmissionRiskLevel: 2,
+			Origin: origin, ReportType: efgspb.ReportType_CONFIRMED_TEST, VisitedCountries: []string{"DE"}}
+	}
+	return out
+}
+
+// upload posts keys signed by signer as the member, with headers over
+// the defaults; it returns the status and the answer.
+func upload(t *testing.T, url string, m member, signer member, ks []*efgspb.DiagnosisKey, tag string, headers map[string]string) (int, string) {
+	t.Helper()
+	body, _ := proto.Marshal(&efgspb.DiagnosisKeyBatch{Keys: ks})
+	sig, err := efgs.SignBatch(ks, signer.cert, signer.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, url+"/efgs/diagnosiskeys/upload", bytes.NewReader(body))
+	req.Header.Set("Content-Type", efgs.ContentType)
+	req.Header.Set("batchTag", tag)
+	req.Header.Set("batchSignature", sig)
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := m.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	answer, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(answer)
+}
+
+// Bad uploads get the status EFGS gives and store nothing: a signature by
+// a certificate the hub does not know, keys of another origin, 5,001
+// keys, another content version, a client certificate of no country, and
+// headers that claim another identity (the hub reads the TLS session). A
+// replay of stored keys under a new tag, which EFGS stored, is 207 here
+// and stores nothing.
+func TestUploadRefusals(t *testing.T) {
+	gw, err := efgstest.New(time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := efgstest.NewServer(gw)
+	defer srv.Close()
+	roots := x509.NewCertPool()
+	roots.AddCert(srv.Certificate())
+	de, fr, stranger := credentials(t, "DE", roots), credentials(t, "FR", roots), credentials(t, "NL", roots)
+	for code, m := range map[string]member{"DE": de, "FR": fr} {
+		auth := m.client.Transport.(*http.Transport).TLSClientConfig.Certificates[0].Leaf
+		if err := gw.AddCountry(code, auth, m.cert); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stored := keys("DE", 3)
+	if status, answer := upload(t, srv.URL, de, de, stored, "first", nil); status != http.StatusCreated {
+		t.Fatalf("a good upload: %d %s", status, answer)
+	}
+	for _, tc := range []struct {
+		name    string
+		as      member
+		signer  member
+		keys    []*efgspb.DiagnosisKey
+		headers map[string]string
+		want    int
+	}{
+		{"signed by an unknown certificate", de, stranger, keys("DE", 2), nil, http.StatusBadRequest},
+		{"signed by another country's certificate", de, fr, keys("DE", 2), nil, http.StatusBadRequest},
+		{"keys of another origin", de, de, keys("FR", 2), nil, http.StatusBadRequest},
+		{"5,001 keys", de, de, keys("DE", 5001), nil, http.StatusRequestEntityTooLarge},
+		{"content version 2.0", de, de, keys("DE", 2), map[string]string{"Content-Type": "application/protobuf; version=2.0"}, http.StatusNotAcceptable},
+		{"a client certificate of no country", stranger, stranger, keys("NL", 2), nil, http.StatusForbidden},
+		{"a header claiming to be DE", stranger, stranger, keys("DE", 2), map[string]string{"X-SSL-Client-SHA256": "de", "X-SSL-Client-DN": "C=DE"}, http.StatusForbidden},
+		{"FR's keys by DE claiming FR in a header", de, de, keys("FR", 2), map[string]string{"X-SSL-Client-DN": "C=FR"}, http.StatusBadRequest},
+		{"stored keys under a new tag", de, de, append(keys("DE", 1), stored[1]), nil, http.StatusMultiStatus},
+	} {
+		status, answer := upload(t, srv.URL, tc.as, tc.signer, tc.keys, "tag of "+tc.name, tc.headers)
+		if status != tc.want {
+			t.Fatalf("%s: %d %s, want %d", tc.name, status, answer, tc.want)
+		}
+		if status == http.StatusMultiStatus {
+			var m map[string][]int
+			if err := json.Unmarshal([]byte(answer), &m); err != nil || len(m["201"]) != 1 || len(m["409"]) != 1 || m["409"][0] != 1 {
+				t.Fatalf("%s: %s", tc.name, answer)
+			}
+		}
+	}
+	if status, _ := upload(t, srv.URL, de, de, keys("DE", 1), "first", nil); status != http.StatusConflict {
+		t.Fatalf("a used tag: %d", status)
+	}
+	if n := gw.Uploads(); n != 1 {
+		t.Fatalf("the hub stored %d uploads, want the one good one", n)
+	}
+}

@@ -1,0 +1,91 @@
+package fsm_test
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"testing"
+
+	"github.com/covid-backend/covid-backend/command"
+	"github.com/covid-backend/covid-backend/fsm"
+	"github.com/covid-backend/covid-backend/fsm/fsmpb"
+)
+
+func tp(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+func hubCountry(code string) *fsmpb.Command {
+	return &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_PUT_HUB_COUNTRY, PutHubCountry: &fsmpb.HubCountry{Country: code,
+		AuthThumbprints: []string{tp("auth " + code)}, Signers: []*fsmpb.HubSigner{{Thumbprint: tp("sign " + code), Pem: "PEM of " + code, AnchorSignature: "sig"}}}}
+}
+
+func hubUpload(code, tag string, keys ...uint64) *fsmpb.Command {
+	u := &fsmpb.HubUpload{Country: code, Tag: tag, BatchSignature: "cms", SignerThumbprint: tp("sign " + code)}
+	for _, n := range keys {
+		u.KeyData = append(u.KeyData, tekBytes(n))
+		u.Keys = append(u.Keys, tekBytes(n)) // the encoded key, opaque here
+	}
+	return &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_HUB_UPLOAD, HubUpload: u}
+}
+
+// The hub stores each new upload as a download batch of its day, numbered
+// in order and chained across midnight; an upload tag used before is 409,
+// an upload with a key the hub holds is 207 naming it and stores nothing;
+// a stranger's or a wrongly signed upload is refused.
+func TestHubUploads(t *testing.T) {
+	const today = 20_000
+	t0 := int64(today*86_400 + 3600)
+	f := fsm.New()
+	for _, c := range at(t0, hubCountry("DE"), hubCountry("FR")) {
+		mustApply(t, f, c)
+	}
+	up := func(t1 int64, c *fsmpb.Command) *fsmpb.HubUploadResult {
+		t.Helper()
+		return mustApply(t, f, at(t1, c)[0]).GetHubUpload()
+	}
+	if r := up(t0, hubUpload("DE", "a", 1, 2)); r.GetStatus() != 201 || r.GetTag() != "20241004-1" {
+		t.Fatalf("first upload: %v", r)
+	}
+	if r := up(t0, hubUpload("DE", "a", 3)); r.GetStatus() != 409 {
+		t.Fatalf("tag again: %v", r)
+	}
+	before := freeze(t, f)
+	if r := up(t0, hubUpload("FR", "b", 4, 2, 5)); r.GetStatus() != 207 || len(r.GetCreated()) != 2 || len(r.GetConflicting()) != 1 || r.GetConflicting()[0] != 1 {
+		t.Fatalf("a replayed key: %v", r)
+	}
+	assertUnchanged(t, f, before)
+	if r := up(t0+86_400, hubUpload("FR", "b", 4, 5)); r.GetStatus() != 201 || r.GetTag() != "20241005-1" {
+		t.Fatalf("next day: %v", r)
+	}
+	b, next, ok := f.HubBatch(today*86_400, "")
+	if !ok || b.GetTag() != "20241004-1" || next != "20241005-1" || b.GetCountry() != "DE" {
+		t.Fatalf("the day's first batch: %v %q %v", b, next, ok)
+	}
+	if _, next, _ := f.HubBatch((today+1)*86_400, "20241005-1"); next != "" {
+		t.Fatalf("the chain goes on after its last batch: %q", next)
+	}
+	for _, tc := range []struct {
+		name string
+		cmd  *fsmpb.Command
+	}{
+		{"not a country", hubUpload("NL", "c", 9)},
+		{"signed by another country's certificate", func() *fsmpb.Command {
+			c := hubUpload("DE", "c", 9)
+			c.HubUpload.SignerThumbprint = tp("sign FR")
+			return c
+		}()},
+		{"a certificate of two countries", func() *fsmpb.Command {
+			c := hubCountry("NL")
+			c.PutHubCountry.AuthThumbprints = []string{tp("auth DE")}
+			return c
+		}()},
+	} {
+		if r := applyCmd(t, f, at(t0, tc.cmd)[0]); codeOf(r.Err) != command.CodeInvalidCommand {
+			t.Fatalf("%s: %v", tc.name, r.Err)
+		}
+	}
+	if c, ok := f.HubCountryOf(tp("auth FR")); !ok || c != "FR" {
+		t.Fatalf("FR's authentication certificate: %q %v", c, ok)
+	}
+}
