@@ -10,6 +10,7 @@ import (
 	"encoding/pem"
 	"math/big"
 	"net"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -46,9 +47,10 @@ func newGatewayCountry(t *testing.T, code string) gatewayCountry {
 	return g
 }
 
-// flags are a node's flags to exchange through the gateway at url.
-func (g gatewayCountry) flags(url, anchorFile, caFile string) []string {
-	return []string{"--efgs-url", url, "--efgs-country", g.code, "--efgs-auth-cert", g.authCert, "--efgs-auth-key", g.authKey,
+// flags are a node's flags to exchange through the gateway at url, whose
+// download batches the hub's key signs.
+func (g gatewayCountry) flags(url, anchorFile, caFile, hubKeyFile string) []string {
+	return []string{"--efgs-url", url, "--efgs-hub-key-file", hubKeyFile, "--efgs-country", g.code, "--efgs-auth-cert", g.authCert, "--efgs-auth-key", g.authKey,
 		"--efgs-sign-cert", g.signCert, "--efgs-sign-key", g.signKey, "--efgs-trust-anchor", anchorFile, "--efgs-ca-file", caFile,
 		"--efgs-interval", "1s", "--efgs-visited", "DE,FR"}
 }
@@ -101,8 +103,12 @@ func TestEFGSThroughAHubRegion(t *testing.T) {
 	hub := newCluster(t)
 	hub.region = "hub"
 	hubCert, hubKey := hubCertificate(t, hub.ip(1), hub.ip(2), hub.ip(3))
+	signing := filepath.Join(t.TempDir(), "hub")
+	if out, err := exec.Command(binary, "keygen", "--out", signing).CombinedOutput(); err != nil {
+		t.Fatalf("keygen: %v %s", err, out)
+	}
 	hub.nodeFlags = func(ip string) []string {
-		return []string{"--hub-addr", ip + ":8443", "--hub-cert-file", hubCert, "--hub-key-file", hubKey}
+		return []string{"--hub-addr", ip + ":8443", "--hub-cert-file", hubCert, "--hub-key-file", hubKey, "--hub-signing-key-file", signing + ".key"}
 	}
 	hub.form(3)
 	anchorKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -132,17 +138,19 @@ func TestEFGSThroughAHubRegion(t *testing.T) {
 			"--anchor-key", anchorKeyFile)
 	}
 	_, exportDE := exportKey(t, t.TempDir())
-	de := newRegion(t, "DE", append(append(exportDE, "--seal-interval", "1s", "--seal-min-keys", "50"), countries["DE"].flags(url, anchorFile, hubCert)...)...)
-	fr := newRegion(t, "FR", countries["FR"].flags(url, anchorFile, hubCert)...)
+	de := newRegion(t, "DE", append(append(exportDE, "--seal-interval", "1s", "--seal-min-keys", "50"), countries["DE"].flags(url, anchorFile, hubCert, signing+".pub.pem")...)...)
+	fr := newRegion(t, "FR", countries["FR"].flags(url, anchorFile, hubCert, signing+".pub.pem")...)
 	fr.cli("trust", "add-efgs", "--addr", fr.node("n1").url(), "--country", "DE")
 
 	acked := &ackSet{}
+	start := time.Now()
 	keys, err := de.upload(de.node("n1").url())
 	if err != nil {
 		t.Fatal(err)
 	}
 	acked.add(keys)
 	fr.waitHasAll(acked, 60*time.Second, "n1")
+	t.Logf("DE's upload held by FR through the hub after %v (seal every 1s, exchange every 1s)", time.Since(start).Round(time.Millisecond))
 	hub.kill9(leader)
 	for range 2 {
 		keys, err := de.upload(de.node("n1").url())

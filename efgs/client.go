@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/ed25519"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
@@ -35,6 +36,9 @@ type Client struct {
 	Country string
 	Cert    *x509.Certificate
 	Key     crypto.Signer
+	// HubKey, when set, is the stand-in hub's public key: every download
+	// batch must carry its signature (HubSignatureHeader).
+	HubKey ed25519.PublicKey
 }
 
 // Upload sends keys of the country (at most MaxUploadKeys) under the tag
@@ -103,6 +107,11 @@ func (c *Client) Download(ctx context.Context, date time.Time, tag string) (*Bat
 		return nil, nil
 	case status != http.StatusOK:
 		return nil, fmt.Errorf("efgs: download %s %s: %d %s", date.UTC().Format(time.DateOnly), tag, status, message(body))
+	}
+	if c.HubKey != nil {
+		if err := VerifyHubBatch(c.HubKey, date.UTC().Format(time.DateOnly), c.Country, h.Get("batchTag"), h.Get("nextBatchTag"), body, h.Get(HubSignatureHeader)); err != nil {
+			return nil, fmt.Errorf("%w (batch %s)", err, h.Get("batchTag"))
+		}
 	}
 	batch := &efgspb.DiagnosisKeyBatch{}
 	if err := proto.Unmarshal(body, batch); err != nil {

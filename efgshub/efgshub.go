@@ -9,6 +9,7 @@ package efgshub
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"io"
@@ -42,6 +43,8 @@ type Hub struct {
 	Applier command.Applier
 	Now     func() time.Time
 	Logger  *slog.Logger
+	// Key, when set, signs every download batch (efgs.SignHubBatch).
+	Key ed25519.PrivateKey
 }
 
 // ServeHTTP identifies the caller's country and routes its request.
@@ -154,6 +157,9 @@ func (h *Hub) download(w http.ResponseWriter, r *http.Request, country, date str
 	w.Header().Set("Content-Type", efgs.ContentType)
 	w.Header().Set("batchTag", b.GetTag())
 	w.Header().Set("nextBatchTag", next)
+	if h.Key != nil {
+		w.Header().Set(efgs.HubSignatureHeader, efgs.SignHubBatch(h.Key, date, country, b.GetTag(), next, body))
+	}
 	w.Write(body)
 }
 

@@ -12,6 +12,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"sync"
 	"testing"
 	"time"
@@ -50,6 +52,12 @@ type country struct {
 }
 
 func newCountry(t *testing.T, gw *efgstest.Gateway, srv *httptest.Server, code string, now func() time.Time) *country {
+	return newCountryVia(t, gw, srv, srv.URL, code, now)
+}
+
+// newCountryVia is a country that reaches the gateway's server srv at url
+// (a relay's, in front of it).
+func newCountryVia(t *testing.T, gw *efgstest.Gateway, srv *httptest.Server, url, code string, now func() time.Time) *country {
 	t.Helper()
 	authKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	authCert, err := efgstest.Certificate(authKey, code, "efgs auth "+code, false)
@@ -77,7 +85,7 @@ func newCountry(t *testing.T, gw *efgstest.Gateway, srv *httptest.Server, code s
 		t.Fatal(err)
 	}
 	return &country{region: region, now: now, sync: &efgssync.Sync{
-		Client: &efgs.Client{Base: srv.URL + "/efgs", HTTP: client, Country: code, Cert: signCert, Key: signKey},
+		Client: &efgs.Client{Base: url + "/efgs", HTTP: client, Country: code, Cert: signCert, Key: signKey, HubKey: gw.HubKey},
 		Anchor: gw.Anchor, Visited: []string{"DE", "FR"}, Start: 1,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}}
 }
@@ -201,5 +209,69 @@ func TestExchangeThroughAGateway(t *testing.T) {
 	}
 	if n := len(de.region.State.Keys(nil)); n != 5 {
 		t.Fatalf("DE holds %d keys, want its own 5", n)
+	}
+}
+
+// A relay between the hub and a country that changes the chain (a next
+// tag that skips a batch) or a batch's keys is caught by the hub's
+// signature: the country imports nothing it served.
+func TestRelayCannotReorderTheChain(t *testing.T) {
+	clk := &clock{t: time.Now().UTC()}
+	gw, err := efgstest.New(clk.now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := efgstest.NewServer(gw)
+	defer srv.Close()
+	target, _ := url.Parse(srv.URL)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var mu sync.Mutex
+	var tamper func(*http.Response)
+	proxy.ModifyResponse = func(r *http.Response) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if tamper != nil {
+			tamper(r)
+		}
+		return nil
+	}
+	relay := httptest.NewUnstartedServer(proxy)
+	relay.TLS = &tls.Config{ClientAuth: tls.RequireAnyClientCert}
+	relay.StartTLS()
+	defer relay.Close()
+	de := newCountry(t, gw, srv, "DE", clk.now)
+	fr := newCountryVia(t, gw, relay, relay.URL, "FR", clk.now)
+	// The relay speaks to the hub as FR (a country's own TLS proxy).
+	hubRoots := x509.NewCertPool()
+	hubRoots.AddCert(srv.Certificate())
+	proxy.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: hubRoots,
+		Certificates: fr.sync.Client.HTTP.Transport.(*http.Transport).TLSClientConfig.Certificates}}
+	ctx := context.Background()
+	if err := command.PutTrust(ctx, fr.region, &fsmpb.TrustedRegion{Region: "DE", Kind: fsm.TrustEFGSCountry, Merge: true}); err != nil {
+		t.Fatal(err)
+	}
+	de.publishAndSeal(t, 2)
+	de.publishAndSeal(t, 2)
+	if _, err := de.sync.Upload(ctx, de.region.State, de.region); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	tamper = func(r *http.Response) {
+		if r.Header.Get("nextBatchTag") != "" {
+			r.Header.Set("nextBatchTag", "null") // the chain ends early
+		}
+	}
+	mu.Unlock()
+	if n, err := fr.sync.Download(ctx, fr.region.State, fr.region, clk.now()); err == nil || n != 0 {
+		t.Fatalf("a chain cut short by a relay: %d imported, %v", n, err)
+	}
+	if len(fr.region.State.Keys(nil)) != 0 {
+		t.Fatal("FR imported keys a relay served")
+	}
+	mu.Lock()
+	tamper = nil
+	mu.Unlock()
+	if n, err := fr.sync.Download(ctx, fr.region.State, fr.region, clk.now()); err != nil || n != 2 {
+		t.Fatalf("through an honest relay: %d %v", n, err)
 	}
 }

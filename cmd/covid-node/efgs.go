@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto"
+	"crypto/ed25519"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
@@ -18,6 +19,7 @@ import (
 	"github.com/covid-backend/covid-backend/command"
 	"github.com/covid-backend/covid-backend/efgs"
 	"github.com/covid-backend/covid-backend/efgssync"
+	"github.com/covid-backend/covid-backend/federation"
 	"github.com/covid-backend/covid-backend/node"
 	"github.com/covid-backend/covid-backend/outbound"
 )
@@ -31,6 +33,7 @@ type efgsConfig struct {
 	AuthCert, AuthKey            string
 	SignCert, SignKey            string
 	TrustAnchor, CAFile, Visited string
+	HubKeyFile                   string
 	Interval                     time.Duration
 	StartDays                    int
 }
@@ -45,6 +48,7 @@ func (e *efgsConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&e.TrustAnchor, "efgs-trust-anchor", "", "the gateway's trust anchor certificate (PEM): it signed every country's signing certificate")
 	fs.StringVar(&e.CAFile, "efgs-ca-file", "", "CA certificates (PEM) to trust, besides the system's, for the gateway's HTTPS certificate")
 	fs.StringVar(&e.Visited, "efgs-visited", "", "comma-separated countries this region's keys are uploaded as visited (default: its own country)")
+	fs.StringVar(&e.HubKeyFile, "efgs-hub-key-file", "", "a stand-in hub's public key (PEM, its keygen's .pub.pem): every download batch must carry the hub's signature")
 	fs.DurationVar(&e.Interval, "efgs-interval", 5*time.Minute, "how often the leader uploads to and downloads from the gateway")
 	fs.IntVar(&e.StartDays, "efgs-start-days", 1, "how many days before today the first download from the gateway begins")
 }
@@ -93,12 +97,34 @@ func (e *efgsConfig) sync(logger *slog.Logger) (*efgssync.Sync, error) {
 		transport.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
 	transport.TLSClientConfig.Certificates = []tls.Certificate{auth}
+	var hubKey ed25519.PublicKey
+	if e.HubKeyFile != "" {
+		if hubKey, err = readEd25519Public(e.HubKeyFile); err != nil {
+			return nil, fmt.Errorf("--efgs-hub-key-file: %w", err)
+		}
+	}
 	visited := []string{e.Country}
 	if e.Visited != "" {
 		visited = splitList(e.Visited)
 	}
-	return &efgssync.Sync{Client: &efgs.Client{Base: strings.TrimRight(e.URL, "/"), HTTP: client, Country: e.Country, Cert: signCert, Key: signer},
+	return &efgssync.Sync{Client: &efgs.Client{Base: strings.TrimRight(e.URL, "/"), HTTP: client, Country: e.Country, Cert: signCert, Key: signer, HubKey: hubKey},
 		Anchor: anchor, Visited: visited, Start: e.StartDays, Logger: logger}, nil
+}
+
+func readEd25519Public(path string) (ed25519.PublicKey, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	der, err := federation.PublicKeyDER(data)
+	if err != nil {
+		return nil, err
+	}
+	pub, err := x509.ParsePKIXPublicKey(der)
+	if err != nil {
+		return nil, err
+	}
+	return pub.(ed25519.PublicKey), nil // PublicKeyDER checked its type
 }
 
 func readCertificate(path string) (*x509.Certificate, error) {

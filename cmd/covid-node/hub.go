@@ -19,19 +19,21 @@ import (
 	"github.com/covid-backend/covid-backend/api"
 	"github.com/covid-backend/covid-backend/efgs"
 	"github.com/covid-backend/covid-backend/efgshub"
+	"github.com/covid-backend/covid-backend/federation"
 	"github.com/covid-backend/covid-backend/node"
 )
 
 // hubConfig is the stand-in EU gateway a node serves when --hub-addr is
 // set: its own listener, with the hub's HTTPS certificate.
 type hubConfig struct {
-	Addr, CertFile, KeyFile string
+	Addr, CertFile, KeyFile, SigningKeyFile string
 }
 
 func (h *hubConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&h.Addr, "hub-addr", "", "serve a stand-in EU gateway (EFGS's upload, download and audit under /efgs) on this address, from the region's state; countries are added with covid-node hub country")
 	fs.StringVar(&h.CertFile, "hub-cert-file", "", "the hub's HTTPS certificate (PEM); countries show their authentication certificates to it")
 	fs.StringVar(&h.KeyFile, "hub-key-file", "", "its private key (PEM, mode 0600)")
+	fs.StringVar(&h.SigningKeyFile, "hub-signing-key-file", "", "an Ed25519 key (covid-node keygen; every node of the hub the same) that signs each download batch, so that a relay can neither reorder nor alter the chain; countries check it with --efgs-hub-key-file")
 }
 
 // serveHub starts the hub's listener; the returned function stops it.
@@ -44,6 +46,14 @@ func serveHub(h hubConfig, n *node.Node, logger *slog.Logger) (func(context.Cont
 	if err != nil {
 		return nil, fmt.Errorf("--hub-cert-file: %w", err)
 	}
+	hub := &efgshub.Hub{State: n.FSM(), Applier: n, Now: n.Config().Now, Logger: logger}
+	if h.SigningKeyFile != "" {
+		key, err := federation.LoadKey(h.SigningKeyFile, "hub")
+		if err != nil {
+			return nil, fmt.Errorf("--hub-signing-key-file: %w", err)
+		}
+		hub.Key = key.Private
+	}
 	ln, err := net.Listen("tcp", h.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("--hub-addr: %w", err)
@@ -51,7 +61,7 @@ func serveHub(h hubConfig, n *node.Node, logger *slog.Logger) (func(context.Cont
 	// A country is named by its certificate's thumbprint, as EFGS names
 	// it: no chain is asked for, only a certificate.
 	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, ClientAuth: tls.RequireAnyClientCert, MinVersion: tls.VersionTLS12}
-	srv := &http.Server{Handler: &efgshub.Hub{State: n.FSM(), Applier: n, Now: n.Config().Now, Logger: logger},
+	srv := &http.Server{Handler: hub,
 		ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: time.Minute, IdleTimeout: time.Minute,
 		MaxHeaderBytes: 64 << 10}
 	go srv.Serve(tls.NewListener(ln, cfg))

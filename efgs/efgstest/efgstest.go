@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
@@ -35,6 +36,8 @@ type Gateway struct {
 	// certificates against.
 	Anchor    *x509.Certificate
 	anchorKey crypto.Signer
+	// HubKey verifies the hub's signature of every download batch.
+	HubKey ed25519.PublicKey
 	region    *fsmtest.Region
 	hub       *efgshub.Hub
 }
@@ -49,9 +52,13 @@ func New(now func() time.Time) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
+	hubPub, hubKey, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
 	region := fsmtest.New(now)
-	return &Gateway{Anchor: anchor, anchorKey: key, region: region,
-		hub: &efgshub.Hub{State: region.State, Applier: region, Now: now, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}}, nil
+	return &Gateway{Anchor: anchor, anchorKey: key, HubKey: hubPub, region: region,
+		hub: &efgshub.Hub{State: region.State, Applier: region, Now: now, Key: hubKey, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}}, nil
 }
 
 // Certificate is a self-signed certificate of key for country (none for
