@@ -29,6 +29,20 @@ import (
 
 const issuer = "https://ha.example.org"
 
+// newGateway is a gateway served over TLS on a movable clock, closed
+// when the test ends.
+func newGateway(t *testing.T) (*clock, *efgstest.Gateway, *httptest.Server) {
+	t.Helper()
+	clk := &clock{t: time.Now().UTC()}
+	gw, err := efgstest.New(clk.now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := efgstest.NewServer(gw)
+	t.Cleanup(srv.Close)
+	return clk, gw, srv
+}
+
 // clock is a test's movable time.
 type clock struct {
 	mu sync.Mutex
@@ -149,13 +163,7 @@ func holds(st *fsm.FSM, keys [][]byte) int {
 // batch against its audit, follows the chain across a UTC midnight, and
 // holds them as its own keys; DE does not get its own keys back.
 func TestExchangeThroughAGateway(t *testing.T) {
-	clk := &clock{t: time.Now().UTC()}
-	gw, err := efgstest.New(clk.now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := efgstest.NewServer(gw)
-	defer srv.Close()
+	clk, gw, srv := newGateway(t)
 	de, fr := newCountry(t, gw, srv, "DE", clk.now), newCountry(t, gw, srv, "FR", clk.now)
 	ctx := context.Background()
 	if err := command.PutTrust(ctx, fr.region, &fsmpb.TrustedRegion{Region: "DE", Kind: fsm.TrustEFGSCountry, Merge: true}); err != nil {
@@ -216,13 +224,7 @@ func TestExchangeThroughAGateway(t *testing.T) {
 // tag that skips a batch) or a batch's keys is caught by the hub's
 // signature: the country imports nothing it served.
 func TestRelayCannotReorderTheChain(t *testing.T) {
-	clk := &clock{t: time.Now().UTC()}
-	gw, err := efgstest.New(clk.now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := efgstest.NewServer(gw)
-	defer srv.Close()
+	clk, gw, srv := newGateway(t)
 	target, _ := url.Parse(srv.URL)
 	proxy := httputil.NewSingleHostReverseProxy(target)
 	var mu sync.Mutex
