@@ -390,3 +390,16 @@ func parseCertPEM(text string) (*x509.Certificate, error) {
 	}
 	return x509.ParseCertificate(block.Bytes)
 }
+
+// efgsCallback is GET /v1/efgs/callback?batchTag=…&date=…, which the EU
+// gateway calls when a download batch is new: it wakes the leader's
+// exchange (a follower passes the wake on), which then downloads from its
+// replicated cursor; the query only says that something is new. Wakes
+// coalesce, so a stranger who calls it costs one early download pass.
+func (s *Server) efgsCallback(c *gin.Context) {
+	if err := s.node.Wake(c.Request.Context(), "efgs"); err != nil {
+		failErr(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{})
+}

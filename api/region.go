@@ -79,6 +79,8 @@ type RegionJobs interface {
 	Snapshot() error
 	BackupSnapshot(ctx context.Context) (*raft.SnapshotMeta, io.ReadCloser, error)
 	RestoreState(ctx context.Context, snapshot io.Reader, size int64, force bool) error
+	Wake(ctx context.Context, name string) error
+	WakeHere(name string)
 }
 
 var _ Region = (*node.Node)(nil)

@@ -58,6 +58,9 @@ type Config struct {
 	Verification *Verification
 	// Limits are the DoS filters; the zero value turns them all off.
 	Limits Limits
+	// EFGSCallback serves GET /v1/efgs/callback, which the EU gateway
+	// calls on a new download batch: it wakes the leader's exchange.
+	EFGSCallback bool
 	// Collectors are more of the node's metrics, served on /metrics with
 	// the API's (leader jobs' counters).
 	Collectors []prometheus.Collector
@@ -172,6 +175,7 @@ func New(cfg Config, n Region) (*Server, error) {
 // mutual TLS, or (plaintext raft) on the API port behind the admin token.
 func (s *Server) memberRoutes(r gin.IRoutes) {
 	r.POST(node.PathApplyBatch, s.forwarded("application/x-protobuf", maxForwardBatchBytes, s.node.ApplyForwardedBatch))
+	r.POST(node.PathWake+":name", func(c *gin.Context) { s.node.WakeHere(c.Param("name")); c.Status(http.StatusOK) })
 	r.GET(node.PathClock, func(c *gin.Context) { c.JSON(http.StatusOK, s.node.Clock()) })
 	r.GET(node.PathReadIndex, func(c *gin.Context) {
 		read := s.node.LeaderReadIndex
@@ -318,6 +322,9 @@ func (s *Server) routes() (http.Handler, error) {
 		read(route, downloads.handler(route)) // proxied requests; the others take the fast path
 	}
 	read("/v1/federation", readLimit, s.publicRead, s.federationStatus)
+	if s.cfg.EFGSCallback {
+		read("/v1/efgs/callback", readLimit, s.efgsCallback)
+	}
 	read("/v1/federation/batches/:origin/:seq", readLimit, s.signedBatch)
 	read("/v1/regions/:region/exports/index.txt", readLimit, s.regionIndex)
 	read("/v1/regions/:region/exports/:name", readLimit, s.regionFile)

@@ -10,6 +10,8 @@ import (
 	"encoding/pem"
 	"math/big"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -95,8 +97,9 @@ func hubKeys(c *cluster, id string) int {
 // Two countries, each a region of this project, exchange keys through a
 // stand-in gateway served by a third region of three nodes, over mutual
 // TLS: DE's leader uploads each sealed batch's real keys once (no
-// padding), FR's leader imports them after checking each download batch
-// against its audit. The hub's leader is killed after the first exchange:
+// padding); the hub calls FR back on each new batch, and FR's leader
+// imports it after checking it against its audit and the hub's signature
+// (FR's own schedule is an hour: only callbacks bring the keys). The hub's leader is killed after the first exchange:
 // the hub goes on through its other nodes, loses nothing and stores no key
 // twice, and FR holds every key DE acknowledged.
 func TestEFGSThroughAHubRegion(t *testing.T) {
@@ -107,8 +110,24 @@ func TestEFGSThroughAHubRegion(t *testing.T) {
 	if out, err := exec.Command(binary, "keygen", "--out", signing).CombinedOutput(); err != nil {
 		t.Fatalf("keygen: %v %s", err, out)
 	}
+	// FR's API is behind a TLS front (as a load balancer would be), which
+	// the hub calls back.
+	var frURL string
+	front := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		resp, err := http.Get(frURL + r.URL.RequestURI())
+		if err != nil {
+			w.WriteHeader(http.StatusBadGateway)
+			return
+		}
+		resp.Body.Close()
+		w.WriteHeader(resp.StatusCode)
+	}))
+	defer front.Close()
+	frontCA := filepath.Join(t.TempDir(), "front.pem")
+	writeFile(t, frontCA, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: front.Certificate().Raw}))
 	hub.nodeFlags = func(ip string) []string {
-		return []string{"--hub-addr", ip + ":8443", "--hub-cert-file", hubCert, "--hub-key-file", hubKey, "--hub-signing-key-file", signing + ".key"}
+		return []string{"--hub-addr", ip + ":8443", "--hub-cert-file", hubCert, "--hub-key-file", hubKey, "--hub-signing-key-file", signing + ".key",
+			"--hub-private-callbacks", "--hub-callback-ca-file", frontCA}
 	}
 	hub.form(3)
 	anchorKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -139,7 +158,11 @@ func TestEFGSThroughAHubRegion(t *testing.T) {
 	}
 	_, exportDE := exportKey(t, t.TempDir())
 	de := newRegion(t, "DE", append(append(exportDE, "--seal-interval", "1s", "--seal-min-keys", "50"), countries["DE"].flags(url, anchorFile, hubCert, signing+".pub.pem")...)...)
-	fr := newRegion(t, "FR", countries["FR"].flags(url, anchorFile, hubCert, signing+".pub.pem")...)
+	// FR downloads when the hub calls it back (its own schedule is an hour).
+	frFlags := append(countries["FR"].flags(url, anchorFile, hubCert, signing+".pub.pem"), "--efgs-interval", "1h",
+		"--efgs-callback-url", front.URL+"/v1/efgs/callback")
+	fr := newRegion(t, "FR", frFlags...)
+	frURL = fr.node("n1").url()
 	fr.cli("trust", "add-efgs", "--addr", fr.node("n1").url(), "--country", "DE")
 
 	acked := &ackSet{}
@@ -150,7 +173,7 @@ func TestEFGSThroughAHubRegion(t *testing.T) {
 	}
 	acked.add(keys)
 	fr.waitHasAll(acked, 60*time.Second, "n1")
-	t.Logf("DE's upload held by FR through the hub after %v (seal every 1s, exchange every 1s)", time.Since(start).Round(time.Millisecond))
+	t.Logf("DE's upload held by FR through the hub after %v (DE seals and uploads every 1s; FR downloads when called back)", time.Since(start).Round(time.Millisecond))
 	hub.kill9(leader)
 	for range 2 {
 		keys, err := de.upload(de.node("n1").url())

@@ -54,7 +54,7 @@ import (
 // country of the EU gateway (kind "efgs-country"); EFGS_UPLOADED records
 // the region's uploads to the gateway, IMPORT_EFGS imports its download
 // batches; a region may serve a stand-in gateway (PUT_HUB_COUNTRY,
-// HUB_UPLOAD).
+// HUB_UPLOAD, PUT_HUB_CALLBACK).
 const Version = 7
 
 // The first versions of changes that later code tests for.
@@ -148,7 +148,8 @@ func Since(t fsmpb.CommandType) (uint32, bool) {
 	case fsmpb.CommandType_COMMAND_TYPE_EFGS_UPLOADED,
 		fsmpb.CommandType_COMMAND_TYPE_IMPORT_EFGS,
 		fsmpb.CommandType_COMMAND_TYPE_PUT_HUB_COUNTRY,
-		fsmpb.CommandType_COMMAND_TYPE_HUB_UPLOAD:
+		fsmpb.CommandType_COMMAND_TYPE_HUB_UPLOAD,
+		fsmpb.CommandType_COMMAND_TYPE_PUT_HUB_CALLBACK:
 		return EFGS, true
 	}
 	return 0, false
@@ -262,7 +263,8 @@ func ForClients(t fsmpb.CommandType) bool {
 		fsmpb.CommandType_COMMAND_TYPE_EXPIRE_VERIFICATION_CODE,
 		fsmpb.CommandType_COMMAND_TYPE_LOGIN,
 		fsmpb.CommandType_COMMAND_TYPE_AUDIT,
-		fsmpb.CommandType_COMMAND_TYPE_HUB_UPLOAD, // a country's upload to the hub
+		fsmpb.CommandType_COMMAND_TYPE_HUB_UPLOAD,       // a country's upload to the hub
+		fsmpb.CommandType_COMMAND_TYPE_PUT_HUB_CALLBACK, // and its callbacks
 		fsmpb.CommandType_COMMAND_TYPE_PUT_NODE:
 		return true
 	}

@@ -64,3 +64,10 @@ func HubUpload(ctx context.Context, a Applier, u *fsmpb.HubUpload) (*fsmpb.HubUp
 	res, err := a.Apply(ctx, &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_HUB_UPLOAD, HubUpload: u})
 	return res.GetHubUpload(), err
 }
+
+// PutHubCallback adds, replaces or removes a country's callback at the
+// hub.
+func PutHubCallback(ctx context.Context, a Applier, cb *fsmpb.HubCallback) error {
+	_, err := a.Apply(ctx, &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_PUT_HUB_CALLBACK, PutHubCallback: cb})
+	return err
+}

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -152,6 +153,19 @@ func (c *Client) Audit(ctx context.Context, date time.Time, tag string) ([]Audit
 		return nil, fmt.Errorf("efgs: audit of %s: %w", tag, err)
 	}
 	return audit, nil
+}
+
+// PutCallback registers (or replaces) the country's callback id: the
+// gateway calls url with ?batchTag=…&date=… when a download batch is new.
+func (c *Client) PutCallback(ctx context.Context, id, callbackURL string) error {
+	status, body, err := c.do(ctx, http.MethodPut, "/diagnosiskeys/callback/"+url.PathEscape(id)+"?url="+url.QueryEscape(callbackURL), nil, nil)
+	if err != nil {
+		return err
+	}
+	if status != http.StatusOK {
+		return fmt.Errorf("efgs: callback %s: %d %s", id, status, message(body))
+	}
+	return nil
 }
 
 func (c *Client) do(ctx context.Context, method, path string, body []byte, headers map[string]string) (int, []byte, error) {

@@ -35,6 +35,7 @@ type State interface {
 	HubCountryOf(authThumbprint string) (string, bool)
 	HubSigner(thumbprint string) (string, *fsmpb.HubSigner, bool)
 	HubBatch(dayUnix int64, tag string) (*fsmpb.HubBatch, string, bool)
+	HubCountries() []*fsmpb.HubCountry
 }
 
 // Hub answers the gateway's API under /efgs.
@@ -45,6 +46,9 @@ type Hub struct {
 	Logger  *slog.Logger
 	// Key, when set, signs every download batch (efgs.SignHubBatch).
 	Key ed25519.PrivateKey
+	// PrivateCallbacks lets callbacks name private addresses (a hub and
+	// its countries on one private network, or a test).
+	PrivateCallbacks bool
 }
 
 // ServeHTTP identifies the caller's country and routes its request.
@@ -63,6 +67,10 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.upload(w, r, country)
 	case r.Method == http.MethodGet && strings.HasPrefix(path, "download/"):
 		h.download(w, r, country, strings.TrimPrefix(path, "download/"))
+	case path == "callback" && r.Method == http.MethodGet:
+		h.listCallbacks(w, country)
+	case strings.HasPrefix(path, "callback/") && (r.Method == http.MethodPut || r.Method == http.MethodDelete):
+		h.putCallback(w, r, country, strings.TrimPrefix(path, "callback/"))
 	case r.Method == http.MethodGet && strings.HasPrefix(path, "audit/download/"):
 		date, tag, _ := strings.Cut(strings.TrimPrefix(path, "audit/download/"), "/")
 		h.audit(w, date, tag)
@@ -180,4 +188,39 @@ func answer(w http.ResponseWriter, status int, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(map[string]string{"message": msg})
+}
+
+func (h *Hub) listCallbacks(w http.ResponseWriter, country string) {
+	out := []map[string]string{}
+	for _, c := range h.State.HubCountries() {
+		if c.GetCountry() != country {
+			continue
+		}
+		for _, cb := range c.GetCallbacks() {
+			out = append(out, map[string]string{"callbackId": cb.GetId(), "url": cb.GetUrl()})
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(out)
+}
+
+// putCallback is PUT (with ?url=) or DELETE of a country's callback.
+func (h *Hub) putCallback(w http.ResponseWriter, r *http.Request, country, id string) {
+	cb := &fsmpb.HubCallback{Country: country, Id: id, Url: r.URL.Query().Get("url"), Remove: r.Method == http.MethodDelete}
+	if !cb.GetRemove() {
+		if err := CheckCallbackURL(r.Context(), cb.GetUrl(), h.PrivateCallbacks); err != nil {
+			answer(w, http.StatusBadRequest, err.Error())
+			return
+		}
+	}
+	err := command.PutHubCallback(r.Context(), h.Applier, cb)
+	var refused *command.Error
+	switch {
+	case errors.As(err, &refused) && cb.GetRemove() && refused.Code == command.CodeUnknownRegion:
+		answer(w, http.StatusNotFound, refused.Message)
+	case err != nil:
+		h.failed(w, err)
+	default:
+		w.WriteHeader(http.StatusOK)
+	}
 }

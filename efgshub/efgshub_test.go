@@ -10,6 +10,8 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,8 +29,33 @@ type member struct {
 	key    *ecdsa.PrivateKey
 }
 
-func credentials(t *testing.T, country string, roots *x509.CertPool) member {
+// serve is a gateway served over TLS (closed when the test ends) with
+// countries registered, and their credentials.
+func serve(t *testing.T, countries ...string) (*efgstest.Gateway, *httptest.Server, map[string]member) {
 	t.Helper()
+	gw, err := efgstest.New(time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := efgstest.NewServer(gw)
+	t.Cleanup(srv.Close)
+	members := map[string]member{}
+	for _, code := range countries {
+		m := credentials(t, code, srv)
+		if err := gw.AddCountry(code, m.client.Transport.(*http.Transport).TLSClientConfig.Certificates[0].Leaf, m.cert); err != nil {
+			t.Fatal(err)
+		}
+		members[code] = m
+	}
+	return gw, srv, members
+}
+
+// credentials are a country's certificates and a client of srv that
+// shows its authentication certificate.
+func credentials(t *testing.T, country string, srv *httptest.Server) member {
+	t.Helper()
+	roots := x509.NewCertPool()
+	roots.AddCert(srv.Certificate())
 	authKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	auth, err := efgstest.Certificate(authKey, country, "auth "+country, false)
 	if err != nil {
@@ -88,21 +115,9 @@ func upload(t *testing.T, url string, m member, signer member, ks []*efgspb.Diag
 // replay of stored keys under a new tag, which EFGS stored, is 207 here
 // and stores nothing.
 func TestUploadRefusals(t *testing.T) {
-	gw, err := efgstest.New(time.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := efgstest.NewServer(gw)
-	defer srv.Close()
-	roots := x509.NewCertPool()
-	roots.AddCert(srv.Certificate())
-	de, fr, stranger := credentials(t, "DE", roots), credentials(t, "FR", roots), credentials(t, "NL", roots)
-	for code, m := range map[string]member{"DE": de, "FR": fr} {
-		auth := m.client.Transport.(*http.Transport).TLSClientConfig.Certificates[0].Leaf
-		if err := gw.AddCountry(code, auth, m.cert); err != nil {
-			t.Fatal(err)
-		}
-	}
+	gw, srv, members := serve(t, "DE", "FR")
+	de, fr := members["DE"], members["FR"]
+	stranger := credentials(t, "NL", srv)
 	stored := keys("DE", 3)
 	if status, answer := upload(t, srv.URL, de, de, stored, "first", nil); status != http.StatusCreated {
 		t.Fatalf("a good upload: %d %s", status, answer)
@@ -141,5 +156,40 @@ func TestUploadRefusals(t *testing.T) {
 	}
 	if n := gw.Uploads(); n != 1 {
 		t.Fatalf("the hub stored %d uploads, want the one good one", n)
+	}
+}
+
+// A country registers, lists and deletes its callbacks as at EFGS: a URL
+// of a private address is 400, deleting an unknown callback 404.
+func TestCallbackAPI(t *testing.T) {
+	_, srv, members := serve(t, "DE")
+	de := members["DE"]
+	do := func(method, path string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, srv.URL+"/efgs/diagnosiskeys/"+path, nil)
+		resp, err := de.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	for _, tc := range []struct {
+		method, path string
+		want         int
+		body         string
+	}{
+		{http.MethodPut, "callback/a?url=https%3A%2F%2F127.0.0.1%2Fcb", http.StatusBadRequest, ""},
+		{http.MethodPut, "callback/a?url=https%3A%2F%2F8.8.8.8%2Fcb", http.StatusOK, ""},
+		{http.MethodGet, "callback", http.StatusOK, `[{"callbackId":"a","url":"https://8.8.8.8/cb"}]`},
+		{http.MethodDelete, "callback/a", http.StatusOK, ""},
+		{http.MethodDelete, "callback/a", http.StatusNotFound, ""},
+		{http.MethodGet, "callback", http.StatusOK, `[]`},
+	} {
+		status, body := do(tc.method, tc.path)
+		if status != tc.want || tc.body != "" && strings.TrimSpace(body) != tc.body {
+			t.Fatalf("%s %s: %d %s, want %d %s", tc.method, tc.path, status, body, tc.want, tc.body)
+		}
 	}
 }

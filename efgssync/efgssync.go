@@ -45,8 +45,22 @@ type Sync struct {
 	// Visited are the countries the region's keys are sent as visited.
 	Visited []string
 	// Start is how many days before today the first download begins.
-	Start  int
-	Logger *slog.Logger
+	Start int
+	// CallbackURL, when set, is registered at the gateway (as callback
+	// CallbackID), which calls it on each new download batch.
+	CallbackURL string
+	Logger      *slog.Logger
+}
+
+// CallbackID is the id this project registers its callback under.
+const CallbackID = "covid-backend"
+
+// Register registers the callback, if one is configured.
+func (s *Sync) Register(ctx context.Context) error {
+	if s.CallbackURL == "" {
+		return nil
+	}
+	return s.Client.PutCallback(ctx, CallbackID, s.CallbackURL)
 }
 
 // Upload uploads every own batch not accounted for yet, oldest first, and

@@ -77,6 +77,7 @@ func New() *FSM {
 			fsmpb.CommandType_COMMAND_TYPE_IMPORT_EFGS:              applyImportEFGS,
 			fsmpb.CommandType_COMMAND_TYPE_PUT_HUB_COUNTRY:          applyPutHubCountry,
 			fsmpb.CommandType_COMMAND_TYPE_HUB_UPLOAD:               applyHubUpload,
+			fsmpb.CommandType_COMMAND_TYPE_PUT_HUB_CALLBACK:         applyPutHubCallback,
 		},
 	}
 }

@@ -67,7 +67,47 @@ func applyPutHubCountry(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 			return refuse(command.CodeInvalidCommand, "hub country %s: a signing certificate needs its PEM and the trust anchor's signature", code)
 		}
 	}
+	if old := s.hub.countryOrNil(code); old != nil {
+		c.Callbacks = old.GetCallbacks()
+	} else {
+		c.Callbacks = nil
+	}
 	s.hubState().countries[code] = c
+	return &fsmpb.Result{}
+}
+
+// maxHubCallbacks bounds a country's callbacks (EFGS: no bound).
+const maxHubCallbacks = 10
+
+// applyPutHubCallback adds, replaces or removes a country's callback
+// (from version 7). The URL was checked by the node that took the request
+// (https, no query, a public address); removing one that does not exist
+// is refused, as EFGS answers 404.
+func applyPutHubCallback(s *state, cmd *fsmpb.Command) *fsmpb.Result {
+	cb := proto.CloneOf(cmd.GetPutHubCallback())
+	c := s.hub.countryOrNil(cb.GetCountry())
+	switch {
+	case c == nil:
+		return refuse(command.CodeInvalidCommand, "%q is not a country of the hub", cb.GetCountry())
+	case cb.GetId() == "" || len(cb.GetId()) > maxHubTag || !validImportName(cb.GetId()):
+		return refuse(command.CodeInvalidCommand, "a callback id of 1 to %d printable characters", maxHubTag)
+	case !cb.GetRemove() && (!strings.HasPrefix(cb.GetUrl(), "https://") || len(cb.GetUrl()) > maxSourceURLBytes):
+		return refuse(command.CodeInvalidCommand, "a callback URL is https, at most %d bytes", maxSourceURLBytes)
+	}
+	i := slices.IndexFunc(c.GetCallbacks(), func(x *fsmpb.HubCallback) bool { return x.GetId() == cb.GetId() })
+	switch {
+	case cb.GetRemove() && i < 0:
+		return refuse(command.CodeUnknownRegion, "%s has no callback %q", cb.GetCountry(), cb.GetId())
+	case cb.GetRemove():
+		c.Callbacks = slices.Delete(slices.Clone(c.Callbacks), i, i+1)
+	case i >= 0:
+		c.Callbacks = slices.Clone(c.Callbacks)
+		c.Callbacks[i] = cb
+	case len(c.GetCallbacks()) >= maxHubCallbacks:
+		return refuse(command.CodeInvalidCommand, "a country has at most %d callbacks", maxHubCallbacks)
+	default:
+		c.Callbacks = append(slices.Clone(c.Callbacks), cb)
+	}
 	return &fsmpb.Result{}
 }
 

@@ -89,3 +89,38 @@ func TestHubUploads(t *testing.T) {
 		t.Fatalf("FR's authentication certificate: %q %v", c, ok)
 	}
 }
+
+func hubCallback(country, id, url string, remove bool) *fsmpb.Command {
+	return &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_PUT_HUB_CALLBACK,
+		PutHubCallback: &fsmpb.HubCallback{Country: country, Id: id, Url: url, Remove: remove}}
+}
+
+// A country's callbacks are added, replaced by id and removed; they stay
+// when its certificates are replaced; an unknown one is not removed, and
+// a URL that is not https is refused.
+func TestHubCallbacks(t *testing.T) {
+	const t0 = int64(20_000*86_400 + 3600)
+	f := fsm.New()
+	for _, c := range at(t0, hubCountry("DE"), hubCallback("DE", "a", "https://de.example/1", false),
+		hubCallback("DE", "b", "https://de.example/2", false), hubCallback("DE", "a", "https://de.example/3", false), hubCountry("DE"),
+		hubCallback("DE", "b", "", true)) {
+		mustApply(t, f, c)
+	}
+	cbs := f.HubCountries()[0].GetCallbacks()
+	if len(cbs) != 1 || cbs[0].GetId() != "a" || cbs[0].GetUrl() != "https://de.example/3" {
+		t.Fatalf("callbacks %v", cbs)
+	}
+	for _, tc := range []struct {
+		name string
+		cmd  *fsmpb.Command
+		want command.Code
+	}{
+		{"remove an unknown one", hubCallback("DE", "zz", "", true), command.CodeUnknownRegion},
+		{"plain http", hubCallback("DE", "c", "http://de.example/", false), command.CodeInvalidCommand},
+		{"not a country", hubCallback("NL", "c", "https://nl.example/", false), command.CodeInvalidCommand},
+	} {
+		if r := applyCmd(t, f, at(t0, tc.cmd)[0]); codeOf(r.Err) != tc.want {
+			t.Fatalf("%s: %v", tc.name, r.Err)
+		}
+	}
+}

@@ -22,6 +22,7 @@ import (
 
 // Node is one running member of a region.
 type Node struct {
+	wakes     wakes
 	cfg       Config
 	fsm       *fsm.FSM
 	raft      *raft.Raft

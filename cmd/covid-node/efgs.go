@@ -33,7 +33,7 @@ type efgsConfig struct {
 	AuthCert, AuthKey            string
 	SignCert, SignKey            string
 	TrustAnchor, CAFile, Visited string
-	HubKeyFile                   string
+	HubKeyFile, CallbackURL      string
 	Interval                     time.Duration
 	StartDays                    int
 }
@@ -49,6 +49,7 @@ func (e *efgsConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&e.CAFile, "efgs-ca-file", "", "CA certificates (PEM) to trust, besides the system's, for the gateway's HTTPS certificate")
 	fs.StringVar(&e.Visited, "efgs-visited", "", "comma-separated countries this region's keys are uploaded as visited (default: its own country)")
 	fs.StringVar(&e.HubKeyFile, "efgs-hub-key-file", "", "a stand-in hub's public key (PEM, its keygen's .pub.pem): every download batch must carry the hub's signature")
+	fs.StringVar(&e.CallbackURL, "efgs-callback-url", "", "this region's public URL of /v1/efgs/callback, registered at the gateway, which calls it on each new download batch (the leader then downloads at once)")
 	fs.DurationVar(&e.Interval, "efgs-interval", 5*time.Minute, "how often the leader uploads to and downloads from the gateway")
 	fs.IntVar(&e.StartDays, "efgs-start-days", 1, "how many days before today the first download from the gateway begins")
 }
@@ -108,7 +109,7 @@ func (e *efgsConfig) sync(logger *slog.Logger) (*efgssync.Sync, error) {
 		visited = splitList(e.Visited)
 	}
 	return &efgssync.Sync{Client: &efgs.Client{Base: strings.TrimRight(e.URL, "/"), HTTP: client, Country: e.Country, Cert: signCert, Key: signer, HubKey: hubKey},
-		Anchor: anchor, Visited: visited, Start: e.StartDays, Logger: logger}, nil
+		Anchor: anchor, Visited: visited, Start: e.StartDays, CallbackURL: e.CallbackURL, Logger: logger}, nil
 }
 
 func readEd25519Public(path string) (ed25519.PublicKey, error) {
@@ -140,14 +141,23 @@ func readCertificate(path string) (*x509.Certificate, error) {
 }
 
 // efgsJob is a leader job that exchanges keys with the gateway every
-// interval: the own batches not uploaded yet go up, then the download
+// interval, and at once when the gateway calls the region back (it
+// registers the callback first, when one is configured): the own batches not uploaded yet go up, then the download
 // batches after the region's cursor are imported. Progress is replicated,
 // so a new leader goes on where the last stood; an error is logged and
 // the next round tries again.
 func efgsJob(s *efgssync.Sync, interval time.Duration, logger *slog.Logger) node.LeaderJob {
 	return func(ctx context.Context, n *node.Node) error {
+		woken, registered := n.Woken("efgs"), false
 		for {
 			if n.RegionVersion() >= command.EFGS {
+				if !registered {
+					if err := s.Register(ctx); err != nil {
+						logger.Warn("efgs: callback not registered", "err", err)
+					} else {
+						registered = true
+					}
+				}
 				if _, err := s.Upload(ctx, n.FSM(), n); err != nil {
 					logger.Warn("efgs: upload", "err", err)
 				}
@@ -159,6 +169,7 @@ func efgsJob(s *efgssync.Sync, interval time.Duration, logger *slog.Logger) node
 			case <-ctx.Done():
 				return nil
 			case <-time.After(interval):
+			case <-woken: // the gateway called back
 			}
 		}
 	}

@@ -27,12 +27,18 @@ import (
 // set: its own listener, with the hub's HTTPS certificate.
 type hubConfig struct {
 	Addr, CertFile, KeyFile, SigningKeyFile string
+	PrivateCallbacks                        bool
+	CallbackCAFile                          string
+	CallbackRetry                           time.Duration
 }
 
 func (h *hubConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&h.Addr, "hub-addr", "", "serve a stand-in EU gateway (EFGS's upload, download and audit under /efgs) on this address, from the region's state; countries are added with covid-node hub country")
 	fs.StringVar(&h.CertFile, "hub-cert-file", "", "the hub's HTTPS certificate (PEM); countries show their authentication certificates to it")
 	fs.StringVar(&h.KeyFile, "hub-key-file", "", "its private key (PEM, mode 0600)")
+	fs.BoolVar(&h.PrivateCallbacks, "hub-private-callbacks", false, "let countries' callbacks name private addresses (a hub and its countries on one private network); by default only public addresses are called, checked on the address connected to")
+	fs.StringVar(&h.CallbackCAFile, "hub-callback-ca-file", "", "CA certificates (PEM) the countries' callback HTTPS certificates chain to (default: the system's)")
+	fs.DurationVar(&h.CallbackRetry, "hub-callback-retry", 5*time.Minute, "how long the hub waits before calling a failed callback again (5 tries, then the callback is deleted, as EFGS did)")
 	fs.StringVar(&h.SigningKeyFile, "hub-signing-key-file", "", "an Ed25519 key (covid-node keygen; every node of the hub the same) that signs each download batch, so that a relay can neither reorder nor alter the chain; countries check it with --efgs-hub-key-file")
 }
 
@@ -46,7 +52,7 @@ func serveHub(h hubConfig, n *node.Node, logger *slog.Logger) (func(context.Cont
 	if err != nil {
 		return nil, fmt.Errorf("--hub-cert-file: %w", err)
 	}
-	hub := &efgshub.Hub{State: n.FSM(), Applier: n, Now: n.Config().Now, Logger: logger}
+	hub := &efgshub.Hub{State: n.FSM(), Applier: n, Now: n.Config().Now, Logger: logger, PrivateCallbacks: h.PrivateCallbacks}
 	if h.SigningKeyFile != "" {
 		key, err := federation.LoadKey(h.SigningKeyFile, "hub")
 		if err != nil {
@@ -67,6 +73,37 @@ func serveHub(h hubConfig, n *node.Node, logger *slog.Logger) (func(context.Cont
 	go srv.Serve(tls.NewListener(ln, cfg))
 	logger.Info("stand-in EU gateway serving", "addr", h.Addr)
 	return srv.Shutdown, nil
+}
+
+// hubNotifyJob is the hub leader's job that calls the countries'
+// callbacks on each new download batch, every second; nil when no hub is
+// served.
+func hubNotifyJob(h hubConfig, logger *slog.Logger) (node.LeaderJob, error) {
+	if h.Addr == "" {
+		return nil, nil
+	}
+	var roots *x509.CertPool
+	if h.CallbackCAFile != "" {
+		data, err := os.ReadFile(h.CallbackCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("--hub-callback-ca-file: %w", err)
+		}
+		if roots = x509.NewCertPool(); !roots.AppendCertsFromPEM(data) {
+			return nil, errors.New("--hub-callback-ca-file: no PEM certificate")
+		}
+	}
+	return func(ctx context.Context, n *node.Node) error {
+		notifier := &efgshub.Notifier{State: n.FSM(), Applier: n, Client: efgshub.CallbackClient(h.PrivateCallbacks, roots),
+			RetryAfter: h.CallbackRetry, Logger: logger}
+		for {
+			notifier.Step(ctx, n.Config().Now())
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(time.Second):
+			}
+		}
+	}, nil
 }
 
 // hubCmd manages the hub's countries.

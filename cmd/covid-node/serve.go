@@ -124,6 +124,13 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if exchange != nil {
 		ncfg.LeaderJobs = append(ncfg.LeaderJobs, efgsJob(exchange, c.EFGS.Interval, logger))
 	}
+	notify, err := hubNotifyJob(c.Hub, logger)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	if notify != nil {
+		ncfg.LeaderJobs = append(ncfg.LeaderJobs, notify)
+	}
 	importFiles := gaenImportFiles()
 	ncfg.LeaderJobs = append(ncfg.LeaderJobs, sealTOTPJob(codeKeys[0], logger), jwksJob(fetcher, c.JWKSInterval, logger),
 		gaenImportJob(importClient, c.InsecureDev, importFiles, logger))
@@ -147,7 +154,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return errors.Join(fmt.Errorf("serve: %w", err), n.Close(ctx))
 	}
 	srv, err := api.New(api.Config{JWKS: fetcher, Addr: c.HTTPAddr, TLS: tlsConfig, ExportDir: c.ExportDir, Verification: verifyCfg, Now: ncfg.Now, CodeKeys: codeKeys, RevisionKeys: revisionKeys, AdminToken: ncfg.AdminToken, TrustedProxies: splitList(c.TrustedProxies), Limits: c.Limits, Logger: logger, FederationKey: fedKey, Pool: pool,
-		Feed: feed.Config{Region: c.Region, SigningKeys: exportKeys}, Mounts: []api.Mount{portalMount(c.Region, ncfg.Now, logger, n)}, Collectors: []prometheus.Collector{importFiles}}, n)
+		Feed: feed.Config{Region: c.Region, SigningKeys: exportKeys}, Mounts: []api.Mount{portalMount(c.Region, ncfg.Now, logger, n)}, Collectors: []prometheus.Collector{importFiles}, EFGSCallback: exchange != nil}, n)
 	if err != nil {
 		return errors.Join(fmt.Errorf("serve: %w", err), n.Close(ctx))
 	}

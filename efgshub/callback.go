@@ -1,0 +1,208 @@
+package efgshub
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/covid-backend/covid-backend/command"
+	"github.com/covid-backend/covid-backend/fsm/fsmpb"
+)
+
+// Callback delivery, as EFGS's: a GET of the URL with the batch's tag and
+// day, 10 seconds, any 2xx a success; 5 tries 300 s apart, after which the
+// subscription is deleted.
+const (
+	callbackTimeout = 10 * time.Second
+	callbackTries   = 5
+	maxTasks        = 10_000
+	// announceAgain is how recent a batch a new leader announces again.
+	announceAgain = 2 * time.Minute
+)
+
+// cgnat is the shared address space (RFC 6598), which netip does not
+// count as private.
+var cgnat = netip.MustParsePrefix("100.64.0.0/10")
+
+// PublicAddress tells whether a callback may reach ip: not loopback,
+// private (10/8, 172.16/12, 192.168/16, fc00::/7), link-local, shared
+// (100.64/10), unspecified or multicast, as EFGS refused.
+func PublicAddress(ip netip.Addr) bool {
+	ip = ip.Unmap()
+	return ip.IsValid() && !ip.IsLoopback() && !ip.IsPrivate() && !ip.IsLinkLocalUnicast() && !ip.IsLinkLocalMulticast() &&
+		!ip.IsUnspecified() && !ip.IsMulticast() && !cgnat.Contains(ip)
+}
+
+// CheckCallbackURL refuses a callback URL EFGS refused: not https, with a
+// query, or a host that does not resolve or resolves to an address that
+// is not public (unless allowPrivate, for a hub on a private network).
+func CheckCallbackURL(ctx context.Context, raw string, allowPrivate bool) error {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		return fmt.Errorf("callback URL: %w", err)
+	case u.Scheme != "https" || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil:
+		return errors.New("a callback URL is https, with a host and without a query")
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", u.Hostname())
+	if err != nil || len(addrs) == 0 {
+		return fmt.Errorf("the callback's host %s does not resolve", u.Hostname())
+	}
+	for _, a := range addrs {
+		if !allowPrivate && !PublicAddress(a) {
+			return fmt.Errorf("the callback's host %s resolves to %s, not a public address", u.Hostname(), a)
+		}
+	}
+	return nil
+}
+
+// CallbackClient is the client that calls callbacks: the address is
+// checked when the connection is made, on the address connected to, so
+// that a name that resolved to a public address at registration cannot
+// send the hub to a private one later (EFGS checked the name apart from
+// the connection). roots, when set, are the CAs the callbacks' HTTPS
+// certificates chain to (else the system's).
+func CallbackClient(allowPrivate bool, roots *x509.CertPool) *http.Client {
+	dialer := &net.Dialer{Timeout: callbackTimeout, Control: func(network, address string, _ syscall.RawConn) error {
+		ap, err := netip.ParseAddrPort(address)
+		if err != nil {
+			return err
+		}
+		if !allowPrivate && !PublicAddress(ap.Addr()) {
+			return fmt.Errorf("callback to %s: not a public address", ap.Addr())
+		}
+		return nil
+	}}
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.DialContext = dialer.DialContext
+	transport.Proxy = nil
+	if roots != nil {
+		transport.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	}
+	return &http.Client{Timeout: callbackTimeout, Transport: transport,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// NotifyState is what the notifier reads of the region's state.
+type NotifyState interface {
+	HubBatches() []*fsmpb.HubBatch
+	HubCountries() []*fsmpb.HubCountry
+}
+
+// Notifier calls the countries' callbacks on each new download batch. The
+// hub's leader runs one; it starts with the batches already there as
+// announced, but for those of the last two minutes, which the leader
+// before may not have announced (a callback may come twice; a country
+// then finds nothing new).
+type Notifier struct {
+	State      NotifyState
+	Applier    command.Applier
+	Client     *http.Client
+	RetryAfter time.Duration
+	Logger     *slog.Logger
+	seen       map[string]bool
+	tasks      []task
+}
+
+type task struct {
+	country, id, url, tag, date string
+	tries                       int
+	due                         time.Time
+}
+
+// Step announces new batches and makes the calls that are due at now.
+func (n *Notifier) Step(ctx context.Context, now time.Time) {
+	batches := n.State.HubBatches()
+	if n.seen == nil {
+		// A new leader: the batches of the last minutes may not have been
+		// announced by the one before; older ones were.
+		n.seen = map[string]bool{}
+		for _, b := range batches {
+			if now.Unix()-b.GetUploadedUnix() > int64(announceAgain/time.Second) {
+				n.seen[b.GetTag()] = true
+			}
+		}
+	}
+	n.announce(batches, now)
+	var left []task
+	deleted := map[[2]string]bool{}
+	for _, t := range n.tasks {
+		if deleted[[2]string{t.country, t.id}] {
+			continue
+		}
+		if t.due.After(now) {
+			left = append(left, t)
+			continue
+		}
+		if err := n.call(ctx, t); err == nil {
+			continue
+		} else if t.tries++; t.tries >= callbackTries {
+			n.Logger.Warn("hub: a callback failed 5 times and is deleted", "country", t.country, "id", t.id, "err", err)
+			if err := command.PutHubCallback(ctx, n.Applier, &fsmpb.HubCallback{Country: t.country, Id: t.id, Remove: true}); err != nil {
+				n.Logger.Warn("hub: delete callback", "err", err)
+			}
+			deleted[[2]string{t.country, t.id}] = true
+			left = slices.DeleteFunc(left, func(o task) bool { return o.country == t.country && o.id == t.id })
+			continue
+		}
+		t.due = now.Add(n.RetryAfter)
+		left = append(left, t)
+	}
+	n.tasks = left
+}
+
+// announce queues a call of every callback for each batch not seen.
+func (n *Notifier) announce(batches []*fsmpb.HubBatch, now time.Time) {
+	kept := map[string]bool{}
+	for _, b := range batches {
+		kept[b.GetTag()] = true
+		if n.seen[b.GetTag()] {
+			continue
+		}
+		n.seen[b.GetTag()] = true
+		date := time.Unix(b.GetDayUnix(), 0).UTC().Format(time.DateOnly)
+		for _, c := range n.State.HubCountries() {
+			for _, cb := range c.GetCallbacks() {
+				if len(n.tasks) < maxTasks {
+					n.tasks = append(n.tasks, task{country: c.GetCountry(), id: cb.GetId(), url: cb.GetUrl(), tag: b.GetTag(), date: date, due: now})
+				}
+			}
+		}
+	}
+	for tag := range n.seen {
+		if !kept[tag] {
+			delete(n.seen, tag) // expired
+		}
+	}
+}
+
+func (n *Notifier) call(ctx context.Context, t task) error {
+	q := url.Values{"batchTag": {t.tag}, "date": {t.date}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.url+"?"+q.Encode(), nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("User-Agent", "covid-backend hub callback")
+	resp, err := n.Client.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("%s answered %d", strings.SplitN(t.url, "?", 2)[0], resp.StatusCode)
+	}
+	return nil
+}
