@@ -369,6 +369,7 @@ func TestPortalOnAPhone(t *testing.T) {
 		{"ops@region.example", "#members", []page{
 			{"/region", "#members", []string{"header form button"}},
 			{"/revocations", "#submissions", []string{"button.revoke", "input[name=reason]"}},
+			{"/hub", "#hub-countries", []string{"form button.primary", "#auth"}},
 			{"/audit", "main h1", nil},
 			{"/stats", "#stats", []string{"#provider", "#csv"}},
 		}},
