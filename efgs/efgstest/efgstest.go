@@ -38,8 +38,8 @@ type Gateway struct {
 	anchorKey crypto.Signer
 	// HubKey verifies the hub's signature of every download batch.
 	HubKey ed25519.PublicKey
-	region    *fsmtest.Region
-	hub       *efgshub.Hub
+	region *fsmtest.Region
+	hub    *efgshub.Hub
 }
 
 // New is a gateway with a new trust anchor, on the clock now.
