@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -81,6 +82,21 @@ func hubCertificate(t *testing.T, ips ...string) (certFile, keyFile string) {
 	return certFile, keyFile
 }
 
+// efgsCursor is the tag of the last gateway batch a node's region
+// imported, as its admin view says.
+func efgsCursor(c *cluster, id string) string {
+	_, body, err := c.tryAdminGet(id, "/v1/admin/federation")
+	var view struct {
+		EFGS struct {
+			CursorTag string `json:"cursor_tag"`
+		} `json:"efgs"`
+	}
+	if err != nil || json.Unmarshal(body, &view) != nil {
+		return ""
+	}
+	return view.EFGS.CursorTag
+}
+
 // hubKeys is how many keys the hub region holds, as a node's admin view
 // says (-1: it did not answer).
 func hubKeys(c *cluster, id string) int {
@@ -99,7 +115,8 @@ func hubKeys(c *cluster, id string) int {
 // TLS: DE's leader uploads each sealed batch's real keys once (no
 // padding); the hub calls FR back on each new batch, and FR's leader
 // imports it after checking it against its audit and the hub's signature
-// (FR's own schedule is an hour: only callbacks bring the keys). The hub's leader is killed after the first exchange:
+// (FR's own schedule is an hour: only callbacks bring the keys), and
+// follows the chain across the hub's UTC midnight. The hub's leader is killed after the first exchange:
 // the hub goes on through its other nodes, loses nothing and stores no key
 // twice, and FR holds every key DE acknowledged.
 func TestEFGSThroughAHubRegion(t *testing.T) {
@@ -125,9 +142,13 @@ func TestEFGSThroughAHubRegion(t *testing.T) {
 	defer front.Close()
 	frontCA := filepath.Join(t.TempDir(), "front.pem")
 	writeFile(t, frontCA, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: front.Certificate().Raw}))
+	// The hub's clock reaches a UTC midnight a minute after its start: the
+	// first exchange is on one day, the last on the next.
+	offset := time.Now().Add(24 * time.Hour).UTC().Truncate(24 * time.Hour).Add(-time.Minute).Sub(time.Now()).Round(time.Second)
+	hubMidnight := time.Now().Add(time.Minute)
 	hub.nodeFlags = func(ip string) []string {
 		return []string{"--hub-addr", ip + ":8443", "--hub-cert-file", hubCert, "--hub-key-file", hubKey, "--hub-signing-key-file", signing + ".key",
-			"--hub-private-callbacks", "--hub-callback-ca-file", frontCA}
+			"--hub-private-callbacks", "--hub-callback-ca-file", frontCA, "--test-clock-offset", offset.String()}
 	}
 	hub.form(3)
 	anchorKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -174,7 +195,12 @@ func TestEFGSThroughAHubRegion(t *testing.T) {
 	acked.add(keys)
 	fr.waitHasAll(acked, 60*time.Second, "n1")
 	t.Logf("DE's upload held by FR through the hub after %v (DE seals and uploads every 1s; FR downloads when called back)", time.Since(start).Round(time.Millisecond))
+	firstDay := time.Now().Add(offset).UTC().Format("20060102")
+	if tag := efgsCursor(fr, "n1"); !strings.HasPrefix(tag, firstDay+"-") || !time.Now().Before(hubMidnight) {
+		t.Fatalf("the first exchange ended after the hub's midnight (FR's cursor %q): the machine is too slow for this test's minute", tag)
+	}
 	hub.kill9(leader)
+	hub.waitFor("the hub's clock past midnight", 2*time.Minute, func() bool { return time.Now().After(hubMidnight.Add(time.Second)) })
 	for range 2 {
 		keys, err := de.upload(de.node("n1").url())
 		if err != nil {
@@ -183,6 +209,10 @@ func TestEFGSThroughAHubRegion(t *testing.T) {
 		acked.add(keys)
 	}
 	fr.waitHasAll(acked, 90*time.Second, "n1")
+	nextDay := time.Now().Add(offset).UTC().Format("20060102")
+	if tag := efgsCursor(fr, "n1"); nextDay == firstDay || !strings.HasPrefix(tag, nextDay+"-") {
+		t.Fatalf("FR's cursor is %q after the hub's midnight, want a batch of %s", tag, nextDay)
+	}
 	if n := hubKeys(hub, via); n != acked.len() {
 		t.Fatalf("the hub holds %d keys, want the %d DE acknowledged, each once and no padding", n, acked.len())
 	}
