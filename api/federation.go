@@ -155,7 +155,7 @@ func (s *Server) federationStatus(c *gin.Context) { c.JSON(http.StatusOK, s.fede
 // by reason), which names internal addresses.
 func (s *Server) federationPool(c *gin.Context) {
 	out := s.federationView()
-	var sources []gin.H
+	sources := []gin.H{}
 	for _, r := range s.node.FSM().Trusted() {
 		if g := r.GetGaen(); g != nil {
 			var keys []string
@@ -344,6 +344,8 @@ type HubCountryRequest struct {
 	Country      string             `json:"country"`
 	AuthCertsPEM []string           `json:"auth_certs_pem"`
 	Signers      []HubSignerRequest `json:"signers"`
+	// Remove removes the country (nothing else is given).
+	Remove bool `json:"remove,omitempty"`
 }
 
 // HubSignerRequest is a signing certificate and the trust anchor's
@@ -359,7 +361,7 @@ func (s *Server) putHubCountry(c *gin.Context) {
 	if !bindStrict(c, &req) {
 		return
 	}
-	hc := &fsmpb.HubCountry{Country: req.Country}
+	hc := &fsmpb.HubCountry{Country: req.Country, Remove: req.Remove}
 	for _, p := range req.AuthCertsPEM {
 		cert, err := parseCertPEM(p)
 		if err != nil {

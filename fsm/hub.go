@@ -39,13 +39,21 @@ func (s *state) hubState() *hub {
 	return s.hub
 }
 
-// applyPutHubCountry registers (or replaces) a country of the hub: the
-// thumbprints of its authentication certificates and its signing
+// applyPutHubCountry registers (or replaces, or removes) a country of the
+// hub: the thumbprints of its authentication certificates and its signing
 // certificates with the trust anchor's signatures (from version 7). A
-// certificate names one country only.
+// certificate names one country only. A removed country uploads and
+// downloads no more; its download batches stay until they age out.
 func applyPutHubCountry(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 	c := proto.CloneOf(cmd.GetPutHubCountry())
 	code := c.GetCountry()
+	if c.GetRemove() {
+		if s.hub.countryOrNil(code) == nil {
+			return refuse(command.CodeUnknownRegion, "%q is not a country of the hub", code)
+		}
+		delete(s.hub.countries, code) // its batches stay until they age out
+		return &fsmpb.Result{}
+	}
 	switch {
 	case len(code) != 2 || strings.ToUpper(code) != code || !idPattern(code):
 		return refuse(command.CodeInvalidCommand, "a hub country is named by its two capital letters, not %q", code)

@@ -124,3 +124,27 @@ func TestHubCallbacks(t *testing.T) {
 		}
 	}
 }
+
+// A country removed from the hub is no country of it any more: its
+// certificates name nobody, its uploads are refused; removing it again
+// is refused.
+func TestHubCountryRemoved(t *testing.T) {
+	const t0 = int64(20_000*86_400 + 3600)
+	f := fsm.New()
+	remove := &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_PUT_HUB_COUNTRY, PutHubCountry: &fsmpb.HubCountry{Country: "DE", Remove: true}}
+	for _, c := range at(t0, hubCountry("DE"), hubUpload("DE", "a", 1), remove) {
+		mustApply(t, f, c)
+	}
+	if _, ok := f.HubCountryOf(tp("auth DE")); ok {
+		t.Fatal("a removed country's certificate still names it")
+	}
+	if r := applyCmd(t, f, at(t0, hubUpload("DE", "b", 2))[0]); codeOf(r.Err) != command.CodeInvalidCommand {
+		t.Fatalf("an upload of a removed country: %v", r.Err)
+	}
+	if r := applyCmd(t, f, at(t0, remove)[0]); codeOf(r.Err) != command.CodeUnknownRegion {
+		t.Fatalf("removed twice: %v", r.Err)
+	}
+	if len(f.HubBatches()) != 1 {
+		t.Fatal("the removed country's batch went with it")
+	}
+}

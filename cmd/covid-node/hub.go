@@ -116,12 +116,23 @@ func hubCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	var anchorKey string
 	c, err := subcommand("hub country", args[1:], func(fs *flag.FlagSet) {
 		fs.StringVar(&req.Country, "country", "", requiredMark+"the country (ISO 3166-1 alpha-2)")
-		fs.Var(&authFiles, "auth-cert", requiredMark+"its authentication certificate (PEM); repeat for each in force")
-		fs.Var(&signFiles, "sign-cert", requiredMark+"its signing certificate (PEM); repeat for each in force")
-		fs.StringVar(&anchorKey, "anchor-key", "", requiredMark+"the trust anchor's private key (PEM), which signs each signing certificate here, never sent")
+		fs.Var(&authFiles, "auth-cert", "its authentication certificate (PEM); repeat for each in force")
+		fs.Var(&signFiles, "sign-cert", "its signing certificate (PEM); repeat for each in force")
+		fs.StringVar(&anchorKey, "anchor-key", "", "the trust anchor's private key (PEM), which signs each signing certificate here, never sent (required but with --remove)")
+		fs.BoolVar(&req.Remove, "remove", false, "remove the country: it uploads and downloads no more")
 	})
 	if err != nil {
 		return err
+	}
+	if req.Remove {
+		if err := c.do(ctx, http.MethodPost, "/v1/admin/hub/countries", req, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "hub country %s removed\n", req.Country)
+		return nil
+	}
+	if anchorKey == "" || len(authFiles) == 0 || len(signFiles) == 0 {
+		return errors.New("hub country: --auth-cert, --sign-cert and --anchor-key needed")
 	}
 	anchor, err := loadSigner(anchorKey)
 	if err != nil {

@@ -48,7 +48,7 @@ commands:
   keygen                make keys: a federation signing key pair, a pool key (--pool), a secret (--secret), an ECDSA pair (--ecdsa), an operator's age identity (--age)
   trust add|add-gaen|add-efgs|list|remove
                         manage the regions whose signed batches this region accepts, the GAEN key servers whose export files it imports, and the EU gateway's countries whose keys it imports
-  hub country           add or replace a country of the stand-in EU gateway this region serves (--hub-addr)
+  hub country           add, replace or remove a country of the stand-in EU gateway this region serves (--hub-addr)
   federation status|import
                         what this region keeps per origin; fetch a batch from a peer and import it
 

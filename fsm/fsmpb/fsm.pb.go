@@ -2182,7 +2182,9 @@ type HubCountry struct {
 	Signers         []*HubSigner           `protobuf:"bytes,3,rep,name=signers,proto3" json:"signers,omitempty"`
 	// callbacks are the URLs the hub calls on each new download batch,
 	// kept when PUT_HUB_COUNTRY replaces the certificates.
-	Callbacks     []*HubCallback `protobuf:"bytes,4,rep,name=callbacks,proto3" json:"callbacks,omitempty"`
+	Callbacks []*HubCallback `protobuf:"bytes,4,rep,name=callbacks,proto3" json:"callbacks,omitempty"`
+	// remove, in PUT_HUB_COUNTRY, removes the country (never stored).
+	Remove        bool `protobuf:"varint,5,opt,name=remove,proto3" json:"remove,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2243,6 +2245,13 @@ func (x *HubCountry) GetCallbacks() []*HubCallback {
 		return x.Callbacks
 	}
 	return nil
+}
+
+func (x *HubCountry) GetRemove() bool {
+	if x != nil {
+		return x.Remove
+	}
+	return false
 }
 
 // HubCallback is a country's callback at the hub (EFGS's PUT and DELETE
@@ -6431,13 +6440,14 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"uploadMark\x122\n" +
 	"\auploads\x18\x02 \x03(\v2\x18.covid.fsm.v1.EFGSUploadR\auploads\x120\n" +
 	"\x06cursor\x18\x03 \x01(\v2\x18.covid.fsm.v1.EFGSCursorR\x06cursor\x126\n" +
-	"\bimported\x18\x04 \x03(\v2\x1a.covid.fsm.v1.EFGSImportedR\bimported\"\xbd\x01\n" +
+	"\bimported\x18\x04 \x03(\v2\x1a.covid.fsm.v1.EFGSImportedR\bimported\"\xd5\x01\n" +
 	"\n" +
 	"HubCountry\x12\x18\n" +
 	"\acountry\x18\x01 \x01(\tR\acountry\x12)\n" +
 	"\x10auth_thumbprints\x18\x02 \x03(\tR\x0fauthThumbprints\x121\n" +
 	"\asigners\x18\x03 \x03(\v2\x17.covid.fsm.v1.HubSignerR\asigners\x127\n" +
-	"\tcallbacks\x18\x04 \x03(\v2\x19.covid.fsm.v1.HubCallbackR\tcallbacks\"a\n" +
+	"\tcallbacks\x18\x04 \x03(\v2\x19.covid.fsm.v1.HubCallbackR\tcallbacks\x12\x16\n" +
+	"\x06remove\x18\x05 \x01(\bR\x06remove\"a\n" +
 	"\vHubCallback\x12\x18\n" +
 	"\acountry\x18\x01 \x01(\tR\acountry\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x10\n" +
