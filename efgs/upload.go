@@ -65,6 +65,37 @@ func ParseContentType(v string) (Format, *Refusal) {
 	return f, nil
 }
 
+// ParseAccept reads a download's Accept as the gateway does: the
+// protobuf or JSON batch at version 1.0 (none, or */*: protobuf); another
+// type is 415, another version 406.
+func ParseAccept(v string) (Format, *Refusal) {
+	if v == "" || v == "*/*" {
+		return Protobuf, nil
+	}
+	f, ref := ParseContentType(v)
+	if ref != nil && ref.Status == http.StatusBadRequest {
+		return 0, refuse(http.StatusUnsupportedMediaType, "Accept %q: want application/protobuf or application/json, version=1.0", v)
+	}
+	return f, ref
+}
+
+// ContentTypeOf is the content type of a batch in a format.
+func ContentTypeOf(f Format) string {
+	if f == JSON {
+		return "application/json; version=1.0"
+	}
+	return ContentType
+}
+
+// EncodeBatch writes a DiagnosisKeyBatch in its format (JSON as
+// DecodeBatch reads it).
+func EncodeBatch(f Format, batch *efgspb.DiagnosisKeyBatch) ([]byte, error) {
+	if f == JSON {
+		return protojson.MarshalOptions{UseProtoNames: true}.Marshal(batch)
+	}
+	return proto.MarshalOptions{Deterministic: true}.Marshal(batch)
+}
+
 // DecodeBatch reads a DiagnosisKeyBatch in its format (JSON with the
 // proto's field names, enum names, standard base64).
 func DecodeBatch(f Format, body []byte) (*efgspb.DiagnosisKeyBatch, error) {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/covid-backend/covid-backend/command"
 	"github.com/covid-backend/covid-backend/efgs"
+	"github.com/covid-backend/covid-backend/efgs/efgspb"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 )
 
@@ -147,6 +148,14 @@ func (h *Hub) batch(date, tag string) (*fsmpb.HubBatch, string, bool) {
 }
 
 func (h *Hub) download(w http.ResponseWriter, r *http.Request, country, date string) {
+	format, ref := efgs.ParseAccept(r.Header.Get("Accept"))
+	if ref != nil {
+		answer(w, ref.Status, ref.Message)
+		return
+	}
+	if h.tooOld(w, date) {
+		return
+	}
 	b, next, ok := h.batch(date, r.Header.Get("batchTag"))
 	if !ok {
 		answer(w, http.StatusNotFound, "no batch")
@@ -159,10 +168,21 @@ func (h *Hub) download(w http.ResponseWriter, r *http.Request, country, date str
 			body = protowire.AppendBytes(body, k)
 		}
 	}
+	if format == efgs.JSON {
+		batch := &efgspb.DiagnosisKeyBatch{}
+		var err error
+		if err = proto.Unmarshal(body, batch); err == nil {
+			body, err = efgs.EncodeBatch(efgs.JSON, batch)
+		}
+		if err != nil {
+			answer(w, http.StatusInternalServerError, "the batch does not encode")
+			return
+		}
+	}
 	if next == "" {
 		next = "null"
 	}
-	w.Header().Set("Content-Type", efgs.ContentType)
+	w.Header().Set("Content-Type", efgs.ContentTypeOf(format))
 	w.Header().Set("batchTag", b.GetTag())
 	w.Header().Set("nextBatchTag", next)
 	if h.Key != nil {
@@ -171,7 +191,29 @@ func (h *Hub) download(w http.ResponseWriter, r *http.Request, country, date str
 	w.Write(body)
 }
 
+// maxAgeDays is how far back downloads and audits answer (EFGS: 410
+// before it).
+const maxAgeDays = 14
+
+// tooOld answers 410 for a date before the gateway's window, as EFGS did,
+// and 400 for one that is no date.
+func (h *Hub) tooOld(w http.ResponseWriter, date string) bool {
+	day, err := time.Parse(time.DateOnly, date)
+	switch {
+	case err != nil:
+		answer(w, http.StatusBadRequest, "the date is not yyyy-MM-dd")
+		return true
+	case day.Before(h.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -maxAgeDays)):
+		answer(w, http.StatusGone, "the date is before the gateway keeps batches")
+		return true
+	}
+	return false
+}
+
 func (h *Hub) audit(w http.ResponseWriter, date, tag string) {
+	if h.tooOld(w, date) {
+		return
+	}
 	b, _, ok := h.batch(date, tag)
 	if !ok || tag == "" {
 		answer(w, http.StatusNotFound, "no batch")

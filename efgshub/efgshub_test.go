@@ -193,3 +193,55 @@ func TestCallbackAPI(t *testing.T) {
 		}
 	}
 }
+
+// A download answers in the format its Accept asks for (protobuf or JSON,
+// version 1.0), 415 for another type and 406 for another version, 410 for
+// a day before the gateway keeps batches, as EFGS did; the JSON batch
+// holds the same keys.
+func TestDownloadFormats(t *testing.T) {
+	_, srv, m := serve(t, "DE", "FR")
+	sent := keys("DE", 2)
+	if status, answer := upload(t, srv.URL, m["DE"], m["DE"], sent, "t", nil); status != http.StatusCreated {
+		t.Fatalf("upload: %d %s", status, answer)
+	}
+	today := time.Now().UTC().Format(time.DateOnly)
+	get := func(date, accept string) (int, http.Header, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/efgs/diagnosiskeys/download/"+date, nil)
+		if accept != "" {
+			req.Header.Set("Accept", accept)
+		}
+		resp, err := m["FR"].client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header, body
+	}
+	for _, tc := range []struct {
+		name, date, accept string
+		want               int
+		format             efgs.Format
+	}{
+		{"protobuf", today, efgs.ContentType, http.StatusOK, efgs.Protobuf},
+		{"no Accept", today, "", http.StatusOK, efgs.Protobuf},
+		{"JSON", today, "application/json; version=1.0", http.StatusOK, efgs.JSON},
+		{"text", today, "text/plain", http.StatusUnsupportedMediaType, 0},
+		{"version 2.0", today, "application/protobuf; version=2.0", http.StatusNotAcceptable, 0},
+		{"20 days ago", time.Now().UTC().AddDate(0, 0, -20).Format(time.DateOnly), efgs.ContentType, http.StatusGone, 0},
+		{"not a date", "yesterday", efgs.ContentType, http.StatusBadRequest, 0},
+	} {
+		status, h, body := get(tc.date, tc.accept)
+		if status != tc.want {
+			t.Fatalf("%s: %d %s", tc.name, status, body)
+		}
+		if status != http.StatusOK {
+			continue
+		}
+		batch, err := efgs.DecodeBatch(tc.format, body)
+		if err != nil || len(batch.GetKeys()) != 2 || h.Get("Content-Type") != efgs.ContentTypeOf(tc.format) {
+			t.Fatalf("%s: %d keys, %s (%v)", tc.name, len(batch.GetKeys()), h.Get("Content-Type"), err)
+		}
+	}
+}
