@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,7 +30,7 @@ type gatewayCountry struct {
 
 // newGatewayCountry makes a country's authentication and signing
 // certificates and keys.
-func newGatewayCountry(t *testing.T, code string) gatewayCountry {
+func newGatewayCountry(t testing.TB, code string) gatewayCountry {
 	t.Helper()
 	dir := t.TempDir()
 	pair := func(name string) (certFile, keyFile string) {
@@ -60,7 +61,7 @@ func (g gatewayCountry) flags(url, anchorFile, caFile, hubKeyFile string) []stri
 
 // hubCertificate is a self-signed HTTPS certificate for the hub's node
 // addresses, and its key, as files.
-func hubCertificate(t *testing.T, ips ...string) (certFile, keyFile string) {
+func hubCertificate(t testing.TB, ips ...string) (certFile, keyFile string) {
 	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "stand-in EU gateway"},
@@ -110,28 +111,36 @@ func hubKeys(c *cluster, id string) int {
 	return view.Hub.Keys
 }
 
-// Two countries, each a region of this project, exchange keys through a
-// stand-in gateway served by a third region of three nodes, over mutual
-// TLS: DE's leader uploads each sealed batch's real keys once (no
-// padding); the hub calls FR back on each new batch, and FR's leader
-// imports it after checking it against its audit and the hub's signature
-// (FR's own schedule is an hour: only callbacks bring the keys), and
-// follows the chain across the hub's UTC midnight. The hub's leader is killed after the first exchange:
-// the hub goes on through its other nodes, loses nothing and stores no key
-// twice, and FR holds every key DE acknowledged.
-func TestEFGSThroughAHubRegion(t *testing.T) {
-	hub := newCluster(t)
+// hubExchange is a stand-in gateway served by a hub region of three
+// nodes, and two single-node regions, DE and FR, that exchange through it
+// over mutual TLS; FR trusts DE and downloads when the hub calls it back
+// (its own schedule is an hour). The countries speak to hub node via,
+// which is not the hub's leader.
+type hubExchange struct {
+	hub, de, fr *cluster
+	leader, via string
+}
+
+// newHubExchange starts a hub exchange, the hub's clock offset by offset.
+func newHubExchange(tb testing.TB, offset time.Duration) *hubExchange {
+	tb.Helper()
+	hub := newCluster(tb)
 	hub.region = "hub"
-	hubCert, hubKey := hubCertificate(t, hub.ip(1), hub.ip(2), hub.ip(3))
-	signing := filepath.Join(t.TempDir(), "hub")
+	hubCert, hubKey := hubCertificate(tb, hub.ip(1), hub.ip(2), hub.ip(3))
+	signing := filepath.Join(tb.TempDir(), "hub")
 	if out, err := exec.Command(binary, "keygen", "--out", signing).CombinedOutput(); err != nil {
-		t.Fatalf("keygen: %v %s", err, out)
+		tb.Fatalf("keygen: %v %s", err, out)
 	}
 	// FR's API is behind a TLS front (as a load balancer would be), which
 	// the hub calls back.
-	var frURL string
+	var frURL atomic.Pointer[string]
 	front := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		resp, err := http.Get(frURL + r.URL.RequestURI())
+		base := frURL.Load()
+		if base == nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		resp, err := http.Get(*base + r.URL.RequestURI())
 		if err != nil {
 			w.WriteHeader(http.StatusBadGateway)
 			return
@@ -139,13 +148,9 @@ func TestEFGSThroughAHubRegion(t *testing.T) {
 		resp.Body.Close()
 		w.WriteHeader(resp.StatusCode)
 	}))
-	defer front.Close()
-	frontCA := filepath.Join(t.TempDir(), "front.pem")
-	writeFile(t, frontCA, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: front.Certificate().Raw}))
-	// The hub's clock reaches a UTC midnight a minute after its start: the
-	// first exchange is on one day, the last on the next.
-	offset := time.Now().Add(24 * time.Hour).UTC().Truncate(24 * time.Hour).Add(-time.Minute).Sub(time.Now()).Round(time.Second)
-	hubMidnight := time.Now().Add(time.Minute)
+	tb.Cleanup(front.Close)
+	frontCA := filepath.Join(tb.TempDir(), "front.pem")
+	writeFile(tb, frontCA, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: front.Certificate().Raw}))
 	hub.nodeFlags = func(ip string) []string {
 		return []string{"--hub-addr", ip + ":8443", "--hub-cert-file", hubCert, "--hub-key-file", hubKey, "--hub-signing-key-file", signing + ".key",
 			"--hub-private-callbacks", "--hub-callback-ca-file", frontCA, "--test-clock-offset", offset.String()}
@@ -154,13 +159,13 @@ func TestEFGSThroughAHubRegion(t *testing.T) {
 	anchorKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	anchor, err := efgstest.Certificate(anchorKey, "", "efgs trust anchor", true)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	dir := t.TempDir()
+	dir := tb.TempDir()
 	anchorFile, anchorKeyFile := filepath.Join(dir, "anchor.pem"), filepath.Join(dir, "anchor.key")
-	writeFile(t, anchorFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: anchor.Raw}))
+	writeFile(tb, anchorFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: anchor.Raw}))
 	kder, _ := x509.MarshalPKCS8PrivateKey(anchorKey)
-	writeFile(t, anchorKeyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}))
+	writeFile(tb, anchorKeyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}))
 
 	// The countries speak to a hub node that is not its leader, which is
 	// then killed.
@@ -172,19 +177,38 @@ func TestEFGSThroughAHubRegion(t *testing.T) {
 	url := "https://" + hub.node(via).ip + ":8443/efgs"
 	countries := map[string]gatewayCountry{}
 	for _, code := range []string{"DE", "FR"} {
-		g := newGatewayCountry(t, code)
+		g := newGatewayCountry(tb, code)
 		countries[code] = g
 		hub.cli("hub", "country", "--addr", hub.node(via).url(), "--country", code, "--auth-cert", g.authCert, "--sign-cert", g.signCert,
 			"--anchor-key", anchorKeyFile)
 	}
-	_, exportDE := exportKey(t, t.TempDir())
-	de := newRegion(t, "DE", append(append(exportDE, "--seal-interval", "1s", "--seal-min-keys", "50"), countries["DE"].flags(url, anchorFile, hubCert, signing+".pub.pem")...)...)
+	_, exportDE := exportKey(tb, tb.TempDir())
+	de := newRegion(tb, "DE", append(append(exportDE, "--seal-interval", "1s", "--seal-min-keys", "50"), countries["DE"].flags(url, anchorFile, hubCert, signing+".pub.pem")...)...)
 	// FR downloads when the hub calls it back (its own schedule is an hour).
 	frFlags := append(countries["FR"].flags(url, anchorFile, hubCert, signing+".pub.pem"), "--efgs-interval", "1h",
 		"--efgs-callback-url", front.URL+"/v1/efgs/callback")
-	fr := newRegion(t, "FR", frFlags...)
-	frURL = fr.node("n1").url()
+	fr := newRegion(tb, "FR", frFlags...)
+	frURL.Store(new(fr.node("n1").url()))
 	fr.cli("trust", "add-efgs", "--addr", fr.node("n1").url(), "--country", "DE")
+	return &hubExchange{hub: hub, de: de, fr: fr, leader: leader, via: via}
+}
+
+// Two countries, each a region of this project, exchange keys through a
+// stand-in gateway served by a third region of three nodes, over mutual
+// TLS: DE's leader uploads each sealed batch's real keys once (no
+// padding); the hub calls FR back on each new batch, and FR's leader
+// imports it after checking it against its audit and the hub's signature
+// (FR's own schedule is an hour: only callbacks bring the keys), and
+// follows the chain across the hub's UTC midnight. The hub's leader is killed after the first exchange:
+// the hub goes on through its other nodes, loses nothing and stores no key
+// twice, and FR holds every key DE acknowledged.
+func TestEFGSThroughAHubRegion(t *testing.T) {
+	// The hub's clock reaches a UTC midnight a minute after its start: the
+	// first exchange is on one day, the last on the next.
+	offset := time.Now().Add(24 * time.Hour).UTC().Truncate(24 * time.Hour).Add(-time.Minute).Sub(time.Now()).Round(time.Second)
+	hubMidnight := time.Now().Add(time.Minute)
+	x := newHubExchange(t, offset)
+	hub, de, fr, leader, via := x.hub, x.de, x.fr, x.leader, x.via
 
 	acked := &ackSet{}
 	start := time.Now()

@@ -17,7 +17,7 @@ import (
 )
 
 // newRegion is a one-node region with its own name, token and address.
-func newRegion(t *testing.T, name string, extra ...string) *cluster {
+func newRegion(t testing.TB, name string, extra ...string) *cluster {
 	c := newCluster(t, extra...)
 	c.region = name
 	c.form(1)
