@@ -183,6 +183,10 @@ func (h *Hub) download(w http.ResponseWriter, r *http.Request, country, date str
 		next = "null"
 	}
 	w.Header().Set("Content-Type", efgs.ContentTypeOf(format))
+	if format == efgs.Protobuf {
+		w.Header().Set("X-Protobuf-Schema", "Efgs.proto")
+		w.Header().Set("X-Protobuf-Message", "eu.interop.DiagnosisKeyBatch")
+	}
 	w.Header().Set("batchTag", b.GetTag())
 	w.Header().Set("nextBatchTag", next)
 	if h.Key != nil {

@@ -240,6 +240,9 @@ func TestDownloadFormats(t *testing.T) {
 			continue
 		}
 		batch, err := efgs.DecodeBatch(tc.format, body)
+		if tc.format == efgs.Protobuf && h.Get("X-Protobuf-Message") != "eu.interop.DiagnosisKeyBatch" {
+			t.Fatalf("%s: X-Protobuf-Message %q", tc.name, h.Get("X-Protobuf-Message"))
+		}
 		if err != nil || len(batch.GetKeys()) != 2 || h.Get("Content-Type") != efgs.ContentTypeOf(tc.format) {
 			t.Fatalf("%s: %d keys, %s (%v)", tc.name, len(batch.GetKeys()), h.Get("Content-Type"), err)
 		}
