@@ -86,6 +86,9 @@ func (c *Client) Upload(ctx context.Context, keys []*efgspb.DiagnosisKey) ([]str
 	return stored, nil
 }
 
+// ErrGone is a download of a day before the gateway keeps batches (410).
+var ErrGone = errors.New("efgs: the gateway keeps no batches of that day any more")
+
 // Batch is a download batch: its keys (none of the country's own), its
 // tag, and the tag after it ("" at the end of the chain).
 type Batch struct {
@@ -94,7 +97,8 @@ type Batch struct {
 }
 
 // Download fetches the batch tag of date's chain (tag "": the day's first
-// batch). 404 is (nil, nil): no batch.
+// batch). 404 is (nil, nil): no batch; 410 is ErrGone. An answer for
+// another tag than the one asked is an error.
 func (c *Client) Download(ctx context.Context, date time.Time, tag string) (*Batch, error) {
 	headers := map[string]string{"Accept": ContentType}
 	if tag != "" {
@@ -106,11 +110,15 @@ func (c *Client) Download(ctx context.Context, date time.Time, tag string) (*Bat
 		return nil, err
 	case status == http.StatusNotFound:
 		return nil, nil
+	case status == http.StatusGone:
+		return nil, fmt.Errorf("%w: %s", ErrGone, date.UTC().Format(time.DateOnly))
 	case status != http.StatusOK:
 		return nil, fmt.Errorf("efgs: download %s %s: %d %s", date.UTC().Format(time.DateOnly), tag, status, message(body))
+	case tag != "" && h.Get("batchTag") != tag:
+		return nil, fmt.Errorf("efgs: asked for batch %s, the gateway answered %s", tag, h.Get("batchTag"))
 	}
 	if c.HubKey != nil {
-		if err := VerifyHubBatch(c.HubKey, date.UTC().Format(time.DateOnly), c.Country, h.Get("batchTag"), h.Get("nextBatchTag"), body, h.Get(HubSignatureHeader)); err != nil {
+		if err := VerifyHubBatch(c.HubKey, date.UTC().Format(time.DateOnly), tag, c.Country, h.Get("batchTag"), h.Get("nextBatchTag"), body, h.Get(HubSignatureHeader)); err != nil {
 			return nil, fmt.Errorf("%w (batch %s)", err, h.Get("batchTag"))
 		}
 	}

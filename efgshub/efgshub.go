@@ -190,7 +190,7 @@ func (h *Hub) download(w http.ResponseWriter, r *http.Request, country, date str
 	w.Header().Set("batchTag", b.GetTag())
 	w.Header().Set("nextBatchTag", next)
 	if h.Key != nil {
-		w.Header().Set(efgs.HubSignatureHeader, efgs.SignHubBatch(h.Key, date, country, b.GetTag(), next, body))
+		w.Header().Set(efgs.HubSignatureHeader, efgs.SignHubBatch(h.Key, date, r.Header.Get("batchTag"), country, b.GetTag(), next, body))
 	}
 	w.Write(body)
 }

@@ -44,7 +44,8 @@ type Sync struct {
 	Anchor *x509.Certificate
 	// Visited are the countries the region's keys are sent as visited.
 	Visited []string
-	// Start is how many days before today the first download begins.
+	// Start is how many days before today the first download begins (at
+	// most 13: the gateway keeps 14 days).
 	Start int
 	// CallbackURL, when set, is registered at the gateway (as callback
 	// CallbackID), which calls it on each new download batch.
@@ -107,18 +108,25 @@ func (s *Sync) uploadKeys(ctx context.Context, keys []fsm.Key) ([]string, error)
 	return tags, nil
 }
 
-// Download imports the gateway's batches after the cursor, at most
-// MaxBatchesPerPass, and returns how many it imported.
+// gatewayDays is how many days back the gateway keeps batches (EFGS: 14,
+// today included); a day before them answers 410.
+const gatewayDays = 14
+
+// Download imports the gateway's batches after the cursor and returns how
+// many it imported. A pass asks for at most MaxBatchesPerPass batches and
+// ends where nothing moves on: the end of the chain, or a batch imported
+// before that is not the cursor's.
 func (s *Sync) Download(ctx context.Context, st State, a command.Applier, now time.Time) (int, error) {
 	n := 0
-	for n < MaxBatchesPerPass {
-		batch, day, err := s.next(ctx, st.EFGSProgress().GetCursor(), now)
+	for range MaxBatchesPerPass {
+		c := st.EFGSProgress().GetCursor()
+		batch, day, err := s.next(ctx, c, now)
 		if err != nil || batch == nil {
 			return n, err
 		}
 		if st.EFGSImported(batch.Tag) {
-			if batch.Next == "" {
-				return n, nil // the end of the chain, for now
+			if batch.Tag != c.GetTag() || batch.Next == "" || batch.Next == c.GetNextTag() {
+				return n, nil // nothing new
 			}
 			// The cursor's batch, fetched again, names its next tag now.
 			if _, err := command.ImportEFGS(ctx, a, &fsmpb.ImportEFGS{DayUnix: day.Unix(), Tag: batch.Tag, NextTag: batch.Next}); err != nil {
@@ -136,9 +144,19 @@ func (s *Sync) Download(ctx context.Context, st State, a command.Applier, now ti
 
 // next fetches the batch to look at after the cursor: the tag after it;
 // the cursor's own batch again when its chain had ended (to learn whether
-// it goes on); else the first batch of a later day up to today. nil: none.
+// it goes on); else the first batch of a later day up to today, within
+// the days the gateway keeps. A batch that is gone (404 or 410 for a tag
+// the chain named: aged out at the gateway) is passed over to the next
+// day that has one. nil: none.
 func (s *Sync) next(ctx context.Context, c *fsmpb.EFGSCursor, now time.Time) (*efgs.Batch, time.Time, error) {
 	today := now.UTC().Truncate(24 * time.Hour)
+	first := today.AddDate(0, 0, -(gatewayDays - 1)) // the oldest day the gateway keeps
+	after := func(day time.Time) (*efgs.Batch, time.Time, error) {
+		if day.Before(first) {
+			day = first.AddDate(0, 0, -1)
+		}
+		return s.firstAfter(ctx, day, today)
+	}
 	switch {
 	case c.GetNextTag() != "":
 		day, ok := efgs.TagDay(c.GetNextTag())
@@ -146,23 +164,32 @@ func (s *Sync) next(ctx context.Context, c *fsmpb.EFGSCursor, now time.Time) (*e
 			day = time.Unix(c.GetDayUnix(), 0).UTC()
 		}
 		b, err := s.Client.Download(ctx, day, c.GetNextTag())
+		if b == nil && (err == nil || errors.Is(err, efgs.ErrGone)) {
+			return after(day)
+		}
 		return b, day, err
 	case c.GetTag() != "":
 		day := time.Unix(c.GetDayUnix(), 0).UTC()
 		b, err := s.Client.Download(ctx, day, c.GetTag())
-		if err != nil || b != nil && b.Next != "" {
-			return b, day, err
+		if err == nil && b != nil && b.Next != "" {
+			return b, day, nil
 		}
-		return s.firstAfter(ctx, day, today)
+		if err != nil && !errors.Is(err, efgs.ErrGone) {
+			return nil, day, err
+		}
+		return after(day)
 	}
-	return s.firstAfter(ctx, today.AddDate(0, 0, -s.Start-1), today)
+	return after(today.AddDate(0, 0, -min(s.Start, gatewayDays-1)-1))
 }
 
 // firstAfter fetches the first batch of the first day after day, up to
-// today, that has one.
+// today, that has one (a day the gateway no longer keeps has none).
 func (s *Sync) firstAfter(ctx context.Context, day, today time.Time) (*efgs.Batch, time.Time, error) {
 	for d := day.AddDate(0, 0, 1); !d.After(today); d = d.AddDate(0, 0, 1) {
 		b, err := s.Client.Download(ctx, d, "")
+		if errors.Is(err, efgs.ErrGone) {
+			continue
+		}
 		if err != nil || b != nil {
 			return b, d, err
 		}

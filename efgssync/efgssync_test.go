@@ -1,6 +1,7 @@
 package efgssync_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -14,6 +15,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -275,5 +277,89 @@ func TestRelayCannotReorderTheChain(t *testing.T) {
 	mu.Unlock()
 	if n, err := fr.sync.Download(ctx, fr.region.State, fr.region, clk.now()); err != nil || n != 2 {
 		t.Fatalf("through an honest relay: %d %v", n, err)
+	}
+}
+
+// A relay that answers a download with another batch's signed answer is
+// caught (the hub signs the tag asked for, and the client checks the tag
+// it got): the pass ends at once with an error, importing nothing, where
+// it spun before.
+func TestReplayedAnswerEndsThePass(t *testing.T) {
+	clk, gw, srv := newGateway(t)
+	target, _ := url.Parse(srv.URL)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var mu sync.Mutex
+	var first *http.Response
+	var firstBody []byte
+	proxy.ModifyResponse = func(r *http.Response) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if r.Request.Method != http.MethodGet || r.StatusCode != http.StatusOK || !strings.HasPrefix(r.Request.URL.Path, "/efgs/diagnosiskeys/download/") {
+			return nil
+		}
+		if first == nil {
+			first, firstBody = r, nil
+			body, _ := io.ReadAll(r.Body)
+			firstBody = body
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			return nil
+		}
+		r.Header = first.Header.Clone() // the first answer, replayed
+		r.Body = io.NopCloser(bytes.NewReader(firstBody))
+		r.ContentLength = int64(len(firstBody))
+		return nil
+	}
+	relay := httptest.NewUnstartedServer(proxy)
+	relay.TLS = &tls.Config{ClientAuth: tls.RequireAnyClientCert}
+	relay.StartTLS()
+	defer relay.Close()
+	de := newCountry(t, gw, srv, "DE", clk.now)
+	fr := newCountryVia(t, gw, relay, relay.URL, "FR", clk.now)
+	hubRoots := x509.NewCertPool()
+	hubRoots.AddCert(srv.Certificate())
+	proxy.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: hubRoots,
+		Certificates: fr.sync.Client.HTTP.Transport.(*http.Transport).TLSClientConfig.Certificates}}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := command.PutTrust(ctx, fr.region, &fsmpb.TrustedRegion{Region: "DE", Kind: fsm.TrustEFGSCountry, Merge: true}); err != nil {
+		t.Fatal(err)
+	}
+	de.publishAndSeal(t, 2)
+	de.publishAndSeal(t, 2)
+	if _, err := de.sync.Upload(ctx, de.region.State, de.region); err != nil {
+		t.Fatal(err)
+	}
+	n, err := fr.sync.Download(ctx, fr.region.State, fr.region, clk.now())
+	if err == nil || ctx.Err() != nil || n != 1 {
+		t.Fatalf("a replayed answer: %d imported, %v (context %v)", n, err, ctx.Err())
+	}
+}
+
+// A cursor on a day the gateway keeps no more (a region down for weeks)
+// moves on to the days it keeps, where it stood still on 410 before.
+func TestCursorPastTheGatewaysDays(t *testing.T) {
+	clk, gw, srv := newGateway(t)
+	de, fr := newCountry(t, gw, srv, "DE", clk.now), newCountry(t, gw, srv, "FR", clk.now)
+	ctx := context.Background()
+	if err := command.PutTrust(ctx, fr.region, &fsmpb.TrustedRegion{Region: "DE", Kind: fsm.TrustEFGSCountry, Merge: true}); err != nil {
+		t.Fatal(err)
+	}
+	de.publishAndSeal(t, 2)
+	if _, err := de.sync.Upload(ctx, de.region.State, de.region); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := fr.sync.Download(ctx, fr.region.State, fr.region, clk.now()); err != nil || n != 1 {
+		t.Fatalf("first download: %d %v", n, err)
+	}
+	clk.add(20 * 24 * time.Hour)
+	later := de.publishAndSeal(t, 3)
+	if _, err := de.sync.Upload(ctx, de.region.State, de.region); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := fr.sync.Download(ctx, fr.region.State, fr.region, clk.now()); err != nil || n != 1 {
+		t.Fatalf("after 20 days: %d %v (cursor %v)", n, err, fr.region.State.EFGSProgress().GetCursor())
+	}
+	if got := holds(fr.region.State, later); got != 3 {
+		t.Fatalf("FR holds %d of the 3 later keys", got)
 	}
 }

@@ -141,7 +141,8 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 // expireEFGS forgets uploads of batches no longer kept and download
-// batches of days before cutoff; the upload mark and the cursor stay.
+// batches of days before cutoff but the cursor's; the upload mark and the
+// cursor stay.
 func (s *state) expireEFGS(cutoff int64) {
 	if s.efgs == nil {
 		return
@@ -151,7 +152,10 @@ func (s *state) expireEFGS(cutoff int64) {
 		first = s.batches[0].Seq
 	}
 	s.efgs.Uploads = slices.DeleteFunc(s.efgs.Uploads, func(u *fsmpb.EFGSUpload) bool { return u.GetSeq() < first })
-	s.efgs.Imported = slices.DeleteFunc(s.efgs.Imported, func(i *fsmpb.EFGSImported) bool { return i.GetDayUnix()+dayUnix <= cutoff })
+	cursor := s.efgs.GetCursor().GetTag() // kept while the cursor is on it, so that it is never imported again
+	s.efgs.Imported = slices.DeleteFunc(s.efgs.Imported, func(i *fsmpb.EFGSImported) bool {
+		return i.GetDayUnix()+dayUnix <= cutoff && i.GetTag() != cursor
+	})
 }
 
 // EFGSNextUpload returns the next own batch to upload to the gateway and

@@ -135,3 +135,25 @@ func TestImportEFGSBatches(t *testing.T) {
 	}
 	assertUnchanged(t, f, before)
 }
+
+// A key given twice in one import is taken once: it is published once
+// and its submission ages out with it.
+func TestMergedKeyGivenTwiceTakenOnce(t *testing.T) {
+	const today = 20_000
+	t0 := int64(today*day*600 + 3600)
+	f := fsm.New()
+	k := dayKey(1, today-2)
+	for _, c := range at(t0, efgsCountry("FR"), importEFGS(today*86_400, "20241004-1", "", efgsKey("FR", k), efgsKey("FR", k))) {
+		mustApply(t, f, c)
+	}
+	res := mustApply(t, f, at(t0, sealCmd(1, t0, 0, 0))[0]).GetSeal()
+	if res.GetKeys() != 1 {
+		t.Fatalf("the batch holds %d keys, want the one key once", res.GetKeys())
+	}
+	expire := &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_EXPIRE, Version: command.Version, TimeUnix: t0 + 20*86_400,
+		Expire: &fsmpb.Expire{CutoffUnix: t0 + 19*86_400}}
+	mustApply(t, f, expire)
+	if subs := f.Submissions(); len(subs) != 0 {
+		t.Fatalf("%d submissions outlive their keys", len(subs))
+	}
+}

@@ -109,7 +109,7 @@ func applyImportBatch(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 	}
 	res := &fsmpb.ImportResult{Origin: origin, Seq: body.GetSeq()}
 	if s.trusted[origin].GetMerge() {
-		res.Merged, res.Revoked = s.merge(body, digest, cmd.GetTimeUnix())
+		res.Merged, res.Revoked = s.merge(body, digest, cmd.GetTimeUnix(), cmd.GetVersion() >= command.GAENImport)
 	}
 	return &fsmpb.Result{Value: &fsmpb.Result_Import{Import: res}}
 }
@@ -194,19 +194,41 @@ func (f *FSM) NextForeign(origin string) (next uint32, chained bool) {
 
 // merge takes a foreign batch's keys into this region's own key set (the
 // "one EU" pattern), as one submission authorized by the origin.
-func (s *state) merge(body *fsmpb.FederationBatch, digest []byte, now int64) (merged, revoked uint32) {
+func (s *state) merge(body *fsmpb.FederationBatch, digest []byte, now int64, once bool) (merged, revoked uint32) {
 	keys, _ := keysFromProto(body.GetKeys())
 	revisions, _ := keysFromProto(body.GetRevised())
+	if !once {
+		return s.mergeKeysAsBefore("federation:"+body.GetOrigin(), [16]byte(digest[:16]), keys, revisions, now)
+	}
 	return s.mergeKeys("federation:"+body.GetOrigin(), [16]byte(digest[:16]), keys, revisions, now)
+}
+
+// mergeKeysAsBefore is mergeKeys as versions before 7 applied it, which
+// took a key given twice in one batch twice (no build of this project
+// signs such a batch); kept so that old logs apply as they did.
+func (s *state) mergeKeysAsBefore(issuer string, id [16]byte, keys, revisions []Key, now int64) (merged, revoked uint32) {
+	return s.mergeDistinct(issuer, id, slices.DeleteFunc(keys, func(k Key) bool { return s.keys.has(k.Data) }), revisions, now)
 }
 
 // mergeKeys takes an origin's keys into this region's own key set, as one
 // submission (id) authorized by issuer at time now, so that they are
 // sealed into this region's next batch and exports; keys the origin
 // revoked (revisions of report type REVOKED) are revoked here too. Keys
-// already stored are skipped, and only the issuer's own keys are revoked.
+// already stored, and a key given twice, are taken once, and only the
+// issuer's own keys are revoked.
 func (s *state) mergeKeys(issuer string, id [16]byte, keys, revisions []Key, now int64) (merged, revoked uint32) {
-	keys = slices.DeleteFunc(keys, func(k Key) bool { return s.keys.has(k.Data) })
+	seen := make(map[TEK]bool, len(keys))
+	keys = slices.DeleteFunc(keys, func(k Key) bool {
+		again := seen[k.Data] || s.keys.has(k.Data)
+		seen[k.Data] = true
+		return again
+	})
+	return s.mergeDistinct(issuer, id, keys, revisions, now)
+}
+
+// mergeDistinct stores keys none of which the state holds, as one
+// submission, and applies the revisions.
+func (s *state) mergeDistinct(issuer string, id [16]byte, keys, revisions []Key, now int64) (merged, revoked uint32) {
 	if len(keys) > 0 {
 		idx := s.nextSubmission
 		s.nextSubmission++

@@ -51,7 +51,7 @@ func (e *efgsConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&e.HubKeyFile, "efgs-hub-key-file", "", "a stand-in hub's public key (PEM, its keygen's .pub.pem): every download batch must carry the hub's signature")
 	fs.StringVar(&e.CallbackURL, "efgs-callback-url", "", "this region's public URL of /v1/efgs/callback, registered at the gateway, which calls it on each new download batch (the leader then downloads at once)")
 	fs.DurationVar(&e.Interval, "efgs-interval", 5*time.Minute, "how often the leader uploads to and downloads from the gateway")
-	fs.IntVar(&e.StartDays, "efgs-start-days", 1, "how many days before today the first download from the gateway begins")
+	fs.IntVar(&e.StartDays, "efgs-start-days", 1, "how many days before today the first download from the gateway begins (0 to 13)")
 }
 
 // sync builds the exchange from the files; nil when no gateway is
@@ -59,6 +59,9 @@ func (e *efgsConfig) flags(fs *flag.FlagSet) {
 func (e *efgsConfig) sync(logger *slog.Logger) (*efgssync.Sync, error) {
 	if e.URL == "" {
 		return nil, nil
+	}
+	if e.StartDays < 0 || e.StartDays > 13 {
+		return nil, errors.New("--efgs-start-days: 0 to 13 (the gateway keeps 14 days)")
 	}
 	if e.Country == "" || e.AuthCert == "" || e.AuthKey == "" || e.SignCert == "" || e.SignKey == "" || e.TrustAnchor == "" {
 		return nil, errors.New("--efgs-url needs --efgs-country, --efgs-auth-cert, --efgs-auth-key, --efgs-sign-cert, --efgs-sign-key and --efgs-trust-anchor")
