@@ -11,8 +11,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"slices"
-	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -26,7 +25,6 @@ import (
 const (
 	callbackTimeout = 10 * time.Second
 	callbackTries   = 5
-	maxTasks        = 10_000
 	// announceAgain is how recent a batch a new leader announces again.
 	announceAgain = 2 * time.Minute
 )
@@ -106,7 +104,8 @@ type NotifyState interface {
 // hub's leader runs one; it starts with the batches already there as
 // announced, but for those of the last two minutes, which the leader
 // before may not have announced (a callback may come twice; a country
-// then finds nothing new).
+// then finds nothing new). A callback has one call pending at most, for
+// the newest batch: a country that is called downloads all that is new.
 type Notifier struct {
 	State      NotifyState
 	Applier    command.Applier
@@ -114,7 +113,7 @@ type Notifier struct {
 	RetryAfter time.Duration
 	Logger     *slog.Logger
 	seen       map[string]bool
-	tasks      []task
+	pending    map[[2]string]*task // by country and callback id
 }
 
 type task struct {
@@ -123,13 +122,16 @@ type task struct {
 	due                         time.Time
 }
 
+// callsAtOnce bounds the calls a step makes at the same time, so that a
+// few countries' unreachable callbacks hold the others up for one
+// timeout, not one each.
+const callsAtOnce = 16
+
 // Step announces new batches and makes the calls that are due at now.
 func (n *Notifier) Step(ctx context.Context, now time.Time) {
 	batches := n.State.HubBatches()
 	if n.seen == nil {
-		// A new leader: the batches of the last minutes may not have been
-		// announced by the one before; older ones were.
-		n.seen = map[string]bool{}
+		n.seen, n.pending = map[string]bool{}, map[[2]string]*task{}
 		for _, b := range batches {
 			if now.Unix()-b.GetUploadedUnix() > int64(announceAgain/time.Second) {
 				n.seen[b.GetTag()] = true
@@ -137,49 +139,61 @@ func (n *Notifier) Step(ctx context.Context, now time.Time) {
 		}
 	}
 	n.announce(batches, now)
-	var left []task
-	deleted := map[[2]string]bool{}
-	for _, t := range n.tasks {
-		if deleted[[2]string{t.country, t.id}] {
-			continue
+	current := map[[3]string]bool{}
+	for _, c := range n.State.HubCountries() {
+		for _, cb := range c.GetCallbacks() {
+			current[[3]string{c.GetCountry(), cb.GetId(), cb.GetUrl()}] = true
 		}
-		if t.due.After(now) {
-			left = append(left, t)
-			continue
+	}
+	var due []*task
+	for key, t := range n.pending {
+		switch {
+		case !current[[3]string{t.country, t.id, t.url}]:
+			delete(n.pending, key) // deleted or registered anew since
+		case !t.due.After(now):
+			due = append(due, t)
 		}
-		if err := n.call(ctx, t); err == nil {
-			continue
-		} else if t.tries++; t.tries >= callbackTries {
+	}
+	errs := make([]error, len(due))
+	sem := make(chan struct{}, callsAtOnce)
+	var wg sync.WaitGroup
+	for i, t := range due {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			errs[i] = n.call(ctx, t)
+			<-sem
+		}()
+	}
+	wg.Wait()
+	for i, t := range due {
+		key := [2]string{t.country, t.id}
+		switch err := errs[i]; {
+		case err == nil:
+			delete(n.pending, key)
+		case t.tries+1 >= callbackTries:
 			n.Logger.Warn("hub: a callback failed 5 times and is deleted", "country", t.country, "id", t.id, "err", err)
-			if err := command.PutHubCallback(ctx, n.Applier, &fsmpb.HubCallback{Country: t.country, Id: t.id, Remove: true}); err != nil {
+			if err := command.PutHubCallback(ctx, n.Applier, &fsmpb.HubCallback{Country: t.country, Id: t.id, Url: t.url, Remove: true}); err != nil {
 				n.Logger.Warn("hub: delete callback", "err", err)
 			}
-			deleted[[2]string{t.country, t.id}] = true
-			left = slices.DeleteFunc(left, func(o task) bool { return o.country == t.country && o.id == t.id })
-			continue
+			delete(n.pending, key)
+		default:
+			t.tries++
+			t.due = now.Add(n.RetryAfter)
 		}
-		t.due = now.Add(n.RetryAfter)
-		left = append(left, t)
 	}
-	n.tasks = left
 }
 
-// announce queues a call of every callback for each batch not seen.
+// announce makes every callback's pending call name the newest batch not
+// seen; a callback with a call pending keeps its tries and its time.
 func (n *Notifier) announce(batches []*fsmpb.HubBatch, now time.Time) {
 	kept := map[string]bool{}
+	var newest *fsmpb.HubBatch
 	for _, b := range batches {
 		kept[b.GetTag()] = true
-		if n.seen[b.GetTag()] {
-			continue
-		}
-		n.seen[b.GetTag()] = true
-		date := time.Unix(b.GetDayUnix(), 0).UTC().Format(time.DateOnly)
-		for _, c := range n.State.HubCountries() {
-			for _, cb := range c.GetCallbacks() {
-				if len(n.tasks) < maxTasks {
-					n.tasks = append(n.tasks, task{country: c.GetCountry(), id: cb.GetId(), url: cb.GetUrl(), tag: b.GetTag(), date: date, due: now})
-				}
-			}
+		if !n.seen[b.GetTag()] {
+			n.seen[b.GetTag()], newest = true, b
 		}
 	}
 	for tag := range n.seen {
@@ -187,9 +201,23 @@ func (n *Notifier) announce(batches []*fsmpb.HubBatch, now time.Time) {
 			delete(n.seen, tag) // expired
 		}
 	}
+	if newest == nil {
+		return
+	}
+	date := time.Unix(newest.GetDayUnix(), 0).UTC().Format(time.DateOnly)
+	for _, c := range n.State.HubCountries() {
+		for _, cb := range c.GetCallbacks() {
+			key := [2]string{c.GetCountry(), cb.GetId()}
+			if t := n.pending[key]; t != nil && t.url == cb.GetUrl() {
+				t.tag, t.date = newest.GetTag(), date
+				continue
+			}
+			n.pending[key] = &task{country: c.GetCountry(), id: cb.GetId(), url: cb.GetUrl(), tag: newest.GetTag(), date: date, due: now}
+		}
+	}
 }
 
-func (n *Notifier) call(ctx context.Context, t task) error {
+func (n *Notifier) call(ctx context.Context, t *task) error {
 	q := url.Values{"batchTag": {t.tag}, "date": {t.date}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.url+"?"+q.Encode(), nil)
 	if err != nil {
@@ -202,7 +230,7 @@ func (n *Notifier) call(ctx context.Context, t task) error {
 	}
 	resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("%s answered %d", strings.SplitN(t.url, "?", 2)[0], resp.StatusCode)
+		return fmt.Errorf("%s answered %d", t.url, resp.StatusCode)
 	}
 	return nil
 }

@@ -109,6 +109,8 @@ func (h *Hub) upload(w http.ResponseWriter, r *http.Request, country string) {
 		w.WriteHeader(http.StatusCreated)
 	case res.GetStatus() == http.StatusConflict:
 		answer(w, http.StatusConflict, "batchTag already used")
+	case res.GetStatus() == http.StatusTooManyRequests:
+		answer(w, http.StatusTooManyRequests, "the country's keys of the day are at the gateway's bound; upload tomorrow")
 	default:
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusMultiStatus)
@@ -223,10 +225,9 @@ func (h *Hub) audit(w http.ResponseWriter, date, tag string) {
 		answer(w, http.StatusNotFound, "no batch")
 		return
 	}
-	_, sg, _ := h.State.HubSigner(b.GetSignerThumbprint())
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode([]efgs.AuditEntry{{Country: b.GetCountry(), UploadedTime: time.Unix(b.GetUploadedUnix(), 0).UTC().Format(time.RFC3339),
-		SigningCertificate: sg.GetPem(), UploaderSigningThumbprint: b.GetSignerThumbprint(), SigningCertificateOperatorSignature: sg.GetAnchorSignature(),
+		SigningCertificate: b.GetSignerPem(), UploaderSigningThumbprint: b.GetSignerThumbprint(), SigningCertificateOperatorSignature: b.GetAnchorSignature(),
 		Amount: len(b.GetKeys()), BatchSignature: b.GetBatchSignature()}})
 }
 

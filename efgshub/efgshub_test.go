@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -246,5 +247,37 @@ func TestDownloadFormats(t *testing.T) {
 		if err != nil || len(batch.GetKeys()) != 2 || h.Get("Content-Type") != efgs.ContentTypeOf(tc.format) {
 			t.Fatalf("%s: %d keys, %s (%v)", tc.name, len(batch.GetKeys()), h.Get("Content-Type"), err)
 		}
+	}
+}
+
+// A batch's audit names the signing certificate it was uploaded under,
+// also after its country registered another one (it named the new one,
+// and downloaders rejected the old batch's keys).
+func TestAuditKeepsTheUploadsCertificate(t *testing.T) {
+	gw, srv, m := serve(t, "DE", "FR")
+	if status, answer := upload(t, srv.URL, m["DE"], m["DE"], keys("DE", 2), "t", nil); status != http.StatusCreated {
+		t.Fatalf("upload: %d %s", status, answer)
+	}
+	renewed := credentials(t, "DE", srv)
+	if err := gw.AddCountry("DE", renewed.client.Transport.(*http.Transport).TLSClientConfig.Certificates[0].Leaf, renewed.cert); err != nil {
+		t.Fatal(err)
+	}
+	today := time.Now().UTC()
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/efgs/diagnosiskeys/audit/download/"+today.Format(time.DateOnly)+"/"+today.Format("20060102")+"-1", nil)
+	resp, err := m["FR"].client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var audit []efgs.AuditEntry
+	if err := json.NewDecoder(resp.Body).Decode(&audit); err != nil || len(audit) != 1 {
+		t.Fatalf("audit: %v %v", audit, err)
+	}
+	if audit[0].UploaderSigningThumbprint != efgs.Thumbprint(m["DE"].cert) || !strings.Contains(audit[0].SigningCertificate, "BEGIN CERTIFICATE") {
+		t.Fatalf("the audit names %s, want the upload's certificate", audit[0].UploaderSigningThumbprint)
+	}
+	block, _ := pem.Decode([]byte(audit[0].SigningCertificate))
+	if block == nil || !bytes.Equal(block.Bytes, m["DE"].cert.Raw) {
+		t.Fatal("the audit's certificate is not the upload's")
 	}
 }

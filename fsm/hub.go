@@ -18,6 +18,10 @@ import (
 // hub a few dozen countries.
 const (
 	MaxHubUploadKeys = 5000
+	// MaxHubKeysPerCountryDay bounds what one country stores in a UTC day
+	// (a country's credentials stolen, or its backend gone wrong): more
+	// than any country uploaded in a day of 2021.
+	MaxHubKeysPerCountryDay = 200_000
 	maxHubCountries  = 100
 	maxHubCerts      = 10
 	maxHubPEM        = 16 << 10
@@ -106,6 +110,8 @@ func applyPutHubCallback(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 	switch {
 	case cb.GetRemove() && i < 0:
 		return refuse(command.CodeUnknownRegion, "%s has no callback %q", cb.GetCountry(), cb.GetId())
+	case cb.GetRemove() && cb.GetUrl() != "" && c.GetCallbacks()[i].GetUrl() != cb.GetUrl():
+		return &fsmpb.Result{} // registered anew since: kept
 	case cb.GetRemove():
 		c.Callbacks = slices.Delete(slices.Clone(c.Callbacks), i, i+1)
 	case i >= 0:
@@ -150,7 +156,8 @@ func (s *state) hubCountryOf(tp string) (string, bool) {
 // own, tagged yyyyMMdd-N by the command's UTC day, as the gateway does
 // (from version 7). An upload tag the country used before is 409; an
 // upload holding a key the hub holds (under any tag, while it is kept) is
-// 207 and nothing is stored, where EFGS stored replays.
+// 207 and nothing is stored, where EFGS stored replays; past the
+// country's keys of the day, 429.
 func applyHubUpload(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 	u := cmd.GetHubUpload()
 	c := s.hub.countryOrNil(u.GetCountry())
@@ -185,15 +192,30 @@ func applyHubUpload(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 		return hubResult(res)
 	}
 	day := cmd.GetTimeUnix() - cmd.GetTimeUnix()%dayUnix
+	if h.keysOfDay(u.GetCountry(), day)+len(u.GetKeys()) > MaxHubKeysPerCountryDay {
+		return hubResult(&fsmpb.HubUploadResult{Status: 429})
+	}
+	signer := c.GetSigners()[slices.IndexFunc(c.GetSigners(), func(sg *fsmpb.HubSigner) bool { return sg.GetThumbprint() == u.GetSignerThumbprint() })]
 	n := 1 + len(slices.DeleteFunc(slices.Clone(h.batches), func(b *fsmpb.HubBatch) bool { return b.GetDayUnix() != day }))
 	tag := fmt.Sprintf("%s-%d", time.Unix(day, 0).UTC().Format("20060102"), n)
 	h.batches = append(h.batches, &fsmpb.HubBatch{Tag: tag, DayUnix: day, Country: u.GetCountry(), UploadTag: u.GetTag(),
 		BatchSignature: u.GetBatchSignature(), SignerThumbprint: u.GetSignerThumbprint(), UploadedUnix: cmd.GetTimeUnix(),
-		Keys: u.GetKeys(), KeyData: u.GetKeyData()})
+		Keys: u.GetKeys(), KeyData: u.GetKeyData(), SignerPem: signer.GetPem(), AnchorSignature: signer.GetAnchorSignature()})
 	for k := range seen {
 		h.keys[k] = true
 	}
 	return hubResult(&fsmpb.HubUploadResult{Status: 201, Tag: tag})
+}
+
+// keysOfDay counts a country's keys in the batches of a day.
+func (h *hub) keysOfDay(country string, day int64) int {
+	n := 0
+	for _, b := range h.batches {
+		if b.GetCountry() == country && b.GetDayUnix() == day {
+			n += len(b.GetKeyData())
+		}
+	}
+	return n
 }
 
 func hubResult(r *fsmpb.HubUploadResult) *fsmpb.Result {

@@ -148,3 +148,32 @@ func TestHubCountryRemoved(t *testing.T) {
 		t.Fatal("the removed country's batch went with it")
 	}
 }
+
+// A country stores at most MaxHubKeysPerCountryDay keys a UTC day: the
+// upload past it is 429 and stores nothing; the next day it uploads again.
+func TestHubKeysPerCountryDay(t *testing.T) {
+	const t0 = int64(20_000*86_400 + 3600)
+	f := fsm.New()
+	mustApply(t, f, at(t0, hubCountry("DE"))[0])
+	next := uint64(1)
+	upload := func(t1 int64, n int) uint32 {
+		keys := make([]uint64, n)
+		for i := range keys {
+			keys[i], next = next, next+1
+		}
+		return mustApply(t, f, at(t1, hubUpload("DE", "tag-"+itoa(int(next)), keys...))[0]).GetHubUpload().GetStatus()
+	}
+	for range fsm.MaxHubKeysPerCountryDay / fsm.MaxHubUploadKeys {
+		if s := upload(t0, fsm.MaxHubUploadKeys); s != 201 {
+			t.Fatalf("an upload within the day's bound: %d", s)
+		}
+	}
+	before := freeze(t, f)
+	if s := upload(t0, 1); s != 429 {
+		t.Fatalf("past the day's bound: %d", s)
+	}
+	assertUnchanged(t, f, before)
+	if s := upload(t0+86_400, 1); s != 201 {
+		t.Fatalf("the next day: %d", s)
+	}
+}

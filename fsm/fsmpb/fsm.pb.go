@@ -2255,7 +2255,8 @@ func (x *HubCountry) GetRemove() bool {
 }
 
 // HubCallback is a country's callback at the hub (EFGS's PUT and DELETE
-// /diagnosiskeys/callback/{id}); remove deletes it.
+// /diagnosiskeys/callback/{id}); remove deletes it (only while its URL is
+// url, when url is given).
 type HubCallback struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Country       string                 `protobuf:"bytes,1,opt,name=country,proto3" json:"country,omitempty"`
@@ -2476,8 +2477,9 @@ func (x *HubUpload) GetKeyData() [][]byte {
 }
 
 // HubUploadResult is the gateway's answer to an upload: 201 (stored as
-// download batch tag), 409 (the tag was used), or 207 (some keys are held
-// already: nothing stored; created and conflicting name the keys by index).
+// download batch tag), 409 (the tag was used), 207 (some keys are held
+// already: nothing stored; created and conflicting name the keys by
+// index), or 429 (the country's keys of the day are at the hub's bound).
 type HubUploadResult struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Status        uint32                 `protobuf:"varint,1,opt,name=status,proto3" json:"status,omitempty"`
@@ -2558,8 +2560,13 @@ type HubBatch struct {
 	UploadedUnix     int64                  `protobuf:"varint,7,opt,name=uploaded_unix,json=uploadedUnix,proto3" json:"uploaded_unix,omitempty"`
 	Keys             [][]byte               `protobuf:"bytes,8,rep,name=keys,proto3" json:"keys,omitempty"`
 	KeyData          [][]byte               `protobuf:"bytes,9,rep,name=key_data,json=keyData,proto3" json:"key_data,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// signer_pem and anchor_signature are the signing certificate as it was
+	// registered when the batch was stored, for its audit after the country
+	// changed or left.
+	SignerPem       string `protobuf:"bytes,10,opt,name=signer_pem,json=signerPem,proto3" json:"signer_pem,omitempty"`
+	AnchorSignature string `protobuf:"bytes,11,opt,name=anchor_signature,json=anchorSignature,proto3" json:"anchor_signature,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *HubBatch) Reset() {
@@ -2653,6 +2660,20 @@ func (x *HubBatch) GetKeyData() [][]byte {
 		return x.KeyData
 	}
 	return nil
+}
+
+func (x *HubBatch) GetSignerPem() string {
+	if x != nil {
+		return x.SignerPem
+	}
+	return ""
+}
+
+func (x *HubBatch) GetAnchorSignature() string {
+	if x != nil {
+		return x.AnchorSignature
+	}
+	return ""
 }
 
 // HubState is the hub's replicated state, one record of the snapshot.
@@ -6470,7 +6491,7 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x06status\x18\x01 \x01(\rR\x06status\x12\x10\n" +
 	"\x03tag\x18\x02 \x01(\tR\x03tag\x12\x18\n" +
 	"\acreated\x18\x03 \x03(\rR\acreated\x12 \n" +
-	"\vconflicting\x18\x04 \x03(\rR\vconflicting\"\x9a\x02\n" +
+	"\vconflicting\x18\x04 \x03(\rR\vconflicting\"\xe4\x02\n" +
 	"\bHubBatch\x12\x10\n" +
 	"\x03tag\x18\x01 \x01(\tR\x03tag\x12\x19\n" +
 	"\bday_unix\x18\x02 \x01(\x03R\adayUnix\x12\x18\n" +
@@ -6481,7 +6502,11 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x11signer_thumbprint\x18\x06 \x01(\tR\x10signerThumbprint\x12#\n" +
 	"\ruploaded_unix\x18\a \x01(\x03R\fuploadedUnix\x12\x12\n" +
 	"\x04keys\x18\b \x03(\fR\x04keys\x12\x19\n" +
-	"\bkey_data\x18\t \x03(\fR\akeyData\"t\n" +
+	"\bkey_data\x18\t \x03(\fR\akeyData\x12\x1d\n" +
+	"\n" +
+	"signer_pem\x18\n" +
+	" \x01(\tR\tsignerPem\x12)\n" +
+	"\x10anchor_signature\x18\v \x01(\tR\x0fanchorSignature\"t\n" +
 	"\bHubState\x126\n" +
 	"\tcountries\x18\x01 \x03(\v2\x18.covid.fsm.v1.HubCountryR\tcountries\x120\n" +
 	"\abatches\x18\x02 \x03(\v2\x16.covid.fsm.v1.HubBatchR\abatches\"\x81\x01\n" +
