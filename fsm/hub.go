@@ -22,10 +22,10 @@ const (
 	// (a country's credentials stolen, or its backend gone wrong): more
 	// than any country uploaded in a day of 2021.
 	MaxHubKeysPerCountryDay = 200_000
-	maxHubCountries  = 100
-	maxHubCerts      = 10
-	maxHubPEM        = 16 << 10
-	maxHubTag        = 64
+	maxHubCountries         = 100
+	maxHubCerts             = 10
+	maxHubPEM               = 16 << 10
+	maxHubTag               = 64
 )
 
 // hub is the replicated state of a stand-in gateway, with an index of the
