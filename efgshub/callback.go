@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -29,17 +30,19 @@ const (
 	announceAgain = 2 * time.Minute
 )
 
-// cgnat is the shared address space (RFC 6598), which netip does not
-// count as private.
-var cgnat = netip.MustParsePrefix("100.64.0.0/10")
+// notPublic are ranges netip does not count as private that a callback
+// must not reach either: shared address space (RFC 6598), "this network",
+// benchmarking, reserved, and NAT64 (which reaches IPv4 private space).
+var notPublic = []netip.Prefix{netip.MustParsePrefix("100.64.0.0/10"), netip.MustParsePrefix("0.0.0.0/8"),
+	netip.MustParsePrefix("198.18.0.0/15"), netip.MustParsePrefix("240.0.0.0/4"), netip.MustParsePrefix("64:ff9b::/96")}
 
 // PublicAddress tells whether a callback may reach ip: not loopback,
-// private (10/8, 172.16/12, 192.168/16, fc00::/7), link-local, shared
-// (100.64/10), unspecified or multicast, as EFGS refused.
+// private (10/8, 172.16/12, 192.168/16, fc00::/7), link-local,
+// unspecified, multicast or one of notPublic (EFGS refused fewer).
 func PublicAddress(ip netip.Addr) bool {
 	ip = ip.Unmap()
 	return ip.IsValid() && !ip.IsLoopback() && !ip.IsPrivate() && !ip.IsLinkLocalUnicast() && !ip.IsLinkLocalMulticast() &&
-		!ip.IsUnspecified() && !ip.IsMulticast() && !cgnat.Contains(ip)
+		!ip.IsUnspecified() && !ip.IsMulticast() && !slices.ContainsFunc(notPublic, func(p netip.Prefix) bool { return p.Contains(ip) })
 }
 
 // CheckCallbackURL refuses a callback URL EFGS refused: not https, with a

@@ -68,7 +68,7 @@ func (s *Sync) Register(ctx context.Context) error {
 // records each (a batch without own keys is recorded without an upload).
 // It returns how many batches it recorded.
 func (s *Sync) Upload(ctx context.Context, st State, a command.Applier) (int, error) {
-	for n := 0; ; n++ {
+	for n := 0; ; {
 		seq, keys, ok := st.EFGSNextUpload()
 		if !ok {
 			return n, nil
@@ -85,6 +85,7 @@ func (s *Sync) Upload(ctx context.Context, st State, a command.Applier) (int, er
 		if err != nil {
 			return n, fmt.Errorf("efgs: record batch %d: %w", seq, err)
 		}
+		n++
 		s.Logger.Info("efgs: batch uploaded", "seq", seq, "keys", len(keys), "uploads", len(tags))
 	}
 }

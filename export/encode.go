@@ -231,13 +231,13 @@ func marshalSig(bin []byte, batchNum, batchSize int32, keys []SigningKey) ([]byt
 	return out, nil
 }
 
-// zipEntries writes the archive as the reference's zip.Writer.Create does:
-// deflate, zero (1980) modification time, no extra fields.
 // Zip makes an export.zip of its two entries as they are: a file's
 // export.bin and export.sig kept apart (an import's log entry) become the
 // file again.
 func Zip(bin, sig []byte) ([]byte, error) { return zipEntries(bin, sig) }
 
+// zipEntries writes the archive as the reference's zip.Writer.Create does:
+// deflate, zero (1980) modification time, no extra fields.
 func zipEntries(bin, sig []byte) ([]byte, error) {
 	var buf bytes.Buffer
 	buf.Grow(len(bin) + len(sig) + 512)

@@ -47,7 +47,7 @@ func (p *Pool) pullLoop(ctx context.Context) {
 			continue
 		}
 		for _, r := range p.node.FSM().Trusted() {
-			if r.GetServe() || r.GetMerge() {
+			if r.GetKind() == "" && (r.GetServe() || r.GetMerge()) { // regions of this project, not outside origins
 				p.catchUp(ctx, r.GetRegion())
 			}
 		}

@@ -21,11 +21,11 @@ const TrustEFGSCountry = "efgs-country"
 // Bounds of the gateway progress: a tag is the gateway's (yyyyMMdd-N) or
 // an upload's digest (64 hex digits); an own batch goes up in at most
 // maxEFGSTags uploads of 5,000 keys; a download batch holds at most
-// MaxEFGSImportKeys keys.
+// MaxEFGSImportKeys keys (more than the 8 MiB a client reads of one).
 const (
 	maxEFGSTag        = 128
 	maxEFGSTags       = 100
-	MaxEFGSImportKeys = 100_000
+	MaxEFGSImportKeys = 250_000
 	dayUnix           = 86_400
 )
 
@@ -129,7 +129,7 @@ func (s *state) efgsImported(tag string) bool {
 	return slices.ContainsFunc(s.efgs.GetImported(), func(i *fsmpb.EFGSImported) bool { return i.GetTag() == tag })
 }
 
-func validEFGSTag(t string) bool { return t != "" && len(t) <= maxEFGSTag && validImportName(t) }
+func validEFGSTag(t string) bool { return t != "" && len(t) <= maxEFGSTag && ValidImportName(t) }
 
 func sortedKeys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))

@@ -74,7 +74,7 @@ func (s *state) checkExport(ie *fsmpb.ImportExport, now int64) (*export.Decoded,
 	if src.GetKind() != TrustGAENExport {
 		return fail(command.CodeUnknownRegion, "origin %q is not a trusted GAEN source", origin)
 	}
-	if !validImportName(name) {
+	if !ValidImportName(name) {
 		return fail(command.CodeBadBatch, "%s: a file name of 1 to %d printable characters", origin, maxImportName)
 	}
 	sum := sha256.Sum256(ie.GetBin())
@@ -127,7 +127,9 @@ func parseExportKey(der []byte) (*ecdsa.PublicKey, error) {
 	return ec, nil
 }
 
-func validImportName(name string) bool {
+// ValidImportName tells whether a GAEN source's file name may be kept:
+// 1 to 512 printable characters without spaces.
+func ValidImportName(name string) bool {
 	return name != "" && len(name) <= maxImportName && strings.IndexFunc(name, func(r rune) bool { return !unicode.IsPrint(r) || r == ' ' }) < 0
 }
 
@@ -231,7 +233,7 @@ func restoreImported(s *state, hdr *fsmpb.SnapshotHeader, r *snapshotReader) err
 		if err := r.get(fi); err != nil {
 			return fmt.Errorf("read imported file: %w", err)
 		}
-		if fi.GetOrigin() == "" || !validImportName(fi.GetName()) || len(fi.GetDigest()) != sha256.Size {
+		if fi.GetOrigin() == "" || !ValidImportName(fi.GetName()) || len(fi.GetDigest()) != sha256.Size {
 			return fmt.Errorf("imported file %q of %q: bad record", fi.GetName(), fi.GetOrigin())
 		}
 		if s.imported[fi.GetOrigin()] == nil {

@@ -101,7 +101,7 @@ func applyPutHubCallback(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 	switch {
 	case c == nil:
 		return refuse(command.CodeInvalidCommand, "%q is not a country of the hub", cb.GetCountry())
-	case cb.GetId() == "" || len(cb.GetId()) > maxHubTag || !validImportName(cb.GetId()):
+	case cb.GetId() == "" || len(cb.GetId()) > maxHubTag || !ValidImportName(cb.GetId()):
 		return refuse(command.CodeInvalidCommand, "a callback id of 1 to %d printable characters", maxHubTag)
 	case !cb.GetRemove() && (!strings.HasPrefix(cb.GetUrl(), "https://") || len(cb.GetUrl()) > maxSourceURLBytes):
 		return refuse(command.CodeInvalidCommand, "a callback URL is https, at most %d bytes", maxSourceURLBytes)

@@ -3,8 +3,8 @@ package fsm
 import (
 	"crypto/ed25519"
 	"crypto/x509"
+	"net/url"
 	"slices"
-	"strings"
 
 	"google.golang.org/protobuf/proto"
 
@@ -124,11 +124,11 @@ func putGAENSource(s *state, r *fsmpb.TrustedRegion) *fsmpb.Result {
 	case !idPattern(r.GetRegion()):
 		return refuse(command.CodeInvalidCommand, "a GAEN source needs a name")
 	case old != nil && old.GetKind() != r.GetKind():
-		return refuse(command.CodeInvalidCommand, "%q is trusted as a region of this project: remove it before adding a GAEN source of that name", r.GetRegion())
+		return refuse(command.CodeInvalidCommand, "%q is trusted as another kind of origin: remove it before adding a GAEN source of that name", r.GetRegion())
 	case !r.GetMerge() || r.GetServe() || len(r.GetKeys()) > 0 || r.GetStartSeq() != 0:
 		return refuse(command.CodeInvalidCommand, "GAEN source %q: its keys are merged into this region's files (merge, not serve), and it has export keys, not region keys", r.GetRegion())
 	case !httpURL(src.GetIndexUrl()) || !httpURL(src.GetExportRoot()):
-		return refuse(command.CodeInvalidCommand, "GAEN source %q: the index and export root are http(s) URLs of at most %d bytes", r.GetRegion(), maxSourceURLBytes)
+		return refuse(command.CodeInvalidCommand, "GAEN source %q: the index and export root are http(s) URLs of at most %d bytes, without credentials or a query", r.GetRegion(), maxSourceURLBytes)
 	case src.GetPollSeconds() < minPollSeconds || src.GetPollSeconds() > maxPollSeconds:
 		return refuse(command.CodeInvalidCommand, "GAEN source %q: poll every %d to %d seconds", r.GetRegion(), minPollSeconds, maxPollSeconds)
 	case len(src.GetKeys()) == 0 || len(src.GetKeys()) > maxExportKeys:
@@ -149,6 +149,10 @@ func putGAENSource(s *state, r *fsmpb.TrustedRegion) *fsmpb.Result {
 	return &fsmpb.Result{}
 }
 
+// httpURL tells whether s is an http(s) URL a source may name: a host,
+// no credentials, no query or fragment (the admin view shows it).
 func httpURL(s string) bool {
-	return len(s) <= maxSourceURLBytes && (strings.HasPrefix(s, "https://") || strings.HasPrefix(s, "http://"))
+	u, err := url.Parse(s)
+	return err == nil && len(s) <= maxSourceURLBytes && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" &&
+		u.User == nil && u.RawQuery == "" && u.Fragment == "" && !u.ForceQuery
 }

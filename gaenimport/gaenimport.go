@@ -8,9 +8,9 @@
 package gaenimport
 
 import (
-	"bufio"
-	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,6 +18,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/covid-backend/covid-backend/command"
 	"github.com/covid-backend/covid-backend/export"
@@ -100,6 +102,11 @@ func (im *Importer) Poll(ctx context.Context, st State, a command.Applier, now t
 // network or of the region ends the poll (the next one tries again).
 func (im *Importer) Source(ctx context.Context, st State, a command.Applier, src *fsmpb.TrustedRegion, now time.Time) (int, error) {
 	origin, cfg := src.GetRegion(), src.GetGaen()
+	// A refusal is remembered with the source's settings: once an
+	// operator changes them (a rotated key added), the file is tried again.
+	enc, _ := proto.MarshalOptions{Deterministic: true}.Marshal(cfg)
+	sum := sha256.Sum256(enc)
+	settings := hex.EncodeToString(sum[:8])
 	index, err := im.get(ctx, cfg.GetIndexUrl(), MaxIndex)
 	if err != nil {
 		return 0, err
@@ -109,8 +116,12 @@ func (im *Importer) Source(ctx context.Context, st State, a command.Applier, src
 		if fetched == FilesPerPoll {
 			break
 		}
-		key := origin + "\x00" + name
+		key := origin + "\x00" + settings + "\x00" + name
 		if st.ImportedFile(origin, name) || im.refused[key] {
+			continue
+		}
+		if !fsm.ValidImportName(name) {
+			im.refuse(key, origin, name, "bad_name", fmt.Errorf("a file name of 1 to 512 printable characters"))
 			continue
 		}
 		fetched++
@@ -158,13 +169,18 @@ func (im *Importer) importFile(ctx context.Context, st State, a command.Applier,
 	case err != nil:
 		return false, fmt.Errorf("import %s: %w", name, err)
 	}
+	if res.GetDuplicate() {
+		im.count(origin, "duplicate")
+		return false, nil
+	}
 	im.count(origin, "imported")
 	im.logger.Info("gaen import: file imported", "origin", origin, "file", name, "merged", res.GetMerged(), "revoked", res.GetRevoked())
-	return !res.GetDuplicate(), nil
+	return true, nil
 }
 
-// refuse counts, logs and remembers a file that is not imported: a file
-// ended before the retention window quietly (a source lists old files).
+// refuse counts, logs and remembers a file that is not imported (under
+// the source's settings: key), a file ended before the retention window
+// quietly (a source lists old files).
 func (im *Importer) refuse(key, origin, name, why string, err error) {
 	if len(im.refused) >= maxRefused {
 		clear(im.refused) // tried again, once each, after many refusals
@@ -181,9 +197,8 @@ func (im *Importer) refuse(key, origin, name, why string, err error) {
 // left out, in the index's order.
 func Names(index []byte) []string {
 	var out []string
-	sc := bufio.NewScanner(bytes.NewReader(index))
-	for sc.Scan() {
-		if line := strings.TrimSpace(sc.Text()); line != "" {
+	for _, line := range strings.Split(string(index), "\n") {
+		if line = strings.TrimSpace(line); line != "" {
 			out = append(out, line)
 		}
 	}

@@ -35,14 +35,15 @@ func NewClient(caPEM []byte, timeout time.Duration) (*http.Client, error) {
 }
 
 // Get reads rawURL whole, at most limit bytes, asking for accept (none:
-// any): HTTPS only unless allowHTTP (development on loopback), no
-// redirect to another host or from HTTPS to HTTP, an answer other than
-// 200 an error. Errors name the URL without its credentials.
+// any): HTTPS only unless allowHTTP (development on loopback, where a
+// redirect to HTTP is followed too), no redirect to another host, an
+// answer other than 200 an error. Errors name the URL without its
+// credentials.
 func Get(ctx context.Context, client *http.Client, rawURL string, allowHTTP bool, limit int64, accept string) ([]byte, error) {
 	u, err := url.Parse(rawURL)
 	switch {
 	case err != nil:
-		return nil, fmt.Errorf("%q: %w", rawURL, err)
+		return nil, errors.New("not a URL") // the text may hold credentials: not repeated
 	case u.Scheme != "https" && !(allowHTTP && u.Scheme == "http"):
 		return nil, fmt.Errorf("%s: want an https URL", u.Redacted())
 	}

@@ -71,6 +71,9 @@ func (p *Portal) regionPage(c *gin.Context) {
 		v.LastBatch = &b[len(b)-1]
 	}
 	for _, r := range f.Trusted() {
+		if r.GetKind() != "" {
+			continue // a GAEN source or a gateway country: no batches of its own here
+		}
 		kept := f.ForeignBatches(r.GetRegion())
 		row := originRow{Origin: r.GetRegion(), Batches: len(kept)}
 		if n := len(kept); n > 0 {
