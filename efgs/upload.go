@@ -164,6 +164,11 @@ func CheckUpload(country, contentType, tag, signature string, body []byte, signe
 	return Upload{Keys: batch.GetKeys(), Tag: tag, Signer: Thumbprint(cert)}, nil
 }
 
+// Acceptable tells whether the gateway takes a key at time now (its
+// upload rules, checkKey): a region leaves out what would be refused,
+// such as keys older than the gateway's window when it uploads late.
+func Acceptable(k *efgspb.DiagnosisKey, now time.Time) error { return checkKey(k, now) }
+
 // checkKey applies the gateway's upload rules to one key: 16 bytes of
 // data, a rolling start from 15 days before today (UTC) to the next
 // interval, a rolling period of 1..144, a transmission risk of 0..8 or

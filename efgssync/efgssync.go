@@ -47,6 +47,8 @@ type Sync struct {
 	// Start is how many days before today the first download begins (at
 	// most 13: the gateway keeps 14 days).
 	Start int
+	// Now is the gateway's rules' clock (nil: time.Now).
+	Now func() time.Time
 	// CallbackURL, when set, is registered at the gateway (as callback
 	// CallbackID), which calls it on each new download batch.
 	CallbackURL string
@@ -68,12 +70,16 @@ func (s *Sync) Register(ctx context.Context) error {
 // records each (a batch without own keys is recorded without an upload).
 // It returns how many batches it recorded.
 func (s *Sync) Upload(ctx context.Context, st State, a command.Applier) (int, error) {
+	now := s.Now
+	if now == nil {
+		now = time.Now
+	}
 	for n := 0; ; {
 		seq, keys, ok := st.EFGSNextUpload()
 		if !ok {
 			return n, nil
 		}
-		tags, err := s.uploadKeys(ctx, keys)
+		tags, err := s.uploadKeys(ctx, keys, now())
 		if err != nil {
 			return n, fmt.Errorf("efgs: upload batch %d: %w", seq, err)
 		}
@@ -91,11 +97,16 @@ func (s *Sync) Upload(ctx context.Context, st State, a command.Applier) (int, er
 }
 
 // uploadKeys sends keys in uploads of at most efgs.MaxUploadKeys, each in
-// the order of its canonical bytes, and returns the tags stored.
-func (s *Sync) uploadKeys(ctx context.Context, keys []fsm.Key) ([]string, error) {
-	out := make([]*efgspb.DiagnosisKey, len(keys))
-	for i, k := range keys {
-		out[i] = efgs.FromGAEN(k.Proto(), s.Client.Country, s.Visited)
+// the order of its canonical bytes, and returns the tags stored. Keys the
+// gateway would refuse at now (older than its window: a region that
+// uploads its batches late) are left out, so that they do not hold up the
+// others.
+func (s *Sync) uploadKeys(ctx context.Context, keys []fsm.Key, now time.Time) ([]string, error) {
+	out := make([]*efgspb.DiagnosisKey, 0, len(keys))
+	for _, k := range keys {
+		if dk := efgs.FromGAEN(k.Proto(), s.Client.Country, s.Visited); efgs.Acceptable(dk, now) == nil {
+			out = append(out, dk)
+		}
 	}
 	efgs.SortCanonical(out)
 	var tags []string

@@ -102,7 +102,7 @@ func newCountryVia(t *testing.T, gw *efgstest.Gateway, srv *httptest.Server, url
 	}
 	return &country{region: region, now: now, sync: &efgssync.Sync{
 		Client: &efgs.Client{Base: url + "/efgs", HTTP: client, Country: code, Cert: signCert, Key: signKey, HubKey: gw.HubKey},
-		Anchor: gw.Anchor, Visited: []string{"DE", "FR"}, Start: 1,
+		Anchor: gw.Anchor, Visited: []string{"DE", "FR"}, Start: 1, Now: now,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}}
 }
 
@@ -361,5 +361,22 @@ func TestCursorPastTheGatewaysDays(t *testing.T) {
 	}
 	if got := holds(fr.region.State, later); got != 3 {
 		t.Fatalf("FR holds %d of the 3 later keys", got)
+	}
+}
+
+// A batch uploaded late, when its keys are older than the gateway takes,
+// is recorded without them instead of holding up every later batch.
+func TestLateUploadLeavesOutOldKeys(t *testing.T) {
+	clk, gw, srv := newGateway(t)
+	de := newCountry(t, gw, srv, "DE", clk.now)
+	ctx := context.Background()
+	de.publishAndSeal(t, 2)
+	clk.add(16 * 24 * time.Hour)
+	fresh := de.publishAndSeal(t, 3)
+	if n, err := de.sync.Upload(ctx, de.region.State, de.region); err != nil || n != 2 {
+		t.Fatalf("a late upload: %d batches, %v", n, err)
+	}
+	if total, _ := gw.Keys("DE"); total != len(fresh) {
+		t.Fatalf("the gateway holds %d keys, want the %d fresh ones", total, len(fresh))
 	}
 }

@@ -151,6 +151,7 @@ func readCertificate(path string) (*x509.Certificate, error) {
 // the next round tries again.
 func efgsJob(s *efgssync.Sync, interval time.Duration, logger *slog.Logger) node.LeaderJob {
 	return func(ctx context.Context, n *node.Node) error {
+		s.Now = n.Config().Now
 		woken, registered := n.Woken("efgs"), false
 		for {
 			if n.RegionVersion() >= command.EFGS {
