@@ -54,7 +54,8 @@ import (
 // country of the EU gateway (kind "efgs-country"); EFGS_UPLOADED records
 // the region's uploads to the gateway, IMPORT_EFGS imports its download
 // batches; a region may serve a stand-in gateway (PUT_HUB_COUNTRY,
-// HUB_UPLOAD, PUT_HUB_CALLBACK).
+// HUB_UPLOAD, PUT_HUB_CALLBACK); SET_APP_CONFIG keeps the apps'
+// configuration.
 const Version = 7
 
 // The first versions of changes that later code tests for.
@@ -95,6 +96,9 @@ const (
 	// region records its uploads to the gateway (EFGS_UPLOADED) and
 	// imports its download batches (IMPORT_EFGS).
 	EFGS = 7
+	// AppConfigs: the region keeps the configuration its apps run with
+	// (SET_APP_CONFIG), with its history.
+	AppConfigs = 7
 )
 
 // Applier commits a command through the region's leader and returns its
@@ -151,6 +155,8 @@ func Since(t fsmpb.CommandType) (uint32, bool) {
 		fsmpb.CommandType_COMMAND_TYPE_HUB_UPLOAD,
 		fsmpb.CommandType_COMMAND_TYPE_PUT_HUB_CALLBACK:
 		return EFGS, true
+	case fsmpb.CommandType_COMMAND_TYPE_SET_APP_CONFIG:
+		return AppConfigs, true
 	}
 	return 0, false
 }

@@ -59,3 +59,10 @@ func RevokeCert(ctx context.Context, a Applier, rc *fsmpb.RevokedCert) error {
 	_, err := a.Apply(ctx, &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_REVOKE_CERT, RevokeCert: rc})
 	return err
 }
+
+// SetAppConfig keeps a new version of the app configuration and returns it
+// with its version number and time.
+func SetAppConfig(ctx context.Context, a Applier, c *fsmpb.AppConfig) (*fsmpb.AppConfig, error) {
+	res, err := a.Apply(ctx, &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_SET_APP_CONFIG, SetAppConfig: c})
+	return res.GetAppConfig(), err
+}

@@ -78,6 +78,7 @@ func New() *FSM {
 			fsmpb.CommandType_COMMAND_TYPE_PUT_HUB_COUNTRY:          applyPutHubCountry,
 			fsmpb.CommandType_COMMAND_TYPE_HUB_UPLOAD:               applyHubUpload,
 			fsmpb.CommandType_COMMAND_TYPE_PUT_HUB_CALLBACK:         applyPutHubCallback,
+			fsmpb.CommandType_COMMAND_TYPE_SET_APP_CONFIG:           applySetAppConfig,
 		},
 	}
 }

@@ -77,7 +77,8 @@ func everyCommand(t *testing.T, v uint32) []*fsmpb.Command {
 			efgsCountry("DE"), importEFGS(today*86_400, "20241004-1", "", efgsKey("DE", dayKey(6, today-2))))
 		seal := slices.IndexFunc(cmds, func(c *fsmpb.Command) bool { return c.GetType() == fsmpb.CommandType_COMMAND_TYPE_SEAL })
 		cmds = slices.Insert(cmds, seal+1, efgsUploaded(1, "tag-of-batch-1"), hubCountry("DE"), hubUpload("DE", "upload-1", 7, 8),
-			&fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_PUT_HUB_CALLBACK, PutHubCallback: &fsmpb.HubCallback{Country: "DE", Id: "cb", Url: "https://de.example/callback"}})
+			&fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_PUT_HUB_CALLBACK, PutHubCallback: &fsmpb.HubCallback{Country: "DE", Id: "cb", Url: "https://de.example/callback"}},
+			setAppConfig(validAppConfig()))
 	}
 	seen := map[fsmpb.CommandType]bool{}
 	for i, c := range cmds {

@@ -56,6 +56,7 @@ var sections = []section{
 	{"imported files", captureImported, restoreImported},
 	{"gateway progress", captureEFGS, restoreEFGS},
 	{"hub", captureHub, restoreHub},
+	{"app configuration", captureAppConfigs, restoreAppConfigs},
 	{"region", captureRegion, restoreRegion},
 }
 

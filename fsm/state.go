@@ -113,6 +113,8 @@ type state struct {
 	efgs *fsmpb.EFGSState
 	// hub is the stand-in gateway this region serves (nil: none).
 	hub *hub
+	// appConfigs are the app configuration's versions, oldest first.
+	appConfigs []*fsmpb.AppConfig
 	// lastDigest chains this region's own batches.
 	lastDigest []byte
 	// pending lists, in arrival order, the keys not yet sealed.

@@ -63,6 +63,7 @@ const (
 	CommandType_COMMAND_TYPE_PUT_HUB_COUNTRY          CommandType = 30
 	CommandType_COMMAND_TYPE_HUB_UPLOAD               CommandType = 31
 	CommandType_COMMAND_TYPE_PUT_HUB_CALLBACK         CommandType = 32
+	CommandType_COMMAND_TYPE_SET_APP_CONFIG           CommandType = 33
 )
 
 // Enum value maps for CommandType.
@@ -101,6 +102,7 @@ var (
 		30: "COMMAND_TYPE_PUT_HUB_COUNTRY",
 		31: "COMMAND_TYPE_HUB_UPLOAD",
 		32: "COMMAND_TYPE_PUT_HUB_CALLBACK",
+		33: "COMMAND_TYPE_SET_APP_CONFIG",
 	}
 	CommandType_value = map[string]int32{
 		"COMMAND_TYPE_UNSPECIFIED":              0,
@@ -136,6 +138,7 @@ var (
 		"COMMAND_TYPE_PUT_HUB_COUNTRY":          30,
 		"COMMAND_TYPE_HUB_UPLOAD":               31,
 		"COMMAND_TYPE_PUT_HUB_CALLBACK":         32,
+		"COMMAND_TYPE_SET_APP_CONFIG":           33,
 	}
 )
 
@@ -213,6 +216,7 @@ type Command struct {
 	PutHubCountry          *HubCountry             `protobuf:"bytes,39,opt,name=put_hub_country,json=putHubCountry,proto3" json:"put_hub_country,omitempty"`
 	HubUpload              *HubUpload              `protobuf:"bytes,40,opt,name=hub_upload,json=hubUpload,proto3" json:"hub_upload,omitempty"`
 	PutHubCallback         *HubCallback            `protobuf:"bytes,41,opt,name=put_hub_callback,json=putHubCallback,proto3" json:"put_hub_callback,omitempty"`
+	SetAppConfig           *AppConfig              `protobuf:"bytes,42,opt,name=set_app_config,json=setAppConfig,proto3" json:"set_app_config,omitempty"`
 	unknownFields          protoimpl.UnknownFields
 	sizeCache              protoimpl.SizeCache
 }
@@ -499,6 +503,13 @@ func (x *Command) GetPutHubCallback() *HubCallback {
 	return nil
 }
 
+func (x *Command) GetSetAppConfig() *AppConfig {
+	if x != nil {
+		return x.SetAppConfig
+	}
+	return nil
+}
+
 // RevokedCert is a member certificate the region no longer takes, whoever
 // presents it (from version 5): a stolen copy, a renewal that leaked
 // before it was deployed. The member port refuses it in the handshake's
@@ -714,6 +725,7 @@ type Result struct {
 	//	*Result_VerificationToken
 	//	*Result_User
 	//	*Result_HubUpload
+	//	*Result_AppConfig
 	Value         isResult_Value `protobuf_oneof:"value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -869,6 +881,15 @@ func (x *Result) GetHubUpload() *HubUploadResult {
 	return nil
 }
 
+func (x *Result) GetAppConfig() *AppConfig {
+	if x != nil {
+		if x, ok := x.Value.(*Result_AppConfig); ok {
+			return x.AppConfig
+		}
+	}
+	return nil
+}
+
 type isResult_Value interface {
 	isResult_Value()
 }
@@ -917,6 +938,10 @@ type Result_HubUpload struct {
 	HubUpload *HubUploadResult `protobuf:"bytes,20,opt,name=hub_upload,json=hubUpload,proto3,oneof"`
 }
 
+type Result_AppConfig struct {
+	AppConfig *AppConfig `protobuf:"bytes,21,opt,name=app_config,json=appConfig,proto3,oneof"`
+}
+
 func (*Result_Publish) isResult_Value() {}
 
 func (*Result_Seal) isResult_Value() {}
@@ -938,6 +963,8 @@ func (*Result_VerificationToken) isResult_Value() {}
 func (*Result_User) isResult_Value() {}
 
 func (*Result_HubUpload) isResult_Value() {}
+
+func (*Result_AppConfig) isResult_Value() {}
 
 // Refusal tells why the state machine refused a command.
 type Refusal struct {
@@ -2729,6 +2756,570 @@ func (x *HubState) GetBatches() []*HubBatch {
 	return nil
 }
 
+// AppConfig is a version of the configuration the region's apps run
+// with: the exposure scoring of GAEN v1 and v2, the oldest app versions
+// that may run, texts per language and feature switches. SET_APP_CONFIG
+// gives it the next version number, its time and its author; the state
+// keeps the history.
+type AppConfig struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Version       uint32                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	TimeUnix      int64                  `protobuf:"varint,2,opt,name=time_unix,json=timeUnix,proto3" json:"time_unix,omitempty"`
+	Author        string                 `protobuf:"bytes,3,opt,name=author,proto3" json:"author,omitempty"`
+	V1            *ExposureConfigV1      `protobuf:"bytes,4,opt,name=v1,proto3" json:"v1,omitempty"`
+	V2            *ExposureConfigV2      `protobuf:"bytes,5,opt,name=v2,proto3" json:"v2,omitempty"`
+	MinVersions   []*MinAppVersion       `protobuf:"bytes,6,rep,name=min_versions,json=minVersions,proto3" json:"min_versions,omitempty"`
+	Texts         []*AppText             `protobuf:"bytes,7,rep,name=texts,proto3" json:"texts,omitempty"`
+	Switches      []*AppSwitch           `protobuf:"bytes,8,rep,name=switches,proto3" json:"switches,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AppConfig) Reset() {
+	*x = AppConfig{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AppConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AppConfig) ProtoMessage() {}
+
+func (x *AppConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AppConfig.ProtoReflect.Descriptor instead.
+func (*AppConfig) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *AppConfig) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *AppConfig) GetTimeUnix() int64 {
+	if x != nil {
+		return x.TimeUnix
+	}
+	return 0
+}
+
+func (x *AppConfig) GetAuthor() string {
+	if x != nil {
+		return x.Author
+	}
+	return ""
+}
+
+func (x *AppConfig) GetV1() *ExposureConfigV1 {
+	if x != nil {
+		return x.V1
+	}
+	return nil
+}
+
+func (x *AppConfig) GetV2() *ExposureConfigV2 {
+	if x != nil {
+		return x.V2
+	}
+	return nil
+}
+
+func (x *AppConfig) GetMinVersions() []*MinAppVersion {
+	if x != nil {
+		return x.MinVersions
+	}
+	return nil
+}
+
+func (x *AppConfig) GetTexts() []*AppText {
+	if x != nil {
+		return x.Texts
+	}
+	return nil
+}
+
+func (x *AppConfig) GetSwitches() []*AppSwitch {
+	if x != nil {
+		return x.Switches
+	}
+	return nil
+}
+
+// ExposureConfigV1 is GAEN v1's ExposureConfiguration, in the ranges both
+// platforms take: a minimum risk score of 0..255, four score lists of 8
+// values 0..8 with weights of 0..100, and two attenuation thresholds (dB,
+// rising).
+type ExposureConfigV1 struct {
+	state                           protoimpl.MessageState `protogen:"open.v1"`
+	MinimumRiskScore                uint32                 `protobuf:"varint,1,opt,name=minimum_risk_score,json=minimumRiskScore,proto3" json:"minimum_risk_score,omitempty"`
+	AttenuationScores               []uint32               `protobuf:"varint,2,rep,packed,name=attenuation_scores,json=attenuationScores,proto3" json:"attenuation_scores,omitempty"`
+	AttenuationWeight               uint32                 `protobuf:"varint,3,opt,name=attenuation_weight,json=attenuationWeight,proto3" json:"attenuation_weight,omitempty"`
+	DaysSinceLastExposureScores     []uint32               `protobuf:"varint,4,rep,packed,name=days_since_last_exposure_scores,json=daysSinceLastExposureScores,proto3" json:"days_since_last_exposure_scores,omitempty"`
+	DaysSinceLastExposureWeight     uint32                 `protobuf:"varint,5,opt,name=days_since_last_exposure_weight,json=daysSinceLastExposureWeight,proto3" json:"days_since_last_exposure_weight,omitempty"`
+	DurationScores                  []uint32               `protobuf:"varint,6,rep,packed,name=duration_scores,json=durationScores,proto3" json:"duration_scores,omitempty"`
+	DurationWeight                  uint32                 `protobuf:"varint,7,opt,name=duration_weight,json=durationWeight,proto3" json:"duration_weight,omitempty"`
+	TransmissionRiskScores          []uint32               `protobuf:"varint,8,rep,packed,name=transmission_risk_scores,json=transmissionRiskScores,proto3" json:"transmission_risk_scores,omitempty"`
+	TransmissionRiskWeight          uint32                 `protobuf:"varint,9,opt,name=transmission_risk_weight,json=transmissionRiskWeight,proto3" json:"transmission_risk_weight,omitempty"`
+	DurationAtAttenuationThresholds []uint32               `protobuf:"varint,10,rep,packed,name=duration_at_attenuation_thresholds,json=durationAtAttenuationThresholds,proto3" json:"duration_at_attenuation_thresholds,omitempty"`
+	unknownFields                   protoimpl.UnknownFields
+	sizeCache                       protoimpl.SizeCache
+}
+
+func (x *ExposureConfigV1) Reset() {
+	*x = ExposureConfigV1{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExposureConfigV1) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExposureConfigV1) ProtoMessage() {}
+
+func (x *ExposureConfigV1) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExposureConfigV1.ProtoReflect.Descriptor instead.
+func (*ExposureConfigV1) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *ExposureConfigV1) GetMinimumRiskScore() uint32 {
+	if x != nil {
+		return x.MinimumRiskScore
+	}
+	return 0
+}
+
+func (x *ExposureConfigV1) GetAttenuationScores() []uint32 {
+	if x != nil {
+		return x.AttenuationScores
+	}
+	return nil
+}
+
+func (x *ExposureConfigV1) GetAttenuationWeight() uint32 {
+	if x != nil {
+		return x.AttenuationWeight
+	}
+	return 0
+}
+
+func (x *ExposureConfigV1) GetDaysSinceLastExposureScores() []uint32 {
+	if x != nil {
+		return x.DaysSinceLastExposureScores
+	}
+	return nil
+}
+
+func (x *ExposureConfigV1) GetDaysSinceLastExposureWeight() uint32 {
+	if x != nil {
+		return x.DaysSinceLastExposureWeight
+	}
+	return 0
+}
+
+func (x *ExposureConfigV1) GetDurationScores() []uint32 {
+	if x != nil {
+		return x.DurationScores
+	}
+	return nil
+}
+
+func (x *ExposureConfigV1) GetDurationWeight() uint32 {
+	if x != nil {
+		return x.DurationWeight
+	}
+	return 0
+}
+
+func (x *ExposureConfigV1) GetTransmissionRiskScores() []uint32 {
+	if x != nil {
+		return x.TransmissionRiskScores
+	}
+	return nil
+}
+
+func (x *ExposureConfigV1) GetTransmissionRiskWeight() uint32 {
+	if x != nil {
+		return x.TransmissionRiskWeight
+	}
+	return 0
+}
+
+func (x *ExposureConfigV1) GetDurationAtAttenuationThresholds() []uint32 {
+	if x != nil {
+		return x.DurationAtAttenuationThresholds
+	}
+	return nil
+}
+
+// ExposureConfigV2 is GAEN v2's configuration: the diagnosis keys data
+// mapping (infectiousness for each day since onset from -14 to 14, 0 none,
+// 1 standard, 2 high; when onset is missing; the report type when it is
+// missing, 1..4), the weights in percent (0..250: the platforms' 0.0 to
+// 2.5), the three attenuation bucket thresholds (dB, rising), the days
+// since last exposure to count (0..14) and the daily summary threshold
+// (minutes of weighted exposure, 0..1440).
+type ExposureConfigV2 struct {
+	state                                             protoimpl.MessageState `protogen:"open.v1"`
+	InfectiousnessForDaysSinceOnset                   []uint32               `protobuf:"varint,1,rep,packed,name=infectiousness_for_days_since_onset,json=infectiousnessForDaysSinceOnset,proto3" json:"infectiousness_for_days_since_onset,omitempty"`
+	InfectiousnessWhenDaysSinceOnsetMissing           uint32                 `protobuf:"varint,2,opt,name=infectiousness_when_days_since_onset_missing,json=infectiousnessWhenDaysSinceOnsetMissing,proto3" json:"infectiousness_when_days_since_onset_missing,omitempty"`
+	ReportTypeWhenMissing                             uint32                 `protobuf:"varint,3,opt,name=report_type_when_missing,json=reportTypeWhenMissing,proto3" json:"report_type_when_missing,omitempty"`
+	InfectiousnessStandardWeightPercent               uint32                 `protobuf:"varint,4,opt,name=infectiousness_standard_weight_percent,json=infectiousnessStandardWeightPercent,proto3" json:"infectiousness_standard_weight_percent,omitempty"`
+	InfectiousnessHighWeightPercent                   uint32                 `protobuf:"varint,5,opt,name=infectiousness_high_weight_percent,json=infectiousnessHighWeightPercent,proto3" json:"infectiousness_high_weight_percent,omitempty"`
+	ReportTypeConfirmedTestWeightPercent              uint32                 `protobuf:"varint,6,opt,name=report_type_confirmed_test_weight_percent,json=reportTypeConfirmedTestWeightPercent,proto3" json:"report_type_confirmed_test_weight_percent,omitempty"`
+	ReportTypeConfirmedClinicalDiagnosisWeightPercent uint32                 `protobuf:"varint,7,opt,name=report_type_confirmed_clinical_diagnosis_weight_percent,json=reportTypeConfirmedClinicalDiagnosisWeightPercent,proto3" json:"report_type_confirmed_clinical_diagnosis_weight_percent,omitempty"`
+	ReportTypeSelfReportWeightPercent                 uint32                 `protobuf:"varint,8,opt,name=report_type_self_report_weight_percent,json=reportTypeSelfReportWeightPercent,proto3" json:"report_type_self_report_weight_percent,omitempty"`
+	ReportTypeRecursiveWeightPercent                  uint32                 `protobuf:"varint,9,opt,name=report_type_recursive_weight_percent,json=reportTypeRecursiveWeightPercent,proto3" json:"report_type_recursive_weight_percent,omitempty"`
+	AttenuationDurationThresholds                     []uint32               `protobuf:"varint,10,rep,packed,name=attenuation_duration_thresholds,json=attenuationDurationThresholds,proto3" json:"attenuation_duration_thresholds,omitempty"`
+	ImmediateDurationWeightPercent                    uint32                 `protobuf:"varint,11,opt,name=immediate_duration_weight_percent,json=immediateDurationWeightPercent,proto3" json:"immediate_duration_weight_percent,omitempty"`
+	NearDurationWeightPercent                         uint32                 `protobuf:"varint,12,opt,name=near_duration_weight_percent,json=nearDurationWeightPercent,proto3" json:"near_duration_weight_percent,omitempty"`
+	MediumDurationWeightPercent                       uint32                 `protobuf:"varint,13,opt,name=medium_duration_weight_percent,json=mediumDurationWeightPercent,proto3" json:"medium_duration_weight_percent,omitempty"`
+	OtherDurationWeightPercent                        uint32                 `protobuf:"varint,14,opt,name=other_duration_weight_percent,json=otherDurationWeightPercent,proto3" json:"other_duration_weight_percent,omitempty"`
+	DaysSinceLastExposureThreshold                    uint32                 `protobuf:"varint,15,opt,name=days_since_last_exposure_threshold,json=daysSinceLastExposureThreshold,proto3" json:"days_since_last_exposure_threshold,omitempty"`
+	MinimumDailyScoreMinutes                          uint32                 `protobuf:"varint,16,opt,name=minimum_daily_score_minutes,json=minimumDailyScoreMinutes,proto3" json:"minimum_daily_score_minutes,omitempty"`
+	unknownFields                                     protoimpl.UnknownFields
+	sizeCache                                         protoimpl.SizeCache
+}
+
+func (x *ExposureConfigV2) Reset() {
+	*x = ExposureConfigV2{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExposureConfigV2) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExposureConfigV2) ProtoMessage() {}
+
+func (x *ExposureConfigV2) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExposureConfigV2.ProtoReflect.Descriptor instead.
+func (*ExposureConfigV2) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *ExposureConfigV2) GetInfectiousnessForDaysSinceOnset() []uint32 {
+	if x != nil {
+		return x.InfectiousnessForDaysSinceOnset
+	}
+	return nil
+}
+
+func (x *ExposureConfigV2) GetInfectiousnessWhenDaysSinceOnsetMissing() uint32 {
+	if x != nil {
+		return x.InfectiousnessWhenDaysSinceOnsetMissing
+	}
+	return 0
+}
+
+func (x *ExposureConfigV2) GetReportTypeWhenMissing() uint32 {
+	if x != nil {
+		return x.ReportTypeWhenMissing
+	}
+	return 0
+}
+
+func (x *ExposureConfigV2) GetInfectiousnessStandardWeightPercent() uint32 {
+	if x != nil {
+		return x.InfectiousnessStandardWeightPercent
+	}
+	return 0
+}
+
+func (x *ExposureConfigV2) GetInfectiousnessHighWeightPercent() uint32 {
+	if x != nil {
+		return x.InfectiousnessHighWeightPercent
+	}
+	return 0
+}
+
+func (x *ExposureConfigV2) GetReportTypeConfirmedTestWeightPercent() uint32 {
+	if x != nil {
+		return x.ReportTypeConfirmedTestWeightPercent
+	}
+	return 0
+}
+
+func (x *ExposureConfigV2) GetReportTypeConfirmedClinicalDiagnosisWeightPercent() uint32 {
+	if x != nil {
+		return x.ReportTypeConfirmedClinicalDiagnosisWeightPercent
+	}
+	return 0
+}
+
+func (x *ExposureConfigV2) GetReportTypeSelfReportWeightPercent() uint32 {
+	if x != nil {
+		return x.ReportTypeSelfReportWeightPercent
+	}
+	return 0
+}
+
+func (x *ExposureConfigV2) GetReportTypeRecursiveWeightPercent() uint32 {
+	if x != nil {
+		return x.ReportTypeRecursiveWeightPercent
+	}
+	return 0
+}
+
+func (x *ExposureConfigV2) GetAttenuationDurationThresholds() []uint32 {
+	if x != nil {
+		return x.AttenuationDurationThresholds
+	}
+	return nil
+}
+
+func (x *ExposureConfigV2) GetImmediateDurationWeightPercent() uint32 {
+	if x != nil {
+		return x.ImmediateDurationWeightPercent
+	}
+	return 0
+}
+
+func (x *ExposureConfigV2) GetNearDurationWeightPercent() uint32 {
+	if x != nil {
+		return x.NearDurationWeightPercent
+	}
+	return 0
+}
+
+func (x *ExposureConfigV2) GetMediumDurationWeightPercent() uint32 {
+	if x != nil {
+		return x.MediumDurationWeightPercent
+	}
+	return 0
+}
+
+func (x *ExposureConfigV2) GetOtherDurationWeightPercent() uint32 {
+	if x != nil {
+		return x.OtherDurationWeightPercent
+	}
+	return 0
+}
+
+func (x *ExposureConfigV2) GetDaysSinceLastExposureThreshold() uint32 {
+	if x != nil {
+		return x.DaysSinceLastExposureThreshold
+	}
+	return 0
+}
+
+func (x *ExposureConfigV2) GetMinimumDailyScoreMinutes() uint32 {
+	if x != nil {
+		return x.MinimumDailyScoreMinutes
+	}
+	return 0
+}
+
+// MinAppVersion is the oldest app version of a platform ("ios",
+// "android") that may run; older ones are told to update.
+type MinAppVersion struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Platform      string                 `protobuf:"bytes,1,opt,name=platform,proto3" json:"platform,omitempty"`
+	Version       string                 `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MinAppVersion) Reset() {
+	*x = MinAppVersion{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MinAppVersion) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MinAppVersion) ProtoMessage() {}
+
+func (x *MinAppVersion) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MinAppVersion.ProtoReflect.Descriptor instead.
+func (*MinAppVersion) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *MinAppVersion) GetPlatform() string {
+	if x != nil {
+		return x.Platform
+	}
+	return ""
+}
+
+func (x *MinAppVersion) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+// AppText is a text apps show, by language (a BCP 47 tag) and key.
+type AppText struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Language      string                 `protobuf:"bytes,1,opt,name=language,proto3" json:"language,omitempty"`
+	Key           string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	Text          string                 `protobuf:"bytes,3,opt,name=text,proto3" json:"text,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AppText) Reset() {
+	*x = AppText{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AppText) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AppText) ProtoMessage() {}
+
+func (x *AppText) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AppText.ProtoReflect.Descriptor instead.
+func (*AppText) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *AppText) GetLanguage() string {
+	if x != nil {
+		return x.Language
+	}
+	return ""
+}
+
+func (x *AppText) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *AppText) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+// AppSwitch turns a feature of the apps on or off.
+type AppSwitch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	On            bool                   `protobuf:"varint,2,opt,name=on,proto3" json:"on,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AppSwitch) Reset() {
+	*x = AppSwitch{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AppSwitch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AppSwitch) ProtoMessage() {}
+
+func (x *AppSwitch) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AppSwitch.ProtoReflect.Descriptor instead.
+func (*AppSwitch) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *AppSwitch) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *AppSwitch) GetOn() bool {
+	if x != nil {
+		return x.On
+	}
+	return false
+}
+
 // ImportedFile records an export file of a GAEN source that this region
 // imported, so that it is never imported twice, until it ages out.
 type ImportedFile struct {
@@ -2745,7 +3336,7 @@ type ImportedFile struct {
 
 func (x *ImportedFile) Reset() {
 	*x = ImportedFile{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[29]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2757,7 +3348,7 @@ func (x *ImportedFile) String() string {
 func (*ImportedFile) ProtoMessage() {}
 
 func (x *ImportedFile) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[29]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2770,7 +3361,7 @@ func (x *ImportedFile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportedFile.ProtoReflect.Descriptor instead.
 func (*ImportedFile) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{29}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ImportedFile) GetOrigin() string {
@@ -2819,7 +3410,7 @@ type RemoveTrust struct {
 
 func (x *RemoveTrust) Reset() {
 	*x = RemoveTrust{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[30]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2831,7 +3422,7 @@ func (x *RemoveTrust) String() string {
 func (*RemoveTrust) ProtoMessage() {}
 
 func (x *RemoveTrust) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[30]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2844,7 +3435,7 @@ func (x *RemoveTrust) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveTrust.ProtoReflect.Descriptor instead.
 func (*RemoveTrust) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{30}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *RemoveTrust) GetRegion() string {
@@ -2873,7 +3464,7 @@ type ImportBatch struct {
 
 func (x *ImportBatch) Reset() {
 	*x = ImportBatch{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[31]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2885,7 +3476,7 @@ func (x *ImportBatch) String() string {
 func (*ImportBatch) ProtoMessage() {}
 
 func (x *ImportBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[31]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2898,7 +3489,7 @@ func (x *ImportBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportBatch.ProtoReflect.Descriptor instead.
 func (*ImportBatch) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{31}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ImportBatch) GetSigned() []byte {
@@ -2929,7 +3520,7 @@ type FederationBatch struct {
 
 func (x *FederationBatch) Reset() {
 	*x = FederationBatch{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[32]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2941,7 +3532,7 @@ func (x *FederationBatch) String() string {
 func (*FederationBatch) ProtoMessage() {}
 
 func (x *FederationBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[32]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2954,7 +3545,7 @@ func (x *FederationBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FederationBatch.ProtoReflect.Descriptor instead.
 func (*FederationBatch) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{32}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *FederationBatch) GetVersion() uint32 {
@@ -3039,7 +3630,7 @@ type SignedBatch struct {
 
 func (x *SignedBatch) Reset() {
 	*x = SignedBatch{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[33]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3051,7 +3642,7 @@ func (x *SignedBatch) String() string {
 func (*SignedBatch) ProtoMessage() {}
 
 func (x *SignedBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[33]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3064,7 +3655,7 @@ func (x *SignedBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignedBatch.ProtoReflect.Descriptor instead.
 func (*SignedBatch) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{33}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *SignedBatch) GetBody() []byte {
@@ -3116,7 +3707,7 @@ type OriginMark struct {
 
 func (x *OriginMark) Reset() {
 	*x = OriginMark{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[34]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3128,7 +3719,7 @@ func (x *OriginMark) String() string {
 func (*OriginMark) ProtoMessage() {}
 
 func (x *OriginMark) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[34]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3141,7 +3732,7 @@ func (x *OriginMark) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OriginMark.ProtoReflect.Descriptor instead.
 func (*OriginMark) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{34}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *OriginMark) GetOrigin() string {
@@ -3180,7 +3771,7 @@ type Provider struct {
 
 func (x *Provider) Reset() {
 	*x = Provider{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[35]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3192,7 +3783,7 @@ func (x *Provider) String() string {
 func (*Provider) ProtoMessage() {}
 
 func (x *Provider) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[35]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3205,7 +3796,7 @@ func (x *Provider) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Provider.ProtoReflect.Descriptor instead.
 func (*Provider) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{35}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *Provider) GetId() string {
@@ -3252,7 +3843,7 @@ type RevokeProvider struct {
 
 func (x *RevokeProvider) Reset() {
 	*x = RevokeProvider{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[36]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3264,7 +3855,7 @@ func (x *RevokeProvider) String() string {
 func (*RevokeProvider) ProtoMessage() {}
 
 func (x *RevokeProvider) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[36]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3277,7 +3868,7 @@ func (x *RevokeProvider) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeProvider.ProtoReflect.Descriptor instead.
 func (*RevokeProvider) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{36}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *RevokeProvider) GetId() string {
@@ -3309,7 +3900,7 @@ type Code struct {
 
 func (x *Code) Reset() {
 	*x = Code{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[37]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3321,7 +3912,7 @@ func (x *Code) String() string {
 func (*Code) ProtoMessage() {}
 
 func (x *Code) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[37]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3334,7 +3925,7 @@ func (x *Code) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Code.ProtoReflect.Descriptor instead.
 func (*Code) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{37}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *Code) GetLookup() uint32 {
@@ -3432,7 +4023,7 @@ type Revoke struct {
 
 func (x *Revoke) Reset() {
 	*x = Revoke{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[38]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3444,7 +4035,7 @@ func (x *Revoke) String() string {
 func (*Revoke) ProtoMessage() {}
 
 func (x *Revoke) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[38]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3457,7 +4048,7 @@ func (x *Revoke) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Revoke.ProtoReflect.Descriptor instead.
 func (*Revoke) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{38}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *Revoke) GetReason() string {
@@ -3521,7 +4112,7 @@ type Expire struct {
 
 func (x *Expire) Reset() {
 	*x = Expire{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[39]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3533,7 +4124,7 @@ func (x *Expire) String() string {
 func (*Expire) ProtoMessage() {}
 
 func (x *Expire) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[39]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3546,7 +4137,7 @@ func (x *Expire) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Expire.ProtoReflect.Descriptor instead.
 func (*Expire) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{39}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *Expire) GetCutoffUnix() int64 {
@@ -3569,7 +4160,7 @@ type Revocation struct {
 
 func (x *Revocation) Reset() {
 	*x = Revocation{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[40]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3581,7 +4172,7 @@ func (x *Revocation) String() string {
 func (*Revocation) ProtoMessage() {}
 
 func (x *Revocation) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[40]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3594,7 +4185,7 @@ func (x *Revocation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Revocation.ProtoReflect.Descriptor instead.
 func (*Revocation) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{40}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *Revocation) GetTimeUnix() int64 {
@@ -3654,7 +4245,7 @@ type Seal struct {
 
 func (x *Seal) Reset() {
 	*x = Seal{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[41]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3666,7 +4257,7 @@ func (x *Seal) String() string {
 func (*Seal) ProtoMessage() {}
 
 func (x *Seal) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[41]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3679,7 +4270,7 @@ func (x *Seal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Seal.ProtoReflect.Descriptor instead.
 func (*Seal) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{41}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *Seal) GetSeq() uint32 {
@@ -3735,7 +4326,7 @@ type ExportSigner struct {
 
 func (x *ExportSigner) Reset() {
 	*x = ExportSigner{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[42]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3747,7 +4338,7 @@ func (x *ExportSigner) String() string {
 func (*ExportSigner) ProtoMessage() {}
 
 func (x *ExportSigner) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[42]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3760,7 +4351,7 @@ func (x *ExportSigner) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportSigner.ProtoReflect.Descriptor instead.
 func (*ExportSigner) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{42}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ExportSigner) GetKeyId() string {
@@ -3804,7 +4395,7 @@ type Batch struct {
 
 func (x *Batch) Reset() {
 	*x = Batch{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[43]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3816,7 +4407,7 @@ func (x *Batch) String() string {
 func (*Batch) ProtoMessage() {}
 
 func (x *Batch) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[43]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3829,7 +4420,7 @@ func (x *Batch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Batch.ProtoReflect.Descriptor instead.
 func (*Batch) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{43}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *Batch) GetSeq() uint32 {
@@ -3927,7 +4518,7 @@ type ForeignBatch struct {
 
 func (x *ForeignBatch) Reset() {
 	*x = ForeignBatch{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[44]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3939,7 +4530,7 @@ func (x *ForeignBatch) String() string {
 func (*ForeignBatch) ProtoMessage() {}
 
 func (x *ForeignBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[44]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3952,7 +4543,7 @@ func (x *ForeignBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForeignBatch.ProtoReflect.Descriptor instead.
 func (*ForeignBatch) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{44}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ForeignBatch) GetOrigin() string {
@@ -4020,7 +4611,7 @@ type Key struct {
 
 func (x *Key) Reset() {
 	*x = Key{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[45]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4032,7 +4623,7 @@ func (x *Key) String() string {
 func (*Key) ProtoMessage() {}
 
 func (x *Key) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[45]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4045,7 +4636,7 @@ func (x *Key) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Key.ProtoReflect.Descriptor instead.
 func (*Key) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{45}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *Key) GetKeyData() []byte {
@@ -4145,7 +4736,7 @@ type Publish struct {
 
 func (x *Publish) Reset() {
 	*x = Publish{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[46]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4157,7 +4748,7 @@ func (x *Publish) String() string {
 func (*Publish) ProtoMessage() {}
 
 func (x *Publish) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[46]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4170,7 +4761,7 @@ func (x *Publish) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Publish.ProtoReflect.Descriptor instead.
 func (*Publish) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{46}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *Publish) GetSubmissionId() []byte {
@@ -4285,7 +4876,7 @@ type AuthorityKey struct {
 
 func (x *AuthorityKey) Reset() {
 	*x = AuthorityKey{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[47]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4297,7 +4888,7 @@ func (x *AuthorityKey) String() string {
 func (*AuthorityKey) ProtoMessage() {}
 
 func (x *AuthorityKey) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[47]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4310,7 +4901,7 @@ func (x *AuthorityKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthorityKey.ProtoReflect.Descriptor instead.
 func (*AuthorityKey) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{47}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *AuthorityKey) GetKid() string {
@@ -4361,7 +4952,7 @@ type Authority struct {
 
 func (x *Authority) Reset() {
 	*x = Authority{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[48]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4373,7 +4964,7 @@ func (x *Authority) String() string {
 func (*Authority) ProtoMessage() {}
 
 func (x *Authority) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[48]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4386,7 +4977,7 @@ func (x *Authority) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Authority.ProtoReflect.Descriptor instead.
 func (*Authority) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{48}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *Authority) GetIssuer() string {
@@ -4442,7 +5033,7 @@ type RemoveAuthority struct {
 
 func (x *RemoveAuthority) Reset() {
 	*x = RemoveAuthority{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[49]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4454,7 +5045,7 @@ func (x *RemoveAuthority) String() string {
 func (*RemoveAuthority) ProtoMessage() {}
 
 func (x *RemoveAuthority) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[49]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4467,7 +5058,7 @@ func (x *RemoveAuthority) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveAuthority.ProtoReflect.Descriptor instead.
 func (*RemoveAuthority) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{49}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *RemoveAuthority) GetIssuer() string {
@@ -4507,7 +5098,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[50]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4519,7 +5110,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[50]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4532,7 +5123,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{50}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *Node) GetId() string {
@@ -4586,7 +5177,7 @@ type RemoveNode struct {
 
 func (x *RemoveNode) Reset() {
 	*x = RemoveNode{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[51]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4598,7 +5189,7 @@ func (x *RemoveNode) String() string {
 func (*RemoveNode) ProtoMessage() {}
 
 func (x *RemoveNode) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[51]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4611,7 +5202,7 @@ func (x *RemoveNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNode.ProtoReflect.Descriptor instead.
 func (*RemoveNode) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{51}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *RemoveNode) GetId() string {
@@ -4642,7 +5233,7 @@ type Submission struct {
 
 func (x *Submission) Reset() {
 	*x = Submission{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[52]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4654,7 +5245,7 @@ func (x *Submission) String() string {
 func (*Submission) ProtoMessage() {}
 
 func (x *Submission) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[52]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4667,7 +5258,7 @@ func (x *Submission) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Submission.ProtoReflect.Descriptor instead.
 func (*Submission) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{52}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *Submission) GetId() []byte {
@@ -4800,14 +5391,17 @@ type SnapshotHeader struct {
 	Efgs bool `protobuf:"varint,28,opt,name=efgs,proto3" json:"efgs,omitempty"`
 	// hub is set when the region serves a stand-in gateway (HubState, one
 	// record after the gateway progress).
-	Hub           bool `protobuf:"varint,29,opt,name=hub,proto3" json:"hub,omitempty"`
+	Hub bool `protobuf:"varint,29,opt,name=hub,proto3" json:"hub,omitempty"`
+	// app_configs counts the app configuration's versions (AppConfig),
+	// oldest first, which follow the hub.
+	AppConfigs    uint64 `protobuf:"varint,30,opt,name=app_configs,json=appConfigs,proto3" json:"app_configs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SnapshotHeader) Reset() {
 	*x = SnapshotHeader{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[53]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4819,7 +5413,7 @@ func (x *SnapshotHeader) String() string {
 func (*SnapshotHeader) ProtoMessage() {}
 
 func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[53]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4832,7 +5426,7 @@ func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotHeader.ProtoReflect.Descriptor instead.
 func (*SnapshotHeader) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{53}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *SnapshotHeader) GetVersion() uint32 {
@@ -5038,6 +5632,13 @@ func (x *SnapshotHeader) GetHub() bool {
 	return false
 }
 
+func (x *SnapshotHeader) GetAppConfigs() uint64 {
+	if x != nil {
+		return x.AppConfigs
+	}
+	return 0
+}
+
 // StoredKey is a key record in a snapshot: the key and the index of the
 // submission that brought it.
 type StoredKey struct {
@@ -5056,7 +5657,7 @@ type StoredKey struct {
 
 func (x *StoredKey) Reset() {
 	*x = StoredKey{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[54]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5068,7 +5669,7 @@ func (x *StoredKey) String() string {
 func (*StoredKey) ProtoMessage() {}
 
 func (x *StoredKey) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[54]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5081,7 +5682,7 @@ func (x *StoredKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoredKey.ProtoReflect.Descriptor instead.
 func (*StoredKey) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{54}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *StoredKey) GetKey() *Key {
@@ -5138,7 +5739,7 @@ type ApiKey struct {
 
 func (x *ApiKey) Reset() {
 	*x = ApiKey{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[55]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5150,7 +5751,7 @@ func (x *ApiKey) String() string {
 func (*ApiKey) ProtoMessage() {}
 
 func (x *ApiKey) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[55]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5163,7 +5764,7 @@ func (x *ApiKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApiKey.ProtoReflect.Descriptor instead.
 func (*ApiKey) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{55}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *ApiKey) GetHash() []byte {
@@ -5217,7 +5818,7 @@ type RevokeApiKey struct {
 
 func (x *RevokeApiKey) Reset() {
 	*x = RevokeApiKey{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[56]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5229,7 +5830,7 @@ func (x *RevokeApiKey) String() string {
 func (*RevokeApiKey) ProtoMessage() {}
 
 func (x *RevokeApiKey) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[56]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5242,7 +5843,7 @@ func (x *RevokeApiKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeApiKey.ProtoReflect.Descriptor instead.
 func (*RevokeApiKey) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{56}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *RevokeApiKey) GetHash() []byte {
@@ -5303,7 +5904,7 @@ type VerificationCode struct {
 
 func (x *VerificationCode) Reset() {
 	*x = VerificationCode{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[57]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5315,7 +5916,7 @@ func (x *VerificationCode) String() string {
 func (*VerificationCode) ProtoMessage() {}
 
 func (x *VerificationCode) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[57]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5328,7 +5929,7 @@ func (x *VerificationCode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerificationCode.ProtoReflect.Descriptor instead.
 func (*VerificationCode) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{57}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *VerificationCode) GetUuid() string {
@@ -5498,7 +6099,7 @@ type ClaimCode struct {
 
 func (x *ClaimCode) Reset() {
 	*x = ClaimCode{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[58]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5510,7 +6111,7 @@ func (x *ClaimCode) String() string {
 func (*ClaimCode) ProtoMessage() {}
 
 func (x *ClaimCode) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[58]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5523,7 +6124,7 @@ func (x *ClaimCode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimCode.ProtoReflect.Descriptor instead.
 func (*ClaimCode) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{58}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *ClaimCode) GetHashes() [][]byte {
@@ -5578,7 +6179,7 @@ type VerificationToken struct {
 
 func (x *VerificationToken) Reset() {
 	*x = VerificationToken{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[59]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5590,7 +6191,7 @@ func (x *VerificationToken) String() string {
 func (*VerificationToken) ProtoMessage() {}
 
 func (x *VerificationToken) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[59]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5603,7 +6204,7 @@ func (x *VerificationToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerificationToken.ProtoReflect.Descriptor instead.
 func (*VerificationToken) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{59}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *VerificationToken) GetId() string {
@@ -5665,7 +6266,7 @@ type ClaimToken struct {
 
 func (x *ClaimToken) Reset() {
 	*x = ClaimToken{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[60]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5677,7 +6278,7 @@ func (x *ClaimToken) String() string {
 func (*ClaimToken) ProtoMessage() {}
 
 func (x *ClaimToken) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[60]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5690,7 +6291,7 @@ func (x *ClaimToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimToken.ProtoReflect.Descriptor instead.
 func (*ClaimToken) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{60}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *ClaimToken) GetTokenId() string {
@@ -5712,7 +6313,7 @@ type ExpireVerificationCode struct {
 
 func (x *ExpireVerificationCode) Reset() {
 	*x = ExpireVerificationCode{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[61]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5724,7 +6325,7 @@ func (x *ExpireVerificationCode) String() string {
 func (*ExpireVerificationCode) ProtoMessage() {}
 
 func (x *ExpireVerificationCode) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[61]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5737,7 +6338,7 @@ func (x *ExpireVerificationCode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpireVerificationCode.ProtoReflect.Descriptor instead.
 func (*ExpireVerificationCode) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{61}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *ExpireVerificationCode) GetUuid() string {
@@ -5792,7 +6393,7 @@ type User struct {
 
 func (x *User) Reset() {
 	*x = User{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[62]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5804,7 +6405,7 @@ func (x *User) String() string {
 func (*User) ProtoMessage() {}
 
 func (x *User) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[62]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5817,7 +6418,7 @@ func (x *User) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use User.ProtoReflect.Descriptor instead.
 func (*User) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{62}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *User) GetEmail() string {
@@ -5931,7 +6532,7 @@ type AcceptInvite struct {
 
 func (x *AcceptInvite) Reset() {
 	*x = AcceptInvite{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[63]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5943,7 +6544,7 @@ func (x *AcceptInvite) String() string {
 func (*AcceptInvite) ProtoMessage() {}
 
 func (x *AcceptInvite) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[63]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5956,7 +6557,7 @@ func (x *AcceptInvite) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcceptInvite.ProtoReflect.Descriptor instead.
 func (*AcceptInvite) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{63}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *AcceptInvite) GetEmail() string {
@@ -5994,7 +6595,7 @@ type LoginClient struct {
 
 func (x *LoginClient) Reset() {
 	*x = LoginClient{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[64]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6006,7 +6607,7 @@ func (x *LoginClient) String() string {
 func (*LoginClient) ProtoMessage() {}
 
 func (x *LoginClient) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[64]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6019,7 +6620,7 @@ func (x *LoginClient) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginClient.ProtoReflect.Descriptor instead.
 func (*LoginClient) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{64}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *LoginClient) GetClient() []byte {
@@ -6068,7 +6669,7 @@ type Login struct {
 
 func (x *Login) Reset() {
 	*x = Login{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[65]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6080,7 +6681,7 @@ func (x *Login) String() string {
 func (*Login) ProtoMessage() {}
 
 func (x *Login) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[65]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6093,7 +6694,7 @@ func (x *Login) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Login.ProtoReflect.Descriptor instead.
 func (*Login) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{65}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *Login) GetEmail() string {
@@ -6146,7 +6747,7 @@ type AuditEvent struct {
 
 func (x *AuditEvent) Reset() {
 	*x = AuditEvent{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[66]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6158,7 +6759,7 @@ func (x *AuditEvent) String() string {
 func (*AuditEvent) ProtoMessage() {}
 
 func (x *AuditEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[66]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6171,7 +6772,7 @@ func (x *AuditEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
 func (*AuditEvent) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{66}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *AuditEvent) GetTimeUnix() int64 {
@@ -6224,7 +6825,7 @@ type Session struct {
 
 func (x *Session) Reset() {
 	*x = Session{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[67]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6236,7 +6837,7 @@ func (x *Session) String() string {
 func (*Session) ProtoMessage() {}
 
 func (x *Session) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[67]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6249,7 +6850,7 @@ func (x *Session) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Session.ProtoReflect.Descriptor instead.
 func (*Session) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{67}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *Session) GetRequestId() []byte {
@@ -6284,7 +6885,7 @@ var File_fsm_fsmpb_fsm_proto protoreflect.FileDescriptor
 
 const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\n" +
-	"\x13fsm/fsmpb/fsm.proto\x12\fcovid.fsm.v1\"\xf9\x0f\n" +
+	"\x13fsm/fsmpb/fsm.proto\x12\fcovid.fsm.v1\"\xb8\x10\n" +
 	"\aCommand\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12-\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x19.covid.fsm.v1.CommandTypeR\x04type\x12\x1b\n" +
@@ -6331,7 +6932,8 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x0fput_hub_country\x18' \x01(\v2\x18.covid.fsm.v1.HubCountryR\rputHubCountry\x126\n" +
 	"\n" +
 	"hub_upload\x18( \x01(\v2\x17.covid.fsm.v1.HubUploadR\thubUpload\x12C\n" +
-	"\x10put_hub_callback\x18) \x01(\v2\x19.covid.fsm.v1.HubCallbackR\x0eputHubCallback\"|\n" +
+	"\x10put_hub_callback\x18) \x01(\v2\x19.covid.fsm.v1.HubCallbackR\x0eputHubCallback\x12=\n" +
+	"\x0eset_app_config\x18* \x01(\v2\x17.covid.fsm.v1.AppConfigR\fsetAppConfig\"|\n" +
 	"\vRevokedCert\x12\x1f\n" +
 	"\vcert_sha256\x18\x01 \x01(\fR\n" +
 	"certSha256\x12\x17\n" +
@@ -6348,7 +6950,7 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\fsms_per_hour\x18\x06 \x01(\rR\n" +
 	"smsPerHour\x122\n" +
 	"\x16sms_per_number_per_day\x18\a \x01(\rR\x12smsPerNumberPerDay\x12:\n" +
-	"\x1acodes_per_provider_per_day\x18\b \x01(\rR\x16codesPerProviderPerDay\"\xe0\x05\n" +
+	"\x1acodes_per_provider_per_day\x18\b \x01(\rR\x16codesPerProviderPerDay\"\x9a\x06\n" +
 	"\x06Result\x12/\n" +
 	"\arefusal\x18\x01 \x01(\v2\x15.covid.fsm.v1.RefusalR\arefusal\x12\x1b\n" +
 	"\tlog_index\x18\x02 \x01(\x04R\blogIndex\x127\n" +
@@ -6365,7 +6967,9 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x12verification_token\x18\x12 \x01(\v2\x1f.covid.fsm.v1.VerificationTokenH\x00R\x11verificationToken\x12(\n" +
 	"\x04user\x18\x13 \x01(\v2\x12.covid.fsm.v1.UserH\x00R\x04user\x12>\n" +
 	"\n" +
-	"hub_upload\x18\x14 \x01(\v2\x1d.covid.fsm.v1.HubUploadResultH\x00R\thubUploadB\a\n" +
+	"hub_upload\x18\x14 \x01(\v2\x1d.covid.fsm.v1.HubUploadResultH\x00R\thubUpload\x128\n" +
+	"\n" +
+	"app_config\x18\x15 \x01(\v2\x17.covid.fsm.v1.AppConfigH\x00R\tappConfigB\a\n" +
 	"\x05value\"7\n" +
 	"\aRefusal\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
@@ -6509,7 +7113,56 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x10anchor_signature\x18\v \x01(\tR\x0fanchorSignature\"t\n" +
 	"\bHubState\x126\n" +
 	"\tcountries\x18\x01 \x03(\v2\x18.covid.fsm.v1.HubCountryR\tcountries\x120\n" +
-	"\abatches\x18\x02 \x03(\v2\x16.covid.fsm.v1.HubBatchR\abatches\"\x81\x01\n" +
+	"\abatches\x18\x02 \x03(\v2\x16.covid.fsm.v1.HubBatchR\abatches\"\xdc\x02\n" +
+	"\tAppConfig\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\rR\aversion\x12\x1b\n" +
+	"\ttime_unix\x18\x02 \x01(\x03R\btimeUnix\x12\x16\n" +
+	"\x06author\x18\x03 \x01(\tR\x06author\x12.\n" +
+	"\x02v1\x18\x04 \x01(\v2\x1e.covid.fsm.v1.ExposureConfigV1R\x02v1\x12.\n" +
+	"\x02v2\x18\x05 \x01(\v2\x1e.covid.fsm.v1.ExposureConfigV2R\x02v2\x12>\n" +
+	"\fmin_versions\x18\x06 \x03(\v2\x1b.covid.fsm.v1.MinAppVersionR\vminVersions\x12+\n" +
+	"\x05texts\x18\a \x03(\v2\x15.covid.fsm.v1.AppTextR\x05texts\x123\n" +
+	"\bswitches\x18\b \x03(\v2\x17.covid.fsm.v1.AppSwitchR\bswitches\"\xbd\x04\n" +
+	"\x10ExposureConfigV1\x12,\n" +
+	"\x12minimum_risk_score\x18\x01 \x01(\rR\x10minimumRiskScore\x12-\n" +
+	"\x12attenuation_scores\x18\x02 \x03(\rR\x11attenuationScores\x12-\n" +
+	"\x12attenuation_weight\x18\x03 \x01(\rR\x11attenuationWeight\x12D\n" +
+	"\x1fdays_since_last_exposure_scores\x18\x04 \x03(\rR\x1bdaysSinceLastExposureScores\x12D\n" +
+	"\x1fdays_since_last_exposure_weight\x18\x05 \x01(\rR\x1bdaysSinceLastExposureWeight\x12'\n" +
+	"\x0fduration_scores\x18\x06 \x03(\rR\x0edurationScores\x12'\n" +
+	"\x0fduration_weight\x18\a \x01(\rR\x0edurationWeight\x128\n" +
+	"\x18transmission_risk_scores\x18\b \x03(\rR\x16transmissionRiskScores\x128\n" +
+	"\x18transmission_risk_weight\x18\t \x01(\rR\x16transmissionRiskWeight\x12K\n" +
+	"\"duration_at_attenuation_thresholds\x18\n" +
+	" \x03(\rR\x1fdurationAtAttenuationThresholds\"\xf1\t\n" +
+	"\x10ExposureConfigV2\x12L\n" +
+	"#infectiousness_for_days_since_onset\x18\x01 \x03(\rR\x1finfectiousnessForDaysSinceOnset\x12]\n" +
+	",infectiousness_when_days_since_onset_missing\x18\x02 \x01(\rR'infectiousnessWhenDaysSinceOnsetMissing\x127\n" +
+	"\x18report_type_when_missing\x18\x03 \x01(\rR\x15reportTypeWhenMissing\x12S\n" +
+	"&infectiousness_standard_weight_percent\x18\x04 \x01(\rR#infectiousnessStandardWeightPercent\x12K\n" +
+	"\"infectiousness_high_weight_percent\x18\x05 \x01(\rR\x1finfectiousnessHighWeightPercent\x12W\n" +
+	")report_type_confirmed_test_weight_percent\x18\x06 \x01(\rR$reportTypeConfirmedTestWeightPercent\x12r\n" +
+	"7report_type_confirmed_clinical_diagnosis_weight_percent\x18\a \x01(\rR1reportTypeConfirmedClinicalDiagnosisWeightPercent\x12Q\n" +
+	"&report_type_self_report_weight_percent\x18\b \x01(\rR!reportTypeSelfReportWeightPercent\x12N\n" +
+	"$report_type_recursive_weight_percent\x18\t \x01(\rR reportTypeRecursiveWeightPercent\x12F\n" +
+	"\x1fattenuation_duration_thresholds\x18\n" +
+	" \x03(\rR\x1dattenuationDurationThresholds\x12I\n" +
+	"!immediate_duration_weight_percent\x18\v \x01(\rR\x1eimmediateDurationWeightPercent\x12?\n" +
+	"\x1cnear_duration_weight_percent\x18\f \x01(\rR\x19nearDurationWeightPercent\x12C\n" +
+	"\x1emedium_duration_weight_percent\x18\r \x01(\rR\x1bmediumDurationWeightPercent\x12A\n" +
+	"\x1dother_duration_weight_percent\x18\x0e \x01(\rR\x1aotherDurationWeightPercent\x12J\n" +
+	"\"days_since_last_exposure_threshold\x18\x0f \x01(\rR\x1edaysSinceLastExposureThreshold\x12=\n" +
+	"\x1bminimum_daily_score_minutes\x18\x10 \x01(\rR\x18minimumDailyScoreMinutes\"E\n" +
+	"\rMinAppVersion\x12\x1a\n" +
+	"\bplatform\x18\x01 \x01(\tR\bplatform\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\tR\aversion\"K\n" +
+	"\aAppText\x12\x1a\n" +
+	"\blanguage\x18\x01 \x01(\tR\blanguage\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\x12\x12\n" +
+	"\x04text\x18\x03 \x01(\tR\x04text\"/\n" +
+	"\tAppSwitch\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x0e\n" +
+	"\x02on\x18\x02 \x01(\bR\x02on\"\x81\x01\n" +
 	"\fImportedFile\x12\x16\n" +
 	"\x06origin\x18\x01 \x01(\tR\x06origin\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
@@ -6689,7 +7342,7 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x05index\x18\b \x01(\rR\x05index\x12\x1a\n" +
 	"\bprovider\x18\t \x01(\tR\bprovider\x12\x1b\n" +
 	"\tcode_hash\x18\n" +
-	" \x01(\fR\bcodeHash\"\xce\a\n" +
+	" \x01(\fR\bcodeHash\"\xef\a\n" +
 	"\x0eSnapshotHeader\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12 \n" +
 	"\vauthorities\x18\x02 \x01(\x04R\vauthorities\x12\x14\n" +
@@ -6721,7 +7374,9 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\rrevoked_certs\x18\x1a \x01(\x04R\frevokedCerts\x12%\n" +
 	"\x0eimported_files\x18\x1b \x01(\x04R\rimportedFiles\x12\x12\n" +
 	"\x04efgs\x18\x1c \x01(\bR\x04efgs\x12\x10\n" +
-	"\x03hub\x18\x1d \x01(\bR\x03hub\"\x9a\x01\n" +
+	"\x03hub\x18\x1d \x01(\bR\x03hub\x12\x1f\n" +
+	"\vapp_configs\x18\x1e \x01(\x04R\n" +
+	"appConfigs\"\x9a\x01\n" +
 	"\tStoredKey\x12#\n" +
 	"\x03key\x18\x01 \x01(\v2\x11.covid.fsm.v1.KeyR\x03key\x12\x1e\n" +
 	"\n" +
@@ -6836,7 +7491,7 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"request_id\x18\x01 \x01(\fR\trequestId\x12-\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x19.covid.fsm.v1.CommandTypeR\x04type\x12\x1b\n" +
 	"\ttime_unix\x18\x03 \x01(\x03R\btimeUnix\x12,\n" +
-	"\x06result\x18\x04 \x01(\v2\x14.covid.fsm.v1.ResultR\x06result*\xf7\a\n" +
+	"\x06result\x18\x04 \x01(\v2\x14.covid.fsm.v1.ResultR\x06result*\x98\b\n" +
 	"\vCommandType\x12\x1c\n" +
 	"\x18COMMAND_TYPE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14COMMAND_TYPE_PUBLISH\x10\x01\x12\x1e\n" +
@@ -6871,7 +7526,8 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x18COMMAND_TYPE_IMPORT_EFGS\x10\x1d\x12 \n" +
 	"\x1cCOMMAND_TYPE_PUT_HUB_COUNTRY\x10\x1e\x12\x1b\n" +
 	"\x17COMMAND_TYPE_HUB_UPLOAD\x10\x1f\x12!\n" +
-	"\x1dCOMMAND_TYPE_PUT_HUB_CALLBACK\x10 B2Z0github.com/covid-backend/covid-backend/fsm/fsmpbb\x06proto3"
+	"\x1dCOMMAND_TYPE_PUT_HUB_CALLBACK\x10 \x12\x1f\n" +
+	"\x1bCOMMAND_TYPE_SET_APP_CONFIG\x10!B2Z0github.com/covid-backend/covid-backend/fsm/fsmpbb\x06proto3"
 
 var (
 	file_fsm_fsmpb_fsm_proto_rawDescOnce sync.Once
@@ -6886,7 +7542,7 @@ func file_fsm_fsmpb_fsm_proto_rawDescGZIP() []byte {
 }
 
 var file_fsm_fsmpb_fsm_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_fsm_fsmpb_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 68)
+var file_fsm_fsmpb_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 74)
 var file_fsm_fsmpb_fsm_proto_goTypes = []any{
 	(CommandType)(0),               // 0: covid.fsm.v1.CommandType
 	(*Command)(nil),                // 1: covid.fsm.v1.Command
@@ -6918,125 +7574,138 @@ var file_fsm_fsmpb_fsm_proto_goTypes = []any{
 	(*HubUploadResult)(nil),        // 27: covid.fsm.v1.HubUploadResult
 	(*HubBatch)(nil),               // 28: covid.fsm.v1.HubBatch
 	(*HubState)(nil),               // 29: covid.fsm.v1.HubState
-	(*ImportedFile)(nil),           // 30: covid.fsm.v1.ImportedFile
-	(*RemoveTrust)(nil),            // 31: covid.fsm.v1.RemoveTrust
-	(*ImportBatch)(nil),            // 32: covid.fsm.v1.ImportBatch
-	(*FederationBatch)(nil),        // 33: covid.fsm.v1.FederationBatch
-	(*SignedBatch)(nil),            // 34: covid.fsm.v1.SignedBatch
-	(*OriginMark)(nil),             // 35: covid.fsm.v1.OriginMark
-	(*Provider)(nil),               // 36: covid.fsm.v1.Provider
-	(*RevokeProvider)(nil),         // 37: covid.fsm.v1.RevokeProvider
-	(*Code)(nil),                   // 38: covid.fsm.v1.Code
-	(*Revoke)(nil),                 // 39: covid.fsm.v1.Revoke
-	(*Expire)(nil),                 // 40: covid.fsm.v1.Expire
-	(*Revocation)(nil),             // 41: covid.fsm.v1.Revocation
-	(*Seal)(nil),                   // 42: covid.fsm.v1.Seal
-	(*ExportSigner)(nil),           // 43: covid.fsm.v1.ExportSigner
-	(*Batch)(nil),                  // 44: covid.fsm.v1.Batch
-	(*ForeignBatch)(nil),           // 45: covid.fsm.v1.ForeignBatch
-	(*Key)(nil),                    // 46: covid.fsm.v1.Key
-	(*Publish)(nil),                // 47: covid.fsm.v1.Publish
-	(*AuthorityKey)(nil),           // 48: covid.fsm.v1.AuthorityKey
-	(*Authority)(nil),              // 49: covid.fsm.v1.Authority
-	(*RemoveAuthority)(nil),        // 50: covid.fsm.v1.RemoveAuthority
-	(*Node)(nil),                   // 51: covid.fsm.v1.Node
-	(*RemoveNode)(nil),             // 52: covid.fsm.v1.RemoveNode
-	(*Submission)(nil),             // 53: covid.fsm.v1.Submission
-	(*SnapshotHeader)(nil),         // 54: covid.fsm.v1.SnapshotHeader
-	(*StoredKey)(nil),              // 55: covid.fsm.v1.StoredKey
-	(*ApiKey)(nil),                 // 56: covid.fsm.v1.ApiKey
-	(*RevokeApiKey)(nil),           // 57: covid.fsm.v1.RevokeApiKey
-	(*VerificationCode)(nil),       // 58: covid.fsm.v1.VerificationCode
-	(*ClaimCode)(nil),              // 59: covid.fsm.v1.ClaimCode
-	(*VerificationToken)(nil),      // 60: covid.fsm.v1.VerificationToken
-	(*ClaimToken)(nil),             // 61: covid.fsm.v1.ClaimToken
-	(*ExpireVerificationCode)(nil), // 62: covid.fsm.v1.ExpireVerificationCode
-	(*User)(nil),                   // 63: covid.fsm.v1.User
-	(*AcceptInvite)(nil),           // 64: covid.fsm.v1.AcceptInvite
-	(*LoginClient)(nil),            // 65: covid.fsm.v1.LoginClient
-	(*Login)(nil),                  // 66: covid.fsm.v1.Login
-	(*AuditEvent)(nil),             // 67: covid.fsm.v1.AuditEvent
-	(*Session)(nil),                // 68: covid.fsm.v1.Session
+	(*AppConfig)(nil),              // 30: covid.fsm.v1.AppConfig
+	(*ExposureConfigV1)(nil),       // 31: covid.fsm.v1.ExposureConfigV1
+	(*ExposureConfigV2)(nil),       // 32: covid.fsm.v1.ExposureConfigV2
+	(*MinAppVersion)(nil),          // 33: covid.fsm.v1.MinAppVersion
+	(*AppText)(nil),                // 34: covid.fsm.v1.AppText
+	(*AppSwitch)(nil),              // 35: covid.fsm.v1.AppSwitch
+	(*ImportedFile)(nil),           // 36: covid.fsm.v1.ImportedFile
+	(*RemoveTrust)(nil),            // 37: covid.fsm.v1.RemoveTrust
+	(*ImportBatch)(nil),            // 38: covid.fsm.v1.ImportBatch
+	(*FederationBatch)(nil),        // 39: covid.fsm.v1.FederationBatch
+	(*SignedBatch)(nil),            // 40: covid.fsm.v1.SignedBatch
+	(*OriginMark)(nil),             // 41: covid.fsm.v1.OriginMark
+	(*Provider)(nil),               // 42: covid.fsm.v1.Provider
+	(*RevokeProvider)(nil),         // 43: covid.fsm.v1.RevokeProvider
+	(*Code)(nil),                   // 44: covid.fsm.v1.Code
+	(*Revoke)(nil),                 // 45: covid.fsm.v1.Revoke
+	(*Expire)(nil),                 // 46: covid.fsm.v1.Expire
+	(*Revocation)(nil),             // 47: covid.fsm.v1.Revocation
+	(*Seal)(nil),                   // 48: covid.fsm.v1.Seal
+	(*ExportSigner)(nil),           // 49: covid.fsm.v1.ExportSigner
+	(*Batch)(nil),                  // 50: covid.fsm.v1.Batch
+	(*ForeignBatch)(nil),           // 51: covid.fsm.v1.ForeignBatch
+	(*Key)(nil),                    // 52: covid.fsm.v1.Key
+	(*Publish)(nil),                // 53: covid.fsm.v1.Publish
+	(*AuthorityKey)(nil),           // 54: covid.fsm.v1.AuthorityKey
+	(*Authority)(nil),              // 55: covid.fsm.v1.Authority
+	(*RemoveAuthority)(nil),        // 56: covid.fsm.v1.RemoveAuthority
+	(*Node)(nil),                   // 57: covid.fsm.v1.Node
+	(*RemoveNode)(nil),             // 58: covid.fsm.v1.RemoveNode
+	(*Submission)(nil),             // 59: covid.fsm.v1.Submission
+	(*SnapshotHeader)(nil),         // 60: covid.fsm.v1.SnapshotHeader
+	(*StoredKey)(nil),              // 61: covid.fsm.v1.StoredKey
+	(*ApiKey)(nil),                 // 62: covid.fsm.v1.ApiKey
+	(*RevokeApiKey)(nil),           // 63: covid.fsm.v1.RevokeApiKey
+	(*VerificationCode)(nil),       // 64: covid.fsm.v1.VerificationCode
+	(*ClaimCode)(nil),              // 65: covid.fsm.v1.ClaimCode
+	(*VerificationToken)(nil),      // 66: covid.fsm.v1.VerificationToken
+	(*ClaimToken)(nil),             // 67: covid.fsm.v1.ClaimToken
+	(*ExpireVerificationCode)(nil), // 68: covid.fsm.v1.ExpireVerificationCode
+	(*User)(nil),                   // 69: covid.fsm.v1.User
+	(*AcceptInvite)(nil),           // 70: covid.fsm.v1.AcceptInvite
+	(*LoginClient)(nil),            // 71: covid.fsm.v1.LoginClient
+	(*Login)(nil),                  // 72: covid.fsm.v1.Login
+	(*AuditEvent)(nil),             // 73: covid.fsm.v1.AuditEvent
+	(*Session)(nil),                // 74: covid.fsm.v1.Session
 }
 var file_fsm_fsmpb_fsm_proto_depIdxs = []int32{
 	0,  // 0: covid.fsm.v1.Command.type:type_name -> covid.fsm.v1.CommandType
-	47, // 1: covid.fsm.v1.Command.publish:type_name -> covid.fsm.v1.Publish
-	49, // 2: covid.fsm.v1.Command.put_authority:type_name -> covid.fsm.v1.Authority
-	50, // 3: covid.fsm.v1.Command.remove_authority:type_name -> covid.fsm.v1.RemoveAuthority
-	51, // 4: covid.fsm.v1.Command.put_node:type_name -> covid.fsm.v1.Node
-	52, // 5: covid.fsm.v1.Command.remove_node:type_name -> covid.fsm.v1.RemoveNode
-	42, // 6: covid.fsm.v1.Command.seal:type_name -> covid.fsm.v1.Seal
-	39, // 7: covid.fsm.v1.Command.revoke:type_name -> covid.fsm.v1.Revoke
-	40, // 8: covid.fsm.v1.Command.expire:type_name -> covid.fsm.v1.Expire
-	36, // 9: covid.fsm.v1.Command.put_provider:type_name -> covid.fsm.v1.Provider
-	37, // 10: covid.fsm.v1.Command.revoke_provider:type_name -> covid.fsm.v1.RevokeProvider
-	38, // 11: covid.fsm.v1.Command.issue_code:type_name -> covid.fsm.v1.Code
+	53, // 1: covid.fsm.v1.Command.publish:type_name -> covid.fsm.v1.Publish
+	55, // 2: covid.fsm.v1.Command.put_authority:type_name -> covid.fsm.v1.Authority
+	56, // 3: covid.fsm.v1.Command.remove_authority:type_name -> covid.fsm.v1.RemoveAuthority
+	57, // 4: covid.fsm.v1.Command.put_node:type_name -> covid.fsm.v1.Node
+	58, // 5: covid.fsm.v1.Command.remove_node:type_name -> covid.fsm.v1.RemoveNode
+	48, // 6: covid.fsm.v1.Command.seal:type_name -> covid.fsm.v1.Seal
+	45, // 7: covid.fsm.v1.Command.revoke:type_name -> covid.fsm.v1.Revoke
+	46, // 8: covid.fsm.v1.Command.expire:type_name -> covid.fsm.v1.Expire
+	42, // 9: covid.fsm.v1.Command.put_provider:type_name -> covid.fsm.v1.Provider
+	43, // 10: covid.fsm.v1.Command.revoke_provider:type_name -> covid.fsm.v1.RevokeProvider
+	44, // 11: covid.fsm.v1.Command.issue_code:type_name -> covid.fsm.v1.Code
 	13, // 12: covid.fsm.v1.Command.put_trust:type_name -> covid.fsm.v1.TrustedRegion
-	31, // 13: covid.fsm.v1.Command.remove_trust:type_name -> covid.fsm.v1.RemoveTrust
-	32, // 14: covid.fsm.v1.Command.import_batch:type_name -> covid.fsm.v1.ImportBatch
+	37, // 13: covid.fsm.v1.Command.remove_trust:type_name -> covid.fsm.v1.RemoveTrust
+	38, // 14: covid.fsm.v1.Command.import_batch:type_name -> covid.fsm.v1.ImportBatch
 	3,  // 15: covid.fsm.v1.Command.set_policy:type_name -> covid.fsm.v1.Policy
-	56, // 16: covid.fsm.v1.Command.put_api_key:type_name -> covid.fsm.v1.ApiKey
-	57, // 17: covid.fsm.v1.Command.revoke_api_key:type_name -> covid.fsm.v1.RevokeApiKey
-	58, // 18: covid.fsm.v1.Command.issue_verification_code:type_name -> covid.fsm.v1.VerificationCode
-	59, // 19: covid.fsm.v1.Command.claim_code:type_name -> covid.fsm.v1.ClaimCode
-	61, // 20: covid.fsm.v1.Command.claim_token:type_name -> covid.fsm.v1.ClaimToken
-	62, // 21: covid.fsm.v1.Command.expire_verification_code:type_name -> covid.fsm.v1.ExpireVerificationCode
-	63, // 22: covid.fsm.v1.Command.put_user:type_name -> covid.fsm.v1.User
-	66, // 23: covid.fsm.v1.Command.login:type_name -> covid.fsm.v1.Login
-	67, // 24: covid.fsm.v1.Command.audit:type_name -> covid.fsm.v1.AuditEvent
+	62, // 16: covid.fsm.v1.Command.put_api_key:type_name -> covid.fsm.v1.ApiKey
+	63, // 17: covid.fsm.v1.Command.revoke_api_key:type_name -> covid.fsm.v1.RevokeApiKey
+	64, // 18: covid.fsm.v1.Command.issue_verification_code:type_name -> covid.fsm.v1.VerificationCode
+	65, // 19: covid.fsm.v1.Command.claim_code:type_name -> covid.fsm.v1.ClaimCode
+	67, // 20: covid.fsm.v1.Command.claim_token:type_name -> covid.fsm.v1.ClaimToken
+	68, // 21: covid.fsm.v1.Command.expire_verification_code:type_name -> covid.fsm.v1.ExpireVerificationCode
+	69, // 22: covid.fsm.v1.Command.put_user:type_name -> covid.fsm.v1.User
+	72, // 23: covid.fsm.v1.Command.login:type_name -> covid.fsm.v1.Login
+	73, // 24: covid.fsm.v1.Command.audit:type_name -> covid.fsm.v1.AuditEvent
 	2,  // 25: covid.fsm.v1.Command.revoke_cert:type_name -> covid.fsm.v1.RevokedCert
-	64, // 26: covid.fsm.v1.Command.accept_invite:type_name -> covid.fsm.v1.AcceptInvite
+	70, // 26: covid.fsm.v1.Command.accept_invite:type_name -> covid.fsm.v1.AcceptInvite
 	16, // 27: covid.fsm.v1.Command.import_export:type_name -> covid.fsm.v1.ImportExport
 	17, // 28: covid.fsm.v1.Command.efgs_uploaded:type_name -> covid.fsm.v1.EFGSUpload
 	18, // 29: covid.fsm.v1.Command.import_efgs:type_name -> covid.fsm.v1.ImportEFGS
 	23, // 30: covid.fsm.v1.Command.put_hub_country:type_name -> covid.fsm.v1.HubCountry
 	26, // 31: covid.fsm.v1.Command.hub_upload:type_name -> covid.fsm.v1.HubUpload
 	24, // 32: covid.fsm.v1.Command.put_hub_callback:type_name -> covid.fsm.v1.HubCallback
-	5,  // 33: covid.fsm.v1.Result.refusal:type_name -> covid.fsm.v1.Refusal
-	6,  // 34: covid.fsm.v1.Result.publish:type_name -> covid.fsm.v1.PublishResult
-	7,  // 35: covid.fsm.v1.Result.seal:type_name -> covid.fsm.v1.SealResult
-	8,  // 36: covid.fsm.v1.Result.revoke:type_name -> covid.fsm.v1.RevokeResult
-	9,  // 37: covid.fsm.v1.Result.expire:type_name -> covid.fsm.v1.ExpireResult
-	10, // 38: covid.fsm.v1.Result.import:type_name -> covid.fsm.v1.ImportResult
-	11, // 39: covid.fsm.v1.Result.issue_code:type_name -> covid.fsm.v1.CodeResult
-	3,  // 40: covid.fsm.v1.Result.policy:type_name -> covid.fsm.v1.Policy
-	58, // 41: covid.fsm.v1.Result.verification_code:type_name -> covid.fsm.v1.VerificationCode
-	60, // 42: covid.fsm.v1.Result.verification_token:type_name -> covid.fsm.v1.VerificationToken
-	63, // 43: covid.fsm.v1.Result.user:type_name -> covid.fsm.v1.User
-	27, // 44: covid.fsm.v1.Result.hub_upload:type_name -> covid.fsm.v1.HubUploadResult
-	12, // 45: covid.fsm.v1.TrustedRegion.keys:type_name -> covid.fsm.v1.TrustKey
-	14, // 46: covid.fsm.v1.TrustedRegion.gaen:type_name -> covid.fsm.v1.GAENSource
-	15, // 47: covid.fsm.v1.GAENSource.keys:type_name -> covid.fsm.v1.ExportKey
-	19, // 48: covid.fsm.v1.ImportEFGS.keys:type_name -> covid.fsm.v1.EFGSKey
-	46, // 49: covid.fsm.v1.EFGSKey.key:type_name -> covid.fsm.v1.Key
-	17, // 50: covid.fsm.v1.EFGSState.uploads:type_name -> covid.fsm.v1.EFGSUpload
-	20, // 51: covid.fsm.v1.EFGSState.cursor:type_name -> covid.fsm.v1.EFGSCursor
-	21, // 52: covid.fsm.v1.EFGSState.imported:type_name -> covid.fsm.v1.EFGSImported
-	25, // 53: covid.fsm.v1.HubCountry.signers:type_name -> covid.fsm.v1.HubSigner
-	24, // 54: covid.fsm.v1.HubCountry.callbacks:type_name -> covid.fsm.v1.HubCallback
-	23, // 55: covid.fsm.v1.HubState.countries:type_name -> covid.fsm.v1.HubCountry
-	28, // 56: covid.fsm.v1.HubState.batches:type_name -> covid.fsm.v1.HubBatch
-	46, // 57: covid.fsm.v1.FederationBatch.keys:type_name -> covid.fsm.v1.Key
-	46, // 58: covid.fsm.v1.FederationBatch.revised:type_name -> covid.fsm.v1.Key
-	43, // 59: covid.fsm.v1.Seal.signers:type_name -> covid.fsm.v1.ExportSigner
-	46, // 60: covid.fsm.v1.Batch.sealed_keys:type_name -> covid.fsm.v1.Key
-	46, // 61: covid.fsm.v1.Batch.padding:type_name -> covid.fsm.v1.Key
-	46, // 62: covid.fsm.v1.Batch.revised:type_name -> covid.fsm.v1.Key
-	43, // 63: covid.fsm.v1.Batch.signers:type_name -> covid.fsm.v1.ExportSigner
-	46, // 64: covid.fsm.v1.Publish.keys:type_name -> covid.fsm.v1.Key
-	46, // 65: covid.fsm.v1.Publish.revisions:type_name -> covid.fsm.v1.Key
-	48, // 66: covid.fsm.v1.Authority.keys:type_name -> covid.fsm.v1.AuthorityKey
-	3,  // 67: covid.fsm.v1.SnapshotHeader.policy:type_name -> covid.fsm.v1.Policy
-	35, // 68: covid.fsm.v1.SnapshotHeader.origin_marks:type_name -> covid.fsm.v1.OriginMark
-	46, // 69: covid.fsm.v1.StoredKey.key:type_name -> covid.fsm.v1.Key
-	65, // 70: covid.fsm.v1.User.login_clients:type_name -> covid.fsm.v1.LoginClient
-	0,  // 71: covid.fsm.v1.Session.type:type_name -> covid.fsm.v1.CommandType
-	4,  // 72: covid.fsm.v1.Session.result:type_name -> covid.fsm.v1.Result
-	73, // [73:73] is the sub-list for method output_type
-	73, // [73:73] is the sub-list for method input_type
-	73, // [73:73] is the sub-list for extension type_name
-	73, // [73:73] is the sub-list for extension extendee
-	0,  // [0:73] is the sub-list for field type_name
+	30, // 33: covid.fsm.v1.Command.set_app_config:type_name -> covid.fsm.v1.AppConfig
+	5,  // 34: covid.fsm.v1.Result.refusal:type_name -> covid.fsm.v1.Refusal
+	6,  // 35: covid.fsm.v1.Result.publish:type_name -> covid.fsm.v1.PublishResult
+	7,  // 36: covid.fsm.v1.Result.seal:type_name -> covid.fsm.v1.SealResult
+	8,  // 37: covid.fsm.v1.Result.revoke:type_name -> covid.fsm.v1.RevokeResult
+	9,  // 38: covid.fsm.v1.Result.expire:type_name -> covid.fsm.v1.ExpireResult
+	10, // 39: covid.fsm.v1.Result.import:type_name -> covid.fsm.v1.ImportResult
+	11, // 40: covid.fsm.v1.Result.issue_code:type_name -> covid.fsm.v1.CodeResult
+	3,  // 41: covid.fsm.v1.Result.policy:type_name -> covid.fsm.v1.Policy
+	64, // 42: covid.fsm.v1.Result.verification_code:type_name -> covid.fsm.v1.VerificationCode
+	66, // 43: covid.fsm.v1.Result.verification_token:type_name -> covid.fsm.v1.VerificationToken
+	69, // 44: covid.fsm.v1.Result.user:type_name -> covid.fsm.v1.User
+	27, // 45: covid.fsm.v1.Result.hub_upload:type_name -> covid.fsm.v1.HubUploadResult
+	30, // 46: covid.fsm.v1.Result.app_config:type_name -> covid.fsm.v1.AppConfig
+	12, // 47: covid.fsm.v1.TrustedRegion.keys:type_name -> covid.fsm.v1.TrustKey
+	14, // 48: covid.fsm.v1.TrustedRegion.gaen:type_name -> covid.fsm.v1.GAENSource
+	15, // 49: covid.fsm.v1.GAENSource.keys:type_name -> covid.fsm.v1.ExportKey
+	19, // 50: covid.fsm.v1.ImportEFGS.keys:type_name -> covid.fsm.v1.EFGSKey
+	52, // 51: covid.fsm.v1.EFGSKey.key:type_name -> covid.fsm.v1.Key
+	17, // 52: covid.fsm.v1.EFGSState.uploads:type_name -> covid.fsm.v1.EFGSUpload
+	20, // 53: covid.fsm.v1.EFGSState.cursor:type_name -> covid.fsm.v1.EFGSCursor
+	21, // 54: covid.fsm.v1.EFGSState.imported:type_name -> covid.fsm.v1.EFGSImported
+	25, // 55: covid.fsm.v1.HubCountry.signers:type_name -> covid.fsm.v1.HubSigner
+	24, // 56: covid.fsm.v1.HubCountry.callbacks:type_name -> covid.fsm.v1.HubCallback
+	23, // 57: covid.fsm.v1.HubState.countries:type_name -> covid.fsm.v1.HubCountry
+	28, // 58: covid.fsm.v1.HubState.batches:type_name -> covid.fsm.v1.HubBatch
+	31, // 59: covid.fsm.v1.AppConfig.v1:type_name -> covid.fsm.v1.ExposureConfigV1
+	32, // 60: covid.fsm.v1.AppConfig.v2:type_name -> covid.fsm.v1.ExposureConfigV2
+	33, // 61: covid.fsm.v1.AppConfig.min_versions:type_name -> covid.fsm.v1.MinAppVersion
+	34, // 62: covid.fsm.v1.AppConfig.texts:type_name -> covid.fsm.v1.AppText
+	35, // 63: covid.fsm.v1.AppConfig.switches:type_name -> covid.fsm.v1.AppSwitch
+	52, // 64: covid.fsm.v1.FederationBatch.keys:type_name -> covid.fsm.v1.Key
+	52, // 65: covid.fsm.v1.FederationBatch.revised:type_name -> covid.fsm.v1.Key
+	49, // 66: covid.fsm.v1.Seal.signers:type_name -> covid.fsm.v1.ExportSigner
+	52, // 67: covid.fsm.v1.Batch.sealed_keys:type_name -> covid.fsm.v1.Key
+	52, // 68: covid.fsm.v1.Batch.padding:type_name -> covid.fsm.v1.Key
+	52, // 69: covid.fsm.v1.Batch.revised:type_name -> covid.fsm.v1.Key
+	49, // 70: covid.fsm.v1.Batch.signers:type_name -> covid.fsm.v1.ExportSigner
+	52, // 71: covid.fsm.v1.Publish.keys:type_name -> covid.fsm.v1.Key
+	52, // 72: covid.fsm.v1.Publish.revisions:type_name -> covid.fsm.v1.Key
+	54, // 73: covid.fsm.v1.Authority.keys:type_name -> covid.fsm.v1.AuthorityKey
+	3,  // 74: covid.fsm.v1.SnapshotHeader.policy:type_name -> covid.fsm.v1.Policy
+	41, // 75: covid.fsm.v1.SnapshotHeader.origin_marks:type_name -> covid.fsm.v1.OriginMark
+	52, // 76: covid.fsm.v1.StoredKey.key:type_name -> covid.fsm.v1.Key
+	71, // 77: covid.fsm.v1.User.login_clients:type_name -> covid.fsm.v1.LoginClient
+	0,  // 78: covid.fsm.v1.Session.type:type_name -> covid.fsm.v1.CommandType
+	4,  // 79: covid.fsm.v1.Session.result:type_name -> covid.fsm.v1.Result
+	80, // [80:80] is the sub-list for method output_type
+	80, // [80:80] is the sub-list for method input_type
+	80, // [80:80] is the sub-list for extension type_name
+	80, // [80:80] is the sub-list for extension extendee
+	0,  // [0:80] is the sub-list for field type_name
 }
 
 func init() { file_fsm_fsmpb_fsm_proto_init() }
@@ -7056,6 +7725,7 @@ func file_fsm_fsmpb_fsm_proto_init() {
 		(*Result_VerificationToken)(nil),
 		(*Result_User)(nil),
 		(*Result_HubUpload)(nil),
+		(*Result_AppConfig)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -7063,7 +7733,7 @@ func file_fsm_fsmpb_fsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fsm_fsmpb_fsm_proto_rawDesc), len(file_fsm_fsmpb_fsm_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   68,
+			NumMessages:   74,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
