@@ -98,6 +98,8 @@ type Server struct {
 	cfg     Config
 	node    Region
 	catalog *feed.Catalog
+	// appConfigs caches the app configuration's files by version.
+	appConfigs appConfigCache
 	// codeKeys hash one-time codes and revisionKeys seal revision tokens:
 	// the first of each makes, every one opens (rotation with an overlap).
 	codeKeys     [][]byte
@@ -321,6 +323,8 @@ func (s *Server) routes() (http.Handler, error) {
 	for _, route := range []string{routeIndex, routeBatches, routeDayFile, routeFile} {
 		read(route, downloads.handler(route)) // proxied requests; the others take the fast path
 	}
+	read("/v1/appconfig", readLimit, s.appConfigPointer)
+	read("/v1/appconfig/:name", readLimit, s.appConfigFile)
 	read("/v1/federation", readLimit, s.publicRead, s.federationStatus)
 	if s.cfg.EFGSCallback {
 		read("/v1/efgs/callback", readLimit, s.efgsCallback)
@@ -371,6 +375,8 @@ func (s *Server) routes() (http.Handler, error) {
 	admin.POST("/v1/admin/trust/gaen", s.putGAENSource)
 	admin.POST("/v1/admin/trust/efgs", s.putEFGSCountry)
 	admin.POST("/v1/admin/hub/countries", s.putHubCountry)
+	admin.POST("/v1/admin/appconfig", s.setAppConfig)
+	admin.GET("/v1/admin/appconfig/history", s.appConfigHistory)
 	admin.DELETE("/v1/admin/trust/:region", s.removeTrust)
 	admin.GET("/debug/pprof/*profile", gin.WrapF(pprofHandler))
 	admin.GET("/metrics", m.handler())

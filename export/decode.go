@@ -25,11 +25,20 @@ const (
 // with Header, both protos valid, every key 16 bytes. Errors wrap
 // ErrMalformed. Signatures are not checked here: see Verify.
 func Decode(data []byte) (*Decoded, error) {
+	bin, sig, err := entries(data)
+	if err != nil {
+		return nil, err
+	}
+	return Open(bin, sig)
+}
+
+// entries reads export.bin and export.sig out of a zip, strictly, each
+// within its size limit.
+func entries(data []byte) (bin, sig []byte, err error) {
 	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
 	if err != nil {
-		return nil, fmt.Errorf("%w: not a zip: %v", ErrMalformed, err)
+		return nil, nil, fmt.Errorf("%w: not a zip: %v", ErrMalformed, err)
 	}
-	var bin, sig []byte
 	var haveBin, haveSig bool
 	for _, zf := range zr.File {
 		switch {
@@ -43,13 +52,13 @@ func Decode(data []byte) (*Decoded, error) {
 			err = fmt.Errorf("%w: unexpected or repeated entry %q", ErrMalformed, zf.Name)
 		}
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	if !haveBin || !haveSig {
-		return nil, fmt.Errorf("%w: want %s and %s (have bin %t, sig %t)", ErrMalformed, binName, sigName, haveBin, haveSig)
+		return nil, nil, fmt.Errorf("%w: want %s and %s (have bin %t, sig %t)", ErrMalformed, binName, sigName, haveBin, haveSig)
 	}
-	return Open(bin, sig)
+	return bin, sig, nil
 }
 
 // Open parses the two entries of an export.zip, export.bin and export.sig,

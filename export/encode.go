@@ -231,6 +231,20 @@ func marshalSig(bin []byte, batchNum, batchSize int32, keys []SigningKey) ([]byt
 	return out, nil
 }
 
+// SignedZip is a zip of bin as export.bin and its signatures by keys as
+// export.sig, as an export file's but for any content (an app
+// configuration): apps verify it with VerifyBlob, as they verify exports.
+func SignedZip(bin []byte, keys []SigningKey) ([]byte, error) {
+	if err := checkSigningKeys(keys); err != nil {
+		return nil, err
+	}
+	sig, err := marshalSig(bin, 1, 1, keys)
+	if err != nil {
+		return nil, err
+	}
+	return zipEntries(bin, sig)
+}
+
 // Zip makes an export.zip of its two entries as they are: a file's
 // export.bin and export.sig kept apart (an import's log entry) become the
 // file again.

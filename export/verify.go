@@ -34,3 +34,22 @@ func (d *Decoded) Verify(pub *ecdsa.PublicKey, keyID, keyVersion string) error {
 	}
 	return fmt.Errorf("%w: key %q version %q", ErrBadSignature, keyID, keyVersion)
 }
+
+// VerifyBlob checks a SignedZip's export.sig over its export.bin by
+// keyID/version, as Verify does for an export file, without reading the
+// content as keys. It returns the content.
+func VerifyBlob(zipData []byte, pub *ecdsa.PublicKey, keyID, keyVersion string) ([]byte, error) {
+	bin, sig, err := entries(zipData)
+	if err != nil {
+		return nil, err
+	}
+	sigs, err := decodeSig(sig)
+	if err != nil {
+		return nil, err
+	}
+	d := &Decoded{Bin: bin, Sig: sig, Signatures: sigs}
+	if err := d.Verify(pub, keyID, keyVersion); err != nil {
+		return nil, err
+	}
+	return bin, nil
+}

@@ -38,6 +38,8 @@ commands:
   reseed --data-dir DIR make a stopped node with damaged raft state join its region again from its peers
   healthcheck           exit 0 if the node is ready (a container's HEALTHCHECK)
   policy show|set       the region policy (retention, padding, code lifetime) every node follows
+  appconfig show|set|history
+                        the configuration the region's apps run with (GAEN v1 and v2 scoring, minimum versions, texts, switches), by version
   revoke                withdraw keys: a submission, single keys, or what an issuer authorized since a time
   revocations           list the revocations with their reasons
   submissions           list the kept submissions (for rollback)
@@ -117,6 +119,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return hubCmd(ctx, args[1:], stdout)
 	case "federation":
 		return federationCmd(ctx, args[1:], stdout)
+	case "appconfig":
+		return appConfigCmd(ctx, args[1:], stdout)
 	case "policy":
 		return policyCmd(ctx, args[1:], stdout)
 	case "revoke":

@@ -1,0 +1,127 @@
+package api
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/covid-backend/covid-backend/appconfig"
+	"github.com/covid-backend/covid-backend/command"
+)
+
+// appConfigPointer is GET /v1/appconfig: the version in force and where
+// its files are. It changes with every new version, so apps ask often;
+// the files it names never change.
+func (s *Server) appConfigPointer(c *gin.Context) {
+	cfg, ok := s.node.FSM().AppConfig(0)
+	if !ok {
+		fail(c, http.StatusNotFound, "not_found", "the region has no app configuration yet")
+		return
+	}
+	v := strconv.FormatUint(uint64(cfg.GetVersion()), 10)
+	body := fmt.Appendf(nil, "{\"version\":%s,\"json\":\"/v1/appconfig/v%s.json\",\"zip\":\"/v1/appconfig/v%s.zip\"}\n", v, v, v)
+	serveBytes(c, "application/json", "public, max-age=60", etagOf(body), body)
+}
+
+// appConfigFile is GET /v1/appconfig/vN.json or vN.zip: a version's
+// document, or its signed zip; immutable.
+func (s *Server) appConfigFile(c *gin.Context) {
+	name := c.Param("name")
+	num, ext, ok := strings.Cut(strings.TrimPrefix(name, "v"), ".")
+	version, err := strconv.ParseUint(num, 10, 32)
+	if !ok || err != nil || version == 0 || !strings.HasPrefix(name, "v") || ext != "json" && ext != "zip" {
+		fail(c, http.StatusNotFound, "not_found", "no such file: the files are vN.json and vN.zip")
+		return
+	}
+	cfg, found := s.node.FSM().AppConfig(uint32(version))
+	if !found {
+		fail(c, http.StatusNotFound, "not_found", fmt.Sprintf("no app configuration version %d", version))
+		return
+	}
+	contentType := "application/json"
+	if ext == "zip" {
+		contentType = "application/zip"
+	}
+	body, err := s.appConfigs.get(name, func() ([]byte, error) {
+		if ext == "json" {
+			return appconfig.JSON(cfg)
+		}
+		return appconfig.Zip(cfg, s.cfg.Feed.SigningKeys)
+	})
+	if err != nil {
+		fail(c, http.StatusInternalServerError, "internal", "the configuration cannot be served: "+err.Error())
+		return
+	}
+	serveBytes(c, contentType, immutableCache, etagOf(body), body)
+}
+
+// appConfigCache keeps the files of the versions asked for lately (each
+// is a few KB; a zip costs a signature to make), at most 16.
+type appConfigCache struct {
+	mu    sync.Mutex
+	files map[string][]byte
+}
+
+func (a *appConfigCache) get(name string, make func() ([]byte, error)) ([]byte, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if body, ok := a.files[name]; ok {
+		return body, nil
+	}
+	body, err := make()
+	if err != nil {
+		return nil, err
+	}
+	if a.files == nil || len(a.files) >= 16 {
+		a.files = map[string][]byte{}
+	}
+	a.files[name] = body
+	return body, nil
+}
+
+// etagOf is a body's entity tag: the start of its SHA-256.
+func etagOf(body []byte) string {
+	sum := sha256.Sum256(body)
+	return `"` + hex.EncodeToString(sum[:16]) + `"`
+}
+
+// setAppConfig is POST /v1/admin/appconfig: a new version from a
+// document (appconfig.Document), checked by the state machine, which
+// names the field that is wrong.
+func (s *Server) setAppConfig(c *gin.Context) {
+	data, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, appconfig.MaxDocument))
+	if err != nil {
+		fail(c, http.StatusRequestEntityTooLarge, "bad_request", fmt.Sprintf("the document is larger than %d KiB", appconfig.MaxDocument>>10))
+		return
+	}
+	cfg, err := appconfig.Parse(data)
+	if err != nil {
+		fail(c, http.StatusBadRequest, "bad_request", err.Error())
+		return
+	}
+	cfg.Author = "an operator (admin API)"
+	kept, err := command.SetAppConfig(c.Request.Context(), s.node, cfg)
+	if err != nil {
+		failErr(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"version": kept.GetVersion(), "time": time.Unix(kept.GetTimeUnix(), 0).UTC().Format(time.RFC3339)})
+}
+
+// appConfigHistory is GET /v1/admin/appconfig/history: the versions kept,
+// oldest first, with their times and authors.
+func (s *Server) appConfigHistory(c *gin.Context) {
+	out := []gin.H{}
+	for _, h := range s.node.FSM().AppConfigHistory() {
+		out = append(out, gin.H{"version": h.GetVersion(), "time": time.Unix(h.GetTimeUnix(), 0).UTC().Format(time.RFC3339), "author": h.GetAuthor()})
+	}
+	c.JSON(http.StatusOK, gin.H{"versions": out})
+}
