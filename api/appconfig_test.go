@@ -1,18 +1,23 @@
 package api
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/json"
+	"html"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/covid-backend/covid-backend/account"
 	"github.com/covid-backend/covid-backend/appconfig"
+	"github.com/covid-backend/covid-backend/command"
 	"github.com/covid-backend/covid-backend/export"
 	"github.com/covid-backend/covid-backend/feed"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
@@ -106,5 +111,53 @@ func TestAppConfigServed(t *testing.T) {
 	h := ts.admin(http.MethodGet, "/v1/admin/appconfig/history", nil)
 	if !strings.Contains(h.Body.String(), `"version":1`) || !strings.Contains(h.Body.String(), time.Now().UTC().Format("2006-01-02")) {
 		t.Fatalf("history: %s", h.Body)
+	}
+}
+
+// An operator edits the configuration in the console: a preview lists
+// what the document changes in the version in force and saves nothing; a
+// document the checks refuse is shown again with the field named; saving
+// keeps the next version with the operator as author, in the audit log.
+func TestPortalAppConfig(t *testing.T) {
+	ts := verifyServer(t)
+	if _, err := command.PutUser(context.Background(), ts.node, &fsmpb.User{Email: "ops@region.example", Name: "O", Roles: []string{"operator"},
+		PasswordHash: account.HashPassword("correct horse battery staple")}); err != nil {
+		t.Fatal(err)
+	}
+	ops := portalClient(t, ts)
+	ops.signIn("ops@region.example", "correct horse battery staple")
+	_, page, _ := ops.get("/appconfig")
+	if !strings.Contains(page, "No configuration is in force yet") {
+		t.Fatal("the empty page")
+	}
+	save := func(doc, action string) (int, string) {
+		t.Helper()
+		_, page, _ := ops.get("/appconfig")
+		return ops.post("/appconfig", url.Values{"csrf": {formToken(t, page)}, "document": {doc}, "action": {action}})
+	}
+	if status, _ := save(appConfigDocument, "save"); status != http.StatusSeeOther {
+		t.Fatalf("first save: %d", status)
+	}
+	edited := strings.Replace(appConfigDocument, `"minimumRiskScore": 11`, `"minimumRiskScore": 20`, 1)
+	status, answer := save(edited, "preview")
+	if status != http.StatusOK || !strings.Contains(html.UnescapeString(answer), "gaen_v1.minimumRiskScore: 11 → 20") {
+		t.Fatalf("preview: %d", status)
+	}
+	if cur, _ := ts.node.FSM().AppConfig(0); cur.GetVersion() != 1 {
+		t.Fatal("a preview saved")
+	}
+	bad := strings.Replace(appConfigDocument, `"minimumRiskScore": 11`, `"minimumRiskScore": 300`, 1)
+	if status, answer := save(bad, "save"); status != http.StatusBadRequest || !strings.Contains(answer, "v1.minimumRiskScore: 300, want 0..255") {
+		t.Fatalf("a bad document: %d", status)
+	}
+	if status, _ := save(edited, "save"); status != http.StatusSeeOther {
+		t.Fatalf("second save: %d", status)
+	}
+	cur, _ := ts.node.FSM().AppConfig(0)
+	if cur.GetVersion() != 2 || cur.GetAuthor() != "ops@region.example" || cur.GetV1().GetMinimumRiskScore() != 20 {
+		t.Fatalf("in force: version %d by %q", cur.GetVersion(), cur.GetAuthor())
+	}
+	if events := auditOf(ts, "", 5); len(events) == 0 || events[0].GetAction() != "app configuration" || events[0].GetTarget() != "version 2" {
+		t.Fatalf("audit %v", events)
 	}
 }

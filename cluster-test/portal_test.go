@@ -370,6 +370,7 @@ func TestPortalOnAPhone(t *testing.T) {
 			{"/region", "#members", []string{"header form button"}},
 			{"/revocations", "#submissions", []string{"button.revoke", "input[name=reason]"}},
 			{"/hub", "#hub-countries", []string{"form button.primary", "#auth"}},
+			{"/appconfig", "#document", []string{"#save"}},
 			{"/audit", "main h1", nil},
 			{"/stats", "#stats", []string{"#provider", "#csv"}},
 		}},

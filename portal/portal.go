@@ -163,6 +163,8 @@ func (p *Portal) Routes(r gin.IRouter) {
 	in.GET("/stats.csv", p.statsRole, p.statsCSV)
 	in.GET("/region", p.role("operator"), p.regionPage)
 	in.GET("/hub", p.role("operator"), p.hubPage)
+	in.GET("/appconfig", p.role("operator"), p.appConfigPage)
+	in.POST("/appconfig", p.role("operator"), p.saveAppConfig)
 	in.POST("/hub", p.role("operator"), p.saveHubCountry)
 	in.GET("/revocations", p.role("operator"), p.revocations)
 	in.POST("/revocations", p.role("operator"), p.revoke)
