@@ -104,8 +104,15 @@ func (s *Server) admitted(c *gin.Context) {
 	}
 }
 
-// admittedPublish is admitted in the GAEN answer format.
+// admittedPublish is admitted in the GAEN answer format. A node whose
+// disk is full says so first: it takes no upload, and a follower that
+// cannot store the log stays behind its region, which would otherwise
+// answer "catching up" for as long as the disk stays full.
 func (s *Server) admittedPublish(c *gin.Context) {
+	if err := s.node.CheckDisk(); err != nil {
+		s.publishFail(c, &publish.Error{Status: http.StatusServiceUnavailable, Code: publish.CodeInternalError, Message: retryMessage(err)})
+		return
+	}
 	if !s.node.Admitted() {
 		s.publishFail(c, &publish.Error{Status: http.StatusServiceUnavailable, Code: publish.CodeInternalError, Message: notAdmitted})
 	}

@@ -54,6 +54,7 @@ type RegionHealth interface {
 	Clocks() node.ClockReport
 	WriteLatency() (time.Duration, bool)
 	DiskFree() int64
+	CheckDisk() error
 	DataDirBytes() int64
 	Collectors() []prometheus.Collector
 }

@@ -45,6 +45,7 @@ func (s *stateOnly) Apply(ctx context.Context, cmd *fsmpb.Command) (*fsmpb.Resul
 
 func (s *stateOnly) FSM() *fsm.FSM                        { return s.writes.State }
 func (s *stateOnly) Config() node.Config                  { return node.Config{ID: "n1", Region: "test"} }
+func (s *stateOnly) CheckDisk() error                     { return nil }
 func (s *stateOnly) Policy() (*fsmpb.Policy, bool)        { return s.writes.State.Policy() }
 func (s *stateOnly) ConsistentRead(context.Context) error { return nil }
 func (s *stateOnly) CatchUp(context.Context) error        { return nil }

@@ -58,6 +58,10 @@ func (n *Node) diskLow(low bool, free int64) {
 	}
 }
 
+// CheckDisk refuses a write while the data dir is below its reserve
+// (a *DiskFullError), as every write through this node is refused.
+func (n *Node) CheckDisk() error { return n.checkDisk() }
+
 // checkDisk refuses a write while the data dir is below its reserve.
 func (n *Node) checkDisk() error {
 	if free := n.diskFree.Load(); free < n.cfg.MinFreeDisk {
