@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -157,15 +158,15 @@ func Parse(data []byte) (*fsmpb.AppConfig, error) {
 		return nil, err
 	}
 	c.V2 = v2
-	for _, p := range sortedKeys(d.MinVersions) {
+	for _, p := range slices.Sorted(maps.Keys(d.MinVersions)) {
 		c.MinVersions = append(c.MinVersions, &fsmpb.MinAppVersion{Platform: p, Version: d.MinVersions[p]})
 	}
-	for _, lang := range sortedKeys(d.Texts) {
-		for _, k := range sortedKeys(d.Texts[lang]) {
+	for _, lang := range slices.Sorted(maps.Keys(d.Texts)) {
+		for _, k := range slices.Sorted(maps.Keys(d.Texts[lang])) {
 			c.Texts = append(c.Texts, &fsmpb.AppText{Language: lang, Key: k, Text: d.Texts[lang][k]})
 		}
 	}
-	for _, n := range sortedKeys(d.Switches) {
+	for _, n := range slices.Sorted(maps.Keys(d.Switches)) {
 		c.Switches = append(c.Switches, &fsmpb.AppSwitch{Name: n, On: d.Switches[n]})
 	}
 	return c, nil
@@ -193,7 +194,7 @@ func parseV2(d V2) (*fsmpb.ExposureConfigV2, error) {
 		}
 		v.InfectiousnessForDaysSinceOnset = append(v.InfectiousnessForDaysSinceOnset, index("infectiousnessForDaysSinceOnsetOfSymptoms", infectiousness, s))
 	}
-	for _, day := range sortedKeys(d.InfectiousnessForDaysSinceOnsetOfSymptoms) {
+	for _, day := range slices.Sorted(maps.Keys(d.InfectiousnessForDaysSinceOnsetOfSymptoms)) {
 		if n, perr := strconv.Atoi(day); (perr != nil || n < -14 || n > 14 || strconv.Itoa(n) != day) && err == nil {
 			err = fmt.Errorf("gaen_v2.infectiousnessForDaysSinceOnsetOfSymptoms: %q, want days from -14 to 14", day)
 		}
@@ -222,15 +223,6 @@ func parseV2(d V2) (*fsmpb.ExposureConfigV2, error) {
 	v.MediumDurationWeightPercent = percent("attenuationBucketWeights", d.AttenuationBucketWeights, "medium")
 	v.OtherDurationWeightPercent = percent("attenuationBucketWeights", d.AttenuationBucketWeights, "other")
 	return v, err
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }
 
 // Zip is the configuration as apps verify it: export.bin is its protobuf

@@ -239,17 +239,7 @@ func TestRelayCannotReorderTheChain(t *testing.T) {
 		}
 		return nil
 	}
-	relay := httptest.NewUnstartedServer(proxy)
-	relay.TLS = &tls.Config{ClientAuth: tls.RequireAnyClientCert}
-	relay.StartTLS()
-	defer relay.Close()
-	de := newCountry(t, gw, srv, "DE", clk.now)
-	fr := newCountryVia(t, gw, relay, relay.URL, "FR", clk.now)
-	// The relay speaks to the hub as FR (a country's own TLS proxy).
-	hubRoots := x509.NewCertPool()
-	hubRoots.AddCert(srv.Certificate())
-	proxy.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: hubRoots,
-		Certificates: fr.sync.Client.HTTP.Transport.(*http.Transport).TLSClientConfig.Certificates}}
+	de, fr := relayedCountries(t, gw, srv, proxy, clk)
 	ctx := context.Background()
 	if err := command.PutTrust(ctx, fr.region, &fsmpb.TrustedRegion{Region: "DE", Kind: fsm.TrustEFGSCountry, Merge: true}); err != nil {
 		t.Fatal(err)
@@ -309,16 +299,7 @@ func TestReplayedAnswerEndsThePass(t *testing.T) {
 		r.ContentLength = int64(len(firstBody))
 		return nil
 	}
-	relay := httptest.NewUnstartedServer(proxy)
-	relay.TLS = &tls.Config{ClientAuth: tls.RequireAnyClientCert}
-	relay.StartTLS()
-	defer relay.Close()
-	de := newCountry(t, gw, srv, "DE", clk.now)
-	fr := newCountryVia(t, gw, relay, relay.URL, "FR", clk.now)
-	hubRoots := x509.NewCertPool()
-	hubRoots.AddCert(srv.Certificate())
-	proxy.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: hubRoots,
-		Certificates: fr.sync.Client.HTTP.Transport.(*http.Transport).TLSClientConfig.Certificates}}
+	de, fr := relayedCountries(t, gw, srv, proxy, clk)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := command.PutTrust(ctx, fr.region, &fsmpb.TrustedRegion{Region: "DE", Kind: fsm.TrustEFGSCountry, Merge: true}); err != nil {
@@ -379,4 +360,22 @@ func TestLateUploadLeavesOutOldKeys(t *testing.T) {
 	if total, _ := gw.Keys("DE"); total != len(fresh) {
 		t.Fatalf("the gateway holds %d keys, want the %d fresh ones", total, len(fresh))
 	}
+}
+
+// relayedCountries are DE, speaking to the gateway directly, and FR,
+// speaking to it through proxy: a relay that shows the hub FR's
+// certificate (a country's own TLS proxy).
+func relayedCountries(t *testing.T, gw *efgstest.Gateway, srv *httptest.Server, proxy *httputil.ReverseProxy, clk *clock) (de, fr *country) {
+	t.Helper()
+	relay := httptest.NewUnstartedServer(proxy)
+	relay.TLS = &tls.Config{ClientAuth: tls.RequireAnyClientCert}
+	relay.StartTLS()
+	t.Cleanup(relay.Close)
+	de = newCountry(t, gw, srv, "DE", clk.now)
+	fr = newCountryVia(t, gw, relay, relay.URL, "FR", clk.now)
+	hubRoots := x509.NewCertPool()
+	hubRoots.AddCert(srv.Certificate())
+	proxy.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: hubRoots,
+		Certificates: fr.sync.Client.HTTP.Transport.(*http.Transport).TLSClientConfig.Certificates}}
+	return de, fr
 }

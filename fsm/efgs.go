@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"crypto/sha256"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -114,7 +115,7 @@ func applyImportEFGS(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 		}
 		byOrigin[ek.GetOrigin()] = append(byOrigin[ek.GetOrigin()], k)
 	}
-	for _, origin := range sortedKeys(byOrigin) {
+	for _, origin := range slices.Sorted(maps.Keys(byOrigin)) {
 		id := sha256.Sum256([]byte("efgs\x00" + in.GetTag() + "\x00" + origin))
 		merged, _ := s.mergeKeys("efgs:"+origin, [16]byte(id[:16]), byOrigin[origin], nil, submissionTime(cmd))
 		res.Merged += merged
@@ -130,15 +131,6 @@ func (s *state) efgsImported(tag string) bool {
 }
 
 func validEFGSTag(t string) bool { return t != "" && len(t) <= maxEFGSTag && ValidImportName(t) }
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
-}
 
 // expireEFGS forgets uploads of batches no longer kept and download
 // batches of days before cutoff but the cursor's; the upload mark and the

@@ -3,6 +3,7 @@ package fsm
 import (
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -324,7 +325,7 @@ func (h *hub) sortedCountries() []*fsmpb.HubCountry {
 		return nil
 	}
 	out := make([]*fsmpb.HubCountry, 0, len(h.countries))
-	for _, code := range sortedKeys(h.countries) {
+	for _, code := range slices.Sorted(maps.Keys(h.countries)) {
 		out = append(out, proto.CloneOf(h.countries[code]))
 	}
 	return out
