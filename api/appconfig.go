@@ -17,8 +17,9 @@ import (
 	"github.com/covid-backend/covid-backend/command"
 )
 
-// appConfigPointer is GET /v1/appconfig: the version in force and where
-// its files are. It changes with every new version, so apps ask often;
+// appConfigPointer is GET /v1/appconfig: the version in force, the
+// service's status it tells (active, winding-down, ended) and where its
+// files are. It changes with every new version, so apps ask often;
 // the files it names never change.
 func (s *Server) appConfigPointer(c *gin.Context) {
 	cfg, ok := s.node.FSM().AppConfig(0)
@@ -26,8 +27,11 @@ func (s *Server) appConfigPointer(c *gin.Context) {
 		fail(c, http.StatusNotFound, "not_found", "the region has no app configuration yet")
 		return
 	}
-	v := strconv.FormatUint(uint64(cfg.GetVersion()), 10)
-	body := fmt.Appendf(nil, "{\"version\":%s,\"json\":\"/v1/appconfig/v%s.json\",\"zip\":\"/v1/appconfig/v%s.zip\"}\n", v, v, v)
+	v, status := strconv.FormatUint(uint64(cfg.GetVersion()), 10), "active"
+	if svc := appconfig.ServiceOf(cfg); svc != nil {
+		status = svc.Status
+	}
+	body := fmt.Appendf(nil, "{\"version\":%s,\"service\":%q,\"json\":\"/v1/appconfig/v%s.json\",\"zip\":\"/v1/appconfig/v%s.zip\"}\n", v, status, v, v)
 	serveBytes(c, "application/json", "public, max-age=60", etagOf(body), body)
 }
 

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -15,9 +14,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/covid-backend/covid-backend/account"
 	"github.com/covid-backend/covid-backend/appconfig"
-	"github.com/covid-backend/covid-backend/command"
 	"github.com/covid-backend/covid-backend/export"
 	"github.com/covid-backend/covid-backend/feed"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
@@ -120,10 +117,7 @@ func TestAppConfigServed(t *testing.T) {
 // keeps the next version with the operator as author, in the audit log.
 func TestPortalAppConfig(t *testing.T) {
 	ts := verifyServer(t)
-	if _, err := command.PutUser(context.Background(), ts.node, &fsmpb.User{Email: "ops@region.example", Name: "O", Roles: []string{"operator"},
-		PasswordHash: account.HashPassword("correct horse battery staple")}); err != nil {
-		t.Fatal(err)
-	}
+	addOperator(t, ts)
 	ops := portalClient(t, ts)
 	ops.signIn("ops@region.example", "correct horse battery staple")
 	_, page, _ := ops.get("/appconfig")

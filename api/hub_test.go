@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -12,10 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/covid-backend/covid-backend/account"
-	"github.com/covid-backend/covid-backend/command"
 	"github.com/covid-backend/covid-backend/efgs/efgstest"
-	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 )
 
 // An operator adds a country of the stand-in gateway in the console: the
@@ -24,10 +20,7 @@ import (
 // capital letters is refused in plain words, and nothing is saved.
 func TestPortalHubCountries(t *testing.T) {
 	ts := verifyServer(t)
-	if _, err := command.PutUser(context.Background(), ts.node, &fsmpb.User{Email: "ops@region.example", Name: "O", Roles: []string{"operator"},
-		PasswordHash: account.HashPassword("correct horse battery staple")}); err != nil {
-		t.Fatal(err)
-	}
+	addOperator(t, ts)
 	certPEM := func(name string) string {
 		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		cert, err := efgstest.Certificate(key, "DE", name, false)

@@ -100,6 +100,16 @@ func addWorker(t *testing.T, ts *testServer, email string, totpSecret []byte, ro
 	}
 }
 
+// addOperator adds the region's operator ops@region.example (no
+// provider), whose password is the workers'.
+func addOperator(t *testing.T, ts *testServer) {
+	t.Helper()
+	if _, err := command.PutUser(context.Background(), ts.node, &fsmpb.User{Email: "ops@region.example", Name: "O", Roles: []string{"operator"},
+		PasswordHash: account.HashPassword("correct horse battery staple")}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // totpWorker adds an account of the lab with a second factor, whose key
 // it returns.
 func totpWorker(t *testing.T, ts *testServer, email string, roles ...string) *otp.Key {
@@ -557,10 +567,7 @@ func TestPortalExpireAsksFirst(t *testing.T) {
 // is refused (409) and appends no revocation.
 func TestPortalRollBackOnce(t *testing.T) {
 	ts := verifyServer(t)
-	if _, err := command.PutUser(context.Background(), ts.node, &fsmpb.User{Email: "ops@region.example", Name: "O", Roles: []string{"operator"},
-		PasswordHash: account.HashPassword("correct horse battery staple")}); err != nil {
-		t.Fatal(err)
-	}
+	addOperator(t, ts)
 	issued := issueCode(t, ts, labKey, verify.IssueRequest{TestType: "confirmed"})
 	req, _, err := publish.RandomKeys("any.app", 14, time.Now())
 	if err != nil {

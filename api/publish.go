@@ -48,6 +48,9 @@ func (s *Server) readUpload(c *gin.Context) {
 	}
 	c.Set(ctxUploadBody, body)
 	if c.GetHeader("X-Chaff") == "" {
+		if !s.publishInService(c) {
+			return
+		}
 		req, err := publish.DecodeRequest(body)
 		if err != nil {
 			s.publishFail(c, err)
@@ -175,6 +178,8 @@ func (s *Server) commitError(c *gin.Context, err error) error {
 	case errors.As(err, &refused) && isCodeRefusal(refused.Code):
 		s.codeFailures.reserve(c.ClientIP())
 		return errCodeRefused
+	case errors.As(err, &refused) && refused.Code == command.CodeServiceEnded:
+		return &publish.Error{Status: http.StatusGone, Code: publish.CodeServiceEnded, Message: refused.Message}
 	case errors.As(err, &refused) && refused.Code == command.CodeAuthorityKey:
 		return &publish.Error{Status: http.StatusUnauthorized, Code: publish.CodeVerificationCertificateInvalid,
 			Message: "unable to validate diagnosis verification: " + refused.Message}

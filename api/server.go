@@ -377,6 +377,8 @@ func (s *Server) routes() (http.Handler, error) {
 	admin.POST("/v1/admin/hub/countries", s.putHubCountry)
 	admin.POST("/v1/admin/appconfig", s.setAppConfig)
 	admin.GET("/v1/admin/appconfig/history", s.appConfigHistory)
+	admin.GET("/v1/admin/service", s.readView, s.getService)
+	admin.POST("/v1/admin/service", s.setService)
 	admin.DELETE("/v1/admin/trust/:region", s.removeTrust)
 	admin.GET("/debug/pprof/*profile", gin.WrapF(pprofHandler))
 	admin.GET("/metrics", m.handler())

@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/covid-backend/covid-backend/account"
 	"github.com/covid-backend/covid-backend/command"
 	"github.com/covid-backend/covid-backend/fsm"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
@@ -40,10 +39,7 @@ func statsRegion(t *testing.T) *testServer {
 	for range 3 {
 		issueCode(t, ts, clinicKey, verify.IssueRequest{TestType: "confirmed"})
 	}
-	if _, err := command.PutUser(context.Background(), ts.node, &fsmpb.User{Email: "ops@region.example", Name: "O", Roles: []string{"operator"},
-		PasswordHash: account.HashPassword("correct horse battery staple")}); err != nil {
-		t.Fatal(err)
-	}
+	addOperator(t, ts)
 	return ts
 }
 

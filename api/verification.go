@@ -70,13 +70,13 @@ const maxVerifyBody = 64_000
 // (readVerifyBody).
 func (s *Server) verificationRoutes(r gin.IRoutes, limit gin.HandlerFunc) {
 	limit = chaffApart(limit, rateLimit(newIPLimiter(s.cfg.Limits.PublishRate, s.cfg.Limits.PublishBurst, s.cfg.Now)))
-	device := []gin.HandlerFunc{limit, s.admittedVerify, s.requireAPIKey(fsm.APIKeyDevice), s.readVerifyBody}
+	device := []gin.HandlerFunc{limit, s.admittedVerify, s.requireAPIKey(fsm.APIKeyDevice), s.readVerifyBody, s.inService}
 	r.POST("/api/verify", append(device, s.deviceVerify)...)
 	r.POST("/api/certificate", append(device, s.certificate)...)
 	r.POST("/api/user-report", append(device, s.userReport)...)
 	issuing := []gin.HandlerFunc{limit, s.admittedVerify, s.requireAPIKey(fsm.APIKeyAdmin), s.readVerifyBody}
-	r.POST("/api/issue", append(issuing, s.issue)...)
-	r.POST("/api/batch-issue", append(issuing, s.batchIssue)...)
+	r.POST("/api/issue", append(issuing, s.inService, s.issue)...)
+	r.POST("/api/batch-issue", append(issuing, s.inService, s.batchIssue)...)
 	// A code's status is a consistent read always: a lab checks a code right
 	// after an app verified it, maybe through another node.
 	r.POST("/api/checkcodestatus", append(issuing, s.consistentRead, s.checkCodeStatus)...)

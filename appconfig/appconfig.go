@@ -35,6 +35,35 @@ type Document struct {
 	MinVersions map[string]string            `json:"minVersions,omitempty"`
 	Texts       map[string]map[string]string `json:"texts,omitempty"`
 	Switches    map[string]bool              `json:"switches,omitempty"`
+	// Service is set by the region (covid-node service), never by the
+	// document an operator sends (Parse ignores it): absent while the
+	// service is active and no end is scheduled.
+	Service *Service `json:"service,omitempty"`
+}
+
+// Service tells apps where the region's service stands: status "active"
+// (windDownFrom announces an end), "winding-down" (from windDownFrom no
+// upload is taken; files stay until their keys age out) or "ended" (the
+// last keys aged out; nothing is served).
+type Service struct {
+	Status       string `json:"status"`
+	WindDownFrom string `json:"windDownFrom,omitempty"`
+}
+
+// serviceStatuses are the statuses' names, by fsmpb.ServiceStatus.
+var serviceStatuses = []string{"active", "winding-down", "ended"}
+
+// ServiceOf is the service a configuration tells apps of (nil: active,
+// no end scheduled).
+func ServiceOf(c *fsmpb.AppConfig) *Service {
+	if c.GetServiceStatus() == fsmpb.ServiceStatus_SERVICE_STATUS_ACTIVE && c.GetWindDownUnix() == 0 {
+		return nil
+	}
+	s := &Service{Status: name(serviceStatuses, uint32(c.GetServiceStatus()))}
+	if w := c.GetWindDownUnix(); w != 0 {
+		s.WindDownFrom = time.Unix(w, 0).UTC().Format(time.RFC3339)
+	}
+	return s
 }
 
 // V1 is GAEN v1's ExposureConfiguration.
@@ -93,6 +122,7 @@ func Of(c *fsmpb.AppConfig) Document {
 				"near": weight(v2.GetNearDurationWeightPercent()), "medium": weight(v2.GetMediumDurationWeightPercent()),
 				"other": weight(v2.GetOtherDurationWeightPercent())},
 			DaysSinceLastExposureThreshold: v2.GetDaysSinceLastExposureThreshold(), MinimumDailyScoreMinutes: v2.GetMinimumDailyScoreMinutes()},
+		Service: ServiceOf(c),
 	}
 	for i, v := range v2.GetInfectiousnessForDaysSinceOnset() {
 		d.GAENv2.InfectiousnessForDaysSinceOnsetOfSymptoms[strconv.Itoa(i-14)] = name(infectiousness, v)
@@ -137,7 +167,8 @@ func JSON(c *fsmpb.AppConfig) ([]byte, error) {
 
 // Parse reads a document an operator sends into a configuration for the
 // state machine to check: unknown fields, names and weights finer than
-// hundredths are refused; its version and time are the state machine's.
+// hundredths are refused; its version, time and service are the state
+// machine's (a document shown and sent back keeps them, unread).
 func Parse(data []byte) (*fsmpb.AppConfig, error) {
 	if len(data) > MaxDocument {
 		return nil, fmt.Errorf("the document is larger than %d KiB", MaxDocument>>10)

@@ -371,6 +371,7 @@ func TestPortalOnAPhone(t *testing.T) {
 			{"/revocations", "#submissions", []string{"button.revoke", "input[name=reason]"}},
 			{"/hub", "#hub-countries", []string{"form button.primary", "#auth"}},
 			{"/appconfig", "#document", []string{"#save"}},
+			{"/service", "#stage", []string{"#date", "#end"}},
 			{"/audit", "main h1", nil},
 			{"/stats", "#stats", []string{"#provider", "#csv"}},
 		}},

@@ -10,9 +10,9 @@ import (
 )
 
 // previousRelease is the last commit of the previous build (command
-// version 6); the upgrade test runs it beside this one. A build supports
+// version 7); the upgrade test runs it beside this one. A build supports
 // upgrading from the previous release only (docs/design.md).
-const previousRelease = "c61d6909909c2ea85757ec70deda42569af4ae7c"
+const previousRelease = "07a77c0de2f1e39cb86ef24e40b1c5e54c978184"
 
 // buildPrevious builds the previous release's binary from the repository's
 // history, or skips where the history is not there.
@@ -50,12 +50,13 @@ func buildPrevious(t *testing.T) string {
 // only this build knows wait (503) instead of stopping the old node; once
 // the last node runs this build they go through, and nothing acknowledged
 // is lost. A one-time code the previous release issued admits one upload
-// after the upgrade; a GAEN source (version 7) waits (503) in the mixed
-// region and is trusted once the region is upgraded.
+// after the upgrade; an end of service (version 8) waits (503) in the
+// mixed region and is scheduled (and cancelled) once the region is
+// upgraded.
 func TestRollingUpgradeFromPreviousRelease(t *testing.T) {
 	previous := buildPrevious(t)
 	out, err := exec.Command(previous, "version").CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "command version 6") {
+	if err != nil || !strings.Contains(string(out), "command version 7") {
 		t.Fatalf("the previous release says %q (%v)", out, err)
 	}
 	_, exportFlags := exportKey(t, t.TempDir())
@@ -115,26 +116,25 @@ func TestRollingUpgradeFromPreviousRelease(t *testing.T) {
 	if _, err := c.cliResult("apikeys", "add", "--addr", c.node("n1").url(), "--name", "app", "--kind", "device"); err != nil {
 		t.Fatalf("a write in a mixed region: %v", err)
 	}
-	if v := c.commandVersion("n1"); v != 6 {
-		t.Fatalf("a mixed region applies command version %d, want 6", v)
+	if v := c.commandVersion("n1"); v != 7 {
+		t.Fatalf("a mixed region applies command version %d, want 7", v)
 	}
 	token := c.providerToken(c.node("n1").url(), "clinic")
 	code := c.issueCode(token, c.node("n3").url())
-	gaenSource := []string{"trust", "add-gaen", "--addr", c.node("n1").url(), "--origin", "US", "--index-url", "http://127.0.0.1:9/index.txt",
-		"--export-root", "http://127.0.0.1:9/", "--key", "310:v1:../testdata/gaen/export-key-310-v1.pub.pem"}
-	if out, err := c.cliResult(gaenSource...); err == nil || !strings.Contains(out, ": 503: ") {
-		t.Fatalf("a GAEN source in a region of version 6: %v %s, want 503 (upgrade pending)", err, out)
+	endService := []string{"service", "end", "--addr", c.node("n1").url(), "--wind-down-from", "2099-03-01T00:00:00Z"}
+	if out, err := c.cliResult(endService...); err == nil || !strings.Contains(out, ": 503: ") {
+		t.Fatalf("an end of service in a region of version 7: %v %s, want 503 (upgrade pending)", err, out)
 	}
 	if !c.running("n3") {
 		t.Fatal("the node on the previous release stopped")
 	}
-	// The last node upgraded: the region goes on to version 7.
+	// The last node upgraded: the region goes on to version 8.
 	c.stop("n3")
 	delete(c.binaries, "n3")
 	c.start(3)
 	c.waitReady("n3")
-	c.waitFor("the region to apply command version 7", 30*time.Second, func() bool {
-		return c.commandVersion("n2") == 7
+	c.waitFor("the region to apply command version 8", 30*time.Second, func() bool {
+		return c.commandVersion("n2") == 8
 	})
 	if status := c.codeUpload(c.node("n2").url(), code); status != http.StatusOK {
 		t.Fatalf("upload with the previous release's code after the upgrade: %d", status)
@@ -142,8 +142,11 @@ func TestRollingUpgradeFromPreviousRelease(t *testing.T) {
 	if status := c.codeUpload(c.node("n3").url(), code); status != http.StatusUnauthorized {
 		t.Fatalf("a second upload with that code: %d", status)
 	}
-	if out, err := c.cliResult(gaenSource...); err != nil {
-		t.Fatalf("a GAEN source after the upgrade: %v %s", err, out)
+	if out, err := c.cliResult(endService...); err != nil || !strings.Contains(out, "stage: scheduled") {
+		t.Fatalf("an end of service after the upgrade: %v %s", err, out)
+	}
+	if out, err := c.cliResult("service", "cancel", "--addr", c.node("n3").url()); err != nil || !strings.Contains(out, "stage: active") {
+		t.Fatalf("its cancel: %v %s", err, out)
 	}
 	keys, err = c.upload(c.node("n3").url())
 	if err != nil {

@@ -56,7 +56,13 @@ import (
 // batches; a region may serve a stand-in gateway (PUT_HUB_COUNTRY,
 // HUB_UPLOAD, PUT_HUB_CALLBACK); SET_APP_CONFIG keeps the apps'
 // configuration.
-const Version = 7
+//
+// Version 8: the region's end of service (SET_SERVICE): from its
+// wind-down time uploads, codes, their claims and imports are refused;
+// EXPIRE records the end once the last own key aged out, and later deletes
+// submissions, codes, tokens, API keys and workers' accounts; the app
+// configuration carries the service's status.
+const Version = 8
 
 // The first versions of changes that later code tests for.
 const (
@@ -99,6 +105,9 @@ const (
 	// AppConfigs: the region keeps the configuration its apps run with
 	// (SET_APP_CONFIG), with its history.
 	AppConfigs = 7
+	// EndOfService: the region may wind down, end and delete its data
+	// (SET_SERVICE, Service), and the app configuration tells apps so.
+	EndOfService = 8
 )
 
 // Applier commits a command through the region's leader and returns its
@@ -157,6 +166,8 @@ func Since(t fsmpb.CommandType) (uint32, bool) {
 		return EFGS, true
 	case fsmpb.CommandType_COMMAND_TYPE_SET_APP_CONFIG:
 		return AppConfigs, true
+	case fsmpb.CommandType_COMMAND_TYPE_SET_SERVICE:
+		return EndOfService, true
 	}
 	return 0, false
 }

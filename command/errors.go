@@ -61,6 +61,12 @@ const (
 	// CodeInviteInvalid: an invitation that is used, replaced, expired or
 	// not the account's.
 	CodeInviteInvalid Code = "invite_invalid"
+	// CodeServiceEnded: the region's service is winding down or has
+	// ended (SET_SERVICE): no uploads, codes or imports are taken.
+	CodeServiceEnded Code = "service_ended"
+	// CodeServiceOver: the end of service cannot be moved or cancelled
+	// once the service has ended.
+	CodeServiceOver Code = "service_over"
 )
 
 // Error is a refusal by the state machine: the command changed nothing

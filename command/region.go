@@ -66,3 +66,10 @@ func SetAppConfig(ctx context.Context, a Applier, c *fsmpb.AppConfig) (*fsmpb.Ap
 	res, err := a.Apply(ctx, &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_SET_APP_CONFIG, SetAppConfig: c})
 	return res.GetAppConfig(), err
 }
+
+// SetService schedules, moves or cancels the region's end of service and
+// returns the service as the state now holds it.
+func SetService(ctx context.Context, a Applier, s *fsmpb.SetService) (*fsmpb.Service, error) {
+	res, err := a.Apply(ctx, &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_SET_SERVICE, SetService: s})
+	return res.GetService(), err
+}

@@ -43,8 +43,8 @@ func (p *Pool) pullLoop(ctx context.Context) {
 		case <-p.wake:
 		}
 		p.prune()
-		if !p.node.IsLeader() {
-			continue
+		if !p.node.IsLeader() || p.node.FSM().WindingDown(p.node.Config().Now().Unix()) {
+			continue // no import is taken once the service winds down
 		}
 		for _, r := range p.node.FSM().Trusted() {
 			if r.GetKind() == "" && (r.GetServe() || r.GetMerge()) { // regions of this project, not outside origins

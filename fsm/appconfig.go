@@ -44,16 +44,23 @@ func applySetAppConfig(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 	if n := len(s.appConfigs); n > 0 {
 		c.Version = s.appConfigs[n-1].GetVersion() + 1
 	}
+	c.ServiceStatus, c.WindDownUnix = s.serviceStatus(c.GetTimeUnix()), s.service.GetWindDownUnix()
 	slices.SortFunc(c.MinVersions, func(a, b *fsmpb.MinAppVersion) int { return cmp.Compare(a.GetPlatform(), b.GetPlatform()) })
 	slices.SortFunc(c.Texts, func(a, b *fsmpb.AppText) int {
 		return cmp.Or(cmp.Compare(a.GetLanguage(), b.GetLanguage()), cmp.Compare(a.GetKey(), b.GetKey()))
 	})
 	slices.SortFunc(c.Switches, func(a, b *fsmpb.AppSwitch) int { return cmp.Compare(a.GetName(), b.GetName()) })
+	s.keepAppConfig(c)
+	return &fsmpb.Result{Value: &fsmpb.Result_AppConfig{AppConfig: proto.CloneOf(c)}}
+}
+
+// keepAppConfig appends a version, dropping the oldest past
+// maxAppConfigs.
+func (s *state) keepAppConfig(c *fsmpb.AppConfig) {
 	s.appConfigs = append(s.appConfigs, c)
 	if len(s.appConfigs) > maxAppConfigs {
 		s.appConfigs = slices.Clone(s.appConfigs[len(s.appConfigs)-maxAppConfigs:])
 	}
-	return &fsmpb.Result{Value: &fsmpb.Result_AppConfig{AppConfig: proto.CloneOf(c)}}
 }
 
 // ValidateAppConfig checks a configuration against the ranges the GAEN

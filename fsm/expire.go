@@ -62,5 +62,6 @@ func applyExpire(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 	before := len(s.revocations)
 	s.revocations = slices.DeleteFunc(s.revocations, func(r *fsmpb.Revocation) bool { return r.GetTimeUnix() < cutoff })
 	res.Revocations = uint32(before - len(s.revocations))
+	s.expireService(cmd.GetTimeUnix())
 	return &fsmpb.Result{Value: &fsmpb.Result_Expire{Expire: res}}
 }

@@ -79,6 +79,7 @@ func New() *FSM {
 			fsmpb.CommandType_COMMAND_TYPE_HUB_UPLOAD:               applyHubUpload,
 			fsmpb.CommandType_COMMAND_TYPE_PUT_HUB_CALLBACK:         applyPutHubCallback,
 			fsmpb.CommandType_COMMAND_TYPE_SET_APP_CONFIG:           applySetAppConfig,
+			fsmpb.CommandType_COMMAND_TYPE_SET_SERVICE:              applySetService,
 		},
 	}
 }
@@ -137,7 +138,10 @@ func (f *FSM) applyLocked(l *raft.Log) any {
 	if res, ok := f.state.sessions.replay(&cmd); ok {
 		return res
 	}
-	res := apply(f.state, &cmd)
+	res := f.state.serviceRefusal(&cmd)
+	if res == nil {
+		res = apply(f.state, &cmd)
+	}
 	if cmd.GetVersion() >= 2 && changed(res) {
 		f.state.lastTime = max(f.state.lastTime, cmd.GetTimeUnix())
 	}

@@ -80,6 +80,9 @@ func everyCommand(t *testing.T, v uint32) []*fsmpb.Command {
 			&fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_PUT_HUB_CALLBACK, PutHubCallback: &fsmpb.HubCallback{Country: "DE", Id: "cb", Url: "https://de.example/callback"}},
 			setAppConfig(validAppConfig()))
 	}
+	if v >= command.EndOfService {
+		cmds = slices.Insert(cmds, len(cmds)-1, setService(t0+2*86_400, 3600)) // winding down at the last EXPIRE
+	}
 	seen := map[fsmpb.CommandType]bool{}
 	for i, c := range cmds {
 		c.Version, c.TimeUnix = v, t0+int64(i)

@@ -225,7 +225,7 @@ func captureSessions(s *state, hdr *fsmpb.SnapshotHeader) persist {
 // whole: the last command time, the policy, the keys revised since the
 // last batch.
 func captureRegion(s *state, hdr *fsmpb.SnapshotHeader) persist {
-	hdr.LastTimeUnix, hdr.Policy = s.lastTime, proto.CloneOf(s.policy)
+	hdr.LastTimeUnix, hdr.Policy, hdr.Service = s.lastTime, proto.CloneOf(s.policy), proto.CloneOf(s.service)
 	pending := slices.Clone(s.revisedPending)
 	slices.SortFunc(pending, compareTEK)
 	for _, k := range pending {
@@ -336,6 +336,7 @@ func restoreKeys(s *state, hdr *fsmpb.SnapshotHeader, r *snapshotReader) error {
 }
 
 func restoreRegion(s *state, hdr *fsmpb.SnapshotHeader, _ *snapshotReader) error {
+	s.service = proto.CloneOf(hdr.GetService())
 	return s.restoreDerived(hdr)
 }
 

@@ -115,6 +115,8 @@ type state struct {
 	hub *hub
 	// appConfigs are the app configuration's versions, oldest first.
 	appConfigs []*fsmpb.AppConfig
+	// service is the region's end of service (nil: none scheduled).
+	service *fsmpb.Service
 	// lastDigest chains this region's own batches.
 	lastDigest []byte
 	// pending lists, in arrival order, the keys not yet sealed.

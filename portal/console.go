@@ -35,6 +35,7 @@ var notices = map[string]string{
 	"password-set":     msg("Your password is set: sign in with it."),
 	"invited":          msg("The account was saved. Send its worker the invitation link below: it works once, for 7 days."),
 	"appconfig-saved":  msg("The configuration was saved as the next version: apps take it at their next check."),
+	"service-saved":    msg("The end of service was saved; apps are told at their next check of the configuration."),
 	"hub-saved":        msg("The country was saved: it speaks to the gateway with these certificates from now on."),
 }
 

@@ -165,6 +165,8 @@ func (p *Portal) Routes(r gin.IRouter) {
 	in.GET("/hub", p.role("operator"), p.hubPage)
 	in.GET("/appconfig", p.role("operator"), p.appConfigPage)
 	in.POST("/appconfig", p.role("operator"), p.saveAppConfig)
+	in.GET("/service", p.role("operator"), p.servicePage)
+	in.POST("/service", p.role("operator"), p.saveService)
 	in.POST("/hub", p.role("operator"), p.saveHubCountry)
 	in.GET("/revocations", p.role("operator"), p.revocations)
 	in.POST("/revocations", p.role("operator"), p.revoke)

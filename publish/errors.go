@@ -18,6 +18,9 @@ const (
 	CodeUnableToLoadHealthAuthority    = "unable_to_load_health_authority"
 	CodeInternalError                  = "internal_error"
 	CodePartialFailure                 = "partial_failure"
+	// CodeServiceEnded (410): the region's service is winding down or has
+	// ended; no upload is taken again.
+	CodeServiceEnded = "service_ended"
 )
 
 // Error is a refusal of a publish request with the HTTP status and GAEN error

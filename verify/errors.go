@@ -31,6 +31,9 @@ const (
 	CodeSMSQuota            = "sms_quota_reached"
 	CodeNumberQuota         = "sms_number_quota_reached"
 	CodeQuotaExceeded       = "quota_exceeded"
+	// CodeServiceEnded (410): the region's service is winding down or has
+	// ended; no code is issued or used.
+	CodeServiceEnded = "service_ended"
 )
 
 // Error is an answer other than 200: its status and error code.
@@ -69,6 +72,8 @@ func FromRefusal(e *command.Error) *Error {
 		return fail(http.StatusServiceUnavailable, CodeSMSQuota, "the region has sent as many codes by SMS as its policy allows this hour; try later, or give the code in person")
 	case command.CodeProviderQuota:
 		return fail(http.StatusTooManyRequests, CodeQuotaExceeded, "your provider has issued as many codes in the last 24 hours as the region's policy allows; an operator can raise it")
+	case command.CodeServiceEnded:
+		return fail(http.StatusGone, CodeServiceEnded, e.Message)
 	case command.CodeNumberQuota:
 		return fail(http.StatusTooManyRequests, CodeNumberQuota, "this number has been sent as many codes by SMS as the region's policy allows in 24 hours; give the code in person")
 	}

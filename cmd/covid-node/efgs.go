@@ -165,7 +165,7 @@ func efgsJob(s *efgssync.Sync, interval time.Duration, logger *slog.Logger) node
 				if _, err := s.Upload(ctx, n.FSM(), n); err != nil {
 					logger.Warn("efgs: upload", "err", err)
 				}
-				if _, err := s.Download(ctx, n.FSM(), n, n.Config().Now()); err != nil {
+				if err := download(ctx, s, n); err != nil {
 					logger.Warn("efgs: download", "err", err)
 				}
 			}
@@ -177,4 +177,14 @@ func efgsJob(s *efgssync.Sync, interval time.Duration, logger *slog.Logger) node
 			}
 		}
 	}
+}
+
+// download imports the gateway's new batches, unless the service winds
+// down: the region's own keys still go up then, none come in.
+func download(ctx context.Context, s *efgssync.Sync, n *node.Node) error {
+	if n.FSM().WindingDown(n.Config().Now().Unix()) {
+		return nil
+	}
+	_, err := s.Download(ctx, n.FSM(), n, n.Config().Now())
+	return err
 }

@@ -31,7 +31,7 @@ func gaenImportJob(client *http.Client, allowHTTP bool, files *prometheus.Counte
 			files.WithLabelValues(origin, outcome).Inc()
 		})
 		for {
-			if n.RegionVersion() >= command.GAENImport {
+			if n.RegionVersion() >= command.GAENImport && !n.FSM().WindingDown(n.Config().Now().Unix()) {
 				im.Poll(ctx, n.FSM(), n, n.Config().Now())
 			}
 			select {

@@ -14,7 +14,7 @@ import (
 // says what it does before its flags (flag.ErrHelp, which main exits 0 on).
 func TestHelpEverywhere(t *testing.T) {
 	ctx := context.Background()
-	for _, name := range []string{"members", "ha", "providers", "apikeys", "users", "policy", "certs", "trust", "federation"} {
+	for _, name := range []string{"members", "ha", "providers", "apikeys", "users", "policy", "certs", "trust", "federation", "service"} {
 		var out, errOut bytes.Buffer
 		err := run(ctx, []string{name, "--help"}, &out, &errOut)
 		if err != nil || !strings.Contains(out.String(), "usage: covid-node "+name+" <subcommand>") || !strings.Contains(out.String(), "|") {
@@ -22,7 +22,7 @@ func TestHelpEverywhere(t *testing.T) {
 		}
 	}
 	for _, args := range [][]string{{"serve", "-h"}, {"members", "list", "-h"}, {"policy", "set", "--help"}, {"certs", "node", "-h"},
-		{"backup", "-h"}, {"keygen", "-h"}, {"dev-upload", "-h"}, {"dev-flow", "-h"}, {"healthcheck", "-h"}, {"certs", "revoke", "-h"}} {
+		{"backup", "-h"}, {"keygen", "-h"}, {"dev-upload", "-h"}, {"dev-flow", "-h"}, {"healthcheck", "-h"}, {"certs", "revoke", "-h"}, {"service", "end", "-h"}} {
 		var out, errOut bytes.Buffer
 		if err := run(ctx, args, &out, &errOut); !errors.Is(err, flag.ErrHelp) {
 			t.Errorf("%v: %v, want the flags printed as asked (exit 0)", args, err)
@@ -56,6 +56,7 @@ func TestRequiredFlagsBeforeAnyRequest(t *testing.T) {
 		{[]string{"members", "add", "--id", "n4"}, "members add: --http-addr, --raft-addr needed"},
 		{[]string{"trust", "add", "--region", "B"}, "trust add: --key-id, --public-key-file needed"},
 		{[]string{"apikeys", "revoke"}, "apikeys revoke: --name needed"},
+		{[]string{"service", "end"}, "service end: --wind-down-from needed"},
 	} {
 		err := run(ctx, append(tc.args, "--addr", "http://127.0.0.1:1", "--token-file", "/nonexistent"), &bytes.Buffer{}, &bytes.Buffer{})
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

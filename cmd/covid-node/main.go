@@ -40,6 +40,8 @@ commands:
   policy show|set       the region policy (retention, padding, code lifetime) every node follows
   appconfig show|set|history
                         the configuration the region's apps run with (GAEN v1 and v2 scoring, minimum versions, texts, switches), by version
+  service status|end|cancel
+                        the region's end of service: when uploads stop, when the last keys age out, when its data is deleted
   revoke                withdraw keys: a submission, single keys, or what an issuer authorized since a time
   revocations           list the revocations with their reasons
   submissions           list the kept submissions (for rollback)
@@ -121,6 +123,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return federationCmd(ctx, args[1:], stdout)
 	case "appconfig":
 		return appConfigCmd(ctx, args[1:], stdout)
+	case "service":
+		return serviceCmd(ctx, args[1:], stdout)
 	case "policy":
 		return policyCmd(ctx, args[1:], stdout)
 	case "revoke":

@@ -64,6 +64,7 @@ const (
 	CommandType_COMMAND_TYPE_HUB_UPLOAD               CommandType = 31
 	CommandType_COMMAND_TYPE_PUT_HUB_CALLBACK         CommandType = 32
 	CommandType_COMMAND_TYPE_SET_APP_CONFIG           CommandType = 33
+	CommandType_COMMAND_TYPE_SET_SERVICE              CommandType = 34
 )
 
 // Enum value maps for CommandType.
@@ -103,6 +104,7 @@ var (
 		31: "COMMAND_TYPE_HUB_UPLOAD",
 		32: "COMMAND_TYPE_PUT_HUB_CALLBACK",
 		33: "COMMAND_TYPE_SET_APP_CONFIG",
+		34: "COMMAND_TYPE_SET_SERVICE",
 	}
 	CommandType_value = map[string]int32{
 		"COMMAND_TYPE_UNSPECIFIED":              0,
@@ -139,6 +141,7 @@ var (
 		"COMMAND_TYPE_HUB_UPLOAD":               31,
 		"COMMAND_TYPE_PUT_HUB_CALLBACK":         32,
 		"COMMAND_TYPE_SET_APP_CONFIG":           33,
+		"COMMAND_TYPE_SET_SERVICE":              34,
 	}
 )
 
@@ -167,6 +170,62 @@ func (x CommandType) Number() protoreflect.EnumNumber {
 // Deprecated: Use CommandType.Descriptor instead.
 func (CommandType) EnumDescriptor() ([]byte, []int) {
 	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{0}
+}
+
+// ServiceStatus is where the region is in its end of service.
+type ServiceStatus int32
+
+const (
+	// SERVICE_STATUS_ACTIVE: uploads and codes are taken (an end may be
+	// scheduled).
+	ServiceStatus_SERVICE_STATUS_ACTIVE ServiceStatus = 0
+	// SERVICE_STATUS_WINDING_DOWN: from the wind-down time uploads, codes
+	// and the verification API are refused; files stay until their keys age
+	// out.
+	ServiceStatus_SERVICE_STATUS_WINDING_DOWN ServiceStatus = 1
+	// SERVICE_STATUS_ENDED: the last own key aged out; nothing is served.
+	ServiceStatus_SERVICE_STATUS_ENDED ServiceStatus = 2
+)
+
+// Enum value maps for ServiceStatus.
+var (
+	ServiceStatus_name = map[int32]string{
+		0: "SERVICE_STATUS_ACTIVE",
+		1: "SERVICE_STATUS_WINDING_DOWN",
+		2: "SERVICE_STATUS_ENDED",
+	}
+	ServiceStatus_value = map[string]int32{
+		"SERVICE_STATUS_ACTIVE":       0,
+		"SERVICE_STATUS_WINDING_DOWN": 1,
+		"SERVICE_STATUS_ENDED":        2,
+	}
+)
+
+func (x ServiceStatus) Enum() *ServiceStatus {
+	p := new(ServiceStatus)
+	*p = x
+	return p
+}
+
+func (x ServiceStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ServiceStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_fsm_fsmpb_fsm_proto_enumTypes[1].Descriptor()
+}
+
+func (ServiceStatus) Type() protoreflect.EnumType {
+	return &file_fsm_fsmpb_fsm_proto_enumTypes[1]
+}
+
+func (x ServiceStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ServiceStatus.Descriptor instead.
+func (ServiceStatus) EnumDescriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{1}
 }
 
 // Command is one raft log entry. The leader stamps time_unix before it is
@@ -217,6 +276,7 @@ type Command struct {
 	HubUpload              *HubUpload              `protobuf:"bytes,40,opt,name=hub_upload,json=hubUpload,proto3" json:"hub_upload,omitempty"`
 	PutHubCallback         *HubCallback            `protobuf:"bytes,41,opt,name=put_hub_callback,json=putHubCallback,proto3" json:"put_hub_callback,omitempty"`
 	SetAppConfig           *AppConfig              `protobuf:"bytes,42,opt,name=set_app_config,json=setAppConfig,proto3" json:"set_app_config,omitempty"`
+	SetService             *SetService             `protobuf:"bytes,43,opt,name=set_service,json=setService,proto3" json:"set_service,omitempty"`
 	unknownFields          protoimpl.UnknownFields
 	sizeCache              protoimpl.SizeCache
 }
@@ -510,6 +570,13 @@ func (x *Command) GetSetAppConfig() *AppConfig {
 	return nil
 }
 
+func (x *Command) GetSetService() *SetService {
+	if x != nil {
+		return x.SetService
+	}
+	return nil
+}
+
 // RevokedCert is a member certificate the region no longer takes, whoever
 // presents it (from version 5): a stolen copy, a renewal that leaked
 // before it was deployed. The member port refuses it in the handshake's
@@ -726,6 +793,7 @@ type Result struct {
 	//	*Result_User
 	//	*Result_HubUpload
 	//	*Result_AppConfig
+	//	*Result_Service
 	Value         isResult_Value `protobuf_oneof:"value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -890,6 +958,15 @@ func (x *Result) GetAppConfig() *AppConfig {
 	return nil
 }
 
+func (x *Result) GetService() *Service {
+	if x != nil {
+		if x, ok := x.Value.(*Result_Service); ok {
+			return x.Service
+		}
+	}
+	return nil
+}
+
 type isResult_Value interface {
 	isResult_Value()
 }
@@ -942,6 +1019,10 @@ type Result_AppConfig struct {
 	AppConfig *AppConfig `protobuf:"bytes,21,opt,name=app_config,json=appConfig,proto3,oneof"`
 }
 
+type Result_Service struct {
+	Service *Service `protobuf:"bytes,22,opt,name=service,proto3,oneof"`
+}
+
 func (*Result_Publish) isResult_Value() {}
 
 func (*Result_Seal) isResult_Value() {}
@@ -965,6 +1046,8 @@ func (*Result_User) isResult_Value() {}
 func (*Result_HubUpload) isResult_Value() {}
 
 func (*Result_AppConfig) isResult_Value() {}
+
+func (*Result_Service) isResult_Value() {}
 
 // Refusal tells why the state machine refused a command.
 type Refusal struct {
@@ -2762,15 +2845,20 @@ func (x *HubState) GetBatches() []*HubBatch {
 // gives it the next version number, its time and its author; the state
 // keeps the history.
 type AppConfig struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Version       uint32                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
-	TimeUnix      int64                  `protobuf:"varint,2,opt,name=time_unix,json=timeUnix,proto3" json:"time_unix,omitempty"`
-	Author        string                 `protobuf:"bytes,3,opt,name=author,proto3" json:"author,omitempty"`
-	V1            *ExposureConfigV1      `protobuf:"bytes,4,opt,name=v1,proto3" json:"v1,omitempty"`
-	V2            *ExposureConfigV2      `protobuf:"bytes,5,opt,name=v2,proto3" json:"v2,omitempty"`
-	MinVersions   []*MinAppVersion       `protobuf:"bytes,6,rep,name=min_versions,json=minVersions,proto3" json:"min_versions,omitempty"`
-	Texts         []*AppText             `protobuf:"bytes,7,rep,name=texts,proto3" json:"texts,omitempty"`
-	Switches      []*AppSwitch           `protobuf:"bytes,8,rep,name=switches,proto3" json:"switches,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Version     uint32                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	TimeUnix    int64                  `protobuf:"varint,2,opt,name=time_unix,json=timeUnix,proto3" json:"time_unix,omitempty"`
+	Author      string                 `protobuf:"bytes,3,opt,name=author,proto3" json:"author,omitempty"`
+	V1          *ExposureConfigV1      `protobuf:"bytes,4,opt,name=v1,proto3" json:"v1,omitempty"`
+	V2          *ExposureConfigV2      `protobuf:"bytes,5,opt,name=v2,proto3" json:"v2,omitempty"`
+	MinVersions []*MinAppVersion       `protobuf:"bytes,6,rep,name=min_versions,json=minVersions,proto3" json:"min_versions,omitempty"`
+	Texts       []*AppText             `protobuf:"bytes,7,rep,name=texts,proto3" json:"texts,omitempty"`
+	Switches    []*AppSwitch           `protobuf:"bytes,8,rep,name=switches,proto3" json:"switches,omitempty"`
+	// From version 8, the region's service as the version tells apps: its
+	// status, and the time uploads stop (announced while still active).
+	// The state machine sets both from Service, never the operator.
+	ServiceStatus ServiceStatus `protobuf:"varint,9,opt,name=service_status,json=serviceStatus,proto3,enum=covid.fsm.v1.ServiceStatus" json:"service_status,omitempty"`
+	WindDownUnix  int64         `protobuf:"varint,10,opt,name=wind_down_unix,json=windDownUnix,proto3" json:"wind_down_unix,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2861,6 +2949,223 @@ func (x *AppConfig) GetSwitches() []*AppSwitch {
 	return nil
 }
 
+func (x *AppConfig) GetServiceStatus() ServiceStatus {
+	if x != nil {
+		return x.ServiceStatus
+	}
+	return ServiceStatus_SERVICE_STATUS_ACTIVE
+}
+
+func (x *AppConfig) GetWindDownUnix() int64 {
+	if x != nil {
+		return x.WindDownUnix
+	}
+	return 0
+}
+
+// SetService schedules the region's end of service, moves it, or cancels
+// it (from version 8): from wind_down_unix (a time already past: the
+// command's) uploads, codes and imports are refused; the service ends
+// once the last key aged out, and delete_after_seconds later the
+// submissions, codes, tokens, API keys and health care workers' accounts
+// are deleted. Refused once the service has ended.
+type SetService struct {
+	state              protoimpl.MessageState `protogen:"open.v1"`
+	WindDownUnix       int64                  `protobuf:"varint,1,opt,name=wind_down_unix,json=windDownUnix,proto3" json:"wind_down_unix,omitempty"`
+	DeleteAfterSeconds int64                  `protobuf:"varint,2,opt,name=delete_after_seconds,json=deleteAfterSeconds,proto3" json:"delete_after_seconds,omitempty"`
+	Cancel             bool                   `protobuf:"varint,3,opt,name=cancel,proto3" json:"cancel,omitempty"`
+	Author             string                 `protobuf:"bytes,4,opt,name=author,proto3" json:"author,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *SetService) Reset() {
+	*x = SetService{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetService) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetService) ProtoMessage() {}
+
+func (x *SetService) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetService.ProtoReflect.Descriptor instead.
+func (*SetService) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *SetService) GetWindDownUnix() int64 {
+	if x != nil {
+		return x.WindDownUnix
+	}
+	return 0
+}
+
+func (x *SetService) GetDeleteAfterSeconds() int64 {
+	if x != nil {
+		return x.DeleteAfterSeconds
+	}
+	return 0
+}
+
+func (x *SetService) GetCancel() bool {
+	if x != nil {
+		return x.Cancel
+	}
+	return false
+}
+
+func (x *SetService) GetAuthor() string {
+	if x != nil {
+		return x.Author
+	}
+	return ""
+}
+
+// Service is the region's end of service as the state holds it (absent:
+// none scheduled). EXPIRE moves it on: it records the end (ended_unix)
+// when the wind-down has begun and no own batch or unsealed key is left,
+// and the deletion (deleted_unix and what it deleted) once
+// delete_after_seconds have passed since.
+type Service struct {
+	state              protoimpl.MessageState `protogen:"open.v1"`
+	WindDownUnix       int64                  `protobuf:"varint,1,opt,name=wind_down_unix,json=windDownUnix,proto3" json:"wind_down_unix,omitempty"`
+	DeleteAfterSeconds int64                  `protobuf:"varint,2,opt,name=delete_after_seconds,json=deleteAfterSeconds,proto3" json:"delete_after_seconds,omitempty"`
+	Author             string                 `protobuf:"bytes,3,opt,name=author,proto3" json:"author,omitempty"`
+	ScheduledUnix      int64                  `protobuf:"varint,4,opt,name=scheduled_unix,json=scheduledUnix,proto3" json:"scheduled_unix,omitempty"`
+	EndedUnix          int64                  `protobuf:"varint,5,opt,name=ended_unix,json=endedUnix,proto3" json:"ended_unix,omitempty"`
+	DeletedUnix        int64                  `protobuf:"varint,6,opt,name=deleted_unix,json=deletedUnix,proto3" json:"deleted_unix,omitempty"`
+	DeletedSubmissions uint32                 `protobuf:"varint,7,opt,name=deleted_submissions,json=deletedSubmissions,proto3" json:"deleted_submissions,omitempty"`
+	DeletedCodes       uint32                 `protobuf:"varint,8,opt,name=deleted_codes,json=deletedCodes,proto3" json:"deleted_codes,omitempty"`
+	DeletedTokens      uint32                 `protobuf:"varint,9,opt,name=deleted_tokens,json=deletedTokens,proto3" json:"deleted_tokens,omitempty"`
+	DeletedAccounts    uint32                 `protobuf:"varint,10,opt,name=deleted_accounts,json=deletedAccounts,proto3" json:"deleted_accounts,omitempty"`
+	DeletedApiKeys     uint32                 `protobuf:"varint,11,opt,name=deleted_api_keys,json=deletedApiKeys,proto3" json:"deleted_api_keys,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *Service) Reset() {
+	*x = Service{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Service) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Service) ProtoMessage() {}
+
+func (x *Service) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Service.ProtoReflect.Descriptor instead.
+func (*Service) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *Service) GetWindDownUnix() int64 {
+	if x != nil {
+		return x.WindDownUnix
+	}
+	return 0
+}
+
+func (x *Service) GetDeleteAfterSeconds() int64 {
+	if x != nil {
+		return x.DeleteAfterSeconds
+	}
+	return 0
+}
+
+func (x *Service) GetAuthor() string {
+	if x != nil {
+		return x.Author
+	}
+	return ""
+}
+
+func (x *Service) GetScheduledUnix() int64 {
+	if x != nil {
+		return x.ScheduledUnix
+	}
+	return 0
+}
+
+func (x *Service) GetEndedUnix() int64 {
+	if x != nil {
+		return x.EndedUnix
+	}
+	return 0
+}
+
+func (x *Service) GetDeletedUnix() int64 {
+	if x != nil {
+		return x.DeletedUnix
+	}
+	return 0
+}
+
+func (x *Service) GetDeletedSubmissions() uint32 {
+	if x != nil {
+		return x.DeletedSubmissions
+	}
+	return 0
+}
+
+func (x *Service) GetDeletedCodes() uint32 {
+	if x != nil {
+		return x.DeletedCodes
+	}
+	return 0
+}
+
+func (x *Service) GetDeletedTokens() uint32 {
+	if x != nil {
+		return x.DeletedTokens
+	}
+	return 0
+}
+
+func (x *Service) GetDeletedAccounts() uint32 {
+	if x != nil {
+		return x.DeletedAccounts
+	}
+	return 0
+}
+
+func (x *Service) GetDeletedApiKeys() uint32 {
+	if x != nil {
+		return x.DeletedApiKeys
+	}
+	return 0
+}
+
 // ExposureConfigV1 is GAEN v1's ExposureConfiguration, in the ranges both
 // platforms take: a minimum risk score of 0..255, four score lists of 8
 // values 0..8 with weights of 0..100, and two attenuation thresholds (dB,
@@ -2883,7 +3188,7 @@ type ExposureConfigV1 struct {
 
 func (x *ExposureConfigV1) Reset() {
 	*x = ExposureConfigV1{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[30]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2895,7 +3200,7 @@ func (x *ExposureConfigV1) String() string {
 func (*ExposureConfigV1) ProtoMessage() {}
 
 func (x *ExposureConfigV1) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[30]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2908,7 +3213,7 @@ func (x *ExposureConfigV1) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExposureConfigV1.ProtoReflect.Descriptor instead.
 func (*ExposureConfigV1) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{30}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ExposureConfigV1) GetMinimumRiskScore() uint32 {
@@ -3012,7 +3317,7 @@ type ExposureConfigV2 struct {
 
 func (x *ExposureConfigV2) Reset() {
 	*x = ExposureConfigV2{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[31]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3024,7 +3329,7 @@ func (x *ExposureConfigV2) String() string {
 func (*ExposureConfigV2) ProtoMessage() {}
 
 func (x *ExposureConfigV2) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[31]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3037,7 +3342,7 @@ func (x *ExposureConfigV2) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExposureConfigV2.ProtoReflect.Descriptor instead.
 func (*ExposureConfigV2) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{31}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ExposureConfigV2) GetInfectiousnessForDaysSinceOnset() []uint32 {
@@ -3164,7 +3469,7 @@ type MinAppVersion struct {
 
 func (x *MinAppVersion) Reset() {
 	*x = MinAppVersion{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[32]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3176,7 +3481,7 @@ func (x *MinAppVersion) String() string {
 func (*MinAppVersion) ProtoMessage() {}
 
 func (x *MinAppVersion) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[32]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3189,7 +3494,7 @@ func (x *MinAppVersion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MinAppVersion.ProtoReflect.Descriptor instead.
 func (*MinAppVersion) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{32}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *MinAppVersion) GetPlatform() string {
@@ -3218,7 +3523,7 @@ type AppText struct {
 
 func (x *AppText) Reset() {
 	*x = AppText{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[33]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3230,7 +3535,7 @@ func (x *AppText) String() string {
 func (*AppText) ProtoMessage() {}
 
 func (x *AppText) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[33]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3243,7 +3548,7 @@ func (x *AppText) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppText.ProtoReflect.Descriptor instead.
 func (*AppText) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{33}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *AppText) GetLanguage() string {
@@ -3278,7 +3583,7 @@ type AppSwitch struct {
 
 func (x *AppSwitch) Reset() {
 	*x = AppSwitch{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[34]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3290,7 +3595,7 @@ func (x *AppSwitch) String() string {
 func (*AppSwitch) ProtoMessage() {}
 
 func (x *AppSwitch) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[34]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3303,7 +3608,7 @@ func (x *AppSwitch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppSwitch.ProtoReflect.Descriptor instead.
 func (*AppSwitch) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{34}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *AppSwitch) GetName() string {
@@ -3336,7 +3641,7 @@ type ImportedFile struct {
 
 func (x *ImportedFile) Reset() {
 	*x = ImportedFile{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[35]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3348,7 +3653,7 @@ func (x *ImportedFile) String() string {
 func (*ImportedFile) ProtoMessage() {}
 
 func (x *ImportedFile) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[35]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3361,7 +3666,7 @@ func (x *ImportedFile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportedFile.ProtoReflect.Descriptor instead.
 func (*ImportedFile) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{35}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ImportedFile) GetOrigin() string {
@@ -3410,7 +3715,7 @@ type RemoveTrust struct {
 
 func (x *RemoveTrust) Reset() {
 	*x = RemoveTrust{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[36]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3422,7 +3727,7 @@ func (x *RemoveTrust) String() string {
 func (*RemoveTrust) ProtoMessage() {}
 
 func (x *RemoveTrust) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[36]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3435,7 +3740,7 @@ func (x *RemoveTrust) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveTrust.ProtoReflect.Descriptor instead.
 func (*RemoveTrust) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{36}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *RemoveTrust) GetRegion() string {
@@ -3464,7 +3769,7 @@ type ImportBatch struct {
 
 func (x *ImportBatch) Reset() {
 	*x = ImportBatch{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[37]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3476,7 +3781,7 @@ func (x *ImportBatch) String() string {
 func (*ImportBatch) ProtoMessage() {}
 
 func (x *ImportBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[37]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3489,7 +3794,7 @@ func (x *ImportBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportBatch.ProtoReflect.Descriptor instead.
 func (*ImportBatch) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{37}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ImportBatch) GetSigned() []byte {
@@ -3520,7 +3825,7 @@ type FederationBatch struct {
 
 func (x *FederationBatch) Reset() {
 	*x = FederationBatch{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[38]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3532,7 +3837,7 @@ func (x *FederationBatch) String() string {
 func (*FederationBatch) ProtoMessage() {}
 
 func (x *FederationBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[38]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3545,7 +3850,7 @@ func (x *FederationBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FederationBatch.ProtoReflect.Descriptor instead.
 func (*FederationBatch) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{38}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *FederationBatch) GetVersion() uint32 {
@@ -3630,7 +3935,7 @@ type SignedBatch struct {
 
 func (x *SignedBatch) Reset() {
 	*x = SignedBatch{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[39]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3642,7 +3947,7 @@ func (x *SignedBatch) String() string {
 func (*SignedBatch) ProtoMessage() {}
 
 func (x *SignedBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[39]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3655,7 +3960,7 @@ func (x *SignedBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignedBatch.ProtoReflect.Descriptor instead.
 func (*SignedBatch) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{39}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *SignedBatch) GetBody() []byte {
@@ -3707,7 +4012,7 @@ type OriginMark struct {
 
 func (x *OriginMark) Reset() {
 	*x = OriginMark{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[40]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3719,7 +4024,7 @@ func (x *OriginMark) String() string {
 func (*OriginMark) ProtoMessage() {}
 
 func (x *OriginMark) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[40]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3732,7 +4037,7 @@ func (x *OriginMark) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OriginMark.ProtoReflect.Descriptor instead.
 func (*OriginMark) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{40}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *OriginMark) GetOrigin() string {
@@ -3771,7 +4076,7 @@ type Provider struct {
 
 func (x *Provider) Reset() {
 	*x = Provider{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[41]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3783,7 +4088,7 @@ func (x *Provider) String() string {
 func (*Provider) ProtoMessage() {}
 
 func (x *Provider) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[41]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3796,7 +4101,7 @@ func (x *Provider) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Provider.ProtoReflect.Descriptor instead.
 func (*Provider) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{41}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *Provider) GetId() string {
@@ -3843,7 +4148,7 @@ type RevokeProvider struct {
 
 func (x *RevokeProvider) Reset() {
 	*x = RevokeProvider{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[42]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3855,7 +4160,7 @@ func (x *RevokeProvider) String() string {
 func (*RevokeProvider) ProtoMessage() {}
 
 func (x *RevokeProvider) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[42]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3868,7 +4173,7 @@ func (x *RevokeProvider) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeProvider.ProtoReflect.Descriptor instead.
 func (*RevokeProvider) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{42}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *RevokeProvider) GetId() string {
@@ -3900,7 +4205,7 @@ type Code struct {
 
 func (x *Code) Reset() {
 	*x = Code{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[43]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3912,7 +4217,7 @@ func (x *Code) String() string {
 func (*Code) ProtoMessage() {}
 
 func (x *Code) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[43]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3925,7 +4230,7 @@ func (x *Code) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Code.ProtoReflect.Descriptor instead.
 func (*Code) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{43}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *Code) GetLookup() uint32 {
@@ -4023,7 +4328,7 @@ type Revoke struct {
 
 func (x *Revoke) Reset() {
 	*x = Revoke{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[44]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4035,7 +4340,7 @@ func (x *Revoke) String() string {
 func (*Revoke) ProtoMessage() {}
 
 func (x *Revoke) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[44]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4048,7 +4353,7 @@ func (x *Revoke) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Revoke.ProtoReflect.Descriptor instead.
 func (*Revoke) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{44}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *Revoke) GetReason() string {
@@ -4112,7 +4417,7 @@ type Expire struct {
 
 func (x *Expire) Reset() {
 	*x = Expire{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[45]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4124,7 +4429,7 @@ func (x *Expire) String() string {
 func (*Expire) ProtoMessage() {}
 
 func (x *Expire) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[45]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4137,7 +4442,7 @@ func (x *Expire) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Expire.ProtoReflect.Descriptor instead.
 func (*Expire) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{45}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *Expire) GetCutoffUnix() int64 {
@@ -4160,7 +4465,7 @@ type Revocation struct {
 
 func (x *Revocation) Reset() {
 	*x = Revocation{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[46]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4172,7 +4477,7 @@ func (x *Revocation) String() string {
 func (*Revocation) ProtoMessage() {}
 
 func (x *Revocation) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[46]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4185,7 +4490,7 @@ func (x *Revocation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Revocation.ProtoReflect.Descriptor instead.
 func (*Revocation) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{46}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *Revocation) GetTimeUnix() int64 {
@@ -4245,7 +4550,7 @@ type Seal struct {
 
 func (x *Seal) Reset() {
 	*x = Seal{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[47]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4257,7 +4562,7 @@ func (x *Seal) String() string {
 func (*Seal) ProtoMessage() {}
 
 func (x *Seal) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[47]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4270,7 +4575,7 @@ func (x *Seal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Seal.ProtoReflect.Descriptor instead.
 func (*Seal) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{47}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *Seal) GetSeq() uint32 {
@@ -4326,7 +4631,7 @@ type ExportSigner struct {
 
 func (x *ExportSigner) Reset() {
 	*x = ExportSigner{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[48]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4338,7 +4643,7 @@ func (x *ExportSigner) String() string {
 func (*ExportSigner) ProtoMessage() {}
 
 func (x *ExportSigner) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[48]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4351,7 +4656,7 @@ func (x *ExportSigner) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportSigner.ProtoReflect.Descriptor instead.
 func (*ExportSigner) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{48}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ExportSigner) GetKeyId() string {
@@ -4395,7 +4700,7 @@ type Batch struct {
 
 func (x *Batch) Reset() {
 	*x = Batch{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[49]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4407,7 +4712,7 @@ func (x *Batch) String() string {
 func (*Batch) ProtoMessage() {}
 
 func (x *Batch) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[49]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4420,7 +4725,7 @@ func (x *Batch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Batch.ProtoReflect.Descriptor instead.
 func (*Batch) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{49}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *Batch) GetSeq() uint32 {
@@ -4518,7 +4823,7 @@ type ForeignBatch struct {
 
 func (x *ForeignBatch) Reset() {
 	*x = ForeignBatch{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[50]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4530,7 +4835,7 @@ func (x *ForeignBatch) String() string {
 func (*ForeignBatch) ProtoMessage() {}
 
 func (x *ForeignBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[50]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4543,7 +4848,7 @@ func (x *ForeignBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForeignBatch.ProtoReflect.Descriptor instead.
 func (*ForeignBatch) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{50}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ForeignBatch) GetOrigin() string {
@@ -4611,7 +4916,7 @@ type Key struct {
 
 func (x *Key) Reset() {
 	*x = Key{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[51]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4623,7 +4928,7 @@ func (x *Key) String() string {
 func (*Key) ProtoMessage() {}
 
 func (x *Key) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[51]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4636,7 +4941,7 @@ func (x *Key) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Key.ProtoReflect.Descriptor instead.
 func (*Key) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{51}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *Key) GetKeyData() []byte {
@@ -4736,7 +5041,7 @@ type Publish struct {
 
 func (x *Publish) Reset() {
 	*x = Publish{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[52]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4748,7 +5053,7 @@ func (x *Publish) String() string {
 func (*Publish) ProtoMessage() {}
 
 func (x *Publish) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[52]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4761,7 +5066,7 @@ func (x *Publish) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Publish.ProtoReflect.Descriptor instead.
 func (*Publish) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{52}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *Publish) GetSubmissionId() []byte {
@@ -4876,7 +5181,7 @@ type AuthorityKey struct {
 
 func (x *AuthorityKey) Reset() {
 	*x = AuthorityKey{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[53]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4888,7 +5193,7 @@ func (x *AuthorityKey) String() string {
 func (*AuthorityKey) ProtoMessage() {}
 
 func (x *AuthorityKey) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[53]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4901,7 +5206,7 @@ func (x *AuthorityKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthorityKey.ProtoReflect.Descriptor instead.
 func (*AuthorityKey) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{53}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *AuthorityKey) GetKid() string {
@@ -4952,7 +5257,7 @@ type Authority struct {
 
 func (x *Authority) Reset() {
 	*x = Authority{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[54]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4964,7 +5269,7 @@ func (x *Authority) String() string {
 func (*Authority) ProtoMessage() {}
 
 func (x *Authority) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[54]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4977,7 +5282,7 @@ func (x *Authority) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Authority.ProtoReflect.Descriptor instead.
 func (*Authority) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{54}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *Authority) GetIssuer() string {
@@ -5033,7 +5338,7 @@ type RemoveAuthority struct {
 
 func (x *RemoveAuthority) Reset() {
 	*x = RemoveAuthority{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[55]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5045,7 +5350,7 @@ func (x *RemoveAuthority) String() string {
 func (*RemoveAuthority) ProtoMessage() {}
 
 func (x *RemoveAuthority) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[55]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5058,7 +5363,7 @@ func (x *RemoveAuthority) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveAuthority.ProtoReflect.Descriptor instead.
 func (*RemoveAuthority) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{55}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *RemoveAuthority) GetIssuer() string {
@@ -5098,7 +5403,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[56]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5110,7 +5415,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[56]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5123,7 +5428,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{56}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *Node) GetId() string {
@@ -5177,7 +5482,7 @@ type RemoveNode struct {
 
 func (x *RemoveNode) Reset() {
 	*x = RemoveNode{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[57]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5189,7 +5494,7 @@ func (x *RemoveNode) String() string {
 func (*RemoveNode) ProtoMessage() {}
 
 func (x *RemoveNode) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[57]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5202,7 +5507,7 @@ func (x *RemoveNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNode.ProtoReflect.Descriptor instead.
 func (*RemoveNode) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{57}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *RemoveNode) GetId() string {
@@ -5233,7 +5538,7 @@ type Submission struct {
 
 func (x *Submission) Reset() {
 	*x = Submission{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[58]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5245,7 +5550,7 @@ func (x *Submission) String() string {
 func (*Submission) ProtoMessage() {}
 
 func (x *Submission) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[58]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5258,7 +5563,7 @@ func (x *Submission) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Submission.ProtoReflect.Descriptor instead.
 func (*Submission) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{58}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *Submission) GetId() []byte {
@@ -5394,14 +5699,16 @@ type SnapshotHeader struct {
 	Hub bool `protobuf:"varint,29,opt,name=hub,proto3" json:"hub,omitempty"`
 	// app_configs counts the app configuration's versions (AppConfig),
 	// oldest first, which follow the hub.
-	AppConfigs    uint64 `protobuf:"varint,30,opt,name=app_configs,json=appConfigs,proto3" json:"app_configs,omitempty"`
+	AppConfigs uint64 `protobuf:"varint,30,opt,name=app_configs,json=appConfigs,proto3" json:"app_configs,omitempty"`
+	// service is the region's end of service (absent: none scheduled).
+	Service       *Service `protobuf:"bytes,31,opt,name=service,proto3" json:"service,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SnapshotHeader) Reset() {
 	*x = SnapshotHeader{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[59]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5413,7 +5720,7 @@ func (x *SnapshotHeader) String() string {
 func (*SnapshotHeader) ProtoMessage() {}
 
 func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[59]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5426,7 +5733,7 @@ func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotHeader.ProtoReflect.Descriptor instead.
 func (*SnapshotHeader) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{59}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *SnapshotHeader) GetVersion() uint32 {
@@ -5639,6 +5946,13 @@ func (x *SnapshotHeader) GetAppConfigs() uint64 {
 	return 0
 }
 
+func (x *SnapshotHeader) GetService() *Service {
+	if x != nil {
+		return x.Service
+	}
+	return nil
+}
+
 // StoredKey is a key record in a snapshot: the key and the index of the
 // submission that brought it.
 type StoredKey struct {
@@ -5657,7 +5971,7 @@ type StoredKey struct {
 
 func (x *StoredKey) Reset() {
 	*x = StoredKey{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[60]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5669,7 +5983,7 @@ func (x *StoredKey) String() string {
 func (*StoredKey) ProtoMessage() {}
 
 func (x *StoredKey) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[60]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5682,7 +5996,7 @@ func (x *StoredKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoredKey.ProtoReflect.Descriptor instead.
 func (*StoredKey) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{60}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *StoredKey) GetKey() *Key {
@@ -5739,7 +6053,7 @@ type ApiKey struct {
 
 func (x *ApiKey) Reset() {
 	*x = ApiKey{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[61]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5751,7 +6065,7 @@ func (x *ApiKey) String() string {
 func (*ApiKey) ProtoMessage() {}
 
 func (x *ApiKey) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[61]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5764,7 +6078,7 @@ func (x *ApiKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApiKey.ProtoReflect.Descriptor instead.
 func (*ApiKey) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{61}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *ApiKey) GetHash() []byte {
@@ -5818,7 +6132,7 @@ type RevokeApiKey struct {
 
 func (x *RevokeApiKey) Reset() {
 	*x = RevokeApiKey{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[62]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5830,7 +6144,7 @@ func (x *RevokeApiKey) String() string {
 func (*RevokeApiKey) ProtoMessage() {}
 
 func (x *RevokeApiKey) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[62]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5843,7 +6157,7 @@ func (x *RevokeApiKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeApiKey.ProtoReflect.Descriptor instead.
 func (*RevokeApiKey) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{62}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *RevokeApiKey) GetHash() []byte {
@@ -5904,7 +6218,7 @@ type VerificationCode struct {
 
 func (x *VerificationCode) Reset() {
 	*x = VerificationCode{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[63]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5916,7 +6230,7 @@ func (x *VerificationCode) String() string {
 func (*VerificationCode) ProtoMessage() {}
 
 func (x *VerificationCode) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[63]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5929,7 +6243,7 @@ func (x *VerificationCode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerificationCode.ProtoReflect.Descriptor instead.
 func (*VerificationCode) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{63}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *VerificationCode) GetUuid() string {
@@ -6099,7 +6413,7 @@ type ClaimCode struct {
 
 func (x *ClaimCode) Reset() {
 	*x = ClaimCode{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[64]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6111,7 +6425,7 @@ func (x *ClaimCode) String() string {
 func (*ClaimCode) ProtoMessage() {}
 
 func (x *ClaimCode) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[64]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6124,7 +6438,7 @@ func (x *ClaimCode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimCode.ProtoReflect.Descriptor instead.
 func (*ClaimCode) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{64}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *ClaimCode) GetHashes() [][]byte {
@@ -6179,7 +6493,7 @@ type VerificationToken struct {
 
 func (x *VerificationToken) Reset() {
 	*x = VerificationToken{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[65]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6191,7 +6505,7 @@ func (x *VerificationToken) String() string {
 func (*VerificationToken) ProtoMessage() {}
 
 func (x *VerificationToken) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[65]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6204,7 +6518,7 @@ func (x *VerificationToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerificationToken.ProtoReflect.Descriptor instead.
 func (*VerificationToken) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{65}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *VerificationToken) GetId() string {
@@ -6266,7 +6580,7 @@ type ClaimToken struct {
 
 func (x *ClaimToken) Reset() {
 	*x = ClaimToken{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[66]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6278,7 +6592,7 @@ func (x *ClaimToken) String() string {
 func (*ClaimToken) ProtoMessage() {}
 
 func (x *ClaimToken) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[66]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6291,7 +6605,7 @@ func (x *ClaimToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimToken.ProtoReflect.Descriptor instead.
 func (*ClaimToken) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{66}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *ClaimToken) GetTokenId() string {
@@ -6313,7 +6627,7 @@ type ExpireVerificationCode struct {
 
 func (x *ExpireVerificationCode) Reset() {
 	*x = ExpireVerificationCode{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[67]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6325,7 +6639,7 @@ func (x *ExpireVerificationCode) String() string {
 func (*ExpireVerificationCode) ProtoMessage() {}
 
 func (x *ExpireVerificationCode) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[67]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6338,7 +6652,7 @@ func (x *ExpireVerificationCode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpireVerificationCode.ProtoReflect.Descriptor instead.
 func (*ExpireVerificationCode) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{67}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *ExpireVerificationCode) GetUuid() string {
@@ -6393,7 +6707,7 @@ type User struct {
 
 func (x *User) Reset() {
 	*x = User{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[68]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6405,7 +6719,7 @@ func (x *User) String() string {
 func (*User) ProtoMessage() {}
 
 func (x *User) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[68]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6418,7 +6732,7 @@ func (x *User) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use User.ProtoReflect.Descriptor instead.
 func (*User) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{68}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *User) GetEmail() string {
@@ -6532,7 +6846,7 @@ type AcceptInvite struct {
 
 func (x *AcceptInvite) Reset() {
 	*x = AcceptInvite{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[69]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6544,7 +6858,7 @@ func (x *AcceptInvite) String() string {
 func (*AcceptInvite) ProtoMessage() {}
 
 func (x *AcceptInvite) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[69]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6557,7 +6871,7 @@ func (x *AcceptInvite) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcceptInvite.ProtoReflect.Descriptor instead.
 func (*AcceptInvite) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{69}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *AcceptInvite) GetEmail() string {
@@ -6595,7 +6909,7 @@ type LoginClient struct {
 
 func (x *LoginClient) Reset() {
 	*x = LoginClient{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[70]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6607,7 +6921,7 @@ func (x *LoginClient) String() string {
 func (*LoginClient) ProtoMessage() {}
 
 func (x *LoginClient) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[70]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6620,7 +6934,7 @@ func (x *LoginClient) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginClient.ProtoReflect.Descriptor instead.
 func (*LoginClient) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{70}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *LoginClient) GetClient() []byte {
@@ -6669,7 +6983,7 @@ type Login struct {
 
 func (x *Login) Reset() {
 	*x = Login{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[71]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6681,7 +6995,7 @@ func (x *Login) String() string {
 func (*Login) ProtoMessage() {}
 
 func (x *Login) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[71]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6694,7 +7008,7 @@ func (x *Login) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Login.ProtoReflect.Descriptor instead.
 func (*Login) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{71}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *Login) GetEmail() string {
@@ -6747,7 +7061,7 @@ type AuditEvent struct {
 
 func (x *AuditEvent) Reset() {
 	*x = AuditEvent{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[72]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6759,7 +7073,7 @@ func (x *AuditEvent) String() string {
 func (*AuditEvent) ProtoMessage() {}
 
 func (x *AuditEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[72]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6772,7 +7086,7 @@ func (x *AuditEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
 func (*AuditEvent) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{72}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *AuditEvent) GetTimeUnix() int64 {
@@ -6825,7 +7139,7 @@ type Session struct {
 
 func (x *Session) Reset() {
 	*x = Session{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[73]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6837,7 +7151,7 @@ func (x *Session) String() string {
 func (*Session) ProtoMessage() {}
 
 func (x *Session) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[73]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6850,7 +7164,7 @@ func (x *Session) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Session.ProtoReflect.Descriptor instead.
 func (*Session) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{73}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *Session) GetRequestId() []byte {
@@ -6885,7 +7199,7 @@ var File_fsm_fsmpb_fsm_proto protoreflect.FileDescriptor
 
 const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\n" +
-	"\x13fsm/fsmpb/fsm.proto\x12\fcovid.fsm.v1\"\xb8\x10\n" +
+	"\x13fsm/fsmpb/fsm.proto\x12\fcovid.fsm.v1\"\xf3\x10\n" +
 	"\aCommand\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12-\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x19.covid.fsm.v1.CommandTypeR\x04type\x12\x1b\n" +
@@ -6933,7 +7247,9 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\n" +
 	"hub_upload\x18( \x01(\v2\x17.covid.fsm.v1.HubUploadR\thubUpload\x12C\n" +
 	"\x10put_hub_callback\x18) \x01(\v2\x19.covid.fsm.v1.HubCallbackR\x0eputHubCallback\x12=\n" +
-	"\x0eset_app_config\x18* \x01(\v2\x17.covid.fsm.v1.AppConfigR\fsetAppConfig\"|\n" +
+	"\x0eset_app_config\x18* \x01(\v2\x17.covid.fsm.v1.AppConfigR\fsetAppConfig\x129\n" +
+	"\vset_service\x18+ \x01(\v2\x18.covid.fsm.v1.SetServiceR\n" +
+	"setService\"|\n" +
 	"\vRevokedCert\x12\x1f\n" +
 	"\vcert_sha256\x18\x01 \x01(\fR\n" +
 	"certSha256\x12\x17\n" +
@@ -6950,7 +7266,7 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\fsms_per_hour\x18\x06 \x01(\rR\n" +
 	"smsPerHour\x122\n" +
 	"\x16sms_per_number_per_day\x18\a \x01(\rR\x12smsPerNumberPerDay\x12:\n" +
-	"\x1acodes_per_provider_per_day\x18\b \x01(\rR\x16codesPerProviderPerDay\"\x9a\x06\n" +
+	"\x1acodes_per_provider_per_day\x18\b \x01(\rR\x16codesPerProviderPerDay\"\xcd\x06\n" +
 	"\x06Result\x12/\n" +
 	"\arefusal\x18\x01 \x01(\v2\x15.covid.fsm.v1.RefusalR\arefusal\x12\x1b\n" +
 	"\tlog_index\x18\x02 \x01(\x04R\blogIndex\x127\n" +
@@ -6969,7 +7285,8 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\n" +
 	"hub_upload\x18\x14 \x01(\v2\x1d.covid.fsm.v1.HubUploadResultH\x00R\thubUpload\x128\n" +
 	"\n" +
-	"app_config\x18\x15 \x01(\v2\x17.covid.fsm.v1.AppConfigH\x00R\tappConfigB\a\n" +
+	"app_config\x18\x15 \x01(\v2\x17.covid.fsm.v1.AppConfigH\x00R\tappConfig\x121\n" +
+	"\aservice\x18\x16 \x01(\v2\x15.covid.fsm.v1.ServiceH\x00R\aserviceB\a\n" +
 	"\x05value\"7\n" +
 	"\aRefusal\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
@@ -7113,7 +7430,7 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x10anchor_signature\x18\v \x01(\tR\x0fanchorSignature\"t\n" +
 	"\bHubState\x126\n" +
 	"\tcountries\x18\x01 \x03(\v2\x18.covid.fsm.v1.HubCountryR\tcountries\x120\n" +
-	"\abatches\x18\x02 \x03(\v2\x16.covid.fsm.v1.HubBatchR\abatches\"\xdc\x02\n" +
+	"\abatches\x18\x02 \x03(\v2\x16.covid.fsm.v1.HubBatchR\abatches\"\xc6\x03\n" +
 	"\tAppConfig\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x1b\n" +
 	"\ttime_unix\x18\x02 \x01(\x03R\btimeUnix\x12\x16\n" +
@@ -7122,7 +7439,30 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x02v2\x18\x05 \x01(\v2\x1e.covid.fsm.v1.ExposureConfigV2R\x02v2\x12>\n" +
 	"\fmin_versions\x18\x06 \x03(\v2\x1b.covid.fsm.v1.MinAppVersionR\vminVersions\x12+\n" +
 	"\x05texts\x18\a \x03(\v2\x15.covid.fsm.v1.AppTextR\x05texts\x123\n" +
-	"\bswitches\x18\b \x03(\v2\x17.covid.fsm.v1.AppSwitchR\bswitches\"\xbd\x04\n" +
+	"\bswitches\x18\b \x03(\v2\x17.covid.fsm.v1.AppSwitchR\bswitches\x12B\n" +
+	"\x0eservice_status\x18\t \x01(\x0e2\x1b.covid.fsm.v1.ServiceStatusR\rserviceStatus\x12$\n" +
+	"\x0ewind_down_unix\x18\n" +
+	" \x01(\x03R\fwindDownUnix\"\x94\x01\n" +
+	"\n" +
+	"SetService\x12$\n" +
+	"\x0ewind_down_unix\x18\x01 \x01(\x03R\fwindDownUnix\x120\n" +
+	"\x14delete_after_seconds\x18\x02 \x01(\x03R\x12deleteAfterSeconds\x12\x16\n" +
+	"\x06cancel\x18\x03 \x01(\bR\x06cancel\x12\x16\n" +
+	"\x06author\x18\x04 \x01(\tR\x06author\"\xb4\x03\n" +
+	"\aService\x12$\n" +
+	"\x0ewind_down_unix\x18\x01 \x01(\x03R\fwindDownUnix\x120\n" +
+	"\x14delete_after_seconds\x18\x02 \x01(\x03R\x12deleteAfterSeconds\x12\x16\n" +
+	"\x06author\x18\x03 \x01(\tR\x06author\x12%\n" +
+	"\x0escheduled_unix\x18\x04 \x01(\x03R\rscheduledUnix\x12\x1d\n" +
+	"\n" +
+	"ended_unix\x18\x05 \x01(\x03R\tendedUnix\x12!\n" +
+	"\fdeleted_unix\x18\x06 \x01(\x03R\vdeletedUnix\x12/\n" +
+	"\x13deleted_submissions\x18\a \x01(\rR\x12deletedSubmissions\x12#\n" +
+	"\rdeleted_codes\x18\b \x01(\rR\fdeletedCodes\x12%\n" +
+	"\x0edeleted_tokens\x18\t \x01(\rR\rdeletedTokens\x12)\n" +
+	"\x10deleted_accounts\x18\n" +
+	" \x01(\rR\x0fdeletedAccounts\x12(\n" +
+	"\x10deleted_api_keys\x18\v \x01(\rR\x0edeletedApiKeys\"\xbd\x04\n" +
 	"\x10ExposureConfigV1\x12,\n" +
 	"\x12minimum_risk_score\x18\x01 \x01(\rR\x10minimumRiskScore\x12-\n" +
 	"\x12attenuation_scores\x18\x02 \x03(\rR\x11attenuationScores\x12-\n" +
@@ -7342,7 +7682,7 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x05index\x18\b \x01(\rR\x05index\x12\x1a\n" +
 	"\bprovider\x18\t \x01(\tR\bprovider\x12\x1b\n" +
 	"\tcode_hash\x18\n" +
-	" \x01(\fR\bcodeHash\"\xef\a\n" +
+	" \x01(\fR\bcodeHash\"\xa0\b\n" +
 	"\x0eSnapshotHeader\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12 \n" +
 	"\vauthorities\x18\x02 \x01(\x04R\vauthorities\x12\x14\n" +
@@ -7376,7 +7716,8 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x04efgs\x18\x1c \x01(\bR\x04efgs\x12\x10\n" +
 	"\x03hub\x18\x1d \x01(\bR\x03hub\x12\x1f\n" +
 	"\vapp_configs\x18\x1e \x01(\x04R\n" +
-	"appConfigs\"\x9a\x01\n" +
+	"appConfigs\x12/\n" +
+	"\aservice\x18\x1f \x01(\v2\x15.covid.fsm.v1.ServiceR\aservice\"\x9a\x01\n" +
 	"\tStoredKey\x12#\n" +
 	"\x03key\x18\x01 \x01(\v2\x11.covid.fsm.v1.KeyR\x03key\x12\x1e\n" +
 	"\n" +
@@ -7491,7 +7832,7 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"request_id\x18\x01 \x01(\fR\trequestId\x12-\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x19.covid.fsm.v1.CommandTypeR\x04type\x12\x1b\n" +
 	"\ttime_unix\x18\x03 \x01(\x03R\btimeUnix\x12,\n" +
-	"\x06result\x18\x04 \x01(\v2\x14.covid.fsm.v1.ResultR\x06result*\x98\b\n" +
+	"\x06result\x18\x04 \x01(\v2\x14.covid.fsm.v1.ResultR\x06result*\xb6\b\n" +
 	"\vCommandType\x12\x1c\n" +
 	"\x18COMMAND_TYPE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14COMMAND_TYPE_PUBLISH\x10\x01\x12\x1e\n" +
@@ -7527,7 +7868,12 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x1cCOMMAND_TYPE_PUT_HUB_COUNTRY\x10\x1e\x12\x1b\n" +
 	"\x17COMMAND_TYPE_HUB_UPLOAD\x10\x1f\x12!\n" +
 	"\x1dCOMMAND_TYPE_PUT_HUB_CALLBACK\x10 \x12\x1f\n" +
-	"\x1bCOMMAND_TYPE_SET_APP_CONFIG\x10!B2Z0github.com/covid-backend/covid-backend/fsm/fsmpbb\x06proto3"
+	"\x1bCOMMAND_TYPE_SET_APP_CONFIG\x10!\x12\x1c\n" +
+	"\x18COMMAND_TYPE_SET_SERVICE\x10\"*e\n" +
+	"\rServiceStatus\x12\x19\n" +
+	"\x15SERVICE_STATUS_ACTIVE\x10\x00\x12\x1f\n" +
+	"\x1bSERVICE_STATUS_WINDING_DOWN\x10\x01\x12\x18\n" +
+	"\x14SERVICE_STATUS_ENDED\x10\x02B2Z0github.com/covid-backend/covid-backend/fsm/fsmpbb\x06proto3"
 
 var (
 	file_fsm_fsmpb_fsm_proto_rawDescOnce sync.Once
@@ -7541,171 +7887,178 @@ func file_fsm_fsmpb_fsm_proto_rawDescGZIP() []byte {
 	return file_fsm_fsmpb_fsm_proto_rawDescData
 }
 
-var file_fsm_fsmpb_fsm_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_fsm_fsmpb_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 74)
+var file_fsm_fsmpb_fsm_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_fsm_fsmpb_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 76)
 var file_fsm_fsmpb_fsm_proto_goTypes = []any{
 	(CommandType)(0),               // 0: covid.fsm.v1.CommandType
-	(*Command)(nil),                // 1: covid.fsm.v1.Command
-	(*RevokedCert)(nil),            // 2: covid.fsm.v1.RevokedCert
-	(*Policy)(nil),                 // 3: covid.fsm.v1.Policy
-	(*Result)(nil),                 // 4: covid.fsm.v1.Result
-	(*Refusal)(nil),                // 5: covid.fsm.v1.Refusal
-	(*PublishResult)(nil),          // 6: covid.fsm.v1.PublishResult
-	(*SealResult)(nil),             // 7: covid.fsm.v1.SealResult
-	(*RevokeResult)(nil),           // 8: covid.fsm.v1.RevokeResult
-	(*ExpireResult)(nil),           // 9: covid.fsm.v1.ExpireResult
-	(*ImportResult)(nil),           // 10: covid.fsm.v1.ImportResult
-	(*CodeResult)(nil),             // 11: covid.fsm.v1.CodeResult
-	(*TrustKey)(nil),               // 12: covid.fsm.v1.TrustKey
-	(*TrustedRegion)(nil),          // 13: covid.fsm.v1.TrustedRegion
-	(*GAENSource)(nil),             // 14: covid.fsm.v1.GAENSource
-	(*ExportKey)(nil),              // 15: covid.fsm.v1.ExportKey
-	(*ImportExport)(nil),           // 16: covid.fsm.v1.ImportExport
-	(*EFGSUpload)(nil),             // 17: covid.fsm.v1.EFGSUpload
-	(*ImportEFGS)(nil),             // 18: covid.fsm.v1.ImportEFGS
-	(*EFGSKey)(nil),                // 19: covid.fsm.v1.EFGSKey
-	(*EFGSCursor)(nil),             // 20: covid.fsm.v1.EFGSCursor
-	(*EFGSImported)(nil),           // 21: covid.fsm.v1.EFGSImported
-	(*EFGSState)(nil),              // 22: covid.fsm.v1.EFGSState
-	(*HubCountry)(nil),             // 23: covid.fsm.v1.HubCountry
-	(*HubCallback)(nil),            // 24: covid.fsm.v1.HubCallback
-	(*HubSigner)(nil),              // 25: covid.fsm.v1.HubSigner
-	(*HubUpload)(nil),              // 26: covid.fsm.v1.HubUpload
-	(*HubUploadResult)(nil),        // 27: covid.fsm.v1.HubUploadResult
-	(*HubBatch)(nil),               // 28: covid.fsm.v1.HubBatch
-	(*HubState)(nil),               // 29: covid.fsm.v1.HubState
-	(*AppConfig)(nil),              // 30: covid.fsm.v1.AppConfig
-	(*ExposureConfigV1)(nil),       // 31: covid.fsm.v1.ExposureConfigV1
-	(*ExposureConfigV2)(nil),       // 32: covid.fsm.v1.ExposureConfigV2
-	(*MinAppVersion)(nil),          // 33: covid.fsm.v1.MinAppVersion
-	(*AppText)(nil),                // 34: covid.fsm.v1.AppText
-	(*AppSwitch)(nil),              // 35: covid.fsm.v1.AppSwitch
-	(*ImportedFile)(nil),           // 36: covid.fsm.v1.ImportedFile
-	(*RemoveTrust)(nil),            // 37: covid.fsm.v1.RemoveTrust
-	(*ImportBatch)(nil),            // 38: covid.fsm.v1.ImportBatch
-	(*FederationBatch)(nil),        // 39: covid.fsm.v1.FederationBatch
-	(*SignedBatch)(nil),            // 40: covid.fsm.v1.SignedBatch
-	(*OriginMark)(nil),             // 41: covid.fsm.v1.OriginMark
-	(*Provider)(nil),               // 42: covid.fsm.v1.Provider
-	(*RevokeProvider)(nil),         // 43: covid.fsm.v1.RevokeProvider
-	(*Code)(nil),                   // 44: covid.fsm.v1.Code
-	(*Revoke)(nil),                 // 45: covid.fsm.v1.Revoke
-	(*Expire)(nil),                 // 46: covid.fsm.v1.Expire
-	(*Revocation)(nil),             // 47: covid.fsm.v1.Revocation
-	(*Seal)(nil),                   // 48: covid.fsm.v1.Seal
-	(*ExportSigner)(nil),           // 49: covid.fsm.v1.ExportSigner
-	(*Batch)(nil),                  // 50: covid.fsm.v1.Batch
-	(*ForeignBatch)(nil),           // 51: covid.fsm.v1.ForeignBatch
-	(*Key)(nil),                    // 52: covid.fsm.v1.Key
-	(*Publish)(nil),                // 53: covid.fsm.v1.Publish
-	(*AuthorityKey)(nil),           // 54: covid.fsm.v1.AuthorityKey
-	(*Authority)(nil),              // 55: covid.fsm.v1.Authority
-	(*RemoveAuthority)(nil),        // 56: covid.fsm.v1.RemoveAuthority
-	(*Node)(nil),                   // 57: covid.fsm.v1.Node
-	(*RemoveNode)(nil),             // 58: covid.fsm.v1.RemoveNode
-	(*Submission)(nil),             // 59: covid.fsm.v1.Submission
-	(*SnapshotHeader)(nil),         // 60: covid.fsm.v1.SnapshotHeader
-	(*StoredKey)(nil),              // 61: covid.fsm.v1.StoredKey
-	(*ApiKey)(nil),                 // 62: covid.fsm.v1.ApiKey
-	(*RevokeApiKey)(nil),           // 63: covid.fsm.v1.RevokeApiKey
-	(*VerificationCode)(nil),       // 64: covid.fsm.v1.VerificationCode
-	(*ClaimCode)(nil),              // 65: covid.fsm.v1.ClaimCode
-	(*VerificationToken)(nil),      // 66: covid.fsm.v1.VerificationToken
-	(*ClaimToken)(nil),             // 67: covid.fsm.v1.ClaimToken
-	(*ExpireVerificationCode)(nil), // 68: covid.fsm.v1.ExpireVerificationCode
-	(*User)(nil),                   // 69: covid.fsm.v1.User
-	(*AcceptInvite)(nil),           // 70: covid.fsm.v1.AcceptInvite
-	(*LoginClient)(nil),            // 71: covid.fsm.v1.LoginClient
-	(*Login)(nil),                  // 72: covid.fsm.v1.Login
-	(*AuditEvent)(nil),             // 73: covid.fsm.v1.AuditEvent
-	(*Session)(nil),                // 74: covid.fsm.v1.Session
+	(ServiceStatus)(0),             // 1: covid.fsm.v1.ServiceStatus
+	(*Command)(nil),                // 2: covid.fsm.v1.Command
+	(*RevokedCert)(nil),            // 3: covid.fsm.v1.RevokedCert
+	(*Policy)(nil),                 // 4: covid.fsm.v1.Policy
+	(*Result)(nil),                 // 5: covid.fsm.v1.Result
+	(*Refusal)(nil),                // 6: covid.fsm.v1.Refusal
+	(*PublishResult)(nil),          // 7: covid.fsm.v1.PublishResult
+	(*SealResult)(nil),             // 8: covid.fsm.v1.SealResult
+	(*RevokeResult)(nil),           // 9: covid.fsm.v1.RevokeResult
+	(*ExpireResult)(nil),           // 10: covid.fsm.v1.ExpireResult
+	(*ImportResult)(nil),           // 11: covid.fsm.v1.ImportResult
+	(*CodeResult)(nil),             // 12: covid.fsm.v1.CodeResult
+	(*TrustKey)(nil),               // 13: covid.fsm.v1.TrustKey
+	(*TrustedRegion)(nil),          // 14: covid.fsm.v1.TrustedRegion
+	(*GAENSource)(nil),             // 15: covid.fsm.v1.GAENSource
+	(*ExportKey)(nil),              // 16: covid.fsm.v1.ExportKey
+	(*ImportExport)(nil),           // 17: covid.fsm.v1.ImportExport
+	(*EFGSUpload)(nil),             // 18: covid.fsm.v1.EFGSUpload
+	(*ImportEFGS)(nil),             // 19: covid.fsm.v1.ImportEFGS
+	(*EFGSKey)(nil),                // 20: covid.fsm.v1.EFGSKey
+	(*EFGSCursor)(nil),             // 21: covid.fsm.v1.EFGSCursor
+	(*EFGSImported)(nil),           // 22: covid.fsm.v1.EFGSImported
+	(*EFGSState)(nil),              // 23: covid.fsm.v1.EFGSState
+	(*HubCountry)(nil),             // 24: covid.fsm.v1.HubCountry
+	(*HubCallback)(nil),            // 25: covid.fsm.v1.HubCallback
+	(*HubSigner)(nil),              // 26: covid.fsm.v1.HubSigner
+	(*HubUpload)(nil),              // 27: covid.fsm.v1.HubUpload
+	(*HubUploadResult)(nil),        // 28: covid.fsm.v1.HubUploadResult
+	(*HubBatch)(nil),               // 29: covid.fsm.v1.HubBatch
+	(*HubState)(nil),               // 30: covid.fsm.v1.HubState
+	(*AppConfig)(nil),              // 31: covid.fsm.v1.AppConfig
+	(*SetService)(nil),             // 32: covid.fsm.v1.SetService
+	(*Service)(nil),                // 33: covid.fsm.v1.Service
+	(*ExposureConfigV1)(nil),       // 34: covid.fsm.v1.ExposureConfigV1
+	(*ExposureConfigV2)(nil),       // 35: covid.fsm.v1.ExposureConfigV2
+	(*MinAppVersion)(nil),          // 36: covid.fsm.v1.MinAppVersion
+	(*AppText)(nil),                // 37: covid.fsm.v1.AppText
+	(*AppSwitch)(nil),              // 38: covid.fsm.v1.AppSwitch
+	(*ImportedFile)(nil),           // 39: covid.fsm.v1.ImportedFile
+	(*RemoveTrust)(nil),            // 40: covid.fsm.v1.RemoveTrust
+	(*ImportBatch)(nil),            // 41: covid.fsm.v1.ImportBatch
+	(*FederationBatch)(nil),        // 42: covid.fsm.v1.FederationBatch
+	(*SignedBatch)(nil),            // 43: covid.fsm.v1.SignedBatch
+	(*OriginMark)(nil),             // 44: covid.fsm.v1.OriginMark
+	(*Provider)(nil),               // 45: covid.fsm.v1.Provider
+	(*RevokeProvider)(nil),         // 46: covid.fsm.v1.RevokeProvider
+	(*Code)(nil),                   // 47: covid.fsm.v1.Code
+	(*Revoke)(nil),                 // 48: covid.fsm.v1.Revoke
+	(*Expire)(nil),                 // 49: covid.fsm.v1.Expire
+	(*Revocation)(nil),             // 50: covid.fsm.v1.Revocation
+	(*Seal)(nil),                   // 51: covid.fsm.v1.Seal
+	(*ExportSigner)(nil),           // 52: covid.fsm.v1.ExportSigner
+	(*Batch)(nil),                  // 53: covid.fsm.v1.Batch
+	(*ForeignBatch)(nil),           // 54: covid.fsm.v1.ForeignBatch
+	(*Key)(nil),                    // 55: covid.fsm.v1.Key
+	(*Publish)(nil),                // 56: covid.fsm.v1.Publish
+	(*AuthorityKey)(nil),           // 57: covid.fsm.v1.AuthorityKey
+	(*Authority)(nil),              // 58: covid.fsm.v1.Authority
+	(*RemoveAuthority)(nil),        // 59: covid.fsm.v1.RemoveAuthority
+	(*Node)(nil),                   // 60: covid.fsm.v1.Node
+	(*RemoveNode)(nil),             // 61: covid.fsm.v1.RemoveNode
+	(*Submission)(nil),             // 62: covid.fsm.v1.Submission
+	(*SnapshotHeader)(nil),         // 63: covid.fsm.v1.SnapshotHeader
+	(*StoredKey)(nil),              // 64: covid.fsm.v1.StoredKey
+	(*ApiKey)(nil),                 // 65: covid.fsm.v1.ApiKey
+	(*RevokeApiKey)(nil),           // 66: covid.fsm.v1.RevokeApiKey
+	(*VerificationCode)(nil),       // 67: covid.fsm.v1.VerificationCode
+	(*ClaimCode)(nil),              // 68: covid.fsm.v1.ClaimCode
+	(*VerificationToken)(nil),      // 69: covid.fsm.v1.VerificationToken
+	(*ClaimToken)(nil),             // 70: covid.fsm.v1.ClaimToken
+	(*ExpireVerificationCode)(nil), // 71: covid.fsm.v1.ExpireVerificationCode
+	(*User)(nil),                   // 72: covid.fsm.v1.User
+	(*AcceptInvite)(nil),           // 73: covid.fsm.v1.AcceptInvite
+	(*LoginClient)(nil),            // 74: covid.fsm.v1.LoginClient
+	(*Login)(nil),                  // 75: covid.fsm.v1.Login
+	(*AuditEvent)(nil),             // 76: covid.fsm.v1.AuditEvent
+	(*Session)(nil),                // 77: covid.fsm.v1.Session
 }
 var file_fsm_fsmpb_fsm_proto_depIdxs = []int32{
 	0,  // 0: covid.fsm.v1.Command.type:type_name -> covid.fsm.v1.CommandType
-	53, // 1: covid.fsm.v1.Command.publish:type_name -> covid.fsm.v1.Publish
-	55, // 2: covid.fsm.v1.Command.put_authority:type_name -> covid.fsm.v1.Authority
-	56, // 3: covid.fsm.v1.Command.remove_authority:type_name -> covid.fsm.v1.RemoveAuthority
-	57, // 4: covid.fsm.v1.Command.put_node:type_name -> covid.fsm.v1.Node
-	58, // 5: covid.fsm.v1.Command.remove_node:type_name -> covid.fsm.v1.RemoveNode
-	48, // 6: covid.fsm.v1.Command.seal:type_name -> covid.fsm.v1.Seal
-	45, // 7: covid.fsm.v1.Command.revoke:type_name -> covid.fsm.v1.Revoke
-	46, // 8: covid.fsm.v1.Command.expire:type_name -> covid.fsm.v1.Expire
-	42, // 9: covid.fsm.v1.Command.put_provider:type_name -> covid.fsm.v1.Provider
-	43, // 10: covid.fsm.v1.Command.revoke_provider:type_name -> covid.fsm.v1.RevokeProvider
-	44, // 11: covid.fsm.v1.Command.issue_code:type_name -> covid.fsm.v1.Code
-	13, // 12: covid.fsm.v1.Command.put_trust:type_name -> covid.fsm.v1.TrustedRegion
-	37, // 13: covid.fsm.v1.Command.remove_trust:type_name -> covid.fsm.v1.RemoveTrust
-	38, // 14: covid.fsm.v1.Command.import_batch:type_name -> covid.fsm.v1.ImportBatch
-	3,  // 15: covid.fsm.v1.Command.set_policy:type_name -> covid.fsm.v1.Policy
-	62, // 16: covid.fsm.v1.Command.put_api_key:type_name -> covid.fsm.v1.ApiKey
-	63, // 17: covid.fsm.v1.Command.revoke_api_key:type_name -> covid.fsm.v1.RevokeApiKey
-	64, // 18: covid.fsm.v1.Command.issue_verification_code:type_name -> covid.fsm.v1.VerificationCode
-	65, // 19: covid.fsm.v1.Command.claim_code:type_name -> covid.fsm.v1.ClaimCode
-	67, // 20: covid.fsm.v1.Command.claim_token:type_name -> covid.fsm.v1.ClaimToken
-	68, // 21: covid.fsm.v1.Command.expire_verification_code:type_name -> covid.fsm.v1.ExpireVerificationCode
-	69, // 22: covid.fsm.v1.Command.put_user:type_name -> covid.fsm.v1.User
-	72, // 23: covid.fsm.v1.Command.login:type_name -> covid.fsm.v1.Login
-	73, // 24: covid.fsm.v1.Command.audit:type_name -> covid.fsm.v1.AuditEvent
-	2,  // 25: covid.fsm.v1.Command.revoke_cert:type_name -> covid.fsm.v1.RevokedCert
-	70, // 26: covid.fsm.v1.Command.accept_invite:type_name -> covid.fsm.v1.AcceptInvite
-	16, // 27: covid.fsm.v1.Command.import_export:type_name -> covid.fsm.v1.ImportExport
-	17, // 28: covid.fsm.v1.Command.efgs_uploaded:type_name -> covid.fsm.v1.EFGSUpload
-	18, // 29: covid.fsm.v1.Command.import_efgs:type_name -> covid.fsm.v1.ImportEFGS
-	23, // 30: covid.fsm.v1.Command.put_hub_country:type_name -> covid.fsm.v1.HubCountry
-	26, // 31: covid.fsm.v1.Command.hub_upload:type_name -> covid.fsm.v1.HubUpload
-	24, // 32: covid.fsm.v1.Command.put_hub_callback:type_name -> covid.fsm.v1.HubCallback
-	30, // 33: covid.fsm.v1.Command.set_app_config:type_name -> covid.fsm.v1.AppConfig
-	5,  // 34: covid.fsm.v1.Result.refusal:type_name -> covid.fsm.v1.Refusal
-	6,  // 35: covid.fsm.v1.Result.publish:type_name -> covid.fsm.v1.PublishResult
-	7,  // 36: covid.fsm.v1.Result.seal:type_name -> covid.fsm.v1.SealResult
-	8,  // 37: covid.fsm.v1.Result.revoke:type_name -> covid.fsm.v1.RevokeResult
-	9,  // 38: covid.fsm.v1.Result.expire:type_name -> covid.fsm.v1.ExpireResult
-	10, // 39: covid.fsm.v1.Result.import:type_name -> covid.fsm.v1.ImportResult
-	11, // 40: covid.fsm.v1.Result.issue_code:type_name -> covid.fsm.v1.CodeResult
-	3,  // 41: covid.fsm.v1.Result.policy:type_name -> covid.fsm.v1.Policy
-	64, // 42: covid.fsm.v1.Result.verification_code:type_name -> covid.fsm.v1.VerificationCode
-	66, // 43: covid.fsm.v1.Result.verification_token:type_name -> covid.fsm.v1.VerificationToken
-	69, // 44: covid.fsm.v1.Result.user:type_name -> covid.fsm.v1.User
-	27, // 45: covid.fsm.v1.Result.hub_upload:type_name -> covid.fsm.v1.HubUploadResult
-	30, // 46: covid.fsm.v1.Result.app_config:type_name -> covid.fsm.v1.AppConfig
-	12, // 47: covid.fsm.v1.TrustedRegion.keys:type_name -> covid.fsm.v1.TrustKey
-	14, // 48: covid.fsm.v1.TrustedRegion.gaen:type_name -> covid.fsm.v1.GAENSource
-	15, // 49: covid.fsm.v1.GAENSource.keys:type_name -> covid.fsm.v1.ExportKey
-	19, // 50: covid.fsm.v1.ImportEFGS.keys:type_name -> covid.fsm.v1.EFGSKey
-	52, // 51: covid.fsm.v1.EFGSKey.key:type_name -> covid.fsm.v1.Key
-	17, // 52: covid.fsm.v1.EFGSState.uploads:type_name -> covid.fsm.v1.EFGSUpload
-	20, // 53: covid.fsm.v1.EFGSState.cursor:type_name -> covid.fsm.v1.EFGSCursor
-	21, // 54: covid.fsm.v1.EFGSState.imported:type_name -> covid.fsm.v1.EFGSImported
-	25, // 55: covid.fsm.v1.HubCountry.signers:type_name -> covid.fsm.v1.HubSigner
-	24, // 56: covid.fsm.v1.HubCountry.callbacks:type_name -> covid.fsm.v1.HubCallback
-	23, // 57: covid.fsm.v1.HubState.countries:type_name -> covid.fsm.v1.HubCountry
-	28, // 58: covid.fsm.v1.HubState.batches:type_name -> covid.fsm.v1.HubBatch
-	31, // 59: covid.fsm.v1.AppConfig.v1:type_name -> covid.fsm.v1.ExposureConfigV1
-	32, // 60: covid.fsm.v1.AppConfig.v2:type_name -> covid.fsm.v1.ExposureConfigV2
-	33, // 61: covid.fsm.v1.AppConfig.min_versions:type_name -> covid.fsm.v1.MinAppVersion
-	34, // 62: covid.fsm.v1.AppConfig.texts:type_name -> covid.fsm.v1.AppText
-	35, // 63: covid.fsm.v1.AppConfig.switches:type_name -> covid.fsm.v1.AppSwitch
-	52, // 64: covid.fsm.v1.FederationBatch.keys:type_name -> covid.fsm.v1.Key
-	52, // 65: covid.fsm.v1.FederationBatch.revised:type_name -> covid.fsm.v1.Key
-	49, // 66: covid.fsm.v1.Seal.signers:type_name -> covid.fsm.v1.ExportSigner
-	52, // 67: covid.fsm.v1.Batch.sealed_keys:type_name -> covid.fsm.v1.Key
-	52, // 68: covid.fsm.v1.Batch.padding:type_name -> covid.fsm.v1.Key
-	52, // 69: covid.fsm.v1.Batch.revised:type_name -> covid.fsm.v1.Key
-	49, // 70: covid.fsm.v1.Batch.signers:type_name -> covid.fsm.v1.ExportSigner
-	52, // 71: covid.fsm.v1.Publish.keys:type_name -> covid.fsm.v1.Key
-	52, // 72: covid.fsm.v1.Publish.revisions:type_name -> covid.fsm.v1.Key
-	54, // 73: covid.fsm.v1.Authority.keys:type_name -> covid.fsm.v1.AuthorityKey
-	3,  // 74: covid.fsm.v1.SnapshotHeader.policy:type_name -> covid.fsm.v1.Policy
-	41, // 75: covid.fsm.v1.SnapshotHeader.origin_marks:type_name -> covid.fsm.v1.OriginMark
-	52, // 76: covid.fsm.v1.StoredKey.key:type_name -> covid.fsm.v1.Key
-	71, // 77: covid.fsm.v1.User.login_clients:type_name -> covid.fsm.v1.LoginClient
-	0,  // 78: covid.fsm.v1.Session.type:type_name -> covid.fsm.v1.CommandType
-	4,  // 79: covid.fsm.v1.Session.result:type_name -> covid.fsm.v1.Result
-	80, // [80:80] is the sub-list for method output_type
-	80, // [80:80] is the sub-list for method input_type
-	80, // [80:80] is the sub-list for extension type_name
-	80, // [80:80] is the sub-list for extension extendee
-	0,  // [0:80] is the sub-list for field type_name
+	56, // 1: covid.fsm.v1.Command.publish:type_name -> covid.fsm.v1.Publish
+	58, // 2: covid.fsm.v1.Command.put_authority:type_name -> covid.fsm.v1.Authority
+	59, // 3: covid.fsm.v1.Command.remove_authority:type_name -> covid.fsm.v1.RemoveAuthority
+	60, // 4: covid.fsm.v1.Command.put_node:type_name -> covid.fsm.v1.Node
+	61, // 5: covid.fsm.v1.Command.remove_node:type_name -> covid.fsm.v1.RemoveNode
+	51, // 6: covid.fsm.v1.Command.seal:type_name -> covid.fsm.v1.Seal
+	48, // 7: covid.fsm.v1.Command.revoke:type_name -> covid.fsm.v1.Revoke
+	49, // 8: covid.fsm.v1.Command.expire:type_name -> covid.fsm.v1.Expire
+	45, // 9: covid.fsm.v1.Command.put_provider:type_name -> covid.fsm.v1.Provider
+	46, // 10: covid.fsm.v1.Command.revoke_provider:type_name -> covid.fsm.v1.RevokeProvider
+	47, // 11: covid.fsm.v1.Command.issue_code:type_name -> covid.fsm.v1.Code
+	14, // 12: covid.fsm.v1.Command.put_trust:type_name -> covid.fsm.v1.TrustedRegion
+	40, // 13: covid.fsm.v1.Command.remove_trust:type_name -> covid.fsm.v1.RemoveTrust
+	41, // 14: covid.fsm.v1.Command.import_batch:type_name -> covid.fsm.v1.ImportBatch
+	4,  // 15: covid.fsm.v1.Command.set_policy:type_name -> covid.fsm.v1.Policy
+	65, // 16: covid.fsm.v1.Command.put_api_key:type_name -> covid.fsm.v1.ApiKey
+	66, // 17: covid.fsm.v1.Command.revoke_api_key:type_name -> covid.fsm.v1.RevokeApiKey
+	67, // 18: covid.fsm.v1.Command.issue_verification_code:type_name -> covid.fsm.v1.VerificationCode
+	68, // 19: covid.fsm.v1.Command.claim_code:type_name -> covid.fsm.v1.ClaimCode
+	70, // 20: covid.fsm.v1.Command.claim_token:type_name -> covid.fsm.v1.ClaimToken
+	71, // 21: covid.fsm.v1.Command.expire_verification_code:type_name -> covid.fsm.v1.ExpireVerificationCode
+	72, // 22: covid.fsm.v1.Command.put_user:type_name -> covid.fsm.v1.User
+	75, // 23: covid.fsm.v1.Command.login:type_name -> covid.fsm.v1.Login
+	76, // 24: covid.fsm.v1.Command.audit:type_name -> covid.fsm.v1.AuditEvent
+	3,  // 25: covid.fsm.v1.Command.revoke_cert:type_name -> covid.fsm.v1.RevokedCert
+	73, // 26: covid.fsm.v1.Command.accept_invite:type_name -> covid.fsm.v1.AcceptInvite
+	17, // 27: covid.fsm.v1.Command.import_export:type_name -> covid.fsm.v1.ImportExport
+	18, // 28: covid.fsm.v1.Command.efgs_uploaded:type_name -> covid.fsm.v1.EFGSUpload
+	19, // 29: covid.fsm.v1.Command.import_efgs:type_name -> covid.fsm.v1.ImportEFGS
+	24, // 30: covid.fsm.v1.Command.put_hub_country:type_name -> covid.fsm.v1.HubCountry
+	27, // 31: covid.fsm.v1.Command.hub_upload:type_name -> covid.fsm.v1.HubUpload
+	25, // 32: covid.fsm.v1.Command.put_hub_callback:type_name -> covid.fsm.v1.HubCallback
+	31, // 33: covid.fsm.v1.Command.set_app_config:type_name -> covid.fsm.v1.AppConfig
+	32, // 34: covid.fsm.v1.Command.set_service:type_name -> covid.fsm.v1.SetService
+	6,  // 35: covid.fsm.v1.Result.refusal:type_name -> covid.fsm.v1.Refusal
+	7,  // 36: covid.fsm.v1.Result.publish:type_name -> covid.fsm.v1.PublishResult
+	8,  // 37: covid.fsm.v1.Result.seal:type_name -> covid.fsm.v1.SealResult
+	9,  // 38: covid.fsm.v1.Result.revoke:type_name -> covid.fsm.v1.RevokeResult
+	10, // 39: covid.fsm.v1.Result.expire:type_name -> covid.fsm.v1.ExpireResult
+	11, // 40: covid.fsm.v1.Result.import:type_name -> covid.fsm.v1.ImportResult
+	12, // 41: covid.fsm.v1.Result.issue_code:type_name -> covid.fsm.v1.CodeResult
+	4,  // 42: covid.fsm.v1.Result.policy:type_name -> covid.fsm.v1.Policy
+	67, // 43: covid.fsm.v1.Result.verification_code:type_name -> covid.fsm.v1.VerificationCode
+	69, // 44: covid.fsm.v1.Result.verification_token:type_name -> covid.fsm.v1.VerificationToken
+	72, // 45: covid.fsm.v1.Result.user:type_name -> covid.fsm.v1.User
+	28, // 46: covid.fsm.v1.Result.hub_upload:type_name -> covid.fsm.v1.HubUploadResult
+	31, // 47: covid.fsm.v1.Result.app_config:type_name -> covid.fsm.v1.AppConfig
+	33, // 48: covid.fsm.v1.Result.service:type_name -> covid.fsm.v1.Service
+	13, // 49: covid.fsm.v1.TrustedRegion.keys:type_name -> covid.fsm.v1.TrustKey
+	15, // 50: covid.fsm.v1.TrustedRegion.gaen:type_name -> covid.fsm.v1.GAENSource
+	16, // 51: covid.fsm.v1.GAENSource.keys:type_name -> covid.fsm.v1.ExportKey
+	20, // 52: covid.fsm.v1.ImportEFGS.keys:type_name -> covid.fsm.v1.EFGSKey
+	55, // 53: covid.fsm.v1.EFGSKey.key:type_name -> covid.fsm.v1.Key
+	18, // 54: covid.fsm.v1.EFGSState.uploads:type_name -> covid.fsm.v1.EFGSUpload
+	21, // 55: covid.fsm.v1.EFGSState.cursor:type_name -> covid.fsm.v1.EFGSCursor
+	22, // 56: covid.fsm.v1.EFGSState.imported:type_name -> covid.fsm.v1.EFGSImported
+	26, // 57: covid.fsm.v1.HubCountry.signers:type_name -> covid.fsm.v1.HubSigner
+	25, // 58: covid.fsm.v1.HubCountry.callbacks:type_name -> covid.fsm.v1.HubCallback
+	24, // 59: covid.fsm.v1.HubState.countries:type_name -> covid.fsm.v1.HubCountry
+	29, // 60: covid.fsm.v1.HubState.batches:type_name -> covid.fsm.v1.HubBatch
+	34, // 61: covid.fsm.v1.AppConfig.v1:type_name -> covid.fsm.v1.ExposureConfigV1
+	35, // 62: covid.fsm.v1.AppConfig.v2:type_name -> covid.fsm.v1.ExposureConfigV2
+	36, // 63: covid.fsm.v1.AppConfig.min_versions:type_name -> covid.fsm.v1.MinAppVersion
+	37, // 64: covid.fsm.v1.AppConfig.texts:type_name -> covid.fsm.v1.AppText
+	38, // 65: covid.fsm.v1.AppConfig.switches:type_name -> covid.fsm.v1.AppSwitch
+	1,  // 66: covid.fsm.v1.AppConfig.service_status:type_name -> covid.fsm.v1.ServiceStatus
+	55, // 67: covid.fsm.v1.FederationBatch.keys:type_name -> covid.fsm.v1.Key
+	55, // 68: covid.fsm.v1.FederationBatch.revised:type_name -> covid.fsm.v1.Key
+	52, // 69: covid.fsm.v1.Seal.signers:type_name -> covid.fsm.v1.ExportSigner
+	55, // 70: covid.fsm.v1.Batch.sealed_keys:type_name -> covid.fsm.v1.Key
+	55, // 71: covid.fsm.v1.Batch.padding:type_name -> covid.fsm.v1.Key
+	55, // 72: covid.fsm.v1.Batch.revised:type_name -> covid.fsm.v1.Key
+	52, // 73: covid.fsm.v1.Batch.signers:type_name -> covid.fsm.v1.ExportSigner
+	55, // 74: covid.fsm.v1.Publish.keys:type_name -> covid.fsm.v1.Key
+	55, // 75: covid.fsm.v1.Publish.revisions:type_name -> covid.fsm.v1.Key
+	57, // 76: covid.fsm.v1.Authority.keys:type_name -> covid.fsm.v1.AuthorityKey
+	4,  // 77: covid.fsm.v1.SnapshotHeader.policy:type_name -> covid.fsm.v1.Policy
+	44, // 78: covid.fsm.v1.SnapshotHeader.origin_marks:type_name -> covid.fsm.v1.OriginMark
+	33, // 79: covid.fsm.v1.SnapshotHeader.service:type_name -> covid.fsm.v1.Service
+	55, // 80: covid.fsm.v1.StoredKey.key:type_name -> covid.fsm.v1.Key
+	74, // 81: covid.fsm.v1.User.login_clients:type_name -> covid.fsm.v1.LoginClient
+	0,  // 82: covid.fsm.v1.Session.type:type_name -> covid.fsm.v1.CommandType
+	5,  // 83: covid.fsm.v1.Session.result:type_name -> covid.fsm.v1.Result
+	84, // [84:84] is the sub-list for method output_type
+	84, // [84:84] is the sub-list for method input_type
+	84, // [84:84] is the sub-list for extension type_name
+	84, // [84:84] is the sub-list for extension extendee
+	0,  // [0:84] is the sub-list for field type_name
 }
 
 func init() { file_fsm_fsmpb_fsm_proto_init() }
@@ -7726,14 +8079,15 @@ func file_fsm_fsmpb_fsm_proto_init() {
 		(*Result_User)(nil),
 		(*Result_HubUpload)(nil),
 		(*Result_AppConfig)(nil),
+		(*Result_Service)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fsm_fsmpb_fsm_proto_rawDesc), len(file_fsm_fsmpb_fsm_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   74,
+			NumEnums:      2,
+			NumMessages:   76,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
