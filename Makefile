@@ -3,10 +3,15 @@ GO      ?= go
 BIN     := bin/covid-node
 DATA    ?= ./data
 
-.PHONY: build run test unit-test cluster-test soak bench fuzz generate vet clean image reference-e2e
+.PHONY: build build-hsm run test unit-test cluster-test soak bench fuzz generate vet clean image reference-e2e
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/covid-node
+
+## build-hsm: the binary with PKCS#11 support (cgo, linked to the C
+## library), for export keys kept in an HSM (pkcs11:object=LABEL).
+build-hsm:
+	CGO_ENABLED=1 $(GO) build -trimpath -o $(BIN) ./cmd/covid-node
 
 ## run: a single-node region "dev" on embedded storage under ./data.
 run: build

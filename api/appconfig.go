@@ -3,6 +3,7 @@ package api
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/covid-backend/covid-backend/appconfig"
 	"github.com/covid-backend/covid-backend/command"
+	"github.com/covid-backend/covid-backend/feed"
 )
 
 // appConfigPointer is GET /v1/appconfig: the version in force, the
@@ -58,8 +60,12 @@ func (s *Server) appConfigFile(c *gin.Context) {
 		if ext == "json" {
 			return appconfig.JSON(cfg)
 		}
-		return appconfig.Zip(cfg, s.cfg.Feed.SigningKeys)
+		return appconfig.Zip(cfg, feed.ReplicatedKeys(s.node.FSM(), s.cfg.Feed.SigningKeys, cfg.GetVersion()))
 	})
+	if errors.Is(err, feed.ErrNotSigned) {
+		fail(c, http.StatusServiceUnavailable, "not_signed", "this version is not signed yet; retry")
+		return
+	}
 	if err != nil {
 		fail(c, http.StatusInternalServerError, "internal", "the configuration cannot be served: "+err.Error())
 		return

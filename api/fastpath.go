@@ -173,6 +173,9 @@ func (d *downloads) serve(w http.ResponseWriter, r *http.Request, route, name, i
 	case errors.Is(err, feed.ErrNoSigningKey):
 		w.Header()["Retry-After"] = []string{"1"}
 		return writeError(w, http.StatusServiceUnavailable, "no_export_key", "this node has no export signing key")
+	case errors.Is(err, feed.ErrNotSigned):
+		w.Header()["Retry-After"] = []string{"1"}
+		return writeError(w, http.StatusServiceUnavailable, "not_signed", "the file is not signed yet; retry")
 	case err != nil:
 		d.s.cfg.Logger.Error("build export file", "name", name, "err", err)
 		return writeError(w, http.StatusInternalServerError, "internal_error", err.Error())

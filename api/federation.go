@@ -98,7 +98,11 @@ func (s *Server) signedBatch(c *gin.Context) {
 			if !ok {
 				return nil, false
 			}
-			return s.cfg.FederationKey.Sign(body, s.catalog.BatchExportSig(uint32(seq))), true
+			sig, ready := s.catalog.BatchExportSig(uint32(seq))
+			if !ready {
+				return nil, false // its file's replicated signature a moment after the seal
+			}
+			return s.cfg.FederationKey.Sign(body, sig), true
 		})
 	} else {
 		data, ok = s.node.FSM().ForeignSigned(origin, uint32(seq))

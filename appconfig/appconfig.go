@@ -260,11 +260,21 @@ func parseV2(d V2) (*fsmpb.ExposureConfigV2, error) {
 // (without its author), export.sig its signature by each of keys, as an
 // export file's (deterministic: every node serves the same bytes).
 func Zip(c *fsmpb.AppConfig, keys []export.SigningKey) ([]byte, error) {
+	bin, err := Bin(c)
+	if err != nil {
+		return nil, err
+	}
+	return export.SignedZip(bin, keys)
+}
+
+// Bin is the zip's export.bin: the configuration's protobuf without its
+// author and its replicated signatures.
+func Bin(c *fsmpb.AppConfig) ([]byte, error) {
 	c = proto.CloneOf(c)
-	c.Author = ""
+	c.Author, c.Signatures = "", nil
 	bin, err := proto.MarshalOptions{Deterministic: true}.Marshal(c)
 	if err != nil {
 		return nil, fmt.Errorf("appconfig: %w", err)
 	}
-	return export.SignedZip(bin, keys)
+	return bin, nil
 }

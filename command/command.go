@@ -61,7 +61,9 @@ import (
 // wind-down time uploads, codes, their claims and imports are refused;
 // EXPIRE records the end once the last own key aged out, and later deletes
 // submissions, codes, tokens, API keys and workers' accounts; the app
-// configuration carries the service's status.
+// configuration carries the service's status. An export key may be kept
+// in an HSM: the leader signs each file once and SIGN_FILES replicates
+// the signatures.
 const Version = 8
 
 // The first versions of changes that later code tests for.
@@ -108,6 +110,10 @@ const (
 	// EndOfService: the region may wind down, end and delete its data
 	// (SET_SERVICE, Service), and the app configuration tells apps so.
 	EndOfService = 8
+	// ReplicatedSignatures: an export key may be one whose signatures
+	// differ each time (an HSM's); the leader signs each file once and
+	// SIGN_FILES replicates the signature.
+	ReplicatedSignatures = 8
 )
 
 // Applier commits a command through the region's leader and returns its
@@ -168,6 +174,8 @@ func Since(t fsmpb.CommandType) (uint32, bool) {
 		return AppConfigs, true
 	case fsmpb.CommandType_COMMAND_TYPE_SET_SERVICE:
 		return EndOfService, true
+	case fsmpb.CommandType_COMMAND_TYPE_SIGN_FILES:
+		return ReplicatedSignatures, true
 	}
 	return 0, false
 }

@@ -67,6 +67,13 @@ func SetAppConfig(ctx context.Context, a Applier, c *fsmpb.AppConfig) (*fsmpb.Ap
 	return res.GetAppConfig(), err
 }
 
+// SignFiles keeps signatures the leader made once with a key whose
+// signatures differ each time (an HSM's).
+func SignFiles(ctx context.Context, a Applier, s *fsmpb.SignFiles) error {
+	_, err := a.Apply(ctx, &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_SIGN_FILES, SignFiles: s})
+	return err
+}
+
 // SetService schedules, moves or cancels the region's end of service and
 // returns the service as the state now holds it.
 func SetService(ctx context.Context, a Applier, s *fsmpb.SetService) (*fsmpb.Service, error) {

@@ -3,7 +3,6 @@ package export
 import (
 	"archive/zip"
 	"bytes"
-	"crypto"
 	"crypto/elliptic"
 	"crypto/sha256"
 	"fmt"
@@ -43,6 +42,19 @@ func Encode(f File, keys []SigningKey) ([]byte, error) {
 		return nil, err
 	}
 	return zipEntries(bin, sig)
+}
+
+// Bin is the export.bin Encode would sign for f and keys (whose ids and
+// versions it names): what a key kept elsewhere signs, once, for every
+// node to serve.
+func Bin(f File, keys []SigningKey) ([]byte, error) {
+	if err := checkFile(&f); err != nil {
+		return nil, err
+	}
+	if err := checkSigningKeys(keys); err != nil {
+		return nil, err
+	}
+	return marshalBin(&f, keys)
 }
 
 func checkFile(f *File) error {
@@ -87,7 +99,7 @@ func checkSigningKeys(keys []SigningKey) error {
 	}
 	seen := make(map[[2]string]bool, len(keys))
 	for _, k := range keys {
-		if k.Private == nil || k.Private.Curve != elliptic.P256() {
+		if pub := k.Public(); pub == nil || pub.Curve != elliptic.P256() {
 			return fmt.Errorf("export: signing key %q/%q is not a P-256 key", k.KeyID, k.KeyVersion)
 		}
 		if k.KeyID == "" || k.KeyVersion == "" {
@@ -207,13 +219,12 @@ func signatureInfo(k SigningKey) *exportpb.SignatureInfo {
 	}
 }
 
-// marshalSig returns export.sig: one deterministic signature per key.
+// marshalSig returns export.sig: one signature per key, in their order.
 func marshalSig(bin []byte, batchNum, batchSize int32, keys []SigningKey) ([]byte, error) {
 	digest := sha256.Sum256(bin)
 	list := &exportpb.TEKSignatureList{}
 	for _, k := range keys {
-		// A nil random source selects RFC 6979 deterministic signing.
-		der, err := k.Private.Sign(nil, digest[:], crypto.SHA256)
+		der, err := k.sign(digest[:])
 		if err != nil {
 			return nil, fmt.Errorf("export: sign with %q/%q: %w", k.KeyID, k.KeyVersion, err)
 		}

@@ -1,7 +1,9 @@
 package export
 
 import (
+	"crypto"
 	"crypto/ecdsa"
+	"crypto/rand"
 	"errors"
 	"time"
 )
@@ -85,10 +87,38 @@ type File struct {
 // SigningKey signs exports; several at once for rotation (all signatures go
 // in export.sig, in the order given: newest key first).
 type SigningKey struct {
-	// Private is a P-256 key.
+	// Private is a P-256 key held here: its signatures are deterministic
+	// (RFC 6979), so every node that holds it signs a file with the same
+	// bytes.
 	Private *ecdsa.PrivateKey
+	// Signer signs when Private is nil: a P-256 key in an HSM, whose
+	// signatures differ each time, or the signatures a region made once
+	// and replicated (package feed).
+	Signer crypto.Signer
 	// KeyID and KeyVersion are what devices look the public key up by.
 	KeyID, KeyVersion string
+}
+
+// Public is the key's public half (nil when it has none, or is not
+// ECDSA).
+func (k SigningKey) Public() *ecdsa.PublicKey {
+	if k.Private != nil {
+		return &k.Private.PublicKey
+	}
+	if k.Signer != nil {
+		pub, _ := k.Signer.Public().(*ecdsa.PublicKey)
+		return pub
+	}
+	return nil
+}
+
+// sign signs a SHA-256 digest: deterministically with Private, else
+// through Signer.
+func (k SigningKey) sign(digest []byte) ([]byte, error) {
+	if k.Private != nil {
+		return k.Private.Sign(nil, digest, crypto.SHA256) // a nil random source: RFC 6979
+	}
+	return k.Signer.Sign(rand.Reader, digest, crypto.SHA256)
 }
 
 // Decoded is a parsed export.zip.

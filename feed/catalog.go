@@ -3,6 +3,7 @@ package feed
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"path"
 	"slices"
@@ -66,11 +67,11 @@ func (c *Catalog) BatchIndex(now time.Time) []string {
 // line. It changes only with the batches kept or the day, so it is built
 // once per (oldest and newest batch, day) however often apps poll.
 func (c *Catalog) IndexFile(now time.Time, rollups bool) *File {
-	var first uint32
-	if b := c.src.Batches(); len(b) > 0 {
-		first = b[0].Seq
+	var first, last uint32
+	if b := listable(c.src.Batches()); len(b) > 0 {
+		first, last = b[0].Seq, b[len(b)-1].Seq
 	}
-	key := fmt.Sprintf("index/%v/%d/%d/%d", rollups, first, c.src.LastBatch(), dayOf(now.Unix()+1))
+	key := fmt.Sprintf("index/%v/%d/%d/%d", rollups, first, last, dayOf(now.Unix()+1))
 	f, _ := c.files.get(key, func() (*File, error) {
 		return newFile([]byte(strings.Join(c.list(now, rollups), "\n"))), nil
 	})
@@ -78,10 +79,20 @@ func (c *Catalog) IndexFile(now time.Time, rollups bool) *File {
 }
 
 func (c *Catalog) list(now time.Time, rollups bool) []string {
+	var out []string
+	for _, s := range c.specsOf(listable(c.src.Batches()), now, rollups) {
+		out = append(out, path.Join(c.cfg.Root, s.rel()))
+	}
+	return out
+}
+
+// specsOf are the files of batches an index lists at now: each batch's
+// parts, or each day's roll-up's.
+func (c *Catalog) specsOf(batches []fsm.BatchInfo, now time.Time, rollups bool) []fileSpec {
 	oldest := dayOf(now.Unix()+1) - int64(c.cfg.Retention/time.Second)
 	var specs []fileSpec
 	var counts []int
-	for _, b := range c.src.Batches() {
+	for _, b := range batches {
 		day := dayOf(b.EndUnix)
 		if day < oldest {
 			continue
@@ -98,11 +109,11 @@ func (c *Catalog) list(now time.Time, rollups bool) []string {
 		}
 		specs, counts = append(specs, fileSpec{rollup: true, start: b.EndUnix - 1, end: b.EndUnix}), append(counts, n)
 	}
-	var out []string
+	var out []fileSpec
 	for i, s := range specs {
 		for p := 1; p <= parts(counts[i], c.cfg.MaxKeysPerFile); p++ {
 			s.part = p
-			out = append(out, path.Join(c.cfg.Root, s.rel()))
+			out = append(out, s)
 		}
 	}
 	return out
@@ -130,17 +141,33 @@ func (c *Catalog) File(now time.Time, rel string) (*File, error) {
 }
 
 func (c *Catalog) build(spec fileSpec, now time.Time) (*File, error) {
-	keys, revised, signers, err := c.content(spec, now)
+	f, signing, err := c.exportFile(spec, now)
 	if err != nil {
 		return nil, err
 	}
-	signing, err := c.signingKeys(signers)
+	data, err := export.Encode(f, signing)
+	if errors.Is(err, ErrNotSigned) {
+		return nil, ErrNotSigned
+	}
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("encode export %s: %w", spec.rel(), err)
+	}
+	return newFile(data), nil
+}
+
+// exportFile is the content of a file and the keys that sign it.
+func (c *Catalog) exportFile(spec fileSpec, now time.Time) (export.File, []export.SigningKey, error) {
+	keys, revised, signers, last, err := c.content(spec, now)
+	if err != nil {
+		return export.File{}, nil, err
+	}
+	signing, err := c.signingKeys(signers, last)
+	if err != nil {
+		return export.File{}, nil, err
 	}
 	perFile := c.cfg.MaxKeysPerFile
 	if spec.part > parts(len(keys)+len(revised), perFile) || len(revised) > perFile {
-		return nil, ErrNotFound
+		return export.File{}, nil, ErrNotFound
 	}
 	// Part 1 carries the revised keys; keys fill the rest, max per file.
 	first := perFile - len(revised)
@@ -158,19 +185,15 @@ func (c *Catalog) build(spec fileSpec, now time.Time) (*File, error) {
 		Start: time.Unix(start, 0), End: time.Unix(spec.end+int64(spec.part-1), 0),
 		Region: c.cfg.Region, BatchNum: 1, BatchSize: 1, Keys: keys[lo:hi], RevisedKeys: revised,
 	}
-	data, err := export.Encode(f, signing)
-	if err != nil {
-		return nil, fmt.Errorf("encode export %s: %w", spec.rel(), err)
-	}
-	return newFile(data), nil
+	return f, signing, nil
 }
 
 // content gathers the keys of the batches a file covers, and the export
-// keys of the last of them (those in force when it was sealed sign the
-// file). A roll-up's name starts one second before the end of its first
+// keys of the last of them, last (those in force when it was sealed sign
+// the file, and it keeps the file's replicated signatures). A roll-up's name starts one second before the end of its first
 // batch, so that a day that retention shrank gets a new name: a node that
 // no longer has the first batch, or not yet the last, has no such file.
-func (c *Catalog) content(spec fileSpec, now time.Time) (keys, revised []export.Key, signers []*fsmpb.ExportSigner, err error) {
+func (c *Catalog) content(spec fileSpec, now time.Time) (keys, revised []export.Key, signers []*fsmpb.ExportSigner, last uint32, err error) {
 	var seqs []uint32
 	var dayEnds []int64 // ends of the batches of the roll-up's day
 	for _, b := range c.src.Batches() {
@@ -184,13 +207,13 @@ func (c *Catalog) content(spec fileSpec, now time.Time) (keys, revised []export.
 			}
 		}
 	}
-	if !listedName(spec, dayEnds, now) {
-		return nil, nil, nil, ErrNotFound
+	if !listedName(spec, dayEnds, now) || len(seqs) == 0 {
+		return nil, nil, nil, 0, ErrNotFound
 	}
 	for _, seq := range seqs {
 		k, r, ok := c.src.BatchKeys(seq)
 		if !ok {
-			return nil, nil, nil, ErrNotFound
+			return nil, nil, nil, 0, ErrNotFound
 		}
 		for _, x := range k {
 			keys = append(keys, exportKey(x))
@@ -200,7 +223,7 @@ func (c *Catalog) content(spec fileSpec, now time.Time) (keys, revised []export.
 		}
 	}
 	slices.SortFunc(keys, func(a, b export.Key) int { return compareData(a.Data, b.Data) })
-	return keys, revised, signers, nil
+	return keys, revised, signers, seqs[len(seqs)-1], nil
 }
 
 // listedName tells whether a file name is one the index lists, or listed
@@ -223,26 +246,38 @@ func listedName(spec fileSpec, dayEnds []int64, now time.Time) bool {
 	return i >= n-2 || i >= 0 && dayEnds[i+1] >= now.Add(-SupersededGrace).Unix()
 }
 
-// signingKeys are this node's private keys for the signers a file names,
-// in that order; a file sealed before signers were kept is signed with
-// every key. A signer this node has no key for means the file cannot be
-// built here with the bytes it has elsewhere: ErrNoSigningKey.
-func (c *Catalog) signingKeys(signers []*fsmpb.ExportSigner) ([]export.SigningKey, error) {
+// signingKeys are the keys for the signers a file names, in that order:
+// a key whose signatures are replicated signs with the signature batch
+// last keeps (replicated), any other with this node's own private key; a
+// file sealed before signers were kept is signed with every private key.
+// A signer this node has no private key for means the file cannot be
+// built here with the bytes it has elsewhere: ErrNoSigningKey (a key kept
+// in an HSM never signs here: its signatures differ each time).
+func (c *Catalog) signingKeys(signers []*fsmpb.ExportSigner, last uint32) ([]export.SigningKey, error) {
+	own := slices.DeleteFunc(slices.Clone(c.cfg.SigningKeys), func(k export.SigningKey) bool { return k.Private == nil })
 	if len(signers) == 0 {
-		if len(c.cfg.SigningKeys) == 0 {
+		if len(own) == 0 {
 			return nil, ErrNoSigningKey
 		}
-		return c.cfg.SigningKeys, nil
+		return own, nil
 	}
 	out := make([]export.SigningKey, 0, len(signers))
 	for _, sg := range signers {
-		i := slices.IndexFunc(c.cfg.SigningKeys, func(k export.SigningKey) bool {
+		if len(sg.GetPublicKey()) > 0 {
+			k, err := c.replicatedKey(sg, last)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, k)
+			continue
+		}
+		i := slices.IndexFunc(own, func(k export.SigningKey) bool {
 			return k.KeyID == sg.GetKeyId() && k.KeyVersion == sg.GetKeyVersion()
 		})
 		if i < 0 {
 			return nil, fmt.Errorf("%w: %s/%s", ErrNoSigningKey, sg.GetKeyId(), sg.GetKeyVersion())
 		}
-		out = append(out, c.cfg.SigningKeys[i])
+		out = append(out, own[i])
 	}
 	return out, nil
 }

@@ -20,6 +20,10 @@ type Source interface {
 	Batches() []fsm.BatchInfo
 	BatchKeys(seq uint32) (keys, revised []fsm.Key, ok bool)
 	LastBatch() uint32
+	// FileSignature is the replicated signature of a file's export.bin
+	// digest by a key, kept with batch seq (or app configuration version
+	// appConfig when seq is 0); nil while there is none.
+	FileSignature(seq, appConfig uint32, digest []byte, keyID, keyVersion string) []byte
 }
 
 // Config configures a feed.

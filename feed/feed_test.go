@@ -30,6 +30,7 @@ func (f *fakeSource) BatchKeys(seq uint32) ([]fsm.Key, []fsm.Key, bool) {
 	k, ok := f.keys[seq]
 	return k, f.revised[seq], ok
 }
+func (f *fakeSource) FileSignature(uint32, uint32, []byte, string, string) []byte { return nil }
 func (f *fakeSource) LastBatch() uint32 {
 	if len(f.infos) == 0 {
 		return 0

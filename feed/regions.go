@@ -1,6 +1,7 @@
 package feed
 
 import (
+	"errors"
 	"fmt"
 	"path"
 	"time"
@@ -25,14 +26,15 @@ func RegionRoot(origin string) string { return path.Join("v1/regions", origin, "
 
 // BatchExportSig returns the export.sig of an own batch's export file, for
 // the federation batch that carries it to other regions; nil when the
-// batch needs several files or no export key is configured.
-func (c *Catalog) BatchExportSig(seq uint32) []byte {
+// batch needs several files or no export key is configured. ready is false
+// while the file's replicated signatures are not kept yet (ask again).
+func (c *Catalog) BatchExportSig(seq uint32) (sig []byte, ready bool) {
 	for _, b := range c.src.Batches() {
 		if b.Seq != seq || parts(b.Keys+b.Padding+b.Revised, c.cfg.MaxKeysPerFile) != 1 {
 			continue
 		}
 		rel := fileSpec{start: b.StartUnix, end: b.EndUnix, part: 1}.rel()
-		sig, err := c.files.get("sig/"+rel, func() (*File, error) {
+		file, err := c.files.get("sig/"+rel, func() (*File, error) {
 			f, err := c.File(time.Time{}, rel) // a batch file's name has no grace to check
 			if err != nil {
 				return nil, err
@@ -44,11 +46,11 @@ func (c *Catalog) BatchExportSig(seq uint32) []byte {
 			return &File{Data: d.Sig}, nil
 		})
 		if err != nil {
-			return nil
+			return nil, !errors.Is(err, ErrNotSigned)
 		}
-		return sig.Data
+		return file.Data, true
 	}
-	return nil
+	return nil, true
 }
 
 // RegionIndex lists origin's batch files of the retention window, oldest

@@ -45,6 +45,7 @@ func applySetAppConfig(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 		c.Version = s.appConfigs[n-1].GetVersion() + 1
 	}
 	c.ServiceStatus, c.WindDownUnix = s.serviceStatus(c.GetTimeUnix()), s.service.GetWindDownUnix()
+	c.Signatures = nil // a new version's zip is signed anew (SIGN_FILES)
 	slices.SortFunc(c.MinVersions, func(a, b *fsmpb.MinAppVersion) int { return cmp.Compare(a.GetPlatform(), b.GetPlatform()) })
 	slices.SortFunc(c.Texts, func(a, b *fsmpb.AppText) int {
 		return cmp.Or(cmp.Compare(a.GetLanguage(), b.GetLanguage()), cmp.Compare(a.GetKey(), b.GetKey()))

@@ -15,6 +15,9 @@ type BatchInfo struct {
 	// Signers are the export keys its files are signed with (nil: a batch
 	// sealed before they were kept).
 	Signers []*fsmpb.ExportSigner
+	// Signed: the replicated signatures of the files that end with it are
+	// all kept (meaningful when Replicated(Signers)).
+	Signed bool
 }
 
 // Batches describes the sealed batches still kept, oldest first.
@@ -24,7 +27,7 @@ func (f *FSM) Batches() []BatchInfo {
 	out := make([]BatchInfo, len(f.state.batches))
 	for i, b := range f.state.batches {
 		out[i] = BatchInfo{Seq: b.Seq, StartUnix: b.StartUnix, EndUnix: b.EndUnix,
-			Keys: len(b.Keys), Padding: len(b.Padding), Revised: len(b.Revised), Signers: b.Signers}
+			Keys: len(b.Keys), Padding: len(b.Padding), Revised: len(b.Revised), Signers: b.Signers, Signed: b.Signed}
 	}
 	return out
 }
@@ -63,7 +66,7 @@ func (s *state) batch(seq uint32) *Batch {
 
 func batchProto(b *Batch) *fsmpb.Batch {
 	p := &fsmpb.Batch{Seq: b.Seq, StartUnix: b.StartUnix, EndUnix: b.EndUnix, Origin: b.Origin, Digest: b.Digest, PrevDigest: b.PrevDigest,
-		Signers: b.Signers}
+		Signers: b.Signers, Signatures: b.Signatures, Signed: b.Signed}
 	for _, k := range b.keys() {
 		p.SealedKeys = append(p.SealedKeys, k.Proto())
 	}
@@ -84,7 +87,8 @@ func batchFromProto(p *fsmpb.Batch) (b *Batch, legacy []TEK, err error) {
 		return nil, nil, errors.New("batch sequence 0")
 	}
 	b = &Batch{Seq: p.GetSeq(), StartUnix: p.GetStartUnix(), EndUnix: p.GetEndUnix(),
-		Origin: p.GetOrigin(), Digest: p.GetDigest(), PrevDigest: p.GetPrevDigest(), Signers: p.GetSigners()}
+		Origin: p.GetOrigin(), Digest: p.GetDigest(), PrevDigest: p.GetPrevDigest(), Signers: p.GetSigners(),
+		Signatures: p.GetSignatures(), Signed: p.GetSigned()}
 	for _, k := range p.GetKeys() {
 		if len(k) != KeyLen {
 			return nil, nil, errors.New("batch key is not 16 bytes")

@@ -80,6 +80,7 @@ func New() *FSM {
 			fsmpb.CommandType_COMMAND_TYPE_PUT_HUB_CALLBACK:         applyPutHubCallback,
 			fsmpb.CommandType_COMMAND_TYPE_SET_APP_CONFIG:           applySetAppConfig,
 			fsmpb.CommandType_COMMAND_TYPE_SET_SERVICE:              applySetService,
+			fsmpb.CommandType_COMMAND_TYPE_SIGN_FILES:               applySignFiles,
 		},
 	}
 }

@@ -36,6 +36,17 @@ type Batch struct {
 	// Signers are the export keys in force when it was sealed; shared
 	// read-only messages.
 	Signers []*fsmpb.ExportSigner
+	// Signatures are the replicated signatures of the files that end with
+	// the batch, by its signers that have a public key (SIGN_FILES), and
+	// Signed tells they are complete; shared read-only messages.
+	Signatures []*fsmpb.FileSignature
+	Signed     bool
+}
+
+// Replicated tells whether some signer's signatures come from the state
+// (a key in an HSM) rather than from each node.
+func Replicated(signers []*fsmpb.ExportSigner) bool {
+	return slices.ContainsFunc(signers, func(sg *fsmpb.ExportSigner) bool { return len(sg.GetPublicKey()) > 0 })
 }
 
 // applySeal closes the next batch. A key is published only once its
@@ -69,7 +80,7 @@ func applySeal(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 	}
 	b.Revised = s.revised()
 	if cmd.GetVersion() >= 2 {
-		b.Signers = cloneSigners(sl.GetSigners())
+		b.Signers = cloneSigners(sl.GetSigners(), cmd.GetVersion() >= command.EndOfService)
 	}
 	if sl.GetOrigin() != "" {
 		s.chain(sl.GetOrigin(), b)
@@ -200,13 +211,18 @@ func (s *state) padding(real []TEK, n int, random [][]byte, picks []uint32) []Ke
 
 func compareTEK(a, b TEK) int { return bytes.Compare(a[:], b[:]) }
 
-func cloneSigners(in []*fsmpb.ExportSigner) []*fsmpb.ExportSigner {
+// cloneSigners copies a seal's signers; their public keys (replicated
+// signatures) only from version 8, which knows them.
+func cloneSigners(in []*fsmpb.ExportSigner, publicKeys bool) []*fsmpb.ExportSigner {
 	if len(in) == 0 {
 		return nil
 	}
 	out := make([]*fsmpb.ExportSigner, len(in))
 	for i, sg := range in {
 		out[i] = &fsmpb.ExportSigner{KeyId: sg.GetKeyId(), KeyVersion: sg.GetKeyVersion()}
+		if publicKeys {
+			out[i].PublicKey = slices.Clone(sg.GetPublicKey())
+		}
 	}
 	return out
 }

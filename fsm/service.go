@@ -95,6 +95,7 @@ func (s *state) announceService(t int64, author string) {
 	}
 	next := proto.CloneOf(cur)
 	next.Version, next.TimeUnix, next.ServiceStatus, next.WindDownUnix, next.Author = cur.GetVersion()+1, t, status, wind, author
+	next.Signatures = nil // signed anew
 	s.keepAppConfig(next)
 }
 

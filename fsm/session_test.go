@@ -82,6 +82,10 @@ func everyCommand(t *testing.T, v uint32) []*fsmpb.Command {
 	}
 	if v >= command.EndOfService {
 		cmds = slices.Insert(cmds, len(cmds)-1, setService(t0+2*86_400, 3600)) // winding down at the last EXPIRE
+		key, signer := hsmKey(t, "hsm")
+		seal := slices.IndexFunc(cmds, func(c *fsmpb.Command) bool { return c.GetType() == fsmpb.CommandType_COMMAND_TYPE_SEAL })
+		cmds[seal].Seal.Signers = []*fsmpb.ExportSigner{signer}
+		cmds = slices.Insert(cmds, seal+1, signFiles(1, 0, true, fileSig(t, key, signer, "batch 1")))
 	}
 	seen := map[fsmpb.CommandType]bool{}
 	for i, c := range cmds {

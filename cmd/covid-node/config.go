@@ -11,6 +11,7 @@ import (
 
 	"github.com/covid-backend/covid-backend/api"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
+	"github.com/covid-backend/covid-backend/hsm"
 	"github.com/covid-backend/covid-backend/stats"
 )
 
@@ -30,6 +31,7 @@ type serveConfig struct {
 	SealMinKeys                                 int
 	ExportKeyFiles, ExportKeyIDs, ExportKeyVers string
 	ExportKeysRetired                           string
+	PKCS11                                      hsm.Config
 	TestClockOffset                             time.Duration
 	TLSCAFile, TLSCertFile, TLSKeyFile          string
 	HTTPSCertFile, HTTPSKeyFile                 string
@@ -88,7 +90,10 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.FederationAddr, "federation-addr", "", "join the federation gossip pool on this address (memberlist, TCP and UDP); empty: no federation")
 	fs.StringVar(&c.FederationJoin, "federation-join", "", "comma-separated pool members (any region) to join")
 	fs.StringVar(&c.PoolKeyFile, "federation-pool-key-file", "", "the pool's shared key (from covid-node keygen --pool); required with --federation-addr. One key a line: the first sends, the others are accepted too (for a rotation)")
-	fs.StringVar(&c.ExportKeyFiles, "export-key-file", "", "comma-separated PEM files of the ECDSA P-256 keys that sign exports (every node of the region the same)")
+	fs.StringVar(&c.ExportKeyFiles, "export-key-file", "", "comma-separated PEM files of the ECDSA P-256 keys that sign exports (every node of the region the same), or keys in the PKCS#11 token as pkcs11:object=LABEL (the leader signs each file once and the region replicates the signature)")
+	fs.StringVar(&c.PKCS11.Module, "pkcs11-module", "", "the PKCS#11 module (shared library) of the HSM that keeps pkcs11: export keys, e.g. /usr/lib/softhsm/libsofthsm2.so")
+	fs.StringVar(&c.PKCS11.Token, "pkcs11-token", "", "the label of the PKCS#11 token that keeps the pkcs11: export keys")
+	fs.StringVar(&c.PKCS11.PinFile, "pkcs11-pin-file", "", "a file holding the token's user PIN (mode 0600)")
 	fs.StringVar(&c.ExportKeyIDs, "export-key-id", "", "comma-separated verification key ids, one per export key (the id apps are configured with)")
 	fs.StringVar(&c.ExportKeyVers, "export-key-version", "", "comma-separated verification key versions, one per export key")
 	fs.StringVar(&c.TLSCAFile, "tls-ca-file", "", "the region CA (PEM): members speak raft only with holders of its certificates (covid-node certs ca)")

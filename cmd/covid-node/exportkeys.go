@@ -1,14 +1,17 @@
 package main
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/covid-backend/covid-backend/export"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
+	"github.com/covid-backend/covid-backend/hsm"
 )
 
 // Names of the development export key that `serve --dev` makes.
@@ -18,15 +21,36 @@ const (
 	devExportKeyVersion = "v1"
 )
 
-// loadExportKeys reads the export signing keys: one PEM file, key id and
-// version per key, in the same order (several during a rotation).
-func loadExportKeys(files, ids, versions string) ([]export.SigningKey, error) {
+// pkcs11Prefix starts an export key kept in the PKCS#11 token, by its
+// label (RFC 7512's object attribute).
+const pkcs11Prefix = "pkcs11:object="
+
+// loadExportKeys reads the export signing keys: one PEM file (or
+// pkcs11:object=LABEL, a key in the token), key id and version per key,
+// in the same order (several during a rotation). The token is opened
+// only for keys kept there.
+func loadExportKeys(files, ids, versions string, token hsm.Config) ([]export.SigningKey, error) {
 	f, i, v := splitList(files), splitList(ids), splitList(versions)
 	if len(f) != len(i) || len(f) != len(v) {
 		return nil, fmt.Errorf("export keys: %d files, %d ids, %d versions: give one id and version per file", len(f), len(i), len(v))
 	}
 	var out []export.SigningKey
+	var tok *hsm.Token
 	for n, path := range f {
+		if label, ok := strings.CutPrefix(path, pkcs11Prefix); ok {
+			var err error
+			if tok == nil {
+				if tok, err = hsm.Open(token); err != nil {
+					return nil, fmt.Errorf("export key %s: %w", path, err)
+				}
+			}
+			signer, err := tok.Signer(label)
+			if err != nil {
+				return nil, fmt.Errorf("export key %s: %w", path, err)
+			}
+			out = append(out, export.SigningKey{Signer: signer, KeyID: i[n], KeyVersion: v[n]})
+			continue
+		}
 		b, err := os.ReadFile(path)
 		if err != nil {
 			return nil, fmt.Errorf("export key: %w", err)
@@ -62,9 +86,18 @@ func exportSigners(keys []export.SigningKey, retired string) ([]*fsmpb.ExportSig
 	}
 	var out []*fsmpb.ExportSigner
 	for _, k := range keys {
-		if !gone[k.KeyID+"/"+k.KeyVersion] {
-			out = append(out, &fsmpb.ExportSigner{KeyId: k.KeyID, KeyVersion: k.KeyVersion})
+		if gone[k.KeyID+"/"+k.KeyVersion] {
+			continue
 		}
+		sg := &fsmpb.ExportSigner{KeyId: k.KeyID, KeyVersion: k.KeyVersion}
+		if k.Private == nil { // in an HSM: signatures made once and replicated
+			der, err := x509.MarshalPKIXPublicKey(k.Public())
+			if err != nil {
+				return nil, fmt.Errorf("export key %s/%s: %w", k.KeyID, k.KeyVersion, err)
+			}
+			sg.PublicKey = der
+		}
+		out = append(out, sg)
 	}
 	if len(keys) > 0 && len(out) == 0 {
 		return nil, errors.New("every export key is retired: new batches would have no signer")

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -64,7 +65,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := checkSecrets(c); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	exportKeys, err := loadExportKeys(c.ExportKeyFiles, c.ExportKeyIDs, c.ExportKeyVers)
+	exportKeys, err := loadExportKeys(c.ExportKeyFiles, c.ExportKeyIDs, c.ExportKeyVers, c.PKCS11)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -130,6 +131,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	if notify != nil {
 		ncfg.LeaderJobs = append(ncfg.LeaderJobs, notify)
+	}
+	if job := signJob(feed.Config{Region: c.Region, SigningKeys: exportKeys}, exportKeys, logger); job != nil {
+		ncfg.LeaderJobs = append(ncfg.LeaderJobs, job)
 	}
 	importFiles := gaenImportFiles()
 	ncfg.LeaderJobs = append(ncfg.LeaderJobs, sealTOTPJob(codeKeys[0], logger), jwksJob(fetcher, c.JWKSInterval, logger),
@@ -255,7 +259,8 @@ func splitList(s string) []string {
 // owner may read: the admin token, export keys, the federation signing key
 // and the pool key (the member key is checked where it is loaded).
 func checkSecrets(c *serveConfig) error {
-	files := append(splitList(c.ExportKeyFiles), c.SigningKeyFile, c.PoolKeyFile)
+	files := append(slices.DeleteFunc(splitList(c.ExportKeyFiles), func(f string) bool { return strings.HasPrefix(f, pkcs11Prefix) }),
+		c.SigningKeyFile, c.PoolKeyFile, c.PKCS11.PinFile)
 	files = append(append(files, splitList(c.VerifyCertKeyFiles)...), splitList(c.VerifyTokenKeyFiles)...)
 	files = append(files, c.SMSTokenFile)
 	files = append(append(files, splitList(c.CodeKeyFiles)...), splitList(c.RevisionKeyFiles)...)

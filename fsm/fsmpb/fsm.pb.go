@@ -65,6 +65,7 @@ const (
 	CommandType_COMMAND_TYPE_PUT_HUB_CALLBACK         CommandType = 32
 	CommandType_COMMAND_TYPE_SET_APP_CONFIG           CommandType = 33
 	CommandType_COMMAND_TYPE_SET_SERVICE              CommandType = 34
+	CommandType_COMMAND_TYPE_SIGN_FILES               CommandType = 35
 )
 
 // Enum value maps for CommandType.
@@ -105,6 +106,7 @@ var (
 		32: "COMMAND_TYPE_PUT_HUB_CALLBACK",
 		33: "COMMAND_TYPE_SET_APP_CONFIG",
 		34: "COMMAND_TYPE_SET_SERVICE",
+		35: "COMMAND_TYPE_SIGN_FILES",
 	}
 	CommandType_value = map[string]int32{
 		"COMMAND_TYPE_UNSPECIFIED":              0,
@@ -142,6 +144,7 @@ var (
 		"COMMAND_TYPE_PUT_HUB_CALLBACK":         32,
 		"COMMAND_TYPE_SET_APP_CONFIG":           33,
 		"COMMAND_TYPE_SET_SERVICE":              34,
+		"COMMAND_TYPE_SIGN_FILES":               35,
 	}
 )
 
@@ -277,6 +280,7 @@ type Command struct {
 	PutHubCallback         *HubCallback            `protobuf:"bytes,41,opt,name=put_hub_callback,json=putHubCallback,proto3" json:"put_hub_callback,omitempty"`
 	SetAppConfig           *AppConfig              `protobuf:"bytes,42,opt,name=set_app_config,json=setAppConfig,proto3" json:"set_app_config,omitempty"`
 	SetService             *SetService             `protobuf:"bytes,43,opt,name=set_service,json=setService,proto3" json:"set_service,omitempty"`
+	SignFiles              *SignFiles              `protobuf:"bytes,44,opt,name=sign_files,json=signFiles,proto3" json:"sign_files,omitempty"`
 	unknownFields          protoimpl.UnknownFields
 	sizeCache              protoimpl.SizeCache
 }
@@ -573,6 +577,13 @@ func (x *Command) GetSetAppConfig() *AppConfig {
 func (x *Command) GetSetService() *SetService {
 	if x != nil {
 		return x.SetService
+	}
+	return nil
+}
+
+func (x *Command) GetSignFiles() *SignFiles {
+	if x != nil {
+		return x.SignFiles
 	}
 	return nil
 }
@@ -2859,6 +2870,10 @@ type AppConfig struct {
 	// The state machine sets both from Service, never the operator.
 	ServiceStatus ServiceStatus `protobuf:"varint,9,opt,name=service_status,json=serviceStatus,proto3,enum=covid.fsm.v1.ServiceStatus" json:"service_status,omitempty"`
 	WindDownUnix  int64         `protobuf:"varint,10,opt,name=wind_down_unix,json=windDownUnix,proto3" json:"wind_down_unix,omitempty"`
+	// signatures (from version 8) are the replicated signatures of the
+	// configuration's zip by keys whose signatures differ each time; like
+	// the author, not part of export.bin.
+	Signatures    []*FileSignature `protobuf:"bytes,11,rep,name=signatures,proto3" json:"signatures,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2961,6 +2976,13 @@ func (x *AppConfig) GetWindDownUnix() int64 {
 		return x.WindDownUnix
 	}
 	return 0
+}
+
+func (x *AppConfig) GetSignatures() []*FileSignature {
+	if x != nil {
+		return x.Signatures
+	}
+	return nil
 }
 
 // SetService schedules the region's end of service, moves it, or cancels
@@ -4622,9 +4644,14 @@ func (x *Seal) GetPaddingPicks() []uint32 {
 
 // ExportSigner names an export signing key as GAEN apps know it.
 type ExportSigner struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	KeyId         string                 `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
-	KeyVersion    string                 `protobuf:"bytes,2,opt,name=key_version,json=keyVersion,proto3" json:"key_version,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	KeyId      string                 `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	KeyVersion string                 `protobuf:"bytes,2,opt,name=key_version,json=keyVersion,proto3" json:"key_version,omitempty"`
+	// public_key (PKIX DER; from version 8) marks a key whose signatures
+	// differ each time (one in an HSM): no node signs with it itself; the
+	// leader signs each file of the batch once and replicates the
+	// signatures (SIGN_FILES), so that every node serves the same bytes.
+	PublicKey     []byte `protobuf:"bytes,3,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4673,6 +4700,165 @@ func (x *ExportSigner) GetKeyVersion() string {
 	return ""
 }
 
+func (x *ExportSigner) GetPublicKey() []byte {
+	if x != nil {
+		return x.PublicKey
+	}
+	return nil
+}
+
+// FileSignature is a signature of one file's export.bin by a key whose
+// signatures are replicated: digest is the SHA-256 of export.bin,
+// signature the key's ASN.1 ECDSA signature of it, public_key the key's
+// PKIX DER (checked against the batch's signer).
+type FileSignature struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Digest        []byte                 `protobuf:"bytes,1,opt,name=digest,proto3" json:"digest,omitempty"`
+	KeyId         string                 `protobuf:"bytes,2,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	KeyVersion    string                 `protobuf:"bytes,3,opt,name=key_version,json=keyVersion,proto3" json:"key_version,omitempty"`
+	Signature     []byte                 `protobuf:"bytes,4,opt,name=signature,proto3" json:"signature,omitempty"`
+	PublicKey     []byte                 `protobuf:"bytes,5,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FileSignature) Reset() {
+	*x = FileSignature{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FileSignature) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FileSignature) ProtoMessage() {}
+
+func (x *FileSignature) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FileSignature.ProtoReflect.Descriptor instead.
+func (*FileSignature) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *FileSignature) GetDigest() []byte {
+	if x != nil {
+		return x.Digest
+	}
+	return nil
+}
+
+func (x *FileSignature) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *FileSignature) GetKeyVersion() string {
+	if x != nil {
+		return x.KeyVersion
+	}
+	return ""
+}
+
+func (x *FileSignature) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
+func (x *FileSignature) GetPublicKey() []byte {
+	if x != nil {
+		return x.PublicKey
+	}
+	return nil
+}
+
+// SignFiles keeps signatures the leader made once (from version 8): of
+// the files that end with batch batch_seq (its own files and its day's
+// roll-up, complete once all are there), or of app configuration version
+// app_config_version. A signature kept already for a digest and key stays.
+type SignFiles struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	BatchSeq         uint32                 `protobuf:"varint,1,opt,name=batch_seq,json=batchSeq,proto3" json:"batch_seq,omitempty"`
+	AppConfigVersion uint32                 `protobuf:"varint,2,opt,name=app_config_version,json=appConfigVersion,proto3" json:"app_config_version,omitempty"`
+	Signatures       []*FileSignature       `protobuf:"bytes,3,rep,name=signatures,proto3" json:"signatures,omitempty"`
+	Complete         bool                   `protobuf:"varint,4,opt,name=complete,proto3" json:"complete,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *SignFiles) Reset() {
+	*x = SignFiles{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignFiles) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignFiles) ProtoMessage() {}
+
+func (x *SignFiles) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignFiles.ProtoReflect.Descriptor instead.
+func (*SignFiles) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *SignFiles) GetBatchSeq() uint32 {
+	if x != nil {
+		return x.BatchSeq
+	}
+	return 0
+}
+
+func (x *SignFiles) GetAppConfigVersion() uint32 {
+	if x != nil {
+		return x.AppConfigVersion
+	}
+	return 0
+}
+
+func (x *SignFiles) GetSignatures() []*FileSignature {
+	if x != nil {
+		return x.Signatures
+	}
+	return nil
+}
+
+func (x *SignFiles) GetComplete() bool {
+	if x != nil {
+		return x.Complete
+	}
+	return false
+}
+
 // Batch is a sealed, immutable batch as a snapshot stores it, with copies
 // of its keys as they were published (a later revision does not change a
 // published file). Snapshots written before sealed_keys existed list the
@@ -4693,14 +4879,18 @@ type Batch struct {
 	Origin     string `protobuf:"bytes,9,opt,name=origin,proto3" json:"origin,omitempty"`
 	// signers sign the batch's files (none: a batch sealed before signers
 	// were kept, signed with every key the node has).
-	Signers       []*ExportSigner `protobuf:"bytes,11,rep,name=signers,proto3" json:"signers,omitempty"`
+	Signers []*ExportSigner `protobuf:"bytes,11,rep,name=signers,proto3" json:"signers,omitempty"`
+	// signatures are the replicated signatures of the files that end with
+	// this batch, and signed tells they are all there (version 8).
+	Signatures    []*FileSignature `protobuf:"bytes,12,rep,name=signatures,proto3" json:"signatures,omitempty"`
+	Signed        bool             `protobuf:"varint,13,opt,name=signed,proto3" json:"signed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Batch) Reset() {
 	*x = Batch{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[51]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4712,7 +4902,7 @@ func (x *Batch) String() string {
 func (*Batch) ProtoMessage() {}
 
 func (x *Batch) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[51]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4725,7 +4915,7 @@ func (x *Batch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Batch.ProtoReflect.Descriptor instead.
 func (*Batch) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{51}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *Batch) GetSeq() uint32 {
@@ -4805,6 +4995,20 @@ func (x *Batch) GetSigners() []*ExportSigner {
 	return nil
 }
 
+func (x *Batch) GetSignatures() []*FileSignature {
+	if x != nil {
+		return x.Signatures
+	}
+	return nil
+}
+
+func (x *Batch) GetSigned() bool {
+	if x != nil {
+		return x.Signed
+	}
+	return false
+}
+
 // ForeignBatch is a batch of another region kept as received.
 type ForeignBatch struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -4823,7 +5027,7 @@ type ForeignBatch struct {
 
 func (x *ForeignBatch) Reset() {
 	*x = ForeignBatch{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[52]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4835,7 +5039,7 @@ func (x *ForeignBatch) String() string {
 func (*ForeignBatch) ProtoMessage() {}
 
 func (x *ForeignBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[52]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4848,7 +5052,7 @@ func (x *ForeignBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForeignBatch.ProtoReflect.Descriptor instead.
 func (*ForeignBatch) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{52}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ForeignBatch) GetOrigin() string {
@@ -4916,7 +5120,7 @@ type Key struct {
 
 func (x *Key) Reset() {
 	*x = Key{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[53]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4928,7 +5132,7 @@ func (x *Key) String() string {
 func (*Key) ProtoMessage() {}
 
 func (x *Key) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[53]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4941,7 +5145,7 @@ func (x *Key) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Key.ProtoReflect.Descriptor instead.
 func (*Key) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{53}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *Key) GetKeyData() []byte {
@@ -5041,7 +5245,7 @@ type Publish struct {
 
 func (x *Publish) Reset() {
 	*x = Publish{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[54]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5053,7 +5257,7 @@ func (x *Publish) String() string {
 func (*Publish) ProtoMessage() {}
 
 func (x *Publish) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[54]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5066,7 +5270,7 @@ func (x *Publish) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Publish.ProtoReflect.Descriptor instead.
 func (*Publish) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{54}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *Publish) GetSubmissionId() []byte {
@@ -5181,7 +5385,7 @@ type AuthorityKey struct {
 
 func (x *AuthorityKey) Reset() {
 	*x = AuthorityKey{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[55]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5193,7 +5397,7 @@ func (x *AuthorityKey) String() string {
 func (*AuthorityKey) ProtoMessage() {}
 
 func (x *AuthorityKey) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[55]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5206,7 +5410,7 @@ func (x *AuthorityKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthorityKey.ProtoReflect.Descriptor instead.
 func (*AuthorityKey) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{55}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *AuthorityKey) GetKid() string {
@@ -5257,7 +5461,7 @@ type Authority struct {
 
 func (x *Authority) Reset() {
 	*x = Authority{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[56]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5269,7 +5473,7 @@ func (x *Authority) String() string {
 func (*Authority) ProtoMessage() {}
 
 func (x *Authority) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[56]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5282,7 +5486,7 @@ func (x *Authority) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Authority.ProtoReflect.Descriptor instead.
 func (*Authority) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{56}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *Authority) GetIssuer() string {
@@ -5338,7 +5542,7 @@ type RemoveAuthority struct {
 
 func (x *RemoveAuthority) Reset() {
 	*x = RemoveAuthority{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[57]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5350,7 +5554,7 @@ func (x *RemoveAuthority) String() string {
 func (*RemoveAuthority) ProtoMessage() {}
 
 func (x *RemoveAuthority) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[57]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5363,7 +5567,7 @@ func (x *RemoveAuthority) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveAuthority.ProtoReflect.Descriptor instead.
 func (*RemoveAuthority) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{57}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *RemoveAuthority) GetIssuer() string {
@@ -5403,7 +5607,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[58]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5415,7 +5619,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[58]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5428,7 +5632,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{58}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *Node) GetId() string {
@@ -5482,7 +5686,7 @@ type RemoveNode struct {
 
 func (x *RemoveNode) Reset() {
 	*x = RemoveNode{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[59]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5494,7 +5698,7 @@ func (x *RemoveNode) String() string {
 func (*RemoveNode) ProtoMessage() {}
 
 func (x *RemoveNode) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[59]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5507,7 +5711,7 @@ func (x *RemoveNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNode.ProtoReflect.Descriptor instead.
 func (*RemoveNode) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{59}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *RemoveNode) GetId() string {
@@ -5538,7 +5742,7 @@ type Submission struct {
 
 func (x *Submission) Reset() {
 	*x = Submission{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[60]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5550,7 +5754,7 @@ func (x *Submission) String() string {
 func (*Submission) ProtoMessage() {}
 
 func (x *Submission) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[60]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5563,7 +5767,7 @@ func (x *Submission) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Submission.ProtoReflect.Descriptor instead.
 func (*Submission) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{60}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *Submission) GetId() []byte {
@@ -5708,7 +5912,7 @@ type SnapshotHeader struct {
 
 func (x *SnapshotHeader) Reset() {
 	*x = SnapshotHeader{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[61]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5720,7 +5924,7 @@ func (x *SnapshotHeader) String() string {
 func (*SnapshotHeader) ProtoMessage() {}
 
 func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[61]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5733,7 +5937,7 @@ func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotHeader.ProtoReflect.Descriptor instead.
 func (*SnapshotHeader) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{61}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *SnapshotHeader) GetVersion() uint32 {
@@ -5971,7 +6175,7 @@ type StoredKey struct {
 
 func (x *StoredKey) Reset() {
 	*x = StoredKey{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[62]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5983,7 +6187,7 @@ func (x *StoredKey) String() string {
 func (*StoredKey) ProtoMessage() {}
 
 func (x *StoredKey) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[62]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5996,7 +6200,7 @@ func (x *StoredKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoredKey.ProtoReflect.Descriptor instead.
 func (*StoredKey) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{62}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *StoredKey) GetKey() *Key {
@@ -6053,7 +6257,7 @@ type ApiKey struct {
 
 func (x *ApiKey) Reset() {
 	*x = ApiKey{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[63]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6065,7 +6269,7 @@ func (x *ApiKey) String() string {
 func (*ApiKey) ProtoMessage() {}
 
 func (x *ApiKey) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[63]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6078,7 +6282,7 @@ func (x *ApiKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApiKey.ProtoReflect.Descriptor instead.
 func (*ApiKey) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{63}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *ApiKey) GetHash() []byte {
@@ -6132,7 +6336,7 @@ type RevokeApiKey struct {
 
 func (x *RevokeApiKey) Reset() {
 	*x = RevokeApiKey{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[64]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6144,7 +6348,7 @@ func (x *RevokeApiKey) String() string {
 func (*RevokeApiKey) ProtoMessage() {}
 
 func (x *RevokeApiKey) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[64]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6157,7 +6361,7 @@ func (x *RevokeApiKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeApiKey.ProtoReflect.Descriptor instead.
 func (*RevokeApiKey) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{64}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *RevokeApiKey) GetHash() []byte {
@@ -6218,7 +6422,7 @@ type VerificationCode struct {
 
 func (x *VerificationCode) Reset() {
 	*x = VerificationCode{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[65]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6230,7 +6434,7 @@ func (x *VerificationCode) String() string {
 func (*VerificationCode) ProtoMessage() {}
 
 func (x *VerificationCode) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[65]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6243,7 +6447,7 @@ func (x *VerificationCode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerificationCode.ProtoReflect.Descriptor instead.
 func (*VerificationCode) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{65}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *VerificationCode) GetUuid() string {
@@ -6413,7 +6617,7 @@ type ClaimCode struct {
 
 func (x *ClaimCode) Reset() {
 	*x = ClaimCode{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[66]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6425,7 +6629,7 @@ func (x *ClaimCode) String() string {
 func (*ClaimCode) ProtoMessage() {}
 
 func (x *ClaimCode) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[66]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6438,7 +6642,7 @@ func (x *ClaimCode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimCode.ProtoReflect.Descriptor instead.
 func (*ClaimCode) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{66}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *ClaimCode) GetHashes() [][]byte {
@@ -6493,7 +6697,7 @@ type VerificationToken struct {
 
 func (x *VerificationToken) Reset() {
 	*x = VerificationToken{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[67]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6505,7 +6709,7 @@ func (x *VerificationToken) String() string {
 func (*VerificationToken) ProtoMessage() {}
 
 func (x *VerificationToken) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[67]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6518,7 +6722,7 @@ func (x *VerificationToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerificationToken.ProtoReflect.Descriptor instead.
 func (*VerificationToken) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{67}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *VerificationToken) GetId() string {
@@ -6580,7 +6784,7 @@ type ClaimToken struct {
 
 func (x *ClaimToken) Reset() {
 	*x = ClaimToken{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[68]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6592,7 +6796,7 @@ func (x *ClaimToken) String() string {
 func (*ClaimToken) ProtoMessage() {}
 
 func (x *ClaimToken) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[68]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6605,7 +6809,7 @@ func (x *ClaimToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimToken.ProtoReflect.Descriptor instead.
 func (*ClaimToken) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{68}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *ClaimToken) GetTokenId() string {
@@ -6627,7 +6831,7 @@ type ExpireVerificationCode struct {
 
 func (x *ExpireVerificationCode) Reset() {
 	*x = ExpireVerificationCode{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[69]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6639,7 +6843,7 @@ func (x *ExpireVerificationCode) String() string {
 func (*ExpireVerificationCode) ProtoMessage() {}
 
 func (x *ExpireVerificationCode) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[69]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6652,7 +6856,7 @@ func (x *ExpireVerificationCode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpireVerificationCode.ProtoReflect.Descriptor instead.
 func (*ExpireVerificationCode) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{69}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *ExpireVerificationCode) GetUuid() string {
@@ -6707,7 +6911,7 @@ type User struct {
 
 func (x *User) Reset() {
 	*x = User{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[70]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6719,7 +6923,7 @@ func (x *User) String() string {
 func (*User) ProtoMessage() {}
 
 func (x *User) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[70]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6732,7 +6936,7 @@ func (x *User) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use User.ProtoReflect.Descriptor instead.
 func (*User) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{70}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *User) GetEmail() string {
@@ -6846,7 +7050,7 @@ type AcceptInvite struct {
 
 func (x *AcceptInvite) Reset() {
 	*x = AcceptInvite{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[71]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6858,7 +7062,7 @@ func (x *AcceptInvite) String() string {
 func (*AcceptInvite) ProtoMessage() {}
 
 func (x *AcceptInvite) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[71]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6871,7 +7075,7 @@ func (x *AcceptInvite) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcceptInvite.ProtoReflect.Descriptor instead.
 func (*AcceptInvite) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{71}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *AcceptInvite) GetEmail() string {
@@ -6909,7 +7113,7 @@ type LoginClient struct {
 
 func (x *LoginClient) Reset() {
 	*x = LoginClient{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[72]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6921,7 +7125,7 @@ func (x *LoginClient) String() string {
 func (*LoginClient) ProtoMessage() {}
 
 func (x *LoginClient) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[72]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6934,7 +7138,7 @@ func (x *LoginClient) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginClient.ProtoReflect.Descriptor instead.
 func (*LoginClient) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{72}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *LoginClient) GetClient() []byte {
@@ -6983,7 +7187,7 @@ type Login struct {
 
 func (x *Login) Reset() {
 	*x = Login{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[73]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6995,7 +7199,7 @@ func (x *Login) String() string {
 func (*Login) ProtoMessage() {}
 
 func (x *Login) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[73]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7008,7 +7212,7 @@ func (x *Login) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Login.ProtoReflect.Descriptor instead.
 func (*Login) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{73}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *Login) GetEmail() string {
@@ -7061,7 +7265,7 @@ type AuditEvent struct {
 
 func (x *AuditEvent) Reset() {
 	*x = AuditEvent{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[74]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7073,7 +7277,7 @@ func (x *AuditEvent) String() string {
 func (*AuditEvent) ProtoMessage() {}
 
 func (x *AuditEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[74]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7086,7 +7290,7 @@ func (x *AuditEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
 func (*AuditEvent) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{74}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *AuditEvent) GetTimeUnix() int64 {
@@ -7139,7 +7343,7 @@ type Session struct {
 
 func (x *Session) Reset() {
 	*x = Session{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[75]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7151,7 +7355,7 @@ func (x *Session) String() string {
 func (*Session) ProtoMessage() {}
 
 func (x *Session) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[75]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7164,7 +7368,7 @@ func (x *Session) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Session.ProtoReflect.Descriptor instead.
 func (*Session) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{75}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *Session) GetRequestId() []byte {
@@ -7199,7 +7403,7 @@ var File_fsm_fsmpb_fsm_proto protoreflect.FileDescriptor
 
 const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\n" +
-	"\x13fsm/fsmpb/fsm.proto\x12\fcovid.fsm.v1\"\xf3\x10\n" +
+	"\x13fsm/fsmpb/fsm.proto\x12\fcovid.fsm.v1\"\xab\x11\n" +
 	"\aCommand\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12-\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x19.covid.fsm.v1.CommandTypeR\x04type\x12\x1b\n" +
@@ -7249,7 +7453,9 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x10put_hub_callback\x18) \x01(\v2\x19.covid.fsm.v1.HubCallbackR\x0eputHubCallback\x12=\n" +
 	"\x0eset_app_config\x18* \x01(\v2\x17.covid.fsm.v1.AppConfigR\fsetAppConfig\x129\n" +
 	"\vset_service\x18+ \x01(\v2\x18.covid.fsm.v1.SetServiceR\n" +
-	"setService\"|\n" +
+	"setService\x126\n" +
+	"\n" +
+	"sign_files\x18, \x01(\v2\x17.covid.fsm.v1.SignFilesR\tsignFiles\"|\n" +
 	"\vRevokedCert\x12\x1f\n" +
 	"\vcert_sha256\x18\x01 \x01(\fR\n" +
 	"certSha256\x12\x17\n" +
@@ -7430,7 +7636,7 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x10anchor_signature\x18\v \x01(\tR\x0fanchorSignature\"t\n" +
 	"\bHubState\x126\n" +
 	"\tcountries\x18\x01 \x03(\v2\x18.covid.fsm.v1.HubCountryR\tcountries\x120\n" +
-	"\abatches\x18\x02 \x03(\v2\x16.covid.fsm.v1.HubBatchR\abatches\"\xc6\x03\n" +
+	"\abatches\x18\x02 \x03(\v2\x16.covid.fsm.v1.HubBatchR\abatches\"\x83\x04\n" +
 	"\tAppConfig\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x1b\n" +
 	"\ttime_unix\x18\x02 \x01(\x03R\btimeUnix\x12\x16\n" +
@@ -7442,7 +7648,10 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\bswitches\x18\b \x03(\v2\x17.covid.fsm.v1.AppSwitchR\bswitches\x12B\n" +
 	"\x0eservice_status\x18\t \x01(\x0e2\x1b.covid.fsm.v1.ServiceStatusR\rserviceStatus\x12$\n" +
 	"\x0ewind_down_unix\x18\n" +
-	" \x01(\x03R\fwindDownUnix\"\x94\x01\n" +
+	" \x01(\x03R\fwindDownUnix\x12;\n" +
+	"\n" +
+	"signatures\x18\v \x03(\v2\x1b.covid.fsm.v1.FileSignatureR\n" +
+	"signatures\"\x94\x01\n" +
 	"\n" +
 	"SetService\x12$\n" +
 	"\x0ewind_down_unix\x18\x01 \x01(\x03R\fwindDownUnix\x120\n" +
@@ -7586,11 +7795,28 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\apadding\x18\x03 \x03(\fR\apadding\x12\x16\n" +
 	"\x06origin\x18\x04 \x01(\tR\x06origin\x124\n" +
 	"\asigners\x18\x05 \x03(\v2\x1a.covid.fsm.v1.ExportSignerR\asigners\x12#\n" +
-	"\rpadding_picks\x18\x06 \x03(\rR\fpaddingPicks\"F\n" +
+	"\rpadding_picks\x18\x06 \x03(\rR\fpaddingPicks\"e\n" +
 	"\fExportSigner\x12\x15\n" +
 	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x1f\n" +
 	"\vkey_version\x18\x02 \x01(\tR\n" +
-	"keyVersion\"\xfc\x02\n" +
+	"keyVersion\x12\x1d\n" +
+	"\n" +
+	"public_key\x18\x03 \x01(\fR\tpublicKey\"\x9c\x01\n" +
+	"\rFileSignature\x12\x16\n" +
+	"\x06digest\x18\x01 \x01(\fR\x06digest\x12\x15\n" +
+	"\x06key_id\x18\x02 \x01(\tR\x05keyId\x12\x1f\n" +
+	"\vkey_version\x18\x03 \x01(\tR\n" +
+	"keyVersion\x12\x1c\n" +
+	"\tsignature\x18\x04 \x01(\fR\tsignature\x12\x1d\n" +
+	"\n" +
+	"public_key\x18\x05 \x01(\fR\tpublicKey\"\xaf\x01\n" +
+	"\tSignFiles\x12\x1b\n" +
+	"\tbatch_seq\x18\x01 \x01(\rR\bbatchSeq\x12,\n" +
+	"\x12app_config_version\x18\x02 \x01(\rR\x10appConfigVersion\x12;\n" +
+	"\n" +
+	"signatures\x18\x03 \x03(\v2\x1b.covid.fsm.v1.FileSignatureR\n" +
+	"signatures\x12\x1a\n" +
+	"\bcomplete\x18\x04 \x01(\bR\bcomplete\"\xd1\x03\n" +
 	"\x05Batch\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\rR\x03seq\x12\x1d\n" +
 	"\n" +
@@ -7606,7 +7832,11 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\vprev_digest\x18\b \x01(\fR\n" +
 	"prevDigest\x12\x16\n" +
 	"\x06origin\x18\t \x01(\tR\x06origin\x124\n" +
-	"\asigners\x18\v \x03(\v2\x1a.covid.fsm.v1.ExportSignerR\asigners\"\xc8\x01\n" +
+	"\asigners\x18\v \x03(\v2\x1a.covid.fsm.v1.ExportSignerR\asigners\x12;\n" +
+	"\n" +
+	"signatures\x18\f \x03(\v2\x1b.covid.fsm.v1.FileSignatureR\n" +
+	"signatures\x12\x16\n" +
+	"\x06signed\x18\r \x01(\bR\x06signed\"\xc8\x01\n" +
 	"\fForeignBatch\x12\x16\n" +
 	"\x06origin\x18\x01 \x01(\tR\x06origin\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\rR\x03seq\x12\x16\n" +
@@ -7832,7 +8062,7 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"request_id\x18\x01 \x01(\fR\trequestId\x12-\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x19.covid.fsm.v1.CommandTypeR\x04type\x12\x1b\n" +
 	"\ttime_unix\x18\x03 \x01(\x03R\btimeUnix\x12,\n" +
-	"\x06result\x18\x04 \x01(\v2\x14.covid.fsm.v1.ResultR\x06result*\xb6\b\n" +
+	"\x06result\x18\x04 \x01(\v2\x14.covid.fsm.v1.ResultR\x06result*\xd3\b\n" +
 	"\vCommandType\x12\x1c\n" +
 	"\x18COMMAND_TYPE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14COMMAND_TYPE_PUBLISH\x10\x01\x12\x1e\n" +
@@ -7869,7 +8099,8 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x17COMMAND_TYPE_HUB_UPLOAD\x10\x1f\x12!\n" +
 	"\x1dCOMMAND_TYPE_PUT_HUB_CALLBACK\x10 \x12\x1f\n" +
 	"\x1bCOMMAND_TYPE_SET_APP_CONFIG\x10!\x12\x1c\n" +
-	"\x18COMMAND_TYPE_SET_SERVICE\x10\"*e\n" +
+	"\x18COMMAND_TYPE_SET_SERVICE\x10\"\x12\x1b\n" +
+	"\x17COMMAND_TYPE_SIGN_FILES\x10#*e\n" +
 	"\rServiceStatus\x12\x19\n" +
 	"\x15SERVICE_STATUS_ACTIVE\x10\x00\x12\x1f\n" +
 	"\x1bSERVICE_STATUS_WINDING_DOWN\x10\x01\x12\x18\n" +
@@ -7888,7 +8119,7 @@ func file_fsm_fsmpb_fsm_proto_rawDescGZIP() []byte {
 }
 
 var file_fsm_fsmpb_fsm_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_fsm_fsmpb_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 76)
+var file_fsm_fsmpb_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 78)
 var file_fsm_fsmpb_fsm_proto_goTypes = []any{
 	(CommandType)(0),               // 0: covid.fsm.v1.CommandType
 	(ServiceStatus)(0),             // 1: covid.fsm.v1.ServiceStatus
@@ -7943,39 +8174,41 @@ var file_fsm_fsmpb_fsm_proto_goTypes = []any{
 	(*Revocation)(nil),             // 50: covid.fsm.v1.Revocation
 	(*Seal)(nil),                   // 51: covid.fsm.v1.Seal
 	(*ExportSigner)(nil),           // 52: covid.fsm.v1.ExportSigner
-	(*Batch)(nil),                  // 53: covid.fsm.v1.Batch
-	(*ForeignBatch)(nil),           // 54: covid.fsm.v1.ForeignBatch
-	(*Key)(nil),                    // 55: covid.fsm.v1.Key
-	(*Publish)(nil),                // 56: covid.fsm.v1.Publish
-	(*AuthorityKey)(nil),           // 57: covid.fsm.v1.AuthorityKey
-	(*Authority)(nil),              // 58: covid.fsm.v1.Authority
-	(*RemoveAuthority)(nil),        // 59: covid.fsm.v1.RemoveAuthority
-	(*Node)(nil),                   // 60: covid.fsm.v1.Node
-	(*RemoveNode)(nil),             // 61: covid.fsm.v1.RemoveNode
-	(*Submission)(nil),             // 62: covid.fsm.v1.Submission
-	(*SnapshotHeader)(nil),         // 63: covid.fsm.v1.SnapshotHeader
-	(*StoredKey)(nil),              // 64: covid.fsm.v1.StoredKey
-	(*ApiKey)(nil),                 // 65: covid.fsm.v1.ApiKey
-	(*RevokeApiKey)(nil),           // 66: covid.fsm.v1.RevokeApiKey
-	(*VerificationCode)(nil),       // 67: covid.fsm.v1.VerificationCode
-	(*ClaimCode)(nil),              // 68: covid.fsm.v1.ClaimCode
-	(*VerificationToken)(nil),      // 69: covid.fsm.v1.VerificationToken
-	(*ClaimToken)(nil),             // 70: covid.fsm.v1.ClaimToken
-	(*ExpireVerificationCode)(nil), // 71: covid.fsm.v1.ExpireVerificationCode
-	(*User)(nil),                   // 72: covid.fsm.v1.User
-	(*AcceptInvite)(nil),           // 73: covid.fsm.v1.AcceptInvite
-	(*LoginClient)(nil),            // 74: covid.fsm.v1.LoginClient
-	(*Login)(nil),                  // 75: covid.fsm.v1.Login
-	(*AuditEvent)(nil),             // 76: covid.fsm.v1.AuditEvent
-	(*Session)(nil),                // 77: covid.fsm.v1.Session
+	(*FileSignature)(nil),          // 53: covid.fsm.v1.FileSignature
+	(*SignFiles)(nil),              // 54: covid.fsm.v1.SignFiles
+	(*Batch)(nil),                  // 55: covid.fsm.v1.Batch
+	(*ForeignBatch)(nil),           // 56: covid.fsm.v1.ForeignBatch
+	(*Key)(nil),                    // 57: covid.fsm.v1.Key
+	(*Publish)(nil),                // 58: covid.fsm.v1.Publish
+	(*AuthorityKey)(nil),           // 59: covid.fsm.v1.AuthorityKey
+	(*Authority)(nil),              // 60: covid.fsm.v1.Authority
+	(*RemoveAuthority)(nil),        // 61: covid.fsm.v1.RemoveAuthority
+	(*Node)(nil),                   // 62: covid.fsm.v1.Node
+	(*RemoveNode)(nil),             // 63: covid.fsm.v1.RemoveNode
+	(*Submission)(nil),             // 64: covid.fsm.v1.Submission
+	(*SnapshotHeader)(nil),         // 65: covid.fsm.v1.SnapshotHeader
+	(*StoredKey)(nil),              // 66: covid.fsm.v1.StoredKey
+	(*ApiKey)(nil),                 // 67: covid.fsm.v1.ApiKey
+	(*RevokeApiKey)(nil),           // 68: covid.fsm.v1.RevokeApiKey
+	(*VerificationCode)(nil),       // 69: covid.fsm.v1.VerificationCode
+	(*ClaimCode)(nil),              // 70: covid.fsm.v1.ClaimCode
+	(*VerificationToken)(nil),      // 71: covid.fsm.v1.VerificationToken
+	(*ClaimToken)(nil),             // 72: covid.fsm.v1.ClaimToken
+	(*ExpireVerificationCode)(nil), // 73: covid.fsm.v1.ExpireVerificationCode
+	(*User)(nil),                   // 74: covid.fsm.v1.User
+	(*AcceptInvite)(nil),           // 75: covid.fsm.v1.AcceptInvite
+	(*LoginClient)(nil),            // 76: covid.fsm.v1.LoginClient
+	(*Login)(nil),                  // 77: covid.fsm.v1.Login
+	(*AuditEvent)(nil),             // 78: covid.fsm.v1.AuditEvent
+	(*Session)(nil),                // 79: covid.fsm.v1.Session
 }
 var file_fsm_fsmpb_fsm_proto_depIdxs = []int32{
 	0,  // 0: covid.fsm.v1.Command.type:type_name -> covid.fsm.v1.CommandType
-	56, // 1: covid.fsm.v1.Command.publish:type_name -> covid.fsm.v1.Publish
-	58, // 2: covid.fsm.v1.Command.put_authority:type_name -> covid.fsm.v1.Authority
-	59, // 3: covid.fsm.v1.Command.remove_authority:type_name -> covid.fsm.v1.RemoveAuthority
-	60, // 4: covid.fsm.v1.Command.put_node:type_name -> covid.fsm.v1.Node
-	61, // 5: covid.fsm.v1.Command.remove_node:type_name -> covid.fsm.v1.RemoveNode
+	58, // 1: covid.fsm.v1.Command.publish:type_name -> covid.fsm.v1.Publish
+	60, // 2: covid.fsm.v1.Command.put_authority:type_name -> covid.fsm.v1.Authority
+	61, // 3: covid.fsm.v1.Command.remove_authority:type_name -> covid.fsm.v1.RemoveAuthority
+	62, // 4: covid.fsm.v1.Command.put_node:type_name -> covid.fsm.v1.Node
+	63, // 5: covid.fsm.v1.Command.remove_node:type_name -> covid.fsm.v1.RemoveNode
 	51, // 6: covid.fsm.v1.Command.seal:type_name -> covid.fsm.v1.Seal
 	48, // 7: covid.fsm.v1.Command.revoke:type_name -> covid.fsm.v1.Revoke
 	49, // 8: covid.fsm.v1.Command.expire:type_name -> covid.fsm.v1.Expire
@@ -7986,17 +8219,17 @@ var file_fsm_fsmpb_fsm_proto_depIdxs = []int32{
 	40, // 13: covid.fsm.v1.Command.remove_trust:type_name -> covid.fsm.v1.RemoveTrust
 	41, // 14: covid.fsm.v1.Command.import_batch:type_name -> covid.fsm.v1.ImportBatch
 	4,  // 15: covid.fsm.v1.Command.set_policy:type_name -> covid.fsm.v1.Policy
-	65, // 16: covid.fsm.v1.Command.put_api_key:type_name -> covid.fsm.v1.ApiKey
-	66, // 17: covid.fsm.v1.Command.revoke_api_key:type_name -> covid.fsm.v1.RevokeApiKey
-	67, // 18: covid.fsm.v1.Command.issue_verification_code:type_name -> covid.fsm.v1.VerificationCode
-	68, // 19: covid.fsm.v1.Command.claim_code:type_name -> covid.fsm.v1.ClaimCode
-	70, // 20: covid.fsm.v1.Command.claim_token:type_name -> covid.fsm.v1.ClaimToken
-	71, // 21: covid.fsm.v1.Command.expire_verification_code:type_name -> covid.fsm.v1.ExpireVerificationCode
-	72, // 22: covid.fsm.v1.Command.put_user:type_name -> covid.fsm.v1.User
-	75, // 23: covid.fsm.v1.Command.login:type_name -> covid.fsm.v1.Login
-	76, // 24: covid.fsm.v1.Command.audit:type_name -> covid.fsm.v1.AuditEvent
+	67, // 16: covid.fsm.v1.Command.put_api_key:type_name -> covid.fsm.v1.ApiKey
+	68, // 17: covid.fsm.v1.Command.revoke_api_key:type_name -> covid.fsm.v1.RevokeApiKey
+	69, // 18: covid.fsm.v1.Command.issue_verification_code:type_name -> covid.fsm.v1.VerificationCode
+	70, // 19: covid.fsm.v1.Command.claim_code:type_name -> covid.fsm.v1.ClaimCode
+	72, // 20: covid.fsm.v1.Command.claim_token:type_name -> covid.fsm.v1.ClaimToken
+	73, // 21: covid.fsm.v1.Command.expire_verification_code:type_name -> covid.fsm.v1.ExpireVerificationCode
+	74, // 22: covid.fsm.v1.Command.put_user:type_name -> covid.fsm.v1.User
+	77, // 23: covid.fsm.v1.Command.login:type_name -> covid.fsm.v1.Login
+	78, // 24: covid.fsm.v1.Command.audit:type_name -> covid.fsm.v1.AuditEvent
 	3,  // 25: covid.fsm.v1.Command.revoke_cert:type_name -> covid.fsm.v1.RevokedCert
-	73, // 26: covid.fsm.v1.Command.accept_invite:type_name -> covid.fsm.v1.AcceptInvite
+	75, // 26: covid.fsm.v1.Command.accept_invite:type_name -> covid.fsm.v1.AcceptInvite
 	17, // 27: covid.fsm.v1.Command.import_export:type_name -> covid.fsm.v1.ImportExport
 	18, // 28: covid.fsm.v1.Command.efgs_uploaded:type_name -> covid.fsm.v1.EFGSUpload
 	19, // 29: covid.fsm.v1.Command.import_efgs:type_name -> covid.fsm.v1.ImportEFGS
@@ -8005,60 +8238,64 @@ var file_fsm_fsmpb_fsm_proto_depIdxs = []int32{
 	25, // 32: covid.fsm.v1.Command.put_hub_callback:type_name -> covid.fsm.v1.HubCallback
 	31, // 33: covid.fsm.v1.Command.set_app_config:type_name -> covid.fsm.v1.AppConfig
 	32, // 34: covid.fsm.v1.Command.set_service:type_name -> covid.fsm.v1.SetService
-	6,  // 35: covid.fsm.v1.Result.refusal:type_name -> covid.fsm.v1.Refusal
-	7,  // 36: covid.fsm.v1.Result.publish:type_name -> covid.fsm.v1.PublishResult
-	8,  // 37: covid.fsm.v1.Result.seal:type_name -> covid.fsm.v1.SealResult
-	9,  // 38: covid.fsm.v1.Result.revoke:type_name -> covid.fsm.v1.RevokeResult
-	10, // 39: covid.fsm.v1.Result.expire:type_name -> covid.fsm.v1.ExpireResult
-	11, // 40: covid.fsm.v1.Result.import:type_name -> covid.fsm.v1.ImportResult
-	12, // 41: covid.fsm.v1.Result.issue_code:type_name -> covid.fsm.v1.CodeResult
-	4,  // 42: covid.fsm.v1.Result.policy:type_name -> covid.fsm.v1.Policy
-	67, // 43: covid.fsm.v1.Result.verification_code:type_name -> covid.fsm.v1.VerificationCode
-	69, // 44: covid.fsm.v1.Result.verification_token:type_name -> covid.fsm.v1.VerificationToken
-	72, // 45: covid.fsm.v1.Result.user:type_name -> covid.fsm.v1.User
-	28, // 46: covid.fsm.v1.Result.hub_upload:type_name -> covid.fsm.v1.HubUploadResult
-	31, // 47: covid.fsm.v1.Result.app_config:type_name -> covid.fsm.v1.AppConfig
-	33, // 48: covid.fsm.v1.Result.service:type_name -> covid.fsm.v1.Service
-	13, // 49: covid.fsm.v1.TrustedRegion.keys:type_name -> covid.fsm.v1.TrustKey
-	15, // 50: covid.fsm.v1.TrustedRegion.gaen:type_name -> covid.fsm.v1.GAENSource
-	16, // 51: covid.fsm.v1.GAENSource.keys:type_name -> covid.fsm.v1.ExportKey
-	20, // 52: covid.fsm.v1.ImportEFGS.keys:type_name -> covid.fsm.v1.EFGSKey
-	55, // 53: covid.fsm.v1.EFGSKey.key:type_name -> covid.fsm.v1.Key
-	18, // 54: covid.fsm.v1.EFGSState.uploads:type_name -> covid.fsm.v1.EFGSUpload
-	21, // 55: covid.fsm.v1.EFGSState.cursor:type_name -> covid.fsm.v1.EFGSCursor
-	22, // 56: covid.fsm.v1.EFGSState.imported:type_name -> covid.fsm.v1.EFGSImported
-	26, // 57: covid.fsm.v1.HubCountry.signers:type_name -> covid.fsm.v1.HubSigner
-	25, // 58: covid.fsm.v1.HubCountry.callbacks:type_name -> covid.fsm.v1.HubCallback
-	24, // 59: covid.fsm.v1.HubState.countries:type_name -> covid.fsm.v1.HubCountry
-	29, // 60: covid.fsm.v1.HubState.batches:type_name -> covid.fsm.v1.HubBatch
-	34, // 61: covid.fsm.v1.AppConfig.v1:type_name -> covid.fsm.v1.ExposureConfigV1
-	35, // 62: covid.fsm.v1.AppConfig.v2:type_name -> covid.fsm.v1.ExposureConfigV2
-	36, // 63: covid.fsm.v1.AppConfig.min_versions:type_name -> covid.fsm.v1.MinAppVersion
-	37, // 64: covid.fsm.v1.AppConfig.texts:type_name -> covid.fsm.v1.AppText
-	38, // 65: covid.fsm.v1.AppConfig.switches:type_name -> covid.fsm.v1.AppSwitch
-	1,  // 66: covid.fsm.v1.AppConfig.service_status:type_name -> covid.fsm.v1.ServiceStatus
-	55, // 67: covid.fsm.v1.FederationBatch.keys:type_name -> covid.fsm.v1.Key
-	55, // 68: covid.fsm.v1.FederationBatch.revised:type_name -> covid.fsm.v1.Key
-	52, // 69: covid.fsm.v1.Seal.signers:type_name -> covid.fsm.v1.ExportSigner
-	55, // 70: covid.fsm.v1.Batch.sealed_keys:type_name -> covid.fsm.v1.Key
-	55, // 71: covid.fsm.v1.Batch.padding:type_name -> covid.fsm.v1.Key
-	55, // 72: covid.fsm.v1.Batch.revised:type_name -> covid.fsm.v1.Key
-	52, // 73: covid.fsm.v1.Batch.signers:type_name -> covid.fsm.v1.ExportSigner
-	55, // 74: covid.fsm.v1.Publish.keys:type_name -> covid.fsm.v1.Key
-	55, // 75: covid.fsm.v1.Publish.revisions:type_name -> covid.fsm.v1.Key
-	57, // 76: covid.fsm.v1.Authority.keys:type_name -> covid.fsm.v1.AuthorityKey
-	4,  // 77: covid.fsm.v1.SnapshotHeader.policy:type_name -> covid.fsm.v1.Policy
-	44, // 78: covid.fsm.v1.SnapshotHeader.origin_marks:type_name -> covid.fsm.v1.OriginMark
-	33, // 79: covid.fsm.v1.SnapshotHeader.service:type_name -> covid.fsm.v1.Service
-	55, // 80: covid.fsm.v1.StoredKey.key:type_name -> covid.fsm.v1.Key
-	74, // 81: covid.fsm.v1.User.login_clients:type_name -> covid.fsm.v1.LoginClient
-	0,  // 82: covid.fsm.v1.Session.type:type_name -> covid.fsm.v1.CommandType
-	5,  // 83: covid.fsm.v1.Session.result:type_name -> covid.fsm.v1.Result
-	84, // [84:84] is the sub-list for method output_type
-	84, // [84:84] is the sub-list for method input_type
-	84, // [84:84] is the sub-list for extension type_name
-	84, // [84:84] is the sub-list for extension extendee
-	0,  // [0:84] is the sub-list for field type_name
+	54, // 35: covid.fsm.v1.Command.sign_files:type_name -> covid.fsm.v1.SignFiles
+	6,  // 36: covid.fsm.v1.Result.refusal:type_name -> covid.fsm.v1.Refusal
+	7,  // 37: covid.fsm.v1.Result.publish:type_name -> covid.fsm.v1.PublishResult
+	8,  // 38: covid.fsm.v1.Result.seal:type_name -> covid.fsm.v1.SealResult
+	9,  // 39: covid.fsm.v1.Result.revoke:type_name -> covid.fsm.v1.RevokeResult
+	10, // 40: covid.fsm.v1.Result.expire:type_name -> covid.fsm.v1.ExpireResult
+	11, // 41: covid.fsm.v1.Result.import:type_name -> covid.fsm.v1.ImportResult
+	12, // 42: covid.fsm.v1.Result.issue_code:type_name -> covid.fsm.v1.CodeResult
+	4,  // 43: covid.fsm.v1.Result.policy:type_name -> covid.fsm.v1.Policy
+	69, // 44: covid.fsm.v1.Result.verification_code:type_name -> covid.fsm.v1.VerificationCode
+	71, // 45: covid.fsm.v1.Result.verification_token:type_name -> covid.fsm.v1.VerificationToken
+	74, // 46: covid.fsm.v1.Result.user:type_name -> covid.fsm.v1.User
+	28, // 47: covid.fsm.v1.Result.hub_upload:type_name -> covid.fsm.v1.HubUploadResult
+	31, // 48: covid.fsm.v1.Result.app_config:type_name -> covid.fsm.v1.AppConfig
+	33, // 49: covid.fsm.v1.Result.service:type_name -> covid.fsm.v1.Service
+	13, // 50: covid.fsm.v1.TrustedRegion.keys:type_name -> covid.fsm.v1.TrustKey
+	15, // 51: covid.fsm.v1.TrustedRegion.gaen:type_name -> covid.fsm.v1.GAENSource
+	16, // 52: covid.fsm.v1.GAENSource.keys:type_name -> covid.fsm.v1.ExportKey
+	20, // 53: covid.fsm.v1.ImportEFGS.keys:type_name -> covid.fsm.v1.EFGSKey
+	57, // 54: covid.fsm.v1.EFGSKey.key:type_name -> covid.fsm.v1.Key
+	18, // 55: covid.fsm.v1.EFGSState.uploads:type_name -> covid.fsm.v1.EFGSUpload
+	21, // 56: covid.fsm.v1.EFGSState.cursor:type_name -> covid.fsm.v1.EFGSCursor
+	22, // 57: covid.fsm.v1.EFGSState.imported:type_name -> covid.fsm.v1.EFGSImported
+	26, // 58: covid.fsm.v1.HubCountry.signers:type_name -> covid.fsm.v1.HubSigner
+	25, // 59: covid.fsm.v1.HubCountry.callbacks:type_name -> covid.fsm.v1.HubCallback
+	24, // 60: covid.fsm.v1.HubState.countries:type_name -> covid.fsm.v1.HubCountry
+	29, // 61: covid.fsm.v1.HubState.batches:type_name -> covid.fsm.v1.HubBatch
+	34, // 62: covid.fsm.v1.AppConfig.v1:type_name -> covid.fsm.v1.ExposureConfigV1
+	35, // 63: covid.fsm.v1.AppConfig.v2:type_name -> covid.fsm.v1.ExposureConfigV2
+	36, // 64: covid.fsm.v1.AppConfig.min_versions:type_name -> covid.fsm.v1.MinAppVersion
+	37, // 65: covid.fsm.v1.AppConfig.texts:type_name -> covid.fsm.v1.AppText
+	38, // 66: covid.fsm.v1.AppConfig.switches:type_name -> covid.fsm.v1.AppSwitch
+	1,  // 67: covid.fsm.v1.AppConfig.service_status:type_name -> covid.fsm.v1.ServiceStatus
+	53, // 68: covid.fsm.v1.AppConfig.signatures:type_name -> covid.fsm.v1.FileSignature
+	57, // 69: covid.fsm.v1.FederationBatch.keys:type_name -> covid.fsm.v1.Key
+	57, // 70: covid.fsm.v1.FederationBatch.revised:type_name -> covid.fsm.v1.Key
+	52, // 71: covid.fsm.v1.Seal.signers:type_name -> covid.fsm.v1.ExportSigner
+	53, // 72: covid.fsm.v1.SignFiles.signatures:type_name -> covid.fsm.v1.FileSignature
+	57, // 73: covid.fsm.v1.Batch.sealed_keys:type_name -> covid.fsm.v1.Key
+	57, // 74: covid.fsm.v1.Batch.padding:type_name -> covid.fsm.v1.Key
+	57, // 75: covid.fsm.v1.Batch.revised:type_name -> covid.fsm.v1.Key
+	52, // 76: covid.fsm.v1.Batch.signers:type_name -> covid.fsm.v1.ExportSigner
+	53, // 77: covid.fsm.v1.Batch.signatures:type_name -> covid.fsm.v1.FileSignature
+	57, // 78: covid.fsm.v1.Publish.keys:type_name -> covid.fsm.v1.Key
+	57, // 79: covid.fsm.v1.Publish.revisions:type_name -> covid.fsm.v1.Key
+	59, // 80: covid.fsm.v1.Authority.keys:type_name -> covid.fsm.v1.AuthorityKey
+	4,  // 81: covid.fsm.v1.SnapshotHeader.policy:type_name -> covid.fsm.v1.Policy
+	44, // 82: covid.fsm.v1.SnapshotHeader.origin_marks:type_name -> covid.fsm.v1.OriginMark
+	33, // 83: covid.fsm.v1.SnapshotHeader.service:type_name -> covid.fsm.v1.Service
+	57, // 84: covid.fsm.v1.StoredKey.key:type_name -> covid.fsm.v1.Key
+	76, // 85: covid.fsm.v1.User.login_clients:type_name -> covid.fsm.v1.LoginClient
+	0,  // 86: covid.fsm.v1.Session.type:type_name -> covid.fsm.v1.CommandType
+	5,  // 87: covid.fsm.v1.Session.result:type_name -> covid.fsm.v1.Result
+	88, // [88:88] is the sub-list for method output_type
+	88, // [88:88] is the sub-list for method input_type
+	88, // [88:88] is the sub-list for extension type_name
+	88, // [88:88] is the sub-list for extension extendee
+	0,  // [0:88] is the sub-list for field type_name
 }
 
 func init() { file_fsm_fsmpb_fsm_proto_init() }
@@ -8087,7 +8324,7 @@ func file_fsm_fsmpb_fsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fsm_fsmpb_fsm_proto_rawDesc), len(file_fsm_fsmpb_fsm_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   76,
+			NumMessages:   78,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,149 @@
+package feed
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/covid-backend/covid-backend/export"
+	"github.com/covid-backend/covid-backend/fsm"
+	"github.com/covid-backend/covid-backend/fsm/fsmpb"
+)
+
+// ErrNotSigned means a file's replicated signature is not in the state
+// yet: the leader signs each file with a key kept in an HSM once, a moment
+// after the seal, and every node serves it from then on (retry).
+var ErrNotSigned = errors.New("the file is not signed yet; retry")
+
+// listable is the batches whose files the indexes list: those before the
+// first batch whose replicated signatures are not all kept yet, so that
+// no index names a file a node cannot serve.
+func listable(batches []fsm.BatchInfo) []fsm.BatchInfo {
+	for i, b := range batches {
+		if fsm.Replicated(b.Signers) && !b.Signed {
+			return batches[:i]
+		}
+	}
+	return batches
+}
+
+// replicated signs a file's export.bin with the signature the state keeps
+// for it (by the leader, once): a crypto.Signer that has no key.
+type replicated struct {
+	src        Source
+	seq        uint32 // the batch that keeps the file's signatures
+	appConfig  uint32 // or the app configuration version
+	pub        *ecdsa.PublicKey
+	keyID, ver string
+}
+
+func (r replicated) Public() crypto.PublicKey { return r.pub }
+
+func (r replicated) Sign(_ io.Reader, digest []byte, _ crypto.SignerOpts) ([]byte, error) {
+	if sig := r.src.FileSignature(r.seq, r.appConfig, digest, r.keyID, r.ver); sig != nil {
+		return sig, nil
+	}
+	return nil, ErrNotSigned
+}
+
+// replicatedKey is the key of signer sg whose signatures batch seq keeps.
+func (c *Catalog) replicatedKey(sg *fsmpb.ExportSigner, seq uint32) (export.SigningKey, error) {
+	pub, err := x509.ParsePKIXPublicKey(sg.GetPublicKey())
+	key, ok := pub.(*ecdsa.PublicKey)
+	if err != nil || !ok {
+		return export.SigningKey{}, fmt.Errorf("export key %s/%s: its public key is not ECDSA", sg.GetKeyId(), sg.GetKeyVersion())
+	}
+	return export.SigningKey{Signer: replicated{src: c.src, seq: seq, pub: key, keyID: sg.GetKeyId(), ver: sg.GetKeyVersion()},
+		KeyID: sg.GetKeyId(), KeyVersion: sg.GetKeyVersion()}, nil
+}
+
+// ReplicatedKeys are keys whose signatures of app configuration version
+// v the state keeps: for each key of keys in an HSM (no private key
+// here), a signer with its public key that answers with the replicated
+// signature; private keys as they are.
+func ReplicatedKeys(src Source, keys []export.SigningKey, v uint32) []export.SigningKey {
+	out := make([]export.SigningKey, len(keys))
+	for i, k := range keys {
+		out[i] = k
+		if k.Private == nil {
+			out[i].Signer = replicated{src: src, appConfig: v, pub: k.Public(), keyID: k.KeyID, ver: k.KeyVersion}
+		}
+	}
+	return out
+}
+
+// Pending is a file a key whose signatures are replicated has not signed
+// yet: the leader signs Digest (of its export.bin) with each of Signers
+// and keeps the signatures with batch Seq, the last the file holds.
+type Pending struct {
+	Name    string
+	Seq     uint32
+	Digest  [32]byte
+	Signers []*fsmpb.ExportSigner
+}
+
+// ToSign lists, for the leader, the files of batches with replicated
+// signers that the indexes list at now, or will once signed, whose
+// signatures are missing: each batch's files and its day's roll-up up to
+// it. done holds names found signed before (a name never changes its
+// bytes) and is added to; the leader passes the same map each time.
+func (c *Catalog) ToSign(now time.Time, done map[string]bool) ([]Pending, error) {
+	var out []Pending
+	for _, name := range c.signedNames(now) {
+		if done[name] {
+			continue
+		}
+		spec, err := parseName(name)
+		if err != nil {
+			return nil, err
+		}
+		f, signing, err := c.exportFile(spec, now)
+		if errors.Is(err, ErrNotFound) {
+			continue // superseded meanwhile
+		}
+		if err != nil {
+			return nil, err
+		}
+		bin, err := export.Bin(f, signing)
+		if err != nil {
+			return nil, fmt.Errorf("export.bin of %s: %w", name, err)
+		}
+		p := Pending{Name: name, Digest: sha256.Sum256(bin)}
+		for _, k := range signing {
+			if r, ok := k.Signer.(replicated); ok && k.Private == nil {
+				p.Seq = r.seq
+				if c.src.FileSignature(r.seq, 0, p.Digest[:], r.keyID, r.ver) == nil {
+					p.Signers = append(p.Signers, &fsmpb.ExportSigner{KeyId: r.keyID, KeyVersion: r.ver})
+				}
+			}
+		}
+		if len(p.Signers) == 0 {
+			done[name] = true
+			continue
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// signedNames are the names of files with replicated signers that the
+// indexes would list at now if every batch were signed.
+func (c *Catalog) signedNames(now time.Time) []string {
+	all := c.src.Batches()
+	var names []string
+	for _, rollups := range []bool{false, true} {
+		for _, spec := range c.specsOf(all, now, rollups) {
+			for _, b := range all {
+				if b.EndUnix == spec.end && fsm.Replicated(b.Signers) {
+					names = append(names, spec.rel())
+				}
+			}
+		}
+	}
+	return names
+}

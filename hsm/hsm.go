@@ -1,0 +1,75 @@
+//go:build cgo
+
+// Package hsm opens signing keys kept in a PKCS#11 token (a hardware
+// security module, or SoftHSM2 in tests) through crypto11: a key there is
+// a crypto.Signer whose private half never leaves the token. PKCS#11
+// modules are shared libraries, so this needs a build with cgo; a build
+// without it (the static binary of the container image) says so.
+package hsm
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/ThalesGroup/crypto11"
+)
+
+// Supported tells whether this build can open PKCS#11 tokens.
+const Supported = true
+
+// Token is an open PKCS#11 token.
+type Token struct {
+	ctx *crypto11.Context
+}
+
+// Open opens the token labelled cfg.Token through the module, signing in
+// with the PIN in cfg.PinFile.
+func Open(cfg Config) (*Token, error) {
+	if cfg.Module == "" || cfg.Token == "" || cfg.PinFile == "" {
+		return nil, errors.New("pkcs11: the module, the token label and the PIN file are all needed")
+	}
+	pin, err := os.ReadFile(cfg.PinFile)
+	if err != nil {
+		return nil, fmt.Errorf("pkcs11: PIN: %w", err)
+	}
+	ctx, err := crypto11.Configure(&crypto11.Config{Path: cfg.Module, TokenLabel: cfg.Token, Pin: strings.TrimSpace(string(pin))})
+	if err != nil {
+		return nil, fmt.Errorf("pkcs11: open token %q with %s: %w", cfg.Token, cfg.Module, err)
+	}
+	return &Token{ctx: ctx}, nil
+}
+
+// Signer is the P-256 key pair labelled label.
+func (t *Token) Signer(label string) (crypto.Signer, error) {
+	s, err := t.ctx.FindKeyPair(nil, []byte(label))
+	if err != nil || s == nil {
+		return nil, fmt.Errorf("pkcs11: no key pair labelled %q in the token: %v", label, err)
+	}
+	if pub, ok := s.Public().(*ecdsa.PublicKey); !ok || pub.Curve != elliptic.P256() {
+		return nil, fmt.Errorf("pkcs11: key %q is not an ECDSA P-256 key", label)
+	}
+	return s, nil
+}
+
+// Generate makes a P-256 key pair labelled label in the token (for
+// SoftHSM2 and tests; an HSM's own tools make keys in production).
+func (t *Token) Generate(label string) (crypto.Signer, error) {
+	id := make([]byte, 8)
+	if _, err := rand.Read(id); err != nil {
+		return nil, err
+	}
+	s, err := t.ctx.GenerateECDSAKeyPairWithLabel(id, []byte(label), elliptic.P256())
+	if err != nil {
+		return nil, fmt.Errorf("pkcs11: generate %q: %w", label, err)
+	}
+	return s, nil
+}
+
+// Close closes the token.
+func (t *Token) Close() error { return t.ctx.Close() }

@@ -1,0 +1,95 @@
+//go:build cgo
+
+package hsm_test
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/covid-backend/covid-backend/hsm"
+	"github.com/covid-backend/covid-backend/hsm/hsmtest"
+)
+
+// A key made in the token signs digests that its public key verifies,
+// with other bytes each time (so a region cannot have each node sign),
+// and is found again by its label in a new session; a wrong label or PIN
+// is a clear error.
+func TestSoftHSMKey(t *testing.T) {
+	cfg := hsmtest.SoftHSM(t)
+	tok, err := hsm.Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tok.Generate("export-310"); err != nil {
+		t.Fatal(err)
+	}
+	tok.Close()
+	tok, err = hsm.Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := tok.Signer("export-310")
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest := sha256.Sum256([]byte("export.bin"))
+	a, err := key.Sign(rand.Reader, digest[:], crypto.SHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := key.Sign(rand.Reader, digest[:], crypto.SHA256)
+	pub := key.Public().(*ecdsa.PublicKey)
+	if pub.Curve != elliptic.P256() || !ecdsa.VerifyASN1(pub, digest[:], a) || !ecdsa.VerifyASN1(pub, digest[:], b) || string(a) == string(b) {
+		t.Fatal("the token's signatures do not verify, or are deterministic")
+	}
+	if _, err := tok.Signer("no-such-key"); err == nil {
+		t.Fatal("a key that is not there was found")
+	}
+	tok.Close() // PKCS#11 signs in a whole process: a wrong PIN is seen with no session open
+	bad := cfg
+	bad.PinFile = filepath.Join(t.TempDir(), "wrong-pin")
+	os.WriteFile(bad.PinFile, []byte("0000"), 0o600)
+	if _, err := hsm.Open(bad); err == nil {
+		t.Fatal("a wrong PIN opened the token")
+	}
+}
+
+// BenchmarkSignSoftHSM is what an export file's signature costs through
+// PKCS#11 (SoftHSM2), beside BenchmarkSignPEM, the same signature with the
+// key in memory.
+func BenchmarkSignSoftHSM(b *testing.B) {
+	tok, err := hsm.Open(hsmtest.SoftHSM(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tok.Close()
+	key, err := tok.Generate("bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchSign(b, key)
+}
+
+// BenchmarkSignPEM signs as a node with a PEM export key does.
+func BenchmarkSignPEM(b *testing.B) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchSign(b, key)
+}
+
+func benchSign(b *testing.B, key crypto.Signer) {
+	digest := sha256.Sum256([]byte("export.bin"))
+	for b.Loop() {
+		if _, err := key.Sign(rand.Reader, digest[:], crypto.SHA256); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
