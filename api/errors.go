@@ -41,6 +41,8 @@ func failErr(c *gin.Context, err error) {
 		fail(c, http.StatusServiceUnavailable, retryCode(err), err.Error())
 	case errors.As(err, &member):
 		fail(c, member.Status, "refused", member.Message)
+	case errors.As(err, &refused) && refused.Code == command.CodeServiceEnded:
+		fail(c, http.StatusGone, string(refused.Code), refused.Message)
 	case errors.As(err, &refused) && slices.Contains([]command.Code{command.CodeUnknownAuthority, command.CodeUnknownNode,
 		command.CodeUnknownSubmission, command.CodeUnknownKey, command.CodeUnknownProvider, command.CodeUnknownRegion}, refused.Code):
 		fail(c, http.StatusNotFound, string(refused.Code), refused.Message)

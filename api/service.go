@@ -140,9 +140,12 @@ func serviceEndedMessage(w time.Time) string {
 }
 
 // publishInService answers an upload 410 service_ended once the service
-// winds down (a decoy is answered as before).
+// winds down (a decoy is answered as before). The refusal comes as late
+// as a decoy's answer: an app that was not updated still sends both, and
+// an answer at once would tell a watcher of the network which was real.
 func (s *Server) publishInService(c *gin.Context) bool {
 	if w, ended := s.windDown(); ended {
+		sleepUntil(c.Request.Context(), c.GetTime(ctxUploadStart).Add(s.chaffDelay()))
 		s.publishFail(c, &publish.Error{Status: http.StatusGone, Code: publish.CodeServiceEnded, Message: serviceEndedMessage(w)})
 		return false
 	}
@@ -150,10 +153,12 @@ func (s *Server) publishInService(c *gin.Context) bool {
 }
 
 // inService answers the verification API's writes 410 service_ended
-// once the service winds down; it runs after readVerifyBody, which
-// answers decoys as before.
+// once the service winds down, as late as a decoy's answer (as
+// publishInService); it runs after readVerifyBody, which answers decoys
+// as before.
 func (s *Server) inService(c *gin.Context) {
 	if w, ended := s.windDown(); ended {
+		sleepUntil(c.Request.Context(), c.GetTime(ctxVerifyStart).Add(s.chaffDelay()))
 		verifyFail(c, &verify.Error{Status: http.StatusGone, Code: verify.CodeServiceEnded, Message: serviceEndedMessage(w)})
 	}
 }

@@ -53,15 +53,23 @@ func TestServiceWindDownRefusals(t *testing.T) {
 	if v.Stage != "winding-down" || v.WindDownFrom < today {
 		t.Fatalf("a wind-down in the past starts now: %+v", v)
 	}
+	const decoyLatency = 300 * time.Millisecond
+	ts.srv.recent.Record(decoyLatency) // what a decoy waits, as long as a real upload took
 	for _, tc := range []struct {
 		path, key string
 		body      any
 	}{
 		{"/api/issue", labKey, verify.IssueRequest{TestType: "confirmed", SymptomDate: today}},
+		{"/api/batch-issue", labKey, map[string]any{"codes": []verify.IssueRequest{{TestType: "confirmed", SymptomDate: today}}}},
 		{"/api/verify", deviceKey, map[string]any{"code": issued.Code}},
 		{"/api/certificate", deviceKey, map[string]any{"token": "x", "ekeyhmac": "eA=="}},
+		{"/api/user-report", deviceKey, map[string]any{"phone": "+31612345678", "nonce": "bm9uY2U=", "symptomDate": today}},
 	} {
+		start := time.Now()
 		w := ts.api(tc.path, tc.key, tc.body)
+		if took := time.Since(start); took < decoyLatency {
+			t.Fatalf("%s refused after %v, sooner than a decoy's answer (%v): a watcher could tell them apart", tc.path, took, decoyLatency)
+		}
 		if ans := apiAnswer(t, w); w.Code != http.StatusGone || ans["errorCode"] != verify.CodeServiceEnded || !strings.Contains(ans["error"].(string), "stopped taking uploads") {
 			t.Fatalf("%s while winding down: %d %v", tc.path, w.Code, ans)
 		}
@@ -73,12 +81,20 @@ func TestServiceWindDownRefusals(t *testing.T) {
 	if w := ts.api("/api/checkcodestatus", labKey, map[string]any{"uuid": "before-the-end"}); w.Code != http.StatusOK {
 		t.Fatalf("a code's status while winding down: %d %s", w.Code, w.Body)
 	}
+	start := time.Now()
 	w := ts.do(http.MethodPost, "/v1/publish", goldenBody(t), jsonCT)
+	if took := time.Since(start); took < decoyLatency {
+		t.Fatalf("an upload refused after %v, sooner than a decoy's answer", took)
+	}
 	if resp := decode[publish.Response](t, w); w.Code != http.StatusGone || resp.Code != publish.CodeServiceEnded || !strings.Contains(resp.ErrorMessage, "no keys or codes are taken") {
 		t.Fatalf("an upload while winding down: %d %s", w.Code, w.Body)
 	}
 	if w := ts.do(http.MethodPost, "/v1/publish", goldenBody(t), map[string]string{"Content-Type": "application/json", "X-Chaff": "1"}); w.Code != http.StatusOK {
 		t.Fatalf("a decoy upload: %d %s", w.Code, w.Body)
+	}
+	token := newProvider(t, ts, "clinic-by-token")
+	if w := ts.do(http.MethodPost, "/v1/codes", nil, map[string]string{"Authorization": "Bearer " + token}); w.Code != http.StatusGone || !strings.Contains(w.Body.String(), "service_ended") {
+		t.Fatalf("/v1/codes while winding down: %d %s", w.Code, w.Body)
 	}
 	if w := ts.do(http.MethodGet, "/v1/appconfig", nil, nil); !strings.Contains(w.Body.String(), `"service":"winding-down"`) {
 		t.Fatalf("pointer: %s", w.Body)
@@ -134,13 +150,25 @@ func TestPortalEndOfService(t *testing.T) {
 	if !strings.Contains(page, "An end of service is scheduled") || !strings.Contains(page, `datetime="2099-03-01T00:00:00Z"`) || !strings.Contains(page, `value="2099-03-01"`) {
 		t.Fatal("the page of a scheduled end")
 	}
+	// Set to 18:00 through the admin API, the form sent again for the
+	// deletion alone keeps that time (it shows the date only).
+	evening := time.Date(2099, 3, 1, 18, 0, 0, 0, time.UTC)
+	if w := ts.admin(http.MethodPost, "/v1/admin/service", ServiceRequest{WindDownFrom: evening.Format(time.RFC3339), DeleteAfter: "720h"}); w.Code != http.StatusOK {
+		t.Fatalf("admin API: %d %s", w.Code, w.Body)
+	}
+	if status, _ := post(url.Values{"action": {"end"}, "date": {"2099-03-01"}, "delete_days": {"10"}, "confirmed": {"yes"}}); status != http.StatusSeeOther {
+		t.Fatalf("the deletion moved: %d", status)
+	}
+	if svc := ts.node.FSM().Service(); svc.GetWindDownUnix() != evening.Unix() || svc.GetDeleteAfterSeconds() != 10*86_400 {
+		t.Fatalf("after the deletion moved: %v", svc)
+	}
 	if status, _ := post(url.Values{"action": {"cancel"}, "confirmed": {"yes"}}); status != http.StatusSeeOther || ts.node.FSM().Service().GetWindDownUnix() != 0 {
 		t.Fatalf("cancel: %d, %v", status, ts.node.FSM().Service())
 	}
 	if status, answer := post(url.Values{"action": {"cancel"}, "confirmed": {"yes"}}); status != http.StatusBadRequest || !strings.Contains(answer, "No end of service is scheduled") {
 		t.Fatalf("cancel again: %d", status)
 	}
-	if events := auditOf(ts, "", 5); len(events) < 2 || events[0].GetTarget() != "cancelled" || events[1].GetTarget() != "uploads stop 2099-03-01" {
+	if events := auditOf(ts, "", 5); len(events) < 4 || events[0].GetTarget() != "cancelled" || events[1].GetTarget() != "uploads stop 2099-03-01" || events[2].GetActor() != "admin-api" {
 		t.Fatalf("audit %v", events)
 	}
 	addWorker(t, ts, "w@lab.example", nil, "issue")

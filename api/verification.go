@@ -53,6 +53,9 @@ type Verification struct {
 const (
 	ctxAPIKey = "verify.apikey"
 	ctxBody   = "verify.body"
+	// ctxVerifyStart is when readVerifyBody began, which a decoy's answer
+	// and a refusal that must look alike wait from.
+	ctxVerifyStart = "verify.start"
 )
 
 // maxVerifyBody is the largest body the device and issuing API read, as
@@ -153,6 +156,7 @@ func (s *Server) apiKey(hash [32]byte, kind string) (*fsmpb.ApiKey, bool) {
 // (X-Chaff) is answered after a realistic delay, with nothing changed.
 func (s *Server) readVerifyBody(c *gin.Context) {
 	start := time.Now()
+	c.Set(ctxVerifyStart, start)
 	if mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type")); err != nil || mt != "application/json" {
 		verifyFail(c, &verify.Error{Status: http.StatusUnsupportedMediaType, Code: verify.CodeUnparsableRequest,
 			Message: "content type must be application/json"})

@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"cmp"
+	"slices"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -30,8 +31,10 @@ var closedTypes = map[fsmpb.CommandType]string{
 
 // applySetService schedules, moves or cancels the end of service (from
 // version 8). A wind-down time already past is the command's own: the end
-// is never backdated. Once the service has ended nothing changes it. The
-// app configuration in force gets a new version that tells apps.
+// is never backdated; once the wind-down has begun, a time already past
+// keeps the one in force (the same request sent again changes nothing
+// apps see). Once the service has ended nothing changes it. The app
+// configuration in force gets a new version that tells apps.
 func applySetService(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 	req, t := cmd.GetSetService(), cmd.GetTimeUnix()
 	switch {
@@ -46,8 +49,11 @@ func applySetService(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 	case req.GetDeleteAfterSeconds() < 0 || req.GetDeleteAfterSeconds() > maxDeleteAfter:
 		return refuse(command.CodeInvalidCommand, "delete_after_seconds: %d, want 0..%d (a year)", req.GetDeleteAfterSeconds(), maxDeleteAfter)
 	default:
-		s.service = &fsmpb.Service{WindDownUnix: max(req.GetWindDownUnix(), t), DeleteAfterSeconds: req.GetDeleteAfterSeconds(),
-			Author: req.GetAuthor(), ScheduledUnix: t}
+		wind := max(req.GetWindDownUnix(), t)
+		if s.windingDown(t) && req.GetWindDownUnix() <= t {
+			wind = s.service.GetWindDownUnix() // under way: sent again, it does not move
+		}
+		s.service = &fsmpb.Service{WindDownUnix: wind, DeleteAfterSeconds: req.GetDeleteAfterSeconds(), Author: req.GetAuthor(), ScheduledUnix: t}
 	}
 	s.announceService(t, cmp.Or(req.GetAuthor(), "an operator"))
 	return &fsmpb.Result{Value: &fsmpb.Result_Service{Service: s.serviceOrEmpty()}}
@@ -111,32 +117,43 @@ func (s *state) expireService(t int64) {
 		s.service.EndedUnix = t
 	}
 	s.announceService(t, "the region (end of service)")
-	if end := s.service.GetEndedUnix(); end != 0 && s.service.GetDeletedUnix() == 0 && t >= end+s.service.GetDeleteAfterSeconds() {
+	if end := s.service.GetEndedUnix(); end != 0 && t >= end+s.service.GetDeleteAfterSeconds() {
 		s.deleteAtEnd(t)
 	}
 }
 
 // deleteAtEnd deletes what the region kept of people once its service has
-// ended: submissions, one-time codes and tokens, API keys, and the
-// accounts of health care workers (operators keep theirs, to see it
-// done). The audit log ages out as before.
+// ended: submissions, one-time codes and tokens, API keys, the providers'
+// tokens, and every account but the operators' (they keep theirs, to see
+// it done). It runs at every EXPIRE from its time on, so that what is
+// made afterwards goes too; the first run's time is the deletion's, and
+// the counts add up. The audit log ages out as before.
 func (s *state) deleteAtEnd(t int64) {
 	svc := s.service
-	svc.DeletedUnix = t
-	svc.DeletedSubmissions = uint32(len(s.submissions))
+	if svc.DeletedUnix == 0 {
+		svc.DeletedUnix = t
+	}
+	svc.DeletedSubmissions += uint32(len(s.submissions))
 	s.keys.deleteFunc(func(TEK, keyRecord) bool { return true }) // none is left but withdrawn, unpublished ones
 	s.pending, s.revisedPending = nil, nil
 	s.submissions, s.submissionIdx, s.live = map[uint32]*Submission{}, map[[16]byte]uint32{}, map[uint32]uint32{}
-	svc.DeletedCodes = uint32(len(s.vcodes) + len(s.codes))
+	svc.DeletedCodes += uint32(len(s.vcodes) + len(s.codes))
 	s.vcodes, s.vcodeHash, s.codes = map[string]*fsmpb.VerificationCode{}, map[[32]byte]string{}, map[uint32]*fsmpb.Code{}
-	svc.DeletedTokens = uint32(len(s.tokens))
+	svc.DeletedTokens += uint32(len(s.tokens))
 	s.tokens = map[string]*fsmpb.VerificationToken{}
-	svc.DeletedApiKeys = uint32(len(s.apiKeys))
+	svc.DeletedApiKeys += uint32(len(s.apiKeys))
 	s.apiKeys = map[[32]byte]*fsmpb.ApiKey{}
 	for email, u := range s.users {
-		if u.GetProvider() != "" {
+		if u.GetProvider() != "" || !slices.Contains(u.GetRoles(), "operator") {
 			delete(s.users, email)
 			svc.DeletedAccounts++
+		}
+	}
+	for id, p := range s.providers {
+		if len(p.GetTokenHash()) > 0 {
+			p = proto.CloneOf(p)
+			p.TokenHash = nil
+			s.providers[id] = p
 		}
 	}
 }
@@ -182,8 +199,10 @@ type ServiceTimeline struct {
 
 // TimelineOf tells where svc stands at time now, under a retention of
 // retention seconds. A key of the wind-down's day is sealed once that day
-// ends and leaves with the first whole day that retention cuts after it:
-// the end is due about retention and a day after the day's end.
+// ends and leaves with the first whole step (a day, or the retention when
+// shorter, as node/expire.go cuts) that retention cuts after it: the end
+// is due about retention and a step after the day's end, an estimate (a
+// roll-back's batch sealed later ends it later).
 func TimelineOf(svc *fsmpb.Service, retention, now int64) ServiceTimeline {
 	w := svc.GetWindDownUnix()
 	if w == 0 {
@@ -194,7 +213,7 @@ func TimelineOf(svc *fsmpb.Service, retention, now int64) ServiceTimeline {
 		retention = 14 * daySeconds // the default policy's
 	}
 	tl := ServiceTimeline{WindDownUnix: w, EndedUnix: svc.GetEndedUnix(), DeletedUnix: svc.GetDeletedUnix(),
-		EndDueUnix: (w+daySeconds-1)/daySeconds*daySeconds + daySeconds + retention}
+		EndDueUnix: (w+daySeconds-1)/daySeconds*daySeconds + min(daySeconds, retention) + retention}
 	if tl.EndedUnix != 0 {
 		tl.EndDueUnix = tl.EndedUnix
 	}

@@ -71,10 +71,21 @@ func TestEndOfService(t *testing.T) {
 	}
 	mustApply(t, f, at(t0+60, publishV2(2, 0, nil, dayKey(3, today-1)))[0]) // still taken
 	mustApply(t, f, at(t0+120, sealCmd(1, 0, 0, 0))[0])
+	// Codes and a token that outlive the files, for the deletion to find.
+	long := issueVCode("u8", "lab", "88888888", "long-eight", "confirmed", 0)
+	long.IssueVerificationCode.LongTtlSeconds = 20 * 86_400
+	claimed := issueVCode("u9", "lab", "99999999", "long-nine", "confirmed", 0)
+	claim := claimCode("99999999", "t9", 0)
+	claim.ClaimCode.TokenTtlSeconds = 20 * 86_400
+	for _, c := range at(t0+180, long, claimed, claim) {
+		mustApply(t, f, c)
+	}
 
 	before := freeze(t, f)
 	for _, c := range at(wind, publishV2(3, 0, nil, dayKey(4, today-1)), issueVCode("u1", "lab", "11111111", "long-one", "confirmed", 0),
-		claimCode("11111111", "t1", 0), claimToken("t1", 0), importEFGS(today*86_400, "20241004-1", "", efgsKey("DE", dayKey(6, today-2)))) {
+		claimCode("11111111", "t1", 0), claimToken("t1", 0), importEFGS(today*86_400, "20241004-1", "", efgsKey("DE", dayKey(6, today-2))),
+		&fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_IMPORT_EXPORT, ImportExport: &fsmpb.ImportExport{Origin: "G"}},
+		&fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_IMPORT_BATCH, ImportBatch: &fsmpb.ImportBatch{}}) {
 		r := applyCmd(t, f, c)
 		if codeOf(r.Err) != command.CodeServiceEnded || !strings.Contains(r.Err.Error(), "stopped taking uploads at") {
 			t.Fatalf("%v at the wind-down: %v, want service_ended", c.GetType(), r.Err)
@@ -114,9 +125,24 @@ func TestEndOfService(t *testing.T) {
 	}
 	mustApply(t, f, at(end+7*86_400, expireBefore(t0+4*86_400))[0])
 	svc = f.Service()
-	if svc.GetDeletedUnix() != end+7*86_400 || svc.GetDeletedAccounts() != 1 || svc.GetDeletedApiKeys() != 1 {
+	if svc.GetDeletedUnix() != end+7*86_400 || svc.GetDeletedAccounts() != 1 || svc.GetDeletedApiKeys() != 1 ||
+		svc.GetDeletedCodes() != 1 || svc.GetDeletedTokens() != 1 {
 		t.Fatalf("deletion: %v", svc)
 	}
+	if _, ok := f.VerificationCode("u8"); ok {
+		t.Fatal("a code outlived the deletion")
+	}
+	if p, _ := f.Provider("lab"); len(p.GetTokenHash()) != 0 {
+		t.Fatal("the provider's token outlived the deletion")
+	}
+	// An account made afterwards goes at the next retention run; the
+	// deletion keeps its first time.
+	mustApply(t, f, at(end+8*86_400, putUser("late@lab.example", "lab", "$argon2id$v=19$m=65536,t=1,p=2$salt$hash", "issue"))[0])
+	mustApply(t, f, at(end+8*86_400+60, expireBefore(t0+4*86_400))[0])
+	if _, ok := f.User("late@lab.example"); ok || f.Service().GetDeletedUnix() != svc.GetDeletedUnix() || f.Service().GetDeletedAccounts() != 2 {
+		t.Fatalf("after a late account: %v", f.Service())
+	}
+	svc = f.Service()
 	if _, ok := f.User("w@lab.example"); ok {
 		t.Fatal("the worker's account outlived the deletion")
 	}
@@ -177,5 +203,12 @@ func TestEndOfServiceMovedAndCancelled(t *testing.T) {
 	}
 	if svc := mustApply(t, f, at(t0+5, setService(t0+2*86_400, 86_400))[0]).GetService(); svc.GetWindDownUnix() != t0+2*86_400 || svc.GetDeleteAfterSeconds() != 86_400 {
 		t.Fatalf("moved: %v", svc)
+	}
+	// Under way, the same request sent again (its time now past) moves
+	// nothing apps see; only the deletion's delay changes.
+	_, version, _ := currentStatus(t, f)
+	svc := mustApply(t, f, at(t0+2*86_400+3600, setService(t0+2*86_400, 2*86_400))[0]).GetService()
+	if _, again, _ := currentStatus(t, f); svc.GetWindDownUnix() != t0+2*86_400 || svc.GetDeleteAfterSeconds() != 2*86_400 || again != version+1 {
+		t.Fatalf("sent again while winding down: %v, configuration %d after %d", svc, again, version)
 	}
 }

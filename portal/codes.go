@@ -141,6 +141,8 @@ func (p *Portal) plainRefusal(c *gin.Context, verr *verify.Error) string {
 		return p.tr(c, "No more text messages may be sent now (to this number, or by the region); the code was not sent. Try again later or read a code out.")
 	case verify.CodeUnavailable:
 		return p.tr(c, "The region is not ready; try again in a moment.")
+	case verify.CodeServiceEnded:
+		return p.tr(c, "This service has ended: no codes are issued any more.")
 	}
 	return verr.Message
 }

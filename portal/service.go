@@ -44,7 +44,9 @@ func (p *Portal) showService(c *gin.Context, status int, problem, date string, d
 }
 
 // saveService schedules or moves the end (uploads stop at 00:00 UTC of
-// the date given) or cancels it, each after a confirmation.
+// the date given; the date in force keeps its exact time, so a form sent
+// to change the deletion alone moves nothing) or cancels it, each after
+// a confirmation.
 func (p *Portal) saveService(c *gin.Context) {
 	u := c.MustGet(ctxUser).(*fsmpb.User)
 	date, days := strings.TrimSpace(c.PostForm("date")), strings.TrimSpace(c.PostForm("delete_days"))
@@ -54,14 +56,17 @@ func (p *Portal) saveService(c *gin.Context) {
 		day, err := time.Parse(time.DateOnly, date)
 		n, nerr := strconv.Atoi(days)
 		switch {
-		case err != nil:
-			p.showService(c, http.StatusBadRequest, msg("Give the date uploads stop, as a date like 2027-03-01."), date, 7)
+		case err != nil || day.Year() < 2020:
+			p.showService(c, http.StatusBadRequest, msg("Give the date uploads stop, as a date like 2027-03-01."), date, n)
 			return
 		case nerr != nil || n < 0 || n > maxDeleteDays:
 			p.showService(c, http.StatusBadRequest, msg("Give the days between the end and the deletion, from 0 to 366."), date, 7)
 			return
 		}
 		req.WindDownUnix, req.DeleteAfterSeconds = day.Unix(), int64(n)*86_400
+		if w := p.region.FSM().Service().GetWindDownUnix(); w != 0 && time.Unix(w, 0).UTC().Format(time.DateOnly) == date {
+			req.WindDownUnix = w
+		}
 		question = p.tr(c, "From %s 00:00 UTC no upload, code or certificate is taken; apps are told now. Files are served until their keys age out, and %d days after that submissions, codes, API keys and the health care workers' accounts are deleted. Go on?", date, n)
 		button, audit = msg("End the service"), "uploads stop "+date
 	}
@@ -71,15 +76,19 @@ func (p *Portal) saveService(c *gin.Context) {
 	}
 	_, err := command.SetService(c.Request.Context(), p.region, req)
 	var refused *command.Error
+	n, _ := strconv.Atoi(days)
 	switch {
 	case errors.As(err, &refused) && refused.Code == command.CodeServiceOver:
-		p.showService(c, http.StatusConflict, msg("The service has ended: its end can no longer be moved or cancelled."), date, 7)
+		p.showService(c, http.StatusConflict, msg("The service has ended: its end can no longer be moved or cancelled."), date, n)
+		return
+	case errors.As(err, &refused) && req.GetCancel():
+		p.showService(c, http.StatusBadRequest, msg("No end of service is scheduled."), date, n)
 		return
 	case errors.As(err, &refused):
-		p.showService(c, http.StatusBadRequest, msg("No end of service is scheduled."), date, 7)
+		p.showService(c, http.StatusBadRequest, msg("The region did not take this date or number of days."), date, n)
 		return
 	case err != nil:
-		p.showService(c, http.StatusServiceUnavailable, msg("The region could not save it now; try again in a moment."), date, 7)
+		p.showService(c, http.StatusServiceUnavailable, msg("The region could not save it now; try again in a moment."), date, n)
 		return
 	}
 	p.audit(c, "end of service", audit)
