@@ -13,32 +13,65 @@ import (
 
 	"github.com/covid-backend/covid-backend/export"
 	"github.com/covid-backend/covid-backend/hsm/hsmtest"
+	"github.com/covid-backend/covid-backend/publish"
 )
 
-// hsmRegion is a 3-node region whose export key 310/v1 is kept in a
-// SoftHSM2 token (every node opens the same token), and the key's public
-// half.
+// hsmRegion is a 3-node region whose export key 310/v1 and verification
+// certificate and token keys are kept in a SoftHSM2 token (every node
+// opens the same token), and the export key's public half.
 func hsmRegion(t *testing.T) (*cluster, *ecdsa.PublicKey) {
 	t.Helper()
 	token := hsmtest.SoftHSM(t)
-	pubFile := filepath.Join(t.TempDir(), "export-310.pub.pem")
 	flags := []string{"--pkcs11-module", token.Module, "--pkcs11-token", token.Token, "--pkcs11-pin-file", token.PinFile}
-	out, err := exec.Command(binary, append([]string{"hsm", "keygen", "--label", "export-310", "--out", pubFile}, flags...)...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("hsm keygen: %v\n%s", err, out)
-	}
-	pemBytes, err := os.ReadFile(pubFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, err := export.ParsePublicKeyPEM(pemBytes)
-	if err != nil {
-		t.Fatal(err)
+	var pub *ecdsa.PublicKey
+	for _, label := range []string{"export-310", "cert-v1", "token-t1"} {
+		pubFile := filepath.Join(t.TempDir(), label+".pub.pem")
+		out, err := exec.Command(binary, append([]string{"hsm", "keygen", "--label", label, "--out", pubFile}, flags...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("hsm keygen: %v\n%s", err, out)
+		}
+		pemBytes, err := os.ReadFile(pubFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pub == nil {
+			if pub, err = export.ParsePublicKeyPEM(pemBytes); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	c := newCluster(t, append(flags, "--export-key-file", "pkcs11:object=export-310", "--export-key-id", "310", "--export-key-version", "v1",
-		"--seal-interval", "1h", "--seal-min-keys", "50")...)
+		"--verify-cert-key-file", "pkcs11:object=cert-v1", "--verify-cert-kid", "v1", "--verify-token-key-file", "pkcs11:object=token-t1",
+		"--verify-token-kid", "t1", "--verify-app-id", verifyAppID, "--seal-interval", "1h", "--seal-min-keys", "50")...)
 	c.form(3)
 	return c, pub
+}
+
+// appFlow runs an unmodified app's calls across the region: a code issued
+// on n1, verified on n2 (a token signed in the HSM), a certificate from n3
+// (signed in the HSM) and the upload with it on n1.
+func (c *cluster) appFlow(t *testing.T, deviceKey, labKey string) {
+	t.Helper()
+	status, issued := c.api("n1", "/api/issue", labKey, map[string]any{"testType": "confirmed", "symptomDate": time.Now().UTC().Format("2006-01-02")})
+	if status != http.StatusOK {
+		t.Fatalf("issue: %d %v", status, issued)
+	}
+	status, verified := c.api("n2", "/api/verify", deviceKey, map[string]any{"code": issued["code"]})
+	if status != http.StatusOK {
+		t.Fatalf("verify: %d %v", status, verified)
+	}
+	req, mac, err := publish.RandomKeys(verifyAppID, 14, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, cert := c.api("n3", "/api/certificate", deviceKey, map[string]any{"token": verified["token"], "ekeyhmac": mac})
+	if status != http.StatusOK {
+		t.Fatalf("certificate: %d %v", status, cert)
+	}
+	req.VerificationPayload = cert["certificate"].(string)
+	if _, err := c.publishRequest(c.node("n1").url(), req); err != nil {
+		t.Fatalf("upload with the HSM's certificate: %v", err)
+	}
 }
 
 // servedAlike fetches every file a node lists in index.txt and
@@ -77,18 +110,18 @@ func (c *cluster) servedAlike(t *testing.T, pub *ecdsa.PublicKey) map[string][]b
 	return files
 }
 
-// A region whose export key is in an HSM (SoftHSM2): the leader signs each
-// file once and the region replicates the signature, so every node serves
-// the same bytes, which the key's public half verifies; the app
-// configuration's zip too. The leader killed right after a seal, before
+// A region whose signing keys are in an HSM (SoftHSM2): an app's calls go
+// through with tokens and certificates the HSM signed on each node; the
+// leader signs each export file once and the region replicates the
+// signature, so every node serves the same bytes, which the key's public
+// half verifies; the app configuration's zip too. The leader killed right after a seal, before
 // or after it signed, loses no signature: the next leader signs what is
 // left, a file listed before keeps its bytes, and every node serves the
 // same files again.
-func TestExportKeyInAnHSM(t *testing.T) {
+func TestSigningKeysInAnHSM(t *testing.T) {
 	c, pub := hsmRegion(t)
-	if _, err := c.upload(c.node("n2").url()); err != nil {
-		t.Fatal(err)
-	}
+	deviceKey, labKey := c.verificationKeys()
+	c.appFlow(t, deviceKey, labKey)
 	c.adminPost("n1", "/v1/admin/seal")
 	c.sameOnEveryNode("a listed batch", "/v1/exports/batches.txt", func(b string) bool { return strings.TrimSpace(b) != "" })
 	before := c.servedAlike(t, pub)

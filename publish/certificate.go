@@ -1,6 +1,7 @@
 package publish
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/hmac"
@@ -86,9 +87,9 @@ type certPayload struct {
 // certificate signer does (ES256, header kid, nbf = iat - 5 s, exp = iat +
 // TTL), for development uploads and tests that need certificates this
 // server accepts.
-func SignCertificate(key *ecdsa.PrivateKey, c Claims) (string, error) {
+func SignCertificate(key crypto.Signer, c Claims) (string, error) {
 	switch {
-	case key == nil || key.Curve != elliptic.P256():
+	case key == nil || !isP256(key.Public()):
 		return "", errors.New("sign certificate: ES256 needs an ECDSA P-256 key")
 	case c.Issuer == "" || c.Audience == "" || c.Kid == "":
 		return "", errors.New("sign certificate: issuer, audience and kid are required")
@@ -126,7 +127,7 @@ func SignCertificate(key *ecdsa.PrivateKey, c Claims) (string, error) {
 }
 
 // signJWT signs an ES256 JWT with the given kid and payload.
-func signJWT(key *ecdsa.PrivateKey, kid string, payload any) (string, error) {
+func signJWT(key crypto.Signer, kid string, payload any) (string, error) {
 	header, err := json.Marshal(certHeader{Alg: jwt.SigningMethodES256.Alg(), Kid: kid, Typ: "JWT"})
 	if err != nil {
 		return "", fmt.Errorf("sign certificate: encoding header: %w", err)
@@ -136,11 +137,16 @@ func signJWT(key *ecdsa.PrivateKey, kid string, payload any) (string, error) {
 		return "", fmt.Errorf("sign certificate: encoding claims: %w", err)
 	}
 	signing := base64.RawURLEncoding.EncodeToString(header) + "." + base64.RawURLEncoding.EncodeToString(body)
-	sig, err := jwt.SigningMethodES256.Sign(signing, key)
+	token, err := SignES256(key, signing)
 	if err != nil {
 		return "", fmt.Errorf("sign certificate: %w", err)
 	}
-	return signing + "." + base64.RawURLEncoding.EncodeToString(sig), nil
+	return token, nil
+}
+
+func isP256(pub crypto.PublicKey) bool {
+	k, ok := pub.(*ecdsa.PublicKey)
+	return ok && k.Curve == elliptic.P256()
 }
 
 func validReportType(t string) bool {

@@ -24,7 +24,7 @@ type Authorities interface {
 func EnsureAuthority(ctx context.Context, a command.Applier, have Authorities, issuer, audience string, appIDs []string, keys []SigningKey) error {
 	want := &fsmpb.Authority{Issuer: issuer, Audience: audience, AppIds: appIDs}
 	for _, k := range keys {
-		der, err := x509.MarshalPKIXPublicKey(&k.Private.PublicKey)
+		der, err := x509.MarshalPKIXPublicKey(k.Public())
 		if err != nil {
 			return fmt.Errorf("certificate key %s: %w", k.Kid, err)
 		}

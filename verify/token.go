@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/rand"
 	"encoding/base64"
@@ -19,8 +20,15 @@ import (
 // name it by. Every node of a region has the same keys; the first of a
 // list signs, all verify, so that a rotation leaves what is out valid.
 type SigningKey struct {
-	Kid     string
-	Private *ecdsa.PrivateKey
+	Kid string
+	// Private is the P-256 private key, here or in an HSM (crypto11).
+	Private crypto.Signer
+}
+
+// Public is the key's public half.
+func (k SigningKey) Public() *ecdsa.PublicKey {
+	pub, _ := k.Private.Public().(*ecdsa.PublicKey)
+	return pub
 }
 
 // Lifetimes of what the device API hands out, as the reference's.
@@ -54,7 +62,11 @@ func SignToken(key SigningKey, issuer string, c TokenClaims, now time.Time) (str
 		IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(TokenTTL)),
 	})
 	t.Header["kid"] = key.Kid
-	s, err := t.SignedString(key.Private)
+	signing, err := t.SigningString()
+	if err != nil {
+		return "", fmt.Errorf("sign token: %w", err)
+	}
+	s, err := publish.SignES256(key.Private, signing)
 	if err != nil {
 		return "", fmt.Errorf("sign token: %w", err)
 	}
@@ -70,7 +82,7 @@ func ParseToken(raw string, keys []SigningKey, issuer string, now time.Time) (st
 		kid, _ := t.Header["kid"].(string)
 		for _, k := range keys {
 			if k.Kid == kid {
-				return &k.Private.PublicKey, nil
+				return k.Public(), nil
 			}
 		}
 		return nil, errors.New("unknown kid")

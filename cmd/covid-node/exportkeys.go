@@ -1,17 +1,15 @@
 package main
 
 import (
+	"crypto/ecdsa"
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 
 	"github.com/covid-backend/covid-backend/export"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
-	"github.com/covid-backend/covid-backend/hsm"
 )
 
 // Names of the development export key that `serve --dev` makes.
@@ -21,45 +19,25 @@ const (
 	devExportKeyVersion = "v1"
 )
 
-// pkcs11Prefix starts an export key kept in the PKCS#11 token, by its
-// label (RFC 7512's object attribute).
-const pkcs11Prefix = "pkcs11:object="
-
 // loadExportKeys reads the export signing keys: one PEM file (or
 // pkcs11:object=LABEL, a key in the token), key id and version per key,
-// in the same order (several during a rotation). The token is opened
-// only for keys kept there.
-func loadExportKeys(files, ids, versions string, token hsm.Config) ([]export.SigningKey, error) {
+// in the same order (several during a rotation).
+func loadExportKeys(files, ids, versions string, keys *keyFiles) ([]export.SigningKey, error) {
 	f, i, v := splitList(files), splitList(ids), splitList(versions)
 	if len(f) != len(i) || len(f) != len(v) {
 		return nil, fmt.Errorf("export keys: %d files, %d ids, %d versions: give one id and version per file", len(f), len(i), len(v))
 	}
 	var out []export.SigningKey
-	var tok *hsm.Token
 	for n, path := range f {
-		if label, ok := strings.CutPrefix(path, pkcs11Prefix); ok {
-			var err error
-			if tok == nil {
-				if tok, err = hsm.Open(token); err != nil {
-					return nil, fmt.Errorf("export key %s: %w", path, err)
-				}
-			}
-			signer, err := tok.Signer(label)
-			if err != nil {
-				return nil, fmt.Errorf("export key %s: %w", path, err)
-			}
-			out = append(out, export.SigningKey{Signer: signer, KeyID: i[n], KeyVersion: v[n]})
-			continue
-		}
-		b, err := os.ReadFile(path)
+		signer, err := keys.load(path)
 		if err != nil {
 			return nil, fmt.Errorf("export key: %w", err)
 		}
-		key, err := export.ParsePrivateKeyPEM(b)
-		if err != nil {
-			return nil, fmt.Errorf("export key %s: %w", path, err)
+		k := export.SigningKey{Signer: signer, KeyID: i[n], KeyVersion: v[n]}
+		if private, ok := signer.(*ecdsa.PrivateKey); ok {
+			k.Private, k.Signer = private, nil // deterministic: every node signs alike
 		}
-		out = append(out, export.SigningKey{Private: key, KeyID: i[n], KeyVersion: v[n]})
+		out = append(out, k)
 	}
 	return out, nil
 }

@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"slices"
 	"strings"
 	"time"
 
@@ -65,7 +64,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := checkSecrets(c); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	exportKeys, err := loadExportKeys(c.ExportKeyFiles, c.ExportKeyIDs, c.ExportKeyVers, c.PKCS11)
+	keys := &keyFiles{token: c.PKCS11}
+	exportKeys, err := loadExportKeys(c.ExportKeyFiles, c.ExportKeyIDs, c.ExportKeyVers, keys)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -84,7 +84,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if ncfg.ExportSigners, err = exportSigners(exportKeys, c.ExportKeysRetired); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	verifyCfg, verifyJob, err := verification(c)
+	verifyCfg, verifyJob, err := verification(c, keys)
 	if err != nil {
 		return fmt.Errorf("serve: verification service: %w", err)
 	}
@@ -259,8 +259,7 @@ func splitList(s string) []string {
 // owner may read: the admin token, export keys, the federation signing key
 // and the pool key (the member key is checked where it is loaded).
 func checkSecrets(c *serveConfig) error {
-	files := append(slices.DeleteFunc(splitList(c.ExportKeyFiles), func(f string) bool { return strings.HasPrefix(f, pkcs11Prefix) }),
-		c.SigningKeyFile, c.PoolKeyFile, c.PKCS11.PinFile)
+	files := append(splitList(c.ExportKeyFiles), c.SigningKeyFile, c.PoolKeyFile, c.PKCS11.PinFile)
 	files = append(append(files, splitList(c.VerifyCertKeyFiles)...), splitList(c.VerifyTokenKeyFiles)...)
 	files = append(files, c.SMSTokenFile)
 	files = append(append(files, splitList(c.CodeKeyFiles)...), splitList(c.RevisionKeyFiles)...)
@@ -268,7 +267,7 @@ func checkSecrets(c *serveConfig) error {
 		files = append(files, c.AdminTokenFile)
 	}
 	for _, f := range files {
-		if f == "" {
+		if f == "" || strings.HasPrefix(f, pkcs11Prefix) { // in the token, no file
 			continue
 		}
 		if err := membertls.CheckSecretFile(f); err != nil {

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/covid-backend/covid-backend/api"
-	"github.com/covid-backend/covid-backend/export"
 	"github.com/covid-backend/covid-backend/node"
 	"github.com/covid-backend/covid-backend/sms"
 	"github.com/covid-backend/covid-backend/verify"
@@ -24,7 +23,7 @@ const (
 // verification loads the verification service's keys and settings, and
 // the leader job that registers its certificate keys as the region's own
 // health authority; nil without --verify-cert-key-file (or --dev).
-func verification(c *serveConfig) (*api.Verification, node.LeaderJob, error) {
+func verification(c *serveConfig, keys *keyFiles) (*api.Verification, node.LeaderJob, error) {
 	certFiles, tokenFiles := c.VerifyCertKeyFiles, c.VerifyTokenKeyFiles
 	certKids, tokenKids := c.VerifyCertKids, c.VerifyTokenKids
 	if certFiles == "" && c.Dev {
@@ -39,11 +38,11 @@ func verification(c *serveConfig) (*api.Verification, node.LeaderJob, error) {
 	if certFiles == "" {
 		return nil, nil, nil
 	}
-	certKeys, err := loadVerifyKeys(certFiles, certKids)
+	certKeys, err := loadVerifyKeys(certFiles, certKids, keys)
 	if err != nil {
 		return nil, nil, fmt.Errorf("certificate keys: %w", err)
 	}
-	tokenKeys, err := loadVerifyKeys(tokenFiles, tokenKids)
+	tokenKeys, err := loadVerifyKeys(tokenFiles, tokenKids, keys)
 	if err != nil {
 		return nil, nil, fmt.Errorf("token keys: %w", err)
 	}
@@ -89,22 +88,18 @@ func verification(c *serveConfig) (*api.Verification, node.LeaderJob, error) {
 	return v, job, nil
 }
 
-// loadVerifyKeys reads ECDSA P-256 PEM files, one kid each, in order: the
-// first signs, all verify.
-func loadVerifyKeys(files, kids string) ([]verify.SigningKey, error) {
+// loadVerifyKeys reads ECDSA P-256 PEM files (or pkcs11:object=LABEL, a
+// key in the token), one kid each, in order: the first signs, all verify.
+func loadVerifyKeys(files, kids string, keys *keyFiles) ([]verify.SigningKey, error) {
 	f, k := splitList(files), splitList(kids)
 	if len(f) == 0 || len(f) != len(k) {
 		return nil, fmt.Errorf("%d key files and %d kids: give one kid per file", len(f), len(k))
 	}
 	var out []verify.SigningKey
 	for i, path := range f {
-		b, err := os.ReadFile(path)
+		key, err := keys.load(path)
 		if err != nil {
 			return nil, err
-		}
-		key, err := export.ParsePrivateKeyPEM(b)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 		out = append(out, verify.SigningKey{Kid: k[i], Private: key})
 	}
