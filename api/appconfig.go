@@ -17,6 +17,7 @@ import (
 	"github.com/covid-backend/covid-backend/appconfig"
 	"github.com/covid-backend/covid-backend/command"
 	"github.com/covid-backend/covid-backend/feed"
+	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 )
 
 // appConfigPointer is GET /v1/appconfig: the version in force, the
@@ -24,7 +25,7 @@ import (
 // files are. It changes with every new version, so apps ask often;
 // the files it names never change.
 func (s *Server) appConfigPointer(c *gin.Context) {
-	cfg, ok := s.node.FSM().AppConfig(0)
+	cfg, ok := s.servableAppConfig()
 	if !ok {
 		fail(c, http.StatusNotFound, "not_found", "the region has no app configuration yet")
 		return
@@ -134,4 +135,43 @@ func (s *Server) appConfigHistory(c *gin.Context) {
 		out = append(out, gin.H{"version": h.GetVersion(), "time": time.Unix(h.GetTimeUnix(), 0).UTC().Format(time.RFC3339), "author": h.GetAuthor()})
 	}
 	c.JSON(http.StatusOK, gin.H{"versions": out})
+}
+
+// servableAppConfig is the newest version whose zip this node can serve:
+// with export keys kept in an HSM, the newest the leader has signed (a
+// moment after it is set), so that the pointer never names a zip that
+// answers 503.
+func (s *Server) servableAppConfig() (*fsmpb.AppConfig, bool) {
+	f := s.node.FSM()
+	history := f.AppConfigHistory()
+	for i := len(history) - 1; i >= 0; i-- {
+		cfg, ok := f.AppConfig(history[i].GetVersion())
+		if ok && s.appConfigSigned(cfg) {
+			return cfg, true
+		}
+	}
+	return nil, false
+}
+
+// appConfigSigned tells whether every export key kept in an HSM has a
+// replicated signature of the configuration's zip.
+func (s *Server) appConfigSigned(cfg *fsmpb.AppConfig) bool {
+	var digest []byte
+	for _, k := range s.cfg.Feed.SigningKeys {
+		if k.Private != nil {
+			continue
+		}
+		if digest == nil {
+			bin, err := appconfig.Bin(cfg)
+			if err != nil {
+				return false
+			}
+			sum := sha256.Sum256(bin)
+			digest = sum[:]
+		}
+		if s.node.FSM().FileSignature(0, cfg.GetVersion(), digest, k.KeyID, k.KeyVersion) == nil {
+			return false
+		}
+	}
+	return true
 }

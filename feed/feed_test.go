@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -18,11 +19,17 @@ import (
 	"github.com/covid-backend/covid-backend/fsm"
 )
 
-// fakeSource holds batches in memory.
+// fakeSource holds batches in memory, and replicated signatures by
+// batch, digest and key.
 type fakeSource struct {
 	infos   []fsm.BatchInfo
 	keys    map[uint32][]fsm.Key
 	revised map[uint32][]fsm.Key
+	sigs    map[string][]byte
+}
+
+func sigKey(seq, appConfig uint32, digest []byte, id, version string) string {
+	return fmt.Sprintf("%d/%d/%x/%s/%s", seq, appConfig, digest, id, version)
 }
 
 func (f *fakeSource) Batches() []fsm.BatchInfo { return f.infos }
@@ -30,7 +37,9 @@ func (f *fakeSource) BatchKeys(seq uint32) ([]fsm.Key, []fsm.Key, bool) {
 	k, ok := f.keys[seq]
 	return k, f.revised[seq], ok
 }
-func (f *fakeSource) FileSignature(uint32, uint32, []byte, string, string) []byte { return nil }
+func (f *fakeSource) FileSignature(seq, appConfig uint32, digest []byte, id, version string) []byte {
+	return f.sigs[sigKey(seq, appConfig, digest, id, version)]
+}
 func (f *fakeSource) LastBatch() uint32 {
 	if len(f.infos) == 0 {
 		return 0
@@ -49,7 +58,7 @@ func (f *fakeSource) add(seq uint32, start, end int64, keys []fsm.Key, revised .
 }
 
 func newFake() *fakeSource {
-	return &fakeSource{keys: map[uint32][]fsm.Key{}, revised: map[uint32][]fsm.Key{}}
+	return &fakeSource{keys: map[uint32][]fsm.Key{}, revised: map[uint32][]fsm.Key{}, sigs: map[string][]byte{}}
 }
 
 func signingKey(t *testing.T) export.SigningKey {

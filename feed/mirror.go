@@ -29,11 +29,11 @@ type Mirror struct {
 // no day changed since the last call.
 func (m *Mirror) Sync(now time.Time) error {
 	c := m.Catalog
-	var first uint32
-	if b := c.src.Batches(); len(b) > 0 {
-		first = b[0].Seq
+	var first, last uint32
+	if b := listable(c.src.Batches()); len(b) > 0 { // a batch counts once signed
+		first, last = b[0].Seq, b[len(b)-1].Seq
 	}
-	state := fmt.Sprintf("%d/%d/%d", first, c.src.LastBatch(), dayOf(now.Unix()+1))
+	state := fmt.Sprintf("%d/%d/%d", first, last, dayOf(now.Unix()+1))
 	if state == m.last {
 		return nil
 	}

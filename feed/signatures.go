@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/covid-backend/covid-backend/export"
@@ -79,71 +80,57 @@ func ReplicatedKeys(src Source, keys []export.SigningKey, v uint32) []export.Sig
 
 // Pending is a file a key whose signatures are replicated has not signed
 // yet: the leader signs Digest (of its export.bin) with each of Signers
-// and keeps the signatures with batch Seq, the last the file holds.
+// and keeps the signatures with the batch the file ends with.
 type Pending struct {
 	Name    string
-	Seq     uint32
 	Digest  [32]byte
 	Signers []*fsmpb.ExportSigner
 }
 
-// ToSign lists, for the leader, the files of batches with replicated
-// signers that the indexes list at now, or will once signed, whose
-// signatures are missing: each batch's files and its day's roll-up up to
-// it. done holds names found signed before (a name never changes its
-// bytes) and is added to; the leader passes the same map each time.
-func (c *Catalog) ToSign(now time.Time, done map[string]bool) ([]Pending, error) {
+// ToSign lists, for the leader, the files that end with batch seq (its
+// own file's parts, and its day's roll-up's up to it) whose replicated
+// signatures are missing. Once they are kept, with the batch marked
+// signed, every name the indexes list up to that batch can be served:
+// each roll-up name ends with some batch, signed before it is listed.
+func (c *Catalog) ToSign(seq uint32) ([]Pending, error) {
+	batches := c.src.Batches()
+	i := slices.IndexFunc(batches, func(b fsm.BatchInfo) bool { return b.Seq == seq })
+	if i < 0 {
+		return nil, ErrNotFound
+	}
+	b, first, day := batches[i], i, 0
+	for first > 0 && dayOf(batches[first-1].EndUnix) == dayOf(b.EndUnix) {
+		first--
+	}
+	for _, d := range batches[first : i+1] {
+		day += d.Keys + d.Padding + d.Revised
+	}
+	var specs []fileSpec
+	for p := 1; p <= parts(b.Keys+b.Padding+b.Revised, c.cfg.MaxKeysPerFile); p++ {
+		specs = append(specs, fileSpec{start: b.StartUnix, end: b.EndUnix, part: p})
+	}
+	for p := 1; p <= parts(day, c.cfg.MaxKeysPerFile); p++ {
+		specs = append(specs, fileSpec{rollup: true, start: batches[first].EndUnix - 1, end: b.EndUnix, part: p})
+	}
 	var out []Pending
-	for _, name := range c.signedNames(now) {
-		if done[name] {
-			continue
-		}
-		spec, err := parseName(name)
-		if err != nil {
-			return nil, err
-		}
-		f, signing, err := c.exportFile(spec, now)
-		if errors.Is(err, ErrNotFound) {
-			continue // superseded meanwhile
-		}
+	for _, spec := range specs {
+		f, signing, err := c.exportFile(spec, time.Time{}) // every roll-up of the day up to seq, superseded or not
 		if err != nil {
 			return nil, err
 		}
 		bin, err := export.Bin(f, signing)
 		if err != nil {
-			return nil, fmt.Errorf("export.bin of %s: %w", name, err)
+			return nil, fmt.Errorf("export.bin of %s: %w", spec.rel(), err)
 		}
-		p := Pending{Name: name, Digest: sha256.Sum256(bin)}
+		p := Pending{Name: spec.rel(), Digest: sha256.Sum256(bin)}
 		for _, k := range signing {
-			if r, ok := k.Signer.(replicated); ok && k.Private == nil {
-				p.Seq = r.seq
-				if c.src.FileSignature(r.seq, 0, p.Digest[:], r.keyID, r.ver) == nil {
-					p.Signers = append(p.Signers, &fsmpb.ExportSigner{KeyId: r.keyID, KeyVersion: r.ver})
-				}
+			if r, ok := k.Signer.(replicated); ok && k.Private == nil && c.src.FileSignature(seq, 0, p.Digest[:], r.keyID, r.ver) == nil {
+				p.Signers = append(p.Signers, &fsmpb.ExportSigner{KeyId: r.keyID, KeyVersion: r.ver})
 			}
 		}
-		if len(p.Signers) == 0 {
-			done[name] = true
-			continue
+		if len(p.Signers) > 0 {
+			out = append(out, p)
 		}
-		out = append(out, p)
 	}
 	return out, nil
-}
-
-// signedNames are the names of files with replicated signers that the
-// indexes would list at now if every batch were signed.
-func (c *Catalog) signedNames(now time.Time) []string {
-	all := c.src.Batches()
-	var names []string
-	for _, rollups := range []bool{false, true} {
-		for _, spec := range c.specsOf(all, now, rollups) {
-			for _, b := range all {
-				if b.EndUnix == spec.end && fsm.Replicated(b.Signers) {
-					names = append(names, spec.rel())
-				}
-			}
-		}
-	}
-	return names
 }

@@ -17,6 +17,10 @@ import (
 // (its parts and its day's roll-up's) by each of at most 10 keys.
 const maxFileSignatures = 1000
 
+// maxAppConfigSigners bounds the signatures of an app configuration's
+// zip: one by each export key, at most 10 (what devices read).
+const maxAppConfigSigners = 10
+
 // applySignFiles keeps the signatures the leader made once with keys
 // whose signatures differ each time (from version 8), so that every node
 // serves the same bytes without the key: of the files that end with a
@@ -74,7 +78,13 @@ func (s *state) signAppConfig(req *fsmpb.SignFiles) *fsmpb.Result {
 		}
 	}
 	c := proto.CloneOf(s.appConfigs[i])
-	c.Signatures = mergeSignatures(c.GetSignatures(), req.GetSignatures())
+	for _, sig := range req.GetSignatures() { // one signature a key: the zip's export.bin is one
+		if !slices.ContainsFunc(c.GetSignatures(), func(k *fsmpb.FileSignature) bool {
+			return k.GetKeyId() == sig.GetKeyId() && k.GetKeyVersion() == sig.GetKeyVersion()
+		}) && len(c.GetSignatures()) < maxAppConfigSigners {
+			c.Signatures = append(c.Signatures, proto.CloneOf(sig))
+		}
+	}
 	s.appConfigs[i] = c
 	return &fsmpb.Result{}
 }

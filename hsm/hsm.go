@@ -45,12 +45,17 @@ func Open(cfg Config) (*Token, error) {
 	return &Token{ctx: ctx}, nil
 }
 
-// Signer is the P-256 key pair labelled label.
+// Signer is the P-256 key pair labelled label; several under one label
+// are refused (which one signs would be chance).
 func (t *Token) Signer(label string) (crypto.Signer, error) {
-	s, err := t.ctx.FindKeyPair(nil, []byte(label))
-	if err != nil || s == nil {
+	all, err := t.ctx.FindKeyPairs(nil, []byte(label))
+	switch {
+	case err != nil || len(all) == 0:
 		return nil, fmt.Errorf("pkcs11: no key pair labelled %q in the token: %v", label, err)
+	case len(all) > 1:
+		return nil, fmt.Errorf("pkcs11: %d key pairs labelled %q in the token: label one only so", len(all), label)
 	}
+	s := all[0]
 	if pub, ok := s.Public().(*ecdsa.PublicKey); !ok || pub.Curve != elliptic.P256() {
 		return nil, fmt.Errorf("pkcs11: key %q is not an ECDSA P-256 key", label)
 	}
@@ -60,6 +65,9 @@ func (t *Token) Signer(label string) (crypto.Signer, error) {
 // Generate makes a P-256 key pair labelled label in the token (for
 // SoftHSM2 and tests; an HSM's own tools make keys in production).
 func (t *Token) Generate(label string) (crypto.Signer, error) {
+	if have, err := t.ctx.FindKeyPairs(nil, []byte(label)); err != nil || len(have) > 0 {
+		return nil, fmt.Errorf("pkcs11: a key pair labelled %q is in the token already (or the token cannot be searched: %v)", label, err)
+	}
 	id := make([]byte, 8)
 	if _, err := rand.Read(id); err != nil {
 		return nil, err

@@ -51,6 +51,9 @@ func TestSoftHSMKey(t *testing.T) {
 	if _, err := tok.Signer("no-such-key"); err == nil {
 		t.Fatal("a key that is not there was found")
 	}
+	if _, err := tok.Generate("export-310"); err == nil {
+		t.Fatal("a second key under one label was made")
+	}
 	tok.Close() // PKCS#11 signs in a whole process: a wrong PIN is seen with no session open
 	bad := cfg
 	bad.PinFile = filepath.Join(t.TempDir(), "wrong-pin")

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"slices"
 	"time"
 
 	"github.com/covid-backend/covid-backend/command"
@@ -125,8 +126,12 @@ func (n *Node) SealNow(ctx context.Context) (*fsmpb.SealResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	signers, err := n.sealSigners()
+	if err != nil {
+		return nil, err
+	}
 	res, err := n.sealNext(ctx, &fsmpb.Seal{TargetKeys: uint32(target), Padding: padding, Origin: n.cfg.Region,
-		Signers: n.cfg.ExportSigners, PaddingPicks: picks})
+		Signers: signers, PaddingPicks: picks})
 	if err != nil {
 		return nil, err
 	}
@@ -134,4 +139,20 @@ func (n *Node) SealNow(ctx context.Context) (*fsmpb.SealResult, error) {
 	n.cfg.Logger.Info("sealed batch", "seq", res.GetSeq())
 	n.cfg.Logger.Debug("sealed batch counts", "seq", res.GetSeq(), "keys", res.GetKeys(), "padding", res.GetPadding(), "revised", res.GetRevised())
 	return res, nil
+}
+
+// sealSigners are the export keys that sign the next batch: a key kept in
+// an HSM (a signer with a public key, whose signatures the region
+// replicates) only once every member applies SIGN_FILES; before that it
+// would be recorded without its public key and no node could sign its
+// files, so it is left out, and a region of such keys alone waits.
+func (n *Node) sealSigners() ([]*fsmpb.ExportSigner, error) {
+	if n.RegionVersion() >= command.ReplicatedSignatures {
+		return n.cfg.ExportSigners, nil
+	}
+	out := slices.DeleteFunc(slices.Clone(n.cfg.ExportSigners), func(sg *fsmpb.ExportSigner) bool { return len(sg.GetPublicKey()) > 0 })
+	if len(out) == 0 && len(n.cfg.ExportSigners) > 0 {
+		return nil, &command.ErrUpgradePending{Type: fsmpb.CommandType_COMMAND_TYPE_SIGN_FILES, Need: command.ReplicatedSignatures, Region: n.RegionVersion()}
+	}
+	return out, nil
 }

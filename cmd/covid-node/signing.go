@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/rand"
@@ -21,15 +22,21 @@ import (
 )
 
 // signTick is how often the leader looks for files to sign with keys kept
-// in an HSM: a seal's files are listed once signed, this long after.
-const signTick = 200 * time.Millisecond
+// in an HSM: a seal's files are listed once signed, this long after; after
+// a failure it waits signBackoff.
+const (
+	signTick    = 200 * time.Millisecond
+	signBackoff = 5 * time.Second
+)
 
 // signJob signs, on the leader, with the export keys kept in an HSM
-// (whose signatures differ each time): each file of each batch and each
-// app configuration version once, the signatures replicated by SIGN_FILES
-// so that every node serves the same bytes and no other node signs. A new
-// leader signs what its predecessor left unsigned; a signature kept
-// already stays (fsm/signatures.go). nil without such keys.
+// (whose signatures differ each time): the files that end with each
+// batch, and each app configuration version, once; SIGN_FILES replicates
+// the signatures so that every node serves the same bytes and no other
+// node signs. Batches are signed oldest first, each marked signed with
+// its last file (the indexes list it from then on); a new leader signs
+// what its predecessor left, and a signature kept already stays
+// (fsm/signatures.go). nil without such keys.
 func signJob(cfg feed.Config, keys []export.SigningKey, logger *slog.Logger) node.LeaderJob {
 	hsmKeys := slices.DeleteFunc(slices.Clone(keys), func(k export.SigningKey) bool { return k.Private != nil })
 	if len(hsmKeys) == 0 {
@@ -37,47 +44,51 @@ func signJob(cfg feed.Config, keys []export.SigningKey, logger *slog.Logger) nod
 	}
 	return func(ctx context.Context, n *node.Node) error {
 		catalog := feed.NewCatalog(cfg, n.FSM())
-		done := map[string]bool{}
+		configs := map[uint32]bool{} // versions signed by every key
 		for {
+			wait := signTick
 			if n.RegionVersion() >= command.ReplicatedSignatures {
-				if err := signBatches(ctx, n, catalog, hsmKeys, done); err != nil {
-					logger.Warn("sign export files", "err", err)
+				if err := signBatches(ctx, n, catalog, hsmKeys); err != nil {
+					logger.Warn("sign export files: the indexes list no later batch until this is mended", "err", err)
+					wait = signBackoff
 				}
-				if err := signAppConfigs(ctx, n, hsmKeys); err != nil {
+				if err := signAppConfigs(ctx, n, hsmKeys, configs); err != nil {
 					logger.Warn("sign app configurations", "err", err)
+					wait = signBackoff
 				}
 			}
 			select {
 			case <-ctx.Done():
 				return nil
-			case <-time.After(signTick):
+			case <-time.After(wait):
 			}
 		}
 	}
 }
 
-// signBatches signs the files the catalog lists (or will once signed)
-// that lack a replicated signature, and marks each batch signed, oldest
-// first.
-func signBatches(ctx context.Context, n *node.Node, catalog *feed.Catalog, keys []export.SigningKey, done map[string]bool) error {
-	pending, err := catalog.ToSign(n.Config().Now(), done)
-	if err != nil {
-		return err
-	}
-	bySeq := map[uint32][]*fsmpb.FileSignature{}
-	for _, p := range pending {
-		for _, sg := range p.Signers {
-			sig, err := signDigest(keys, sg.GetKeyId(), sg.GetKeyVersion(), p.Digest)
-			if err != nil {
-				return fmt.Errorf("%s: %w", p.Name, err)
-			}
-			bySeq[p.Seq] = append(bySeq[p.Seq], sig)
-		}
-	}
+// signBatches signs the files of each batch not yet signed, oldest first,
+// and marks it signed; it stops at the first it cannot sign.
+func signBatches(ctx context.Context, n *node.Node, catalog *feed.Catalog, keys []export.SigningKey) error {
 	for _, b := range n.FSM().Batches() {
-		sigs := bySeq[b.Seq]
-		if len(sigs) == 0 && (b.Signed || !fsm.Replicated(b.Signers)) {
+		if b.Signed || !fsm.Replicated(b.Signers) {
 			continue
+		}
+		if err := ownSigners(b.Signers, keys); err != nil {
+			return fmt.Errorf("batch %d: %w", b.Seq, err)
+		}
+		pending, err := catalog.ToSign(b.Seq)
+		if err != nil {
+			return fmt.Errorf("batch %d: %w", b.Seq, err)
+		}
+		var sigs []*fsmpb.FileSignature
+		for _, p := range pending {
+			for _, sg := range p.Signers {
+				sig, err := signDigest(keys, sg.GetKeyId(), sg.GetKeyVersion(), p.Digest)
+				if err != nil {
+					return fmt.Errorf("%s: %w", p.Name, err)
+				}
+				sigs = append(sigs, sig)
+			}
 		}
 		if err := command.SignFiles(ctx, n, &fsmpb.SignFiles{BatchSeq: b.Seq, Signatures: sigs, Complete: true}); err != nil {
 			return fmt.Errorf("batch %d: %w", b.Seq, err)
@@ -86,10 +97,35 @@ func signBatches(ctx context.Context, n *node.Node, catalog *feed.Catalog, keys 
 	return nil
 }
 
+// ownSigners checks that this node holds, in its token, each key a batch
+// was sealed with to replicate signatures of, the same key: a token whose
+// key under that label differs (another token, a key made again) signs
+// nothing the state machine would refuse.
+func ownSigners(signers []*fsmpb.ExportSigner, keys []export.SigningKey) error {
+	for _, sg := range signers {
+		if len(sg.GetPublicKey()) == 0 {
+			continue
+		}
+		i := slices.IndexFunc(keys, func(k export.SigningKey) bool { return k.KeyID == sg.GetKeyId() && k.KeyVersion == sg.GetKeyVersion() })
+		if i < 0 {
+			return fmt.Errorf("export key %s/%s is not among this node's keys in the token", sg.GetKeyId(), sg.GetKeyVersion())
+		}
+		der, err := x509.MarshalPKIXPublicKey(keys[i].Public())
+		if err != nil || !bytes.Equal(der, sg.GetPublicKey()) {
+			return fmt.Errorf("the token's key %s/%s is not the one the batch was sealed with", sg.GetKeyId(), sg.GetKeyVersion())
+		}
+	}
+	return nil
+}
+
 // signAppConfigs signs the zip of every kept app configuration version
-// that lacks a replicated signature by one of keys.
-func signAppConfigs(ctx context.Context, n *node.Node, keys []export.SigningKey) error {
+// that lacks a replicated signature by one of keys; done remembers the
+// versions signed by all (a version never changes).
+func signAppConfigs(ctx context.Context, n *node.Node, keys []export.SigningKey, done map[uint32]bool) error {
 	for _, h := range n.FSM().AppConfigHistory() {
+		if done[h.GetVersion()] {
+			continue
+		}
 		c, ok := n.FSM().AppConfig(h.GetVersion())
 		if !ok {
 			continue
@@ -110,12 +146,12 @@ func signAppConfigs(ctx context.Context, n *node.Node, keys []export.SigningKey)
 			}
 			sigs = append(sigs, sig)
 		}
-		if len(sigs) == 0 {
-			continue
+		if len(sigs) > 0 {
+			if err := command.SignFiles(ctx, n, &fsmpb.SignFiles{AppConfigVersion: c.GetVersion(), Signatures: sigs}); err != nil {
+				return fmt.Errorf("app configuration %d: %w", c.GetVersion(), err)
+			}
 		}
-		if err := command.SignFiles(ctx, n, &fsmpb.SignFiles{AppConfigVersion: c.GetVersion(), Signatures: sigs}); err != nil {
-			return fmt.Errorf("app configuration %d: %w", c.GetVersion(), err)
-		}
+		done[c.GetVersion()] = true
 	}
 	return nil
 }
