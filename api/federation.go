@@ -102,7 +102,12 @@ func (s *Server) signedBatch(c *gin.Context) {
 			if !ready {
 				return nil, false // its file's replicated signature a moment after the seal
 			}
-			return s.cfg.FederationKey.Sign(body, sig), true
+			signed, err := s.cfg.FederationKey.Sign(body, sig)
+			if err != nil {
+				s.cfg.Logger.Error("sign own federation batch", "seq", seq, "err", err)
+				return nil, false
+			}
+			return signed, true
 		})
 	} else {
 		data, ok = s.node.FSM().ForeignSigned(origin, uint32(seq))

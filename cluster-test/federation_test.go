@@ -71,7 +71,11 @@ func TestFederationRelayByHand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, _ := http.NewRequest(http.MethodPost, c.node("n1").url()+"/v1/admin/federation/import", bytes.NewReader(forger.Sign(sb.GetBody(), nil)))
+	forged, err := forger.Sign(sb.GetBody(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, c.node("n1").url()+"/v1/admin/federation/import", bytes.NewReader(forged))
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	resp, err := c.client.Do(req)
 	if err != nil {

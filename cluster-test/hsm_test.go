@@ -2,6 +2,9 @@ package clustertest
 
 import (
 	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/x509"
+	"encoding/pem"
 	"net/http"
 	"os"
 	"os/exec"
@@ -11,40 +14,50 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/covid-backend/covid-backend/export"
+	"github.com/covid-backend/covid-backend/fsm"
+	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 	"github.com/covid-backend/covid-backend/hsm/hsmtest"
 	"github.com/covid-backend/covid-backend/publish"
 )
 
-// hsmRegion is a 3-node region whose export key 310/v1 and verification
-// certificate and token keys are kept in a SoftHSM2 token (every node
-// opens the same token), and the export key's public half.
-func hsmRegion(t *testing.T) (*cluster, *ecdsa.PublicKey) {
+// hsmRegion is a 3-node region whose export key 310/v1, verification
+// certificate and token keys and federation signing key are kept in a
+// SoftHSM2 token (every node opens the same token), with the export key's
+// and the federation key's public halves.
+func hsmRegion(t *testing.T) (*cluster, *ecdsa.PublicKey, ed25519.PublicKey) {
 	t.Helper()
 	token := hsmtest.SoftHSM(t)
 	flags := []string{"--pkcs11-module", token.Module, "--pkcs11-token", token.Token, "--pkcs11-pin-file", token.PinFile}
-	var pub *ecdsa.PublicKey
-	for _, label := range []string{"export-310", "cert-v1", "token-t1"} {
+	keygen := func(label string, more ...string) any {
 		pubFile := filepath.Join(t.TempDir(), label+".pub.pem")
-		out, err := exec.Command(binary, append([]string{"hsm", "keygen", "--label", label, "--out", pubFile}, flags...)...).CombinedOutput()
-		if err != nil {
+		args := append(append([]string{"hsm", "keygen", "--label", label, "--out", pubFile}, more...), flags...)
+		if out, err := exec.Command(binary, args...).CombinedOutput(); err != nil {
 			t.Fatalf("hsm keygen: %v\n%s", err, out)
 		}
 		pemBytes, err := os.ReadFile(pubFile)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if pub == nil {
-			if pub, err = export.ParsePublicKeyPEM(pemBytes); err != nil {
-				t.Fatal(err)
-			}
+		block, _ := pem.Decode(pemBytes)
+		pub, err := x509.ParsePKIXPublicKey(block.Bytes)
+		if err != nil {
+			t.Fatal(err)
 		}
+		return pub
 	}
+	exportPub := keygen("export-310").(*ecdsa.PublicKey)
+	keygen("cert-v1")
+	keygen("token-t1")
+	fedPub := keygen("federation", "--ed25519").(ed25519.PublicKey)
 	c := newCluster(t, append(flags, "--export-key-file", "pkcs11:object=export-310", "--export-key-id", "310", "--export-key-version", "v1",
 		"--verify-cert-key-file", "pkcs11:object=cert-v1", "--verify-cert-kid", "v1", "--verify-token-key-file", "pkcs11:object=token-t1",
-		"--verify-token-kid", "t1", "--verify-app-id", verifyAppID, "--seal-interval", "1h", "--seal-min-keys", "50")...)
+		"--verify-token-kid", "t1", "--verify-app-id", verifyAppID, "--signing-key-file", "pkcs11:object=federation",
+		"--seal-interval", "1h", "--seal-min-keys", "50")...)
 	c.form(3)
-	return c, pub
+	return c, exportPub, fedPub
 }
 
 // appFlow runs an unmodified app's calls across the region: a code issued
@@ -114,17 +127,23 @@ func (c *cluster) servedAlike(t *testing.T, pub *ecdsa.PublicKey) map[string][]b
 // through with tokens and certificates the HSM signed on each node; the
 // leader signs each export file once and the region replicates the
 // signature, so every node serves the same bytes, which the key's public
-// half verifies; the app configuration's zip too. The leader killed right after a seal, before
+// half verifies; the app configuration's zip too; every node signs the
+// federation batch through the token (Ed25519) to the same bytes. The leader killed right after a seal, before
 // or after it signed, loses no signature: the next leader signs what is
 // left, a file listed before keeps its bytes, and every node serves the
 // same files again.
 func TestSigningKeysInAnHSM(t *testing.T) {
-	c, pub := hsmRegion(t)
+	c, pub, fedPub := hsmRegion(t)
 	deviceKey, labKey := c.verificationKeys()
 	c.appFlow(t, deviceKey, labKey)
 	c.adminPost("n1", "/v1/admin/seal")
 	c.sameOnEveryNode("a listed batch", "/v1/exports/batches.txt", func(b string) bool { return strings.TrimSpace(b) != "" })
 	before := c.servedAlike(t, pub)
+	signed := c.sameOnEveryNode("the signed federation batch", "/v1/federation/batches/test/1", func(string) bool { return true })
+	var sb fsmpb.SignedBatch
+	if err := proto.Unmarshal([]byte(signed), &sb); err != nil || !ed25519.Verify(fedPub, append([]byte(fsm.FederationDomain), sb.GetBody()...), sb.GetSignature()) {
+		t.Fatalf("the federation batch signed through the token does not verify: %v", err)
+	}
 
 	c.cli("appconfig", "set", "--addr", c.node("n3").url(), "--file", "../deploy/appconfig/example.json")
 	var zip []byte

@@ -5,6 +5,7 @@
 package federation
 
 import (
+	"crypto"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/x509"
@@ -21,8 +22,10 @@ import (
 
 // Key is a region's federation signing key.
 type Key struct {
-	ID      string
-	Private ed25519.PrivateKey
+	ID string
+	// Private is the Ed25519 private key: in a file (ed25519.PrivateKey),
+	// or in a PKCS#11 token (hsm.Token.Ed25519), deterministic alike.
+	Private crypto.Signer
 }
 
 // Sign wraps an encoded batch body in a signed batch, with the export.sig
@@ -31,15 +34,21 @@ type Key struct {
 // the export.sig too) for version 3. Ed25519 and the export signatures
 // are deterministic, so every node of the region that holds the keys
 // signs a batch to the same bytes.
-func (k Key) Sign(body, exportSig []byte) []byte {
-	sig := ed25519.Sign(k.Private, append([]byte(fsm.FederationDomain), body...))
-	sig2 := ed25519.Sign(k.Private, fsm.SignedMessageV2(body, exportSig))
+func (k Key) Sign(body, exportSig []byte) ([]byte, error) {
+	sig, err := k.Private.Sign(nil, append([]byte(fsm.FederationDomain), body...), crypto.Hash(0))
+	if err != nil {
+		return nil, fmt.Errorf("federation: sign batch: %w", err)
+	}
+	sig2, err := k.Private.Sign(nil, fsm.SignedMessageV2(body, exportSig), crypto.Hash(0))
+	if err != nil {
+		return nil, fmt.Errorf("federation: sign batch: %w", err)
+	}
 	out, err := proto.MarshalOptions{Deterministic: true}.Marshal(&fsmpb.SignedBatch{
 		Body: body, KeyId: k.ID, Signature: sig, ExportSig: exportSig, SignatureV2: sig2})
 	if err != nil {
-		panic("federation: encode signed batch: " + err.Error()) // only bytes and a string
+		return nil, fmt.Errorf("federation: encode signed batch: %w", err)
 	}
-	return out
+	return out, nil
 }
 
 // GenerateKey makes a new federation key pair, as PEM: the private key

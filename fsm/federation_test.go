@@ -65,7 +65,17 @@ func signedBatch(t *testing.T, a *fsm.FSM, key federation.Key, seq uint32) []byt
 	if !ok {
 		t.Fatalf("no body for batch %d", seq)
 	}
-	return key.Sign(body, nil)
+	return mustSign(t, key, body, nil)
+}
+
+// mustSign signs a batch body as its region does.
+func mustSign(t testing.TB, key federation.Key, body, exportSig []byte) []byte {
+	t.Helper()
+	signed, err := key.Sign(body, exportSig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signed
 }
 
 // A region keeps a trusted region's batches in chain order, exactly as
@@ -262,7 +272,7 @@ func TestImportV3NeedsExportSigUnderSignature(t *testing.T) {
 	a := regionA(t)
 	keyA, derA := fedKey(t, "a1")
 	body, _ := a.FederationBody(1)
-	honest := keyA.Sign(body, []byte("export signature of batch 1"))
+	honest := mustSign(t, keyA, body, []byte("export signature of batch 1"))
 	var sb fsmpb.SignedBatch
 	if err := proto.Unmarshal(honest, &sb); err != nil {
 		t.Fatal(err)
@@ -316,7 +326,7 @@ func TestOriginHighWaterMark(t *testing.T) {
 	keyA, derA := fedKey(t, "a1")
 	batch := func(seq uint32) []byte {
 		body, _ := a.FederationBody(seq)
-		return keyA.Sign(body, []byte{byte(seq)})
+		return mustSign(t, keyA, body, []byte{byte(seq)})
 	}
 	refused := func(b *fsm.FSM, seq uint32, want command.Code) {
 		t.Helper()

@@ -49,7 +49,7 @@ func everyCommand(t *testing.T, v uint32) []*fsmpb.Command {
 		login("w@lab.example", false, t0),
 		{Type: fsmpb.CommandType_COMMAND_TYPE_AUDIT, Audit: &fsmpb.AuditEvent{Actor: "w@lab.example", Provider: "lab", Action: "issue code", Target: "u1"}},
 		trust("A", derA, "a1"),
-		importCmd(keyA.Sign(body, []byte("export signature of batch 1"))),
+		importCmd(mustSign(t, keyA, body, []byte("export signature of batch 1"))),
 		{Type: fsmpb.CommandType_COMMAND_TYPE_REMOVE_TRUST, RemoveTrust: &fsmpb.RemoveTrust{Region: "A"}},
 		{Type: fsmpb.CommandType_COMMAND_TYPE_REVOKE_API_KEY, RevokeApiKey: &fsmpb.RevokeApiKey{Hash: hashOf("lab-system")}},
 		{Type: fsmpb.CommandType_COMMAND_TYPE_REVOKE_PROVIDER, RevokeProvider: &fsmpb.RevokeProvider{Id: "lab"}},

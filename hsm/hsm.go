@@ -26,6 +26,8 @@ const Supported = true
 // Token is an open PKCS#11 token.
 type Token struct {
 	ctx *crypto11.Context
+	cfg Config
+	pin string
 }
 
 // Open opens the token labelled cfg.Token through the module, signing in
@@ -42,7 +44,7 @@ func Open(cfg Config) (*Token, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pkcs11: open token %q with %s: %w", cfg.Token, cfg.Module, err)
 	}
-	return &Token{ctx: ctx}, nil
+	return &Token{ctx: ctx, cfg: cfg, pin: strings.TrimSpace(string(pin))}, nil
 }
 
 // Signer is the P-256 key pair labelled label; several under one label

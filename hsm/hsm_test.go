@@ -5,13 +5,20 @@ package hsm_test
 import (
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
+	"github.com/covid-backend/covid-backend/efgs"
+	"github.com/covid-backend/covid-backend/efgs/efgspb"
 	"github.com/covid-backend/covid-backend/hsm"
 	"github.com/covid-backend/covid-backend/hsm/hsmtest"
 )
@@ -94,5 +101,73 @@ func benchSign(b *testing.B, key crypto.Signer) {
 		if _, err := key.Sign(rand.Reader, digest[:], crypto.SHA256); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// A country's EFGS batch signature made with its signing key in the token
+// is CMS the gateway's check (efgs.VerifyBatch) takes, naming the
+// certificate the token's key belongs to.
+func TestEFGSBatchSignedInTheToken(t *testing.T) {
+	tok, err := hsm.Open(hsmtest.SoftHSM(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tok.Close()
+	key, err := tok.Generate("efgs-sign")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "DE signing", Country: []string{"DE"}},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := []*efgspb.DiagnosisKey{{KeyData: make([]byte, 16), RollingStartIntervalNumber: 2_900_000, RollingPeriod: 144, Origin: "DE", VisitedCountries: []string{"DE"}}}
+	sig, err := efgs.SignBatch(keys, cert, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := efgs.VerifyBatch(keys, sig, now)
+	if err != nil || !signer.Equal(cert) {
+		t.Fatalf("the gateway's check: %v", err)
+	}
+}
+
+// An Ed25519 key in the token (the federation signing key) signs as the
+// same key in a file would: deterministically, the same bytes each time
+// (so every node signs a batch alike), verified by its public key; it is
+// found again by label, and a second key under the label is refused.
+func TestSoftHSMEd25519(t *testing.T) {
+	tok, err := hsm.Open(hsmtest.SoftHSM(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tok.Close()
+	made, err := tok.GenerateEd25519("federation")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := tok.Ed25519("federation")
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := []byte("a federation batch body")
+	a, err := key.Sign(nil, msg, crypto.Hash(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := made.Sign(nil, msg, crypto.Hash(0))
+	pub := key.Public().(ed25519.PublicKey)
+	if !ed25519.Verify(pub, msg, a) || string(a) != string(b) {
+		t.Fatal("the token's Ed25519 signatures do not verify, or differ")
+	}
+	if _, err := tok.GenerateEd25519("federation"); err == nil {
+		t.Fatal("a second key under one label was made")
 	}
 }

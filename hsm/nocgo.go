@@ -27,3 +27,9 @@ func (*Token) Generate(string) (crypto.Signer, error) { return nil, ErrUnsupport
 
 // Close does nothing.
 func (*Token) Close() error { return nil }
+
+// Ed25519 fails.
+func (*Token) Ed25519(string) (crypto.Signer, error) { return nil, ErrUnsupported }
+
+// GenerateEd25519 fails.
+func (*Token) GenerateEd25519(string) (crypto.Signer, error) { return nil, ErrUnsupported }

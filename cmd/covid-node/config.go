@@ -85,7 +85,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.SealMinKeys, "seal-min-keys", 1000, "batches with fewer keys are padded with random keys up to this (plus 0-100); 0: no padding. A new region starts with it, then the replicated policy rules (covid-node policy)")
 	fs.DurationVar(&c.Retention, "retention", 14*24*time.Hour, "how long batches and their keys are kept (GAEN: 14 days). A new region starts with it, then the replicated policy rules")
 	fs.DurationVar(&c.CodeTTL, "code-ttl", 24*time.Hour, "how long a one-time code from POST /v1/codes stays valid. A new region starts with it, then the replicated policy rules")
-	fs.StringVar(&c.SigningKeyFile, "signing-key-file", "", "the region's federation signing key (Ed25519, from covid-node keygen); every node of the region the same")
+	fs.StringVar(&c.SigningKeyFile, "signing-key-file", "", "the region's federation signing key (Ed25519, from covid-node keygen, or in the PKCS#11 token as pkcs11:object=LABEL); every node of the region the same")
 	fs.StringVar(&c.SigningKeyID, "signing-key-id", "", "id of the federation signing key, as other regions trust it (default <region>-1)")
 	fs.StringVar(&c.FederationAddr, "federation-addr", "", "join the federation gossip pool on this address (memberlist, TCP and UDP); empty: no federation")
 	fs.StringVar(&c.FederationJoin, "federation-join", "", "comma-separated pool members (any region) to join")

@@ -44,7 +44,7 @@ func (e *efgsConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&e.AuthCert, "efgs-auth-cert", "", "the country's authentication certificate (PEM), shown to the gateway in mutual TLS")
 	fs.StringVar(&e.AuthKey, "efgs-auth-key", "", "its private key (PEM, mode 0600)")
 	fs.StringVar(&e.SignCert, "efgs-sign-cert", "", "the country's signing certificate (PEM), registered at the gateway, that signs its uploads")
-	fs.StringVar(&e.SignKey, "efgs-sign-key", "", "its private key (PEM, mode 0600)")
+	fs.StringVar(&e.SignKey, "efgs-sign-key", "", "its private key (PEM, mode 0600), or a P-256 key in the PKCS#11 token as pkcs11:object=LABEL (--pkcs11-*)")
 	fs.StringVar(&e.TrustAnchor, "efgs-trust-anchor", "", "the gateway's trust anchor certificate (PEM): it signed every country's signing certificate")
 	fs.StringVar(&e.CAFile, "efgs-ca-file", "", "CA certificates (PEM) to trust, besides the system's, for the gateway's HTTPS certificate")
 	fs.StringVar(&e.Visited, "efgs-visited", "", "comma-separated countries this region's keys are uploaded as visited (default: its own country)")
@@ -54,9 +54,9 @@ func (e *efgsConfig) flags(fs *flag.FlagSet) {
 	fs.IntVar(&e.StartDays, "efgs-start-days", 1, "how many days before today the first download from the gateway begins (0 to 13)")
 }
 
-// sync builds the exchange from the files; nil when no gateway is
-// configured.
-func (e *efgsConfig) sync(logger *slog.Logger) (*efgssync.Sync, error) {
+// sync builds the exchange from the files (the signing key may be in the
+// PKCS#11 token, keys); nil when no gateway is configured.
+func (e *efgsConfig) sync(logger *slog.Logger, keys *keyFiles) (*efgssync.Sync, error) {
 	if e.URL == "" {
 		return nil, nil
 	}
@@ -70,17 +70,9 @@ func (e *efgsConfig) sync(logger *slog.Logger) (*efgssync.Sync, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--efgs-auth-cert: %w", err)
 	}
-	sign, err := tls.LoadX509KeyPair(e.SignCert, e.SignKey)
+	signCert, signer, err := e.signingKey(keys)
 	if err != nil {
-		return nil, fmt.Errorf("--efgs-sign-cert: %w", err)
-	}
-	signCert, err := x509.ParseCertificate(sign.Certificate[0])
-	if err != nil {
-		return nil, fmt.Errorf("--efgs-sign-cert: %w", err)
-	}
-	signer, ok := sign.PrivateKey.(crypto.Signer)
-	if !ok {
-		return nil, errors.New("--efgs-sign-key: not a signing key")
+		return nil, err
 	}
 	anchor, err := readCertificate(e.TrustAnchor)
 	if err != nil {
@@ -129,6 +121,40 @@ func readEd25519Public(path string) (ed25519.PublicKey, error) {
 		return nil, err
 	}
 	return pub.(ed25519.PublicKey), nil // PublicKeyDER checked its type
+}
+
+// signingKey is the country's batch signing certificate and its key: a
+// PEM file, or a P-256 key in the PKCS#11 token (pkcs11:object=LABEL),
+// which must be the certificate's.
+func (e *efgsConfig) signingKey(keys *keyFiles) (*x509.Certificate, crypto.Signer, error) {
+	if !strings.HasPrefix(e.SignKey, pkcs11Prefix) {
+		sign, err := tls.LoadX509KeyPair(e.SignCert, e.SignKey)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--efgs-sign-cert: %w", err)
+		}
+		cert, err := x509.ParseCertificate(sign.Certificate[0])
+		if err != nil {
+			return nil, nil, fmt.Errorf("--efgs-sign-cert: %w", err)
+		}
+		signer, ok := sign.PrivateKey.(crypto.Signer)
+		if !ok {
+			return nil, nil, errors.New("--efgs-sign-key: not a signing key")
+		}
+		return cert, signer, nil
+	}
+	cert, err := readCertificate(e.SignCert)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--efgs-sign-cert: %w", err)
+	}
+	signer, err := keys.load(e.SignKey)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--efgs-sign-key: %w", err)
+	}
+	pub, ok := signer.Public().(interface{ Equal(crypto.PublicKey) bool })
+	if !ok || !pub.Equal(cert.PublicKey) {
+		return nil, nil, errors.New("--efgs-sign-key: the token's key is not the signing certificate's")
+	}
+	return cert, signer, nil
 }
 
 func readCertificate(path string) (*x509.Certificate, error) {

@@ -28,14 +28,22 @@ import (
 	"github.com/covid-backend/covid-backend/node"
 )
 
-// loadFederationKey reads the region's signing key, if one is given.
-func loadFederationKey(c *serveConfig) (*federation.Key, error) {
+// loadFederationKey reads the region's signing key, if one is given: a
+// file, or an Ed25519 key in the PKCS#11 token (pkcs11:object=LABEL).
+func loadFederationKey(c *serveConfig, keys *keyFiles) (*federation.Key, error) {
 	if c.SigningKeyFile == "" {
 		return nil, nil
 	}
 	id := c.SigningKeyID
 	if id == "" {
 		id = c.Region + "-1"
+	}
+	if strings.HasPrefix(c.SigningKeyFile, pkcs11Prefix) {
+		signer, err := keys.loadEd25519(c.SigningKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("federation key: %w", err)
+		}
+		return &federation.Key{ID: id, Private: signer}, nil
 	}
 	k, err := federation.LoadKey(c.SigningKeyFile, id)
 	if err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto"
+	"crypto/ed25519"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
@@ -58,7 +59,7 @@ func serveHub(h hubConfig, n *node.Node, logger *slog.Logger) (func(context.Cont
 		if err != nil {
 			return nil, fmt.Errorf("--hub-signing-key-file: %w", err)
 		}
-		hub.Key = key.Private
+		hub.Key = key.Private.(ed25519.PrivateKey) // a file's key: LoadKey reads Ed25519 alone
 	}
 	ln, err := net.Listen("tcp", h.Addr)
 	if err != nil {

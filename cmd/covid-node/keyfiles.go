@@ -37,6 +37,32 @@ func (k *keyFiles) load(path string) (crypto.Signer, error) {
 		}
 		return key, nil
 	}
+	tok, err := k.tokenFor(path)
+	if err != nil {
+		return nil, err
+	}
+	signer, err := tok.Signer(label)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return signer, nil
+}
+
+// loadEd25519 is the Ed25519 key pkcs11:object=LABEL names in the token.
+func (k *keyFiles) loadEd25519(path string) (crypto.Signer, error) {
+	tok, err := k.tokenFor(path)
+	if err != nil {
+		return nil, err
+	}
+	signer, err := tok.Ed25519(strings.TrimPrefix(path, pkcs11Prefix))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return signer, nil
+}
+
+// tokenFor opens the token, once, for the key at path.
+func (k *keyFiles) tokenFor(path string) (*hsm.Token, error) {
 	if k.open == nil {
 		tok, err := hsm.Open(k.token)
 		if err != nil {
@@ -44,9 +70,5 @@ func (k *keyFiles) load(path string) (crypto.Signer, error) {
 		}
 		k.open = tok
 	}
-	signer, err := k.open.Signer(label)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return signer, nil
+	return k.open, nil
 }

@@ -50,7 +50,7 @@ commands:
                         revoke one in the region, list the revoked
   version               the newest command version this build applies
   keygen                make keys: a federation signing key pair, a pool key (--pool), a secret (--secret), an ECDSA pair (--ecdsa), an operator's age identity (--age)
-  hsm keygen|public     make a P-256 key pair in a PKCS#11 token (SoftHSM2), or print one's public key, for --export-key-file pkcs11:object=LABEL
+  hsm keygen|public     make a P-256 (or Ed25519) key pair in a PKCS#11 token (SoftHSM2), or print one's public key, for pkcs11:object=LABEL in the key flags
   trust add|add-gaen|add-efgs|list|remove
                         manage the regions whose signed batches this region accepts, the GAEN key servers whose export files it imports, and the EU gateway's countries whose keys it imports
   hub country           add, replace or remove a country of the stand-in EU gateway this region serves (--hub-addr)

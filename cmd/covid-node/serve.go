@@ -69,7 +69,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	fedKey, err := loadFederationKey(c)
+	fedKey, err := loadFederationKey(c, keys)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -118,7 +118,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	exchange, err := c.EFGS.sync(logger)
+	exchange, err := c.EFGS.sync(logger, keys)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
