@@ -117,6 +117,9 @@ func (c *cluster) servedAlike(t *testing.T, pub *ecdsa.PublicKey) map[string][]b
 			if err := d.Verify(pub, "310", "v1"); err != nil {
 				t.Fatalf("%s: %v", name, err)
 			}
+			if len(files) == 0 {
+				opensslVerifies(t, pub, d.Bin, d.Signatures[0].DER)
+			}
 			files[name] = first
 		}
 	}
@@ -189,5 +192,25 @@ func TestSigningKeysInAnHSM(t *testing.T) {
 				t.Fatalf("%s on %s after the leader was killed: %d, or other bytes", name, id, status)
 			}
 		}
+	}
+}
+
+// opensslVerifies checks an export.bin's signature as another verifier
+// does, OpenSSL: ECDSA P-256 over the SHA-256 of the whole export.bin.
+func opensslVerifies(t *testing.T, pub *ecdsa.PublicKey, bin, sig []byte) {
+	t.Helper()
+	dir := t.TempDir()
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{"pub.pem": pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), "export.bin": bin, "export.sig.der": sig}
+	for name, data := range files {
+		writeFile(t, filepath.Join(dir, name), data)
+	}
+	out, err := exec.Command("openssl", "dgst", "-sha256", "-verify", filepath.Join(dir, "pub.pem"), "-signature",
+		filepath.Join(dir, "export.sig.der"), filepath.Join(dir, "export.bin")).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "Verified OK") {
+		t.Fatalf("OpenSSL does not verify the HSM's signature: %v %s", err, out)
 	}
 }
