@@ -245,6 +245,17 @@ func (f *FSM) AppConfig(version uint32) (*fsmpb.AppConfig, bool) {
 	return proto.CloneOf(cs[i]), true
 }
 
+// AppConfigVersion is the newest version's number (0: none), cheap to ask
+// often.
+func (f *FSM) AppConfigVersion() uint32 {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if n := len(f.state.appConfigs); n > 0 {
+		return f.state.appConfigs[n-1].GetVersion()
+	}
+	return 0
+}
+
 // AppConfigHistory returns the kept versions, oldest first, without their
 // texts (shared read-only messages stripped to their heads).
 func (f *FSM) AppConfigHistory() []*fsmpb.AppConfig {

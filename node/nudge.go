@@ -22,6 +22,12 @@ type nudges struct {
 	inFlight, again bool
 }
 
+// Nudge tells followers the leader's commit index at once, for a leader
+// job's write that followers serve from as soon as they apply it (an
+// export file's replicated signature): otherwise they learn it up to
+// CommitTimeout later.
+func (n *Node) Nudge() { n.nudgeFollowers() }
+
 // nudgeFollowers appends a barrier unless writes wait for the next round
 // or one is in flight, in which case one more follows it.
 func (n *Node) nudgeFollowers() {

@@ -21,11 +21,12 @@ import (
 	"github.com/covid-backend/covid-backend/node"
 )
 
-// signTick is how often the leader looks for files to sign with keys kept
-// in an HSM: a seal's files are listed once signed, this long after; after
-// a failure it waits signBackoff.
+// signTick is how often the leader looks for a new batch or app
+// configuration version to sign with keys kept in an HSM (a look costs
+// two reads when there is none): a seal's files are listed once signed,
+// about this long after; after a failure it waits signBackoff.
 const (
-	signTick    = 200 * time.Millisecond
+	signTick    = 20 * time.Millisecond
 	signBackoff = 5 * time.Second
 )
 
@@ -44,17 +45,24 @@ func signJob(cfg feed.Config, keys []export.SigningKey, logger *slog.Logger) nod
 	}
 	return func(ctx context.Context, n *node.Node) error {
 		catalog := feed.NewCatalog(cfg, n.FSM())
-		configs := map[uint32]bool{} // versions signed by every key
+		configs := map[uint32]bool{}        // versions signed by every key
+		var batchesDone, configsDone uint32 // the newest batch and version looked at
 		for {
 			wait := signTick
-			if n.RegionVersion() >= command.ReplicatedSignatures {
+			if lastBatch := n.FSM().LastBatch(); n.RegionVersion() >= command.ReplicatedSignatures && lastBatch != batchesDone {
 				if err := signBatches(ctx, n, catalog, hsmKeys); err != nil {
 					logger.Warn("sign export files: the indexes list no later batch until this is mended", "err", err)
 					wait = signBackoff
+				} else {
+					batchesDone = lastBatch
 				}
+			}
+			if v := n.FSM().AppConfigVersion(); n.RegionVersion() >= command.ReplicatedSignatures && v != configsDone {
 				if err := signAppConfigs(ctx, n, hsmKeys, configs); err != nil {
 					logger.Warn("sign app configurations", "err", err)
 					wait = signBackoff
+				} else {
+					configsDone = v
 				}
 			}
 			select {
@@ -93,6 +101,7 @@ func signBatches(ctx context.Context, n *node.Node, catalog *feed.Catalog, keys 
 		if err := command.SignFiles(ctx, n, &fsmpb.SignFiles{BatchSeq: b.Seq, Signatures: sigs, Complete: true}); err != nil {
 			return fmt.Errorf("batch %d: %w", b.Seq, err)
 		}
+		n.Nudge() // every node lists the batch once it applies this
 	}
 	return nil
 }
