@@ -80,7 +80,8 @@ bench: SHELL := /bin/bash
 bench: .SHELLFLAGS := -o pipefail -c
 bench: build
 	$(GO) test -run XXX -bench . -benchmem -benchtime 3x -count 5 ./fsm/ | tee bin/bench-fsm.txt
-	$(GO) test -run XXX -bench . -benchmem -benchtime 3x -count 5 ./feed/ | tee bin/bench-feed.txt
+	$(GO) test -run XXX -bench . -skip BenchmarkAppPopulation -benchmem -benchtime 3x -count 5 ./feed/ | tee bin/bench-feed.txt
+	$(GO) test -run XXX -bench BenchmarkAppPopulation -benchtime 1x -v ./feed/ | tee bin/bench-apps.txt
 	$(GO) test -run XXX -bench . -benchmem -count 5 ./publish/ | tee bin/bench-publish.txt
 	@if ! { command -v nginx || test -x /usr/sbin/nginx; } >/dev/null 2>&1 || ! command -v wrk >/dev/null 2>&1; then \
 		(apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y nginx wrk) || \
