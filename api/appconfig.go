@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/covid-backend/covid-backend/appconfig"
 	"github.com/covid-backend/covid-backend/command"
+	"github.com/covid-backend/covid-backend/export"
 	"github.com/covid-backend/covid-backend/feed"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 )
@@ -61,10 +63,14 @@ func (s *Server) appConfigFile(c *gin.Context) {
 		if ext == "json" {
 			return appconfig.JSON(cfg)
 		}
-		return appconfig.Zip(cfg, feed.ReplicatedKeys(s.node.FSM(), s.cfg.Feed.SigningKeys, cfg.GetVersion()))
+		keys, err := feed.AppConfigKeys(s.node.FSM(), s.cfg.Feed.SigningKeys, cfg)
+		if err != nil {
+			return nil, err
+		}
+		return appconfig.Zip(cfg, keys)
 	})
-	if errors.Is(err, feed.ErrNotSigned) {
-		fail(c, http.StatusServiceUnavailable, "not_signed", "this version is not signed yet; retry")
+	if errors.Is(err, feed.ErrNotSigned) || errors.Is(err, feed.ErrNoSigningKey) {
+		fail(c, http.StatusServiceUnavailable, "not_signed", "this node cannot serve this version signed yet; retry")
 		return
 	}
 	if err != nil {
@@ -118,7 +124,7 @@ func (s *Server) setAppConfig(c *gin.Context) {
 		fail(c, http.StatusBadRequest, "bad_request", err.Error())
 		return
 	}
-	cfg.Author = "an operator (admin API)"
+	cfg.Author, cfg.Signers = "an operator (admin API)", s.node.Config().ExportSigners
 	kept, err := command.SetAppConfig(c.Request.Context(), s.node, cfg)
 	if err != nil {
 		failErr(c, err)
@@ -153,25 +159,21 @@ func (s *Server) servableAppConfig() (*fsmpb.AppConfig, bool) {
 	return nil, false
 }
 
-// appConfigSigned tells whether every export key kept in an HSM has a
-// replicated signature of the configuration's zip.
+// appConfigSigned tells whether this node can serve the configuration's
+// zip: it has the keys its signers name, and the replicated signatures of
+// those kept in an HSM are there.
 func (s *Server) appConfigSigned(cfg *fsmpb.AppConfig) bool {
-	var digest []byte
-	for _, k := range s.cfg.Feed.SigningKeys {
-		if k.Private != nil {
-			continue
-		}
-		if digest == nil {
-			bin, err := appconfig.Bin(cfg)
-			if err != nil {
-				return false
-			}
-			sum := sha256.Sum256(bin)
-			digest = sum[:]
-		}
-		if s.node.FSM().FileSignature(0, cfg.GetVersion(), digest, k.KeyID, k.KeyVersion) == nil {
-			return false
-		}
+	keys, err := feed.AppConfigKeys(s.node.FSM(), s.cfg.Feed.SigningKeys, cfg)
+	if err != nil {
+		return false
 	}
-	return true
+	if !slices.ContainsFunc(keys, func(k export.SigningKey) bool { return k.Private == nil }) {
+		return true // no replicated signature to wait for
+	}
+	bin, err := appconfig.Bin(cfg)
+	if err != nil {
+		return false
+	}
+	digest := sha256.Sum256(bin)
+	return len(feed.Unsigned(keys, digest[:])) == 0
 }

@@ -88,6 +88,7 @@ func (s *Server) signedBatch(c *gin.Context) {
 	origin := c.Param("origin")
 	var data []byte
 	var ok bool
+	var retry string // why an own batch cannot be served yet
 	if origin == s.node.Config().Region {
 		if s.cfg.FederationKey == nil {
 			fail(c, http.StatusServiceUnavailable, "no_signing_key", "this node has no federation signing key")
@@ -100,17 +101,23 @@ func (s *Server) signedBatch(c *gin.Context) {
 			}
 			sig, ready := s.catalog.BatchExportSig(uint32(seq))
 			if !ready {
-				return nil, false // its file's replicated signature a moment after the seal
+				retry = "the batch's export file is not signed yet" // a moment after the seal
+				return nil, false
 			}
 			signed, err := s.cfg.FederationKey.Sign(body, sig)
 			if err != nil {
 				s.cfg.Logger.Error("sign own federation batch", "seq", seq, "err", err)
+				retry = "this node cannot sign the batch now"
 				return nil, false
 			}
 			return signed, true
 		})
 	} else {
 		data, ok = s.node.FSM().ForeignSigned(origin, uint32(seq))
+	}
+	if retry != "" {
+		fail(c, http.StatusServiceUnavailable, "not_signed", retry)
+		return
 	}
 	if !ok {
 		fail(c, http.StatusNotFound, "not_found", "no such batch here")

@@ -268,10 +268,10 @@ func Zip(c *fsmpb.AppConfig, keys []export.SigningKey) ([]byte, error) {
 }
 
 // Bin is the zip's export.bin: the configuration's protobuf without its
-// author and its replicated signatures.
+// author, its signers and its replicated signatures.
 func Bin(c *fsmpb.AppConfig) ([]byte, error) {
 	c = proto.CloneOf(c)
-	c.Author, c.Signatures = "", nil
+	c.Author, c.Signatures, c.Signers = "", nil, nil
 	bin, err := proto.MarshalOptions{Deterministic: true}.Marshal(c)
 	if err != nil {
 		return nil, fmt.Errorf("appconfig: %w", err)

@@ -149,6 +149,7 @@ func TestSigningKeysInAnHSM(t *testing.T) {
 	}
 
 	c.cli("appconfig", "set", "--addr", c.node("n3").url(), "--file", "../deploy/appconfig/example.json")
+	c.sameOnEveryNode("the pointer at the signed version", "/v1/appconfig", func(b string) bool { return strings.Contains(b, `"version":1,`) })
 	var zip []byte
 	for _, id := range c.ids(3) {
 		c.waitFor("the configuration's zip on "+id, 20*time.Second, func() bool {

@@ -128,7 +128,9 @@ func (s *simRegion) seal(load simLoad) {
 func (s *simRegion) expire() {
 	cut := s.now.Unix() - 14*86_400
 	cut -= cut % 86_400
-	command.Expire(context.Background(), s.region, &fsmpb.Expire{CutoffUnix: cut})
+	if _, err := command.Expire(context.Background(), s.region, &fsmpb.Expire{CutoffUnix: cut}); err != nil {
+		s.tb.Fatal(err)
+	}
 }
 
 // list reads index.txt or batches.txt as an app does.

@@ -63,16 +63,53 @@ func (c *Catalog) replicatedKey(sg *fsmpb.ExportSigner, seq uint32) (export.Sign
 		KeyID: sg.GetKeyId(), KeyVersion: sg.GetKeyVersion()}, nil
 }
 
-// ReplicatedKeys are keys whose signatures of app configuration version
-// v the state keeps: for each key of keys in an HSM (no private key
-// here), a signer with its public key that answers with the replicated
-// signature; private keys as they are.
-func ReplicatedKeys(src Source, keys []export.SigningKey, v uint32) []export.SigningKey {
-	out := make([]export.SigningKey, len(keys))
-	for i, k := range keys {
-		out[i] = k
-		if k.Private == nil {
-			out[i].Signer = replicated{src: src, appConfig: v, pub: k.Public(), keyID: k.KeyID, ver: k.KeyVersion}
+// AppConfigKeys are the keys that sign an app configuration's zip: its
+// recorded signers (from version 8), a key whose signatures are
+// replicated answering with the state's signature, any other with this
+// node's private key (ErrNoSigningKey without it); a configuration of
+// version 7 is signed with this node's keys (those in an HSM through
+// replicated signatures as well).
+func AppConfigKeys(src Source, keys []export.SigningKey, cfg *fsmpb.AppConfig) ([]export.SigningKey, error) {
+	v := cfg.GetVersion()
+	if len(cfg.GetSigners()) == 0 {
+		out := slices.Clone(keys)
+		for i, k := range out {
+			if k.Private == nil {
+				out[i].Signer = replicated{src: src, appConfig: v, pub: k.Public(), keyID: k.KeyID, ver: k.KeyVersion}
+			}
+		}
+		return out, nil
+	}
+	var out []export.SigningKey
+	for _, sg := range cfg.GetSigners() {
+		if len(sg.GetPublicKey()) > 0 {
+			pub, err := x509.ParsePKIXPublicKey(sg.GetPublicKey())
+			key, ok := pub.(*ecdsa.PublicKey)
+			if err != nil || !ok {
+				return nil, fmt.Errorf("export key %s/%s: its public key is not ECDSA", sg.GetKeyId(), sg.GetKeyVersion())
+			}
+			out = append(out, export.SigningKey{Signer: replicated{src: src, appConfig: v, pub: key, keyID: sg.GetKeyId(), ver: sg.GetKeyVersion()},
+				KeyID: sg.GetKeyId(), KeyVersion: sg.GetKeyVersion()})
+			continue
+		}
+		i := slices.IndexFunc(keys, func(k export.SigningKey) bool {
+			return k.Private != nil && k.KeyID == sg.GetKeyId() && k.KeyVersion == sg.GetKeyVersion()
+		})
+		if i < 0 {
+			return nil, fmt.Errorf("%w: %s/%s", ErrNoSigningKey, sg.GetKeyId(), sg.GetKeyVersion())
+		}
+		out = append(out, keys[i])
+	}
+	return out, nil
+}
+
+// Unsigned lists the keys of a signing key list whose replicated signature
+// of digest is missing.
+func Unsigned(keys []export.SigningKey, digest []byte) []export.SigningKey {
+	var out []export.SigningKey
+	for _, k := range keys {
+		if r, ok := k.Signer.(replicated); ok && k.Private == nil && r.src.FileSignature(r.seq, r.appConfig, digest, r.keyID, r.ver) == nil {
+			out = append(out, k)
 		}
 	}
 	return out

@@ -46,6 +46,13 @@ func applySetAppConfig(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 	}
 	c.ServiceStatus, c.WindDownUnix = s.serviceStatus(c.GetTimeUnix()), s.service.GetWindDownUnix()
 	c.Signatures = nil // a new version's zip is signed anew (SIGN_FILES)
+	c.Signers = cloneSigners(c.GetSigners(), true)
+	if cmd.GetVersion() < command.ReplicatedSignatures {
+		c.Signers = nil // version 7 knows none
+	}
+	if len(c.Signers) > maxAppConfigSigners {
+		return refuse(command.CodeInvalidCommand, "app configuration: %d signers, at most %d", len(c.Signers), maxAppConfigSigners)
+	}
 	slices.SortFunc(c.MinVersions, func(a, b *fsmpb.MinAppVersion) int { return cmp.Compare(a.GetPlatform(), b.GetPlatform()) })
 	slices.SortFunc(c.Texts, func(a, b *fsmpb.AppText) int {
 		return cmp.Or(cmp.Compare(a.GetLanguage(), b.GetLanguage()), cmp.Compare(a.GetKey(), b.GetKey()))

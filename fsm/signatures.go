@@ -72,7 +72,14 @@ func (s *state) signAppConfig(req *fsmpb.SignFiles) *fsmpb.Result {
 	if i < 0 {
 		return refuse(command.CodeInvalidCommand, "app configuration version %d is not kept", req.GetAppConfigVersion())
 	}
+	signers := s.appConfigs[i].GetSigners()
 	for _, sig := range req.GetSignatures() {
+		j := slices.IndexFunc(signers, func(sg *fsmpb.ExportSigner) bool {
+			return sg.GetKeyId() == sig.GetKeyId() && sg.GetKeyVersion() == sig.GetKeyVersion() && len(sg.GetPublicKey()) > 0
+		})
+		if len(signers) > 0 && (j < 0 || !bytes.Equal(signers[j].GetPublicKey(), sig.GetPublicKey())) {
+			return refuse(command.CodeBadSignature, "key %s/%s does not sign app configuration %d with replicated signatures", sig.GetKeyId(), sig.GetKeyVersion(), req.GetAppConfigVersion())
+		}
 		if err := checkFileSignature(sig); err != nil {
 			return refuse(command.CodeBadSignature, "app configuration %d: %v", req.GetAppConfigVersion(), err)
 		}

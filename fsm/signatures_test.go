@@ -102,6 +102,14 @@ func TestSignFiles(t *testing.T) {
 	if f.FileSignature(0, 1, config[:], "310", "v1") == nil {
 		t.Fatal("the configuration's signature is not kept")
 	}
+	// A configuration set with its signers takes signatures by them alone.
+	signed := validAppConfig()
+	signed.Signers = []*fsmpb.ExportSigner{signer}
+	mustApply(t, f, at(t0+5, setAppConfig(signed))[0])
+	if r := applyCmd(t, f, at(t0+6, signFiles(0, 2, false, fileSig(t, other, stranger, "config 2")))[0]); codeOf(r.Err) != command.CodeBadSignature {
+		t.Fatalf("another key's signature of a configuration: %v", r.Err)
+	}
+	mustApply(t, f, at(t0+7, signFiles(0, 2, false, fileSig(t, key, signer, "config 2")))[0])
 	restored := fsm.New()
 	if err := restoreBytes(restored, snapshotBytes(t, f)); err != nil {
 		t.Fatal(err)

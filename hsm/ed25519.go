@@ -82,6 +82,10 @@ func (t *Token) Ed25519(label string) (crypto.Signer, error) {
 		return nil, fmt.Errorf("pkcs11: %q is not an Ed25519 key", label)
 	}
 	k.private, k.public = priv, ed25519.PublicKey(point)
+	probe := []byte("covid-backend: can this token sign with " + label)
+	if sig, err := k.Sign(nil, probe, crypto.Hash(0)); err != nil || !ed25519.Verify(k.public, probe, sig) {
+		return nil, fmt.Errorf("pkcs11: %q does not sign Ed25519 that its public key verifies (CKM_EDDSA): %v", label, err)
+	}
 	return k, nil
 }
 
@@ -91,8 +95,8 @@ func (t *Token) GenerateEd25519(label string) (crypto.Signer, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := k.find(pkcs11.CKO_PRIVATE_KEY, label); err == nil {
-		return nil, fmt.Errorf("pkcs11: a key labelled %q is in the token already", label)
+	if taken, err := k.labelled(label); err != nil || taken {
+		return nil, fmt.Errorf("pkcs11: a key labelled %q is in the token already (or the token cannot be searched: %v)", label, err)
 	}
 	public := []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true), pkcs11.NewAttribute(pkcs11.CKA_VERIFY, true),
 		pkcs11.NewAttribute(pkcs11.CKA_LABEL, label), pkcs11.NewAttribute(pkcs11.CKA_EC_PARAMS, ed25519Params)}
@@ -105,35 +109,60 @@ func (t *Token) GenerateEd25519(label string) (crypto.Signer, error) {
 	return t.Ed25519(label)
 }
 
-// edSession opens a session of its own on the token, signed in: the
-// module is crypto11's, initialized and signed in already for the process.
+// edSession opens a session of its own on the token, signed in, on the
+// module crypto11 initialized (a closed token opens none: the module is
+// finalized).
 func (t *Token) edSession() (*edKey, error) {
-	p := pkcs11.New(t.cfg.Module)
-	if p == nil {
-		return nil, fmt.Errorf("pkcs11: cannot load %s", t.cfg.Module)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return nil, errors.New("pkcs11: the token is closed")
 	}
-	if err := p.Initialize(); err != nil && !errors.Is(err, pkcs11.Error(pkcs11.CKR_CRYPTOKI_ALREADY_INITIALIZED)) {
-		return nil, fmt.Errorf("pkcs11: initialize: %w", err)
+	if t.raw == nil {
+		p := pkcs11.New(t.cfg.Module)
+		if p == nil {
+			return nil, fmt.Errorf("pkcs11: cannot load %s", t.cfg.Module)
+		}
+		if err := p.Initialize(); !errors.Is(err, pkcs11.Error(pkcs11.CKR_CRYPTOKI_ALREADY_INITIALIZED)) {
+			if err == nil {
+				p.Finalize() // crypto11 had not: leave the module to it
+			}
+			return nil, errors.New("pkcs11: the token is closed")
+		}
+		t.raw, t.sessions = p, []pkcs11.SessionHandle{}
 	}
-	slots, err := p.GetSlotList(true)
+	slots, err := t.raw.GetSlotList(true)
 	if err != nil {
 		return nil, fmt.Errorf("pkcs11: slots: %w", err)
 	}
 	for _, slot := range slots {
-		info, err := p.GetTokenInfo(slot)
+		info, err := t.raw.GetTokenInfo(slot)
 		if err != nil || info.Label != t.cfg.Token {
 			continue
 		}
-		session, err := p.OpenSession(slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
+		session, err := t.raw.OpenSession(slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
 		if err != nil {
 			return nil, fmt.Errorf("pkcs11: session: %w", err)
 		}
-		if err := p.Login(session, pkcs11.CKU_USER, t.pin); err != nil && !errors.Is(err, pkcs11.Error(pkcs11.CKR_USER_ALREADY_LOGGED_IN)) {
+		t.sessions = append(t.sessions, session)
+		if err := t.raw.Login(session, pkcs11.CKU_USER, t.pin); err != nil && !errors.Is(err, pkcs11.Error(pkcs11.CKR_USER_ALREADY_LOGGED_IN)) {
 			return nil, fmt.Errorf("pkcs11: sign in: %w", err)
 		}
-		return &edKey{p: p, session: session}, nil
+		return &edKey{p: t.raw, session: session}, nil
 	}
 	return nil, fmt.Errorf("pkcs11: no token labelled %q", t.cfg.Token)
+}
+
+// labelled tells whether any object of the token carries label.
+func (k *edKey) labelled(label string) (bool, error) {
+	if err := k.p.FindObjectsInit(k.session, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_LABEL, label)}); err != nil {
+		return false, fmt.Errorf("pkcs11: find %q: %w", label, err)
+	}
+	found, _, err := k.p.FindObjects(k.session, 1)
+	if ferr := k.p.FindObjectsFinal(k.session); err == nil {
+		err = ferr
+	}
+	return len(found) > 0, err
 }
 
 // find is the one object of class labelled label.

@@ -16,8 +16,10 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/ThalesGroup/crypto11"
+	"github.com/miekg/pkcs11"
 )
 
 // Supported tells whether this build can open PKCS#11 tokens.
@@ -28,6 +30,12 @@ type Token struct {
 	ctx *crypto11.Context
 	cfg Config
 	pin string
+	// raw speaks PKCS#11 itself for Ed25519 (ed25519.go), on the module
+	// crypto11 initialized; its sessions close with the token.
+	mu       sync.Mutex
+	raw      *pkcs11.Ctx
+	sessions []pkcs11.SessionHandle
+	closed   bool
 }
 
 // Open opens the token labelled cfg.Token through the module, signing in
@@ -81,5 +89,17 @@ func (t *Token) Generate(label string) (crypto.Signer, error) {
 	return s, nil
 }
 
-// Close closes the token.
-func (t *Token) Close() error { return t.ctx.Close() }
+// Close closes the token, once: its Ed25519 sessions, then crypto11's
+// (which finalizes the module).
+func (t *Token) Close() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return nil
+	}
+	for _, s := range t.sessions {
+		t.raw.CloseSession(s)
+	}
+	t.closed, t.sessions, t.raw = true, nil, nil
+	return t.ctx.Close()
+}

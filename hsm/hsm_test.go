@@ -170,4 +170,17 @@ func TestSoftHSMEd25519(t *testing.T) {
 	if _, err := tok.GenerateEd25519("federation"); err == nil {
 		t.Fatal("a second key under one label was made")
 	}
+	if _, err := tok.Generate("export-310"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tok.GenerateEd25519("export-310"); err == nil {
+		t.Fatal("an Ed25519 key was made under a P-256 key's label")
+	}
+	if _, err := tok.Signer("export-310"); err != nil {
+		t.Fatalf("the P-256 key after a refused Ed25519 one: %v", err)
+	}
+	tok.Close()
+	if _, err := tok.Ed25519("federation"); err == nil {
+		t.Fatal("a closed token found a key")
+	}
 }

@@ -61,7 +61,7 @@ func (p *Portal) saveAppConfig(c *gin.Context) {
 		p.render(c, http.StatusOK, "appconfig.html", page{Title: msg("App configuration"), Data: v})
 		return
 	}
-	cfg.Author = c.MustGet(ctxUser).(*fsmpb.User).GetEmail()
+	cfg.Author, cfg.Signers = c.MustGet(ctxUser).(*fsmpb.User).GetEmail(), p.cfg.ExportSigners
 	kept, err := command.SetAppConfig(c.Request.Context(), p.region, cfg)
 	if err != nil {
 		v.Problem = err.Error()

@@ -70,8 +70,11 @@ type Config struct {
 	// StatsThreshold is the smallest count the statistics show as it is
 	// (0: stats.DefaultThreshold).
 	StatsThreshold int
-	Now            func() time.Time
-	Logger         *slog.Logger
+	// ExportSigners are the export keys this node signs with, recorded
+	// with each app configuration version it sets.
+	ExportSigners []*fsmpb.ExportSigner
+	Now           func() time.Time
+	Logger        *slog.Logger
 }
 
 // Portal serves the pages.

@@ -30,6 +30,11 @@ func SignES256(key crypto.Signer, signing string) (string, error) {
 	if rest, err := asn1.Unmarshal(der, &rs); err != nil || len(rest) > 0 {
 		return "", fmt.Errorf("ES256: the key's signature is not ASN.1 (r, s): %v", err)
 	}
+	for _, v := range []*big.Int{rs.R, rs.S} {
+		if v.Sign() <= 0 || v.BitLen() > 256 {
+			return "", errors.New("ES256: the key's signature has an r or s out of P-256's range")
+		}
+	}
 	sig := make([]byte, 64)
 	rs.R.FillBytes(sig[:32])
 	rs.S.FillBytes(sig[32:])

@@ -5,7 +5,11 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/asn1"
+	"encoding/base64"
 	"io"
+	"math/big"
+	"strings"
 	"testing"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -44,4 +48,35 @@ func TestSignES256(t *testing.T) {
 	if _, err := SignES256(opaque{other}, "a.b"); err == nil {
 		t.Fatal("a P-384 key signed ES256")
 	}
+	// An r of 31 bytes is padded to 32 (the JWS is r and s at fixed
+	// width); an s of 33 bytes, or a negative one, is refused.
+	for _, tc := range []struct {
+		r, s   *big.Int
+		refuse bool
+	}{
+		{new(big.Int).Lsh(big.NewInt(1), 247), big.NewInt(7), false},
+		{big.NewInt(7), new(big.Int).Lsh(big.NewInt(1), 260), true},
+		{big.NewInt(-7), big.NewInt(7), true},
+	} {
+		der, _ := asn1.Marshal(struct{ R, S *big.Int }{tc.r, tc.s})
+		token, err := SignES256(fixed{pub: &key.PublicKey, der: der}, "a.b")
+		if tc.refuse != (err != nil) {
+			t.Fatalf("r %v s %v: %v", tc.r, tc.s, err)
+		}
+		if err == nil {
+			sig, _ := base64.RawURLEncoding.DecodeString(token[strings.LastIndex(token, ".")+1:])
+			if len(sig) != 64 || new(big.Int).SetBytes(sig[:32]).Cmp(tc.r) != 0 || new(big.Int).SetBytes(sig[32:]).Cmp(tc.s) != 0 {
+				t.Fatalf("r %v s %v: the JWS signature %x", tc.r, tc.s, sig)
+			}
+		}
+	}
 }
+
+// fixed answers every signature with der, as a faulty token might.
+type fixed struct {
+	pub *ecdsa.PublicKey
+	der []byte
+}
+
+func (f fixed) Public() crypto.PublicKey                                  { return f.pub }
+func (f fixed) Sign(io.Reader, []byte, crypto.SignerOpts) ([]byte, error) { return f.der, nil }

@@ -132,9 +132,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if notify != nil {
 		ncfg.LeaderJobs = append(ncfg.LeaderJobs, notify)
 	}
-	if job := signJob(feed.Config{Region: c.Region, SigningKeys: exportKeys}, exportKeys, logger); job != nil {
-		ncfg.LeaderJobs = append(ncfg.LeaderJobs, job)
-	}
+	ncfg.LeaderJobs = append(ncfg.LeaderJobs, signJob(feed.Config{Region: c.Region, SigningKeys: exportKeys}, exportKeys, logger))
 	importFiles := gaenImportFiles()
 	ncfg.LeaderJobs = append(ncfg.LeaderJobs, sealTOTPJob(codeKeys[0], logger), jwksJob(fetcher, c.JWKSInterval, logger),
 		gaenImportJob(importClient, c.InsecureDev, importFiles, logger))
@@ -188,7 +186,7 @@ func portalMount(region string, now func() time.Time, logger *slog.Logger, n *no
 			return nil // no verification service: no codes to issue
 		}
 		p, err := portal.New(portal.Config{SessionKey: portal.SessionKey(shared.CodeKeys[0]), CodeKeys: shared.CodeKeys,
-			SMS: shared.Issuer.SMS(), Region: region, StatsThreshold: shared.StatsThreshold, Now: now, Logger: logger}, n, shared.Issuer)
+			SMS: shared.Issuer.SMS(), Region: region, StatsThreshold: shared.StatsThreshold, ExportSigners: n.Config().ExportSigners, Now: now, Logger: logger}, n, shared.Issuer)
 		if err != nil {
 			return fmt.Errorf("portal: %w", err)
 		}

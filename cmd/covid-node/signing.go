@@ -37,11 +37,12 @@ const (
 // node signs. Batches are signed oldest first, each marked signed with
 // its last file (the indexes list it from then on); a new leader signs
 // what its predecessor left, and a signature kept already stays
-// (fsm/signatures.go). nil without such keys.
+// (fsm/signatures.go). A leader without such keys signs nothing: it says
+// so while a batch waits for its signatures (the indexes stop there).
 func signJob(cfg feed.Config, keys []export.SigningKey, logger *slog.Logger) node.LeaderJob {
 	hsmKeys := slices.DeleteFunc(slices.Clone(keys), func(k export.SigningKey) bool { return k.Private != nil })
 	if len(hsmKeys) == 0 {
-		return nil
+		return warnUnsigned(logger)
 	}
 	return func(ctx context.Context, n *node.Node) error {
 		catalog := feed.NewCatalog(cfg, n.FSM())
@@ -144,12 +145,16 @@ func signAppConfigs(ctx context.Context, n *node.Node, keys []export.SigningKey,
 			return err
 		}
 		digest := sha256.Sum256(bin)
+		need, err := appConfigSigners(c, keys)
+		if err != nil {
+			return fmt.Errorf("app configuration %d: %w", c.GetVersion(), err)
+		}
 		var sigs []*fsmpb.FileSignature
-		for _, k := range keys {
-			if n.FSM().FileSignature(0, c.GetVersion(), digest[:], k.KeyID, k.KeyVersion) != nil {
+		for _, k := range need {
+			if n.FSM().FileSignature(0, c.GetVersion(), digest[:], k.GetKeyId(), k.GetKeyVersion()) != nil {
 				continue
 			}
-			sig, err := signDigest(keys, k.KeyID, k.KeyVersion, digest)
+			sig, err := signDigest(keys, k.GetKeyId(), k.GetKeyVersion(), digest)
 			if err != nil {
 				return err
 			}
@@ -163,6 +168,23 @@ func signAppConfigs(ctx context.Context, n *node.Node, keys []export.SigningKey,
 		done[c.GetVersion()] = true
 	}
 	return nil
+}
+
+// appConfigSigners are the keys kept in an HSM that sign a configuration's
+// zip: its recorded signers with a public key (this node's token holding
+// the same keys), or, for a configuration of version 7, this node's.
+func appConfigSigners(c *fsmpb.AppConfig, keys []export.SigningKey) ([]*fsmpb.ExportSigner, error) {
+	if len(c.GetSigners()) == 0 {
+		var out []*fsmpb.ExportSigner
+		for _, k := range keys {
+			out = append(out, &fsmpb.ExportSigner{KeyId: k.KeyID, KeyVersion: k.KeyVersion})
+		}
+		return out, nil
+	}
+	if err := ownSigners(c.GetSigners(), keys); err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(slices.Clone(c.GetSigners()), func(sg *fsmpb.ExportSigner) bool { return len(sg.GetPublicKey()) == 0 }), nil
 }
 
 // signDigest signs a file's export.bin digest with the HSM key id/version.
@@ -180,4 +202,24 @@ func signDigest(keys []export.SigningKey, id, version string, digest [32]byte) (
 		return nil, fmt.Errorf("sign with %s/%s: %w", id, version, err)
 	}
 	return &fsmpb.FileSignature{Digest: digest[:], KeyId: id, KeyVersion: version, Signature: sig, PublicKey: der}, nil
+}
+
+// warnUnsigned is the signing job of a leader without keys in an HSM: it
+// warns, every signBackoff, while a batch sealed with one waits unsigned.
+func warnUnsigned(logger *slog.Logger) node.LeaderJob {
+	return func(ctx context.Context, n *node.Node) error {
+		for {
+			for _, b := range n.FSM().Batches() {
+				if fsm.Replicated(b.Signers) && !b.Signed {
+					logger.Warn("batch waits for its export files' signatures, but this leader has no export key in an HSM (--export-key-file pkcs11:object=...): the indexes list no later batch", "batch", b.Seq)
+					break
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(signBackoff):
+			}
+		}
+	}
 }

@@ -2873,7 +2873,12 @@ type AppConfig struct {
 	// signatures (from version 8) are the replicated signatures of the
 	// configuration's zip by keys whose signatures differ each time; like
 	// the author, not part of export.bin.
-	Signatures    []*FileSignature `protobuf:"bytes,11,rep,name=signatures,proto3" json:"signatures,omitempty"`
+	Signatures []*FileSignature `protobuf:"bytes,11,rep,name=signatures,proto3" json:"signatures,omitempty"`
+	// signers (from version 8) are the export keys that sign the zip, as
+	// the node that set the version had them (a seal's signers, for a
+	// configuration): every node builds the zip with these, whatever keys it
+	// holds (none: each node's own keys).
+	Signers       []*ExportSigner `protobuf:"bytes,12,rep,name=signers,proto3" json:"signers,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2981,6 +2986,13 @@ func (x *AppConfig) GetWindDownUnix() int64 {
 func (x *AppConfig) GetSignatures() []*FileSignature {
 	if x != nil {
 		return x.Signatures
+	}
+	return nil
+}
+
+func (x *AppConfig) GetSigners() []*ExportSigner {
+	if x != nil {
+		return x.Signers
 	}
 	return nil
 }
@@ -7636,7 +7648,7 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x10anchor_signature\x18\v \x01(\tR\x0fanchorSignature\"t\n" +
 	"\bHubState\x126\n" +
 	"\tcountries\x18\x01 \x03(\v2\x18.covid.fsm.v1.HubCountryR\tcountries\x120\n" +
-	"\abatches\x18\x02 \x03(\v2\x16.covid.fsm.v1.HubBatchR\abatches\"\x83\x04\n" +
+	"\abatches\x18\x02 \x03(\v2\x16.covid.fsm.v1.HubBatchR\abatches\"\xb9\x04\n" +
 	"\tAppConfig\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x1b\n" +
 	"\ttime_unix\x18\x02 \x01(\x03R\btimeUnix\x12\x16\n" +
@@ -7651,7 +7663,8 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	" \x01(\x03R\fwindDownUnix\x12;\n" +
 	"\n" +
 	"signatures\x18\v \x03(\v2\x1b.covid.fsm.v1.FileSignatureR\n" +
-	"signatures\"\x94\x01\n" +
+	"signatures\x124\n" +
+	"\asigners\x18\f \x03(\v2\x1a.covid.fsm.v1.ExportSignerR\asigners\"\x94\x01\n" +
 	"\n" +
 	"SetService\x12$\n" +
 	"\x0ewind_down_unix\x18\x01 \x01(\x03R\fwindDownUnix\x120\n" +
@@ -8272,30 +8285,31 @@ var file_fsm_fsmpb_fsm_proto_depIdxs = []int32{
 	38, // 66: covid.fsm.v1.AppConfig.switches:type_name -> covid.fsm.v1.AppSwitch
 	1,  // 67: covid.fsm.v1.AppConfig.service_status:type_name -> covid.fsm.v1.ServiceStatus
 	53, // 68: covid.fsm.v1.AppConfig.signatures:type_name -> covid.fsm.v1.FileSignature
-	57, // 69: covid.fsm.v1.FederationBatch.keys:type_name -> covid.fsm.v1.Key
-	57, // 70: covid.fsm.v1.FederationBatch.revised:type_name -> covid.fsm.v1.Key
-	52, // 71: covid.fsm.v1.Seal.signers:type_name -> covid.fsm.v1.ExportSigner
-	53, // 72: covid.fsm.v1.SignFiles.signatures:type_name -> covid.fsm.v1.FileSignature
-	57, // 73: covid.fsm.v1.Batch.sealed_keys:type_name -> covid.fsm.v1.Key
-	57, // 74: covid.fsm.v1.Batch.padding:type_name -> covid.fsm.v1.Key
-	57, // 75: covid.fsm.v1.Batch.revised:type_name -> covid.fsm.v1.Key
-	52, // 76: covid.fsm.v1.Batch.signers:type_name -> covid.fsm.v1.ExportSigner
-	53, // 77: covid.fsm.v1.Batch.signatures:type_name -> covid.fsm.v1.FileSignature
-	57, // 78: covid.fsm.v1.Publish.keys:type_name -> covid.fsm.v1.Key
-	57, // 79: covid.fsm.v1.Publish.revisions:type_name -> covid.fsm.v1.Key
-	59, // 80: covid.fsm.v1.Authority.keys:type_name -> covid.fsm.v1.AuthorityKey
-	4,  // 81: covid.fsm.v1.SnapshotHeader.policy:type_name -> covid.fsm.v1.Policy
-	44, // 82: covid.fsm.v1.SnapshotHeader.origin_marks:type_name -> covid.fsm.v1.OriginMark
-	33, // 83: covid.fsm.v1.SnapshotHeader.service:type_name -> covid.fsm.v1.Service
-	57, // 84: covid.fsm.v1.StoredKey.key:type_name -> covid.fsm.v1.Key
-	76, // 85: covid.fsm.v1.User.login_clients:type_name -> covid.fsm.v1.LoginClient
-	0,  // 86: covid.fsm.v1.Session.type:type_name -> covid.fsm.v1.CommandType
-	5,  // 87: covid.fsm.v1.Session.result:type_name -> covid.fsm.v1.Result
-	88, // [88:88] is the sub-list for method output_type
-	88, // [88:88] is the sub-list for method input_type
-	88, // [88:88] is the sub-list for extension type_name
-	88, // [88:88] is the sub-list for extension extendee
-	0,  // [0:88] is the sub-list for field type_name
+	52, // 69: covid.fsm.v1.AppConfig.signers:type_name -> covid.fsm.v1.ExportSigner
+	57, // 70: covid.fsm.v1.FederationBatch.keys:type_name -> covid.fsm.v1.Key
+	57, // 71: covid.fsm.v1.FederationBatch.revised:type_name -> covid.fsm.v1.Key
+	52, // 72: covid.fsm.v1.Seal.signers:type_name -> covid.fsm.v1.ExportSigner
+	53, // 73: covid.fsm.v1.SignFiles.signatures:type_name -> covid.fsm.v1.FileSignature
+	57, // 74: covid.fsm.v1.Batch.sealed_keys:type_name -> covid.fsm.v1.Key
+	57, // 75: covid.fsm.v1.Batch.padding:type_name -> covid.fsm.v1.Key
+	57, // 76: covid.fsm.v1.Batch.revised:type_name -> covid.fsm.v1.Key
+	52, // 77: covid.fsm.v1.Batch.signers:type_name -> covid.fsm.v1.ExportSigner
+	53, // 78: covid.fsm.v1.Batch.signatures:type_name -> covid.fsm.v1.FileSignature
+	57, // 79: covid.fsm.v1.Publish.keys:type_name -> covid.fsm.v1.Key
+	57, // 80: covid.fsm.v1.Publish.revisions:type_name -> covid.fsm.v1.Key
+	59, // 81: covid.fsm.v1.Authority.keys:type_name -> covid.fsm.v1.AuthorityKey
+	4,  // 82: covid.fsm.v1.SnapshotHeader.policy:type_name -> covid.fsm.v1.Policy
+	44, // 83: covid.fsm.v1.SnapshotHeader.origin_marks:type_name -> covid.fsm.v1.OriginMark
+	33, // 84: covid.fsm.v1.SnapshotHeader.service:type_name -> covid.fsm.v1.Service
+	57, // 85: covid.fsm.v1.StoredKey.key:type_name -> covid.fsm.v1.Key
+	76, // 86: covid.fsm.v1.User.login_clients:type_name -> covid.fsm.v1.LoginClient
+	0,  // 87: covid.fsm.v1.Session.type:type_name -> covid.fsm.v1.CommandType
+	5,  // 88: covid.fsm.v1.Session.result:type_name -> covid.fsm.v1.Result
+	89, // [89:89] is the sub-list for method output_type
+	89, // [89:89] is the sub-list for method input_type
+	89, // [89:89] is the sub-list for extension type_name
+	89, // [89:89] is the sub-list for extension extendee
+	0,  // [0:89] is the sub-list for field type_name
 }
 
 func init() { file_fsm_fsmpb_fsm_proto_init() }
