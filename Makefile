@@ -87,6 +87,9 @@ bench: build
 		(apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y nginx wrk) || \
 		echo "could not install nginx and wrk: BenchmarkDownloadVsNginx will skip"; fi
 	@test "$$(id -u)" = 0 || echo "not root: BenchmarkFederation/idle-gossip will skip (it counts gossip bytes with iptables)"
+	@test -e /usr/lib/softhsm/libsofthsm2.so || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y softhsm2) || \
+		echo "could not install softhsm2: BenchmarkSealToListed/hsm will fail"
+	$(GO) test -run XXX -bench . -count 5 ./hsm/ | tee bin/bench-hsm.txt
 	$(GO) build -o bin/benchsummary ./cluster-test/benchsummary
 	$(GO) test -run XXX -bench . -benchtime 1x -timeout 40m -v ./cluster-test/ 2>&1 | bin/benchsummary | tee bin/bench-cluster.txt
 
