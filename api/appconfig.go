@@ -149,10 +149,12 @@ func (s *Server) appConfigHistory(c *gin.Context) {
 // answers 503.
 func (s *Server) servableAppConfig() (*fsmpb.AppConfig, bool) {
 	f := s.node.FSM()
-	history := f.AppConfigHistory()
-	for i := len(history) - 1; i >= 0; i-- {
-		cfg, ok := f.AppConfig(history[i].GetVersion())
-		if ok && s.appConfigSigned(cfg) {
+	for v := f.AppConfigVersion(); v > 0; v-- { // versions are numbered one after another
+		cfg, ok := f.AppConfig(v)
+		if !ok {
+			break // older ones are no longer kept
+		}
+		if s.appConfigSigned(cfg) {
 			return cfg, true
 		}
 	}

@@ -118,8 +118,7 @@ func TestAppConfigServed(t *testing.T) {
 func TestPortalAppConfig(t *testing.T) {
 	ts := verifyServer(t)
 	addOperator(t, ts)
-	ops := portalClient(t, ts)
-	ops.signIn("ops@region.example", "correct horse battery staple")
+	ops := operatorPortal(t, ts)
 	_, page, _ := ops.get("/appconfig")
 	if !strings.Contains(page, "No configuration is in force yet") {
 		t.Fatal("the empty page")

@@ -30,8 +30,7 @@ func TestPortalHubCountries(t *testing.T) {
 		return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}))
 	}
 	auth, sign := certPEM("auth DE"), certPEM("sign DE")
-	ops := portalClient(t, ts)
-	ops.signIn("ops@region.example", "correct horse battery staple")
+	ops := operatorPortal(t, ts)
 	_, page, _ := ops.get("/hub")
 	if !strings.Contains(page, "No countries yet.") {
 		t.Fatal("the empty list")

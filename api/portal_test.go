@@ -110,6 +110,15 @@ func addOperator(t *testing.T, ts *testServer) {
 	}
 }
 
+// operatorPortal is a browser signed in to the portal as the operator
+// addOperator added.
+func operatorPortal(t *testing.T, ts *testServer) *browserish {
+	t.Helper()
+	ops := portalClient(t, ts)
+	ops.signIn("ops@region.example", "correct horse battery staple")
+	return ops
+}
+
 // totpWorker adds an account of the lab with a second factor, whose key
 // it returns.
 func totpWorker(t *testing.T, ts *testServer, email string, roles ...string) *otp.Key {
@@ -578,8 +587,7 @@ func TestPortalRollBackOnce(t *testing.T) {
 		t.Fatalf("publish: %d %s", w.Code, w.Body)
 	}
 	sub := ts.node.FSM().Submissions()[0]
-	ops := portalClient(t, ts)
-	ops.signIn("ops@region.example", "correct horse battery staple")
+	ops := operatorPortal(t, ts)
 	_, page, _ := ops.get("/revocations")
 	form := url.Values{"csrf": {formToken(t, page)}, "submission": {hex.EncodeToString(sub.ID[:])}, "reason": {"wrong patient"}, "confirmed": {"yes"}}
 	if status, _ := ops.post("/revocations", form); status != http.StatusSeeOther {

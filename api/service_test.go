@@ -116,8 +116,7 @@ func TestServiceWindDownRefusals(t *testing.T) {
 func TestPortalEndOfService(t *testing.T) {
 	ts := verifyServer(t)
 	addOperator(t, ts)
-	ops := portalClient(t, ts)
-	ops.signIn("ops@region.example", "correct horse battery staple")
+	ops := operatorPortal(t, ts)
 	_, page, _ := ops.get("/service")
 	if !strings.Contains(page, "The service is active") {
 		t.Fatal("the page of an active service")

@@ -83,8 +83,7 @@ func TestPortalStatistics(t *testing.T) {
 		t.Errorf("a nurse without the codes role: %d, want 403", status)
 	}
 
-	ops := portalClient(t, ts)
-	ops.signIn("ops@region.example", "correct horse battery staple")
+	ops := operatorPortal(t, ts)
 	_, page, _ = ops.get("/stats")
 	if row := todayRow(t, page); !strings.Contains(row, `"Codes issued">15<`) || !strings.Contains(page, `<option value="clinic">`) {
 		t.Errorf("the region's row of today: %s", row)
@@ -240,8 +239,7 @@ func TestPortalRevokesKeysAndProviders(t *testing.T) {
 		t.Errorf("revoking another provider's key: %d, want 404", status)
 	}
 
-	ops := portalClient(t, ts)
-	ops.signIn("ops@region.example", "correct horse battery staple")
+	ops := operatorPortal(t, ts)
 	_, console, _ := ops.get("/region")
 	if !strings.Contains(console, `action="/portal/region/providers/revoke"`) || !strings.Contains(console, `action="/portal/region/apikeys/revoke"`) {
 		t.Fatal("the console has no revoke buttons")
@@ -275,8 +273,7 @@ func TestPortalAuditFiltersAndPages(t *testing.T) {
 		}
 	}
 	rows := func(page string) int { return strings.Count(page, `<td data-label="Time">`) }
-	ops := portalClient(t, ts)
-	ops.signIn("ops@region.example", "correct horse battery staple")
+	ops := operatorPortal(t, ts)
 	_, first, _ := ops.get("/audit?action=issue+code")
 	older := regexp.MustCompile(`id="older" href="([^"]+)"`).FindStringSubmatch(html.UnescapeString(first))
 	if rows(first) != 100 || older == nil || strings.Contains(first, `id="newer"`) || !strings.Contains(first, "code-149<") {

@@ -264,7 +264,7 @@ func (c *Catalog) signingKeys(signers []*fsmpb.ExportSigner, last uint32) ([]exp
 	out := make([]export.SigningKey, 0, len(signers))
 	for _, sg := range signers {
 		if len(sg.GetPublicKey()) > 0 {
-			k, err := c.replicatedKey(sg, last)
+			k, err := replicatedKey(c.src, sg, last, 0)
 			if err != nil {
 				return nil, err
 			}

@@ -52,14 +52,15 @@ func (r replicated) Sign(_ io.Reader, digest []byte, _ crypto.SignerOpts) ([]byt
 	return nil, ErrNotSigned
 }
 
-// replicatedKey is the key of signer sg whose signatures batch seq keeps.
-func (c *Catalog) replicatedKey(sg *fsmpb.ExportSigner, seq uint32) (export.SigningKey, error) {
+// replicatedKey is the key of signer sg whose signatures batch seq (or app
+// configuration version appConfig) keeps.
+func replicatedKey(src Source, sg *fsmpb.ExportSigner, seq, appConfig uint32) (export.SigningKey, error) {
 	pub, err := x509.ParsePKIXPublicKey(sg.GetPublicKey())
 	key, ok := pub.(*ecdsa.PublicKey)
 	if err != nil || !ok {
 		return export.SigningKey{}, fmt.Errorf("export key %s/%s: its public key is not ECDSA", sg.GetKeyId(), sg.GetKeyVersion())
 	}
-	return export.SigningKey{Signer: replicated{src: c.src, seq: seq, pub: key, keyID: sg.GetKeyId(), ver: sg.GetKeyVersion()},
+	return export.SigningKey{Signer: replicated{src: src, seq: seq, appConfig: appConfig, pub: key, keyID: sg.GetKeyId(), ver: sg.GetKeyVersion()},
 		KeyID: sg.GetKeyId(), KeyVersion: sg.GetKeyVersion()}, nil
 }
 
@@ -83,13 +84,11 @@ func AppConfigKeys(src Source, keys []export.SigningKey, cfg *fsmpb.AppConfig) (
 	var out []export.SigningKey
 	for _, sg := range cfg.GetSigners() {
 		if len(sg.GetPublicKey()) > 0 {
-			pub, err := x509.ParsePKIXPublicKey(sg.GetPublicKey())
-			key, ok := pub.(*ecdsa.PublicKey)
-			if err != nil || !ok {
-				return nil, fmt.Errorf("export key %s/%s: its public key is not ECDSA", sg.GetKeyId(), sg.GetKeyVersion())
+			k, err := replicatedKey(src, sg, 0, v)
+			if err != nil {
+				return nil, err
 			}
-			out = append(out, export.SigningKey{Signer: replicated{src: src, appConfig: v, pub: key, keyID: sg.GetKeyId(), ver: sg.GetKeyVersion()},
-				KeyID: sg.GetKeyId(), KeyVersion: sg.GetKeyVersion()})
+			out = append(out, k)
 			continue
 		}
 		i := slices.IndexFunc(keys, func(k export.SigningKey) bool {
