@@ -32,6 +32,8 @@ func FuzzApply(f *testing.F) {
 		codeUpload(4, "abcdefghijklmnop", now, keysFrom(30, 1)...),
 		{Version: command.Version, Type: fsmpb.CommandType_COMMAND_TYPE_PUBLISH, Publish: &fsmpb.Publish{SubmissionId: subID(5),
 			VerificationCodeHashes: [][]byte{{1}, nil, hashOf("x")}}},
+		at(now, setService(now-60, 3600))[0],
+		at(now, signFiles(1, 0, true, &fsmpb.FileSignature{Digest: hashOf("file"), KeyId: "310", KeyVersion: "v1", Signature: []byte{1}, PublicKey: []byte{2}}))[0],
 	} {
 		f.Add(mustEncode(f, cmd))
 	}
