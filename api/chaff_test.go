@@ -3,30 +3,11 @@ package api
 import (
 	"math"
 	"net/http"
-	"slices"
 	"testing"
 	"time"
-)
 
-// ksStatistic is the two-sample Kolmogorov-Smirnov statistic: the largest
-// distance between the empirical distributions of a and b.
-func ksStatistic(a, b []int) float64 {
-	slices.Sort(a)
-	slices.Sort(b)
-	var i, j int
-	var d float64
-	for i < len(a) && j < len(b) {
-		x := min(a[i], b[j])
-		for i < len(a) && a[i] == x {
-			i++
-		}
-		for j < len(b) && b[j] == x {
-			j++
-		}
-		d = max(d, math.Abs(float64(i)/float64(len(a))-float64(j)/float64(len(b))))
-	}
-	return d
-}
+	"github.com/covid-backend/covid-backend/internal/kstest"
+)
 
 // Decoy answers have the sizes of real ones: over many answers a
 // two-sample Kolmogorov-Smirnov test finds no difference (at a level of
@@ -50,7 +31,7 @@ func TestDecoyAnswerSizes(t *testing.T) {
 		}
 		decoy = append(decoy, w.Body.Len())
 	}
-	d := ksStatistic(real, decoy)
+	d := kstest.Statistic(real, decoy)
 	critical := 2.15 * math.Sqrt(2.0/n) // alpha = 1e-4
 	if d > critical {
 		t.Fatalf("answer sizes differ: KS statistic %.3f over %.3f (real %v..., decoy %v...)", d, critical, real[:5], decoy[:5])
@@ -60,7 +41,7 @@ func TestDecoyAnswerSizes(t *testing.T) {
 	for i, s := range decoy {
 		shifted[i] = s - 800
 	}
-	if ksStatistic(real, shifted) <= critical {
+	if kstest.Statistic(real, shifted) <= critical {
 		t.Fatal("the test does not notice answers 800 bytes shorter")
 	}
 }

@@ -105,6 +105,44 @@ func writeBytes(w http.ResponseWriter, r *http.Request, contentType, cacheContro
 	return http.StatusOK, n
 }
 
+// writeList answers index.txt or batches.txt, gzip-compressed for a
+// client that accepts it (the HTTP stacks of both phone platforms do, and
+// unpack it themselves): apps read a list whole at every poll, and
+// compressed it costs a fifth of its bytes.
+func writeList(w http.ResponseWriter, r *http.Request, f *feed.File) (int, int) {
+	w.Header()["Vary"] = varyEncodingValue
+	if !acceptsGzip(r.Header.Get("Accept-Encoding")) {
+		return writeBytes(w, r, textTypeValue, indexCacheValue, f.ETag, f.Data)
+	}
+	w.Header()["Content-Encoding"] = gzipValue
+	return writeBytes(w, r, textTypeValue, indexCacheValue, f.GzipETag, f.Gzip)
+}
+
+var (
+	varyEncodingValue = []string{"Accept-Encoding"}
+	gzipValue         = []string{"gzip"}
+)
+
+// acceptsGzip tells whether an Accept-Encoding header admits gzip: named
+// (or "*") without q=0.
+func acceptsGzip(header string) bool {
+	for _, part := range strings.Split(header, ",") {
+		coding, params, _ := strings.Cut(part, ";")
+		coding = strings.ToLower(strings.TrimSpace(coding))
+		if coding != "gzip" && coding != "*" {
+			continue
+		}
+		q, ok := strings.CutPrefix(strings.ReplaceAll(strings.ToLower(params), " ", ""), "q=")
+		if !ok {
+			return true
+		}
+		if v, err := strconv.ParseFloat(q, 64); err == nil && v > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // etagMatches implements If-None-Match's list and wildcard (weak
 // comparison, as RFC 9110 asks for this header).
 func etagMatches(header, etag string) bool {

@@ -1,10 +1,13 @@
 package api
 
 import (
+	"bytes"
+	"compress/gzip"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -134,6 +137,45 @@ func TestHeadOnDownloads(t *testing.T) {
 		for _, h := range []string{"Content-Type", "Content-Length", "ETag", "Cache-Control", "X-Next-Cursor"} {
 			if get.Header().Get(h) != head.Header().Get(h) {
 				t.Errorf("%s: %s is %q on GET, %q on HEAD", p, h, get.Header().Get(h), head.Header().Get(h))
+			}
+		}
+	}
+}
+
+// The lists go gzip-compressed to a client that accepts it (as both phone
+// platforms' HTTP stacks do), with an ETag of their own and Vary, and as
+// they are to one that does not; the compressed bytes unpack to the list.
+func TestListsGzipped(t *testing.T) {
+	ts, _ := downloadServer(t)
+	for _, list := range []string{"/v1/exports/index.txt", "/v1/exports/batches.txt"} {
+		plain := ts.do(http.MethodGet, list, nil, nil)
+		for _, tc := range []struct {
+			accept string
+			gzip   bool
+		}{{"gzip", true}, {"br, gzip;q=0.5", true}, {"*", true}, {"gzip;q=0", false}, {"identity", false}, {"", false}} {
+			w := ts.do(http.MethodGet, list, nil, map[string]string{"Accept-Encoding": tc.accept})
+			body := w.Body.Bytes()
+			if got := w.Header().Get("Content-Encoding") == "gzip"; got != tc.gzip || w.Header().Get("Vary") != "Accept-Encoding" {
+				t.Fatalf("%s, Accept-Encoding %q: gzip %v, want %v (%v)", list, tc.accept, got, tc.gzip, w.Header())
+			}
+			if tc.gzip {
+				zr, err := gzip.NewReader(bytes.NewReader(body))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if body, err = io.ReadAll(zr); err != nil {
+					t.Fatal(err)
+				}
+				if w.Header().Get("ETag") == plain.Header().Get("ETag") {
+					t.Fatalf("%s: the gzip form has the ETag of the plain one", list)
+				}
+			}
+			if !bytes.Equal(body, plain.Body.Bytes()) || len(body) == 0 {
+				t.Fatalf("%s, Accept-Encoding %q: %q, want %q", list, tc.accept, body, plain.Body.Bytes())
+			}
+			again := ts.do(http.MethodGet, list, nil, map[string]string{"Accept-Encoding": tc.accept, "If-None-Match": w.Header().Get("ETag")})
+			if again.Code != http.StatusNotModified {
+				t.Fatalf("%s, Accept-Encoding %q: conditional request %d", list, tc.accept, again.Code)
 			}
 		}
 	}

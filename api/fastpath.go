@@ -163,8 +163,7 @@ func (d *downloads) serve(w http.ResponseWriter, r *http.Request, route, name, i
 	}
 	now := d.s.cfg.Now()
 	if route == routeIndex || route == routeBatches {
-		f := d.s.catalog.IndexFile(now, route == routeIndex)
-		return writeBytes(w, r, textTypeValue, indexCacheValue, f.ETag, f.Data)
+		return writeList(w, r, d.s.catalog.IndexFile(now, route == routeIndex))
 	}
 	f, err := d.s.catalog.File(now, name)
 	switch {

@@ -19,6 +19,8 @@ type PolicyRequest struct {
 	SealMinKeys       *uint32 `json:"seal_min_keys,omitempty"`
 	SealPaddingJitter *uint32 `json:"seal_padding_jitter,omitempty"`
 	NoPadding         bool    `json:"no_padding,omitempty"`
+	// PaddingKeysPerDay pads by the day (package padding) with this budget.
+	PaddingKeysPerDay uint32 `json:"padding_keys_per_day,omitempty"`
 	// SMSPerHour and SMSPerNumberPerDay are the region's SMS quotas.
 	SMSPerHour         uint32 `json:"sms_per_hour,omitempty"`
 	SMSPerNumberPerDay uint32 `json:"sms_per_number_per_day,omitempty"`
@@ -33,6 +35,9 @@ type PolicyView struct {
 	SealMinKeys       uint32 `json:"seal_min_keys"`
 	SealPaddingJitter uint32 `json:"seal_padding_jitter"`
 	NoPadding         bool   `json:"no_padding"`
+	// PaddingKeysPerDay is the day budget of padding by the day (0: each
+	// batch is padded to SealMinKeys instead, or not at all).
+	PaddingKeysPerDay uint32 `json:"padding_keys_per_day"`
 	// SMSPerHour codes go out by SMS in any hour, region-wide, and
 	// SMSPerNumberPerDay to one number in any 24 hours; SMSLastHour were
 	// sent in the last hour.
@@ -52,7 +57,8 @@ func (s *Server) policyView(p *fsmpb.Policy, set bool) PolicyView {
 		Retention:   (time.Duration(p.GetRetentionSeconds()) * time.Second).String(),
 		CodeTTL:     (time.Duration(p.GetCodeTtlSeconds()) * time.Second).String(),
 		SealMinKeys: p.GetSealMinKeys(), SealPaddingJitter: p.GetSealPaddingJitter(), NoPadding: p.GetNoPadding(),
-		SMSPerHour: perHour, SMSPerNumberPerDay: perNumber, SMSLastHour: s.node.FSM().SMSSentLastHour(s.cfg.Now().Unix()),
+		PaddingKeysPerDay: p.GetPaddingKeysPerDay(),
+		SMSPerHour:        perHour, SMSPerNumberPerDay: perNumber, SMSLastHour: s.node.FSM().SMSSentLastHour(s.cfg.Now().Unix()),
 		CodesPerProviderPerDay: fsm.ProviderQuota(p),
 		Set:                    set,
 	}
@@ -70,7 +76,11 @@ func (s *Server) setPolicy(c *gin.Context) {
 		return
 	}
 	p := &fsmpb.Policy{NoPadding: req.NoPadding, SmsPerHour: req.SMSPerHour, SmsPerNumberPerDay: req.SMSPerNumberPerDay,
-		CodesPerProviderPerDay: req.CodesPerProviderPerDay}
+		CodesPerProviderPerDay: req.CodesPerProviderPerDay, PaddingKeysPerDay: req.PaddingKeysPerDay}
+	if v := s.node.RegionVersion(); req.PaddingKeysPerDay != 0 && v < command.DayPadding {
+		failErr(c, &command.ErrUpgradePending{Type: fsmpb.CommandType_COMMAND_TYPE_SET_POLICY, Need: command.DayPadding, Region: v})
+		return
+	}
 	for _, d := range []struct {
 		name, value string
 		into        *int64

@@ -18,6 +18,7 @@ import (
 	"github.com/covid-backend/covid-backend/command"
 	"github.com/covid-backend/covid-backend/fsm"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
+	"github.com/covid-backend/covid-backend/internal/kstest"
 	"github.com/covid-backend/covid-backend/publish"
 	"github.com/covid-backend/covid-backend/sms"
 	"github.com/covid-backend/covid-backend/verify"
@@ -259,14 +260,14 @@ func TestTestTypesInAnyCase(t *testing.T) {
 func sameSizes(t *testing.T, name string, real, decoy []int, shift int) {
 	t.Helper()
 	critical := 2.15 * math.Sqrt(2.0/float64(len(real))) // alpha = 1e-4
-	if d := ksStatistic(real, decoy); d > critical {
+	if d := kstest.Statistic(real, decoy); d > critical {
 		t.Errorf("%s: answer sizes differ, KS statistic %.3f over %.3f (real %v..., decoy %v...)", name, d, critical, real[:5], decoy[:5])
 	}
 	shifted := make([]int, len(decoy))
 	for i, s := range decoy {
 		shifted[i] = s - shift
 	}
-	if ksStatistic(real, shifted) <= critical {
+	if kstest.Statistic(real, shifted) <= critical {
 		t.Errorf("%s: the test does not notice answers %d bytes shorter", name, shift)
 	}
 }

@@ -87,7 +87,7 @@ func TestBackupUnderLoadAndRestore(t *testing.T) {
 // the snapshot). Run with: make bench.
 func BenchmarkBackupRestore1M(b *testing.B) {
 	_, exportFlags := exportKey(b, b.TempDir())
-	a := newCluster(b, append(exportFlags, "--seal-interval", "1h", "--seal-min-keys", "0", "--snapshot-threshold", "1000000")...)
+	a := newCluster(b, append(exportFlags, "--seal-interval", "1h", "--padding-keys-per-day", "0", "--snapshot-threshold", "1000000")...)
 	a.form(3)
 	for range b.N {
 		b.StopTimer()

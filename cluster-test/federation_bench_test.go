@@ -120,7 +120,7 @@ func BenchmarkFederation(b *testing.B) {
 		}},
 		{"bytes-per-key/seal-min-keys=0", func(b *testing.B) {
 			if p.regions["U"] == nil {
-				p.addRegion("U", 1, "--seal-min-keys", "0")
+				p.addRegion("U", 1, "--padding-keys-per-day", "0")
 				for _, name := range names {
 					p.trust(name, "U")
 				}

@@ -113,7 +113,7 @@ func runSoak(t *testing.T, seed uint64, duration time.Duration) {
 	names := []string{"SA", "SB"}
 	proxy := newLinkProxy(t)
 	clusters := federatedRegionsWith(t, t.TempDir(), names, 3, func(c *cluster) { c.proxy = proxy }, append(verificationFlags(t),
-		"--seal-interval", "5s", "--seal-min-keys", "0", "--code-failures-per-hour", "0")...)
+		"--seal-interval", "5s", "--padding-keys-per-day", "0", "--code-failures-per-hour", "0")...)
 	run := &soakRun{t: st, fw: fw, proxy: proxy, tally: soak.NewTally(), history: &soak.History{},
 		client: &http.Client{Timeout: 5 * time.Second}}
 	for _, name := range names {

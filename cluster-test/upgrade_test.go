@@ -10,9 +10,9 @@ import (
 )
 
 // previousRelease is the last commit of the previous build (command
-// version 7); the upgrade test runs it beside this one. A build supports
+// version 8); the upgrade test runs it beside this one. A build supports
 // upgrading from the previous release only (docs/design.md).
-const previousRelease = "07a77c0de2f1e39cb86ef24e40b1c5e54c978184"
+const previousRelease = "b2799f838a4dbbd43ef3412004c2b5d791593e53"
 
 // buildPrevious builds the previous release's binary from the repository's
 // history, or skips where the history is not there.
@@ -50,13 +50,12 @@ func buildPrevious(t *testing.T) string {
 // only this build knows wait (503) instead of stopping the old node; once
 // the last node runs this build they go through, and nothing acknowledged
 // is lost. A one-time code the previous release issued admits one upload
-// after the upgrade; an end of service (version 8) waits (503) in the
-// mixed region and is scheduled (and cancelled) once the region is
-// upgraded.
+// after the upgrade; padding by the day (version 9) waits (503) in the
+// mixed region and is set once the region is upgraded.
 func TestRollingUpgradeFromPreviousRelease(t *testing.T) {
 	previous := buildPrevious(t)
 	out, err := exec.Command(previous, "version").CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "command version 7") {
+	if err != nil || !strings.Contains(string(out), "command version 8") {
 		t.Fatalf("the previous release says %q (%v)", out, err)
 	}
 	_, exportFlags := exportKey(t, t.TempDir())
@@ -116,25 +115,25 @@ func TestRollingUpgradeFromPreviousRelease(t *testing.T) {
 	if _, err := c.cliResult("apikeys", "add", "--addr", c.node("n1").url(), "--name", "app", "--kind", "device"); err != nil {
 		t.Fatalf("a write in a mixed region: %v", err)
 	}
-	if v := c.commandVersion("n1"); v != 7 {
-		t.Fatalf("a mixed region applies command version %d, want 7", v)
+	if v := c.commandVersion("n1"); v != 8 {
+		t.Fatalf("a mixed region applies command version %d, want 8", v)
 	}
 	token := c.providerToken(c.node("n1").url(), "clinic")
 	code := c.issueCode(token, c.node("n3").url())
-	endService := []string{"service", "end", "--addr", c.node("n1").url(), "--wind-down-from", "2099-03-01T00:00:00Z"}
-	if out, err := c.cliResult(endService...); err == nil || !strings.Contains(out, ": 503: ") {
-		t.Fatalf("an end of service in a region of version 7: %v %s, want 503 (upgrade pending)", err, out)
+	byTheDay := []string{"policy", "set", "--addr", c.node("n1").url(), "--padding-keys-per-day", "4200"}
+	if out, err := c.cliResult(byTheDay...); err == nil || !strings.Contains(out, ": 503: ") {
+		t.Fatalf("padding by the day in a region of version 8: %v %s, want 503 (upgrade pending)", err, out)
 	}
 	if !c.running("n3") {
 		t.Fatal("the node on the previous release stopped")
 	}
-	// The last node upgraded: the region goes on to version 8.
+	// The last node upgraded: the region goes on to version 9.
 	c.stop("n3")
 	delete(c.binaries, "n3")
 	c.start(3)
 	c.waitReady("n3")
-	c.waitFor("the region to apply command version 8", 30*time.Second, func() bool {
-		return c.commandVersion("n2") == 8
+	c.waitFor("the region to apply command version 9", 30*time.Second, func() bool {
+		return c.commandVersion("n2") == 9
 	})
 	if status := c.codeUpload(c.node("n2").url(), code); status != http.StatusOK {
 		t.Fatalf("upload with the previous release's code after the upgrade: %d", status)
@@ -142,11 +141,8 @@ func TestRollingUpgradeFromPreviousRelease(t *testing.T) {
 	if status := c.codeUpload(c.node("n3").url(), code); status != http.StatusUnauthorized {
 		t.Fatalf("a second upload with that code: %d", status)
 	}
-	if out, err := c.cliResult(endService...); err != nil || !strings.Contains(out, "stage: scheduled") {
-		t.Fatalf("an end of service after the upgrade: %v %s", err, out)
-	}
-	if out, err := c.cliResult("service", "cancel", "--addr", c.node("n3").url()); err != nil || !strings.Contains(out, "stage: active") {
-		t.Fatalf("its cancel: %v %s", err, out)
+	if out, err := c.cliResult(byTheDay...); err != nil || !strings.Contains(out, `"padding_keys_per_day": 4200`) || !strings.Contains(out, `"seal_min_keys": 0`) {
+		t.Fatalf("padding by the day after the upgrade: %v %s", err, out)
 	}
 	keys, err = c.upload(c.node("n3").url())
 	if err != nil {

@@ -24,7 +24,7 @@ const verifyAppID = "org.example.app"
 func verificationCluster(t testing.TB) (c *cluster, deviceKey, labKey string) {
 	t.Helper()
 	_, exportFlags := exportKey(t, t.TempDir())
-	c = newCluster(t, append(append(exportFlags, "--seal-interval", "1h", "--seal-min-keys", "0"), verificationFlags(t)...)...)
+	c = newCluster(t, append(append(exportFlags, "--seal-interval", "1h", "--padding-keys-per-day", "0"), verificationFlags(t)...)...)
 	c.form(3)
 	deviceKey, labKey = c.verificationKeys()
 	return c, deviceKey, labKey

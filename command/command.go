@@ -64,7 +64,11 @@ import (
 // configuration carries the service's status. An export key may be kept
 // in an HSM: the leader signs each file once and SIGN_FILES replicates
 // the signatures.
-const Version = 8
+//
+// Version 9: padding by the day: a seal may be of a fixed size (real keys
+// up to it, oldest first, the rest waiting; padding alone when none), and
+// the policy names a day's padding budget.
+const Version = 9
 
 // The first versions of changes that later code tests for.
 const (
@@ -114,6 +118,9 @@ const (
 	// differ each time (an HSM's); the leader signs each file once and
 	// SIGN_FILES replicates the signature.
 	ReplicatedSignatures = 8
+	// DayPadding: a seal may be of a fixed size (Seal.fixed_size) and the
+	// policy may name a day's padding budget (padding_keys_per_day).
+	DayPadding = 9
 )
 
 // Applier commits a command through the region's leader and returns its

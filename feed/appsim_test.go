@@ -8,7 +8,9 @@ import (
 	"crypto/x509"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"math/big"
+	mathrand "math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -20,16 +22,37 @@ import (
 	"github.com/covid-backend/covid-backend/fsm"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 	"github.com/covid-backend/covid-backend/fsm/fsmtest"
+	"github.com/covid-backend/covid-backend/padding"
 )
 
 // simLoad is the load of the simulated region: uploads of 14 keys a day,
-// a seal every 10 to 60 minutes, padding to 1,000-1,100 keys a seal, as
-// the measurement of issue 26 ran.
+// and how the leader seals and pads.
 type simLoad struct {
-	uploadsPerDay         int
-	sealMin, sealMax      time.Duration
-	padTarget, padJitter  int
+	uploadsPerDay int
+	// padding is how batches are padded: "seal" (before version 9: a seal
+	// every sealMin-sealMax when keys are due, each padded to padTarget
+	// plus up to padJitter, as the measurement of issue 26 ran), "day"
+	// (package padding: a seal at every interval, of a size drawn from
+	// the day budget perDay) or "none" (a seal at every interval when keys
+	// are due, unpadded: the baseline).
+	padding              string
+	interval             time.Duration
+	sealMin, sealMax     time.Duration
+	padTarget, padJitter int
+	perDay               int
+	// uploadsOn, when set, is the uploads of each day (by day number from
+	// the start) instead of uploadsPerDay.
+	uploadsOn             func(day int) int
 	fillDays, measureDays int
+}
+
+// nextSeal is when the leader seals after a seal at t.
+func (l simLoad) nextSeal(t time.Time) time.Time {
+	if l.padding != "seal" {
+		return t.Add(l.interval)
+	}
+	gap, _ := rand.Int(rand.Reader, big.NewInt(int64(l.sealMax-l.sealMin)))
+	return t.Add(l.sealMin + time.Duration(gap.Int64()))
 }
 
 // simApp is one app's way of syncing: which list it reads, how often, and
@@ -59,11 +82,28 @@ type simRegion struct {
 	real    map[[16]byte]bool
 	next    uint64
 	seq     uint32
+	start   time.Time
+	// sizes are the batches sealed, in order.
+	sizes []simBatch
+	// listed is the batches.txt an app read last, to check that no name
+	// leaves it before its day leaves retention.
+	listed []string
+	// uploaded is when each real key was uploaded, until a batch publishes
+	// it; waited is how long each waited from its upload to its batch.
+	uploaded map[[16]byte]time.Time
+	waited   []time.Duration
+	// random draws the batch sizes: seeded, so a run is the same each time.
+	random io.Reader
 }
+
+// simBatch is one sealed batch: the day it was sealed on (from the start),
+// its keys in all and its real ones.
+type simBatch struct{ day, keys, real int }
 
 func newSimRegion(tb testing.TB, start time.Time) *simRegion {
 	tb.Helper()
-	s := &simRegion{tb: tb, now: start, real: map[[16]byte]bool{}}
+	s := &simRegion{tb: tb, now: start, start: start, real: map[[16]byte]bool{}, uploaded: map[[16]byte]time.Time{},
+		random: mathrand.NewChaCha8([32]byte{26})}
 	s.region = fsmtest.New(func() time.Time { return s.now })
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -92,6 +132,7 @@ func (s *simRegion) upload() {
 		var data [16]byte
 		rand.Read(data[:])
 		s.real[data] = true
+		s.uploaded[data] = s.now
 		p.Keys = append(p.Keys, &fsmpb.Key{KeyData: data[:], RollingStart: today - 144*d, RollingPeriod: 144, TransmissionRisk: 2, ReportType: 1})
 	}
 	s.next++
@@ -100,28 +141,57 @@ func (s *simRegion) upload() {
 	}
 }
 
-// seal seals a batch padded as the leader pads it.
+// seal seals a batch padded as the leader pads it, and keeps its size.
 func (s *simRegion) seal(load simLoad) {
 	s.tb.Helper()
-	target := load.padTarget
-	if load.padJitter > 0 {
-		j, _ := rand.Int(rand.Reader, big.NewInt(int64(load.padJitter)))
-		target += int(j.Int64())
+	target, fixed := 0, false
+	switch load.padding {
+	case "seal":
+		j, _ := rand.Int(rand.Reader, big.NewInt(int64(load.padJitter)+1))
+		target = load.padTarget + int(j.Int64())
+	case "day":
+		plan := padding.Plan{PerDay: load.perDay, Interval: load.interval}
+		var err error
+		if target, err = plan.Size(s.random, plan.Bucket(s.region.State.Backlog(s.now.Unix()), false)); err != nil {
+			s.tb.Fatal(err)
+		}
+		fixed = true
 	}
-	padding := make([][]byte, target)
-	for i := range padding {
-		padding[i] = make([]byte, fsm.KeyLen)
-		rand.Read(padding[i])
+	pad := make([][]byte, target)
+	for i := range pad {
+		pad[i] = make([]byte, fsm.KeyLen)
+		rand.Read(pad[i])
 	}
 	s.seq++
-	_, err := command.Seal(context.Background(), s.region, &fsmpb.Seal{Seq: s.seq, TargetKeys: uint32(target), Padding: padding, Origin: "sim",
-		Signers: []*fsmpb.ExportSigner{{KeyId: "310", KeyVersion: "v1"}}})
+	res, err := command.Seal(context.Background(), s.region, &fsmpb.Seal{Seq: s.seq, TargetKeys: uint32(target), Padding: pad, Origin: "sim",
+		Signers: []*fsmpb.ExportSigner{{KeyId: "310", KeyVersion: "v1"}}, FixedSize: fixed})
 	if err != nil {
 		s.seq--
 		if !strings.Contains(err.Error(), string(command.CodeNothingToSeal)) {
 			s.tb.Fatal(err)
 		}
+		return
 	}
+	s.sizes = append(s.sizes, simBatch{day: int(s.now.Sub(s.start) / (24 * time.Hour)),
+		keys: int(res.GetKeys() + res.GetPadding() + res.GetRevised()), real: int(res.GetKeys())})
+	keys, _, _ := s.region.State.BatchKeys(res.GetSeq())
+	for _, k := range keys {
+		if t, ok := s.uploaded[k.Data]; ok {
+			s.waited = append(s.waited, s.now.Sub(t))
+			delete(s.uploaded, k.Data)
+		}
+	}
+}
+
+// delays tells how long keys waited from upload to batch: the median, the
+// 99th percentile and the longest.
+func (s *simRegion) delays() string {
+	w := slices.Sorted(slices.Values(s.waited))
+	if len(w) == 0 {
+		return "no key published"
+	}
+	return fmt.Sprintf("keys wait for their batch %v at the median, %v at the 99th percentile, %v at most",
+		w[len(w)/2].Round(time.Second), w[len(w)*99/100].Round(time.Second), w[len(w)-1].Round(time.Second))
 }
 
 // expire applies 14 days of retention, floored to whole days.
@@ -133,10 +203,42 @@ func (s *simRegion) expire() {
 	}
 }
 
-// list reads index.txt or batches.txt as an app does.
+// list reads index.txt or batches.txt as an app does (gzip-compressed,
+// as the phones' HTTP stacks ask for it); batches.txt is checked to keep
+// every name it listed until its day leaves retention.
 func (s *simRegion) list(which string) (names []string, size int) {
 	f := s.catalog.IndexFile(s.now, which == "index")
-	return strings.Fields(string(f.Data)), len(f.Data)
+	names = strings.Fields(string(f.Data))
+	if which == "batches" {
+		s.checkKept(names)
+	}
+	return names, len(f.Gzip)
+}
+
+// checkKept fails when a name batches.txt listed before is gone while its
+// day is still in the retention window: an app that holds it as the last
+// one it saw would start again from the top.
+func (s *simRegion) checkKept(names []string) {
+	s.tb.Helper()
+	now := make(map[string]bool, len(names))
+	for _, n := range names {
+		now[n] = true
+	}
+	oldest := s.now.Truncate(24*time.Hour).AddDate(0, 0, -14).Unix()
+	for _, n := range s.listed {
+		if now[n] {
+			continue
+		}
+		var start, end int64
+		var part int
+		if _, err := fmtSscanf(strings.TrimPrefix(n, "v1/exports/"), &start, &end, &part); err != nil {
+			s.tb.Fatalf("batches.txt name %s: %v", n, err)
+		}
+		if (end-1)/86_400*86_400 >= oldest {
+			s.tb.Errorf("at %v batches.txt no longer lists %s, whose day is still kept", s.now, n)
+		}
+	}
+	s.listed = names
 }
 
 // fetch downloads a file and counts its records: real keys by key, and
@@ -153,13 +255,30 @@ func (s *simRegion) fetch(a *simApp, name string) {
 	}
 	a.files++
 	a.bytes += len(f.Data)
+	real := s.countReal(f.Data)
+	a.realFetched += real
+	a.padding += len(d.File.Keys) + len(d.File.RevisedKeys) - real
+}
+
+// countReal counts the real keys of an export file.
+func (s *simRegion) countReal(data []byte) int {
+	s.tb.Helper()
+	d, err := export.Decode(data)
+	if err != nil {
+		s.tb.Fatal(err)
+	}
+	n := 0
 	for _, k := range slices.Concat(d.File.Keys, d.File.RevisedKeys) {
 		if s.real[k.Data] {
-			a.realFetched++
-		} else {
-			a.padding++
+			n++
 		}
 	}
+	return n
+}
+
+// fmtSscanf reads a batch file's name: its window and part.
+func fmtSscanf(rel string, start, end *int64, part *int) (int, error) {
+	return fmt.Sscanf(rel, "%d-%d-%d.zip", start, end, part)
 }
 
 // poll is one app's poll: the list, then the files its way of syncing
@@ -192,17 +311,13 @@ func (s *simRegion) poll(a *simApp, measuring bool) {
 	}
 }
 
-// simulate runs the load through fill and measured days and returns the
-// apps, and a fresh install's fetch of each list at the end.
-func simulate(tb testing.TB, load simLoad) (apps []*simApp, fresh []*simApp, realInWindow int) {
-	start := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
-	s := newSimRegion(tb, start)
+// simApps are the apps of the population: each list read every 4 h and
+// every hour, by each way of syncing.
+func simApps() []*simApp {
+	var apps []*simApp
 	for _, list := range []string{"index", "batches"} {
 		for _, every := range []time.Duration{4 * time.Hour, time.Hour} {
 			for _, last := range []bool{false, true} {
-				if list == "batches" && last {
-					continue // batches.txt only appends: the two ways fetch alike
-				}
 				way := "every new name"
 				if last {
 					way = "last seen"
@@ -212,10 +327,35 @@ func simulate(tb testing.TB, load simLoad) (apps []*simApp, fresh []*simApp, rea
 			}
 		}
 	}
+	return apps
+}
+
+// simRun is what a simulation measured: the apps, a fresh install's fetch
+// of each list at the end, the real keys uploaded in the measured days,
+// and the region (its batches' sizes).
+type simRun struct {
+	apps, fresh  []*simApp
+	realInWindow int
+	region       *simRegion
+}
+
+// simulate runs the load through fill and measured days.
+func simulate(tb testing.TB, load simLoad) simRun {
+	start := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	s := newSimRegion(tb, start)
+	apps := simApps()
+	for i, a := range apps {
+		a.nextPoll = start.Add(time.Duration(i) * 7 * time.Minute) // apps poll at their own times
+	}
 	end := start.Add(time.Duration(load.fillDays+load.measureDays) * 24 * time.Hour)
 	measureFrom := start.Add(time.Duration(load.fillDays) * 24 * time.Hour)
-	uploadGap := 24 * time.Hour / time.Duration(load.uploadsPerDay)
-	nextUpload, nextSeal, nextExpire := start, start.Add(load.sealMin), start
+	uploads := func(day int) int {
+		if load.uploadsOn != nil {
+			return load.uploadsOn(day)
+		}
+		return load.uploadsPerDay
+	}
+	nextUpload, nextSeal, nextExpire := start, load.nextSeal(start), start
 	before := map[[16]byte]bool{}
 	for s.now.Before(end) {
 		next := slices.MinFunc([]time.Time{nextUpload, nextSeal, nextExpire}, func(a, b time.Time) int { return a.Compare(b) })
@@ -233,12 +373,16 @@ func simulate(tb testing.TB, load simLoad) (apps []*simApp, fresh []*simApp, rea
 		}
 		switch {
 		case !nextUpload.After(s.now):
-			s.upload()
-			nextUpload = nextUpload.Add(uploadGap)
+			day := int(s.now.Sub(start) / (24 * time.Hour))
+			if n := uploads(day); n > 0 {
+				s.upload()
+				nextUpload = nextUpload.Add(24 * time.Hour / time.Duration(n))
+			} else {
+				nextUpload = start.Add(time.Duration(day+1) * 24 * time.Hour)
+			}
 		case !nextSeal.After(s.now):
 			s.seal(load)
-			gap, _ := rand.Int(rand.Reader, big.NewInt(int64(load.sealMax-load.sealMin)))
-			nextSeal = nextSeal.Add(load.sealMin + time.Duration(gap.Int64()))
+			nextSeal = load.nextSeal(nextSeal)
 		case !nextExpire.After(s.now):
 			s.expire()
 			nextExpire = nextExpire.Add(time.Hour)
@@ -251,44 +395,76 @@ func simulate(tb testing.TB, load simLoad) (apps []*simApp, fresh []*simApp, rea
 			}
 		}
 	}
+	run := simRun{apps: apps, region: s}
 	for k := range s.real {
 		if !before[k] {
-			realInWindow++
+			run.realInWindow++
 		}
 	}
 	for _, list := range []string{"index", "batches"} {
 		a := &simApp{name: "fresh install, " + list + ".txt", list: list, seen: map[string]bool{}}
 		s.poll(a, true)
-		fresh = append(fresh, a)
+		run.fresh = append(run.fresh, a)
 	}
-	return apps, fresh, realInWindow
+	return run
+}
+
+// dup is how many times the app fetched each real key uploaded in the
+// measured days.
+func (r simRun) dup(a *simApp) float64 {
+	return float64(a.realFetched) / float64(max(1, r.realInWindow))
+}
+
+// table prints the run as the README's figures table has it.
+func (r simRun) table(days int) string {
+	var out strings.Builder
+	fmt.Fprintf(&out, "| app behaviour | files | bytes (%d days) | bytes per real key | times each key is fetched | padding share |\n|---|---:|---:|---:|---:|---:|\n", days)
+	for _, a := range r.apps {
+		fmt.Fprintf(&out, "| %s | %d | %.2f MB | %d | %.2f | %.1f %% |\n", a.name, a.files, float64(a.bytes)/1e6, a.bytes/max(1, r.realInWindow), r.dup(a), paddingShare(a))
+	}
+	for _, a := range r.fresh {
+		fmt.Fprintf(&out, "| %s | %d | %.2f MB | | | %.1f %% |\n", a.name, a.files, float64(a.bytes)/1e6, paddingShare(a))
+	}
+	return out.String()
+}
+
+func paddingShare(a *simApp) float64 {
+	return 100 * float64(a.padding) / float64(max(1, a.padding+a.realFetched))
 }
 
 // BenchmarkAppPopulation simulates a region (one node's state machine and
 // catalog, the clock moved through 13 days of fill and 2 measured days
-// across a UTC midnight; 200 uploads of 14 keys a day, a seal every 10-60
-// minutes padded to 1,000-1,100 keys) and the apps that download from it:
-// each list read every 4 h and every hour, index.txt both by "every new
+// across a UTC midnight; 200 uploads of 14 keys a day) and the apps that
+// download from it: each list read every 4 h and every hour, by "every new
 // name" and by "last seen", and a fresh install at the end. It prints what
-// each fetched in the measured days: files, bytes, bytes per real key, how
-// many times each key was fetched, and the padding's share of the records.
+// each fetched in the measured days (lists as gzip-compressed): files,
+// bytes, bytes per real key, how many times each key was fetched, and the
+// padding's share of the records; for padding by the day (the default),
+// for no padding (the baseline), and for the padding of each seal before
+// version 9 (the measurement of issue 26).
 //
 //	go test -run XXX -bench BenchmarkAppPopulation -benchtime 1x ./feed/
 func BenchmarkAppPopulation(b *testing.B) {
-	load := simLoad{uploadsPerDay: 200, sealMin: 10 * time.Minute, sealMax: 60 * time.Minute, padTarget: 1000, padJitter: 100, fillDays: 13, measureDays: 2}
-	for range b.N {
-		apps, fresh, window := simulate(b, load)
-		var out strings.Builder
-		fmt.Fprintf(&out, "\n| app behaviour | files | bytes (%d days) | bytes per real key | times each key is fetched | padding share |\n|---|---:|---:|---:|---:|---:|\n", load.measureDays)
-		for _, a := range apps {
-			dup := float64(a.realFetched) / float64(max(1, window)) // real keys fetched by each key uploaded in the window
-			fmt.Fprintf(&out, "| %s | %d | %.2f MB | %d | %.2f | %.1f %% |\n", a.name, a.files, float64(a.bytes)/1e6, a.bytes/max(1, window), dup,
-				100*float64(a.padding)/float64(max(1, a.padding+a.realFetched)))
-			b.ReportMetric(dup, "dup-"+strings.NewReplacer(" ", "", ",", "-", ".txt", "").Replace(a.name))
-		}
-		for _, a := range fresh {
-			fmt.Fprintf(&out, "| %s | %d | %.2f MB | | | %.1f %% |\n", a.name, a.files, float64(a.bytes)/1e6, 100*float64(a.padding)/float64(max(1, a.padding+a.realFetched)))
-		}
-		b.Log(out.String())
+	loads := []struct {
+		name string
+		load simLoad
+	}{
+		{"by the day", simLoad{padding: "day", interval: 10 * time.Minute, perDay: fsm.DefaultPaddingKeysPerDay}},
+		{"no padding", simLoad{padding: "none", interval: 10 * time.Minute}},
+		{"each seal (before)", simLoad{padding: "seal", sealMin: 10 * time.Minute, sealMax: 60 * time.Minute, padTarget: 1000, padJitter: 100}},
+	}
+	for _, l := range loads {
+		b.Run(strings.ReplaceAll(l.name, " ", "-"), func(b *testing.B) {
+			load := l.load
+			load.uploadsPerDay, load.fillDays, load.measureDays = 200, 13, 2
+			for range b.N {
+				run := simulate(b, load)
+				for _, a := range run.apps {
+					b.ReportMetric(run.dup(a), "dup-"+strings.NewReplacer(" ", "", ",", "-", ".txt", "").Replace(a.name))
+				}
+				// Printed, not logged: a benchmark's log is cut at ten lines.
+				fmt.Printf("\npadding %s, 200 uploads a day (%s):\n%s", l.name, run.region.delays(), run.table(load.measureDays))
+			}
+		})
 	}
 }

@@ -1,6 +1,8 @@
 package feed
 
 import (
+	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -8,6 +10,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/covid-backend/covid-backend/export"
@@ -20,10 +23,36 @@ type File struct {
 	Data []byte
 	// ETag is the quoted SHA-256 of Data.
 	ETag string
+	// Gzip is Data gzip-compressed, for a list (index.txt, batches.txt),
+	// which apps read whole at every poll: the same bytes on every node
+	// (no name or time in the header). GzipETag is its quoted SHA-256.
+	Gzip     []byte
+	GzipETag string
 }
 
 func newFile(data []byte) *File {
 	return &File{Data: data, ETag: ETag(data)}
+}
+
+// gzipWriters keep the compressors of lists: each holds about a megabyte
+// of tables, too much to make at every list a seal changes.
+var gzipWriters = sync.Pool{New: func() any {
+	zw, _ := gzip.NewWriterLevel(nil, gzip.BestCompression) // a valid level: no error
+	return zw
+}}
+
+// newListFile is a list with its gzip form.
+func newListFile(data []byte) *File {
+	f := newFile(data)
+	var buf bytes.Buffer
+	zw := gzipWriters.Get().(*gzip.Writer)
+	defer gzipWriters.Put(zw)
+	zw.Reset(&buf)
+	_, _ = zw.Write(data) // into memory: no error
+	_ = zw.Close()
+	f.Gzip = buf.Bytes()
+	f.GzipETag = ETag(f.Gzip)
+	return f
 }
 
 // ETag is the quoted SHA-256 of data: equal bytes, equal tag on every node.
@@ -45,7 +74,7 @@ type Catalog struct {
 // NewCatalog returns a catalog over the batches of src.
 func NewCatalog(cfg Config, src Source) *Catalog {
 	cfg.defaults()
-	size := func(f *File) int { return len(f.Data) }
+	size := func(f *File) int { return len(f.Data) + len(f.Gzip) }
 	return &Catalog{cfg: cfg, src: src, files: newCache(cfg.CacheEntries, cfg.CacheBytes, size),
 		delta: newCache(cfg.CacheEntries, cfg.CacheBytes, size), deltaBuilds: make(chan struct{}, cfg.DeltaBuilds)}
 }
@@ -73,7 +102,7 @@ func (c *Catalog) IndexFile(now time.Time, rollups bool) *File {
 	}
 	key := fmt.Sprintf("index/%v/%d/%d/%d", rollups, first, last, dayOf(now.Unix()+1))
 	f, _ := c.files.get(key, func() (*File, error) {
-		return newFile([]byte(strings.Join(c.list(now, rollups), "\n"))), nil
+		return newListFile([]byte(strings.Join(c.list(now, rollups), "\n"))), nil
 	})
 	return f
 }

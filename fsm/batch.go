@@ -122,3 +122,13 @@ func keysFromProto(in []*fsmpb.Key) ([]Key, error) {
 	}
 	return out, nil
 }
+
+// Backlog counts the keys a batch sealed at t would publish if it took
+// them all: pending keys whose validity has ended, and revised keys. The
+// leader picks the size of a batch padded by the day from it.
+func (f *FSM) Backlog(t int64) int {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	eligible, _ := f.state.sealable(t, -1)
+	return len(eligible) + len(f.state.revisedPending)
+}

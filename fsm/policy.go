@@ -15,6 +15,9 @@ const (
 	DefaultRetentionSeconds  = 14 * 24 * 3600
 	DefaultSealMinKeys       = 1000
 	DefaultSealPaddingJitter = 100
+	// DefaultPaddingKeysPerDay is the day budget a new region pads by
+	// (padding_keys_per_day): 300 uploads of 14 keys.
+	DefaultPaddingKeysPerDay = 4200
 	DefaultCodeTTLSeconds    = 24 * 3600
 	// DefaultSMSPerHour and DefaultSMSPerNumberPerDay bound the codes the
 	// region sends by SMS while its policy names no quota.
@@ -30,6 +33,7 @@ const (
 	minRetentionSeconds = 1
 	maxRetentionSeconds = 60 * 24 * 3600
 	maxSealKeys         = 100_000
+	maxPaddingPerDay    = 1_000_000
 	minCodeTTLSeconds   = 60
 	maxCodeTTLSeconds   = 30 * 24 * 3600
 	maxSMSPerHour       = 1_000_000
@@ -41,6 +45,7 @@ const (
 // current value, a zero field keeps it.
 func applySetPolicy(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 	in := cmd.GetSetPolicy()
+	dayPadding := cmd.GetVersion() >= command.DayPadding // a field older builds do not know
 	switch r, ttl := in.GetRetentionSeconds(), in.GetCodeTtlSeconds(); {
 	case r != 0 && (r < minRetentionSeconds || r > maxRetentionSeconds):
 		return refuse(command.CodeInvalidCommand, "retention %d s: want %d..%d", r, minRetentionSeconds, maxRetentionSeconds)
@@ -54,6 +59,10 @@ func applySetPolicy(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 		return refuse(command.CodeInvalidCommand, "SMS quotas: at most %d an hour and %d a number a day", maxSMSPerHour, maxSMSPerNumber)
 	case in.GetCodesPerProviderPerDay() > maxCodesPerProvider:
 		return refuse(command.CodeInvalidCommand, "codes a provider issues a day: at most %d", maxCodesPerProvider)
+	case dayPadding && in.GetPaddingKeysPerDay() > maxPaddingPerDay:
+		return refuse(command.CodeInvalidCommand, "padding a day: at most %d keys", maxPaddingPerDay)
+	case dayPadding && in.GetPaddingKeysPerDay() != 0 && (in.GetNoPadding() || in.GetSealMinKeys() != 0):
+		return refuse(command.CodeInvalidCommand, "padding by the day excludes no padding and a padding minimum a batch")
 	}
 	p := s.effectivePolicy()
 	if v := in.GetRetentionSeconds(); v != 0 {
@@ -74,10 +83,13 @@ func applySetPolicy(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 	if v := in.GetCodesPerProviderPerDay(); v != 0 {
 		p.CodesPerProviderPerDay = v
 	}
-	if in.GetNoPadding() {
-		p.SealMinKeys, p.NoPadding = 0, true
-	} else if v := in.GetSealMinKeys(); v != 0 {
-		p.SealMinKeys, p.NoPadding = v, false
+	switch {
+	case in.GetNoPadding():
+		p.SealMinKeys, p.NoPadding, p.PaddingKeysPerDay = 0, true, 0
+	case in.GetSealMinKeys() != 0:
+		p.SealMinKeys, p.NoPadding, p.PaddingKeysPerDay = in.GetSealMinKeys(), false, 0
+	case dayPadding && in.GetPaddingKeysPerDay() != 0:
+		p.SealMinKeys, p.NoPadding, p.PaddingKeysPerDay = 0, false, in.GetPaddingKeysPerDay()
 	}
 	s.policy = p
 	return &fsmpb.Result{Value: &fsmpb.Result_Policy{Policy: proto.CloneOf(p)}}

@@ -67,3 +67,49 @@ func TestPolicy(t *testing.T) {
 }
 
 func must(p *fsmpb.Policy, _ bool) *fsmpb.Policy { return p }
+
+// Padding by the day (version 9) replaces a padding minimum a batch and
+// no padding, and either of them replaces it; a version 8 command cannot
+// set it (older builds do not know the field), and the budget is bounded.
+func TestPolicyPaddingByTheDay(t *testing.T) {
+	f := fsm.New()
+	day := func(v uint32, p *fsmpb.Policy) *fsmpb.Command {
+		cmd := setPolicy(p)
+		cmd.Version = v
+		return cmd
+	}
+	steps := []struct {
+		name string
+		cmd  *fsmpb.Command
+		want func(*fsmpb.Policy) bool // nil: refused
+	}{
+		{"by the day", day(command.DayPadding, &fsmpb.Policy{PaddingKeysPerDay: 4200}),
+			func(p *fsmpb.Policy) bool {
+				return p.GetPaddingKeysPerDay() == 4200 && p.GetSealMinKeys() == 0 && !p.GetNoPadding()
+			}},
+		{"a minimum a batch", day(command.DayPadding, &fsmpb.Policy{SealMinKeys: 50}),
+			func(p *fsmpb.Policy) bool { return p.GetPaddingKeysPerDay() == 0 && p.GetSealMinKeys() == 50 }},
+		{"by the day from version 8", day(command.DayPadding-1, &fsmpb.Policy{PaddingKeysPerDay: 4200}),
+			func(p *fsmpb.Policy) bool { return p.GetPaddingKeysPerDay() == 0 && p.GetSealMinKeys() == 50 }},
+		{"by the day again", day(command.DayPadding, &fsmpb.Policy{PaddingKeysPerDay: 8000}),
+			func(p *fsmpb.Policy) bool { return p.GetPaddingKeysPerDay() == 8000 && p.GetSealMinKeys() == 0 }},
+		{"no padding", day(command.DayPadding, &fsmpb.Policy{NoPadding: true}),
+			func(p *fsmpb.Policy) bool { return p.GetPaddingKeysPerDay() == 0 && p.GetNoPadding() }},
+		{"too much", day(command.DayPadding, &fsmpb.Policy{PaddingKeysPerDay: 2_000_000}), nil},
+		{"both", day(command.DayPadding, &fsmpb.Policy{PaddingKeysPerDay: 100, SealMinKeys: 5}), nil},
+	}
+	for _, st := range steps {
+		before := freeze(t, f)
+		r := applyCmd(t, f, st.cmd)
+		if st.want == nil {
+			if r.Err == nil {
+				t.Fatalf("%s: accepted", st.name)
+			}
+			assertUnchanged(t, f, before)
+			continue
+		}
+		if p, _ := f.Policy(); r.Err != nil || !st.want(p) {
+			t.Fatalf("%s: %v, policy %v", st.name, r.Err, p)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"bytes"
+	"cmp"
 	"slices"
 
 	"github.com/covid-backend/covid-backend/command"
@@ -56,29 +57,34 @@ func applySeal(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 	if sl.GetSeq() != s.lastSeq+1 {
 		return refuse(command.CodeStaleSeal, "seal of batch %d, next is %d", sl.GetSeq(), s.lastSeq+1)
 	}
-	nowInterval := int32(cmd.GetTimeUnix() / intervalSeconds)
-	var eligible, waiting []TEK
-	for _, k := range s.pending {
-		switch r := s.keys.at(k); {
-		case r.revoked: // withdrawn before publication: never published
-		case r.start+int32(r.period) <= nowInterval:
-			eligible = append(eligible, k)
-		default:
-			waiting = append(waiting, k)
-		}
+	fixed := cmd.GetVersion() >= command.DayPadding && sl.GetFixedSize() && sl.GetTargetKeys() > 0
+	room := -1 // real keys the batch takes; -1: all
+	if fixed {
+		room = max(0, int(sl.GetTargetKeys())-len(slices.Compact(slices.SortedFunc(slices.Values(s.revisedPending), compareTEK))))
 	}
-	if len(eligible) == 0 && len(s.revisedPending) == 0 {
+	eligible, waiting := s.sealable(cmd.GetTimeUnix(), room)
+	var templates []Key // the keys whose other fields padding copies
+	switch {
+	case len(eligible) > 0:
+		templates = s.keysOf(eligible)
+	case len(s.revisedPending) > 0:
+	case fixed && !s.windingDown(cmd.GetTimeUnix()):
+		templates = s.newestKeys()
+	}
+	if len(eligible) == 0 && len(s.revisedPending) == 0 && len(templates) == 0 {
 		return refuse(command.CodeNothingToSeal, "no key has expired and none was revoked since batch %d", s.lastSeq)
 	}
-	slices.SortFunc(eligible, compareTEK)
 	// Windows end strictly later than the previous one, so that no two
 	// batches share a file name even when sealed within one second.
 	end := max(cmd.GetTimeUnix(), s.lastSealUnix+1)
 	b := &Batch{Seq: sl.GetSeq(), StartUnix: s.batchStart(eligible, end), EndUnix: end, Keys: s.published(eligible)}
-	if len(eligible) > 0 {
-		b.Padding = s.padding(eligible, int(sl.GetTargetKeys())-len(eligible), sl.GetPadding(), sl.GetPaddingPicks())
-	}
 	b.Revised = s.revised()
+	if n := int(sl.GetTargetKeys()) - len(eligible); len(templates) > 0 {
+		if fixed {
+			n -= len(b.Revised)
+		}
+		b.Padding = s.padding(templates, n, sl.GetPadding(), sl.GetPaddingPicks())
+	}
 	if cmd.GetVersion() >= 2 {
 		b.Signers = cloneSigners(sl.GetSigners(), cmd.GetVersion() >= command.EndOfService)
 	}
@@ -94,6 +100,53 @@ func applySeal(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 	s.batches = append(s.batches, b)
 	s.lastSeq, s.lastSealUnix = b.Seq, b.EndUnix
 	return &fsmpb.Result{Value: &fsmpb.Result_Seal{Seal: &fsmpb.SealResult{Seq: b.Seq, Keys: uint32(len(b.Keys)), Padding: uint32(len(b.Padding)), Revised: uint32(len(b.Revised))}}}
+}
+
+// sealable splits the pending keys at time t into those a batch publishes,
+// sorted, and those that wait: the keys whose validity has ended, at most
+// room of them (-1: all), oldest upload first. The order comes from the
+// replicated upload numbers, since the pending list of a node restored
+// from a snapshot is in key order.
+func (s *state) sealable(t int64, room int) (eligible, waiting []TEK) {
+	nowInterval := int32(t / intervalSeconds)
+	for _, k := range s.pending {
+		switch r := s.keys.at(k); {
+		case r.revoked: // withdrawn before publication: never published
+		case r.start+int32(r.period) <= nowInterval:
+			eligible = append(eligible, k)
+		default:
+			waiting = append(waiting, k)
+		}
+	}
+	if room >= 0 && len(eligible) > room {
+		slices.SortFunc(eligible, func(a, b TEK) int {
+			return cmp.Or(cmp.Compare(s.keys.at(a).submission, s.keys.at(b).submission), compareTEK(a, b))
+		})
+		waiting, eligible = append(waiting, eligible[room:]...), eligible[:room]
+	}
+	slices.SortFunc(eligible, compareTEK)
+	return eligible, waiting
+}
+
+// keysOf expands pending keys.
+func (s *state) keysOf(teks []TEK) []Key {
+	out := make([]Key, len(teks))
+	for i, k := range teks {
+		out[i] = s.keys.at(k).key(k)
+	}
+	return out
+}
+
+// newestKeys are the own keys of the newest batch that has any, for a
+// batch of padding alone to copy the fields of: keys that apps saw lately
+// (none in a region that published none within retention).
+func (s *state) newestKeys() []Key {
+	for i := len(s.batches) - 1; i >= 0; i-- {
+		if b := s.batches[i]; len(b.Keys) > 0 {
+			return b.keys()
+		}
+	}
+	return nil
 }
 
 // revised turns the published keys revoked or revised since the last batch
@@ -178,13 +231,14 @@ func (s *state) batchStart(keys []TEK, end int64) int64 {
 }
 
 // padding turns up to n of the leader's random keys into padding keys that
-// copy the other fields of real keys, so that padding cannot be told from
-// real keys: the real key the leader picked for each (at random), or, for
-// commands without picks, the real keys round robin as the GAEN reference
-// does (which lets group sizes by metadata give the real count away).
-func (s *state) padding(real []TEK, n int, random [][]byte, picks []uint32) []Key {
+// copy the other fields of the template keys (the batch's real keys), so
+// that padding cannot be told from real keys: the template the leader
+// picked for each (at random), or, for commands without picks, the
+// templates round robin as the GAEN reference does (which lets group sizes
+// by metadata give the real count away).
+func (s *state) padding(templates []Key, n int, random [][]byte, picks []uint32) []Key {
 	var out []Key
-	seen := make(map[TEK]bool, n)
+	seen := make(map[TEK]bool, max(n, 0))
 	for _, data := range random {
 		if len(out) >= n {
 			break
@@ -197,12 +251,12 @@ func (s *state) padding(real []TEK, n int, random [][]byte, picks []uint32) []Ke
 			continue
 		}
 		seen[tek] = true
-		pick := len(out) % len(real)
+		pick := len(out) % len(templates)
 		if len(out) < len(picks) {
-			pick = int(picks[len(out)] % uint32(len(real)))
+			pick = int(picks[len(out)] % uint32(len(templates)))
 		}
-		k := s.keys.at(real[pick]).key(tek)
-		k.Submission, k.Batch = 0, 0
+		k := templates[pick]
+		k.Data, k.Submission, k.Batch = tek, 0, 0
 		out = append(out, k)
 	}
 	slices.SortFunc(out, func(a, b Key) int { return compareTEK(a.Data, b.Data) })

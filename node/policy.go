@@ -57,10 +57,13 @@ func (n *Node) warnPolicy(ctx context.Context) {
 func merged(p, q *fsmpb.Policy) *fsmpb.Policy {
 	out := proto.CloneOf(p)
 	proto.Merge(out, q)
-	if q.GetNoPadding() {
-		out.SealMinKeys = 0
-	} else if q.GetSealMinKeys() != 0 {
-		out.NoPadding = false
+	switch {
+	case q.GetNoPadding():
+		out.SealMinKeys, out.PaddingKeysPerDay = 0, 0
+	case q.GetSealMinKeys() != 0:
+		out.NoPadding, out.PaddingKeysPerDay = false, 0
+	case q.GetPaddingKeysPerDay() != 0:
+		out.NoPadding, out.SealMinKeys = false, 0
 	}
 	return out
 }

@@ -13,12 +13,13 @@ import (
 	"github.com/covid-backend/covid-backend/command"
 	"github.com/covid-backend/covid-backend/fsm"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
+	"github.com/covid-backend/covid-backend/padding"
 )
 
 // sealLoop seals a batch every seal interval while this node leads.
 func sealLoop(ctx context.Context, n *Node) error {
 	return every(ctx, n.cfg.SealInterval, func() {
-		if _, err := n.SealNow(ctx); err != nil && !errors.Is(err, ErrNothingToSeal) {
+		if _, err := n.scheduledSeal(ctx); err != nil && !errors.Is(err, ErrNothingToSeal) {
 			n.cfg.Logger.Warn("seal failed", "err", err)
 		}
 	})
@@ -95,22 +96,29 @@ func (n *Node) sealNext(ctx context.Context, sl *fsmpb.Seal) (*fsmpb.SealResult,
 // SealNow seals the next batch through raft: the leader draws the padding
 // keys (randomness stays out of Apply), as many as the region policy asks,
 // and the state machine decides, the same on every node, which keys the
-// batch holds.
+// batch holds. It publishes every key that is due (an operator's "seal
+// now"); the seal loop's seals, when the region pads by the day, are of a
+// fixed size instead (scheduledSeal).
 func (n *Node) SealNow(ctx context.Context) (*fsmpb.SealResult, error) {
+	return n.seal(ctx, false)
+}
+
+// scheduledSeal is the seal loop's: of a fixed size, even with no key due,
+// when the region pads by the day.
+func (n *Node) scheduledSeal(ctx context.Context) (*fsmpb.SealResult, error) {
+	return n.seal(ctx, true)
+}
+
+func (n *Node) seal(ctx context.Context, scheduled bool) (*fsmpb.SealResult, error) {
 	// A batch sealed below version 2 records no export keys, and its files
 	// would be signed with whatever keys a node has when it builds them:
 	// the same name could later carry other bytes.
 	if v := n.RegionVersion(); v < sealSignersVersion {
 		return nil, &command.ErrUpgradePending{Type: fsmpb.CommandType_COMMAND_TYPE_SEAL, Need: sealSignersVersion, Region: v}
 	}
-	policy, _ := n.Policy()
-	target := 0
-	if policy.GetSealMinKeys() > 0 {
-		jitter, err := rand.Int(rand.Reader, big.NewInt(int64(policy.GetSealPaddingJitter())+1))
-		if err != nil {
-			return nil, err
-		}
-		target = int(policy.GetSealMinKeys()) + int(jitter.Int64())
+	target, fixed, err := n.sealTarget(scheduled)
+	if err != nil {
+		return nil, err
 	}
 	// As many random keys as the batch could need: the state machine takes
 	// what the keys it seals leave short of the target (this node's copy of
@@ -131,7 +139,7 @@ func (n *Node) SealNow(ctx context.Context) (*fsmpb.SealResult, error) {
 		return nil, err
 	}
 	res, err := n.sealNext(ctx, &fsmpb.Seal{TargetKeys: uint32(target), Padding: padding, Origin: n.cfg.Region,
-		Signers: signers, PaddingPicks: picks})
+		Signers: signers, PaddingPicks: picks, FixedSize: fixed})
 	if err != nil {
 		return nil, err
 	}
@@ -139,6 +147,31 @@ func (n *Node) SealNow(ctx context.Context) (*fsmpb.SealResult, error) {
 	n.cfg.Logger.Info("sealed batch", "seq", res.GetSeq())
 	n.cfg.Logger.Debug("sealed batch counts", "seq", res.GetSeq(), "keys", res.GetKeys(), "padding", res.GetPadding(), "revised", res.GetRevised())
 	return res, nil
+}
+
+// sealTarget is the size the next batch is padded to, and whether it is
+// fixed (padding by the day, from the seal loop): the region policy's
+// minimum a batch with its jitter, or a draw from the day budget's bucket
+// for the keys due (package padding).
+func (n *Node) sealTarget(scheduled bool) (target int, fixed bool, err error) {
+	policy, _ := n.Policy()
+	minKeys := policy.GetSealMinKeys()
+	if perDay := policy.GetPaddingKeysPerDay(); perDay > 0 {
+		if n.RegionVersion() >= command.DayPadding {
+			plan := padding.Plan{PerDay: int(perDay), Interval: n.cfg.SealInterval}
+			target, err = plan.Next(n.fsm.Backlog(n.cfg.Now().Unix()), !scheduled)
+			return target, scheduled, err
+		}
+		minKeys = fsm.DefaultSealMinKeys // until the whole region applies version 9
+	}
+	if minKeys == 0 {
+		return 0, false, nil
+	}
+	jitter, err := rand.Int(rand.Reader, big.NewInt(int64(policy.GetSealPaddingJitter())+1))
+	if err != nil {
+		return 0, false, err
+	}
+	return int(minKeys) + int(jitter.Int64()), false, nil
 }
 
 // sealSigners are the export keys that sign the next batch: a key kept in

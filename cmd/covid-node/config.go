@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/covid-backend/covid-backend/api"
+	"github.com/covid-backend/covid-backend/fsm"
 	"github.com/covid-backend/covid-backend/fsm/fsmpb"
 	"github.com/covid-backend/covid-backend/hsm"
 	"github.com/covid-backend/covid-backend/stats"
@@ -28,7 +29,7 @@ type serveConfig struct {
 	TestStallFile                               string
 	MinFreeDiskMiB                              int64
 	Retention, CodeTTL                          time.Duration
-	SealMinKeys                                 int
+	SealMinKeys, PaddingPerDay                  int
 	ExportKeyFiles, ExportKeyIDs, ExportKeyVers string
 	ExportKeysRetired                           string
 	PKCS11                                      hsm.Config
@@ -82,7 +83,8 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.MinFreeDiskMiB, "min-free-disk-mib", 256, "free space the data dir keeps in reserve: below it the node takes no writes (503 disk_full) and hands leadership on, and serves reads")
 	fs.BoolVar(&c.NoBatchApply, "raft-no-batch-apply", false, "do not batch concurrent writes into one raft log write (for measurements)")
 	fs.DurationVar(&c.SealEvery, "seal-interval", 10*time.Minute, "how often the leader seals expired keys into a batch")
-	fs.IntVar(&c.SealMinKeys, "seal-min-keys", 1000, "batches with fewer keys are padded with random keys up to this (plus 0-100); 0: no padding. A new region starts with it, then the replicated policy rules (covid-node policy)")
+	fs.IntVar(&c.PaddingPerDay, "padding-keys-per-day", fsm.DefaultPaddingKeysPerDay, "pad by the day: the leader seals at every seal interval a batch of a size drawn around this budget spread over the day's seals, real keys and random ones, doubling it while uploads outrun it; 0 (with --seal-min-keys 0): no padding. A new region starts with it, then the replicated policy rules (covid-node policy)")
+	fs.IntVar(&c.SealMinKeys, "seal-min-keys", 0, "pad each batch instead up to this many keys (plus 0-100), as before version 9; 0: pad by the day")
 	fs.DurationVar(&c.Retention, "retention", 14*24*time.Hour, "how long batches and their keys are kept (GAEN: 14 days). A new region starts with it, then the replicated policy rules")
 	fs.DurationVar(&c.CodeTTL, "code-ttl", 24*time.Hour, "how long a one-time code from POST /v1/codes stays valid. A new region starts with it, then the replicated policy rules")
 	fs.StringVar(&c.SigningKeyFile, "signing-key-file", "", "the region's federation signing key (Ed25519, from covid-node keygen, or in the PKCS#11 token as pkcs11:object=LABEL); every node of the region the same")
@@ -209,9 +211,13 @@ func (c *serveConfig) mergeFile(fs *flag.FlagSet, set map[string]bool) error {
 // policy is the region policy the flags describe: what a new region starts
 // with, before operators change it.
 func (c *serveConfig) policy() *fsmpb.Policy {
-	p := &fsmpb.Policy{RetentionSeconds: int64(c.Retention / time.Second), CodeTtlSeconds: int64(c.CodeTTL / time.Second),
-		SealMinKeys: uint32(max(0, c.SealMinKeys))}
-	if c.SealMinKeys <= 0 {
+	p := &fsmpb.Policy{RetentionSeconds: int64(c.Retention / time.Second), CodeTtlSeconds: int64(c.CodeTTL / time.Second)}
+	switch {
+	case c.SealMinKeys > 0:
+		p.SealMinKeys = uint32(c.SealMinKeys)
+	case c.PaddingPerDay > 0:
+		p.PaddingKeysPerDay = uint32(c.PaddingPerDay)
+	default:
 		p.NoPadding = true
 	}
 	return p

@@ -27,9 +27,10 @@ func policyCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		c, err := subcommand("policy set", args[1:], func(fs *flag.FlagSet) {
 			fs.StringVar(&req.Retention, "retention", "", "how long batches and unpublished keys are kept, e.g. 336h")
 			fs.StringVar(&req.CodeTTL, "code-ttl", "", "how long a one-time code stays valid, e.g. 24h")
-			fs.UintVar(&minKeys, "seal-min-keys", 0, "pad batches with fewer keys up to this many")
+			fs.UintVar(&minKeys, "seal-min-keys", 0, "pad each batch up to this many keys instead of by the day")
 			fs.UintVar(&jitter, "seal-padding-jitter", 0, "add up to this many padding keys more, at random")
 			fs.BoolVar(&req.NoPadding, "no-padding", false, "turn padding off")
+			fs.Func("padding-keys-per-day", "pad by the day with this budget: a batch at every seal interval, of a size drawn around it spread over the day's seals", uintFlag(&req.PaddingKeysPerDay))
 			fs.Func("sms-per-hour", "codes the region sends by SMS in any hour, at most (default 1000)", uintFlag(&req.SMSPerHour))
 			fs.Func("sms-per-number-per-day", "codes sent by SMS to one number in any 24 hours, at most (default 3)", uintFlag(&req.SMSPerNumberPerDay))
 			fs.Func("codes-per-provider-per-day", "codes one provider issues in any 24 hours, at most (default 5000)", uintFlag(&req.CodesPerProviderPerDay))

@@ -687,8 +687,15 @@ type Policy struct {
 	// (0: the default, 5,000), so that a stolen lab key or a runaway script
 	// issues only so many.
 	CodesPerProviderPerDay uint32 `protobuf:"varint,8,opt,name=codes_per_provider_per_day,json=codesPerProviderPerDay,proto3" json:"codes_per_provider_per_day,omitempty"`
-	unknownFields          protoimpl.UnknownFields
-	sizeCache              protoimpl.SizeCache
+	// From version 9, padding_keys_per_day (non-zero) pads by the day: the
+	// leader seals at every seal interval, whatever was uploaded, batches of
+	// a size drawn around this budget spread over the day's seals, and
+	// doubles it while uploads outrun it (its size buckets); seal_min_keys
+	// then rules nothing. A non-zero seal_min_keys or no_padding turns it
+	// off.
+	PaddingKeysPerDay uint32 `protobuf:"varint,9,opt,name=padding_keys_per_day,json=paddingKeysPerDay,proto3" json:"padding_keys_per_day,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Policy) Reset() {
@@ -773,6 +780,13 @@ func (x *Policy) GetSmsPerNumberPerDay() uint32 {
 func (x *Policy) GetCodesPerProviderPerDay() uint32 {
 	if x != nil {
 		return x.CodesPerProviderPerDay
+	}
+	return 0
+}
+
+func (x *Policy) GetPaddingKeysPerDay() uint32 {
+	if x != nil {
+		return x.PaddingKeysPerDay
 	}
 	return 0
 }
@@ -4577,7 +4591,15 @@ type Seal struct {
 	// leader draws them at random, so that grouping a file by metadata does
 	// not give the count of real keys, as copying them round robin does.
 	// Version 3; without them padding copies round robin.
-	PaddingPicks  []uint32 `protobuf:"varint,6,rep,packed,name=padding_picks,json=paddingPicks,proto3" json:"padding_picks,omitempty"`
+	PaddingPicks []uint32 `protobuf:"varint,6,rep,packed,name=padding_picks,json=paddingPicks,proto3" json:"padding_picks,omitempty"`
+	// fixed_size (version 9) makes the batch hold exactly target_keys keys
+	// with its revised keys: the real keys that fit, oldest upload first
+	// (the rest wait for the next seal), and padding for the rest; with no
+	// key to seal, padding alone, copying the fields of the newest batch's
+	// keys, until the service winds down. So a file's size tells nothing of
+	// how many keys were uploaded (the leader draws target_keys from the
+	// policy's day budget, fixed-rate seals; node/padding.go).
+	FixedSize     bool `protobuf:"varint,7,opt,name=fixed_size,json=fixedSize,proto3" json:"fixed_size,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4652,6 +4674,13 @@ func (x *Seal) GetPaddingPicks() []uint32 {
 		return x.PaddingPicks
 	}
 	return nil
+}
+
+func (x *Seal) GetFixedSize() bool {
+	if x != nil {
+		return x.FixedSize
+	}
+	return false
 }
 
 // ExportSigner names an export signing key as GAEN apps know it.
@@ -7473,7 +7502,7 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"certSha256\x12\x17\n" +
 	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x1b\n" +
-	"\ttime_unix\x18\x04 \x01(\x03R\btimeUnix\"\xe4\x02\n" +
+	"\ttime_unix\x18\x04 \x01(\x03R\btimeUnix\"\x95\x03\n" +
 	"\x06Policy\x12+\n" +
 	"\x11retention_seconds\x18\x01 \x01(\x03R\x10retentionSeconds\x12\"\n" +
 	"\rseal_min_keys\x18\x02 \x01(\rR\vsealMinKeys\x12.\n" +
@@ -7484,7 +7513,8 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\fsms_per_hour\x18\x06 \x01(\rR\n" +
 	"smsPerHour\x122\n" +
 	"\x16sms_per_number_per_day\x18\a \x01(\rR\x12smsPerNumberPerDay\x12:\n" +
-	"\x1acodes_per_provider_per_day\x18\b \x01(\rR\x16codesPerProviderPerDay\"\xcd\x06\n" +
+	"\x1acodes_per_provider_per_day\x18\b \x01(\rR\x16codesPerProviderPerDay\x12/\n" +
+	"\x14padding_keys_per_day\x18\t \x01(\rR\x11paddingKeysPerDay\"\xcd\x06\n" +
 	"\x06Result\x12/\n" +
 	"\arefusal\x18\x01 \x01(\v2\x15.covid.fsm.v1.RefusalR\arefusal\x12\x1b\n" +
 	"\tlog_index\x18\x02 \x01(\x04R\blogIndex\x127\n" +
@@ -7800,7 +7830,7 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\ttime_unix\x18\x01 \x01(\x03R\btimeUnix\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x1a\n" +
 	"\bselector\x18\x03 \x01(\tR\bselector\x12\x12\n" +
-	"\x04keys\x18\x04 \x01(\rR\x04keys\"\xc6\x01\n" +
+	"\x04keys\x18\x04 \x01(\rR\x04keys\"\xe5\x01\n" +
 	"\x04Seal\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\rR\x03seq\x12\x1f\n" +
 	"\vtarget_keys\x18\x02 \x01(\rR\n" +
@@ -7808,7 +7838,9 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\apadding\x18\x03 \x03(\fR\apadding\x12\x16\n" +
 	"\x06origin\x18\x04 \x01(\tR\x06origin\x124\n" +
 	"\asigners\x18\x05 \x03(\v2\x1a.covid.fsm.v1.ExportSignerR\asigners\x12#\n" +
-	"\rpadding_picks\x18\x06 \x03(\rR\fpaddingPicks\"e\n" +
+	"\rpadding_picks\x18\x06 \x03(\rR\fpaddingPicks\x12\x1d\n" +
+	"\n" +
+	"fixed_size\x18\a \x01(\bR\tfixedSize\"e\n" +
 	"\fExportSigner\x12\x15\n" +
 	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x1f\n" +
 	"\vkey_version\x18\x02 \x01(\tR\n" +
