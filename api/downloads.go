@@ -124,23 +124,31 @@ var (
 )
 
 // acceptsGzip tells whether an Accept-Encoding header admits gzip: named
-// (or "*") without q=0.
+// (or as x-gzip) with a weight above 0, or, when not named, "*" with one
+// (RFC 9110, 12.5.3).
 func acceptsGzip(header string) bool {
+	named, star := -1.0, -1.0
 	for _, part := range strings.Split(header, ",") {
 		coding, params, _ := strings.Cut(part, ";")
-		coding = strings.ToLower(strings.TrimSpace(coding))
-		if coding != "gzip" && coding != "*" {
-			continue
+		q := 1.0
+		if v, ok := strings.CutPrefix(strings.ReplaceAll(strings.ToLower(params), " ", ""), "q="); ok {
+			if f, err := strconv.ParseFloat(v, 64); err == nil {
+				q = f
+			} else {
+				q = 0
+			}
 		}
-		q, ok := strings.CutPrefix(strings.ReplaceAll(strings.ToLower(params), " ", ""), "q=")
-		if !ok {
-			return true
-		}
-		if v, err := strconv.ParseFloat(q, 64); err == nil && v > 0 {
-			return true
+		switch strings.ToLower(strings.TrimSpace(coding)) {
+		case "gzip", "x-gzip":
+			named = max(named, q)
+		case "*":
+			star = max(star, q)
 		}
 	}
-	return false
+	if named >= 0 {
+		return named > 0
+	}
+	return star > 0
 }
 
 // etagMatches implements If-None-Match's list and wildcard (weak

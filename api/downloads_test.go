@@ -152,7 +152,8 @@ func TestListsGzipped(t *testing.T) {
 		for _, tc := range []struct {
 			accept string
 			gzip   bool
-		}{{"gzip", true}, {"br, gzip;q=0.5", true}, {"*", true}, {"gzip;q=0", false}, {"identity", false}, {"", false}} {
+		}{{"gzip", true}, {"br, gzip;q=0.5", true}, {"*", true}, {"x-gzip", true}, {"GZIP ; q=1.0", true},
+			{"gzip;q=0", false}, {"gzip;q=0, *", false}, {"*;q=0", false}, {"identity", false}, {"", false}} {
 			w := ts.do(http.MethodGet, list, nil, map[string]string{"Accept-Encoding": tc.accept})
 			body := w.Body.Bytes()
 			if got := w.Header().Get("Content-Encoding") == "gzip"; got != tc.gzip || w.Header().Get("Vary") != "Accept-Encoding" {

@@ -229,6 +229,9 @@ func versions(cmd *fsmpb.Command) (lo, hi uint32) {
 	if cmd.GetLogin().GetUnlock() {
 		lo = SignInPerClient // earlier versions would count it a failure
 	}
+	if cmd.GetSeal().GetFixedSize() || cmd.GetSetPolicy().GetPaddingKeysPerDay() > 0 {
+		lo = DayPadding // earlier versions would ignore them
+	}
 	return lo, hi
 }
 

@@ -26,6 +26,8 @@ func TestStamp(t *testing.T) {
 	accept := &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_ACCEPT_INVITE}
 	statsKey := &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_PUT_API_KEY, PutApiKey: &fsmpb.ApiKey{Kind: "stats"}}
 	codeUpload := &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_PUBLISH, Publish: &fsmpb.Publish{VerificationCodeHashes: [][]byte{{1}}}}
+	fixedSeal := &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_SEAL, Seal: &fsmpb.Seal{FixedSize: true, TargetKeys: 30}}
+	byTheDay := &fsmpb.Command{Type: fsmpb.CommandType_COMMAND_TYPE_SET_POLICY, SetPolicy: &fsmpb.Policy{PaddingKeysPerDay: 4200}}
 	cases := []struct {
 		name    string
 		cmd     *fsmpb.Command
@@ -54,6 +56,10 @@ func TestStamp(t *testing.T) {
 		{"an invitation in a version 5 region", invited, 5, 0, true},
 		{"accepting an invitation in a version 5 region", accept, 5, 0, true},
 		{"accepting an invitation in a version 6 region", accept, 6, 6, false},
+		{"a seal of a fixed size in a version 8 region (it would seal every key due)", fixedSeal, 8, 0, true},
+		{"a seal of a fixed size in a version 9 region", fixedSeal, 9, 9, false},
+		{"padding by the day in a version 8 region (it would drop it)", byTheDay, 8, 0, true},
+		{"padding by the day in a version 9 region", byTheDay, 9, 9, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

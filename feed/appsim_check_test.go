@@ -16,13 +16,16 @@ import (
 // syncs on batches.txt, by either way, fetches each real key once; a fresh
 // install gets the whole window from index.txt in at most 15 files; and
 // batches.txt keeps every name until its day leaves retention (checked at
-// every poll, simRegion.checkKept).
+// every poll, simRegion.checkKept). An app installed in the middle that
+// takes index.txt first and then batches.txt after its cursor gets each
+// key once too.
 func TestAppsFetchEachKeyOnce(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a simulated fortnight")
 	}
+	cursor := &simApp{name: "cursor", list: "index", every: time.Hour, cursor: true, counts: map[[16]byte]int{}}
 	run := simulate(t, simLoad{padding: "day", interval: 10 * time.Minute, perDay: fsm.DefaultPaddingKeysPerDay,
-		uploadsPerDay: 120, fillDays: 13, measureDays: 2})
+		uploadsPerDay: 120, fillDays: 13, measureDays: 2, joining: cursor})
 	t.Logf("\n%s", run.table(2))
 	for _, a := range run.apps {
 		if a.list != "batches" {
@@ -36,8 +39,20 @@ func TestAppsFetchEachKeyOnce(t *testing.T) {
 	if fresh.list != "index" || fresh.files > 15 {
 		t.Errorf("a fresh install read %d files from %s.txt; want at most 15 from index.txt", fresh.files, fresh.list)
 	}
-	if inWindow := run.region.realInRetention(); fresh.realFetched != inWindow {
+	inWindow := run.region.realInRetention()
+	if fresh.realFetched != inWindow {
 		t.Errorf("a fresh install got %d real keys from index.txt; the window holds %d", fresh.realFetched, inWindow)
+	}
+	// An app installed on the first measured day that keeps a cursor:
+	// index.txt once, then batches.txt after its cursor, each key once.
+	twice := 0
+	for _, n := range cursor.counts {
+		if n > 1 {
+			twice++
+		}
+	}
+	if twice > 0 || len(cursor.counts) < inWindow {
+		t.Errorf("the app with a cursor fetched %d keys, %d of them more than once; the window holds %d", len(cursor.counts), twice, inWindow)
 	}
 }
 

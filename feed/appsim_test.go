@@ -44,6 +44,8 @@ type simLoad struct {
 	// the start) instead of uploadsPerDay.
 	uploadsOn             func(day int) int
 	fillDays, measureDays int
+	// joining, when set, is an app installed when the measured days begin.
+	joining *simApp
 }
 
 // nextSeal is when the leader seals after a seal at t.
@@ -68,6 +70,14 @@ type simApp struct {
 	seen     map[string]bool
 	last     string
 	nextPoll time.Time
+	// cursor: an app that keeps a cursor (docs/design.md, "Export
+	// files"): its first poll reads index.txt and takes every roll-up, the
+	// cursor then the end of the newest; each later poll reads batches.txt
+	// and takes the batches that end after the cursor. counts, when set,
+	// counts the fetches of each real key.
+	cursor    bool
+	cursorEnd int64
+	counts    map[[16]byte]int
 	// what it fetched in the measured days
 	files, bytes, realFetched, padding int
 }
@@ -258,6 +268,11 @@ func (s *simRegion) fetch(a *simApp, name string) {
 	real := s.countReal(f.Data)
 	a.realFetched += real
 	a.padding += len(d.File.Keys) + len(d.File.RevisedKeys) - real
+	for _, k := range d.File.Keys {
+		if a.counts != nil && s.real[k.Data] {
+			a.counts[k.Data]++
+		}
+	}
 }
 
 // countReal counts the real keys of an export file.
@@ -293,6 +308,10 @@ func (s *simRegion) poll(a *simApp, measuring bool) {
 	if measuring {
 		a.bytes += size
 	}
+	if a.cursor {
+		s.pollCursor(a, fetch)
+		return
+	}
 	if a.lastSeen {
 		from := slices.Index(names, a.last) + 1 // gone (or none yet): from the top
 		for _, name := range names[from:] {
@@ -308,6 +327,28 @@ func (s *simRegion) poll(a *simApp, measuring bool) {
 			fetch(name)
 			a.seen[name] = true
 		}
+	}
+}
+
+// pollCursor is a poll of an app that keeps a cursor: the whole window
+// from index.txt first, then the batches after the cursor.
+func (s *simRegion) pollCursor(a *simApp, fetch func(string)) {
+	s.tb.Helper()
+	list := "batches"
+	if a.cursorEnd == 0 {
+		list = "index"
+	}
+	names, _ := s.list(list)
+	for _, name := range names {
+		var start, end int64
+		var part int
+		if _, err := fmtSscanf(strings.TrimPrefix(strings.TrimPrefix(name, "v1/exports/"), "day/"), &start, &end, &part); err != nil {
+			s.tb.Fatal(err)
+		}
+		if end > a.cursorEnd || list == "index" {
+			fetch(name)
+		}
+		a.cursorEnd = max(a.cursorEnd, end)
 	}
 }
 
@@ -346,6 +387,10 @@ func simulate(tb testing.TB, load simLoad) simRun {
 	apps := simApps()
 	for i, a := range apps {
 		a.nextPoll = start.Add(time.Duration(i) * 7 * time.Minute) // apps poll at their own times
+	}
+	if load.joining != nil {
+		load.joining.nextPoll = start.Add(time.Duration(load.fillDays)*24*time.Hour + 17*time.Minute)
+		apps = append(apps, load.joining)
 	}
 	end := start.Add(time.Duration(load.fillDays+load.measureDays) * 24 * time.Hour)
 	measureFrom := start.Add(time.Duration(load.fillDays) * 24 * time.Hour)

@@ -123,12 +123,13 @@ func keysFromProto(in []*fsmpb.Key) ([]Key, error) {
 	return out, nil
 }
 
-// Backlog counts the keys a batch sealed at t would publish if it took
-// them all: pending keys whose validity has ended, and revised keys. The
-// leader picks the size of a batch padded by the day from it.
+// Backlog counts the keys of the region's own uploads a batch sealed at t
+// would publish if it took them all (pending keys whose validity has
+// ended), and the revised keys. The leader picks the size of a batch
+// padded by the day from it; keys merged from elsewhere go on top.
 func (f *FSM) Backlog(t int64) int {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	eligible, _ := f.state.sealable(t, -1)
-	return len(eligible) + len(f.state.revisedPending)
+	_, _, own := f.state.sealable(t, 1<<30)
+	return own + f.state.revisedCount()
 }

@@ -26,6 +26,8 @@ func FuzzApply(f *testing.F) {
 		publish(1, now, keysFrom(0, 3)...),
 		publishV2(2, now, nil, keysFrom(10, 2)...),
 		sealCmd(1, now+600, 5, 5),
+		fixedSeal(1, now+600, 7),
+		at(now, setPolicy(&fsmpb.Policy{PaddingKeysPerDay: 4200}))[0],
 		putAuthority("https://ha.example.org", "aud", []string{"app"}, akey("k1", 0, 0)),
 		setPolicy(&fsmpb.Policy{CodeTtlSeconds: 600}),
 		{Version: 1, Type: fsmpb.CommandType_COMMAND_TYPE_IMPORT_BATCH, ImportBatch: &fsmpb.ImportBatch{Signed: []byte{1, 2, 3}}},

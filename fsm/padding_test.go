@@ -117,7 +117,7 @@ func TestFixedSizeSealAfterRestore(t *testing.T) {
 	now := int64(today*day*600 + 3600)
 	live := fsm.New()
 	for n := uint64(1); n <= 4; n++ {
-		// Key numbers descending with the uploads: key order is not upload order.
+		// Keys are hashes of their numbers: key order is not upload order.
 		mustApply(t, live, publish(n, now-int64(100-n), dayKey(1000-n*10, today-1), dayKey(1000-n*10-1, today-2)))
 	}
 	restored := fsm.New()
@@ -139,5 +139,65 @@ func TestFixedSizeSealAfterRestore(t *testing.T) {
 	}
 	if !bytes.Equal(snapshotBytes(t, live), snapshotBytes(t, restored)) {
 		t.Fatal("the states differ after the same seal")
+	}
+}
+
+// Revised keys count toward a fixed size, and a batch of revisions alone
+// is padded to it like any other; keys merged from elsewhere come on top
+// of it and count for no backlog (their origin published them); a batch of
+// padding alone long after the last upload copies fields moved to the day
+// before its seal, as fresh as an upload's keys.
+func TestFixedSizeSealRevisionsMergesAndFreshness(t *testing.T) {
+	const today = 20_000
+	t0 := int64(today*day*600 + 3600)
+	f := fsm.New()
+	for _, c := range at(t0,
+		putAuthority(haIssuer, "aud", []string{"app"}, akey("k1", 0, 0)),
+		publishV2(1, t0, nil, dayKey(1, today-2), dayKey(2, today-3)),
+		efgsCountry("FR"),
+	) {
+		mustApply(t, f, c)
+	}
+	mustApply(t, f, fixedSeal(1, t0, 10))
+	// A rollback: both published keys are revised in the next batch.
+	mustApply(t, f, revokeCmd(t0+60, &fsmpb.Revoke{SubmissionId: subID(1)}))
+	if got := f.Backlog(t0 + 60); got != 2 {
+		t.Fatalf("backlog of two revisions: %d", got)
+	}
+	res := mustApply(t, f, fixedSeal(2, t0+120, 10)).GetSeal()
+	if res.Keys != 0 || res.Revised != 2 || res.Padding != 8 {
+		t.Fatalf("a batch of revisions: %+v, want 2 revised and 8 padding", res)
+	}
+	// Keys from the gateway: all of them go, above the size, and no backlog.
+	var fromFR []*fsmpb.EFGSKey
+	for n := range uint64(7) {
+		fromFR = append(fromFR, efgsKey("FR", dayKey(500+n, today-2)))
+	}
+	mustApply(t, f, at(t0+180, importEFGS(today*86_400, "20241004-1", "", fromFR...))[0])
+	mustApply(t, f, at(t0+180, publishV2(2, t0+180, nil, dayKey(3, today-2), dayKey(4, today-4), dayKey(5, today-5)))[0])
+	if got := f.Backlog(t0 + 180); got != 3 {
+		t.Fatalf("backlog with 7 keys from the gateway and 3 own: %d, want 3", got)
+	}
+	res = mustApply(t, f, fixedSeal(3, t0+240, 2)).GetSeal()
+	if res.Keys != 9 || res.Padding != 0 || f.Backlog(t0+240) != 1 {
+		t.Fatalf("a batch of 2 with 7 merged keys: %+v, %d own left; want 7 merged and 2 own, 1 waiting", res, f.Backlog(t0+240))
+	}
+	// Ten days without an upload: padding alone still looks like fresh keys.
+	later := t0 + 10*86_400
+	mustApply(t, f, fixedSeal(4, later, 5))
+	res = mustApply(t, f, fixedSeal(5, later+60, 6)).GetSeal()
+	if res.Keys != 0 || res.Padding != 6 {
+		t.Fatalf("padding alone: %+v", res)
+	}
+	keys, _, _ := f.BatchKeys(5)
+	newest := int32(0)
+	for _, k := range keys {
+		newest = max(newest, k.RollingStart)
+		if k.RollingStart < (today+10-14)*day {
+			t.Errorf("padding key of day %d, older than the 14 days before day %d", k.RollingStart/day, today+10)
+		}
+	}
+	if newest != (today+9)*day {
+		t.Fatalf("the newest padding key starts on day %d, want %d (the day before the seal)", newest/day, today+9)
 	}
 }

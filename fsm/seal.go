@@ -58,18 +58,17 @@ func applySeal(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 		return refuse(command.CodeStaleSeal, "seal of batch %d, next is %d", sl.GetSeq(), s.lastSeq+1)
 	}
 	fixed := cmd.GetVersion() >= command.DayPadding && sl.GetFixedSize() && sl.GetTargetKeys() > 0
-	room := -1 // real keys the batch takes; -1: all
+	room := -1 // own keys the batch takes; -1: all
 	if fixed {
-		room = max(0, int(sl.GetTargetKeys())-len(slices.Compact(slices.SortedFunc(slices.Values(s.revisedPending), compareTEK))))
+		room = max(0, int(sl.GetTargetKeys())-s.revisedCount())
 	}
-	eligible, waiting := s.sealable(cmd.GetTimeUnix(), room)
+	eligible, waiting, own := s.sealable(cmd.GetTimeUnix(), room)
 	var templates []Key // the keys whose other fields padding copies
 	switch {
 	case len(eligible) > 0:
 		templates = s.keysOf(eligible)
-	case len(s.revisedPending) > 0:
 	case fixed && !s.windingDown(cmd.GetTimeUnix()):
-		templates = s.newestKeys()
+		templates = s.recentKeys(cmd.GetTimeUnix())
 	}
 	if len(eligible) == 0 && len(s.revisedPending) == 0 && len(templates) == 0 {
 		return refuse(command.CodeNothingToSeal, "no key has expired and none was revoked since batch %d", s.lastSeq)
@@ -80,8 +79,8 @@ func applySeal(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 	b := &Batch{Seq: sl.GetSeq(), StartUnix: s.batchStart(eligible, end), EndUnix: end, Keys: s.published(eligible)}
 	b.Revised = s.revised()
 	if n := int(sl.GetTargetKeys()) - len(eligible); len(templates) > 0 {
-		if fixed {
-			n -= len(b.Revised)
+		if fixed { // keys from elsewhere come on top: their count is public
+			n = int(sl.GetTargetKeys()) - own - len(b.Revised)
 		}
 		b.Padding = s.padding(templates, n, sl.GetPadding(), sl.GetPaddingPicks())
 	}
@@ -103,29 +102,47 @@ func applySeal(s *state, cmd *fsmpb.Command) *fsmpb.Result {
 }
 
 // sealable splits the pending keys at time t into those a batch publishes,
-// sorted, and those that wait: the keys whose validity has ended, at most
-// room of them (-1: all), oldest upload first. The order comes from the
-// replicated upload numbers, since the pending list of a node restored
-// from a snapshot is in key order.
-func (s *state) sealable(t int64, room int) (eligible, waiting []TEK) {
+// sorted, and those that wait: the keys whose validity has ended, of which
+// at most room (-1: all) of the region's own uploads, oldest upload first;
+// own is how many of those it takes. Keys merged from elsewhere (another
+// region, a GAEN source, the EU gateway) always go: their origin published
+// them already. The order comes from the replicated upload numbers, since
+// the pending list of a node restored from a snapshot is in key order.
+func (s *state) sealable(t int64, room int) (eligible, waiting []TEK, own int) {
 	nowInterval := int32(t / intervalSeconds)
+	var mine []TEK
 	for _, k := range s.pending {
 		switch r := s.keys.at(k); {
 		case r.revoked: // withdrawn before publication: never published
-		case r.start+int32(r.period) <= nowInterval:
-			eligible = append(eligible, k)
-		default:
+		case r.start+int32(r.period) > nowInterval:
 			waiting = append(waiting, k)
+		case room >= 0 && s.ownKey(r):
+			mine = append(mine, k)
+		default:
+			eligible = append(eligible, k)
 		}
 	}
-	if room >= 0 && len(eligible) > room {
-		slices.SortFunc(eligible, func(a, b TEK) int {
+	if room >= 0 && len(mine) > room {
+		slices.SortFunc(mine, func(a, b TEK) int {
 			return cmp.Or(cmp.Compare(s.keys.at(a).submission, s.keys.at(b).submission), compareTEK(a, b))
 		})
-		waiting, eligible = append(waiting, eligible[room:]...), eligible[:room]
+		waiting, mine = append(waiting, mine[room:]...), mine[:room]
 	}
+	eligible = append(eligible, mine...)
 	slices.SortFunc(eligible, compareTEK)
-	return eligible, waiting
+	return eligible, waiting, len(mine)
+}
+
+// ownKey tells a key this region's apps uploaded from one merged from
+// elsewhere.
+func (s *state) ownKey(r keyRecord) bool {
+	sub := s.submissions[r.submission]
+	return sub == nil || ownIssuer(sub.Issuer)
+}
+
+// revisedCount is how many keys the next batch revises.
+func (s *state) revisedCount() int {
+	return len(slices.Compact(slices.SortedFunc(slices.Values(s.revisedPending), compareTEK)))
 }
 
 // keysOf expands pending keys.
@@ -137,17 +154,30 @@ func (s *state) keysOf(teks []TEK) []Key {
 	return out
 }
 
-// newestKeys are the own keys of the newest batch that has any, for a
-// batch of padding alone to copy the fields of: keys that apps saw lately
-// (none in a region that published none within retention).
-func (s *state) newestKeys() []Key {
+// recentKeys are the keys of the newest batch that has any, for a batch of
+// padding alone to copy the fields of, moved by whole days so that the
+// newest starts the day before t: as fresh as an upload's (none in a
+// region that published no key within retention).
+func (s *state) recentKeys(t int64) []Key {
 	for i := len(s.batches) - 1; i >= 0; i-- {
-		if b := s.batches[i]; len(b.Keys) > 0 {
-			return b.keys()
+		b := s.batches[i]
+		if len(b.Keys) == 0 {
+			continue
 		}
+		keys := b.keys()
+		newest := slices.MaxFunc(keys, func(x, y Key) int { return cmp.Compare(x.RollingStart, y.RollingStart) }).RollingStart
+		yesterday := (int32(t/intervalSeconds)/daySlots - 1) * daySlots
+		shift := max(0, (yesterday-newest)/daySlots*daySlots)
+		for j := range keys {
+			keys[j].RollingStart += shift
+		}
+		return keys
 	}
 	return nil
 }
+
+// daySlots is the rolling intervals of a day.
+const daySlots = 144
 
 // revised turns the published keys revoked or revised since the last batch
 // into revised keys with their new report type (REVOKED for a withdrawn

@@ -29,6 +29,13 @@ func seedPolicy(ctx context.Context, n *Node) error {
 	if _, set := n.fsm.Policy(); set || n.cfg.Policy == nil {
 		return nil
 	}
+	// Padding by the day needs version 9 of every member (a new region's
+	// first leader applies it as soon as it has recorded itself).
+	for n.cfg.Policy.GetPaddingKeysPerDay() > 0 && n.RegionVersion() < command.DayPadding {
+		if sleepCtx(ctx, time.Second) != nil {
+			return nil
+		}
+	}
 	_, err := command.SetPolicy(ctx, n, n.cfg.Policy)
 	return err
 }

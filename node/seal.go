@@ -122,15 +122,20 @@ func (n *Node) seal(ctx context.Context, scheduled bool) (*fsmpb.SealResult, err
 	}
 	// As many random keys as the batch could need: the state machine takes
 	// what the keys it seals leave short of the target (this node's copy of
-	// the state may lag, so it cannot tell how many that is).
-	padding := make([][]byte, target)
-	for i := range padding {
-		padding[i] = make([]byte, fsm.KeyLen)
-		if _, err := rand.Read(padding[i]); err != nil {
+	// the state may lag, so it cannot tell how many that is); for a batch
+	// of a fixed size, what the waiting keys leave short, with a margin.
+	random := target
+	if fixed {
+		random = min(target, padding.RandomKeys(target, n.fsm.Backlog(n.cfg.Now().Unix())))
+	}
+	pad := make([][]byte, random)
+	for i := range pad {
+		pad[i] = make([]byte, fsm.KeyLen)
+		if _, err := rand.Read(pad[i]); err != nil {
 			return nil, err
 		}
 	}
-	picks, err := paddingPicks(n.RegionVersion(), target)
+	picks, err := paddingPicks(n.RegionVersion(), random)
 	if err != nil {
 		return nil, err
 	}
@@ -138,7 +143,7 @@ func (n *Node) seal(ctx context.Context, scheduled bool) (*fsmpb.SealResult, err
 	if err != nil {
 		return nil, err
 	}
-	res, err := n.sealNext(ctx, &fsmpb.Seal{TargetKeys: uint32(target), Padding: padding, Origin: n.cfg.Region,
+	res, err := n.sealNext(ctx, &fsmpb.Seal{TargetKeys: uint32(target), Padding: pad, Origin: n.cfg.Region,
 		Signers: signers, PaddingPicks: picks, FixedSize: fixed})
 	if err != nil {
 		return nil, err

@@ -35,6 +35,10 @@ const backlogSeals = 3
 // maxBucket bounds the doubling (2^16 times the budget).
 const maxBucket = 16
 
+// MaxKeys bounds a batch's size, however large the budget and the bucket
+// (the random keys for it travel in the raft log entry of the seal).
+const MaxKeys = 100_000
+
 // Plan is a region's padding by the day.
 type Plan struct {
 	// PerDay is the budget of bucket 0: the keys a day's batches hold in
@@ -50,10 +54,10 @@ func (p Plan) Mean(k int) float64 {
 }
 
 // Range is the smallest and largest size of a batch in bucket k (at least
-// one key).
+// one key, at most MaxKeys).
 func (p Plan) Range(k int) (lo, hi int) {
 	m := p.Mean(k)
-	return max(1, int(m*(1-Spread))), max(1, int(m*(1+Spread)))
+	return max(1, min(MaxKeys, int(m*(1-Spread)))), max(1, min(MaxKeys, int(m*(1+Spread))))
 }
 
 // Bucket is the bucket for a seal while backlog keys (real and revised)
@@ -67,8 +71,8 @@ func (p Plan) Bucket(backlog int, all bool) int {
 	}
 	k := 0
 	for ; k < maxBucket; k++ {
-		if lo, _ := p.Range(k); backlog <= seals*lo {
-			break
+		if lo, hi := p.Range(k); backlog <= seals*lo || hi == MaxKeys {
+			break // the keys fit, or the bucket is as large as a batch may be
 		}
 	}
 	return k
@@ -89,4 +93,12 @@ func (p Plan) Size(random io.Reader, k int) (int, error) {
 // the bucket Bucket chooses.
 func (p Plan) Next(backlog int, all bool) (int, error) {
 	return p.Size(rand.Reader, p.Bucket(backlog, all))
+}
+
+// RandomKeys is how many random keys the leader sends for a batch of size
+// target while backlog keys wait: what the batch lacks, and a margin for
+// keys that arrive, or leave, before the seal applies (its view of the
+// state may lag the leader's log).
+func RandomKeys(target, backlog int) int {
+	return max(0, target-backlog) + target/4 + 8
 }

@@ -39,6 +39,12 @@ func TestBuckets(t *testing.T) {
 	if k := tiny.Bucket(1<<40, false); k != maxBucket {
 		t.Fatalf("huge backlog: bucket %d, want %d", k, maxBucket)
 	}
+	// A huge budget or backlog never makes a batch larger than MaxKeys.
+	huge := Plan{PerDay: 100_000, Interval: 24 * time.Hour}
+	k := huge.Bucket(1<<40, false)
+	if lo, hi := huge.Range(k); k != 0 || hi != MaxKeys || lo != 75_000 {
+		t.Fatalf("huge budget: bucket %d of %d-%d keys", k, lo, hi)
+	}
 }
 
 // Sizes are drawn over the whole of the bucket's range and never outside.

@@ -175,6 +175,9 @@ func parseServe(args []string) (*serveConfig, error) {
 			errs = append(errs, fmt.Errorf("--%s is required", name))
 		}
 	}
+	if c.PaddingPerDay < 0 || c.SealMinKeys < 0 {
+		errs = append(errs, errors.New("--padding-keys-per-day and --seal-min-keys: want 0 or more (both 0: no padding)"))
+	}
 	return &c, errors.Join(errs...)
 }
 

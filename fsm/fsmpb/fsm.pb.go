@@ -4598,7 +4598,8 @@ type Seal struct {
 	// key to seal, padding alone, copying the fields of the newest batch's
 	// keys, until the service winds down. So a file's size tells nothing of
 	// how many keys were uploaded (the leader draws target_keys from the
-	// policy's day budget, fixed-rate seals; node/padding.go).
+	// policy's day budget, fixed-rate seals; package padding). Keys merged
+	// from elsewhere come on top and wait for no room.
 	FixedSize     bool `protobuf:"varint,7,opt,name=fixed_size,json=fixedSize,proto3" json:"fixed_size,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
