@@ -87,6 +87,12 @@ func everyCommand(t *testing.T, v uint32) []*fsmpb.Command {
 		cmds[seal].Seal.Signers = []*fsmpb.ExportSigner{signer}
 		cmds = slices.Insert(cmds, seal+1, signFiles(1, 0, true, fileSig(t, key, signer, "batch 1")))
 	}
+	if v >= command.DayPadding { // a fixed size: the revisions of the rollback, padded
+		at := slices.IndexFunc(cmds, func(c *fsmpb.Command) bool { return c.GetType() == fsmpb.CommandType_COMMAND_TYPE_REVOKE })
+		fixed := sealCmd(2, t0, 10, 10)
+		fixed.Seal.FixedSize = true
+		cmds = slices.Insert(cmds, at+1, fixed, setPolicy(&fsmpb.Policy{PaddingKeysPerDay: 4200}))
+	}
 	seen := map[fsmpb.CommandType]bool{}
 	for i, c := range cmds {
 		c.Version, c.TimeUnix = v, t0+int64(i)
