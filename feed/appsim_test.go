@@ -46,6 +46,8 @@ type simLoad struct {
 	fillDays, measureDays int
 	// joining, when set, is an app installed when the measured days begin.
 	joining *simApp
+	// apps keeps only the population's apps it names (all when nil).
+	apps func(*simApp) bool
 }
 
 // nextSeal is when the leader seals after a seal at t.
@@ -140,7 +142,7 @@ func (s *simRegion) upload() {
 	binary.BigEndian.PutUint64(p.CertificateDigest, s.next)
 	for d := int32(1); d <= 14; d++ {
 		var data [16]byte
-		rand.Read(data[:])
+		s.random.Read(data[:]) // seeded: a run is the same each time
 		s.real[data] = true
 		s.uploaded[data] = s.now
 		p.Keys = append(p.Keys, &fsmpb.Key{KeyData: data[:], RollingStart: today - 144*d, RollingPeriod: 144, TransmissionRisk: 2, ReportType: 1})
@@ -170,7 +172,7 @@ func (s *simRegion) seal(load simLoad) {
 	pad := make([][]byte, target)
 	for i := range pad {
 		pad[i] = make([]byte, fsm.KeyLen)
-		rand.Read(pad[i])
+		s.random.Read(pad[i])
 	}
 	s.seq++
 	res, err := command.Seal(context.Background(), s.region, &fsmpb.Seal{Seq: s.seq, TargetKeys: uint32(target), Padding: pad, Origin: "sim",
@@ -385,6 +387,9 @@ func simulate(tb testing.TB, load simLoad) simRun {
 	start := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 	s := newSimRegion(tb, start)
 	apps := simApps()
+	if load.apps != nil {
+		apps = slices.DeleteFunc(apps, func(a *simApp) bool { return !load.apps(a) })
+	}
 	for i, a := range apps {
 		a.nextPoll = start.Add(time.Duration(i) * 7 * time.Minute) // apps poll at their own times
 	}
