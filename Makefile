@@ -60,7 +60,7 @@ soak: build
 FUZZTIME ?= 5s
 FUZZ_TARGETS := ./publish:FuzzPublish ./verify:FuzzParseLegacyCode ./publish:FuzzRevisionToken \
 	./export:FuzzDecode ./fsm:FuzzApply ./fsm:FuzzRestore ./fsm:FuzzDecodeStoredKey ./node:FuzzBatchFrames ./feed:FuzzParseName ./federation:FuzzGossip \
-	./api:FuzzCursor ./verify:FuzzParseToken ./verify:FuzzPhones ./portal:FuzzDecodeSession ./portal:FuzzOpenFlash ./portal:FuzzReadBulk ./backup:FuzzOpen ./jwks:FuzzParse ./efgs:FuzzCheckUpload ./gaenimport:FuzzResolve
+	./api:FuzzCursor ./api:FuzzAcceptsGzip ./verify:FuzzParseToken ./verify:FuzzPhones ./portal:FuzzDecodeSession ./portal:FuzzOpenFlash ./portal:FuzzReadBulk ./backup:FuzzOpen ./jwks:FuzzParse ./efgs:FuzzCheckUpload ./gaenimport:FuzzResolve
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; name=$${t##*:}; \

@@ -2,6 +2,7 @@ package api
 
 import (
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -18,6 +19,20 @@ func FuzzCursor(f *testing.F) {
 		}
 		if back, _ := strconv.ParseUint(s, 10, 32); uint32(back) != n {
 			t.Fatalf("%q read as %d", s, n)
+		}
+	})
+}
+
+// Any Accept-Encoding a stranger sends is read without a panic, and gzip
+// goes only to one that names it or "*".
+func FuzzAcceptsGzip(f *testing.F) {
+	for _, s := range []string{"gzip", "br, gzip;q=0.5", "*", "gzip;q=0, *", "x-gzip;q=abc", ";;,,q=", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		lower := strings.ToLower(s)
+		if acceptsGzip(s) && !strings.Contains(lower, "gzip") && !strings.Contains(lower, "*") {
+			t.Fatalf("%q accepts gzip", s)
 		}
 	})
 }
